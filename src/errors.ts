@@ -1,0 +1,92 @@
+// The one error registry: every error cnmkit raises is a CnmkitError with a stable code and
+// an HTTP status class; the API's error handler is the only place that turns them into replies.
+
+export type ErrorClass = 'bad-request' | 'not-found' | 'conflict' | 'forbidden' | 'unavailable' | 'internal';
+
+export const STATUS: Record<ErrorClass, number> = {
+  'bad-request': 400,
+  'not-found': 404,
+  conflict: 409,
+  forbidden: 403,
+  unavailable: 503,
+  internal: 500,
+};
+
+export interface CnmkitErrorOptions {
+  cause?: unknown;
+  /** The input field the error is about, e.g. "subnet" or "name". */
+  field?: string;
+}
+
+export class CnmkitError extends Error {
+  readonly field?: string;
+  constructor(
+    readonly code: string,
+    readonly errorClass: ErrorClass,
+    message: string,
+    options: CnmkitErrorOptions = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'CnmkitError';
+    if (options.field !== undefined) this.field = options.field;
+  }
+
+  get status(): number {
+    return STATUS[this.errorClass];
+  }
+}
+
+/** Bad input: names the field and the reason. Nothing has been changed when it is thrown. */
+export class InvalidArgumentError extends CnmkitError {
+  constructor(field: string, reason: string, options: CnmkitErrorOptions = {}) {
+    super('ERR_INVALID_ARGUMENT', 'bad-request', `${field}: ${reason}`, { ...options, field });
+    this.name = 'InvalidArgumentError';
+  }
+}
+
+export class NotFoundError extends CnmkitError {
+  constructor(what: string, id: string, options: CnmkitErrorOptions = {}) {
+    super('ERR_NOT_FOUND', 'not-found', `${what} ${JSON.stringify(id)} not found`, options);
+    this.name = 'NotFoundError';
+  }
+}
+
+export class ConflictError extends CnmkitError {
+  constructor(message: string, options: CnmkitErrorOptions = {}) {
+    super('ERR_CONFLICT', 'conflict', message, options);
+    this.name = 'ConflictError';
+  }
+}
+
+/** A kernel (netlink or syscall) failure, with the errno code and the kernel's own text. */
+export class KernelError extends CnmkitError {
+  constructor(
+    readonly operation: string,
+    readonly errnoCode: string,
+    readonly extack?: string,
+    options: CnmkitErrorOptions = {},
+  ) {
+    super(
+      `ERR_KERNEL_${errnoCode}`,
+      errnoCode === 'EEXIST' || errnoCode === 'EADDRINUSE' || errnoCode === 'EBUSY'
+        ? 'conflict'
+        : errnoCode === 'ENOENT' || errnoCode === 'ENODEV' || errnoCode === 'ESRCH'
+          ? 'not-found'
+          : errnoCode === 'EINVAL' || errnoCode === 'ERANGE' || errnoCode === 'ENAMETOOLONG'
+            ? 'bad-request'
+            : 'internal',
+      `${operation}: ${errnoCode}${extack ? ` (${extack})` : ''}`,
+      options,
+    );
+    this.name = 'KernelError';
+  }
+}
+
+/** Several independent failures from a best-effort teardown, reported together. */
+export class TeardownError extends AggregateError {
+  readonly code = 'ERR_TEARDOWN';
+  constructor(errors: unknown[], what: string) {
+    super(errors, `${what}: ${errors.length} step(s) failed: ${errors.map((e) => (e instanceof Error ? e.message : String(e))).join('; ')}`);
+    this.name = 'TeardownError';
+  }
+}

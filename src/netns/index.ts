@@ -1,0 +1,78 @@
+// Network namespaces: named ones under /run/netns (visible to `ip netns`), existing ones by
+// path or pid, and the host's own. Creation and deletion go through native/; nothing here
+// ever leaves the calling thread in another namespace.
+import fs from 'node:fs';
+import path from 'node:path';
+import { CnmkitError, ConflictError, NotFoundError } from '../errors.js';
+import { native } from './native.js';
+import { validateNetnsName } from './names.js';
+
+export { validateIfname, validateNetnsName, IFNAME_MAX } from './names.js';
+export { native } from './native.js';
+
+export const DEFAULT_NETNS_DIR = '/run/netns';
+
+function wrap(err: unknown, what: string, name: string): Error {
+  const code = (err as { code?: string }).code;
+  if (code === 'EEXIST') return new ConflictError(`${what} ${JSON.stringify(name)} already exists`, { cause: err });
+  if (code === 'ENOENT') return new NotFoundError(what, name, { cause: err });
+  return new CnmkitError(`ERR_NETNS_${code ?? 'UNKNOWN'}`, 'internal', `${what} ${JSON.stringify(name)}: ${(err as Error).message}`, { cause: err });
+}
+
+/** Equivalent to: `ip netns add NAME`. Returns the namespace's path. */
+export function createNamedNetns(name: string, dir = DEFAULT_NETNS_DIR): string {
+  validateNetnsName(name);
+  try {
+    return native.createNamed(dir, name);
+  } catch (err) {
+    throw wrap(err, 'network namespace', name);
+  }
+}
+
+/** Equivalent to: `ip netns del NAME`. Idempotent: false when it was already gone. */
+export function deleteNamedNetns(name: string, dir = DEFAULT_NETNS_DIR): boolean {
+  validateNetnsName(name);
+  try {
+    return native.deleteNamed(path.join(dir, name));
+  } catch (err) {
+    throw wrap(err, 'network namespace', name);
+  }
+}
+
+/** Equivalent to: `ip netns ls` (names only). */
+export function listNamedNetns(dir = DEFAULT_NETNS_DIR): string[] {
+  try {
+    return fs.readdirSync(dir).sort();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+}
+
+/** The path of a namespace given as a name (under dir), an absolute path, or a pid. */
+export function resolveNetnsPath(ref: string | number, dir = DEFAULT_NETNS_DIR): string {
+  if (typeof ref === 'number') return `/proc/${ref}/ns/net`;
+  if (/^\d+$/.test(ref)) return `/proc/${ref}/ns/net`;
+  if (ref.startsWith('/')) return ref;
+  return path.join(dir, validateNetnsName(ref));
+}
+
+/** True when a namespace exists at nsPath (a bind-mounted nsfs file or a /proc link). */
+export function netnsExists(nsPath: string): boolean {
+  try {
+    native.runIn(nsPath, () => undefined);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Runs fn synchronously inside the namespace at nsPath, then returns home (always). */
+export function runInNetns<T>(nsPath: string, fn: () => T): T {
+  try {
+    return native.runIn(nsPath, fn);
+  } catch (err) {
+    if ((err as { path?: string }).path === nsPath) throw wrap(err, 'network namespace', nsPath);
+    throw err;
+  }
+}

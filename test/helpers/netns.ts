@@ -1,0 +1,75 @@
+// Throwaway network namespaces for the privileged tests, made and inspected with iproute2 so
+// that checks stay independent of the code under test. Every namespace is deleted afterwards.
+import { afterEach } from 'vitest';
+import { check, run, type RunResult } from './exec.js';
+
+const runId = process.env.CNMKIT_TEST_RUN ?? 'local';
+let counter = 0;
+const live = new Set<TestNs>();
+
+export class TestNs {
+  readonly path: string;
+  constructor(readonly name: string) {
+    this.path = `/run/netns/${name}`;
+  }
+
+  /** Runs argv inside the namespace (`ip netns exec`). */
+  exec(argv: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<RunResult> {
+    return run(['ip', 'netns', 'exec', this.name, ...argv], opts);
+  }
+
+  /** Like exec, but throws unless argv exits 0. */
+  sh(argv: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<string> {
+    return check(['ip', 'netns', 'exec', this.name, ...argv], opts);
+  }
+
+  /** `ip -j ARGS…` inside the namespace, parsed. */
+  async ipJson<T = any>(args: string[]): Promise<T> {
+    const out = await check(['ip', '-n', this.name, '-j', ...args]);
+    return (out.trim() ? JSON.parse(out) : []) as T;
+  }
+
+  async linkNames(): Promise<string[]> {
+    const links = await this.ipJson<{ ifname: string }[]>(['link', 'show']);
+    return links.map((l) => l.ifname).sort();
+  }
+
+  async delete(): Promise<void> {
+    live.delete(this);
+    await run(['ip', 'netns', 'del', this.name]);
+  }
+}
+
+/** A prefix unique to this test run, for names of namespaces created by code under test. */
+export function uniqueName(tag: string): string {
+  counter += 1;
+  return `ct${runId}-${process.pid % 100000}-${counter}-${tag}`.slice(0, 60);
+}
+
+/** A new, empty namespace with lo up, deleted after the current test. */
+export async function makeNs(tag = 'ns'): Promise<TestNs> {
+  const ns = new TestNs(uniqueName(tag));
+  await check(['ip', 'netns', 'add', ns.name]);
+  live.add(ns);
+  await check(['ip', '-n', ns.name, 'link', 'set', 'lo', 'up']);
+  return ns;
+}
+
+/** Registers a namespace made by code under test so that it is removed after the test too. */
+export function adoptNs(name: string): TestNs {
+  const ns = new TestNs(name);
+  live.add(ns);
+  return ns;
+}
+
+/** Short, unique interface names (≤ 15 chars) for links created in tests. */
+export function ifname(tag: string): string {
+  counter += 1;
+  return `${tag}${counter.toString(36)}`.slice(0, 15);
+}
+
+afterEach(async () => {
+  const all = [...live];
+  live.clear();
+  await Promise.all(all.map((ns) => run(['ip', 'netns', 'del', ns.name])));
+});

@@ -1,0 +1,70 @@
+// The native addon: named namespaces like `ip netns add`, sockets born inside a namespace, and
+// the calling thread back in its home namespace after every call, failures included.
+import { expect, it } from 'vitest';
+import { createRtNetlink } from 'netlink';
+import { native } from '../../src/netns/native.js';
+import { createNamedNetns, deleteNamedNetns, runInNetns } from '../../src/netns/index.js';
+import { describeRoot } from '../helpers/root.js';
+import { adoptNs, makeNs, uniqueName } from '../helpers/netns.js';
+import { check, run } from '../helpers/exec.js';
+
+describeRoot('native namespace switching', () => {
+  it('creates a named namespace that ip netns sees, and deletes it idempotently', async () => {
+    const name = uniqueName('nat');
+    adoptNs(name);
+    const p = createNamedNetns(name);
+    expect(p).toBe(`/run/netns/${name}`);
+    const listed = JSON.parse(await check(['ip', '-j', 'netns', 'list'])) as { name: string }[];
+    expect(listed.map((n) => n.name)).toContain(name);
+    // It is a separate namespace: only lo, and lo is down.
+    const links = JSON.parse(await check(['ip', '-n', name, '-j', 'link'])) as { ifname: string; operstate: string }[];
+    expect(links.map((l) => l.ifname)).toEqual(['lo']);
+    expect(deleteNamedNetns(name)).toBe(true);
+    expect(deleteNamedNetns(name)).toBe(false);
+    const after = await run(['ip', 'netns', 'exec', name, 'true']);
+    expect(after.code).not.toBe(0);
+  });
+
+  it('refuses a duplicate name and leaves the first namespace intact', async () => {
+    const ns = await makeNs('dup');
+    expect(() => createNamedNetns(ns.name)).toThrow(/already exists/);
+    expect(await ns.linkNames()).toEqual(['lo']);
+  });
+
+  it('returns to the home namespace after success, after a throwing callback and after a bad path', async () => {
+    const ns = await makeNs('home');
+    const home = native.currentNetns();
+    const inside = runInNetns(ns.path, () => native.currentNetns());
+    expect(inside).not.toBe(home);
+    expect(native.currentNetns()).toBe(home);
+    expect(() => runInNetns(ns.path, () => { throw new Error('boom'); })).toThrow('boom');
+    expect(native.currentNetns()).toBe(home);
+    let err: any;
+    try {
+      native.runIn('/run/netns/does-not-exist-cnmkit', () => 1);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toMatchObject({ code: 'ENOENT', errno: -2, syscall: 'open' });
+    expect(native.currentNetns()).toBe(home);
+    expect(() => native.runIn('/etc/hostname', () => 1)).toThrow(expect.objectContaining({ code: 'EINVAL', syscall: 'setns' }));
+    expect(native.currentNetns()).toBe(home);
+  });
+
+  it('opens a netlink socket inside a namespace that sees only that namespace', async () => {
+    const ns = await makeNs('sock');
+    await ns.sh(['ip', 'link', 'add', 'probe0', 'type', 'bridge']);
+    const rt = runInNetns(ns.path, () => createRtNetlink());
+    try {
+      const names = (await rt.getLinks()).map((l) => l.attrs.ifname).sort();
+      expect(names).toEqual(['lo', 'probe0']);
+      const fd = native.setNetlinkOptions(rt.socket.address().port, { noEnobufs: true, extAck: true, strictCheck: true, receiveBuffer: 4 << 20 });
+      expect(fd).toBeGreaterThan(2);
+    } finally {
+      rt.socket.close();
+    }
+    const fd = native.netlinkSocketIn(ns.path, 0);
+    expect(fd).toBeGreaterThan(2);
+    native.closeFd(fd);
+  });
+});

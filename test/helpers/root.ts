@@ -6,7 +6,10 @@ export const isRoot = process.getuid?.() === 0;
 export const ROOT_SKIP_REASON = 'skipped: not root (this tier creates network namespaces and needs root)';
 
 export function describeRoot(name: string, fn: () => void): void {
-  if (isRoot) return describe(name, fn);
+  if (isRoot) {
+    describe(name, fn);
+    return;
+  }
   if (process.env.CI) throw new Error(`${name}: the privileged tier must run as root under CI`);
   console.warn(`${name}: ${ROOT_SKIP_REASON}`);
   describe.skip(`${name} [${ROOT_SKIP_REASON}]`, fn);

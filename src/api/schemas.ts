@@ -1,0 +1,95 @@
+// JSON Schemas of the management API: requests are validated with them and the OpenAPI document
+// at /openapi.json is generated from them.
+
+const stringMap = { type: 'object', additionalProperties: { type: 'string' } } as const;
+const state = { type: 'string', enum: ['creating', 'ready', 'deleting'] } as const;
+
+export const subnetSchema = {
+  type: 'object',
+  properties: {
+    poolId: { type: 'string' }, subnet: { type: 'string' }, ipRange: { type: 'string' }, gateway: { type: 'string' },
+    auxAddresses: stringMap,
+  },
+} as const;
+
+export const networkSchema = {
+  $id: 'Network',
+  type: 'object',
+  properties: {
+    id: { type: 'string' }, name: { type: 'string' }, driver: { type: 'string' }, scope: { type: 'string' },
+    internal: { type: 'boolean' }, enableIPv6: { type: 'boolean' }, options: stringMap, labels: stringMap,
+    ipv4: { type: 'array', items: subnetSchema }, ipv6: { type: 'array', items: subnetSchema },
+    dockerId: { type: 'string' }, state, created: { type: 'string' },
+    endpoints: { type: 'array', items: { $ref: 'Endpoint#' } },
+  },
+} as const;
+
+export const endpointSchema = {
+  $id: 'Endpoint',
+  type: 'object',
+  properties: {
+    id: { type: 'string' }, networkId: { type: 'string' }, sandboxId: { type: 'string' }, name: { type: 'string' },
+    ifname: { type: 'string' }, macAddress: { type: 'string' }, ipv4: { type: 'string' }, ipv6: { type: 'string' },
+    ports: { type: 'array', items: {} }, state, created: { type: 'string' },
+  },
+} as const;
+
+export const sandboxSchema = {
+  $id: 'Sandbox',
+  type: 'object',
+  properties: {
+    id: { type: 'string' }, name: { type: 'string' }, kind: { type: 'string', enum: ['named', 'path', 'host'] },
+    netnsPath: { type: 'string' }, labels: stringMap, state, created: { type: 'string' },
+    endpoints: { type: 'array', items: { $ref: 'Endpoint#' } },
+  },
+} as const;
+
+export const errorSchema = {
+  type: 'object',
+  properties: { error: { type: 'string' }, code: { type: 'string' }, field: { type: 'string' } },
+  required: ['error', 'code'],
+} as const;
+
+export const createNetworkBody = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name'],
+  properties: {
+    name: { type: 'string', minLength: 1, maxLength: 64 },
+    driver: { type: 'string', minLength: 1 },
+    subnet: { type: 'string' }, ipRange: { type: 'string' }, gateway: { type: 'string' },
+    auxAddresses: stringMap,
+    subnetV6: { type: 'string' }, gatewayV6: { type: 'string' },
+    enableIPv6: { type: 'boolean' }, internal: { type: 'boolean' },
+    options: stringMap, labels: stringMap,
+  },
+} as const;
+
+export const createSandboxBody = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    name: { type: 'string', minLength: 1, maxLength: 64 },
+    netns: { type: 'string', minLength: 1 },
+    host: { type: 'boolean' },
+    labels: stringMap,
+  },
+} as const;
+
+export const connectBody = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['sandbox'],
+  properties: {
+    sandbox: { type: 'string', minLength: 1 },
+    ip: { type: 'string', minLength: 1 },
+    ipv6: { type: 'string', minLength: 1 },
+    ports: { type: 'array', items: { type: 'string' } },
+  },
+} as const;
+
+export const refParams = {
+  type: 'object',
+  required: ['ref'],
+  properties: { ref: { type: 'string', minLength: 1 } },
+} as const;

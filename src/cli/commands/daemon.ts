@@ -1,0 +1,53 @@
+// `cnmkit daemon`: runs the daemon in the foreground; flags move every path so that several
+// daemons (simulated hosts) can run on one machine.
+import { parseDefaultAddressPool } from '../../ipam/index.js';
+import { DAEMON_DEFAULTS, startDaemon } from '../../daemon.js';
+import { type Command, expectPositionals, UsageError } from '../command.js';
+
+export const daemon: Command = {
+  name: 'daemon',
+  summary: 'Run the cnmkit daemon in the foreground (as root).',
+  usage: 'cnmkit daemon [OPTIONS]',
+  help: [
+    `      --socket PATH      management API socket (default ${DAEMON_DEFAULTS.socket})`,
+    `      --state-dir DIR    state database folder (default ${DAEMON_DEFAULTS.stateDir})`,
+    `      --run-dir DIR      runtime folder (default ${DAEMON_DEFAULTS.runDir})`,
+    `      --plugin-dir DIR   Docker plugin sockets folder (default ${DAEMON_DEFAULTS.pluginDir})`,
+    `      --netns-dir DIR    where named sandboxes are mounted (default ${DAEMON_DEFAULTS.netnsDir})`,
+    '      --default-address-pool base=CIDR,size=N   replace the default local pools (repeatable)',
+    '      --log-level LEVEL  fatal, error, warn, info, debug or trace (default info)',
+  ],
+  options: {
+    socket: { type: 'string' }, 'state-dir': { type: 'string' }, 'run-dir': { type: 'string' }, 'plugin-dir': { type: 'string' },
+    'netns-dir': { type: 'string' }, 'default-address-pool': { type: 'string', multiple: true }, 'log-level': { type: 'string' },
+  },
+  async run(v, pos) {
+    expectPositionals(this, pos, 0);
+    const level = (v['log-level'] as string | undefined) ?? DAEMON_DEFAULTS.logLevel;
+    if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(level)) throw new UsageError(`--log-level: unknown level ${JSON.stringify(level)}`);
+    if (process.getuid?.() !== 0) {
+      console.error('cnmkit daemon: must run as root (it creates namespaces and changes the kernel network)');
+      return 1;
+    }
+    const pools = (v['default-address-pool'] as string[] | undefined)?.map((s) => parseDefaultAddressPool(s));
+    const d = await startDaemon({
+      socket: (v.socket as string | undefined) ?? DAEMON_DEFAULTS.socket,
+      stateDir: (v['state-dir'] as string | undefined) ?? DAEMON_DEFAULTS.stateDir,
+      runDir: (v['run-dir'] as string | undefined) ?? DAEMON_DEFAULTS.runDir,
+      pluginDir: (v['plugin-dir'] as string | undefined) ?? DAEMON_DEFAULTS.pluginDir,
+      netnsDir: (v['netns-dir'] as string | undefined) ?? DAEMON_DEFAULTS.netnsDir,
+      logLevel: level,
+      ...(pools ? { defaultAddressPools: pools } : {}),
+    });
+    await new Promise<void>((resolve) => {
+      const stop = (sig: string) => () => {
+        d.logger.info({ signal: sig }, 'stopping');
+        resolve();
+      };
+      process.once('SIGINT', stop('SIGINT'));
+      process.once('SIGTERM', stop('SIGTERM'));
+    });
+    await d.close();
+    return 0;
+  },
+};

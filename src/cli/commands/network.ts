@@ -1,0 +1,121 @@
+// `cnmkit network create|ls|inspect|rm|prune`, shaped like `docker network`.
+import type { EndpointRecord, NetworkRecord } from '../../cnm/model.js';
+import { Client, socketPath } from '../client.js';
+import { type Command, expectPositionals, FORMAT_HELP, formatOption, keyValues, SOCKET_HELP, socketOption, wantJson } from '../command.js';
+import { printJson, shortId, table } from '../format.js';
+
+type Network = NetworkRecord & { endpoints: EndpointRecord[] };
+
+const create: Command = {
+  name: 'create',
+  summary: 'Create a network.',
+  usage: 'cnmkit network create [OPTIONS] NAME',
+  help: [
+    '  -d, --driver D         driver: bridge, null, host, … (default: the daemon\'s default)',
+    '      --subnet CIDR      IPv4 subnet (default: the next free default pool)',
+    '      --ip-range CIDR    allocate container addresses from this part of the subnet',
+    '      --gateway IP       IPv4 gateway of the subnet',
+    '      --aux-address K=IP reserve an address (repeatable)',
+    '      --ipv6             enable IPv6 (a ULA /64 when --subnet-v6 is not given)',
+    '      --subnet-v6 CIDR   IPv6 subnet',
+    '      --internal         no traffic in or out of the subnet',
+    '  -o, --opt K=V          driver option (repeatable)',
+    '      --label K=V        label (repeatable)',
+    FORMAT_HELP, SOCKET_HELP,
+  ],
+  options: {
+    ...socketOption, ...formatOption,
+    driver: { type: 'string', short: 'd' }, subnet: { type: 'string' }, 'ip-range': { type: 'string' }, gateway: { type: 'string' },
+    'aux-address': { type: 'string', multiple: true }, ipv6: { type: 'boolean' }, 'subnet-v6': { type: 'string' },
+    internal: { type: 'boolean' }, opt: { type: 'string', short: 'o', multiple: true }, label: { type: 'string', multiple: true },
+  },
+  async run(v, pos) {
+    expectPositionals(this, pos, 1);
+    const json = wantJson(v);
+    const body: Record<string, unknown> = { name: pos[0] };
+    const map: Array<[string, string]> = [['driver', 'driver'], ['subnet', 'subnet'], ['ip-range', 'ipRange'], ['gateway', 'gateway'], ['subnet-v6', 'subnetV6']];
+    for (const [flag, key] of map) if (v[flag] !== undefined) body[key] = v[flag];
+    if (v.ipv6 || v['subnet-v6']) body.enableIPv6 = true;
+    if (v.internal) body.internal = true;
+    if (v.opt) body.options = keyValues(v.opt, '--opt');
+    if (v.label) body.labels = keyValues(v.label, '--label');
+    if (v['aux-address']) body.auxAddresses = keyValues(v['aux-address'], '--aux-address');
+    const net = await new Client(socketPath(v.socket as string | undefined)).request<Network>('POST', '/v1/networks', body);
+    if (json) printJson(net);
+    else console.log(net.id);
+    return 0;
+  },
+};
+
+const ls: Command = {
+  name: 'ls',
+  summary: 'List networks.',
+  usage: 'cnmkit network ls [OPTIONS]',
+  help: ['  -q, --quiet            only ids', FORMAT_HELP, SOCKET_HELP],
+  options: { ...socketOption, ...formatOption, quiet: { type: 'boolean', short: 'q' } },
+  async run(v, pos) {
+    expectPositionals(this, pos, 0);
+    const json = wantJson(v);
+    const nets = await new Client(socketPath(v.socket as string | undefined)).request<Network[]>('GET', '/v1/networks');
+    if (json) printJson(nets);
+    else if (v.quiet) for (const n of nets) console.log(shortId(n.id));
+    else {
+      const rows = nets.map((n) => [shortId(n.id), n.name, n.driver, n.scope, [...n.ipv4, ...n.ipv6].map((s) => s.subnet).join(',') || '-']);
+      console.log(table(['NETWORK ID', 'NAME', 'DRIVER', 'SCOPE', 'SUBNETS'], rows));
+    }
+    return 0;
+  },
+};
+
+const inspect: Command = {
+  name: 'inspect',
+  summary: 'Show one or more networks in full (JSON).',
+  usage: 'cnmkit network inspect [OPTIONS] NETWORK...',
+  help: [FORMAT_HELP, SOCKET_HELP],
+  options: { ...socketOption, ...formatOption },
+  async run(v, pos) {
+    expectPositionals(this, pos, 1, Infinity);
+    wantJson(v);
+    const client = new Client(socketPath(v.socket as string | undefined));
+    const out = [];
+    for (const ref of pos) out.push(await client.request<Network>('GET', `/v1/networks/${encodeURIComponent(ref)}`));
+    printJson(out);
+    return 0;
+  },
+};
+
+const rm: Command = {
+  name: 'rm',
+  summary: 'Remove one or more networks (refused while sandboxes are connected).',
+  usage: 'cnmkit network rm [OPTIONS] NETWORK...',
+  help: [SOCKET_HELP],
+  options: { ...socketOption },
+  async run(v, pos) {
+    expectPositionals(this, pos, 1, Infinity);
+    const client = new Client(socketPath(v.socket as string | undefined));
+    for (const ref of pos) {
+      await client.request('GET', `/v1/networks/${encodeURIComponent(ref)}`);
+      await client.request('DELETE', `/v1/networks/${encodeURIComponent(ref)}`);
+      console.log(ref);
+    }
+    return 0;
+  },
+};
+
+const prune: Command = {
+  name: 'prune',
+  summary: 'Remove every network that no sandbox uses (predefined networks stay).',
+  usage: 'cnmkit network prune [OPTIONS]',
+  help: [FORMAT_HELP, SOCKET_HELP],
+  options: { ...socketOption, ...formatOption },
+  async run(v, pos) {
+    expectPositionals(this, pos, 0);
+    const json = wantJson(v);
+    const r = await new Client(socketPath(v.socket as string | undefined)).request<{ removed: string[] }>('POST', '/v1/networks/prune');
+    if (json) printJson(r);
+    else for (const n of r.removed) console.log(`Deleted network ${n}`);
+    return 0;
+  },
+};
+
+export const networkCommands: Command[] = [create, ls, inspect, rm, prune];

@@ -1,0 +1,350 @@
+// The CNM controller: creates and deletes networks, sandboxes and endpoints through the drivers.
+// Every operation records its intent in the store before touching the kernel, rolls back every
+// completed step on failure, and runs one at a time (a serial queue) so the store and the
+// kernel never see two half-done operations interleave.
+import type { Logger } from 'pino';
+import { CnmkitError, ConflictError, InvalidArgumentError, NotFoundError } from '../errors.js';
+import type { Store } from '../store/index.js';
+import type { Ipam } from '../ipam/index.js';
+import type { Driver, DriverRegistry } from './driver.js';
+import type { EndpointRecord, NetworkRecord, SandboxRecord, SubnetRecord } from './model.js';
+import { newId, resolveRef, validateObjectName } from './refs.js';
+import { bestEffort, SerialQueue, withRollback } from './steps.js';
+import type { SandboxKernel } from './sandbox-kernel.js';
+
+export interface CreateNetworkRequest {
+  name: string;
+  driver?: string;
+  subnet?: string;
+  ipRange?: string;
+  gateway?: string;
+  auxAddresses?: Record<string, string>;
+  subnetV6?: string;
+  gatewayV6?: string;
+  enableIPv6?: boolean;
+  internal?: boolean;
+  options?: Record<string, string>;
+  labels?: Record<string, string>;
+  dockerId?: string;
+}
+
+export interface CreateSandboxRequest {
+  name?: string;
+  /** An existing namespace: a path or a pid. */
+  netns?: string;
+  /** The host's own namespace. */
+  host?: boolean;
+  labels?: Record<string, string>;
+}
+
+export interface ConnectRequest {
+  ip?: string;
+  ipv6?: string;
+  ports?: unknown[];
+}
+
+export interface ControllerDeps {
+  store: Store;
+  ipam: Ipam;
+  drivers: DriverRegistry;
+  kernel: SandboxKernel;
+  logger: Logger;
+  defaultDriver?: string;
+  /** Networks that exist by default (none, host, bridge): never removed. */
+  predefined?: Set<string>;
+}
+
+const now = (): string => new Date().toISOString();
+
+export class Controller {
+  private readonly queue = new SerialQueue();
+  constructor(private readonly deps: ControllerDeps) {}
+
+  // ---- lookups -------------------------------------------------------------------------
+
+  listNetworks(): NetworkRecord[] {
+    return this.deps.store.networks.list();
+  }
+
+  network(ref: string): NetworkRecord {
+    return resolveRef('network', ref, this.deps.store.networks.list());
+  }
+
+  listSandboxes(): SandboxRecord[] {
+    return this.deps.store.sandboxes.list();
+  }
+
+  sandbox(ref: string): SandboxRecord {
+    return resolveRef('sandbox', ref, this.deps.store.sandboxes.list());
+  }
+
+  endpointsOf(filter: { networkId?: string; sandboxId?: string }): EndpointRecord[] {
+    return this.deps.store.endpoints
+      .list()
+      .filter((e) => (filter.networkId === undefined || e.networkId === filter.networkId) && (filter.sandboxId === undefined || e.sandboxId === filter.sandboxId));
+  }
+
+  private driverOf(name: string, field = 'driver'): Driver {
+    const d = this.deps.drivers.get(name);
+    if (!d) throw new InvalidArgumentError(field, `unknown driver ${JSON.stringify(name)} (have: ${this.deps.drivers.names().join(', ')})`);
+    return d;
+  }
+
+  // ---- networks ------------------------------------------------------------------------
+
+  createNetwork(req: CreateNetworkRequest): Promise<NetworkRecord> {
+    const name = validateObjectName(req.name, 'name');
+    const driver = this.driverOf(req.driver ?? this.deps.defaultDriver ?? 'null');
+    const internal = req.internal ?? false;
+    const enableIPv6 = req.enableIPv6 ?? false;
+    const options = req.options ?? {};
+    const config = driver.parse({ name, options, internal, enableIPv6 });
+    if (!driver.usesIpam && (req.subnet || req.gateway || req.ipRange || req.subnetV6))
+      throw new InvalidArgumentError('subnet', `the ${driver.name} driver has no addresses`);
+    return this.queue.run(() =>
+      withRollback(async (undo) => {
+        const store = this.deps.store;
+        if (store.networks.getByName(name)) throw new ConflictError(`network with name ${name} already exists`);
+        const net: NetworkRecord = {
+          id: newId(), name, driver: driver.name, scope: driver.scope, internal, enableIPv6, options,
+          labels: req.labels ?? {}, config, ipv4: [], ipv6: [], state: 'creating', created: now(),
+          ...(req.dockerId ? { dockerId: req.dockerId } : {}),
+        };
+        if (driver.usesIpam) {
+          net.ipv4.push(await this.allocateSubnet(net, false, req.subnet, req.ipRange, req.gateway, req.auxAddresses, undo));
+          if (enableIPv6) net.ipv6.push(await this.allocateSubnet(net, true, req.subnetV6, undefined, req.gatewayV6, undefined, undo));
+        }
+        store.networks.put(net);
+        undo.push('store network', () => store.networks.delete(net.id));
+        await driver.createNetwork(net, config);
+        undo.push('driver network', () => driver.deleteNetwork(net, config));
+        net.state = 'ready';
+        store.networks.put(net);
+        this.deps.logger.info({ network: net.name, id: net.id, driver: driver.name }, 'network created');
+        return net;
+      }),
+    );
+  }
+
+  private async allocateSubnet(
+    net: NetworkRecord, v6: boolean, subnet: string | undefined, ipRange: string | undefined,
+    gateway: string | undefined, aux: Record<string, string> | undefined, undo: import('./steps.js').Undo,
+  ): Promise<SubnetRecord> {
+    const ipam = this.deps.ipam;
+    const pool = await ipam.requestPool({ addressSpace: 'LocalDefault', pool: subnet ?? '', subPool: ipRange ?? '', options: {}, v6 });
+    undo.push('ipam pool', () => ipam.releasePool(pool.poolId));
+    const gw = await ipam.requestAddress(pool.poolId, { address: gateway ?? '', kind: 'gateway', owner: `network:${net.id}` });
+    const rec: SubnetRecord = { poolId: pool.poolId, subnet: pool.pool, gateway: gw };
+    if (ipRange) rec.ipRange = ipRange;
+    for (const [key, address] of Object.entries(aux ?? {})) {
+      rec.auxAddresses ??= {};
+      rec.auxAddresses[key] = await ipam.requestAddress(pool.poolId, { address, kind: 'aux', owner: `network:${net.id}:${key}` });
+    }
+    return rec;
+  }
+
+  deleteNetwork(ref: string): Promise<void> {
+    return this.queue.run(async () => {
+      const store = this.deps.store;
+      let net: NetworkRecord;
+      try {
+        net = this.network(ref);
+      } catch (err) {
+        if (err instanceof NotFoundError) return;
+        throw err;
+      }
+      if (this.deps.predefined?.has(net.name))
+        throw new CnmkitError('ERR_PREDEFINED', 'forbidden', `${net.name} is a pre-defined network and cannot be removed`);
+      const eps = this.endpointsOf({ networkId: net.id });
+      if (eps.length > 0) throw new ConflictError(`network ${net.name} has active endpoints (${eps.map((e) => e.name).join(', ')})`);
+      store.networks.put({ ...net, state: 'deleting' });
+      await this.teardownNetwork(net);
+      this.deps.logger.info({ network: net.name, id: net.id }, 'network removed');
+    });
+  }
+
+  /** Removes a network's kernel objects, addresses and record; used by delete and reconcile. */
+  private async teardownNetwork(net: NetworkRecord): Promise<void> {
+    const driver = this.deps.drivers.get(net.driver);
+    const ipam = this.deps.ipam;
+    await bestEffort(`network ${net.name}`, [
+      ['driver', () => driver?.deleteNetwork(net, net.config)],
+      ...[...net.ipv4, ...net.ipv6].map((s): [string, () => Promise<void>] => ['ipam', () => ipam.releasePool(s.poolId)]),
+      ['store', () => this.deps.store.networks.delete(net.id)],
+    ]);
+  }
+
+  /** Removes every network with no endpoint, except the predefined ones; returns their names. */
+  async pruneNetworks(): Promise<string[]> {
+    const removed: string[] = [];
+    for (const net of this.listNetworks()) {
+      if (this.deps.predefined?.has(net.name) || this.endpointsOf({ networkId: net.id }).length > 0) continue;
+      await this.deleteNetwork(net.id);
+      removed.push(net.name);
+    }
+    return removed;
+  }
+
+  // ---- sandboxes -----------------------------------------------------------------------
+
+  createSandbox(req: CreateSandboxRequest): Promise<SandboxRecord> {
+    const name = validateObjectName(req.name ?? `sb-${newId().slice(0, 12)}`, 'name');
+    if (req.host && req.netns) throw new InvalidArgumentError('netns', 'a host sandbox cannot also name a namespace');
+    return this.queue.run(() =>
+      withRollback(async (undo) => {
+        const store = this.deps.store;
+        if (store.sandboxes.getByName(name)) throw new ConflictError(`sandbox with name ${name} already exists`);
+        const kind = req.host ? 'host' : req.netns ? 'path' : 'named';
+        const sb: SandboxRecord = {
+          id: newId(), name, kind, netnsPath: '', labels: req.labels ?? {}, state: 'creating', created: now(),
+        };
+        if (kind === 'path') sb.netnsPath = this.deps.kernel.resolveExisting(req.netns!);
+        if (kind === 'named') sb.netnsPath = this.deps.kernel.namedPath(name);
+        store.sandboxes.put(sb);
+        undo.push('store sandbox', () => store.sandboxes.delete(sb.id));
+        if (kind === 'named') {
+          await this.deps.kernel.createNamed(name);
+          undo.push('namespace', () => this.deps.kernel.deleteNamed(name));
+        }
+        sb.state = 'ready';
+        store.sandboxes.put(sb);
+        this.deps.logger.info({ sandbox: sb.name, id: sb.id, kind }, 'sandbox created');
+        return sb;
+      }),
+    );
+  }
+
+  deleteSandbox(ref: string): Promise<void> {
+    return this.queue.run(async () => {
+      let sb: SandboxRecord;
+      try {
+        sb = this.sandbox(ref);
+      } catch (err) {
+        if (err instanceof NotFoundError) return;
+        throw err;
+      }
+      this.deps.store.sandboxes.put({ ...sb, state: 'deleting' });
+      await this.teardownSandbox(sb);
+      this.deps.logger.info({ sandbox: sb.name, id: sb.id }, 'sandbox removed');
+    });
+  }
+
+  private async teardownSandbox(sb: SandboxRecord): Promise<void> {
+    const eps = this.endpointsOf({ sandboxId: sb.id });
+    await bestEffort(`sandbox ${sb.name}`, [
+      ...eps.map((ep): [string, () => Promise<void>] => [`endpoint ${ep.name}`, () => this.teardownEndpoint(ep, sb)]),
+      ['namespace', () => (sb.kind === 'named' ? this.deps.kernel.deleteNamed(sb.name) : undefined)],
+      ['store', () => this.deps.store.sandboxes.delete(sb.id)],
+    ]);
+  }
+
+  // ---- endpoints: connect / disconnect ---------------------------------------------------
+
+  connect(netRef: string, sbRef: string, req: ConnectRequest = {}): Promise<EndpointRecord> {
+    return this.queue.run(async () => {
+      const net = this.network(netRef);
+      const sb = this.sandbox(sbRef);
+      if (this.endpointsOf({ networkId: net.id, sandboxId: sb.id }).length > 0)
+        throw new ConflictError(`sandbox ${sb.name} is already connected to network ${net.name}`);
+      if (req.ports && req.ports.length > 0)
+        throw new InvalidArgumentError('ports', `the ${net.driver} driver of network ${net.name} cannot publish ports`);
+      if (req.ip && net.ipv4.length === 0) throw new InvalidArgumentError('ip', `network ${net.name} has no IPv4 subnet`);
+      return this.createEndpointIn(net, sb, req);
+    });
+  }
+
+  private createEndpointIn(net: NetworkRecord, sb: SandboxRecord, req: ConnectRequest): Promise<EndpointRecord> {
+    const driver = this.driverOf(net.driver);
+    const store = this.deps.store;
+    const ipam = this.deps.ipam;
+    return withRollback(async (undo) => {
+      const id = newId();
+      const ep: EndpointRecord = {
+        id, networkId: net.id, sandboxId: sb.id, name: `${sb.name}-${net.name}`.slice(0, 64), ports: req.ports ?? [],
+        driverData: {}, state: 'creating', created: now(),
+      };
+      const s4 = net.ipv4[0];
+      if (s4) {
+        ep.ipv4 = await ipam.requestAddress(s4.poolId, { address: req.ip ?? '', kind: 'endpoint', owner: `endpoint:${id}` });
+        undo.push('ipv4 address', () => ipam.releaseAddress(s4.poolId, ep.ipv4!));
+      }
+      const s6 = net.ipv6[0];
+      if (s6) {
+        ep.ipv6 = await ipam.requestAddress(s6.poolId, { address: req.ipv6 ?? '', kind: 'endpoint', owner: `endpoint:${id}` });
+        undo.push('ipv6 address', () => ipam.releaseAddress(s6.poolId, ep.ipv6!));
+      }
+      store.endpoints.put(ep);
+      undo.push('store endpoint', () => store.endpoints.delete(ep.id));
+      ep.driverData = await driver.createEndpoint(net, net.config, ep);
+      store.endpoints.put(ep);
+      undo.push('driver endpoint', () => driver.deleteEndpoint(net, net.config, ep));
+      const joined = await driver.join(net, net.config, ep, sb);
+      undo.push('driver join', () => driver.leave(net, net.config, ep, sb));
+      if (joined.ifname) ep.ifname = joined.ifname;
+      ep.state = 'ready';
+      store.endpoints.put(ep);
+      this.deps.logger.info({ network: net.name, sandbox: sb.name, endpoint: ep.id, ipv4: ep.ipv4 }, 'endpoint joined');
+      return ep;
+    });
+  }
+
+  disconnect(netRef: string, sbRef: string): Promise<void> {
+    return this.queue.run(async () => {
+      const net = this.network(netRef);
+      const sb = this.sandbox(sbRef);
+      const eps = this.endpointsOf({ networkId: net.id, sandboxId: sb.id });
+      if (eps.length === 0) throw new NotFoundError('endpoint', `${net.name}/${sb.name}`);
+      for (const ep of eps) await this.teardownEndpoint(ep, sb);
+    });
+  }
+
+  /** Leave, delete the endpoint, release its addresses and its record: idempotent, best-effort. */
+  private async teardownEndpoint(ep: EndpointRecord, sb: SandboxRecord | undefined): Promise<void> {
+    const store = this.deps.store;
+    const net = store.networks.get(ep.networkId);
+    const driver = net ? this.deps.drivers.get(net.driver) : undefined;
+    store.endpoints.put({ ...ep, state: 'deleting' });
+    await bestEffort(`endpoint ${ep.name}`, [
+      ['leave', () => (net && driver && sb ? driver.leave(net, net.config, ep, sb) : undefined)],
+      ['driver', () => (net && driver ? driver.deleteEndpoint(net, net.config, ep) : undefined)],
+      ['ipv4', () => (net?.ipv4[0] && ep.ipv4 ? this.deps.ipam.releaseAddress(net.ipv4[0].poolId, ep.ipv4) : undefined)],
+      ['ipv6', () => (net?.ipv6[0] && ep.ipv6 ? this.deps.ipam.releaseAddress(net.ipv6[0].poolId, ep.ipv6) : undefined)],
+      ['store', () => store.endpoints.delete(ep.id)],
+    ]);
+  }
+
+  // ---- reconcile -----------------------------------------------------------------------
+
+  /**
+   * Start-up reconcile: finishes or undoes what a crash interrupted ('creating' and 'deleting'
+   * records), drops sandboxes whose namespace is gone, and lets every driver recreate what is
+   * missing for ready networks. Returns what it did, for the log.
+   */
+  reconcile(): Promise<string[]> {
+    return this.queue.run(async () => {
+      const done: string[] = [];
+      const store = this.deps.store;
+      for (const ep of store.endpoints.list()) {
+        const sb = ep.sandboxId ? store.sandboxes.get(ep.sandboxId) : undefined;
+        const gone = sb && sb.kind !== 'host' && !this.deps.kernel.exists(sb.netnsPath);
+        if (ep.state !== 'ready' || !sb || sb.state !== 'ready' || gone) {
+          await this.teardownEndpoint(ep, sb).catch((err) => this.deps.logger.warn({ err }, 'reconcile endpoint'));
+          done.push(`endpoint ${ep.name}: removed (${ep.state !== 'ready' ? `interrupted while ${ep.state}` : 'sandbox gone'})`);
+        }
+      }
+      for (const sb of store.sandboxes.list()) {
+        const gone = sb.kind !== 'host' && !this.deps.kernel.exists(sb.netnsPath);
+        if (sb.state !== 'ready' || gone) {
+          await this.teardownSandbox(sb).catch((err) => this.deps.logger.warn({ err }, 'reconcile sandbox'));
+          done.push(`sandbox ${sb.name}: removed (${sb.state !== 'ready' ? `interrupted while ${sb.state}` : 'namespace gone'})`);
+        }
+      }
+      for (const net of store.networks.list()) {
+        if (net.state === 'ready') continue;
+        await this.teardownNetwork(net).catch((err) => this.deps.logger.warn({ err }, 'reconcile network'));
+        done.push(`network ${net.name}: removed (interrupted while ${net.state})`);
+      }
+      return done;
+    });
+  }
+}

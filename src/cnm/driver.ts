@@ -1,0 +1,66 @@
+// The Driver seam: a small interface every network driver implements, and the one context
+// object through which a driver reaches everything else (no globals). Optional capabilities
+// (port publishing) exist only on drivers that have them.
+import type { Logger } from 'pino';
+import type { EndpointRecord, NetworkRecord, SandboxRecord } from './model.js';
+
+/** What the controller hands every driver: injected so unit tests can pass typed fakes. */
+export interface DriverContext {
+  logger: Logger;
+  /** Path of the namespace that stands for "the host" ('' = the daemon's own namespace). */
+  hostNetns: string;
+}
+
+/** The generic network options a driver's parse step sees, besides `-o key=value`. */
+export interface NetworkParseInput {
+  name: string;
+  options: Record<string, string>;
+  internal: boolean;
+  enableIPv6: boolean;
+}
+
+/** What join tells the caller about the interface it put into the sandbox. */
+export interface JoinResult {
+  ifname?: string;
+  gateway?: string;
+  gatewayIPv6?: string;
+}
+
+export interface Driver<Config = unknown> {
+  readonly name: string;
+  readonly scope: 'local' | 'global';
+  /** False for drivers whose networks have no addresses (null, host). */
+  readonly usesIpam: boolean;
+  /** Validates options into the driver's typed config; no side effects. */
+  parse(input: NetworkParseInput): Config;
+  createNetwork(net: NetworkRecord, config: Config): Promise<void>;
+  /** Idempotent: deleting what is already gone succeeds. */
+  deleteNetwork(net: NetworkRecord, config: Config): Promise<void>;
+  /** Returns what the driver must keep to find its kernel objects again (stored as driverData). */
+  createEndpoint(net: NetworkRecord, config: Config, ep: EndpointRecord): Promise<unknown>;
+  /** Idempotent. */
+  deleteEndpoint(net: NetworkRecord, config: Config, ep: EndpointRecord): Promise<void>;
+  join(net: NetworkRecord, config: Config, ep: EndpointRecord, sb: SandboxRecord): Promise<JoinResult>;
+  /** Idempotent. */
+  leave(net: NetworkRecord, config: Config, ep: EndpointRecord, sb: SandboxRecord): Promise<void>;
+}
+
+export type DriverFactory = (ctx: DriverContext) => Driver;
+
+/** Drivers by name; the controller looks drivers up here and nowhere else. */
+export class DriverRegistry {
+  private readonly drivers = new Map<string, Driver>();
+
+  register(driver: Driver): void {
+    if (this.drivers.has(driver.name)) throw new Error(`driver ${driver.name} registered twice`);
+    this.drivers.set(driver.name, driver);
+  }
+
+  get(name: string): Driver | undefined {
+    return this.drivers.get(name);
+  }
+
+  names(): string[] {
+    return [...this.drivers.keys()].sort();
+  }
+}

@@ -1,0 +1,33 @@
+// Identifiers and references: 64-hex ids like Docker's, object names, and lookup of an object by
+// name, full id or unique id prefix (the way `docker network inspect` resolves its argument).
+import { randomBytes } from 'node:crypto';
+import { ConflictError, InvalidArgumentError, NotFoundError } from '../errors.js';
+
+export function newId(): string {
+  return randomBytes(32).toString('hex');
+}
+
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+
+/** Network and sandbox names: Docker's rule, at most 64 characters. */
+export function validateObjectName(name: unknown, field: string): string {
+  if (typeof name !== 'string' || name.length === 0) throw new InvalidArgumentError(field, 'a name is required');
+  if (name.length > 64) throw new InvalidArgumentError(field, `name ${JSON.stringify(name)} is longer than 64 characters`);
+  if (!NAME_RE.test(name))
+    throw new InvalidArgumentError(field, `name ${JSON.stringify(name)} may hold only letters, digits, '_', '.' and '-', and must start with a letter or digit`);
+  return name;
+}
+
+/** Finds one object by exact name, exact id, or unique id prefix; NotFound or ambiguous Conflict. */
+export function resolveRef<T extends { id: string; name: string }>(what: string, ref: string, all: T[]): T {
+  const byName = all.find((o) => o.name === ref);
+  if (byName) return byName;
+  const byId = all.find((o) => o.id === ref);
+  if (byId) return byId;
+  if (/^[0-9a-f]+$/.test(ref)) {
+    const matches = all.filter((o) => o.id.startsWith(ref));
+    if (matches.length === 1) return matches[0]!;
+    if (matches.length > 1) throw new ConflictError(`${what} ${JSON.stringify(ref)} is ambiguous: ${matches.length} ids start with it`);
+  }
+  throw new NotFoundError(what, ref);
+}

@@ -1,0 +1,57 @@
+// Picks the firewall backend once (auto: nftables when `nft` works in the namespace, else
+// iptables) and logs the choice and why. The backend acts only in the namespace it is given.
+import { InvalidArgumentError } from '../errors.js';
+import { ToolRunner } from './exec.js';
+import { IptablesBackend, type IptablesVariant } from './iptables.js';
+import { NftablesBackend } from './nftables.js';
+import { NoneBackend } from './none.js';
+import type { BackendName, FirewallBackend, FirewallLogger } from './types.js';
+
+export type { BackendName, FirewallBackend, FirewallLogger, FirewallNetwork, PortMapping, PortProto } from './types.js';
+export type { IptablesVariant } from './iptables.js';
+export { IptablesBackend } from './iptables.js';
+export { NftablesBackend } from './nftables.js';
+export { NoneBackend } from './none.js';
+
+export interface FirewallOptions {
+  backend: BackendName | 'auto';
+  /** The namespace to act in (`nsenter --net=PATH`); the caller's own when absent. */
+  netnsPath?: string;
+  logger: FirewallLogger;
+  /** iptables binaries to use: the system default, or a named variant. */
+  iptablesVariant?: IptablesVariant;
+}
+
+const BACKENDS = ['auto', 'iptables', 'nftables', 'none'];
+const VARIANTS = ['iptables', 'iptables-nft', 'iptables-legacy'];
+
+/** Why nft cannot be used here, or undefined when it works. */
+async function nftProblem(runner: ToolRunner): Promise<string | undefined> {
+  try {
+    const r = await runner.run(['nft', 'list', 'tables']);
+    return r.code === 0 ? undefined : `nft list tables exited ${r.code}: ${r.stderr.trim().split('\n')[0] ?? ''}`;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
+export async function createFirewall(opts: FirewallOptions): Promise<FirewallBackend> {
+  if (!BACKENDS.includes(opts.backend)) throw new InvalidArgumentError('backend', `${JSON.stringify(opts.backend)} is not one of ${BACKENDS.join(', ')}`);
+  if (opts.netnsPath !== undefined && (typeof opts.netnsPath !== 'string' || !opts.netnsPath.startsWith('/')))
+    throw new InvalidArgumentError('netnsPath', 'must be an absolute path to a network namespace');
+  const variant = opts.iptablesVariant ?? 'iptables';
+  if (!VARIANTS.includes(variant)) throw new InvalidArgumentError('iptablesVariant', `${JSON.stringify(variant)} is not one of ${VARIANTS.join(', ')}`);
+  const runner = new ToolRunner(opts.netnsPath);
+  const log = opts.logger;
+  let name = opts.backend;
+  let reason = 'configured';
+  if (name === 'auto') {
+    const problem = await nftProblem(runner);
+    name = problem === undefined ? 'nftables' : 'iptables';
+    reason = problem === undefined ? 'auto: nft works here' : `auto: nft does not work here (${problem})`;
+  }
+  log.info({ backend: name, reason, netns: opts.netnsPath ?? 'host' }, `firewall backend: ${name} (${reason})`);
+  if (name === 'nftables') return new NftablesBackend(runner, log);
+  if (name === 'iptables') return new IptablesBackend(runner, log, variant);
+  return new NoneBackend(log);
+}

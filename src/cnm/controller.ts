@@ -56,6 +56,11 @@ export interface ControllerDeps {
 
 const now = (): string => new Date().toISOString();
 
+/** The object without its undefined fields (exactOptionalPropertyTypes-friendly spreading). */
+function definedOnly<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+}
+
 export class Controller {
   private readonly queue = new SerialQueue();
   constructor(private readonly deps: ControllerDeps) {}
@@ -110,12 +115,19 @@ export class Controller {
           labels: req.labels ?? {}, config, ipv4: [], ipv6: [], state: 'creating', created: now(),
           ...(req.dockerId ? { dockerId: req.dockerId } : {}),
         };
-        if (driver.usesIpam) {
-          net.ipv4.push(await this.allocateSubnet(net, false, req.subnet, req.ipRange, req.gateway, req.auxAddresses, undo));
-          if (enableIPv6) net.ipv6.push(await this.allocateSubnet(net, true, req.subnetV6, undefined, req.gatewayV6, undefined, undo));
-        }
         store.networks.put(net);
         undo.push('store network', () => store.networks.delete(net.id));
+        if (driver.usesIpam) {
+          const owner = `network:${net.id}`;
+          const subnets = [{ v6: false, subnet: req.subnet, ipRange: req.ipRange, gateway: req.gateway, auxAddresses: req.auxAddresses }];
+          if (enableIPv6) subnets.push({ v6: true, subnet: req.subnetV6, ipRange: undefined, gateway: req.gatewayV6, auxAddresses: undefined });
+          for (const spec of subnets) {
+            const rec = await this.deps.ipam.allocateSubnet({ ...definedOnly(spec), owner });
+            undo.push('ipam pool', () => this.deps.ipam.releasePool(rec.poolId));
+            (spec.v6 ? net.ipv6 : net.ipv4).push(rec);
+          }
+          store.networks.put(net);
+        }
         await driver.createNetwork(net, config);
         undo.push('driver network', () => driver.deleteNetwork(net, config));
         net.state = 'ready';
@@ -124,23 +136,6 @@ export class Controller {
         return net;
       }),
     );
-  }
-
-  private async allocateSubnet(
-    net: NetworkRecord, v6: boolean, subnet: string | undefined, ipRange: string | undefined,
-    gateway: string | undefined, aux: Record<string, string> | undefined, undo: import('./steps.js').Undo,
-  ): Promise<SubnetRecord> {
-    const ipam = this.deps.ipam;
-    const pool = await ipam.requestPool({ addressSpace: 'LocalDefault', pool: subnet ?? '', subPool: ipRange ?? '', options: {}, v6 });
-    undo.push('ipam pool', () => ipam.releasePool(pool.poolId));
-    const gw = await ipam.requestAddress(pool.poolId, { address: gateway ?? '', kind: 'gateway', owner: `network:${net.id}` });
-    const rec: SubnetRecord = { poolId: pool.poolId, subnet: pool.pool, gateway: gw };
-    if (ipRange) rec.ipRange = ipRange;
-    for (const [key, address] of Object.entries(aux ?? {})) {
-      rec.auxAddresses ??= {};
-      rec.auxAddresses[key] = await ipam.requestAddress(pool.poolId, { address, kind: 'aux', owner: `network:${net.id}:${key}` });
-    }
-    return rec;
   }
 
   deleteNetwork(ref: string): Promise<void> {
@@ -166,12 +161,43 @@ export class Controller {
   /** Removes a network's kernel objects, addresses and record; used by delete and reconcile. */
   private async teardownNetwork(net: NetworkRecord): Promise<void> {
     const driver = this.deps.drivers.get(net.driver);
-    const ipam = this.deps.ipam;
     await bestEffort(`network ${net.name}`, [
       ['driver', () => driver?.deleteNetwork(net, net.config)],
-      ...[...net.ipv4, ...net.ipv6].map((s): [string, () => Promise<void>] => ['ipam', () => ipam.releasePool(s.poolId)]),
+      ['ipam', () => this.releaseOwnedPools(net)],
       ['store', () => this.deps.store.networks.delete(net.id)],
     ]);
+  }
+
+  /** Releases the network's pools, found by the subnets it records and by its gateways' owner. */
+  private releaseOwnedPools(net: NetworkRecord): void {
+    const ipam = this.deps.ipam;
+    const owner = `network:${net.id}`;
+    const ids = new Set([...net.ipv4, ...net.ipv6].map((s) => s.poolId));
+    for (const pool of ipam.listPools()) {
+      if (ipam.listAddresses(pool.poolId).some((a) => a.kind === 'gateway' && a.owner === owner)) ids.add(pool.poolId);
+    }
+    for (const id of ids) ipam.releasePool(id);
+  }
+
+  /** Pools whose gateway belongs to no stored network, and endpoint addresses of no stored endpoint. */
+  private releaseOrphanAddresses(): string[] {
+    const { ipam, store } = this.deps;
+    const done: string[] = [];
+    for (const pool of ipam.listPools()) {
+      for (const a of ipam.listAddresses(pool.poolId)) {
+        const [kind, id] = a.owner.split(':');
+        if (kind === 'network' && a.kind === 'gateway' && id && !store.networks.get(id)) {
+          ipam.releasePool(pool.poolId);
+          done.push(`pool ${pool.pool}: released (its network is gone)`);
+          break;
+        }
+        if (kind === 'endpoint' && id && !store.endpoints.get(id)) {
+          ipam.releaseAddress(pool.poolId, a.address);
+          done.push(`address ${a.address}: released (its endpoint is gone)`);
+        }
+      }
+    }
+    return done;
   }
 
   /** Removes every network with no endpoint, except the predefined ones; returns their names. */
@@ -264,17 +290,20 @@ export class Controller {
         driverData: {}, state: 'creating', created: now(),
       };
       const s4 = net.ipv4[0];
-      if (s4) {
-        ep.ipv4 = await ipam.requestAddress(s4.poolId, { address: req.ip ?? '', kind: 'endpoint', owner: `endpoint:${id}` });
-        undo.push('ipv4 address', () => ipam.releaseAddress(s4.poolId, ep.ipv4!));
-      }
       const s6 = net.ipv6[0];
-      if (s6) {
-        ep.ipv6 = await ipam.requestAddress(s6.poolId, { address: req.ipv6 ?? '', kind: 'endpoint', owner: `endpoint:${id}` });
-        undo.push('ipv6 address', () => ipam.releaseAddress(s6.poolId, ep.ipv6!));
-      }
-      store.endpoints.put(ep);
-      undo.push('store endpoint', () => store.endpoints.delete(ep.id));
+      // The addresses and the record in one transaction: a crash leaves both or neither.
+      store.tx(() => {
+        if (s4) ep.ipv4 = ipam.requestAddress(s4.poolId, { address: req.ip ?? '', kind: 'endpoint', owner: `endpoint:${id}` });
+        if (s6) ep.ipv6 = ipam.requestAddress(s6.poolId, { address: req.ipv6 ?? '', kind: 'endpoint', owner: `endpoint:${id}` });
+        store.endpoints.put(ep);
+      });
+      undo.push('addresses and record', () =>
+        store.tx(() => {
+          if (s4 && ep.ipv4) ipam.releaseAddress(s4.poolId, ep.ipv4);
+          if (s6 && ep.ipv6) ipam.releaseAddress(s6.poolId, ep.ipv6);
+          store.endpoints.delete(ep.id);
+        }),
+      );
       ep.driverData = await driver.createEndpoint(net, net.config, ep);
       store.endpoints.put(ep);
       undo.push('driver endpoint', () => driver.deleteEndpoint(net, net.config, ep));
@@ -344,6 +373,7 @@ export class Controller {
         await this.teardownNetwork(net).catch((err) => this.deps.logger.warn({ err }, 'reconcile network'));
         done.push(`network ${net.name}: removed (interrupted while ${net.state})`);
       }
+      done.push(...this.releaseOrphanAddresses());
       return done;
     });
   }

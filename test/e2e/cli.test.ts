@@ -9,9 +9,11 @@ import { check, run } from '../helpers/exec.js';
 
 let daemon: TestDaemon;
 
+/** Namespaces of this test run (other runs may come and go meanwhile). */
 async function netnsNames(): Promise<string[]> {
   const out = await check(['ip', '-j', 'netns', 'list']);
-  return (out.trim() ? (JSON.parse(out) as { name: string }[]) : []).map((n) => n.name);
+  const prefix = `ct${process.env.CNMKIT_TEST_RUN ?? 'local'}-`;
+  return (out.trim() ? (JSON.parse(out) as { name: string }[]) : []).map((n) => n.name).filter((n) => n.startsWith(prefix));
 }
 
 describeRoot('cnmkit CLI against a daemon', () => {

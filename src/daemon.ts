@@ -14,9 +14,13 @@ import { openStore, type Store } from './store/index.js';
 import { Ipam, type DefaultPool } from './ipam/index.js';
 import { createNullDriver } from '../drivers/null/index.js';
 import { createHostDriver } from '../drivers/host/index.js';
+import { createBridgeDriver } from '../drivers/bridge/index.js';
 import { DEFAULT_NETNS_DIR } from './netns/index.js';
-import { loopbackUp } from './netns/loopback.js';
+import { NetlinkHandlePool, setLinkUp } from './netlink/index.js';
+import { createFirewall, type FirewallBackend } from './firewall/index.js';
 import { VERSION } from './version.js';
+import { InvalidArgumentError } from './errors.js';
+import IPCIDR from 'ip-cidr';
 
 export interface DaemonOptions {
   socket: string;
@@ -26,6 +30,12 @@ export interface DaemonOptions {
   netnsDir: string;
   logLevel: string;
   defaultAddressPools?: DefaultPool[];
+  /** Device of the default `bridge` network. */
+  bridgeName: string;
+  /** Gateway CIDR of the default bridge (`--bip 172.17.0.1/16`); default: the first free pool. */
+  bip?: string;
+  firewallBackend: 'auto' | 'iptables' | 'nftables' | 'none';
+  userlandProxy: boolean;
   /** A logger to use instead of a new one (tests). */
   logger?: Logger;
 }
@@ -37,14 +47,18 @@ export const DAEMON_DEFAULTS: DaemonOptions = {
   pluginDir: '/run/docker/plugins',
   netnsDir: DEFAULT_NETNS_DIR,
   logLevel: 'info',
+  bridgeName: 'cnmkit0',
+  firewallBackend: 'auto',
+  userlandProxy: true,
 };
 
 /** The networks every daemon has, like Docker's `host` and `none`; never pruned or removed. */
-export const PREDEFINED = new Map([['none', 'null'], ['host', 'host']]);
+export const PREDEFINED = new Map([['none', 'null'], ['host', 'host'], ['bridge', 'bridge']]);
 
 export interface Daemon {
   controller: Controller;
   store: Store;
+  firewall: FirewallBackend;
   api: FastifyInstance;
   logger: Logger;
   close(): Promise<void>;
@@ -64,36 +78,69 @@ async function claimSocket(socketPath: string): Promise<void> {
   fs.unlinkSync(socketPath);
 }
 
+/** The predefined networks: `none`, `host`, and the default `bridge` on its device. */
+async function createPredefined(controller: Controller, store: Store, opts: DaemonOptions): Promise<void> {
+  for (const [name, driver] of PREDEFINED) {
+    if (store.networks.getByName(name)) continue;
+    if (driver !== 'bridge') {
+      await controller.createNetwork({ name, driver });
+      continue;
+    }
+    const bip = opts.bip ? parseBip(opts.bip) : undefined;
+    await controller.createNetwork({
+      name, driver, options: { 'com.docker.network.bridge.name': opts.bridgeName },
+      ...(bip ? { subnet: bip.subnet, gateway: bip.gateway } : {}),
+    });
+  }
+}
+
+/** `--bip 172.17.0.1/16` → subnet 172.17.0.0/16 with gateway 172.17.0.1. */
+export function parseBip(bip: string): { subnet: string; gateway: string } {
+  const [gateway, len] = bip.split('/');
+  if (!gateway || !net.isIPv4(gateway) || !len || !IPCIDR.isValidCIDR(bip) || Number(len) > 30)
+    throw new InvalidArgumentError('bip', `expected an IPv4 gateway address with a prefix length up to /30, e.g. 172.17.0.1/16, got ${JSON.stringify(bip)}`);
+  return { subnet: `${new IPCIDR(bip).start()}/${len}`, gateway };
+}
+
 export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const logger = opts.logger ?? pino({ level: opts.logLevel, base: { pid: process.pid } });
   fs.mkdirSync(opts.stateDir, { recursive: true, mode: 0o700 });
   fs.mkdirSync(path.dirname(opts.socket), { recursive: true, mode: 0o750 });
   await claimSocket(opts.socket);
   const store = openStore(opts.stateDir);
+  const netlink = new NetlinkHandlePool();
   try {
     const ipam = new Ipam(store, opts.defaultAddressPools ? { defaultPools: opts.defaultAddressPools } : {});
-    const ctx: DriverContext = { logger, hostNetns: '' };
+    const firewall = await createFirewall({ backend: opts.firewallBackend, logger });
+    const ctx: DriverContext = { logger, netlink, firewall };
     const drivers = new DriverRegistry();
     drivers.register(createNullDriver(ctx));
     drivers.register(createHostDriver(ctx));
-    const kernel = createSandboxKernel({ netnsDir: opts.netnsDir, loopbackUp });
+    drivers.register(createBridgeDriver(ctx, { userlandProxy: opts.userlandProxy }));
+    const kernel = createSandboxKernel({
+      netnsDir: opts.netnsDir,
+      loopbackUp: (nsPath) => setLinkUp(netlink.get(nsPath), 'lo'),
+      forget: (nsPath) => netlink.release(nsPath),
+    });
     const controller = new Controller({ store, ipam, drivers, kernel, logger, predefined: new Set(PREDEFINED.keys()) });
     for (const line of await controller.reconcile()) logger.warn({ reconcile: line }, 'reconciled');
-    for (const [name, driver] of PREDEFINED) {
-      if (!store.networks.getByName(name)) await controller.createNetwork({ name, driver });
-    }
+    await createPredefined(controller, store, opts);
+    const removed = await firewall.reconcile(controller.firewallOwners());
+    if (removed.length > 0) logger.warn({ owners: removed }, 'removed firewall rules that nothing owns');
     const api = await buildManagementApi({ controller, logger });
     await api.listen({ path: opts.socket });
     fs.chmodSync(opts.socket, 0o660);
     logger.info({ version: VERSION, socket: opts.socket, stateDir: opts.stateDir, drivers: drivers.names() }, 'cnmkit daemon ready');
     return {
-      controller, store, api, logger,
+      controller, store, firewall, api, logger,
       async close() {
         await api.close();
+        netlink.closeAll();
         store.close();
       },
     };
   } catch (err) {
+    netlink.closeAll();
     store.close();
     throw err;
   }

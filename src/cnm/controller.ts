@@ -128,8 +128,8 @@ export class Controller {
           }
           store.networks.put(net);
         }
-        await driver.createNetwork(net, config);
-        undo.push('driver network', () => driver.deleteNetwork(net, config));
+        net.config = (await driver.createNetwork(net, config)) ?? config;
+        undo.push('driver network', () => driver.deleteNetwork(net, net.config));
         net.state = 'ready';
         store.networks.put(net);
         this.deps.logger.info({ network: net.name, id: net.id, driver: driver.name }, 'network created');
@@ -310,6 +310,8 @@ export class Controller {
       const joined = await driver.join(net, net.config, ep, sb);
       undo.push('driver join', () => driver.leave(net, net.config, ep, sb));
       if (joined.ifname) ep.ifname = joined.ifname;
+      if (joined.macAddress) ep.macAddress = joined.macAddress;
+      if (joined.driverData !== undefined) ep.driverData = joined.driverData;
       ep.state = 'ready';
       store.endpoints.put(ep);
       this.deps.logger.info({ network: net.name, sandbox: sb.name, endpoint: ep.id, ipv4: ep.ipv4 }, 'endpoint joined');
@@ -342,12 +344,18 @@ export class Controller {
     ]);
   }
 
+  /** Every id that may own firewall rules: networks (their rules) and endpoints (their ports). */
+  firewallOwners(): Set<string> {
+    const { store } = this.deps;
+    return new Set([...store.networks.list().map((n) => n.id), ...store.endpoints.list().map((e) => e.id)]);
+  }
+
   // ---- reconcile -----------------------------------------------------------------------
 
   /**
    * Start-up reconcile: finishes or undoes what a crash interrupted ('creating' and 'deleting'
-   * records), drops sandboxes whose namespace is gone, and lets every driver recreate what is
-   * missing for ready networks. Returns what it did, for the log.
+   * records), drops sandboxes whose namespace is gone, releases addresses nothing owns, and lets
+   * every driver recreate what is missing for ready networks. Returns what it did, for the log.
    */
   reconcile(): Promise<string[]> {
     return this.queue.run(async () => {
@@ -374,6 +382,10 @@ export class Controller {
         done.push(`network ${net.name}: removed (interrupted while ${net.state})`);
       }
       done.push(...this.releaseOrphanAddresses());
+      for (const net of store.networks.list()) {
+        const driver = this.deps.drivers.get(net.driver);
+        if (driver?.restore) await driver.restore(net, net.config);
+      }
       return done;
     });
   }

@@ -2,13 +2,18 @@
 // object through which a driver reaches everything else (no globals). Optional capabilities
 // (port publishing) exist only on drivers that have them.
 import type { Logger } from 'pino';
+import type { NetlinkHandlePool } from '../netlink/index.js';
+import type { FirewallBackend } from '../firewall/index.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from './model.js';
 
-/** What the controller hands every driver: injected so unit tests can pass typed fakes. */
+/**
+ * What the controller hands every driver: injected so unit tests can pass typed fakes. The
+ * daemon's own namespace is "the host"; netlink handles for other namespaces come from the pool.
+ */
 export interface DriverContext {
   logger: Logger;
-  /** Path of the namespace that stands for "the host" ('' = the daemon's own namespace). */
-  hostNetns: string;
+  netlink: NetlinkHandlePool;
+  firewall: FirewallBackend;
 }
 
 /** The generic network options a driver's parse step sees, besides `-o key=value`. */
@@ -24,6 +29,9 @@ export interface JoinResult {
   ifname?: string;
   gateway?: string;
   gatewayIPv6?: string;
+  macAddress?: string;
+  /** Replaces the endpoint's driverData when given. */
+  driverData?: unknown;
 }
 
 export interface Driver<Config = unknown> {
@@ -33,7 +41,10 @@ export interface Driver<Config = unknown> {
   readonly usesIpam: boolean;
   /** Validates options into the driver's typed config; no side effects. */
   parse(input: NetworkParseInput): Config;
-  createNetwork(net: NetworkRecord, config: Config): Promise<void>;
+  /** May return the config completed with what creation decided (names, adopted devices). */
+  createNetwork(net: NetworkRecord, config: Config): Promise<Config | void>;
+  /** At start-up, for a ready network: recreates what is missing in the kernel. */
+  restore?(net: NetworkRecord, config: Config): Promise<void>;
   /** Idempotent: deleting what is already gone succeeds. */
   deleteNetwork(net: NetworkRecord, config: Config): Promise<void>;
   /** Returns what the driver must keep to find its kernel objects again (stored as driverData). */

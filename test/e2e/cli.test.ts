@@ -48,9 +48,9 @@ describeRoot('cnmkit CLI against a daemon', () => {
     expect(again.stderr).toMatch(/not found/);
   });
 
-  it('has the predefined none and host networks, creates and removes null networks, and refuses to remove predefined ones', async () => {
+  it('has the predefined bridge, none and host networks, creates and removes null networks, and refuses to remove predefined ones', async () => {
     const ls = JSON.parse((await daemon.cmd(['network', 'ls', '--format', 'json'])).stdout) as { name: string; driver: string }[];
-    expect(ls.map((n) => [n.name, n.driver]).sort()).toEqual([['host', 'host'], ['none', 'null']]);
+    expect(ls.map((n) => [n.name, n.driver]).sort()).toEqual([['bridge', 'bridge'], ['host', 'host'], ['none', 'null']]);
     const c = await daemon.cmd(['network', 'create', '--driver', 'null', 'lab0']);
     expect(c.code).toBe(0);
     expect(c.stdout.trim()).toMatch(/^[0-9a-f]{64}$/);
@@ -83,7 +83,7 @@ describeRoot('cnmkit CLI against a daemon', () => {
     const unknownFlag = await daemon.cmd(['network', 'ls', '--bogus']);
     expect(unknownFlag.code).toBe(2);
     const ls = JSON.parse((await daemon.cmd(['network', 'ls', '--format', 'json'])).stdout) as unknown[];
-    expect(ls).toHaveLength(2);
+    expect(ls).toHaveLength(3);
     expect(await netnsNames()).toEqual(before);
     const help = await run([process.execPath, CLI, 'network', 'create', '--help']);
     expect(help.code).toBe(0);
@@ -118,7 +118,7 @@ describeRoot('cnmkit CLI against a daemon', () => {
     await daemon.stop('SIGKILL');
     await daemon.start();
     const nets = JSON.parse((await daemon.cmd(['network', 'ls', '--format', 'json'])).stdout) as { name: string }[];
-    expect(nets.map((n) => n.name).sort()).toEqual(['host', 'keepme', 'none']);
+    expect(nets.map((n) => n.name).sort()).toEqual(['bridge', 'host', 'keepme', 'none']);
     const sbs = JSON.parse((await daemon.cmd(['sandbox', 'inspect', name])).stdout) as { endpoints: { networkId: string }[] }[];
     expect(sbs[0]!.endpoints).toHaveLength(1);
     expect(await netnsNames()).toContain(name);

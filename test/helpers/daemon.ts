@@ -10,6 +10,9 @@ import type { TestNs } from './netns.js';
 const repo = path.resolve(import.meta.dirname, '../..');
 export const CLI = path.join(repo, 'bin/cnmkit');
 
+/** Test daemons hand out addresses only from the benchmarking range 198.18.0.0/15. */
+export const SAFE_ADDRESSES = ['--bip', '198.18.0.1/24', '--default-address-pool', 'base=198.18.128.0/17,size=24'];
+
 export class TestDaemon {
   readonly dir: string;
   readonly socket: string;
@@ -26,7 +29,7 @@ export class TestDaemon {
   /** Starts the daemon and waits until its socket answers. */
   async start(): Promise<void> {
     const args = ['--net=' + this.host.path, '--', process.execPath, CLI, 'daemon', '--socket', this.socket, '--state-dir', this.stateDir,
-      '--run-dir', path.join(this.dir, 'run'), '--plugin-dir', path.join(this.dir, 'plugins'), '--log-level', 'info', ...this.extraArgs];
+      '--run-dir', path.join(this.dir, 'run'), '--plugin-dir', path.join(this.dir, 'plugins'), '--log-level', 'info', ...SAFE_ADDRESSES, ...this.extraArgs];
     const proc = spawn('nsenter', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc = proc;
     proc.stdout!.on('data', (d: Buffer) => (this.log += d.toString()));

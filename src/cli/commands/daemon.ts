@@ -1,7 +1,7 @@
 // `cnmkit daemon`: runs the daemon in the foreground; flags move every path so that several
 // daemons (simulated hosts) can run on one machine.
 import { parseDefaultAddressPool } from '../../ipam/index.js';
-import { DAEMON_DEFAULTS, startDaemon } from '../../daemon.js';
+import { DAEMON_DEFAULTS, startDaemon, type DaemonOptions } from '../../daemon.js';
 import { type Command, expectPositionals, UsageError } from '../command.js';
 
 export const daemon: Command = {
@@ -15,16 +15,25 @@ export const daemon: Command = {
     `      --plugin-dir DIR   Docker plugin sockets folder (default ${DAEMON_DEFAULTS.pluginDir})`,
     `      --netns-dir DIR    where named sandboxes are mounted (default ${DAEMON_DEFAULTS.netnsDir})`,
     '      --default-address-pool base=CIDR,size=N   replace the default local pools (repeatable)',
+    `      --bridge-name DEV  device of the default bridge network (default ${DAEMON_DEFAULTS.bridgeName}; docker0 works too)`,
+    '      --bip CIDR         gateway address and prefix of the default bridge, e.g. 172.17.0.1/16',
+    '      --firewall-backend auto|iptables|nftables|none   (default auto)',
+    '      --userland-proxy true|false   serve published ports to loopback and hairpin clients in the daemon (default true)',
     '      --log-level LEVEL  fatal, error, warn, info, debug or trace (default info)',
   ],
   options: {
     socket: { type: 'string' }, 'state-dir': { type: 'string' }, 'run-dir': { type: 'string' }, 'plugin-dir': { type: 'string' },
     'netns-dir': { type: 'string' }, 'default-address-pool': { type: 'string', multiple: true }, 'log-level': { type: 'string' },
+    'bridge-name': { type: 'string' }, bip: { type: 'string' }, 'firewall-backend': { type: 'string' }, 'userland-proxy': { type: 'string' },
   },
   async run(v, pos) {
     expectPositionals(this, pos, 0);
     const level = (v['log-level'] as string | undefined) ?? DAEMON_DEFAULTS.logLevel;
     if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(level)) throw new UsageError(`--log-level: unknown level ${JSON.stringify(level)}`);
+    const backend = (v['firewall-backend'] as string | undefined) ?? DAEMON_DEFAULTS.firewallBackend;
+    if (!['auto', 'iptables', 'nftables', 'none'].includes(backend)) throw new UsageError(`--firewall-backend: expected auto, iptables, nftables or none, got ${JSON.stringify(backend)}`);
+    const proxy = (v['userland-proxy'] as string | undefined) ?? 'true';
+    if (proxy !== 'true' && proxy !== 'false') throw new UsageError(`--userland-proxy: expected true or false, got ${JSON.stringify(proxy)}`);
     if (process.getuid?.() !== 0) {
       console.error('cnmkit daemon: must run as root (it creates namespaces and changes the kernel network)');
       return 1;
@@ -37,6 +46,10 @@ export const daemon: Command = {
       pluginDir: (v['plugin-dir'] as string | undefined) ?? DAEMON_DEFAULTS.pluginDir,
       netnsDir: (v['netns-dir'] as string | undefined) ?? DAEMON_DEFAULTS.netnsDir,
       logLevel: level,
+      bridgeName: (v['bridge-name'] as string | undefined) ?? DAEMON_DEFAULTS.bridgeName,
+      ...(v.bip !== undefined ? { bip: v.bip as string } : {}),
+      firewallBackend: backend as DaemonOptions['firewallBackend'],
+      userlandProxy: proxy === 'true',
       ...(pools ? { defaultAddressPools: pools } : {}),
     });
     await new Promise<void>((resolve) => {

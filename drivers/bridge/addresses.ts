@@ -1,0 +1,25 @@
+// Setup step 2: the gateway addresses on the bridge (IPv4 unless inhibited, IPv6 without DAD),
+// kept if already present so that adopting a configured bridge changes nothing.
+import { addAddress, deleteAddress, listAddresses, type NetlinkHandle } from '../../src/netlink/index.js';
+import type { NetworkRecord } from '../../src/cnm/model.js';
+import type { BridgeConfig } from './config.js';
+
+function gateways(net: NetworkRecord, config: BridgeConfig): Array<{ cidr: string; v6: boolean }> {
+  const out: Array<{ cidr: string; v6: boolean }> = [];
+  if (!config.inhibitIPv4) for (const s of net.ipv4) if (s.gateway) out.push({ cidr: s.gateway, v6: false });
+  for (const s of net.ipv6) if (s.gateway) out.push({ cidr: s.gateway, v6: true });
+  return out;
+}
+
+/** Equivalent to: `ip addr add GW/LEN dev BRIDGE` for each gateway not yet there. */
+export async function ensureGatewayAddresses(h: NetlinkHandle, bridge: string, net: NetworkRecord, config: BridgeConfig): Promise<void> {
+  const present = new Set((await listAddresses(h, { dev: bridge })).map((a) => a.cidr));
+  for (const gw of gateways(net, config)) {
+    if (!present.has(gw.cidr)) await addAddress(h, bridge, gw.cidr, { nodad: gw.v6 });
+  }
+}
+
+/** Removes the gateway addresses (for an adopted bridge that stays). Idempotent. */
+export async function removeGatewayAddresses(h: NetlinkHandle, bridge: string, net: NetworkRecord, config: BridgeConfig): Promise<void> {
+  for (const gw of gateways(net, config)) await deleteAddress(h, bridge, gw.cidr, { ifExists: true });
+}

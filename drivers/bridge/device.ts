@@ -1,0 +1,22 @@
+// Setup step 1: the bridge device. Created if missing (MTU, up), adopted if a bridge of that
+// name exists; anything else of that name is refused. Deletion is idempotent.
+import { ConflictError } from '../../src/errors.js';
+import { addBridge, deleteLink, findLink, setLink, type NetlinkHandle } from '../../src/netlink/index.js';
+
+/** Ensures the bridge exists and is up; returns true when it was already there (adopted). */
+export async function ensureBridge(h: NetlinkHandle, name: string, mtu: number | undefined): Promise<boolean> {
+  const existing = await findLink(h, name);
+  if (existing) {
+    if (existing.kind !== 'bridge') throw new ConflictError(`a ${existing.kind === 'other' ? existing.type ?? 'device' : existing.kind} named ${name} already exists and is not a bridge`);
+    if (!existing.up || (mtu !== undefined && existing.mtu !== mtu)) await setLink(h, name, { up: true, ...(mtu !== undefined ? { mtu } : {}) });
+    return true;
+  }
+  await addBridge(h, { name, up: true, ...(mtu !== undefined ? { mtu } : {}) });
+  return false;
+}
+
+/** Removes the bridge unless it was adopted. Deleting one that is gone succeeds. */
+export async function removeBridge(h: NetlinkHandle, name: string, adopted: boolean | undefined): Promise<void> {
+  if (adopted) return;
+  await deleteLink(h, name, { ifExists: true });
+}

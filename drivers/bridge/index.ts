@@ -1,0 +1,77 @@
+// The bridge driver: a Linux bridge per network, veth endpoints, forwarding and firewall rules.
+// Network setup runs as named ordered steps (device, addresses, forwarding, firewall, verify),
+// each pushing its undo so a failure leaves nothing behind; teardown is idempotent.
+import type { Driver, DriverContext } from '../../src/cnm/driver.js';
+import type { NetworkRecord } from '../../src/cnm/model.js';
+import { bestEffort, withRollback } from '../../src/cnm/steps.js';
+import { bridgeNameFor, parseBridgeConfig, type BridgeConfig } from './config.js';
+import { ensureBridge, removeBridge } from './device.js';
+import { ensureGatewayAddresses, removeGatewayAddresses } from './addresses.js';
+import { enableForwarding } from './forwarding.js';
+import { installRules, removeRules } from './firewall.js';
+import { joinSandbox, leaveSandbox } from './endpoint.js';
+import { verifyNetwork } from './verify.js';
+
+export { parseBridgeConfig, type BridgeConfig } from './config.js';
+
+export interface BridgeDriverOptions {
+  /** The userland proxy serves published ports for loopback and hairpin clients (Docker's default). */
+  userlandProxy: boolean;
+}
+
+/** Runs the setup steps for a network whose config has its bridge name decided. */
+async function setUp(ctx: DriverContext, net: NetworkRecord, config: BridgeConfig & { bridgeName: string }): Promise<BridgeConfig> {
+  const h = ctx.netlink.get();
+  const bridge = config.bridgeName;
+  return withRollback(async (undo) => {
+    const adopted = await ensureBridge(h, bridge, config.mtu);
+    undo.push('device', () => removeBridge(h, bridge, adopted));
+    await ensureGatewayAddresses(h, bridge, net, config);
+    undo.push('addresses', () => removeGatewayAddresses(h, bridge, net, config));
+    const changed = enableForwarding({ ipv6: net.ipv6.length > 0, bridgeNetfilter: ctx.firewall.name !== 'none' });
+    if (changed.length > 0) ctx.logger.info({ sysctl: changed }, 'forwarding enabled');
+    await installRules(ctx.firewall, net, config, bridge);
+    undo.push('firewall', () => removeRules(ctx.firewall, net));
+    await verifyNetwork(h, bridge, net, config);
+    return { ...config, adopted };
+  });
+}
+
+export function createBridgeDriver(ctx: DriverContext, opts: BridgeDriverOptions): Driver<BridgeConfig> {
+  const log = ctx.logger.child({ driver: 'bridge' });
+  const nameOf = (net: NetworkRecord, config: BridgeConfig): string => config.bridgeName ?? bridgeNameFor(net.id);
+  return {
+    name: 'bridge',
+    scope: 'local',
+    usesIpam: true,
+    parse: parseBridgeConfig,
+    async createNetwork(net, config) {
+      const done = await setUp(ctx, net, { ...config, bridgeName: nameOf(net, config) });
+      log.info({ network: net.name, bridge: done.bridgeName, adopted: done.adopted }, 'bridge network ready');
+      return { ...done, bridgeName: nameOf(net, config) };
+    },
+    async restore(net, config) {
+      await setUp(ctx, net, { ...config, bridgeName: nameOf(net, config) });
+    },
+    async deleteNetwork(net, config) {
+      const h = ctx.netlink.get();
+      const bridge = nameOf(net, config);
+      await bestEffort(`bridge network ${net.name}`, [
+        ['firewall', () => removeRules(ctx.firewall, net)],
+        ['addresses', () => (config.adopted ? removeGatewayAddresses(h, bridge, net, config) : undefined)],
+        ['device', () => removeBridge(h, bridge, config.adopted)],
+      ]);
+    },
+    async createEndpoint() {
+      return {};
+    },
+    async deleteEndpoint() {},
+    async join(net, config, ep, sb) {
+      const { ifname, data } = await joinSandbox(ctx.netlink, nameOf(net, config), net, config, ep, sb, { hairpin: !opts.userlandProxy });
+      return { ifname, macAddress: data.mac, driverData: data, ...(net.ipv4[0]?.gateway ? { gateway: net.ipv4[0].gateway.split('/')[0]! } : {}) };
+    },
+    async leave(_net, _config, ep) {
+      await leaveSandbox(ctx.netlink, ep);
+    },
+  };
+}

@@ -1,0 +1,58 @@
+// Docker's IpamDriver over cnmkit's Ipam. The wire does not say who an address is for, so each
+// request is classified: the gateway (Options.RequestAddressType) belongs to its pool; an explicit
+// address (aux, --ip, or the engine's replay at start) is held by "docker (explicit)", so asking
+// again for it succeeds; a dynamic one is held by "docker (dynamic)", so --ip on it is refused.
+// Limit: two containers given the same --ip are not told apart (the wire cannot say so).
+import type { FastifyBaseLogger } from 'fastify';
+import { CAPABILITIES, LOCAL_ADDRESS_SPACE, type AddressRequest, type Ipam } from '../../ipam/index.js';
+import type { IpamDriverCalls, RequestAddressRequest } from '../../../plugin-spec/index.js';
+import type { Handlers } from './app.js';
+
+/** RequestAddress's Options.RequestAddressType for a network's gateway. */
+export const GATEWAY_REQUEST_TYPE = 'com.docker.network.gateway';
+export const EXPLICIT_OWNER = 'docker (explicit)';
+export const DYNAMIC_OWNER = 'docker (dynamic)';
+
+/** What the Ipam is asked for one RequestAddress. */
+export function addressRequestOf(req: RequestAddressRequest): AddressRequest {
+  const address = req.Address ? { address: req.Address } : {};
+  if (req.Options?.RequestAddressType === GATEWAY_REQUEST_TYPE) return { kind: 'gateway', owner: req.PoolID, ...address };
+  return { kind: 'endpoint', owner: req.Address ? EXPLICIT_OWNER : DYNAMIC_OWNER, ...address };
+}
+
+export function ipamHandlers(ipam: Ipam): Handlers<IpamDriverCalls> {
+  return {
+    GetCapabilities: () => ({ ...CAPABILITIES }),
+    GetDefaultAddressSpaces: () => {
+      const spaces = ipam.defaultAddressSpaces();
+      return { LocalDefaultAddressSpace: spaces.local, GlobalDefaultAddressSpace: spaces.global };
+    },
+    RequestPool: async (req, log) => {
+      const pool = await ipam.requestPool({
+        addressSpace: req.AddressSpace || LOCAL_ADDRESS_SPACE,
+        ...(req.Pool ? { pool: req.Pool } : {}),
+        ...(req.SubPool ? { subPool: req.SubPool } : {}),
+        options: req.Options ?? null,
+        ...(req.V6 === undefined ? {} : { v6: req.V6 }),
+      });
+      log.info({ poolId: pool.poolId, requested: req.Pool || 'any' }, 'pool allocated');
+      return { PoolID: pool.poolId, Pool: pool.pool, Data: pool.data };
+    },
+    ReleasePool: (req, log) => {
+      ipam.releasePool(req.PoolID);
+      log.info({ poolId: req.PoolID }, 'pool released');
+      return {};
+    },
+    RequestAddress: (req, log) => {
+      const ask = addressRequestOf(req);
+      const address = ipam.requestAddress(req.PoolID, ask);
+      log.debug({ poolId: req.PoolID, address, kind: ask.kind }, 'address allocated');
+      return { Address: address, Data: {} };
+    },
+    ReleaseAddress: (req, log) => {
+      ipam.releaseAddress(req.PoolID, req.Address);
+      log.debug({ poolId: req.PoolID, address: req.Address }, 'address released');
+      return {};
+    },
+  };
+}

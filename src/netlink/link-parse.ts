@@ -1,0 +1,77 @@
+// Parsed RTM_NEWLINK/DELLINK messages of the `netlink` package to the typed Link union. Pure.
+// Limits: kind-specific attributes are read for veth, bridge, vxlan and macvlan only.
+import { getU32, ifla, type rt } from 'netlink';
+import { formatIp, formatMac } from './ipaddr.js';
+import {
+  MACVLAN_MODES, type Link, type LinkCommon, type MacvlanLink, type MacvlanMode, type OperState, type OtherLink,
+  type VethLink, type VxlanLink,
+} from './types.js';
+
+const OPERSTATES: OperState[] = ['unknown', 'notpresent', 'down', 'lowerlayerdown', 'testing', 'dormant', 'up'];
+
+/** Copies the entries of extra whose value is not undefined onto target. */
+export function assignDefined<T extends object>(target: T, extra: Partial<T>): T {
+  for (const [k, v] of Object.entries(extra)) if (v !== undefined) (target as Record<string, unknown>)[k] = v;
+  return target;
+}
+
+function u32(buf: Buffer | undefined): number | undefined {
+  return buf !== undefined && buf.length >= 4 ? getU32(buf.subarray(0, 4)) : undefined;
+}
+
+function macvlanMode(mode: number | undefined): MacvlanMode | undefined {
+  if (mode === undefined) return undefined;
+  const bit = Math.log2(mode);
+  return Number.isInteger(bit) ? MACVLAN_MODES[bit] : undefined;
+}
+
+function common(msg: rt.LinkMessage): LinkCommon {
+  const { data, attrs } = msg;
+  const base: LinkCommon = { name: attrs.ifname ?? '', index: data.index ?? 0, up: data.flags?.up === true };
+  return assignDefined(base, {
+    mtu: attrs.mtu,
+    mac: attrs.address && attrs.address.length > 0 ? formatMac(attrs.address) : undefined,
+    operstate: attrs.operstate === undefined ? undefined : OPERSTATES[attrs.operstate],
+    master: attrs.master,
+    group: attrs.group,
+    netnsId: attrs.linkNetnsid,
+    minMtu: attrs.minMtu,
+    maxMtu: attrs.maxMtu,
+  });
+}
+
+function vxlanFields(data: Buffer | undefined): Partial<VxlanLink> {
+  if (!data) return {};
+  const v = ifla.parseVxlan(data);
+  const local = v.local ?? v.local6;
+  return {
+    vni: v.id,
+    local: local && (local.length === 4 || local.length === 16) ? formatIp(local) : undefined,
+    port: v.port && v.port.length >= 2 ? v.port.readUInt16BE(0) : undefined,
+    learning: v.learning === undefined ? undefined : v.learning !== 0,
+    proxy: v.proxy === undefined ? undefined : v.proxy !== 0,
+    underlayIndex: v.link === 0 ? undefined : v.link,
+  };
+}
+
+/** The typed Link of a parsed link message. */
+export function parseLink(msg: rt.LinkMessage): Link {
+  const base = common(msg);
+  const info = msg.attrs.linkinfo ? ifla.parseInfo(msg.attrs.linkinfo) : undefined;
+  const linkIndex = u32(msg.attrs.link);
+  switch (info?.kind) {
+    case 'veth':
+      return assignDefined<VethLink>({ kind: 'veth', ...base }, { peerIndex: linkIndex });
+    case 'bridge':
+      return { kind: 'bridge', ...base };
+    case 'vxlan':
+      return assignDefined<VxlanLink>({ kind: 'vxlan', ...base }, vxlanFields(info.data));
+    case 'macvlan':
+      return assignDefined<MacvlanLink>(
+        { kind: 'macvlan', ...base },
+        { mode: macvlanMode(info.data ? ifla.parseMacvlan(info.data).mode : undefined), parentIndex: linkIndex },
+      );
+    default:
+      return assignDefined<OtherLink>({ kind: 'other', ...base }, { type: info?.kind });
+  }
+}

@@ -122,7 +122,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       loopbackUp: (nsPath) => setLinkUp(netlink.get(nsPath), 'lo'),
       forget: (nsPath) => netlink.release(nsPath),
     });
-    const controller = new Controller({ store, ipam, drivers, kernel, logger, predefined: new Set(PREDEFINED.keys()) });
+    const controller = new Controller({ store, ipam, drivers, kernel, logger, defaultDriver: 'bridge', predefined: new Set(PREDEFINED.keys()) });
     for (const line of await controller.reconcile()) logger.warn({ reconcile: line }, 'reconciled');
     await createPredefined(controller, store, opts);
     const removed = await firewall.reconcile(controller.firewallOwners());

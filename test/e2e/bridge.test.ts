@@ -1,0 +1,134 @@
+// The bridge driver end to end: a real daemon in a throwaway "host" namespace, sandboxes as
+// named namespaces, checked with ip -j and real packets. Runs once per firewall backend.
+import { afterEach, beforeEach, expect, it } from 'vitest';
+import { describeRoot } from '../helpers/root.js';
+import { adoptNs, makeNs, uniqueName, type TestNs } from '../helpers/netns.js';
+import { TestDaemon } from '../helpers/daemon.js';
+import { check, run } from '../helpers/exec.js';
+
+interface Ep { ipv4?: string; macAddress?: string; ifname?: string }
+
+for (const backend of ['nftables', 'iptables'] as const) {
+  describeRoot(`bridge driver (${backend})`, () => {
+    let host: TestNs;
+    let daemon: TestDaemon;
+
+    beforeEach(async () => {
+      host = await makeNs('host');
+      daemon = new TestDaemon(host, ['--firewall-backend', backend]);
+      await daemon.start();
+    });
+    afterEach(async () => {
+      await daemon.cleanup();
+    });
+
+    async function sandbox(): Promise<string> {
+      const name = uniqueName('sb');
+      adoptNs(name);
+      const r = await daemon.cmd(['sandbox', 'create', '--name', name]);
+      expect(r.stderr).toBe('');
+      return name;
+    }
+
+    async function connect(net: string, sb: string): Promise<Ep> {
+      const r = await daemon.cmd(['connect', '--format', 'json', net, sb]);
+      expect(r.stderr).toBe('');
+      return JSON.parse(r.stdout) as Ep;
+    }
+
+    const ping = (from: string, to: string) => run(['ip', 'netns', 'exec', from, 'ping', '-c', '1', '-W', '1', to]);
+    const addr = (ep: Ep) => ep.ipv4!.split('/')[0]!;
+
+    it('joins three sandboxes to one bridge: veth on the bridge, Docker-style MAC, default route, ping all pairs', async () => {
+      expect((await daemon.cmd(['network', 'create', '--subnet', '198.18.10.0/24', '-o', 'com.docker.network.bridge.name=brtest0', 'lab'])).code).toBe(0);
+      const bridge = await host.ipJson<{ ifname: string; flags: string[]; linkinfo?: { info_kind: string } }[]>(['-d', 'link', 'show', 'brtest0']);
+      expect(bridge[0]!.linkinfo!.info_kind).toBe('bridge');
+      expect(bridge[0]!.flags).toContain('UP');
+      const gw = await host.ipJson<{ addr_info: { local: string; prefixlen: number }[] }[]>(['-4', 'addr', 'show', 'brtest0']);
+      expect(gw[0]!.addr_info).toEqual([expect.objectContaining({ local: '198.18.10.1', prefixlen: 24 })]);
+      const sbs = [await sandbox(), await sandbox(), await sandbox()];
+      const eps = [];
+      for (const sb of sbs) eps.push(await connect('lab', sb));
+      expect(eps.map(addr)).toEqual(['198.18.10.2', '198.18.10.3', '198.18.10.4']);
+      const ports = await host.ipJson<{ ifname: string }[]>(['link', 'show', 'master', 'brtest0']);
+      expect(ports).toHaveLength(3);
+      for (const [i, sb] of sbs.entries()) {
+        const inside = JSON.parse(await check(['ip', '-n', sb, '-j', 'addr', 'show', 'eth0'])) as { address: string; operstate: string; addr_info: { local: string }[] }[];
+        expect(inside[0]!.address).toBe(`02:42:c6:12:0a:0${i + 2}`);
+        expect(inside[0]!.addr_info.map((a) => a.local)).toContain(addr(eps[i]!));
+        const routes = JSON.parse(await check(['ip', '-n', sb, '-j', 'route', 'show', 'default'])) as { gateway: string }[];
+        expect(routes[0]!.gateway).toBe('198.18.10.1');
+      }
+      for (const a of sbs) for (const b of eps) expect((await ping(a, addr(b))).code).toBe(0);
+      expect((await ping(sbs[0]!, '198.18.10.1')).code).toBe(0);
+      for (const sb of sbs) expect((await daemon.cmd(['sandbox', 'rm', sb])).code).toBe(0);
+      expect(await host.ipJson(['link', 'show', 'master', 'brtest0'])).toEqual([]);
+      expect((await daemon.cmd(['network', 'rm', 'lab'])).code).toBe(0);
+      expect((await host.exec(['ip', 'link', 'show', 'brtest0'])).code).not.toBe(0);
+    });
+
+    it('isolates two bridge networks from each other, and icc=false isolates sandboxes inside one', async () => {
+      await daemon.cmd(['network', 'create', '--subnet', '198.18.11.0/24', 'neta']);
+      await daemon.cmd(['network', 'create', '--subnet', '198.18.12.0/24', 'netb']);
+      await daemon.cmd(['network', 'create', '--subnet', '198.18.13.0/24', '-o', 'com.docker.network.bridge.enable_icc=false', 'noicc']);
+      const [a, b, c1, c2] = [await sandbox(), await sandbox(), await sandbox(), await sandbox()];
+      const ea = await connect('neta', a!);
+      const eb = await connect('netb', b!);
+      await connect('noicc', c1!);
+      const ec2 = await connect('noicc', c2!);
+      expect((await ping(a!, addr(eb))).code).not.toBe(0);
+      expect((await ping(b!, addr(ea))).code).not.toBe(0);
+      expect((await ping(c1!, addr(ec2))).code).not.toBe(0);
+      expect((await ping(c1!, '198.18.13.1')).code).toBe(0);
+    });
+
+    it('masquerades traffic to another host on the underlay, and keeps internal networks inside their subnet', async () => {
+      const client = await makeNs('client');
+      await check(['ip', 'link', 'add', 'ul0', 'netns', host.name, 'type', 'veth', 'peer', 'name', 'ul1', 'netns', client.name]);
+      await host.sh(['ip', 'addr', 'add', '198.19.0.1/24', 'dev', 'ul0']);
+      await host.sh(['ip', 'link', 'set', 'ul0', 'up']);
+      await client.sh(['ip', 'addr', 'add', '198.19.0.2/24', 'dev', 'ul1']);
+      await client.sh(['ip', 'link', 'set', 'ul1', 'up']);
+      await daemon.cmd(['network', 'create', '--subnet', '198.18.14.0/24', 'outnet']);
+      await daemon.cmd(['network', 'create', '--subnet', '198.18.15.0/24', '--internal', 'inner']);
+      const [s1, s2] = [await sandbox(), await sandbox()];
+      await connect('outnet', s1!);
+      await connect('inner', s2!);
+      const listener = client.exec(['timeout', '5', 'nc', '-l', '-u', '-W', '1', '-p', '9999'], { timeoutMs: 8000 });
+      await new Promise((r) => setTimeout(r, 300));
+      const conntrackSrc = client.exec(['timeout', '4', 'tcpdump', '-n', '-c', '1', '-i', 'ul1', 'udp', 'port', '9999'], { timeoutMs: 8000 });
+      await new Promise((r) => setTimeout(r, 500));
+      await run(['ip', 'netns', 'exec', s1!, 'sh', '-c', 'echo hello | nc -u -w 1 198.19.0.2 9999']);
+      expect((await listener).stdout).toContain('hello');
+      const seen = await conntrackSrc;
+      if (seen.code !== 127) expect(seen.stdout).toMatch(/198\.19\.0\.1\.\d+ > 198\.19\.0\.2\.9999/);
+      expect((await ping(s1!, '198.19.0.2')).code).toBe(0);
+      expect((await ping(s2!, '198.19.0.2')).code).not.toBe(0);
+      const routes = JSON.parse(await check(['ip', '-n', s2!, '-j', 'route', 'show', 'default'])) as unknown[];
+      expect(routes).toEqual([]);
+    });
+
+    it('refuses bad options naming the field, and leaves no bridge, rule or address behind', async () => {
+      const linksBefore = await host.linkNames();
+      const bad = await daemon.cmd(['network', 'create', '-o', 'com.docker.network.bridge.enable_icc=maybe', 'bad1']);
+      expect(bad.code).toBe(1);
+      expect(bad.stderr).toMatch(/com\.docker\.network\.bridge\.enable_icc: expected true or false/);
+      const long = await daemon.cmd(['network', 'create', '-o', 'com.docker.network.bridge.name=waytoolongbridgename', 'bad2']);
+      expect(long.stderr).toMatch(/longer than 15/);
+      const unknown = await daemon.cmd(['network', 'create', '-o', 'frobnicate=1', 'bad3']);
+      expect(unknown.stderr).toMatch(/options\.frobnicate: unknown bridge option/);
+      const subnet = await daemon.cmd(['network', 'create', '--subnet', '198.18.16.0/24', '--gateway', '198.18.99.1', 'bad4']);
+      expect(subnet.code).toBe(1);
+      expect(subnet.stderr).toMatch(/gateway/);
+      await host.sh(['ip', 'link', 'add', 'taken0', 'type', 'veth', 'peer', 'name', 'taken1']);
+      const clash = await daemon.cmd(['network', 'create', '--subnet', '198.18.17.0/24', '-o', 'com.docker.network.bridge.name=taken0', 'bad5']);
+      expect(clash.code).toBe(1);
+      expect(clash.stderr).toMatch(/not a bridge/);
+      expect((await host.linkNames()).filter((l) => !['taken0', 'taken1'].includes(l))).toEqual(linksBefore);
+      const nets = JSON.parse((await daemon.cmd(['network', 'ls', '--format', 'json'])).stdout) as { name: string }[];
+      expect(nets.map((n) => n.name).sort()).toEqual(['bridge', 'host', 'none']);
+      const again = await daemon.cmd(['network', 'create', '--subnet', '198.18.16.0/24', 'good']);
+      expect(again.code).toBe(0);
+    });
+  });
+}

@@ -1,7 +1,8 @@
 // The real Docker engine (Debian's docker.io) in a throwaway network namespace and a private mount
 // namespace, with cnmkit's IpamDriver served in-process on the engine's plugin directory: Docker's
 // own bridge driver gets its pools, gateways, aux and container addresses from cnmkit, releases
-// them on rm, re-asks when a default pool overlaps its host, and replays them when restarted.
+// them on rm, re-asks when a default pool overlaps its host, replays them when restarted, and
+// frees the stale ones after a crash.
 import fs from 'node:fs';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import pino from 'pino';
@@ -32,6 +33,15 @@ const pools = () => ipam.listPools().map((p) => p.pool).sort();
 const addressesOf = (poolId: string) => ipam.listAddresses(poolId).map((a) => `${a.address} ${a.kind}`).sort();
 const logLines = (msg: string) => logs.filter((l) => l.includes(`"msg":"${msg}"`));
 
+/** Polls fn until it returns true (the engine finishes some work after its API answers). */
+async function until(fn: () => boolean | Promise<boolean>, ms = 15_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await fn())) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${ms} ms`);
+    await new Promise((res) => setTimeout(res, 100));
+  }
+}
+
 describeDocker('the real Docker engine with cnmkit-ipam', skipReason, () => {
   beforeAll(async () => {
     host = await makeHostNs();
@@ -53,8 +63,9 @@ describeDocker('the real Docker engine with cnmkit-ipam', skipReason, () => {
   });
 
   afterAll(async () => {
-    await plugins?.close();
+    // The engine first: it still calls the plugin while it shuts down (and retries ~15 s if it is gone).
     await dockerd?.cleanup();
+    await plugins?.close();
     await host?.delete();
     store?.close();
   }, 120_000);
@@ -153,5 +164,26 @@ describeDocker('the real Docker engine with cnmkit-ipam', skipReason, () => {
     expect(await dockerd.dockerOk(['run', '--rm', '--network', 'w', BUSYBOX_IMAGE, 'ip', '-4', '-o', 'addr', 'show', 'eth0'])).toContain('inet 198.18.52.2/24');
     await dockerd.dockerOk(['network', 'rm', 'w']);
     expect(ipam.getPool(poolId)).toBeUndefined();
+  });
+
+  it('after an engine crash, keeps the addresses of what runs again and frees the stale ones', async () => {
+    await dockerd.dockerOk(['network', 'create', '--ipam-driver', 'cnmkit-ipam', '--subnet', '198.18.53.0/24', 'v']);
+    const poolId = 'LocalDefault/198.18.53.0/24';
+    await dockerd.dockerOk(['run', '-d', '--name', 'fixed', '--network', 'v', '--ip', '198.18.53.50', BUSYBOX_IMAGE, 'sleep', '300']);
+    await dockerd.dockerOk(['run', '-d', '--name', 'gone', '--network', 'v', BUSYBOX_IMAGE, 'sleep', '300']);
+    await dockerd.dockerOk(['run', '-d', '--name', 'back', '--restart', 'always', '--network', 'v', BUSYBOX_IMAGE, 'sleep', '300']);
+    expect(addressesOf(poolId)).toEqual(['198.18.53.1/24 gateway', '198.18.53.2/24 endpoint', '198.18.53.3/24 endpoint', '198.18.53.50/24 endpoint']);
+    await dockerd.restart({ crash: true });
+    // The engine replays the endpoints it finds (cnmkit refuses the dynamic ones: harmless warnings),
+    // then cleans the dead containers' endpoints up and restarts "back" on a new address.
+    const running = async () => (await dockerd.docker(['inspect', '-f', '{{.State.Running}} {{.NetworkSettings.Networks.v.IPAddress}}', 'back'])).stdout.trim();
+    await until(async () => /^true 198\.18\.53\.\d+$/.test(await running()));
+    const backIp = (await running()).split(' ')[1];
+    await until(() => addressesOf(poolId).length === 2);
+    expect(addressesOf(poolId)).toEqual(['198.18.53.1/24 gateway', `${backIp}/24 endpoint`]);
+    await dockerd.dockerOk(['start', 'fixed', 'gone']);
+    const [fixed] = await dockerd.inspect(['container', 'inspect', 'fixed']);
+    expect(fixed.NetworkSettings.Networks.v.IPAddress).toBe('198.18.53.50');
+    expect(addressesOf(poolId)).toHaveLength(4);
   });
 });

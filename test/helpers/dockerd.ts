@@ -4,7 +4,9 @@
 // of a temporary directory the test process serves sockets in) and leaves no files behind. Storage
 // is vfs, and data, exec root, socket, pidfile and cgroup parent are private. Stopping kills, by
 // pid, dockerd and every process left in its mount namespace, then removes cgroups and files.
-// Limits: one engine per Dockerd; images come only from `docker import` (no registry here).
+// Limits: one engine per Dockerd; images come only from `docker import` (no registry here); stop
+// the engine before the plugins it uses (it calls them while it shuts down); a test process killed
+// outright leaves dockerd and its namespace holder running.
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -243,9 +245,13 @@ export class Dockerd {
     return BUSYBOX_IMAGE;
   }
 
-  /** Stops the engine and starts it again on the same state (networks and images persist). */
-  async restart(): Promise<void> {
-    await this.stopDaemon();
+  /**
+   * Stops the engine and starts it again on the same state (networks and images persist). With
+   * crash, dockerd and everything in its mount namespace (containerd, shims, containers) get
+   * SIGKILL first, as in a power loss: the engine then finds stale endpoints at start.
+   */
+  async restart(opts: { crash?: boolean } = {}): Promise<void> {
+    await this.stopDaemon(opts.crash ? 'SIGKILL' : 'SIGTERM');
     await this.startDaemon();
   }
 
@@ -329,12 +335,12 @@ export class Dockerd {
   }
 
   /** SIGTERM to dockerd (SIGKILL after 20 s), then SIGKILL to anything left in its mount namespace. */
-  private async stopDaemon(): Promise<void> {
+  private async stopDaemon(signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> {
     const proc = this.proc;
     this.proc = undefined;
     if (proc?.pid !== undefined && proc.exitCode === null && proc.signalCode === null) {
       const exited = new Promise((res) => proc.once('exit', res));
-      proc.kill('SIGTERM');
+      proc.kill(signal);
       const timer = setTimeout(() => proc.kill('SIGKILL'), 20_000);
       await exited;
       clearTimeout(timer);
@@ -342,7 +348,7 @@ export class Dockerd {
     if (this.mountNs === undefined) return;
     const holderPid = this.holder?.pid;
     const left = pidsInMountNs(this.mountNs).filter((pid) => pid !== holderPid);
-    if (left.length > 0) console.warn(`dockerd left ${left.length} process(es) in its mount namespace; killing ${left.join(', ')}`);
+    if (left.length > 0 && signal === 'SIGTERM') console.warn(`dockerd left ${left.length} process(es) in its mount namespace; killing ${left.join(', ')}`);
     for (const pid of left) process.kill(pid, 'SIGKILL');
     const stuck = await waitGone(left, 5000);
     if (stuck.length > 0) throw new Error(`processes left in dockerd's mount namespace: ${stuck.join(', ')}`);

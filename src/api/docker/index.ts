@@ -15,7 +15,7 @@ import { networkHandlers, type DockerNetworkBackend } from './network.js';
 
 export { buildPluginApp, type Handlers, type PluginAppOptions } from './app.js';
 export { pluginErrorReply } from './errors.js';
-export { addressRequestOf, ipamHandlers, DYNAMIC_OWNER, EXPLICIT_OWNER, GATEWAY_REQUEST_TYPE } from './ipam.js';
+export { addressRequestOf, gatewayOwner, ipamHandlers, DYNAMIC_OWNER, EXPLICIT_OWNER, GATEWAY_REQUEST_TYPE } from './ipam.js';
 export { interfaceReply, networkHandlers, LOCAL_CAPABILITIES, type DockerNetworkBackend } from './network.js';
 
 export const IPAM_PLUGIN = 'cnmkit-ipam';

@@ -1,22 +1,24 @@
 // Docker's IpamDriver over cnmkit's Ipam. The wire does not say who an address is for, so each
-// request is classified: the gateway (Options.RequestAddressType) belongs to its pool; an explicit
-// address (aux, --ip, or the engine's replay at start) is held by "docker (explicit)", so asking
-// again for it succeeds; a dynamic one is held by "docker (dynamic)", so --ip on it is refused.
-// Limit: two containers given the same --ip are not told apart (the wire cannot say so).
-import type { FastifyBaseLogger } from 'fastify';
+// request is classified, with owners in the store's "kind:id" style under the "docker" kind (the
+// controller's reconcile leaves those alone): the gateway (Options.RequestAddressType) is held by
+// "docker:<PoolID>"; an explicit address (aux, --ip, or the engine's replay at start) by
+// "docker:explicit", so asking again for it succeeds; a dynamic one by "docker:dynamic", so --ip
+// on it is refused. Limit: two containers given the same --ip are not told apart (the wire cannot
+// say so).
 import { CAPABILITIES, LOCAL_ADDRESS_SPACE, type AddressRequest, type Ipam } from '../../ipam/index.js';
 import type { IpamDriverCalls, RequestAddressRequest } from '../../../plugin-spec/index.js';
 import type { Handlers } from './app.js';
 
 /** RequestAddress's Options.RequestAddressType for a network's gateway. */
 export const GATEWAY_REQUEST_TYPE = 'com.docker.network.gateway';
-export const EXPLICIT_OWNER = 'docker (explicit)';
-export const DYNAMIC_OWNER = 'docker (dynamic)';
+export const EXPLICIT_OWNER = 'docker:explicit';
+export const DYNAMIC_OWNER = 'docker:dynamic';
+export const gatewayOwner = (poolId: string): string => `docker:${poolId}`;
 
 /** What the Ipam is asked for one RequestAddress. */
 export function addressRequestOf(req: RequestAddressRequest): AddressRequest {
   const address = req.Address ? { address: req.Address } : {};
-  if (req.Options?.RequestAddressType === GATEWAY_REQUEST_TYPE) return { kind: 'gateway', owner: req.PoolID, ...address };
+  if (req.Options?.RequestAddressType === GATEWAY_REQUEST_TYPE) return { kind: 'gateway', owner: gatewayOwner(req.PoolID), ...address };
   return { kind: 'endpoint', owner: req.Address ? EXPLICIT_OWNER : DYNAMIC_OWNER, ...address };
 }
 

@@ -18,6 +18,8 @@ import { createBridgeDriver } from '../drivers/bridge/index.js';
 import { DEFAULT_NETNS_DIR } from './netns/index.js';
 import { NetlinkHandlePool, setLinkUp } from './netlink/index.js';
 import { createFirewall, type FirewallBackend } from './firewall/index.js';
+import { PortAllocator, UserlandProxy } from './portmap/index.js';
+import { PortPublisher } from './portmap/publisher.js';
 import { VERSION } from './version.js';
 import { InvalidArgumentError } from './errors.js';
 import IPCIDR from 'ip-cidr';
@@ -109,10 +111,13 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   await claimSocket(opts.socket);
   const store = openStore(opts.stateDir);
   const netlink = new NetlinkHandlePool();
+  let ports: PortPublisher | undefined;
   try {
     const ipam = new Ipam(store, opts.defaultAddressPools ? { defaultPools: opts.defaultAddressPools } : {});
     const firewall = await createFirewall({ backend: opts.firewallBackend, logger });
-    const ctx: DriverContext = { logger, netlink, firewall };
+    const proxy = opts.userlandProxy ? new UserlandProxy({ logger: logger.child({ part: 'proxy' }) }) : undefined;
+    ports = new PortPublisher(new PortAllocator(), proxy, firewall);
+    const ctx: DriverContext = { logger, netlink, firewall, ports };
     const drivers = new DriverRegistry();
     drivers.register(createNullDriver(ctx));
     drivers.register(createHostDriver(ctx));
@@ -135,11 +140,13 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       controller, store, firewall, api, logger,
       async close() {
         await api.close();
+        await ports?.close();
         netlink.closeAll();
         store.close();
       },
     };
   } catch (err) {
+    await ports?.close();
     netlink.closeAll();
     store.close();
     throw err;

@@ -11,6 +11,7 @@ import { enableForwarding } from './forwarding.js';
 import { installRules, removeRules } from './firewall.js';
 import { joinSandbox, leaveSandbox } from './endpoint.js';
 import { verifyNetwork } from './verify.js';
+import { publishPorts } from './ports.js';
 
 export { parseBridgeConfig, type BridgeConfig } from './config.js';
 
@@ -72,6 +73,12 @@ export function createBridgeDriver(ctx: DriverContext, opts: BridgeDriverOptions
     },
     async leave(_net, _config, ep) {
       await leaveSandbox(ctx.netlink, ep);
+    },
+    publish(net, config, ep, ports) {
+      return publishPorts(ctx.ports, nameOf(net, config), net, config, ep, ports);
+    },
+    unpublish(_net, _config, ep) {
+      return ctx.ports.unpublish(ep.id);
     },
   };
 }

@@ -11,6 +11,7 @@ import type { EndpointRecord, NetworkRecord, SandboxRecord, SubnetRecord } from 
 import { newId, resolveRef, validateObjectName } from './refs.js';
 import { bestEffort, SerialQueue, withRollback } from './steps.js';
 import type { SandboxKernel } from './sandbox-kernel.js';
+import { parsePublish, type PortSpec } from '../portmap/index.js';
 
 export interface CreateNetworkRequest {
   name: string;
@@ -40,7 +41,8 @@ export interface CreateSandboxRequest {
 export interface ConnectRequest {
   ip?: string;
   ipv6?: string;
-  ports?: unknown[];
+  /** `-p` specs, [HOST_IP:][HOST_PORT[-END]:]PORT[-END][/PROTO]. */
+  ports?: string[];
 }
 
 export interface ControllerDeps {
@@ -272,21 +274,22 @@ export class Controller {
       const sb = this.sandbox(sbRef);
       if (this.endpointsOf({ networkId: net.id, sandboxId: sb.id }).length > 0)
         throw new ConflictError(`sandbox ${sb.name} is already connected to network ${net.name}`);
-      if (req.ports && req.ports.length > 0)
+      const ports = (req.ports ?? []).map((p, i) => parsePublish(p, `ports[${i}]`));
+      if (ports.length > 0 && !this.driverOf(net.driver).publish)
         throw new InvalidArgumentError('ports', `the ${net.driver} driver of network ${net.name} cannot publish ports`);
       if (req.ip && net.ipv4.length === 0) throw new InvalidArgumentError('ip', `network ${net.name} has no IPv4 subnet`);
-      return this.createEndpointIn(net, sb, req);
+      return this.createEndpointIn(net, sb, req, ports);
     });
   }
 
-  private createEndpointIn(net: NetworkRecord, sb: SandboxRecord, req: ConnectRequest): Promise<EndpointRecord> {
+  private createEndpointIn(net: NetworkRecord, sb: SandboxRecord, req: ConnectRequest, ports: PortSpec[]): Promise<EndpointRecord> {
     const driver = this.driverOf(net.driver);
     const store = this.deps.store;
     const ipam = this.deps.ipam;
     return withRollback(async (undo) => {
       const id = newId();
       const ep: EndpointRecord = {
-        id, networkId: net.id, sandboxId: sb.id, name: `${sb.name}-${net.name}`.slice(0, 64), ports: req.ports ?? [],
+        id, networkId: net.id, sandboxId: sb.id, name: `${sb.name}-${net.name}`.slice(0, 64), ports: [],
         driverData: {}, state: 'creating', created: now(),
       };
       const s4 = net.ipv4[0];
@@ -312,6 +315,11 @@ export class Controller {
       if (joined.ifname) ep.ifname = joined.ifname;
       if (joined.macAddress) ep.macAddress = joined.macAddress;
       if (joined.driverData !== undefined) ep.driverData = joined.driverData;
+      if (ports.length > 0 && driver.publish) {
+        store.endpoints.put(ep);
+        undo.push('ports', () => driver.unpublish?.(net, net.config, ep));
+        ep.ports = await driver.publish(net, net.config, ep, ports);
+      }
       ep.state = 'ready';
       store.endpoints.put(ep);
       this.deps.logger.info({ network: net.name, sandbox: sb.name, endpoint: ep.id, ipv4: ep.ipv4 }, 'endpoint joined');
@@ -336,12 +344,28 @@ export class Controller {
     const driver = net ? this.deps.drivers.get(net.driver) : undefined;
     store.endpoints.put({ ...ep, state: 'deleting' });
     await bestEffort(`endpoint ${ep.name}`, [
+      ['unpublish', () => (net && driver?.unpublish ? driver.unpublish(net, net.config, ep) : undefined)],
       ['leave', () => (net && driver && sb ? driver.leave(net, net.config, ep, sb) : undefined)],
       ['driver', () => (net && driver ? driver.deleteEndpoint(net, net.config, ep) : undefined)],
       ['ipv4', () => (net?.ipv4[0] && ep.ipv4 ? this.deps.ipam.releaseAddress(net.ipv4[0].poolId, ep.ipv4) : undefined)],
       ['ipv6', () => (net?.ipv6[0] && ep.ipv6 ? this.deps.ipam.releaseAddress(net.ipv6[0].poolId, ep.ipv6) : undefined)],
       ['store', () => store.endpoints.delete(ep.id)],
     ]);
+  }
+
+  /** Publishes again the ports of every ready endpoint (the proxy and the leases live in the daemon). */
+  private async republish(done: string[]): Promise<void> {
+    for (const ep of this.deps.store.endpoints.list()) {
+      const net = this.deps.store.networks.get(ep.networkId);
+      const driver = net && this.deps.drivers.get(net.driver);
+      const ports = ep.ports as PortSpec[];
+      if (!net || !driver?.publish || ep.state !== 'ready' || ports.length === 0) continue;
+      try {
+        await driver.publish(net, net.config, ep, ports);
+      } catch (err) {
+        done.push(`endpoint ${ep.name}: ports not published again: ${(err as Error).message}`);
+      }
+    }
   }
 
   /** Every id that may own firewall rules: networks (their rules) and endpoints (their ports). */
@@ -386,6 +410,7 @@ export class Controller {
         const driver = this.deps.drivers.get(net.driver);
         if (driver?.restore) await driver.restore(net, net.config);
       }
+      await this.republish(done);
       return done;
     });
   }

@@ -4,6 +4,8 @@
 import type { Logger } from 'pino';
 import type { NetlinkHandlePool } from '../netlink/index.js';
 import type { FirewallBackend } from '../firewall/index.js';
+import type { PortPublisher } from '../portmap/publisher.js';
+import type { PortSpec } from '../portmap/index.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from './model.js';
 
 /**
@@ -14,6 +16,7 @@ export interface DriverContext {
   logger: Logger;
   netlink: NetlinkHandlePool;
   firewall: FirewallBackend;
+  ports: PortPublisher;
 }
 
 /** The generic network options a driver's parse step sees, besides `-o key=value`. */
@@ -54,6 +57,10 @@ export interface Driver<Config = unknown> {
   join(net: NetworkRecord, config: Config, ep: EndpointRecord, sb: SandboxRecord): Promise<JoinResult>;
   /** Idempotent. */
   leave(net: NetworkRecord, config: Config, ep: EndpointRecord, sb: SandboxRecord): Promise<void>;
+  /** Optional: publishes ports of a joined endpoint; returns them resolved (host ports chosen). */
+  publish?(net: NetworkRecord, config: Config, ep: EndpointRecord, ports: PortSpec[]): Promise<PortSpec[]>;
+  /** Idempotent. */
+  unpublish?(net: NetworkRecord, config: Config, ep: EndpointRecord): Promise<void>;
 }
 
 export type DriverFactory = (ctx: DriverContext) => Driver;

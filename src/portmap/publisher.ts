@@ -1,0 +1,80 @@
+// Publishing one endpoint's ports end to end: host ports leased from the allocator (conflicts
+// name the holder), the userland proxy holding them (TCP/UDP, when enabled), and the kernel DNAT
+// rules of the firewall — all or nothing, and unpublish removes exactly what publish added.
+import type { FirewallBackend, PortMapping } from '../firewall/index.js';
+import { bestEffort, withRollback } from '../cnm/steps.js';
+import type { PortAllocator } from './allocator.js';
+import type { ProxyMapping, UserlandProxy } from './proxy.js';
+import type { PortSpec } from './spec.js';
+
+export interface PublishTarget {
+  /** Owner of the leases, listeners and rules: the endpoint id. */
+  owner: string;
+  containerIP: string;
+  bridge: string;
+  /** Host address used when a spec names none ('' = every address). */
+  defaultHostIP: string;
+}
+
+export class PortPublisher {
+  constructor(
+    private readonly allocator: PortAllocator,
+    private readonly proxy: UserlandProxy | undefined,
+    private readonly firewall: FirewallBackend,
+  ) {}
+
+  get userlandProxy(): boolean {
+    return this.proxy !== undefined;
+  }
+
+  /** Publishes specs for target; returns them resolved (ephemeral host ports chosen). */
+  publish(target: PublishTarget, specs: readonly PortSpec[]): Promise<PortSpec[]> {
+    return withRollback(async (undo) => {
+      undo.push('leases', () => this.allocator.release(target.owner));
+      const resolved: PortSpec[] = [];
+      for (const spec of specs) {
+        const withIP = spec.hostIP === undefined && target.defaultHostIP ? { ...spec, hostIP: target.defaultHostIP } : spec;
+        resolved.push(...this.allocator.allocate(target.owner, withIP));
+      }
+      if (this.proxy) {
+        const proxied = resolved.filter((s) => s.proto !== 'sctp').map((s) => proxyMapping(s, target.containerIP));
+        undo.push('proxy', () => this.proxy!.unpublish(target.owner));
+        await this.proxy.publish(target.owner, proxied);
+      }
+      undo.push('firewall', () => this.firewall.removePorts([target.owner]));
+      await this.firewall.addPorts(resolved.map((s) => firewallMapping(s, target, this.userlandProxy)));
+      return resolved;
+    });
+  }
+
+  /** Removes the target's rules, listeners and leases. Idempotent. */
+  unpublish(owner: string): Promise<void> {
+    return bestEffort(`ports of ${owner}`, [
+      ['firewall', () => this.firewall.removePorts([owner])],
+      ['proxy', () => this.proxy?.unpublish(owner)],
+      ['leases', () => this.allocator.release(owner)],
+    ]);
+  }
+
+  async close(): Promise<void> {
+    await this.proxy?.close();
+  }
+}
+
+function proxyMapping(s: PortSpec, containerIP: string): ProxyMapping {
+  return {
+    proto: s.proto as 'tcp' | 'udp',
+    ...(s.hostIP !== undefined ? { hostIP: s.hostIP } : {}),
+    hostPort: s.hostPort, hostPortEnd: s.hostPortEnd,
+    containerIP, containerPort: s.containerPort, containerPortEnd: s.containerPortEnd,
+  };
+}
+
+function firewallMapping(s: PortSpec, t: PublishTarget, userlandProxy: boolean): PortMapping {
+  return {
+    id: t.owner, proto: s.proto, ...(s.hostIP !== undefined ? { hostIP: s.hostIP } : {}),
+    hostPort: s.hostPort, hostPortEnd: s.hostPortEnd,
+    containerIP: t.containerIP, containerPort: s.containerPort, containerPortEnd: s.containerPortEnd,
+    bridge: t.bridge, userlandProxy,
+  };
+}

@@ -1,0 +1,149 @@
+// Port publishing end to end: `cnmkit run -p` with a real server in the sandbox, reached from a
+// client host on the underlay (its source address preserved), from the host's 127.0.0.1 and from
+// a neighbour on the same bridge (hairpin) — for both firewall backends, proxy on and off.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { afterEach, beforeEach, expect, it } from 'vitest';
+import { describeRoot } from '../helpers/root.js';
+import { adoptNs, makeNs, uniqueName, type TestNs } from '../helpers/netns.js';
+import { CLI, TestDaemon } from '../helpers/daemon.js';
+import { check, run } from '../helpers/exec.js';
+
+const HOST_UL = '198.19.1.1';
+const CLIENT_UL = '198.19.1.2';
+
+async function underlay(host: TestNs, client: TestNs): Promise<void> {
+  await check(['ip', 'link', 'add', 'ul0', 'netns', host.name, 'type', 'veth', 'peer', 'name', 'ul1', 'netns', client.name]);
+  await host.sh(['ip', 'addr', 'add', `${HOST_UL}/24`, 'dev', 'ul0']);
+  await host.sh(['ip', 'link', 'set', 'ul0', 'up']);
+  await client.sh(['ip', 'addr', 'add', `${CLIENT_UL}/24`, 'dev', 'ul1']);
+  await client.sh(['ip', 'link', 'set', 'ul1', 'up']);
+}
+
+/** `cnmkit run` in the background; resolves once the sandbox answers on its port. */
+async function runServer(daemon: TestDaemon, args: string[], cmd: string[]): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [CLI, 'run', '--socket', daemon.socket, ...args, '--', ...cmd], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const sbs = JSON.parse((await daemon.cmd(['sandbox', 'ls', '--format', 'json'])).stdout) as { endpoints: unknown[] }[];
+    if (sbs.some((s) => s.endpoints.length > 0)) break;
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`cnmkit run did not start: ${err}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  await new Promise((r) => setTimeout(r, 500));
+  return child;
+}
+
+async function stopServer(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await exited;
+}
+
+const curl = (ns: string, url: string) => run(['ip', 'netns', 'exec', ns, 'curl', '-s', '--max-time', '4', url]);
+
+for (const backend of ['nftables', 'iptables'] as const) {
+  for (const proxy of [true, false]) {
+    describeRoot(`publishing ports (${backend}, userland proxy ${proxy ? 'on' : 'off'})`, () => {
+      let host: TestNs;
+      let client: TestNs;
+      let daemon: TestDaemon;
+      let www: string;
+
+      beforeEach(async () => {
+        host = await makeNs('host');
+        client = await makeNs('client');
+        await underlay(host, client);
+        daemon = new TestDaemon(host, ['--firewall-backend', backend, '--userland-proxy', String(proxy)]);
+        await daemon.start();
+        www = fs.mkdtempSync(path.join(os.tmpdir(), 'cnmkit-www-'));
+        fs.writeFileSync(path.join(www, 'index.html'), 'hello from the sandbox\n');
+      });
+      afterEach(async () => {
+        await daemon.cleanup();
+        fs.rmSync(www, { recursive: true, force: true });
+      });
+
+      it('serves -p 8080:80 to another host, to 127.0.0.1 on the host and to a neighbour (hairpin), then removes every rule', async () => {
+        const rulesBefore = backend === 'nftables' ? await host.sh(['nft', '-s', 'list', 'ruleset']) : await host.sh(['iptables-save']);
+        expect((await daemon.cmd(['network', 'create', '--subnet', '198.18.20.0/24', 'mynet'])).code).toBe(0);
+        const name = uniqueName('web');
+        adoptNs(name);
+        const server = await runServer(daemon, ['--name', name, '--network', 'mynet', '-p', '8080:80'], ['busybox', 'httpd', '-f', '-p', '80', '-h', www]);
+        try {
+          expect((await curl(client.name, `http://${HOST_UL}:8080/`)).stdout).toBe('hello from the sandbox\n');
+          expect((await curl(host.name, 'http://127.0.0.1:8080/')).stdout).toBe('hello from the sandbox\n');
+          const neighbour = uniqueName('nb');
+          adoptNs(neighbour);
+          await daemon.cmd(['sandbox', 'create', '--name', neighbour]);
+          await daemon.cmd(['connect', 'mynet', neighbour]);
+          expect((await curl(neighbour, `http://${HOST_UL}:8080/`)).stdout).toBe('hello from the sandbox\n');
+          await daemon.cmd(['sandbox', 'rm', neighbour]);
+        } finally {
+          await stopServer(server);
+        }
+        expect((await curl(client.name, `http://${HOST_UL}:8080/`)).code).not.toBe(0);
+        await daemon.cmd(['network', 'rm', 'mynet']);
+        const rulesAfter = backend === 'nftables' ? await host.sh(['nft', '-s', 'list', 'ruleset']) : await host.sh(['iptables-save']);
+        const strip = (t: string) => t.split('\n').filter((l) => !l.startsWith('#')).map((l) => l.replace(/\[\d+:\d+\]/g, '')).join('\n');
+        expect(strip(rulesAfter)).toBe(strip(rulesBefore));
+      });
+
+      it('preserves the client\'s source address, publishes UDP, and refuses a port that is taken, naming the holder', async () => {
+        await daemon.cmd(['network', 'create', '--subnet', '198.18.21.0/24', 'srcnet']);
+        const sb = uniqueName('src');
+        adoptNs(sb);
+        await daemon.cmd(['sandbox', 'create', '--name', sb]);
+        const c = await daemon.cmd(['connect', '-p', '9090:90', '-p', '9191:91/udp', 'srcnet', sb]);
+        expect(c.stderr).toBe('');
+        const tcp = spawn('ip', ['netns', 'exec', sb, 'socat', 'TCP-LISTEN:90,reuseaddr', 'SYSTEM:echo $SOCAT_PEERADDR'], { stdio: 'ignore' });
+        const udp = spawn('ip', ['netns', 'exec', sb, 'socat', 'UDP-RECVFROM:91', 'SYSTEM:echo udp-$SOCAT_PEERADDR'], { stdio: 'ignore' });
+        try {
+          await new Promise((r) => setTimeout(r, 500));
+          const peer = await run(['ip', 'netns', 'exec', client.name, 'socat', '-T', '3', '-', `TCP:${HOST_UL}:9090`], { input: '' });
+          expect(peer.stdout.trim()).toBe(CLIENT_UL);
+          const u = await run(['ip', 'netns', 'exec', client.name, 'socat', '-T', '3', '-', `UDP:${HOST_UL}:9191`], { input: 'x\n' });
+          expect(u.stdout.trim()).toBe(`udp-${CLIENT_UL}`);
+        } finally {
+          tcp.kill();
+          udp.kill();
+        }
+        const other = uniqueName('other');
+        adoptNs(other);
+        await daemon.cmd(['sandbox', 'create', '--name', other]);
+        const clash = await daemon.cmd(['connect', '-p', '9090:80', 'srcnet', other]);
+        expect(clash.code).toBe(1);
+        expect(clash.stderr).toMatch(/9090.*(already|held|allocated)/);
+        const otherEps = JSON.parse((await daemon.cmd(['sandbox', 'inspect', other])).stdout) as { endpoints: unknown[] }[];
+        expect(otherEps[0]!.endpoints).toEqual([]);
+        const ports = await host.linkNames();
+        expect(ports.filter((l) => l.startsWith('veth'))).toHaveLength(1);
+      });
+
+      it('publishes a 1000-port range, reachable at both ends', async () => {
+        await daemon.cmd(['network', 'create', '--subnet', '198.18.22.0/24', 'rangenet']);
+        const sb = uniqueName('rng');
+        adoptNs(sb);
+        await daemon.cmd(['sandbox', 'create', '--name', sb]);
+        const c = await daemon.cmd(['connect', '-p', '20000-20999:20000-20999', 'rangenet', sb]);
+        expect(c.stderr).toBe('');
+        for (const port of [20000, 20999]) {
+          const srv = spawn('ip', ['netns', 'exec', sb, 'socat', `TCP-LISTEN:${port},reuseaddr`, 'SYSTEM:echo port-$SOCAT_SOCKPORT'], { stdio: 'ignore' });
+          try {
+            await new Promise((r) => setTimeout(r, 400));
+            const r = await run(['ip', 'netns', 'exec', client.name, 'socat', '-T', '3', '-', `TCP:${HOST_UL}:${port}`], { input: '' });
+            expect(r.stdout.trim()).toBe(`port-${port}`);
+          } finally {
+            srv.kill();
+          }
+        }
+        expect((await daemon.cmd(['sandbox', 'rm', sb])).code).toBe(0);
+      });
+    });
+  }
+}

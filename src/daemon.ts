@@ -6,6 +6,8 @@ import net from 'node:net';
 import path from 'node:path';
 import pino, { type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
+import { servePlugins, type PluginServers } from './api/docker/index.js';
+import { bridgeBackend } from './api/docker/bridge-backend.js';
 import { Controller } from './cnm/controller.js';
 import { DriverRegistry, type DriverContext } from './cnm/driver.js';
 import { createSandboxKernel } from './cnm/sandbox-kernel.js';
@@ -112,6 +114,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const store = openStore(opts.stateDir);
   const netlink = new NetlinkHandlePool();
   let ports: PortPublisher | undefined;
+  let plugins: PluginServers | undefined;
   try {
     const ipam = new Ipam(store, opts.defaultAddressPools ? { defaultPools: opts.defaultAddressPools } : {});
     const firewall = await createFirewall({ backend: opts.firewallBackend, logger });
@@ -135,10 +138,13 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     const api = await buildManagementApi({ controller, logger });
     await api.listen({ path: opts.socket });
     fs.chmodSync(opts.socket, 0o660);
-    logger.info({ version: VERSION, socket: opts.socket, stateDir: opts.stateDir, drivers: drivers.names() }, 'cnmkit daemon ready');
+    fs.mkdirSync(opts.pluginDir, { recursive: true, mode: 0o755 });
+    plugins = await servePlugins({ pluginDir: opts.pluginDir, ipam, network: bridgeBackend(controller), logger: logger.child({ part: 'docker-plugin' }) });
+    logger.info({ version: VERSION, socket: opts.socket, stateDir: opts.stateDir, drivers: drivers.names(), firewall: firewall.name, plugins: plugins.sockets }, 'cnmkit daemon ready');
     return {
       controller, store, firewall, api, logger,
       async close() {
+        await plugins?.close();
         await api.close();
         await ports?.close();
         netlink.closeAll();
@@ -146,6 +152,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       },
     };
   } catch (err) {
+    await plugins?.close();
     await ports?.close();
     netlink.closeAll();
     store.close();

@@ -17,6 +17,8 @@ import type { BridgeConfig } from './config.js';
 export interface BridgeEndpointData {
   hostIfname: string;
   mac: string;
+  /** Detached endpoints only: the container end, left in the host namespace for the engine to move. */
+  containerIfname?: string;
 }
 
 /** The host end's name: `veth` + 7 hex digits of the endpoint id (≤ 15 characters). */
@@ -75,6 +77,28 @@ export async function joinSandbox(
     throw err;
   }
   return { ifname, data };
+}
+
+/**
+ * A detached endpoint (the Docker engine's flow): both ends in the host namespace, the host end
+ * on the bridge and up, the container end with its MAC, left down for the engine to move.
+ * Equivalent to: `ip link add vethX master BR up type veth peer name cX address MAC`
+ */
+export async function createDetached(pool: NetlinkHandlePool, bridge: string, config: BridgeConfig, ep: EndpointRecord, opts: { hairpin: boolean }): Promise<BridgeEndpointData> {
+  const host = pool.get();
+  const data: BridgeEndpointData = { hostIfname: hostIfnameFor(ep.id), containerIfname: `c${ep.id.slice(0, 10)}`, mac: ep.macAddress ?? macFor(ep.ipv4) };
+  const mtu = config.mtu;
+  await addVeth(host, {
+    name: data.hostIfname, master: bridge, up: true, ...(mtu ? { mtu } : {}),
+    peer: { name: data.containerIfname!, mac: data.mac, ...(mtu ? { mtu } : {}) },
+  });
+  try {
+    if (opts.hairpin) setHairpin(data.hostIfname);
+  } catch (err) {
+    await deleteLink(host, data.hostIfname, { ifExists: true });
+    throw err;
+  }
+  return data;
 }
 
 /** Equivalent to: `ip link del vethX` (its peer in the sandbox goes with it). Idempotent. */

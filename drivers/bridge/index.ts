@@ -9,7 +9,8 @@ import { ensureBridge, removeBridge } from './device.js';
 import { ensureGatewayAddresses, removeGatewayAddresses } from './addresses.js';
 import { enableForwarding } from './forwarding.js';
 import { installRules, removeRules } from './firewall.js';
-import { joinSandbox, leaveSandbox } from './endpoint.js';
+import { createDetached, joinSandbox, leaveSandbox } from './endpoint.js';
+export type { BridgeEndpointData } from './endpoint.js';
 import { verifyNetwork } from './verify.js';
 import { publishPorts } from './ports.js';
 
@@ -63,10 +64,13 @@ export function createBridgeDriver(ctx: DriverContext, opts: BridgeDriverOptions
         ['device', () => removeBridge(h, bridge, config.adopted)],
       ]);
     },
-    async createEndpoint() {
-      return {};
+    async createEndpoint(net, config, ep) {
+      if (ep.sandboxId !== undefined) return {};
+      return createDetached(ctx.netlink, nameOf(net, config), config, ep, { hairpin: !opts.userlandProxy });
     },
-    async deleteEndpoint() {},
+    async deleteEndpoint(_net, _config, ep) {
+      if (ep.sandboxId === undefined) await leaveSandbox(ctx.netlink, ep);
+    },
     async join(net, config, ep, sb) {
       const { ifname, data } = await joinSandbox(ctx.netlink, nameOf(net, config), net, config, ep, sb, { hairpin: !opts.userlandProxy });
       return { ifname, macAddress: data.mac, driverData: data, ...(net.ipv4[0]?.gateway ? { gateway: net.ipv4[0].gateway.split('/')[0]! } : {}) };

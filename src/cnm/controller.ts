@@ -26,7 +26,11 @@ export interface CreateNetworkRequest {
   internal?: boolean;
   options?: Record<string, string>;
   labels?: Record<string, string>;
+  /** The id to use (Docker's NetworkID); a new one when absent. */
+  id?: string;
   dockerId?: string;
+  /** Subnets assigned elsewhere (the Docker engine's IPAM): used as given, never allocated or released here. */
+  assigned?: { ipv4: SubnetRecord[]; ipv6: SubnetRecord[] };
 }
 
 export interface CreateSandboxRequest {
@@ -113,13 +117,17 @@ export class Controller {
         const store = this.deps.store;
         if (store.networks.getByName(name)) throw new ConflictError(`network with name ${name} already exists`);
         const net: NetworkRecord = {
-          id: newId(), name, driver: driver.name, scope: driver.scope, internal, enableIPv6, options,
+          id: req.id ?? newId(), name, driver: driver.name, scope: driver.scope, internal, enableIPv6, options,
           labels: req.labels ?? {}, config, ipv4: [], ipv6: [], state: 'creating', created: now(),
           ...(req.dockerId ? { dockerId: req.dockerId } : {}),
         };
         store.networks.put(net);
         undo.push('store network', () => store.networks.delete(net.id));
-        if (driver.usesIpam) {
+        if (req.assigned) {
+          net.ipv4 = req.assigned.ipv4;
+          net.ipv6 = req.assigned.ipv6;
+          store.networks.put(net);
+        } else if (driver.usesIpam) {
           const owner = `network:${net.id}`;
           const subnets = [{ v6: false, subnet: req.subnet, ipRange: req.ipRange, gateway: req.gateway, auxAddresses: req.auxAddresses }];
           if (enableIPv6) subnets.push({ v6: true, subnet: req.subnetV6, ipRange: undefined, gateway: req.gatewayV6, auxAddresses: undefined });
@@ -174,7 +182,7 @@ export class Controller {
   private releaseOwnedPools(net: NetworkRecord): void {
     const ipam = this.deps.ipam;
     const owner = `network:${net.id}`;
-    const ids = new Set([...net.ipv4, ...net.ipv6].map((s) => s.poolId));
+    const ids = new Set([...net.ipv4, ...net.ipv6].map((s) => s.poolId).filter((id) => id !== ''));
     for (const pool of ipam.listPools()) {
       if (ipam.listAddresses(pool.poolId).some((a) => a.kind === 'gateway' && a.owner === owner)) ids.add(pool.poolId);
     }
@@ -327,6 +335,65 @@ export class Controller {
     });
   }
 
+  endpoint(id: string): EndpointRecord {
+    const ep = this.deps.store.endpoints.get(id);
+    if (!ep) throw new NotFoundError('endpoint', id);
+    return ep;
+  }
+
+  /**
+   * An endpoint that no sandbox of ours joins (the Docker engine's flow): addresses decided by
+   * the caller, kernel objects made by the driver's createEndpoint, moved into place by others.
+   */
+  createDetachedEndpoint(netRef: string, req: { id: string; dockerId?: string; ipv4?: string; ipv6?: string; macAddress?: string }): Promise<EndpointRecord> {
+    return this.queue.run(() => {
+      const net = this.network(netRef);
+      const driver = this.driverOf(net.driver);
+      const store = this.deps.store;
+      if (store.endpoints.get(req.id)) throw new ConflictError(`endpoint ${req.id} already exists`);
+      return withRollback(async (undo) => {
+        const ep: EndpointRecord = {
+          id: req.id, networkId: net.id, name: `ep-${req.id.slice(0, 12)}`, ports: [], driverData: {}, state: 'creating', created: now(),
+          ...definedOnly({ dockerId: req.dockerId, ipv4: req.ipv4, ipv6: req.ipv6, macAddress: req.macAddress }),
+        };
+        store.endpoints.put(ep);
+        undo.push('store endpoint', () => store.endpoints.delete(ep.id));
+        ep.driverData = await driver.createEndpoint(net, net.config, ep);
+        const data = ep.driverData as { mac?: string } | undefined;
+        if (!ep.macAddress && data?.mac) ep.macAddress = data.mac;
+        ep.state = 'ready';
+        store.endpoints.put(ep);
+        return ep;
+      });
+    });
+  }
+
+  /** Deletes an endpoint, joined or detached; idempotent (an unknown id is a NotFoundError to the caller). */
+  deleteEndpoint(id: string): Promise<void> {
+    return this.queue.run(async () => {
+      const ep = this.endpoint(id);
+      const sb = ep.sandboxId ? this.deps.store.sandboxes.get(ep.sandboxId) : undefined;
+      await this.teardownEndpoint(ep, sb);
+    });
+  }
+
+  /** Publishes ports of an endpoint, replacing what it published before. */
+  publishPorts(id: string, ports: PortSpec[]): Promise<PortSpec[]> {
+    return this.queue.run(async () => {
+      const ep = this.endpoint(id);
+      const net = this.network(ep.networkId);
+      const driver = this.driverOf(net.driver);
+      if (!driver.publish) throw new InvalidArgumentError('ports', `the ${net.driver} driver of network ${net.name} cannot publish ports`);
+      await driver.unpublish?.(net, net.config, ep);
+      ep.ports = [];
+      this.deps.store.endpoints.put(ep);
+      if (ports.length === 0) return [];
+      ep.ports = await driver.publish(net, net.config, ep, ports);
+      this.deps.store.endpoints.put(ep);
+      return ep.ports as PortSpec[];
+    });
+  }
+
   disconnect(netRef: string, sbRef: string): Promise<void> {
     return this.queue.run(async () => {
       const net = this.network(netRef);
@@ -347,8 +414,8 @@ export class Controller {
       ['unpublish', () => (net && driver?.unpublish ? driver.unpublish(net, net.config, ep) : undefined)],
       ['leave', () => (net && driver && sb ? driver.leave(net, net.config, ep, sb) : undefined)],
       ['driver', () => (net && driver ? driver.deleteEndpoint(net, net.config, ep) : undefined)],
-      ['ipv4', () => (net?.ipv4[0] && ep.ipv4 ? this.deps.ipam.releaseAddress(net.ipv4[0].poolId, ep.ipv4) : undefined)],
-      ['ipv6', () => (net?.ipv6[0] && ep.ipv6 ? this.deps.ipam.releaseAddress(net.ipv6[0].poolId, ep.ipv6) : undefined)],
+      ['ipv4', () => (net?.ipv4[0]?.poolId && ep.ipv4 ? this.deps.ipam.releaseAddress(net.ipv4[0].poolId, ep.ipv4) : undefined)],
+      ['ipv6', () => (net?.ipv6[0]?.poolId && ep.ipv6 ? this.deps.ipam.releaseAddress(net.ipv6[0].poolId, ep.ipv6) : undefined)],
       ['store', () => store.endpoints.delete(ep.id)],
     ]);
   }
@@ -388,7 +455,8 @@ export class Controller {
       for (const ep of store.endpoints.list()) {
         const sb = ep.sandboxId ? store.sandboxes.get(ep.sandboxId) : undefined;
         const gone = sb && sb.kind !== 'host' && !this.deps.kernel.exists(sb.netnsPath);
-        if (ep.state !== 'ready' || !sb || sb.state !== 'ready' || gone) {
+        const detached = ep.sandboxId === undefined;
+        if (ep.state !== 'ready' || (!detached && (!sb || sb.state !== 'ready' || gone))) {
           await this.teardownEndpoint(ep, sb).catch((err) => this.deps.logger.warn({ err }, 'reconcile endpoint'));
           done.push(`endpoint ${ep.name}: removed (${ep.state !== 'ready' ? `interrupted while ${ep.state}` : 'sandbox gone'})`);
         }

@@ -1,0 +1,97 @@
+// The cnmkit-bridge NetworkDriver: Docker engine calls mapped onto the controller and the bridge
+// driver. Networks and endpoints keep Docker's ids (so `cnmkit network ls` shows them); the
+// engine's IPAM decides addresses; the container end of each veth stays in the host namespace
+// until the engine moves it (Join only names it); ports are published in
+// ProgramExternalConnectivity, the one place the engine sends them for the gateway endpoint.
+import type { Controller } from '../../cnm/controller.js';
+import type { SubnetRecord } from '../../cnm/model.js';
+import type { BridgeConfig, BridgeEndpointData } from '../../../drivers/bridge/index.js';
+import { parsePortBindings } from '../../portmap/index.js';
+import type {
+  CreateEndpointReply, CreateEndpointRequest, CreateNetworkRequest, EndpointRequest, IPAMData, JoinReply, JoinRequest,
+  NetworkRequest, ProgramExternalConnectivityRequest,
+} from '../../../plugin-spec/types.js';
+import type { DockerNetworkBackend } from './network.js';
+
+const GENERIC = 'com.docker.network.generic';
+
+function subnets(data: IPAMData[] | null | undefined): SubnetRecord[] {
+  return (data ?? []).filter((d) => d.Pool).map((d) => ({
+    poolId: '',
+    subnet: d.Pool!,
+    ...(d.Gateway ? { gateway: d.Gateway } : {}),
+    ...(d.AuxAddresses && Object.keys(d.AuxAddresses).length > 0 ? { auxAddresses: d.AuxAddresses } : {}),
+  }));
+}
+
+/** `-o k=v` values arrive as JSON values; the driver's options are strings. */
+function stringOptions(generic: unknown): Record<string, string> {
+  if (!generic || typeof generic !== 'object') return {};
+  return Object.fromEntries(Object.entries(generic as Record<string, unknown>).map(([k, v]) => [k, typeof v === 'string' ? v : JSON.stringify(v)]));
+}
+
+/** Docker sends the MAC option as base64 of its bytes. */
+function macOption(b64: unknown): string | undefined {
+  if (typeof b64 !== 'string' || b64 === '') return undefined;
+  const bytes = Buffer.from(b64, 'base64');
+  return bytes.length === 6 ? [...bytes].map((b) => b.toString(16).padStart(2, '0')).join(':') : undefined;
+}
+
+export function bridgeBackend(controller: Controller): DockerNetworkBackend {
+  return {
+    async createNetwork(req: CreateNetworkRequest) {
+      const o = req.Options ?? {};
+      await controller.createNetwork({
+        id: req.NetworkID, dockerId: req.NetworkID, name: `docker-${req.NetworkID.slice(0, 12)}`, driver: 'bridge',
+        options: stringOptions(o[GENERIC]), internal: o['com.docker.network.internal'] === true,
+        enableIPv6: o['com.docker.network.enable_ipv6'] === true,
+        assigned: { ipv4: subnets(req.IPv4Data), ipv6: subnets(req.IPv6Data) },
+      });
+    },
+    async deleteNetwork(req: NetworkRequest) {
+      controller.network(req.NetworkID);
+      await controller.deleteNetwork(req.NetworkID);
+    },
+    async createEndpoint(req: CreateEndpointRequest): Promise<CreateEndpointReply> {
+      const i = req.Interface ?? {};
+      const mac = i.MacAddress || macOption(req.Options?.['com.docker.network.endpoint.macaddress']);
+      const ep = await controller.createDetachedEndpoint(req.NetworkID, {
+        id: req.EndpointID, dockerId: req.EndpointID,
+        ...(i.Address ? { ipv4: i.Address } : {}), ...(i.AddressIPv6 ? { ipv6: i.AddressIPv6 } : {}), ...(mac ? { macAddress: mac } : {}),
+      });
+      return { Interface: i.MacAddress ? null : { MacAddress: ep.macAddress ?? '' } };
+    },
+    async deleteEndpoint(req: EndpointRequest) {
+      await controller.deleteEndpoint(req.EndpointID);
+    },
+    endpointOperInfo(req: EndpointRequest) {
+      const ep = controller.endpoint(req.EndpointID);
+      const data = ep.driverData as BridgeEndpointData;
+      return { hostInterface: data.hostIfname, macAddress: ep.macAddress ?? '', ports: ep.ports };
+    },
+    join(req: JoinRequest): JoinReply {
+      const ep = controller.endpoint(req.EndpointID);
+      const net = controller.network(ep.networkId);
+      const config = net.config as BridgeConfig;
+      const data = ep.driverData as BridgeEndpointData;
+      const gw4 = net.ipv4[0]?.gateway?.split('/')[0];
+      const gw6 = net.ipv6[0]?.gateway?.split('/')[0];
+      return {
+        InterfaceName: { SrcName: data.containerIfname!, DstPrefix: config.ifacePrefix },
+        ...(config.internal ? { DisableGatewayService: true } : {}),
+        ...(!config.internal && gw4 ? { Gateway: gw4 } : {}),
+        ...(!config.internal && gw6 && ep.ipv6 ? { GatewayIPv6: gw6 } : {}),
+      };
+    },
+    leave(req: EndpointRequest) {
+      controller.endpoint(req.EndpointID);
+    },
+    async programExternalConnectivity(req: ProgramExternalConnectivityRequest) {
+      const ports = parsePortBindings(req.Options?.['com.docker.network.portmap'], 'com.docker.network.portmap');
+      await controller.publishPorts(req.EndpointID, ports);
+    },
+    async revokeExternalConnectivity(req: EndpointRequest) {
+      await controller.publishPorts(req.EndpointID, []);
+    },
+  };
+}

@@ -135,7 +135,14 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     await createPredefined(controller, store, opts);
     const removed = await firewall.reconcile(controller.firewallOwners());
     if (removed.length > 0) logger.warn({ owners: removed }, 'removed firewall rules that nothing owns');
-    const api = await buildManagementApi({ controller, logger });
+    const reloadFirewall = async () => {
+      await firewall.init();
+      const notes = await controller.reapply();
+      const removedOwners = await firewall.reconcile(controller.firewallOwners());
+      logger.info({ backend: firewall.name, removedOwners, notes }, 'firewall reloaded');
+      return { backend: firewall.name, removedOwners, notes };
+    };
+    const api = await buildManagementApi({ controller, logger, reloadFirewall });
     await api.listen({ path: opts.socket });
     fs.chmodSync(opts.socket, 0o660);
     fs.mkdirSync(opts.pluginDir, { recursive: true, mode: 0o755 });

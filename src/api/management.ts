@@ -15,6 +15,8 @@ import { VERSION } from '../version.js';
 export interface ManagementOptions {
   controller: Controller;
   logger: Logger;
+  /** Re-applies every firewall rule from the store and removes rules nothing owns. */
+  reloadFirewall: () => Promise<{ backend: string; removedOwners: string[]; notes: string[] }>;
 }
 
 type Ref = { Params: { ref: string } };
@@ -72,6 +74,15 @@ export async function buildManagementApi(opts: ManagementOptions): Promise<Fasti
       return reply.status(204).send();
     },
   );
+
+  app.post('/v1/firewall/reload', {
+    schema: {
+      response: {
+        200: { type: 'object', properties: { backend: { type: 'string' }, removedOwners: { type: 'array', items: { type: 'string' } }, notes: { type: 'array', items: { type: 'string' } } } },
+        ...errors,
+      },
+    },
+  }, async () => opts.reloadFirewall());
 
   app.get('/v1/sandboxes', { schema: { response: { 200: { type: 'array', items: { $ref: 'Sandbox#' } } } } }, async () =>
     c.listSandboxes().map((s) => withEndpoints(s, 'sandboxId')),

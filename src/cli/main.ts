@@ -6,12 +6,14 @@ import { daemon } from './commands/daemon.js';
 import { networkCommands } from './commands/network.js';
 import { connect, disconnect, sandboxCommands } from './commands/sandbox.js';
 import { exec, run } from './commands/run.js';
+import { firewallCommands } from './commands/firewall.js';
 import { CnmkitError } from '../errors.js';
 import { VERSION } from '../version.js';
 
 const groups: Record<string, { summary: string; commands: Command[] }> = {
   network: { summary: 'Manage networks', commands: networkCommands },
   sandbox: { summary: 'Manage sandboxes (network namespaces)', commands: sandboxCommands },
+  firewall: { summary: 'Manage the firewall rules cnmkit owns', commands: firewallCommands },
 };
 const top: Command[] = [daemon, connect, disconnect, run, exec];
 

@@ -474,12 +474,28 @@ export class Controller {
         done.push(`network ${net.name}: removed (interrupted while ${net.state})`);
       }
       done.push(...this.releaseOrphanAddresses());
-      for (const net of store.networks.list()) {
-        const driver = this.deps.drivers.get(net.driver);
-        if (driver?.restore) await driver.restore(net, net.config);
-      }
-      await this.republish(done);
+      await this.restoreKernelState(done);
       return done;
     });
+  }
+
+  /**
+   * Re-applies what the store says to the kernel: each network's driver restores its devices and
+   * rules, and published ports are published again. Used at start and by `firewall reload`.
+   */
+  reapply(): Promise<string[]> {
+    return this.queue.run(async () => {
+      const done: string[] = [];
+      await this.restoreKernelState(done);
+      return done;
+    });
+  }
+
+  private async restoreKernelState(done: string[]): Promise<void> {
+    for (const net of this.deps.store.networks.list()) {
+      const driver = this.deps.drivers.get(net.driver);
+      if (driver?.restore) await driver.restore(net, net.config);
+    }
+    await this.republish(done);
   }
 }

@@ -27,8 +27,16 @@ export class PortPublisher {
     return this.proxy !== undefined;
   }
 
-  /** Publishes specs for target; returns them resolved (ephemeral host ports chosen). */
-  publish(target: PublishTarget, specs: readonly PortSpec[]): Promise<PortSpec[]> {
+  /**
+   * Publishes specs for target; returns them resolved (ephemeral host ports chosen). When the
+   * owner already holds its ports (a reload), only the kernel rules are installed again: its
+   * leases and live proxied connections stay as they are.
+   */
+  async publish(target: PublishTarget, specs: readonly PortSpec[]): Promise<PortSpec[]> {
+    if (this.allocator.leases(target.owner).length > 0) {
+      await this.firewall.addPorts(specs.map((s) => firewallMapping(s, target, this.userlandProxy)));
+      return [...specs];
+    }
     return withRollback(async (undo) => {
       undo.push('leases', () => this.allocator.release(target.owner));
       const resolved: PortSpec[] = [];

@@ -105,9 +105,9 @@ for (const backend of ['nftables', 'iptables'] as const) {
         const udp = spawn('ip', ['netns', 'exec', sb, 'socat', 'UDP-RECVFROM:91', 'SYSTEM:echo udp-$SOCAT_PEERADDR'], { stdio: 'ignore' });
         try {
           await new Promise((r) => setTimeout(r, 500));
-          const peer = await run(['ip', 'netns', 'exec', client.name, 'socat', '-T', '3', '-', `TCP:${HOST_UL}:9090`], { input: '' });
+          const peer = await run(['ip', 'netns', 'exec', client.name, 'socat', '-t', '3', '-T', '3', '-', `TCP:${HOST_UL}:9090`], { input: '' });
           expect(peer.stdout.trim()).toBe(CLIENT_UL);
-          const u = await run(['ip', 'netns', 'exec', client.name, 'socat', '-T', '3', '-', `UDP:${HOST_UL}:9191`], { input: 'x\n' });
+          const u = await run(['ip', 'netns', 'exec', client.name, 'socat', '-t', '3', '-T', '3', '-', `UDP:${HOST_UL}:9191`], { input: 'x\n' });
           expect(u.stdout.trim()).toBe(`udp-${CLIENT_UL}`);
         } finally {
           tcp.kill();
@@ -125,6 +125,35 @@ for (const backend of ['nftables', 'iptables'] as const) {
         expect(ports.filter((l) => l.startsWith('veth'))).toHaveLength(1);
       });
 
+      it('survives a SIGKILL of the daemon (ports served again after restart) and `firewall reload` repairs flushed rules', async () => {
+        await daemon.cmd(['network', 'create', '--subnet', '198.18.23.0/24', 'relnet']);
+        const sb = uniqueName('rel');
+        adoptNs(sb);
+        await daemon.cmd(['sandbox', 'create', '--name', sb]);
+        expect((await daemon.cmd(['connect', '-p', '8081:80', 'relnet', sb])).stderr).toBe('');
+        const srv = spawn('ip', ['netns', 'exec', sb, 'socat', 'TCP-LISTEN:80,reuseaddr,fork', 'SYSTEM:echo $SOCAT_PEERADDR'], { stdio: 'ignore' });
+        const peer = async (ns: string, ip: string) =>
+          (await run(['ip', 'netns', 'exec', ns, 'socat', '-t', '3', '-T', '3', '-', `TCP:${ip}:8081`], { input: '' })).stdout.trim();
+        try {
+          await new Promise((r) => setTimeout(r, 400));
+          expect(await peer(client.name, HOST_UL)).toBe(CLIENT_UL);
+          await daemon.stop('SIGKILL');
+          await daemon.start();
+          expect(await peer(client.name, HOST_UL)).toBe(CLIENT_UL);
+          expect(await peer(host.name, '127.0.0.1')).not.toBe('');
+          if (backend === 'nftables') await host.sh(['nft', 'flush', 'table', 'inet', 'cnmkit']);
+          else for (const t of ['nat', 'filter']) await host.sh(['iptables', '-t', t, '-F', 'CNMKIT']);
+          // Without its DNAT rule the client reaches only the proxy (which hides its address), or nothing.
+          expect(await peer(client.name, HOST_UL)).not.toBe(CLIENT_UL);
+          const reload = await daemon.cmd(['firewall', 'reload', '--format', 'json']);
+          expect(reload.code).toBe(0);
+          expect(JSON.parse(reload.stdout)).toMatchObject({ backend });
+          expect(await peer(client.name, HOST_UL)).toBe(CLIENT_UL);
+        } finally {
+          srv.kill();
+        }
+      });
+
       it('publishes a 1000-port range, reachable at both ends', async () => {
         await daemon.cmd(['network', 'create', '--subnet', '198.18.22.0/24', 'rangenet']);
         const sb = uniqueName('rng');
@@ -136,7 +165,7 @@ for (const backend of ['nftables', 'iptables'] as const) {
           const srv = spawn('ip', ['netns', 'exec', sb, 'socat', `TCP-LISTEN:${port},reuseaddr`, 'SYSTEM:echo port-$SOCAT_SOCKPORT'], { stdio: 'ignore' });
           try {
             await new Promise((r) => setTimeout(r, 400));
-            const r = await run(['ip', 'netns', 'exec', client.name, 'socat', '-T', '3', '-', `TCP:${HOST_UL}:${port}`], { input: '' });
+            const r = await run(['ip', 'netns', 'exec', client.name, 'socat', '-t', '3', '-T', '3', '-', `TCP:${HOST_UL}:${port}`], { input: '' });
             expect(r.stdout.trim()).toBe(`port-${port}`);
           } finally {
             srv.kill();

@@ -108,6 +108,23 @@ for (const backend of ['nftables', 'iptables'] as const) {
       expect(routes).toEqual([]);
     });
 
+    it('gives IPv6 networks a ULA /64 (or the given subnet): gateway on the bridge, addresses and default routes inside, ping6 between sandboxes', async () => {
+      expect((await daemon.cmd(['network', 'create', '--ipv6', '--subnet', '198.18.30.0/24', 'v6auto'])).code).toBe(0);
+      const net = JSON.parse((await daemon.cmd(['network', 'inspect', 'v6auto'])).stdout)[0] as { ipv6: { subnet: string; gateway: string }[] };
+      expect(net.ipv6[0]!.subnet).toMatch(/^fd[0-9a-f]{2}:[0-9a-f:]+\/64$/);
+      const [a, b] = [await sandbox(), await sandbox()];
+      const ea = (await connect('v6auto', a!)) as Ep & { ipv6: string };
+      const eb = (await connect('v6auto', b!)) as Ep & { ipv6: string };
+      const inside = JSON.parse(await check(['ip', '-n', a!, '-6', '-j', 'addr', 'show', 'eth0'])) as { addr_info: { local: string; prefixlen: number }[] }[];
+      expect(inside[0]!.addr_info.map((x) => `${x.local}/${x.prefixlen}`)).toContain(ea.ipv6);
+      const r6 = JSON.parse(await check(['ip', '-n', a!, '-6', '-j', 'route', 'show', 'default'])) as { gateway: string }[];
+      expect(r6[0]!.gateway).toBe(net.ipv6[0]!.gateway.split('/')[0]);
+      expect((await run(['ip', 'netns', 'exec', a!, 'ping', '-6', '-c', '1', '-W', '2', eb.ipv6.split('/')[0]!])).code).toBe(0);
+      expect((await daemon.cmd(['network', 'create', '--subnet-v6', 'fd00:cafe:1::/64', '--subnet', '198.18.31.0/24', 'v6given'])).code).toBe(0);
+      const given = JSON.parse((await daemon.cmd(['network', 'inspect', 'v6given'])).stdout)[0] as { ipv6: { subnet: string; gateway: string }[] };
+      expect(given.ipv6[0]).toMatchObject({ subnet: 'fd00:cafe:1::/64', gateway: 'fd00:cafe:1::1/64' });
+    });
+
     it('refuses bad options naming the field, and leaves no bridge, rule or address behind', async () => {
       const linksBefore = await host.linkNames();
       const bad = await daemon.cmd(['network', 'create', '-o', 'com.docker.network.bridge.enable_icc=maybe', 'bad1']);

@@ -6,11 +6,15 @@ import type { Logger } from 'pino';
 import { CnmkitError, ConflictError, InvalidArgumentError, NotFoundError } from '../errors.js';
 import type { Store } from '../store/index.js';
 import type { Ipam } from '../ipam/index.js';
-import type { Driver, DriverRegistry } from './driver.js';
+import type { DriverRegistry } from './driver.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord, SubnetRecord } from './model.js';
 import { newId, resolveRef, validateObjectName } from './refs.js';
 import { bestEffort, SerialQueue, withRollback } from './steps.js';
 import type { SandboxKernel } from './sandbox-kernel.js';
+import {
+  createDetachedEndpoint, createJoinedEndpoint, definedOnly, driverOf, now, replacePorts, teardownEndpoint, type DetachedRequest,
+} from './endpoints.js';
+import { releaseOrphanAddresses, restoreKernelState } from './kernel-state.js';
 import { parsePublish, type PortSpec } from '../portmap/index.js';
 
 export interface CreateNetworkRequest {
@@ -60,12 +64,7 @@ export interface ControllerDeps {
   predefined?: Set<string>;
 }
 
-const now = (): string => new Date().toISOString();
 
-/** The object without its undefined fields (exactOptionalPropertyTypes-friendly spreading). */
-function definedOnly<T extends object>(o: T): T {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
-}
 
 export class Controller {
   private readonly queue = new SerialQueue();
@@ -95,17 +94,11 @@ export class Controller {
       .filter((e) => (filter.networkId === undefined || e.networkId === filter.networkId) && (filter.sandboxId === undefined || e.sandboxId === filter.sandboxId));
   }
 
-  private driverOf(name: string, field = 'driver'): Driver {
-    const d = this.deps.drivers.get(name);
-    if (!d) throw new InvalidArgumentError(field, `unknown driver ${JSON.stringify(name)} (have: ${this.deps.drivers.names().join(', ')})`);
-    return d;
-  }
-
   // ---- networks ------------------------------------------------------------------------
 
   createNetwork(req: CreateNetworkRequest): Promise<NetworkRecord> {
     const name = validateObjectName(req.name, 'name');
-    const driver = this.driverOf(req.driver ?? this.deps.defaultDriver ?? 'null');
+    const driver = driverOf(this.deps, req.driver ?? this.deps.defaultDriver ?? 'null');
     const internal = req.internal ?? false;
     const enableIPv6 = req.enableIPv6 ?? false;
     const options = req.options ?? {};
@@ -189,27 +182,6 @@ export class Controller {
     for (const id of ids) ipam.releasePool(id);
   }
 
-  /** Pools whose gateway belongs to no stored network, and endpoint addresses of no stored endpoint. */
-  private releaseOrphanAddresses(): string[] {
-    const { ipam, store } = this.deps;
-    const done: string[] = [];
-    for (const pool of ipam.listPools()) {
-      for (const a of ipam.listAddresses(pool.poolId)) {
-        const [kind, id] = a.owner.split(':');
-        if (kind === 'network' && a.kind === 'gateway' && id && !store.networks.get(id)) {
-          ipam.releasePool(pool.poolId);
-          done.push(`pool ${pool.pool}: released (its network is gone)`);
-          break;
-        }
-        if (kind === 'endpoint' && id && !store.endpoints.get(id)) {
-          ipam.releaseAddress(pool.poolId, a.address);
-          done.push(`address ${a.address}: released (its endpoint is gone)`);
-        }
-      }
-    }
-    return done;
-  }
-
   /** Removes every network with no endpoint, except the predefined ones; returns their names. */
   async pruneNetworks(): Promise<string[]> {
     const removed: string[] = [];
@@ -268,7 +240,7 @@ export class Controller {
   private async teardownSandbox(sb: SandboxRecord): Promise<void> {
     const eps = this.endpointsOf({ sandboxId: sb.id });
     await bestEffort(`sandbox ${sb.name}`, [
-      ...eps.map((ep): [string, () => Promise<void>] => [`endpoint ${ep.name}`, () => this.teardownEndpoint(ep, sb)]),
+      ...eps.map((ep): [string, () => Promise<void>] => [`endpoint ${ep.name}`, () => teardownEndpoint(this.deps, ep, sb)]),
       ['namespace', () => (sb.kind === 'named' ? this.deps.kernel.deleteNamed(sb.name) : undefined)],
       ['store', () => this.deps.store.sandboxes.delete(sb.id)],
     ]);
@@ -283,55 +255,10 @@ export class Controller {
       if (this.endpointsOf({ networkId: net.id, sandboxId: sb.id }).length > 0)
         throw new ConflictError(`sandbox ${sb.name} is already connected to network ${net.name}`);
       const ports = (req.ports ?? []).map((p, i) => parsePublish(p, `ports[${i}]`));
-      if (ports.length > 0 && !this.driverOf(net.driver).publish)
+      if (ports.length > 0 && !driverOf(this.deps, net.driver).publish)
         throw new InvalidArgumentError('ports', `the ${net.driver} driver of network ${net.name} cannot publish ports`);
       if (req.ip && net.ipv4.length === 0) throw new InvalidArgumentError('ip', `network ${net.name} has no IPv4 subnet`);
-      return this.createEndpointIn(net, sb, req, ports);
-    });
-  }
-
-  private createEndpointIn(net: NetworkRecord, sb: SandboxRecord, req: ConnectRequest, ports: PortSpec[]): Promise<EndpointRecord> {
-    const driver = this.driverOf(net.driver);
-    const store = this.deps.store;
-    const ipam = this.deps.ipam;
-    return withRollback(async (undo) => {
-      const id = newId();
-      const ep: EndpointRecord = {
-        id, networkId: net.id, sandboxId: sb.id, name: `${sb.name}-${net.name}`.slice(0, 64), ports: [],
-        driverData: {}, state: 'creating', created: now(),
-      };
-      const s4 = net.ipv4[0];
-      const s6 = net.ipv6[0];
-      // The addresses and the record in one transaction: a crash leaves both or neither.
-      store.tx(() => {
-        if (s4) ep.ipv4 = ipam.requestAddress(s4.poolId, { address: req.ip ?? '', kind: 'endpoint', owner: `endpoint:${id}` });
-        if (s6) ep.ipv6 = ipam.requestAddress(s6.poolId, { address: req.ipv6 ?? '', kind: 'endpoint', owner: `endpoint:${id}` });
-        store.endpoints.put(ep);
-      });
-      undo.push('addresses and record', () =>
-        store.tx(() => {
-          if (s4 && ep.ipv4) ipam.releaseAddress(s4.poolId, ep.ipv4);
-          if (s6 && ep.ipv6) ipam.releaseAddress(s6.poolId, ep.ipv6);
-          store.endpoints.delete(ep.id);
-        }),
-      );
-      ep.driverData = await driver.createEndpoint(net, net.config, ep);
-      store.endpoints.put(ep);
-      undo.push('driver endpoint', () => driver.deleteEndpoint(net, net.config, ep));
-      const joined = await driver.join(net, net.config, ep, sb);
-      undo.push('driver join', () => driver.leave(net, net.config, ep, sb));
-      if (joined.ifname) ep.ifname = joined.ifname;
-      if (joined.macAddress) ep.macAddress = joined.macAddress;
-      if (joined.driverData !== undefined) ep.driverData = joined.driverData;
-      if (ports.length > 0 && driver.publish) {
-        store.endpoints.put(ep);
-        undo.push('ports', () => driver.unpublish?.(net, net.config, ep));
-        ep.ports = await driver.publish(net, net.config, ep, ports);
-      }
-      ep.state = 'ready';
-      store.endpoints.put(ep);
-      this.deps.logger.info({ network: net.name, sandbox: sb.name, endpoint: ep.id, ipv4: ep.ipv4 }, 'endpoint joined');
-      return ep;
+      return createJoinedEndpoint(this.deps, net, sb, req, ports);
     });
   }
 
@@ -345,26 +272,11 @@ export class Controller {
    * An endpoint that no sandbox of ours joins (the Docker engine's flow): addresses decided by
    * the caller, kernel objects made by the driver's createEndpoint, moved into place by others.
    */
-  createDetachedEndpoint(netRef: string, req: { id: string; dockerId?: string; ipv4?: string; ipv6?: string; macAddress?: string }): Promise<EndpointRecord> {
+  createDetachedEndpoint(netRef: string, req: DetachedRequest): Promise<EndpointRecord> {
     return this.queue.run(() => {
       const net = this.network(netRef);
-      const driver = this.driverOf(net.driver);
-      const store = this.deps.store;
-      if (store.endpoints.get(req.id)) throw new ConflictError(`endpoint ${req.id} already exists`);
-      return withRollback(async (undo) => {
-        const ep: EndpointRecord = {
-          id: req.id, networkId: net.id, name: `ep-${req.id.slice(0, 12)}`, ports: [], driverData: {}, state: 'creating', created: now(),
-          ...definedOnly({ dockerId: req.dockerId, ipv4: req.ipv4, ipv6: req.ipv6, macAddress: req.macAddress }),
-        };
-        store.endpoints.put(ep);
-        undo.push('store endpoint', () => store.endpoints.delete(ep.id));
-        ep.driverData = await driver.createEndpoint(net, net.config, ep);
-        const data = ep.driverData as { mac?: string } | undefined;
-        if (!ep.macAddress && data?.mac) ep.macAddress = data.mac;
-        ep.state = 'ready';
-        store.endpoints.put(ep);
-        return ep;
-      });
+      if (this.deps.store.endpoints.get(req.id)) throw new ConflictError(`endpoint ${req.id} already exists`);
+      return createDetachedEndpoint(this.deps, net, req);
     });
   }
 
@@ -373,7 +285,7 @@ export class Controller {
     return this.queue.run(async () => {
       const ep = this.endpoint(id);
       const sb = ep.sandboxId ? this.deps.store.sandboxes.get(ep.sandboxId) : undefined;
-      await this.teardownEndpoint(ep, sb);
+      await teardownEndpoint(this.deps, ep, sb);
     });
   }
 
@@ -381,16 +293,7 @@ export class Controller {
   publishPorts(id: string, ports: PortSpec[]): Promise<PortSpec[]> {
     return this.queue.run(async () => {
       const ep = this.endpoint(id);
-      const net = this.network(ep.networkId);
-      const driver = this.driverOf(net.driver);
-      if (!driver.publish) throw new InvalidArgumentError('ports', `the ${net.driver} driver of network ${net.name} cannot publish ports`);
-      await driver.unpublish?.(net, net.config, ep);
-      ep.ports = [];
-      this.deps.store.endpoints.put(ep);
-      if (ports.length === 0) return [];
-      ep.ports = await driver.publish(net, net.config, ep, ports);
-      this.deps.store.endpoints.put(ep);
-      return ep.ports as PortSpec[];
+      return replacePorts(this.deps, this.network(ep.networkId), ep, ports);
     });
   }
 
@@ -400,39 +303,8 @@ export class Controller {
       const sb = this.sandbox(sbRef);
       const eps = this.endpointsOf({ networkId: net.id, sandboxId: sb.id });
       if (eps.length === 0) throw new NotFoundError('endpoint', `${net.name}/${sb.name}`);
-      for (const ep of eps) await this.teardownEndpoint(ep, sb);
+      for (const ep of eps) await teardownEndpoint(this.deps, ep, sb);
     });
-  }
-
-  /** Leave, delete the endpoint, release its addresses and its record: idempotent, best-effort. */
-  private async teardownEndpoint(ep: EndpointRecord, sb: SandboxRecord | undefined): Promise<void> {
-    const store = this.deps.store;
-    const net = store.networks.get(ep.networkId);
-    const driver = net ? this.deps.drivers.get(net.driver) : undefined;
-    store.endpoints.put({ ...ep, state: 'deleting' });
-    await bestEffort(`endpoint ${ep.name}`, [
-      ['unpublish', () => (net && driver?.unpublish ? driver.unpublish(net, net.config, ep) : undefined)],
-      ['leave', () => (net && driver && sb ? driver.leave(net, net.config, ep, sb) : undefined)],
-      ['driver', () => (net && driver ? driver.deleteEndpoint(net, net.config, ep) : undefined)],
-      ['ipv4', () => (net?.ipv4[0]?.poolId && ep.ipv4 ? this.deps.ipam.releaseAddress(net.ipv4[0].poolId, ep.ipv4) : undefined)],
-      ['ipv6', () => (net?.ipv6[0]?.poolId && ep.ipv6 ? this.deps.ipam.releaseAddress(net.ipv6[0].poolId, ep.ipv6) : undefined)],
-      ['store', () => store.endpoints.delete(ep.id)],
-    ]);
-  }
-
-  /** Publishes again the ports of every ready endpoint (the proxy and the leases live in the daemon). */
-  private async republish(done: string[]): Promise<void> {
-    for (const ep of this.deps.store.endpoints.list()) {
-      const net = this.deps.store.networks.get(ep.networkId);
-      const driver = net && this.deps.drivers.get(net.driver);
-      const ports = ep.ports as PortSpec[];
-      if (!net || !driver?.publish || ep.state !== 'ready' || ports.length === 0) continue;
-      try {
-        await driver.publish(net, net.config, ep, ports);
-      } catch (err) {
-        done.push(`endpoint ${ep.name}: ports not published again: ${(err as Error).message}`);
-      }
-    }
   }
 
   /** Every id that may own firewall rules: networks (their rules) and endpoints (their ports). */
@@ -457,7 +329,7 @@ export class Controller {
         const gone = sb && sb.kind !== 'host' && !this.deps.kernel.exists(sb.netnsPath);
         const detached = ep.sandboxId === undefined;
         if (ep.state !== 'ready' || (!detached && (!sb || sb.state !== 'ready' || gone))) {
-          await this.teardownEndpoint(ep, sb).catch((err) => this.deps.logger.warn({ err }, 'reconcile endpoint'));
+          await teardownEndpoint(this.deps, ep, sb).catch((err) => this.deps.logger.warn({ err }, 'reconcile endpoint'));
           done.push(`endpoint ${ep.name}: removed (${ep.state !== 'ready' ? `interrupted while ${ep.state}` : 'sandbox gone'})`);
         }
       }
@@ -473,8 +345,8 @@ export class Controller {
         await this.teardownNetwork(net).catch((err) => this.deps.logger.warn({ err }, 'reconcile network'));
         done.push(`network ${net.name}: removed (interrupted while ${net.state})`);
       }
-      done.push(...this.releaseOrphanAddresses());
-      await this.restoreKernelState(done);
+      done.push(...releaseOrphanAddresses(this.deps));
+      await restoreKernelState(this.deps, done);
       return done;
     });
   }
@@ -486,16 +358,8 @@ export class Controller {
   reapply(): Promise<string[]> {
     return this.queue.run(async () => {
       const done: string[] = [];
-      await this.restoreKernelState(done);
+      await restoreKernelState(this.deps, done);
       return done;
     });
-  }
-
-  private async restoreKernelState(done: string[]): Promise<void> {
-    for (const net of this.deps.store.networks.list()) {
-      const driver = this.deps.drivers.get(net.driver);
-      if (driver?.restore) await driver.restore(net, net.config);
-    }
-    await this.republish(done);
   }
 }

@@ -1,0 +1,130 @@
+// Endpoint work of the controller: create and join one (addresses and record in one transaction,
+// then the driver), create a detached one (the Docker engine's flow), publish its ports, and tear
+// it down best-effort. Callers serialise these through the controller's queue.
+import { InvalidArgumentError } from '../errors.js';
+import type { PortSpec } from '../portmap/index.js';
+import type { ControllerDeps } from './controller.js';
+import type { Driver } from './driver.js';
+import type { EndpointRecord, NetworkRecord, SandboxRecord } from './model.js';
+import { newId } from './refs.js';
+import { bestEffort, withRollback } from './steps.js';
+
+export const now = (): string => new Date().toISOString();
+
+/** The object without its undefined fields (for records whose optional fields must be absent). */
+export function definedOnly<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+}
+
+export function driverOf(deps: ControllerDeps, name: string, field = 'driver'): Driver {
+  const d = deps.drivers.get(name);
+  if (!d) throw new InvalidArgumentError(field, `unknown driver ${JSON.stringify(name)} (have: ${deps.drivers.names().join(', ')})`);
+  return d;
+}
+
+export interface JoinRequest {
+  ip?: string;
+  ipv6?: string;
+}
+
+/** A new endpoint of net joined to sb, with its ports published; rolled back whole on failure. */
+export function createJoinedEndpoint(deps: ControllerDeps, net: NetworkRecord, sb: SandboxRecord, req: JoinRequest, ports: PortSpec[]): Promise<EndpointRecord> {
+  const driver = driverOf(deps, net.driver);
+  const { store, ipam } = deps;
+  return withRollback(async (undo) => {
+    const id = newId();
+    const ep: EndpointRecord = {
+      id, networkId: net.id, sandboxId: sb.id, name: `${sb.name}-${net.name}`.slice(0, 64), ports: [],
+      driverData: {}, state: 'creating', created: now(),
+    };
+    const s4 = net.ipv4[0];
+    const s6 = net.ipv6[0];
+    // The addresses and the record in one transaction: a crash leaves both or neither.
+    store.tx(() => {
+      if (s4) ep.ipv4 = ipam.requestAddress(s4.poolId, { address: req.ip ?? '', kind: 'endpoint', owner: `endpoint:${id}` });
+      if (s6) ep.ipv6 = ipam.requestAddress(s6.poolId, { address: req.ipv6 ?? '', kind: 'endpoint', owner: `endpoint:${id}` });
+      store.endpoints.put(ep);
+    });
+    undo.push('addresses and record', () =>
+      store.tx(() => {
+        if (s4 && ep.ipv4) ipam.releaseAddress(s4.poolId, ep.ipv4);
+        if (s6 && ep.ipv6) ipam.releaseAddress(s6.poolId, ep.ipv6);
+        store.endpoints.delete(ep.id);
+      }),
+    );
+    ep.driverData = await driver.createEndpoint(net, net.config, ep);
+    store.endpoints.put(ep);
+    undo.push('driver endpoint', () => driver.deleteEndpoint(net, net.config, ep));
+    const joined = await driver.join(net, net.config, ep, sb);
+    undo.push('driver join', () => driver.leave(net, net.config, ep, sb));
+    if (joined.ifname) ep.ifname = joined.ifname;
+    if (joined.macAddress) ep.macAddress = joined.macAddress;
+    if (joined.driverData !== undefined) ep.driverData = joined.driverData;
+    if (ports.length > 0 && driver.publish) {
+      store.endpoints.put(ep);
+      undo.push('ports', () => driver.unpublish?.(net, net.config, ep));
+      ep.ports = await driver.publish(net, net.config, ep, ports);
+    }
+    ep.state = 'ready';
+    store.endpoints.put(ep);
+    deps.logger.info({ network: net.name, sandbox: sb.name, endpoint: ep.id, ipv4: ep.ipv4 }, 'endpoint joined');
+    return ep;
+  });
+}
+
+export interface DetachedRequest {
+  id: string;
+  dockerId?: string;
+  ipv4?: string;
+  ipv6?: string;
+  macAddress?: string;
+}
+
+/** An endpoint no sandbox of ours joins: addresses decided by the caller, kernel objects by the driver. */
+export function createDetachedEndpoint(deps: ControllerDeps, net: NetworkRecord, req: DetachedRequest): Promise<EndpointRecord> {
+  const driver = driverOf(deps, net.driver);
+  const { store } = deps;
+  return withRollback(async (undo) => {
+    const ep: EndpointRecord = {
+      id: req.id, networkId: net.id, name: `ep-${req.id.slice(0, 12)}`, ports: [], driverData: {}, state: 'creating', created: now(),
+      ...definedOnly({ dockerId: req.dockerId, ipv4: req.ipv4, ipv6: req.ipv6, macAddress: req.macAddress }),
+    };
+    store.endpoints.put(ep);
+    undo.push('store endpoint', () => store.endpoints.delete(ep.id));
+    ep.driverData = await driver.createEndpoint(net, net.config, ep);
+    const data = ep.driverData as { mac?: string } | undefined;
+    if (!ep.macAddress && data?.mac) ep.macAddress = data.mac;
+    ep.state = 'ready';
+    store.endpoints.put(ep);
+    return ep;
+  });
+}
+
+/** Replaces what the endpoint publishes with ports (none = unpublish). */
+export async function replacePorts(deps: ControllerDeps, net: NetworkRecord, ep: EndpointRecord, ports: PortSpec[]): Promise<PortSpec[]> {
+  const driver = driverOf(deps, net.driver);
+  if (!driver.publish) throw new InvalidArgumentError('ports', `the ${net.driver} driver of network ${net.name} cannot publish ports`);
+  await driver.unpublish?.(net, net.config, ep);
+  ep.ports = [];
+  deps.store.endpoints.put(ep);
+  if (ports.length === 0) return [];
+  ep.ports = await driver.publish(net, net.config, ep, ports);
+  deps.store.endpoints.put(ep);
+  return ep.ports as PortSpec[];
+}
+
+/** Unpublish, leave, delete, release the addresses and the record: idempotent, best-effort. */
+export async function teardownEndpoint(deps: ControllerDeps, ep: EndpointRecord, sb: SandboxRecord | undefined): Promise<void> {
+  const { store, ipam } = deps;
+  const net = store.networks.get(ep.networkId);
+  const driver = net ? deps.drivers.get(net.driver) : undefined;
+  store.endpoints.put({ ...ep, state: 'deleting' });
+  await bestEffort(`endpoint ${ep.name}`, [
+    ['unpublish', () => (net && driver?.unpublish ? driver.unpublish(net, net.config, ep) : undefined)],
+    ['leave', () => (net && driver && sb ? driver.leave(net, net.config, ep, sb) : undefined)],
+    ['driver', () => (net && driver ? driver.deleteEndpoint(net, net.config, ep) : undefined)],
+    ['ipv4', () => (net?.ipv4[0]?.poolId && ep.ipv4 ? ipam.releaseAddress(net.ipv4[0].poolId, ep.ipv4) : undefined)],
+    ['ipv6', () => (net?.ipv6[0]?.poolId && ep.ipv6 ? ipam.releaseAddress(net.ipv6[0].poolId, ep.ipv6) : undefined)],
+    ['store', () => store.endpoints.delete(ep.id)],
+  ]);
+}

@@ -7,6 +7,7 @@ import path from 'node:path';
 import pino, { type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { servePlugins, type PluginServers } from './api/docker/index.js';
+import { claimSocket, listenUnix } from './api/socket.js';
 import { bridgeBackend } from './api/docker/bridge-backend.js';
 import { Controller } from './cnm/controller.js';
 import { DriverRegistry, type DriverContext } from './cnm/driver.js';
@@ -66,20 +67,6 @@ export interface Daemon {
   api: FastifyInstance;
   logger: Logger;
   close(): Promise<void>;
-}
-
-/** Removes a socket file left by a dead daemon; refuses when a live one is listening there. */
-async function claimSocket(socketPath: string): Promise<void> {
-  if (!fs.existsSync(socketPath)) return;
-  const alive = await new Promise<boolean>((resolve) => {
-    const c = net.connect(socketPath, () => {
-      c.destroy();
-      resolve(true);
-    });
-    c.on('error', () => resolve(false));
-  });
-  if (alive) throw new Error(`another daemon is already listening on ${socketPath}`);
-  fs.unlinkSync(socketPath);
 }
 
 /** The predefined networks: `none`, `host`, and the default `bridge` on its device. */
@@ -143,8 +130,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       return { backend: firewall.name, removedOwners, notes };
     };
     const api = await buildManagementApi({ controller, logger, reloadFirewall });
-    await api.listen({ path: opts.socket });
-    fs.chmodSync(opts.socket, 0o660);
+    await listenUnix(api, opts.socket);
     fs.mkdirSync(opts.pluginDir, { recursive: true, mode: 0o755 });
     plugins = await servePlugins({ pluginDir: opts.pluginDir, ipam, network: bridgeBackend(controller), logger: logger.child({ part: 'docker-plugin' }) });
     logger.info({ version: VERSION, socket: opts.socket, stateDir: opts.stateDir, drivers: drivers.names(), firewall: firewall.name, plugins: plugins.sockets }, 'cnmkit daemon ready');

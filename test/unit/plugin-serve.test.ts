@@ -90,7 +90,7 @@ describe('servePlugins', () => {
   it('replaces a stale socket file, refuses a live one, and removes its files on close', async () => {
     fs.writeFileSync(path.join(dir, 'cnmkit-ipam.sock'), '');
     const first = await serve(backend);
-    await expect(servePlugins({ pluginDir: dir, ipam, logger: pino({ level: 'silent' }) })).rejects.toThrow(/already serving/);
+    await expect(servePlugins({ pluginDir: dir, ipam, logger: pino({ level: 'silent' }) })).rejects.toThrow(/already listening on/);
     expect(JSON.parse((await rawCall(first.sockets['cnmkit-ipam']!, 'Plugin.Activate')).body)).toEqual({ Implements: ['IpamDriver'] });
     await first.close();
     servers.splice(0);

@@ -3,15 +3,14 @@
 // mode 0660. A socket file left by a dead process is replaced; a live one is refused.
 // Limit: the engine activates lazily and caches capabilities, so serve before the engine starts.
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { ConflictError } from '../../errors.js';
 import type { Ipam } from '../../ipam/index.js';
 import { buildPluginApp } from './app.js';
 import { ipamHandlers } from './ipam.js';
 import { networkHandlers, type DockerNetworkBackend } from './network.js';
+import { listenUnix } from '../socket.js';
 
 export { buildPluginApp, type Handlers, type PluginAppOptions } from './app.js';
 export { pluginErrorReply } from './errors.js';
@@ -20,7 +19,6 @@ export { interfaceReply, networkHandlers, LOCAL_CAPABILITIES, type DockerNetwork
 
 export const IPAM_PLUGIN = 'cnmkit-ipam';
 export const BRIDGE_PLUGIN = 'cnmkit-bridge';
-const SOCKET_MODE = 0o660;
 
 export interface DockerPluginApiOptions {
   logger: Logger;
@@ -59,25 +57,6 @@ export interface PluginServers {
   close(): Promise<void>;
 }
 
-/** Removes a socket file left by a dead process; refuses when something still answers on it. */
-async function claimSocket(socketPath: string): Promise<void> {
-  if (!fs.existsSync(socketPath)) return;
-  const alive = await new Promise<boolean>((resolve) => {
-    const c = net.connect(socketPath, () => {
-      c.destroy();
-      resolve(true);
-    });
-    c.on('error', () => resolve(false));
-  });
-  if (alive) throw new ConflictError(`another process is already serving the plugin socket ${socketPath}`);
-  fs.rmSync(socketPath, { force: true });
-}
-
-async function listen(app: FastifyInstance, socketPath: string): Promise<void> {
-  await claimSocket(socketPath);
-  await app.listen({ path: socketPath });
-  fs.chmodSync(socketPath, SOCKET_MODE);
-}
 
 export async function servePlugins(opts: ServePluginsOptions): Promise<PluginServers> {
   fs.mkdirSync(opts.pluginDir, { recursive: true, mode: 0o755 });
@@ -94,7 +73,7 @@ export async function servePlugins(opts: ServePluginsOptions): Promise<PluginSer
       const app = await buildDockerPluginApi({ ...api, ...(opts.checkReplies === undefined ? {} : { checkReplies: opts.checkReplies }) });
       apps.push(app);
       const socketPath = path.join(opts.pluginDir, `${name}.sock`);
-      await listen(app, socketPath);
+      await listenUnix(app, socketPath);
       sockets[name] = socketPath;
     }
   } catch (err) {

@@ -18,7 +18,6 @@ import { Ipam, type DefaultPool } from './ipam/index.js';
 import { createNullDriver } from '../drivers/null/index.js';
 import { createHostDriver } from '../drivers/host/index.js';
 import { createBridgeDriver } from '../drivers/bridge/index.js';
-import { DEFAULT_NETNS_DIR } from './netns/index.js';
 import { NetlinkHandlePool, setLinkUp } from './netlink/index.js';
 import { createFirewall, type FirewallBackend } from './firewall/index.js';
 import { PortAllocator, UserlandProxy } from './portmap/index.js';
@@ -45,17 +44,7 @@ export interface DaemonOptions {
   logger?: Logger;
 }
 
-export const DAEMON_DEFAULTS: DaemonOptions = {
-  socket: '/run/cnmkit/cnmkit.sock',
-  stateDir: '/var/lib/cnmkit',
-  runDir: '/run/cnmkit',
-  pluginDir: '/run/docker/plugins',
-  netnsDir: DEFAULT_NETNS_DIR,
-  logLevel: 'info',
-  bridgeName: 'cnmkit0',
-  firewallBackend: 'auto',
-  userlandProxy: true,
-};
+export { DAEMON_DEFAULTS } from './defaults.js';
 
 /** The networks every daemon has, like Docker's `host` and `none`; never pruned or removed. */
 export const PREDEFINED = new Map([['none', 'null'], ['host', 'host'], ['bridge', 'bridge']]);

@@ -1,11 +1,35 @@
-// TCP forwarding for one host port: accept, connect to the container, pipe both ways with
-// backpressure and half-close. No idle timeout (as docker-proxy); data is copied through JS.
+// TCP forwarding for one host port: accept, connect to the container, relay both ways with
+// backpressure and half-close. Data is copied through user space (no splice); each live
+// connection keeps one 64 KiB read buffer for the container → client direction. No idle timeout.
 import net from 'node:net';
 import { onceListening, openOnHostIP, type ForwardOptions, type ForwardTarget, type Forwarder, type ListenAddress } from './forward.js';
 
+const READ_CHUNK = 64 * 1024;
+
+/**
+ * The onread callback that writes each read of `from` to `to` straight out of the one reusable
+ * buffer. A write the kernel cannot take at once still points into that buffer, so reading
+ * stops (return false) until that write is flushed.
+ */
+function relay(to: net.Socket, from: () => net.Socket): (nread: number, buf: Buffer) => boolean {
+  let writes = 0;
+  let pausedAt = 0;
+  return (nread, buf) => {
+    const id = ++writes;
+    to.write(buf.subarray(0, nread), (err) => {
+      if (err || id !== pausedAt) return;
+      pausedAt = 0;
+      from().resume();
+    });
+    if (to.writableLength === 0) return true;
+    pausedAt = id;
+    return false;
+  };
+}
+
 class TcpForward implements Forwarder {
   private readonly server: net.Server;
-  private readonly conns = new Set<net.Socket>();
+  private conns?: Set<net.Socket>;
 
   constructor(
     private readonly target: ForwardTarget,
@@ -24,9 +48,15 @@ class TcpForward implements Forwarder {
   /** Joins a new client to a new connection to the container. */
   private accept(client: net.Socket): void {
     const { containerIP, containerPort } = this.target;
-    const upstream = net.connect({ host: containerIP, port: containerPort, allowHalfOpen: true, noDelay: this.options.noDelay });
-    this.conns.add(client);
-    this.conns.add(upstream);
+    const upstream: net.Socket = net.connect({
+      host: containerIP,
+      port: containerPort,
+      allowHalfOpen: true,
+      noDelay: this.options.noDelay,
+      onread: { buffer: Buffer.allocUnsafeSlow(READ_CHUNK), callback: relay(client, () => upstream) },
+    });
+    const conns = (this.conns ??= new Set());
+    conns.add(client).add(upstream);
     let connected = false;
     upstream.once('connect', () => (connected = true));
     const abort = (err: Error): void => {
@@ -38,21 +68,21 @@ class TcpForward implements Forwarder {
     client.on('error', abort);
     upstream.on('error', abort);
     client.on('close', (hadError) => {
-      this.conns.delete(client);
+      conns.delete(client);
       if (hadError) upstream.destroy();
     });
     upstream.on('close', (hadError) => {
-      this.conns.delete(upstream);
+      conns.delete(upstream);
       if (hadError) client.destroy();
     });
     client.pipe(upstream);
-    upstream.pipe(client);
+    upstream.on('end', () => client.end());
   }
 
   /** Stops accepting, ends live connections, resolves when the port is free. */
   close(): Promise<void> {
-    for (const socket of this.conns) socket.destroy();
-    this.conns.clear();
+    for (const socket of this.conns ?? []) socket.destroy();
+    this.conns?.clear();
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
 }

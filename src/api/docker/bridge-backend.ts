@@ -3,6 +3,11 @@
 // engine's IPAM decides addresses; the container end of each veth stays in the host namespace
 // until the engine moves it (Join only names it); ports are published in
 // ProgramExternalConnectivity, the one place the engine sends them for the gateway endpoint.
+// Endpoints the engine forgot without telling (after an engine crash, 20.10 drops the stale
+// endpoints of remote drivers without calling them) are found by their missing host-side veth
+// and removed before they can hold ports, and with their network at DeleteNetwork.
+import fs from 'node:fs';
+import { CnmkitError } from '../../errors.js';
 import type { Controller } from '../../cnm/controller.js';
 import type { SubnetRecord } from '../../cnm/model.js';
 import type { BridgeConfig, BridgeEndpointData } from '../../../drivers/bridge/index.js';
@@ -37,7 +42,28 @@ function macOption(b64: unknown): string | undefined {
   return bytes.length === 6 ? [...bytes].map((b) => b.toString(16).padStart(2, '0')).join(':') : undefined;
 }
 
+/** Link names in the daemon's own network namespace, where the host ends of the veths live. */
+function hostLinkNames(): Set<string> {
+  const lines = fs.readFileSync('/proc/net/dev', 'utf8').split('\n').slice(2);
+  return new Set(lines.map((l) => l.split(':')[0]!.trim()).filter(Boolean));
+}
+
+const isConflict = (err: unknown): boolean => err instanceof CnmkitError && err.errorClass === 'conflict';
+
 export function bridgeBackend(controller: Controller): DockerNetworkBackend {
+  /**
+   * Removes the Docker endpoints whose host-side veth is gone: the kernel destroyed the pair with
+   * the container's namespace, so the engine no longer has them. The endpoint list is read before
+   * the links, so an endpoint created in between is never taken for dead. Returns how many.
+   */
+  const pruneDead = async (): Promise<number> => {
+    const eps = controller.endpointsOf({}).filter((e) => e.dockerId !== undefined && e.sandboxId === undefined && e.state === 'ready');
+    if (eps.length === 0) return 0;
+    const links = hostLinkNames();
+    const dead = eps.filter((e) => !links.has((e.driverData as BridgeEndpointData).hostIfname));
+    for (const ep of dead) await controller.deleteEndpoint(ep.id).catch(() => undefined);
+    return dead.length;
+  };
   return {
     async createNetwork(req: CreateNetworkRequest) {
       const o = req.Options ?? {};
@@ -49,12 +75,15 @@ export function bridgeBackend(controller: Controller): DockerNetworkBackend {
       });
     },
     async deleteNetwork(req: NetworkRequest) {
-      controller.network(req.NetworkID);
+      const net = controller.network(req.NetworkID);
+      // The engine deletes only networks it has no endpoint on: whatever is left here is stale.
+      for (const ep of controller.endpointsOf({ networkId: net.id })) await controller.deleteEndpoint(ep.id);
       await controller.deleteNetwork(req.NetworkID);
     },
     async createEndpoint(req: CreateEndpointRequest): Promise<CreateEndpointReply> {
       const i = req.Interface ?? {};
       const mac = i.MacAddress || macOption(req.Options?.['com.docker.network.endpoint.macaddress']);
+      await pruneDead();
       const ep = await controller.createDetachedEndpoint(req.NetworkID, {
         id: req.EndpointID, dockerId: req.EndpointID,
         ...(i.Address ? { ipv4: i.Address } : {}), ...(i.AddressIPv6 ? { ipv6: i.AddressIPv6 } : {}), ...(mac ? { macAddress: mac } : {}),
@@ -88,7 +117,13 @@ export function bridgeBackend(controller: Controller): DockerNetworkBackend {
     },
     async programExternalConnectivity(req: ProgramExternalConnectivityRequest) {
       const ports = parsePortBindings(req.Options?.['com.docker.network.portmap'], 'com.docker.network.portmap');
-      await controller.publishPorts(req.EndpointID, ports);
+      try {
+        await controller.publishPorts(req.EndpointID, ports);
+      } catch (err) {
+        // A dead endpoint may hold the ports if its veth was still being destroyed at CreateEndpoint.
+        if (!isConflict(err) || (await pruneDead()) === 0) throw err;
+        await controller.publishPorts(req.EndpointID, ports);
+      }
     },
     async revokeExternalConnectivity(req: EndpointRequest) {
       await controller.publishPorts(req.EndpointID, []);

@@ -1,7 +1,8 @@
 // `cnmkit daemon`: runs the daemon in the foreground; flags move every path so that several
-// daemons (simulated hosts) can run on one machine.
-import { parseDefaultAddressPool } from '../../ipam/index.js';
-import { DAEMON_DEFAULTS, startDaemon, type DaemonOptions } from '../../daemon.js';
+// daemons (simulated hosts) can run on one machine. The daemon's modules load only for this
+// command, so client commands start fast.
+import type { DaemonOptions } from '../../daemon.js';
+import { DAEMON_DEFAULTS } from '../../defaults.js';
 import { type Command, expectPositionals, UsageError } from '../command.js';
 
 export const daemon: Command = {
@@ -38,6 +39,8 @@ export const daemon: Command = {
       console.error('cnmkit daemon: must run as root (it creates namespaces and changes the kernel network)');
       return 1;
     }
+    const { parseDefaultAddressPool } = await import('../../ipam/defaults.js');
+    const { startDaemon } = await import('../../daemon.js');
     const pools = (v['default-address-pool'] as string[] | undefined)?.map((s) => parseDefaultAddressPool(s));
     const d = await startDaemon({
       socket: (v.socket as string | undefined) ?? DAEMON_DEFAULTS.socket,

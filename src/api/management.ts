@@ -23,7 +23,7 @@ type Ref = { Params: { ref: string } };
 const errors = { 400: errorSchema, 404: errorSchema, 409: errorSchema, 500: errorSchema };
 
 export async function buildManagementApi(opts: ManagementOptions): Promise<FastifyInstance> {
-  const app = Fastify({ loggerInstance: opts.logger as FastifyBaseLogger });
+  const app = Fastify({ loggerInstance: opts.logger as FastifyBaseLogger, ajv: { customOptions: { removeAdditional: false, coerceTypes: false } } });
   app.setErrorHandler(errorHandler);
   await app.register(swagger, {
     openapi: { info: { title: 'cnmkit management API', version: VERSION } },

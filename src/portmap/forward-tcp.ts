@@ -1,6 +1,5 @@
-// TCP forwarding for one host port: accept, connect to the container, relay both ways with
-// backpressure and half-close. Data is copied through user space (no splice); each live
-// connection keeps one 64 KiB read buffer for the container → client direction. No idle timeout.
+// TCP forwarding for one host port, both ways with backpressure and half-close. Copies through
+// user space (no splice); a live connection keeps one 64 KiB read buffer; no idle timeout.
 import net from 'node:net';
 import { onceListening, openOnHostIP, type ForwardOptions, type ForwardTarget, type Forwarder, type ListenAddress } from './forward.js';
 

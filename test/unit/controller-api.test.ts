@@ -1,0 +1,166 @@
+// The controller and the management API without root: an in-memory store, IPAM with a fake host,
+// a fake sandbox kernel and a fake driver that can fail on demand — requests through `inject`.
+import { beforeEach, describe, expect, it } from 'vitest';
+import pino from 'pino';
+import type { FastifyInstance } from 'fastify';
+import { openStore, type Store } from '../../src/store/index.js';
+import { Ipam } from '../../src/ipam/index.js';
+import { Controller } from '../../src/cnm/controller.js';
+import { DriverRegistry, type Driver, type DriverContext } from '../../src/cnm/driver.js';
+import type { SandboxKernel } from '../../src/cnm/sandbox-kernel.js';
+import { createNullDriver } from '../../drivers/null/index.js';
+import { createHostDriver } from '../../drivers/host/index.js';
+import { buildManagementApi } from '../../src/api/management.js';
+
+const logger = pino({ level: 'silent' });
+
+class FakeKernel implements SandboxKernel {
+  readonly namespaces = new Set<string>();
+  namedPath(name: string): string {
+    return `/fake/netns/${name}`;
+  }
+  async createNamed(name: string): Promise<void> {
+    this.namespaces.add(name);
+  }
+  async deleteNamed(name: string): Promise<void> {
+    this.namespaces.delete(name);
+  }
+  exists(p: string): boolean {
+    return this.namespaces.has(p.split('/').pop()!);
+  }
+  resolveExisting(ref: string): string {
+    return ref;
+  }
+}
+
+/** A driver with addresses that records its calls and fails where told. */
+function fakeDriver(calls: string[], failOn: Set<string>): Driver<{ opt?: string }> {
+  const step = (name: string) => {
+    calls.push(name);
+    if (failOn.has(name)) throw new Error(`${name} failed on purpose`);
+  };
+  return {
+    name: 'fake', scope: 'local', usesIpam: true,
+    parse: (input) => ({ ...(input.options.opt ? { opt: input.options.opt } : {}) }),
+    async createNetwork() { step('createNetwork'); },
+    async deleteNetwork() { step('deleteNetwork'); },
+    async createEndpoint() { step('createEndpoint'); return { made: true }; },
+    async deleteEndpoint() { step('deleteEndpoint'); },
+    async join() { step('join'); return { ifname: 'eth0' }; },
+    async leave() { step('leave'); },
+  };
+}
+
+describe('controller and management API', () => {
+  let store: Store;
+  let ipam: Ipam;
+  let kernel: FakeKernel;
+  let api: FastifyInstance;
+  let calls: string[];
+  let failOn: Set<string>;
+
+  beforeEach(async () => {
+    store = openStore(':memory:');
+    ipam = new Ipam(store, { environment: { linkRoutes: () => ['172.17.0.0/16'], nameservers: () => [] } });
+    kernel = new FakeKernel();
+    calls = [];
+    failOn = new Set();
+    const ctx = { logger } as unknown as DriverContext;
+    const drivers = new DriverRegistry();
+    drivers.register(createNullDriver(ctx));
+    drivers.register(createHostDriver(ctx));
+    drivers.register(fakeDriver(calls, failOn));
+    const controller = new Controller({ store, ipam, drivers, kernel, logger, defaultDriver: 'fake', predefined: new Set(['none']) });
+    await controller.createNetwork({ name: 'none', driver: 'null' });
+    api = await buildManagementApi({ controller, logger, reloadFirewall: async () => ({ backend: 'none', removedOwners: [], notes: [] }) });
+  });
+
+  it('creates a network on the first default pool that no host route overlaps', async () => {
+    const r = await api.inject({ method: 'POST', url: '/v1/networks', payload: { name: 'n1' } });
+    expect(r.statusCode).toBe(201);
+    expect(r.json()).toMatchObject({ name: 'n1', driver: 'fake', state: 'ready', ipv4: [{ subnet: '172.18.0.0/16', gateway: '172.18.0.1/16' }] });
+    const ls = await api.inject({ method: 'GET', url: '/v1/networks' });
+    expect(ls.json().map((n: { name: string }) => n.name).sort()).toEqual(['n1', 'none']);
+  });
+
+  it('answers bad input with 400 naming the field, unknown objects with 404, duplicates with 409', async () => {
+    const badName = await api.inject({ method: 'POST', url: '/v1/networks', payload: { name: 'bad name' } });
+    expect(badName.statusCode).toBe(400);
+    expect(badName.json()).toMatchObject({ code: 'ERR_INVALID_ARGUMENT', field: 'name' });
+    const extra = await api.inject({ method: 'POST', url: '/v1/networks', payload: { name: 'x', bogus: 1 } });
+    expect(extra.statusCode).toBe(400);
+    const subnet = await api.inject({ method: 'POST', url: '/v1/networks', payload: { name: 'x', subnet: '10.0.0.0/33' } });
+    expect(subnet.statusCode).toBe(400);
+    expect(subnet.json().error).toMatch(/^subnet: /);
+    expect((await api.inject({ method: 'GET', url: '/v1/networks/nope' })).statusCode).toBe(404);
+    await api.inject({ method: 'POST', url: '/v1/networks', payload: { name: 'dup' } });
+    const dup = await api.inject({ method: 'POST', url: '/v1/networks', payload: { name: 'dup' } });
+    expect(dup.statusCode).toBe(409);
+    expect((await api.inject({ method: 'DELETE', url: '/v1/networks/none' })).statusCode).toBe(403);
+    expect(store.networks.list().map((n) => n.name).sort()).toEqual(['dup', 'none']);
+  });
+
+  it('rolls back a network whose driver fails: no record, no pool', async () => {
+    failOn.add('createNetwork');
+    const r = await api.inject({ method: 'POST', url: '/v1/networks', payload: { name: 'broken', subnet: '10.9.0.0/24' } });
+    expect(r.statusCode).toBe(500);
+    expect(r.json().error).toMatch(/createNetwork failed on purpose/);
+    expect(store.networks.getByName('broken')).toBeUndefined();
+    expect(ipam.listPools().map((p) => p.pool)).not.toContain('10.9.0.0/24');
+  });
+
+  it('connects and disconnects sandboxes; a failing join is undone whole and its address freed', async () => {
+    await api.inject({ method: 'POST', url: '/v1/networks', payload: { name: 'n', subnet: '10.8.0.0/24' } });
+    const sb = await api.inject({ method: 'POST', url: '/v1/sandboxes', payload: { name: 's1' } });
+    expect(sb.statusCode).toBe(201);
+    expect(kernel.namespaces.has('s1')).toBe(true);
+    const ep = await api.inject({ method: 'POST', url: '/v1/networks/n/connect', payload: { sandbox: 's1' } });
+    expect(ep.json()).toMatchObject({ ipv4: '10.8.0.2/24', ifname: 'eth0', state: 'ready' });
+    await api.inject({ method: 'POST', url: '/v1/sandboxes', payload: { name: 's2' } });
+    failOn.add('join');
+    const bad = await api.inject({ method: 'POST', url: '/v1/networks/n/connect', payload: { sandbox: 's2' } });
+    expect(bad.statusCode).toBe(500);
+    expect(calls.slice(-3)).toEqual(['createEndpoint', 'join', 'deleteEndpoint']);
+    failOn.clear();
+    const again = await api.inject({ method: 'POST', url: '/v1/networks/n/connect', payload: { sandbox: 's2', ip: '10.8.0.3' } });
+    expect(again.json().ipv4).toBe('10.8.0.3/24');
+    const inUse = await api.inject({ method: 'DELETE', url: '/v1/networks/n' });
+    expect(inUse.statusCode).toBe(409);
+    expect((await api.inject({ method: 'POST', url: '/v1/networks/n/disconnect', payload: { sandbox: 's1' } })).statusCode).toBe(204);
+    expect((await api.inject({ method: 'DELETE', url: '/v1/sandboxes/s2' })).statusCode).toBe(204);
+    expect(kernel.namespaces.has('s2')).toBe(false);
+    expect((await api.inject({ method: 'DELETE', url: '/v1/sandboxes/s2' })).statusCode).toBe(204);
+    expect((await api.inject({ method: 'DELETE', url: '/v1/networks/n' })).statusCode).toBe(204);
+    expect(store.endpoints.list()).toEqual([]);
+  });
+
+  it('refuses ports on a driver that cannot publish, before changing anything', async () => {
+    await api.inject({ method: 'POST', url: '/v1/networks', payload: { name: 'n' } });
+    await api.inject({ method: 'POST', url: '/v1/sandboxes', payload: { name: 's' } });
+    const bad = await api.inject({ method: 'POST', url: '/v1/networks/n/connect', payload: { sandbox: 's', ports: ['80:80'] } });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json()).toMatchObject({ field: 'ports' });
+    const spec = await api.inject({ method: 'POST', url: '/v1/networks/n/connect', payload: { sandbox: 's', ports: ['99999:80'] } });
+    expect(spec.json().field).toMatch(/^ports\[0\]/);
+    expect(store.endpoints.list()).toEqual([]);
+  });
+
+  it('reconciles records a crash left half done, and releases their addresses', async () => {
+    await api.inject({ method: 'POST', url: '/v1/networks', payload: { name: 'n', subnet: '10.7.0.0/24' } });
+    await api.inject({ method: 'POST', url: '/v1/sandboxes', payload: { name: 's' } });
+    const ep = (await api.inject({ method: 'POST', url: '/v1/networks/n/connect', payload: { sandbox: 's' } })).json();
+    store.endpoints.put({ ...store.endpoints.get(ep.id)!, state: 'creating' });
+    const net = store.networks.getByName('n')!;
+    const controller = new Controller({ store, ipam, drivers: new DriverRegistry(), kernel, logger });
+    const done = await controller.reconcile();
+    expect(done.join('\n')).toMatch(/interrupted while creating/);
+    expect(store.endpoints.list()).toEqual([]);
+    expect(ipam.listAddresses(net.ipv4[0]!.poolId).map((a) => a.kind)).toEqual(['gateway']);
+  });
+
+  it('publishes an OpenAPI document of its routes', async () => {
+    const doc = (await api.inject({ method: 'GET', url: '/openapi.json' })).json();
+    expect(doc.openapi).toMatch(/^3\./);
+    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/v1/networks', '/v1/sandboxes', '/v1/networks/{ref}/connect', '/v1/firewall/reload']));
+  });
+});

@@ -37,7 +37,9 @@ export async function buildManagementApi(opts: ManagementOptions): Promise<Fasti
     endpoints: c.endpointsOf({ [key]: o.id }),
   });
 
-  app.get('/v1/version', { schema: { response: { 200: { type: 'object', properties: { version: { type: 'string' } } } } } }, async () => ({ version: VERSION }));
+  app.get('/v1/version', {
+    schema: { response: { 200: { type: 'object', properties: { version: { type: 'string' }, pid: { type: 'integer', description: "the daemon's pid: /proc/PID/ns/net is the host namespace it manages" } } } } },
+  }, async () => ({ version: VERSION, pid: process.pid }));
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   app.get('/v1/networks', { schema: { response: { 200: { type: 'array', items: { $ref: 'Network#' } } } } }, async () =>

@@ -6,6 +6,7 @@ import { describeRoot } from '../helpers/root.js';
 import { adoptNs, makeNs, uniqueName } from '../helpers/netns.js';
 import { CLI, TestDaemon } from '../helpers/daemon.js';
 import { check, run } from '../helpers/exec.js';
+import { spawn } from 'node:child_process';
 
 let daemon: TestDaemon;
 
@@ -107,6 +108,34 @@ describeRoot('cnmkit CLI against a daemon', () => {
     expect(ex.code).toBe(0);
     expect(ex.stdout).toContain('127.0.0.1');
     expect((await daemon.cmd(['sandbox', 'rm', kept])).code).toBe(0);
+  });
+
+  it('adopts an existing namespace by path and by pid, and runs host sandboxes in the daemon\'s namespace', async () => {
+    const other = await makeNs('adopt');
+    await other.sh(['ip', 'link', 'add', 'marker0', 'type', 'bridge']);
+    const byPath = await daemon.cmd(['sandbox', 'create', '--name', 'bypath', '--netns', other.path, '--format', 'json']);
+    expect(JSON.parse(byPath.stdout)).toMatchObject({ kind: 'path', netnsPath: other.path });
+    const seen = await daemon.cmd(['exec', 'bypath', '--', 'ip', '-j', 'link', 'show', 'marker0']);
+    expect(seen.code).toBe(0);
+    const sleeper = spawn('ip', ['netns', 'exec', other.name, 'sleep', '30'], { stdio: 'ignore' });
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      const sleepPid = String(sleeper.pid);
+      const byPid = await daemon.cmd(['sandbox', 'create', '--name', 'bypid', '--netns', sleepPid, '--format', 'json']);
+      expect(JSON.parse(byPid.stdout)).toMatchObject({ kind: 'path', netnsPath: `/proc/${sleepPid}/ns/net` });
+      expect((await daemon.cmd(['exec', 'bypid', '--', 'ip', 'link', 'show', 'marker0'])).code).toBe(0);
+    } finally {
+      sleeper.kill();
+    }
+    const missing = await daemon.cmd(['sandbox', 'create', '--netns', '/run/netns/does-not-exist']);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/netns: no namespace at/);
+    expect((await daemon.cmd(['sandbox', 'rm', 'bypath'])).code).toBe(0);
+    expect((await other.linkNames())).toContain('marker0');
+    await daemon.host.sh(['ip', 'link', 'add', 'hostmark0', 'type', 'bridge']);
+    const hostRun = await daemon.cmd(['run', '--network', 'host', '--', 'ip', '-j', 'link', 'show', 'hostmark0']);
+    expect(hostRun.code).toBe(0);
+    expect(hostRun.stdout).toContain('hostmark0');
   });
 
   it('loses nothing when killed with SIGKILL and restarted', async () => {

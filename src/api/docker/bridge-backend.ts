@@ -117,6 +117,8 @@ export function bridgeBackend(controller: Controller): DockerNetworkBackend {
     },
     async programExternalConnectivity(req: ProgramExternalConnectivityRequest) {
       const ports = parsePortBindings(req.Options?.['com.docker.network.portmap'], 'com.docker.network.portmap');
+      // Most containers publish nothing: then there is nothing to replace (DeleteEndpoint still unpublishes).
+      if (ports.length === 0 && controller.endpoint(req.EndpointID).ports.length === 0) return;
       try {
         await controller.publishPorts(req.EndpointID, ports);
       } catch (err) {
@@ -126,6 +128,7 @@ export function bridgeBackend(controller: Controller): DockerNetworkBackend {
       }
     },
     async revokeExternalConnectivity(req: EndpointRequest) {
+      if (controller.endpoint(req.EndpointID).ports.length === 0) return;
       await controller.publishPorts(req.EndpointID, []);
     },
   };

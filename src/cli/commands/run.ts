@@ -9,8 +9,12 @@ import { type Command, expectPositionals, SOCKET_HELP, socketOption, UsageError 
 
 type Sandbox = SandboxRecord & { endpoints: EndpointRecord[] };
 
-function argvIn(sb: SandboxRecord, cmd: string[]): string[] {
-  if (sb.kind === 'host') return cmd;
+/** The command line that runs cmd inside the sandbox; a host sandbox is the daemon's own namespace. */
+async function argvIn(client: Client, sb: SandboxRecord, cmd: string[]): Promise<string[]> {
+  if (sb.kind === 'host') {
+    const { pid } = await client.request<{ pid: number }>('GET', '/v1/version');
+    return ['nsenter', `--net=/proc/${pid}/ns/net`, '--', ...cmd];
+  }
   if (sb.kind === 'named') return ['ip', 'netns', 'exec', sb.name, ...cmd];
   return ['nsenter', `--net=${sb.netnsPath}`, '--', ...cmd];
 }
@@ -73,7 +77,7 @@ export const run: Command = {
         if (i === 0 && v.ip) body.ip = v.ip;
         await client.request('POST', `/v1/networks/${encodeURIComponent(net)}/connect`, body);
       }
-      code = await runAttached(argvIn(sb, rest));
+      code = await runAttached(await argvIn(client, sb, rest));
     } finally {
       if (!v.keep) await client.request('DELETE', `/v1/sandboxes/${sb.id}`);
     }
@@ -91,7 +95,8 @@ export const exec: Command = {
   async run(v, pos, rest) {
     expectPositionals(this, pos, 1);
     if (rest.length === 0) throw new UsageError('exec: give the command after --, e.g. cnmkit exec SANDBOX -- ip addr');
-    const sb = await new Client(socketPath(v.socket as string | undefined)).request<Sandbox>('GET', `/v1/sandboxes/${encodeURIComponent(pos[0]!)}`);
-    return runAttached(argvIn(sb, rest));
+    const client = new Client(socketPath(v.socket as string | undefined));
+    const sb = await client.request<Sandbox>('GET', `/v1/sandboxes/${encodeURIComponent(pos[0]!)}`);
+    return runAttached(await argvIn(client, sb, rest));
   },
 };

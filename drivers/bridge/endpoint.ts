@@ -12,6 +12,7 @@ import {
   addAddress, addRoute, addVeth, deleteLink, listLinks, listRoutes, setLinkUp, type NetlinkHandle, type NetlinkHandlePool,
 } from '../../src/netlink/index.js';
 import type { BridgeConfig } from './config.js';
+import { LINK_GROUP } from './device.js';
 
 /** What the bridge driver keeps per endpoint (stored as driverData). */
 export interface BridgeEndpointData {
@@ -66,7 +67,7 @@ export async function joinSandbox(
   const data: BridgeEndpointData = { hostIfname: hostIfnameFor(ep.id), mac: ep.macAddress ?? macFor(ep.ipv4) };
   const mtu = config.mtu;
   await addVeth(host, {
-    name: data.hostIfname, master: bridge, up: true, ...(mtu ? { mtu } : {}),
+    name: data.hostIfname, master: bridge, up: true, group: LINK_GROUP, ...(mtu ? { mtu } : {}),
     peer: { name: ifname, nsPath: sb.netnsPath, mac: data.mac, ...(mtu ? { mtu } : {}) },
   });
   try {
@@ -89,7 +90,7 @@ export async function createDetached(pool: NetlinkHandlePool, bridge: string, co
   const data: BridgeEndpointData = { hostIfname: hostIfnameFor(ep.id), containerIfname: `c${ep.id.slice(0, 10)}`, mac: ep.macAddress ?? macFor(ep.ipv4) };
   const mtu = config.mtu;
   await addVeth(host, {
-    name: data.hostIfname, master: bridge, up: true, ...(mtu ? { mtu } : {}),
+    name: data.hostIfname, master: bridge, up: true, group: LINK_GROUP, ...(mtu ? { mtu } : {}),
     peer: { name: data.containerIfname!, mac: data.mac, ...(mtu ? { mtu } : {}) },
   });
   try {

@@ -13,6 +13,7 @@ import { createDetached, joinSandbox, leaveSandbox } from './endpoint.js';
 export type { BridgeEndpointData } from './endpoint.js';
 import { verifyNetwork } from './verify.js';
 import { publishPorts } from './ports.js';
+import { sweepOrphans } from './sweep.js';
 
 export { parseBridgeConfig, type BridgeConfig } from './config.js';
 
@@ -51,6 +52,9 @@ export function createBridgeDriver(ctx: DriverContext, opts: BridgeDriverOptions
       const done = await setUp(ctx, net, { ...config, bridgeName: nameOf(net, config) });
       log.info({ network: net.name, bridge: done.bridgeName, adopted: done.adopted }, 'bridge network ready');
       return { ...done, bridgeName: nameOf(net, config) };
+    },
+    sweep(networks, endpoints) {
+      return sweepOrphans(ctx.netlink.get(), networks, endpoints);
     },
     async restore(net, config) {
       await setUp(ctx, net, { ...config, bridgeName: nameOf(net, config) });

@@ -46,6 +46,8 @@ export interface Driver<Config = unknown> {
   parse(input: NetworkParseInput): Config;
   /** May return the config completed with what creation decided (names, adopted devices). */
   createNetwork(net: NetworkRecord, config: Config): Promise<Config | void>;
+  /** At start-up, after the store is clean: deletes kernel objects of this driver that no record owns. */
+  sweep?(networks: NetworkRecord[], endpoints: EndpointRecord[]): Promise<string[]>;
   /** At start-up, for a ready network: recreates what is missing in the kernel. */
   restore?(net: NetworkRecord, config: Config): Promise<void>;
   /** Idempotent: deleting what is already gone succeeds. */

@@ -1,5 +1,5 @@
-// Typed loader for the native/ addon: namespace switching and nothing JS can do itself.
-// Limits: Linux only; the addon acts on the calling thread (keep it on Node's main thread).
+// Typed loader for the native/ addon: namespace switching, the splice relay, nothing JS can do
+// itself. Limits: Linux only; namespace calls act on the calling thread (keep them on Node's main thread).
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
@@ -15,6 +15,24 @@ export interface NetlinkSocketOptions {
   receiveBuffer?: number;
 }
 
+/** What a splice relay moved before it ended. */
+export interface SpliceRelayStats {
+  /** Bytes written to fdB that were read from fdA. */
+  aToB: number;
+  /** Bytes written to fdA that were read from fdB. */
+  bToA: number;
+  /** cancel() reached the relay while it ran. */
+  cancelled: boolean;
+}
+
+/** A running relay; cancel() stops both directions, and done then reports `cancelled`. */
+export interface SpliceRelay {
+  cancel(): void;
+}
+
+/** Called once on the JS thread when both directions have ended; err carries errno, code, syscall. */
+export type SpliceRelayDone = (err: NodeJS.ErrnoException | null, stats: SpliceRelayStats) => void;
+
 export interface NativeAddon {
   /** Enters the namespace at nsPath, calls fn, returns to the home namespace whatever fn did. */
   runIn<T>(nsPath: string, fn: () => T): T;
@@ -29,6 +47,14 @@ export interface NativeAddon {
   closeFd(fd: number): void;
   /** Sets options on this process's netlink socket bound to port; returns its fd. */
   setNetlinkOptions(port: number, options: NetlinkSocketOptions): number;
+  /**
+   * Relays bytes both ways between two connected stream sockets with splice(2), on native
+   * threads. EOF one way shuts the other socket's write side (half-close); the first error
+   * (ECONNRESET, EPIPE, …) or cancel() ends both ways. The fds stay the caller's: stop libuv
+   * reading them first and close them only after done. Optional: an older build lacks it.
+   * Throws (errno, code, syscall) when the fds are not sockets or pipes/threads cannot be had.
+   */
+  spliceRelay?(fdA: number, fdB: number, done: SpliceRelayDone): SpliceRelay;
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));

@@ -1,7 +1,9 @@
-// TCP forwarding for one host port, both ways with backpressure and half-close. Copies through
-// user space (no splice); a live connection keeps one 64 KiB read buffer; no idle timeout.
+// TCP forwarding for one host port, both ways with backpressure and half-close: spliced in the
+// kernel by the native relay, else copied through one 64 KiB buffer per connection. No idle timeout.
 import net from 'node:net';
+import type { SpliceRelay } from '../netns/native.js';
 import { onceListening, openOnHostIP, type ForwardOptions, type ForwardTarget, type Forwarder, type ListenAddress } from './forward.js';
+import { spliceSockets } from './splice-tcp.js';
 
 const READ_CHUNK = 64 * 1024;
 
@@ -28,13 +30,17 @@ function relay(to: net.Socket, from: () => net.Socket): (nread: number, buf: Buf
 
 class TcpForward implements Forwarder {
   private readonly server: net.Server;
+  /** Sockets JS reads or writes: connecting, or copied through streams. */
   private conns?: Set<net.Socket>;
+  /** Connections the native relay carries; their sockets are closed when it reports done. */
+  private readonly relays = new Set<SpliceRelay>();
 
   constructor(
     private readonly target: ForwardTarget,
     private readonly options: ForwardOptions,
   ) {
-    this.server = net.createServer({ allowHalfOpen: true, noDelay: options.noDelay }, (client) => this.accept(client));
+    // Paused on accept: nothing is read into JS before join() picks splice or streams.
+    this.server = net.createServer({ allowHalfOpen: true, noDelay: options.noDelay, pauseOnConnect: true }, (client) => this.accept(client));
   }
 
   async listen(at: ListenAddress): Promise<void> {
@@ -54,12 +60,14 @@ class TcpForward implements Forwarder {
       noDelay: this.options.noDelay,
       onread: { buffer: Buffer.allocUnsafeSlow(READ_CHUNK), callback: relay(client, () => upstream) },
     });
+    upstream.pause();
     const conns = (this.conns ??= new Set());
     conns.add(client).add(upstream);
     let connected = false;
-    upstream.once('connect', () => (connected = true));
+    let spliced: SpliceRelay | undefined;
     const abort = (err: Error): void => {
       this.options.logger.debug({ err, hostPort: this.target.hostPort, containerIP, containerPort }, 'proxy: tcp connection failed');
+      if (spliced) return spliced.cancel();
       if (connected || client.destroyed) client.destroy();
       else client.resetAndDestroy();
       upstream.destroy();
@@ -74,12 +82,35 @@ class TcpForward implements Forwarder {
       conns.delete(upstream);
       if (hadError) client.destroy();
     });
-    client.pipe(upstream);
-    upstream.on('end', () => client.end());
+    upstream.once('connect', () => {
+      connected = true;
+      spliced = this.splice(client, upstream);
+      if (spliced) return;
+      client.pipe(upstream);
+      upstream.on('end', () => client.end());
+      upstream.resume();
+    });
+  }
+
+  /** Moves a connected pair to the native relay; undefined when it cannot take them. */
+  private splice(client: net.Socket, upstream: net.Socket): SpliceRelay | undefined {
+    const { containerIP, containerPort } = this.target;
+    const spliced = spliceSockets(client, upstream, this.options.logger, (err) => {
+      this.relays.delete(spliced as SpliceRelay);
+      if (err) this.options.logger.debug({ err, hostPort: this.target.hostPort, containerIP, containerPort }, 'proxy: tcp connection failed');
+      client.destroy();
+      upstream.destroy();
+    });
+    if (!spliced) return undefined;
+    this.conns?.delete(client);
+    this.conns?.delete(upstream);
+    this.relays.add(spliced);
+    return spliced;
   }
 
   /** Stops accepting, ends live connections, resolves when the port is free. */
   close(): Promise<void> {
+    for (const spliced of this.relays) spliced.cancel();
     for (const socket of this.conns ?? []) socket.destroy();
     this.conns?.clear();
     return new Promise((resolve) => this.server.close(() => resolve()));

@@ -125,6 +125,24 @@ for (const backend of ['nftables', 'iptables'] as const) {
       expect(given.ipv6[0]).toMatchObject({ subnet: 'fd00:cafe:1::/64', gateway: 'fd00:cafe:1::1/64' });
     });
 
+    it('sweeps devices of its link group that nothing owns at start, and never touches other devices', async () => {
+      expect((await daemon.cmd(['network', 'create', '--subnet', '198.18.32.0/24', 'keep'])).code).toBe(0);
+      const sb = await sandbox();
+      await connect('keep', sb);
+      await daemon.stop('SIGKILL');
+      await host.sh(['ip', 'link', 'add', 'name', 'orphanbr0', 'group', String(0x636e6d6b), 'type', 'bridge']);
+      await host.sh(['ip', 'link', 'add', 'name', 'vethdeadbee', 'group', String(0x636e6d6b), 'type', 'veth', 'peer', 'name', 'orphanpeer']);
+      await host.sh(['ip', 'link', 'add', 'name', 'usersbr0', 'type', 'bridge']);
+      await daemon.start();
+      const links = await host.linkNames();
+      expect(links).not.toContain('orphanbr0');
+      expect(links).not.toContain('vethdeadbee');
+      expect(links).toContain('usersbr0');
+      expect(links.filter((l) => l.startsWith('veth'))).toHaveLength(1);
+      expect(daemon.log).toMatch(/orphanbr0: deleted \(nothing owns it\)/);
+      expect((await ping(sb, '198.18.32.1')).code).toBe(0);
+    });
+
     it('refuses bad options naming the field, and leaves no bridge, rule or address behind', async () => {
       const linksBefore = await host.linkNames();
       const bad = await daemon.cmd(['network', 'create', '-o', 'com.docker.network.bridge.enable_icc=maybe', 'bad1']);

@@ -1,6 +1,6 @@
 // The host driver (Docker's `host`): the sandbox is the host's own network namespace, so there
 // is nothing to create; joining is allowed only for sandboxes that live in the host namespace.
-import type { Driver, DriverContext } from '../../src/cnm/driver.js';
+import { parseNoOptions, type Driver, type DriverContext } from '../../src/cnm/driver.js';
 import { InvalidArgumentError } from '../../src/errors.js';
 
 export function createHostDriver(_ctx: DriverContext): Driver<Record<string, never>> {
@@ -8,12 +8,7 @@ export function createHostDriver(_ctx: DriverContext): Driver<Record<string, nev
     name: 'host',
     scope: 'local',
     usesIpam: false,
-    parse(input) {
-      const keys = Object.keys(input.options);
-      if (keys.length > 0) throw new InvalidArgumentError(`options.${keys[0]}`, 'the host driver takes no options');
-      if (input.enableIPv6) throw new InvalidArgumentError('ipv6', 'the host driver has no addresses of its own');
-      return {};
-    },
+    parse: (input) => parseNoOptions('host', input),
     async createNetwork() {},
     async deleteNetwork() {},
     async createEndpoint() {

@@ -2,6 +2,7 @@
 // object through which a driver reaches everything else (no globals). Optional capabilities
 // (port publishing) exist only on drivers that have them.
 import type { Logger } from 'pino';
+import { InvalidArgumentError } from '../errors.js';
 import type { NetlinkHandlePool } from '../netlink/index.js';
 import type { FirewallBackend } from '../firewall/index.js';
 import type { PortPublisher } from '../portmap/publisher.js';
@@ -83,4 +84,12 @@ export class DriverRegistry {
   names(): string[] {
     return [...this.drivers.keys()].sort();
   }
+}
+
+/** The parse step of drivers that take no options and have no addresses (null, host). */
+export function parseNoOptions(driver: string, input: NetworkParseInput): Record<string, never> {
+  const keys = Object.keys(input.options);
+  if (keys.length > 0) throw new InvalidArgumentError(`options.${keys[0]}`, `the ${driver} driver takes no options`);
+  if (input.enableIPv6) throw new InvalidArgumentError('ipv6', `the ${driver} driver has no addresses of its own`);
+  return {};
 }

@@ -3,6 +3,7 @@ import type { EndpointRecord, NetworkRecord } from '../../cnm/model.js';
 import { Client, socketPath } from '../client.js';
 import { type Command, expectPositionals, FORMAT_HELP, formatOption, keyValues, SOCKET_HELP, socketOption, wantJson } from '../command.js';
 import { printJson, shortId, table } from '../format.js';
+import { inspectCommand, rmCommand } from './objects.js';
 
 type Network = NetworkRecord & { endpoints: EndpointRecord[] };
 
@@ -67,40 +68,9 @@ const ls: Command = {
   },
 };
 
-const inspect: Command = {
-  name: 'inspect',
-  summary: 'Show one or more networks in full (JSON).',
-  usage: 'cnmkit network inspect [OPTIONS] NETWORK...',
-  help: [FORMAT_HELP, SOCKET_HELP],
-  options: { ...socketOption, ...formatOption },
-  async run(v, pos) {
-    expectPositionals(this, pos, 1, Infinity);
-    wantJson(v);
-    const client = new Client(socketPath(v.socket as string | undefined));
-    const out = [];
-    for (const ref of pos) out.push(await client.request<Network>('GET', `/v1/networks/${encodeURIComponent(ref)}`));
-    printJson(out);
-    return 0;
-  },
-};
-
-const rm: Command = {
-  name: 'rm',
-  summary: 'Remove one or more networks (refused while sandboxes are connected).',
-  usage: 'cnmkit network rm [OPTIONS] NETWORK...',
-  help: [SOCKET_HELP],
-  options: { ...socketOption },
-  async run(v, pos) {
-    expectPositionals(this, pos, 1, Infinity);
-    const client = new Client(socketPath(v.socket as string | undefined));
-    for (const ref of pos) {
-      await client.request('GET', `/v1/networks/${encodeURIComponent(ref)}`);
-      await client.request('DELETE', `/v1/networks/${encodeURIComponent(ref)}`);
-      console.log(ref);
-    }
-    return 0;
-  },
-};
+const kind = { noun: 'network', arg: 'NETWORK', path: '/v1/networks', rmSummary: 'Remove one or more networks (refused while sandboxes are connected).' };
+const inspect = inspectCommand(kind);
+const rm = rmCommand(kind);
 
 const prune: Command = {
   name: 'prune',

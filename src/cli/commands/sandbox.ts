@@ -3,6 +3,7 @@ import type { EndpointRecord, SandboxRecord } from '../../cnm/model.js';
 import { Client, socketPath } from '../client.js';
 import { type Command, expectPositionals, FORMAT_HELP, formatOption, SOCKET_HELP, socketOption, wantJson } from '../command.js';
 import { printJson, shortId, table } from '../format.js';
+import { inspectCommand, rmCommand } from './objects.js';
 
 type Sandbox = SandboxRecord & { endpoints: EndpointRecord[] };
 
@@ -51,40 +52,9 @@ const ls: Command = {
   },
 };
 
-const inspect: Command = {
-  name: 'inspect',
-  summary: 'Show one or more sandboxes in full (JSON).',
-  usage: 'cnmkit sandbox inspect [OPTIONS] SANDBOX...',
-  help: [FORMAT_HELP, SOCKET_HELP],
-  options: { ...socketOption, ...formatOption },
-  async run(v, pos) {
-    expectPositionals(this, pos, 1, Infinity);
-    wantJson(v);
-    const client = new Client(socketPath(v.socket as string | undefined));
-    const out = [];
-    for (const ref of pos) out.push(await client.request<Sandbox>('GET', `/v1/sandboxes/${encodeURIComponent(ref)}`));
-    printJson(out);
-    return 0;
-  },
-};
-
-const rm: Command = {
-  name: 'rm',
-  summary: 'Remove sandboxes: leaves every network and deletes the namespace cnmkit created.',
-  usage: 'cnmkit sandbox rm [OPTIONS] SANDBOX...',
-  help: [SOCKET_HELP],
-  options: { ...socketOption },
-  async run(v, pos) {
-    expectPositionals(this, pos, 1, Infinity);
-    const client = new Client(socketPath(v.socket as string | undefined));
-    for (const ref of pos) {
-      await client.request('GET', `/v1/sandboxes/${encodeURIComponent(ref)}`);
-      await client.request('DELETE', `/v1/sandboxes/${encodeURIComponent(ref)}`);
-      console.log(ref);
-    }
-    return 0;
-  },
-};
+const kind = { noun: 'sandbox', arg: 'SANDBOX', path: '/v1/sandboxes', rmSummary: 'Remove sandboxes: leaves every network and deletes the namespace cnmkit created.' };
+const inspect = inspectCommand(kind);
+const rm = rmCommand(kind);
 
 export const sandboxCommands: Command[] = [create, ls, inspect, rm];
 

@@ -1,0 +1,114 @@
+// Endpoint create+join on one bridge, for the bridge benchmark: N sandboxes made beforehand, then
+// cnmkit's `POST /v1/networks/NET/connect` for each, against the CNI bridge plugin's ADD (host-local
+// IPAM, ipMasq, isGateway) for N namespaces made beforehand; then disconnect + sandbox rm against
+// DEL + namespace delete. The two take turns chunk by chunk (who goes first alternates), so both
+// see the same machine load and the same growth of the kernel's tables.
+// Limits: the CNI namespaces are made in-process (cnmkit's native addon, no spawn), so their creation
+// is a floor, not a peer, of cnmkit's sandbox create; sequential calls only.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createNamedNetns, deleteNamedNetns } from '../../src/netns/index.js';
+import { BenchDaemon } from './_cnmkitd.js';
+import { CniBridge } from './_cni.js';
+import { addHostNs, checkInterrupt, deleteNsWithPrefix, exec, quantile, timed } from './_procs.js';
+
+const CHUNK = 50;
+const CNMKIT_SUBNET = '198.18.64.0/20';
+const CNI_SUBNET = '198.18.80.0/20';
+
+export interface EndpointRuns {
+  n: number;
+  firewall: string;
+  sandboxCreate: number[];
+  nsCreate: number[];
+  connect: number[];
+  add: number[];
+  disconnect: number[];
+  sandboxRm: number[];
+  del: number[];
+  nsDelete: number[];
+  /** Median of `nsenter --net=HOST /bin/true`: what every CNI call pays to be spawned. */
+  spawnFloorMs: number;
+  /**
+   * Controls whose cost does not depend on how many endpoints exist, timed after every chunk of the
+   * connect phase: GET /v1/version (the daemon's HTTP floor) and the spawn floor. Their drift from
+   * the first chunks to the last is the machine's load changing, not scaling.
+   */
+  controlVersion: number[];
+  controlSpawn: number[];
+  rssStartKiB: number;
+  rssJoinedKiB: number;
+  rssEndKiB: number;
+}
+
+/** Runs a(i) for a chunk, then b(i) for the same chunk (the order swaps every chunk), then after(). */
+async function alternate(n: number, a: (i: number) => Promise<void>, b: (i: number) => Promise<void>, after?: () => Promise<void>): Promise<void> {
+  for (let start = 0, k = 0; start < n; start += CHUNK, k++) {
+    checkInterrupt();
+    const idx = Array.from({ length: Math.min(CHUNK, n - start) }, (_, j) => start + j);
+    for (const side of k % 2 === 0 ? [a, b] : [b, a]) for (const i of idx) await side(i);
+    await after?.();
+  }
+}
+
+/** Addresses host-local still holds (its files named by address). */
+function cniLeases(dataDir: string): number {
+  const dir = path.join(dataDir, 'cnmkit-bench');
+  return fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f)).length : 0;
+}
+
+export async function measureEndpoints(prefix: string, n: number, firewall: string): Promise<EndpointRuns> {
+  const cnmkitHost = `${prefix}-hc`;
+  const cniHost = `${prefix}-hn`;
+  const sbName = (i: number): string => `${prefix}-s-${i}`;
+  const nsName = (i: number): string => `${prefix}-c-${i}`;
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cnmkit-bench-cni-'));
+  let daemon: BenchDaemon | undefined;
+  try {
+    daemon = new BenchDaemon(await addHostNs(cnmkitHost), `${prefix}-s-`, ['--firewall-backend', firewall]);
+    const d = daemon;
+    const cni = new CniBridge({ hostNsPath: await addHostNs(cniHost), bridge: 'cnibr0', subnet: CNI_SUBNET, dataDir });
+    await d.start();
+    await d.request('POST', '/v1/networks', { name: 'epnet', subnet: CNMKIT_SUBNET });
+    const floor: number[] = [];
+    for (let i = 0; i < 15; i++) floor.push((await timed(() => cni.spawnFloor())).ms);
+    const r: EndpointRuns = {
+      n, firewall: d.firewall, sandboxCreate: [], nsCreate: [], connect: [], add: [], disconnect: [], sandboxRm: [], del: [], nsDelete: [],
+      spawnFloorMs: quantile(floor, 0.5), controlVersion: [], controlSpawn: [], rssStartKiB: 0, rssJoinedKiB: 0, rssEndKiB: 0,
+    };
+    await alternate(n,
+      async (i) => void r.sandboxCreate.push((await timed(() => d.request('POST', '/v1/sandboxes', { name: sbName(i) }))).ms),
+      async (i) => void r.nsCreate.push((await timed(async () => createNamedNetns(nsName(i)))).ms));
+    r.rssStartKiB = d.rssKiB();
+    await alternate(n,
+      async (i) => void (r.connect[i] = (await timed(() => d.request('POST', '/v1/networks/epnet/connect', { sandbox: sbName(i) }))).ms),
+      async (i) => void (r.add[i] = (await timed(() => cni.call('ADD', `bench${i}`, `/run/netns/${nsName(i)}`))).ms),
+      async () => {
+        for (let j = 0; j < 3; j++) r.controlVersion.push((await timed(() => d.request('GET', '/v1/version'))).ms);
+        for (let j = 0; j < 3; j++) r.controlSpawn.push((await timed(() => cni.spawnFloor())).ms);
+      });
+    r.rssJoinedKiB = d.rssKiB();
+    const joined = (await d.request<{ endpoints: unknown[] }>('GET', '/v1/networks/epnet')).endpoints.length;
+    if (joined !== n || cniLeases(dataDir) !== n) throw new Error(`expected ${n} endpoints on each side, have cnmkit ${joined}, CNI ${cniLeases(dataDir)}`);
+    await alternate(n,
+      async (i) => {
+        r.disconnect[i] = (await timed(() => d.request('POST', '/v1/networks/epnet/disconnect', { sandbox: sbName(i) }))).ms;
+        r.sandboxRm[i] = (await timed(() => d.request('DELETE', `/v1/sandboxes/${sbName(i)}`))).ms;
+      },
+      async (i) => {
+        r.del[i] = (await timed(() => cni.call('DEL', `bench${i}`, `/run/netns/${nsName(i)}`))).ms;
+        r.nsDelete[i] = (await timed(async () => deleteNamedNetns(nsName(i)))).ms;
+      });
+    r.rssEndKiB = d.rssKiB();
+    const left = (await d.request<{ endpoints: unknown[] }>('GET', '/v1/networks/epnet')).endpoints.length;
+    if (left !== 0 || cniLeases(dataDir) !== 0) throw new Error(`endpoints left after teardown: cnmkit ${left}, CNI ${cniLeases(dataDir)}`);
+    return r;
+  } finally {
+    await daemon?.cleanup();
+    const leftCni = await deleteNsWithPrefix(`${prefix}-c-`);
+    if (leftCni > 0) console.warn(`  (removed ${leftCni} CNI namespace(s) left behind)`);
+    for (const host of [cnmkitHost, cniHost]) await exec(['ip', 'netns', 'del', host]);
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+}

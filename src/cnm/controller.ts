@@ -77,7 +77,7 @@ export class Controller {
   }
 
   network(ref: string): NetworkRecord {
-    return resolveRef('network', ref, this.deps.store.networks.list());
+    return resolveRef('network', ref, this.deps.store.networks);
   }
 
   listSandboxes(): SandboxRecord[] {
@@ -85,13 +85,15 @@ export class Controller {
   }
 
   sandbox(ref: string): SandboxRecord {
-    return resolveRef('sandbox', ref, this.deps.store.sandboxes.list());
+    return resolveRef('sandbox', ref, this.deps.store.sandboxes);
   }
 
   endpointsOf(filter: { networkId?: string; sandboxId?: string }): EndpointRecord[] {
-    return this.deps.store.endpoints
-      .list()
-      .filter((e) => (filter.networkId === undefined || e.networkId === filter.networkId) && (filter.sandboxId === undefined || e.sandboxId === filter.sandboxId));
+    const eps = this.deps.store.endpoints;
+    if (filter.sandboxId !== undefined) {
+      return eps.listWhere('sandbox_id', filter.sandboxId).filter((e) => filter.networkId === undefined || e.networkId === filter.networkId);
+    }
+    return filter.networkId !== undefined ? eps.listWhere('network_id', filter.networkId) : eps.list();
   }
 
   // ---- networks ------------------------------------------------------------------------

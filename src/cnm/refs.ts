@@ -18,16 +18,21 @@ export function validateObjectName(name: unknown, field: string): string {
   return name;
 }
 
+/** The lookups resolveRef needs: the store's tables provide them with indexed queries. */
+export interface RefLookup<T> {
+  getByName(name: string): T | undefined;
+  get(id: string): T | undefined;
+  findByIdPrefix(prefix: string): T[];
+}
+
 /** Finds one object by exact name, exact id, or unique id prefix; NotFound or ambiguous Conflict. */
-export function resolveRef<T extends { id: string; name: string }>(what: string, ref: string, all: T[]): T {
-  const byName = all.find((o) => o.name === ref);
-  if (byName) return byName;
-  const byId = all.find((o) => o.id === ref);
-  if (byId) return byId;
+export function resolveRef<T extends { id: string; name: string }>(what: string, ref: string, table: RefLookup<T>): T {
+  const found = table.getByName(ref) ?? table.get(ref);
+  if (found) return found;
   if (/^[0-9a-f]+$/.test(ref)) {
-    const matches = all.filter((o) => o.id.startsWith(ref));
+    const matches = table.findByIdPrefix(ref);
     if (matches.length === 1) return matches[0]!;
-    if (matches.length > 1) throw new ConflictError(`${what} ${JSON.stringify(ref)} is ambiguous: ${matches.length} ids start with it`);
+    if (matches.length > 1) throw new ConflictError(`${what} ${JSON.stringify(ref)} is ambiguous: more than one id starts with it`);
   }
   throw new NotFoundError(what, ref);
 }

@@ -37,6 +37,8 @@ export class RecordTable<R extends { id: string; name: string; state: ObjectStat
   private readonly remove: Database.Statement;
   private readonly stateOf: Database.Statement;
   private readonly byState: Database.Statement;
+  private readonly byPrefix: Database.Statement;
+  private readonly byColumn = new Map<string, Database.Statement>();
 
   constructor(
     db: Database.Database,
@@ -55,6 +57,8 @@ export class RecordTable<R extends { id: string; name: string; state: ObjectStat
     this.remove = db.prepare(`DELETE FROM ${table} WHERE id = ?`);
     this.stateOf = db.prepare(`UPDATE ${table} SET state = ? WHERE id = ?`);
     this.byState = db.prepare(`SELECT * FROM ${table} WHERE state = ? ORDER BY created, id`);
+    this.byPrefix = db.prepare(`SELECT * FROM ${table} WHERE id >= ? AND id < ? ORDER BY id LIMIT 2`);
+    for (const c of columns) this.byColumn.set(c, db.prepare(`SELECT * FROM ${table} WHERE ${c} = ? ORDER BY created, id`));
   }
 
   /** Inserts the record, or replaces the one with the same id. Refuses a name already in use. */
@@ -91,6 +95,18 @@ export class RecordTable<R extends { id: string; name: string; state: ObjectStat
 
   list(): R[] {
     return (this.all.all() as Row[]).map((row) => this.spec.fromRow(row));
+  }
+
+  /** The records whose column equals value (an indexed lookup for the columns that have one). */
+  listWhere(column: string, value: string): R[] {
+    const stmt = this.byColumn.get(column);
+    if (!stmt) throw new Error(`${this.spec.table} has no column ${column}`);
+    return (stmt.all(value) as Row[]).map((row) => this.spec.fromRow(row));
+  }
+
+  /** At most two records whose id starts with prefix (two means the prefix is ambiguous). */
+  findByIdPrefix(prefix: string): R[] {
+    return (this.byPrefix.all(prefix, `${prefix}\uffff`) as Row[]).map((row) => this.spec.fromRow(row));
   }
 
   listByState(state: ObjectState): R[] {

@@ -119,9 +119,10 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       return { backend: firewall.name, removedOwners, notes };
     };
     const api = await buildManagementApi({ controller, logger, reloadFirewall });
-    await listenUnix(api, opts.socket);
+    // Plugin sockets first: once the management socket answers, the whole daemon is ready.
     fs.mkdirSync(opts.pluginDir, { recursive: true, mode: 0o755 });
     plugins = await servePlugins({ pluginDir: opts.pluginDir, ipam, network: bridgeBackend(controller), logger: logger.child({ part: 'docker-plugin' }) });
+    await listenUnix(api, opts.socket);
     logger.info({ version: VERSION, socket: opts.socket, stateDir: opts.stateDir, drivers: drivers.names(), firewall: firewall.name, plugins: plugins.sockets }, 'cnmkit daemon ready');
     return {
       controller, store, firewall, api, logger,

@@ -242,7 +242,8 @@ export class Controller {
   private async teardownSandbox(sb: SandboxRecord): Promise<void> {
     const eps = this.endpointsOf({ sandboxId: sb.id });
     await bestEffort(`sandbox ${sb.name}`, [
-      ...eps.map((ep): [string, () => Promise<void>] => [`endpoint ${ep.name}`, () => teardownEndpoint(this.deps, ep, sb)]),
+      // A named sandbox's namespace goes right after: its links go with it, batched by the kernel.
+      ...eps.map((ep): [string, () => Promise<void>] => [`endpoint ${ep.name}`, () => teardownEndpoint(this.deps, ep, sb, { namespaceGoing: sb.kind === 'named' })]),
       ['namespace', () => (sb.kind === 'named' ? this.deps.kernel.deleteNamed(sb.name) : undefined)],
       ['store', () => this.deps.store.sandboxes.delete(sb.id)],
     ]);

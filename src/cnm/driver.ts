@@ -59,11 +59,16 @@ export interface Driver<Config = unknown> {
   deleteEndpoint(net: NetworkRecord, config: Config, ep: EndpointRecord): Promise<void>;
   join(net: NetworkRecord, config: Config, ep: EndpointRecord, sb: SandboxRecord): Promise<JoinResult>;
   /** Idempotent. */
-  leave(net: NetworkRecord, config: Config, ep: EndpointRecord, sb: SandboxRecord): Promise<void>;
+  leave(net: NetworkRecord, config: Config, ep: EndpointRecord, sb: SandboxRecord, hint?: LeaveHint): Promise<void>;
   /** Optional: publishes ports of a joined endpoint; returns them resolved (host ports chosen). */
   publish?(net: NetworkRecord, config: Config, ep: EndpointRecord, ports: PortSpec[]): Promise<PortSpec[]>;
   /** Idempotent. */
   unpublish?(net: NetworkRecord, config: Config, ep: EndpointRecord): Promise<void>;
+}
+
+export interface LeaveHint {
+  /** The sandbox's namespace is deleted next: links inside it need no deleting one by one. */
+  namespaceGoing?: boolean;
 }
 
 export type DriverFactory = (ctx: DriverContext) => Driver;

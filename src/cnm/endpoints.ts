@@ -4,7 +4,7 @@
 import { InvalidArgumentError } from '../errors.js';
 import type { PortSpec } from '../portmap/index.js';
 import type { ControllerDeps } from './controller.js';
-import type { Driver } from './driver.js';
+import type { Driver, LeaveHint } from './driver.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from './model.js';
 import { newId } from './refs.js';
 import { bestEffort, withRollback } from './steps.js';
@@ -61,9 +61,8 @@ export function createJoinedEndpoint(deps: ControllerDeps, net: NetworkRecord, s
     if (joined.macAddress) ep.macAddress = joined.macAddress;
     if (joined.driverData !== undefined) ep.driverData = joined.driverData;
     if (ports.length > 0 && driver.publish) {
-      store.endpoints.put(ep);
       undo.push('ports', () => driver.unpublish?.(net, net.config, ep));
-      ep.ports = await driver.publish(net, net.config, ep, ports);
+      await publishRecorded(deps, driver, net, ep, ports);
     }
     ep.state = 'ready';
     store.endpoints.put(ep);
@@ -104,24 +103,41 @@ export function createDetachedEndpoint(deps: ControllerDeps, net: NetworkRecord,
 export async function replacePorts(deps: ControllerDeps, net: NetworkRecord, ep: EndpointRecord, ports: PortSpec[]): Promise<PortSpec[]> {
   const driver = driverOf(deps, net.driver);
   if (!driver.publish) throw new InvalidArgumentError('ports', `the ${net.driver} driver of network ${net.name} cannot publish ports`);
-  await driver.unpublish?.(net, net.config, ep);
+  if (ep.ports.length > 0) await driver.unpublish?.(net, net.config, ep);
   ep.ports = [];
   deps.store.endpoints.put(ep);
   if (ports.length === 0) return [];
-  ep.ports = await driver.publish(net, net.config, ep, ports);
-  deps.store.endpoints.put(ep);
+  await publishRecorded(deps, driver, net, ep, ports);
   return ep.ports as PortSpec[];
 }
 
+/**
+ * Publishes with the intent on disk first: ep.ports holds the requested ports before the kernel
+ * changes and the resolved ones after, so an empty list always means nothing is published (a
+ * crash in between leaves ports that reconcile publishes again or teardown removes).
+ */
+async function publishRecorded(deps: ControllerDeps, driver: Driver, net: NetworkRecord, ep: EndpointRecord, ports: PortSpec[]): Promise<void> {
+  ep.ports = ports;
+  deps.store.endpoints.put(ep);
+  try {
+    ep.ports = await driver.publish!(net, net.config, ep, ports);
+  } catch (err) {
+    ep.ports = [];
+    deps.store.endpoints.put(ep);
+    throw err;
+  }
+  deps.store.endpoints.put(ep);
+}
+
 /** Unpublish, leave, delete, release the addresses and the record: idempotent, best-effort. */
-export async function teardownEndpoint(deps: ControllerDeps, ep: EndpointRecord, sb: SandboxRecord | undefined): Promise<void> {
+export async function teardownEndpoint(deps: ControllerDeps, ep: EndpointRecord, sb: SandboxRecord | undefined, hint: LeaveHint = {}): Promise<void> {
   const { store, ipam } = deps;
   const net = store.networks.get(ep.networkId);
   const driver = net ? deps.drivers.get(net.driver) : undefined;
   store.endpoints.put({ ...ep, state: 'deleting' });
   await bestEffort(`endpoint ${ep.name}`, [
     ['unpublish', () => (net && driver?.unpublish ? driver.unpublish(net, net.config, ep) : undefined)],
-    ['leave', () => (net && driver && sb ? driver.leave(net, net.config, ep, sb) : undefined)],
+    ['leave', () => (net && driver && sb ? driver.leave(net, net.config, ep, sb, hint) : undefined)],
     ['driver', () => (net && driver ? driver.deleteEndpoint(net, net.config, ep) : undefined)],
     ['ipv4', () => (net?.ipv4[0]?.poolId && ep.ipv4 ? ipam.releaseAddress(net.ipv4[0].poolId, ep.ipv4) : undefined)],
     ['ipv6', () => (net?.ipv6[0]?.poolId && ep.ipv6 ? ipam.releaseAddress(net.ipv6[0].poolId, ep.ipv6) : undefined)],

@@ -35,6 +35,19 @@ async function nftProblem(runner: ToolRunner): Promise<string | undefined> {
   }
 }
 
+/**
+ * True when iptables' FORWARD chain drops by default (as Docker's engine leaves it): a packet
+ * must then be accepted by iptables itself, so cnmkit's rules have to live there too.
+ */
+async function iptablesForwardDrops(runner: ToolRunner, variant: string): Promise<boolean> {
+  try {
+    const r = await runner.run([variant, '-w', '-S', 'FORWARD']);
+    return r.code === 0 && /^-P FORWARD DROP$/m.test(r.stdout);
+  } catch {
+    return false;
+  }
+}
+
 export async function createFirewall(opts: FirewallOptions): Promise<FirewallBackend> {
   if (!BACKENDS.includes(opts.backend)) throw new InvalidArgumentError('backend', `${JSON.stringify(opts.backend)} is not one of ${BACKENDS.join(', ')}`);
   if (opts.netnsPath !== undefined && (typeof opts.netnsPath !== 'string' || !opts.netnsPath.startsWith('/')))
@@ -47,8 +60,13 @@ export async function createFirewall(opts: FirewallOptions): Promise<FirewallBac
   let reason = 'configured';
   if (name === 'auto') {
     const problem = await nftProblem(runner);
-    name = problem === undefined ? 'nftables' : 'iptables';
-    reason = problem === undefined ? 'auto: nft works here' : `auto: nft does not work here (${problem})`;
+    const dropper = problem === undefined ? await iptablesForwardDrops(runner, variant) : false;
+    name = problem === undefined && !dropper ? 'nftables' : 'iptables';
+    reason = problem !== undefined
+      ? `auto: nft does not work here (${problem})`
+      : dropper
+        ? "auto: iptables' FORWARD policy is DROP (Docker's engine sets it), which nftables rules cannot override"
+        : 'auto: nft works here';
   }
   log.info({ backend: name, reason, netns: opts.netnsPath ?? 'host' }, `firewall backend: ${name} (${reason})`);
   if (name === 'nftables') return new NftablesBackend(runner, log);

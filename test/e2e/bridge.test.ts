@@ -62,6 +62,8 @@ for (const backend of ['nftables', 'iptables'] as const) {
       for (const a of sbs) for (const b of eps) expect((await ping(a, addr(b))).code).toBe(0);
       expect((await ping(sbs[0]!, '198.18.10.1')).code).toBe(0);
       for (const sb of sbs) expect((await daemon.cmd(['sandbox', 'rm', sb])).code).toBe(0);
+      // The kernel deletes a namespace's veth pairs in the background, soon after the namespace goes.
+      for (let i = 0; i < 50 && (await host.ipJson<unknown[]>(['link', 'show', 'master', 'brtest0'])).length > 0; i++) await new Promise((r) => setTimeout(r, 100));
       expect(await host.ipJson(['link', 'show', 'master', 'brtest0'])).toEqual([]);
       expect((await daemon.cmd(['network', 'rm', 'lab'])).code).toBe(0);
       expect((await host.exec(['ip', 'link', 'show', 'brtest0'])).code).not.toBe(0);

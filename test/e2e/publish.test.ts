@@ -107,8 +107,12 @@ for (const backend of ['nftables', 'iptables'] as const) {
           await new Promise((r) => setTimeout(r, 500));
           const peer = await run(['ip', 'netns', 'exec', client.name, 'socat', '-t', '3', '-T', '3', '-', `TCP:${HOST_UL}:9090`], { input: '' });
           expect(peer.stdout.trim()).toBe(CLIENT_UL);
-          const u = await run(['ip', 'netns', 'exec', client.name, 'socat', '-t', '3', '-T', '3', '-', `UDP:${HOST_UL}:9191`], { input: 'x\n' });
-          expect(u.stdout.trim()).toBe(`udp-${CLIENT_UL}`);
+          // UDP has no handshake: a datagram sent before the server bound is lost, so ask a few times.
+          let u = '';
+          for (let i = 0; i < 3 && u === ''; i++) {
+            u = (await run(['ip', 'netns', 'exec', client.name, 'socat', '-t', '3', '-T', '3', '-', `UDP:${HOST_UL}:9191`], { input: 'x\n' })).stdout.trim();
+          }
+          expect(u).toBe(`udp-${CLIENT_UL}`);
         } finally {
           tcp.kill();
           udp.kill();

@@ -122,8 +122,12 @@ async function serve(ns: TestNs, proto: 'tcp' | 'udp', port: number, family: 4 |
 export async function ask(ns: TestNs, proto: 'tcp' | 'udp', addr: string, port: number): Promise<string> {
   const host = addr.includes(':') ? `[${addr}]` : addr;
   const target = proto === 'tcp' ? `TCP:${host}:${port},connect-timeout=2` : `UDP:${host}:${port}`;
-  const r = await ns.exec(['socat', '-T', '2', '-', target], { input: proto === 'udp' ? 'hello\n' : '', timeoutMs: 8000 });
-  return r.stdout.trim();
+  // -t: after our side ends, wait that long for the reply (the server forks a shell per request).
+  // UDP has no handshake: a datagram sent before the server bound is lost, so ask a few times.
+  for (let attempt = 0; ; attempt++) {
+    const r = await ns.exec(['socat', '-t', '3', '-T', '3', '-', target], { input: proto === 'udp' ? 'hello\n' : '', timeoutMs: 8000 });
+    if (r.stdout.trim() !== '' || proto === 'tcp' || attempt === 2) return r.stdout.trim();
+  }
 }
 
 /** One ping; true when a reply came back. */

@@ -102,7 +102,7 @@ for (const backend of ['nftables', 'iptables'] as const) {
         const c = await daemon.cmd(['connect', '-p', '9090:90', '-p', '9191:91/udp', 'srcnet', sb]);
         expect(c.stderr).toBe('');
         const tcp = spawn('ip', ['netns', 'exec', sb, 'socat', 'TCP-LISTEN:90,reuseaddr', 'SYSTEM:echo $SOCAT_PEERADDR'], { stdio: 'ignore' });
-        const udp = spawn('ip', ['netns', 'exec', sb, 'socat', 'UDP-RECVFROM:91', 'SYSTEM:echo udp-$SOCAT_PEERADDR'], { stdio: 'ignore' });
+        const udp = spawn('ip', ['netns', 'exec', sb, 'socat', 'UDP-RECVFROM:91,fork', 'SYSTEM:echo udp-$SOCAT_PEERADDR'], { stdio: 'ignore' });
         try {
           await new Promise((r) => setTimeout(r, 500));
           const peer = await run(['ip', 'netns', 'exec', client.name, 'socat', '-t', '3', '-T', '3', '-', `TCP:${HOST_UL}:9090`], { input: '' });

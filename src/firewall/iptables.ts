@@ -2,7 +2,6 @@
 // --noflush` one table at a time (a failed table is undone with the ones before it), removed by
 // reading iptables-save and deleting exactly the tagged lines. IPv6 goes through ip6tables.
 import { CnmkitError, TeardownError } from '../errors.js';
-import { enableRouteLocalnet, Serial } from './common.js';
 import { toolError, type ToolRunner } from './exec.js';
 import {
   CHAINS,
@@ -19,8 +18,9 @@ import {
   type SavedTable,
   type Table,
 } from './iptables-rules.js';
-import type { FirewallBackend, FirewallLogger, FirewallNetwork, PortMapping } from './types.js';
-import { STRUCT_TAG, familyOf, networkTag, parseTag, portTag, validateMappings, validateNetwork, validateOwner, validateOwners, type ParsedTag } from './validate.js';
+import type { FirewallLogger, FirewallNetwork, PortMapping } from './types.js';
+import { TaggedRulesBackend, type TaggedRule } from './tagged.js';
+import { STRUCT_TAG, familyOf, parseTag } from './validate.js';
 
 /** Which iptables binaries: the system's default (`iptables`), or a named variant. */
 export type IptablesVariant = 'iptables' | 'iptables-nft' | 'iptables-legacy';
@@ -34,26 +34,24 @@ const ORDER: [Family, Table][] = [
 
 type Saved = Map<string, SavedTable>;
 
-interface TaggedRule {
+interface IptRule extends TaggedRule {
   family: Family;
   table: Table;
-  comment: string;
-  tag: ParsedTag;
   /** The iptables-restore line that deletes this rule. */
   line: string;
 }
 
-export class IptablesBackend implements FirewallBackend {
+export class IptablesBackend extends TaggedRulesBackend<IptRule, RuleLine> {
   readonly name = 'iptables';
-  private readonly serial = new Serial();
   private v6 = true;
-  private ready = false;
 
   constructor(
-    private readonly runner: ToolRunner,
-    private readonly log: FirewallLogger,
+    runner: ToolRunner,
+    log: FirewallLogger,
     private readonly variant: IptablesVariant = 'iptables',
-  ) {}
+  ) {
+    super(runner, log);
+  }
 
   private tool(family: Family, what: '-save' | '-restore' | ''): string {
     return `${family === 4 ? this.variant : this.variant.replace(/^iptables/, 'ip6tables')}${what}`;
@@ -74,7 +72,7 @@ export class IptablesBackend implements FirewallBackend {
   }
 
   /** Applies lines table by table; when one table fails, the tables already changed are undone. */
-  private async apply(lines: RuleLine[]): Promise<void> {
+  protected async apply(lines: RuleLine[]): Promise<void> {
     const done: RuleLine[][] = [];
     for (const [family, table] of ORDER) {
       const group = lines.filter((l) => l.family === family && l.table === table);
@@ -100,8 +98,8 @@ export class IptablesBackend implements FirewallBackend {
   }
 
   /** Every saved rule that carries an owner tag, in every family and table. */
-  private async scan(): Promise<TaggedRule[]> {
-    const out: TaggedRule[] = [];
+  protected async scan(): Promise<IptRule[]> {
+    const out: IptRule[] = [];
     for (const family of this.families()) {
       const saved = await this.save(family);
       for (const table of ['filter', 'nat'] as const) {
@@ -114,16 +112,27 @@ export class IptablesBackend implements FirewallBackend {
     return out;
   }
 
-  /** `-D` lines for every tagged rule the predicate selects. */
-  private async deletions(select: (r: TaggedRule) => boolean): Promise<RuleLine[]> {
-    return (await this.scan()).filter(select).map((r) => ({ family: r.family, table: r.table, text: r.line }));
+  protected deletion(r: IptRule): RuleLine {
+    return { family: r.family, table: r.table, text: r.line };
   }
 
-  init(): Promise<void> {
-    return this.serial.run(() => this.initNow());
+  protected renderNetwork(net: FirewallNetwork): RuleLine[] {
+    return renderNetwork(net);
   }
 
-  private async initNow(): Promise<void> {
+  protected renderMapping(m: PortMapping): RuleLine[] {
+    return renderMapping(m);
+  }
+
+  protected override checkNetwork(net: FirewallNetwork): void {
+    if (net.subnets6.length > 0 && !this.v6) throw new CnmkitError('ERR_FIREWALL_NO_IPV6', 'unavailable', `network ${net.id}: ip6tables is not available`);
+  }
+
+  protected override checkMappings(mappings: PortMapping[]): void {
+    if (!this.v6 && mappings.some((m) => familyOf(m.containerIP) === 6)) throw new CnmkitError('ERR_FIREWALL_NO_IPV6', 'unavailable', 'IPv6 port mapping: ip6tables is not available');
+  }
+
+  protected async initNow(): Promise<void> {
     const version = (await this.runner.check([this.tool(4, ''), '--version'])).trim();
     this.log.info({ backend: 'iptables', version, netns: this.runner.netnsPath ?? 'host' }, `firewall: using ${version}`);
     for (const family of [4, 6] as const) {
@@ -141,87 +150,17 @@ export class IptablesBackend implements FirewallBackend {
     this.ready = true;
   }
 
-  private async ensureReady(): Promise<void> {
-    if (!this.ready) await this.initNow();
-  }
-
-  async addNetwork(net: FirewallNetwork): Promise<void> {
-    const valid = validateNetwork(net);
-    return this.serial.run(async () => {
-      await this.ensureReady();
-      if (valid.subnets6.length > 0 && !this.v6) throw new CnmkitError('ERR_FIREWALL_NO_IPV6', 'unavailable', `network ${valid.id}: ip6tables is not available`);
-      const tag = networkTag(valid.id);
-      const old = await this.deletions((r) => r.comment === tag);
-      await this.apply([...old, ...renderNetwork(valid)]);
-      this.log.debug({ network: valid.id, bridge: valid.bridge }, 'firewall: network rules installed');
-    });
-  }
-
-  async removeNetwork(id: string): Promise<void> {
-    const owner = validateOwner(id);
-    return this.removeWhere((r) => r.tag.owner === owner && !r.tag.port);
-  }
-
-  async addPorts(mappings: PortMapping[]): Promise<void> {
-    const valid = validateMappings(mappings);
-    return this.serial.run(async () => {
-      if (valid.length === 0) return;
-      await this.ensureReady();
-      if (!this.v6 && valid.some((m) => familyOf(m.containerIP) === 6)) throw new CnmkitError('ERR_FIREWALL_NO_IPV6', 'unavailable', 'IPv6 port mapping: ip6tables is not available');
-      const tags = new Set(valid.map(portTag));
-      const old = await this.deletions((r) => tags.has(r.comment));
-      const undoLocalnet = await enableRouteLocalnet(this.runner, valid);
-      try {
-        await this.apply([...old, ...valid.flatMap(renderMapping)]);
-      } catch (err) {
-        await undoLocalnet().catch(() => undefined);
-        throw err;
+  protected async flushNow(): Promise<void> {
+    const errors: unknown[] = [];
+    for (const family of this.families()) {
+      const saved = await this.save(family);
+      for (const table of ['filter', 'nat'] as const) {
+        const lines = flushLines(saved.get(table));
+        if (lines.length > 0) await this.restore(family, table, lines).catch((err: unknown) => errors.push(err));
       }
-    });
-  }
-
-  async removePorts(ids: string[]): Promise<void> {
-    const owners = new Set(validateOwners(ids, 'ids'));
-    return this.removeWhere((r) => r.tag.port && owners.has(r.tag.owner));
-  }
-
-  async removeOwner(owner: string): Promise<void> {
-    const valid = validateOwner(owner, 'owner');
-    return this.removeWhere((r) => r.tag.owner === valid);
-  }
-
-  private removeWhere(select: (r: TaggedRule) => boolean): Promise<void> {
-    return this.serial.run(async () => this.apply(await this.deletions(select)));
-  }
-
-  listOwners(): Promise<Set<string>> {
-    return this.serial.run(async () => new Set((await this.scan()).map((r) => r.tag.owner)));
-  }
-
-  reconcile(validOwners: Set<string>): Promise<string[]> {
-    return this.serial.run(async () => {
-      const stale = (await this.scan()).filter((r) => !validOwners.has(r.tag.owner));
-      await this.apply(stale.map((r) => ({ family: r.family, table: r.table, text: r.line })));
-      const owners = [...new Set(stale.map((r) => r.tag.owner))];
-      if (owners.length > 0) this.log.info({ owners }, 'firewall: removed rules nothing owns');
-      return owners;
-    });
-  }
-
-  flushAll(): Promise<void> {
-    return this.serial.run(async () => {
-      const errors: unknown[] = [];
-      for (const family of this.families()) {
-        const saved = await this.save(family);
-        for (const table of ['filter', 'nat'] as const) {
-          const lines = flushLines(saved.get(table));
-          if (lines.length > 0) await this.restore(family, table, lines).catch((err: unknown) => errors.push(err));
-        }
-      }
-      this.ready = false;
-      if (errors.length > 0) throw new TeardownError(errors, 'firewall flush');
-      this.log.info({ backend: 'iptables' }, 'firewall: all project rules and chains removed (user chain kept)');
-    });
+    }
+    if (errors.length > 0) throw new TeardownError(errors, 'firewall flush');
+    this.log.info({ backend: 'iptables' }, 'firewall: all project rules and chains removed (user chain kept)');
   }
 }
 

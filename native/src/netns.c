@@ -19,6 +19,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cnmkit.h"
+
 #ifndef NETLINK_EXT_ACK
 #define NETLINK_EXT_ACK 11
 #endif
@@ -28,8 +30,8 @@
 
 static int home_fd = -1;
 
-/* Throws an Error shaped like Node's own: message, errno, code, syscall, path. */
-static void throw_errno(napi_env env, int err, const char *syscall, const char *path) {
+/* An Error shaped like Node's own: message, errno, code, syscall, path. */
+napi_value cnmkit_errno_error(napi_env env, int err, const char *syscall, const char *path) {
   char msg[512];
   const char *name = strerrorname_np(err);
   if (name == NULL) name = "EUNKNOWN";
@@ -50,7 +52,11 @@ static void throw_errno(napi_env env, int err, const char *syscall, const char *
     napi_create_string_utf8(env, path, NAPI_AUTO_LENGTH, &v);
     napi_set_named_property(env, e, "path", v);
   }
-  napi_throw(env, e);
+  return e;
+}
+
+void cnmkit_throw_errno(napi_env env, int err, const char *syscall, const char *path) {
+  napi_throw(env, cnmkit_errno_error(env, err, syscall, path));
 }
 
 static int get_string(napi_env env, napi_value v, char *buf, size_t len) {
@@ -85,11 +91,11 @@ static napi_value run_in(napi_env env, napi_callback_info info) {
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   if (argc < 2 || get_string(env, argv[0], path, sizeof path) != 0) return NULL;
   int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) { throw_errno(env, errno, "open", path); return NULL; }
+  if (fd < 0) { cnmkit_throw_errno(env, errno, "open", path); return NULL; }
   if (setns(fd, CLONE_NEWNET) != 0) {
     int err = errno;
     close(fd);
-    throw_errno(env, err, "setns", path);
+    cnmkit_throw_errno(env, err, "setns", path);
     return NULL;
   }
   close(fd);
@@ -104,7 +110,7 @@ static napi_value current_netns(napi_env env, napi_callback_info info) {
   (void)info;
   struct stat st;
   if (stat("/proc/thread-self/ns/net", &st) != 0) {
-    throw_errno(env, errno, "stat", "/proc/thread-self/ns/net");
+    cnmkit_throw_errno(env, errno, "stat", "/proc/thread-self/ns/net");
     return NULL;
   }
   return make_int(env, (int64_t)st.st_ino);
@@ -112,11 +118,11 @@ static napi_value current_netns(napi_env env, napi_callback_info info) {
 
 /* Makes dir a shared mount point, as `ip netns add` does, so bind mounts under it propagate. */
 static int ensure_shared_dir(napi_env env, const char *dir) {
-  if (mkdir(dir, 0755) != 0 && errno != EEXIST) { throw_errno(env, errno, "mkdir", dir); return -1; }
+  if (mkdir(dir, 0755) != 0 && errno != EEXIST) { cnmkit_throw_errno(env, errno, "mkdir", dir); return -1; }
   if (mount("", dir, "none", MS_SHARED | MS_REC, NULL) == 0) return 0;
-  if (errno != EINVAL) { throw_errno(env, errno, "mount", dir); return -1; }
-  if (mount(dir, dir, "none", MS_BIND | MS_REC, NULL) != 0) { throw_errno(env, errno, "mount", dir); return -1; }
-  if (mount("", dir, "none", MS_SHARED | MS_REC, NULL) != 0) { throw_errno(env, errno, "mount", dir); return -1; }
+  if (errno != EINVAL) { cnmkit_throw_errno(env, errno, "mount", dir); return -1; }
+  if (mount(dir, dir, "none", MS_BIND | MS_REC, NULL) != 0) { cnmkit_throw_errno(env, errno, "mount", dir); return -1; }
+  if (mount("", dir, "none", MS_SHARED | MS_REC, NULL) != 0) { cnmkit_throw_errno(env, errno, "mount", dir); return -1; }
   return 0;
 }
 
@@ -135,12 +141,12 @@ static napi_value create_named(napi_env env, napi_callback_info info) {
   snprintf(path, sizeof path, "%s/%s", dir, name);
   if (ensure_shared_dir(env, dir) != 0) return NULL;
   int fd = open(path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0);
-  if (fd < 0) { throw_errno(env, errno, "open", path); return NULL; }
+  if (fd < 0) { cnmkit_throw_errno(env, errno, "open", path); return NULL; }
   close(fd);
   if (unshare(CLONE_NEWNET) != 0) {
     int err = errno;
     unlink(path);
-    throw_errno(env, err, "unshare", path);
+    cnmkit_throw_errno(env, err, "unshare", path);
     return NULL;
   }
   int rc = mount("/proc/thread-self/ns/net", path, "none", MS_BIND, NULL);
@@ -148,7 +154,7 @@ static napi_value create_named(napi_env env, napi_callback_info info) {
   restore_home();
   if (rc != 0) {
     unlink(path);
-    throw_errno(env, err, "mount", path);
+    cnmkit_throw_errno(env, err, "mount", path);
     return NULL;
   }
   napi_value out;
@@ -164,12 +170,12 @@ static napi_value delete_named(napi_env env, napi_callback_info info) {
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   if (argc < 1 || get_string(env, argv[0], path, sizeof path) != 0) return NULL;
   if (umount2(path, MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT) {
-    throw_errno(env, errno, "umount2", path);
+    cnmkit_throw_errno(env, errno, "umount2", path);
     return NULL;
   }
   if (unlink(path) != 0) {
     if (errno == ENOENT) { napi_get_boolean(env, false, &out); return out; }
-    throw_errno(env, errno, "unlink", path);
+    cnmkit_throw_errno(env, errno, "unlink", path);
     return NULL;
   }
   napi_get_boolean(env, true, &out);
@@ -186,18 +192,18 @@ static napi_value netlink_socket_in(napi_env env, napi_callback_info info) {
   if (argc < 2 || get_string(env, argv[0], path, sizeof path) != 0) return NULL;
   napi_get_value_int32(env, argv[1], &proto);
   int nsfd = open(path, O_RDONLY | O_CLOEXEC);
-  if (nsfd < 0) { throw_errno(env, errno, "open", path); return NULL; }
+  if (nsfd < 0) { cnmkit_throw_errno(env, errno, "open", path); return NULL; }
   if (setns(nsfd, CLONE_NEWNET) != 0) {
     int err = errno;
     close(nsfd);
-    throw_errno(env, err, "setns", path);
+    cnmkit_throw_errno(env, err, "setns", path);
     return NULL;
   }
   close(nsfd);
   int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, proto);
   int err = errno;
   restore_home();
-  if (fd < 0) { throw_errno(env, err, "socket", path); return NULL; }
+  if (fd < 0) { cnmkit_throw_errno(env, err, "socket", path); return NULL; }
   return make_int(env, fd);
 }
 
@@ -207,7 +213,7 @@ static napi_value close_fd(napi_env env, napi_callback_info info) {
   int32_t fd = -1;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   napi_get_value_int32(env, argv[0], &fd);
-  if (close(fd) != 0) throw_errno(env, errno, "close", NULL);
+  if (close(fd) != 0) cnmkit_throw_errno(env, errno, "close", NULL);
   return NULL;
 }
 
@@ -235,7 +241,7 @@ static int apply_opts(napi_env env, int fd, napi_value opts) {
     int32_t val;
     if (!get_opt(env, opts, table[i].key, &val)) continue;
     if (setsockopt(fd, table[i].level, table[i].name, &val, sizeof val) != 0) {
-      throw_errno(env, errno, "setsockopt", table[i].key);
+      cnmkit_throw_errno(env, errno, "setsockopt", table[i].key);
       return -1;
     }
   }
@@ -253,7 +259,7 @@ static napi_value set_netlink_options(napi_env env, napi_callback_info info) {
   if (argc < 2) { napi_throw_type_error(env, NULL, "expected (port, options)"); return NULL; }
   napi_get_value_uint32(env, argv[0], &port);
   DIR *d = opendir("/proc/self/fd");
-  if (d == NULL) { throw_errno(env, errno, "opendir", "/proc/self/fd"); return NULL; }
+  if (d == NULL) { cnmkit_throw_errno(env, errno, "opendir", "/proc/self/fd"); return NULL; }
   struct dirent *ent;
   int found = -1;
   while ((ent = readdir(d)) != NULL) {
@@ -266,14 +272,14 @@ static napi_value set_netlink_options(napi_env env, napi_callback_info info) {
     if (sa.nl_family == AF_NETLINK && sa.nl_pid == port) { found = fd; break; }
   }
   closedir(d);
-  if (found < 0) { throw_errno(env, ENOENT, "getsockname", "netlink port"); return NULL; }
+  if (found < 0) { cnmkit_throw_errno(env, ENOENT, "getsockname", "netlink port"); return NULL; }
   if (apply_opts(env, found, argv[1]) != 0) return NULL;
   return make_int(env, found);
 }
 
 static napi_value init(napi_env env, napi_value exports) {
   home_fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-  if (home_fd < 0) { throw_errno(env, errno, "open", "/proc/thread-self/ns/net"); return NULL; }
+  if (home_fd < 0) { cnmkit_throw_errno(env, errno, "open", "/proc/thread-self/ns/net"); return NULL; }
   napi_property_descriptor props[] = {
     { "runIn", NULL, run_in, NULL, NULL, NULL, napi_default, NULL },
     { "currentNetns", NULL, current_netns, NULL, NULL, NULL, napi_default, NULL },
@@ -284,6 +290,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "setNetlinkOptions", NULL, set_netlink_options, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  cnmkit_splice_init(env, exports);
   return exports;
 }
 

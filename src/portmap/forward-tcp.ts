@@ -1,11 +1,13 @@
-// TCP forwarding for one host port, both ways with backpressure and half-close: spliced in the
-// kernel by the native relay, else copied through one 64 KiB buffer per connection. No idle timeout.
+// TCP forwarding for one host port, both ways with backpressure and half-close: spliced by the native
+// relay; without it, copied through one 64 KiB buffer per connection (pipe() if one relay fails). No idle timeout.
 import net from 'node:net';
 import type { SpliceRelay } from '../netns/native.js';
 import { onceListening, openOnHostIP, type ForwardOptions, type ForwardTarget, type Forwarder, type ListenAddress } from './forward.js';
-import { spliceSockets } from './splice-tcp.js';
+import { spliceAvailable, spliceSockets } from './splice-tcp.js';
 
 const READ_CHUNK = 64 * 1024;
+/** How long a client whose upstream failed may stay silent before it is reset anyway. */
+const RESET_GRACE_MS = 250;
 
 /**
  * The onread callback that writes each read of `from` to `to` straight out of the one reusable
@@ -28,6 +30,21 @@ function relay(to: net.Socket, from: () => net.Socket): (nread: number, buf: Buf
   };
 }
 
+/**
+ * Resets a client whose upstream connect failed, once it has sent something or after a short
+ * grace. An RST sent at once can beat the client's own check of its connect, which then reports
+ * a failed connect instead of "reset by peer".
+ */
+function resetClient(client: net.Socket): void {
+  const reset = (): void => {
+    clearTimeout(timer);
+    if (!client.destroyed) client.resetAndDestroy();
+  };
+  const timer = setTimeout(reset, RESET_GRACE_MS);
+  client.once('readable', reset);
+  client.once('close', () => clearTimeout(timer));
+}
+
 class TcpForward implements Forwarder {
   private readonly server: net.Server;
   /** Sockets JS reads or writes: connecting, or copied through streams. */
@@ -39,7 +56,7 @@ class TcpForward implements Forwarder {
     private readonly target: ForwardTarget,
     private readonly options: ForwardOptions,
   ) {
-    // Paused on accept: nothing is read into JS before join() picks splice or streams.
+    // Paused on accept: nothing is read into JS before the upstream connect picks splice or streams.
     this.server = net.createServer({ allowHalfOpen: true, noDelay: options.noDelay, pauseOnConnect: true }, (client) => this.accept(client));
   }
 
@@ -53,13 +70,9 @@ class TcpForward implements Forwarder {
   /** Joins a new client to a new connection to the container. */
   private accept(client: net.Socket): void {
     const { containerIP, containerPort } = this.target;
-    const upstream: net.Socket = net.connect({
-      host: containerIP,
-      port: containerPort,
-      allowHalfOpen: true,
-      noDelay: this.options.noDelay,
-      onread: { buffer: Buffer.allocUnsafeSlow(READ_CHUNK), callback: relay(client, () => upstream) },
-    });
+    // Spliced connections need no JS buffer; without the relay, one reusable buffer each.
+    const onread = spliceAvailable() ? undefined : { buffer: Buffer.allocUnsafeSlow(READ_CHUNK), callback: relay(client, () => upstream) };
+    const upstream: net.Socket = net.connect({ host: containerIP, port: containerPort, allowHalfOpen: true, noDelay: this.options.noDelay, ...(onread && { onread }) });
     upstream.pause();
     const conns = (this.conns ??= new Set());
     conns.add(client).add(upstream);
@@ -68,9 +81,9 @@ class TcpForward implements Forwarder {
     const abort = (err: Error): void => {
       this.options.logger.debug({ err, hostPort: this.target.hostPort, containerIP, containerPort }, 'proxy: tcp connection failed');
       if (spliced) return spliced.cancel();
-      if (connected || client.destroyed) client.destroy();
-      else client.resetAndDestroy();
       upstream.destroy();
+      if (connected || client.destroyed) client.destroy();
+      else resetClient(client);
     };
     client.on('error', abort);
     upstream.on('error', abort);
@@ -80,13 +93,14 @@ class TcpForward implements Forwarder {
     });
     upstream.on('close', (hadError) => {
       conns.delete(upstream);
-      if (hadError) client.destroy();
+      if (hadError && connected) client.destroy();
     });
     upstream.once('connect', () => {
       connected = true;
       spliced = this.splice(client, upstream);
       if (spliced) return;
       client.pipe(upstream);
+      if (!onread) return void upstream.pipe(client);
       upstream.on('end', () => client.end());
       upstream.resume();
     });

@@ -12,6 +12,11 @@ const spliceRelay: SpliceFn | Error = await import('../netns/native.js').then(
   (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
 );
 
+/** Whether connections can be spliced at all (the addon loaded and has the relay). */
+export function spliceAvailable(): boolean {
+  return !(spliceRelay instanceof Error);
+}
+
 /** The first fallback is logged at warn level, later ones at debug: one cause floods otherwise. */
 let fallbackLogged = false;
 

@@ -1,0 +1,20 @@
+/*
+ * What the addon's C files share: errors shaped like Node's own, and each file's registration.
+ * Limits: Linux only (strerrorname_np needs glibc 2.32).
+ */
+#ifndef CNMKIT_NATIVE_H
+#define CNMKIT_NATIVE_H
+
+#include <node_api.h>
+
+/* A new Error like Node's own: message "CODE: text syscall 'path'", errno (negative), code,
+ * syscall and, when path is not NULL, path. */
+napi_value cnmkit_errno_error(napi_env env, int err, const char *syscall, const char *path);
+
+/* Throws cnmkit_errno_error(env, err, syscall, path). */
+void cnmkit_throw_errno(napi_env env, int err, const char *syscall, const char *path);
+
+/* splice.c: adds spliceRelay to exports. */
+void cnmkit_splice_init(napi_env env, napi_value exports);
+
+#endif

@@ -2,45 +2,18 @@
 // "host" namespace, process trees and memory read from /proc, and latency statistics.
 // Limits: process figures are read from /proc at one instant; RSS counts shared pages once per process.
 import fs from 'node:fs';
-import { spawn } from 'node:child_process';
+import { check, run, type RunOptions, type RunResult } from '../../test/helpers/exec.js';
 
-export interface Ran {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+export type Ran = RunResult;
 
-/** Runs argv (never a shell string) and collects its output; kills it after timeoutMs. */
-export function exec(argv: string[], opts: { input?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<Ran> {
-  return new Promise((resolve, reject) => {
-    const [cmd, ...args] = argv;
-    if (cmd === undefined) return reject(new Error('exec: empty argv'));
-    const child = spawn(cmd, args, { stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], ...(opts.env ? { env: opts.env } : {}) });
-    let stdout = '';
-    let stderr = '';
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
-    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr });
-    });
-    if (child.stdin) {
-      child.stdin.on('error', () => undefined);
-      child.stdin.end(opts.input);
-    }
-  });
+/** Runs argv (never a shell string) and collects its output; killed after timeoutMs (default 60 s). */
+export function exec(argv: string[], opts: RunOptions = {}): Promise<Ran> {
+  return run(argv, { timeoutMs: 60_000, ...opts });
 }
 
 /** Like exec, but throws with the command's stderr unless it exits 0; returns stdout. */
-export async function must(argv: string[], opts: { input?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<string> {
-  const r = await exec(argv, opts);
-  if (r.code !== 0) throw new Error(`${argv.join(' ')} exited ${r.code}: ${(r.stderr.trim() || r.stdout.trim()).slice(0, 2000)}`);
-  return r.stdout;
+export function must(argv: string[], opts: RunOptions = {}): Promise<string> {
+  return check(argv, { timeoutMs: 60_000, ...opts });
 }
 
 /** A named network namespace standing for a host, with lo up. `ip netns del` it in a finally. */

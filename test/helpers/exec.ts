@@ -1,4 +1,5 @@
-// Runs commands for tests with an argument array (never a shell string) and returns their output.
+// Runs commands for tests and benchmarks with an argument array (never a shell string) and
+// returns their output. No test-runner imports, so scripts/bench can use it too.
 import { spawn } from 'node:child_process';
 
 export interface RunResult {
@@ -7,11 +8,17 @@ export interface RunResult {
   stderr: string;
 }
 
-export function run(argv: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<RunResult> {
+export interface RunOptions {
+  input?: string;
+  timeoutMs?: number;
+  env?: NodeJS.ProcessEnv;
+}
+
+export function run(argv: string[], opts: RunOptions = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const [cmd, ...args] = argv;
     if (cmd === undefined) return reject(new Error('run: empty argv'));
-    const child = spawn(cmd, args, { stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], ...(opts.env ? { env: opts.env } : {}) });
     let stdout = '';
     let stderr = '';
     const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 20_000);
@@ -33,7 +40,7 @@ export function run(argv: string[], opts: { input?: string; timeoutMs?: number }
 }
 
 /** Like run, but throws with the command's stderr unless it exits 0. */
-export async function check(argv: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<string> {
+export async function check(argv: string[], opts: RunOptions = {}): Promise<string> {
   const r = await run(argv, opts);
   if (r.code !== 0) throw new Error(`${argv.join(' ')} exited ${r.code}: ${r.stderr.trim() || r.stdout.trim()}`);
   return r.stdout;

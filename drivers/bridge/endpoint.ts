@@ -43,27 +43,32 @@ async function hasDefaultRoute(sb: NetlinkHandle, family: 4 | 6): Promise<boolea
   return (await listRoutes(sb, { family })).some((r) => r.dst === 'default');
 }
 
-/** Configures the container end inside the sandbox: up, addresses, default routes. */
-async function configureInside(sbh: NetlinkHandle, ifname: string, net: NetworkRecord, ep: EndpointRecord, config: BridgeConfig): Promise<void> {
+/**
+ * Configures the container end inside the sandbox: up, addresses, default routes. In a fresh
+ * sandbox of cnmkit's own (only lo, no routes) nothing needs reading back first.
+ */
+async function configureInside(sbh: NetlinkHandle, ifname: string, net: NetworkRecord, ep: EndpointRecord, config: BridgeConfig, fresh: boolean): Promise<void> {
   await setLinkUp(sbh, ifname);
   if (ep.ipv4) await addAddress(sbh, ifname, ep.ipv4);
   if (ep.ipv6) await addAddress(sbh, ifname, ep.ipv6, { nodad: true });
   if (config.internal) return;
+  const noDefault = async (family: 4 | 6): Promise<boolean> => fresh || !(await hasDefaultRoute(sbh, family));
   const gw4 = net.ipv4[0]?.gateway?.split('/')[0];
-  if (gw4 && ep.ipv4 && !config.inhibitIPv4 && !(await hasDefaultRoute(sbh, 4))) await addRoute(sbh, { dst: 'default', gateway: gw4, dev: ifname });
+  if (gw4 && ep.ipv4 && !config.inhibitIPv4 && (await noDefault(4))) await addRoute(sbh, { dst: 'default', gateway: gw4, dev: ifname });
   const gw6 = net.ipv6[0]?.gateway?.split('/')[0];
-  if (gw6 && ep.ipv6 && !(await hasDefaultRoute(sbh, 6))) await addRoute(sbh, { dst: 'default', gateway: gw6, dev: ifname, family: 6 });
+  if (gw6 && ep.ipv6 && (await noDefault(6))) await addRoute(sbh, { dst: 'default', gateway: gw6, dev: ifname, family: 6 });
 }
 
 /** Equivalent to: `ip link add vethX master BR mtu M up type veth peer name ethN netns SB address MAC mtu M` + inside setup. */
 export async function joinSandbox(
   pool: NetlinkHandlePool, bridge: string, net: NetworkRecord, config: BridgeConfig, ep: EndpointRecord, sb: SandboxRecord,
-  opts: { hairpin: boolean },
+  opts: { hairpin: boolean; peers?: EndpointRecord[] },
 ): Promise<{ ifname: string; data: BridgeEndpointData }> {
   if (sb.kind === 'host') throw new InvalidArgumentError('sandbox', `sandbox ${sb.name} is the host namespace: it cannot join bridge network ${net.name}`);
   const host = pool.get();
   const sbh = pool.get(sb.netnsPath);
-  const ifname = await nextIfname(sbh, config.ifacePrefix);
+  const fresh = sb.kind === 'named' && opts.peers?.length === 0;
+  const ifname = fresh ? `${config.ifacePrefix}0` : await nextIfname(sbh, config.ifacePrefix);
   const data: BridgeEndpointData = { hostIfname: hostIfnameFor(ep.id), mac: ep.macAddress ?? macFor(ep.ipv4) };
   const mtu = config.mtu;
   await addVeth(host, {
@@ -71,7 +76,7 @@ export async function joinSandbox(
     peer: { name: ifname, nsPath: sb.netnsPath, mac: data.mac, ...(mtu ? { mtu } : {}) },
   });
   try {
-    await configureInside(sbh, ifname, net, ep, config);
+    await configureInside(sbh, ifname, net, ep, config, fresh);
     if (opts.hairpin) setHairpin(data.hostIfname);
   } catch (err) {
     await deleteLink(host, data.hostIfname, { ifExists: true });

@@ -75,8 +75,8 @@ export function createBridgeDriver(ctx: DriverContext, opts: BridgeDriverOptions
     async deleteEndpoint(_net, _config, ep) {
       if (ep.sandboxId === undefined) await leaveSandbox(ctx.netlink, ep);
     },
-    async join(net, config, ep, sb) {
-      const { ifname, data } = await joinSandbox(ctx.netlink, nameOf(net, config), net, config, ep, sb, { hairpin: !opts.userlandProxy });
+    async join(net, config, ep, sb, context) {
+      const { ifname, data } = await joinSandbox(ctx.netlink, nameOf(net, config), net, config, ep, sb, { hairpin: !opts.userlandProxy, ...(context ? { peers: context.peers } : {}) });
       return { ifname, macAddress: data.mac, driverData: data, ...(net.ipv4[0]?.gateway ? { gateway: net.ipv4[0].gateway.split('/')[0]! } : {}) };
     },
     async leave(_net, _config, ep, _sb, hint) {

@@ -57,13 +57,18 @@ export interface Driver<Config = unknown> {
   createEndpoint(net: NetworkRecord, config: Config, ep: EndpointRecord): Promise<unknown>;
   /** Idempotent. */
   deleteEndpoint(net: NetworkRecord, config: Config, ep: EndpointRecord): Promise<void>;
-  join(net: NetworkRecord, config: Config, ep: EndpointRecord, sb: SandboxRecord): Promise<JoinResult>;
+  join(net: NetworkRecord, config: Config, ep: EndpointRecord, sb: SandboxRecord, context?: JoinContext): Promise<JoinResult>;
   /** Idempotent. */
   leave(net: NetworkRecord, config: Config, ep: EndpointRecord, sb: SandboxRecord, hint?: LeaveHint): Promise<void>;
   /** Optional: publishes ports of a joined endpoint; returns them resolved (host ports chosen). */
   publish?(net: NetworkRecord, config: Config, ep: EndpointRecord, ports: PortSpec[]): Promise<PortSpec[]>;
   /** Idempotent. */
   unpublish?(net: NetworkRecord, config: Config, ep: EndpointRecord): Promise<void>;
+}
+
+export interface JoinContext {
+  /** The sandbox's other endpoints, as stored (none: the endpoint is the sandbox's first). */
+  peers: EndpointRecord[];
 }
 
 export interface LeaveHint {

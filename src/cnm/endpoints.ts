@@ -55,7 +55,8 @@ export function createJoinedEndpoint(deps: ControllerDeps, net: NetworkRecord, s
     ep.driverData = await driver.createEndpoint(net, net.config, ep);
     store.endpoints.put(ep);
     undo.push('driver endpoint', () => driver.deleteEndpoint(net, net.config, ep));
-    const joined = await driver.join(net, net.config, ep, sb);
+    const peers = store.endpoints.listWhere('sandbox_id', sb.id).filter((e) => e.id !== ep.id);
+    const joined = await driver.join(net, net.config, ep, sb, { peers });
     undo.push('driver join', () => driver.leave(net, net.config, ep, sb));
     if (joined.ifname) ep.ifname = joined.ifname;
     if (joined.macAddress) ep.macAddress = joined.macAddress;

@@ -2,7 +2,7 @@
 // named namespaces, checked with ip -j and real packets. Runs once per firewall backend.
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { describeRoot } from '../helpers/root.js';
-import { adoptNs, makeNs, uniqueName, type TestNs } from '../helpers/netns.js';
+import { adoptNs, makeNs, underlay, uniqueName, type TestNs } from '../helpers/netns.js';
 import { TestDaemon } from '../helpers/daemon.js';
 import { check, run } from '../helpers/exec.js';
 
@@ -86,11 +86,7 @@ for (const backend of ['nftables', 'iptables'] as const) {
 
     it('masquerades traffic to another host on the underlay, and keeps internal networks inside their subnet', async () => {
       const client = await makeNs('client');
-      await check(['ip', 'link', 'add', 'ul0', 'netns', host.name, 'type', 'veth', 'peer', 'name', 'ul1', 'netns', client.name]);
-      await host.sh(['ip', 'addr', 'add', '198.19.0.1/24', 'dev', 'ul0']);
-      await host.sh(['ip', 'link', 'set', 'ul0', 'up']);
-      await client.sh(['ip', 'addr', 'add', '198.19.0.2/24', 'dev', 'ul1']);
-      await client.sh(['ip', 'link', 'set', 'ul1', 'up']);
+      await underlay(host, client, '198.19.0.1', '198.19.0.2');
       await daemon.cmd(['network', 'create', '--subnet', '198.18.14.0/24', 'outnet']);
       await daemon.cmd(['network', 'create', '--subnet', '198.18.15.0/24', '--internal', 'inner']);
       const [s1, s2] = [await sandbox(), await sandbox()];

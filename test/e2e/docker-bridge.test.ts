@@ -12,7 +12,7 @@ import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { check } from '../helpers/exec.js';
-import type { TestNs } from '../helpers/netns.js';
+import { underlay, type TestNs } from '../helpers/netns.js';
 import { TestDaemon } from '../helpers/daemon.js';
 import { BUSYBOX_IMAGE, describeDocker, Dockerd, dockerSkipReason, makeHostNs } from '../helpers/dockerd.js';
 
@@ -104,19 +104,11 @@ async function restartDaemon(signal: 'SIGTERM' | 'SIGKILL'): Promise<void> {
   console.log(`cnmkit daemon back after ${signal} in ${Math.round(performance.now() - started)} ms`);
 }
 
-async function underlay(): Promise<void> {
-  await check(['ip', 'link', 'add', 'ul0', 'netns', host.name, 'type', 'veth', 'peer', 'name', 'ul1', 'netns', client.name]);
-  await host.sh(['ip', 'addr', 'add', `${HOST_UL}/24`, 'dev', 'ul0']);
-  await host.sh(['ip', 'link', 'set', 'ul0', 'up']);
-  await client.sh(['ip', 'addr', 'add', `${CLIENT_UL}/24`, 'dev', 'ul1']);
-  await client.sh(['ip', 'link', 'set', 'ul1', 'up']);
-}
-
 describeDocker('cnmkit-bridge under the real Docker engine (cnmkit first, nftables)', skipReason, () => {
   beforeAll(async () => {
     host = await makeHostNs('dkbr');
     client = await makeHostNs('dkcl');
-    await underlay();
+    await underlay(host, client, HOST_UL, CLIENT_UL);
     daemon = new TestDaemon(host);
     await daemon.start();
     dockerd = await Dockerd.start(host, { args: ENGINE_ADDRESSES });

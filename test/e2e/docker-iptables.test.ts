@@ -5,8 +5,7 @@
 // Limits: iptables backend only; cnmkit's nftables table cannot override a drop verdict of the
 // iptables FORWARD chain (see docker-bridge.test.ts for the order in which nftables works).
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { check } from '../helpers/exec.js';
-import type { TestNs } from '../helpers/netns.js';
+import { underlay, type TestNs } from '../helpers/netns.js';
 import { TestDaemon } from '../helpers/daemon.js';
 import { BUSYBOX_IMAGE, describeDocker, Dockerd, dockerSkipReason, makeHostNs } from '../helpers/dockerd.js';
 
@@ -42,11 +41,7 @@ describeDocker('cnmkit-bridge next to an engine that started first (FORWARD DROP
   beforeAll(async () => {
     host = await makeHostNs('dkipt');
     client = await makeHostNs('dkiptcl');
-    await check(['ip', 'link', 'add', 'ul0', 'netns', host.name, 'type', 'veth', 'peer', 'name', 'ul1', 'netns', client.name]);
-    await host.sh(['ip', 'addr', 'add', `${HOST_UL}/24`, 'dev', 'ul0']);
-    await host.sh(['ip', 'link', 'set', 'ul0', 'up']);
-    await client.sh(['ip', 'addr', 'add', `${CLIENT_UL}/24`, 'dev', 'ul1']);
-    await client.sh(['ip', 'link', 'set', 'ul1', 'up']);
+    await underlay(host, client, HOST_UL, CLIENT_UL);
     dockerd = await Dockerd.start(host, { args: ENGINE_ADDRESSES });
     daemon = new TestDaemon(host, ['--firewall-backend', 'iptables', '--plugin-dir', dockerd.pluginDir]);
     await daemon.start();

@@ -7,20 +7,12 @@ import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { describeRoot } from '../helpers/root.js';
-import { adoptNs, makeNs, uniqueName, type TestNs } from '../helpers/netns.js';
+import { adoptNs, makeNs, underlay, uniqueName, type TestNs } from '../helpers/netns.js';
 import { CLI, TestDaemon } from '../helpers/daemon.js';
-import { check, run } from '../helpers/exec.js';
+import { run } from '../helpers/exec.js';
 
 const HOST_UL = '198.19.1.1';
 const CLIENT_UL = '198.19.1.2';
-
-async function underlay(host: TestNs, client: TestNs): Promise<void> {
-  await check(['ip', 'link', 'add', 'ul0', 'netns', host.name, 'type', 'veth', 'peer', 'name', 'ul1', 'netns', client.name]);
-  await host.sh(['ip', 'addr', 'add', `${HOST_UL}/24`, 'dev', 'ul0']);
-  await host.sh(['ip', 'link', 'set', 'ul0', 'up']);
-  await client.sh(['ip', 'addr', 'add', `${CLIENT_UL}/24`, 'dev', 'ul1']);
-  await client.sh(['ip', 'link', 'set', 'ul1', 'up']);
-}
 
 /** `cnmkit run` in the background; resolves once the sandbox answers on its port. */
 async function runServer(daemon: TestDaemon, args: string[], cmd: string[]): Promise<ChildProcess> {
@@ -58,7 +50,7 @@ for (const backend of ['nftables', 'iptables'] as const) {
       beforeEach(async () => {
         host = await makeNs('host');
         client = await makeNs('client');
-        await underlay(host, client);
+        await underlay(host, client, HOST_UL, CLIENT_UL);
         daemon = new TestDaemon(host, ['--firewall-backend', backend, '--userland-proxy', String(proxy)]);
         await daemon.start();
         www = fs.mkdtempSync(path.join(os.tmpdir(), 'cnmkit-www-'));

@@ -62,6 +62,18 @@ export function adoptNs(name: string): TestNs {
   return ns;
 }
 
+/**
+ * Joins two namespaces with an underlay veth (ul0 in host, ul1 in client), addresses /24 from the
+ * benchmarking range, both ends up: a second machine on the first one's network.
+ */
+export async function underlay(host: TestNs, client: TestNs, hostIP: string, clientIP: string): Promise<void> {
+  await check(['ip', 'link', 'add', 'ul0', 'netns', host.name, 'type', 'veth', 'peer', 'name', 'ul1', 'netns', client.name]);
+  await host.sh(['ip', 'addr', 'add', `${hostIP}/24`, 'dev', 'ul0']);
+  await host.sh(['ip', 'link', 'set', 'ul0', 'up']);
+  await client.sh(['ip', 'addr', 'add', `${clientIP}/24`, 'dev', 'ul1']);
+  await client.sh(['ip', 'link', 'set', 'ul1', 'up']);
+}
+
 /** Short, unique interface names (≤ 15 chars) for links created in tests. */
 export function ifname(tag: string): string {
   counter += 1;

@@ -1,19 +1,8 @@
-// Pieces both kernel backends share: one operation at a time per backend, and route_localnet
-// on bridges whose published ports take loopback clients without a userland proxy.
+// What both kernel backends share beyond tagged rules: route_localnet on bridges whose published
+// ports take loopback clients without a userland proxy.
 import type { ToolRunner } from './exec.js';
 import type { PortMapping } from './types.js';
 import { familyOf } from './validate.js';
-
-/** Runs async operations one after another, in call order, whatever each one's outcome. */
-export class Serial {
-  private tail: Promise<unknown> = Promise.resolve();
-
-  run<T>(fn: () => Promise<T>): Promise<T> {
-    const next = this.tail.then(fn, fn);
-    this.tail = next.catch(() => undefined);
-    return next;
-  }
-}
 
 function localnetKey(bridge: string): string {
   return `net/ipv4/conf/${bridge}/route_localnet`;

@@ -2,7 +2,8 @@
 // network or ports replaces the rules of that tag, removal deletes exactly the tagged rules, and
 // reconcile deletes the tags nothing owns. A backend supplies how to read its tagged rules, how
 // to apply a batch atomically, and how to render rules; this class owns the order of work.
-import { enableRouteLocalnet, Serial } from './common.js';
+import { SerialQueue } from '../cnm/steps.js';
+import { enableRouteLocalnet } from './common.js';
 import type { ToolRunner } from './exec.js';
 import type { BackendName, FirewallBackend, FirewallLogger, FirewallNetwork, PortMapping } from './types.js';
 import { networkTag, portTag, validateMappings, validateNetwork, validateOwner, validateOwners, type ParsedTag } from './validate.js';
@@ -14,7 +15,7 @@ export interface TaggedRule {
 
 export abstract class TaggedRulesBackend<R extends TaggedRule, Change> implements FirewallBackend {
   abstract readonly name: BackendName;
-  protected readonly serial = new Serial();
+  protected readonly serial = new SerialQueue();
   protected ready = false;
 
   constructor(

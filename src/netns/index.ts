@@ -1,16 +1,16 @@
-// Network namespaces: named ones under /run/netns (visible to `ip netns`), existing ones by
-// path or pid, and the host's own. Creation and deletion go through native/; nothing here
-// ever leaves the calling thread in another namespace.
-import fs from 'node:fs';
+// Network namespaces: named ones under /run/netns (visible to `ip netns`) created and deleted
+// through native/, existence checks for any namespace path, and running a step inside one;
+// nothing here ever leaves the calling thread in another namespace.
 import path from 'node:path';
 import { CnmkitError, ConflictError, NotFoundError } from '../errors.js';
 import { native } from './native.js';
 import { validateNetnsName } from './names.js';
+import { DAEMON_DEFAULTS } from '../defaults.js';
 
 export { validateIfname, validateNetnsName, IFNAME_MAX } from './names.js';
 export { native } from './native.js';
 
-export const DEFAULT_NETNS_DIR = '/run/netns';
+export const DEFAULT_NETNS_DIR: string = DAEMON_DEFAULTS.netnsDir;
 
 function wrap(err: unknown, what: string, name: string): Error {
   const code = (err as { code?: string }).code;
@@ -37,24 +37,6 @@ export function deleteNamedNetns(name: string, dir = DEFAULT_NETNS_DIR): boolean
   } catch (err) {
     throw wrap(err, 'network namespace', name);
   }
-}
-
-/** Equivalent to: `ip netns ls` (names only). */
-export function listNamedNetns(dir = DEFAULT_NETNS_DIR): string[] {
-  try {
-    return fs.readdirSync(dir).sort();
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw err;
-  }
-}
-
-/** The path of a namespace given as a name (under dir), an absolute path, or a pid. */
-export function resolveNetnsPath(ref: string | number, dir = DEFAULT_NETNS_DIR): string {
-  if (typeof ref === 'number') return `/proc/${ref}/ns/net`;
-  if (/^\d+$/.test(ref)) return `/proc/${ref}/ns/net`;
-  if (ref.startsWith('/')) return ref;
-  return path.join(dir, validateNetnsName(ref));
 }
 
 /** True when a namespace exists at nsPath (a bind-mounted nsfs file or a /proc link). */

@@ -17,4 +17,7 @@ void cnmkit_throw_errno(napi_env env, int err, const char *syscall, const char *
 /* splice.c: adds spliceRelay to exports. */
 void cnmkit_splice_init(napi_env env, napi_value exports);
 
+/* acceptor.c: adds tcpAcceptor to exports. */
+void cnmkit_acceptor_init(napi_env env, napi_value exports);
+
 #endif

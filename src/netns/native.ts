@@ -1,4 +1,4 @@
-// Typed loader for the native/ addon: namespace switching, the splice relay, nothing JS can do
+// Typed loader for the native/ addon: namespace switching, the splice relay, the TCP acceptor, nothing JS can do
 // itself. Limits: Linux only; namespace calls act on the calling thread (keep them on Node's main thread).
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
@@ -33,6 +33,20 @@ export interface SpliceRelay {
 /** Called once on the JS thread when both directions have ended; err carries errno, code, syscall. */
 export type SpliceRelayDone = (err: NodeJS.ErrnoException | null, stats: SpliceRelayStats) => void;
 
+/** Called on the JS thread for each accepted client: fd is the caller's to close; err when accept failed (fd -1). */
+export type TcpAcceptHandler = (id: number, fd: number, err?: NodeJS.ErrnoException) => void;
+
+/** Listening TCP sockets held natively, accepted on one native thread (see native/src/acceptor.c). */
+export interface TcpAcceptor {
+  /**
+   * Binds and listens on firstPort .. firstPort+count-1 of address; returns a listener id per port,
+   * in port order. All or nothing: throws (errno, code, syscall, port = the failing port).
+   */
+  listen(address: string, firstPort: number, count: number, ipv6Only: boolean, backlog: number): number[];
+  /** Stops listening on these ids and frees their ports at once; unknown ids are skipped. */
+  close(ids: number[]): void;
+}
+
 export interface NativeAddon {
   /** Enters the namespace at nsPath, calls fn, returns to the home namespace whatever fn did. */
   runIn<T>(nsPath: string, fn: () => T): T;
@@ -55,6 +69,8 @@ export interface NativeAddon {
    * Throws (errno, code, syscall) when the fds are not sockets or pipes/threads cannot be had.
    */
   spliceRelay?(fdA: number, fdB: number, done: SpliceRelayDone): SpliceRelay;
+  /** A TCP acceptor with its thread running; it keeps the event loop alive while it listens. */
+  tcpAcceptor(onAccept: TcpAcceptHandler): TcpAcceptor;
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));

@@ -1,8 +1,10 @@
-// TCP forwarding for one host port, both ways with backpressure and half-close: spliced by the native
-// relay; without it, copied through one 64 KiB buffer per connection (pipe() if one relay fails). No idle timeout.
+// TCP forwarding for a host port range: listeners held by the native acceptor (one thread, epoll, a
+// range bound in one call), each accepted client joined to a new connection to the container, both ways
+// with backpressure and half-close: spliced by the native relay; without it, copied through one 64 KiB
+// buffer per connection (pipe() if one relay fails). No idle timeout.
 import net from 'node:net';
-import type { SpliceRelay } from '../netns/native.js';
-import { onceListening, openOnHostIP, type ForwardOptions, type ForwardTarget, type Forwarder, type ListenAddress } from './forward.js';
+import { native, type SpliceRelay, type TcpAcceptor } from '../netns/native.js';
+import { openOnHostIP, type ForwardOptions, type Forwarder, type ListenAddress, type TcpRangeTarget } from './forward.js';
 import { spliceAvailable, spliceSockets } from './splice-tcp.js';
 
 const READ_CHUNK = 64 * 1024;
@@ -45,31 +47,52 @@ function resetClient(client: net.Socket): void {
   client.once('close', () => clearTimeout(timer));
 }
 
+/** The daemon's one native acceptor, and the range and index each of its listener ids belongs to. */
+const routes = new Map<number, { forward: TcpForward; index: number }>();
+let acceptor: TcpAcceptor | undefined;
+
+/** The shared acceptor, made on first use; making it early moves its start-up cost (a grown fd table) off the first publish. */
+export function sharedAcceptor(): TcpAcceptor {
+  acceptor ??= native.tcpAcceptor((id, fd, err) => {
+    const route = routes.get(id);
+    if (!route) return void (fd >= 0 && native.closeFd(fd));
+    if (err) route.forward.acceptFailed(route.index, err);
+    else route.forward.accept(route.index, fd);
+  });
+  return acceptor;
+}
+
+/** A published TCP port range: its listeners live in the native acceptor, its connections here. */
 class TcpForward implements Forwarder {
-  private readonly server: net.Server;
+  private ids: number[] = [];
   /** Sockets JS reads or writes: connecting, or copied through streams. */
   private conns?: Set<net.Socket>;
   /** Connections the native relay carries; their sockets are closed when it reports done. */
   private readonly relays = new Set<SpliceRelay>();
 
   constructor(
-    private readonly target: ForwardTarget,
+    private readonly target: TcpRangeTarget,
     private readonly options: ForwardOptions,
-  ) {
-    // Paused on accept: nothing is read into JS before the upstream connect picks splice or streams.
-    this.server = net.createServer({ allowHalfOpen: true, noDelay: options.noDelay, pauseOnConnect: true }, (client) => this.accept(client));
+  ) {}
+
+  /** Binds the whole range on `at`, all or nothing (the error carries the failing `port`). */
+  listen(at: ListenAddress): void {
+    const count = this.target.hostPortEnd - this.target.hostPort + 1;
+    this.ids = sharedAcceptor().listen(at.address, this.target.hostPort, count, at.ipv6Only, 511);
+    this.ids.forEach((id, index) => routes.set(id, { forward: this, index }));
   }
 
-  async listen(at: ListenAddress): Promise<void> {
-    const listening = onceListening(this.server);
-    this.server.listen({ host: at.address, port: this.target.hostPort, ipv6Only: at.ipv6Only, backlog: 511 });
-    await listening;
-    this.server.on('error', (err) => this.options.logger.warn({ err, port: this.target.hostPort }, 'proxy: tcp listener error'));
+  acceptFailed(index: number, err: Error): void {
+    this.options.logger.warn({ err, hostPort: this.target.hostPort + index }, 'proxy: tcp accept failed');
   }
 
-  /** Joins a new client to a new connection to the container. */
-  private accept(client: net.Socket): void {
-    const { containerIP, containerPort } = this.target;
+  /** Joins a new client (an accepted fd of port hostPort + index) to a new connection to the container. */
+  accept(index: number, fd: number): void {
+    const client = new net.Socket({ fd, allowHalfOpen: true, pauseOnCreate: true, readable: true, writable: true } as net.SocketConstructorOpts);
+    client.setNoDelay(this.options.noDelay);
+    const hostPort = this.target.hostPort + index;
+    const containerIP = this.target.containerIP;
+    const containerPort = this.target.containerPort + index;
     // Spliced connections need no JS buffer; without the relay, one reusable buffer each.
     const onread = spliceAvailable() ? undefined : { buffer: Buffer.allocUnsafeSlow(READ_CHUNK), callback: relay(client, () => upstream) };
     const upstream: net.Socket = net.connect({ host: containerIP, port: containerPort, allowHalfOpen: true, noDelay: this.options.noDelay, ...(onread && { onread }) });
@@ -79,7 +102,7 @@ class TcpForward implements Forwarder {
     let connected = false;
     let spliced: SpliceRelay | undefined;
     const abort = (err: Error): void => {
-      this.options.logger.debug({ err, hostPort: this.target.hostPort, containerIP, containerPort }, 'proxy: tcp connection failed');
+      this.options.logger.debug({ err, hostPort, containerIP, containerPort }, 'proxy: tcp connection failed');
       if (spliced) return spliced.cancel();
       upstream.destroy();
       if (connected || client.destroyed) client.destroy();
@@ -97,7 +120,7 @@ class TcpForward implements Forwarder {
     });
     upstream.once('connect', () => {
       connected = true;
-      spliced = this.splice(client, upstream);
+      spliced = this.splice(client, upstream, { hostPort, containerIP, containerPort });
       if (spliced) return;
       client.pipe(upstream);
       if (!onread) return void upstream.pipe(client);
@@ -107,11 +130,10 @@ class TcpForward implements Forwarder {
   }
 
   /** Moves a connected pair to the native relay; undefined when it cannot take them. */
-  private splice(client: net.Socket, upstream: net.Socket): SpliceRelay | undefined {
-    const { containerIP, containerPort } = this.target;
+  private splice(client: net.Socket, upstream: net.Socket, where: Record<string, unknown>): SpliceRelay | undefined {
     const spliced = spliceSockets(client, upstream, this.options.logger, (err) => {
       this.relays.delete(spliced as SpliceRelay);
-      if (err) this.options.logger.debug({ err, hostPort: this.target.hostPort, containerIP, containerPort }, 'proxy: tcp connection failed');
+      if (err) this.options.logger.debug({ err, ...where }, 'proxy: tcp connection failed');
       client.destroy();
       upstream.destroy();
     });
@@ -122,20 +144,23 @@ class TcpForward implements Forwarder {
     return spliced;
   }
 
-  /** Stops accepting, ends live connections, resolves when the port is free. */
+  /** Stops accepting (the ports are free on return), ends live connections. */
   close(): Promise<void> {
+    acceptor?.close(this.ids);
+    for (const id of this.ids) routes.delete(id);
+    this.ids = [];
     for (const spliced of this.relays) spliced.cancel();
     for (const socket of this.conns ?? []) socket.destroy();
     this.conns?.clear();
-    return new Promise((resolve) => this.server.close(() => resolve()));
+    return Promise.resolve();
   }
 }
 
-/** Binds target's host port for TCP; rejects with the socket error (EADDRINUSE, …). */
-export function openTcpForward(target: ForwardTarget, options: ForwardOptions): Promise<Forwarder> {
+/** Binds target's host port range for TCP; throws the socket error (EADDRINUSE, …) with the failing `port`. */
+export function openTcpForward(target: TcpRangeTarget, options: ForwardOptions): Promise<Forwarder> {
   return openOnHostIP(target.hostIP, async (at) => {
     const forward = new TcpForward(target, options);
-    await forward.listen(at);
+    forward.listen(at);
     return forward;
   });
 }

@@ -2,7 +2,7 @@
 // idle time, like docker-proxy), replies sent back from the listening socket. No flow limit.
 import dgram from 'node:dgram';
 import net from 'node:net';
-import { onceListening, openOnHostIP, type ForwardOptions, type ForwardTarget, type Forwarder, type ListenAddress } from './forward.js';
+import { onceListening, openOnHostIP, type ForwardOptions, type UdpTarget, type Forwarder, type ListenAddress } from './forward.js';
 
 /** Datagrams a flow keeps while its upstream socket is still connecting. */
 const MAX_PENDING = 64;
@@ -19,7 +19,7 @@ class UdpForward implements Forwarder {
   private socket?: dgram.Socket;
 
   constructor(
-    private readonly target: ForwardTarget,
+    private readonly target: UdpTarget,
     private readonly options: ForwardOptions,
   ) {}
 
@@ -90,7 +90,7 @@ class UdpForward implements Forwarder {
 }
 
 /** Binds target's host port for UDP; rejects with the socket error (EADDRINUSE, …). */
-export function openUdpForward(target: ForwardTarget, options: ForwardOptions): Promise<Forwarder> {
+export function openUdpForward(target: UdpTarget, options: ForwardOptions): Promise<Forwarder> {
   return openOnHostIP(target.hostIP, async (at) => {
     const forward = new UdpForward(target, options);
     await forward.listen(at);

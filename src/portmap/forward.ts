@@ -1,10 +1,10 @@
-// What the userland proxy's TCP and UDP forwarders share: one host port → one container port,
-// and the socket address a host IP is listened on (unset = dual-stack `::`, else 0.0.0.0).
+// What the userland proxy's TCP and UDP forwarders share: what they forward (a TCP range, a UDP
+// port), and the socket address a host IP is listened on (unset = dual-stack `::`, else 0.0.0.0).
 import net from 'node:net';
 import type { Logger } from './log.js';
 
-export interface ForwardTarget {
-  proto: 'tcp' | 'udp';
+/** One UDP host port forwarded to one container port. */
+export interface UdpTarget {
   /** Unset = every address of both families. */
   hostIP?: string;
   hostPort: number;
@@ -16,6 +16,16 @@ export interface ForwardOptions {
   logger: Logger;
   noDelay: boolean;
   udpIdleTimeoutMs: number;
+}
+
+/** A TCP host port range forwarded to a container port range of the same size. */
+export interface TcpRangeTarget {
+  /** Unset = every address of both families. */
+  hostIP?: string;
+  hostPort: number;
+  hostPortEnd: number;
+  containerIP: string;
+  containerPort: number;
 }
 
 /** A bound host port that forwards; close() releases the port and ends its live traffic. */

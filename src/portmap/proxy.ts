@@ -1,9 +1,10 @@
 // The userland proxy: every published (host IP, host port, proto) held by a listening socket in
-// this one process and forwarded to the container. TCP and UDP only (Node has no SCTP sockets).
+// this one process and forwarded to the container: TCP ranges through the native acceptor, UDP
+// with a Node socket per port. TCP and UDP only (Node has no SCTP sockets).
 import { CnmkitError, ConflictError, InvalidArgumentError } from '../errors.js';
-import { openTcpForward } from './forward-tcp.js';
+import { openTcpForward, sharedAcceptor } from './forward-tcp.js';
 import { openUdpForward } from './forward-udp.js';
-import type { ForwardOptions, ForwardTarget, Forwarder } from './forward.js';
+import type { ForwardOptions, Forwarder, UdpTarget } from './forward.js';
 import { silentLogger, type Logger } from './log.js';
 import { canonicalIP, hostIPsOverlap, isUnspecifiedIP } from './spec.js';
 
@@ -88,14 +89,26 @@ function checkBatch(mappings: PublishedMapping[]): void {
   });
 }
 
-function targets(m: PublishedMapping): ForwardTarget[] {
-  const out: ForwardTarget[] = [];
+/** The UDP ports of a mapping, one forwarder each. */
+function udpTargets(m: PublishedMapping): UdpTarget[] {
+  const out: UdpTarget[] = [];
   for (let i = 0; i <= m.hostPortEnd - m.hostPort; i += 1) {
-    const t: ForwardTarget = { proto: m.proto, hostPort: m.hostPort + i, containerIP: m.containerIP, containerPort: m.containerPort + i };
+    const t: UdpTarget = { hostPort: m.hostPort + i, containerIP: m.containerIP, containerPort: m.containerPort + i };
     if (m.hostIP !== undefined) t.hostIP = m.hostIP;
     out.push(t);
   }
   return out;
+}
+
+/** How many host ports mappings hold. */
+function portCount(mappings: PublishedMapping[]): number {
+  return mappings.reduce((sum, m) => sum + m.hostPortEnd - m.hostPort + 1, 0);
+}
+
+/** A bind failure and the port it is about. */
+interface BindFailure {
+  err: unknown;
+  port: number;
 }
 
 export class UserlandProxy {
@@ -108,6 +121,7 @@ export class UserlandProxy {
     const idle = options.udpIdleTimeoutMs ?? DEFAULT_UDP_IDLE_MS;
     if (!Number.isInteger(idle) || idle < 1) throw new InvalidArgumentError('udpIdleTimeoutMs', `${idle} is not a positive number of milliseconds`);
     this.options = { logger: options.logger ?? silentLogger, noDelay: options.noDelay ?? true, udpIdleTimeoutMs: idle };
+    sharedAcceptor();
   }
 
   /**
@@ -128,10 +142,10 @@ export class UserlandProxy {
     return this.serial(owner, async () => {
       const published = this.owners.get(owner) ?? [];
       this.owners.delete(owner);
-      const forwards = published.flatMap((p) => p.forwards);
-      await Promise.all(forwards.map((f) => f.close()));
-      if (forwards.length > 0) this.options.logger.info({ owner, ports: forwards.length }, 'proxy: unpublished');
-      return forwards.length;
+      await Promise.all(published.flatMap((p) => p.forwards).map((f) => f.close()));
+      const ports = portCount(published.map((p) => p.mapping));
+      if (ports > 0) this.options.logger.info({ owner, ports }, 'proxy: unpublished');
+      return ports;
     });
   }
 
@@ -149,38 +163,53 @@ export class UserlandProxy {
 
   private async bindAll(owner: string, mappings: PublishedMapping[]): Promise<PublishedMapping[]> {
     if (this.closed) throw new CnmkitError('ERR_PROXY_CLOSED', 'unavailable', 'the userland proxy is closed');
-    const batches = mappings.map((m) => targets(m).map((t) => this.open(t)));
-    const settled = await Promise.all(batches.map((b) => Promise.allSettled(b)));
-    const results = settled.flat();
-    const bound = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
-    const failed = results.findIndex((r) => r.status === 'rejected');
+    const settled = await Promise.allSettled(mappings.map((m) => this.open(m)));
+    const failed = settled.findIndex((r) => r.status === 'rejected');
     if (failed >= 0) {
+      const bound = settled.flatMap((r) => (r.status === 'fulfilled' ? r.value : []));
       await Promise.all(bound.map((f) => f.close()));
-      const reason = (results[failed] as PromiseRejectedResult).reason as unknown;
-      throw this.bindError(reason, mappings.flatMap(targets)[failed] as ForwardTarget, results.length - bound.length, results.length);
+      const { err, port } = (settled[failed] as PromiseRejectedResult).reason as BindFailure;
+      throw this.bindError(err, mappings[failed] as PublishedMapping, port, portCount(mappings));
     }
-    const published = mappings.map((mapping, i) => ({ mapping, forwards: (settled[i] as PromiseFulfilledResult<Forwarder>[]).map((r) => r.value) }));
+    const published = mappings.map((mapping, i) => ({ mapping, forwards: (settled[i] as PromiseFulfilledResult<Forwarder[]>).value }));
     this.owners.set(owner, [...(this.owners.get(owner) ?? []), ...published]);
-    this.options.logger.info({ owner, mappings: mappings.length, ports: bound.length }, 'proxy: published');
+    this.options.logger.info({ owner, mappings: mappings.length, ports: portCount(mappings) }, 'proxy: published');
     return mappings.map((m) => ({ ...m }));
   }
 
-  private open(target: ForwardTarget): Promise<Forwarder> {
-    return target.proto === 'tcp' ? openTcpForward(target, this.options) : openUdpForward(target, this.options);
+  /**
+   * Binds one mapping, all or nothing: a TCP range in one native call, UDP port by port
+   * (closed again when one fails). Rejects with a BindFailure naming the port.
+   */
+  private async open(m: PublishedMapping): Promise<Forwarder[]> {
+    if (m.proto === 'tcp') {
+      try {
+        return [await openTcpForward(m, this.options)];
+      } catch (err) {
+        throw { err, port: (err as { port?: number }).port ?? m.hostPort } satisfies BindFailure;
+      }
+    }
+    const targets = udpTargets(m);
+    const settled = await Promise.allSettled(targets.map((t) => openUdpForward(t, this.options)));
+    const failed = settled.findIndex((r) => r.status === 'rejected');
+    const bound = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    if (failed < 0) return bound;
+    await Promise.all(bound.map((f) => f.close()));
+    throw { err: (settled[failed] as PromiseRejectedResult).reason, port: (targets[failed] as UdpTarget).hostPort } satisfies BindFailure;
   }
 
   /** Turns a bind failure into an error that names the port and, when it is ours, its owner. */
-  private bindError(err: unknown, t: ForwardTarget, failures: number, total: number): Error {
+  private bindError(err: unknown, m: PublishedMapping, port: number, total: number): Error {
     const code = (err as NodeJS.ErrnoException).code ?? 'UNKNOWN';
-    const where = `port ${t.hostPort}/${t.proto} on ${t.hostIP ?? 'all addresses'}`;
-    const batch = total > 1 ? ` (${failures} of ${total} ports of the batch failed; none is kept)` : '';
+    const where = `port ${port}/${m.proto} on ${m.hostIP ?? 'all addresses'}`;
+    const batch = total > 1 ? ` (none of the batch's ${total} ports is kept)` : '';
     const options = { cause: err, field: 'hostPort' };
     if (code === 'EADDRINUSE') {
-      const holder = [...this.owners.values()].flat().find((p) => overlaps(p.mapping, t.proto, t.hostIP, t.hostPort));
+      const holder = [...this.owners.values()].flat().find((p) => overlaps(p.mapping, m.proto, m.hostIP, port));
       const by = holder ? `already published for ${JSON.stringify(holder.mapping.owner)}` : 'already in use by another socket on this host';
       return new ConflictError(`${where} is ${by}${batch}`, options);
     }
-    if (code === 'EADDRNOTAVAIL') return new InvalidArgumentError('hostIP', `${t.hostIP} is not an address of this host${batch}`, { cause: err });
+    if (code === 'EADDRNOTAVAIL') return new InvalidArgumentError('hostIP', `${m.hostIP} is not an address of this host${batch}`, { cause: err });
     if (code === 'EACCES') return new CnmkitError('ERR_PORT_FORBIDDEN', 'forbidden', `${where}: binding is not permitted (EACCES)${batch}`, options);
     if (code === 'EMFILE' || code === 'ENFILE')
       return new CnmkitError('ERR_PORT_NO_FILES', 'unavailable', `${where}: out of file descriptors (${code})${batch}`, options);

@@ -75,14 +75,14 @@ describeRoot('userland proxy: ranges and all-or-nothing batches', () => {
     await expect(proxy.call('publish', { owner: 'web', mappings })).rejects.toMatchObject({
       name: 'ConflictError',
       code: 'ERR_CONFLICT',
-      message: expect.stringMatching(/^port 31005\/tcp on all addresses is already in use by another socket on this host \(1 of 12 ports of the batch failed; none is kept\)$/),
+      message: expect.stringMatching(/^port 31005\/tcp on all addresses is already in use by another socket on this host \(none of the batch's 12 ports is kept\)$/),
     });
     expect(await listeningPorts(topo.host, 'tcp')).toEqual([31005]);
     expect(await listeningPorts(topo.host, 'udp')).toEqual([]);
     expect(await proxy.call('list')).toEqual([]);
   });
 
-  it('refuses a batch when a UDP port is held, counting every failed port, and keeps nothing bound', async () => {
+  it('refuses a batch when a UDP port is held, naming it, and keeps nothing bound', async () => {
     const topo = await proxyTopology();
     const holder = Background.spawn(topo.host.name, ['socat', 'UDP4-RECV:32000', '-']);
     started.push(holder);
@@ -94,7 +94,7 @@ describeRoot('userland proxy: ranges and all-or-nothing batches', () => {
     ];
     await expect(proxy.call('publish', { owner: 'dns', mappings })).rejects.toMatchObject({
       name: 'ConflictError',
-      message: 'port 32000/udp on all addresses is already in use by another socket on this host (1 of 13 ports of the batch failed; none is kept)',
+      message: 'port 32000/udp on all addresses is already in use by another socket on this host (none of the batch\'s 13 ports is kept)',
     });
     expect(await listeningPorts(topo.host, 'tcp')).toEqual([]);
     expect(await listeningPorts(topo.host, 'udp')).toEqual([32000]);

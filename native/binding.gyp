@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "cnmkit_native",
-      "sources": ["src/netns.c", "src/splice.c", "src/acceptor.c"],
+      "sources": ["src/netns.c", "src/splice.c", "src/acceptor.c", "src/rtnl.c"],
       "cflags": ["-Wall", "-Wextra", "-O2"]
     }
   ]

@@ -182,31 +182,6 @@ static napi_value delete_named(napi_env env, napi_callback_info info) {
   return out;
 }
 
-/* netlinkSocketIn(path, protocol): a netlink socket fd created inside the namespace at path. */
-static napi_value netlink_socket_in(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  char path[4096];
-  int32_t proto = 0;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 2 || get_string(env, argv[0], path, sizeof path) != 0) return NULL;
-  napi_get_value_int32(env, argv[1], &proto);
-  int nsfd = open(path, O_RDONLY | O_CLOEXEC);
-  if (nsfd < 0) { cnmkit_throw_errno(env, errno, "open", path); return NULL; }
-  if (setns(nsfd, CLONE_NEWNET) != 0) {
-    int err = errno;
-    close(nsfd);
-    cnmkit_throw_errno(env, err, "setns", path);
-    return NULL;
-  }
-  close(nsfd);
-  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, proto);
-  int err = errno;
-  restore_home();
-  if (fd < 0) { cnmkit_throw_errno(env, err, "socket", path); return NULL; }
-  return make_int(env, fd);
-}
-
 static napi_value close_fd(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -246,6 +221,36 @@ static int apply_opts(napi_env env, int fd, napi_value opts) {
     }
   }
   return 0;
+}
+
+/* netlinkSocketIn(path, protocol[, options]): a netlink socket fd created inside the namespace at
+ * path, with the options of setNetlinkOptions set on it. */
+static napi_value netlink_socket_in(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  char path[4096];
+  int32_t proto = 0;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 2 || get_string(env, argv[0], path, sizeof path) != 0) return NULL;
+  napi_get_value_int32(env, argv[1], &proto);
+  int nsfd = open(path, O_RDONLY | O_CLOEXEC);
+  if (nsfd < 0) { cnmkit_throw_errno(env, errno, "open", path); return NULL; }
+  if (setns(nsfd, CLONE_NEWNET) != 0) {
+    int err = errno;
+    close(nsfd);
+    cnmkit_throw_errno(env, err, "setns", path);
+    return NULL;
+  }
+  close(nsfd);
+  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, proto);
+  int err = errno;
+  restore_home();
+  if (fd < 0) { cnmkit_throw_errno(env, err, "socket", path); return NULL; }
+  if (argc >= 3 && apply_opts(env, fd, argv[2]) != 0) {
+    close(fd);
+    return NULL;
+  }
+  return make_int(env, fd);
 }
 
 /* setNetlinkOptions(port, opts): finds this process's netlink socket bound to port (the
@@ -292,6 +297,7 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   cnmkit_splice_init(env, exports);
   cnmkit_acceptor_init(env, exports);
+  cnmkit_rtnl_init(env, exports);
   return exports;
 }
 

@@ -1,40 +1,61 @@
 // A netlink handle bound to one network namespace: one rtnetlink socket opened there once and
-// reused for every request, with timeouts, serialised dumps and kernel errors as KernelError.
-// Limits: rtnetlink only; event subscriptions use sockets of their own (see events.ts).
-import { FlagsGet, MessageType as NlMessageType, rt, type NetlinkMessage } from 'netlink';
+// reused for every request and dump. Each call sends its message and reads the kernel's whole
+// answer in one native call (the kernel answers rtnetlink inside sendmsg), so requests cost no
+// event-loop turn; kernel errors become KernelError with the extended-ACK text.
+// Limits: rtnetlink only; synchronous (a request blocks the JS thread for the kernel's time, as
+// the `netlink` package's own send did); event subscriptions use sockets of their own (events.ts).
+import { FlagsGet, MessageType as NlMessageType, rt } from 'netlink';
 import { CnmkitError, KernelError } from '../errors.js';
-import { RequestGate } from './gate.js';
-import { kernelErrorFromException, parseErrorReply } from './reply.js';
-import { openRtSocket, type RtSocket } from './socket.js';
+import { native, rtnetlinkSocketIn } from '../netns/index.js';
+import { errnoName, parseErrorReply } from './reply.js';
 import { validateNetnsPath } from './validate.js';
 
 export interface HandleOptions {
-  /** Time to wait for the kernel's reply to one request, in ms (default 15 000). */
+  /** Time to wait for the kernel's answer to one request, in ms (default 15 000). */
   timeoutMs?: number;
-  /** Requests allowed in flight at once on the socket (default 64). */
-  maxInFlight?: number;
 }
 
 const DEFAULT_TIMEOUT_MS = 15_000;
+const NLMSG_HDRLEN = 16;
+const NLM_F_REQUEST = 0x1;
+const NLM_F_ACK = 0x4;
+/** The caller's own namespace, for handles opened without a path. */
+const OWN_NETNS = '/proc/thread-self/ns/net';
 
 function closedError(operation: string, nsPath: string | undefined): CnmkitError {
   return new CnmkitError('ERR_NETLINK_CLOSED', 'unavailable', `${operation}: the netlink handle for ${nsPath ?? 'the host namespace'} is closed`);
 }
 
+/** The messages of a datagram: type, flags and payload (after the 16-byte header). */
+function* messages(datagram: Buffer): Generator<{ type: number; flags: number; data: Buffer }> {
+  for (let off = 0; off + NLMSG_HDRLEN <= datagram.length; ) {
+    const len = datagram.readUInt32LE(off);
+    if (len < NLMSG_HDRLEN || off + len > datagram.length) return;
+    yield { type: datagram.readUInt16LE(off + 4), flags: datagram.readUInt16LE(off + 6), data: datagram.subarray(off + NLMSG_HDRLEN, off + len) };
+    off += (len + 3) & ~3;
+  }
+}
+
 export class NetlinkHandle {
-  private sock: RtSocket;
-  private readonly gate: RequestGate;
+  private readonly fd: number;
   private readonly timeoutMs: number;
-  private readonly aborts = new Set<(err: Error) => void>();
+  private seq = 0;
   private isClosed = false;
+  /** The socket's netlink port (unique per namespace). */
+  readonly port: number;
 
   private constructor(
     readonly nsPath: string | undefined,
     options: HandleOptions,
   ) {
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    this.gate = new RequestGate(options.maxInFlight);
-    this.sock = this.openSocket();
+    this.fd = rtnetlinkSocketIn(nsPath ?? OWN_NETNS, { extAck: true });
+    try {
+      this.port = native.netlinkBind(this.fd);
+    } catch (err) {
+      native.closeFd(this.fd);
+      throw err;
+    }
   }
 
   /**
@@ -50,79 +71,55 @@ export class NetlinkHandle {
     return this.isClosed;
   }
 
-  /** The netlink port of the request socket (unique per namespace). */
-  get port(): number {
-    return this.sock.port;
-  }
-
   /** Sends one request and resolves with its parsed replies (none for a plain ACK). */
-  request(operation: string, type: rt.MessageType, body: Uint8Array[], flags = 0): Promise<rt.Message[]> {
-    return this.gate.run(false, () => this.exchange(operation, type, body, flags));
+  async request(operation: string, type: rt.MessageType, body: Uint8Array[], flags = 0): Promise<rt.Message[]> {
+    return this.exchange(operation, type, body, flags | NLM_F_ACK);
   }
 
-  /** Dumps a table; runs alone on the socket (the package mixes up overlapping replies). */
-  dump(operation: string, type: rt.MessageType, body: Uint8Array[]): Promise<rt.Message[]> {
-    return this.gate.run(true, () => this.exchange(operation, type, body, FlagsGet.DUMP));
+  /** Dumps a table. */
+  async dump(operation: string, type: rt.MessageType, body: Uint8Array[]): Promise<rt.Message[]> {
+    return this.exchange(operation, type, body, FlagsGet.DUMP);
   }
 
-  /** Closes the socket (releasing the namespace); pending requests fail. Idempotent. */
+  /** Closes the socket (releasing the namespace); later requests fail. Idempotent. */
   close(): void {
     if (this.isClosed) return;
     this.isClosed = true;
-    this.sock.close();
-    this.abortAll(closedError('request', this.nsPath));
+    native.closeFd(this.fd);
   }
 
-  private async exchange(operation: string, type: rt.MessageType, body: Uint8Array[], flags: number): Promise<rt.Message[]> {
+  private exchange(operation: string, type: number, body: Uint8Array[], flags: number): rt.Message[] {
     if (this.isClosed) throw closedError(operation, this.nsPath);
-    let replies: NetlinkMessage[];
+    this.seq = (this.seq % 0x7fffffff) + 1;
+    const payload = Buffer.concat(body);
+    const header = Buffer.alloc(NLMSG_HDRLEN);
+    header.writeUInt32LE(NLMSG_HDRLEN + payload.length, 0);
+    header.writeUInt16LE(type, 4);
+    header.writeUInt16LE(flags | NLM_F_REQUEST, 6);
+    header.writeUInt32LE(this.seq, 8);
+    let datagrams: Buffer[];
     try {
-      replies = await this.send(type, body, flags);
+      datagrams = native.netlinkRequest(this.fd, Buffer.concat([header, payload]), this.timeoutMs);
     } catch (err) {
-      if (err instanceof CnmkitError) throw err;
-      const kerr = kernelErrorFromException(operation, err);
-      if (flags === FlagsGet.DUMP && kerr.errnoCode === 'ETIMEDOUT') this.renewSocket();
-      throw kerr;
+      const e = err as NodeJS.ErrnoException;
+      const code = e.code ?? 'EIO';
+      throw new KernelError(operation, code, code === 'ETIMEDOUT' ? 'no reply from the kernel in time' : undefined, { cause: err });
     }
-    const first = replies[0];
-    if (first !== undefined && first.type === NlMessageType.ERROR) {
-      const reply = parseErrorReply(first.data, first.flags);
-      if (reply.errno !== 0) throw new KernelError(operation, reply.code, reply.extack);
-      return [];
+    const out: rt.Message[] = [];
+    for (const datagram of datagrams) {
+      for (const m of messages(datagram)) {
+        if (m.type === NlMessageType.ERROR) {
+          const reply = parseErrorReply(m.data, m.flags);
+          if (reply.errno !== 0) throw new KernelError(operation, reply.code, reply.extack);
+        } else if (m.type === NlMessageType.DONE) {
+          // A dump cut short ends with a negative errno in its DONE message.
+          if (m.data.length >= 4 && m.data.readInt32LE(0) < 0) throw new KernelError(operation, errnoName(-m.data.readInt32LE(0)));
+        } else if (m.type !== NlMessageType.NOOP) {
+          out.push(rt.parseMessage(m.type, m.data));
+        }
+      }
     }
-    return replies.map((m) => rt.parseMessage(m.type, m.data));
-  }
-
-  private send(type: number, body: Uint8Array[], flags: number): Promise<NetlinkMessage[]> {
-    const pending = this.sock.rt.socket.request(type, body, { flags, checkError: false, timeout: this.timeoutMs });
-    return new Promise<NetlinkMessage[]>((resolve, reject) => {
-      this.aborts.add(reject);
-      pending.then(
-        ([msgs]) => resolve(msgs),
-        (err: unknown) => reject(err),
-      ).finally(() => this.aborts.delete(reject));
-    });
-  }
-
-  private openSocket(): RtSocket {
-    const sock = openRtSocket(this.nsPath, { extAck: true });
-    sock.rt.socket.on('error', (err) => this.abortAll(kernelErrorFromException('receive', err)));
-    return sock;
-  }
-
-  private abortAll(err: Error): void {
-    for (const abort of [...this.aborts]) abort(err);
-    this.aborts.clear();
-  }
-
-  /** A dump cut short leaves its tail on the socket: start over on a fresh one. */
-  private renewSocket(): void {
-    this.sock.close();
-    try {
-      this.sock = this.openSocket();
-    } catch {
-      this.close();
-    }
+    return out;
   }
 }
 

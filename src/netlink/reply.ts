@@ -1,8 +1,7 @@
-// Kernel error replies (NLMSG_ERROR) read from their raw bytes, extended ACK text included, and
-// turned into KernelError. The `netlink` package itself only says "Request rejected: CODE".
+// Kernel error replies (NLMSG_ERROR) read from their raw bytes, extended ACK text included, for
+// KernelError. The `netlink` package itself only says "Request rejected: CODE".
 import util from 'node:util';
 import { getS32, getU16, getU32 } from 'netlink';
-import { KernelError } from '../errors.js';
 
 /** Flags of an NLMSG_ERROR message (NLM_F_CAPPED, NLM_F_ACK_TLVS). */
 const NLM_F_CAPPED = 0x100;
@@ -55,13 +54,4 @@ export function parseErrorReply(data: Buffer, flags: number): ErrorReply {
     off += align4(len);
   }
   return reply;
-}
-
-/** A failure of the socket itself (send error, timeout) as a KernelError. */
-export function kernelErrorFromException(operation: string, err: unknown): KernelError {
-  const e = err as { code?: unknown; message?: unknown };
-  if (typeof e?.message === 'string' && /Timeout has been reached/.test(e.message))
-    return new KernelError(operation, 'ETIMEDOUT', 'no reply from the kernel in time', { cause: err });
-  const code = typeof e?.code === 'string' ? e.code : 'EIO';
-  return new KernelError(operation, code, undefined, { cause: err });
 }

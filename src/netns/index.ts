@@ -3,7 +3,7 @@
 // nothing here ever leaves the calling thread in another namespace.
 import path from 'node:path';
 import { CnmkitError, ConflictError, NotFoundError } from '../errors.js';
-import { native } from './native.js';
+import { native, type NetlinkSocketOptions } from './native.js';
 import { validateNetnsName } from './names.js';
 import { DAEMON_DEFAULTS } from '../defaults.js';
 
@@ -53,6 +53,16 @@ export function netnsExists(nsPath: string): boolean {
 export function runInNetns<T>(nsPath: string, fn: () => T): T {
   try {
     return native.runIn(nsPath, fn);
+  } catch (err) {
+    if ((err as { path?: string }).path === nsPath) throw wrap(err, 'network namespace', nsPath);
+    throw err;
+  }
+}
+
+/** A raw rtnetlink socket created inside the namespace at nsPath, with options set on it. */
+export function rtnetlinkSocketIn(nsPath: string, options: NetlinkSocketOptions): number {
+  try {
+    return native.netlinkSocketIn(nsPath, 0, options);
   } catch (err) {
     if ((err as { path?: string }).path === nsPath) throw wrap(err, 'network namespace', nsPath);
     throw err;

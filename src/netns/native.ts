@@ -56,8 +56,15 @@ export interface NativeAddon {
   createNamed(dir: string, name: string): string;
   /** `ip netns del`: false when it was already gone. */
   deleteNamed(nsPath: string): boolean;
-  /** A raw netlink socket fd created inside the namespace at nsPath. */
-  netlinkSocketIn(nsPath: string, protocol: number): number;
+  /** A raw netlink socket fd created inside the namespace at nsPath, with options set on it. */
+  netlinkSocketIn(nsPath: string, protocol: number, options?: NetlinkSocketOptions): number;
+  /** Binds a netlink socket to a port the kernel picks; returns the port. */
+  netlinkBind(fd: number): number;
+  /**
+   * Sends one whole netlink message (its seq set) on fd and returns the datagrams answering it,
+   * up to its ACK, error or NLMSG_DONE; throws (errno, code, syscall) on a socket error or ETIMEDOUT.
+   */
+  netlinkRequest(fd: number, message: Buffer, timeoutMs: number): Buffer[];
   closeFd(fd: number): void;
   /** Sets options on this process's netlink socket bound to port; returns its fd. */
   setNetlinkOptions(port: number, options: NetlinkSocketOptions): number;

@@ -67,4 +67,45 @@ describeRoot('native namespace switching', () => {
     expect(fd).toBeGreaterThan(2);
     native.closeFd(fd);
   });
+
+  it('answers a netlink request in one call, and times out when the kernel owes no answer', async () => {
+    const ns = await makeNs('nlreq');
+    await ns.sh(['ip', 'link', 'add', 'probe0', 'type', 'bridge']);
+    const fd = native.netlinkSocketIn(ns.path, 0, { extAck: true });
+    try {
+      const port = native.netlinkBind(fd);
+      expect(port).toBeGreaterThan(0);
+      // RTM_GETLINK for probe0 by name: its link message, then the ACK (NLM_F_REQUEST | NLM_F_ACK).
+      const getlink = (seq: number, flags: number): Buffer => {
+        const name = Buffer.from('probe0\0');
+        const attr = Buffer.alloc(4 + 8);
+        attr.writeUInt16LE(4 + name.length, 0);
+        attr.writeUInt16LE(3, 2); // IFLA_IFNAME
+        name.copy(attr, 4);
+        const msg = Buffer.alloc(16 + 16 + attr.length);
+        msg.writeUInt32LE(msg.length, 0);
+        msg.writeUInt16LE(18, 4); // RTM_GETLINK
+        msg.writeUInt16LE(flags, 6);
+        msg.writeUInt32LE(seq, 8);
+        attr.copy(msg, 32);
+        return msg;
+      };
+      const replies = native.netlinkRequest(fd, getlink(7, 0x1 | 0x4), 1000);
+      const types = replies.flatMap((d) => {
+        const out: number[] = [];
+        for (let off = 0; off + 16 <= d.length; off += (d.readUInt32LE(off) + 3) & ~3) {
+          expect(d.readUInt32LE(off + 8)).toBe(7);
+          out.push(d.readUInt16LE(off + 4));
+        }
+        return out;
+      });
+      expect(types).toEqual([16, 2]); // RTM_NEWLINK, then NLMSG_ERROR 0 (the ACK)
+      // Without NLM_F_ACK the link message comes but nothing ends the answer.
+      const started = Date.now();
+      expect(() => native.netlinkRequest(fd, getlink(8, 0x1), 100)).toThrow(expect.objectContaining({ code: 'ETIMEDOUT' }));
+      expect(Date.now() - started).toBeGreaterThanOrEqual(90);
+    } finally {
+      native.closeFd(fd);
+    }
+  });
 });

@@ -2,10 +2,9 @@
 // the typed union, notifications to typed events, and the drop counter in /proc/net/netlink.
 import { describe, expect, it } from 'vitest';
 import { AttrStream, ifla, rt } from 'netlink';
-import { KernelError } from '../../src/errors.js';
 import { eventOf, netlinkDrops } from '../../src/netlink/events.js';
 import { parseLink } from '../../src/netlink/link-parse.js';
-import { kernelErrorFromException, parseErrorReply } from '../../src/netlink/reply.js';
+import { parseErrorReply } from '../../src/netlink/reply.js';
 
 function tlv(type: number, value: Buffer): Buffer {
   const len = 4 + value.length;
@@ -55,13 +54,6 @@ describe('error replies', () => {
   it('reads a plain ACK and an error without TLVs', () => {
     expect(parseErrorReply(errorPayload(0, Buffer.alloc(0), []), 0x100)).toEqual({ errno: 0, code: 'OK' });
     expect(parseErrorReply(errorPayload(19, Buffer.alloc(32), []), 0)).toEqual({ errno: 19, code: 'ENODEV' });
-  });
-
-  it('turns the package timeout and socket errors into KernelError', () => {
-    const t = kernelErrorFromException('link add x', new Error('Timeout has been reached'));
-    expect(t).toBeInstanceOf(KernelError);
-    expect(t.errnoCode).toBe('ETIMEDOUT');
-    expect(kernelErrorFromException('addr add', Object.assign(new Error('x'), { code: 'ENOBUFS' })).message).toBe('addr add: ENOBUFS');
   });
 });
 

@@ -9,7 +9,7 @@ import { ensureBridge, removeBridge } from './device.js';
 import { ensureGatewayAddresses, removeGatewayAddresses } from './addresses.js';
 import { enableForwarding } from './forwarding.js';
 import { installRules, removeRules } from './firewall.js';
-import { createDetached, joinSandbox, leaveSandbox } from './endpoint.js';
+import { BridgeIndexes, createDetached, joinSandbox, leaveSandbox } from './endpoint.js';
 export type { BridgeEndpointData } from './endpoint.js';
 import { verifyNetwork } from './verify.js';
 import { publishPorts } from './ports.js';
@@ -43,6 +43,7 @@ async function setUp(ctx: DriverContext, net: NetworkRecord, config: BridgeConfi
 export function createBridgeDriver(ctx: DriverContext, opts: BridgeDriverOptions): Driver<BridgeConfig> {
   const log = ctx.logger.child({ driver: 'bridge' });
   const nameOf = (net: NetworkRecord, config: BridgeConfig): string => config.bridgeName ?? bridgeNameFor(net.id);
+  const bridges = new BridgeIndexes();
   return {
     name: 'bridge',
     scope: 'local',
@@ -62,6 +63,7 @@ export function createBridgeDriver(ctx: DriverContext, opts: BridgeDriverOptions
     async deleteNetwork(net, config) {
       const h = ctx.netlink.get();
       const bridge = nameOf(net, config);
+      bridges.forget(bridge);
       await bestEffort(`bridge network ${net.name}`, [
         ['firewall', () => removeRules(ctx.firewall, net)],
         ['addresses', () => (config.adopted ? removeGatewayAddresses(h, bridge, net, config) : undefined)],
@@ -70,13 +72,13 @@ export function createBridgeDriver(ctx: DriverContext, opts: BridgeDriverOptions
     },
     async createEndpoint(net, config, ep) {
       if (ep.sandboxId !== undefined) return {};
-      return createDetached(ctx.netlink, nameOf(net, config), config, ep, { hairpin: !opts.userlandProxy });
+      return createDetached(ctx.netlink, bridges, nameOf(net, config), config, ep, { hairpin: !opts.userlandProxy });
     },
     async deleteEndpoint(_net, _config, ep) {
       if (ep.sandboxId === undefined) await leaveSandbox(ctx.netlink, ep);
     },
     async join(net, config, ep, sb, context) {
-      const { ifname, data } = await joinSandbox(ctx.netlink, nameOf(net, config), net, config, ep, sb, { hairpin: !opts.userlandProxy, ...(context ? { peers: context.peers } : {}) });
+      const { ifname, data } = await joinSandbox(ctx.netlink, bridges, nameOf(net, config), net, config, ep, sb, { hairpin: !opts.userlandProxy, ...(context ? { peers: context.peers } : {}) });
       return { ifname, macAddress: data.mac, driverData: data, ...(net.ipv4[0]?.gateway ? { gateway: net.ipv4[0].gateway.split('/')[0]! } : {}) };
     },
     async leave(_net, _config, ep, _sb, hint) {

@@ -23,7 +23,14 @@ type Ref = { Params: { ref: string } };
 const errors = { 400: errorSchema, 404: errorSchema, 409: errorSchema, 500: errorSchema };
 
 export async function buildManagementApi(opts: ManagementOptions): Promise<FastifyInstance> {
-  const app = Fastify({ loggerInstance: opts.logger as FastifyBaseLogger, ajv: { customOptions: { removeAdditional: false, coerceTypes: false } } });
+  // Requests are logged at debug level (one line each, when done), as the Docker daemon does.
+  const app = Fastify({
+    loggerInstance: opts.logger as FastifyBaseLogger, disableRequestLogging: true,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    req.log.debug({ method: req.method, url: req.url, statusCode: reply.statusCode, ms: reply.elapsedTime }, 'request completed');
+  });
   app.setErrorHandler(errorHandler);
   await app.register(swagger, {
     openapi: { info: { title: 'cnmkit management API', version: VERSION } },

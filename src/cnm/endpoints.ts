@@ -52,8 +52,12 @@ export function createJoinedEndpoint(deps: ControllerDeps, net: NetworkRecord, s
         store.endpoints.delete(ep.id);
       }),
     );
-    ep.driverData = await driver.createEndpoint(net, net.config, ep);
-    store.endpoints.put(ep);
+    const created = await driver.createEndpoint(net, net.config, ep);
+    // Kernel objects the driver made now must be on record before the join (a bridge makes none yet).
+    if (Object.keys(created ?? {}).length > 0) {
+      ep.driverData = created;
+      store.endpoints.put(ep);
+    }
     undo.push('driver endpoint', () => driver.deleteEndpoint(net, net.config, ep));
     const peers = store.endpoints.listWhere('sandbox_id', sb.id).filter((e) => e.id !== ep.id);
     const joined = await driver.join(net, net.config, ep, sb, { peers });

@@ -76,6 +76,8 @@ export interface LinkChanges {
 
 const RTEXT_FILTER_SKIP_STATS = 1 << 3;
 const CREATE_EXCL = FlagsNew.CREATE | FlagsNew.EXCL;
+/** Asks the kernel to send the created object back to the requester. */
+const NLM_F_ECHO = 0x8;
 
 interface CheckedOptions {
   mtu?: number;
@@ -114,11 +116,14 @@ function nsFd(nsPath: string, field: string): number {
   }
 }
 
-async function newLink(h: NetlinkHandle, op: string, o: CheckedOptions, attrs: ifla.LinkAttrs): Promise<void> {
+/** Creates a link; resolves with the new link as the kernel echoes it (kernels ≥ 6.3; undefined before). */
+async function newLink(h: NetlinkHandle, op: string, o: CheckedOptions, attrs: ifla.LinkAttrs): Promise<Link | undefined> {
   const master = o.master === undefined ? undefined : await linkIndex(h, o.master, 'master');
   const all: ifla.LinkAttrs = { ...attrs, mtu: o.mtu, address: o.mac, master, group: o.group };
   for (const k of Object.keys(all) as (keyof ifla.LinkAttrs)[]) if (all[k] === undefined) delete all[k];
-  await h.request(op, rt.MessageType.NEWLINK, body(rt.formatLinkMessage, { kind: 'link', data: flagsFor(o.up), attrs: all }), CREATE_EXCL);
+  const replies = await h.request(op, rt.MessageType.NEWLINK, body(rt.formatLinkMessage, { kind: 'link', data: flagsFor(o.up), attrs: all }), CREATE_EXCL | NLM_F_ECHO);
+  const echo = replies.find((r) => r.kind === 'link');
+  return echo?.kind === 'link' ? parseLink(echo) : undefined;
 }
 
 function linkInfo(kind: string, data?: StreamData): Buffer {
@@ -129,10 +134,11 @@ function linkInfo(kind: string, data?: StreamData): Buffer {
  * Creates a veth pair in one atomic request; the peer may be born directly in another
  * namespace with its name, MTU and MAC. If the kernel refuses, neither end exists. The peer
  * cannot be brought up in the same request (the kernel answers ENOTCONN): set it up through a
- * handle in its namespace.
+ * handle in its namespace. Resolves with the ifindex of both ends when the kernel echoes the new
+ * link (6.3 and later), so that the peer can be configured without looking it up.
  * Equivalent to: `ip link add NAME [mtu M] [address MAC] [master BR] [up] type veth peer name PEER netns NS [mtu M] [address MAC]`
  */
-export async function addVeth(h: NetlinkHandle, spec: VethSpec): Promise<void> {
+export async function addVeth(h: NetlinkHandle, spec: VethSpec): Promise<{ index?: number; peerIndex?: number }> {
   const name = validateIfname(spec.name, 'name');
   const o = checkOptions(spec);
   if (typeof spec.peer !== 'object' || spec.peer === null) throw new InvalidArgumentError('peer', 'the peer of a veth (at least its name) is required');
@@ -145,7 +151,8 @@ export async function addVeth(h: NetlinkHandle, spec: VethSpec): Promise<void> {
     if (p.mac !== undefined) peerAttrs.address = p.mac;
     if (fd !== undefined) peerAttrs.netNsFd = fd;
     const peer = Buffer.concat([rt.formatLink({}), flatten(ifla.formatLinkAttrs(peerAttrs))]);
-    await newLink(h, `link add ${name} type veth peer ${peerName}`, o, { ifname: name, linkinfo: linkInfo('veth', ifla.formatVethInfo({ peer })) });
+    const echo = await newLink(h, `link add ${name} type veth peer ${peerName}`, o, { ifname: name, linkinfo: linkInfo('veth', ifla.formatVethInfo({ peer })) });
+    return echo?.kind === 'veth' ? { index: echo.index, ...(echo.peerIndex !== undefined ? { peerIndex: echo.peerIndex } : {}) } : {};
   } finally {
     if (fd !== undefined) fs.closeSync(fd);
   }
@@ -209,6 +216,28 @@ export async function setLink(h: NetlinkHandle, ref: LinkRef, changes: LinkChang
 /** Equivalent to: `ip link set DEV up` */
 export function setLinkUp(h: NetlinkHandle, ref: LinkRef): Promise<void> {
   return setLink(h, ref, { up: true });
+}
+
+const AF_BRIDGE = 7;
+const IFLA_PROTINFO = 12;
+const IFLA_BRPORT_MODE = 4;
+const NLA_F_NESTED = 0x8000;
+
+/**
+ * Turns hairpin mode of a bridge port on or off (frames may leave by the port they came in on).
+ * Equivalent to: `bridge link set dev DEV hairpin on|off`
+ */
+export async function setHairpin(h: NetlinkHandle, ref: LinkRef, on: boolean): Promise<void> {
+  const index = await linkIndex(h, ref, 'link');
+  validateBoolean(on, 'on');
+  // IFLA_PROTINFO (nested) { IFLA_BRPORT_MODE: u8 }, built by hand: the package does not nest it.
+  const protinfo = Buffer.alloc(12);
+  protinfo.writeUInt16LE(12, 0);
+  protinfo.writeUInt16LE(IFLA_PROTINFO | NLA_F_NESTED, 2);
+  protinfo.writeUInt16LE(5, 4);
+  protinfo.writeUInt16LE(IFLA_BRPORT_MODE, 6);
+  protinfo.writeUInt8(on ? 1 : 0, 8);
+  await h.request(`link set ${ref} hairpin ${on ? 'on' : 'off'}`, rt.MessageType.SETLINK, [rt.formatLink({ family: AF_BRIDGE, index }), protinfo]);
 }
 
 /** Equivalent to: `ip link set DEV down` */

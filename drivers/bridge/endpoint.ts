@@ -2,10 +2,13 @@
 // container end born inside the sandbox with its name, MTU and MAC — then, through a handle in
 // the sandbox, the link up, its addresses and the default route via the gateway. The bridge's
 // ifindex is remembered and the peer's comes back with the create, so a join asks nothing first.
+// On a network without IPv6 the container end has IPv6 off before it comes up (as Docker does):
+// no link-local address, no DAD or MLD multicast flooded to every port of the bridge.
 // Limits: hairpin on the bridge port only when the userland proxy is off (as Docker).
 import { randomBytes } from 'node:crypto';
 import { isIPv4 } from 'node:net';
 import { InvalidArgumentError } from '../../src/errors.js';
+import { ensureSysctl, runInNetns } from '../../src/netns/index.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../../src/cnm/model.js';
 import {
   addAddress, addRoute, addVeth, deleteLink, linkIndex, listLinks, listRoutes, setHairpin, setLinkUp, type NetlinkHandle, type NetlinkHandlePool,
@@ -72,10 +75,24 @@ async function hasDefaultRoute(sb: NetlinkHandle, family: 4 | 6): Promise<boolea
 }
 
 /**
- * Configures the container end (by its ifindex) inside the sandbox: up, addresses, default routes. In a fresh
- * sandbox of cnmkit's own (only lo, no routes) nothing needs reading back first.
+ * IPv6 on or off on an interface of a sandbox, written only when it differs (cnmkit's own
+ * sandboxes give new interfaces IPv6 off already). Equivalent to:
+ * `ip netns exec SB sysctl -w net.ipv6.conf.IFNAME.disable_ipv6=0|1`
  */
-async function configureInside(sbh: NetlinkHandle, index: number, net: NetworkRecord, ep: EndpointRecord, config: BridgeConfig, fresh: boolean): Promise<void> {
+function setIPv6(nsPath: string, ifname: string, on: boolean): void {
+  runInNetns(nsPath, () => ensureSysctl(`net/ipv6/conf/${ifname}/disable_ipv6`, on ? '0' : '1'));
+}
+
+/**
+ * Configures the container end (ifname, ifindex) inside the sandbox: IPv6 on only on an IPv6
+ * network, up, addresses, default routes. In a fresh sandbox of cnmkit's own (only lo, no
+ * routes) nothing needs reading back first.
+ */
+async function configureInside(
+  sbh: NetlinkHandle, link: { nsPath: string; ifname: string; index: number }, net: NetworkRecord, ep: EndpointRecord, config: BridgeConfig, fresh: boolean,
+): Promise<void> {
+  const { index } = link;
+  setIPv6(link.nsPath, link.ifname, net.ipv6.length > 0);
   await setLinkUp(sbh, index);
   if (ep.ipv4) await addAddress(sbh, index, ep.ipv4);
   if (ep.ipv6) await addAddress(sbh, index, ep.ipv6, { nodad: true });
@@ -104,7 +121,7 @@ export async function joinSandbox(
     peer: { name: ifname, nsPath: sb.netnsPath, mac: data.mac, ...(mtu ? { mtu } : {}) },
   }));
   try {
-    await configureInside(sbh, created.peerIndex ?? (await linkIndex(sbh, ifname)), net, ep, config, fresh);
+    await configureInside(sbh, { nsPath: sb.netnsPath, ifname, index: created.peerIndex ?? (await linkIndex(sbh, ifname)) }, net, ep, config, fresh);
     if (opts.hairpin) await setHairpin(host, created.index ?? data.hostIfname, true);
   } catch (err) {
     await deleteLink(host, data.hostIfname, { ifExists: true });

@@ -2,30 +2,19 @@
 // bridge-nf-call-ip(6)tables so the firewall sees traffic between ports of one bridge (ICC off,
 // hairpin). Written through /proc/sys, which is per network namespace. Never turned back off:
 // other networks and the host may rely on them, as with Docker.
-import fs from 'node:fs';
-
-function ensure(file: string, value: string): boolean {
-  try {
-    if (fs.readFileSync(file, 'utf8').trim() === value) return false;
-    fs.writeFileSync(file, value);
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw err;
-  }
-}
+import { ensureSysctl } from '../../src/netns/index.js';
 
 /** Equivalent to: `sysctl -w net.ipv4.ip_forward=1 [net.ipv6.conf.all.forwarding=1] net.bridge.bridge-nf-call-iptables=1`. */
 export function enableForwarding(opts: { ipv6: boolean; bridgeNetfilter: boolean }): string[] {
   const changed: string[] = [];
-  const set = (file: string, value: string): void => {
-    if (ensure(file, value)) changed.push(`${file}=${value}`);
+  const set = (key: string, value: string): void => {
+    if (ensureSysctl(key, value)) changed.push(`${key}=${value}`);
   };
-  set('/proc/sys/net/ipv4/ip_forward', '1');
-  if (opts.ipv6) set('/proc/sys/net/ipv6/conf/all/forwarding', '1');
+  set('net/ipv4/ip_forward', '1');
+  if (opts.ipv6) set('net/ipv6/conf/all/forwarding', '1');
   if (opts.bridgeNetfilter) {
-    set('/proc/sys/net/bridge/bridge-nf-call-iptables', '1');
-    if (opts.ipv6) set('/proc/sys/net/bridge/bridge-nf-call-ip6tables', '1');
+    set('net/bridge/bridge-nf-call-iptables', '1');
+    if (opts.ipv6) set('net/bridge/bridge-nf-call-ip6tables', '1');
   }
   return changed;
 }

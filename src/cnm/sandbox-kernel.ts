@@ -1,9 +1,11 @@
 // The kernel side of sandboxes: named namespaces under a directory (visible to `ip netns`),
-// existing namespaces by path or pid, and the loopback brought up in every new one.
+// existing namespaces by path or pid, and the loopback brought up in every new one. Interfaces
+// born in a new one start with IPv6 off (as in Docker's containers): drivers turn it on for an
+// interface on an IPv6 network.
 import fs from 'node:fs';
 import path from 'node:path';
 import { InvalidArgumentError } from '../errors.js';
-import { createNamedNetns, deleteNamedNetns, netnsExists } from '../netns/index.js';
+import { createNamedNetns, deleteNamedNetns, ensureSysctl, netnsExists, runInNetns } from '../netns/index.js';
 
 export interface SandboxKernel {
   namedPath(name: string): string;
@@ -31,6 +33,7 @@ export function createSandboxKernel(deps: SandboxKernelDeps): SandboxKernel {
     async createNamed(name) {
       const p = createNamedNetns(name, deps.netnsDir);
       try {
+        runInNetns(p, () => ensureSysctl('net/ipv6/conf/default/disable_ipv6', '1'));
         await deps.loopbackUp(p);
       } catch (err) {
         deps.forget?.(p);

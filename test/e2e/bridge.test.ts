@@ -58,6 +58,9 @@ for (const backend of ['nftables', 'iptables'] as const) {
         expect(inside[0]!.addr_info.map((a) => a.local)).toContain(addr(eps[i]!));
         const routes = JSON.parse(await check(['ip', '-n', sb, '-j', 'route', 'show', 'default'])) as { gateway: string }[];
         expect(routes[0]!.gateway).toBe('198.18.10.1');
+        // An IPv4-only network: IPv6 is off on the interface (no link-local address, no DAD or MLD floods).
+        expect((await check(['ip', 'netns', 'exec', sb, 'cat', '/proc/sys/net/ipv6/conf/eth0/disable_ipv6'])).trim()).toBe('1');
+        expect(JSON.parse(await check(['ip', '-n', sb, '-6', '-j', 'addr', 'show', 'eth0']))).toEqual([]);
       }
       for (const a of sbs) for (const b of eps) expect((await ping(a, addr(b))).code).toBe(0);
       expect((await ping(sbs[0]!, '198.18.10.1')).code).toBe(0);
@@ -115,6 +118,8 @@ for (const backend of ['nftables', 'iptables'] as const) {
       const eb = (await connect('v6auto', b!)) as Ep & { ipv6: string };
       const inside = JSON.parse(await check(['ip', '-n', a!, '-6', '-j', 'addr', 'show', 'eth0'])) as { addr_info: { local: string; prefixlen: number }[] }[];
       expect(inside[0]!.addr_info.map((x) => `${x.local}/${x.prefixlen}`)).toContain(ea.ipv6);
+      expect(inside[0]!.addr_info.some((x) => x.local.startsWith('fe80:'))).toBe(true);
+      expect((await check(['ip', 'netns', 'exec', a!, 'cat', '/proc/sys/net/ipv6/conf/eth0/disable_ipv6'])).trim()).toBe('0');
       const r6 = JSON.parse(await check(['ip', '-n', a!, '-6', '-j', 'route', 'show', 'default'])) as { gateway: string }[];
       expect(r6[0]!.gateway).toBe(net.ipv6[0]!.gateway.split('/')[0]);
       expect((await run(['ip', 'netns', 'exec', a!, 'ping', '-6', '-c', '1', '-W', '2', eb.ipv6.split('/')[0]!])).code).toBe(0);

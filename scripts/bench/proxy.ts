@@ -93,10 +93,10 @@ async function iperf(ns: string, host: string, port: number, pid: number, revers
 
 const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
 
-/** Both proxies in ABBA order, so that drift on a shared machine falls on both alike. */
+/** Both proxies in ABBA order, twice, so that drift on a shared machine falls on both alike. */
 async function compare(host: string, pids: { cnmkit: number; docker: number }, reverse: boolean): Promise<void> {
   const runs: Record<'cnmkit' | 'docker', Run[]> = { cnmkit: [], docker: [] };
-  for (const which of ['cnmkit', 'docker', 'docker', 'cnmkit'] as const)
+  for (const which of ['cnmkit', 'docker', 'docker', 'cnmkit', 'cnmkit', 'docker', 'docker', 'cnmkit'] as const)
     runs[which].push(await iperf(host, '127.0.0.1', which === 'cnmkit' ? 15201 : 25201, pids[which], reverse));
   const gbps = (which: 'cnmkit' | 'docker'): number => mean(runs[which].map((r) => r.gbps));
   const cpu = (which: 'cnmkit' | 'docker'): number => mean(runs[which].map((r) => r.cpuPerGB));

@@ -1,5 +1,6 @@
-// The bridge driver's parse step: Docker's bridge options (PROTOCOL.md §4) validated into a typed
-// config before anything touches the kernel. Unknown keys are refused, naming the key.
+// The bridge driver's parse step: Docker's bridge options (PROTOCOL.md §4), and cnmkit's own
+// `cnmkit.bridge.mcast_snooping`, validated into a typed config before anything touches the
+// kernel. Unknown keys are refused, naming the key.
 import { isIPv4 } from 'node:net';
 import { InvalidArgumentError } from '../../src/errors.js';
 import type { NetworkParseInput } from '../../src/cnm/driver.js';
@@ -14,6 +15,8 @@ export const OPT = {
   mtu: 'com.docker.network.driver.mtu',
   ifacePrefix: 'com.docker.network.container_iface_prefix',
   hostIPv4: 'com.docker.network.host_ipv4',
+  /** cnmkit's own: IGMP/MLD snooping on the bridge (default false). */
+  mcastSnooping: 'cnmkit.bridge.mcast_snooping',
 } as const;
 
 export interface BridgeConfig {
@@ -32,6 +35,12 @@ export interface BridgeConfig {
   hostIPv4?: string;
   internal: boolean;
   enableIPv6: boolean;
+  /**
+   * IGMP/MLD snooping on a bridge cnmkit creates. Off by default: without a multicast querier
+   * (a container network has none) snooping can stop multicast such as IPv6 neighbour discovery,
+   * and it costs the kernel work on every port of the bridge each time a port is added.
+   */
+  mcastSnooping: boolean;
   /** Set at creation: the bridge existed before (adopted), so deleting the network keeps it. */
   adopted?: boolean;
 }
@@ -75,6 +84,7 @@ export function parseBridgeConfig(input: NetworkParseInput): BridgeConfig {
     ifacePrefix: prefix,
     internal: input.internal,
     enableIPv6: input.enableIPv6,
+    mcastSnooping: bool(o, OPT.mcastSnooping, false),
   };
   if (o[OPT.name] !== undefined) config.bridgeName = validateIfname(o[OPT.name], OPT.name);
   const m = mtu(o);

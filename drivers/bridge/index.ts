@@ -27,7 +27,7 @@ async function setUp(ctx: DriverContext, net: NetworkRecord, config: BridgeConfi
   const h = ctx.netlink.get();
   const bridge = config.bridgeName;
   return withRollback(async (undo) => {
-    const adopted = await ensureBridge(h, bridge, config.mtu);
+    const adopted = await ensureBridge(h, bridge, config.mtu, config.mcastSnooping ?? false);
     undo.push('device', () => removeBridge(h, bridge, adopted));
     await ensureGatewayAddresses(h, bridge, net, config);
     undo.push('addresses', () => removeGatewayAddresses(h, bridge, net, config));

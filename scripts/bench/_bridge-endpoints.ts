@@ -1,8 +1,10 @@
 // Endpoint create+join on one bridge, for the bridge benchmark: N sandboxes made beforehand, then
 // cnmkit's `POST /v1/networks/NET/connect` for each, against the CNI bridge plugin's ADD (host-local
 // IPAM, ipMasq, isGateway) for N namespaces made beforehand; then disconnect + sandbox rm against
-// DEL + namespace delete. The two take turns chunk by chunk (who goes first alternates), so both
-// see the same machine load and the same growth of the kernel's tables.
+// DEL + namespace delete. Creation and teardown take turns chunk by chunk (who goes first alternates),
+// so both see the same machine load. The joins run one side after the other (cnmkit, a pause, CNI),
+// so that each side's growth is its own: CNI's containers keep IPv6 on, and their multicast,
+// flooded to every port of their bridge, would otherwise load cnmkit's turns more and more.
 // Limits: the CNI namespaces are made in-process (cnmkit's native addon, no spawn), so their creation
 // is a floor, not a peer, of cnmkit's sandbox create; sequential calls only.
 import fs from 'node:fs';
@@ -11,9 +13,14 @@ import path from 'node:path';
 import { createNamedNetns, deleteNamedNetns } from '../../src/netns/index.js';
 import { BenchDaemon } from './_cnmkitd.js';
 import { CniBridge } from './_cni.js';
-import { addHostNs, checkInterrupt, deleteNsWithPrefix, exec, quantile, timed } from './_procs.js';
+import { addHostNs, checkInterrupt, deleteNsWithPrefix, exec, quantile, sleep, timed } from './_procs.js';
 
 const CHUNK = 50;
+/**
+ * Pause between cnmkit's joins and CNI's: an interface that comes up sends IPv6 DAD, MLD and
+ * router solicitations for several seconds, flooded to every port of its bridge.
+ */
+const SETTLE_MS = 15_000;
 const CNMKIT_SUBNET = '198.18.64.0/20';
 const CNI_SUBNET = '198.18.80.0/20';
 
@@ -31,9 +38,10 @@ export interface EndpointRuns {
   /** Median of `nsenter --net=HOST /bin/true`: what every CNI call pays to be spawned. */
   spawnFloorMs: number;
   /**
-   * Controls whose cost does not depend on how many endpoints exist, timed after every chunk of the
-   * connect phase: GET /v1/version (the daemon's HTTP floor) and the spawn floor. Their drift from
-   * the first chunks to the last is the machine's load changing, not scaling.
+   * Controls whose cost does not depend on how many endpoints exist, timed three times after every
+   * chunk of each side's joins: GET /v1/version (the daemon's HTTP floor) in cnmkit's turn, the
+   * spawn floor in CNI's. Their drift from the first chunks to the last is the machine's load
+   * changing, not scaling.
    */
   controlVersion: number[];
   controlSpawn: number[];
@@ -42,13 +50,21 @@ export interface EndpointRuns {
   rssEndKiB: number;
 }
 
-/** Runs a(i) for a chunk, then b(i) for the same chunk (the order swaps every chunk), then after(). */
-async function alternate(n: number, a: (i: number) => Promise<void>, b: (i: number) => Promise<void>, after?: () => Promise<void>): Promise<void> {
+/** Runs a(i) for a chunk, then b(i) for the same chunk (the order swaps every chunk). */
+async function alternate(n: number, a: (i: number) => Promise<void>, b: (i: number) => Promise<void>): Promise<void> {
   for (let start = 0, k = 0; start < n; start += CHUNK, k++) {
     checkInterrupt();
     const idx = Array.from({ length: Math.min(CHUNK, n - start) }, (_, j) => start + j);
     for (const side of k % 2 === 0 ? [a, b] : [b, a]) for (const i of idx) await side(i);
-    await after?.();
+  }
+}
+
+/** Runs one side's f(0..n-1), with after() between chunks. */
+async function inChunks(n: number, f: (i: number) => Promise<void>, after: () => Promise<void>): Promise<void> {
+  for (let start = 0; start < n; start += CHUNK) {
+    checkInterrupt();
+    for (let i = start; i < Math.min(start + CHUNK, n); i++) await f(i);
+    await after();
   }
 }
 
@@ -81,13 +97,13 @@ export async function measureEndpoints(prefix: string, n: number, firewall: stri
       async (i) => void r.sandboxCreate.push((await timed(() => d.request('POST', '/v1/sandboxes', { name: sbName(i) }))).ms),
       async (i) => void r.nsCreate.push((await timed(async () => createNamedNetns(nsName(i)))).ms));
     r.rssStartKiB = d.rssKiB();
-    await alternate(n,
-      async (i) => void (r.connect[i] = (await timed(() => d.request('POST', '/v1/networks/epnet/connect', { sandbox: sbName(i) }))).ms),
-      async (i) => void (r.add[i] = (await timed(() => cni.call('ADD', `bench${i}`, `/run/netns/${nsName(i)}`))).ms),
-      async () => {
-        for (let j = 0; j < 3; j++) r.controlVersion.push((await timed(() => d.request('GET', '/v1/version'))).ms);
-        for (let j = 0; j < 3; j++) r.controlSpawn.push((await timed(() => cni.spawnFloor())).ms);
-      });
+    await inChunks(n, async (i) => void (r.connect[i] = (await timed(() => d.request('POST', '/v1/networks/epnet/connect', { sandbox: sbName(i) }))).ms), async () => {
+      for (let j = 0; j < 3; j++) r.controlVersion.push((await timed(() => d.request('GET', '/v1/version'))).ms);
+    });
+    await sleep(SETTLE_MS);
+    await inChunks(n, async (i) => void (r.add[i] = (await timed(() => cni.call('ADD', `bench${i}`, `/run/netns/${nsName(i)}`))).ms), async () => {
+      for (let j = 0; j < 3; j++) r.controlSpawn.push((await timed(() => cni.spawnFloor())).ms);
+    });
     r.rssJoinedKiB = d.rssKiB();
     const joined = (await d.request<{ endpoints: unknown[] }>('GET', '/v1/networks/epnet')).endpoints.length;
     if (joined !== n || cniLeases(dataDir) !== n) throw new Error(`expected ${n} endpoints on each side, have cnmkit ${joined}, CNI ${cniLeases(dataDir)}`);

@@ -5,7 +5,7 @@
 // Limits: one run per figure (the Docker side takes minutes); connect times include creating and
 // joining the endpoint, so the connect without ports is measured too and subtracted where shown.
 import { BenchDaemon } from './_cnmkitd.js';
-import { BenchDockerd, IMAGE } from './_dockerd.js';
+import { BUSYBOX_IMAGE as IMAGE, Dockerd } from '../../test/helpers/engine.js';
 import { addHostNs, checkInterrupt, childrenNamed, exec, pssKiB, quantile, rssKiB, timed } from './_procs.js';
 
 export interface CnmkitPortRun {
@@ -118,28 +118,28 @@ export interface DockerPorts {
 /** Docker with its default userland proxy: a container without ports, then one publishing count ports. */
 export async function measureDockerPorts(prefix: string, count: number): Promise<DockerPorts> {
   const hostName = `${prefix}-dh`;
-  let engine: BenchDockerd | undefined;
+  let engine: Dockerd | undefined;
   try {
-    engine = new BenchDockerd(await addHostNs(hostName), ['--bip', '198.19.0.1/24', '--default-address-pool', 'base=198.19.128.0/17,size=24']);
+    engine = await Dockerd.start({ path: await addHostNs(hostName) }, { args: ['--bip', '198.19.0.1/24', '--default-address-pool', 'base=198.19.128.0/17,size=24'], logLevel: 'warn' });
     const dockerd = engine;
-    await dockerd.start();
+    const pid = dockerd.pid!;
     await dockerd.buildImage();
     const version = await dockerd.dockerOk(['version', '--format', '{{.Server.Version}}']);
     const bare = await timed(() => dockerd.dockerOk(['run', '-d', IMAGE, 'sleep', '1000']));
     const bareRm = await timed(() => dockerd.dockerOk(['rm', '-f', bare.value]));
     checkInterrupt();
-    const dockerdRssBeforeKiB = rssKiB(dockerd.pid);
-    const published = await timed(() => dockerd.dockerOk(['run', '-d', '-p', range(count), IMAGE, 'sleep', '1000'], 900_000));
-    const proxies = childrenNamed(dockerd.pid, 'docker-proxy');
+    const dockerdRssBeforeKiB = rssKiB(pid);
+    const published = await timed(() => dockerd.dockerOk(['run', '-d', '-p', range(count), IMAGE, 'sleep', '1000'], { timeoutMs: 900_000 }));
+    const proxies = childrenNamed(pid, 'docker-proxy');
     const proxiesRssKiB = proxies.reduce((sum, pid) => sum + rssKiB(pid), 0);
     const proxiesPssKiB = proxies.reduce((sum, pid) => sum + pssKiB(pid), 0);
-    const dockerdRssPublishedKiB = rssKiB(dockerd.pid);
+    const dockerdRssPublishedKiB = rssKiB(pid);
     checkInterrupt();
-    const removed = await timed(() => dockerd.dockerOk(['rm', '-f', published.value], 900_000));
+    const removed = await timed(() => dockerd.dockerOk(['rm', '-f', published.value], { timeoutMs: 900_000 }));
     return {
       count, version, bareRunMs: bare.ms, bareRmMs: bareRm.ms, publishMs: published.ms, removeMs: removed.ms,
       proxies: proxies.length, proxiesRssKiB, proxiesPssKiB, dockerdRssBeforeKiB, dockerdRssPublishedKiB,
-      proxiesAfterRm: childrenNamed(dockerd.pid, 'docker-proxy').length,
+      proxiesAfterRm: childrenNamed(pid, 'docker-proxy').length,
     };
   } finally {
     await engine?.cleanup();

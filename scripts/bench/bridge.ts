@@ -117,7 +117,7 @@ function printEndpoints(e: EndpointRuns): Row[] {
   console.log(`  ${dc.label} (medians): cnmkit ${dc.value.toFixed(2)} (target ≤ 1.2: ${met(dc.value <= 1.2)}), CNI ${da.value.toFixed(2)}`);
   // Three samples of each control per chunk of 50: the first and last six stand for the first and last 100.
   const control = (xs: number[]): string => `${fmtMs(quantile(xs.slice(0, 6), 0.5))} → ${fmtMs(quantile(xs.slice(-6), 0.5))} (${ratio(quantile(xs.slice(-6), 0.5), quantile(xs.slice(0, 6), 0.5))})`;
-  console.log(`  load controls, first chunks → last chunks: GET /v1/version ${control(e.controlVersion)}; nsenter /bin/true ${control(e.controlSpawn)}`);
+  console.log(`  load controls, first chunks → last chunks: GET /v1/version in cnmkit's turn ${control(e.controlVersion)}; nsenter /bin/true in CNI's ${control(e.controlSpawn)}`);
   console.log('teardown                  p50       p99');
   console.log(`  cnmkit disconnect  ${stat(e.disconnect)}     CNI DEL          ${stat(e.del)}   p50 ratio ${ratio(quantile(e.disconnect, 0.5), quantile(e.del, 0.5))}`);
   console.log(`  cnmkit sandbox rm  ${stat(e.sandboxRm)}     namespace delete ${stat(e.nsDelete)}`);
@@ -180,7 +180,7 @@ export default async function bridgeBench(): Promise<void> {
       rows.push(...portRows(ours, theirs));
     }
     if (parts.includes('endpoints')) {
-      console.log(`\n-- 2. endpoint create+join on one bridge: cnmkit connect vs the CNI bridge plugin's ADD (${endpoints} each, in turns of 50) --`);
+      console.log(`\n-- 2. endpoint create+join on one bridge: cnmkit connect vs the CNI bridge plugin's ADD (${endpoints} each: all of cnmkit's, a 15 s pause, all of CNI's) --`);
       rows.push(...printEndpoints(await measureEndpoints(prefix, endpoints, firewall)));
     }
     printSummary(rows);

@@ -12,7 +12,8 @@
 // Limits: whole-command times as the docker CLI sees them (CLI start-up included, the same on both
 // sides); IPv4; the plugin-call split comes from the tail of the daemon's log.
 import { BenchDaemon } from './_cnmkitd.js';
-import { BenchDockerd, dockerMissing, IMAGE } from './_dockerd.js';
+import { BUSYBOX_IMAGE as IMAGE, Dockerd } from '../../test/helpers/engine.js';
+import { dockerMissing } from './_dockerd.js';
 import { addHostNs, catchInterrupt, checkInterrupt, exec, fmtMs, must, quantile, ratio, sleep, timed } from './_procs.js';
 
 const ENGINE_ARGS = ['--bip', '198.18.1.1/24', '--default-address-pool', 'base=198.18.64.0/18,size=24'];
@@ -38,12 +39,9 @@ const secs = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
 const med = (xs: number[]): number => quantile(xs, 0.5);
 const p90 = (xs: number[]): number => quantile(xs, 0.9);
 
-/** Gives the engine the daemon's plugin folder as /run/docker/plugins (it activates plugins lazily). */
-async function plugInto(engine: BenchDockerd, pluginDir: string): Promise<void> {
-  const inside = (argv: string[]) => must(['nsenter', `--mount=/proc/${engine.pid}/ns/mnt`, '--', ...argv]);
-  await inside(['mkdir', '-p', '/run/docker/plugins']);
-  await inside(['mount', '-n', '--bind', pluginDir, '/run/docker/plugins']);
-  const seen = (await inside(['ls', '/run/docker/plugins'])).split('\n').filter(Boolean).sort();
+/** Checks that the engine sees the daemon's plugin sockets in its /run/docker/plugins (it activates plugins lazily). */
+async function checkPlugins(engine: Dockerd): Promise<void> {
+  const seen = (await engine.inNamespaces(['ls', '/run/docker/plugins'])).stdout.split('\n').filter(Boolean).sort();
   if (!seen.includes('cnmkit-bridge.sock')) throw new Error(`bench docker: the engine does not see cnmkit's sockets (it sees: ${seen.join(', ') || 'nothing'})`);
 }
 
@@ -53,7 +51,7 @@ async function waitForFile(file: string, ms = 10_000): Promise<void> {
 }
 
 /** Part 1: `docker run --rm` on each network, in turns that alternate their order. */
-async function measureRuns(engine: BenchDockerd, runs: number): Promise<Record<string, number[]>> {
+async function measureRuns(engine: Dockerd, runs: number): Promise<Record<string, number[]>> {
   const nets = ['cnm', 'builtin', 'none'];
   const times: Record<string, number[]> = { cnm: [], builtin: [], none: [] };
   for (let i = 0; i < WARMUP + runs; i++) {
@@ -72,7 +70,7 @@ interface Lifecycle {
   rm: number[];
 }
 
-async function measureCreates(engine: BenchDockerd, rounds: number): Promise<{ cnm: Lifecycle; builtin: Lifecycle }> {
+async function measureCreates(engine: Dockerd, rounds: number): Promise<{ cnm: Lifecycle; builtin: Lifecycle }> {
   const drivers = { cnm: 'cnmkit-bridge', builtin: 'bridge' } as const;
   const out: { cnm: Lifecycle; builtin: Lifecycle } = { cnm: { create: [], rm: [] }, builtin: { create: [], rm: [] } };
   for (let i = 0; i < WARMUP + rounds; i++) {
@@ -106,14 +104,14 @@ async function listeningInRange(hostNs: string): Promise<number> {
 }
 
 /** Part 3: one container publishing 1000 ports on `net`: until it runs, then rm -f. */
-async function measureRange(engine: BenchDockerd, hostNs: string, net: string): Promise<RangeRun> {
+async function measureRange(engine: Dockerd, hostNs: string, net: string): Promise<RangeRun> {
   const name = `range-${net}`;
-  const run = await timed(() => engine.dockerOk(['run', '-d', '--name', name, '--network', net, '-p', `${RANGE}:${RANGE}`, IMAGE, 'sleep', '3600'], 900_000));
+  const run = await timed(() => engine.dockerOk(['run', '-d', '--name', name, '--network', net, '-p', `${RANGE}:${RANGE}`, IMAGE, 'sleep', '3600'], { timeoutMs: 900_000 }));
   const running = await engine.dockerOk(['inspect', '-f', '{{.State.Running}}', name]);
   if (running !== 'true') throw new Error(`bench docker: ${name} is not running after docker run -d`);
   const listening = await listeningInRange(hostNs);
   const proxies = (await exec(['pgrep', '-c', '-P', String(engine.pid), '-x', 'docker-proxy'])).stdout.trim();
-  const rm = await timed(() => engine.dockerOk(['rm', '-f', name], 900_000));
+  const rm = await timed(() => engine.dockerOk(['rm', '-f', name], { timeoutMs: 900_000 }));
   const left = await listeningInRange(hostNs);
   if (left !== 0) throw new Error(`bench docker: ${left} ports of ${RANGE} still listening after docker rm -f ${name}`);
   return { runMs: run.ms, rmMs: rm.ms, listening, proxies: Number(proxies) || 0 };
@@ -156,14 +154,14 @@ export default async function dockerBench(): Promise<void> {
   const nsName = `cnmkit-bench-docker-${process.pid}`;
   const hostNs = await addHostNs(nsName);
   const daemon = new BenchDaemon(hostNs, `cbdk${process.pid}-`, ['--firewall-backend', firewall]);
-  const engine = new BenchDockerd(hostNs, ENGINE_ARGS);
+  let engine: Dockerd | undefined;
   const release = catchInterrupt();
   const rows: Row[] = [];
   try {
     await daemon.start();
     await waitForFile(`${daemon.dir}/plugins/cnmkit-bridge.sock`);
-    await engine.start();
-    await plugInto(engine, `${daemon.dir}/plugins`);
+    engine = await Dockerd.start({ path: hostNs }, { args: ENGINE_ARGS, pluginDir: `${daemon.dir}/plugins`, logLevel: 'warn' });
+    await checkPlugins(engine);
     await engine.buildImage();
     const version = await engine.dockerOk(['version', '-f', '{{.Server.Version}}']);
     console.log(`Docker ${version} (vfs storage) and cnmkit (firewall ${daemon.firewall}) in namespace ${nsName}`);
@@ -205,7 +203,7 @@ export default async function dockerBench(): Promise<void> {
   } finally {
     release();
     // The engine first: it calls the plugin while it shuts down.
-    await engine.cleanup().catch((err: Error) => console.error(`bench docker: ${err.message}`));
+    await engine?.cleanup().catch((err: Error) => console.error(`bench docker: ${err.message}`));
     await daemon.cleanup().catch((err: Error) => console.error(`bench docker: ${err.message}`));
     await exec(['ip', 'netns', 'del', nsName]);
   }

@@ -255,13 +255,13 @@ export class Controller {
     return this.queue.run(async () => {
       const net = this.network(netRef);
       const sb = this.sandbox(sbRef);
-      if (this.endpointsOf({ networkId: net.id, sandboxId: sb.id }).length > 0)
-        throw new ConflictError(`sandbox ${sb.name} is already connected to network ${net.name}`);
+      const joined = this.endpointsOf({ sandboxId: sb.id });
+      if (joined.some((e) => e.networkId === net.id)) throw new ConflictError(`sandbox ${sb.name} is already connected to network ${net.name}`);
       const ports = (req.ports ?? []).map((p, i) => parsePublish(p, `ports[${i}]`));
       if (ports.length > 0 && !driverOf(this.deps, net.driver).publish)
         throw new InvalidArgumentError('ports', `the ${net.driver} driver of network ${net.name} cannot publish ports`);
       if (req.ip && net.ipv4.length === 0) throw new InvalidArgumentError('ip', `network ${net.name} has no IPv4 subnet`);
-      return createJoinedEndpoint(this.deps, net, sb, req, ports);
+      return createJoinedEndpoint(this.deps, net, sb, req, ports, joined);
     });
   }
 

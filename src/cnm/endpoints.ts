@@ -27,8 +27,13 @@ export interface JoinRequest {
   ipv6?: string;
 }
 
-/** A new endpoint of net joined to sb, with its ports published; rolled back whole on failure. */
-export function createJoinedEndpoint(deps: ControllerDeps, net: NetworkRecord, sb: SandboxRecord, req: JoinRequest, ports: PortSpec[]): Promise<EndpointRecord> {
+/**
+ * A new endpoint of net joined to sb, with its ports published; rolled back whole on failure.
+ * peers: the endpoints sb has joined already.
+ */
+export function createJoinedEndpoint(
+  deps: ControllerDeps, net: NetworkRecord, sb: SandboxRecord, req: JoinRequest, ports: PortSpec[], peers: EndpointRecord[],
+): Promise<EndpointRecord> {
   const driver = driverOf(deps, net.driver);
   const { store, ipam } = deps;
   return withRollback(async (undo) => {
@@ -59,7 +64,6 @@ export function createJoinedEndpoint(deps: ControllerDeps, net: NetworkRecord, s
       store.endpoints.put(ep);
     }
     undo.push('driver endpoint', () => driver.deleteEndpoint(net, net.config, ep));
-    const peers = store.endpoints.listWhere('sandbox_id', sb.id).filter((e) => e.id !== ep.id);
     const joined = await driver.join(net, net.config, ep, sb, { peers });
     undo.push('driver join', () => driver.leave(net, net.config, ep, sb));
     if (joined.ifname) ep.ifname = joined.ifname;

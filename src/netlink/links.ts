@@ -39,6 +39,8 @@ export interface VethSpec extends LinkOptions {
 
 export interface BridgeSpec extends LinkOptions {
   name: string;
+  /** IGMP/MLD snooping (the kernel's default when unset: on). */
+  mcastSnooping?: boolean;
 }
 
 export interface VxlanSpec extends LinkOptions {
@@ -158,10 +160,12 @@ export async function addVeth(h: NetlinkHandle, spec: VethSpec): Promise<{ index
   }
 }
 
-/** Equivalent to: `ip link add NAME [mtu M] [address MAC] [up] type bridge` */
+/** Equivalent to: `ip link add NAME [mtu M] [address MAC] [up] type bridge [mcast_snooping 0|1]` */
 export async function addBridge(h: NetlinkHandle, spec: BridgeSpec): Promise<void> {
   const name = validateIfname(spec.name, 'name');
-  await newLink(h, `link add ${name} type bridge`, checkOptions(spec), { ifname: name, linkinfo: linkInfo('bridge') });
+  const snooping = validateBoolean(spec.mcastSnooping, 'mcastSnooping');
+  const data = snooping === undefined ? undefined : ifla.formatBridge({ mcastSnooping: Buffer.from([snooping ? 1 : 0]) });
+  await newLink(h, `link add ${name} type bridge`, checkOptions(spec), { ifname: name, linkinfo: linkInfo('bridge', data) });
 }
 
 /** Equivalent to: `ip link add NAME type vxlan id VNI [local IP] dstport PORT [dev UNDERLAY] nolearning [proxy] [ttl T]` */

@@ -41,9 +41,14 @@ for (const backend of ['nftables', 'iptables'] as const) {
 
     it('joins three sandboxes to one bridge: veth on the bridge, Docker-style MAC, default route, ping all pairs', async () => {
       expect((await daemon.cmd(['network', 'create', '--subnet', '198.18.10.0/24', '-o', 'com.docker.network.bridge.name=brtest0', 'lab'])).code).toBe(0);
-      const bridge = await host.ipJson<{ ifname: string; flags: string[]; linkinfo?: { info_kind: string } }[]>(['-d', 'link', 'show', 'brtest0']);
+      const bridge = await host.ipJson<{ ifname: string; flags: string[]; linkinfo?: { info_kind: string; info_data: { mcast_snooping: number } } }[]>(['-d', 'link', 'show', 'brtest0']);
       expect(bridge[0]!.linkinfo!.info_kind).toBe('bridge');
       expect(bridge[0]!.flags).toContain('UP');
+      // Multicast snooping is off unless asked for (cnmkit.bridge.mcast_snooping=true).
+      expect(bridge[0]!.linkinfo!.info_data.mcast_snooping).toBe(0);
+      expect((await daemon.cmd(['network', 'create', '--subnet', '198.18.19.0/24', '-o', 'com.docker.network.bridge.name=brsnoop0', '-o', 'cnmkit.bridge.mcast_snooping=true', 'snoop'])).code).toBe(0);
+      const snoop = await host.ipJson<{ linkinfo: { info_data: { mcast_snooping: number } } }[]>(['-d', 'link', 'show', 'brsnoop0']);
+      expect(snoop[0]!.linkinfo.info_data.mcast_snooping).toBe(1);
       const gw = await host.ipJson<{ addr_info: { local: string; prefixlen: number }[] }[]>(['-4', 'addr', 'show', 'brtest0']);
       expect(gw[0]!.addr_info).toEqual([expect.objectContaining({ local: '198.18.10.1', prefixlen: 24 })]);
       const sbs = [await sandbox(), await sandbox(), await sandbox()];
@@ -153,6 +158,8 @@ for (const backend of ['nftables', 'iptables'] as const) {
       expect(bad.stderr).toMatch(/com\.docker\.network\.bridge\.enable_icc: expected true or false/);
       const long = await daemon.cmd(['network', 'create', '-o', 'com.docker.network.bridge.name=waytoolongbridgename', 'bad2']);
       expect(long.stderr).toMatch(/longer than 15/);
+      const snooping = await daemon.cmd(['network', 'create', '-o', 'cnmkit.bridge.mcast_snooping=sometimes', 'bad6']);
+      expect(snooping.stderr).toMatch(/cnmkit\.bridge\.mcast_snooping: expected true or false/);
       const unknown = await daemon.cmd(['network', 'create', '-o', 'frobnicate=1', 'bad3']);
       expect(unknown.stderr).toMatch(/options\.frobnicate: unknown bridge option/);
       const subnet = await daemon.cmd(['network', 'create', '--subnet', '198.18.16.0/24', '--gateway', '198.18.99.1', 'bad4']);

@@ -75,12 +75,15 @@ async function hasDefaultRoute(sb: NetlinkHandle, family: 4 | 6): Promise<boolea
 }
 
 /**
- * IPv6 on or off on an interface of a sandbox, written only when it differs (cnmkit's own
- * sandboxes give new interfaces IPv6 off already). Equivalent to:
+ * IPv6 on or off on an interface of a sandbox. An interface born in one of cnmkit's own sandboxes
+ * has it off already (see src/cnm/sandbox-kernel.ts), so only turning it on is written there;
+ * elsewhere it is written when it differs. Equivalent to:
  * `ip netns exec SB sysctl -w net.ipv6.conf.IFNAME.disable_ipv6=0|1`
  */
-function setIPv6(nsPath: string, ifname: string, on: boolean): void {
-  runInNetns(nsPath, () => ensureSysctl(`net/ipv6/conf/${ifname}/disable_ipv6`, on ? '0' : '1'));
+function setIPv6(sb: SandboxRecord, ifname: string, on: boolean): void {
+  const key = `net/ipv6/conf/${ifname}/disable_ipv6`;
+  if (sb.kind !== 'named') runInNetns(sb.netnsPath, () => ensureSysctl(key, on ? '0' : '1'));
+  else if (on) runInNetns(sb.netnsPath, () => ensureSysctl(key, '0'));
 }
 
 /**
@@ -89,10 +92,10 @@ function setIPv6(nsPath: string, ifname: string, on: boolean): void {
  * routes) nothing needs reading back first.
  */
 async function configureInside(
-  sbh: NetlinkHandle, link: { nsPath: string; ifname: string; index: number }, net: NetworkRecord, ep: EndpointRecord, config: BridgeConfig, fresh: boolean,
+  sbh: NetlinkHandle, sb: SandboxRecord, link: { ifname: string; index: number }, net: NetworkRecord, ep: EndpointRecord, config: BridgeConfig, fresh: boolean,
 ): Promise<void> {
   const { index } = link;
-  setIPv6(link.nsPath, link.ifname, net.ipv6.length > 0);
+  setIPv6(sb, link.ifname, net.ipv6.length > 0);
   await setLinkUp(sbh, index);
   if (ep.ipv4) await addAddress(sbh, index, ep.ipv4);
   if (ep.ipv6) await addAddress(sbh, index, ep.ipv6, { nodad: true });
@@ -121,7 +124,7 @@ export async function joinSandbox(
     peer: { name: ifname, nsPath: sb.netnsPath, mac: data.mac, ...(mtu ? { mtu } : {}) },
   }));
   try {
-    await configureInside(sbh, { nsPath: sb.netnsPath, ifname, index: created.peerIndex ?? (await linkIndex(sbh, ifname)) }, net, ep, config, fresh);
+    await configureInside(sbh, sb, { ifname, index: created.peerIndex ?? (await linkIndex(sbh, ifname)) }, net, ep, config, fresh);
     if (opts.hairpin) await setHairpin(host, created.index ?? data.hostIfname, true);
   } catch (err) {
     await deleteLink(host, data.hostIfname, { ifExists: true });

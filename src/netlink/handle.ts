@@ -26,6 +26,14 @@ function closedError(operation: string, nsPath: string | undefined): CnmkitError
   return new CnmkitError('ERR_NETLINK_CLOSED', 'unavailable', `${operation}: the netlink handle for ${nsPath ?? 'the host namespace'} is closed`);
 }
 
+/** A reply message as received: its type and its payload (after the 16-byte header). */
+export interface RawReply {
+  type: number;
+  data: Buffer;
+}
+
+const parseReply = (m: RawReply): rt.Message => rt.parseMessage(m.type, m.data);
+
 /** The messages of a datagram: type, flags and payload (after the 16-byte header). */
 function* messages(datagram: Buffer): Generator<{ type: number; flags: number; data: Buffer }> {
   for (let off = 0; off + NLMSG_HDRLEN <= datagram.length; ) {
@@ -73,12 +81,17 @@ export class NetlinkHandle {
 
   /** Sends one request and resolves with its parsed replies (none for a plain ACK). */
   async request(operation: string, type: rt.MessageType, body: Uint8Array[], flags = 0): Promise<rt.Message[]> {
+    return this.exchange(operation, type, body, flags | NLM_F_ACK).map(parseReply);
+  }
+
+  /** Like request, but the replies stay raw (type and payload), for callers that read a field or two. */
+  async requestRaw(operation: string, type: rt.MessageType, body: Uint8Array[], flags = 0): Promise<RawReply[]> {
     return this.exchange(operation, type, body, flags | NLM_F_ACK);
   }
 
   /** Dumps a table. */
   async dump(operation: string, type: rt.MessageType, body: Uint8Array[]): Promise<rt.Message[]> {
-    return this.exchange(operation, type, body, FlagsGet.DUMP);
+    return this.exchange(operation, type, body, FlagsGet.DUMP).map(parseReply);
   }
 
   /** Closes the socket (releasing the namespace); later requests fail. Idempotent. */
@@ -88,7 +101,7 @@ export class NetlinkHandle {
     native.closeFd(this.fd);
   }
 
-  private exchange(operation: string, type: number, body: Uint8Array[], flags: number): rt.Message[] {
+  private exchange(operation: string, type: number, body: Uint8Array[], flags: number): RawReply[] {
     if (this.isClosed) throw closedError(operation, this.nsPath);
     this.seq = (this.seq % 0x7fffffff) + 1;
     const payload = Buffer.concat(body);
@@ -105,7 +118,7 @@ export class NetlinkHandle {
       const code = e.code ?? 'EIO';
       throw new KernelError(operation, code, code === 'ETIMEDOUT' ? 'no reply from the kernel in time' : undefined, { cause: err });
     }
-    const out: rt.Message[] = [];
+    const out: RawReply[] = [];
     for (const datagram of datagrams) {
       for (const m of messages(datagram)) {
         if (m.type === NlMessageType.ERROR) {
@@ -115,7 +128,7 @@ export class NetlinkHandle {
           // A dump cut short ends with a negative errno in its DONE message.
           if (m.data.length >= 4 && m.data.readInt32LE(0) < 0) throw new KernelError(operation, errnoName(-m.data.readInt32LE(0)));
         } else if (m.type !== NlMessageType.NOOP) {
-          out.push(rt.parseMessage(m.type, m.data));
+          out.push({ type: m.type, data: m.data });
         }
       }
     }

@@ -19,6 +19,25 @@ function u32(buf: Buffer | undefined): number | undefined {
   return buf !== undefined && buf.length >= 4 ? getU32(buf.subarray(0, 4)) : undefined;
 }
 
+const IFINFOMSG_LEN = 16;
+const IFLA_LINK = 5;
+
+/**
+ * The ifindex and IFLA_LINK (a veth's peer, a vxlan's underlay) of a raw RTM_NEWLINK payload,
+ * read without parsing the rest (an echoed link message carries every attribute and its stats).
+ */
+export function echoedIndexes(data: Buffer): { index?: number; link?: number } {
+  if (data.length < IFINFOMSG_LEN) return {};
+  const out: { index?: number; link?: number } = { index: data.readInt32LE(4) };
+  for (let off = IFINFOMSG_LEN; off + 4 <= data.length; ) {
+    const len = data.readUInt16LE(off);
+    if (len < 4 || off + len > data.length) break;
+    if ((data.readUInt16LE(off + 2) & 0x3fff) === IFLA_LINK && len >= 8) out.link = data.readUInt32LE(off + 4);
+    off += (len + 3) & ~3;
+  }
+  return out;
+}
+
 function macvlanMode(mode: number | undefined): MacvlanMode | undefined {
   if (mode === undefined) return undefined;
   const bit = Math.log2(mode);

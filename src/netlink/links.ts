@@ -8,7 +8,7 @@ import { validateIfname } from '../netns/index.js';
 import { body, flatten, u16be, u32 } from './encode.js';
 import type { NetlinkHandle } from './handle.js';
 import { parseIp, parseMac } from './ipaddr.js';
-import { parseLink } from './link-parse.js';
+import { assignDefined, echoedIndexes, parseLink } from './link-parse.js';
 import { MACVLAN_MODES, type Link, type LinkKind, type MacvlanMode } from './types.js';
 import {
   validateBoolean, validateEnum, validateGroup, validateLinkRef, validateMtu, validateNetnsPath,
@@ -118,14 +118,17 @@ function nsFd(nsPath: string, field: string): number {
   }
 }
 
-/** Creates a link; resolves with the new link as the kernel echoes it (kernels ≥ 6.3; undefined before). */
-async function newLink(h: NetlinkHandle, op: string, o: CheckedOptions, attrs: ifla.LinkAttrs): Promise<Link | undefined> {
+/**
+ * Creates a link; resolves with the new link's ifindex and IFLA_LINK (a veth's peer) as the
+ * kernel echoes them (kernels ≥ 6.3; empty before).
+ */
+async function newLink(h: NetlinkHandle, op: string, o: CheckedOptions, attrs: ifla.LinkAttrs): Promise<{ index?: number; link?: number }> {
   const master = o.master === undefined ? undefined : await linkIndex(h, o.master, 'master');
   const all: ifla.LinkAttrs = { ...attrs, mtu: o.mtu, address: o.mac, master, group: o.group };
   for (const k of Object.keys(all) as (keyof ifla.LinkAttrs)[]) if (all[k] === undefined) delete all[k];
-  const replies = await h.request(op, rt.MessageType.NEWLINK, body(rt.formatLinkMessage, { kind: 'link', data: flagsFor(o.up), attrs: all }), CREATE_EXCL | NLM_F_ECHO);
-  const echo = replies.find((r) => r.kind === 'link');
-  return echo?.kind === 'link' ? parseLink(echo) : undefined;
+  const replies = await h.requestRaw(op, rt.MessageType.NEWLINK, body(rt.formatLinkMessage, { kind: 'link', data: flagsFor(o.up), attrs: all }), CREATE_EXCL | NLM_F_ECHO);
+  const echo = replies.find((r) => r.type === rt.MessageType.NEWLINK);
+  return echo ? echoedIndexes(echo.data) : {};
 }
 
 function linkInfo(kind: string, data?: StreamData): Buffer {
@@ -154,7 +157,7 @@ export async function addVeth(h: NetlinkHandle, spec: VethSpec): Promise<{ index
     if (fd !== undefined) peerAttrs.netNsFd = fd;
     const peer = Buffer.concat([rt.formatLink({}), flatten(ifla.formatLinkAttrs(peerAttrs))]);
     const echo = await newLink(h, `link add ${name} type veth peer ${peerName}`, o, { ifname: name, linkinfo: linkInfo('veth', ifla.formatVethInfo({ peer })) });
-    return echo?.kind === 'veth' ? { index: echo.index, ...(echo.peerIndex !== undefined ? { peerIndex: echo.peerIndex } : {}) } : {};
+    return assignDefined({}, { index: echo.index, peerIndex: echo.link });
   } finally {
     if (fd !== undefined) fs.closeSync(fd);
   }

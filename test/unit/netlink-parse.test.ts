@@ -3,7 +3,8 @@
 import { describe, expect, it } from 'vitest';
 import { AttrStream, ifla, rt } from 'netlink';
 import { eventOf, netlinkDrops } from '../../src/netlink/events.js';
-import { parseLink } from '../../src/netlink/link-parse.js';
+import { echoedIndexes, parseLink } from '../../src/netlink/link-parse.js';
+import { body, u32 } from '../../src/netlink/encode.js';
 import { parseErrorReply } from '../../src/netlink/reply.js';
 
 function tlv(type: number, value: Buffer): Buffer {
@@ -103,5 +104,14 @@ describe('notifications', () => {
     expect(netlinkDrops(text, 77)).toBe(318);
     expect(netlinkDrops(text, 4026531)).toBe(0);
     expect(netlinkDrops(text, 5)).toBeUndefined();
+  });
+});
+
+describe('echoed link messages', () => {
+  it('reads the ifindex and IFLA_LINK of a raw RTM_NEWLINK payload, and nothing else', () => {
+    const raw = (attrs: ifla.LinkAttrs): Buffer => Buffer.concat(body(rt.formatLinkMessage, { kind: 'link', data: { index: 7, flags: { up: true } }, attrs }));
+    expect(echoedIndexes(raw({ ifname: 'veth0', mtu: 1500, link: u32(3) }))).toEqual({ index: 7, link: 3 });
+    expect(echoedIndexes(raw({ ifname: 'br0' }))).toEqual({ index: 7 });
+    expect(echoedIndexes(Buffer.alloc(8))).toEqual({});
   });
 });

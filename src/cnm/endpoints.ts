@@ -75,7 +75,7 @@ export function createJoinedEndpoint(
     }
     ep.state = 'ready';
     store.endpoints.put(ep);
-    deps.logger.info({ network: net.name, sandbox: sb.name, endpoint: ep.id, ipv4: ep.ipv4 }, 'endpoint joined');
+    deps.logger.debug({ network: net.name, sandbox: sb.name, endpoint: ep.id, ipv4: ep.ipv4 }, 'endpoint joined');
     return ep;
   });
 }

@@ -28,9 +28,11 @@ export async function buildManagementApi(opts: ManagementOptions): Promise<Fasti
     loggerInstance: opts.logger as FastifyBaseLogger, disableRequestLogging: true,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
   });
-  app.addHook('onResponse', async (req, reply) => {
-    req.log.debug({ method: req.method, url: req.url, statusCode: reply.statusCode, ms: reply.elapsedTime }, 'request completed');
-  });
+  if (opts.logger.isLevelEnabled('debug')) {
+    app.addHook('onResponse', async (req, reply) => {
+      req.log.debug({ method: req.method, url: req.url, statusCode: reply.statusCode, ms: reply.elapsedTime }, 'request completed');
+    });
+  }
   app.setErrorHandler(errorHandler);
   await app.register(swagger, {
     openapi: { info: { title: 'cnmkit management API', version: VERSION } },

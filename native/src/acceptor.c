@@ -15,7 +15,6 @@
 #include <netinet/in.h>
 #include <node_api.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -171,13 +170,8 @@ static void update_ref(acceptor_t *a) {
 }
 
 static acceptor_t *unwrap_this(napi_env env, napi_callback_info info, size_t *argc, napi_value *argv) {
-  napi_value self;
-  acceptor_t *a = NULL;
-  napi_get_cb_info(env, info, argc, argv, &self, NULL);
-  if (napi_unwrap(env, self, (void **)&a) != napi_ok || a == NULL) {
-    napi_throw_type_error(env, "ERR_INVALID_THIS", "expected a TCP acceptor");
-    return NULL;
-  }
+  acceptor_t *a = cnmkit_unwrap_this(env, info, argc, argv, "a TCP acceptor");
+  if (a == NULL) return NULL;
   if (a->stopping) {
     cnmkit_throw_errno(env, EBADF, "acceptor", NULL);
     return NULL;
@@ -385,11 +379,7 @@ static napi_value tcp_acceptor(napi_env env, napi_callback_info info) {
   }
   if (err == 0) {
     napi_unref_threadsafe_function(env, a->deliver);
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    err = pthread_create(&a->thread, NULL, acceptor_main, a);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    err = cnmkit_thread_start(&a->thread, NULL, acceptor_main, a);
     if (err != 0) {
       syscall = "pthread_create";
       napi_release_threadsafe_function(a->deliver, napi_tsfn_abort);

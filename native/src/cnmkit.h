@@ -6,6 +6,7 @@
 #define CNMKIT_NATIVE_H
 
 #include <node_api.h>
+#include <pthread.h>
 
 /* A new Error like Node's own: message "CODE: text syscall 'path'", errno (negative), code,
  * syscall and, when path is not NULL, path. */
@@ -13,6 +14,14 @@ napi_value cnmkit_errno_error(napi_env env, int err, const char *syscall, const 
 
 /* Throws cnmkit_errno_error(env, err, syscall, path). */
 void cnmkit_throw_errno(napi_env env, int err, const char *syscall, const char *path);
+
+/* pthread_create with every signal blocked in the new thread (signals belong to Node's main
+ * thread); returns pthread_create's error. */
+int cnmkit_thread_start(pthread_t *tid, const pthread_attr_t *attr, void *(*fn)(void *), void *arg);
+
+/* The native object wrapped in `this` of a method call, with the call's arguments (argc, argv may
+ * be NULL); throws ERR_INVALID_THIS naming `what` and returns NULL when there is none. */
+void *cnmkit_unwrap_this(napi_env env, napi_callback_info info, size_t *argc, napi_value *argv, const char *what);
 
 /* splice.c: adds spliceRelay to exports. */
 void cnmkit_splice_init(napi_env env, napi_value exports);

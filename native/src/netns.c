@@ -10,6 +10,7 @@
 #include <linux/netlink.h>
 #include <node_api.h>
 #include <sched.h>
+#include <signal.h>
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +56,26 @@ napi_value cnmkit_errno_error(napi_env env, int err, const char *syscall, const 
   return e;
 }
 
+int cnmkit_thread_start(pthread_t *tid, const pthread_attr_t *attr, void *(*fn)(void *), void *arg) {
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  int err = pthread_create(tid, attr, fn, arg);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  return err;
+}
+
+void *cnmkit_unwrap_this(napi_env env, napi_callback_info info, size_t *argc, napi_value *argv, const char *what) {
+  napi_value self;
+  void *obj = NULL;
+  napi_get_cb_info(env, info, argc, argv, &self, NULL);
+  if (napi_unwrap(env, self, &obj) == napi_ok && obj != NULL) return obj;
+  char msg[128];
+  snprintf(msg, sizeof msg, "expected %s as this", what);
+  napi_throw_type_error(env, "ERR_INVALID_THIS", msg);
+  return NULL;
+}
+
 void cnmkit_throw_errno(napi_env env, int err, const char *syscall, const char *path) {
   napi_throw(env, cnmkit_errno_error(env, err, syscall, path));
 }
@@ -83,6 +104,20 @@ static void restore_home(void) {
   }
 }
 
+/* Moves the calling thread into the namespace at path; throws (and returns -1) when it cannot. */
+static int enter_netns(napi_env env, const char *path) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) { cnmkit_throw_errno(env, errno, "open", path); return -1; }
+  if (setns(fd, CLONE_NEWNET) != 0) {
+    int err = errno;
+    close(fd);
+    cnmkit_throw_errno(env, err, "setns", path);
+    return -1;
+  }
+  close(fd);
+  return 0;
+}
+
 /* enter(path, fn): setns into the namespace at path, call fn(), return home, whatever fn did. */
 static napi_value run_in(napi_env env, napi_callback_info info) {
   size_t argc = 2;
@@ -90,15 +125,7 @@ static napi_value run_in(napi_env env, napi_callback_info info) {
   char path[4096];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   if (argc < 2 || get_string(env, argv[0], path, sizeof path) != 0) return NULL;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) { cnmkit_throw_errno(env, errno, "open", path); return NULL; }
-  if (setns(fd, CLONE_NEWNET) != 0) {
-    int err = errno;
-    close(fd);
-    cnmkit_throw_errno(env, err, "setns", path);
-    return NULL;
-  }
-  close(fd);
+  if (enter_netns(env, path) != 0) return NULL;
   napi_get_global(env, &global);
   napi_call_function(env, global, argv[1], 0, NULL, &result);
   restore_home();
@@ -233,15 +260,7 @@ static napi_value netlink_socket_in(napi_env env, napi_callback_info info) {
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   if (argc < 2 || get_string(env, argv[0], path, sizeof path) != 0) return NULL;
   napi_get_value_int32(env, argv[1], &proto);
-  int nsfd = open(path, O_RDONLY | O_CLOEXEC);
-  if (nsfd < 0) { cnmkit_throw_errno(env, errno, "open", path); return NULL; }
-  if (setns(nsfd, CLONE_NEWNET) != 0) {
-    int err = errno;
-    close(nsfd);
-    cnmkit_throw_errno(env, err, "setns", path);
-    return NULL;
-  }
-  close(nsfd);
+  if (enter_netns(env, path) != 0) return NULL;
   int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, proto);
   int err = errno;
   restore_home();

@@ -15,7 +15,6 @@
 #include <node_api.h>
 #include <poll.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -218,13 +217,8 @@ static void handle_finalize(napi_env env, void *data, void *hint) {
 
 /* handle.cancel(): stops a running relay; its done callback then reports cancelled. */
 static napi_value relay_cancel(napi_env env, napi_callback_info info) {
-  napi_value self;
-  relay_t *r = NULL;
-  napi_get_cb_info(env, info, NULL, NULL, &self, NULL);
-  if (napi_unwrap(env, self, (void **)&r) != napi_ok || r == NULL) {
-    napi_throw_type_error(env, "ERR_INVALID_THIS", "cancel() must be called on a splice relay handle");
-    return NULL;
-  }
+  relay_t *r = cnmkit_unwrap_this(env, info, NULL, NULL, "a splice relay handle");
+  if (r == NULL) return NULL;
   pthread_mutex_lock(&r->lock);
   if (r->wake_fd >= 0) {
     r->cancelled = true;
@@ -275,21 +269,17 @@ static relay_t *relay_new(int a, int b, int *err, const char **syscall) {
  * If one cannot start, the relay stops silently and the error is returned for a throw. */
 static int start_pumps(relay_t *r) {
   pthread_attr_t attr;
-  sigset_t all, old;
   int err = 0, started = 0;
   atomic_fetch_add(&r->refs, 1);
   atomic_init(&r->running, 2);
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
   pthread_attr_setstacksize(&attr, PUMP_STACK);
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
   for (; started < 2 && err == 0; started++) {
     pthread_t tid;
-    err = pthread_create(&tid, &attr, pump_main, &r->pumps[started]);
+    err = cnmkit_thread_start(&tid, &attr, pump_main, &r->pumps[started]);
     if (err != 0) break;
   }
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
   pthread_attr_destroy(&attr);
   if (err == 0) return 0;
   pthread_mutex_lock(&r->lock);

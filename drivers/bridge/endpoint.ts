@@ -3,7 +3,9 @@
 // the sandbox, the link up, its addresses and the default route via the gateway. The bridge's
 // ifindex is remembered and the peer's comes back with the create, so a join asks nothing first.
 // On a network without IPv6 the container end has IPv6 off before it comes up (as Docker does):
-// no link-local address, no DAD or MLD multicast flooded to every port of the bridge.
+// no link-local address, no DAD or MLD multicast flooded to every port of the bridge. The host
+// end, a bridge port, never has IPv6: its link-local routes (fe80::/64 on every port) made each
+// new port slower than the one before.
 // Limits: hairpin on the bridge port only when the userland proxy is off (as Docker).
 import { randomBytes } from 'node:crypto';
 import { isIPv4 } from 'node:net';
@@ -75,6 +77,14 @@ async function hasDefaultRoute(sb: NetlinkHandle, family: 4 | 6): Promise<boolea
 }
 
 /**
+ * Turns IPv6 off on a bridge port in the daemon's namespace, before its carrier comes up (until
+ * then the kernel has configured no IPv6 on it). Equivalent to: `sysctl -w net.ipv6.conf.PORT.disable_ipv6=1`
+ */
+function noIPv6OnPort(ifname: string): void {
+  ensureSysctl(`net/ipv6/conf/${ifname}/disable_ipv6`, '1');
+}
+
+/**
  * IPv6 on or off on an interface of a sandbox. An interface born in one of cnmkit's own sandboxes
  * has it off already (see src/cnm/sandbox-kernel.ts), so only turning it on is written there;
  * elsewhere it is written when it differs. Equivalent to:
@@ -96,9 +106,9 @@ async function configureInside(
 ): Promise<void> {
   const { index } = link;
   setIPv6(sb, link.ifname, net.ipv6.length > 0);
-  await setLinkUp(sbh, index);
   if (ep.ipv4) await addAddress(sbh, index, ep.ipv4);
   if (ep.ipv6) await addAddress(sbh, index, ep.ipv6, { nodad: true });
+  await setLinkUp(sbh, index);
   if (config.internal) return;
   const noDefault = async (family: 4 | 6): Promise<boolean> => fresh || !(await hasDefaultRoute(sbh, family));
   const gw4 = net.ipv4[0]?.gateway?.split('/')[0];
@@ -124,6 +134,7 @@ export async function joinSandbox(
     peer: { name: ifname, nsPath: sb.netnsPath, mac: data.mac, ...(mtu ? { mtu } : {}) },
   }));
   try {
+    noIPv6OnPort(data.hostIfname);
     await configureInside(sbh, sb, { ifname, index: created.peerIndex ?? (await linkIndex(sbh, ifname)) }, net, ep, config, fresh);
     if (opts.hairpin) await setHairpin(host, created.index ?? data.hostIfname, true);
   } catch (err) {
@@ -149,6 +160,7 @@ export async function createDetached(
     peer: { name: data.containerIfname!, mac: data.mac, ...(mtu ? { mtu } : {}) },
   }));
   try {
+    noIPv6OnPort(data.hostIfname);
     if (opts.hairpin) await setHairpin(host, created.index ?? data.hostIfname, true);
   } catch (err) {
     await deleteLink(host, data.hostIfname, { ifExists: true });

@@ -57,6 +57,9 @@ for (const backend of ['nftables', 'iptables'] as const) {
       expect(eps.map(addr)).toEqual(['198.18.10.2', '198.18.10.3', '198.18.10.4']);
       const ports = await host.ipJson<{ ifname: string }[]>(['link', 'show', 'master', 'brtest0']);
       expect(ports).toHaveLength(3);
+      // Bridge ports carry no IPv6 of their own (no link-local address, no fe80::/64 route each).
+      for (const port of ports) expect((await host.sh(['cat', `/proc/sys/net/ipv6/conf/${port.ifname}/disable_ipv6`])).trim()).toBe('1');
+      expect(await host.ipJson(['-6', 'route', 'show', 'dev', ports[0]!.ifname])).toEqual([]);
       for (const [i, sb] of sbs.entries()) {
         const inside = JSON.parse(await check(['ip', '-n', sb, '-j', 'addr', 'show', 'eth0'])) as { address: string; operstate: string; addr_info: { local: string }[] }[];
         expect(inside[0]!.address).toBe(`02:42:c6:12:0a:0${i + 2}`);

@@ -2,9 +2,11 @@
  * netlinkRequest: one rtnetlink request and its whole answer in a single call. The kernel handles
  * an rtnetlink request inside sendmsg(2), so its reply and ACK are queued before sendmsg returns:
  * reading them at once spares the event-loop turns a callback transport costs on every request.
+ * netlinkRequestAsync: the same on a thread of libuv's pool, for requests the kernel takes long
+ * over (deleting a device waits for RCU grace periods): the JS thread goes on meanwhile.
  * Limits: for requests that end with an ACK (NLM_F_ACK set) or NLMSG_DONE, not for dumps that
  * outgrow one reply buffer per datagram (64 KiB); the socket must be the caller's own (no other
- * reader). Waits at most timeoutMs for an answer, blocking the calling thread meanwhile.
+ * reader; one async request at a time per socket). Waits at most timeoutMs for an answer.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -40,40 +42,64 @@ static bool ends_answer(const char *buf, size_t len, uint32_t seq, bool *ours) {
   return false;
 }
 
-/* netlinkRequest(fd, message, timeoutMs): sends message (a whole netlink message, its seq set) and
- * returns the datagrams that answer it, in order; datagrams of other sequence numbers are dropped. */
-static napi_value netlink_request(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  int32_t fd = -1, timeout = 0;
-  void *msg = NULL;
-  size_t msg_len = 0;
-  bool is_buffer = false;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 3 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_is_buffer(env, argv[1], &is_buffer) != napi_ok ||
-      !is_buffer || napi_get_value_int32(env, argv[2], &timeout) != napi_ok) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "expected (fd, message: Buffer, timeoutMs)");
-    return NULL;
+/* The datagrams answering one request, in order. */
+typedef struct {
+  char **data;
+  size_t *len;
+  size_t count, cap;
+  int err;              /* 0, or the errno that ended the exchange */
+  const char *syscall;  /* of err */
+} answer_t;
+
+static void answer_free(answer_t *a) {
+  for (size_t i = 0; i < a->count; i++) free(a->data[i]);
+  free(a->data);
+  free(a->len);
+}
+
+static int answer_add(answer_t *a, const char *buf, size_t n) {
+  if (a->count == a->cap) {
+    size_t cap = a->cap == 0 ? 4 : a->cap * 2;
+    char **data = realloc(a->data, cap * sizeof *data);
+    if (data == NULL) return ENOMEM;
+    a->data = data;
+    size_t *len = realloc(a->len, cap * sizeof *len);
+    if (len == NULL) return ENOMEM;
+    a->len = len;
+    a->cap = cap;
   }
-  napi_get_buffer_info(env, argv[1], &msg, &msg_len);
-  if (msg_len < NLMSG_HDRLEN) {
-    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "the message is shorter than a netlink header");
-    return NULL;
-  }
+  char *copy = malloc(n);
+  if (copy == NULL) return ENOMEM;
+  memcpy(copy, buf, n);
+  a->data[a->count] = copy;
+  a->len[a->count++] = n;
+  return 0;
+}
+
+static void fail(answer_t *a, int err, const char *syscall) {
+  a->err = err;
+  a->syscall = syscall;
+}
+
+/* Sends msg (its seq set) on fd and collects the datagrams answering it; datagrams of other
+ * sequence numbers are dropped. Runs on any thread; touches no JS. */
+static void exchange(int fd, const void *msg, size_t msg_len, int timeout, answer_t *a) {
   uint32_t seq = ((const struct nlmsghdr *)msg)->nlmsg_seq;
   struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
-  struct iovec iov = { .iov_base = msg, .iov_len = msg_len };
+  struct iovec iov = { .iov_base = (void *)msg, .iov_len = msg_len };
   struct msghdr mh = { .msg_name = &kernel, .msg_namelen = sizeof kernel, .msg_iov = &iov, .msg_iovlen = 1 };
   ssize_t n;
   do n = sendmsg(fd, &mh, 0);
   while (n < 0 && errno == EINTR);
-  if (n < 0) { cnmkit_throw_errno(env, errno, "sendmsg", NULL); return NULL; }
-
-  napi_value out;
-  napi_create_array(env, &out);
-  uint32_t count = 0;
+  if (n < 0) {
+    fail(a, errno, "sendmsg");
+    return;
+  }
   char *buf = malloc(REPLY_BYTES);
-  if (buf == NULL) { cnmkit_throw_errno(env, ENOMEM, "malloc", NULL); return NULL; }
+  if (buf == NULL) {
+    fail(a, ENOMEM, "malloc");
+    return;
+  }
   int64_t deadline = now_ms() + timeout;
   for (;;) {
     n = recv(fd, buf, REPLY_BYTES, MSG_DONTWAIT | MSG_TRUNC);
@@ -84,32 +110,138 @@ static napi_value netlink_request(napi_env env, napi_callback_info info) {
       int ready = left > 0 ? poll(&p, 1, (int)left) : 0;
       if (ready < 0 && errno == EINTR) continue;
       if (ready > 0) continue;
-      free(buf);
-      cnmkit_throw_errno(env, ready == 0 ? ETIMEDOUT : errno, ready == 0 ? "recv" : "poll", NULL);
-      return NULL;
+      fail(a, ready == 0 ? ETIMEDOUT : errno, ready == 0 ? "recv" : "poll");
+      break;
     }
-    if (n < 0) {
-      int err = errno;
-      free(buf);
-      cnmkit_throw_errno(env, err, "recv", NULL);
-      return NULL;
-    }
-    if (n > REPLY_BYTES) {
-      free(buf);
-      cnmkit_throw_errno(env, EMSGSIZE, "recv", NULL);
-      return NULL;
-    }
+    if (n < 0) { fail(a, errno, "recv"); break; }
+    if (n > REPLY_BYTES) { fail(a, EMSGSIZE, "recv"); break; }
     bool ours;
     bool done = ends_answer(buf, (size_t)n, seq, &ours);
-    if (ours) {
-      napi_value b;
-      napi_create_buffer_copy(env, (size_t)n, buf, NULL, &b);
-      napi_set_element(env, out, count++, b);
-    }
+    int err = ours ? answer_add(a, buf, (size_t)n) : 0;
+    if (err != 0) { fail(a, err, "malloc"); break; }
     if (done) break;
   }
   free(buf);
+}
+
+/* The answer as an array of Buffers, or the exchange's error (NULL result). */
+static napi_value answer_to_js(napi_env env, answer_t *a, napi_value *error) {
+  *error = NULL;
+  if (a->err != 0) {
+    *error = cnmkit_errno_error(env, a->err, a->syscall, NULL);
+    return NULL;
+  }
+  napi_value out, b;
+  napi_create_array_with_length(env, a->count, &out);
+  for (size_t i = 0; i < a->count; i++) {
+    napi_create_buffer_copy(env, a->len[i], a->data[i], NULL, &b);
+    napi_set_element(env, out, (uint32_t)i, b);
+  }
   return out;
+}
+
+/* Reads (fd, message, timeoutMs) of either call; throws and returns false when they are wrong. */
+static bool request_args(napi_env env, napi_value *argv, size_t argc, int32_t *fd, void **msg, size_t *msg_len, int32_t *timeout) {
+  bool is_buffer = false;
+  if (argc < 3 || napi_get_value_int32(env, argv[0], fd) != napi_ok || napi_is_buffer(env, argv[1], &is_buffer) != napi_ok ||
+      !is_buffer || napi_get_value_int32(env, argv[2], timeout) != napi_ok) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "expected (fd, message: Buffer, timeoutMs)");
+    return false;
+  }
+  napi_get_buffer_info(env, argv[1], msg, msg_len);
+  if (*msg_len < NLMSG_HDRLEN) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "the message is shorter than a netlink header");
+    return false;
+  }
+  return true;
+}
+
+/* netlinkRequest(fd, message, timeoutMs): sends message (a whole netlink message, its seq set) and
+ * returns the datagrams that answer it, in order. */
+static napi_value netlink_request(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3], error;
+  int32_t fd = -1, timeout = 0;
+  void *msg = NULL;
+  size_t msg_len = 0;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (!request_args(env, argv, argc, &fd, &msg, &msg_len, &timeout)) return NULL;
+  answer_t a = { 0 };
+  exchange(fd, msg, msg_len, timeout, &a);
+  napi_value out = answer_to_js(env, &a, &error);
+  answer_free(&a);
+  if (error != NULL) napi_throw(env, error);
+  return out;
+}
+
+/* One netlinkRequestAsync call: its inputs, its answer, its callback. */
+typedef struct {
+  int fd, timeout;
+  void *msg;
+  size_t msg_len;
+  answer_t answer;
+  napi_ref callback;
+  napi_async_work work;
+} async_request_t;
+
+static void async_execute(napi_env env, void *data) {
+  (void)env;
+  async_request_t *r = data;
+  exchange(r->fd, r->msg, r->msg_len, r->timeout, &r->answer);
+}
+
+static void async_complete(napi_env env, napi_status status, void *data) {
+  async_request_t *r = data;
+  napi_value cb, undefined, argv[2], error;
+  if (status != napi_ok && r->answer.err == 0) fail(&r->answer, ECANCELED, "netlinkRequestAsync");
+  argv[1] = answer_to_js(env, &r->answer, &error);
+  if (error != NULL) {
+    argv[0] = error;
+    napi_get_undefined(env, &argv[1]);
+  } else {
+    napi_get_null(env, &argv[0]);
+  }
+  napi_get_reference_value(env, r->callback, &cb);
+  napi_get_undefined(env, &undefined);
+  napi_call_function(env, undefined, cb, 2, argv, NULL);
+  napi_delete_reference(env, r->callback);
+  napi_delete_async_work(env, r->work);
+  answer_free(&r->answer);
+  free(r->msg);
+  free(r);
+}
+
+/* netlinkRequestAsync(fd, message, timeoutMs, done): the same exchange on a thread of libuv's pool;
+ * done(err, datagrams) on the JS thread. The caller keeps fd open until done is called. */
+static napi_value netlink_request_async(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4], name;
+  int32_t fd = -1, timeout = 0;
+  void *msg = NULL;
+  size_t msg_len = 0;
+  napi_valuetype type = napi_undefined;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc >= 4) napi_typeof(env, argv[3], &type);
+  if (type != napi_function) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "expected (fd, message: Buffer, timeoutMs, done)");
+    return NULL;
+  }
+  if (!request_args(env, argv, argc, &fd, &msg, &msg_len, &timeout)) return NULL;
+  async_request_t *r = calloc(1, sizeof *r);
+  void *copy = malloc(msg_len);
+  if (r == NULL || copy == NULL) {
+    free(r);
+    free(copy);
+    cnmkit_throw_errno(env, ENOMEM, "malloc", NULL);
+    return NULL;
+  }
+  memcpy(copy, msg, msg_len);
+  *r = (async_request_t){ .fd = fd, .timeout = timeout, .msg = copy, .msg_len = msg_len };
+  napi_create_reference(env, argv[3], 1, &r->callback);
+  napi_create_string_utf8(env, "cnmkit:netlinkRequestAsync", NAPI_AUTO_LENGTH, &name);
+  napi_create_async_work(env, NULL, name, async_execute, async_complete, r, &r->work);
+  napi_queue_async_work(env, r->work);
+  return NULL;
 }
 
 /* netlinkBind(fd): binds a netlink socket to a port the kernel picks and returns that port. */
@@ -136,4 +268,6 @@ void cnmkit_rtnl_init(napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "netlinkRequest", fn);
   napi_create_function(env, "netlinkBind", NAPI_AUTO_LENGTH, netlink_bind, NULL, &fn);
   napi_set_named_property(env, exports, "netlinkBind", fn);
+  napi_create_function(env, "netlinkRequestAsync", NAPI_AUTO_LENGTH, netlink_request_async, NULL, &fn);
+  napi_set_named_property(env, exports, "netlinkRequestAsync", fn);
 }

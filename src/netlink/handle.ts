@@ -49,6 +49,11 @@ export class NetlinkHandle {
   private readonly timeoutMs: number;
   private seq = 0;
   private isClosed = false;
+  /** The socket of requests run in the background (opened on first use), one at a time. */
+  private backgroundFd?: number;
+  private backgroundTail: Promise<unknown> = Promise.resolve();
+  /** Background requests made and not finished: the socket closes after the last, once the handle is closed. */
+  private backgroundPending = 0;
   /** The socket's netlink port (unique per namespace). */
   readonly port: number;
 
@@ -57,13 +62,7 @@ export class NetlinkHandle {
     options: HandleOptions,
   ) {
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    this.fd = rtnetlinkSocketIn(nsPath ?? OWN_NETNS, { extAck: true });
-    try {
-      this.port = native.netlinkBind(this.fd);
-    } catch (err) {
-      native.closeFd(this.fd);
-      throw err;
-    }
+    ({ fd: this.fd, port: this.port } = openSocket(nsPath));
   }
 
   /**
@@ -89,20 +88,54 @@ export class NetlinkHandle {
     return this.exchange(operation, type, body, flags | NLM_F_ACK);
   }
 
+  /**
+   * Like request, but the kernel's work runs on a thread of libuv's pool, on a socket of its own,
+   * one such request at a time: for requests the kernel takes long over (deleting a device waits
+   * for RCU grace periods), so that the JS thread serves others meanwhile.
+   */
+  requestInBackground(operation: string, type: rt.MessageType, body: Uint8Array[], flags = 0): Promise<rt.Message[]> {
+    if (this.isClosed) return Promise.reject(closedError(operation, this.nsPath));
+    this.backgroundPending += 1;
+    const run = async (): Promise<rt.Message[]> => {
+      try {
+        this.backgroundFd ??= openSocket(this.nsPath).fd;
+        const fd = this.backgroundFd;
+        const message = this.encode(type, body, flags | NLM_F_ACK);
+        const datagrams = await new Promise<Buffer[]>((resolve, reject) => {
+          native.netlinkRequestAsync(fd, message, this.timeoutMs, (err, answer) => (err ? reject(socketError(operation, err)) : resolve(answer)));
+        });
+        return this.decode(operation, datagrams).map(parseReply);
+      } finally {
+        this.backgroundPending -= 1;
+        if (this.isClosed && this.backgroundPending === 0) this.closeBackground();
+      }
+    };
+    const next = this.backgroundTail.then(run, run);
+    this.backgroundTail = next.catch(() => undefined);
+    return next;
+  }
+
   /** Dumps a table. */
   async dump(operation: string, type: rt.MessageType, body: Uint8Array[]): Promise<rt.Message[]> {
     return this.exchange(operation, type, body, FlagsGet.DUMP).map(parseReply);
   }
 
-  /** Closes the socket (releasing the namespace); later requests fail. Idempotent. */
+  /** Closes the sockets (background requests made before finish first); later requests fail. Idempotent. */
   close(): void {
     if (this.isClosed) return;
     this.isClosed = true;
     native.closeFd(this.fd);
+    if (this.backgroundPending === 0) this.closeBackground();
   }
 
-  private exchange(operation: string, type: number, body: Uint8Array[], flags: number): RawReply[] {
-    if (this.isClosed) throw closedError(operation, this.nsPath);
+  private closeBackground(): void {
+    if (this.backgroundFd === undefined) return;
+    native.closeFd(this.backgroundFd);
+    this.backgroundFd = undefined;
+  }
+
+  /** A whole request message: header (the next sequence number) and body. */
+  private encode(type: number, body: Uint8Array[], flags: number): Buffer {
     this.seq = (this.seq % 0x7fffffff) + 1;
     const payload = Buffer.concat(body);
     const header = Buffer.alloc(NLMSG_HDRLEN);
@@ -110,14 +143,22 @@ export class NetlinkHandle {
     header.writeUInt16LE(type, 4);
     header.writeUInt16LE(flags | NLM_F_REQUEST, 6);
     header.writeUInt32LE(this.seq, 8);
+    return Buffer.concat([header, payload]);
+  }
+
+  private exchange(operation: string, type: number, body: Uint8Array[], flags: number): RawReply[] {
+    if (this.isClosed) throw closedError(operation, this.nsPath);
     let datagrams: Buffer[];
     try {
-      datagrams = native.netlinkRequest(this.fd, Buffer.concat([header, payload]), this.timeoutMs);
+      datagrams = native.netlinkRequest(this.fd, this.encode(type, body, flags), this.timeoutMs);
     } catch (err) {
-      const e = err as NodeJS.ErrnoException;
-      const code = e.code ?? 'EIO';
-      throw new KernelError(operation, code, code === 'ETIMEDOUT' ? 'no reply from the kernel in time' : undefined, { cause: err });
+      throw socketError(operation, err);
     }
+    return this.decode(operation, datagrams);
+  }
+
+  /** The replies of an answer; a kernel error (NLMSG_ERROR, or a dump's DONE with one) is thrown. */
+  private decode(operation: string, datagrams: Buffer[]): RawReply[] {
     const out: RawReply[] = [];
     for (const datagram of datagrams) {
       for (const m of messages(datagram)) {
@@ -134,6 +175,23 @@ export class NetlinkHandle {
     }
     return out;
   }
+}
+
+/** A bound rtnetlink socket in the namespace at nsPath (the caller's own when undefined). */
+function openSocket(nsPath: string | undefined): { fd: number; port: number } {
+  const fd = rtnetlinkSocketIn(nsPath ?? OWN_NETNS, { extAck: true });
+  try {
+    return { fd, port: native.netlinkBind(fd) };
+  } catch (err) {
+    native.closeFd(fd);
+    throw err;
+  }
+}
+
+/** A failure of the socket itself (send or receive error, no answer in time) as a KernelError. */
+function socketError(operation: string, err: unknown): KernelError {
+  const code = (err as NodeJS.ErrnoException).code ?? 'EIO';
+  return new KernelError(operation, code, code === 'ETIMEDOUT' ? 'no reply from the kernel in time' : undefined, { cause: err });
 }
 
 /**

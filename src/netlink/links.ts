@@ -317,14 +317,15 @@ export async function listLinks(h: NetlinkHandle, filter: { kind?: LinkKind; mas
 
 /**
  * Deletes a link (a veth takes its peer with it). With ifExists, a missing link is not an
- * error. Resolves true when something was deleted.
+ * error. Resolves true when something was deleted. Runs in the background (the kernel takes
+ * tens of milliseconds to unregister a device; the JS thread serves others meanwhile).
  * Equivalent to: `ip link del DEV`
  */
 export async function deleteLink(h: NetlinkHandle, ref: LinkRef, opts: { ifExists?: boolean } = {}): Promise<boolean> {
   validateLinkRef(ref, 'link');
   const msg = refMsg(ref);
   try {
-    await h.request(`link del ${ref}`, rt.MessageType.DELLINK, body(rt.formatLinkMessage, { kind: 'link', ...msg }));
+    await h.requestInBackground(`link del ${ref}`, rt.MessageType.DELLINK, body(rt.formatLinkMessage, { kind: 'link', ...msg }));
     return true;
   } catch (err) {
     if (opts.ifExists && err instanceof KernelError && err.errnoCode === 'ENODEV') return false;
@@ -340,7 +341,7 @@ export async function deleteLink(h: NetlinkHandle, ref: LinkRef, opts: { ifExist
 export async function deleteLinksByGroup(h: NetlinkHandle, group: number): Promise<boolean> {
   validateUint(group, 'group', 1, 0xffffffff);
   try {
-    await h.request(`link del group ${group}`, rt.MessageType.DELLINK, body(rt.formatLinkMessage, { kind: 'link', data: {}, attrs: { group } }));
+    await h.requestInBackground(`link del group ${group}`, rt.MessageType.DELLINK, body(rt.formatLinkMessage, { kind: 'link', data: {}, attrs: { group } }));
     return true;
   } catch (err) {
     if (err instanceof KernelError && err.errnoCode === 'ENODEV') return false;

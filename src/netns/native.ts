@@ -65,6 +65,8 @@ export interface NativeAddon {
    * up to its ACK, error or NLMSG_DONE; throws (errno, code, syscall) on a socket error or ETIMEDOUT.
    */
   netlinkRequest(fd: number, message: Buffer, timeoutMs: number): Buffer[];
+  /** netlinkRequest on a thread of libuv's pool; done on the JS thread. Keep fd open until then. */
+  netlinkRequestAsync(fd: number, message: Buffer, timeoutMs: number, done: (err: NodeJS.ErrnoException | null, datagrams: Buffer[]) => void): void;
   closeFd(fd: number): void;
   /** Sets options on this process's netlink socket bound to port; returns its fd. */
   setNetlinkOptions(port: number, options: NetlinkSocketOptions): number;

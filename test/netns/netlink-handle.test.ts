@@ -1,11 +1,12 @@
 // Handles: one socket per namespace, reused; no process spawned per operation; dumps that run
-// beside other requests; a pool keyed by namespace path; and closing releases the namespace.
+// beside other requests; a pool keyed by namespace path; deletes in the background; and closing
+// releases the namespace.
 import childProcess, { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
 import { afterEach, expect, it } from 'vitest';
 import {
-  addAddress, addBridge, addVeth, deleteAddress, listAddresses, listLinks, NetlinkHandle, NetlinkHandlePool, setLink,
+  addAddress, addBridge, addVeth, deleteAddress, deleteLink, listAddresses, listLinks, NetlinkHandle, NetlinkHandlePool, setLink,
 } from '../../src/netlink/index.js';
 import { runInNetns } from '../../src/netns/index.js';
 import { describeRoot } from '../helpers/root.js';
@@ -140,5 +141,28 @@ describeRoot('netlink handles', () => {
     }
     expect(await eventually(async () => (await a.linkNames()).length === 1, 10_000)).toBe(true);
     expect(await a.linkNames()).toEqual(['lo']);
+  });
+
+  it('deletes links in the background: the event loop runs meanwhile, errors come back, close waits for it', async () => {
+    const ns = await makeNs('bgdel');
+    const h = NetlinkHandle.open(ns.path);
+    try {
+      for (const i of [0, 1]) await addVeth(h, { name: `bg${i}`, up: true, peer: { name: `bgp${i}` } });
+      const deleted = deleteLink(h, 'bg0');
+      const first = await Promise.race([deleted.then(() => 'deleted'), new Promise<string>((r) => setImmediate(() => r('event loop')))]);
+      expect(first).toBe('event loop');
+      expect(await deleted).toBe(true);
+      expect(await ns.linkNames()).toEqual(['bg1', 'bgp1', 'lo']);
+      await expect(deleteLink(h, 'bg0')).rejects.toMatchObject({ name: 'KernelError', errnoCode: 'ENODEV' });
+      expect(await deleteLink(h, 'bg0', { ifExists: true })).toBe(false);
+      const last = deleteLink(h, 'bg1');
+      h.close();
+      expect(await last).toBe(true);
+      await expect(deleteLink(h, 'bgp1', { ifExists: true })).rejects.toMatchObject({ code: 'ERR_NETLINK_CLOSED' });
+      expect(await ns.linkNames()).toEqual(['lo']);
+      expect(rtnlPortsOfMine(ns)).toEqual([]);
+    } finally {
+      h.close();
+    }
   });
 });

@@ -352,10 +352,8 @@ static void grow_fd_table(int fd) {
 static napi_value tcp_acceptor(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1], handle, fn, name;
-  napi_valuetype type = napi_undefined;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc >= 1) napi_typeof(env, argv[0], &type);
-  if (type != napi_function) {
+  if (!cnmkit_function_arg(env, argc, argv, 0)) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "expected (onAccept)");
     return NULL;
   }

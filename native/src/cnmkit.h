@@ -7,6 +7,7 @@
 
 #include <node_api.h>
 #include <pthread.h>
+#include <stdbool.h>
 
 /* A new Error like Node's own: message "CODE: text syscall 'path'", errno (negative), code,
  * syscall and, when path is not NULL, path. */
@@ -22,6 +23,9 @@ int cnmkit_thread_start(pthread_t *tid, const pthread_attr_t *attr, void *(*fn)(
 /* The native object wrapped in `this` of a method call, with the call's arguments (argc, argv may
  * be NULL); throws ERR_INVALID_THIS naming `what` and returns NULL when there is none. */
 void *cnmkit_unwrap_this(napi_env env, napi_callback_info info, size_t *argc, napi_value *argv, const char *what);
+
+/* Whether argument i of a call (argc of them in argv) is a function. */
+bool cnmkit_function_arg(napi_env env, size_t argc, const napi_value *argv, size_t i);
 
 /* splice.c: adds spliceRelay to exports. */
 void cnmkit_splice_init(napi_env env, napi_value exports);

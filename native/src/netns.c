@@ -76,6 +76,12 @@ void *cnmkit_unwrap_this(napi_env env, napi_callback_info info, size_t *argc, na
   return NULL;
 }
 
+bool cnmkit_function_arg(napi_env env, size_t argc, const napi_value *argv, size_t i) {
+  napi_valuetype type = napi_undefined;
+  if (argc > i) napi_typeof(env, argv[i], &type);
+  return type == napi_function;
+}
+
 void cnmkit_throw_errno(napi_env env, int err, const char *syscall, const char *path) {
   napi_throw(env, cnmkit_errno_error(env, err, syscall, path));
 }

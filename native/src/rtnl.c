@@ -42,6 +42,13 @@ static bool ends_answer(const char *buf, size_t len, uint32_t seq, bool *ours) {
   return false;
 }
 
+/* One request: the socket, the whole message (its seq set), how long to wait for the answer. */
+typedef struct {
+  int32_t fd, timeout;
+  void *msg;
+  size_t msg_len;
+} request_t;
+
 /* The datagrams answering one request, in order. */
 typedef struct {
   char **data;
@@ -81,12 +88,13 @@ static void fail(answer_t *a, int err, const char *syscall) {
   a->syscall = syscall;
 }
 
-/* Sends msg (its seq set) on fd and collects the datagrams answering it; datagrams of other
+/* Sends req's message on its socket and collects the datagrams answering it; datagrams of other
  * sequence numbers are dropped. Runs on any thread; touches no JS. */
-static void exchange(int fd, const void *msg, size_t msg_len, int timeout, answer_t *a) {
-  uint32_t seq = ((const struct nlmsghdr *)msg)->nlmsg_seq;
+static void exchange(const request_t *req, answer_t *a) {
+  int fd = req->fd;
+  uint32_t seq = ((const struct nlmsghdr *)req->msg)->nlmsg_seq;
   struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
-  struct iovec iov = { .iov_base = (void *)msg, .iov_len = msg_len };
+  struct iovec iov = { .iov_base = req->msg, .iov_len = req->msg_len };
   struct msghdr mh = { .msg_name = &kernel, .msg_namelen = sizeof kernel, .msg_iov = &iov, .msg_iovlen = 1 };
   ssize_t n;
   do n = sendmsg(fd, &mh, 0);
@@ -100,7 +108,7 @@ static void exchange(int fd, const void *msg, size_t msg_len, int timeout, answe
     fail(a, ENOMEM, "malloc");
     return;
   }
-  int64_t deadline = now_ms() + timeout;
+  int64_t deadline = now_ms() + req->timeout;
   for (;;) {
     n = recv(fd, buf, REPLY_BYTES, MSG_DONTWAIT | MSG_TRUNC);
     if (n < 0 && errno == EINTR) continue;
@@ -141,15 +149,15 @@ static napi_value answer_to_js(napi_env env, answer_t *a, napi_value *error) {
 }
 
 /* Reads (fd, message, timeoutMs) of either call; throws and returns false when they are wrong. */
-static bool request_args(napi_env env, napi_value *argv, size_t argc, int32_t *fd, void **msg, size_t *msg_len, int32_t *timeout) {
+static bool request_args(napi_env env, napi_value *argv, size_t argc, request_t *req) {
   bool is_buffer = false;
-  if (argc < 3 || napi_get_value_int32(env, argv[0], fd) != napi_ok || napi_is_buffer(env, argv[1], &is_buffer) != napi_ok ||
-      !is_buffer || napi_get_value_int32(env, argv[2], timeout) != napi_ok) {
+  if (argc < 3 || napi_get_value_int32(env, argv[0], &req->fd) != napi_ok || napi_is_buffer(env, argv[1], &is_buffer) != napi_ok ||
+      !is_buffer || napi_get_value_int32(env, argv[2], &req->timeout) != napi_ok) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "expected (fd, message: Buffer, timeoutMs)");
     return false;
   }
-  napi_get_buffer_info(env, argv[1], msg, msg_len);
-  if (*msg_len < NLMSG_HDRLEN) {
+  napi_get_buffer_info(env, argv[1], &req->msg, &req->msg_len);
+  if (req->msg_len < NLMSG_HDRLEN) {
     napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "the message is shorter than a netlink header");
     return false;
   }
@@ -161,13 +169,11 @@ static bool request_args(napi_env env, napi_value *argv, size_t argc, int32_t *f
 static napi_value netlink_request(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3], error;
-  int32_t fd = -1, timeout = 0;
-  void *msg = NULL;
-  size_t msg_len = 0;
+  request_t req = { 0 };
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (!request_args(env, argv, argc, &fd, &msg, &msg_len, &timeout)) return NULL;
+  if (!request_args(env, argv, argc, &req)) return NULL;
   answer_t a = { 0 };
-  exchange(fd, msg, msg_len, timeout, &a);
+  exchange(&req, &a);
   napi_value out = answer_to_js(env, &a, &error);
   answer_free(&a);
   if (error != NULL) napi_throw(env, error);
@@ -176,9 +182,7 @@ static napi_value netlink_request(napi_env env, napi_callback_info info) {
 
 /* One netlinkRequestAsync call: its inputs, its answer, its callback. */
 typedef struct {
-  int fd, timeout;
-  void *msg;
-  size_t msg_len;
+  request_t req;  /* its message a copy owned here */
   answer_t answer;
   napi_ref callback;
   napi_async_work work;
@@ -187,7 +191,7 @@ typedef struct {
 static void async_execute(napi_env env, void *data) {
   (void)env;
   async_request_t *r = data;
-  exchange(r->fd, r->msg, r->msg_len, r->timeout, &r->answer);
+  exchange(&r->req, &r->answer);
 }
 
 static void async_complete(napi_env env, napi_status status, void *data) {
@@ -207,7 +211,7 @@ static void async_complete(napi_env env, napi_status status, void *data) {
   napi_delete_reference(env, r->callback);
   napi_delete_async_work(env, r->work);
   answer_free(&r->answer);
-  free(r->msg);
+  free(r->req.msg);
   free(r);
 }
 
@@ -216,27 +220,24 @@ static void async_complete(napi_env env, napi_status status, void *data) {
 static napi_value netlink_request_async(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4], name;
-  int32_t fd = -1, timeout = 0;
-  void *msg = NULL;
-  size_t msg_len = 0;
-  napi_valuetype type = napi_undefined;
+  request_t req = { 0 };
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc >= 4) napi_typeof(env, argv[3], &type);
-  if (type != napi_function) {
+  if (!cnmkit_function_arg(env, argc, argv, 3)) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "expected (fd, message: Buffer, timeoutMs, done)");
     return NULL;
   }
-  if (!request_args(env, argv, argc, &fd, &msg, &msg_len, &timeout)) return NULL;
+  if (!request_args(env, argv, argc, &req)) return NULL;
   async_request_t *r = calloc(1, sizeof *r);
-  void *copy = malloc(msg_len);
+  void *copy = malloc(req.msg_len);
   if (r == NULL || copy == NULL) {
     free(r);
     free(copy);
     cnmkit_throw_errno(env, ENOMEM, "malloc", NULL);
     return NULL;
   }
-  memcpy(copy, msg, msg_len);
-  *r = (async_request_t){ .fd = fd, .timeout = timeout, .msg = copy, .msg_len = msg_len };
+  memcpy(copy, req.msg, req.msg_len);
+  req.msg = copy;
+  r->req = req;
   napi_create_reference(env, argv[3], 1, &r->callback);
   napi_create_string_utf8(env, "cnmkit:netlinkRequestAsync", NAPI_AUTO_LENGTH, &name);
   napi_create_async_work(env, NULL, name, async_execute, async_complete, r, &r->work);

@@ -323,11 +323,9 @@ static int check_socket(napi_env env, napi_value v, int32_t *fd) {
 static napi_value splice_relay(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3], name, handle, cancel;
-  napi_valuetype cb_type = napi_undefined;
   int32_t a = -1, b = -1;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc >= 3) napi_typeof(env, argv[2], &cb_type);
-  if (cb_type != napi_function) {
+  if (!cnmkit_function_arg(env, argc, argv, 2)) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "expected (fdA, fdB, done)");
     return NULL;
   }

@@ -91,9 +91,8 @@ function noIPv6OnPort(ifname: string): void {
  * `ip netns exec SB sysctl -w net.ipv6.conf.IFNAME.disable_ipv6=0|1`
  */
 function setIPv6(sb: SandboxRecord, ifname: string, on: boolean): void {
-  const key = `net/ipv6/conf/${ifname}/disable_ipv6`;
-  if (sb.kind !== 'named') runInNetns(sb.netnsPath, () => ensureSysctl(key, on ? '0' : '1'));
-  else if (on) runInNetns(sb.netnsPath, () => ensureSysctl(key, '0'));
+  if (sb.kind === 'named' && !on) return;
+  runInNetns(sb.netnsPath, () => ensureSysctl(`net/ipv6/conf/${ifname}/disable_ipv6`, on ? '0' : '1'));
 }
 
 /**

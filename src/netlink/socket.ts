@@ -8,7 +8,9 @@ import type { NetlinkSocketOptions } from '../netns/native.js';
 /**
  * Netlink ports of the sockets opened here that are still open. Ports are unique only within a
  * namespace, while native.setNetlinkOptions finds a socket by port across the whole process:
- * two live sockets of ours must never share one, whatever namespaces they are in.
+ * two live sockets of ours must never share one, whatever namespaces they are in. The request
+ * sockets of NetlinkHandle are bound by the kernel, which gives the first of each namespace the
+ * process id as its port: that port is never taken here.
  */
 const livePorts = new Set<number>();
 
@@ -27,7 +29,7 @@ export interface RtSocket {
 function bindFreshPort(nsPath: string | undefined, ref: boolean): { rt: RtNetlinkSocket; port: number } {
   for (let tries = 0; tries < 2048; tries++) {
     const port = generateLocalPort();
-    if (livePorts.has(port)) continue;
+    if (livePorts.has(port) || port === process.pid) continue;
     const make = (): RtNetlinkSocket => createRtNetlink({ localPort: port, recvBufferSize: 0, sendBufferSize: 0, ref });
     try {
       return { rt: nsPath === undefined ? make() : runInNetns(nsPath, make), port };

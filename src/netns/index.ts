@@ -9,7 +9,7 @@ import { DAEMON_DEFAULTS } from '../defaults.js';
 
 export { validateIfname, validateNetnsName, IFNAME_MAX } from './names.js';
 export { native } from './native.js';
-export { getSysctl, ensureSysctl } from './sysctl.js';
+export { ensureSysctl } from './sysctl.js';
 
 export const DEFAULT_NETNS_DIR: string = DAEMON_DEFAULTS.netnsDir;
 

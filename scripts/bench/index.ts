@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { acquireKernelLock } from '../../test/helpers/kernel-lock.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const available = fs
@@ -27,6 +28,8 @@ if (process.getuid?.() !== 0) {
   console.error('bench: must run as root (benchmarks create network namespaces)');
   process.exit(1);
 }
+const release = await acquireKernelLock({ onWait: (owner) => console.log(`bench: waiting for another privileged run (pid ${owner}) to end`) });
+process.on('exit', release);
 for (const name of names) {
   console.log(`\n== bench ${name} ==`);
   const mod = (await import(path.join(here, `${name}.ts`))) as { default: () => Promise<void> };

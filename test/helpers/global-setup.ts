@@ -3,9 +3,11 @@
 import type { TestProject } from 'vitest/node';
 import { randomBytes } from 'node:crypto';
 import { diffSnapshots, takeSnapshot, type Snapshot } from './host-snapshot.js';
+import { acquireKernelLock } from './kernel-lock.js';
 
 let before: Snapshot | undefined;
 let prefix = '';
+let release: (() => void) | undefined;
 
 export async function setup(project: TestProject): Promise<void> {
   const runId = process.env.CNMKIT_TEST_RUN ?? randomBytes(2).toString('hex');
@@ -13,12 +15,14 @@ export async function setup(project: TestProject): Promise<void> {
   prefix = `ct${runId}-`;
   project.provide('cnmkitTestRun', runId);
   if (process.getuid?.() !== 0) return;
+  release = await acquireKernelLock({ onWait: (owner) => console.log(`waiting for another privileged run (pid ${owner}) to end`) });
   before = await takeSnapshot(prefix);
 }
 
 export async function teardown(): Promise<void> {
   if (!before) return;
   const after = await takeSnapshot(prefix);
+  release?.();
   const diff = diffSnapshots(before, after);
   if (diff.length > 0) {
     const msg = `HOST NETWORK CHANGED by the test suite:\n${diff.join('\n')}`;

@@ -1,16 +1,19 @@
 // Endpoint create+join on one bridge, for the bridge benchmark: N sandboxes made beforehand, then
 // cnmkit's `POST /v1/networks/NET/connect` for each, against the CNI bridge plugin's ADD (host-local
 // IPAM, ipMasq, isGateway) for N namespaces made beforehand; then disconnect + sandbox rm against
-// DEL + namespace delete. Creation and teardown take turns chunk by chunk (who goes first alternates),
-// so both see the same machine load. The joins run one side after the other (cnmkit, a pause, CNI),
-// so that each side's growth is its own: CNI's containers keep IPv6 on, and their multicast,
-// flooded to every port of their bridge, would otherwise load cnmkit's turns more and more.
+// DEL + namespace delete. Both bridges exist before the first join (cnmkit's from network create,
+// CNI's from one ADD+DEL of a throwaway namespace); the first join on a new bridge is measured by
+// _bridge-first.ts, before. Creation and teardown take turns chunk by chunk (who goes first
+// alternates), so both see the same machine load. The joins run one side after the other (cnmkit,
+// a pause, CNI), so that each side's growth is its own: CNI's containers keep IPv6 on, and their
+// multicast, flooded to every port of their bridge, would otherwise load cnmkit's turns more and more.
 // Limits: the CNI namespaces are made in-process (cnmkit's native addon, no spawn), so their creation
 // is a floor, not a peer, of cnmkit's sandbox create; sequential calls only.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createNamedNetns, deleteNamedNetns } from '../../src/netns/index.js';
+import { measureFirstEndpoints, type FirstEndpointRuns } from './_bridge-first.js';
 import { BenchDaemon } from './_cnmkitd.js';
 import { CniBridge } from './_cni.js';
 import { addHostNs, checkInterrupt, deleteNsWithPrefix, exec, quantile, sleep, timed } from './_procs.js';
@@ -27,6 +30,7 @@ const CNI_SUBNET = '198.18.80.0/20';
 export interface EndpointRuns {
   n: number;
   firewall: string;
+  first: FirstEndpointRuns;
   sandboxCreate: number[];
   nsCreate: number[];
   connect: number[];
@@ -74,6 +78,19 @@ function cniLeases(dataDir: string): number {
   return fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f)).length : 0;
 }
 
+/** CNI's bridge made the plugin's own way, as cnmkit's is by network create: one ADD and DEL of a throwaway namespace. */
+async function makeCniBridge(cni: CniBridge, ns: string): Promise<void> {
+  createNamedNetns(ns);
+  try {
+    await cni.call('ADD', 'warm', `/run/netns/${ns}`);
+    await cni.call('DEL', 'warm', `/run/netns/${ns}`);
+  } finally {
+    deleteNamedNetns(ns);
+  }
+  const r = await exec(['nsenter', `--net=${cni.opts.hostNsPath}`, '--', 'ip', 'link', 'show', 'dev', cni.opts.bridge]);
+  if (r.code !== 0) throw new Error(`bench bridge: CNI's ${cni.opts.bridge} does not exist after an ADD and DEL`);
+}
+
 export async function measureEndpoints(prefix: string, n: number, firewall: string): Promise<EndpointRuns> {
   const cnmkitHost = `${prefix}-hc`;
   const cniHost = `${prefix}-hn`;
@@ -89,8 +106,10 @@ export async function measureEndpoints(prefix: string, n: number, firewall: stri
     await d.request('POST', '/v1/networks', { name: 'epnet', subnet: CNMKIT_SUBNET });
     const floor: number[] = [];
     for (let i = 0; i < 15; i++) floor.push((await timed(() => cni.spawnFloor())).ms);
+    const first = await measureFirstEndpoints(d, cni.opts.hostNsPath, dataDir, prefix);
+    await makeCniBridge(cni, `${prefix}-c-warm`);
     const r: EndpointRuns = {
-      n, firewall: d.firewall, sandboxCreate: [], nsCreate: [], connect: [], add: [], disconnect: [], sandboxRm: [], del: [], nsDelete: [],
+      n, firewall: d.firewall, first, sandboxCreate: [], nsCreate: [], connect: [], add: [], disconnect: [], sandboxRm: [], del: [], nsDelete: [],
       spawnFloorMs: quantile(floor, 0.5), controlVersion: [], controlSpawn: [], rssStartKiB: 0, rssJoinedKiB: 0, rssEndKiB: 0,
     };
     await alternate(n,

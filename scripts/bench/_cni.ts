@@ -17,6 +17,8 @@ export interface CniBridgeOptions {
   bridge: string;
   subnet: string;
   dataDir: string;
+  /** The CNI network name (host-local keeps its leases in dataDir/NAME); default cnmkit-bench. */
+  network?: string;
 }
 
 export class CniBridge {
@@ -24,7 +26,7 @@ export class CniBridge {
 
   constructor(readonly opts: CniBridgeOptions) {
     this.config = JSON.stringify({
-      cniVersion: '1.0.0', name: 'cnmkit-bench', type: 'bridge', bridge: opts.bridge, isGateway: true, ipMasq: true,
+      cniVersion: '1.0.0', name: opts.network ?? 'cnmkit-bench', type: 'bridge', bridge: opts.bridge, isGateway: true, ipMasq: true,
       ipam: { type: 'host-local', subnet: opts.subnet, dataDir: opts.dataDir },
     });
   }

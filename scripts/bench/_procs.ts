@@ -1,6 +1,7 @@
-// Small helpers shared by the bridge benchmark: spawning with an argument array, a throwaway
-// "host" namespace, process trees and memory read from /proc, and latency statistics.
+// Small helpers shared by the benchmarks: spawning with an argument array (and long-running children
+// stopped by pid), a throwaway "host" namespace, process trees and memory read from /proc, and latency statistics.
 // Limits: process figures are read from /proc at one instant; RSS counts shared pages once per process.
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import { check, run, type RunOptions, type RunResult } from '../../test/helpers/exec.js';
 
@@ -14,6 +15,24 @@ export function exec(argv: string[], opts: RunOptions = {}): Promise<Ran> {
 /** Like exec, but throws with the command's stderr unless it exits 0; returns stdout. */
 export function must(argv: string[], opts: RunOptions = {}): Promise<string> {
   return check(argv, { timeoutMs: 60_000, ...opts });
+}
+
+/**
+ * Starts argv as a long-running child (nsenter and `ip netns exec` exec in place: the pid is the
+ * program's own), stdout and stderr piped, with extraPipes more pipes as fds 3, 4, …
+ */
+export function startChild(argv: string[], extraPipes = 0): ChildProcess {
+  return spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', ...Array.from({ length: 2 + extraPipes }, () => 'pipe' as const)] });
+}
+
+/** SIGTERM to the child by its pid, SIGKILL after 3 s; resolves once it has exited. */
+export async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((res) => child.once('exit', res));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
+  await exited;
+  clearTimeout(timer);
 }
 
 /** A named network namespace standing for a host, with lo up. `ip netns del` it in a finally. */

@@ -1,25 +1,24 @@
 // The bridge driver against its peers, side by side in one run, all in throwaway namespaces:
-//  1. publishing a TCP port range (1000 and 10 000 ports, seven times each: median and first) through
-//     cnmkit's management API, with the userland proxy on and off — against Docker 20.10 publishing 1000 ports with docker-proxy;
-//  2. endpoint create+join latency (p50/p99 at 1, 100 and N endpoints on one bridge) and teardown —
+//  1. publishing a TCP port range (1000 and 10 000 ports, seven cycles each on new sandboxes) through
+//     cnmkit's management API, with the userland proxy on and off — against Docker 20.10 publishing
+//     1000 ports in the same mode (docker-proxy, or --userland-proxy=false): publish against publish
+//     (each less the same call without ports) and new sandbox + publish against `docker run -d -p`;
+//  2. the first endpoint on a new bridge (both sides make their bridge; both bridges exist), then
+//     endpoint create+join latency (p50/p99 at 1, 100 and N endpoints on one bridge) and teardown —
 //     against the CNI reference bridge plugin (host-local IPAM, ipMasq, isGateway).
 // Environment: BENCH_ENDPOINTS (default 1000), BENCH_PORTS (default 1000,10000), BENCH_PROXY
-// (on,off), BENCH_DOCKER=0 skips Docker (which takes ~2.5 minutes), BENCH_PARTS (ports,endpoints),
-// BENCH_FIREWALL (cnmkit's --firewall-backend, default auto).
+// (on,off), BENCH_DOCKER=0 skips Docker (which publishes the smallest count, at most 1000: about
+// 5 minutes for both modes), BENCH_PARTS (ports,endpoints), BENCH_FIREWALL (cnmkit's
+// --firewall-backend, default auto).
 import fs from 'node:fs';
 import { measureEndpoints, type EndpointRuns } from './_bridge-endpoints.js';
+import type { FirstEndpointRuns } from './_bridge-first.js';
+import { DOCKER_MAX_COUNT, PORT_LEGEND, portRows, printCnmkitPorts, printComparison, printDocker } from './_bridge-ports-report.js';
 import { measureCnmkitPorts, measureDockerPorts, type CnmkitPorts, type DockerPorts } from './_bridge-ports.js';
 import { cniMissing } from './_cni.js';
 import { dockerMissing } from './_dockerd.js';
 import { catchInterrupt, exec, fmtMs, mib, quantile, ratio } from './_procs.js';
-
-interface Row {
-  figure: string;
-  cnmkit: string;
-  peer: string;
-  ratio: string;
-  target: string;
-}
+import { met, pad, printTable, type Row } from './_report.js';
 
 function listEnv(name: string, fallback: string): string[] {
   return (process.env[name] ?? fallback).split(',').map((s) => s.trim()).filter(Boolean);
@@ -31,10 +30,6 @@ function positiveEnv(name: string, fallback: number): number {
   if (!Number.isInteger(n) || n < 1) throw new Error(`bench bridge: ${name}=${raw} is not a positive integer`);
   return n;
 }
-
-const pad = (s: string, n: number): string => s.padStart(n);
-const secs = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
-const met = (ok: boolean): string => (ok ? 'met' : 'MISSED');
 
 /** Stops early, before anything is created, when a tool the benchmark needs is not installed. */
 async function prerequisites(parts: string[], docker: boolean): Promise<void> {
@@ -49,39 +44,6 @@ async function prerequisites(parts: string[], docker: boolean): Promise<void> {
   if (problems.length > 0) throw new Error(`bench bridge: missing prerequisites:\n  ${problems.join('\n  ')}`);
 }
 
-function printCnmkitPorts(p: CnmkitPorts): void {
-  console.log(`cnmkit, userland proxy ${p.proxy ? 'on' : 'off'} (firewall ${p.firewall}): connect without ports ${fmtMs(p.bareConnectMs)}, disconnect ${fmtMs(p.bareDisconnectMs)} (medians of 7)`);
-  console.log('   ports  connect+publish p50 (minus bare)  first   disconnect p50   first   sandbox rm   daemon RSS before → published → after   listeners  processes');
-  for (const r of p.runs) {
-    console.log(`  ${pad(String(r.count), 6)}  ${pad(fmtMs(r.publishMs), 12)} (${pad(fmtMs(r.publishMs - p.bareConnectMs), 9)})   ${pad(fmtMs(r.firstPublishMs), 9)}   ${pad(fmtMs(r.unpublishMs), 14)}  ${pad(fmtMs(r.firstUnpublishMs), 9)}   ${pad(fmtMs(r.sandboxRmMs), 10)}` +
-      `   ${mib(r.rssBeforeKiB)} → ${mib(r.rssPublishedKiB)} (+${mib(r.rssPublishedKiB - r.rssBeforeKiB)}) → ${mib(r.rssAfterKiB)}   ${pad(String(r.listeners), 9)}  ${pad(String(r.processes), 9)}`);
-  }
-}
-
-function printDocker(d: DockerPorts): void {
-  console.log(`Docker ${d.version}, built-in bridge, default userland proxy (docker-proxy), iptables:`);
-  console.log(`  docker run -d without ports ${fmtMs(d.bareRunMs)}, docker rm -f ${fmtMs(d.bareRmMs)}`);
-  console.log(`  ${d.count} ports: docker run -d -p ${secs(d.publishMs)} (minus bare: ${secs(d.publishMs - d.bareRunMs)}), docker rm -f ${secs(d.removeMs)}`);
-  console.log(`  ${d.proxies} docker-proxy processes (children of dockerd) while published: RSS summed ${mib(d.proxiesRssKiB)}, PSS summed ${mib(d.proxiesPssKiB)}; ` +
-    `dockerd RSS ${mib(d.dockerdRssBeforeKiB)} → ${mib(d.dockerdRssPublishedKiB)}; docker-proxy left after rm: ${d.proxiesAfterRm}`);
-}
-
-function portRows(cnmkit: CnmkitPorts[], docker: DockerPorts | undefined): Row[] {
-  const rows: Row[] = [];
-  for (const p of cnmkit) {
-    for (const r of p.runs) {
-      const same = docker && docker.count === r.count;
-      const tag = `${r.count} ports, proxy ${p.proxy ? 'on' : 'off'}`;
-      rows.push({ figure: `publish ${tag} (p50; first)`, cnmkit: `${fmtMs(r.publishMs)}; ${fmtMs(r.firstPublishMs)}`, peer: same ? secs(docker.publishMs) : '—', ratio: same ? ratio(r.publishMs, docker.publishMs) : '—',
-        target: r.count === 1000 ? `≤ 50 ms: ${met(r.publishMs <= 50)}` : '' });
-      rows.push({ figure: `unpublish ${tag} (p50; first)`, cnmkit: `${fmtMs(r.unpublishMs)}; ${fmtMs(r.firstUnpublishMs)}`, peer: same ? secs(docker.removeMs) : '—', ratio: same ? ratio(r.unpublishMs, docker.removeMs) : '—', target: '' });
-      rows.push({ figure: `procs, RSS growth: ${tag}`, cnmkit: `${r.processes} proc, +${mib(r.rssPublishedKiB - r.rssBeforeKiB)}`,
-        peer: same && p.proxy ? `${docker.proxies} proc, ${mib(docker.proxiesPssKiB)} PSS` : '—', ratio: '', target: '' });
-    }
-  }
-  return rows;
-}
-
 function stat(xs: number[]): string {
   return `${pad(fmtMs(quantile(xs, 0.5)), 9)} ${pad(fmtMs(quantile(xs, 0.99)), 9)}`;
 }
@@ -92,7 +54,33 @@ function drift(xs: number[]): { value: number; label: string } {
   return { value: quantile(xs.slice(-k), 0.5) / quantile(xs.slice(0, k), 0.5), label: `last ${k} / first ${k}` };
 }
 
+/** The median of xs with its first value (round or cycle 1) after a semicolon. */
+const medFirst = (xs: number[]): string => `${fmtMs(quantile(xs, 0.5))}; ${fmtMs(xs[0]!)}`;
+
+function printFirst(f: FirstEndpointRuns): Row[] {
+  const made = f.netCreate.map((x, i) => x + f.connectFirst[i]!);
+  const show = (xs: number[]): string => `${fmtMs(quantile(xs, 0.5))} (${fmtMs(xs[0]!)})`;
+  console.log(`the first endpoint on a new bridge, ${f.rounds} rounds (a new cnmkit network and a new CNI bridge each; who goes first alternates); medians, round 1 in brackets:`);
+  console.log(`  cnmkit  network create ${show(f.netCreate)}, first connect ${show(f.connectFirst)}, a connect after one came and went ${show(f.connectAgain)}`);
+  console.log(`  CNI     first ADD (makes its bridge) ${show(f.addFirst)}, an ADD after one came and went (the bridge exists) ${show(f.addAgain)}`);
+  console.log(`  both make their bridge: cnmkit network create + first connect ${show(made)} vs CNI first ADD ${show(f.addFirst)}: ${ratio(quantile(made, 0.5), quantile(f.addFirst, 0.5))}`);
+  console.log(`  both bridges exist:     cnmkit connect ${show(f.connectAgain)} vs CNI ADD ${show(f.addAgain)}: ${ratio(quantile(f.connectAgain, 0.5), quantile(f.addAgain, 0.5))}`);
+  return [
+    { figure: 'first endpoint, both make their bridge', cnmkit: medFirst(made), peer: medFirst(f.addFirst), ratio: ratio(quantile(made, 0.5), quantile(f.addFirst, 0.5)), target: '' },
+    { figure: 'first endpoint, both bridges exist', cnmkit: medFirst(f.connectAgain), peer: medFirst(f.addAgain), ratio: ratio(quantile(f.connectAgain, 0.5), quantile(f.addAgain, 0.5)), target: '' },
+  ];
+}
+
+const ENDPOINT_LEGEND = [
+  'endpoint rows, cnmkit | CNI bridge plugin:',
+  '  first endpoint, both make their bridge   network create + the first connect to it | the ADD that makes its bridge (median of the rounds; round 1 after ";")',
+  '  first endpoint, both bridges exist       connect | ADD, each after one join came and went on its new bridge',
+  '  create+join, teardown                    connect | ADD, then disconnect | DEL, on one bridge that exists on both sides before the first',
+];
+
 function printEndpoints(e: EndpointRuns): Row[] {
+  const rows = printFirst(e.first);
+  console.log(`then ${e.n} joins on one bridge each; both exist before the first (cnmkit's from network create, CNI's from an ADD and DEL of a throwaway namespace).`);
   console.log(`${e.n} sandboxes (cnmkit: POST /v1/sandboxes, p50/p99 ${stat(e.sandboxCreate).trim()}) and ${e.n} namespaces for CNI ` +
     `(made in-process, a floor: p50/p99 ${stat(e.nsCreate).trim()}) made beforehand. cnmkit firewall ${e.firewall}; CNI bridge + host-local, ipMasq (iptables).`);
   console.log(`each CNI call is an exec: nsenter --net=HOST /bin/true alone takes ${fmtMs(e.spawnFloorMs)} (median)`);
@@ -125,20 +113,13 @@ function printEndpoints(e: EndpointRuns): Row[] {
     `(${((e.rssJoinedKiB - e.rssStartKiB) / e.n).toFixed(1)} KiB each), ${mib(e.rssEndKiB)} after teardown`);
   const p50c = quantile(e.connect, 0.5);
   return [
-    { figure: 'first endpoint create+join', cnmkit: fmtMs(e.connect[0]!), peer: fmtMs(e.add[0]!), ratio: ratio(e.connect[0]!, e.add[0]!), target: '' },
+    ...rows,
     { figure: `create+join p50 (${e.n})`, cnmkit: fmtMs(p50c), peer: fmtMs(quantile(e.add, 0.5)), ratio: ratio(p50c, quantile(e.add, 0.5)), target: `≤ 2 ms: ${met(p50c <= 2)}` },
     { figure: `create+join p99 (${e.n})`, cnmkit: fmtMs(quantile(e.connect, 0.99)), peer: fmtMs(quantile(e.add, 0.99)), ratio: ratio(quantile(e.connect, 0.99), quantile(e.add, 0.99)), target: '' },
     { figure: `create+join ${dc.label}`, cnmkit: dc.value.toFixed(2), peer: da.value.toFixed(2), ratio: '', target: `≤ 1.2: ${met(dc.value <= 1.2)}` },
     { figure: 'teardown p50 (disconnect / DEL)', cnmkit: fmtMs(quantile(e.disconnect, 0.5)), peer: fmtMs(quantile(e.del, 0.5)), ratio: ratio(quantile(e.disconnect, 0.5), quantile(e.del, 0.5)), target: '' },
     { figure: 'sandbox create / rm p50', cnmkit: `${fmtMs(quantile(e.sandboxCreate, 0.5))} / ${fmtMs(quantile(e.sandboxRm, 0.5))}`, peer: '(no peer)', ratio: '', target: '' },
   ];
-}
-
-function printSummary(rows: Row[]): void {
-  const w = [44, 22, 22, 12];
-  console.log('\n-- summary (ratio = cnmkit / peer; below 1 means cnmkit is faster; the Docker peer always runs with docker-proxy, its default) --');
-  console.log(`${'figure'.padEnd(w[0]!)}${'cnmkit'.padEnd(w[1]!)}${'peer'.padEnd(w[2]!)}${'ratio'.padEnd(w[3]!)}target`);
-  for (const r of rows) console.log(`${r.figure.padEnd(w[0]!)}${r.cnmkit.padEnd(w[1]!)}${r.peer.padEnd(w[2]!)}${r.ratio.padEnd(w[3]!)}${r.target}`);
 }
 
 export default async function bridgeBench(): Promise<void> {
@@ -154,6 +135,7 @@ export default async function bridgeBench(): Promise<void> {
   const rows: Row[] = [];
   const release = catchInterrupt();
   try {
+    const legend: string[] = [];
     if (parts.includes('ports')) {
       console.log(`\n-- 1. publishing a TCP port range on one endpoint (each call timed at the API client; ${portCounts.join(' and ')} ports) --`);
       const ours: CnmkitPorts[] = [];
@@ -161,29 +143,26 @@ export default async function bridgeBench(): Promise<void> {
         ours.push(await measureCnmkitPorts(prefix, proxy, portCounts, firewall));
         printCnmkitPorts(ours.at(-1)!);
       }
-      let theirs: DockerPorts | undefined;
-      if (docker) {
-        console.log('Docker: publishing 1000 ports (≈ 50 s to publish and ≈ 96 s to remove on these machines) …');
-        theirs = await measureDockerPorts(prefix, 1000);
-        printDocker(theirs);
-      } else console.log('Docker: skipped (BENCH_DOCKER=0)');
-      console.log('Docker, 10 000 ports: not measured (one docker-proxy per port and family: it would take about 10 minutes)');
-      if (theirs) {
-        for (const p of ours) {
-          const r = p.runs.find((x) => x.count === 1000);
-          if (!r) continue;
-          console.log(`ratio cnmkit (proxy ${p.proxy ? 'on' : 'off'}) / Docker (docker-proxy, its default), 1000 ports: publish ${ratio(r.publishMs, theirs.publishMs)}, ` +
-            `publish minus a bare endpoint ${ratio(r.publishMs - p.bareConnectMs, theirs.publishMs - theirs.bareRunMs)}, unpublish ${ratio(r.unpublishMs, theirs.removeMs)}, ` +
-            `processes ${r.processes} vs ${theirs.proxies} docker-proxy`);
-        }
+      const theirs: DockerPorts[] = [];
+      const dockerCount = Math.min(...portCounts);
+      for (const proxy of docker && dockerCount <= DOCKER_MAX_COUNT ? proxies : []) {
+        console.log(`Docker, userland proxy ${proxy ? 'on' : 'off'}: publishing ${dockerCount} ports (1000 take ≈ ${proxy ? '50 s to publish and 96 s' : '33 s to publish and 90 s'} to remove on these machines) …`);
+        theirs.push(await measureDockerPorts(prefix, dockerCount, proxy));
+        printDocker(theirs.at(-1)!);
       }
+      if (!docker) console.log('Docker: skipped (BENCH_DOCKER=0)');
+      const unmeasured = portCounts.filter((c) => c !== dockerCount || c > DOCKER_MAX_COUNT);
+      if (docker && unmeasured.length > 0) console.log(`Docker, ${unmeasured.join(', ')} ports: not measured (it publishes only the smallest count, at most ${DOCKER_MAX_COUNT}: one docker-proxy per port and family)`);
+      for (const p of ours) printComparison(p, theirs.find((d) => d.proxy === p.proxy));
       rows.push(...portRows(ours, theirs));
+      legend.push(...PORT_LEGEND);
     }
     if (parts.includes('endpoints')) {
-      console.log(`\n-- 2. endpoint create+join on one bridge: cnmkit connect vs the CNI bridge plugin's ADD (${endpoints} each: all of cnmkit's, a 15 s pause, all of CNI's) --`);
+      console.log(`\n-- 2. endpoint create+join: cnmkit connect vs the CNI bridge plugin's ADD (the first on new bridges; then ${endpoints} each on one bridge: all of cnmkit's, a 15 s pause, all of CNI's) --`);
       rows.push(...printEndpoints(await measureEndpoints(prefix, endpoints, firewall)));
+      legend.push(...ENDPOINT_LEGEND);
     }
-    printSummary(rows);
+    printTable('summary (ratio = cnmkit / peer; below 1 means cnmkit is faster; "a; b" = median; first)', legend, rows);
   } finally {
     release();
   }

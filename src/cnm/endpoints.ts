@@ -22,6 +22,15 @@ export function driverOf(deps: ControllerDeps, name: string, field = 'driver'): 
   return d;
 }
 
+/**
+ * An endpoint's name: SANDBOX-NETWORK, unique in the network as sandbox names are; one longer than
+ * 64 characters keeps its start and ends with 12 hex digits of the endpoint's id instead.
+ */
+export function endpointName(sb: SandboxRecord, net: NetworkRecord, id: string): string {
+  const full = `${sb.name}-${net.name}`;
+  return full.length <= 64 ? full : `${full.slice(0, 51)}-${id.slice(0, 12)}`;
+}
+
 export interface JoinRequest {
   ip?: string;
   ipv6?: string;
@@ -39,7 +48,7 @@ export function createJoinedEndpoint(
   return withRollback(async (undo) => {
     const id = newId();
     const ep: EndpointRecord = {
-      id, networkId: net.id, sandboxId: sb.id, name: `${sb.name}-${net.name}`.slice(0, 64), ports: [],
+      id, networkId: net.id, sandboxId: sb.id, name: endpointName(sb, net, id), ports: [],
       driverData: {}, state: 'creating', created: now(),
     };
     const s4 = net.ipv4[0];

@@ -134,6 +134,24 @@ describe('controller and management API', () => {
     expect(store.endpoints.list()).toEqual([]);
   });
 
+  it('gives endpoints unique names when sandbox and network names are long', async () => {
+    await api.inject({ method: 'POST', url: '/v1/networks', payload: { name: 'nz', subnet: '10.6.0.0/24' } });
+    // Cut at 64 characters, SANDBOX-NETWORK would be the same for both.
+    const names = ['x'.repeat(62), `${'x'.repeat(62)}-n`];
+    for (const name of names) {
+      expect((await api.inject({ method: 'POST', url: '/v1/sandboxes', payload: { name } })).statusCode).toBe(201);
+      const ep = await api.inject({ method: 'POST', url: '/v1/networks/nz/connect', payload: { sandbox: name } });
+      expect(ep.statusCode).toBe(201);
+      expect(ep.json().name.length).toBeLessThanOrEqual(64);
+    }
+    const eps = store.endpoints.list();
+    expect(eps).toHaveLength(2);
+    expect(new Set(eps.map((e) => e.name)).size).toBe(2);
+    for (const ep of eps) expect(ep.name).toMatch(new RegExp(`^x{51}-${ep.id.slice(0, 12)}$`));
+    await api.inject({ method: 'POST', url: '/v1/sandboxes', payload: { name: 'short' } });
+    expect((await api.inject({ method: 'POST', url: '/v1/networks/nz/connect', payload: { sandbox: 'short' } })).json().name).toBe('short-nz');
+  });
+
   it('refuses ports on a driver that cannot publish, before changing anything', async () => {
     await api.inject({ method: 'POST', url: '/v1/networks', payload: { name: 'n' } });
     await api.inject({ method: 'POST', url: '/v1/sandboxes', payload: { name: 's' } });

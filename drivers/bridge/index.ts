@@ -1,11 +1,14 @@
 // The bridge driver: a Linux bridge per network, veth endpoints, forwarding and firewall rules.
-// Network setup runs as named ordered steps (device, addresses, forwarding, firewall, verify),
-// each pushing its undo so a failure leaves nothing behind; teardown is idempotent.
+// A plan decides the bridge's name and whether it is adopted before anything changes (so the
+// stored intent says it, and one device never serves two networks); network setup then runs as
+// named ordered steps (device, addresses, forwarding, firewall, verify), each pushing its undo so
+// a failure leaves nothing behind; teardown is idempotent.
 import type { Driver, DriverContext } from '../../src/cnm/driver.js';
 import type { NetworkRecord } from '../../src/cnm/model.js';
 import { bestEffort, withRollback } from '../../src/cnm/steps.js';
-import { bridgeNameFor, parseBridgeConfig, type BridgeConfig } from './config.js';
-import { ensureBridge, removeBridge } from './device.js';
+import { ConflictError } from '../../src/errors.js';
+import { bridgeNameFor, OPT, parseBridgeConfig, type BridgeConfig } from './config.js';
+import { ensureBridge, planBridge, removeBridge } from './device.js';
 import { ensureGatewayAddresses, removeGatewayAddresses } from './addresses.js';
 import { enableForwarding } from './forwarding.js';
 import { installRules, removeRules } from './firewall.js';
@@ -22,12 +25,13 @@ export interface BridgeDriverOptions {
   userlandProxy: boolean;
 }
 
-/** Runs the setup steps for a network whose config has its bridge name decided. */
+/** Runs the setup steps for a network whose config is planned (bridge name and adoption decided). */
 async function setUp(ctx: DriverContext, net: NetworkRecord, config: BridgeConfig & { bridgeName: string }): Promise<BridgeConfig> {
   const h = ctx.netlink.get();
   const bridge = config.bridgeName;
+  const adopted = config.adopted ?? false;
   return withRollback(async (undo) => {
-    const adopted = await ensureBridge(h, bridge, config.mtu, config.mcastSnooping ?? false);
+    await ensureBridge(h, bridge, { mtu: config.mtu, mcastSnooping: config.mcastSnooping ?? false, adopted });
     undo.push('device', () => removeBridge(h, bridge, adopted));
     await ensureGatewayAddresses(h, bridge, net, config);
     undo.push('addresses', () => removeGatewayAddresses(h, bridge, net, config));
@@ -36,7 +40,7 @@ async function setUp(ctx: DriverContext, net: NetworkRecord, config: BridgeConfi
     await installRules(ctx.firewall, net, config, bridge);
     undo.push('firewall', () => removeRules(ctx.firewall, net));
     await verifyNetwork(h, bridge, net, config);
-    return { ...config, adopted };
+    return config;
   });
 }
 
@@ -49,10 +53,16 @@ export function createBridgeDriver(ctx: DriverContext, opts: BridgeDriverOptions
     scope: 'local',
     usesIpam: true,
     parse: parseBridgeConfig,
+    async plan(net, config, { networks }) {
+      const bridge = nameOf(net, config);
+      const owner = networks.find((n) => nameOf(n, n.config as BridgeConfig) === bridge);
+      if (owner) throw new ConflictError(`bridge ${bridge} is already the device of network ${owner.name}`, { field: OPT.name });
+      return { ...config, bridgeName: bridge, ...(await planBridge(ctx.netlink.get(), bridge)) };
+    },
     async createNetwork(net, config) {
       const done = await setUp(ctx, net, { ...config, bridgeName: nameOf(net, config) });
-      log.info({ network: net.name, bridge: done.bridgeName, adopted: done.adopted }, 'bridge network ready');
-      return { ...done, bridgeName: nameOf(net, config) };
+      log.info({ network: net.name, bridge: done.bridgeName, adopted: done.adopted ?? false }, 'bridge network ready');
+      return done;
     },
     sweep(networks, endpoints) {
       return sweepOrphans(ctx.netlink.get(), networks, endpoints);

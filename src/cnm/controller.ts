@@ -116,6 +116,10 @@ export class Controller {
           labels: req.labels ?? {}, config, ipv4: [], ipv6: [], state: 'creating', created: now(),
           ...(req.dockerId ? { dockerId: req.dockerId } : {}),
         };
+        if (driver.plan) {
+          const others = store.networks.listWhere('driver', driver.name).filter((n) => n.id !== net.id);
+          net.config = await driver.plan(net, config, { networks: others });
+        }
         store.networks.put(net);
         undo.push('store network', () => store.networks.delete(net.id));
         if (req.assigned) {
@@ -133,7 +137,7 @@ export class Controller {
           }
           store.networks.put(net);
         }
-        net.config = (await driver.createNetwork(net, config)) ?? config;
+        net.config = (await driver.createNetwork(net, net.config)) ?? net.config;
         undo.push('driver network', () => driver.deleteNetwork(net, net.config));
         net.state = 'ready';
         store.networks.put(net);

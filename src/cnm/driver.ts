@@ -45,7 +45,14 @@ export interface Driver<Config = unknown> {
   readonly usesIpam: boolean;
   /** Validates options into the driver's typed config; no side effects. */
   parse(input: NetworkParseInput): Config;
-  /** May return the config completed with what creation decided (names, adopted devices). */
+  /**
+   * Optional, no side effects: completes the config with what creation will do (names, devices
+   * that exist already and so stay when the network goes), so that the intent stored before any
+   * kernel change says it: a crash mid-create then never deletes what cnmkit did not make.
+   * Refuses a config that would share a device with another network. createNetwork gets the result.
+   */
+  plan?(net: NetworkRecord, config: Config, context: PlanContext): Promise<Config>;
+  /** May return the config completed with what creation decided. */
   createNetwork(net: NetworkRecord, config: Config): Promise<Config | void>;
   /** At start-up, after the store is clean: deletes kernel objects of this driver that no record owns. */
   sweep?(networks: NetworkRecord[], endpoints: EndpointRecord[]): Promise<string[]>;
@@ -64,6 +71,11 @@ export interface Driver<Config = unknown> {
   publish?(net: NetworkRecord, config: Config, ep: EndpointRecord, ports: PortSpec[]): Promise<PortSpec[]>;
   /** Idempotent. */
   unpublish?(net: NetworkRecord, config: Config, ep: EndpointRecord): Promise<void>;
+}
+
+export interface PlanContext {
+  /** The other networks of this driver, as stored. */
+  networks: NetworkRecord[];
 }
 
 export interface JoinContext {

@@ -19,7 +19,7 @@ import { Ipam, type DefaultPool } from './ipam/index.js';
 import { createNullDriver } from '../drivers/null/index.js';
 import { createHostDriver } from '../drivers/host/index.js';
 import { createBridgeDriver } from '../drivers/bridge/index.js';
-import { NetlinkHandlePool, setLinkUp } from './netlink/index.js';
+import { NetlinkHandlePool, netnsIdOf, netnsIdReferenced, setLinkUp } from './netlink/index.js';
 import { createFirewall, type FirewallBackend } from './firewall/index.js';
 import { PortAllocator, UserlandProxy } from './portmap/index.js';
 import { PortPublisher } from './portmap/publisher.js';
@@ -134,6 +134,8 @@ async function start(opts: DaemonOptions, lock: NamespaceLock): Promise<Daemon> 
       netnsDir: opts.netnsDir,
       loopbackUp: (nsPath) => setLinkUp(netlink.get(nsPath), 'lo'),
       forget: (nsPath) => netlink.release(nsPath),
+      netnsId: (fd) => netnsIdOf(netlink.get(), fd),
+      netnsReferenced: (nsid) => netnsIdReferenced(netlink.get(), nsid),
     });
     const controller = new Controller({ store, ipam, drivers, kernel, logger, defaultDriver: 'bridge', predefined: new Set(PREDEFINED.keys()) });
     for (const line of await controller.reconcile()) logger.warn({ reconcile: line }, 'reconciled');

@@ -92,8 +92,8 @@ export function createBridgeDriver(ctx: DriverContext, opts: BridgeDriverOptions
       return { ifname, macAddress: data.mac, driverData: data, ...(net.ipv4[0]?.gateway ? { gateway: net.ipv4[0].gateway.split('/')[0]! } : {}) };
     },
     async leave(_net, _config, ep, _sb, hint) {
-      // Deleting one veth costs the kernel ~20 ms; deleting the namespace takes its pairs along in a batch.
-      if (!hint?.namespaceGoing) await leaveSandbox(ctx.netlink, ep);
+      // Deleting one veth costs the kernel ~20 ms; a destroyed namespace takes its pairs along in a batch.
+      if (!hint?.namespaceGone) await leaveSandbox(ctx.netlink, ep);
     },
     publish(net, config, ep, ports) {
       return publishPorts(ctx.ports, nameOf(net, config), net, config, ep, ports);

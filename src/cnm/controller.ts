@@ -15,6 +15,7 @@ import {
   createDetachedEndpoint, createJoinedEndpoint, definedOnly, driverOf, now, replacePorts, teardownEndpoint, type DetachedRequest,
 } from './endpoints.js';
 import { releaseOrphanAddresses, restoreKernelState } from './kernel-state.js';
+import { inSandbox, teardownSandbox } from './sandboxes.js';
 import { parsePublish, type PortSpec } from '../portmap/index.js';
 
 export interface CreateNetworkRequest {
@@ -243,14 +244,8 @@ export class Controller {
     });
   }
 
-  private async teardownSandbox(sb: SandboxRecord): Promise<void> {
-    const eps = this.endpointsOf({ sandboxId: sb.id });
-    await bestEffort(`sandbox ${sb.name}`, [
-      // A named sandbox's namespace goes right after: its links go with it, batched by the kernel.
-      ...eps.map((ep): [string, () => Promise<void>] => [`endpoint ${ep.name}`, () => teardownEndpoint(this.deps, ep, sb, { namespaceGoing: sb.kind === 'named' })]),
-      ['namespace', () => (sb.kind === 'named' ? this.deps.kernel.deleteNamed(sb.name) : undefined)],
-      ['store', () => this.deps.store.sandboxes.delete(sb.id)],
-    ]);
+  private teardownSandbox(sb: SandboxRecord): Promise<void> {
+    return teardownSandbox(this.deps, sb, this.endpointsOf({ sandboxId: sb.id }));
   }
 
   // ---- endpoints: connect / disconnect ---------------------------------------------------
@@ -265,7 +260,7 @@ export class Controller {
       if (ports.length > 0 && !driverOf(this.deps, net.driver).publish)
         throw new InvalidArgumentError('ports', `the ${net.driver} driver of network ${net.name} cannot publish ports`);
       if (req.ip && net.ipv4.length === 0) throw new InvalidArgumentError('ip', `network ${net.name} has no IPv4 subnet`);
-      return createJoinedEndpoint(this.deps, net, sb, req, ports, joined);
+      return inSandbox(this.deps, sb, () => createJoinedEndpoint(this.deps, net, sb, req, ports, joined));
     });
   }
 
@@ -310,7 +305,9 @@ export class Controller {
       const sb = this.sandbox(sbRef);
       const eps = this.endpointsOf({ networkId: net.id, sandboxId: sb.id });
       if (eps.length === 0) throw new NotFoundError('endpoint', `${net.name}/${sb.name}`);
-      for (const ep of eps) await teardownEndpoint(this.deps, ep, sb);
+      await inSandbox(this.deps, sb, async () => {
+        for (const ep of eps) await teardownEndpoint(this.deps, ep, sb);
+      });
     });
   }
 

@@ -84,8 +84,12 @@ export interface JoinContext {
 }
 
 export interface LeaveHint {
-  /** The sandbox's namespace is deleted next: links inside it need no deleting one by one. */
-  namespaceGoing?: boolean;
+  /**
+   * The kernel has confirmed that nothing holds the sandbox's namespace any more: it is being
+   * destroyed, and the links inside it (veth peers included) go with it, so they need no deleting
+   * one by one. Never set on a guess: a namespace a process or another mount holds lives on.
+   */
+  namespaceGone?: boolean;
 }
 
 export type DriverFactory = (ctx: DriverContext) => Driver;

@@ -22,9 +22,11 @@ class FakeKernel implements SandboxKernel {
   async createNamed(name: string): Promise<void> {
     this.namespaces.add(name);
   }
-  async deleteNamed(name: string): Promise<void> {
+  async deleteNamed(name: string): Promise<boolean> {
     this.namespaces.delete(name);
+    return false;
   }
+  release(): void {}
   exists(p: string): boolean {
     return this.namespaces.has(p.split('/').pop()!);
   }

@@ -12,7 +12,7 @@ import { ensureBridge, planBridge, removeBridge } from './device.js';
 import { ensureGatewayAddresses, removeGatewayAddresses } from './addresses.js';
 import { enableForwarding } from './forwarding.js';
 import { installRules, removeRules } from './firewall.js';
-import { BridgeIndexes, createDetached, joinSandbox, leaveSandbox } from './endpoint.js';
+import { BridgeIndexes, checkJoined, createDetached, joinSandbox, leaveSandbox } from './endpoint.js';
 export type { BridgeEndpointData } from './endpoint.js';
 import { verifyNetwork } from './verify.js';
 import { publishPorts } from './ports.js';
@@ -90,6 +90,9 @@ export function createBridgeDriver(ctx: DriverContext, opts: BridgeDriverOptions
     async join(net, config, ep, sb, context) {
       const { ifname, data } = await joinSandbox(ctx.netlink, bridges, nameOf(net, config), net, config, ep, sb, { hairpin: !opts.userlandProxy, ...(context ? { peers: context.peers } : {}) });
       return { ifname, macAddress: data.mac, driverData: data, ...(net.ipv4[0]?.gateway ? { gateway: net.ipv4[0].gateway.split('/')[0]! } : {}) };
+    },
+    checkEndpoint(net, config, ep, sb) {
+      return checkJoined(ctx.netlink, bridges, nameOf(net, config), net, config, ep, sb, { hairpin: !opts.userlandProxy });
     },
     async leave(_net, _config, ep, _sb, hint) {
       // Deleting one veth costs the kernel ~20 ms; a destroyed namespace takes its pairs along in a batch.

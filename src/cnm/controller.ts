@@ -14,7 +14,7 @@ import type { SandboxKernel } from './sandbox-kernel.js';
 import {
   createDetachedEndpoint, createJoinedEndpoint, definedOnly, driverOf, now, replacePorts, teardownEndpoint, type DetachedRequest,
 } from './endpoints.js';
-import { releaseOrphanAddresses, restoreKernelState } from './kernel-state.js';
+import { checkJoinedEndpoints, releaseOrphanAddresses, restoreKernelState } from './kernel-state.js';
 import { inSandbox, teardownSandbox } from './sandboxes.js';
 import { parsePublish, type PortSpec } from '../portmap/index.js';
 
@@ -321,8 +321,9 @@ export class Controller {
 
   /**
    * Start-up reconcile: finishes or undoes what a crash interrupted ('creating' and 'deleting'
-   * records), drops sandboxes whose namespace is gone, releases addresses nothing owns, and lets
-   * every driver recreate what is missing for ready networks. Returns what it did, for the log.
+   * records), drops sandboxes whose namespace is gone, releases addresses nothing owns, lets
+   * every driver recreate what is missing for ready networks, and makes joined endpoints whose
+   * interfaces vanished again (or removes them). Returns what it did, for the log.
    */
   reconcile(): Promise<string[]> {
     return this.queue.run(async () => {
@@ -357,6 +358,7 @@ export class Controller {
         if (driver.sweep) done.push(...(await driver.sweep(nets, store.endpoints.list().filter((e) => ids.has(e.networkId)))));
       }
       await restoreKernelState(this.deps, done);
+      await checkJoinedEndpoints(this.deps, done);
       return done;
     });
   }

@@ -67,11 +67,20 @@ export interface Driver<Config = unknown> {
   join(net: NetworkRecord, config: Config, ep: EndpointRecord, sb: SandboxRecord, context?: JoinContext): Promise<JoinResult>;
   /** Idempotent. */
   leave(net: NetworkRecord, config: Config, ep: EndpointRecord, sb: SandboxRecord, hint?: LeaveHint): Promise<void>;
+  /**
+   * Optional, at start-up, for a ready endpoint joined to a sandbox whose namespace exists: checks
+   * that its interfaces are there, and makes them again as they were (name, MAC, addresses) when
+   * they vanished and it can.
+   */
+  checkEndpoint?(net: NetworkRecord, config: Config, ep: EndpointRecord, sb: SandboxRecord): Promise<EndpointCheck>;
   /** Optional: publishes ports of a joined endpoint; returns them resolved (host ports chosen). */
   publish?(net: NetworkRecord, config: Config, ep: EndpointRecord, ports: PortSpec[]): Promise<PortSpec[]>;
   /** Idempotent. */
   unpublish?(net: NetworkRecord, config: Config, ep: EndpointRecord): Promise<void>;
 }
+
+/** What checkEndpoint found: all there, made again (detail for the log), or lost for good (why). */
+export type EndpointCheck = { state: 'ok' } | { state: 'repaired'; detail: string } | { state: 'lost'; reason: string };
 
 export interface PlanContext {
   /** The other networks of this driver, as stored. */

@@ -93,6 +93,39 @@ describeRoot('sandbox namespaces and teardown', () => {
     expect(netnsFdsOf(daemon.proc!.pid!)).not.toContain(inode);
   });
 
+  it('at restart, makes a vanished interface of a joined sandbox again (same address and MAC), and removes an endpoint it cannot, releasing its address', async () => {
+    expect((await daemon.cmd(['network', 'create', '--subnet', '198.18.52.0/24', '-o', 'com.docker.network.bridge.name=brrep0', 'lab'])).code).toBe(0);
+    const names = [uniqueName('rep'), uniqueName('lost'), uniqueName('new')];
+    for (const n of names) {
+      adoptNs(n);
+      expect((await daemon.cmd(['sandbox', 'create', '--name', n])).code).toBe(0);
+    }
+    const [repaired, lost, fresh] = names as [string, string, string];
+    expect((await daemon.cmd(['connect', 'lab', repaired, '--ip', '198.18.52.10'])).code).toBe(0);
+    expect((await daemon.cmd(['connect', 'lab', lost, '--ip', '198.18.52.11'])).code).toBe(0);
+    const eth0 = async (ns: string) => (JSON.parse(await check(['ip', '-n', ns, '-j', 'addr', 'show', 'eth0'])) as { address: string; addr_info: { local: string; prefixlen: number }[] }[])[0]!;
+    const mac = (await eth0(repaired)).address;
+    await daemon.stop('SIGKILL');
+    await check(['ip', '-n', repaired, 'link', 'del', 'eth0']);
+    await check(['ip', '-n', lost, 'link', 'del', 'eth0']);
+    await check(['ip', '-n', lost, 'link', 'add', 'eth0', 'type', 'bridge']);
+    await daemon.start();
+    const again = await eth0(repaired);
+    expect(again.address).toBe(mac);
+    expect(again.addr_info.map((a) => `${a.local}/${a.prefixlen}`)).toContain('198.18.52.10/24');
+    const routes = JSON.parse(await check(['ip', '-n', repaired, '-j', 'route', 'show', 'default'])) as { gateway: string }[];
+    expect(routes[0]!.gateway).toBe('198.18.52.1');
+    expect((await run(['ip', 'netns', 'exec', repaired, 'ping', '-c', '1', '-W', '1', '198.18.52.1'])).code).toBe(0);
+    expect(daemon.log).toContain(`interface eth0 had vanished from sandbox ${repaired}: made again with 198.18.52.10/24`);
+    const inspect = JSON.parse((await daemon.cmd(['sandbox', 'inspect', lost])).stdout) as { endpoints: unknown[] }[];
+    expect(inspect[0]!.endpoints).toEqual([]);
+    expect(daemon.log).toContain(`198.18.52.11/24 released (eth0 in sandbox ${lost} is another device now)`);
+    const kept = JSON.parse(await check(['ip', '-n', lost, '-d', '-j', 'link', 'show', 'eth0'])) as { linkinfo: { info_kind: string } }[];
+    expect(kept[0]!.linkinfo.info_kind).toBe('bridge');
+    expect((await daemon.cmd(['connect', 'lab', fresh, '--ip', '198.18.52.11'])).code).toBe(0);
+    expect(await host.ipJson(['link', 'show', 'master', 'brrep0'])).toHaveLength(2);
+  });
+
   it('removes the links of named sandboxes whose namespace a process or another mount still holds, before their addresses can be taken again', async () => {
     expect((await daemon.cmd(['network', 'create', '--subnet', '198.18.42.0/24', '-o', 'com.docker.network.bridge.name=brheld0', 'lab'])).code).toBe(0);
     const sandbox = async (tag: string): Promise<string> => {

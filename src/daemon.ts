@@ -1,6 +1,7 @@
-// The daemon: opens the store, reconciles it with the kernel, registers the drivers, creates the
-// predefined networks, and serves the management API on a root-only unix socket. Stops cleanly
-// on SIGINT/SIGTERM; a SIGKILL at any instant is repaired by reconcile at the next start.
+// The daemon: checks its options, takes its network namespace (one daemon per namespace), opens
+// the store, reconciles it with the kernel, registers the drivers, creates the predefined
+// networks, and serves the management API on a root-only unix socket. Stops cleanly on
+// SIGINT/SIGTERM; a SIGKILL at any instant is repaired by reconcile at the next start.
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -18,12 +19,14 @@ import { Ipam, type DefaultPool } from './ipam/index.js';
 import { createNullDriver } from '../drivers/null/index.js';
 import { createHostDriver } from '../drivers/host/index.js';
 import { createBridgeDriver } from '../drivers/bridge/index.js';
-import { NetlinkHandlePool, setLinkUp } from './netlink/index.js';
+import { NetlinkHandlePool, netnsIdOf, netnsIdReferenced, setLinkUp } from './netlink/index.js';
 import { createFirewall, type FirewallBackend } from './firewall/index.js';
 import { PortAllocator, UserlandProxy } from './portmap/index.js';
 import { PortPublisher } from './portmap/publisher.js';
 import { VERSION } from './version.js';
 import { InvalidArgumentError } from './errors.js';
+import { validateIfname } from './netns/index.js';
+import { lockNetworkNamespace, type NamespaceLock } from './netns/daemon-lock.js';
 import IPCIDR from 'ip-cidr';
 
 export interface DaemonOptions {
@@ -78,11 +81,37 @@ async function createPredefined(controller: Controller, store: Store, opts: Daem
 export function parseBip(bip: string): { subnet: string; gateway: string } {
   const [gateway, len] = bip.split('/');
   if (!gateway || !net.isIPv4(gateway) || !len || !IPCIDR.isValidCIDR(bip) || Number(len) > 30)
-    throw new InvalidArgumentError('bip', `expected an IPv4 gateway address with a prefix length up to /30, e.g. 172.17.0.1/16, got ${JSON.stringify(bip)}`);
+    throw new InvalidArgumentError('--bip', `expected an IPv4 gateway address with a prefix length up to /30, e.g. 172.17.0.1/16, got ${JSON.stringify(bip)}`);
   return { subnet: `${new IPCIDR(bip).start()}/${len}`, gateway };
 }
 
+/**
+ * Checks every option that could otherwise fail half-way through a start (after the sweep of
+ * devices nothing owns): errors name the flag. No side effects.
+ */
+export function validateDaemonOptions(opts: DaemonOptions): void {
+  const paths = { '--socket': opts.socket, '--state-dir': opts.stateDir, '--run-dir': opts.runDir, '--plugin-dir': opts.pluginDir, '--netns-dir': opts.netnsDir };
+  for (const [flag, value] of Object.entries(paths)) {
+    if (typeof value !== 'string' || value === '' || value.includes('\0')) throw new InvalidArgumentError(flag, `expected a path, got ${JSON.stringify(value)}`);
+  }
+  if (!path.isAbsolute(opts.netnsDir)) throw new InvalidArgumentError('--netns-dir', `expected an absolute path, got ${JSON.stringify(opts.netnsDir)}`);
+  validateIfname(opts.bridgeName, '--bridge-name');
+  if (opts.bip !== undefined) parseBip(opts.bip);
+}
+
 export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
+  validateDaemonOptions(opts);
+  // Before anything changes on disk or in the kernel: one daemon per network namespace.
+  const lock = await lockNetworkNamespace({ pid: process.pid, socket: path.resolve(opts.socket), stateDir: path.resolve(opts.stateDir) });
+  try {
+    return await start(opts, lock);
+  } catch (err) {
+    await lock.release();
+    throw err;
+  }
+}
+
+async function start(opts: DaemonOptions, lock: NamespaceLock): Promise<Daemon> {
   const logger = opts.logger ?? pino({ level: opts.logLevel, base: { pid: process.pid } });
   fs.mkdirSync(opts.stateDir, { recursive: true, mode: 0o700 });
   fs.mkdirSync(path.dirname(opts.socket), { recursive: true, mode: 0o750 });
@@ -105,6 +134,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       netnsDir: opts.netnsDir,
       loopbackUp: (nsPath) => setLinkUp(netlink.get(nsPath), 'lo'),
       forget: (nsPath) => netlink.release(nsPath),
+      netnsId: (fd) => netnsIdOf(netlink.get(), fd),
+      netnsReferenced: (nsid) => netnsIdReferenced(netlink.get(), nsid),
     });
     const controller = new Controller({ store, ipam, drivers, kernel, logger, defaultDriver: 'bridge', predefined: new Set(PREDEFINED.keys()) });
     for (const line of await controller.reconcile()) logger.warn({ reconcile: line }, 'reconciled');
@@ -132,6 +163,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
         await ports?.close();
         netlink.closeAll();
         store.close();
+        await lock.release();
       },
     };
   } catch (err) {

@@ -1,5 +1,6 @@
 // Setup step 2: the gateway addresses on the bridge (IPv4 unless inhibited, IPv6 without DAD),
-// kept if already present so that adopting a configured bridge changes nothing.
+// kept if already present so that adopting a configured bridge changes nothing, and left there
+// when the network goes if the adopted bridge had them before.
 import { addAddress, deleteAddress, listAddresses, type NetlinkHandle } from '../../src/netlink/index.js';
 import type { NetworkRecord } from '../../src/cnm/model.js';
 import type { BridgeConfig } from './config.js';
@@ -19,7 +20,8 @@ export async function ensureGatewayAddresses(h: NetlinkHandle, bridge: string, n
   }
 }
 
-/** Removes the gateway addresses (for an adopted bridge that stays). Idempotent. */
+/** Removes the gateway addresses (for an adopted bridge that stays), but none it had before. Idempotent. */
 export async function removeGatewayAddresses(h: NetlinkHandle, bridge: string, net: NetworkRecord, config: BridgeConfig): Promise<void> {
-  for (const gw of gateways(net, config)) await deleteAddress(h, bridge, gw.cidr, { ifExists: true });
+  const kept = new Set(config.keptAddresses ?? []);
+  for (const gw of gateways(net, config)) if (!kept.has(gw.cidr)) await deleteAddress(h, bridge, gw.cidr, { ifExists: true });
 }

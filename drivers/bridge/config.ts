@@ -41,8 +41,10 @@ export interface BridgeConfig {
    * and it costs the kernel work on every port of the bridge each time a port is added.
    */
   mcastSnooping: boolean;
-  /** Set at creation: the bridge existed before (adopted), so deleting the network keeps it. */
+  /** Set by the plan, before any kernel change: the bridge existed before (adopted), so deleting the network keeps it. */
   adopted?: boolean;
+  /** Set by the plan for an adopted bridge: the addresses it had, which deleting the network keeps. */
+  keptAddresses?: string[];
 }
 
 function bool(options: Record<string, string>, key: string, dflt: boolean): boolean {

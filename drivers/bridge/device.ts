@@ -1,7 +1,8 @@
-// Setup step 1: the bridge device. Created if missing (MTU, snooping, up, cnmkit's link group), adopted if
-// a bridge of that name exists; anything else of that name is refused. Deletion is idempotent.
+// Setup step 1: the bridge device. Planned first (adopt a bridge of that name that someone else
+// made, refuse anything else of that name), then created if missing (MTU, snooping, up, cnmkit's
+// link group). Deletion is idempotent and never touches an adopted bridge.
 import { ConflictError } from '../../src/errors.js';
-import { addBridge, deleteLink, findLink, setLink, type NetlinkHandle } from '../../src/netlink/index.js';
+import { addBridge, deleteLink, findLink, listAddresses, setLink, type NetlinkHandle } from '../../src/netlink/index.js';
 
 /**
  * The link group of every device the bridge driver creates (`ip link show group 0x636e6d6b`), so
@@ -10,19 +11,41 @@ import { addBridge, deleteLink, findLink, setLink, type NetlinkHandle } from '..
  */
 export const LINK_GROUP = 0x636e6d6b;
 
+/** What creating the bridge will find: whether someone else's bridge is there to adopt, and its addresses. */
+export interface BridgePlan {
+  adopted: boolean;
+  /** The adopted bridge's addresses before cnmkit came: they stay when the network goes. */
+  keptAddresses?: string[];
+}
+
 /**
- * Ensures the bridge exists and is up; returns true when someone else's bridge was adopted (its
- * multicast snooping is left as it is).
+ * Looks, without changing anything, at what is named `name`: nothing or a bridge of cnmkit's
+ * group (created, not adopted), someone else's bridge (adopted, with the addresses it has), or
+ * another kind of device (refused).
  */
-export async function ensureBridge(h: NetlinkHandle, name: string, mtu: number | undefined, mcastSnooping: boolean): Promise<boolean> {
+export async function planBridge(h: NetlinkHandle, name: string): Promise<BridgePlan> {
+  const existing = await findLink(h, name);
+  if (!existing) return { adopted: false };
+  if (existing.kind !== 'bridge') throw new ConflictError(`a ${existing.kind === 'other' ? existing.type ?? 'device' : existing.kind} named ${name} already exists and is not a bridge`);
+  if (existing.group === LINK_GROUP) return { adopted: false };
+  return { adopted: true, keptAddresses: (await listAddresses(h, { dev: name })).map((a) => a.cidr) };
+}
+
+/**
+ * Ensures the bridge exists and is up, as planned: an adopted bridge keeps its multicast
+ * snooping; one that is gone is created. A foreign bridge where the plan found none (it appeared
+ * since) is refused, so that cnmkit never deletes a device it was not recorded as adopting.
+ */
+export async function ensureBridge(h: NetlinkHandle, name: string, opts: { mtu: number | undefined; mcastSnooping: boolean; adopted: boolean }): Promise<void> {
+  const { mtu } = opts;
   const existing = await findLink(h, name);
   if (existing) {
     if (existing.kind !== 'bridge') throw new ConflictError(`a ${existing.kind === 'other' ? existing.type ?? 'device' : existing.kind} named ${name} already exists and is not a bridge`);
+    if (!opts.adopted && existing.group !== LINK_GROUP) throw new ConflictError(`a bridge named ${name} appeared that cnmkit did not create; try again to adopt it`);
     if (!existing.up || (mtu !== undefined && existing.mtu !== mtu)) await setLink(h, name, { up: true, ...(mtu !== undefined ? { mtu } : {}) });
-    return existing.group !== LINK_GROUP;
+    return;
   }
-  await addBridge(h, { name, up: true, group: LINK_GROUP, mcastSnooping, ...(mtu !== undefined ? { mtu } : {}) });
-  return false;
+  await addBridge(h, { name, up: true, group: LINK_GROUP, mcastSnooping: opts.mcastSnooping, ...(mtu !== undefined ? { mtu } : {}) });
 }
 
 /** Removes the bridge unless it was adopted. Deleting one that is gone succeeds. */

@@ -12,8 +12,9 @@ import { isIPv4 } from 'node:net';
 import { InvalidArgumentError } from '../../src/errors.js';
 import { ensureSysctl, runInNetns } from '../../src/netns/index.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../../src/cnm/model.js';
+import type { EndpointCheck } from '../../src/cnm/driver.js';
 import {
-  addAddress, addRoute, addVeth, deleteLink, linkIndex, listLinks, listRoutes, setHairpin, setLinkUp, type NetlinkHandle, type NetlinkHandlePool,
+  addAddress, addRoute, addVeth, deleteLink, findLink, linkIndex, listLinks, listRoutes, setHairpin, setLinkUp, type NetlinkHandle, type NetlinkHandlePool,
 } from '../../src/netlink/index.js';
 import type { BridgeConfig } from './config.js';
 import { LINK_GROUP } from './device.js';
@@ -119,13 +120,13 @@ async function configureInside(
 /** Equivalent to: `ip link add vethX master BR mtu M up type veth peer name ethN netns SB address MAC mtu M` + inside setup. */
 export async function joinSandbox(
   pool: NetlinkHandlePool, bridges: BridgeIndexes, bridge: string, net: NetworkRecord, config: BridgeConfig, ep: EndpointRecord, sb: SandboxRecord,
-  opts: { hairpin: boolean; peers?: EndpointRecord[] },
+  opts: { hairpin: boolean; peers?: EndpointRecord[]; ifname?: string },
 ): Promise<{ ifname: string; data: BridgeEndpointData }> {
   if (sb.kind === 'host') throw new InvalidArgumentError('sandbox', `sandbox ${sb.name} is the host namespace: it cannot join bridge network ${net.name}`);
   const host = pool.get();
   const sbh = pool.get(sb.netnsPath);
   const fresh = sb.kind === 'named' && opts.peers?.length === 0;
-  const ifname = fresh ? `${config.ifacePrefix}0` : await nextIfname(sbh, config.ifacePrefix);
+  const ifname = opts.ifname ?? (fresh ? `${config.ifacePrefix}0` : await nextIfname(sbh, config.ifacePrefix));
   const data: BridgeEndpointData = { hostIfname: hostIfnameFor(ep.id), mac: ep.macAddress ?? macFor(ep.ipv4) };
   const mtu = config.mtu;
   const created = await bridges.create(host, bridge, (master) => addVeth(host, {
@@ -166,6 +167,28 @@ export async function createDetached(
     throw err;
   }
   return data;
+}
+
+/**
+ * After a restart: the endpoint's bridge port and its interface in the sandbox must still be one
+ * veth pair. Vanished (deleted from inside the sandbox, say): made again with the same name, MAC
+ * and addresses. The name taken by another device inside: lost (the caller removes the endpoint).
+ */
+export async function checkJoined(
+  pool: NetlinkHandlePool, bridges: BridgeIndexes, bridge: string, net: NetworkRecord, config: BridgeConfig, ep: EndpointRecord, sb: SandboxRecord,
+  opts: { hairpin: boolean },
+): Promise<EndpointCheck> {
+  if (sb.kind === 'host' || !ep.ifname) return { state: 'ok' };
+  const hostIfname = (ep.driverData as Partial<BridgeEndpointData> | undefined)?.hostIfname ?? hostIfnameFor(ep.id);
+  const port = await findLink(pool.get(), hostIfname);
+  const inside = await findLink(pool.get(sb.netnsPath), ep.ifname);
+  if (port?.kind === 'veth' && inside?.kind === 'veth' && port.peerIndex === inside.index && inside.peerIndex === port.index) return { state: 'ok' };
+  // A port whose peer is not the endpoint's interface: the pair goes, to be made again.
+  if (port) await deleteLink(pool.get(), hostIfname, { ifExists: true });
+  if (inside) return { state: 'lost', reason: `${ep.ifname} in sandbox ${sb.name} is another device now` };
+  const { data } = await joinSandbox(pool, bridges, bridge, net, config, ep, sb, { hairpin: opts.hairpin, ifname: ep.ifname });
+  const addresses = [ep.ipv4, ep.ipv6].filter(Boolean).join(', ') || 'no address';
+  return { state: 'repaired', detail: `interface ${ep.ifname} had vanished from sandbox ${sb.name}: made again with ${addresses} and MAC ${data.mac}` };
 }
 
 /** Equivalent to: `ip link del vethX` (its peer in the sandbox goes with it). Idempotent. */

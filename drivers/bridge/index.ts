@@ -1,15 +1,18 @@
 // The bridge driver: a Linux bridge per network, veth endpoints, forwarding and firewall rules.
-// Network setup runs as named ordered steps (device, addresses, forwarding, firewall, verify),
-// each pushing its undo so a failure leaves nothing behind; teardown is idempotent.
+// A plan decides the bridge's name and whether it is adopted before anything changes (so the
+// stored intent says it, and one device never serves two networks); network setup then runs as
+// named ordered steps (device, addresses, forwarding, firewall, verify), each pushing its undo so
+// a failure leaves nothing behind; teardown is idempotent.
 import type { Driver, DriverContext } from '../../src/cnm/driver.js';
 import type { NetworkRecord } from '../../src/cnm/model.js';
 import { bestEffort, withRollback } from '../../src/cnm/steps.js';
-import { bridgeNameFor, parseBridgeConfig, type BridgeConfig } from './config.js';
-import { ensureBridge, removeBridge } from './device.js';
+import { ConflictError } from '../../src/errors.js';
+import { bridgeNameFor, OPT, parseBridgeConfig, type BridgeConfig } from './config.js';
+import { ensureBridge, planBridge, removeBridge } from './device.js';
 import { ensureGatewayAddresses, removeGatewayAddresses } from './addresses.js';
 import { enableForwarding } from './forwarding.js';
 import { installRules, removeRules } from './firewall.js';
-import { BridgeIndexes, createDetached, joinSandbox, leaveSandbox } from './endpoint.js';
+import { BridgeIndexes, checkJoined, createDetached, joinSandbox, leaveSandbox } from './endpoint.js';
 export type { BridgeEndpointData } from './endpoint.js';
 import { verifyNetwork } from './verify.js';
 import { publishPorts } from './ports.js';
@@ -22,12 +25,13 @@ export interface BridgeDriverOptions {
   userlandProxy: boolean;
 }
 
-/** Runs the setup steps for a network whose config has its bridge name decided. */
+/** Runs the setup steps for a network whose config is planned (bridge name and adoption decided). */
 async function setUp(ctx: DriverContext, net: NetworkRecord, config: BridgeConfig & { bridgeName: string }): Promise<BridgeConfig> {
   const h = ctx.netlink.get();
   const bridge = config.bridgeName;
+  const adopted = config.adopted ?? false;
   return withRollback(async (undo) => {
-    const adopted = await ensureBridge(h, bridge, config.mtu, config.mcastSnooping ?? false);
+    await ensureBridge(h, bridge, { mtu: config.mtu, mcastSnooping: config.mcastSnooping ?? false, adopted });
     undo.push('device', () => removeBridge(h, bridge, adopted));
     await ensureGatewayAddresses(h, bridge, net, config);
     undo.push('addresses', () => removeGatewayAddresses(h, bridge, net, config));
@@ -36,7 +40,7 @@ async function setUp(ctx: DriverContext, net: NetworkRecord, config: BridgeConfi
     await installRules(ctx.firewall, net, config, bridge);
     undo.push('firewall', () => removeRules(ctx.firewall, net));
     await verifyNetwork(h, bridge, net, config);
-    return { ...config, adopted };
+    return config;
   });
 }
 
@@ -49,10 +53,16 @@ export function createBridgeDriver(ctx: DriverContext, opts: BridgeDriverOptions
     scope: 'local',
     usesIpam: true,
     parse: parseBridgeConfig,
+    async plan(net, config, { networks }) {
+      const bridge = nameOf(net, config);
+      const owner = networks.find((n) => nameOf(n, n.config as BridgeConfig) === bridge);
+      if (owner) throw new ConflictError(`bridge ${bridge} is already the device of network ${owner.name}`, { field: OPT.name });
+      return { ...config, bridgeName: bridge, ...(await planBridge(ctx.netlink.get(), bridge)) };
+    },
     async createNetwork(net, config) {
       const done = await setUp(ctx, net, { ...config, bridgeName: nameOf(net, config) });
-      log.info({ network: net.name, bridge: done.bridgeName, adopted: done.adopted }, 'bridge network ready');
-      return { ...done, bridgeName: nameOf(net, config) };
+      log.info({ network: net.name, bridge: done.bridgeName, adopted: done.adopted ?? false }, 'bridge network ready');
+      return done;
     },
     sweep(networks, endpoints) {
       return sweepOrphans(ctx.netlink.get(), networks, endpoints);
@@ -81,9 +91,12 @@ export function createBridgeDriver(ctx: DriverContext, opts: BridgeDriverOptions
       const { ifname, data } = await joinSandbox(ctx.netlink, bridges, nameOf(net, config), net, config, ep, sb, { hairpin: !opts.userlandProxy, ...(context ? { peers: context.peers } : {}) });
       return { ifname, macAddress: data.mac, driverData: data, ...(net.ipv4[0]?.gateway ? { gateway: net.ipv4[0].gateway.split('/')[0]! } : {}) };
     },
+    checkEndpoint(net, config, ep, sb) {
+      return checkJoined(ctx.netlink, bridges, nameOf(net, config), net, config, ep, sb, { hairpin: !opts.userlandProxy });
+    },
     async leave(_net, _config, ep, _sb, hint) {
-      // Deleting one veth costs the kernel ~20 ms; deleting the namespace takes its pairs along in a batch.
-      if (!hint?.namespaceGoing) await leaveSandbox(ctx.netlink, ep);
+      // Deleting one veth costs the kernel ~20 ms; a destroyed namespace takes its pairs along in a batch.
+      if (!hint?.namespaceGone) await leaveSandbox(ctx.netlink, ep);
     },
     publish(net, config, ep, ports) {
       return publishPorts(ctx.ports, nameOf(net, config), net, config, ep, ports);

@@ -110,9 +110,10 @@ static void restore_home(void) {
   }
 }
 
-/* Moves the calling thread into the namespace at path; throws (and returns -1) when it cannot. */
+/* Moves the calling thread into the namespace at path; throws (and returns -1) when it cannot.
+ * O_NONBLOCK: a FIFO put where a namespace was expected must fail setns, not block the thread. */
 static int enter_netns(napi_env env, const char *path) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) { cnmkit_throw_errno(env, errno, "open", path); return -1; }
   if (setns(fd, CLONE_NEWNET) != 0) {
     int err = errno;

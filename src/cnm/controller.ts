@@ -14,7 +14,8 @@ import type { SandboxKernel } from './sandbox-kernel.js';
 import {
   createDetachedEndpoint, createJoinedEndpoint, definedOnly, driverOf, now, replacePorts, teardownEndpoint, type DetachedRequest,
 } from './endpoints.js';
-import { releaseOrphanAddresses, restoreKernelState } from './kernel-state.js';
+import { checkJoinedEndpoints, releaseOrphanAddresses, restoreKernelState } from './kernel-state.js';
+import { inSandbox, teardownSandbox } from './sandboxes.js';
 import { parsePublish, type PortSpec } from '../portmap/index.js';
 
 export interface CreateNetworkRequest {
@@ -116,6 +117,10 @@ export class Controller {
           labels: req.labels ?? {}, config, ipv4: [], ipv6: [], state: 'creating', created: now(),
           ...(req.dockerId ? { dockerId: req.dockerId } : {}),
         };
+        if (driver.plan) {
+          const others = store.networks.listWhere('driver', driver.name).filter((n) => n.id !== net.id);
+          net.config = await driver.plan(net, config, { networks: others });
+        }
         store.networks.put(net);
         undo.push('store network', () => store.networks.delete(net.id));
         if (req.assigned) {
@@ -133,7 +138,7 @@ export class Controller {
           }
           store.networks.put(net);
         }
-        net.config = (await driver.createNetwork(net, config)) ?? config;
+        net.config = (await driver.createNetwork(net, net.config)) ?? net.config;
         undo.push('driver network', () => driver.deleteNetwork(net, net.config));
         net.state = 'ready';
         store.networks.put(net);
@@ -239,14 +244,8 @@ export class Controller {
     });
   }
 
-  private async teardownSandbox(sb: SandboxRecord): Promise<void> {
-    const eps = this.endpointsOf({ sandboxId: sb.id });
-    await bestEffort(`sandbox ${sb.name}`, [
-      // A named sandbox's namespace goes right after: its links go with it, batched by the kernel.
-      ...eps.map((ep): [string, () => Promise<void>] => [`endpoint ${ep.name}`, () => teardownEndpoint(this.deps, ep, sb, { namespaceGoing: sb.kind === 'named' })]),
-      ['namespace', () => (sb.kind === 'named' ? this.deps.kernel.deleteNamed(sb.name) : undefined)],
-      ['store', () => this.deps.store.sandboxes.delete(sb.id)],
-    ]);
+  private teardownSandbox(sb: SandboxRecord): Promise<void> {
+    return teardownSandbox(this.deps, sb, this.endpointsOf({ sandboxId: sb.id }));
   }
 
   // ---- endpoints: connect / disconnect ---------------------------------------------------
@@ -261,7 +260,7 @@ export class Controller {
       if (ports.length > 0 && !driverOf(this.deps, net.driver).publish)
         throw new InvalidArgumentError('ports', `the ${net.driver} driver of network ${net.name} cannot publish ports`);
       if (req.ip && net.ipv4.length === 0) throw new InvalidArgumentError('ip', `network ${net.name} has no IPv4 subnet`);
-      return createJoinedEndpoint(this.deps, net, sb, req, ports, joined);
+      return inSandbox(this.deps, sb, () => createJoinedEndpoint(this.deps, net, sb, req, ports, joined));
     });
   }
 
@@ -306,7 +305,9 @@ export class Controller {
       const sb = this.sandbox(sbRef);
       const eps = this.endpointsOf({ networkId: net.id, sandboxId: sb.id });
       if (eps.length === 0) throw new NotFoundError('endpoint', `${net.name}/${sb.name}`);
-      for (const ep of eps) await teardownEndpoint(this.deps, ep, sb);
+      await inSandbox(this.deps, sb, async () => {
+        for (const ep of eps) await teardownEndpoint(this.deps, ep, sb);
+      });
     });
   }
 
@@ -320,8 +321,9 @@ export class Controller {
 
   /**
    * Start-up reconcile: finishes or undoes what a crash interrupted ('creating' and 'deleting'
-   * records), drops sandboxes whose namespace is gone, releases addresses nothing owns, and lets
-   * every driver recreate what is missing for ready networks. Returns what it did, for the log.
+   * records), drops sandboxes whose namespace is gone, releases addresses nothing owns, lets
+   * every driver recreate what is missing for ready networks, and makes joined endpoints whose
+   * interfaces vanished again (or removes them). Returns what it did, for the log.
    */
   reconcile(): Promise<string[]> {
     return this.queue.run(async () => {
@@ -356,6 +358,7 @@ export class Controller {
         if (driver.sweep) done.push(...(await driver.sweep(nets, store.endpoints.list().filter((e) => ids.has(e.networkId)))));
       }
       await restoreKernelState(this.deps, done);
+      await checkJoinedEndpoints(this.deps, done);
       return done;
     });
   }

@@ -45,7 +45,14 @@ export interface Driver<Config = unknown> {
   readonly usesIpam: boolean;
   /** Validates options into the driver's typed config; no side effects. */
   parse(input: NetworkParseInput): Config;
-  /** May return the config completed with what creation decided (names, adopted devices). */
+  /**
+   * Optional, no side effects: completes the config with what creation will do (names, devices
+   * that exist already and so stay when the network goes), so that the intent stored before any
+   * kernel change says it: a crash mid-create then never deletes what cnmkit did not make.
+   * Refuses a config that would share a device with another network. createNetwork gets the result.
+   */
+  plan?(net: NetworkRecord, config: Config, context: PlanContext): Promise<Config>;
+  /** May return the config completed with what creation decided. */
   createNetwork(net: NetworkRecord, config: Config): Promise<Config | void>;
   /** At start-up, after the store is clean: deletes kernel objects of this driver that no record owns. */
   sweep?(networks: NetworkRecord[], endpoints: EndpointRecord[]): Promise<string[]>;
@@ -60,10 +67,24 @@ export interface Driver<Config = unknown> {
   join(net: NetworkRecord, config: Config, ep: EndpointRecord, sb: SandboxRecord, context?: JoinContext): Promise<JoinResult>;
   /** Idempotent. */
   leave(net: NetworkRecord, config: Config, ep: EndpointRecord, sb: SandboxRecord, hint?: LeaveHint): Promise<void>;
+  /**
+   * Optional, at start-up, for a ready endpoint joined to a sandbox whose namespace exists: checks
+   * that its interfaces are there, and makes them again as they were (name, MAC, addresses) when
+   * they vanished and it can.
+   */
+  checkEndpoint?(net: NetworkRecord, config: Config, ep: EndpointRecord, sb: SandboxRecord): Promise<EndpointCheck>;
   /** Optional: publishes ports of a joined endpoint; returns them resolved (host ports chosen). */
   publish?(net: NetworkRecord, config: Config, ep: EndpointRecord, ports: PortSpec[]): Promise<PortSpec[]>;
   /** Idempotent. */
   unpublish?(net: NetworkRecord, config: Config, ep: EndpointRecord): Promise<void>;
+}
+
+/** What checkEndpoint found: all there, made again (detail for the log), or lost for good (why). */
+export type EndpointCheck = { state: 'ok' } | { state: 'repaired'; detail: string } | { state: 'lost'; reason: string };
+
+export interface PlanContext {
+  /** The other networks of this driver, as stored. */
+  networks: NetworkRecord[];
 }
 
 export interface JoinContext {
@@ -72,8 +93,12 @@ export interface JoinContext {
 }
 
 export interface LeaveHint {
-  /** The sandbox's namespace is deleted next: links inside it need no deleting one by one. */
-  namespaceGoing?: boolean;
+  /**
+   * The kernel has confirmed that nothing holds the sandbox's namespace any more: it is being
+   * destroyed, and the links inside it (veth peers included) go with it, so they need no deleting
+   * one by one. Never set on a guess: a namespace a process or another mount holds lives on.
+   */
+  namespaceGone?: boolean;
 }
 
 export type DriverFactory = (ctx: DriverContext) => Driver;

@@ -22,6 +22,15 @@ export function driverOf(deps: ControllerDeps, name: string, field = 'driver'): 
   return d;
 }
 
+/**
+ * An endpoint's name: SANDBOX-NETWORK, unique in the network as sandbox names are; one longer than
+ * 64 characters keeps its start and ends with 12 hex digits of the endpoint's id instead.
+ */
+export function endpointName(sb: SandboxRecord, net: NetworkRecord, id: string): string {
+  const full = `${sb.name}-${net.name}`;
+  return full.length <= 64 ? full : `${full.slice(0, 51)}-${id.slice(0, 12)}`;
+}
+
 export interface JoinRequest {
   ip?: string;
   ipv6?: string;
@@ -39,7 +48,7 @@ export function createJoinedEndpoint(
   return withRollback(async (undo) => {
     const id = newId();
     const ep: EndpointRecord = {
-      id, networkId: net.id, sandboxId: sb.id, name: `${sb.name}-${net.name}`.slice(0, 64), ports: [],
+      id, networkId: net.id, sandboxId: sb.id, name: endpointName(sb, net, id), ports: [],
       driverData: {}, state: 'creating', created: now(),
     };
     const s4 = net.ipv4[0];
@@ -138,7 +147,12 @@ async function publishRecorded(deps: ControllerDeps, driver: Driver, net: Networ
   deps.store.endpoints.put(ep);
 }
 
-/** Unpublish, leave, delete, release the addresses and the record: idempotent, best-effort. */
+/**
+ * Unpublish, leave, delete, then release the addresses and the record: idempotent, best-effort.
+ * When a step fails, the addresses and the record stay (state 'deleting', for a retry or the
+ * next reconcile): an address is never free while its interface, or a port published to it,
+ * may still exist.
+ */
 export async function teardownEndpoint(deps: ControllerDeps, ep: EndpointRecord, sb: SandboxRecord | undefined, hint: LeaveHint = {}): Promise<void> {
   const { store, ipam } = deps;
   const net = store.networks.get(ep.networkId);
@@ -146,10 +160,14 @@ export async function teardownEndpoint(deps: ControllerDeps, ep: EndpointRecord,
   store.endpoints.put({ ...ep, state: 'deleting' });
   await bestEffort(`endpoint ${ep.name}`, [
     ['unpublish', () => (net && driver?.unpublish ? driver.unpublish(net, net.config, ep) : undefined)],
-    ['leave', () => (net && driver && sb ? driver.leave(net, net.config, ep, sb, hint) : undefined)],
-    ['driver', () => (net && driver ? driver.deleteEndpoint(net, net.config, ep) : undefined)],
-    ['ipv4', () => (net?.ipv4[0]?.poolId && ep.ipv4 ? ipam.releaseAddress(net.ipv4[0].poolId, ep.ipv4) : undefined)],
-    ['ipv6', () => (net?.ipv6[0]?.poolId && ep.ipv6 ? ipam.releaseAddress(net.ipv6[0].poolId, ep.ipv6) : undefined)],
-    ['store', () => store.endpoints.delete(ep.id)],
+    ['interfaces', async () => {
+      if (net && driver && sb) await driver.leave(net, net.config, ep, sb, hint);
+      if (net && driver) await driver.deleteEndpoint(net, net.config, ep);
+    }],
   ]);
+  store.tx(() => {
+    if (net?.ipv4[0]?.poolId && ep.ipv4) ipam.releaseAddress(net.ipv4[0].poolId, ep.ipv4);
+    if (net?.ipv6[0]?.poolId && ep.ipv6) ipam.releaseAddress(net.ipv6[0].poolId, ep.ipv6);
+    store.endpoints.delete(ep.id);
+  });
 }

@@ -1,8 +1,11 @@
 // Bringing the kernel and the address pools back in line with the store: drivers restore their
-// networks, ports are published again (the proxy and the leases live in the daemon), and
-// addresses whose owner no longer exists are released.
+// networks, ports are published again (the proxy and the leases live in the daemon), joined
+// endpoints whose interfaces vanished are made again or removed, and addresses whose owner no
+// longer exists are released.
 import type { PortSpec } from '../portmap/index.js';
 import type { ControllerDeps } from './controller.js';
+import type { EndpointCheck } from './driver.js';
+import { teardownEndpoint } from './endpoints.js';
 
 /** Each network's driver restores what is missing; every ready endpoint's ports are published again. */
 export async function restoreKernelState(deps: ControllerDeps, done: string[]): Promise<void> {
@@ -43,4 +46,38 @@ export function releaseOrphanAddresses(deps: ControllerDeps): string[] {
     }
   }
   return done;
+}
+
+/**
+ * Every ready endpoint joined to a sandbox with a namespace of its own: its driver checks that its
+ * interfaces are there and makes them again where they vanished; an endpoint that cannot be made
+ * again is removed and its addresses released (only once its interfaces are gone). Each repair
+ * and removal is reported in done, with the reason.
+ */
+export async function checkJoinedEndpoints(deps: ControllerDeps, done: string[]): Promise<void> {
+  const { store, drivers, kernel } = deps;
+  const touched = new Set<string>();
+  for (const ep of store.endpoints.list()) {
+    const sb = ep.sandboxId ? store.sandboxes.get(ep.sandboxId) : undefined;
+    const net = store.networks.get(ep.networkId);
+    const driver = net && drivers.get(net.driver);
+    if (ep.state !== 'ready' || !sb || sb.kind === 'host' || sb.state !== 'ready' || !net || !driver?.checkEndpoint) continue;
+    touched.add(sb.netnsPath);
+    let found: EndpointCheck;
+    try {
+      found = await driver.checkEndpoint(net, net.config, ep, sb);
+    } catch (err) {
+      found = { state: 'lost', reason: `its interfaces could not be checked or made again: ${(err as Error).message}` };
+    }
+    if (found.state === 'repaired') done.push(`endpoint ${ep.name}: ${found.detail}`);
+    if (found.state !== 'lost') continue;
+    const addresses = [ep.ipv4, ep.ipv6].filter(Boolean).join(', ') || 'no address';
+    try {
+      await teardownEndpoint(deps, ep, sb);
+      done.push(`endpoint ${ep.name} of sandbox ${sb.name} on network ${net.name}: removed, ${addresses} released (${found.reason})`);
+    } catch (err) {
+      done.push(`endpoint ${ep.name} of sandbox ${sb.name} on network ${net.name}: lost (${found.reason}), and not removed: ${(err as Error).message}`);
+    }
+  }
+  for (const nsPath of touched) kernel.release(nsPath);
 }

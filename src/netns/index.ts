@@ -1,6 +1,7 @@
 // Network namespaces: named ones under /run/netns (visible to `ip netns`) created and deleted
 // through native/, existence checks for any namespace path, and running a step inside one;
 // nothing here ever leaves the calling thread in another namespace.
+import fs from 'node:fs';
 import path from 'node:path';
 import { CnmkitError, ConflictError, NotFoundError } from '../errors.js';
 import { native, type NetlinkSocketOptions } from './native.js';
@@ -40,8 +41,36 @@ export function deleteNamedNetns(name: string, dir = DEFAULT_NETNS_DIR): boolean
   }
 }
 
-/** True when a namespace exists at nsPath (a bind-mounted nsfs file or a /proc link). */
+/** statfs(2) f_type of nsfs, the filesystem of namespace files (bind mounts and /proc/PID/ns/*). */
+const NSFS_MAGIC = 0x6e736673;
+
+function fileKind(st: fs.Stats): string {
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isDirectory()) return 'a folder';
+  if (st.isSocket()) return 'a socket';
+  if (st.isCharacterDevice() || st.isBlockDevice()) return 'a device';
+  return 'a file';
+}
+
+/**
+ * Why nsPath cannot be a namespace file (missing, a FIFO, a folder, a file on another filesystem),
+ * or undefined when it is on nsfs. Only stat(2) and statfs(2): nothing is opened, so a FIFO put
+ * where a namespace was expected cannot block the caller. The namespace's type is not checked here.
+ */
+export function namespaceFileProblem(nsPath: string): string | undefined {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(nsPath);
+    if (st.isFile() && fs.statfsSync(nsPath).type === NSFS_MAGIC) return undefined;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message;
+  }
+  return `it is ${fileKind(st)}, not a namespace file`;
+}
+
+/** True when a network namespace exists at nsPath (a bind-mounted nsfs file or a /proc link). */
 export function netnsExists(nsPath: string): boolean {
+  if (namespaceFileProblem(nsPath) !== undefined) return false;
   try {
     native.runIn(nsPath, () => undefined);
     return true;

@@ -7,6 +7,9 @@ import { adoptNs, makeNs, uniqueName } from '../helpers/netns.js';
 import { CLI, TestDaemon } from '../helpers/daemon.js';
 import { check, run } from '../helpers/exec.js';
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 
 let daemon: TestDaemon;
 
@@ -108,6 +111,30 @@ describeRoot('cnmkit CLI against a daemon', () => {
     expect(ex.code).toBe(0);
     expect(ex.stdout).toContain('127.0.0.1');
     expect((await daemon.cmd(['sandbox', 'rm', kept])).code).toBe(0);
+  });
+
+  it('runs and execs in named sandboxes of a daemon whose --netns-dir is not /run/netns', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cnmkit-netnsdir-'));
+    const other = new TestDaemon(await makeNs('host2'), ['--netns-dir', dir]);
+    try {
+      await other.start();
+      const name = uniqueName('nd');
+      const created = JSON.parse((await other.cmd(['sandbox', 'create', '--name', name, '--format', 'json'])).stdout) as { netnsPath: string };
+      expect(created.netnsPath).toBe(path.join(dir, name));
+      // The daemon's namespace has its cnmkit0; the sandbox only lo.
+      expect(await other.host.linkNames()).toContain('cnmkit0');
+      const ex = await other.cmd(['exec', name, '--', 'ip', '-j', 'link', 'show']);
+      expect(ex.stderr).toBe('');
+      expect((JSON.parse(ex.stdout) as { ifname: string }[]).map((l) => l.ifname)).toEqual(['lo']);
+      const r = await other.cmd(['run', '--network', 'none', '--', 'ip', '-j', 'link', 'show']);
+      expect(r.code).toBe(0);
+      expect((JSON.parse(r.stdout) as { ifname: string }[]).map((l) => l.ifname)).toEqual(['lo']);
+      expect((await other.cmd(['sandbox', 'rm', name])).code).toBe(0);
+    } finally {
+      await other.cleanup();
+      await run(['umount', '--recursive', dir]);
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('adopts an existing namespace by path and by pid, and runs host sandboxes in the daemon\'s namespace', async () => {

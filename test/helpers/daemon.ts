@@ -36,7 +36,7 @@ export class TestDaemon {
     proc.stderr!.on('data', (d: Buffer) => (this.log += d.toString()));
     const deadline = Date.now() + 20_000;
     while (Date.now() < deadline) {
-      if (proc.exitCode !== null) throw new Error(`daemon exited ${proc.exitCode}:\n${this.log}`);
+      if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`daemon exited ${proc.exitCode ?? proc.signalCode}:\n${this.log}`);
       const r = await this.cmd(['network', 'ls', '-q']);
       if (r.code === 0) return;
       await new Promise((res) => setTimeout(res, 100));

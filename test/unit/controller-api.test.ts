@@ -22,9 +22,11 @@ class FakeKernel implements SandboxKernel {
   async createNamed(name: string): Promise<void> {
     this.namespaces.add(name);
   }
-  async deleteNamed(name: string): Promise<void> {
+  async deleteNamed(name: string): Promise<boolean> {
     this.namespaces.delete(name);
+    return false;
   }
+  release(): void {}
   exists(p: string): boolean {
     return this.namespaces.has(p.split('/').pop()!);
   }
@@ -132,6 +134,24 @@ describe('controller and management API', () => {
     expect((await api.inject({ method: 'DELETE', url: '/v1/sandboxes/s2' })).statusCode).toBe(204);
     expect((await api.inject({ method: 'DELETE', url: '/v1/networks/n' })).statusCode).toBe(204);
     expect(store.endpoints.list()).toEqual([]);
+  });
+
+  it('gives endpoints unique names when sandbox and network names are long', async () => {
+    await api.inject({ method: 'POST', url: '/v1/networks', payload: { name: 'nz', subnet: '10.6.0.0/24' } });
+    // Cut at 64 characters, SANDBOX-NETWORK would be the same for both.
+    const names = ['x'.repeat(62), `${'x'.repeat(62)}-n`];
+    for (const name of names) {
+      expect((await api.inject({ method: 'POST', url: '/v1/sandboxes', payload: { name } })).statusCode).toBe(201);
+      const ep = await api.inject({ method: 'POST', url: '/v1/networks/nz/connect', payload: { sandbox: name } });
+      expect(ep.statusCode).toBe(201);
+      expect(ep.json().name.length).toBeLessThanOrEqual(64);
+    }
+    const eps = store.endpoints.list();
+    expect(eps).toHaveLength(2);
+    expect(new Set(eps.map((e) => e.name)).size).toBe(2);
+    for (const ep of eps) expect(ep.name).toMatch(new RegExp(`^x{51}-${ep.id.slice(0, 12)}$`));
+    await api.inject({ method: 'POST', url: '/v1/sandboxes', payload: { name: 'short' } });
+    expect((await api.inject({ method: 'POST', url: '/v1/networks/nz/connect', payload: { sandbox: 'short' } })).json().name).toBe('short-nz');
   });
 
   it('refuses ports on a driver that cannot publish, before changing anything', async () => {

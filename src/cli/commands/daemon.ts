@@ -3,7 +3,41 @@
 // command, so client commands start fast.
 import type { DaemonOptions } from '../../daemon.js';
 import { DAEMON_DEFAULTS } from '../../defaults.js';
-import { type Command, expectPositionals, UsageError } from '../command.js';
+import { type Command, expectPositionals, UsageError, type Values } from '../command.js';
+
+/** The daemon's options from its flags, all validated (usage errors name the flag). */
+async function daemonOptions(v: Values): Promise<DaemonOptions> {
+  const level = (v['log-level'] as string | undefined) ?? DAEMON_DEFAULTS.logLevel;
+  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(level)) throw new UsageError(`--log-level: unknown level ${JSON.stringify(level)}`);
+  const backend = (v['firewall-backend'] as string | undefined) ?? DAEMON_DEFAULTS.firewallBackend;
+  if (!['auto', 'iptables', 'nftables', 'none'].includes(backend)) throw new UsageError(`--firewall-backend: expected auto, iptables, nftables or none, got ${JSON.stringify(backend)}`);
+  const proxy = (v['userland-proxy'] as string | undefined) ?? 'true';
+  if (proxy !== 'true' && proxy !== 'false') throw new UsageError(`--userland-proxy: expected true or false, got ${JSON.stringify(proxy)}`);
+  const { parseDefaultAddressPool } = await import('../../ipam/defaults.js');
+  const { validateDaemonOptions } = await import('../../daemon.js');
+  const { InvalidArgumentError } = await import('../../errors.js');
+  try {
+    const pools = (v['default-address-pool'] as string[] | undefined)?.map((s) => parseDefaultAddressPool(s));
+    const opts: DaemonOptions = {
+      socket: (v.socket as string | undefined) ?? DAEMON_DEFAULTS.socket,
+      stateDir: (v['state-dir'] as string | undefined) ?? DAEMON_DEFAULTS.stateDir,
+      runDir: (v['run-dir'] as string | undefined) ?? DAEMON_DEFAULTS.runDir,
+      pluginDir: (v['plugin-dir'] as string | undefined) ?? DAEMON_DEFAULTS.pluginDir,
+      netnsDir: (v['netns-dir'] as string | undefined) ?? DAEMON_DEFAULTS.netnsDir,
+      logLevel: level,
+      bridgeName: (v['bridge-name'] as string | undefined) ?? DAEMON_DEFAULTS.bridgeName,
+      ...(v.bip !== undefined ? { bip: v.bip as string } : {}),
+      firewallBackend: backend as DaemonOptions['firewallBackend'],
+      userlandProxy: proxy === 'true',
+      ...(pools ? { defaultAddressPools: pools } : {}),
+    };
+    validateDaemonOptions(opts);
+    return opts;
+  } catch (err) {
+    if (!(err instanceof InvalidArgumentError)) throw err;
+    throw new UsageError(err.field?.startsWith('--') ? err.message : `--default-address-pool: ${err.message}`);
+  }
+}
 
 export const daemon: Command = {
   name: 'daemon',
@@ -29,32 +63,14 @@ export const daemon: Command = {
   },
   async run(v, pos) {
     expectPositionals(this, pos, 0);
-    const level = (v['log-level'] as string | undefined) ?? DAEMON_DEFAULTS.logLevel;
-    if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(level)) throw new UsageError(`--log-level: unknown level ${JSON.stringify(level)}`);
-    const backend = (v['firewall-backend'] as string | undefined) ?? DAEMON_DEFAULTS.firewallBackend;
-    if (!['auto', 'iptables', 'nftables', 'none'].includes(backend)) throw new UsageError(`--firewall-backend: expected auto, iptables, nftables or none, got ${JSON.stringify(backend)}`);
-    const proxy = (v['userland-proxy'] as string | undefined) ?? 'true';
-    if (proxy !== 'true' && proxy !== 'false') throw new UsageError(`--userland-proxy: expected true or false, got ${JSON.stringify(proxy)}`);
+    // Every flag is checked before anything changes on disk or in the kernel.
+    const opts = await daemonOptions(v);
     if (process.getuid?.() !== 0) {
       console.error('cnmkit daemon: must run as root (it creates namespaces and changes the kernel network)');
       return 1;
     }
-    const { parseDefaultAddressPool } = await import('../../ipam/defaults.js');
     const { startDaemon } = await import('../../daemon.js');
-    const pools = (v['default-address-pool'] as string[] | undefined)?.map((s) => parseDefaultAddressPool(s));
-    const d = await startDaemon({
-      socket: (v.socket as string | undefined) ?? DAEMON_DEFAULTS.socket,
-      stateDir: (v['state-dir'] as string | undefined) ?? DAEMON_DEFAULTS.stateDir,
-      runDir: (v['run-dir'] as string | undefined) ?? DAEMON_DEFAULTS.runDir,
-      pluginDir: (v['plugin-dir'] as string | undefined) ?? DAEMON_DEFAULTS.pluginDir,
-      netnsDir: (v['netns-dir'] as string | undefined) ?? DAEMON_DEFAULTS.netnsDir,
-      logLevel: level,
-      bridgeName: (v['bridge-name'] as string | undefined) ?? DAEMON_DEFAULTS.bridgeName,
-      ...(v.bip !== undefined ? { bip: v.bip as string } : {}),
-      firewallBackend: backend as DaemonOptions['firewallBackend'],
-      userlandProxy: proxy === 'true',
-      ...(pools ? { defaultAddressPools: pools } : {}),
-    });
+    const d = await startDaemon(opts);
     await new Promise<void>((resolve) => {
       const stop = (sig: string) => () => {
         d.logger.info({ signal: sig }, 'stopping');

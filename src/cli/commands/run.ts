@@ -1,6 +1,7 @@
 // `cnmkit run` (a new sandbox, connected, running a command) and `cnmkit exec` (a command in an
 // existing sandbox). Commands run with an argument array inside the sandbox's namespace:
-// `ip netns exec` for named sandboxes (so /sys and /etc/netns match), nsenter for others.
+// `ip netns exec` for named sandboxes under /run/netns (so /sys and /etc/netns match), nsenter
+// for the others (named ones under another --netns-dir included).
 import { spawn } from 'node:child_process';
 import os from 'node:os';
 import type { EndpointRecord, SandboxRecord } from '../../cnm/model.js';
@@ -15,7 +16,9 @@ async function argvIn(client: Client, sb: SandboxRecord, cmd: string[]): Promise
     const { pid } = await client.request<{ pid: number }>('GET', '/v1/version');
     return ['nsenter', `--net=/proc/${pid}/ns/net`, '--', ...cmd];
   }
-  if (sb.kind === 'named') return ['ip', 'netns', 'exec', sb.name, ...cmd];
+  // `ip netns exec` only where it finds the namespace (it also binds /etc/netns/NAME files);
+  // a daemon with another --netns-dir recorded where its named sandboxes are.
+  if (sb.kind === 'named' && sb.netnsPath === `/run/netns/${sb.name}`) return ['ip', 'netns', 'exec', sb.name, ...cmd];
   return ['nsenter', `--net=${sb.netnsPath}`, '--', ...cmd];
 }
 

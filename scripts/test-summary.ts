@@ -56,7 +56,8 @@ export function summarize(report: VitestReport | undefined, host: HostCheck | un
         const why = t.status === 'skipped' || t.status === 'todo' ? skipAllowed(file.name, t, ctx) : undefined;
         if (why === undefined) refused.push(`${t.fullName} (${t.status})`);
         else allowed.push(why);
-        details.push(`${why === undefined ? 'SKIP NOT ALLOWED' : 'skipped'}: ${t.fullName}${why ? ` [${why}]` : ''}`);
+        // Every skip by name, but those of a whole tier without root (counted in the closing line).
+        if (why !== 'not root') details.push(`${why === undefined ? 'SKIP NOT ALLOWED' : 'skipped'}: ${t.fullName}${why ? ` [${why}]` : ''}`);
       }
     }
     if (file.status === 'failed' && !file.assertionResults.some((t) => t.status === 'failed')) {

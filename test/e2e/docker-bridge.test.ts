@@ -187,6 +187,8 @@ describeDocker('cnmkit-bridge under the real Docker engine (cnmkit first, nftabl
     expect(await docker(['exec', 'icc1', 'cat', '/sys/class/net/eth0/mtu'])).toBe('1400');
     const ports = await host.ipJson<{ ifname: string; mtu: number }[]>(['link', 'show', 'master', 'cnmtest0']);
     expect(ports.map((p) => p.mtu)).toEqual([1400, 1400]);
+    // Positive control: icc2 answers the same probe from the host (its gateway); icc1 reaches the gateway, not icc2.
+    expect((await ping(host, await ipOf('icc2', 'opts'))).code).toBe(0);
     expect((await dockerd.docker(['exec', 'icc1', 'ping', '-c', '1', '-W', '1', await ipOf('icc2', 'opts')])).code).not.toBe(0);
     expect((await dockerd.docker(['exec', 'icc1', 'ping', '-c', '1', '-W', '1', '198.18.12.1'])).code).toBe(0);
 

@@ -74,6 +74,9 @@ describeDocker('cnmkit-bridge next to an engine that started first (FORWARD DROP
     // ICC off: the two containers reach their gateway, not each other.
     await docker(['run', '-d', '--name', 'i1', '--network', 'noicc', IMAGE, 'sleep', '600']);
     await docker(['run', '-d', '--name', 'i2', '--network', 'noicc', IMAGE, 'sleep', '600']);
+    // Positive control: i2 (198.18.31.3) answers the same probe from the host, its gateway.
+    expect(await docker(['inspect', '-f', '{{.NetworkSettings.Networks.noicc.IPAddress}}', 'i2'])).toBe('198.18.31.3');
+    expect((await host.exec(['ping', '-c', '1', '-W', '1', '198.18.31.3'])).code).toBe(0);
     expect((await dockerd.docker(['exec', 'i1', 'ping', '-c', '1', '-W', '1', '198.18.31.3'])).code).not.toBe(0);
     expect((await dockerd.docker(['exec', 'i1', 'ping', '-c', '1', '-W', '1', '198.18.31.1'])).code).toBe(0);
     // Every cnmkit rule sits in cnmkit's chains, tagged; the network's own carry its Docker id.

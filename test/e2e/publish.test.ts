@@ -30,6 +30,12 @@ async function runServer(daemon: TestDaemon, args: string[], cmd: string[]): Pro
   return child;
 }
 
+/** Link names inside a named namespace, by iproute2. */
+async function ipNames(ns: string): Promise<string[]> {
+  const r = await run(['ip', '-n', ns, '-j', 'link', 'show']);
+  return (JSON.parse(r.stdout) as { ifname: string }[]).map((l) => l.ifname).sort();
+}
+
 async function stopServer(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null) return;
   const exited = new Promise((r) => child.once('exit', r));
@@ -38,6 +44,20 @@ async function stopServer(child: ChildProcess): Promise<void> {
 }
 
 const curl = (ns: string, url: string) => run(['ip', 'netns', 'exec', ns, 'curl', '-s', '--max-time', '4', url]);
+
+/** iptables-save without comments and counters. */
+const stripCounters = (t: string) => t.split('\n').filter((l) => !l.startsWith('#')).map((l) => l.replace(/\[\d+:\d+\]/g, '')).join('\n');
+
+/** What a refused request must leave as it was in the host namespace: rules of both backends (no counters), listening sockets, links. */
+async function hostState(host: TestNs): Promise<unknown> {
+  const listening = (await host.sh(['ss', '-Hlntu'])).split('\n').filter(Boolean).map((l) => { const f = l.split(/\s+/); return `${f[0]} ${f[4]}`; }).sort();
+  return {
+    nft: JSON.parse(await host.sh(['nft', '-s', '-j', 'list', 'ruleset'])) as unknown,
+    iptables: stripCounters(await host.sh(['iptables-save'])),
+    listening,
+    links: await host.linkNames(),
+  };
+}
 
 for (const backend of ['nftables', 'iptables'] as const) {
   for (const proxy of [true, false]) {
@@ -70,9 +90,7 @@ for (const backend of ['nftables', 'iptables'] as const) {
         try {
           expect((await curl(client.name, `http://${HOST_UL}:8080/`)).stdout).toBe('hello from the sandbox\n');
           expect((await curl(host.name, 'http://127.0.0.1:8080/')).stdout).toBe('hello from the sandbox\n');
-          const neighbour = uniqueName('nb');
-          adoptNs(neighbour);
-          await daemon.cmd(['sandbox', 'create', '--name', neighbour]);
+          const neighbour = await daemon.sandbox(uniqueName('nb'));
           await daemon.cmd(['connect', 'mynet', neighbour]);
           expect((await curl(neighbour, `http://${HOST_UL}:8080/`)).stdout).toBe('hello from the sandbox\n');
           await daemon.cmd(['sandbox', 'rm', neighbour]);
@@ -82,15 +100,12 @@ for (const backend of ['nftables', 'iptables'] as const) {
         expect((await curl(client.name, `http://${HOST_UL}:8080/`)).code).not.toBe(0);
         await daemon.cmd(['network', 'rm', 'mynet']);
         const rulesAfter = backend === 'nftables' ? await host.sh(['nft', '-s', 'list', 'ruleset']) : await host.sh(['iptables-save']);
-        const strip = (t: string) => t.split('\n').filter((l) => !l.startsWith('#')).map((l) => l.replace(/\[\d+:\d+\]/g, '')).join('\n');
-        expect(strip(rulesAfter)).toBe(strip(rulesBefore));
+        expect(stripCounters(rulesAfter)).toBe(stripCounters(rulesBefore));
       });
 
       it('preserves the client\'s source address, publishes UDP, and refuses a port that is taken, naming the holder', async () => {
         await daemon.cmd(['network', 'create', '--subnet', '198.18.21.0/24', 'srcnet']);
-        const sb = uniqueName('src');
-        adoptNs(sb);
-        await daemon.cmd(['sandbox', 'create', '--name', sb]);
+        const sb = await daemon.sandbox(uniqueName('src'));
         const c = await daemon.cmd(['connect', '-p', '9090:90', '-p', '9191:91/udp', 'srcnet', sb]);
         expect(c.stderr).toBe('');
         const tcp = spawn('ip', ['netns', 'exec', sb, 'socat', 'TCP-LISTEN:90,reuseaddr', 'SYSTEM:echo $SOCAT_PEERADDR'], { stdio: 'ignore' });
@@ -109,23 +124,23 @@ for (const backend of ['nftables', 'iptables'] as const) {
           tcp.kill();
           udp.kill();
         }
-        const other = uniqueName('other');
-        adoptNs(other);
-        await daemon.cmd(['sandbox', 'create', '--name', other]);
+        const other = await daemon.sandbox(uniqueName('other'));
+        const before = await hostState(host);
+        expect(JSON.stringify(before)).toContain('9090');
         const clash = await daemon.cmd(['connect', '-p', '9090:80', 'srcnet', other]);
         expect(clash.code).toBe(1);
         expect(clash.stderr).toMatch(/9090.*(already|held|allocated)/);
+        // Refused before any change: rules, listeners and links as they were, nothing in the sandbox.
+        expect(await hostState(host)).toEqual(before);
+        expect((await host.linkNames()).filter((n) => n.startsWith('veth'))).toHaveLength(1);
+        expect(await ipNames(other)).toEqual(['lo']);
         const otherEps = JSON.parse((await daemon.cmd(['sandbox', 'inspect', other])).stdout) as { endpoints: unknown[] }[];
         expect(otherEps[0]!.endpoints).toEqual([]);
-        const ports = await host.linkNames();
-        expect(ports.filter((l) => l.startsWith('veth'))).toHaveLength(1);
       });
 
       it('survives a SIGKILL of the daemon (ports served again after restart) and `firewall reload` repairs flushed rules', async () => {
         await daemon.cmd(['network', 'create', '--subnet', '198.18.23.0/24', 'relnet']);
-        const sb = uniqueName('rel');
-        adoptNs(sb);
-        await daemon.cmd(['sandbox', 'create', '--name', sb]);
+        const sb = await daemon.sandbox(uniqueName('rel'));
         expect((await daemon.cmd(['connect', '-p', '8081:80', 'relnet', sb])).stderr).toBe('');
         const srv = spawn('ip', ['netns', 'exec', sb, 'socat', 'TCP-LISTEN:80,reuseaddr,fork', 'SYSTEM:echo $SOCAT_PEERADDR'], { stdio: 'ignore' });
         const peer = async (ns: string, ip: string) =>
@@ -152,9 +167,7 @@ for (const backend of ['nftables', 'iptables'] as const) {
 
       it('publishes a 1000-port range, reachable at both ends', async () => {
         await daemon.cmd(['network', 'create', '--subnet', '198.18.22.0/24', 'rangenet']);
-        const sb = uniqueName('rng');
-        adoptNs(sb);
-        await daemon.cmd(['sandbox', 'create', '--name', sb]);
+        const sb = await daemon.sandbox(uniqueName('rng'));
         const c = await daemon.cmd(['connect', '-p', '20000-20999:20000-20999', 'rangenet', sb]);
         expect(c.stderr).toBe('');
         for (const port of [20000, 20999]) {

@@ -1,11 +1,16 @@
 // Runs a real `cnmkit daemon` inside a throwaway namespace that stands for the host (under
-// nsenter, so the named namespaces it mounts stay visible), and the real CLI against it.
+// nsenter, so the named namespaces it mounts stay visible), and the real CLI against it. At
+// cleanup the sandboxes a test made with sandbox() are removed through the CLI (the harness then
+// checks their namespaces are gone: netns.ts), and a namespace of an unnamed sandbox (sb-<hex>)
+// left in /run/netns after the daemon stopped is a leak that fails the test.
+// Limits: the leak check assumes no other daemon makes unnamed sandboxes meanwhile (e2e files run
+// one at a time).
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { run, type RunResult } from './exec.js';
-import type { TestNs } from './netns.js';
+import { adoptNs, uniqueName, type TestNs } from './netns.js';
 
 const repo = path.resolve(import.meta.dirname, '../..');
 export const CLI = path.join(repo, 'bin/cnmkit');
@@ -13,12 +18,26 @@ export const CLI = path.join(repo, 'bin/cnmkit');
 /** Test daemons hand out addresses only from the benchmarking range 198.18.0.0/15. */
 export const SAFE_ADDRESSES = ['--bip', '198.18.0.1/24', '--default-address-pool', 'base=198.18.128.0/17,size=24'];
 
+const UNNAMED_SANDBOX = /^sb-[0-9a-f]{12}$/;
+
+function unnamedSandboxNamespaces(): string[] {
+  try {
+    return fs.readdirSync('/run/netns').filter((n) => UNNAMED_SANDBOX.test(n));
+  } catch {
+    return [];
+  }
+}
+
 export class TestDaemon {
   readonly dir: string;
   readonly socket: string;
   readonly stateDir: string;
   proc: ChildProcess | undefined;
   log = '';
+  /** Sandboxes made by sandbox(), removed through the CLI at cleanup. */
+  private readonly made: string[] = [];
+  /** Unnamed sandboxes' namespaces there before this daemon first started (not its leaks). */
+  private unnamedBefore: Set<string> | undefined;
 
   constructor(readonly host: TestNs, readonly extraArgs: string[] = []) {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cnmkit-test-'));
@@ -28,6 +47,7 @@ export class TestDaemon {
 
   /** Starts the daemon and waits until its socket answers. */
   async start(): Promise<void> {
+    this.unnamedBefore ??= new Set(unnamedSandboxNamespaces());
     const args = ['--net=' + this.host.path, '--', process.execPath, CLI, 'daemon', '--socket', this.socket, '--state-dir', this.stateDir,
       '--run-dir', path.join(this.dir, 'run'), '--plugin-dir', path.join(this.dir, 'plugins'), '--log-level', 'info', ...SAFE_ADDRESSES, ...this.extraArgs];
     const proc = spawn('nsenter', args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -60,8 +80,41 @@ export class TestDaemon {
     return run([process.execPath, CLI, ...withSock]);
   }
 
+  /** Creates a named sandbox through the CLI; cleanup removes it through the CLI if the test did not. */
+  async sandbox(name = uniqueName('sb')): Promise<string> {
+    adoptNs(name);
+    const r = await this.cmd(['sandbox', 'create', '--name', name]);
+    if (r.code !== 0 || r.stderr !== '') throw new Error(`cnmkit sandbox create ${name} exited ${r.code}: ${r.stderr}`);
+    this.made.push(name);
+    return name;
+  }
+
+  /**
+   * Removes the sandboxes of sandbox() through the CLI, stops the daemon and removes its files.
+   * Throws when the CLI could not remove one, or when the daemon left a namespace of an unnamed
+   * sandbox (the harness removes it first).
+   */
   async cleanup(): Promise<void> {
+    const problems = await this.removeMade();
     await this.stop('SIGTERM');
     fs.rmSync(this.dir, { recursive: true, force: true });
+    const leaked = unnamedSandboxNamespaces().filter((n) => !this.unnamedBefore?.has(n));
+    for (const name of leaked) await run(['ip', 'netns', 'del', name]);
+    if (leaked.length > 0) problems.push(`the daemon left namespaces of unnamed sandboxes in /run/netns (removed now): ${leaked.join(', ')}`);
+    if (problems.length > 0) throw new Error(problems.join('\n'));
+  }
+
+  private async removeMade(): Promise<string[]> {
+    const made = this.made.splice(0);
+    if (made.length === 0 || !this.proc || this.proc.exitCode !== null || this.proc.signalCode !== null) return [];
+    const ls = await this.cmd(['sandbox', 'ls', '--format', 'json']);
+    if (ls.code !== 0) return [`cnmkit sandbox ls exited ${ls.code}: ${ls.stderr}`];
+    const held = new Set((JSON.parse(ls.stdout) as { name: string }[]).map((s) => s.name));
+    const problems: string[] = [];
+    for (const name of made.filter((n) => held.has(n))) {
+      const r = await this.cmd(['sandbox', 'rm', name]);
+      if (r.code !== 0) problems.push(`cnmkit sandbox rm ${name} exited ${r.code}: ${r.stderr}`);
+    }
+    return problems;
   }
 }

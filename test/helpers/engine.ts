@@ -275,7 +275,9 @@ export class Dockerd {
     const out = fs.openSync(this.logFile, 'a');
     const started = performance.now();
     // nsenter without --pid execs dockerd in place: the child's pid is dockerd's.
-    const proc = spawn('nsenter', args, { stdio: ['ignore', out, out], env: { PATH: ENGINE_PATH } });
+    // The run marker goes along so that the host check sees what the engine leaves (test/helpers/host-snapshot.ts).
+    const env = { PATH: ENGINE_PATH, ...(process.env.CNMKIT_TEST_RUN ? { CNMKIT_TEST_RUN: process.env.CNMKIT_TEST_RUN } : {}) };
+    const proc = spawn('nsenter', args, { stdio: ['ignore', out, out], env });
     fs.closeSync(out);
     this.proc = proc;
     const deadline = Date.now() + 30_000;

@@ -1,11 +1,16 @@
 // Throwaway network namespaces for the privileged tests, made and inspected with iproute2 so
-// that checks stay independent of the code under test. Every namespace is deleted afterwards.
+// that checks stay independent of the code under test. Every namespace is deleted afterwards;
+// one that the code under test made and should have removed (adoptNs) fails the test first.
+import fs from 'node:fs';
 import { afterEach } from 'vitest';
 import { check, run, type RunResult } from './exec.js';
 
 const runId = process.env.CNMKIT_TEST_RUN ?? 'local';
 let counter = 0;
+/** Namespaces the harness made: removed after each test. */
 const live = new Set<TestNs>();
+/** Namespaces the code under test made and must have removed by the end of the test. */
+const mustGo = new Set<string>();
 
 export class TestNs {
   readonly path: string;
@@ -55,11 +60,13 @@ export async function makeNs(tag = 'ns'): Promise<TestNs> {
   return ns;
 }
 
-/** Registers a namespace made by code under test so that it is removed after the test too. */
-export function adoptNs(name: string): TestNs {
-  const ns = new TestNs(name);
-  live.add(ns);
-  return ns;
+/**
+ * Registers a namespace that the code under test makes and must have removed by the end of the
+ * test (a sandbox it removes, a `cnmkit run` that ends): if /run/netns still holds it after the
+ * test's own afterEach hooks, the test fails naming it, and the harness removes it.
+ */
+export function adoptNs(name: string): void {
+  mustGo.add(name);
 }
 
 /**
@@ -83,5 +90,8 @@ export function ifname(tag: string): string {
 afterEach(async () => {
   const all = [...live];
   live.clear();
-  await Promise.all(all.map((ns) => run(['ip', 'netns', 'del', ns.name])));
+  const left = [...mustGo].filter((name) => fs.existsSync(`/run/netns/${name}`));
+  mustGo.clear();
+  await Promise.all([...all.map((ns) => ns.name), ...left].map((name) => run(['ip', 'netns', 'del', name])));
+  if (left.length > 0) throw new Error(`namespaces the code under test should have removed are still there (the harness removed them now): ${left.join(', ')}`);
 });

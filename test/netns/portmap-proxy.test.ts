@@ -111,6 +111,24 @@ describeRoot('userland proxy: TCP and UDP through real sockets', () => {
     expect(await topo.host.sh(['socat', '-t', '5', '-', 'TCP6:[::1]:8443'], { input: 'six to four\n' })).toBe('six to four\n');
   });
 
+  it('publishes one port on 0.0.0.0 and :: and as TCP and UDP in one batch, each reachable', async () => {
+    const topo = await proxyTopology();
+    await echoServer(topo, 5000);
+    await background(topo.container.name, nodeFixture(PORT_TOOL, ['serve', 'udp', '6000', '6000']));
+    await waitListening(topo.container, 'udp', 6000);
+    const proxy = await proxyIn(topo);
+    await proxy.call('publish', { owner: 'both', mappings: [
+      { proto: 'tcp', hostIP: '0.0.0.0', hostPort: 8095, containerIP: topo.containerIP, containerPort: 5000 },
+      { proto: 'tcp', hostIP: '::', hostPort: 8095, containerIP: topo.containerIP, containerPort: 5000 },
+      { proto: 'udp', hostPort: 8095, containerIP: topo.containerIP, containerPort: 6000 },
+    ] });
+    expect(await listeningPorts(topo.host, 'tcp')).toEqual([8095, 8095]);
+    expect(await listeningPorts(topo.host, 'udp')).toEqual([8095]);
+    expect(await topo.host.sh(['socat', '-t', '5', '-', 'TCP4:127.0.0.1:8095'], { input: 'four\n' })).toBe('four\n');
+    expect(await topo.host.sh(['socat', '-t', '5', '-', 'TCP6:[::1]:8095'], { input: 'six\n' })).toBe('six\n');
+    expect(await topo.client.sh(['socat', '-t', '0.3', '-', 'UDP4:198.19.0.1:8095'], { input: 'udp' })).toBe('6000:udp');
+  });
+
   it('unpublish closes live connections, frees the port for another listener, and is idempotent', async () => {
     const topo = await proxyTopology();
     await echoServer(topo, 5000);

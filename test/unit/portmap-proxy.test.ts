@@ -27,9 +27,9 @@ describe('UserlandProxy input checks', () => {
     expect(proxy.list()).toEqual([]);
   });
 
-  it('lets the same port be published on two addresses of different families, or two protocols', async () => {
+  it('finds no clash in one port on two address families or two protocols: a batch of those fails only on its bad fourth entry, binding nothing', async () => {
     const proxy = new UserlandProxy();
-    // The batch passes its checks; what fails is the bad third entry, so nothing is bound.
+    // Publishing such a batch for real is test/netns/portmap-proxy.test.ts (this tier opens no socket).
     const batch = [
       { ...good, hostIP: '0.0.0.0' },
       { ...good, hostIP: '::' },
@@ -37,6 +37,7 @@ describe('UserlandProxy input checks', () => {
       { ...good, hostPort: 1, containerIP: 'bad' },
     ];
     await expect(proxy.publish('ep', batch)).rejects.toMatchObject({ field: 'mappings[3].containerIP' });
+    expect(proxy.list()).toEqual([]);
   });
 
   it('refuses a missing owner or a non-list, and publishing after close', async () => {

@@ -115,6 +115,7 @@ for (const backend of ['nftables', 'iptables'] as const) {
         const clash = await daemon.cmd(['connect', '-p', '9090:80', 'srcnet', other]);
         expect(clash.code).toBe(1);
         expect(clash.stderr).toMatch(/9090.*(already|held|allocated)/);
+        expect(clash.stderr).toContain(`is already allocated to sandbox "${sb}" on network "srcnet"`);
         const otherEps = JSON.parse((await daemon.cmd(['sandbox', 'inspect', other])).stdout) as { endpoints: unknown[] }[];
         expect(otherEps[0]!.endpoints).toEqual([]);
         const ports = await host.linkNames();

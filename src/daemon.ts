@@ -13,6 +13,7 @@ import { bridgeBackend } from './api/docker/bridge-backend.js';
 import { Controller } from './cnm/controller.js';
 import { DriverRegistry, type DriverContext } from './cnm/driver.js';
 import { createSandboxKernel } from './cnm/sandbox-kernel.js';
+import { endpointNames, ownerNames } from './cnm/owner-names.js';
 import { buildManagementApi } from './api/management.js';
 import { openStore, type Store } from './store/index.js';
 import { Ipam, type DefaultPool } from './ipam/index.js';
@@ -121,10 +122,10 @@ async function start(opts: DaemonOptions, lock: NamespaceLock): Promise<Daemon> 
   let ports: PortPublisher | undefined;
   let plugins: PluginServers | undefined;
   try {
-    const ipam = new Ipam(store, opts.defaultAddressPools ? { defaultPools: opts.defaultAddressPools } : {});
+    const ipam = new Ipam(store, { ...(opts.defaultAddressPools ? { defaultPools: opts.defaultAddressPools } : {}), describeOwner: ownerNames(store) });
     const firewall = await createFirewall({ backend: opts.firewallBackend, logger });
     const proxy = opts.userlandProxy ? new UserlandProxy({ logger: logger.child({ part: 'proxy' }) }) : undefined;
-    ports = new PortPublisher(new PortAllocator(), proxy, firewall);
+    ports = new PortPublisher(new PortAllocator({ describeOwner: endpointNames(store) }), proxy, firewall);
     const ctx: DriverContext = { logger, netlink, firewall, ports };
     const drivers = new DriverRegistry();
     drivers.register(createNullDriver(ctx));

@@ -58,6 +58,17 @@ export class ConflictError extends CnmkitError {
   }
 }
 
+/**
+ * The object belongs to another front end (the Docker engine, or cnmkit's own API and CLI): only
+ * its owner may remove or change it. The message names the object and says who can.
+ */
+export class NotOwnerError extends CnmkitError {
+  constructor(message: string, options: CnmkitErrorOptions = {}) {
+    super('ERR_NOT_OWNER', 'forbidden', message, options);
+    this.name = 'NotOwnerError';
+  }
+}
+
 /** A kernel (netlink or syscall) failure, with the errno code and the kernel's own text. */
 export class KernelError extends CnmkitError {
   constructor(

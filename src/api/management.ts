@@ -20,7 +20,7 @@ export interface ManagementOptions {
 }
 
 type Ref = { Params: { ref: string } };
-const errors = { 400: errorSchema, 404: errorSchema, 409: errorSchema, 500: errorSchema };
+const errors = { 400: errorSchema, 403: errorSchema, 404: errorSchema, 409: errorSchema, 500: errorSchema };
 
 export async function buildManagementApi(opts: ManagementOptions): Promise<FastifyInstance> {
   // Requests are logged at debug level (one line each, when done), as the Docker daemon does.
@@ -66,9 +66,14 @@ export async function buildManagementApi(opts: ManagementOptions): Promise<Fasti
     await c.deleteNetwork(req.params.ref);
     return reply.status(204).send();
   });
-  app.post('/v1/networks/prune', { schema: { response: { 200: { type: 'object', properties: { removed: { type: 'array', items: { type: 'string' } } } } } } }, async () => ({
-    removed: await c.pruneNetworks(),
-  }));
+  const pruned = {
+    type: 'object',
+    properties: {
+      removed: { type: 'array', items: { type: 'string' } },
+      skipped: { type: 'array', items: { type: 'object', properties: { name: { type: 'string' }, reason: { type: 'string' } } } },
+    },
+  };
+  app.post('/v1/networks/prune', { schema: { response: { 200: pruned } } }, async () => c.pruneNetworks());
   app.post<Ref & { Body: { sandbox: string; ip?: string; ipv6?: string; ports?: string[] } }>(
     '/v1/networks/:ref/connect',
     { schema: { params: refParams, body: connectBody, response: { 201: { $ref: 'Endpoint#' }, ...errors } } },

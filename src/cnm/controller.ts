@@ -1,7 +1,8 @@
 // The CNM controller: creates and deletes networks, sandboxes and endpoints through the drivers.
 // Every operation records its intent in the store before touching the kernel, rolls back every
 // completed step on failure, and runs one at a time (a serial queue) so the store and the
-// kernel never see two half-done operations interleave.
+// kernel never see two half-done operations interleave. Each object belongs to the front end
+// that created it (./ownership.ts): removal asks who is asking.
 import type { Logger } from 'pino';
 import { CnmkitError, ConflictError, InvalidArgumentError, NotFoundError } from '../errors.js';
 import type { Store } from '../store/index.js';
@@ -12,11 +13,16 @@ import { newId, resolveRef, validateObjectName } from './refs.js';
 import { bestEffort, SerialQueue, withRollback } from './steps.js';
 import type { SandboxKernel } from './sandbox-kernel.js';
 import {
-  createDetachedEndpoint, createJoinedEndpoint, definedOnly, driverOf, now, replacePorts, teardownEndpoint, type DetachedRequest,
+  createDetachedEndpoint, createJoinedEndpoint, driverOf, now, replacePorts, teardownEndpoint, type DetachedRequest,
 } from './endpoints.js';
 import { checkJoinedEndpoints, releaseOrphanAddresses, restoreKernelState } from './kernel-state.js';
 import { inSandbox, teardownSandbox } from './sandboxes.js';
 import { parsePublish, type PortSpec } from '../portmap/index.js';
+import { checkDockerNetwork, checkEndpointRemoval, checkJoinable, checkNetworkRemoval, type Origin } from './ownership.js';
+import { allocateSubnets, recordAssigned, releaseOwnedPools } from './networks.js';
+import { describeEndpoint } from './owner-names.js';
+
+export type { Origin } from './ownership.js';
 
 export interface CreateNetworkRequest {
   name: string;
@@ -34,8 +40,18 @@ export interface CreateNetworkRequest {
   /** The id to use (Docker's NetworkID); a new one when absent. */
   id?: string;
   dockerId?: string;
-  /** Subnets assigned elsewhere (the Docker engine's IPAM): used as given, never allocated or released here. */
+  /**
+   * Subnets assigned elsewhere (the Docker engine's IPAM): used as given, never allocated here;
+   * reserved in IPAM for this network (released with it) unless they are the engine's own
+   * cnmkit-ipam pools.
+   */
   assigned?: { ipv4: SubnetRecord[]; ipv6: SubnetRecord[] };
+}
+
+export interface PruneResult {
+  removed: string[];
+  /** Unused networks prune leaves alone, and why (the Docker engine's). */
+  skipped: { name: string; reason: string }[];
 }
 
 export interface CreateSandboxRequest {
@@ -123,21 +139,8 @@ export class Controller {
         }
         store.networks.put(net);
         undo.push('store network', () => store.networks.delete(net.id));
-        if (req.assigned) {
-          net.ipv4 = req.assigned.ipv4;
-          net.ipv6 = req.assigned.ipv6;
-          store.networks.put(net);
-        } else if (driver.usesIpam) {
-          const owner = `network:${net.id}`;
-          const subnets = [{ v6: false, subnet: req.subnet, ipRange: req.ipRange, gateway: req.gateway, auxAddresses: req.auxAddresses }];
-          if (enableIPv6) subnets.push({ v6: true, subnet: req.subnetV6, ipRange: undefined, gateway: req.gatewayV6, auxAddresses: undefined });
-          for (const spec of subnets) {
-            const rec = await this.deps.ipam.allocateSubnet({ ...definedOnly(spec), owner });
-            undo.push('ipam pool', () => this.deps.ipam.releasePool(rec.poolId));
-            (spec.v6 ? net.ipv6 : net.ipv4).push(rec);
-          }
-          store.networks.put(net);
-        }
+        if (req.assigned) recordAssigned(this.deps, net, req.assigned, undo);
+        else if (driver.usesIpam) await allocateSubnets(this.deps, net, req, undo);
         net.config = (await driver.createNetwork(net, net.config)) ?? net.config;
         undo.push('driver network', () => driver.deleteNetwork(net, net.config));
         net.state = 'ready';
@@ -148,7 +151,8 @@ export class Controller {
     );
   }
 
-  deleteNetwork(ref: string): Promise<void> {
+  /** Removes a network; only its owner may (origin: who asks, the API by default). */
+  deleteNetwork(ref: string, origin: Origin = 'api'): Promise<void> {
     return this.queue.run(async () => {
       const store = this.deps.store;
       let net: NetworkRecord;
@@ -160,8 +164,9 @@ export class Controller {
       }
       if (this.deps.predefined?.has(net.name))
         throw new CnmkitError('ERR_PREDEFINED', 'forbidden', `${net.name} is a pre-defined network and cannot be removed`);
+      checkNetworkRemoval(net, origin);
       const eps = this.endpointsOf({ networkId: net.id });
-      if (eps.length > 0) throw new ConflictError(`network ${net.name} has active endpoints (${eps.map((e) => e.name).join(', ')})`);
+      if (eps.length > 0) throw new ConflictError(`network ${net.name} has active endpoints: ${eps.map((e) => describeEndpoint(store, e)).join(', ')}`);
       store.networks.put({ ...net, state: 'deleting' });
       await this.teardownNetwork(net);
       this.deps.logger.info({ network: net.name, id: net.id }, 'network removed');
@@ -173,31 +178,27 @@ export class Controller {
     const driver = this.deps.drivers.get(net.driver);
     await bestEffort(`network ${net.name}`, [
       ['driver', () => driver?.deleteNetwork(net, net.config)],
-      ['ipam', () => this.releaseOwnedPools(net)],
+      ['ipam', () => releaseOwnedPools(this.deps, net)],
       ['store', () => this.deps.store.networks.delete(net.id)],
     ]);
   }
 
-  /** Releases the network's pools, found by the subnets it records and by its gateways' owner. */
-  private releaseOwnedPools(net: NetworkRecord): void {
-    const ipam = this.deps.ipam;
-    const owner = `network:${net.id}`;
-    const ids = new Set([...net.ipv4, ...net.ipv6].map((s) => s.poolId).filter((id) => id !== ''));
-    for (const pool of ipam.listPools()) {
-      if (ipam.listAddresses(pool.poolId).some((a) => a.kind === 'gateway' && a.owner === owner)) ids.add(pool.poolId);
-    }
-    for (const id of ids) ipam.releasePool(id);
-  }
-
-  /** Removes every network with no endpoint, except the predefined ones; returns their names. */
-  async pruneNetworks(): Promise<string[]> {
-    const removed: string[] = [];
+  /**
+   * Removes every network with no endpoint, except the predefined ones and the Docker engine's
+   * (the engine still lists them: it removes them itself). Says what it removed and skipped.
+   */
+  async pruneNetworks(): Promise<PruneResult> {
+    const result: PruneResult = { removed: [], skipped: [] };
     for (const net of this.listNetworks()) {
       if (this.deps.predefined?.has(net.name) || this.endpointsOf({ networkId: net.id }).length > 0) continue;
+      if (net.dockerId !== undefined) {
+        result.skipped.push({ name: net.name, reason: `belongs to the Docker engine (remove it with docker network rm ${net.dockerId.slice(0, 12)})` });
+        continue;
+      }
       await this.deleteNetwork(net.id);
-      removed.push(net.name);
+      result.removed.push(net.name);
     }
-    return removed;
+    return result;
   }
 
   // ---- sandboxes -----------------------------------------------------------------------
@@ -254,6 +255,7 @@ export class Controller {
     return this.queue.run(async () => {
       const net = this.network(netRef);
       const sb = this.sandbox(sbRef);
+      checkJoinable(net);
       const joined = this.endpointsOf({ sandboxId: sb.id });
       if (joined.some((e) => e.networkId === net.id)) throw new ConflictError(`sandbox ${sb.name} is already connected to network ${net.name}`);
       const ports = (req.ports ?? []).map((p, i) => parsePublish(p, `ports[${i}]`));
@@ -270,6 +272,20 @@ export class Controller {
     return ep;
   }
 
+  /** A network the Docker engine created, by its exact Docker id: the plugin sees no other. */
+  dockerNetwork(id: string): NetworkRecord {
+    const net = this.deps.store.networks.get(id);
+    if (!net || net.dockerId !== id) throw new NotFoundError('network', id);
+    return net;
+  }
+
+  /** An endpoint the Docker engine created, by its exact Docker id: the plugin sees no other. */
+  dockerEndpoint(id: string): EndpointRecord {
+    const ep = this.deps.store.endpoints.get(id);
+    if (!ep || ep.dockerId !== id) throw new NotFoundError('endpoint', id);
+    return ep;
+  }
+
   /**
    * An endpoint that no sandbox of ours joins (the Docker engine's flow): addresses decided by
    * the caller, kernel objects made by the driver's createEndpoint, moved into place by others.
@@ -277,15 +293,20 @@ export class Controller {
   createDetachedEndpoint(netRef: string, req: DetachedRequest): Promise<EndpointRecord> {
     return this.queue.run(() => {
       const net = this.network(netRef);
+      checkDockerNetwork(net);
       if (this.deps.store.endpoints.get(req.id)) throw new ConflictError(`endpoint ${req.id} already exists`);
       return createDetachedEndpoint(this.deps, net, req);
     });
   }
 
-  /** Deletes an endpoint, joined or detached; idempotent (an unknown id is a NotFoundError to the caller). */
-  deleteEndpoint(id: string): Promise<void> {
+  /**
+   * Deletes an endpoint, joined or detached; idempotent (an unknown id is a NotFoundError to the
+   * caller). Only its owner may (origin: who asks, the API by default).
+   */
+  deleteEndpoint(id: string, origin: Origin = 'api'): Promise<void> {
     return this.queue.run(async () => {
       const ep = this.endpoint(id);
+      checkEndpointRemoval(ep, this.deps.store.networks.get(ep.networkId), origin);
       const sb = ep.sandboxId ? this.deps.store.sandboxes.get(ep.sandboxId) : undefined;
       await teardownEndpoint(this.deps, ep, sb);
     });

@@ -2,7 +2,9 @@
 // (skipping what the host or another network uses), user subnets, ip-ranges, gateways, aux
 // addresses, explicit addresses, IPv6 ULA pools. Every change is one store transaction, so it can
 // join a caller's transaction; only a default-pool request awaits (the host's routes) first.
-import { InvalidArgumentError, NotFoundError } from '../errors.js';
+// Every pool has an owner: a network (its own subnet, or one another IPAM assigned it) or the
+// Docker IPAM plugin; a claimant (the plugin) may touch only its own pools and addresses.
+import { InvalidArgumentError, NotFoundError, NotOwnerError } from '../errors.js';
 import type { SubnetRecord } from '../cnm/model.js';
 import type { AddressKind, AddressSpace, Store, StoredPool } from '../store/index.js';
 import { allocate, checkAddressRequest, FIELD, release, type AddressRequest } from './addresses.js';
@@ -10,6 +12,7 @@ import { parseAddress, parseAddressOrCidr, parseNetwork, type Family } from './c
 import { checkDefaultPool, DOCKER_GLOBAL_POOLS, DOCKER_LOCAL_POOLS, type ParsedDefaultPool, type DefaultPool } from './defaults.js';
 import { systemEnvironment, type IpamEnvironment } from './environment.js';
 import { Mirror, type PoolState } from './mirror.js';
+import { Namer, type Claimant, type DescribeOwner } from './names.js';
 import { checkPoolRequest, reservePool, type CheckedPoolRequest, type PoolRequest } from './request.js';
 import type { HostView } from './pools.js';
 
@@ -20,12 +23,16 @@ export type { IpamEnvironment } from './environment.js';
 export type { DefaultPool } from './defaults.js';
 export { DOCKER_GLOBAL_POOLS, DOCKER_LOCAL_POOLS, parseDefaultAddressPool } from './defaults.js';
 export { parseProcRoute, parseResolvConf, systemEnvironment } from './environment.js';
+export type { Claimant, DescribeOwner, OwnerContext } from './names.js';
 
 export const LOCAL_ADDRESS_SPACE: AddressSpace = 'LocalDefault';
 export const GLOBAL_ADDRESS_SPACE: AddressSpace = 'GlobalDefault';
 
 /** The IpamDriver capabilities: pools and addresses persist, and a replayed request gets the same answer. */
 export const CAPABILITIES = { RequiresMACAddress: false, RequiresRequestReplay: true } as const;
+
+/** The owner of the pools that requestPool (the Docker IPAM plugin's RequestPool) reserves. */
+export const DOCKER_POOL_OWNER = 'docker:pool';
 
 export interface IpamOptions {
   /** The host's routes and nameservers; defaults to /proc/net/route and /etc/resolv.conf. */
@@ -34,6 +41,8 @@ export interface IpamOptions {
   defaultPools?: readonly DefaultPool[];
   /** Replaces the global (overlay) default pools, 10.0.0.0/8 in /24s. */
   globalPools?: readonly DefaultPool[];
+  /** Names the holders of pools and addresses in messages (the controller knows the objects). */
+  describeOwner?: DescribeOwner;
 }
 
 export interface PoolReply {
@@ -48,6 +57,8 @@ export interface PoolInfo extends PoolReply {
   subPool?: string;
   family: Family;
   options: Record<string, string>;
+  /** The owner tag of the pool: "network:ID", or DOCKER_POOL_OWNER. */
+  owner: string;
 }
 
 export interface AllocatedAddress {
@@ -67,7 +78,17 @@ export interface SubnetSpec {
   auxAddresses?: Record<string, string>;
   v6?: boolean;
   options?: Record<string, string>;
-  /** The network the gateway belongs to. */
+  /** The network the pool and its gateway belong to: "network:ID". */
+  owner: string;
+}
+
+/** A subnet that another IPAM assigned to a network (the Docker engine's own): recorded as it is. */
+export interface AssignedSubnet {
+  subnet: string;
+  /** CIDRs with the subnet's prefix length, as the engine gives them; the gateway may be absent. */
+  gateway?: string;
+  auxAddresses?: Record<string, string>;
+  /** The network: "network:ID". */
   owner: string;
 }
 
@@ -80,6 +101,7 @@ function info(pool: StoredPool): PoolInfo {
     ...(pool.ipRange === undefined ? {} : { subPool: pool.ipRange }),
     family: pool.family,
     options: pool.options,
+    owner: pool.owner,
   };
 }
 
@@ -87,12 +109,14 @@ export class Ipam {
   private readonly mirror: Mirror;
   private readonly environment: IpamEnvironment;
   private readonly defaults: Record<AddressSpace, ParsedDefaultPool[]>;
+  private readonly names: Namer;
 
   constructor(
     private readonly store: Store,
     options: IpamOptions = {},
   ) {
     this.mirror = new Mirror(store);
+    this.names = new Namer(options.describeOwner);
     this.environment = options.environment ?? systemEnvironment();
     this.defaults = {
       LocalDefault: (options.defaultPools ?? DOCKER_LOCAL_POOLS).map(checkDefaultPool),
@@ -105,39 +129,56 @@ export class Ipam {
   }
 
   /**
-   * RequestPool: the given subnet (and ip-range), or the first free default pool. Asking again
-   * for the same subnet and ip-range returns the same pool id; with no subnet, never a pool that
-   * is allocated.
+   * RequestPool, for the Docker IPAM plugin (the pool's owner is DOCKER_POOL_OWNER): the given
+   * subnet (and ip-range), or the first free default pool. Asking again for the same subnet and
+   * ip-range returns the same pool id; with no subnet, never a pool that is allocated; a subnet
+   * of a network is refused, naming it.
    */
   async requestPool(req: PoolRequest): Promise<PoolReply> {
     const checked = checkPoolRequest(req);
     const host = await this.hostView(checked);
     return this.store.tx(() => {
-      const pool = reservePool(this.store, checked, { defaults: this.defaults[checked.addressSpace], host, exclusive: false });
+      const pool = reservePool(this.store, checked, this.reserveOptions(checked, host, false, DOCKER_POOL_OWNER));
       return { poolId: pool.id, pool: pool.subnet, data: pool.data };
     });
   }
 
-  /** ReleasePool: frees the pool and every address allocated through it. Releasing twice succeeds. */
-  releasePool(poolId: string): void {
+  /**
+   * ReleasePool: frees the pool and every address allocated through it. Releasing twice succeeds.
+   * A claimant may release only its own pools: another's is refused (NotOwnerError) and kept.
+   */
+  releasePool(poolId: string, claimant?: Claimant): void {
     this.store.tx(() => {
       this.mirror.begin();
+      const pool = this.store.ipam.getPool(poolId);
+      if (pool && claimant) this.checkClaim(pool, claimant, 'release it');
       if (this.store.ipam.deletePool(poolId)) this.mirror.clear();
     });
   }
 
-  /** RequestAddress: the given address, or the next free one after the pool's cursor. Returns "addr/len". */
-  requestAddress(poolId: string, req: AddressRequest): string {
+  /**
+   * RequestAddress: the given address, or the next free one after the pool's cursor. Returns
+   * "addr/len". A claimant may allocate only in its own pools.
+   */
+  requestAddress(poolId: string, req: AddressRequest, claimant?: Claimant): string {
     checkAddressRequest(req);
-    return this.store.tx(() => allocate(this.store, this.poolState(poolId), req));
+    return this.store.tx(() => {
+      const state = this.poolState(poolId);
+      if (claimant) this.checkClaim(state.pool, claimant, 'allocate in it');
+      return allocate(this.store, state, req, this.names);
+    });
   }
 
-  /** ReleaseAddress ("addr" or "addr/len"): releasing a free address, or one of a released pool, succeeds. */
-  releaseAddress(poolId: string, address: string): void {
+  /**
+   * ReleaseAddress ("addr" or "addr/len"): releasing a free address, or one of a released pool,
+   * succeeds. A claimant may release only addresses it holds: another holder's is refused
+   * (NotOwnerError naming the holder) and stays allocated.
+   */
+  releaseAddress(poolId: string, address: string, claimant?: Claimant): void {
     this.store.tx(() => {
       this.mirror.begin();
       const state = this.mirror.pool(poolId);
-      if (state) release(this.store, state, address);
+      if (state) release(this.store, state, address, this.names, claimant);
       else parseAddressOrCidr('ip', address);
     });
   }
@@ -152,11 +193,11 @@ export class Ipam {
     const aux = checkSubnetSpec(spec, checked);
     const host = await this.hostView(checked);
     return this.store.tx(() => {
-      const pool = reservePool(this.store, checked, { defaults: this.defaults[checked.addressSpace], host, exclusive: true });
+      const pool = reservePool(this.store, checked, this.reserveOptions(checked, host, true, spec.owner));
       const state = this.poolState(pool.id);
       const auxAddresses: Record<string, string> = {};
-      for (const [name, address] of aux) auxAddresses[name] = allocate(this.store, state, { address, kind: 'aux', owner: name });
-      const gateway = allocate(this.store, state, { address: spec.gateway, kind: 'gateway', owner: spec.owner });
+      for (const [name, address] of aux) auxAddresses[name] = allocate(this.store, state, { address, kind: 'aux', owner: name }, this.names);
+      const gateway = allocate(this.store, state, { address: spec.gateway, kind: 'gateway', owner: spec.owner }, this.names);
       return {
         poolId: pool.id,
         subnet: pool.subnet,
@@ -165,6 +206,31 @@ export class Ipam {
         ...(aux.length > 0 ? { auxAddresses } : {}),
       };
     });
+  }
+
+  /**
+   * Records a subnet another IPAM assigned to a network (the engine's own IPAM), with its gateway
+   * and aux addresses, so that no other network or default pool overlaps it. A pool of the Docker
+   * IPAM plugin with this very subnet is the engine's pool of this network (cnmkit-ipam): it stays
+   * as it is, the plugin's. The new pool is the owner's (poolsOf). Synchronous: one transaction,
+   * which may be the caller's.
+   */
+  reserveSubnet(spec: AssignedSubnet): void {
+    const checked = checkPoolRequest({ addressSpace: LOCAL_ADDRESS_SPACE, pool: spec.subnet });
+    const aux = checkSubnetSpec(spec, checked);
+    return this.store.tx(() => {
+      const plugin = this.store.ipam.listPools(LOCAL_ADDRESS_SPACE).find((p) => p.owner === DOCKER_POOL_OWNER && p.subnet === checked.subnet?.text);
+      if (plugin) return;
+      const pool = reservePool(this.store, checked, this.reserveOptions(checked, undefined, true, spec.owner));
+      const state = this.poolState(pool.id);
+      for (const [name, address] of aux) allocate(this.store, state, { address, kind: 'aux', owner: name }, this.names);
+      if (spec.gateway) allocate(this.store, state, { address: spec.gateway, kind: 'gateway', owner: spec.owner }, this.names);
+    });
+  }
+
+  /** The pools an owner holds (a network's: "network:ID"). */
+  poolsOf(owner: string): PoolInfo[] {
+    return this.store.ipam.listPoolsOf(owner).map(info);
   }
 
   getPool(poolId: string): PoolInfo | undefined {
@@ -182,6 +248,16 @@ export class Ipam {
     if (!pool) throw new NotFoundError('pool', poolId);
     const bits = pool.subnet.split('/')[1];
     return this.store.ipam.addressesOfPool(poolId).map((a) => ({ address: `${a.address}/${bits}`, kind: a.kind, owner: a.owner }));
+  }
+
+  private reserveOptions(req: CheckedPoolRequest, host: HostView | undefined, exclusive: boolean, owner: string) {
+    return { defaults: this.defaults[req.addressSpace], host, exclusive, owner, names: this.names };
+  }
+
+  /** Refuses a claimant a pool that is not its own, naming the pool's holder. */
+  private checkClaim(pool: StoredPool, claimant: Claimant, what: string): void {
+    if (pool.owner === claimant.poolOwner) return;
+    throw new NotOwnerError(`pool ${pool.id} belongs to ${this.names.pool(pool)}, not to ${claimant.name}, which may not ${what}`, { field: 'PoolID' });
   }
 
   private poolState(poolId: string): PoolState {

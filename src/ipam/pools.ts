@@ -1,8 +1,11 @@
 // Choosing a default pool: the first candidate that overlaps no allocated pool of its address
 // space, no host route of scope link and no nameserver. When none is left, the error lists every
-// candidate with the reason it was skipped (runs with the same reason are written as one range).
+// candidate with the reason it was skipped (runs with the same reason are written as one range),
+// naming the holder of each pool in the way.
 import { ConflictError } from '../errors.js';
+import type { StoredPool } from '../store/index.js';
 import { contains, formatAddress, overlaps, type Address, type Prefix } from './cidr.js';
+import type { Namer } from './names.js';
 
 /** What the host is using; absent for the global address space, as in Docker. */
 export interface HostView {
@@ -12,7 +15,7 @@ export interface HostView {
 
 export interface Allocated {
   prefix: Prefix;
-  poolId: string;
+  pool: StoredPool;
 }
 
 /** The allocated subnets of one address space and family, sorted, for overlap look-ups in O(log n). */
@@ -43,13 +46,19 @@ export class Occupancy {
   }
 }
 
-export function skipReason(candidate: Prefix, taken: Occupancy, host: HostView | undefined): string | undefined {
+/** Why a candidate is skipped: a key that runs compare, and the words (a pool's holder is named only for the error). */
+export interface SkipReason {
+  key: string;
+  text(names: Namer): string;
+}
+
+export function skipReason(candidate: Prefix, taken: Occupancy, host: HostView | undefined): SkipReason | undefined {
   const holder = taken.holder(candidate);
-  if (holder) return `in use by pool ${holder.poolId}`;
+  if (holder) return { key: `pool ${holder.pool.id}`, text: (names) => `in use by ${names.pool(holder.pool)}` };
   const route = host?.routes.find((r) => overlaps(r, candidate));
-  if (route) return `overlaps the host route ${route.text} (scope link)`;
+  if (route) return { key: `route ${route.text}`, text: () => `overlaps the host route ${route.text} (scope link)` };
   const ns = host?.nameservers.find((a) => contains(candidate, a));
-  if (ns) return `contains the host's nameserver ${formatAddress(ns.family, ns.value)}`;
+  if (ns) return { key: `nameserver ${ns.value}`, text: () => `contains the host's nameserver ${formatAddress(ns.family, ns.value)}` };
   return undefined;
 }
 
@@ -57,11 +66,11 @@ interface Skipped {
   first: string;
   last: string;
   count: number;
-  reason: string;
+  reason: SkipReason;
 }
 
 /** The first usable candidate; throws a ConflictError listing every candidate otherwise. */
-export function pickPool(candidates: Iterable<Prefix>, taken: Occupancy, host: HostView | undefined, what: string): Prefix {
+export function pickPool(candidates: Iterable<Prefix>, taken: Occupancy, host: HostView | undefined, what: string, names: Namer): Prefix {
   const skipped: Skipped[] = [];
   let total = 0;
   for (const candidate of candidates) {
@@ -69,14 +78,15 @@ export function pickPool(candidates: Iterable<Prefix>, taken: Occupancy, host: H
     if (reason === undefined) return candidate;
     total++;
     const run = skipped.at(-1);
-    if (run && run.reason === reason) {
+    if (run && run.reason.key === reason.key) {
       run.last = candidate.text;
       run.count++;
     } else {
       skipped.push({ first: candidate.text, last: candidate.text, count: 1, reason });
     }
   }
-  const lines = skipped.map((s) => `  ${s.count === 1 ? s.first : `${s.first} … ${s.last} (${s.count} subnets)`}: ${s.reason}`);
+  const once = names.once();
+  const lines = skipped.map((s) => `  ${s.count === 1 ? s.first : `${s.first} … ${s.last} (${s.count} subnets)`}: ${s.reason.text(once)}`);
   throw new ConflictError(
     `could not find an available, non-overlapping ${what} among the ${total} default candidate(s)` +
       (lines.length > 0 ? `:\n${lines.join('\n')}` : ' (the default pool list is empty)'),

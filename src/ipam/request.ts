@@ -1,10 +1,13 @@
 // RequestPool: checking the request (fields named as the user typed them: subnet, ip-range) and
-// reserving the pool in the store. The same subnet and ip-range give the same pool id (Docker's
-// request replay); a different subnet overlapping an allocated one is refused.
+// reserving the pool in the store for its owner. The same subnet and ip-range asked again by the
+// same owner give the same pool id (Docker's request replay); a pool of another owner, or a
+// subnet overlapping one (sub-pools of one subnet only within one owner), is refused, naming
+// the holder.
 import { ConflictError, InvalidArgumentError } from '../errors.js';
 import type { AddressSpace, Store, StoredPool } from '../store/index.js';
 import { covers, overlaps, parsePrefix, type Family, type Prefix } from './cidr.js';
 import { candidates, randomUlaPrefix, type ParsedDefaultPool } from './defaults.js';
+import type { Namer } from './names.js';
 import { Occupancy, pickPool, skipReason, type HostView } from './pools.js';
 
 export interface PoolRequest {
@@ -64,7 +67,7 @@ export function poolIdOf(addressSpace: AddressSpace, subnet: Prefix, range?: Pre
 
 function occupancy(store: Store, addressSpace: AddressSpace, family: Family): Occupancy {
   const pools = store.ipam.listPools(addressSpace).filter((p) => p.family === family);
-  return new Occupancy(pools.map((p) => ({ prefix: parsePrefix('subnet', p.subnet), poolId: p.id })));
+  return new Occupancy(pools.map((p) => ({ prefix: parsePrefix('subnet', p.subnet), pool: p })));
 }
 
 function randomUla(taken: Occupancy, host: HostView | undefined): Prefix {
@@ -75,18 +78,19 @@ function randomUla(taken: Occupancy, host: HostView | undefined): Prefix {
   throw new ConflictError(`could not find a free IPv6 unique local /64 in ${ULA_ATTEMPTS} random attempts`, { field: 'subnet' });
 }
 
-function chooseDefault(store: Store, req: CheckedPoolRequest, defaults: readonly ParsedDefaultPool[], host: HostView | undefined): Prefix {
+function chooseDefault(store: Store, req: CheckedPoolRequest, opts: ReserveOptions): Prefix {
   const taken = occupancy(store, req.addressSpace, req.family);
-  const specs = defaults.filter((s) => s.base.family === req.family);
-  if (req.family === 6 && specs.length === 0) return randomUla(taken, host);
-  return pickPool(candidates(specs, req.family), taken, host, `IPv${req.family} address pool in ${req.addressSpace}`);
+  const specs = opts.defaults.filter((s) => s.base.family === req.family);
+  if (req.family === 6 && specs.length === 0) return randomUla(taken, opts.host);
+  return pickPool(candidates(specs, req.family), taken, opts.host, `IPv${req.family} address pool in ${req.addressSpace}`, opts.names);
 }
 
-function refuseOverlap(store: Store, addressSpace: AddressSpace, subnet: Prefix): void {
+/** Subnets never overlap across owners; one owner may hold sub-pools (ip-ranges) of one subnet. */
+function refuseOverlap(store: Store, addressSpace: AddressSpace, subnet: Prefix, owner: string, names: Namer): void {
   for (const pool of store.ipam.listPools(addressSpace)) {
-    if (pool.family !== subnet.family || pool.subnet === subnet.text) continue;
+    if (pool.family !== subnet.family || (pool.subnet === subnet.text && pool.owner === owner)) continue;
     if (overlaps(parsePrefix('subnet', pool.subnet), subnet)) {
-      throw new ConflictError(`subnet: ${subnet.text} overlaps the pool ${pool.id}, which is in use`, { field: 'subnet' });
+      throw new ConflictError(`subnet: ${subnet.text} overlaps ${pool.subnet}, in use by ${names.pool(pool)}`, { field: 'subnet' });
     }
   }
 }
@@ -96,16 +100,22 @@ export interface ReserveOptions {
   host: HostView | undefined;
   /** Refuse a pool that already exists instead of returning it (a new network, not a replay). */
   exclusive: boolean;
+  /** Who will hold the pool (an owner tag); only the same owner gets an existing pool back. */
+  owner: string;
+  names: Namer;
 }
 
 /** Returns the pool asked for, reserving it in the store if it is new. Run inside a transaction. */
-export function reservePool(store: Store, req: CheckedPoolRequest, { defaults, host, exclusive }: ReserveOptions): StoredPool {
-  const subnet = req.subnet ?? chooseDefault(store, req, defaults, host);
+export function reservePool(store: Store, req: CheckedPoolRequest, opts: ReserveOptions): StoredPool {
+  const subnet = req.subnet ?? chooseDefault(store, req, opts);
   const id = poolIdOf(req.addressSpace, subnet, req.range);
   const existing = store.ipam.getPool(id);
-  if (existing && exclusive) throw new ConflictError(`subnet: ${subnet.text}${req.range ? ` with ip-range ${req.range.text}` : ''} is already in use by pool ${id}`, { field: 'subnet' });
+  if (existing && (opts.exclusive || existing.owner !== opts.owner)) {
+    const what = `${subnet.text}${req.range ? ` with ip-range ${req.range.text}` : ''}`;
+    throw new ConflictError(`subnet: ${what} is already in use by ${opts.names.pool(existing)}`, { field: 'subnet' });
+  }
   if (existing) return existing;
-  if (req.subnet) refuseOverlap(store, req.addressSpace, subnet);
+  if (req.subnet) refuseOverlap(store, req.addressSpace, subnet, opts.owner, opts.names);
   const pool: StoredPool = {
     id,
     addressSpace: req.addressSpace,
@@ -116,6 +126,7 @@ export function reservePool(store: Store, req: CheckedPoolRequest, { defaults, h
     data: {},
     cursor: 0n,
     created: new Date().toISOString(),
+    owner: opts.owner,
   };
   store.ipam.insertPool(pool);
   return pool;

@@ -33,6 +33,8 @@ export interface PortAllocatorOptions {
   rangeFile?: string;
   /** Persistence hook, called before a change is kept; throwing undoes the change. */
   onChange?: (change: LeaseChange) => void;
+  /** Names a lease's owner in conflicts (sandbox "web" on network "mynet"); the owner id when it cannot. */
+  describeOwner?: (owner: string) => string | undefined;
 }
 
 /**
@@ -62,6 +64,7 @@ function checkOwner(owner: unknown): string {
 export class PortAllocator {
   readonly ephemeral: PortRange;
   private readonly onChange?: (change: LeaseChange) => void;
+  private readonly describeOwner?: (owner: string) => string | undefined;
   /** proto + port → leases covering that port (usually one). */
   private readonly byPort = new Map<string, PortLease[]>();
   private readonly byOwner = new Map<string, PortLease[]>();
@@ -74,6 +77,7 @@ export class PortAllocator {
     if (!Number.isInteger(start) || !Number.isInteger(end) || start < 1 || end > 65535 || end < start)
       throw new InvalidArgumentError('ephemeralRange', `${start}-${end} is not a port range within 1-65535`);
     if (options.onChange) this.onChange = options.onChange;
+    if (options.describeOwner) this.describeOwner = options.describeOwner;
   }
 
   /** Owner of the lease that keeps (proto, hostIP, port) from being allocated, if any. */
@@ -155,7 +159,7 @@ export class PortAllocator {
       const lease = this.blocking(proto, hostIP, port);
       if (lease)
         throw new ConflictError(
-          `port ${port}/${proto} on ${ipLabel(hostIP)} is already allocated to ${JSON.stringify(lease.owner)}` +
+          `port ${port}/${proto} on ${ipLabel(hostIP)} is already allocated to ${this.describeOwner?.(lease.owner) ?? JSON.stringify(lease.owner)}` +
             ` (its lease: ${ipLabel(lease.hostIP)} ${lease.hostPort}-${lease.hostPortEnd})`,
           { field: 'hostPort' },
         );

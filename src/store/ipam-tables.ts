@@ -18,6 +18,8 @@ export interface StoredPool {
   /** The next address to try, as an offset from the subnet's first address. */
   cursor: bigint;
   created: string;
+  /** Who holds the pool, as an owner tag: "network:ID", or "docker:pool" for the Docker IPAM plugin. */
+  owner: string;
 }
 
 export interface StoredAddress {
@@ -40,6 +42,7 @@ interface PoolRow {
   data: string;
   cursor: string;
   created: string;
+  owner: string;
 }
 
 interface AddressRow {
@@ -62,6 +65,7 @@ function toPool(r: PoolRow): StoredPool {
     data: JSON.parse(r.data) as Record<string, string>,
     cursor: BigInt(r.cursor),
     created: r.created,
+    owner: r.owner,
   };
 }
 
@@ -73,6 +77,7 @@ export class IpamTables {
   private readonly pool: Database.Statement;
   private readonly pools: Database.Statement;
   private readonly poolsIn: Database.Statement;
+  private readonly poolsOf: Database.Statement;
   private readonly addPool: Database.Statement;
   private readonly removePool: Database.Statement;
   private readonly cursorOf: Database.Statement;
@@ -86,8 +91,9 @@ export class IpamTables {
     this.pool = db.prepare('SELECT * FROM ipam_pools WHERE id = ?');
     this.pools = db.prepare('SELECT * FROM ipam_pools ORDER BY created, id');
     this.poolsIn = db.prepare('SELECT * FROM ipam_pools WHERE address_space = ? ORDER BY created, id');
-    this.addPool = db.prepare(`INSERT INTO ipam_pools (id, address_space, subnet, ip_range, family, options, data, cursor, created)
-      VALUES (@id, @address_space, @subnet, @ip_range, @family, @options, @data, @cursor, @created)`);
+    this.poolsOf = db.prepare('SELECT * FROM ipam_pools WHERE owner = ? ORDER BY created, id');
+    this.addPool = db.prepare(`INSERT INTO ipam_pools (id, address_space, subnet, ip_range, family, options, data, cursor, created, owner)
+      VALUES (@id, @address_space, @subnet, @ip_range, @family, @options, @data, @cursor, @created, @owner)`);
     this.removePool = db.prepare('DELETE FROM ipam_pools WHERE id = ?');
     this.cursorOf = db.prepare('UPDATE ipam_pools SET cursor = ? WHERE id = ?');
     this.address = db.prepare('SELECT * FROM ipam_addresses WHERE address_space = ? AND subnet = ? AND address = ?');
@@ -109,6 +115,11 @@ export class IpamTables {
     return rows.map(toPool);
   }
 
+  /** The pools held by one owner tag. */
+  listPoolsOf(owner: string): StoredPool[] {
+    return (this.poolsOf.all(owner) as PoolRow[]).map(toPool);
+  }
+
   insertPool(p: StoredPool): void {
     this.addPool.run({
       id: p.id,
@@ -120,6 +131,7 @@ export class IpamTables {
       data: JSON.stringify(p.data),
       cursor: p.cursor.toString(),
       created: p.created,
+      owner: p.owner,
     });
   }
 

@@ -93,9 +93,22 @@ CREATE TABLE ipam_addresses (
 ) STRICT, WITHOUT ROWID;
 `;
 
+// Who holds each pool: "network:ID" for a network's own pool, "docker:pool" for one requested
+// through the Docker IPAM plugin. Pools from before knew their network only by their gateway's owner.
+const POOL_OWNERS = `
+ALTER TABLE ipam_pools ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+UPDATE ipam_pools SET owner = COALESCE(
+  (SELECT a.owner FROM ipam_addresses AS a
+    WHERE a.address_space = ipam_pools.address_space AND a.subnet = ipam_pools.subnet AND a.pool_id = ipam_pools.id
+      AND a.kind = 'gateway' AND a.owner LIKE 'network:%' LIMIT 1),
+  'docker:pool');
+CREATE INDEX ipam_pools_owner ON ipam_pools (owner);
+`;
+
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, description: 'networks, sandboxes and endpoints', up: (db) => db.exec(RECORD_TABLES) },
   { version: 2, description: 'IPAM pools and allocated addresses', up: (db) => db.exec(IPAM_TABLES) },
+  { version: 3, description: 'the owner of each IPAM pool', up: (db) => db.exec(POOL_OWNERS) },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -207,6 +207,41 @@ describeDocker('cnmkit-bridge under the real Docker engine (cnmkit first, nftabl
     expect(await host.linkNames()).not.toContain('docker_gwbridge');
   });
 
+  it("keeps the engine's network from cnmkit's CLI: rm is refused, prune skips it, and the engine's next container still runs on it", async () => {
+    const id = await docker(['network', 'create', '-d', 'cnmkit-bridge', '--subnet', '198.18.23.0/24', 'owned']);
+    const name = `docker-${id.slice(0, 12)}`;
+    for (const ref of [name, id]) {
+      const rm = await daemon.cmd(['network', 'rm', ref]);
+      expect({ ref, code: rm.code }).toEqual({ ref, code: 1 });
+      expect(rm.stderr).toContain(`remove it with \`docker network rm ${id.slice(0, 12)}\``);
+    }
+    const prune = await daemon.cmd(['network', 'prune']);
+    expect(prune.code).toBe(0);
+    expect(prune.stdout).toContain(`Skipped network ${name}: belongs to the Docker engine`);
+    // The engine still lists it, and it still works: a container on it reaches its gateway.
+    expect((await dockerd.inspect(['network', 'inspect', 'owned']))[0].Id).toBe(id);
+    expect((await cnmkitNetworks()).some((n) => n.id === id)).toBe(true);
+    expect(await docker(['run', '--rm', '--network', 'owned', IMAGE, 'ping', '-c', '1', '-W', '2', '198.18.23.1'])).toContain('1 packets received');
+  });
+
+  it('refuses a subnet another network holds, from either side, naming that network and its subnet', async () => {
+    const id = await docker(['network', 'create', '-d', 'cnmkit-bridge', '--subnet', '198.18.23.0/24', 'owned']);
+    const name = `docker-${id.slice(0, 12)}`;
+    // The engine's IPAM assigns the default bridge's subnet: refused, one route stays (on cnmkit0).
+    const clash = await dockerd.docker(['network', 'create', '-d', 'cnmkit-bridge', '--subnet', '198.18.0.0/24', 'clash']);
+    expect(clash.code).not.toBe(0);
+    expect(clash.stderr).toContain('subnet: 198.18.0.0/24 overlaps the subnet 198.18.0.0/24 of network "bridge"');
+    expect((await dockerd.docker(['network', 'inspect', 'clash'])).code).not.toBe(0);
+    const routes = await host.ipJson<{ dst: string; dev: string }[]>(['-4', 'route', 'show', 'exact', '198.18.0.0/24']);
+    expect(routes.map((r) => r.dev)).toEqual(['cnmkit0']);
+    // And cnmkit's CLI refuses the engine's subnet, naming the engine's network.
+    const mine = await daemon.cmd(['network', 'create', '--subnet', '198.18.23.128/25', 'mine']);
+    expect(mine.code).toBe(1);
+    expect(mine.stderr).toContain(`subnet: 198.18.23.128/25 overlaps 198.18.23.0/24, in use by network "${name}"`);
+    expect(await host.ipJson<unknown[]>(['-4', 'route', 'show', 'exact', '198.18.23.128/25'])).toEqual([]);
+    expect((await cnmkitNetworks()).map((n) => n.name)).not.toContain('mine');
+  });
+
   it('lets two containers ping each other by address and by name (the engine\'s embedded DNS)', async () => {
     await docker(['network', 'create', '-d', 'cnmkit-bridge', '--subnet', '198.18.14.0/24', 'pair']);
     await docker(['run', '-d', '--name', 'one', '--network', 'pair', IMAGE, 'sleep', '600']);

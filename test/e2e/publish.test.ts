@@ -130,6 +130,7 @@ for (const backend of ['nftables', 'iptables'] as const) {
         const clash = await daemon.cmd(['connect', '-p', '9090:80', 'srcnet', other]);
         expect(clash.code).toBe(1);
         expect(clash.stderr).toMatch(/9090.*(already|held|allocated)/);
+        expect(clash.stderr).toContain(`is already allocated to sandbox "${sb}" on network "srcnet"`);
         // Refused before any change: rules, listeners and links as they were, nothing in the sandbox.
         expect(await hostState(host)).toEqual(before);
         expect((await host.linkNames()).filter((n) => n.startsWith('veth'))).toHaveLength(1);

@@ -7,33 +7,12 @@ import { openStore, type Store } from '../../src/store/index.js';
 import { Ipam } from '../../src/ipam/index.js';
 import { Controller } from '../../src/cnm/controller.js';
 import { DriverRegistry, type Driver, type DriverContext } from '../../src/cnm/driver.js';
-import type { SandboxKernel } from '../../src/cnm/sandbox-kernel.js';
 import { createNullDriver } from '../../drivers/null/index.js';
 import { createHostDriver } from '../../drivers/host/index.js';
 import { buildManagementApi } from '../../src/api/management.js';
+import { FakeKernel } from './fake-kernel.js';
 
 const logger = pino({ level: 'silent' });
-
-class FakeKernel implements SandboxKernel {
-  readonly namespaces = new Set<string>();
-  namedPath(name: string): string {
-    return `/fake/netns/${name}`;
-  }
-  async createNamed(name: string): Promise<void> {
-    this.namespaces.add(name);
-  }
-  async deleteNamed(name: string): Promise<boolean> {
-    this.namespaces.delete(name);
-    return false;
-  }
-  release(): void {}
-  exists(p: string): boolean {
-    return this.namespaces.has(p.split('/').pop()!);
-  }
-  resolveExisting(ref: string): string {
-    return ref;
-  }
-}
 
 /** A driver with addresses that records its calls and fails where told. */
 function fakeDriver(calls: string[], failOn: Set<string>): Driver<{ opt?: string }> {

@@ -92,7 +92,7 @@ describe('IPAM under concurrency and restarts', () => {
 
     const again = new Ipam(store(), { environment: noHost });
     expect(again.listAddresses(rec.poolId)).toEqual(before);
-    expect(await again.requestPool({ addressSpace: 'LocalDefault', pool: '10.32.0.0/24' })).toMatchObject({ poolId: rec.poolId });
+    expect(again.getPool(rec.poolId)).toMatchObject({ pool: '10.32.0.0/24', owner: 'net' });
     expect(again.requestAddress(rec.poolId, { kind: 'endpoint', owner: 'next' })).toBe('10.32.0.7/24');
     expect(() => again.requestAddress(rec.poolId, { kind: 'endpoint', owner: 'x', address: '10.32.0.200' })).toThrow(/auxiliary address "r"/);
     expect((await again.requestPool({ addressSpace: 'LocalDefault' })).pool).toBe('172.17.0.0/16');

@@ -101,7 +101,7 @@ describe('IPAM default pools', () => {
     const global = () => i.requestPool({ addressSpace: i.defaultAddressSpaces().global });
     expect((await global()).pool).toBe('10.0.0.0/24');
     expect((await global()).pool).toBe('10.0.1.0/24');
-    await expect(i.requestPool({ addressSpace: 'GlobalDefault', pool: '10.0.0.0/9' })).rejects.toThrow(/^subnet: 10\.0\.0\.0\/9 overlaps the pool GlobalDefault\/10\.0\.0\.0\/24/);
+    await expect(i.requestPool({ addressSpace: 'GlobalDefault', pool: '10.0.0.0/9' })).rejects.toThrow(/^subnet: 10\.0\.0\.0\/9 overlaps 10\.0\.0\.0\/24, in use by pool GlobalDefault\/10\.0\.0\.0\/24$/);
     await i.requestPool({ addressSpace: 'GlobalDefault', pool: '10.64.0.0/10' });
     await i.requestPool({ addressSpace: 'GlobalDefault', pool: '10.0.2.0/23' });
     await i.requestPool({ addressSpace: 'GlobalDefault', pool: '10.0.4.0/22' });

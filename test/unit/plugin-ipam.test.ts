@@ -26,11 +26,13 @@ const ok = async (path: string, body?: unknown) => {
 };
 
 const GATEWAY = { RequestAddressType: 'com.docker.network.gateway' };
+/** What the controller's resolver would say of a network of cnmkit's API and its endpoint. */
+const NAMES: Record<string, string> = { 'network:n1': 'network "lab"', 'endpoint:e1': 'sandbox "web" on network "lab"' };
 
 describe('Docker IpamDriver API', () => {
   beforeEach(async () => {
     store = openStore(':memory:');
-    ipam = new Ipam(store, { environment: { linkRoutes: () => ['172.17.0.0/16'], nameservers: () => [] } });
+    ipam = new Ipam(store, { environment: { linkRoutes: () => ['172.17.0.0/16'], nameservers: () => [] }, describeOwner: (tag) => NAMES[tag] });
     app = await buildDockerPluginApi({ logger: pino({ level: 'silent' }), ipam, checkReplies: true });
   });
   afterEach(async () => {
@@ -134,6 +136,32 @@ describe('Docker IpamDriver API', () => {
     expect(ipam.listPools()).toEqual([]);
   });
 
+  it('releases only what the engine was given: the pools and addresses of a network of cnmkit\'s API are refused, named, and kept', async () => {
+    const lab = await ipam.allocateSubnet({ subnet: '198.18.60.0/24', owner: 'network:n1' });
+    expect(ipam.requestAddress(lab.poolId, { kind: 'endpoint', owner: 'endpoint:e1' })).toBe('198.18.60.2/24');
+    const PoolID = lab.poolId;
+    const refused: [string, unknown, string][] = [
+      ['ReleaseAddress', { PoolID, Address: '198.18.60.2' }, 'ip: 198.18.60.2 is held by sandbox "web" on network "lab", not by the Docker engine: it stays allocated'],
+      ['ReleaseAddress', { PoolID, Address: '198.18.60.1' }, 'ip: 198.18.60.1 is held by the gateway of network "lab", not by the Docker engine: it stays allocated'],
+      ['ReleasePool', { PoolID }, `pool ${PoolID} belongs to network "lab", not to the Docker engine, which may not release it`],
+      ['RequestAddress', { PoolID, Address: '', Options: null }, `pool ${PoolID} belongs to network "lab", not to the Docker engine, which may not allocate in it`],
+    ];
+    for (const [path, body, err] of refused) {
+      expect({ path, ...(await call(`/IpamDriver.${path}`, body)) }).toMatchObject({ path, status: 403, body: { Err: err, Error: err } });
+    }
+    for (const [Pool, SubPool, err] of [
+      ['198.18.60.0/24', '', 'subnet: 198.18.60.0/24 is already in use by network "lab"'],
+      ['198.18.60.0/24', '198.18.60.128/25', 'subnet: 198.18.60.0/24 overlaps 198.18.60.0/24, in use by network "lab"'],
+      ['198.18.60.0/25', '', 'subnet: 198.18.60.0/25 overlaps 198.18.60.0/24, in use by network "lab"'],
+    ]) {
+      expect(await call('/IpamDriver.RequestPool', { AddressSpace: 'LocalDefault', Pool, SubPool, Options: {}, V6: false })).toMatchObject({ status: 409, body: { Err: err } });
+    }
+    expect(ipam.listPools().map((p) => [p.poolId, p.owner])).toEqual([[PoolID, 'network:n1']]);
+    expect(ipam.listAddresses(PoolID).map((a) => a.address).sort()).toEqual(['198.18.60.1/24', '198.18.60.2/24']);
+    // A free address of that pool: success without effect (the engine repeats its teardown).
+    expect(await ok('/IpamDriver.ReleaseAddress', { PoolID, Address: '198.18.60.77' })).toEqual({});
+  });
+
   it('answers RequestAddress on an unknown pool with an error that is not a 404', async () => {
     const r = await call('/IpamDriver.RequestAddress', { PoolID: 'LocalDefault/10.99.0.0/16', Address: '', Options: null });
     expect(r.status).toBe(500);
@@ -148,6 +176,10 @@ describe('Docker IpamDriver API', () => {
     const wrongType = await call('/IpamDriver.RequestPool', { Pool: { subnet: '10.0.0.0/8' } });
     expect(wrongType.status).toBe(400);
     expect(wrongType.body!.Err).toMatch(/^Pool: must be string/);
+    const wrongId = await call('/IpamDriver.ReleasePool', { PoolID: 7 });
+    expect(wrongId).toMatchObject({ status: 400, body: { Err: 'PoolID: must be string', Error: 'PoolID: must be string' } });
+    const coerced = await call('/IpamDriver.RequestPool', { AddressSpace: 'LocalDefault', Pool: '', V6: 'false' });
+    expect(coerced).toMatchObject({ status: 400, body: { Err: 'V6: must be boolean' } });
     const wrongBool = await call('/IpamDriver.RequestPool', { V6: 'maybe' });
     expect(wrongBool.status).toBe(400);
     expect(wrongBool.body!.Err).toMatch(/^V6: must be boolean/);

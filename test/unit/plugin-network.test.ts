@@ -137,6 +137,30 @@ describe('Docker NetworkDriver API', () => {
     expect(backend.calls).toEqual([]);
   });
 
+  it('refuses wrong types and malformed ids of known fields with 400 and Err "<field>: <reason>", before the backend', async () => {
+    const bad: [string, unknown, RegExp][] = [
+      ['CreateNetwork', { NetworkID: 0 }, /^NetworkID: must be string$/],
+      ['CreateNetwork', { NetworkID: 'net1' }, /^NetworkID: must match pattern/],
+      ['CreateNetwork', { NetworkID: NET.toUpperCase() }, /^NetworkID: must match pattern/],
+      ['CreateNetwork', { NetworkID: NET, Options: { 'com.docker.network.enable_ipv6': 'true' } }, /^Options\.com\.docker\.network\.enable_ipv6: must be boolean$/],
+      ['CreateNetwork', { NetworkID: NET, IPv4Data: [{ Pool: 24 }] }, /^IPv4Data\.0\.Pool: must be string$/],
+      ['DeleteNetwork', { NetworkID: [NET] }, /^NetworkID: must be string$/],
+      ['CreateEndpoint', { NetworkID: NET, EndpointID: EP, Interface: { Address: 5 } }, /^Interface\.Address: must be string$/],
+      ['Join', { NetworkID: NET, EndpointID: EP, SandboxKey: 7 }, /^SandboxKey: must be string$/],
+      ['ProgramExternalConnectivity', { NetworkID: NET, EndpointID: EP, Options: { 'com.docker.network.portmap': [{ Proto: '6', Port: 80 }] } }, /portmap\.0\.Proto: must be integer$/],
+      ['Leave', { NetworkID: NET, EndpointID: true }, /^EndpointID: must be string$/],
+    ];
+    for (const [path, body, err] of bad) {
+      const r = await call(`/NetworkDriver.${path}`, body);
+      expect({ path, body, status: r.status, keys: Object.keys(r.body) }).toEqual({ path, body, status: 400, keys: ['Err'] });
+      expect({ path, body, err: r.body.Err }).toEqual({ path, body, err: expect.stringMatching(err) });
+    }
+    expect(backend.calls).toEqual([]);
+    // What the real engine sends passes: unknown keys, nulls, Options keys of its own.
+    const engine = { NetworkID: NET, EndpointID: EP, Options: { 'com.docker.network.portmap': null, 'com.docker.network.endpoint.exposedports': [{ Proto: 6, Port: 80 }], 'com.docker.network.endpoint.dnsservers': ['198.18.0.53'] }, Future: { x: 1 } };
+    expect((await call('/NetworkDriver.ProgramExternalConnectivity', engine)).status).toBe(200);
+  });
+
   it('serves both subsystems from one app when given both', async () => {
     let store: Store | undefined;
     try {

@@ -152,7 +152,7 @@ describe.each(documents)('plugin-spec %s', (_name, doc, shapes, calls) => {
 describe('plugin-spec examples and shared definitions', () => {
   let app: FastifyInstance;
   beforeAll(async () => {
-    app = Fastify({ ajv: { customOptions: { allowUnionTypes: true } } });
+    app = Fastify({ ajv: { customOptions: { allowUnionTypes: true, coerceTypes: false } } });
     for (const doc of Object.values(SPEC)) app.addSchema(doc);
     app.post('/validate', async (req) => {
       const { ref, value } = req.body as { ref: string; value: unknown };
@@ -181,10 +181,11 @@ describe('plugin-spec examples and shared definitions', () => {
   });
 
   it('accepts what the engine really sends: unknown keys, null Options, nil slices, {} for no arguments', async () => {
+    const [n, e] = ['5c1f'.repeat(16), 'e0a9'.repeat(16)];
     const ok = [
-      ['network-driver.schema.json#/definitions/CreateNetworkRequest', { NetworkID: 'n', Options: null, IPv4Data: null, IPv6Data: null, Extra: 1 }],
-      ['network-driver.schema.json#/definitions/CreateEndpointRequest', { NetworkID: 'n', EndpointID: 'e', Interface: null, Options: null }],
-      ['network-driver.schema.json#/definitions/JoinRequest', { NetworkID: 'n', EndpointID: 'e', SandboxKey: '/var/run/docker/netns/0123456789ab', Options: { 'com.docker.network.portmap': null } }],
+      ['network-driver.schema.json#/definitions/CreateNetworkRequest', { NetworkID: n, Options: null, IPv4Data: null, IPv6Data: null, Extra: 1 }],
+      ['network-driver.schema.json#/definitions/CreateEndpointRequest', { NetworkID: n, EndpointID: e, Interface: null, Options: null }],
+      ['network-driver.schema.json#/definitions/JoinRequest', { NetworkID: n, EndpointID: e, SandboxKey: '/var/run/docker/netns/0123456789ab', Options: { 'com.docker.network.portmap': null } }],
       ['ipam-driver.schema.json#/definitions/RequestAddressRequest', { PoolID: 'p', Address: '10.0.0.5', Options: null }],
       ['ipam-driver.schema.json#/definitions/RequestPoolRequest', { AddressSpace: 'LocalDefault', Pool: '', SubPool: '', Options: null, V6: false, Future: true }],
       ['ipam-driver.schema.json#/definitions/EmptyRequest', {}],
@@ -193,10 +194,16 @@ describe('plugin-spec examples and shared definitions', () => {
     for (const [ref, value] of ok) expect({ ref, ...(await check(ref, value)) }).toEqual({ ref, valid: true, errors: null });
   });
 
-  it('refuses requests without the ids they act on and replies that break the protocol', async () => {
+  it('refuses requests without the ids they act on, ids of the wrong type or shape, and replies that break the protocol', async () => {
+    const n = '5c1f'.repeat(16);
     const bad = [
-      ['network-driver.schema.json#/definitions/EndpointRequest', { NetworkID: 'n' }],
+      ['network-driver.schema.json#/definitions/EndpointRequest', { NetworkID: n }],
       ['network-driver.schema.json#/definitions/CreateNetworkRequest', { NetworkID: '' }],
+      ['network-driver.schema.json#/definitions/CreateNetworkRequest', { NetworkID: 0 }],
+      ['network-driver.schema.json#/definitions/CreateNetworkRequest', { NetworkID: n.toUpperCase() }],
+      ['network-driver.schema.json#/definitions/EndpointRequest', { NetworkID: n, EndpointID: n.slice(1) }],
+      ['network-driver.schema.json#/definitions/PortBinding', { Proto: '6' }],
+      ['ipam-driver.schema.json#/definitions/RequestPoolRequest', { V6: 'false' }],
       ['ipam-driver.schema.json#/definitions/ReleaseAddressRequest', { PoolID: 'p' }],
       ['network-driver.schema.json#/definitions/NetworkCapabilities', { Scope: 'cluster' }],
       ['network-driver.schema.json#/definitions/JoinReply', { InterfaceName: { SrcName: 'a-name-longer-than-15' } }],

@@ -41,6 +41,25 @@ describe('store schema migrations', () => {
     store.close();
   });
 
+  it("gives every pool of a v2 database its owner: its network's (found by its gateway), else the Docker IPAM plugin's", () => {
+    const db = new Database(path.join(dir, DB_FILE));
+    expect(migrate(db, MIGRATIONS.slice(0, 2))).toBe(2);
+    const pool = db.prepare(`INSERT INTO ipam_pools (id, address_space, subnet, ip_range, family, options, data, cursor, created)
+      VALUES (?, 'LocalDefault', ?, NULL, 4, '{}', '{}', '0', '2024-01-01')`);
+    const address = db.prepare(`INSERT INTO ipam_addresses (address_space, subnet, address, pool_id, kind, owner) VALUES ('LocalDefault', ?, ?, ?, ?, ?)`);
+    pool.run('LocalDefault/10.1.0.0/24', '10.1.0.0/24');
+    address.run('10.1.0.0/24', '10.1.0.1', 'LocalDefault/10.1.0.0/24', 'gateway', 'network:n1');
+    address.run('10.1.0.0/24', '10.1.0.2', 'LocalDefault/10.1.0.0/24', 'endpoint', 'endpoint:e1');
+    pool.run('LocalDefault/10.2.0.0/24', '10.2.0.0/24');
+    address.run('10.2.0.0/24', '10.2.0.1', 'LocalDefault/10.2.0.0/24', 'gateway', 'docker:LocalDefault/10.2.0.0/24');
+    pool.run('LocalDefault/10.3.0.0/24', '10.3.0.0/24');
+    db.close();
+    const store = openStore(dir);
+    expect(store.ipam.listPools().map((p) => [p.subnet, p.owner])).toEqual([['10.1.0.0/24', 'network:n1'], ['10.2.0.0/24', 'docker:pool'], ['10.3.0.0/24', 'docker:pool']]);
+    expect(store.ipam.listPoolsOf('network:n1').map((p) => p.id)).toEqual(['LocalDefault/10.1.0.0/24']);
+    store.close();
+  });
+
   it('runs each step once: reopening a current database changes nothing', () => {
     const store = openStore(dir);
     store.close();

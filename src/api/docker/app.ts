@@ -1,7 +1,8 @@
 // The fastify app for Docker's legacy plugin protocol: POST /<Subsystem>.<Call> with JSON in and
 // out. It reads any body whatever its Content-Type (the engine sends none, and 0 bytes for calls
-// without arguments), validates requests with the plugin-spec schemas, always answers at least {}
-// in the plugin content type, and turns errors into replies only in ./errors.ts.
+// without arguments), validates requests strictly with the plugin-spec schemas (no type coercion:
+// "NetworkID": 0 is refused, unknown keys are kept), always answers at least {} in the plugin
+// content type, and turns errors into replies only in ./errors.ts.
 // Limits: one app serves the subsystems it is given; it does not check Host or Accept headers.
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
@@ -56,7 +57,8 @@ export async function buildPluginApp(opts: PluginAppOptions): Promise<FastifyIns
     loggerInstance: opts.logger as FastifyBaseLogger,
     // The engine keeps connections alive; close() must not wait for them.
     forceCloseConnections: true,
-    ajv: { customOptions: { allowUnionTypes: true } },
+    // fastify's default coerces types (0 would pass as "0"): the wire's types are exact.
+    ajv: { customOptions: { allowUnionTypes: true, coerceTypes: false } },
   });
   app.setErrorHandler(pluginErrorHandler);
   app.setNotFoundHandler(pluginNotFoundHandler);

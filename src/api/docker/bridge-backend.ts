@@ -5,7 +5,8 @@
 // ProgramExternalConnectivity, the one place the engine sends them for the gateway endpoint.
 // Endpoints the engine forgot without telling (after an engine crash, 20.10 drops the stale
 // endpoints of remote drivers without calling them) are found by their missing host-side veth
-// and removed before they can hold ports, and with their network at DeleteNetwork.
+// and removed before they can hold ports, and with their network at DeleteNetwork. The engine
+// sees only the objects it created (by their Docker ids): cnmkit's own are unknown to it.
 import fs from 'node:fs';
 import { CnmkitError } from '../../errors.js';
 import type { Controller } from '../../cnm/controller.js';
@@ -61,7 +62,7 @@ export function bridgeBackend(controller: Controller): DockerNetworkBackend {
     if (eps.length === 0) return 0;
     const links = hostLinkNames();
     const dead = eps.filter((e) => !links.has((e.driverData as BridgeEndpointData).hostIfname));
-    for (const ep of dead) await controller.deleteEndpoint(ep.id).catch(() => undefined);
+    for (const ep of dead) await controller.deleteEndpoint(ep.id, 'docker').catch(() => undefined);
     return dead.length;
   };
   return {
@@ -75,32 +76,33 @@ export function bridgeBackend(controller: Controller): DockerNetworkBackend {
       });
     },
     async deleteNetwork(req: NetworkRequest) {
-      const net = controller.network(req.NetworkID);
+      const net = controller.dockerNetwork(req.NetworkID);
       // The engine deletes only networks it has no endpoint on: whatever is left here is stale.
-      for (const ep of controller.endpointsOf({ networkId: net.id })) await controller.deleteEndpoint(ep.id);
-      await controller.deleteNetwork(req.NetworkID);
+      for (const ep of controller.endpointsOf({ networkId: net.id })) await controller.deleteEndpoint(ep.id, 'docker');
+      await controller.deleteNetwork(net.id, 'docker');
     },
     async createEndpoint(req: CreateEndpointRequest): Promise<CreateEndpointReply> {
       const i = req.Interface ?? {};
       const mac = i.MacAddress || macOption(req.Options?.['com.docker.network.endpoint.macaddress']);
+      const net = controller.dockerNetwork(req.NetworkID);
       await pruneDead();
-      const ep = await controller.createDetachedEndpoint(req.NetworkID, {
+      const ep = await controller.createDetachedEndpoint(net.id, {
         id: req.EndpointID, dockerId: req.EndpointID,
         ...(i.Address ? { ipv4: i.Address } : {}), ...(i.AddressIPv6 ? { ipv6: i.AddressIPv6 } : {}), ...(mac ? { macAddress: mac } : {}),
       });
       return { Interface: i.MacAddress ? null : { MacAddress: ep.macAddress ?? '' } };
     },
     async deleteEndpoint(req: EndpointRequest) {
-      await controller.deleteEndpoint(req.EndpointID);
+      await controller.deleteEndpoint(controller.dockerEndpoint(req.EndpointID).id, 'docker');
     },
     endpointOperInfo(req: EndpointRequest) {
-      const ep = controller.endpoint(req.EndpointID);
+      const ep = controller.dockerEndpoint(req.EndpointID);
       const data = ep.driverData as BridgeEndpointData;
       return { hostInterface: data.hostIfname, macAddress: ep.macAddress ?? '', ports: ep.ports };
     },
     join(req: JoinRequest): JoinReply {
-      const ep = controller.endpoint(req.EndpointID);
-      const net = controller.network(ep.networkId);
+      const ep = controller.dockerEndpoint(req.EndpointID);
+      const net = controller.dockerNetwork(ep.networkId);
       const config = net.config as BridgeConfig;
       const data = ep.driverData as BridgeEndpointData;
       const gw4 = net.ipv4[0]?.gateway?.split('/')[0];
@@ -113,23 +115,25 @@ export function bridgeBackend(controller: Controller): DockerNetworkBackend {
       };
     },
     leave(req: EndpointRequest) {
-      controller.endpoint(req.EndpointID);
+      controller.dockerEndpoint(req.EndpointID);
     },
     async programExternalConnectivity(req: ProgramExternalConnectivityRequest) {
       const ports = parsePortBindings(req.Options?.['com.docker.network.portmap'], 'com.docker.network.portmap');
+      const ep = controller.dockerEndpoint(req.EndpointID);
       // Most containers publish nothing: then there is nothing to replace (DeleteEndpoint still unpublishes).
-      if (ports.length === 0 && controller.endpoint(req.EndpointID).ports.length === 0) return;
+      if (ports.length === 0 && ep.ports.length === 0) return;
       try {
-        await controller.publishPorts(req.EndpointID, ports);
+        await controller.publishPorts(ep.id, ports);
       } catch (err) {
         // A dead endpoint may hold the ports if its veth was still being destroyed at CreateEndpoint.
         if (!isConflict(err) || (await pruneDead()) === 0) throw err;
-        await controller.publishPorts(req.EndpointID, ports);
+        await controller.publishPorts(ep.id, ports);
       }
     },
     async revokeExternalConnectivity(req: EndpointRequest) {
-      if (controller.endpoint(req.EndpointID).ports.length === 0) return;
-      await controller.publishPorts(req.EndpointID, []);
+      const ep = controller.dockerEndpoint(req.EndpointID);
+      if (ep.ports.length === 0) return;
+      await controller.publishPorts(ep.id, []);
     },
   };
 }

@@ -1,4 +1,5 @@
 // `cnmkit network create|ls|inspect|rm|prune`, shaped like `docker network`.
+import type { PruneResult } from '../../cnm/controller.js';
 import type { EndpointRecord, NetworkRecord } from '../../cnm/model.js';
 import { Client, socketPath } from '../client.js';
 import { type Command, expectPositionals, FORMAT_HELP, formatOption, keyValues, SOCKET_HELP, socketOption, wantJson } from '../command.js';
@@ -74,16 +75,19 @@ const rm = rmCommand(kind);
 
 const prune: Command = {
   name: 'prune',
-  summary: 'Remove every network that no sandbox uses (predefined networks stay).',
+  summary: "Remove every network that no sandbox uses (predefined networks and the Docker engine's stay).",
   usage: 'cnmkit network prune [OPTIONS]',
   help: [FORMAT_HELP, SOCKET_HELP],
   options: { ...socketOption, ...formatOption },
   async run(v, pos) {
     expectPositionals(this, pos, 0);
     const json = wantJson(v);
-    const r = await new Client(socketPath(v.socket as string | undefined)).request<{ removed: string[] }>('POST', '/v1/networks/prune');
+    const r = await new Client(socketPath(v.socket as string | undefined)).request<PruneResult>('POST', '/v1/networks/prune');
     if (json) printJson(r);
-    else for (const n of r.removed) console.log(`Deleted network ${n}`);
+    else {
+      for (const n of r.removed) console.log(`Deleted network ${n}`);
+      for (const s of r.skipped) console.log(`Skipped network ${s.name}: ${s.reason}`);
+    }
     return 0;
   },
 };

@@ -1,0 +1,50 @@
+// Network subnets for the controller: a cnmkit network's from IPAM (given or default pools), the
+// Docker engine's as its IPAM assigned them (reserved in cnmkit's IPAM, so that nothing else
+// overlaps them), both through the same overlap check; and releasing a network's pools.
+// Callers serialise these through the controller's queue.
+import type { CreateNetworkRequest, ControllerDeps } from './controller.js';
+import { definedOnly } from './endpoints.js';
+import type { NetworkRecord } from './model.js';
+import { refuseOverlaps } from './ownership.js';
+import type { Undo } from './steps.js';
+
+const ownerTag = (net: NetworkRecord): string => `network:${net.id}`;
+
+/** The engine's subnets: checked against every network and reserved in IPAM with the record, in one transaction. */
+export function recordAssigned(deps: ControllerDeps, net: NetworkRecord, assigned: NonNullable<CreateNetworkRequest['assigned']>, undo: Undo): void {
+  const { store, ipam } = deps;
+  net.ipv4 = assigned.ipv4;
+  net.ipv6 = assigned.ipv6;
+  store.tx(() => {
+    refuseOverlaps(net, store.networks.list());
+    for (const s of [...net.ipv4, ...net.ipv6]) {
+      ipam.reserveSubnet({ subnet: s.subnet, ...definedOnly({ gateway: s.gateway, auxAddresses: s.auxAddresses }), owner: ownerTag(net) });
+    }
+    store.networks.put(net);
+  });
+  undo.push('ipam reservations', () => releaseOwnedPools(deps, net));
+}
+
+/** A cnmkit network's subnets from IPAM (given or default pools), then the same overlap check. */
+export async function allocateSubnets(deps: ControllerDeps, net: NetworkRecord, req: CreateNetworkRequest, undo: Undo): Promise<void> {
+  const subnets = [{ v6: false, subnet: req.subnet, ipRange: req.ipRange, gateway: req.gateway, auxAddresses: req.auxAddresses }];
+  if (net.enableIPv6) subnets.push({ v6: true, subnet: req.subnetV6, ipRange: undefined, gateway: req.gatewayV6, auxAddresses: undefined });
+  for (const spec of subnets) {
+    const rec = await deps.ipam.allocateSubnet({ ...definedOnly(spec), owner: ownerTag(net) });
+    undo.push('ipam pool', () => deps.ipam.releasePool(rec.poolId));
+    (spec.v6 ? net.ipv6 : net.ipv4).push(rec);
+  }
+  refuseOverlaps(net, deps.store.networks.list());
+  deps.store.networks.put(net);
+}
+
+/**
+ * Releases the network's pools, found by the subnets it records and by their owner. The engine's
+ * cnmkit-ipam pools are not the network's: the engine releases them (ReleasePool).
+ */
+export function releaseOwnedPools(deps: ControllerDeps, net: NetworkRecord): void {
+  const { ipam } = deps;
+  const ids = new Set([...net.ipv4, ...net.ipv6].map((s) => s.poolId).filter((id) => id !== ''));
+  for (const pool of ipam.poolsOf(ownerTag(net))) ids.add(pool.poolId);
+  for (const id of ids) ipam.releasePool(id);
+}

@@ -7,12 +7,13 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import { diffSnapshots, hostTarget, takeSnapshot, type Snapshot } from './host-snapshot.js';
 import { acquireKernelLock } from './kernel-lock.js';
+import type { HostCheck } from '../../scripts/test-summary.js';
 
 let before: Snapshot | undefined;
 let runId = '';
 let release: (() => void) | undefined;
 
-function writeResult(result: { result: 'passed' | 'failed' | 'not root'; differences?: string[] }): void {
+function writeResult(result: HostCheck): void {
   const file = process.env.CNMKIT_HOST_CHECK_REPORT;
   if (file) fs.writeFileSync(file, JSON.stringify(result));
 }
@@ -26,6 +27,9 @@ export async function setup(project: TestProject): Promise<void> {
     writeResult({ result: 'not root' });
     return;
   }
+  // `--project unit` alone touches no kernel object: it neither waits for the lock nor checks the host.
+  const privileged = project.vitest.projects.some((p) => p.name !== 'unit');
+  if (!privileged) return writeResult({ result: 'not needed (unit tier only)' });
   release = await acquireKernelLock({ onWait: (owner) => console.log(`waiting for another privileged run (pid ${owner}) to end`) });
   before = await takeSnapshot(hostTarget(runId));
 }

@@ -6,10 +6,11 @@ import swagger from '@fastify/swagger';
 import type { Logger } from 'pino';
 import type { Controller } from '../cnm/controller.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../cnm/model.js';
-import { errorHandler } from './errors.js';
+import { clientErrorHandler, errorHandler, managementClientError, notFoundHandler } from './errors.js';
 import {
   connectBody, createNetworkBody, createSandboxBody, endpointSchema, errorSchema, networkSchema, refParams, sandboxSchema,
 } from './schemas.js';
+import { limitedServer, MANAGEMENT_LIMITS, type SocketLimits } from './socket.js';
 import { VERSION } from '../version.js';
 
 export interface ManagementOptions {
@@ -17,6 +18,7 @@ export interface ManagementOptions {
   logger: Logger;
   /** Re-applies every firewall rule from the store and removes rules nothing owns. */
   reloadFirewall: () => Promise<{ backend: string; removedOwners: string[]; notes: string[] }>;
+  limits?: SocketLimits;
 }
 
 type Ref = { Params: { ref: string } };
@@ -27,6 +29,8 @@ export async function buildManagementApi(opts: ManagementOptions): Promise<Fasti
   const app = Fastify({
     loggerInstance: opts.logger as FastifyBaseLogger, disableRequestLogging: true,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
+    ...limitedServer(opts.limits ?? MANAGEMENT_LIMITS),
+    clientErrorHandler: clientErrorHandler(managementClientError),
   });
   if (opts.logger.isLevelEnabled('debug')) {
     app.addHook('onResponse', async (req, reply) => {
@@ -34,6 +38,7 @@ export async function buildManagementApi(opts: ManagementOptions): Promise<Fasti
     });
   }
   app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler(notFoundHandler);
   await app.register(swagger, {
     openapi: { info: { title: 'cnmkit management API', version: VERSION } },
   });

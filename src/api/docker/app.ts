@@ -2,12 +2,15 @@
 // out. It reads any body whatever its Content-Type (the engine sends none, and 0 bytes for calls
 // without arguments), validates requests with the plugin-spec schemas, always answers at least {}
 // in the plugin content type, and turns errors into replies only in ./errors.ts.
+// Slow clients are cut (socket.ts).
 // Limits: one app serves the subsystems it is given; it does not check Host or Accept headers.
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { InvalidArgumentError } from '../../errors.js';
 import { callDefinitions, PLUGIN_CONTENT_TYPE, SPEC, type IpamDriverCalls, type NetworkDriverCalls, type Subsystem } from '../../../plugin-spec/index.js';
 import { pluginErrorHandler, pluginNotFoundHandler } from './errors.js';
+import { clientErrorHandler } from '../errors.js';
+import { limitedServer, PLUGIN_LIMITS, type SocketLimits } from '../socket.js';
 
 type CallMap = Record<string, { request: unknown; reply: unknown }>;
 
@@ -22,6 +25,7 @@ export interface PluginAppOptions {
   handlers: { IpamDriver?: Handlers<IpamDriverCalls>; NetworkDriver?: Handlers<NetworkDriverCalls> };
   /** Also validate every 200 reply against its schema and fail the call if it does not match (tests). */
   checkReplies?: boolean;
+  limits?: SocketLimits;
 }
 
 /** Parses a body of any content type: nothing (or only whitespace) means no arguments. */
@@ -57,6 +61,8 @@ export async function buildPluginApp(opts: PluginAppOptions): Promise<FastifyIns
     // The engine keeps connections alive; close() must not wait for them.
     forceCloseConnections: true,
     ajv: { customOptions: { allowUnionTypes: true } },
+    ...limitedServer(opts.limits ?? PLUGIN_LIMITS),
+    clientErrorHandler: clientErrorHandler((_status, message) => ({ Err: message })),
   });
   app.setErrorHandler(pluginErrorHandler);
   app.setNotFoundHandler(pluginNotFoundHandler);

@@ -5,7 +5,7 @@
 import http from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { CnmkitError } from '../errors.js';
+import { CnmkitError, STATUS, type ErrorClass } from '../errors.js';
 
 export interface ErrorBody {
   error: string;
@@ -45,6 +45,14 @@ export function toReply(err: unknown): { status: number; body: ErrorBody } {
     return { status, body: { error: status === 400 ? `body: ${fe.message}` : fe.message, code, ...(status === 400 ? { field: 'body' } : {}) } };
   }
   return { status: 500, body: { error: (err as Error)?.message ?? String(err), code: 'ERR_INTERNAL' } };
+}
+
+/** The class an error counts under in metrics: the CnmkitError's own, else the one of its status. */
+export function errorClassOf(err: unknown): ErrorClass {
+  if (err instanceof CnmkitError) return err.errorClass;
+  const status = toReply(err).status;
+  const known = (Object.entries(STATUS) as [ErrorClass, number][]).find(([, s]) => s === status);
+  return known ? known[0] : status < 500 ? 'bad-request' : 'internal';
 }
 
 export function errorHandler(err: unknown, request: FastifyRequest, reply: FastifyReply): void {

@@ -65,7 +65,8 @@ function addObservability(app: FastifyInstance, opts: ManagementOptions): void {
   }
 }
 
-export async function buildManagementApi(opts: ManagementOptions): Promise<FastifyInstance> {
+/** The fastify app with its limits, logging and error handlers (every error counted when metrics are given). */
+function createApp(opts: ManagementOptions): FastifyInstance {
   // Requests are logged at debug level (one line each, when done), as the Docker daemon does.
   const app = Fastify({
     loggerInstance: opts.logger as FastifyBaseLogger, disableRequestLogging: true,
@@ -89,6 +90,34 @@ export async function buildManagementApi(opts: ManagementOptions): Promise<Fasti
     opts.metrics?.countError('management', new NotFoundError('route', req.url));
     notFoundHandler(req, reply);
   });
+  return app;
+}
+
+type WithEndpoints = <T extends NetworkRecord | SandboxRecord>(o: T, key: 'networkId' | 'sandboxId') => T & { endpoints: EndpointRecord[] };
+
+function addSandboxRoutes(app: FastifyInstance, c: Controller, withEndpoints: WithEndpoints): void {
+  app.get('/v1/sandboxes', { schema: { response: { 200: { type: 'array', items: { $ref: 'Sandbox#' } } } } }, async () =>
+    c.listSandboxes().map((s) => withEndpoints(s, 'sandboxId')),
+  );
+  app.get<Ref>('/v1/sandboxes/:ref', { schema: { params: refParams, response: { 200: { $ref: 'Sandbox#' }, ...errors } } }, async (req) =>
+    withEndpoints(c.sandbox(req.params.ref), 'sandboxId'),
+  );
+  app.post<{ Body: import('../cnm/controller.js').CreateSandboxRequest }>(
+    '/v1/sandboxes',
+    { schema: { body: createSandboxBody, response: { 201: { $ref: 'Sandbox#' }, ...errors } } },
+    async (req, reply) => reply.status(201).send(withEndpoints(await c.createSandbox(req.body), 'sandboxId')),
+  );
+  app.delete<Ref & { Querystring: { force?: string } }>('/v1/sandboxes/:ref', {
+    schema: { params: refParams, querystring: forceQuery, response: { 204: { type: 'null' }, ...errors } },
+  }, async (req, reply) => {
+    checkNotInUse(c, req.params.ref, req.query.force === 'true' || req.query.force === '1');
+    await c.deleteSandbox(req.params.ref);
+    return reply.status(204).send();
+  });
+}
+
+export async function buildManagementApi(opts: ManagementOptions): Promise<FastifyInstance> {
+  const app = createApp(opts);
   await app.register(swagger, {
     openapi: { info: { title: 'cnmkit management API', version: VERSION } },
   });
@@ -96,7 +125,7 @@ export async function buildManagementApi(opts: ManagementOptions): Promise<Fasti
   app.addSchema(networkSchema);
   app.addSchema(sandboxSchema);
   const c = opts.controller;
-  const withEndpoints = <T extends NetworkRecord | SandboxRecord>(o: T, key: 'networkId' | 'sandboxId'): T & { endpoints: EndpointRecord[] } => ({
+  const withEndpoints: WithEndpoints = (o, key) => ({
     ...o,
     endpoints: c.endpointsOf({ [key]: o.id }),
   });
@@ -151,23 +180,6 @@ export async function buildManagementApi(opts: ManagementOptions): Promise<Fasti
     },
   }, async () => opts.reloadFirewall());
 
-  app.get('/v1/sandboxes', { schema: { response: { 200: { type: 'array', items: { $ref: 'Sandbox#' } } } } }, async () =>
-    c.listSandboxes().map((s) => withEndpoints(s, 'sandboxId')),
-  );
-  app.get<Ref>('/v1/sandboxes/:ref', { schema: { params: refParams, response: { 200: { $ref: 'Sandbox#' }, ...errors } } }, async (req) =>
-    withEndpoints(c.sandbox(req.params.ref), 'sandboxId'),
-  );
-  app.post<{ Body: import('../cnm/controller.js').CreateSandboxRequest }>(
-    '/v1/sandboxes',
-    { schema: { body: createSandboxBody, response: { 201: { $ref: 'Sandbox#' }, ...errors } } },
-    async (req, reply) => reply.status(201).send(withEndpoints(await c.createSandbox(req.body), 'sandboxId')),
-  );
-  app.delete<Ref & { Querystring: { force?: string } }>('/v1/sandboxes/:ref', {
-    schema: { params: refParams, querystring: forceQuery, response: { 204: { type: 'null' }, ...errors } },
-  }, async (req, reply) => {
-    checkNotInUse(c, req.params.ref, req.query.force === 'true' || req.query.force === '1');
-    await c.deleteSandbox(req.params.ref);
-    return reply.status(204).send();
-  });
+  addSandboxRoutes(app, c, withEndpoints);
   return app;
 }

@@ -20,6 +20,7 @@ import { DaemonMetrics, type ProxyStats } from '../../src/api/metrics.js';
 import { observeController, observeFirewall, observeStore } from '../../src/api/instrument.js';
 import { healthChecker, type HealthDeps } from '../../src/api/health.js';
 import { runLabels } from '../../src/api/run-label.js';
+import { buildDockerPluginApi } from '../../src/api/docker/index.js';
 
 const logger = pino({ level: 'silent' });
 
@@ -141,6 +142,30 @@ describe('GET /metrics', () => {
     expect(sample(t, 'cnmkit_operations_total{operation="sandbox_create",driver="",result="ok"}')).toBeUndefined();
     expect(sample(await first.registry.metrics(), 'cnmkit_operations_total{operation="sandbox_create",driver="",result="ok"}')).toBe(1);
     firstStore.close();
+  });
+});
+
+describe('Docker plugin metrics', () => {
+  it('counts and times each call by method, unknown paths under one label, and errors by class', async () => {
+    const m = new DaemonMetrics();
+    const ipam = new Ipam(store, { environment: { linkRoutes: () => [], nameservers: () => [] } });
+    const plugin = await buildDockerPluginApi({ logger, ipam, metrics: m });
+    const call = (url: string, payload: string) => plugin.inject({ method: 'POST', url, payload });
+    expect((await call('/Plugin.Activate', '')).statusCode).toBe(200);
+    expect((await call('/IpamDriver.RequestPool', '{"AddressSpace":"LocalDefault","Pool":"198.18.70.0/24","SubPool":"","Options":{},"V6":false}')).statusCode).toBe(200);
+    expect((await call('/IpamDriver.RequestAddress', '{"PoolID":"LocalDefault/198.18.99.0/24","Address":"","Options":{}}')).statusCode).toBe(500);
+    expect((await call('/IpamDriver.ReleasePool', '{not json')).statusCode).toBe(400);
+    expect((await call('/Nope.Call', '')).statusCode).toBe(404);
+    expect((await call('/Other.Call', '')).statusCode).toBe(404);
+    const t = await m.registry.metrics();
+    expect(sample(t, 'cnmkit_plugin_requests_total{method="Plugin.Activate",result="ok"}')).toBe(1);
+    expect(sample(t, 'cnmkit_plugin_requests_total{method="IpamDriver.RequestPool",result="ok"}')).toBe(1);
+    expect(sample(t, 'cnmkit_plugin_requests_total{method="IpamDriver.RequestAddress",result="error"}')).toBe(1);
+    expect(sample(t, 'cnmkit_plugin_requests_total{method="unknown",result="error"}')).toBe(2);
+    expect(sample(t, 'cnmkit_plugin_request_duration_seconds_count{method="IpamDriver.RequestPool"}')).toBe(1);
+    expect(sample(t, 'cnmkit_api_errors_total{api="plugin",class="not-found",code="ERR_NOT_FOUND"}')).toBe(1);
+    expect(sample(t, 'cnmkit_api_errors_total{api="plugin",class="bad-request",code="ERR_INVALID_ARGUMENT"}')).toBe(1);
+    await plugin.close();
   });
 });
 

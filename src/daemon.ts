@@ -1,7 +1,8 @@
 // The daemon: checks its options, takes its network namespace (one daemon per namespace), opens
 // the store, reconciles it with the kernel, registers the drivers, creates the predefined
-// networks, and serves the management API on a root-only unix socket. Stops cleanly on
-// SIGINT/SIGTERM; a SIGKILL at any instant is repaired by reconcile at the next start.
+// networks, and serves the management API on a root-only unix socket (with /health and /metrics;
+// metrics on TCP too with --metrics-addr). Stops cleanly on SIGINT/SIGTERM; a SIGKILL at
+// any instant is repaired by reconcile at the next start.
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -20,7 +21,11 @@ import { Ipam, type DefaultPool } from './ipam/index.js';
 import { createNullDriver } from '../drivers/null/index.js';
 import { createHostDriver } from '../drivers/host/index.js';
 import { createBridgeDriver } from '../drivers/bridge/index.js';
-import { NetlinkHandlePool, netnsIdOf, netnsIdReferenced, setLinkUp } from './netlink/index.js';
+import { getLink, NetlinkHandlePool, netnsIdOf, netnsIdReferenced, setLinkUp } from './netlink/index.js';
+import { DaemonMetrics, type ProxyStats } from './api/metrics.js';
+import { observeController, observeFirewall, observeStore } from './api/instrument.js';
+import { healthChecker } from './api/health.js';
+import { parseMetricsAddr, serveMetrics } from './api/metrics-server.js';
 import { createFirewall, type FirewallBackend } from './firewall/index.js';
 import { PortAllocator, UserlandProxy } from './portmap/index.js';
 import { PortPublisher } from './portmap/publisher.js';
@@ -44,6 +49,8 @@ export interface DaemonOptions {
   bip?: string;
   firewallBackend: 'auto' | 'iptables' | 'nftables' | 'none';
   userlandProxy: boolean;
+  /** `HOST:PORT` to serve GET /metrics on over TCP too (off when absent). */
+  metricsAddr?: string;
   /** A logger to use instead of a new one (tests). */
   logger?: Logger;
 }
@@ -113,6 +120,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
 }
 
 async function start(opts: DaemonOptions, lock: NamespaceLock): Promise<Daemon> {
+  const metricsAddr = opts.metricsAddr === undefined ? undefined : parseMetricsAddr(opts.metricsAddr);
   const logger = opts.logger ?? pino({ level: opts.logLevel, base: { pid: process.pid } });
   fs.mkdirSync(opts.stateDir, { recursive: true, mode: 0o700 });
   fs.mkdirSync(path.dirname(opts.socket), { recursive: true, mode: 0o750 });
@@ -121,11 +129,17 @@ async function start(opts: DaemonOptions, lock: NamespaceLock): Promise<Daemon> 
   const netlink = new NetlinkHandlePool();
   let ports: PortPublisher | undefined;
   let plugins: PluginServers | undefined;
+  let metricsServer: FastifyInstance | undefined;
+  const metrics = new DaemonMetrics();
+  observeStore(store, metrics);
   try {
     const ipam = new Ipam(store, { ...(opts.defaultAddressPools ? { defaultPools: opts.defaultAddressPools } : {}), describeOwner: ownerNames(store) });
-    const firewall = await createFirewall({ backend: opts.firewallBackend, logger });
+    const bareFirewall = await createFirewall({ backend: opts.firewallBackend, logger });
+    const firewall = observeFirewall(bareFirewall, metrics);
     const proxy = opts.userlandProxy ? new UserlandProxy({ logger: logger.child({ part: 'proxy' }) }) : undefined;
-    ports = new PortPublisher(new PortAllocator({ describeOwner: endpointNames(store) }), proxy, firewall);
+    const allocator = new PortAllocator({ describeOwner: endpointNames(store) });
+    ports = new PortPublisher(allocator, proxy, firewall);
+    metrics.collectFrom({ store, leases: () => allocator.leases(), proxyStats: () => (proxy as { stats?: () => ProxyStats } | undefined)?.stats?.() });
     const ctx: DriverContext = { logger, netlink, firewall, ports };
     const drivers = new DriverRegistry();
     drivers.register(createNullDriver(ctx));
@@ -150,15 +164,19 @@ async function start(opts: DaemonOptions, lock: NamespaceLock): Promise<Daemon> 
       logger.info({ backend: firewall.name, removedOwners, notes }, 'firewall reloaded');
       return { backend: firewall.name, removedOwners, notes };
     };
-    const api = await buildManagementApi({ controller, logger, reloadFirewall });
+    const observed = observeController(controller, metrics, { defaultDriver: 'bridge', drivers: new Set(drivers.names()) });
+    const health = healthChecker({ store, firewall: bareFirewall, kernel: () => getLink(netlink.get(), 'lo') });
+    const api = await buildManagementApi({ controller: observed, logger, reloadFirewall, metrics, health });
     // Plugin sockets first: once the management socket answers, the whole daemon is ready.
     fs.mkdirSync(opts.pluginDir, { recursive: true, mode: 0o755 });
-    plugins = await servePlugins({ pluginDir: opts.pluginDir, ipam, network: bridgeBackend(controller), logger: logger.child({ part: 'docker-plugin' }) });
+    plugins = await servePlugins({ pluginDir: opts.pluginDir, ipam, network: bridgeBackend(observed), logger: logger.child({ part: 'docker-plugin' }), metrics });
+    if (metricsAddr) metricsServer = await serveMetrics(metricsAddr, metrics, logger.child({ part: 'metrics' }));
     await listenUnix(api, opts.socket);
-    logger.info({ version: VERSION, socket: opts.socket, stateDir: opts.stateDir, drivers: drivers.names(), firewall: firewall.name, plugins: plugins.sockets }, 'cnmkit daemon ready');
+    logger.info({ version: VERSION, socket: opts.socket, stateDir: opts.stateDir, drivers: drivers.names(), firewall: firewall.name, plugins: plugins.sockets, metricsAddr: opts.metricsAddr }, 'cnmkit daemon ready');
     return {
       controller, store, firewall, api, logger,
       async close() {
+        await metricsServer?.close();
         await plugins?.close();
         await api.close();
         await ports?.close();
@@ -168,6 +186,7 @@ async function start(opts: DaemonOptions, lock: NamespaceLock): Promise<Daemon> 
       },
     };
   } catch (err) {
+    await metricsServer?.close();
     await plugins?.close();
     await ports?.close();
     netlink.closeAll();

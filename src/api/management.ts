@@ -1,15 +1,20 @@
 // The management API (fastify, JSON over a unix socket): networks, sandboxes, connect and
-// disconnect, version and the OpenAPI document. Routes validate with src/api/schemas.ts;
-// errors become replies only in src/api/errors.ts.
+// disconnect, version, the OpenAPI document, /health and /metrics. Routes validate with
+// src/api/schemas.ts; errors become replies only in src/api/errors.ts.
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import type { Logger } from 'pino';
 import type { Controller } from '../cnm/controller.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../cnm/model.js';
-import { errorHandler } from './errors.js';
+import { CnmkitError, NotFoundError } from '../errors.js';
+import { clientErrorHandler, errorHandler, managementClientError, notFoundHandler } from './errors.js';
+import { failedChecks, type HealthReport } from './health.js';
+import type { DaemonMetrics } from './metrics.js';
+import { runnerOf } from './run-label.js';
 import {
-  connectBody, createNetworkBody, createSandboxBody, endpointSchema, errorSchema, networkSchema, refParams, sandboxSchema,
+  connectBody, createNetworkBody, createSandboxBody, endpointSchema, errorSchema, forceQuery, healthSchema, networkSchema, refParams, sandboxSchema,
 } from './schemas.js';
+import { limitedServer, MANAGEMENT_LIMITS, type SocketLimits } from './socket.js';
 import { VERSION } from '../version.js';
 
 export interface ManagementOptions {
@@ -17,23 +22,102 @@ export interface ManagementOptions {
   logger: Logger;
   /** Re-applies every firewall rule from the store and removes rules nothing owns. */
   reloadFirewall: () => Promise<{ backend: string; removedOwners: string[]; notes: string[] }>;
+  /** Served at GET /metrics, and counts error replies. */
+  metrics?: DaemonMetrics;
+  /** Served at GET /health. */
+  health?: () => Promise<HealthReport>;
+  limits?: SocketLimits;
 }
 
 type Ref = { Params: { ref: string } };
 const errors = { 400: errorSchema, 403: errorSchema, 404: errorSchema, 409: errorSchema, 500: errorSchema };
 
-export async function buildManagementApi(opts: ManagementOptions): Promise<FastifyInstance> {
+/** Refuses to remove a sandbox that a live `cnmkit run` uses, unless forced. */
+function checkNotInUse(c: Controller, ref: string, force: boolean): void {
+  if (force) return;
+  let sb: SandboxRecord;
+  try {
+    sb = c.sandbox(ref);
+  } catch (err) {
+    if (err instanceof NotFoundError) return;
+    throw err;
+  }
+  const pid = runnerOf(sb.labels);
+  if (pid !== undefined)
+    throw new CnmkitError('ERR_SANDBOX_IN_USE', 'conflict', `sandbox ${sb.name} is in use by \`cnmkit run\` (pid ${pid}): end that command, or remove the sandbox with --force`);
+}
+
+/** GET /metrics and GET /health, when the daemon gives them. */
+function addObservability(app: FastifyInstance, opts: ManagementOptions): void {
+  const { metrics, health } = opts;
+  if (metrics) {
+    app.get('/metrics', { schema: { description: 'Prometheus metrics (text exposition format)' } }, async (_req, reply) => {
+      const { contentType, text } = await metrics.expose();
+      return reply.type(contentType).send(text);
+    });
+  }
+  if (health) {
+    app.get('/health', { schema: { response: { 200: healthSchema, 503: healthSchema } } }, async (_req, reply) => {
+      const report = await health();
+      if (report.status === 'ok') return report;
+      return reply.status(503).send({ ...report, error: `unhealthy: ${failedChecks(report)}`, code: 'ERR_UNHEALTHY' });
+    });
+  }
+}
+
+/** The fastify app with its limits, logging and error handlers (every error counted when metrics are given). */
+function createApp(opts: ManagementOptions): FastifyInstance {
   // Requests are logged at debug level (one line each, when done), as the Docker daemon does.
   const app = Fastify({
     loggerInstance: opts.logger as FastifyBaseLogger, disableRequestLogging: true,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
+    ...limitedServer(opts.limits ?? MANAGEMENT_LIMITS),
+    clientErrorHandler: clientErrorHandler((status, message) => {
+      opts.metrics?.countError('management', { statusCode: status });
+      return managementClientError(status, message);
+    }),
   });
   if (opts.logger.isLevelEnabled('debug')) {
     app.addHook('onResponse', async (req, reply) => {
       req.log.debug({ method: req.method, url: req.url, statusCode: reply.statusCode, ms: reply.elapsedTime }, 'request completed');
     });
   }
-  app.setErrorHandler(errorHandler);
+  app.setErrorHandler((err, req, reply) => {
+    opts.metrics?.countError('management', err);
+    errorHandler(err, req, reply);
+  });
+  app.setNotFoundHandler((req, reply) => {
+    opts.metrics?.countError('management', new NotFoundError('route', req.url));
+    notFoundHandler(req, reply);
+  });
+  return app;
+}
+
+type WithEndpoints = <T extends NetworkRecord | SandboxRecord>(o: T, key: 'networkId' | 'sandboxId') => T & { endpoints: EndpointRecord[] };
+
+function addSandboxRoutes(app: FastifyInstance, c: Controller, withEndpoints: WithEndpoints): void {
+  app.get('/v1/sandboxes', { schema: { response: { 200: { type: 'array', items: { $ref: 'Sandbox#' } } } } }, async () =>
+    c.listSandboxes().map((s) => withEndpoints(s, 'sandboxId')),
+  );
+  app.get<Ref>('/v1/sandboxes/:ref', { schema: { params: refParams, response: { 200: { $ref: 'Sandbox#' }, ...errors } } }, async (req) =>
+    withEndpoints(c.sandbox(req.params.ref), 'sandboxId'),
+  );
+  app.post<{ Body: import('../cnm/controller.js').CreateSandboxRequest }>(
+    '/v1/sandboxes',
+    { schema: { body: createSandboxBody, response: { 201: { $ref: 'Sandbox#' }, ...errors } } },
+    async (req, reply) => reply.status(201).send(withEndpoints(await c.createSandbox(req.body), 'sandboxId')),
+  );
+  app.delete<Ref & { Querystring: { force?: string } }>('/v1/sandboxes/:ref', {
+    schema: { params: refParams, querystring: forceQuery, response: { 204: { type: 'null' }, ...errors } },
+  }, async (req, reply) => {
+    checkNotInUse(c, req.params.ref, req.query.force === 'true' || req.query.force === '1');
+    await c.deleteSandbox(req.params.ref);
+    return reply.status(204).send();
+  });
+}
+
+export async function buildManagementApi(opts: ManagementOptions): Promise<FastifyInstance> {
+  const app = createApp(opts);
   await app.register(swagger, {
     openapi: { info: { title: 'cnmkit management API', version: VERSION } },
   });
@@ -41,7 +125,7 @@ export async function buildManagementApi(opts: ManagementOptions): Promise<Fasti
   app.addSchema(networkSchema);
   app.addSchema(sandboxSchema);
   const c = opts.controller;
-  const withEndpoints = <T extends NetworkRecord | SandboxRecord>(o: T, key: 'networkId' | 'sandboxId'): T & { endpoints: EndpointRecord[] } => ({
+  const withEndpoints: WithEndpoints = (o, key) => ({
     ...o,
     endpoints: c.endpointsOf({ [key]: o.id }),
   });
@@ -50,6 +134,7 @@ export async function buildManagementApi(opts: ManagementOptions): Promise<Fasti
     schema: { response: { 200: { type: 'object', properties: { version: { type: 'string' }, pid: { type: 'integer', description: "the daemon's pid: /proc/PID/ns/net is the host namespace it manages" } } } } },
   }, async () => ({ version: VERSION, pid: process.pid }));
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  addObservability(app, opts);
 
   app.get('/v1/networks', { schema: { response: { 200: { type: 'array', items: { $ref: 'Network#' } } } } }, async () =>
     c.listNetworks().map((n) => withEndpoints(n, 'networkId')),
@@ -100,20 +185,6 @@ export async function buildManagementApi(opts: ManagementOptions): Promise<Fasti
     },
   }, async () => opts.reloadFirewall());
 
-  app.get('/v1/sandboxes', { schema: { response: { 200: { type: 'array', items: { $ref: 'Sandbox#' } } } } }, async () =>
-    c.listSandboxes().map((s) => withEndpoints(s, 'sandboxId')),
-  );
-  app.get<Ref>('/v1/sandboxes/:ref', { schema: { params: refParams, response: { 200: { $ref: 'Sandbox#' }, ...errors } } }, async (req) =>
-    withEndpoints(c.sandbox(req.params.ref), 'sandboxId'),
-  );
-  app.post<{ Body: import('../cnm/controller.js').CreateSandboxRequest }>(
-    '/v1/sandboxes',
-    { schema: { body: createSandboxBody, response: { 201: { $ref: 'Sandbox#' }, ...errors } } },
-    async (req, reply) => reply.status(201).send(withEndpoints(await c.createSandbox(req.body), 'sandboxId')),
-  );
-  app.delete<Ref>('/v1/sandboxes/:ref', { schema: { params: refParams, response: { 204: { type: 'null' }, ...errors } } }, async (req, reply) => {
-    await c.deleteSandbox(req.params.ref);
-    return reply.status(204).send();
-  });
+  addSandboxRoutes(app, c, withEndpoints);
   return app;
 }

@@ -88,6 +88,29 @@ export const connectBody = {
   },
 } as const;
 
+export const forceQuery = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { force: { type: 'string', enum: ['true', 'false', '1', '0'], description: 'remove even while `cnmkit run` uses it' } },
+} as const;
+
+const checkSchema = {
+  type: 'object',
+  required: ['status', 'ms'],
+  properties: { status: { type: 'string', enum: ['ok', 'failed'] }, ms: { type: 'number' }, error: { type: 'string' } },
+} as const;
+
+/** GET /health: 200 when every check passes, else 503 with the error shape too. */
+export const healthSchema = {
+  type: 'object',
+  required: ['status', 'checks'],
+  properties: {
+    status: { type: 'string', enum: ['ok', 'unavailable'] },
+    checks: { type: 'object', properties: { store: checkSchema, firewall: checkSchema, kernel: checkSchema } },
+    error: { type: 'string' }, code: { type: 'string' },
+  },
+} as const;
+
 export const refParams = {
   type: 'object',
   required: ['ref'],

@@ -1,11 +1,53 @@
 // Unix sockets of the daemon's HTTP APIs: a socket file left by a dead process is replaced, a live
-// one refused; sockets are root-only (mode 0660) and nothing listens on TCP.
+// one refused; a socket appears at its path already root-only (mode 0660), and nothing listens on
+// TCP. Every server gets the same limits: clients that send slowly are cut, requests being
+// handled never are (a long publish may take seconds), and connections are capped.
 import fs from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
-import type { FastifyInstance } from 'fastify';
+import path from 'node:path';
+import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import { ConflictError } from '../errors.js';
 
 export const SOCKET_MODE = 0o660;
+
+export interface SocketLimits {
+  /** Time a client has to send a request's headers, from its first byte (or from connecting). */
+  headersTimeoutMs: number;
+  /** Time a client has to send a whole request, headers and body. Handling it is not counted. */
+  requestTimeoutMs: number;
+  /** How long a kept-alive connection may stay idle between requests. */
+  keepAliveTimeoutMs: number;
+  /** Connections open at once; more are closed as soon as they are accepted. */
+  maxConnections: number;
+}
+
+/** The management API: the CLI sends a request at once and closes. */
+export const MANAGEMENT_LIMITS: Readonly<SocketLimits> = { headersTimeoutMs: 5_000, requestTimeoutMs: 10_000, keepAliveTimeoutMs: 5_000, maxConnections: 128 };
+
+/** The Docker plugin sockets: the engine keeps connections alive and sets no request timeout. */
+export const PLUGIN_LIMITS: Readonly<SocketLimits> = { ...MANAGEMENT_LIMITS, keepAliveTimeoutMs: 72_000 };
+
+/**
+ * Fastify options that build a server with these limits. Node checks the header and request
+ * deadlines every connectionsCheckingInterval (30 s by default): a quarter of the header timeout
+ * here. The socket inactivity timeout stays off: it would also cut a request being handled.
+ */
+export function limitedServer(limits: SocketLimits): Pick<FastifyServerOptions, 'serverFactory'> {
+  return {
+    serverFactory: (handler) => {
+      const server = http.createServer({
+        headersTimeout: limits.headersTimeoutMs,
+        requestTimeout: limits.requestTimeoutMs,
+        connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(limits.headersTimeoutMs / 4))),
+      }, handler);
+      server.keepAliveTimeout = limits.keepAliveTimeoutMs;
+      server.maxConnections = limits.maxConnections;
+      server.timeout = 0;
+      return server;
+    },
+  };
+}
 
 /** Removes a socket file left by a dead process; refuses when something still answers on it. */
 export async function claimSocket(socketPath: string): Promise<void> {
@@ -21,9 +63,26 @@ export async function claimSocket(socketPath: string): Promise<void> {
   fs.rmSync(socketPath, { force: true });
 }
 
-/** Claims socketPath, listens on it and makes it root-only. */
+/**
+ * Claims socketPath and listens on it. The socket is bound inside a new 0700 directory next to
+ * its path, made root-only there (no one else can reach into that directory), then renamed into
+ * place: rename(2) is atomic, so the path never shows a socket with any other mode, and no
+ * process-wide umask is changed. Closing the app removes the socket file.
+ */
 export async function listenUnix(app: FastifyInstance, socketPath: string): Promise<void> {
   await claimSocket(socketPath);
-  await app.listen({ path: socketPath });
-  fs.chmodSync(socketPath, SOCKET_MODE);
+  let placed = false;
+  app.addHook('onClose', async () => {
+    if (placed) fs.rmSync(socketPath, { force: true });
+  });
+  const dir = fs.mkdtempSync(path.join(path.dirname(socketPath), '.cnmkit-sock-'));
+  try {
+    const bound = path.join(dir, 'sock');
+    await app.listen({ path: bound, listenTextResolver: () => `Server listening at ${socketPath}` });
+    fs.chmodSync(bound, SOCKET_MODE);
+    fs.renameSync(bound, socketPath);
+    placed = true;
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 }

@@ -1,5 +1,6 @@
 // A small command framework over node:util parseArgs: each command declares its options and
-// usage, gets `--help` for free, and reports usage errors with exit code 2.
+// usage, gets `--help` for free, and reports usage errors (exit code 2) in words, with its usage.
+// Commands that run a command (`run`, `exec`) stop reading options where that command begins.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 export type Options = NonNullable<ParseArgsConfig['options']>;
@@ -12,13 +13,20 @@ export interface Command {
   /** Help lines for each option, in order. */
   help: string[];
   options: Options;
-  /** Allow positionals after `--` (the command to run). */
-  passthrough?: boolean;
+  /**
+   * Takes a command to run: options come first, then this many positionals (SANDBOX for exec),
+   * then the command and its arguments, read as they are. A `--` before the command is allowed.
+   */
+  commandAfter?: number;
   run(values: Values, positionals: string[], rest: string[]): Promise<number>;
 }
 
 export class UsageError extends Error {
-  constructor(message: string) {
+  constructor(
+    message: string,
+    /** The command whose usage to show with the message. */
+    readonly command?: Command,
+  ) {
     super(message);
     this.name = 'UsageError';
   }
@@ -33,10 +41,60 @@ export function helpText(cmd: Command): string {
   return [`Usage: ${cmd.usage}`, '', cmd.summary, '', 'Options:', ...cmd.help, '  -h, --help             show this help'].join('\n');
 }
 
+/** The words that name a command: "cnmkit network rm". */
+export function commandPath(cmd: Command): string {
+  const words = cmd.usage.split(' ');
+  const end = words.findIndex((w) => !/^[a-z][a-z-]*$/.test(w));
+  return words.slice(0, end < 0 ? words.length : end).join(' ');
+}
+
+/** The text printed for a usage error: the problem, the command's usage and where to read more. */
+export function usageMessage(err: UsageError): string {
+  if (!err.command) return `cnmkit: ${err.message}`;
+  const name = commandPath(err.command);
+  return `${err.message}\nUsage: ${err.command.usage}\nSee '${name} --help'.`;
+}
+
+function optionFor(cmd: Command, token: string): { takesValue: boolean } | undefined {
+  const eq = token.indexOf('=');
+  const name = token.startsWith('--') ? token.slice(2, eq < 0 ? undefined : eq) : undefined;
+  const all: Options = { ...cmd.options, help: { type: 'boolean', short: 'h' } };
+  const entry = name !== undefined ? all[name] : Object.values(all).find((o) => o.short === token.slice(1, 2));
+  if (!entry) return undefined;
+  const inline = name !== undefined ? eq >= 0 : token.length > 2;
+  return { takesValue: entry.type === 'string' && !inline };
+}
+
+/**
+ * Splits argv at the command to run: options and `positionals` positionals before it, the command
+ * after. A token that starts with '-' before the command is an option (a command never does).
+ */
+export function splitCommand(cmd: Command, argv: string[], positionals: number): { head: string[]; rest: string[] } {
+  let seen = 0;
+  for (let i = 0; i < argv.length; i += 1) {
+    const token = argv[i] as string;
+    if (token === '--') return { head: argv.slice(0, i), rest: argv.slice(i + 1) };
+    if (token.startsWith('-') && token !== '-') {
+      if (optionFor(cmd, token)?.takesValue) i += 1;
+      continue;
+    }
+    if (seen === positionals) return { head: argv.slice(0, i), rest: argv.slice(i) };
+    seen += 1;
+  }
+  return { head: argv, rest: [] };
+}
+
+/** parseArgs' messages, said the way docker says them. */
+function parseProblem(err: Error & { code?: string }): string {
+  const option = /'(-[^ ']+)/.exec(err.message)?.[1] ?? '';
+  if (err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return `unknown flag: ${option}`;
+  if (err.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE')
+    return /argument missing/.test(err.message) ? `flag needs an argument: ${option}` : `flag ${option} takes no value`;
+  return err.message;
+}
+
 export function parse(cmd: Command, argv: string[]): { values: Values; positionals: string[]; rest: string[] } {
-  const dd = argv.indexOf('--');
-  const head = cmd.passthrough && dd >= 0 ? argv.slice(0, dd) : argv;
-  const rest = cmd.passthrough && dd >= 0 ? argv.slice(dd + 1) : [];
+  const { head, rest } = cmd.commandAfter === undefined ? { head: argv, rest: [] } : splitCommand(cmd, argv, cmd.commandAfter);
   try {
     const { values, positionals } = parseArgs({
       args: head,
@@ -46,7 +104,7 @@ export function parse(cmd: Command, argv: string[]): { values: Values; positiona
     });
     return { values: values as Values, positionals, rest };
   } catch (err) {
-    throw new UsageError((err as Error).message);
+    throw new UsageError(parseProblem(err as Error), cmd);
   }
 }
 
@@ -68,7 +126,17 @@ export function keyValues(list: unknown, flag: string): Record<string, string> {
   return out;
 }
 
+function plural(n: number): string {
+  return `${n} argument${n === 1 ? '' : 's'}`;
+}
+
+/** Refuses a wrong number of positionals, in docker's words: `"cnmkit network rm" requires at least 1 argument.` */
 export function expectPositionals(cmd: Command, positionals: string[], min: number, max = min): void {
-  if (positionals.length < min || positionals.length > max)
-    throw new UsageError(`"${cmd.usage}" takes ${min === max ? min : `${min} to ${max}`} argument(s), got ${positionals.length}`);
+  const n = positionals.length;
+  if (n >= min && n <= max) return;
+  const name = `"${commandPath(cmd)}"`;
+  if (max === 0) throw new UsageError(`${name} accepts no arguments.`, cmd);
+  if (min === max) throw new UsageError(`${name} requires exactly ${plural(min)}.`, cmd);
+  if (max === Infinity) throw new UsageError(`${name} requires at least ${plural(min)}.`, cmd);
+  throw new UsageError(`${name} requires at least ${min} and at most ${plural(max)}.`, cmd);
 }

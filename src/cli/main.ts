@@ -1,11 +1,13 @@
 // Entry point of the `cnmkit` command: dispatches to subcommands; exit codes 0 ok, 1 error,
-// 2 usage. Errors print the field and the reason the daemon gave.
+// 2 usage, and for run/exec the command's own (127 when it does not exist, 126 when it cannot
+// be run). Errors print the field and the reason the daemon gave.
 import { ApiError } from './client.js';
-import { type Command, helpText, parse, UsageError } from './command.js';
+import { type Command, helpText, parse, usageMessage, UsageError } from './command.js';
 import { daemon } from './commands/daemon.js';
 import { networkCommands } from './commands/network.js';
 import { connect, disconnect, sandboxCommands } from './commands/sandbox.js';
 import { exec, run } from './commands/run.js';
+import { port } from './commands/port.js';
 import { firewallCommands } from './commands/firewall.js';
 import { CnmkitError } from '../errors.js';
 import { VERSION } from '../version.js';
@@ -15,7 +17,7 @@ const groups: Record<string, { summary: string; commands: Command[] }> = {
   sandbox: { summary: 'Manage sandboxes (network namespaces)', commands: sandboxCommands },
   firewall: { summary: 'Manage the firewall rules cnmkit owns', commands: firewallCommands },
 };
-const top: Command[] = [daemon, connect, disconnect, run, exec];
+const top: Command[] = [daemon, connect, disconnect, run, exec, port];
 
 function mainHelp(): string {
   const lines = ['Usage: cnmkit COMMAND [OPTIONS]', '', 'Container networking in the image of Docker\'s libnetwork.', '', 'Commands:'];
@@ -49,11 +51,11 @@ async function dispatch(argv: string[]): Promise<number> {
       return sub === undefined ? 2 : 0;
     }
     cmd = group.commands.find((c) => c.name === sub || (c.name === 'ls' && sub === 'list') || (c.name === 'rm' && sub === 'remove'));
-    if (!cmd) throw new UsageError(`unknown command "cnmkit ${first} ${sub}" (see cnmkit ${first} --help)`);
+    if (!cmd) throw new UsageError(`unknown command "cnmkit ${first} ${sub}"\nSee 'cnmkit ${first} --help'.`);
     args = subRest;
   } else {
     cmd = top.find((c) => c.name === first);
-    if (!cmd) throw new UsageError(`unknown command ${JSON.stringify(first)} (see cnmkit --help)`);
+    if (!cmd) throw new UsageError(`unknown command ${JSON.stringify(first)}\nSee 'cnmkit --help'.`);
   }
   const { values, positionals, rest: passthrough } = parse(cmd, args);
   if (values.help) {
@@ -67,7 +69,7 @@ try {
   process.exitCode = await dispatch(process.argv.slice(2));
 } catch (err) {
   if (err instanceof UsageError) {
-    console.error(`cnmkit: ${err.message}`);
+    console.error(usageMessage(err));
     process.exitCode = 2;
   } else if (err instanceof ApiError || err instanceof CnmkitError) {
     console.error(`Error: ${err.message}`);

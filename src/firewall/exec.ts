@@ -1,7 +1,38 @@
 // Runs the firewall's tools (iptables-restore, nft, sysctl) with argument arrays, inside a given
-// network namespace through `nsenter --net=PATH` or in the caller's own. No shell is involved.
+// network namespace through `nsenter --net=PATH` or in the caller's own. No shell is involved, and
+// no inherited PATH: each tool is found once, at start, in a fixed list of system directories.
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
 import { CnmkitError } from '../errors.js';
+
+/** Where tools are looked for, in order (never the PATH the daemon was started with). */
+export const SYSTEM_DIRS: readonly string[] = ['/usr/sbin', '/sbin', '/usr/bin', '/bin'];
+
+/** Tool name → absolute path; tools that were not found are absent. */
+export type ToolPaths = Readonly<Record<string, string>>;
+
+/**
+ * The first executable file named like each tool in dirs. Symlinks are kept as they are: the
+ * multi-call binaries behind iptables tell their tools apart by the name they are run under.
+ */
+export function resolveTools(names: readonly string[], dirs: readonly string[] = SYSTEM_DIRS): ToolPaths {
+  const found: Record<string, string> = {};
+  for (const name of names) {
+    for (const dir of dirs) {
+      const file = path.join(dir, name);
+      try {
+        if (!fs.statSync(file).isFile()) continue;
+        fs.accessSync(file, fs.constants.X_OK);
+      } catch {
+        continue;
+      }
+      found[name] = file;
+      break;
+    }
+  }
+  return found;
+}
 
 export interface ToolResult {
   code: number;
@@ -11,20 +42,32 @@ export interface ToolResult {
 
 export class ToolRunner {
   constructor(
+    /** Absolute paths of the tools this runner may run (from resolveTools). */
+    readonly tools: ToolPaths,
     readonly netnsPath?: string,
     private readonly timeoutMs = 30_000,
   ) {}
 
-  /** The argv actually spawned: prefixed with nsenter when a namespace was given. */
+  /** The absolute path of a tool; throws when it was not found at start. */
+  private pathOf(tool: string): string {
+    const file = this.tools[tool];
+    if (file === undefined) throw new CnmkitError('ERR_FIREWALL_TOOL', 'unavailable', `${tool}: not found in ${SYSTEM_DIRS.join(', ')}`);
+    return file;
+  }
+
+  /** The argv actually spawned: absolute paths, prefixed with nsenter when a namespace was given. */
   argv(cmd: string[]): string[] {
-    return this.netnsPath === undefined ? cmd : ['nsenter', `--net=${this.netnsPath}`, ...cmd];
+    const [tool, ...args] = cmd;
+    const own = [this.pathOf(tool as string), ...args];
+    return this.netnsPath === undefined ? own : [this.pathOf('nsenter'), `--net=${this.netnsPath}`, ...own];
   }
 
   /** Runs cmd; resolves with its exit code and output (never rejects on a non-zero exit). */
   run(cmd: string[], input?: string): Promise<ToolResult> {
-    const [file, ...args] = this.argv(cmd);
     return new Promise((resolve, reject) => {
-      const child = spawn(file as string, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+      const [file, ...args] = this.argv(cmd);
+      // The tools' own children (modprobe, …) search the system directories too.
+      const child = spawn(file as string, args, { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, PATH: SYSTEM_DIRS.join(':') } });
       let stdout = '';
       let stderr = '';
       const timer = setTimeout(() => child.kill('SIGKILL'), this.timeoutMs);

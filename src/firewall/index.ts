@@ -1,7 +1,8 @@
 // Picks the firewall backend once (auto: nftables when `nft` works in the namespace, else
-// iptables) and logs the choice and why. The backend acts only in the namespace it is given.
+// iptables) and logs the choice and why, and the absolute paths of the tools it will run (found
+// once here, in system directories). The backend acts only in the namespace it is given.
 import { InvalidArgumentError } from '../errors.js';
-import { ToolRunner } from './exec.js';
+import { resolveTools, ToolRunner } from './exec.js';
 import { IptablesBackend, type IptablesVariant } from './iptables.js';
 import { NftablesBackend } from './nftables.js';
 import { NoneBackend } from './none.js';
@@ -24,6 +25,12 @@ export interface FirewallOptions {
 
 const BACKENDS = ['auto', 'iptables', 'nftables', 'none'];
 const VARIANTS = ['iptables', 'iptables-nft', 'iptables-legacy'];
+
+/** Every tool a backend may run with this iptables variant. */
+function toolNames(variant: string): string[] {
+  const v6 = variant.replace(/^iptables/, 'ip6tables');
+  return ['nsenter', 'sysctl', 'nft', ...[variant, v6].flatMap((t) => [t, `${t}-save`, `${t}-restore`])];
+}
 
 /** Why nft cannot be used here, or undefined when it works. */
 async function nftProblem(runner: ToolRunner): Promise<string | undefined> {
@@ -54,8 +61,10 @@ export async function createFirewall(opts: FirewallOptions): Promise<FirewallBac
     throw new InvalidArgumentError('netnsPath', 'must be an absolute path to a network namespace');
   const variant = opts.iptablesVariant ?? 'iptables';
   if (!VARIANTS.includes(variant)) throw new InvalidArgumentError('iptablesVariant', `${JSON.stringify(variant)} is not one of ${VARIANTS.join(', ')}`);
-  const runner = new ToolRunner(opts.netnsPath);
   const log = opts.logger;
+  const tools = resolveTools(toolNames(variant));
+  log.info({ tools }, 'firewall tools');
+  const runner = new ToolRunner(tools, opts.netnsPath);
   let name = opts.backend;
   let reason = 'configured';
   if (name === 'auto') {

@@ -40,6 +40,8 @@ export class Store {
   private readonly frames: (() => void)[][] = [];
   private readonly immediate: (fn: () => unknown) => unknown;
   private readonly dataVersionStmt: Database.Statement;
+  /** Told how long each outermost transaction took, in seconds (the daemon's metrics). */
+  onTxTimed?: (seconds: number) => void;
 
   constructor(
     private readonly db: Database.Database,
@@ -60,6 +62,7 @@ export class Store {
    */
   tx<T>(fn: (store: Store) => T): T {
     const frame: (() => void)[] = [];
+    const started = this.frames.length === 0 && this.onTxTimed ? process.hrtime.bigint() : undefined;
     this.frames.push(frame);
     let result: T;
     try {
@@ -68,6 +71,8 @@ export class Store {
       this.frames.pop();
       for (const undo of frame.reverse()) undo();
       throw err;
+    } finally {
+      if (started !== undefined) this.onTxTimed?.(Number(process.hrtime.bigint() - started) / 1e9);
     }
     this.frames.pop();
     this.frames.at(-1)?.push(...frame);
@@ -94,6 +99,25 @@ export class Store {
       endpoints: this.endpoints.listByState(state),
       sandboxes: this.sandboxes.listByState(state),
     }));
+  }
+
+  /**
+   * Proves the database takes writes: a write in a transaction that is rolled back, so nothing
+   * changes. Waits at most waitMs for another process's lock (it blocks the thread meanwhile).
+   */
+  probeWrite(waitMs = 1000): void {
+    const previous = this.db.pragma('busy_timeout', { simple: true }) as number;
+    this.db.pragma(`busy_timeout = ${Math.floor(waitMs)}`);
+    try {
+      this.db.exec('BEGIN IMMEDIATE');
+      try {
+        this.db.exec('CREATE TABLE health_probe (x); INSERT INTO health_probe VALUES (1)');
+      } finally {
+        this.db.exec('ROLLBACK');
+      }
+    } finally {
+      this.db.pragma(`busy_timeout = ${previous}`);
+    }
   }
 
   /** Changes whenever another connection (process) commits; lets in-memory mirrors notice. */

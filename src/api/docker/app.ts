@@ -3,12 +3,16 @@
 // without arguments), validates requests strictly with the plugin-spec schemas (no type coercion:
 // "NetworkID": 0 is refused, unknown keys are kept), always answers at least {} in the plugin
 // content type, and turns errors into replies only in ./errors.ts.
+// Calls are counted and timed per method when given metrics; slow clients are cut (socket.ts).
 // Limits: one app serves the subsystems it is given; it does not check Host or Accept headers.
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { InvalidArgumentError } from '../../errors.js';
 import { callDefinitions, PLUGIN_CONTENT_TYPE, SPEC, type IpamDriverCalls, type NetworkDriverCalls, type Subsystem } from '../../../plugin-spec/index.js';
 import { pluginErrorHandler, pluginNotFoundHandler } from './errors.js';
+import { clientErrorHandler } from '../errors.js';
+import type { DaemonMetrics } from '../metrics.js';
+import { limitedServer, PLUGIN_LIMITS, type SocketLimits } from '../socket.js';
 
 type CallMap = Record<string, { request: unknown; reply: unknown }>;
 
@@ -23,6 +27,18 @@ export interface PluginAppOptions {
   handlers: { IpamDriver?: Handlers<IpamDriverCalls>; NetworkDriver?: Handlers<NetworkDriverCalls> };
   /** Also validate every 200 reply against its schema and fail the call if it does not match (tests). */
   checkReplies?: boolean;
+  metrics?: DaemonMetrics;
+  limits?: SocketLimits;
+}
+
+/** Counts and times each call by method (unknown paths under one label), and errors by class. */
+function addMetrics(app: FastifyInstance, metrics: DaemonMetrics): void {
+  app.addHook('onResponse', async (req, reply) => {
+    const method = req.routeOptions.url?.slice(1) ?? 'unknown';
+    metrics.pluginCalls.inc({ method, result: reply.statusCode < 400 ? 'ok' : 'error' });
+    metrics.pluginSeconds.observe({ method }, reply.elapsedTime / 1000);
+  });
+  app.addHook('onError', async (_req, _reply, err) => metrics.countError('plugin', err));
 }
 
 /** Parses a body of any content type: nothing (or only whitespace) means no arguments. */
@@ -59,7 +75,10 @@ export async function buildPluginApp(opts: PluginAppOptions): Promise<FastifyIns
     forceCloseConnections: true,
     // fastify's default coerces types (0 would pass as "0"): the wire's types are exact.
     ajv: { customOptions: { allowUnionTypes: true, coerceTypes: false } },
+    ...limitedServer(opts.limits ?? PLUGIN_LIMITS),
+    clientErrorHandler: clientErrorHandler((_status, message) => ({ Err: message })),
   });
+  if (opts.metrics) addMetrics(app, opts.metrics);
   app.setErrorHandler(pluginErrorHandler);
   app.setNotFoundHandler(pluginNotFoundHandler);
   app.removeAllContentTypeParsers();

@@ -7,6 +7,7 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Ipam } from '../../ipam/index.js';
+import type { DaemonMetrics } from '../metrics.js';
 import { buildPluginApp } from './app.js';
 import { ipamHandlers } from './ipam.js';
 import { networkHandlers, type DockerNetworkBackend } from './network.js';
@@ -25,6 +26,7 @@ export interface DockerPluginApiOptions {
   ipam?: Ipam;
   network?: DockerNetworkBackend;
   checkReplies?: boolean;
+  metrics?: DaemonMetrics;
 }
 
 /** One app serving the IpamDriver and/or the NetworkDriver, whichever is given. */
@@ -36,6 +38,7 @@ export function buildDockerPluginApi(opts: DockerPluginApiOptions): Promise<Fast
       ...(opts.network ? { NetworkDriver: networkHandlers(opts.network) } : {}),
     },
     ...(opts.checkReplies === undefined ? {} : { checkReplies: opts.checkReplies }),
+    ...(opts.metrics ? { metrics: opts.metrics } : {}),
   });
 }
 
@@ -49,6 +52,7 @@ export interface ServePluginsOptions {
   /** Plugin names (the sockets' base names); default cnmkit-ipam and cnmkit-bridge. */
   names?: { ipam?: string; network?: string };
   checkReplies?: boolean;
+  metrics?: DaemonMetrics;
 }
 
 export interface PluginServers {
@@ -70,7 +74,9 @@ export async function servePlugins(opts: ServePluginsOptions): Promise<PluginSer
   };
   try {
     for (const [name, api] of plan) {
-      const app = await buildDockerPluginApi({ ...api, ...(opts.checkReplies === undefined ? {} : { checkReplies: opts.checkReplies }) });
+      const app = await buildDockerPluginApi({
+        ...api, ...(opts.checkReplies === undefined ? {} : { checkReplies: opts.checkReplies }), ...(opts.metrics ? { metrics: opts.metrics } : {}),
+      });
       apps.push(app);
       const socketPath = path.join(opts.pluginDir, `${name}.sock`);
       await listenUnix(app, socketPath);

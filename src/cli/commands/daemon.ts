@@ -13,6 +13,15 @@ async function daemonOptions(v: Values): Promise<DaemonOptions> {
   if (!['auto', 'iptables', 'nftables', 'none'].includes(backend)) throw new UsageError(`--firewall-backend: expected auto, iptables, nftables or none, got ${JSON.stringify(backend)}`);
   const proxy = (v['userland-proxy'] as string | undefined) ?? 'true';
   if (proxy !== 'true' && proxy !== 'false') throw new UsageError(`--userland-proxy: expected true or false, got ${JSON.stringify(proxy)}`);
+  const metricsAddr = v['metrics-addr'] as string | undefined;
+  if (metricsAddr !== undefined) {
+    const { parseMetricsAddr } = await import('../../api/metrics-server.js');
+    try {
+      parseMetricsAddr(metricsAddr);
+    } catch (err) {
+      throw new UsageError(`--${(err as Error).message}`);
+    }
+  }
   const { parseDefaultAddressPool } = await import('../../ipam/defaults.js');
   const { validateDaemonOptions } = await import('../../daemon.js');
   const { InvalidArgumentError } = await import('../../errors.js');
@@ -30,6 +39,7 @@ async function daemonOptions(v: Values): Promise<DaemonOptions> {
       firewallBackend: backend as DaemonOptions['firewallBackend'],
       userlandProxy: proxy === 'true',
       ...(pools ? { defaultAddressPools: pools } : {}),
+      ...(metricsAddr !== undefined ? { metricsAddr } : {}),
     };
     validateDaemonOptions(opts);
     return opts;
@@ -54,12 +64,14 @@ export const daemon: Command = {
     '      --bip CIDR         gateway address and prefix of the default bridge, e.g. 172.17.0.1/16',
     '      --firewall-backend auto|iptables|nftables|none   (default auto)',
     '      --userland-proxy true|false   serve published ports to loopback and hairpin clients in the daemon (default true)',
+    '      --metrics-addr IP:PORT   also serve GET /metrics on this TCP address for a scraper, e.g. 127.0.0.1:9323 (default off)',
     '      --log-level LEVEL  fatal, error, warn, info, debug or trace (default info)',
   ],
   options: {
     socket: { type: 'string' }, 'state-dir': { type: 'string' }, 'run-dir': { type: 'string' }, 'plugin-dir': { type: 'string' },
     'netns-dir': { type: 'string' }, 'default-address-pool': { type: 'string', multiple: true }, 'log-level': { type: 'string' },
     'bridge-name': { type: 'string' }, bip: { type: 'string' }, 'firewall-backend': { type: 'string' }, 'userland-proxy': { type: 'string' },
+    'metrics-addr': { type: 'string' },
   },
   async run(v, pos) {
     expectPositionals(this, pos, 0);

@@ -1,6 +1,7 @@
 // `inspect` and `rm` are the same for every kind of object the API lists (networks, sandboxes):
-// one factory makes both, so their output and errors stay alike.
-import { Client, socketPath } from '../client.js';
+// one factory makes both, so their output and errors stay alike. `rm` of several objects carries
+// on past a failure and reports each one (exit 1 if any failed), as docker does.
+import { ApiError, Client, socketPath } from '../client.js';
 import { type Command, expectPositionals, FORMAT_HELP, formatOption, SOCKET_HELP, socketOption, wantJson } from '../command.js';
 import { printJson } from '../format.js';
 
@@ -12,6 +13,8 @@ export interface ObjectKind {
   /** API collection path: `/v1/networks`. */
   path: string;
   rmSummary: string;
+  /** `rm --force`: help line of the flag (the API's `?force=true`); no flag when absent. */
+  forceHelp?: string;
 }
 
 export function inspectCommand(k: ObjectKind): Command {
@@ -39,17 +42,26 @@ export function rmCommand(k: ObjectKind): Command {
     name: 'rm',
     summary: k.rmSummary,
     usage: `cnmkit ${k.noun} rm [OPTIONS] ${k.arg}...`,
-    help: [SOCKET_HELP],
-    options: { ...socketOption },
+    help: [...(k.forceHelp ? [k.forceHelp] : []), SOCKET_HELP],
+    options: { ...socketOption, ...(k.forceHelp ? { force: { type: 'boolean', short: 'f' } } : {}) },
     async run(v, pos) {
       expectPositionals(this, pos, 1, Infinity);
       const client = new Client(socketPath(v.socket as string | undefined));
+      const query = v.force ? '?force=true' : '';
+      let failed = 0;
       for (const ref of pos) {
-        await client.request('GET', `${k.path}/${encodeURIComponent(ref)}`);
-        await client.request('DELETE', `${k.path}/${encodeURIComponent(ref)}`);
-        console.log(ref);
+        try {
+          await client.request('GET', `${k.path}/${encodeURIComponent(ref)}`);
+          await client.request('DELETE', `${k.path}/${encodeURIComponent(ref)}${query}`);
+          console.log(ref);
+        } catch (err) {
+          // Not reaching the daemon is the same for every object: stop there.
+          if (!(err instanceof ApiError) || err.status === 0) throw err;
+          console.error(`Error: ${err.message}`);
+          failed += 1;
+        }
       }
-      return 0;
+      return failed > 0 ? 1 : 0;
     },
   };
 }

@@ -52,7 +52,10 @@ const ls: Command = {
   },
 };
 
-const kind = { noun: 'sandbox', arg: 'SANDBOX', path: '/v1/sandboxes', rmSummary: 'Remove sandboxes: leaves every network and deletes the namespace cnmkit created.' };
+const kind = {
+  noun: 'sandbox', arg: 'SANDBOX', path: '/v1/sandboxes', rmSummary: 'Remove sandboxes: leaves every network and deletes the namespace cnmkit created.',
+  forceHelp: '  -f, --force            remove a sandbox even while `cnmkit run` uses it (that run reports it when it ends)',
+};
 const inspect = inspectCommand(kind);
 const rm = rmCommand(kind);
 

@@ -1,0 +1,157 @@
+// What users tripped on, through the real CLI against a real daemon in a namespace that stands for
+// the host: exec without `--`, exit codes 127/126 for commands that cannot run, the host port a
+// `run -p` chose (stderr) and `cnmkit port`, `rm` of several objects carrying on past a failure,
+// and a sandbox that a running `cnmkit run` uses (refused, or forced and reported by the run).
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, expect, it } from 'vitest';
+import { describeRoot } from '../helpers/root.js';
+import { adoptNs, makeNs, uniqueName } from '../helpers/netns.js';
+import { CLI, TestDaemon } from '../helpers/daemon.js';
+import { check, run, type RunResult } from '../helpers/exec.js';
+
+let daemon: TestDaemon;
+
+/** The CLI with --socket right after the command's words (options must precede SANDBOX/CMD). */
+function cli(words: string[], rest: string[] = []): Promise<RunResult> {
+  return run([process.execPath, CLI, ...words, '--socket', daemon.socket, ...rest]);
+}
+
+async function netnsNames(): Promise<string[]> {
+  const out = await check(['ip', '-j', 'netns', 'list']);
+  return (out.trim() ? (JSON.parse(out) as { name: string }[]) : []).map((n) => n.name);
+}
+
+/** TCP ports listening in the daemon's namespace, read with ss. */
+async function listening(): Promise<number[]> {
+  const out = await daemon.host.sh(['ss', '-Hltn']);
+  return out.trim().split('\n').filter(Boolean).map((l) => Number(l.trim().split(/\s+/)[3]!.split(':').pop()));
+}
+
+/** `cnmkit run` in the background, with its stderr collected; resolves once its sandbox is connected. */
+async function startRun(args: string[], cmd: string[]): Promise<{ exit: Promise<number>; stderr: () => string; stdout: () => string; stop: () => void }> {
+  const child = spawn(process.execPath, [CLI, 'run', '--socket', daemon.socket, ...args, ...cmd], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  let out = '';
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  const exit = new Promise<number>((resolve) => child.on('exit', (code) => resolve(code ?? 1)));
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const sbs = JSON.parse((await daemon.cmd(['sandbox', 'ls', '--format', 'json'])).stdout) as { endpoints: unknown[] }[];
+    if (sbs.some((s) => s.endpoints.length > 0)) break;
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`cnmkit run did not start: ${err}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { exit, stderr: () => err, stdout: () => out, stop: () => child.kill('SIGTERM') };
+}
+
+describeRoot('the CLI as users meet it', () => {
+  beforeEach(async () => {
+    daemon = new TestDaemon(await makeNs('host'));
+    await daemon.start();
+  });
+  afterEach(async () => {
+    await daemon.cleanup();
+  });
+
+  it('runs `exec SANDBOX CMD ARGS…` without `--` (options before SANDBOX), with `--` too', async () => {
+    const name = uniqueName('ex');
+    adoptNs(name);
+    expect((await daemon.cmd(['sandbox', 'create', '--name', name])).code).toBe(0);
+    await check(['ip', '-n', name, 'link', 'add', 'mark0', 'type', 'bridge']);
+    const plain = await cli(['exec'], [name, 'ip', '-j', 'link', 'show', 'mark0']);
+    expect(plain.stderr).toBe('');
+    expect(plain.code).toBe(0);
+    expect((JSON.parse(plain.stdout) as { ifname: string }[])[0]!.ifname).toBe('mark0');
+    // Everything after SANDBOX belongs to the command, its own options included.
+    const shell = await cli(['exec'], [name, 'sh', '-c', 'echo "$0 $1"', '--socket', 'x']);
+    expect(shell.stdout).toBe('--socket x\n');
+    const dashed = await cli(['exec'], [name, '--', 'ip', 'link', 'show', 'mark0']);
+    expect(dashed.code).toBe(0);
+    expect((await cli(['exec'], [name, 'sh', '-c', 'exit 5'])).code).toBe(5);
+  });
+
+  it('exits 127 when the command does not exist and 126 when it cannot run, for run and exec, and run leaves nothing behind', async () => {
+    const name = uniqueName('nf');
+    adoptNs(name);
+    await daemon.cmd(['sandbox', 'create', '--name', name]);
+    const missing = await cli(['exec'], [name, 'no-such-command-x', 'arg']);
+    expect(missing.code).toBe(127);
+    expect(missing.stderr).toMatch(/"no-such-command-x": executable file not found in \$PATH/);
+    const runMissing = await cli(['run', '--network', 'none'], ['no-such-command-x']);
+    expect(runMissing.code).toBe(127);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cnmkit-noexec-'));
+    try {
+      fs.writeFileSync(path.join(dir, 'script'), '#!/bin/sh\necho hi\n', { mode: 0o644 });
+      expect((await cli(['exec'], [name, path.join(dir, 'script')])).code).toBe(126);
+      expect((await cli(['run', '--network', 'none'], [dir])).code).toBe(126);
+      expect((await cli(['exec'], [name, path.join(dir, 'nothing-here')])).code).toBe(127);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    const sbs = JSON.parse((await daemon.cmd(['sandbox', 'ls', '--format', 'json'])).stdout) as { name: string }[];
+    expect(sbs.map((s) => s.name)).toEqual([name]);
+  });
+
+  it('prints the host port `run -p 80` chose on stderr (stdout stays the command\'s), and `cnmkit port` lists what is published', async () => {
+    const name = uniqueName('pp');
+    adoptNs(name);
+    const r = await startRun(['--name', name, '-p', '80', '-p', '127.0.0.1:9053:53/udp'], ['sh', '-c', 'echo out; sleep 30']);
+    try {
+      await new Promise((res) => setTimeout(res, 300));
+      const printed = /^0\.0\.0\.0:(\d+)->80\/tcp$/m.exec(r.stderr());
+      expect(printed, r.stderr()).not.toBeNull();
+      expect(r.stderr()).toMatch(/^127\.0\.0\.1:9053->53\/udp$/m);
+      const hostPort = Number(printed![1]);
+      expect(await listening()).toContain(hostPort);
+      expect(r.stdout()).toBe('out\n');
+      const all = await cli(['port'], [name]);
+      expect(all.code).toBe(0);
+      expect(all.stdout.split('\n').filter(Boolean).sort()).toEqual([`53/udp -> 127.0.0.1:9053`, `80/tcp -> 0.0.0.0:${hostPort}`].sort());
+      expect((await cli(['port'], [name, '80'])).stdout).toBe(`0.0.0.0:${hostPort}\n`);
+      expect((await cli(['port'], [name, '53/udp'])).stdout).toBe('127.0.0.1:9053\n');
+      const json = JSON.parse((await cli(['port', '--format', 'json'], [name, '80/tcp'])).stdout);
+      expect(json).toEqual([{ proto: 'tcp', containerPort: 80, hostIP: '0.0.0.0', hostPort, network: 'bridge' }]);
+      const none = await cli(['port'], [name, '81']);
+      expect(none.code).toBe(1);
+      expect(none.stderr).toMatch(/no public port '81\/tcp' published for/);
+      expect((await cli(['port'], [name, '80/icmp'])).code).toBe(2);
+    } finally {
+      r.stop();
+      await r.exit;
+    }
+    // SIGTERM reached the command through the run, which then removed its sandbox.
+    expect(await netnsNames()).not.toContain(name);
+    expect(await listening()).not.toContain(Number(/:(\d+)->80\/tcp/.exec(r.stderr())?.[1]));
+  });
+
+  it('refuses `sandbox rm` of a sandbox a running `cnmkit run` uses; --force removes it and the run says so when it ends', async () => {
+    const name = uniqueName('busy');
+    adoptNs(name);
+    const r = await startRun(['--name', name, '--network', 'none'], ['sleep', '3']);
+    const refused = await cli(['sandbox', 'rm'], [name]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(new RegExp(`sandbox ${name} is in use by \`cnmkit run\` \\(pid \\d+\\)`));
+    expect(await netnsNames()).toContain(name);
+    const forced = await cli(['sandbox', 'rm', '--force'], [name]);
+    expect(forced.code).toBe(0);
+    expect(await netnsNames()).not.toContain(name);
+    expect(await r.exit).toBe(0);
+    expect(r.stderr()).toMatch(new RegExp(`sandbox ${name} was removed while the command ran`));
+  });
+
+  it('removes every network it can in `network rm a b c`, reports each failure, and exits 1', async () => {
+    for (const n of ['rma', 'rmb']) expect((await daemon.cmd(['network', 'create', '-d', 'null', n])).code).toBe(0);
+    const r = await cli(['network', 'rm'], ['rma', 'nope', 'none', 'rmb']);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('rma\nrmb\n');
+    expect(r.stderr).toMatch(/^Error: network "nope" not found$/m);
+    expect(r.stderr).toMatch(/^Error: none is a pre-defined network/m);
+    const names = (JSON.parse((await daemon.cmd(['network', 'ls', '--format', 'json'])).stdout) as { name: string }[]).map((n) => n.name).sort();
+    expect(names).toEqual(['bridge', 'host', 'none']);
+    expect((await cli(['network', 'rm'], ['nope'])).code).toBe(1);
+  });
+});

@@ -62,10 +62,15 @@ interface Skipped {
 
 /** The first usable candidate; throws a ConflictError listing every candidate otherwise. */
 export function pickPool(candidates: Iterable<Prefix>, taken: Occupancy, host: HostView | undefined, what: string): Prefix {
+  return pickFirst(candidates, (c) => skipReason(c, taken, host), what);
+}
+
+/** The first candidate with no reason to skip it (the global pools pass their own reasons). */
+export function pickFirst(candidates: Iterable<Prefix>, reasonToSkip: (candidate: Prefix) => string | undefined, what: string): Prefix {
   const skipped: Skipped[] = [];
   let total = 0;
   for (const candidate of candidates) {
-    const reason = skipReason(candidate, taken, host);
+    const reason = reasonToSkip(candidate);
     if (reason === undefined) return candidate;
     total++;
     const run = skipped.at(-1);

@@ -25,6 +25,8 @@ import { PortPublisher } from './portmap/publisher.js';
 import { VERSION } from './version.js';
 import { InvalidArgumentError } from './errors.js';
 import IPCIDR from 'ip-cidr';
+import type { ClusterConfig } from './cluster/options.js';
+import type { Cluster } from './cluster/types.js';
 
 export interface DaemonOptions {
   socket: string;
@@ -40,6 +42,8 @@ export interface DaemonOptions {
   bip?: string;
   firewallBackend: 'auto' | 'iptables' | 'nftables' | 'none';
   userlandProxy: boolean;
+  /** Cluster mode (--cluster-store …): global networks, IPAM and peers in etcd. */
+  cluster?: ClusterConfig;
   /** A logger to use instead of a new one (tests). */
   logger?: Logger;
 }
@@ -53,6 +57,7 @@ export interface Daemon {
   controller: Controller;
   store: Store;
   firewall: FirewallBackend;
+  cluster?: Cluster;
   api: FastifyInstance;
   logger: Logger;
   close(): Promise<void>;
@@ -82,6 +87,19 @@ export function parseBip(bip: string): { subnet: string; gateway: string } {
   return { subnet: `${new IPCIDR(bip).start()}/${len}`, gateway };
 }
 
+/** The subnets of this host's local networks, which global pools must not overlap. */
+function localSubnets(store: Store): { network: string; subnet: string }[] {
+  return store.networks.list().filter((n) => n.scope === 'local')
+    .flatMap((n) => [...n.ipv4, ...n.ipv6].map((s) => ({ network: n.name, subnet: s.subnet })));
+}
+
+/** Cluster mode's code (etcd) is loaded only when the flags ask for it. */
+async function startClusterMode(opts: DaemonOptions, store: Store, logger: Logger): Promise<Cluster | undefined> {
+  if (!opts.cluster) return undefined;
+  const { startCluster } = await import('./cluster/index.js');
+  return startCluster({ config: opts.cluster, stateDir: opts.stateDir, logger: logger.child({ part: 'cluster' }), localSubnets: () => localSubnets(store) });
+}
+
 export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const logger = opts.logger ?? pino({ level: opts.logLevel, base: { pid: process.pid } });
   fs.mkdirSync(opts.stateDir, { recursive: true, mode: 0o700 });
@@ -91,12 +109,14 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const netlink = new NetlinkHandlePool();
   let ports: PortPublisher | undefined;
   let plugins: PluginServers | undefined;
+  let cluster: Cluster | undefined;
   try {
     const ipam = new Ipam(store, opts.defaultAddressPools ? { defaultPools: opts.defaultAddressPools } : {});
     const firewall = await createFirewall({ backend: opts.firewallBackend, logger });
     const proxy = opts.userlandProxy ? new UserlandProxy({ logger: logger.child({ part: 'proxy' }) }) : undefined;
     ports = new PortPublisher(new PortAllocator(), proxy, firewall);
-    const ctx: DriverContext = { logger, netlink, firewall, ports };
+    cluster = await startClusterMode(opts, store, logger);
+    const ctx: DriverContext = { logger, netlink, firewall, ports, ...(cluster ? { cluster } : {}) };
     const drivers = new DriverRegistry();
     drivers.register(createNullDriver(ctx));
     drivers.register(createHostDriver(ctx));
@@ -118,17 +138,18 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       logger.info({ backend: firewall.name, removedOwners, notes }, 'firewall reloaded');
       return { backend: firewall.name, removedOwners, notes };
     };
-    const api = await buildManagementApi({ controller, logger, reloadFirewall });
+    const api = await buildManagementApi({ controller, logger, reloadFirewall, ...(cluster ? { cluster } : {}) });
     // Plugin sockets first: once the management socket answers, the whole daemon is ready.
     fs.mkdirSync(opts.pluginDir, { recursive: true, mode: 0o755 });
     plugins = await servePlugins({ pluginDir: opts.pluginDir, ipam, network: bridgeBackend(controller), logger: logger.child({ part: 'docker-plugin' }) });
     await listenUnix(api, opts.socket);
-    logger.info({ version: VERSION, socket: opts.socket, stateDir: opts.stateDir, drivers: drivers.names(), firewall: firewall.name, plugins: plugins.sockets }, 'cnmkit daemon ready');
+    logger.info({ version: VERSION, socket: opts.socket, stateDir: opts.stateDir, drivers: drivers.names(), firewall: firewall.name, plugins: plugins.sockets, ...(cluster ? { cluster: cluster.status() } : {}) }, 'cnmkit daemon ready');
     return {
-      controller, store, firewall, api, logger,
+      controller, store, firewall, api, logger, ...(cluster ? { cluster } : {}),
       async close() {
         await plugins?.close();
         await api.close();
+        await cluster?.close();
         await ports?.close();
         netlink.closeAll();
         store.close();
@@ -136,6 +157,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     };
   } catch (err) {
     await plugins?.close();
+    await cluster?.close();
     await ports?.close();
     netlink.closeAll();
     store.close();

@@ -6,6 +6,8 @@ import swagger from '@fastify/swagger';
 import type { Logger } from 'pino';
 import type { Controller } from '../cnm/controller.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../cnm/model.js';
+import type { Cluster } from '../cluster/types.js';
+import { registerClusterRoutes } from './cluster.js';
 import { errorHandler } from './errors.js';
 import {
   connectBody, createNetworkBody, createSandboxBody, endpointSchema, errorSchema, networkSchema, refParams, sandboxSchema,
@@ -17,6 +19,8 @@ export interface ManagementOptions {
   logger: Logger;
   /** Re-applies every firewall rule from the store and removes rules nothing owns. */
   reloadFirewall: () => Promise<{ backend: string; removedOwners: string[]; notes: string[] }>;
+  /** Present in cluster mode. */
+  cluster?: Cluster;
 }
 
 type Ref = { Params: { ref: string } };
@@ -94,6 +98,8 @@ export async function buildManagementApi(opts: ManagementOptions): Promise<Fasti
       },
     },
   }, async () => opts.reloadFirewall());
+
+  registerClusterRoutes(app, opts.cluster);
 
   app.get('/v1/sandboxes', { schema: { response: { 200: { type: 'array', items: { $ref: 'Sandbox#' } } } } }, async () =>
     c.listSandboxes().map((s) => withEndpoints(s, 'sandboxId')),

@@ -3,7 +3,26 @@
 // command, so client commands start fast.
 import type { DaemonOptions } from '../../daemon.js';
 import { DAEMON_DEFAULTS } from '../../defaults.js';
-import { type Command, expectPositionals, UsageError } from '../command.js';
+import { type Command, expectPositionals, UsageError, type Values } from '../command.js';
+import type { ClusterConfig } from '../../cluster/options.js';
+import { InvalidArgumentError } from '../../errors.js';
+
+/** The cluster flags, validated before anything is touched: a bad one is a usage error naming it. */
+async function clusterConfig(v: Values): Promise<ClusterConfig | undefined> {
+  const { parseClusterFlags } = await import('../../cluster/options.js');
+  try {
+    return parseClusterFlags({
+      ...(v['cluster-store'] !== undefined ? { store: v['cluster-store'] as string } : {}),
+      ...(v['cluster-store-opt'] !== undefined ? { storeOpts: v['cluster-store-opt'] as string[] } : {}),
+      ...(v['advertise-addr'] !== undefined ? { advertise: v['advertise-addr'] as string } : {}),
+      ...(v['cluster-lease-ttl'] !== undefined ? { leaseTtl: v['cluster-lease-ttl'] as string } : {}),
+      ...(v['default-global-address-pool'] !== undefined ? { globalPools: v['default-global-address-pool'] as string[] } : {}),
+    });
+  } catch (err) {
+    if (err instanceof InvalidArgumentError) throw new UsageError(err.message);
+    throw err;
+  }
+}
 
 export const daemon: Command = {
   name: 'daemon',
@@ -21,11 +40,18 @@ export const daemon: Command = {
     '      --firewall-backend auto|iptables|nftables|none   (default auto)',
     '      --userland-proxy true|false   serve published ports to loopback and hairpin clients in the daemon (default true)',
     '      --log-level LEVEL  fatal, error, warn, info, debug or trace (default info)',
+    '      --cluster-store etcd://HOST:PORT[,HOST:PORT…]   cluster mode: global networks, IPAM and peers in etcd v3',
+    '      --cluster-store-opt K=V   cacert=FILE, cert=FILE, key=FILE (TLS), prefix=/PATH (default /cnmkit); repeatable',
+    '      --advertise-addr IP|IFACE   this host\'s VTEP address (an interface gives its first IPv4); required in cluster mode',
+    '      --cluster-lease-ttl SECONDS   lease of this host\'s keys in etcd (default 15)',
+    '      --default-global-address-pool base=CIDR,size=N   replace the global pools (default base=10.0.0.0/8,size=24; repeatable)',
   ],
   options: {
     socket: { type: 'string' }, 'state-dir': { type: 'string' }, 'run-dir': { type: 'string' }, 'plugin-dir': { type: 'string' },
     'netns-dir': { type: 'string' }, 'default-address-pool': { type: 'string', multiple: true }, 'log-level': { type: 'string' },
     'bridge-name': { type: 'string' }, bip: { type: 'string' }, 'firewall-backend': { type: 'string' }, 'userland-proxy': { type: 'string' },
+    'cluster-store': { type: 'string' }, 'cluster-store-opt': { type: 'string', multiple: true }, 'advertise-addr': { type: 'string' },
+    'cluster-lease-ttl': { type: 'string' }, 'default-global-address-pool': { type: 'string', multiple: true },
   },
   async run(v, pos) {
     expectPositionals(this, pos, 0);
@@ -35,6 +61,7 @@ export const daemon: Command = {
     if (!['auto', 'iptables', 'nftables', 'none'].includes(backend)) throw new UsageError(`--firewall-backend: expected auto, iptables, nftables or none, got ${JSON.stringify(backend)}`);
     const proxy = (v['userland-proxy'] as string | undefined) ?? 'true';
     if (proxy !== 'true' && proxy !== 'false') throw new UsageError(`--userland-proxy: expected true or false, got ${JSON.stringify(proxy)}`);
+    const cluster = await clusterConfig(v);
     if (process.getuid?.() !== 0) {
       console.error('cnmkit daemon: must run as root (it creates namespaces and changes the kernel network)');
       return 1;
@@ -54,6 +81,7 @@ export const daemon: Command = {
       firewallBackend: backend as DaemonOptions['firewallBackend'],
       userlandProxy: proxy === 'true',
       ...(pools ? { defaultAddressPools: pools } : {}),
+      ...(cluster ? { cluster } : {}),
     });
     await new Promise<void>((resolve) => {
       const stop = (sig: string) => () => {

@@ -13,14 +13,15 @@ export const CLI = path.join(repo, 'bin/cnmkit');
 /** Test daemons hand out addresses only from the benchmarking range 198.18.0.0/15. */
 export const SAFE_ADDRESSES = ['--bip', '198.18.0.1/24', '--default-address-pool', 'base=198.18.128.0/17,size=24'];
 
-export class TestDaemon {
+/** H: anything with the namespace's path (a TestNs, or a simulated host of test/helpers/cluster.ts). */
+export class TestDaemon<H extends Pick<TestNs, 'path'> = TestNs> {
   readonly dir: string;
   readonly socket: string;
   readonly stateDir: string;
   proc: ChildProcess | undefined;
   log = '';
 
-  constructor(readonly host: TestNs, readonly extraArgs: string[] = []) {
+  constructor(readonly host: H, readonly extraArgs: string[] = []) {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cnmkit-test-'));
     this.socket = path.join(this.dir, 'cnmkit.sock');
     this.stateDir = path.join(this.dir, 'state');

@@ -48,6 +48,10 @@ class EtcdCluster implements Cluster {
   private published: string | undefined;
   private timer: NodeJS.Timeout | undefined;
   private failures = 0;
+  /** The lease whose registration finished (host record written, owned keys put back). */
+  private registered: string | undefined;
+  /** A new lease replaced one that etcd no longer has: this host's keys must be put back on it. */
+  private republishDue = false;
 
   constructor(private readonly o: StartClusterOptions) {
     const log = o.logger;
@@ -77,7 +81,7 @@ class EtcdCluster implements Cluster {
   async tick(): Promise<void> {
     if (this.state === 'closed') return;
     try {
-      if (this.keeper.id === undefined) await this.register();
+      if (this.keeper.id === undefined || this.registered !== this.keeper.id) await this.register();
       else if ((await this.keeper.keepAlive()).ok) await this.refreshLocalSubnets();
       else {
         this.o.logger.warn({ hostId: this.hostId }, 'cluster: etcd no longer has this host\'s lease; registering again and re-publishing its keys');
@@ -90,7 +94,7 @@ class EtcdCluster implements Cluster {
     }
     if (this.isClosed()) return;
     const interval = (this.keeper.ttl * 1000) / 3;
-    const delay = this.keeper.id === undefined ? Math.min(interval, 2000, 250 * 2 ** Math.min(this.failures, 4)) : interval;
+    const delay = this.registered === undefined || this.registered !== this.keeper.id ? Math.min(interval, 2000, 250 * 2 ** Math.min(this.failures, 4)) : interval;
     this.timer = setTimeout(() => void this.tick(), delay);
   }
 
@@ -99,21 +103,29 @@ class EtcdCluster implements Cluster {
     return this.state === 'closed';
   }
 
+  /** Takes a lease (adopted or new), writes the host record, puts back owned keys; resumable after a failure at any step. */
   private async register(): Promise<void> {
-    const { id, adopted } = await this.keeper.acquire(this.identity.leaseId);
-    if (id !== this.identity.leaseId) {
-      this.identity.leaseId = id;
-      saveIdentity(this.o.stateDir, this.identity);
+    let id = this.keeper.id;
+    if (id === undefined) {
+      const got = await this.keeper.acquire(this.identity.leaseId);
+      id = got.id;
+      if (!got.adopted) this.republishDue = true;
+      if (id !== this.identity.leaseId) {
+        this.identity.leaseId = id;
+        saveIdentity(this.o.stateDir, this.identity);
+      }
     }
     const subnets = this.o.localSubnets();
     await putHostRecord(this.client, this.keys, hostRecord(this.hostId, this.vtep, subnets, this.started), id);
     this.published = JSON.stringify(subnets);
-    if (!adopted) {
+    if (this.republishDue) {
       const conflicts = await this.owned.republish(this.client, id);
       for (const c of conflicts) this.o.logger.error({ conflict: c }, 'cluster: a key this host owned was taken while its lease was gone');
       this.conflicts.push(...conflicts);
+      this.republishDue = false;
     }
-    this.o.logger.info({ hostId: this.hostId, vtep: this.vtep, lease: id, adopted }, 'cluster: host registered');
+    this.registered = id;
+    this.o.logger.info({ hostId: this.hostId, vtep: this.vtep, lease: id }, 'cluster: host registered');
     this.setState('connected');
   }
 
@@ -127,12 +139,12 @@ class EtcdCluster implements Cluster {
 
   private onOutcome(err: Error | undefined): void {
     if (err) this.setState('unavailable', err.message);
-    else if (this.state === 'unavailable' && this.keeper.id !== undefined) this.setState('connected');
+    else if (this.state === 'unavailable' && this.registered !== undefined && this.registered === this.keeper.id) this.setState('connected');
   }
 
   lease(): string {
     const id = this.keeper.id;
-    if (id === undefined) throw new ClusterUnavailableError(`this host is not registered yet${this.error ? ` (${this.error})` : ''}`);
+    if (id === undefined || id !== this.registered) throw new ClusterUnavailableError(`this host is not registered yet${this.error ? ` (${this.error})` : ''}`);
     return id;
   }
 

@@ -148,3 +148,24 @@ describeRoot('cluster mode of the daemon', () => {
       .rejects.toThrow(`subnet 198.19.0.0/24 cannot be a global pool: it overlaps the local network lan1 (198.19.0.0/24) on host ${os.hostname()} (${id1})`);
   });
 });
+
+describeRoot('cluster mode over TLS', () => {
+  let sim: SimCluster;
+  afterAll(async () => {
+    await sim?.destroy();
+  });
+
+  it('reaches an etcd that requires client certificates with --cluster-store-opt cacert, cert and key', async () => {
+    sim = await SimCluster.create({ hosts: 1, leaseTtl: 3, tls: true });
+    const h = sim.hosts[0]!;
+    const tls = sim.etcd.tls!.client;
+    // etcd itself refuses a client without a certificate, and answers one with it (curl, not cnmkit).
+    const health = ['curl', '-sS', '--max-time', '5', '--cacert', tls.cacert, `https://${UNDERLAY_IP}:2379/health`];
+    expect((await run(['ip', 'netns', 'exec', h.ns.name, ...health])).code).not.toBe(0);
+    expect(await h.ns.sh([...health, '--cert', tls.cert, '--key', tls.key])).toContain('"health":"true"');
+    await h.daemon.start();
+    const s = await statusOf(h);
+    expect(s.state).toBe('connected');
+    expect((await hostsOf(h)).map((x) => x.vtep)).toEqual(['198.19.255.1']);
+  });
+});

@@ -4,6 +4,7 @@
 // per host on demand. etcd also listens on a unix socket in its temp dir, so the test process
 // (in the real host's namespace) can drive etcd and in-process clusters without any route to
 // the underlay. Faults: stop/kill/freeze/restart of etcd and of each daemon, compaction.
+// Optionally etcd speaks TLS with client certificates (made with openssl in its temp dir).
 // Limits: ports 2379/2380 are fixed, which is safe because the underlay namespace is new.
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -50,6 +51,26 @@ async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, ms: nu
   }
 }
 
+/** TLS files made with openssl: a CA, etcd's server certificate (for ip) and a client certificate. */
+export interface TlsFiles {
+  cacert: string;
+  cert: string;
+  key: string;
+}
+
+async function makeTls(dir: string, ip: string): Promise<{ server: TlsFiles; client: TlsFiles }> {
+  const f = (name: string) => path.join(dir, name);
+  const req = ['openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1'];
+  await check([...req, '-keyout', f('ca.key'), '-out', f('ca.pem'), '-subj', '/CN=cnmkit-test-ca']);
+  const leaf = ['-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-addext', 'basicConstraints=critical,CA:FALSE'];
+  await check([...req, '-keyout', f('server.key'), '-out', f('server.pem'), '-subj', '/CN=etcd', ...leaf, '-addext', `subjectAltName=IP:${ip}`, '-addext', 'extendedKeyUsage=serverAuth']);
+  await check([...req, '-keyout', f('client.key'), '-out', f('client.pem'), '-subj', '/CN=cnmkit', ...leaf, '-addext', 'extendedKeyUsage=clientAuth']);
+  return {
+    server: { cacert: f('ca.pem'), cert: f('server.pem'), key: f('server.key') },
+    client: { cacert: f('ca.pem'), cert: f('client.pem'), key: f('client.key') },
+  };
+}
+
 /** One etcd member in a namespace; data and sockets in its own temp dir (tmpfs when there is one). */
 export class EtcdServer {
   readonly dir: string;
@@ -58,6 +79,8 @@ export class EtcdServer {
   readonly storeUrl: string;
   /** The same etcd over a unix socket, for the test process: --cluster-store form. */
   readonly socketUrl: string;
+  /** With TLS: etcd asks clients on its address for a certificate signed by this CA (the unix socket stays plain). */
+  tls: { server: TlsFiles; client: TlsFiles } | undefined;
 
   constructor(readonly ns: SimNs, readonly ip: string) {
     const base = fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir();
@@ -67,10 +90,17 @@ export class EtcdServer {
   }
 
   /** Starts etcd on its data dir (kept across restarts) and waits until it answers. */
+  async useTls(): Promise<TlsFiles> {
+    this.tls = await makeTls(this.dir, this.ip);
+    return this.tls.client;
+  }
+
   async start(): Promise<void> {
     const log = fs.openSync(path.join(this.dir, 'etcd.log'), 'a');
-    const args = ['--net=' + this.ns.path, '--', ETCD, '--name', 'n', '--data-dir', path.join(this.dir, 'data'),
-      '--listen-client-urls', `http://${this.ip}:2379,unix://etcd.sock:2379`, '--advertise-client-urls', `http://${this.ip}:2379`,
+    const scheme = this.tls ? 'https' : 'http';
+    const tls = this.tls ? ['--cert-file', this.tls.server.cert, '--key-file', this.tls.server.key, '--trusted-ca-file', this.tls.server.cacert, '--client-cert-auth'] : [];
+    const args = ['--net=' + this.ns.path, '--', ETCD, '--name', 'n', '--data-dir', path.join(this.dir, 'data'), ...tls,
+      '--listen-client-urls', `${scheme}://${this.ip}:2379,unix://etcd.sock:2379`, '--advertise-client-urls', `${scheme}://${this.ip}:2379`,
       '--listen-peer-urls', 'http://127.0.0.1:2380', '--initial-advertise-peer-urls', 'http://127.0.0.1:2380',
       '--initial-cluster', 'n=http://127.0.0.1:2380', '--logger', 'zap', '--log-outputs', 'stderr'];
     this.proc = spawn('nsenter', args, { cwd: this.dir, stdio: ['ignore', log, log] });
@@ -165,6 +195,8 @@ export interface SimClusterOptions {
   daemonArgs?: string[];
   /** Start etcd before returning (default true). */
   startEtcd?: boolean;
+  /** etcd on TLS with client certificates; the daemons get --cluster-store-opt cacert, cert and key. */
+  tls?: boolean;
 }
 
 /** The underlay, etcd and N hosts; daemons are created but started by the caller (host.daemon.start()). */
@@ -177,12 +209,16 @@ export class SimCluster {
   static async create(o: SimClusterOptions): Promise<SimCluster> {
     const underlay = new SimNs(nsName('u'));
     const nss: SimNs[] = [];
+    let etcd: EtcdServer | undefined;
     try {
       await check(['ip', 'netns', 'add', underlay.name]);
       await underlay.sh(['ip', 'link', 'set', 'lo', 'up']);
       await underlay.sh(['ip', 'link', 'add', 'br0', 'type', 'bridge']);
       await underlay.sh(['ip', 'addr', 'add', `${UNDERLAY_IP}/24`, 'dev', 'br0']);
       await underlay.sh(['ip', 'link', 'set', 'br0', 'up']);
+      etcd = new EtcdServer(underlay, UNDERLAY_IP);
+      const tls = o.tls ? await etcd.useTls() : undefined;
+      const tlsArgs = tls ? ['--cluster-store-opt', `cacert=${tls.cacert}`, '--cluster-store-opt', `cert=${tls.cert}`, '--cluster-store-opt', `key=${tls.key}`] : [];
       const hosts: SimHost[] = [];
       const ttl = o.leaseTtl ?? 3;
       for (let i = 1; i <= o.hosts; i++) {
@@ -197,15 +233,15 @@ export class SimCluster {
         await ns.sh(['ip', 'link', 'set', 'eth0', 'up']);
         const daemon = new TestDaemon(ns, [
           '--cluster-store', `etcd://${UNDERLAY_IP}:2379`, '--advertise-addr', 'eth0', '--cluster-lease-ttl', String(ttl),
-          '--default-global-address-pool', GLOBAL_POOL, '--firewall-backend', 'none', ...(o.daemonArgs ?? []),
+          '--default-global-address-pool', GLOBAL_POOL, '--firewall-backend', 'none', ...tlsArgs, ...(o.daemonArgs ?? []),
         ]);
         hosts.push({ index: i, ns, ip, daemon });
       }
-      const etcd = new EtcdServer(underlay, UNDERLAY_IP);
       const sim = new SimCluster(underlay, etcd, hosts, ttl);
       if (o.startEtcd !== false) await etcd.start();
       return sim;
     } catch (err) {
+      await etcd?.destroy();
       for (const ns of [...nss, underlay]) await run(['ip', 'netns', 'del', ns.name]);
       throw err;
     }

@@ -34,6 +34,8 @@ import { InvalidArgumentError } from './errors.js';
 import { validateIfname } from './netns/index.js';
 import { lockNetworkNamespace, type NamespaceLock } from './netns/daemon-lock.js';
 import IPCIDR from 'ip-cidr';
+import type { ClusterConfig } from './cluster/options.js';
+import type { Cluster } from './cluster/types.js';
 
 export interface DaemonOptions {
   socket: string;
@@ -51,6 +53,8 @@ export interface DaemonOptions {
   userlandProxy: boolean;
   /** `HOST:PORT` to serve GET /metrics on over TCP too (off when absent). */
   metricsAddr?: string;
+  /** Cluster mode (--cluster-store …): global networks, IPAM and peers in etcd. */
+  cluster?: ClusterConfig;
   /** A logger to use instead of a new one (tests). */
   logger?: Logger;
 }
@@ -64,6 +68,7 @@ export interface Daemon {
   controller: Controller;
   store: Store;
   firewall: FirewallBackend;
+  cluster?: Cluster;
   api: FastifyInstance;
   logger: Logger;
   close(): Promise<void>;
@@ -107,6 +112,19 @@ export function validateDaemonOptions(opts: DaemonOptions): void {
   if (opts.bip !== undefined) parseBip(opts.bip);
 }
 
+/** The subnets of this host's local networks, which global pools must not overlap. */
+function localSubnets(store: Store): { network: string; subnet: string }[] {
+  return store.networks.list().filter((n) => n.scope === 'local')
+    .flatMap((n) => [...n.ipv4, ...n.ipv6].map((s) => ({ network: n.name, subnet: s.subnet })));
+}
+
+/** Cluster mode's code (etcd) is loaded only when the flags ask for it. */
+async function startClusterMode(opts: DaemonOptions, store: Store, logger: Logger): Promise<Cluster | undefined> {
+  if (!opts.cluster) return undefined;
+  const { startCluster } = await import('./cluster/index.js');
+  return startCluster({ config: opts.cluster, stateDir: opts.stateDir, logger: logger.child({ part: 'cluster' }), localSubnets: () => localSubnets(store) });
+}
+
 export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   validateDaemonOptions(opts);
   // Before anything changes on disk or in the kernel: one daemon per network namespace.
@@ -132,6 +150,7 @@ async function start(opts: DaemonOptions, lock: NamespaceLock): Promise<Daemon> 
   let metricsServer: FastifyInstance | undefined;
   const metrics = new DaemonMetrics();
   observeStore(store, metrics);
+  let cluster: Cluster | undefined;
   try {
     const ipam = new Ipam(store, { ...(opts.defaultAddressPools ? { defaultPools: opts.defaultAddressPools } : {}), describeOwner: ownerNames(store) });
     const bareFirewall = await createFirewall({ backend: opts.firewallBackend, logger });
@@ -140,7 +159,8 @@ async function start(opts: DaemonOptions, lock: NamespaceLock): Promise<Daemon> 
     const allocator = new PortAllocator({ describeOwner: endpointNames(store) });
     ports = new PortPublisher(allocator, proxy, firewall);
     metrics.collectFrom({ store, leases: () => allocator.leases(), proxyStats: () => (proxy as { stats?: () => ProxyStats } | undefined)?.stats?.() });
-    const ctx: DriverContext = { logger, netlink, firewall, ports };
+    cluster = await startClusterMode(opts, store, logger);
+    const ctx: DriverContext = { logger, netlink, firewall, ports, ...(cluster ? { cluster } : {}) };
     const drivers = new DriverRegistry();
     drivers.register(createNullDriver(ctx));
     drivers.register(createHostDriver(ctx));
@@ -166,19 +186,20 @@ async function start(opts: DaemonOptions, lock: NamespaceLock): Promise<Daemon> 
     };
     const observed = observeController(controller, metrics, { defaultDriver: 'bridge', drivers: new Set(drivers.names()) });
     const health = healthChecker({ store, firewall: bareFirewall, kernel: () => getLink(netlink.get(), 'lo') });
-    const api = await buildManagementApi({ controller: observed, logger, reloadFirewall, metrics, health });
+    const api = await buildManagementApi({ controller: observed, logger, reloadFirewall, metrics, health, ...(cluster ? { cluster } : {}) });
     // Plugin sockets first: once the management socket answers, the whole daemon is ready.
     fs.mkdirSync(opts.pluginDir, { recursive: true, mode: 0o755 });
     plugins = await servePlugins({ pluginDir: opts.pluginDir, ipam, network: bridgeBackend(observed), logger: logger.child({ part: 'docker-plugin' }), metrics });
     if (metricsAddr) metricsServer = await serveMetrics(metricsAddr, metrics, logger.child({ part: 'metrics' }));
     await listenUnix(api, opts.socket);
-    logger.info({ version: VERSION, socket: opts.socket, stateDir: opts.stateDir, drivers: drivers.names(), firewall: firewall.name, plugins: plugins.sockets, metricsAddr: opts.metricsAddr }, 'cnmkit daemon ready');
+    logger.info({ version: VERSION, socket: opts.socket, stateDir: opts.stateDir, drivers: drivers.names(), firewall: firewall.name, plugins: plugins.sockets, metricsAddr: opts.metricsAddr, ...(cluster ? { cluster: cluster.status() } : {}) }, 'cnmkit daemon ready');
     return {
-      controller, store, firewall, api, logger,
+      controller, store, firewall, api, logger, ...(cluster ? { cluster } : {}),
       async close() {
         await metricsServer?.close();
         await plugins?.close();
         await api.close();
+        await cluster?.close();
         await ports?.close();
         netlink.closeAll();
         store.close();
@@ -188,6 +209,7 @@ async function start(opts: DaemonOptions, lock: NamespaceLock): Promise<Daemon> 
   } catch (err) {
     await metricsServer?.close();
     await plugins?.close();
+    await cluster?.close();
     await ports?.close();
     netlink.closeAll();
     store.close();

@@ -69,6 +69,22 @@ export class NotOwnerError extends CnmkitError {
   }
 }
 
+/** The cluster store (etcd) did not answer in time: global allocations fail fast with this. */
+export class ClusterUnavailableError extends CnmkitError {
+  constructor(reason: string, options: CnmkitErrorOptions = {}) {
+    super('ERR_CLUSTER_UNAVAILABLE', 'unavailable', `cluster store unavailable: ${reason}`, options);
+    this.name = 'ClusterUnavailableError';
+  }
+}
+
+/** A cluster request to a daemon started without --cluster-store. */
+export class NotInClusterError extends CnmkitError {
+  constructor() {
+    super('ERR_NOT_IN_CLUSTER', 'conflict', 'this daemon runs without a cluster store: start it with --cluster-store etcd://HOST:PORT --advertise-addr IP|IFACE');
+    this.name = 'NotInClusterError';
+  }
+}
+
 /** A kernel (netlink or syscall) failure, with the errno code and the kernel's own text. */
 export class KernelError extends CnmkitError {
   constructor(

@@ -11,6 +11,8 @@ import { clientErrorHandler, errorHandler, managementClientError, notFoundHandle
 import { failedChecks, type HealthReport } from './health.js';
 import type { DaemonMetrics } from './metrics.js';
 import { runnerOf } from './run-label.js';
+import type { Cluster } from '../cluster/types.js';
+import { registerClusterRoutes } from './cluster.js';
 import {
   connectBody, createNetworkBody, createSandboxBody, endpointSchema, errorSchema, forceQuery, healthSchema, networkSchema, refParams, sandboxSchema,
 } from './schemas.js';
@@ -27,6 +29,8 @@ export interface ManagementOptions {
   /** Served at GET /health. */
   health?: () => Promise<HealthReport>;
   limits?: SocketLimits;
+  /** Present in cluster mode. */
+  cluster?: Cluster;
 }
 
 type Ref = { Params: { ref: string } };
@@ -185,6 +189,7 @@ export async function buildManagementApi(opts: ManagementOptions): Promise<Fasti
     },
   }, async () => opts.reloadFirewall());
 
+  registerClusterRoutes(app, opts.cluster);
   addSandboxRoutes(app, c, withEndpoints);
   return app;
 }

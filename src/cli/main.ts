@@ -9,6 +9,7 @@ import { connect, disconnect, sandboxCommands } from './commands/sandbox.js';
 import { exec, run } from './commands/run.js';
 import { port } from './commands/port.js';
 import { firewallCommands } from './commands/firewall.js';
+import { clusterCommands } from './commands/cluster.js';
 import { CnmkitError } from '../errors.js';
 import { VERSION } from '../version.js';
 
@@ -16,6 +17,7 @@ const groups: Record<string, { summary: string; commands: Command[] }> = {
   network: { summary: 'Manage networks', commands: networkCommands },
   sandbox: { summary: 'Manage sandboxes (network namespaces)', commands: sandboxCommands },
   firewall: { summary: 'Manage the firewall rules cnmkit owns', commands: firewallCommands },
+  cluster: { summary: 'Inspect cluster mode (hosts registered in etcd)', commands: clusterCommands },
 };
 const top: Command[] = [daemon, connect, disconnect, run, exec, port];
 

@@ -8,6 +8,7 @@ import type { FirewallBackend } from '../firewall/index.js';
 import type { PortPublisher } from '../portmap/publisher.js';
 import type { PortSpec } from '../portmap/index.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from './model.js';
+import type { Cluster } from '../cluster/types.js';
 
 /**
  * What the controller hands every driver: injected so unit tests can pass typed fakes. The
@@ -18,6 +19,8 @@ export interface DriverContext {
   netlink: NetlinkHandlePool;
   firewall: FirewallBackend;
   ports: PortPublisher;
+  /** Cluster mode only (--cluster-store): global networks, VNIs, IPAM and peers in etcd. */
+  cluster?: Cluster;
 }
 
 /** The generic network options a driver's parse step sees, besides `-o key=value`. */

@@ -5,7 +5,7 @@
 import { ConflictError } from '../errors.js';
 import type { StoredPool } from '../store/index.js';
 import { contains, formatAddress, overlaps, type Address, type Prefix } from './cidr.js';
-import type { Namer } from './names.js';
+import { Namer } from './names.js';
 
 /** What the host is using; absent for the global address space, as in Docker. */
 export interface HostView {
@@ -71,11 +71,22 @@ interface Skipped {
 
 /** The first usable candidate; throws a ConflictError listing every candidate otherwise. */
 export function pickPool(candidates: Iterable<Prefix>, taken: Occupancy, host: HostView | undefined, what: string, names: Namer): Prefix {
+  return pickFirst(candidates, (c) => skipReason(c, taken, host), what, names);
+}
+
+/**
+ * The first candidate with no reason to skip it (the global pools pass their own reasons, as
+ * words); throws a ConflictError listing every candidate otherwise.
+ */
+export function pickFirst(
+  candidates: Iterable<Prefix>, reasonToSkip: (candidate: Prefix) => SkipReason | string | undefined, what: string, names: Namer = new Namer(undefined),
+): Prefix {
   const skipped: Skipped[] = [];
   let total = 0;
   for (const candidate of candidates) {
-    const reason = skipReason(candidate, taken, host);
-    if (reason === undefined) return candidate;
+    const found = reasonToSkip(candidate);
+    if (found === undefined) return candidate;
+    const reason = typeof found === 'string' ? { key: found, text: () => found } : found;
     total++;
     const run = skipped.at(-1);
     if (run && run.reason.key === reason.key) {

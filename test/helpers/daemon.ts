@@ -28,7 +28,8 @@ function unnamedSandboxNamespaces(): string[] {
   }
 }
 
-export class TestDaemon {
+/** H: anything with the namespace's path (a TestNs, or a simulated host of test/helpers/cluster.ts). */
+export class TestDaemon<H extends Pick<TestNs, 'path'> = TestNs> {
   readonly dir: string;
   readonly socket: string;
   readonly stateDir: string;
@@ -39,7 +40,7 @@ export class TestDaemon {
   /** Unnamed sandboxes' namespaces there before this daemon first started (not its leaks). */
   private unnamedBefore: Set<string> | undefined;
 
-  constructor(readonly host: TestNs, readonly extraArgs: string[] = []) {
+  constructor(readonly host: H, readonly extraArgs: string[] = []) {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cnmkit-test-'));
     this.socket = path.join(this.dir, 'cnmkit.sock');
     this.stateDir = path.join(this.dir, 'state');

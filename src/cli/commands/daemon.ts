@@ -4,6 +4,25 @@
 import type { DaemonOptions } from '../../daemon.js';
 import { DAEMON_DEFAULTS } from '../../defaults.js';
 import { type Command, expectPositionals, UsageError, type Values } from '../command.js';
+import type { ClusterConfig } from '../../cluster/options.js';
+
+/** The cluster flags, validated before anything is touched: a bad one is a usage error naming it. */
+async function clusterConfig(v: Values): Promise<ClusterConfig | undefined> {
+  const { parseClusterFlags } = await import('../../cluster/options.js');
+  const { InvalidArgumentError } = await import('../../errors.js');
+  try {
+    return parseClusterFlags({
+      ...(v['cluster-store'] !== undefined ? { store: v['cluster-store'] as string } : {}),
+      ...(v['cluster-store-opt'] !== undefined ? { storeOpts: v['cluster-store-opt'] as string[] } : {}),
+      ...(v['advertise-addr'] !== undefined ? { advertise: v['advertise-addr'] as string } : {}),
+      ...(v['cluster-lease-ttl'] !== undefined ? { leaseTtl: v['cluster-lease-ttl'] as string } : {}),
+      ...(v['default-global-address-pool'] !== undefined ? { globalPools: v['default-global-address-pool'] as string[] } : {}),
+    });
+  } catch (err) {
+    if (err instanceof InvalidArgumentError) throw new UsageError(err.message);
+    throw err;
+  }
+}
 
 /** The daemon's options from its flags, all validated (usage errors name the flag). */
 async function daemonOptions(v: Values): Promise<DaemonOptions> {
@@ -22,6 +41,7 @@ async function daemonOptions(v: Values): Promise<DaemonOptions> {
       throw new UsageError(`--${(err as Error).message}`);
     }
   }
+  const cluster = await clusterConfig(v);
   const { parseDefaultAddressPool } = await import('../../ipam/defaults.js');
   const { validateDaemonOptions } = await import('../../daemon.js');
   const { InvalidArgumentError } = await import('../../errors.js');
@@ -40,6 +60,7 @@ async function daemonOptions(v: Values): Promise<DaemonOptions> {
       userlandProxy: proxy === 'true',
       ...(pools ? { defaultAddressPools: pools } : {}),
       ...(metricsAddr !== undefined ? { metricsAddr } : {}),
+      ...(cluster ? { cluster } : {}),
     };
     validateDaemonOptions(opts);
     return opts;
@@ -66,12 +87,19 @@ export const daemon: Command = {
     '      --userland-proxy true|false   serve published ports to loopback and hairpin clients in the daemon (default true)',
     '      --metrics-addr IP:PORT   also serve GET /metrics on this TCP address for a scraper, e.g. 127.0.0.1:9323 (default off)',
     '      --log-level LEVEL  fatal, error, warn, info, debug or trace (default info)',
+    '      --cluster-store etcd://HOST:PORT[,HOST:PORT…]   cluster mode: global networks, IPAM and peers in etcd v3',
+    '      --cluster-store-opt K=V   cacert=FILE, cert=FILE, key=FILE (TLS), prefix=/PATH (default /cnmkit); repeatable',
+    '      --advertise-addr IP|IFACE   this host\'s VTEP address (an interface gives its first IPv4); required in cluster mode',
+    '      --cluster-lease-ttl SECONDS   lease of this host\'s keys in etcd (default 15)',
+    '      --default-global-address-pool base=CIDR,size=N   replace the global pools (default base=10.0.0.0/8,size=24; repeatable)',
   ],
   options: {
     socket: { type: 'string' }, 'state-dir': { type: 'string' }, 'run-dir': { type: 'string' }, 'plugin-dir': { type: 'string' },
     'netns-dir': { type: 'string' }, 'default-address-pool': { type: 'string', multiple: true }, 'log-level': { type: 'string' },
     'bridge-name': { type: 'string' }, bip: { type: 'string' }, 'firewall-backend': { type: 'string' }, 'userland-proxy': { type: 'string' },
     'metrics-addr': { type: 'string' },
+    'cluster-store': { type: 'string' }, 'cluster-store-opt': { type: 'string', multiple: true }, 'advertise-addr': { type: 'string' },
+    'cluster-lease-ttl': { type: 'string' }, 'default-global-address-pool': { type: 'string', multiple: true },
   },
   async run(v, pos) {
     expectPositionals(this, pos, 0);

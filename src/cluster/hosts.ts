@@ -1,0 +1,77 @@
+// Host identity and the host records: the host id is generated once and kept in the state dir
+// with the last lease id; the record (VTEP, hostname, pid, local subnets) sits on the host's
+// lease, so it vanishes when the host stops keeping the lease alive.
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ConflictError } from '../errors.js';
+import { VERSION } from '../version.js';
+import { parseJson, type StoreClient } from './client.js';
+import type { Keys } from './keys.js';
+import type { HostInfo, LocalSubnet } from './types.js';
+
+export const IDENTITY_FILE = 'cluster.json';
+
+export interface Identity {
+  hostId: string;
+  leaseId?: string;
+}
+
+export type HostRecord = Omit<HostInfo, 'leaseId' | 'state' | 'ttl' | 'grantedTtl' | 'self'>;
+
+/** Reads the identity file, creating a host id on first use. */
+export function loadIdentity(stateDir: string): Identity {
+  const file = path.join(stateDir, IDENTITY_FILE);
+  try {
+    const data = JSON.parse(fs.readFileSync(file, 'utf8')) as Identity;
+    if (typeof data.hostId === 'string' && /^[0-9a-f]{16}$/.test(data.hostId)) return data;
+    throw new Error(`${file}: no valid hostId`);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  const identity = { hostId: randomBytes(8).toString('hex') };
+  saveIdentity(stateDir, identity);
+  return identity;
+}
+
+/** Writes the identity file atomically (a crash leaves the old or the new one). */
+export function saveIdentity(stateDir: string, identity: Identity): void {
+  const file = path.join(stateDir, IDENTITY_FILE);
+  fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  fs.writeFileSync(`${file}.tmp`, `${JSON.stringify(identity)}\n`, { mode: 0o600 });
+  fs.renameSync(`${file}.tmp`, file);
+}
+
+export function hostRecord(hostId: string, vtep: string, localSubnets: LocalSubnet[], started: string): HostRecord {
+  return { id: hostId, hostname: os.hostname(), vtep, pid: process.pid, started, version: VERSION, localSubnets };
+}
+
+/**
+ * Puts the record on the lease: created if absent, replaced if it is already on this lease.
+ * A record on another live lease is another daemon with the same host id: refused.
+ */
+export async function putHostRecord(client: StoreClient, keys: Keys, record: HostRecord, lease: string): Promise<void> {
+  const key = keys.host(record.id);
+  const put = { put: key, value: record, lease };
+  const first = await client.txn('register this host', [{ key, target: 'version', op: '=', value: 0 }], [put], [{ get: key }]);
+  if (first.succeeded) return;
+  const again = await client.txn('update this host', [{ key, target: 'lease', op: '=', value: lease }], [put], [{ get: key }]);
+  if (again.succeeded) return;
+  const other = again.reads[0]?.[0];
+  if (!other) return putHostRecord(client, keys, record, lease);
+  const o = parseJson<HostRecord>(other);
+  throw new ConflictError(`host id ${record.id} is registered by another live daemon (pid ${o.pid} on ${o.hostname}, VTEP ${o.vtep}): do two daemons share a state dir?`);
+}
+
+/** Every registered host, with its lease's remaining TTL. */
+export async function listHosts(client: StoreClient, keys: Keys, selfId: string): Promise<HostInfo[]> {
+  const { kvs } = await client.range(keys.hosts());
+  return Promise.all(kvs.map(async (kv) => {
+    const record = parseJson<HostRecord>(kv);
+    const { ttl, grantedTtl } = await client.leaseTtl(kv.lease);
+    // Keep-alives come every TTL/3: a lease below a third of its TTL has missed two.
+    const state: HostInfo['state'] = ttl * 3 < grantedTtl ? 'expiring' : 'alive';
+    return { ...record, leaseId: kv.lease, state, ttl, grantedTtl, self: record.id === selfId };
+  }));
+}

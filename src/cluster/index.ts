@@ -1,0 +1,223 @@
+// Cluster mode: the Cluster object (see types.ts for the interface drivers use) over one etcd
+// client. Registration runs in the background: when etcd is unreachable the daemon still starts,
+// local networks keep working, global calls fail fast, and registration retries until it works.
+// Loaded only with --cluster-store (the daemon imports this module lazily).
+import type { Logger } from 'pino';
+import { ClusterUnavailableError } from '../errors.js';
+import { checkDefaultPool, DOCKER_GLOBAL_POOLS } from '../ipam/defaults.js';
+import { StoreClient } from './client.js';
+import { hostRecord, listHosts, loadIdentity, putHostRecord, saveIdentity, type Identity } from './hosts.js';
+import { EtcdIpam } from './ipam.js';
+import { Keys } from './keys.js';
+import { LeaseKeeper } from './lease.js';
+import { Networks } from './networks.js';
+import type { ClusterConfig } from './options.js';
+import { Owned } from './owned.js';
+import { Peers } from './peers.js';
+import type {
+  Cluster, ClusterState, ClusterStatus, GlobalNetwork, GlobalNetworkSpec, HostInfo, LocalSubnet, Peer, PeerHandler, PeerSpec, PeerWatch, WatchOptions,
+} from './types.js';
+
+export type { Cluster } from './types.js';
+
+export interface StartClusterOptions {
+  config: ClusterConfig;
+  stateDir: string;
+  logger: Logger;
+  /** This host's local networks; published in its host record so global pools avoid them. */
+  localSubnets: () => LocalSubnet[];
+  failFastMs?: number;
+}
+
+class EtcdCluster implements Cluster {
+  readonly hostId: string;
+  readonly vtep: string;
+  readonly ipam: EtcdIpam;
+  readonly client: StoreClient;
+  private readonly keys: Keys;
+  private readonly keeper: LeaseKeeper;
+  private readonly owned = new Owned();
+  private readonly networks: Networks;
+  private readonly peers: Peers;
+  private readonly watches = new Set<PeerWatch>();
+  private readonly started = new Date().toISOString();
+  private readonly identity: Identity;
+  private state: ClusterState = 'connecting';
+  private error: string | undefined;
+  private conflicts: string[] = [];
+  private published: string | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private failures = 0;
+  /** The lease whose registration finished (host record written, owned keys put back). */
+  private registered: string | undefined;
+  /** A new lease replaced one that etcd no longer has: this host's keys must be put back on it. */
+  private republishDue = false;
+
+  constructor(private readonly o: StartClusterOptions) {
+    const log = o.logger;
+    this.identity = loadIdentity(o.stateDir);
+    this.hostId = this.identity.hostId;
+    this.vtep = o.config.vtep;
+    this.keys = new Keys(o.config.prefix);
+    this.client = new StoreClient(o.config, { failFastMs: o.failFastMs ?? 1500, onOutcome: (err) => this.onOutcome(err) });
+    this.keeper = new LeaseKeeper(this.client, o.config.leaseTtl, o.failFastMs ?? 1500);
+    const base = { client: this.client, keys: this.keys, hostId: this.hostId, owned: this.owned, lease: () => this.lease() };
+    const defaults = (o.config.globalPools ?? DOCKER_GLOBAL_POOLS).map(checkDefaultPool);
+    this.ipam = new EtcdIpam({ ...base, defaults });
+    this.networks = new Networks({ ...base, ipam: this.ipam });
+    this.peers = new Peers({ ...base, vtep: this.vtep, logger: log.child({ part: 'cluster-watch' }) });
+  }
+
+  status(): ClusterStatus {
+    const id = this.keeper.id;
+    return {
+      state: this.state, hostId: this.hostId, vtep: this.vtep, conflicts: [...this.conflicts],
+      ...(id ? { lease: { id, ttl: this.keeper.ttl, ...(this.keeper.lastKeepAlive ? { lastKeepAlive: new Date(this.keeper.lastKeepAlive).toISOString() } : {}) } } : {}),
+      ...(this.error ? { error: this.error } : {}),
+    };
+  }
+
+  /** Registers (or keeps the lease alive), then schedules itself: every TTL/3, or sooner with backoff while unregistered. */
+  async tick(): Promise<void> {
+    if (this.state === 'closed') return;
+    try {
+      if (this.keeper.id === undefined || this.registered !== this.keeper.id) await this.register();
+      else if ((await this.keeper.keepAlive()).ok) await this.refreshLocalSubnets();
+      else {
+        this.o.logger.warn({ hostId: this.hostId }, 'cluster: etcd no longer has this host\'s lease; registering again and re-publishing its keys');
+        await this.register();
+      }
+      this.failures = 0;
+    } catch (err) {
+      this.failures++;
+      this.setState('unavailable', (err as Error).message);
+    }
+    if (this.isClosed()) return;
+    const interval = (this.keeper.ttl * 1000) / 3;
+    const delay = this.registered === undefined || this.registered !== this.keeper.id ? Math.min(interval, 2000, 250 * 2 ** Math.min(this.failures, 4)) : interval;
+    this.timer = setTimeout(() => void this.tick(), delay);
+  }
+
+  /** A method, not a field test: close() may run while tick() awaits. */
+  private isClosed(): boolean {
+    return this.state === 'closed';
+  }
+
+  /** Takes a lease (adopted or new), writes the host record, puts back owned keys; resumable after a failure at any step. */
+  private async register(): Promise<void> {
+    let id = this.keeper.id;
+    if (id === undefined) {
+      const got = await this.keeper.acquire(this.identity.leaseId);
+      id = got.id;
+      if (!got.adopted) this.republishDue = true;
+      if (id !== this.identity.leaseId) {
+        this.identity.leaseId = id;
+        saveIdentity(this.o.stateDir, this.identity);
+      }
+    }
+    const subnets = this.o.localSubnets();
+    await putHostRecord(this.client, this.keys, hostRecord(this.hostId, this.vtep, subnets, this.started), id);
+    this.published = JSON.stringify(subnets);
+    if (this.republishDue) {
+      const conflicts = await this.owned.republish(this.client, id);
+      for (const c of conflicts) this.o.logger.error({ conflict: c }, 'cluster: a key this host owned was taken while its lease was gone');
+      this.conflicts.push(...conflicts);
+      this.republishDue = false;
+    }
+    this.registered = id;
+    this.o.logger.info({ hostId: this.hostId, vtep: this.vtep, lease: id }, 'cluster: host registered');
+    this.setState('connected');
+  }
+
+  private setState(state: ClusterState, error?: string): void {
+    if (this.state === 'closed') return;
+    if (state === 'unavailable' && this.state !== 'unavailable') this.o.logger.warn({ error }, 'cluster store unavailable: local networks keep working, global requests fail until it is back');
+    if (state === 'connected' && this.state === 'unavailable') this.o.logger.info('cluster store available again');
+    this.state = state;
+    this.error = error;
+  }
+
+  private onOutcome(err: Error | undefined): void {
+    if (err) this.setState('unavailable', err.message);
+    else if (this.state === 'unavailable' && this.registered !== undefined && this.registered === this.keeper.id) this.setState('connected');
+  }
+
+  lease(): string {
+    const id = this.keeper.id;
+    if (id === undefined || id !== this.registered) throw new ClusterUnavailableError(`this host is not registered yet${this.error ? ` (${this.error})` : ''}`);
+    return id;
+  }
+
+  async refreshLocalSubnets(): Promise<void> {
+    const id = this.keeper.id;
+    const subnets = this.o.localSubnets();
+    if (id === undefined || JSON.stringify(subnets) === this.published) return;
+    await putHostRecord(this.client, this.keys, hostRecord(this.hostId, this.vtep, subnets, this.started), id);
+    this.published = JSON.stringify(subnets);
+  }
+
+  hosts(): Promise<HostInfo[]> {
+    return listHosts(this.client, this.keys, this.hostId);
+  }
+
+  async ensureNetwork(spec: GlobalNetworkSpec): Promise<GlobalNetwork> {
+    await this.refreshLocalSubnets();
+    return this.networks.ensure(spec);
+  }
+
+  getNetwork(name: string): Promise<GlobalNetwork | undefined> {
+    return this.networks.get(name);
+  }
+
+  listNetworks(): Promise<GlobalNetwork[]> {
+    return this.networks.list();
+  }
+
+  leaveNetwork(name: string): Promise<{ deleted: boolean }> {
+    return this.networks.leave(name);
+  }
+
+  publishPeer(network: string, peer: PeerSpec): Promise<Peer> {
+    return this.peers.publish(network, peer);
+  }
+
+  removePeer(network: string, endpointId: string): Promise<void> {
+    return this.peers.remove(network, endpointId);
+  }
+
+  peersOf(network: string): Promise<Peer[]> {
+    return this.peers.list(network);
+  }
+
+  watchPeers(network: string, handler: PeerHandler, options: WatchOptions = {}): PeerWatch {
+    const inner = this.peers.watch(network, handler, options.afterList);
+    const watch: PeerWatch = {
+      stats: () => inner.stats(),
+      close: async () => {
+        this.watches.delete(watch);
+        await inner.close();
+      },
+    };
+    this.watches.add(watch);
+    return watch;
+  }
+
+  localNetworks(): string[] {
+    return this.owned.peerNetworks();
+  }
+
+  async close(): Promise<void> {
+    this.state = 'closed';
+    clearTimeout(this.timer);
+    await Promise.all([...this.watches].map((w) => w.close()));
+    this.keeper.forget();
+    this.client.close();
+  }
+}
+
+/** Starts cluster mode: tries to register once (within the fail-fast budget), then keeps trying in the background. */
+export async function startCluster(o: StartClusterOptions): Promise<Cluster> {
+  const cluster = new EtcdCluster(o);
+  await cluster.tick();
+  return cluster;
+}

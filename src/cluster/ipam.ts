@@ -1,0 +1,216 @@
+// Global IPAM in etcd: pools of global networks and the addresses in them, each claimed by a
+// create-if-absent transaction, so two hosts never get the same one however they race. A new
+// pool's transaction also checks that no pool appeared since the read (a range compare on every
+// pool key), so concurrent pools cannot overlap. Limits: the next free address is found by
+// listing the pool's keys, O(addresses in the pool) per request.
+import { ConflictError, InvalidArgumentError, NotFoundError } from '../errors.js';
+import { formatAddress, parseAddressOrCidr, parsePrefix, type Prefix } from '../ipam/cidr.js';
+import type { ParsedDefaultPool } from '../ipam/defaults.js';
+import { contentionPause, parseJson, type Compare, type KeyValue, type Op, type StoreClient } from './client.js';
+import type { HostRecord } from './hosts.js';
+import { decodeCidr, type Keys } from './keys.js';
+import type { AddressValue, Owned } from './owned.js';
+import { chooseSubnet, hostSpan, occupied, subnetLayout } from './pools.js';
+import type { AddressRequest, GlobalAddress, GlobalIpam, GlobalPool, PoolRequest } from './types.js';
+
+export interface PoolRecord extends GlobalPool {
+  gateway?: string;
+  host: string;
+  created: string;
+}
+
+export interface IpamDeps {
+  client: StoreClient;
+  keys: Keys;
+  hostId: string;
+  /** This host's current lease; throws ClusterUnavailableError while it has none. */
+  lease(): string;
+  owned: Owned;
+  defaults: ParsedDefaultPool[];
+}
+
+/** What a new pool must not overlap, read at one revision. */
+export interface PoolView {
+  revision: number;
+  pools: PoolRecord[];
+  hosts: HostRecord[];
+}
+
+export interface PoolPlan {
+  record: PoolRecord;
+  ops: Op[];
+}
+
+const ATTEMPTS = 24;
+
+export class EtcdIpam implements GlobalIpam {
+  private readonly pending = new Map<string, Set<bigint>>();
+
+  constructor(private readonly d: IpamDeps) {}
+
+  /** Pools and host records at one revision (one round trip). */
+  async readView(extra: Op[] = []): Promise<PoolView & { extra: KeyValue[][] }> {
+    const res = await this.d.client.txn('read pools', [], [{ get: this.d.keys.pools(), prefix: true }, { get: this.d.keys.hosts(), prefix: true }, ...extra]);
+    const [pools = [], hosts = [], ...rest] = res.reads;
+    return { revision: res.revision, pools: pools.map((kv) => parseJson<PoolRecord>(kv)), hosts: hosts.map((kv) => parseJson<HostRecord>(kv)), extra: rest };
+  }
+
+  /** The compare that fails a transaction if any pool was created or changed after the view. */
+  poolGuard(view: PoolView): Compare {
+    return { key: this.d.keys.pools(), prefix: true, target: 'mod', op: '<', value: view.revision + 1 };
+  }
+
+  /** A new pool and its gateway as transaction ops; `also` holds pools planned for the same transaction. */
+  planPool(view: PoolView, req: PoolRequest & { gateway?: string }, also: PoolRecord[] = []): PoolPlan {
+    const taken = occupied([...view.pools, ...also], view.hosts);
+    const prefix = chooseSubnet({ ...(req.subnet !== undefined ? { subnet: req.subnet } : {}), v6: req.v6 ?? false }, taken, this.d.defaults);
+    const { range, gateway } = subnetLayout(prefix, req.ipRange, req.gateway);
+    const record: PoolRecord = {
+      poolId: prefix.text, subnet: prefix.text, ...(req.ipRange !== undefined ? { ipRange: range.text } : {}), family: prefix.family,
+      owner: req.owner, gateway: `${gateway}/${prefix.bits}`, host: this.d.hostId, created: new Date().toISOString(),
+    };
+    const gatewayValue: AddressValue = { owner: req.owner, kind: 'gateway', host: this.d.hostId };
+    return {
+      record,
+      ops: [{ put: this.d.keys.pool(record.poolId), value: record }, { put: this.d.keys.address(record.poolId, gateway), value: gatewayValue }],
+    };
+  }
+
+  async requestPool(req: PoolRequest): Promise<GlobalPool> {
+    checkOwner(req.owner);
+    for (let i = 0; i < ATTEMPTS; i++) {
+      const view = await this.readView();
+      const wanted = req.subnet === undefined ? undefined : parsePrefix('subnet', req.subnet).text;
+      const mine = view.pools.find((p) => p.owner === req.owner && (wanted === undefined ? p.family === (req.v6 ? 6 : 4) : p.subnet === wanted));
+      if (mine) return publicPool(mine);
+      const plan = this.planPool(view, req);
+      const res = await this.d.client.txn('allocate a pool', [this.poolGuard(view)], plan.ops);
+      if (res.succeeded) return publicPool(plan.record);
+      await contentionPause(i);
+    }
+    throw new ConflictError(`pool for ${req.owner}: gave up after ${ATTEMPTS} attempts (other hosts kept creating pools)`, { field: 'subnet' });
+  }
+
+  async releasePool(poolId: string, owner: string): Promise<void> {
+    const id = canonicalPool(poolId);
+    const { kv } = await this.d.client.get(this.d.keys.pool(id));
+    if (!kv) return;
+    const pool = parseJson<PoolRecord>(kv);
+    if (pool.owner !== owner) throw new ConflictError(`pool ${id} belongs to global network ${pool.owner}, not ${owner}`, { field: 'pool' });
+    await this.d.client.txn('release a pool', [{ key: kv.key, target: 'mod', op: '=', value: kv.modRevision }], [{ del: kv.key }, { del: this.d.keys.addresses(id), prefix: true }]);
+  }
+
+  async requestAddress(poolId: string, req: AddressRequest): Promise<string> {
+    checkOwner(req.owner);
+    const id = canonicalPool(poolId);
+    if (req.address !== undefined && req.address !== '') return this.claim(id, req, req.address);
+    const res = await this.d.client.txn('read a pool', [], [{ get: this.d.keys.pool(id) }, { get: this.d.keys.addresses(id), prefix: true, keysOnly: true }]);
+    const [poolKv] = res.reads[0] ?? [];
+    if (!poolKv) throw new NotFoundError('pool', id);
+    const pool = parseJson<PoolRecord>(poolKv);
+    const subnet = parsePrefix('pool', pool.subnet);
+    const { first, last } = hostSpan(subnet, pool.ipRange ? parsePrefix('ip-range', pool.ipRange) : subnet);
+    const taken = new Set((res.reads[1] ?? []).map((kv) => kv.key.slice(this.d.keys.addresses(id).length)));
+    const pending = this.pending.get(id) ?? new Set<bigint>();
+    this.pending.set(id, pending);
+    for (let a = first; a <= last; a++) {
+      const text = formatAddress(subnet.family, a);
+      if (taken.has(text) || pending.has(a)) continue;
+      pending.add(a);
+      try {
+        const got = await this.tryClaim(id, subnet, text, req);
+        if (got !== undefined) return got;
+      } finally {
+        pending.delete(a);
+      }
+    }
+    throw new ConflictError(`no free address left in pool ${id}${pool.ipRange ? ` (ip-range ${pool.ipRange})` : ''}`, { field: 'ip' });
+  }
+
+  /** Create-if-absent of one address; undefined when another request holds it already. */
+  private async tryClaim(poolId: string, subnet: Prefix, ip: string, req: AddressRequest): Promise<string | undefined> {
+    const key = this.d.keys.address(poolId, ip);
+    const value: AddressValue = { owner: req.owner, kind: req.kind, host: this.d.hostId };
+    const lease = req.kind === 'endpoint' ? this.d.lease() : undefined;
+    const res = await this.d.client.txn(
+      'allocate an address',
+      [{ key: this.d.keys.pool(poolId), target: 'version', op: '>', value: 0 }, { key, target: 'version', op: '=', value: 0 }],
+      [{ put: key, value, ...(lease ? { lease } : {}) }],
+      [{ get: this.d.keys.pool(poolId) }, { get: key }],
+    );
+    if (res.succeeded) {
+      if (lease) this.d.owned.set(key, { kind: 'address', value });
+      return `${ip}/${subnet.bits}`;
+    }
+    if (!res.reads[0]?.[0]) throw new NotFoundError('pool', poolId);
+    const held = res.reads[1]?.[0];
+    if (!held) return this.tryClaim(poolId, subnet, ip, req);
+    const other = parseJson<AddressValue>(held);
+    // Gateway and aux addresses belong to the network (any host may replay them); endpoint ones to a host.
+    if (other.owner !== req.owner || other.kind !== req.kind || (req.kind === 'endpoint' && other.host !== this.d.hostId)) return undefined;
+    if (lease && held.lease !== lease) {
+      // A replay after this host's lease changed: move the address onto the current lease.
+      await this.d.client.txn('move an address', [{ key, target: 'mod', op: '=', value: held.modRevision }], [{ put: key, value, lease }]);
+      this.d.owned.set(key, { kind: 'address', value });
+    }
+    return `${ip}/${subnet.bits}`;
+  }
+
+  /** A given address: claimed, or already this owner's (a replay), or refused naming its holder. */
+  private async claim(poolId: string, req: AddressRequest, address: string): Promise<string> {
+    const { kv } = await this.d.client.get(this.d.keys.pool(poolId));
+    if (!kv) throw new NotFoundError('pool', poolId);
+    const subnet = parsePrefix('pool', parseJson<PoolRecord>(kv).subnet);
+    const ip = addressIn(subnet, address);
+    const got = await this.tryClaim(poolId, subnet, ip, req);
+    if (got !== undefined) return got;
+    const { kv: held } = await this.d.client.get(this.d.keys.address(poolId, ip));
+    const other = held ? parseJson<AddressValue>(held) : undefined;
+    throw new ConflictError(`address ${ip} is in use${other ? ` by ${other.kind} ${other.owner} on host ${other.host}` : ''}`, { field: 'ip' });
+  }
+
+  async releaseAddress(poolId: string, address: string, owner: string): Promise<void> {
+    const id = canonicalPool(poolId);
+    const ip = addressIn(parsePrefix('pool', id), address);
+    const key = this.d.keys.address(id, ip);
+    const { kv } = await this.d.client.get(key);
+    if (!kv) return;
+    const held = parseJson<AddressValue>(kv);
+    if (held.owner !== owner) throw new ConflictError(`address ${ip} is held by ${held.kind} ${held.owner}, not ${owner}`, { field: 'ip' });
+    await this.d.client.txn('release an address', [{ key, target: 'mod', op: '=', value: kv.modRevision }], [{ del: key }]);
+    this.d.owned.delete(key);
+  }
+
+  async listPools(): Promise<GlobalPool[]> {
+    return (await this.readView()).pools.map(publicPool);
+  }
+
+  async listAddresses(poolId: string): Promise<GlobalAddress[]> {
+    const id = canonicalPool(poolId);
+    const bits = id.split('/')[1];
+    const prefix = this.d.keys.addresses(id);
+    const { kvs } = await this.d.client.range(prefix);
+    return kvs.map((kv) => ({ address: `${kv.key.slice(prefix.length)}/${bits}`, ...parseJson<AddressValue>(kv) }));
+  }
+}
+
+function publicPool(p: PoolRecord): GlobalPool {
+  return { poolId: p.poolId, subnet: p.subnet, ...(p.ipRange ? { ipRange: p.ipRange } : {}), family: p.family, owner: p.owner };
+}
+
+function checkOwner(owner: unknown): void {
+  if (typeof owner !== 'string' || owner === '') throw new InvalidArgumentError('owner', 'must be a non-empty string');
+}
+
+/** A pool id (a CIDR, or a key segment) in canonical form. */
+function canonicalPool(poolId: string): string {
+  return parsePrefix('pool', poolId.includes('/') ? poolId : decodeCidr(poolId)).text;
+}
+
+/** "ADDR" or "ADDR/LEN" inside the subnet (LEN, when given, must be the subnet's) → canonical "ADDR". */
+function addressIn(subnet: Prefix, text: string): string {
+  const a = parseAddressOrCidr('ip', text);
+  if (a.bits !== undefined && a.bits !== subnet.bits) throw new InvalidArgumentError('ip', `${text}: the prefix length must be the pool's /${subnet.bits}`);
+  if (a.family !== subnet.family || a.value < subnet.start || a.value > subnet.end) throw new InvalidArgumentError('ip', `${text} is not inside pool ${subnet.text}`);
+  return formatAddress(a.family, a.value);
+}

@@ -1,0 +1,159 @@
+// Global networks by name: the first host to ask creates the record, its VNI and its pools in one
+// transaction (create-if-absent on the name and the VNI, no new pool since the read); every later
+// ask with the same settings gets that record, one with other settings is refused naming them.
+// Each host that has the network holds a member key; the last one to leave deletes it all.
+import { randomBytes } from 'node:crypto';
+import { ConflictError, InvalidArgumentError } from '../errors.js';
+import { contentionPause, parseJson, type Compare, type Op, type StoreClient } from './client.js';
+import type { EtcdIpam, PoolRecord } from './ipam.js';
+import type { Keys } from './keys.js';
+import type { GlobalNetwork, GlobalNetworkSpec, GlobalSubnet, SubnetRequest } from './types.js';
+
+export const FIRST_VNI = 4096;
+export const MAX_VNI = 16_777_215;
+/** Creates race on the pool range: each round at least one of the racers wins. */
+const ATTEMPTS = 24;
+
+export interface NetworkDeps {
+  client: StoreClient;
+  keys: Keys;
+  hostId: string;
+  ipam: EtcdIpam;
+}
+
+/** What differs between a create request and the network the cluster has, in words. */
+export function differences(spec: GlobalNetworkSpec, have: GlobalNetwork): string[] {
+  const out: string[] = [];
+  const show = (v: unknown) => (v === undefined ? 'unset' : JSON.stringify(v));
+  const field = (name: string, here: unknown, there: unknown) => {
+    if (here !== there) out.push(`${name}: ${show(here)} here, ${show(there)} in the cluster`);
+  };
+  field('driver', spec.driver, have.driver);
+  field('internal', spec.internal, have.internal);
+  field('ipv6', spec.enableIPv6, have.enableIPv6);
+  if (spec.vni !== undefined) field('vni', spec.vni, have.vni);
+  for (const key of [...new Set([...Object.keys(spec.options), ...Object.keys(have.options)])].sort()) field(`options.${key}`, spec.options[key], have.options[key]);
+  for (const family of ['ipv4', 'ipv6'] as const) {
+    spec[family].forEach((want, i) => {
+      const got = have[family][i];
+      for (const k of ['subnet', 'ipRange', 'gateway'] as const) {
+        const w = want[k];
+        if (w === undefined) continue;
+        const g = k === 'gateway' ? got?.gateway.split('/')[0] : got?.[k];
+        field(`${family}[${i}].${k}`, w, g);
+      }
+    });
+  }
+  return out;
+}
+
+function checkSpec(spec: GlobalNetworkSpec): void {
+  if (typeof spec.driver !== 'string' || spec.driver === '') throw new InvalidArgumentError('driver', 'is required');
+  if (spec.vni !== undefined && (!Number.isInteger(spec.vni) || spec.vni < 1 || spec.vni > MAX_VNI)) {
+    throw new InvalidArgumentError('vni', `${spec.vni} is not a VXLAN id (1 to ${MAX_VNI})`);
+  }
+  if (!spec.enableIPv6 && spec.ipv6.length > 0) throw new InvalidArgumentError('ipv6', 'IPv6 subnets need IPv6 enabled');
+}
+
+/** The first VNI from 4096 up that no network holds. */
+export function freeVni(used: Set<number>): number {
+  for (let v = FIRST_VNI; v <= MAX_VNI; v++) if (!used.has(v)) return v;
+  throw new ConflictError('no VXLAN id left', { field: 'vni' });
+}
+
+export class Networks {
+  constructor(private readonly d: NetworkDeps) {}
+
+  async ensure(spec: GlobalNetworkSpec): Promise<GlobalNetwork> {
+    checkSpec(spec);
+    const key = this.d.keys.network(spec.name);
+    for (let i = 0; i < ATTEMPTS; i++) {
+      const view = await this.d.ipam.readView([{ get: key }, { get: this.d.keys.vnis(), prefix: true }]);
+      const [[existing] = [], vnis = []] = view.extra;
+      if (existing) return this.adopt(spec, parseJson<GlobalNetwork>(existing));
+      const used = new Map(vnis.map((kv) => [Number(kv.key.slice(this.d.keys.vnis().length)), parseJson<{ network: string }>(kv).network]));
+      if (spec.vni !== undefined && used.has(spec.vni)) throw new ConflictError(`vxlanid ${spec.vni} is in use by global network ${used.get(spec.vni)}`, { field: 'vni' });
+      const vni = spec.vni ?? freeVni(new Set(used.keys()));
+      const planned: PoolRecord[] = [];
+      const ops: Op[] = [];
+      const plan = (req: SubnetRequest, v6: boolean) => {
+        const p = this.d.ipam.planPool(view, { ...req, v6, owner: spec.name }, planned);
+        planned.push(p.record);
+        ops.push(...p.ops);
+      };
+      (spec.ipv4.length > 0 ? spec.ipv4 : [{}]).forEach((r) => plan(r, false));
+      if (spec.enableIPv6) (spec.ipv6.length > 0 ? spec.ipv6 : [{}]).forEach((r) => plan(r, true));
+      const net: GlobalNetwork = {
+        name: spec.name, id: randomBytes(32).toString('hex'), driver: spec.driver, vni, internal: spec.internal, enableIPv6: spec.enableIPv6,
+        options: { ...spec.options }, ipv4: planned.filter((p) => p.family === 4).map(subnetOf), ipv6: planned.filter((p) => p.family === 6).map(subnetOf),
+        createdBy: this.d.hostId, created: new Date().toISOString(),
+      };
+      const compare: Compare[] = [
+        { key, target: 'version', op: '=', value: 0 },
+        { key: this.d.keys.vni(vni), target: 'version', op: '=', value: 0 },
+        this.d.ipam.poolGuard(view),
+      ];
+      const res = await this.d.client.txn(`create global network ${spec.name}`, compare, [
+        { put: key, value: net }, { put: this.d.keys.vni(vni), value: { network: spec.name } }, ...ops, this.memberOp(spec.name),
+      ]);
+      if (res.succeeded) return net;
+      await contentionPause(i);
+    }
+    throw new ConflictError(`global network ${spec.name}: gave up after ${ATTEMPTS} attempts (other hosts kept creating networks)`, { field: 'name' });
+  }
+
+  /** The network exists: the same settings join it, others are refused. */
+  private async adopt(spec: GlobalNetworkSpec, have: GlobalNetwork): Promise<GlobalNetwork> {
+    const diff = differences(spec, have);
+    if (diff.length > 0) throw new ConflictError(`network ${spec.name} exists in the cluster with other settings: ${diff.join('; ')}`, { field: 'name' });
+    await this.d.client.txn('join a global network', [], [this.memberOp(spec.name)]);
+    return have;
+  }
+
+  private memberOp(name: string): Op {
+    return { put: this.d.keys.member(name, this.d.hostId), value: { since: new Date().toISOString() } };
+  }
+
+  async get(name: string): Promise<GlobalNetwork | undefined> {
+    const { kv } = await this.d.client.get(this.d.keys.network(name));
+    return kv && parseJson<GlobalNetwork>(kv);
+  }
+
+  async list(): Promise<GlobalNetwork[]> {
+    return (await this.d.client.range(this.d.keys.networks())).kvs.map((kv) => parseJson<GlobalNetwork>(kv));
+  }
+
+  /**
+   * Removes this host's member key; when no member, no peer and no endpoint address is left,
+   * deletes the network, its VNI, pools and their addresses — unless one appeared meanwhile.
+   */
+  async leave(name: string): Promise<{ deleted: boolean }> {
+    const k = this.d.keys;
+    await this.d.client.txn(`leave global network ${name}`, [], [{ del: k.member(name, this.d.hostId) }]);
+    for (let i = 0; i < ATTEMPTS; i++) {
+      const read = await this.d.client.txn('read a global network', [], [
+        { get: k.network(name) }, { get: k.members(name), prefix: true, keysOnly: true }, { get: k.peers(name), prefix: true, keysOnly: true },
+      ]);
+      const [[netKv] = [], members = [], peers = []] = read.reads;
+      if (!netKv) return { deleted: false };
+      if (members.length > 0 || peers.length > 0) return { deleted: false };
+      const net = parseJson<GlobalNetwork>(netKv);
+      const pools = [...net.ipv4, ...net.ipv6].map((s) => s.poolId);
+      const addrs = await Promise.all(pools.map((p) => this.d.ipam.listAddresses(p)));
+      if (addrs.flat().some((a) => a.kind === 'endpoint')) return { deleted: false };
+      const since = (prefix: string): Compare => ({ key: prefix, prefix: true, target: 'mod', op: '<', value: read.revision + 1 });
+      const res = await this.d.client.txn(`delete global network ${name}`, [
+        { key: netKv.key, target: 'mod', op: '=', value: netKv.modRevision }, since(k.members(name)), since(k.peers(name)), ...pools.map((p) => since(k.addresses(p))),
+      ], [
+        { del: netKv.key }, { del: k.vni(net.vni) }, ...pools.flatMap((p): Op[] => [{ del: k.pool(p) }, { del: k.addresses(p), prefix: true }]),
+      ]);
+      if (res.succeeded) return { deleted: true };
+      await contentionPause(i);
+    }
+    return { deleted: false };
+  }
+}
+
+function subnetOf(p: PoolRecord): GlobalSubnet {
+  return { poolId: p.poolId, subnet: p.subnet, ...(p.ipRange ? { ipRange: p.ipRange } : {}), gateway: p.gateway! };
+}

@@ -1,0 +1,92 @@
+// Peer records: one per endpoint, under peers/NETWORK/HOST/ENDPOINT on the publishing host's
+// lease (so they vanish everywhere when the host's lease expires), and the watch a driver
+// programs its static FDB/neighbour entries from.
+import net from 'node:net';
+import type { Logger } from 'pino';
+import { InvalidArgumentError } from '../errors.js';
+import type { StoreClient } from './client.js';
+import { sameJson } from './diff.js';
+import type { Keys } from './keys.js';
+import type { Owned } from './owned.js';
+import type { Peer, PeerChange, PeerHandler, PeerSpec, PeerWatch } from './types.js';
+import { RangeWatch, type RangeWatchOptions } from './watch.js';
+
+export interface PeerDeps {
+  client: StoreClient;
+  keys: Keys;
+  hostId: string;
+  vtep: string;
+  lease(): string;
+  owned: Owned;
+  logger: Logger;
+}
+
+const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
+
+/** Validates a peer before it is published. */
+export function checkPeer(network: string, spec: PeerSpec, host: string, defaultVtep: string): Peer {
+  const ip = typeof spec.ip === 'string' ? spec.ip.split('/')[0]! : '';
+  if (!net.isIPv4(ip)) throw new InvalidArgumentError('ip', `${JSON.stringify(spec.ip)} is not an IPv4 address`);
+  const ipv6 = spec.ipv6?.split('/')[0];
+  if (ipv6 !== undefined && !net.isIPv6(ipv6)) throw new InvalidArgumentError('ipv6', `${JSON.stringify(spec.ipv6)} is not an IPv6 address`);
+  const mac = typeof spec.mac === 'string' ? spec.mac.toLowerCase() : '';
+  if (!MAC.test(mac)) throw new InvalidArgumentError('mac', `${JSON.stringify(spec.mac)} is not a MAC address (xx:xx:xx:xx:xx:xx)`);
+  const vtep = spec.vtep ?? defaultVtep;
+  if (!net.isIPv4(vtep)) throw new InvalidArgumentError('vtep', `${JSON.stringify(vtep)} is not an IPv4 address`);
+  if (typeof spec.endpointId !== 'string' || spec.endpointId === '') throw new InvalidArgumentError('endpointId', 'is required');
+  return { network, host, endpointId: spec.endpointId, ip, ...(ipv6 !== undefined ? { ipv6 } : {}), mac, vtep };
+}
+
+export class Peers {
+  constructor(private readonly d: PeerDeps) {}
+
+  async publish(network: string, spec: PeerSpec): Promise<Peer> {
+    const peer = checkPeer(network, spec, this.d.hostId, this.d.vtep);
+    const key = this.d.keys.peer(network, this.d.hostId, peer.endpointId);
+    await this.d.client.txn(`publish peer ${peer.endpointId}`, [], [{ put: key, value: peer, lease: this.d.lease() }]);
+    this.d.owned.set(key, { kind: 'peer', value: peer });
+    return peer;
+  }
+
+  async remove(network: string, endpointId: string): Promise<void> {
+    const key = this.d.keys.peer(network, this.d.hostId, endpointId);
+    await this.d.client.txn(`remove peer ${endpointId}`, [], [{ del: key }]);
+    this.d.owned.delete(key);
+  }
+
+  async list(network: string): Promise<Peer[]> {
+    const prefix = this.d.keys.peers(network);
+    return (await this.d.client.range(prefix)).kvs.flatMap((kv) => {
+      const peer = this.decode(network, prefix, kv.key, kv.value);
+      return peer ? [peer] : [];
+    });
+  }
+
+  watch(network: string, handler: PeerHandler, afterList?: RangeWatchOptions<Peer>['afterList']): PeerWatch {
+    const prefix = this.d.keys.peers(network);
+    const id = (p: Peer) => `${p.host}/${p.endpointId}`;
+    return new RangeWatch<Peer>({
+      client: this.d.client, prefix, logger: this.d.logger, equal: sameJson, ...(afterList ? { afterList } : {}),
+      decode: (key, value) => this.decode(network, prefix, key, value),
+      deliver: (batch) => handler({
+        network, resync: batch.resync, revision: batch.revision,
+        changes: batch.changes.map((c): PeerChange => (c.kind === 'updated' ? { kind: c.kind, peer: c.value, previous: c.previous } : { kind: c.kind, peer: c.value })),
+        peers: new Map([...batch.current.values()].map((p) => [id(p), p])),
+      }),
+    });
+  }
+
+  /** A stored peer, or undefined (logged) when its key and value disagree or it does not parse. */
+  private decode(network: string, prefix: string, key: string, value: Buffer): Peer | undefined {
+    const [host, endpointId, ...rest] = this.d.keys.split(prefix, key) ?? [];
+    let peer: Peer | undefined;
+    try {
+      peer = JSON.parse(value.toString()) as Peer;
+    } catch {
+      peer = undefined;
+    }
+    if (peer && rest.length === 0 && peer.host === host && peer.endpointId === endpointId && peer.network === network) return peer;
+    this.d.logger.warn({ key }, 'ignored a peer record that does not parse or does not match its key');
+    return undefined;
+  }
+}

@@ -1,0 +1,217 @@
+// The control plane's interface, as drivers and front ends see it: types only (no etcd code), so
+// the contract layer can name it without loading etcd. Implemented by src/cluster/index.ts.
+//
+// What a driver gets (DriverContext.cluster, present only in cluster mode):
+//   - identity:  hostId (stable across restarts), vtep (the advertise IPv4), status()
+//   - hosts:     hosts() — registered hosts with liveness and lease expiry
+//   - networks:  ensureNetwork(spec) — one network per name across the cluster, with its VNI and
+//                subnets (create-if-absent; different options are refused, naming them);
+//                getNetwork, listNetworks, leaveNetwork (the last host out deletes it)
+//   - ipam:      pools and addresses of global networks, allocated in etcd with transactions
+//   - peers:     publishPeer / removePeer (on this host's lease), peersOf, watchPeers (list, then
+//                watch from the list's revision; re-list and diff on compaction or a lost stream)
+// Every call that needs etcd fails within ~1.5 s with ClusterUnavailableError ('unavailable')
+// when etcd does not answer; nothing queues or retries behind the caller's back.
+
+export type ClusterState = 'connecting' | 'connected' | 'unavailable' | 'closed';
+
+export interface ClusterStatus {
+  state: ClusterState;
+  hostId: string;
+  vtep: string;
+  /** The lease this host's keys sit on; absent until the first registration. */
+  lease?: { id: string; ttl: number; lastKeepAlive?: string };
+  /** Why the store is unavailable, or the last registration problem. */
+  error?: string;
+  /** Keys this host owned that another host took while its lease was gone (see KEYS.md). */
+  conflicts: string[];
+}
+
+/** A local network of a host, published in its host record so global pools avoid it. */
+export interface LocalSubnet {
+  network: string;
+  subnet: string;
+}
+
+export interface HostInfo {
+  id: string;
+  hostname: string;
+  vtep: string;
+  pid: number;
+  started: string;
+  version: string;
+  localSubnets: LocalSubnet[];
+  leaseId: string;
+  /** 'alive' while keep-alives arrive; 'expiring' when two have been missed (the host may be gone). */
+  state: 'alive' | 'expiring';
+  /** Seconds until the lease expires unless kept alive, as etcd reports it. */
+  ttl: number;
+  grantedTtl: number;
+  self: boolean;
+}
+
+export interface SubnetRequest {
+  /** CIDR; absent: the first free default global pool. */
+  subnet?: string;
+  ipRange?: string;
+  /** Absent: the first address of the subnet (or of the ip-range). */
+  gateway?: string;
+}
+
+export interface GlobalNetworkSpec {
+  name: string;
+  /** The driver that owns it, e.g. 'overlay'. */
+  driver: string;
+  /** Given VNI (e.g. from com.docker.network.driver.overlay.vxlanid_list); else the first free from 4096. */
+  vni?: number;
+  internal: boolean;
+  enableIPv6: boolean;
+  /** Driver options, compared as given: a create with different ones is refused. */
+  options: Record<string, string>;
+  ipv4: SubnetRequest[];
+  ipv6: SubnetRequest[];
+}
+
+export interface GlobalSubnet {
+  /** The pool id: the subnet in canonical CIDR form. */
+  poolId: string;
+  subnet: string;
+  ipRange?: string;
+  /** With the prefix length, e.g. 198.19.0.1/24. */
+  gateway: string;
+}
+
+export interface GlobalNetwork {
+  name: string;
+  /** 64 hex digits, the same on every host. */
+  id: string;
+  driver: string;
+  vni: number;
+  internal: boolean;
+  enableIPv6: boolean;
+  options: Record<string, string>;
+  ipv4: GlobalSubnet[];
+  ipv6: GlobalSubnet[];
+  createdBy: string;
+  created: string;
+}
+
+export interface PoolRequest {
+  subnet?: string;
+  ipRange?: string;
+  v6?: boolean;
+  /** The global network the pool belongs to; a second request by the same owner gets the same pool. */
+  owner: string;
+}
+
+export interface AddressRequest {
+  /** A given address (without or with the pool's prefix length); absent: the next free one. */
+  address?: string;
+  /** 'endpoint' addresses sit on this host's lease; 'gateway' and 'aux' belong to the network. */
+  kind: 'endpoint' | 'gateway' | 'aux';
+  owner: string;
+}
+
+export interface GlobalPool {
+  poolId: string;
+  subnet: string;
+  ipRange?: string;
+  family: 4 | 6;
+  owner: string;
+}
+
+export interface GlobalAddress {
+  /** With the pool's prefix length. */
+  address: string;
+  kind: AddressRequest['kind'];
+  owner: string;
+  host: string;
+}
+
+export interface GlobalIpam {
+  requestPool(req: PoolRequest): Promise<GlobalPool>;
+  /** Frees the pool and every address in it; only its owner may. Releasing twice succeeds. */
+  releasePool(poolId: string, owner: string): Promise<void>;
+  /** Returns "addr/len". The same owner asking for the same address again gets it (replay). */
+  requestAddress(poolId: string, req: AddressRequest): Promise<string>;
+  /** Releasing a free address succeeds; one held by another owner is refused. */
+  releaseAddress(poolId: string, address: string, owner: string): Promise<void>;
+  listPools(): Promise<GlobalPool[]>;
+  listAddresses(poolId: string): Promise<GlobalAddress[]>;
+}
+
+export interface PeerSpec {
+  endpointId: string;
+  /** IPv4 with or without prefix length. */
+  ip: string;
+  ipv6?: string;
+  mac: string;
+  /** Defaults to this host's VTEP. */
+  vtep?: string;
+}
+
+export interface Peer extends Required<Omit<PeerSpec, 'ipv6'>> {
+  ipv6?: string;
+  network: string;
+  host: string;
+}
+
+export type PeerChange =
+  | { kind: 'added'; peer: Peer }
+  | { kind: 'updated'; peer: Peer; previous: Peer }
+  | { kind: 'removed'; peer: Peer };
+
+/** One delivery: the changes of one watch response, or of a resync (full re-list, diffed). */
+export interface PeerBatch {
+  network: string;
+  resync: boolean;
+  revision: number;
+  changes: PeerChange[];
+  /** Every peer of the network after the changes, by `host/endpointId`, this host's included. */
+  peers: ReadonlyMap<string, Peer>;
+}
+
+/** Called one batch at a time, in order; the next waits for the returned promise. */
+export type PeerHandler = (batch: PeerBatch) => void | Promise<void>;
+
+export interface WatchStats {
+  /** Range requests made (each initial list and each resync counts, failed ones too). */
+  lists: number;
+  resyncs: number;
+  events: number;
+  revision: number;
+  state: 'listing' | 'watching' | 'backoff' | 'closed';
+}
+
+export interface WatchOptions {
+  /** Fault injection for tests: runs after each list, before the watch that resumes from it. */
+  afterList?: (revision: number) => Promise<void>;
+}
+
+export interface PeerWatch {
+  stats(): WatchStats;
+  close(): Promise<void>;
+}
+
+export interface Cluster {
+  readonly hostId: string;
+  readonly vtep: string;
+  readonly ipam: GlobalIpam;
+  status(): ClusterStatus;
+  hosts(): Promise<HostInfo[]>;
+  ensureNetwork(spec: GlobalNetworkSpec): Promise<GlobalNetwork>;
+  getNetwork(name: string): Promise<GlobalNetwork | undefined>;
+  listNetworks(): Promise<GlobalNetwork[]>;
+  /** Drops this host from the network; deletes it (VNI, pools, addresses) when no host and no peer is left. */
+  leaveNetwork(name: string): Promise<{ deleted: boolean }>;
+  publishPeer(network: string, peer: PeerSpec): Promise<Peer>;
+  removePeer(network: string, endpointId: string): Promise<void>;
+  peersOf(network: string): Promise<Peer[]>;
+  watchPeers(network: string, handler: PeerHandler, options?: WatchOptions): PeerWatch;
+  /** Networks this host has published peers on (its endpoints), from memory. */
+  localNetworks(): string[];
+  /** Re-reads this host's local subnets and republishes its host record if they changed. */
+  refreshLocalSubnets(): Promise<void>;
+  /** Stops keep-alives without revoking: a restart within the TTL adopts the same lease. */
+  close(): Promise<void>;
+}

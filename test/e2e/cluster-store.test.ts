@@ -1,0 +1,264 @@
+// The control plane against a real etcd (Debian etcd-server in an underlay namespace): global
+// IPAM and VNIs under concurrency from several hosts, peers and their watch, lease loss and
+// expiry, and the faults (etcd stopped, frozen, restarted, compacted). Hosts are Cluster objects
+// in this process, each with its own state dir, host id, lease and etcd connection; what they
+// claim is checked by reading etcd directly.
+import os from 'node:os';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { describeRoot } from '../helpers/root.js';
+import { SimCluster, waitFor } from '../helpers/cluster.js';
+import type { PeerBatch } from '../../src/cluster/types.js';
+import type { StoreClient } from '../../src/cluster/client.js';
+
+const spec = (name: string, extra: Record<string, unknown> = {}) => ({ name, driver: 'overlay', internal: false, enableIPv6: false, options: {}, ipv4: [], ipv6: [], ...extra });
+const mac = (n: number) => `02:42:c6:13:00:${n.toString(16).padStart(2, '0')}`;
+
+/** Collects a watcher's batches and keeps its view of the peers (host/endpoint → ip). */
+function collector() {
+  const batches: PeerBatch[] = [];
+  const view = new Map<string, string>();
+  return {
+    batches, view,
+    handler: (b: PeerBatch) => {
+      batches.push(b);
+      for (const c of b.changes) {
+        if (c.kind === 'removed') view.delete(`${c.peer.host}/${c.peer.endpointId}`);
+        else view.set(`${c.peer.host}/${c.peer.endpointId}`, c.peer.ip);
+      }
+    },
+  };
+}
+
+async function expectUnavailableFast(p: Promise<unknown>): Promise<void> {
+  const t0 = Date.now();
+  const err = await p.then(() => undefined, (e: unknown) => e as { errorClass?: string; message?: string });
+  expect(Date.now() - t0).toBeLessThan(2000);
+  expect(err).toMatchObject({ errorClass: 'unavailable', code: 'ERR_CLUSTER_UNAVAILABLE' });
+  expect(err?.message).toMatch(/^cluster store unavailable: /);
+}
+
+describeRoot('cluster control plane on a real etcd', () => {
+  let sim: SimCluster;
+  let direct: StoreClient;
+
+  beforeAll(async () => {
+    sim = await SimCluster.create({ hosts: 0, leaseTtl: 3 });
+    direct = sim.etcd.client();
+  });
+  afterAll(async () => {
+    direct?.close();
+    await sim?.destroy();
+  });
+
+  it('global IPAM: 3 hosts × 50 concurrent requests get 150 distinct addresses, each stored once on its host\'s lease', async () => {
+    const hosts = await Promise.all([1, 2, 3].map((n) => sim.inProcessHost(n, { prefix: '/t-ipam' })));
+    const nets = await Promise.all(hosts.map((h) => h.ensureNetwork(spec('ov-ipam'))));
+    expect(new Set(nets.map((n) => n.id)).size).toBe(1);
+    const pool = nets[0]!.ipv4[0]!;
+    expect(pool.subnet).toBe('198.19.0.0/24');
+    expect(pool.gateway).toBe('198.19.0.1/24');
+    const got = await Promise.all(hosts.flatMap((h, i) => Array.from({ length: 50 }, (_, j) => h.ipam.requestAddress(pool.poolId, { kind: 'endpoint', owner: `h${i}-ep${j}` }))));
+    expect(new Set(got).size).toBe(150);
+    for (const a of got) expect(a).toMatch(/^198\.19\.0\.([2-9]|[1-9][0-9]|1[0-9][0-9])\/24$/);
+    // Read etcd itself: one key per address, the endpoint ones on the lease of the host that asked.
+    const { kvs } = await direct.range('/t-ipam/v1/ipam/addresses/198.19.0.0_24/');
+    expect(kvs).toHaveLength(151);
+    const leaseOf = new Map(hosts.map((h, i) => [`h${i}`, h.status().lease!.id]));
+    for (const kv of kvs) {
+      const v = JSON.parse(kv.value.toString()) as { owner: string; kind: string };
+      if (v.kind === 'gateway') expect(kv.lease).toBe('0');
+      else expect(kv.lease).toBe(leaseOf.get(v.owner.split('-')[0]!));
+    }
+    // A replay by the same owner gets its address again; another owner asking for it is refused.
+    const first = got[0]!;
+    expect(await hosts[0]!.ipam.requestAddress(pool.poolId, { address: first, kind: 'endpoint', owner: 'h0-ep0' })).toBe(first);
+    await expect(hosts[1]!.ipam.requestAddress(pool.poolId, { address: first, kind: 'endpoint', owner: 'other' })).rejects.toThrow(/address 198\.19\.0\.\d+ is in use by endpoint h0-ep0 on host/);
+    await Promise.all(got.slice(0, 50).map((a, j) => hosts[0]!.ipam.releaseAddress(pool.poolId, a, `h0-ep${j}`)));
+    expect((await direct.range('/t-ipam/v1/ipam/addresses/198.19.0.0_24/')).kvs).toHaveLength(101);
+  });
+
+  it('VNIs: 12 networks created at once from 3 hosts get 12 distinct VNIs from 4096; a taken VNI and other settings are refused by name', async () => {
+    const hosts = await Promise.all([1, 2, 3].map((n) => sim.inProcessHost(n, { prefix: '/t-vni' })));
+    const nets = await Promise.all(Array.from({ length: 12 }, (_, i) => hosts[i % 3]!.ensureNetwork(spec(`vn${i}`))));
+    const vnis = nets.map((n) => n.vni).sort((a, b) => a - b);
+    expect(vnis).toEqual(Array.from({ length: 12 }, (_, i) => 4096 + i));
+    expect(new Set(nets.map((n) => n.ipv4[0]!.subnet)).size).toBe(12);
+    const stored = await direct.range('/t-vni/v1/vni/');
+    expect(stored.kvs.map((kv) => Number(kv.key.split('/').pop()))).toHaveLength(12);
+    await expect(hosts[0]!.ensureNetwork(spec('given', { vni: 4100 }))).rejects.toThrow(/vxlanid 4100 is in use by global network vn\d+/);
+    expect((await hosts[0]!.ensureNetwork(spec('given', { vni: 70000 }))).vni).toBe(70000);
+    const same = await hosts[2]!.ensureNetwork(spec('vn0'));
+    expect(same).toEqual(nets[0]);
+    await expect(hosts[1]!.ensureNetwork(spec('vn0', { internal: true, options: { 'cnmkit.overlay.port': '4790' } })))
+      .rejects.toThrow(/network vn0 exists in the cluster with other settings: internal: true here, false in the cluster; options\.cnmkit\.overlay\.port: "4790" here, unset in the cluster/);
+  });
+
+  it('a global pool never overlaps a local network of a registered host: skipped by default (and said why), refused when given', async () => {
+    const pools = [{ base: '198.19.64.0/22', size: 24 }];
+    const local = [{ network: 'lan', subnet: '198.19.64.0/23' }];
+    const h1 = await sim.inProcessHost(1, { prefix: '/t-overlap', globalPools: pools, localSubnets: local });
+    const h2 = await sim.inProcessHost(2, { prefix: '/t-overlap', globalPools: pools });
+    expect((await h2.ensureNetwork(spec('o1'))).ipv4[0]!.subnet).toBe('198.19.66.0/24');
+    expect((await h2.ensureNetwork(spec('o2'))).ipv4[0]!.subnet).toBe('198.19.67.0/24');
+    const full = await h2.ensureNetwork(spec('o3')).then(() => undefined, (e: Error) => e.message);
+    expect(full).toBe([
+      'could not find an available, non-overlapping global IPv4 subnet among the 4 default candidate(s):',
+      `  198.19.64.0/24 … 198.19.65.0/24 (2 subnets): overlaps the local network lan (198.19.64.0/23) on host ${os.hostname()} (${h1.hostId})`,
+      '  198.19.66.0/24: in use by global network o1',
+      '  198.19.67.0/24: in use by global network o2',
+    ].join('\n'));
+    await expect(h2.ensureNetwork(spec('o4', { ipv4: [{ subnet: '198.19.65.128/25' }] })))
+      .rejects.toThrow(`subnet 198.19.65.128/25 cannot be a global pool: it overlaps the local network lan (198.19.64.0/23) on host`);
+    await expect(h2.ensureNetwork(spec('o4', { ipv4: [{ subnet: '198.19.66.0/25' }] }))).rejects.toThrow('subnet 198.19.66.0/25 cannot be a global pool: it is in use by global network o1');
+    // A local network that appears later is published (refreshLocalSubnets) and avoided too.
+    local.push({ network: 'lab', subnet: '198.19.70.0/24' });
+    await h1.refreshLocalSubnets();
+    await expect(h2.ensureNetwork(spec('o5', { ipv4: [{ subnet: '198.19.70.0/24' }] }))).rejects.toThrow(/overlaps the local network lab/);
+  });
+
+  it('peers reach every watcher; a host that stops keeping its lease alive has its peers removed everywhere after the TTL', async () => {
+    const [a, b, c] = await Promise.all([1, 2, 3].map((n) => sim.inProcessHost(n, { prefix: '/t-peers' })));
+    const wa = collector();
+    const wb = collector();
+    const watchA = a!.watchPeers('net', wa.handler);
+    const watchB = b!.watchPeers('net', wb.handler);
+    await b!.publishPeer('net', { endpointId: 'eb', ip: '198.19.0.2/24', mac: mac(2) });
+    await c!.publishPeer('net', { endpointId: 'ec', ip: '198.19.0.3', mac: mac(3) });
+    await waitFor('both peers seen', async () => (wa.view.size === 2 && wb.view.size === 2 ? true : undefined), 2000);
+    expect(wa.view.get(`${c!.hostId}/ec`)).toBe('198.19.0.3');
+    expect(b!.localNetworks()).toEqual(['net']);
+    const stored = await direct.range(`/t-peers/v1/peers/net/${c!.hostId}/`);
+    expect(JSON.parse(stored.kvs[0]!.value.toString())).toMatchObject({ vtep: c!.vtep, mac: mac(3), ip: '198.19.0.3' });
+    expect(stored.kvs[0]!.lease).toBe(c!.status().lease!.id);
+    // c goes away without a word (no revoke): its peer stays until its 3 s lease runs out.
+    const t0 = Date.now();
+    await c!.close();
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(wa.view.has(`${c!.hostId}/ec`)).toBe(true);
+    await waitFor('c\'s peer removed on a and b', async () => (!wa.view.has(`${c!.hostId}/ec`) && !wb.view.has(`${c!.hostId}/ec`) ? true : undefined), 6000);
+    expect(Date.now() - t0).toBeLessThan(3000 + 2500);
+    expect(wa.batches.at(-1)!.changes).toEqual([expect.objectContaining({ kind: 'removed', peer: expect.objectContaining({ endpointId: 'ec' }) })]);
+    expect((await direct.range(`/t-peers/v1/hosts/${c!.hostId}`, { prefix: false })).kvs).toHaveLength(0);
+    await b!.removePeer('net', 'eb');
+    await waitFor('b\'s peer removed', async () => (wa.view.size === 0 ? true : undefined), 2000);
+    expect(watchA.stats()).toMatchObject({ lists: 1, resyncs: 0, state: 'watching' });
+    await watchA.close();
+    await watchB.close();
+  });
+
+  it('a lost lease (revoked in etcd): the host registers again and puts back its peers and addresses, except one taken meanwhile', async () => {
+    const [a, b] = await Promise.all([1, 2].map((n) => sim.inProcessHost(n, { prefix: '/t-lost' })));
+    const net = await a!.ensureNetwork(spec('lost'));
+    const pool = net.ipv4[0]!;
+    const [keep, taken] = [await a!.ipam.requestAddress(pool.poolId, { kind: 'endpoint', owner: 'ea' }), await a!.ipam.requestAddress(pool.poolId, { kind: 'endpoint', owner: 'eb' })];
+    await a!.publishPeer('lost', { endpointId: 'ea', ip: keep!, mac: mac(10) });
+    await a!.publishPeer('lost', { endpointId: 'eb', ip: taken!, mac: mac(11) });
+    const wb = collector();
+    const watch = b!.watchPeers('lost', wb.handler);
+    await waitFor('peers seen', async () => (wb.view.size === 2 ? true : undefined), 2000);
+    const oldLease = a!.status().lease!.id;
+    // While the lease is gone another owner gets one of the addresses (written here as one step).
+    const addrKey = (ip: string) => `/t-lost/v1/ipam/addresses/${pool.subnet.replace('/', '_')}/${ip.split('/')[0]}`;
+    await direct.txn('steal', [], [{ put: addrKey(taken!), value: { owner: 'thief', kind: 'endpoint', host: b!.hostId } }]);
+    await direct.call('revoke', () => direct.etcd.leaseClient.leaseRevoke({ ID: oldLease }));
+    await waitFor('peers removed by the revoke', async () => (wb.view.size === 0 ? true : undefined), 2000);
+    await waitFor('peer back', async () => (wb.view.size === 1 ? true : undefined), 3000);
+    const newLease = a!.status().lease!.id;
+    expect(newLease).not.toBe(oldLease);
+    expect([...wb.view.keys()]).toEqual([`${a!.hostId}/ea`]);
+    expect((await direct.get(addrKey(keep!))).kv?.lease).toBe(newLease);
+    expect(JSON.parse((await direct.get(addrKey(taken!))).kv!.value.toString())).toMatchObject({ owner: 'thief' });
+    expect((await direct.get(`/t-lost/v1/hosts/${a!.hostId}`)).kv?.lease).toBe(newLease);
+    expect(a!.status().conflicts).toEqual([
+      expect.stringMatching(/addresses\/198\.19\.\d+\.0_24\/198\.19\.\d+\.\d+: held by endpoint thief on host /),
+      expect.stringMatching(/peers\/lost\/[0-9a-f]+\/eb: not published again, its address 198\.19\.\d+\.\d+ is held by another owner/),
+    ]);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(wb.view.size).toBe(1);
+    await watch.close();
+  });
+
+  it('fail fast: with etcd frozen (SIGSTOP) every global call fails within 2 s as unavailable; it works again once etcd runs', async () => {
+    const a = await sim.inProcessHost(1, { prefix: '/t-frozen' });
+    const net = await a.ensureNetwork(spec('fz'));
+    sim.etcd.freeze();
+    try {
+      await expectUnavailableFast(a.ensureNetwork(spec('fz2')));
+      await expectUnavailableFast(a.ipam.requestAddress(net.ipv4[0]!.poolId, { kind: 'endpoint', owner: 'x' }));
+      await expectUnavailableFast(a.publishPeer('fz', { endpointId: 'x', ip: '198.19.0.9', mac: mac(9) }));
+      await expectUnavailableFast(a.hosts());
+      expect(a.status().state).toBe('unavailable');
+    } finally {
+      sim.etcd.thaw();
+    }
+    await waitFor('calls work again', async () => a.publishPeer('fz', { endpointId: 'x', ip: '198.19.0.9', mac: mac(9) }), 3000);
+    expect(a.status().state).toBe('connected');
+  });
+
+  it('etcd stopped then restarted: calls fail fast meanwhile, the watch backs off (no hot loop), and what is published after the return arrives within 2 s', async () => {
+    const [a, b] = await Promise.all([1, 2].map((n) => sim.inProcessHost(n, { prefix: '/t-restart' })));
+    const wa = collector();
+    const watch = a!.watchPeers('rs', wa.handler);
+    await b!.publishPeer('rs', { endpointId: 'before', ip: '198.19.0.2', mac: mac(2) });
+    await waitFor('first peer', async () => (wa.view.size === 1 ? true : undefined), 2000);
+    await sim.etcd.stop();
+    const listsBefore = watch.stats().lists;
+    await expectUnavailableFast(b!.publishPeer('rs', { endpointId: 'during', ip: '198.19.0.3', mac: mac(3) }));
+    await new Promise((r) => setTimeout(r, 4000));
+    // Backoff 100 ms doubling to 1 s: about 6 tries in 4 s, never a loop.
+    const listsDown = watch.stats().lists - listsBefore;
+    expect(listsDown).toBeGreaterThanOrEqual(2);
+    expect(listsDown).toBeLessThanOrEqual(9);
+    await sim.etcd.start();
+    const back = Date.now();
+    await waitFor('publish after the return', async () => b!.publishPeer('rs', { endpointId: 'after', ip: '198.19.0.4', mac: mac(4) }), 2000);
+    await waitFor('peer published after the return seen by a', async () => (wa.view.has(`${b!.hostId}/after`) ? true : undefined), 2000);
+    expect(Date.now() - back).toBeLessThan(2000);
+    expect(wa.view.has(`${b!.hostId}/before`)).toBe(true);
+    // The outage lost no lease (etcd extends leases when it starts): both hosts are still registered.
+    expect((await a!.hosts()).map((h) => h.id).sort()).toEqual([a!.hostId, b!.hostId].sort());
+    await watch.close();
+  });
+
+  it('compaction of the revision the watch resumes from: it re-lists once, hands over the difference, and goes on watching', async () => {
+    const [a, b] = await Promise.all([1, 2].map((n) => sim.inProcessHost(n, { prefix: '/t-compact' })));
+    await b!.publishPeer('cp', { endpointId: 'old', ip: '198.19.0.2', mac: mac(2) });
+    const wa = collector();
+    let injected = false;
+    const watch = a!.watchPeers('cp', wa.handler, {
+      afterList: async () => {
+        if (injected) return;
+        injected = true;
+        // Between the list and the watch: history moves on and is compacted past the list's revision.
+        await b!.publishPeer('cp', { endpointId: 'new', ip: '198.19.0.3', mac: mac(3) });
+        await b!.removePeer('cp', 'old');
+        await sim.etcd.compact();
+      },
+    });
+    await waitFor('resync', async () => (wa.batches.length >= 2 ? true : undefined), 3000);
+    expect(wa.batches[0]).toMatchObject({ resync: false, changes: [{ kind: 'added', peer: { endpointId: 'old' } }] });
+    expect(wa.batches[1]!.resync).toBe(true);
+    expect(wa.batches[1]!.changes.map((c) => `${c.kind} ${c.peer.endpointId}`)).toEqual(['added new', 'removed old']);
+    expect([...wa.batches[1]!.peers.keys()]).toEqual([`${b!.hostId}/new`]);
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(watch.stats()).toMatchObject({ lists: 2, resyncs: 1, state: 'watching' });
+    await b!.publishPeer('cp', { endpointId: 'later', ip: '198.19.0.4', mac: mac(4) });
+    await waitFor('later seen', async () => (wa.view.has(`${b!.hostId}/later`) ? true : undefined), 2000);
+    expect(wa.batches.at(-1)!.resync).toBe(false);
+    expect(watch.stats().lists).toBe(2);
+    await watch.close();
+  });
+
+  it('leaveNetwork: a network stays while a host or an endpoint address holds it; the last one out deletes it, its VNI, pools and addresses', async () => {
+    const [a, b] = await Promise.all([1, 2].map((n) => sim.inProcessHost(n, { prefix: '/t-leave' })));
+    const net = await a!.ensureNetwork(spec('lv'));
+    await b!.ensureNetwork(spec('lv'));
+    const addr = await b!.ipam.requestAddress(net.ipv4[0]!.poolId, { kind: 'endpoint', owner: 'eb' });
+    expect(await a!.leaveNetwork('lv')).toEqual({ deleted: false });
+    expect(await b!.leaveNetwork('lv')).toEqual({ deleted: false });
+    expect(await a!.getNetwork('lv')).toEqual(net);
+    await b!.ipam.releaseAddress(net.ipv4[0]!.poolId, addr, 'eb');
+    expect(await b!.leaveNetwork('lv')).toEqual({ deleted: true });
+    expect((await direct.range('/t-leave/v1/')).kvs.map((kv) => kv.key).filter((k) => !k.startsWith('/t-leave/v1/hosts/'))).toEqual([]);
+  });
+});

@@ -13,6 +13,7 @@ import { Controller } from './cnm/controller.js';
 import { DriverRegistry, type DriverContext } from './cnm/driver.js';
 import { createSandboxKernel } from './cnm/sandbox-kernel.js';
 import { buildManagementApi } from './api/management.js';
+import { LinkService } from './links/index.js';
 import { openStore, type Store } from './store/index.js';
 import { Ipam, type DefaultPool } from './ipam/index.js';
 import { createNullDriver } from '../drivers/null/index.js';
@@ -107,7 +108,9 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       forget: (nsPath) => netlink.release(nsPath),
     });
     const controller = new Controller({ store, ipam, drivers, kernel, logger, defaultDriver: 'bridge', predefined: new Set(PREDEFINED.keys()) });
+    const links = new LinkService({ store, netlink, sandbox: (ref) => controller.sandbox(ref), exists: kernel.exists, logger });
     for (const line of await controller.reconcile()) logger.warn({ reconcile: line }, 'reconciled');
+    for (const line of await links.reconcile()) logger.warn({ reconcile: line }, 'reconciled');
     await createPredefined(controller, store, opts);
     const removed = await firewall.reconcile(controller.firewallOwners());
     if (removed.length > 0) logger.warn({ owners: removed }, 'removed firewall rules that nothing owns');
@@ -118,7 +121,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       logger.info({ backend: firewall.name, removedOwners, notes }, 'firewall reloaded');
       return { backend: firewall.name, removedOwners, notes };
     };
-    const api = await buildManagementApi({ controller, logger, reloadFirewall });
+    const api = await buildManagementApi({ controller, logger, reloadFirewall, links, netlink });
     // Plugin sockets first: once the management socket answers, the whole daemon is ready.
     fs.mkdirSync(opts.pluginDir, { recursive: true, mode: 0o755 });
     plugins = await servePlugins({ pluginDir: opts.pluginDir, ipam, network: bridgeBackend(controller), logger: logger.child({ part: 'docker-plugin' }) });

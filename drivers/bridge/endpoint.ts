@@ -10,7 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { isIPv4 } from 'node:net';
 import { InvalidArgumentError } from '../../src/errors.js';
-import { ensureSysctl, runInNetns } from '../../src/netns/index.js';
+import { ensureSysctl, runInNetns, validateIfname } from '../../src/netns/index.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../../src/cnm/model.js';
 import {
   addAddress, addRoute, addVeth, deleteLink, linkIndex, listLinks, listRoutes, setHairpin, setLinkUp, type NetlinkHandle, type NetlinkHandlePool,
@@ -119,13 +119,13 @@ async function configureInside(
 /** Equivalent to: `ip link add vethX master BR mtu M up type veth peer name ethN netns SB address MAC mtu M` + inside setup. */
 export async function joinSandbox(
   pool: NetlinkHandlePool, bridges: BridgeIndexes, bridge: string, net: NetworkRecord, config: BridgeConfig, ep: EndpointRecord, sb: SandboxRecord,
-  opts: { hairpin: boolean; peers?: EndpointRecord[] },
+  opts: { hairpin: boolean; peers?: EndpointRecord[]; ifname?: string },
 ): Promise<{ ifname: string; data: BridgeEndpointData }> {
   if (sb.kind === 'host') throw new InvalidArgumentError('sandbox', `sandbox ${sb.name} is the host namespace: it cannot join bridge network ${net.name}`);
   const host = pool.get();
   const sbh = pool.get(sb.netnsPath);
   const fresh = sb.kind === 'named' && opts.peers?.length === 0;
-  const ifname = fresh ? `${config.ifacePrefix}0` : await nextIfname(sbh, config.ifacePrefix);
+  const ifname = opts.ifname !== undefined ? validateIfname(opts.ifname, 'ifname') : fresh ? `${config.ifacePrefix}0` : await nextIfname(sbh, config.ifacePrefix);
   const data: BridgeEndpointData = { hostIfname: hostIfnameFor(ep.id), mac: ep.macAddress ?? macFor(ep.ipv4) };
   const mtu = config.mtu;
   const created = await bridges.create(host, bridge, (master) => addVeth(host, {

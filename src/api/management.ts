@@ -7,6 +7,10 @@ import type { Logger } from 'pino';
 import type { Controller } from '../cnm/controller.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../cnm/model.js';
 import { errorHandler } from './errors.js';
+import { registerLabRoutes } from './management-links.js';
+import type { LinkService } from '../links/index.js';
+import type { NetlinkHandlePool } from '../netlink/index.js';
+import { removeHostsFile } from '../sandbox-config/index.js';
 import {
   connectBody, createNetworkBody, createSandboxBody, endpointSchema, errorSchema, networkSchema, refParams, sandboxSchema,
 } from './schemas.js';
@@ -17,6 +21,9 @@ export interface ManagementOptions {
   logger: Logger;
   /** Re-applies every firewall rule from the store and removes rules nothing owns. */
   reloadFirewall: () => Promise<{ backend: string; removedOwners: string[]; notes: string[] }>;
+  /** Point-to-point links between sandboxes; a sandbox's links go before it does. */
+  links: LinkService;
+  netlink: NetlinkHandlePool;
 }
 
 type Ref = { Params: { ref: string } };
@@ -69,7 +76,7 @@ export async function buildManagementApi(opts: ManagementOptions): Promise<Fasti
   app.post('/v1/networks/prune', { schema: { response: { 200: { type: 'object', properties: { removed: { type: 'array', items: { type: 'string' } } } } } } }, async () => ({
     removed: await c.pruneNetworks(),
   }));
-  app.post<Ref & { Body: { sandbox: string; ip?: string; ipv6?: string; ports?: string[] } }>(
+  app.post<Ref & { Body: { sandbox: string; ip?: string; ipv6?: string; ifname?: string; ports?: string[] } }>(
     '/v1/networks/:ref/connect',
     { schema: { params: refParams, body: connectBody, response: { 201: { $ref: 'Endpoint#' }, ...errors } } },
     async (req, reply) => {
@@ -107,8 +114,12 @@ export async function buildManagementApi(opts: ManagementOptions): Promise<Fasti
     async (req, reply) => reply.status(201).send(withEndpoints(await c.createSandbox(req.body), 'sandboxId')),
   );
   app.delete<Ref>('/v1/sandboxes/:ref', { schema: { params: refParams, response: { 204: { type: 'null' }, ...errors } } }, async (req, reply) => {
+    const sb = c.listSandboxes().find((s) => s.name === req.params.ref || s.id === req.params.ref);
+    if (sb) await opts.links.deleteFor(sb.id);
     await c.deleteSandbox(req.params.ref);
+    if (sb?.kind === 'named') removeHostsFile(sb.name);
     return reply.status(204).send();
   });
+  registerLabRoutes(app, { controller: c, links: opts.links, netlink: opts.netlink });
   return app;
 }

@@ -7,6 +7,7 @@ import { networkCommands } from './commands/network.js';
 import { connect, disconnect, sandboxCommands } from './commands/sandbox.js';
 import { exec, run } from './commands/run.js';
 import { firewallCommands } from './commands/firewall.js';
+import { labCommands } from './commands/lab.js';
 import { CnmkitError } from '../errors.js';
 import { VERSION } from '../version.js';
 
@@ -14,6 +15,7 @@ const groups: Record<string, { summary: string; commands: Command[] }> = {
   network: { summary: 'Manage networks', commands: networkCommands },
   sandbox: { summary: 'Manage sandboxes (network namespaces)', commands: sandboxCommands },
   firewall: { summary: 'Manage the firewall rules cnmkit owns', commands: firewallCommands },
+  lab: { summary: 'Network labs from a topology file', commands: labCommands },
 };
 const top: Command[] = [daemon, connect, disconnect, run, exec];
 

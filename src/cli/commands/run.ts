@@ -10,7 +10,7 @@ import { type Command, expectPositionals, SOCKET_HELP, socketOption, UsageError 
 type Sandbox = SandboxRecord & { endpoints: EndpointRecord[] };
 
 /** The command line that runs cmd inside the sandbox; a host sandbox is the daemon's own namespace. */
-async function argvIn(client: Client, sb: SandboxRecord, cmd: string[]): Promise<string[]> {
+export async function argvIn(client: Client, sb: SandboxRecord, cmd: string[]): Promise<string[]> {
   if (sb.kind === 'host') {
     const { pid } = await client.request<{ pid: number }>('GET', '/v1/version');
     return ['nsenter', `--net=/proc/${pid}/ns/net`, '--', ...cmd];
@@ -20,7 +20,7 @@ async function argvIn(client: Client, sb: SandboxRecord, cmd: string[]): Promise
 }
 
 /** Runs argv with the terminal attached, forwarding SIGINT/SIGTERM; resolves to its exit code. */
-function runAttached(argv: string[]): Promise<number> {
+export function runAttached(argv: string[]): Promise<number> {
   return new Promise((resolve) => {
     const child = spawn(argv[0]!, argv.slice(1), { stdio: 'inherit' });
     const forward = (sig: NodeJS.Signals) => () => child.kill(sig);

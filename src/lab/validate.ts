@@ -93,7 +93,7 @@ function checkNode(c: Ctx, node: NodeSpec, networks: Map<string, NetworkSpec>, s
     if (!net) return at(c, key, ['networks', i], `no network ${JSON.stringify(a.network)} (networks: ${[...networks.keys()].join(', ') || 'none'})`);
     if (seen.has(a.network)) at(c, key, ['networks', i], `network ${a.network} is listed twice`);
     seen.add(a.network);
-    if (net.host !== undefined && net.host !== node.host) at(c, key, ['networks', i], `network ${a.network} is on host ${net.host}, the node on host ${node.host}`);
+    if (net.host !== undefined && node.host !== '' && net.host !== node.host) at(c, key, ['networks', i], `network ${a.network} is on host ${net.host}, the node on host ${node.host}`);
     if (a.ip) {
       const ip = tryParse(c, key, ['networks', i, a.network, 'ip'], () => parseAddress('ip', a.ip));
       const sub = subnets.get(a.network);
@@ -126,7 +126,7 @@ function checkLinks(c: Ctx, nodes: Map<string, NodeSpec>): void {
       if (e.node === MACHINE) return;
       const node = nodes.get(e.node);
       if (!node) return at(c, key, ['endpoints', j], `no node ${JSON.stringify(e.node)}`);
-      hosts.add(node.host);
+      if (node.host !== '') hosts.add(node.host);
       const taken = names.get(e.node)!;
       if (taken.has(e.ifname)) at(c, key, ['endpoints', j], `node ${e.node} already has an interface ${e.ifname} (its networks take ${networkIfnames(node).join(', ') || 'none'}; links use other names)`);
       taken.add(e.ifname);

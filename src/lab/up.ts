@@ -5,6 +5,7 @@
 // everything whatever happens; a second `up` of the same file changes nothing.
 import fs from 'node:fs';
 import path from 'node:path';
+import { InvalidArgumentError } from '../errors.js';
 import { NetlinkHandlePool } from '../netlink/index.js';
 import {
   configureNode, ensureLink, ensureMachineSandbox, ensureNetwork, ensureNode, execNode, HostApi, hostsEntries, type Iface,
@@ -22,7 +23,11 @@ import { removeNamespaces } from './down.js';
 export interface UpOptions {
   progress: Progress;
   root?: string;
+  /** The lab's name instead of the file's (two labs from one file). */
+  name?: string;
 }
+
+const LAB_NAME_RE = /^[a-z][a-z0-9-]{0,15}$/;
 
 /** API calls in flight per lab (the daemons serialise their work; this overlaps the round trips). */
 const CONCURRENCY = 16;
@@ -150,6 +155,10 @@ function addIface(state: LabState, node: string, iface: Iface): void {
 export async function labUp(file: string, o: UpOptions): Promise<LabState> {
   const pr = o.progress;
   const topo = loadTopology(file);
+  if (o.name !== undefined) {
+    if (!LAB_NAME_RE.test(o.name)) throw new InvalidArgumentError('name', `${JSON.stringify(o.name)} must start with a lowercase letter and hold only a-z, 0-9 and '-', at most 16 characters`);
+    topo.name = o.name;
+  }
   for (const w of topo.warnings) pr.note(`warning: ${w}`);
   const plan = planLab(topo, o.root);
   const prev = readState(topo.name, o.root);

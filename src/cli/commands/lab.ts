@@ -24,14 +24,14 @@ const up: Command = {
   name: 'up',
   summary: 'Bring a lab up from a topology file, or converge a lab that is up to its changed file.',
   usage: 'cnmkit lab up [OPTIONS] FILE',
-  help: [QUIET_HELP],
-  options: { quiet: { type: 'boolean', short: 'q' } },
+  help: ['      --name NAME        the lab\'s name instead of the file\'s (two labs from one file)', QUIET_HELP],
+  options: { quiet: { type: 'boolean', short: 'q' }, name: { type: 'string' } },
   async run(v, pos) {
     expectPositionals(this, pos, 1);
     requireRoot('up');
     const { labUp } = await import('../../lab/up.js');
     const { Progress } = await import('../../lab/progress.js');
-    await labUp(pos[0]!, { progress: new Progress({ quiet: v.quiet === true }) });
+    await labUp(pos[0]!, { progress: new Progress({ quiet: v.quiet === true }), ...(v.name !== undefined ? { name: v.name as string } : {}) });
     return 0;
   },
 };

@@ -4,7 +4,7 @@
 // them as JSON. Usage: _lab-side.ts FILE [--no-check]
 import { checkLab, programNeighbours } from '../../src/lab/check.js';
 import { labDown } from '../../src/lab/down.js';
-import { processProber } from '../../src/lab/probe.js';
+import { prober } from '../../src/lab/probe.js';
 import { Progress } from '../../src/lab/progress.js';
 import { mustReadState } from '../../src/lab/state.js';
 import { labUp } from '../../src/lab/up.js';
@@ -19,7 +19,7 @@ let answered = 0;
 let pairs = 0;
 if (flag !== '--no-check') {
   await programNeighbours(mustReadState(state.name));
-  const r = await checkLab(mustReadState(state.name), { prober: processProber });
+  const r = await checkLab(mustReadState(state.name), { prober });
   pingMs = performance.now() - t1;
   answered = r.pairs.filter((p) => p.ok).length;
   pairs = r.pairs.length;

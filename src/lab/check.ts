@@ -46,10 +46,10 @@ export interface CheckReport {
   ms: number;
 }
 
-/** Probes: one ICMP sweep per source node, and TCP connects. Injected so tests can fake them. */
+/** Probes: ICMP echo from many sources at once, and TCP connects. Injected so tests can fake them. */
 export interface Prober {
-  /** Round-trip times in ms (undefined: no answer) for each address, pinged from sandbox. */
-  ping(sandbox: string, addresses: string[], timeoutMs: number): Promise<Array<number | undefined>>;
+  /** Per job, round-trip times in ms (undefined: no answer) for each address, pinged from its sandbox. */
+  ping(jobs: Array<{ sandbox: string; addresses: string[] }>, timeoutMs: number): Promise<Array<Array<number | undefined>>>;
   tcp(sandbox: string, address: string, port: number, timeoutMs: number): Promise<boolean>;
 }
 
@@ -127,15 +127,12 @@ export async function checkLab(s: LabState, o: CheckOptions): Promise<CheckRepor
   const timeout = o.timeoutMs ?? 1000;
   const sandbox = new Map(p.nodes.map((n) => [n.name, n.sandbox]));
   const pairs = pairsOf(p, s.interfaces);
-  const results: PairResult[] = [];
-  await mapLimit(p.nodes, o.concurrency ?? 8, async (n) => {
-    const mine = pairs.filter((x) => x.from === n.name);
-    if (mine.length === 0) return;
-    const rtts = await o.prober.ping(n.sandbox, mine.map((x) => x.address), timeout);
-    mine.forEach((x, i) => results.push({ ...x, ok: rtts[i] !== undefined, ...(rtts[i] !== undefined ? { rttMs: rtts[i] } : {}) }));
-  });
-  const order = new Map(pairs.map((x, i) => [`${x.from}>${x.to}`, i]));
-  results.sort((a, b) => order.get(`${a.from}>${a.to}`)! - order.get(`${b.from}>${b.to}`)!);
+  const sources = p.nodes.map((n) => ({ node: n, pairs: pairs.filter((x) => x.from === n.name) })).filter((x) => x.pairs.length > 0);
+  const rtts = await o.prober.ping(sources.map((x) => ({ sandbox: x.node.sandbox, addresses: x.pairs.map((y) => y.address) })), timeout);
+  const results: PairResult[] = sources.flatMap((x, j) => x.pairs.map((y, i) => {
+    const rtt = rtts[j]?.[i];
+    return { ...y, ok: rtt !== undefined, ...(rtt !== undefined ? { rttMs: rtt } : {}) };
+  }));
   const expect = await mapLimit(p.topology.expect, o.concurrency ?? 8, async (e): Promise<ExpectResult> => {
     const address = targetAddress(p, s.interfaces, e.from, e.to);
     let got = false;
@@ -143,7 +140,7 @@ export async function checkLab(s: LabState, o: CheckOptions): Promise<CheckRepor
       parseAddress('to', address);
       got = e.port !== undefined
         ? await o.prober.tcp(sandbox.get(e.from)!, address, e.port, timeout * 2)
-        : (results.find((r) => r.from === e.from && r.address === address)?.ok ?? (await o.prober.ping(sandbox.get(e.from)!, [address], timeout))[0] !== undefined);
+        : (results.find((r) => r.from === e.from && r.address === address)?.ok ?? (await o.prober.ping([{ sandbox: sandbox.get(e.from)!, addresses: [address] }], timeout))[0]?.[0] !== undefined);
     }
     return { from: e.from, to: e.to, address, ...(e.port !== undefined ? { port: e.port } : {}), reach: e.reach, got, ok: got === e.reach };
   });

@@ -79,9 +79,8 @@ describe('lab check', () => {
     const s = state();
     const silent = new Set(['r1>198.19.1.10', 'h1>198.19.2.10']);
     const prober: Prober = {
-      async ping(sandbox, addresses) {
-        const from = sandbox.replace('triangle-', '');
-        return addresses.map((a) => (silent.has(`${from}>${a}`) ? undefined : 0.05));
+      async ping(jobs) {
+        return jobs.map((j) => j.addresses.map((a) => (silent.has(`${j.sandbox.replace('triangle-', '')}>${a}`) ? undefined : 0.05)));
       },
       async tcp() {
         return true;

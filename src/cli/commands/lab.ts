@@ -126,11 +126,11 @@ const check: Command = {
     requireRoot('check');
     const { mustReadState } = await import('../../lab/state.js');
     const { checkLab, programNeighbours } = await import('../../lab/check.js');
-    const { processProber } = await import('../../lab/probe.js');
+    const { prober } = await import('../../lab/probe.js');
     const { printCheck } = await import('../../lab/check-print.js');
     const s = mustReadState(await labName(pos[0]!));
     await programNeighbours(s);
-    const r = await checkLab(s, { prober: processProber, timeoutMs });
+    const r = await checkLab(s, { prober, timeoutMs });
     if (json) printJson(r);
     else printCheck(s, r);
     return r.failures.length === 0 ? 0 : 1;

@@ -19,7 +19,7 @@ const linkEnd = {
 export const createLinkBody = {
   type: 'object', additionalProperties: false, required: ['name', 'ends'],
   properties: {
-    name: { type: 'string', minLength: 1, maxLength: 64 },
+    name: { type: 'string', minLength: 1, maxLength: 128 },
     ends: { type: 'array', minItems: 2, maxItems: 2, items: linkEnd },
     mtu: { type: 'integer', minimum: 68, maximum: 65535 },
     rate: { type: 'string' }, delay: { type: 'string' }, jitter: { type: 'string' }, loss: { type: 'string' },

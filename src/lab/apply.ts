@@ -44,7 +44,10 @@ export class HostApi {
 }
 
 function lab(err: unknown, what: string): never {
-  if (err instanceof ApiError) throw new CnmkitError('ERR_LAB_UP', err.status >= 500 || err.status === 0 ? 'internal' : 'bad-request', `${what}: ${err.message}`, { cause: err });
+  if (err instanceof ApiError) {
+    const message = err.message.startsWith(`${what}:`) ? err.message : `${what}: ${err.message}`;
+    throw new CnmkitError('ERR_LAB_UP', err.status >= 500 || err.status === 0 ? 'internal' : 'bad-request', message, { cause: err });
+  }
   throw err;
 }
 

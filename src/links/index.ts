@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { ConflictError, InvalidArgumentError, NotFoundError } from '../errors.js';
 import type { SandboxRecord } from '../cnm/model.js';
-import { newId, validateObjectName } from '../cnm/refs.js';
+import { newId } from '../cnm/refs.js';
 import { bestEffort, SerialQueue, withRollback } from '../cnm/steps.js';
 import { addAddress, addVeth, deleteLink, parseCidr, setLinkUp, type NetlinkHandlePool } from '../netlink/index.js';
 import { ensureSysctl, runInNetns, validateIfname } from '../netns/index.js';
@@ -39,6 +39,16 @@ export interface LinkDeps {
   logger: Logger;
 }
 
+/** Link names: a lab names a link by its ends, `r1:eth1--r2:eth1`. */
+const LINK_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$/;
+
+function validateLinkName(name: unknown): string {
+  if (typeof name !== 'string' || !LINK_NAME_RE.test(name)) {
+    throw new InvalidArgumentError('name', `link name ${JSON.stringify(name)} must start with a letter or digit and hold only letters, digits, '_', '.', ':', '@' and '-', at most 128 characters`);
+  }
+  return name;
+}
+
 const randomMac = (): string => [0x02, ...randomBytes(5)].map((b) => b.toString(16).padStart(2, '0')).join(':');
 
 function sameRequest(l: LinkRecord, req: CreateLinkRequest, ids: [string, string]): boolean {
@@ -63,7 +73,7 @@ export class LinkService {
 
   /** Creates the link; the same request again returns the existing link. */
   create(req: CreateLinkRequest): Promise<LinkRecord> {
-    const name = validateObjectName(req.name, 'name');
+    const name = validateLinkName(req.name);
     const shaping = checkShaping({ ...(req.rate ? { rate: req.rate } : {}), ...(req.delay ? { delay: req.delay } : {}), ...(req.jitter ? { jitter: req.jitter } : {}), ...(req.loss ? { loss: req.loss } : {}) });
     const sbs = req.ends.map((e) => this.deps.sandbox(e.sandbox)) as [SandboxRecord, SandboxRecord];
     req.ends.forEach((e, i) => {

@@ -28,6 +28,8 @@ export interface LabState {
   machineNetns?: string;
   /** Names of the sandboxes' interfaces and addresses as the daemons reported them, by node. */
   interfaces: Record<string, Array<{ ifname: string; network?: string; link?: string; ipv4?: string; ipv6?: string; mac?: string }>>;
+  /** Nodes whose exec lines have all run (exec runs once per node, when it is made). */
+  execDone: string[];
   /** Namespaces of an earlier plan (nodes or hosts a changed file dropped) not removed yet. */
   leftovers: string[];
   created: string;

@@ -49,6 +49,7 @@ function initialState(plan: LabPlan, file: string, prev: LabState | undefined): 
   return {
     version: 1, name: plan.name, file: path.resolve(file), phase: 'creating', plan, daemons: prev?.daemons ?? {},
     ...(prev?.etcd ? { etcd: prev.etcd } : {}), interfaces: prev?.interfaces ?? {}, leftovers: [...new Set(leftovers)],
+    execDone: (prev?.execDone ?? []).filter((n) => plan.nodes.some((x) => x.name === n)),
     created: prev?.created ?? now, updated: now,
   };
 }
@@ -179,13 +180,16 @@ export async function labUp(file: string, o: UpOptions): Promise<LabState> {
       pr.step();
     });
     pr.end();
-    const toExec = plan.nodes.filter((n) => n.exec.length > 0 && (!prev || created.has(n.name)));
-    for (const n of changes?.execChanged ?? []) if (!created.has(n)) pr.note(`note: node ${n}: exec changed; it runs when a node is made, so it was not run again`);
-    if (toExec.length > 0) {
-      pr.begin('exec', toExec.reduce((s, n) => s + n.exec.length, 0));
-      await mapLimit(toExec, CONCURRENCY, async (n) => pr.step(await execNode(n)));
-      pr.end();
-    }
+    const done = new Set(state.execDone.filter((n) => !created.has(n)));
+    state.execDone = [...done];
+    const toExec = plan.nodes.filter((n) => !done.has(n.name));
+    for (const n of changes?.execChanged ?? []) if (done.has(n)) pr.note(`note: node ${n}: exec changed; it runs once, when a node is made, so it was not run again`);
+    if (toExec.some((n) => n.exec.length > 0)) pr.begin('exec', toExec.reduce((s, n) => s + n.exec.length, 0));
+    await mapLimit(toExec, CONCURRENCY, async (n) => {
+      pr.step(await execNode(n));
+      state.execDone.push(n.name);
+    });
+    pr.end();
     state.phase = 'up';
     writeState(state);
     pr.summary(`lab ${plan.name} up: ${plan.hosts.length} host(s), ${plan.networks.length} network(s), ${plan.nodes.length} node(s), ${plan.links.length} link(s)`);

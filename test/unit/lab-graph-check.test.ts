@@ -47,7 +47,7 @@ function state(): LabState {
   plan.nodes = plan.nodes.filter((n) => ['h1', 'h2', 'r1'].includes(n.name));
   plan.topology.expect = [{ from: 'h1', to: 'h2', reach: true }, { from: 'h1', to: 'r1', port: 22, reach: false }];
   return {
-    version: 1, name: 'triangle', file: '/f', phase: 'up', plan, daemons: {}, leftovers: [], created: '', updated: '',
+    version: 1, name: 'triangle', file: '/f', phase: 'up', plan, daemons: {}, leftovers: [], execDone: [], created: '', updated: '',
     interfaces: {
       h1: [{ ifname: 'eth0', network: 'lan1', ipv4: '198.19.1.10/24', mac: '02:00:00:00:00:01' }],
       r1: [{ ifname: 'eth0', network: 'lan1', ipv4: '198.19.1.254/24', mac: '02:00:00:00:00:02' }, { ifname: 'eth1', link: 'l1', ipv4: '198.19.12.1/30', mac: '02:00:00:00:00:03' }],

@@ -49,13 +49,13 @@ static double ms_since(const struct timespec *t) {
   return (double)(now.tv_sec - t->tv_sec) * 1e3 + (double)(now.tv_nsec - t->tv_nsec) / 1e6;
 }
 
-static uint16_t checksum(const void *data, size_t len) {
-  const uint16_t *p = data;
+/* The Internet checksum of len bytes, in network order (read byte by byte: no aliasing games). */
+static uint16_t checksum(const uint8_t *p, size_t len) {
   uint32_t sum = 0;
-  for (; len > 1; len -= 2) sum += *p++;
-  if (len == 1) sum += *(const uint8_t *)p;
+  for (size_t i = 0; i + 1 < len; i += 2) sum += (uint32_t)(p[i] << 8 | p[i + 1]);
+  if (len & 1) sum += (uint32_t)p[len - 1] << 8;
   while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-  return (uint16_t)~sum;
+  return htons((uint16_t)~sum);
 }
 
 /* Sends every echo request; returns how many went out (a refused send leaves its rtt at -1). */
@@ -64,10 +64,11 @@ static size_t send_all(sweep_t *s) {
   for (size_t j = 0; j < s->njobs; j++) {
     job_t *job = &s->jobs[j];
     for (size_t i = 0; i < job->n; i++) {
-      struct { struct icmphdr h; uint32_t tag; } pkt = { .h = { .type = ICMP_ECHO, .code = 0 }, .tag = htonl((uint32_t)j) };
-      pkt.h.un.echo.id = htons(s->id);
-      pkt.h.un.echo.sequence = htons((uint16_t)i);
-      pkt.h.checksum = checksum(&pkt, sizeof pkt);
+      /* type, code, checksum, id, sequence, then 4 bytes naming the job */
+      uint8_t pkt[12] = { ICMP_ECHO, 0, 0, 0, (uint8_t)(s->id >> 8), (uint8_t)s->id, (uint8_t)(i >> 8), (uint8_t)i,
+                          (uint8_t)(j >> 24), (uint8_t)(j >> 16), (uint8_t)(j >> 8), (uint8_t)j };
+      uint16_t sum = checksum(pkt, sizeof pkt);
+      memcpy(pkt + 2, &sum, sizeof sum);
       struct sockaddr_in to = { .sin_family = AF_INET, .sin_addr.s_addr = job->addr[i] };
       clock_gettime(CLOCK_MONOTONIC, &job->sent[i]);
       if (sendto(job->fd, &pkt, sizeof pkt, 0, (struct sockaddr *)&to, sizeof to) == (ssize_t)sizeof pkt) sent++;

@@ -35,12 +35,15 @@ const CONCURRENCY = 16;
 /** A path to the namespace this process runs in that stays valid after it exits. */
 export function machineNetnsPath(): string {
   const self = fs.statSync('/proc/self/ns/net').ino;
-  if (fs.statSync('/proc/1/ns/net').ino === self) return '/proc/1/ns/net';
-  for (const name of fs.existsSync('/run/netns') ? fs.readdirSync('/run/netns') : []) {
-    const p = path.join('/run/netns', name);
-    if (fs.statSync(p).ino === self) return p;
-  }
-  return `/proc/${process.pid}/ns/net`;
+  const inode = (p: string): number | undefined => {
+    try {
+      return fs.statSync(p).ino;
+    } catch {
+      return undefined;
+    }
+  };
+  const named = fs.existsSync('/run/netns') ? fs.readdirSync('/run/netns').map((n) => path.join('/run/netns', n)) : [];
+  return ['/proc/1/ns/net', ...named].find((p) => inode(p) === self) ?? `/proc/${process.pid}/ns/net`;
 }
 
 function initialState(plan: LabPlan, file: string, prev: LabState | undefined): LabState {

@@ -17,7 +17,7 @@ export function matrixText(s: LabState, r: CheckReport): string {
     if (from === to) return wide ? '-' : ' ';
     const p = byPair.get(`${from}>${to}`);
     if (!p) return wide ? '' : '?';
-    if (!p.ok) return p.via === 'routed' ? (wide ? 'x' : 'x') : (wide ? 'FAIL' : 'F');
+    if (!p.ok) return p.via === 'routed' ? 'x' : wide ? 'FAIL' : 'F';
     return wide ? (p.rttMs ?? 0).toFixed(p.rttMs !== undefined && p.rttMs < 10 ? 3 : 1) : '.';
   };
   const header = wide ? `${'from\\to'.padEnd(first)} ${names.map((n) => n.padStart(w)).join(' ')}` : `${''.padEnd(first)} ${names.map((_, i) => String(i % 10)).join('')}`;

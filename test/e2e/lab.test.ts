@@ -162,6 +162,28 @@ describeRoot('cnmkit lab', () => {
     }
   });
 
+  it('a 50-node star: every one of the 2450 pairs answers, beyond the kernel\'s shared neighbour-table cap, with no host-wide setting changed', async () => {
+    const name = labName('star');
+    const dir = fs.mkdtempSync(path.join(labs.root, '..', 'cnmkit-lab-file-'));
+    const file = path.join(dir, 'star.yml');
+    const nodes = Array.from({ length: 50 }, (_, i) => `  n${i + 1}: {networks: [lan]}`).join('\n');
+    fs.writeFileSync(file, `name: ${name}\nnetworks:\n  lan: {subnet: 198.19.0.0/24}\nnodes:\n${nodes}\n`);
+    const thresh = fs.readFileSync('/proc/sys/net/ipv4/neigh/default/gc_thresh3', 'utf8');
+    try {
+      await labs.ok(['up', '-q', file]);
+      const r = JSON.parse(await labs.ok(['check', '--format', 'json', name])) as { pairs: Array<{ ok: boolean }>; failures: string[] };
+      expect(r.failures).toEqual([]);
+      expect(r.pairs.filter((p) => p.ok)).toHaveLength(2450);
+      const perm = JSON.parse(await check(['ip', '-n', `${name}-n1`, '-j', 'neigh', 'show', 'nud', 'permanent'])) as unknown[];
+      expect(perm).toHaveLength(49);
+      expect(fs.readFileSync('/proc/sys/net/ipv4/neigh/default/gc_thresh3', 'utf8')).toBe(thresh);
+      await labs.ok(['down', name]);
+      expect(await leftovers(name)).toEqual(clean);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('a delay on a link needs netem: refused naming sch_netem where the kernel lacks it, and down cleans up', async (ctx) => {
     const netem = fs.existsSync('/sys/module/sch_netem') || (await run(['modprobe', '-n', 'sch_netem'])).code === 0;
     ctx.skip(netem, 'this kernel has netem (sch_netem): the refusal cannot happen here')

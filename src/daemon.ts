@@ -6,9 +6,8 @@ import net from 'node:net';
 import path from 'node:path';
 import pino, { type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
-import { servePlugins, type PluginServers } from './api/docker/index.js';
+import type { PluginServers } from './api/docker/index.js';
 import { claimSocket, listenUnix } from './api/socket.js';
-import { bridgeBackend } from './api/docker/bridge-backend.js';
 import { Controller } from './cnm/controller.js';
 import { DriverRegistry, type DriverContext } from './cnm/driver.js';
 import { createSandboxKernel } from './cnm/sandbox-kernel.js';
@@ -41,6 +40,8 @@ export interface DaemonOptions {
   bip?: string;
   firewallBackend: 'auto' | 'iptables' | 'nftables' | 'none';
   userlandProxy: boolean;
+  /** Serve the Docker plugin sockets (default true); a lab's simulated host has no Docker engine. */
+  dockerPlugins?: boolean;
   /** A logger to use instead of a new one (tests). */
   logger?: Logger;
 }
@@ -123,10 +124,15 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     };
     const api = await buildManagementApi({ controller, logger, reloadFirewall, links, netlink });
     // Plugin sockets first: once the management socket answers, the whole daemon is ready.
-    fs.mkdirSync(opts.pluginDir, { recursive: true, mode: 0o755 });
-    plugins = await servePlugins({ pluginDir: opts.pluginDir, ipam, network: bridgeBackend(controller), logger: logger.child({ part: 'docker-plugin' }) });
+    if (opts.dockerPlugins !== false) {
+      // Loaded only when served: a daemon without them starts sooner.
+      const { servePlugins } = await import('./api/docker/index.js');
+      const { bridgeBackend } = await import('./api/docker/bridge-backend.js');
+      fs.mkdirSync(opts.pluginDir, { recursive: true, mode: 0o755 });
+      plugins = await servePlugins({ pluginDir: opts.pluginDir, ipam, network: bridgeBackend(controller), logger: logger.child({ part: 'docker-plugin' }) });
+    }
     await listenUnix(api, opts.socket);
-    logger.info({ version: VERSION, socket: opts.socket, stateDir: opts.stateDir, drivers: drivers.names(), firewall: firewall.name, plugins: plugins.sockets }, 'cnmkit daemon ready');
+    logger.info({ version: VERSION, socket: opts.socket, stateDir: opts.stateDir, drivers: drivers.names(), firewall: firewall.name, plugins: plugins?.sockets ?? [] }, 'cnmkit daemon ready');
     return {
       controller, store, firewall, api, logger,
       async close() {

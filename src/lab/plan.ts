@@ -126,7 +126,7 @@ function daemonArgs(h: { dir: string; socket: string; firewall: Firewall }, etcd
   return [
     'daemon', '--socket', h.socket, '--state-dir', path.join(h.dir, 'state'), '--run-dir', path.join(h.dir, 'run'),
     '--plugin-dir', path.join(h.dir, 'plugins'), '--netns-dir', DAEMON_DEFAULTS.netnsDir, '--firewall-backend', h.firewall,
-    '--bip', HOST_BIP, '--default-address-pool', HOST_POOL, '--log-level', 'info',
+    '--bip', HOST_BIP, '--default-address-pool', HOST_POOL, '--log-level', 'info', '--docker-plugins', 'false',
     ...(etcd ? ['--cluster-store', etcd.url, '--advertise-addr', 'eth0'] : []),
   ];
 }

@@ -20,12 +20,13 @@ export const daemon: Command = {
     '      --bip CIDR         gateway address and prefix of the default bridge, e.g. 172.17.0.1/16',
     '      --firewall-backend auto|iptables|nftables|none   (default auto)',
     '      --userland-proxy true|false   serve published ports to loopback and hairpin clients in the daemon (default true)',
+    '      --docker-plugins true|false   serve the Docker plugin sockets in --plugin-dir (default true)',
     '      --log-level LEVEL  fatal, error, warn, info, debug or trace (default info)',
   ],
   options: {
     socket: { type: 'string' }, 'state-dir': { type: 'string' }, 'run-dir': { type: 'string' }, 'plugin-dir': { type: 'string' },
     'netns-dir': { type: 'string' }, 'default-address-pool': { type: 'string', multiple: true }, 'log-level': { type: 'string' },
-    'bridge-name': { type: 'string' }, bip: { type: 'string' }, 'firewall-backend': { type: 'string' }, 'userland-proxy': { type: 'string' },
+    'bridge-name': { type: 'string' }, bip: { type: 'string' }, 'firewall-backend': { type: 'string' }, 'userland-proxy': { type: 'string' }, 'docker-plugins': { type: 'string' },
   },
   async run(v, pos) {
     expectPositionals(this, pos, 0);
@@ -35,6 +36,8 @@ export const daemon: Command = {
     if (!['auto', 'iptables', 'nftables', 'none'].includes(backend)) throw new UsageError(`--firewall-backend: expected auto, iptables, nftables or none, got ${JSON.stringify(backend)}`);
     const proxy = (v['userland-proxy'] as string | undefined) ?? 'true';
     if (proxy !== 'true' && proxy !== 'false') throw new UsageError(`--userland-proxy: expected true or false, got ${JSON.stringify(proxy)}`);
+    const plugins = (v['docker-plugins'] as string | undefined) ?? 'true';
+    if (plugins !== 'true' && plugins !== 'false') throw new UsageError(`--docker-plugins: expected true or false, got ${JSON.stringify(plugins)}`);
     if (process.getuid?.() !== 0) {
       console.error('cnmkit daemon: must run as root (it creates namespaces and changes the kernel network)');
       return 1;
@@ -53,6 +56,7 @@ export const daemon: Command = {
       ...(v.bip !== undefined ? { bip: v.bip as string } : {}),
       firewallBackend: backend as DaemonOptions['firewallBackend'],
       userlandProxy: proxy === 'true',
+      dockerPlugins: plugins === 'true',
       ...(pools ? { defaultAddressPools: pools } : {}),
     });
     await new Promise<void>((resolve) => {

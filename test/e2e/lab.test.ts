@@ -41,6 +41,8 @@ describeRoot('cnmkit lab', () => {
     const name = labName('tri');
     const up = await labs.ok(['up', '--name', name, example('triangle.yml')]);
     expect(up).toMatch(new RegExp(`lab ${name} up: 1 host\\(s\\), 3 network\\(s\\), 6 node\\(s\\), 3 link\\(s\\) in `));
+    // The simulated host's daemon serves no Docker plugin sockets (--docker-plugins false).
+    expect(fs.existsSync(path.join(labs.root, name, 'hosts', 'local', 'plugins'))).toBe(false);
     const checked = await labs.lab(['check', name]);
     expect(checked.stdout).toContain('30/30 pairs answered, 4/4 expectations met, 0 failure(s)');
     expect(checked.code).toBe(0);

@@ -18,7 +18,7 @@ import { labNamespaces, planLab, type LabPlan } from './plan.js';
 import type { Progress } from './progress.js';
 import { isAlive, readState, writeState, type LabState } from './state.js';
 import { loadTopology } from './topology.js';
-import { removeNamespaces } from './down.js';
+import { killProcessesIn, removeNamespaces } from './down.js';
 
 export interface UpOptions {
   progress: Progress;
@@ -102,6 +102,7 @@ async function removeChanged(state: LabState, prev: LabPlan, c: LabChanges, apis
     pr.step();
   }
   if (!state.plan.etcd?.managed && prev.etcd?.managed) await stopProcess(state.etcd);
+  killProcessesIn(state.leftovers);
   removeNamespaces(state.leftovers);
   state.leftovers = [];
   for (const n of c.removedNodes) delete state.interfaces[n.name];

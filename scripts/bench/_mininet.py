@@ -42,14 +42,16 @@ def main():
     net.start()
     t1 = time.perf_counter()
     loss = None
+    arp = t1
     if len(sys.argv) < 4 or sys.argv[3] != '--no-ping':
         net.staticArp()
+        arp = time.perf_counter()
         loss = net.pingAll(timeout=1)
     t2 = time.perf_counter()
     net.stop()
     t3 = time.perf_counter()
     pairs = len(net.hosts) * (len(net.hosts) - 1)
-    print(json.dumps({'upMs': (t1 - t0) * 1000, 'pingMs': (t2 - t1) * 1000, 'downMs': (t3 - t2) * 1000, 'pairs': pairs, 'lossPct': loss}))
+    print(json.dumps({'upMs': (t1 - t0) * 1000, 'pingMs': (t2 - t1) * 1000, 'arpMs': (arp - t1) * 1000, 'downMs': (t3 - t2) * 1000, 'pairs': pairs, 'lossPct': loss}))
 
 
 if __name__ == '__main__':

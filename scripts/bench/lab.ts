@@ -38,7 +38,7 @@ function chainFile(dir: string): string {
   return file;
 }
 
-interface Figures { upMs: number; pingMs: number; downMs: number; pairs: number; answered?: number; lossPct?: number }
+interface Figures { upMs: number; pingMs: number; downMs: number; pairs: number; answered?: number; lossPct?: number; arpMs?: number }
 
 async function side(argv: string[], nsPath: string, env: NodeJS.ProcessEnv): Promise<Figures> {
   const r = await exec(['nsenter', `--net=${nsPath}`, '--', ...argv], { env, timeoutMs: 300_000 });
@@ -56,7 +56,7 @@ function rows(shape: string, c: Figures[], m: Figures[], ping: boolean): Row[] {
     const mv = median(m.map((x) => x[key]));
     const ok = lower ? cv / mv <= target : mv / cv >= target;
     const ratio = lower ? `${(cv / mv).toFixed(2)}×` : `${(mv / cv).toFixed(1)}× faster`;
-    out.push({ figure: `${shape}: ${figure}`, cnmkit: secs(cv), peer: secs(mv), ratio, target: `${lower ? `≤ ${target}×` : `≥ ${target}× faster`} ${met(ok)}` });
+    out.push({ figure: `${shape}: ${figure}`, cnmkit: secs(cv), peer: secs(mv), ratio: `${ratio} `, target: `${lower ? `≤ ${target}×` : `≥ ${target}× faster`} ${met(ok)}` });
   };
   add('bring-up', 'upMs', 0.25, true);
   if (ping) add(`ping matrix (${c[0]!.pairs} pairs)`, 'pingMs', 2, false);
@@ -84,6 +84,7 @@ export default async function bench(): Promise<void> {
       }
       if (ping && c.some((x) => x.answered !== x.pairs)) throw new Error(`bench lab: cnmkit's ${shape} check did not answer every pair: ${JSON.stringify(c)}`);
       if (ping && m.some((x) => x.lossPct !== 0)) console.log(`note: mininet's pingAll lost ${m.map((x) => x.lossPct).join(', ')} %`);
+      if (ping) console.log(`note: of mininet's ping matrix, static ARP for every pair took ${secs(median(m.map((x) => x.arpMs ?? 0)))} and pingAll ${secs(median(m.map((x) => x.pingMs - (x.arpMs ?? 0))))} (medians)`);
       all.push(...rows(shape, c, m, ping));
     }
     printTable('cnmkit lab vs mininet (lxbr-style bridges, no controller)', [

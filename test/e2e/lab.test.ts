@@ -58,6 +58,10 @@ describeRoot('cnmkit lab', () => {
     const inspect = JSON.parse(await labs.ok(['inspect', name, '--format', 'json']));
     expect(inspect.nodes.find((n: { name: string }) => n.name === 'r1').interfaces.map((i: { ifname: string; ipv4?: string }) => `${i.ifname} ${i.ipv4}`))
       .toEqual(['eth0 198.19.1.254/24', 'eth1 198.19.12.1/30', 'eth2 198.19.13.1/30']);
+    // The picture of the lab as it is up: the addresses the daemons gave, and Graphviz draws it.
+    const graph = JSON.parse(await labs.ok(['graph', name, '--format', 'json']));
+    expect(graph.nodes.find((n: { name: string }) => n.name === 'h1').interfaces).toEqual([{ ifname: 'eth0', network: 'lan1', address: '198.19.1.10/24' }]);
+    expect(await labs.ok(['graph', name])).toMatch(/<svg[^]*198\.19\.1\.10\/24[^]*<\/svg>/);
     // Up again: nothing is made again (same sandboxes, same daemon).
     const pid = labs.state(name).daemons.local!.pid;
     const ids = await check(['ip', '-n', `${name}-r1`, '-j', 'link']);

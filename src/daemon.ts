@@ -8,14 +8,14 @@ import net from 'node:net';
 import path from 'node:path';
 import pino, { type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
-import { servePlugins, type PluginServers } from './api/docker/index.js';
+import type { PluginServers } from './api/docker/index.js';
 import { claimSocket, listenUnix } from './api/socket.js';
-import { bridgeBackend } from './api/docker/bridge-backend.js';
 import { Controller } from './cnm/controller.js';
 import { DriverRegistry, type DriverContext } from './cnm/driver.js';
 import { createSandboxKernel } from './cnm/sandbox-kernel.js';
 import { endpointNames, ownerNames } from './cnm/owner-names.js';
 import { buildManagementApi } from './api/management.js';
+import { LinkService } from './links/index.js';
 import { openStore, type Store } from './store/index.js';
 import { Ipam, type DefaultPool } from './ipam/index.js';
 import { createNullDriver } from '../drivers/null/index.js';
@@ -55,6 +55,8 @@ export interface DaemonOptions {
   metricsAddr?: string;
   /** Cluster mode (--cluster-store …): global networks, IPAM and peers in etcd. */
   cluster?: ClusterConfig;
+  /** Serve the Docker plugin sockets (default true); a lab's simulated host has no Docker engine. */
+  dockerPlugins?: boolean;
   /** A logger to use instead of a new one (tests). */
   logger?: Logger;
 }
@@ -173,7 +175,9 @@ async function start(opts: DaemonOptions, lock: NamespaceLock): Promise<Daemon> 
       netnsReferenced: (nsid) => netnsIdReferenced(netlink.get(), nsid),
     });
     const controller = new Controller({ store, ipam, drivers, kernel, logger, defaultDriver: 'bridge', predefined: new Set(PREDEFINED.keys()) });
+    const links = new LinkService({ store, netlink, sandbox: (ref) => controller.sandbox(ref), exists: kernel.exists, logger });
     for (const line of await controller.reconcile()) logger.warn({ reconcile: line }, 'reconciled');
+    for (const line of await links.reconcile()) logger.warn({ reconcile: line }, 'reconciled');
     await createPredefined(controller, store, opts);
     const removed = await firewall.reconcile(controller.firewallOwners());
     if (removed.length > 0) logger.warn({ owners: removed }, 'removed firewall rules that nothing owns');
@@ -186,13 +190,18 @@ async function start(opts: DaemonOptions, lock: NamespaceLock): Promise<Daemon> 
     };
     const observed = observeController(controller, metrics, { defaultDriver: 'bridge', drivers: new Set(drivers.names()) });
     const health = healthChecker({ store, firewall: bareFirewall, kernel: () => getLink(netlink.get(), 'lo') });
-    const api = await buildManagementApi({ controller: observed, logger, reloadFirewall, metrics, health, ...(cluster ? { cluster } : {}) });
+    const api = await buildManagementApi({ controller: observed, logger, reloadFirewall, metrics, health, links, netlink, ...(cluster ? { cluster } : {}) });
     // Plugin sockets first: once the management socket answers, the whole daemon is ready.
-    fs.mkdirSync(opts.pluginDir, { recursive: true, mode: 0o755 });
-    plugins = await servePlugins({ pluginDir: opts.pluginDir, ipam, network: bridgeBackend(observed), logger: logger.child({ part: 'docker-plugin' }), metrics });
+    if (opts.dockerPlugins !== false) {
+      // Loaded only when served: a daemon without them starts sooner.
+      const { servePlugins } = await import('./api/docker/index.js');
+      const { bridgeBackend } = await import('./api/docker/bridge-backend.js');
+      fs.mkdirSync(opts.pluginDir, { recursive: true, mode: 0o755 });
+      plugins = await servePlugins({ pluginDir: opts.pluginDir, ipam, network: bridgeBackend(observed), logger: logger.child({ part: 'docker-plugin' }), metrics });
+    }
     if (metricsAddr) metricsServer = await serveMetrics(metricsAddr, metrics, logger.child({ part: 'metrics' }));
     await listenUnix(api, opts.socket);
-    logger.info({ version: VERSION, socket: opts.socket, stateDir: opts.stateDir, drivers: drivers.names(), firewall: firewall.name, plugins: plugins.sockets, metricsAddr: opts.metricsAddr, ...(cluster ? { cluster: cluster.status() } : {}) }, 'cnmkit daemon ready');
+    logger.info({ version: VERSION, socket: opts.socket, stateDir: opts.stateDir, drivers: drivers.names(), firewall: firewall.name, plugins: plugins?.sockets ?? [], metricsAddr: opts.metricsAddr, ...(cluster ? { cluster: cluster.status() } : {}) }, 'cnmkit daemon ready');
     return {
       controller, store, firewall, api, logger, ...(cluster ? { cluster } : {}),
       async close() {

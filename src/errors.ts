@@ -117,3 +117,23 @@ export class TeardownError extends AggregateError {
     this.name = 'TeardownError';
   }
 }
+
+/** One problem in a lab topology file: where it is and what is wrong. */
+export interface LabFileProblem {
+  file: string;
+  /** 1-based; 0 when the problem has no place in the file. */
+  line: number;
+  /** Dotted path of the field, e.g. nodes.a.networks[1]. */
+  field: string;
+  reason: string;
+}
+
+/** A lab topology file that cannot be used as it is; lists every problem found, each with its line. */
+export class LabFileError extends CnmkitError {
+  constructor(readonly problems: LabFileProblem[]) {
+    super('ERR_LAB_FILE', 'bad-request', problems.map((p) => `${p.file}${p.line > 0 ? `:${p.line}` : ''}: ${p.field ? `${p.field}: ` : ''}${p.reason}`).join('\n'), {
+      ...(problems[0]?.field ? { field: problems[0].field } : {}),
+    });
+    this.name = 'LabFileError';
+  }
+}

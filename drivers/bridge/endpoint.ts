@@ -10,7 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { isIPv4 } from 'node:net';
 import { InvalidArgumentError } from '../../src/errors.js';
-import { ensureSysctl, runInNetns } from '../../src/netns/index.js';
+import { ensureSysctl, runInNetns, validateIfname } from '../../src/netns/index.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../../src/cnm/model.js';
 import type { EndpointCheck } from '../../src/cnm/driver.js';
 import {
@@ -126,7 +126,7 @@ export async function joinSandbox(
   const host = pool.get();
   const sbh = pool.get(sb.netnsPath);
   const fresh = sb.kind === 'named' && opts.peers?.length === 0;
-  const ifname = opts.ifname ?? (fresh ? `${config.ifacePrefix}0` : await nextIfname(sbh, config.ifacePrefix));
+  const ifname = opts.ifname !== undefined ? validateIfname(opts.ifname, 'ifname') : fresh ? `${config.ifacePrefix}0` : await nextIfname(sbh, config.ifacePrefix);
   const data: BridgeEndpointData = { hostIfname: hostIfnameFor(ep.id), mac: ep.macAddress ?? macFor(ep.ipv4) };
   const mtu = config.mtu;
   const created = await bridges.create(host, bridge, (master) => addVeth(host, {

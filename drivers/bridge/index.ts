@@ -88,7 +88,7 @@ export function createBridgeDriver(ctx: DriverContext, opts: BridgeDriverOptions
       if (ep.sandboxId === undefined) await leaveSandbox(ctx.netlink, ep);
     },
     async join(net, config, ep, sb, context) {
-      const { ifname, data } = await joinSandbox(ctx.netlink, bridges, nameOf(net, config), net, config, ep, sb, { hairpin: !opts.userlandProxy, ...(context ? { peers: context.peers } : {}) });
+      const { ifname, data } = await joinSandbox(ctx.netlink, bridges, nameOf(net, config), net, config, ep, sb, { hairpin: !opts.userlandProxy, ...(context ? { peers: context.peers } : {}), ...(context?.ifname ? { ifname: context.ifname } : {}) });
       return { ifname, macAddress: data.mac, driverData: data, ...(net.ipv4[0]?.gateway ? { gateway: net.ipv4[0].gateway.split('/')[0]! } : {}) };
     },
     checkEndpoint(net, config, ep, sb) {

@@ -33,6 +33,9 @@ void cnmkit_splice_init(napi_env env, napi_value exports);
 /* acceptor.c: adds tcpAcceptor to exports. */
 void cnmkit_acceptor_init(napi_env env, napi_value exports);
 
+/* icmp.c: adds icmpSocket and icmpSweep to exports. */
+void cnmkit_icmp_init(napi_env env, napi_value exports);
+
 /* rtnl.c: adds netlinkRequest, netlinkRequestAsync and netlinkBind to exports. */
 void cnmkit_rtnl_init(napi_env env, napi_value exports);
 

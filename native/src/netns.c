@@ -324,6 +324,7 @@ static napi_value init(napi_env env, napi_value exports) {
   cnmkit_splice_init(env, exports);
   cnmkit_acceptor_init(env, exports);
   cnmkit_rtnl_init(env, exports);
+  cnmkit_icmp_init(env, exports);
   return exports;
 }
 

@@ -13,6 +13,10 @@ import type { DaemonMetrics } from './metrics.js';
 import { runnerOf } from './run-label.js';
 import type { Cluster } from '../cluster/types.js';
 import { registerClusterRoutes } from './cluster.js';
+import { registerLabRoutes } from './management-links.js';
+import type { LinkService } from '../links/index.js';
+import type { NetlinkHandlePool } from '../netlink/index.js';
+import { removeHostsFile } from '../sandbox-config/index.js';
 import {
   connectBody, createNetworkBody, createSandboxBody, endpointSchema, errorSchema, forceQuery, healthSchema, networkSchema, refParams, sandboxSchema,
 } from './schemas.js';
@@ -31,6 +35,9 @@ export interface ManagementOptions {
   limits?: SocketLimits;
   /** Present in cluster mode. */
   cluster?: Cluster;
+  /** Point-to-point links between sandboxes; a sandbox's links go before it does. */
+  links?: LinkService;
+  netlink?: NetlinkHandlePool;
 }
 
 type Ref = { Params: { ref: string } };
@@ -99,7 +106,7 @@ function createApp(opts: ManagementOptions): FastifyInstance {
 
 type WithEndpoints = <T extends NetworkRecord | SandboxRecord>(o: T, key: 'networkId' | 'sandboxId') => T & { endpoints: EndpointRecord[] };
 
-function addSandboxRoutes(app: FastifyInstance, c: Controller, withEndpoints: WithEndpoints): void {
+function addSandboxRoutes(app: FastifyInstance, c: Controller, withEndpoints: WithEndpoints, links: LinkService | undefined): void {
   app.get('/v1/sandboxes', { schema: { response: { 200: { type: 'array', items: { $ref: 'Sandbox#' } } } } }, async () =>
     c.listSandboxes().map((s) => withEndpoints(s, 'sandboxId')),
   );
@@ -115,7 +122,10 @@ function addSandboxRoutes(app: FastifyInstance, c: Controller, withEndpoints: Wi
     schema: { params: refParams, querystring: forceQuery, response: { 204: { type: 'null' }, ...errors } },
   }, async (req, reply) => {
     checkNotInUse(c, req.params.ref, req.query.force === 'true' || req.query.force === '1');
+    const sb = c.listSandboxes().find((s) => s.name === req.params.ref || s.id === req.params.ref);
+    if (sb) await links?.deleteFor(sb.id);
     await c.deleteSandbox(req.params.ref);
+    if (sb?.kind === 'named') removeHostsFile(sb.name);
     return reply.status(204).send();
   });
 }
@@ -163,7 +173,7 @@ export async function buildManagementApi(opts: ManagementOptions): Promise<Fasti
     },
   };
   app.post('/v1/networks/prune', { schema: { response: { 200: pruned } } }, async () => c.pruneNetworks());
-  app.post<Ref & { Body: { sandbox: string; ip?: string; ipv6?: string; ports?: string[] } }>(
+  app.post<Ref & { Body: { sandbox: string; ip?: string; ipv6?: string; ifname?: string; ports?: string[] } }>(
     '/v1/networks/:ref/connect',
     { schema: { params: refParams, body: connectBody, response: { 201: { $ref: 'Endpoint#' }, ...errors } } },
     async (req, reply) => {
@@ -190,6 +200,7 @@ export async function buildManagementApi(opts: ManagementOptions): Promise<Fasti
   }, async () => opts.reloadFirewall());
 
   registerClusterRoutes(app, opts.cluster);
-  addSandboxRoutes(app, c, withEndpoints);
+  addSandboxRoutes(app, c, withEndpoints, opts.links);
+  if (opts.links && opts.netlink) registerLabRoutes(app, { controller: c, links: opts.links, netlink: opts.netlink });
   return app;
 }

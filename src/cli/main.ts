@@ -10,6 +10,7 @@ import { exec, run } from './commands/run.js';
 import { port } from './commands/port.js';
 import { firewallCommands } from './commands/firewall.js';
 import { clusterCommands } from './commands/cluster.js';
+import { labCommands } from './commands/lab.js';
 import { CnmkitError } from '../errors.js';
 import { VERSION } from '../version.js';
 
@@ -18,6 +19,7 @@ const groups: Record<string, { summary: string; commands: Command[] }> = {
   sandbox: { summary: 'Manage sandboxes (network namespaces)', commands: sandboxCommands },
   firewall: { summary: 'Manage the firewall rules cnmkit owns', commands: firewallCommands },
   cluster: { summary: 'Inspect cluster mode (hosts registered in etcd)', commands: clusterCommands },
+  lab: { summary: 'Network labs from a topology file', commands: labCommands },
 };
 const top: Command[] = [daemon, connect, disconnect, run, exec, port];
 

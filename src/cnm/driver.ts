@@ -93,6 +93,8 @@ export interface PlanContext {
 export interface JoinContext {
   /** The sandbox's other endpoints, as stored (none: the endpoint is the sandbox's first). */
   peers: EndpointRecord[];
+  /** The interface name asked for inside the sandbox (validated); default: the driver's own choice. */
+  ifname?: string;
 }
 
 export interface LeaveHint {

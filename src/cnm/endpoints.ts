@@ -34,6 +34,7 @@ export function endpointName(sb: SandboxRecord, net: NetworkRecord, id: string):
 export interface JoinRequest {
   ip?: string;
   ipv6?: string;
+  ifname?: string;
 }
 
 /**
@@ -73,7 +74,7 @@ export function createJoinedEndpoint(
       store.endpoints.put(ep);
     }
     undo.push('driver endpoint', () => driver.deleteEndpoint(net, net.config, ep));
-    const joined = await driver.join(net, net.config, ep, sb, { peers });
+    const joined = await driver.join(net, net.config, ep, sb, { peers, ...(req.ifname ? { ifname: req.ifname } : {}) });
     undo.push('driver join', () => driver.leave(net, net.config, ep, sb));
     if (joined.ifname) ep.ifname = joined.ifname;
     if (joined.macAddress) ep.macAddress = joined.macAddress;

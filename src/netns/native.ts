@@ -78,6 +78,13 @@ export interface NativeAddon {
    * Throws (errno, code, syscall) when the fds are not sockets or pipes/threads cannot be had.
    */
   spliceRelay?(fdA: number, fdB: number, done: SpliceRelayDone): SpliceRelay;
+  /** A raw ICMP socket (echo replies only) in the calling thread's namespace: call it inside runIn. */
+  icmpSocket?(): number;
+  /**
+   * One ICMP echo to every target of every job, each on its job's socket, all at once; done on the
+   * JS thread with each target's round trip in ms, or -1 when none came within timeoutMs. IPv4 only.
+   */
+  icmpSweep?(jobs: Array<{ fd: number; targets: string[] }>, timeoutMs: number, done: (err: NodeJS.ErrnoException | null, rtts: number[][]) => void): void;
   /** A TCP acceptor with its thread running; it keeps the event loop alive while it listens. */
   tcpAcceptor(onAccept: TcpAcceptHandler): TcpAcceptor;
 }

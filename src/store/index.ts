@@ -15,6 +15,7 @@ import { CnmkitError, NotFoundError } from '../errors.js';
 import type { EndpointRecord, NetworkRecord, ObjectState, SandboxRecord } from '../cnm/model.js';
 import { endpointTable, networkTable, sandboxTable } from './records.js';
 import { IpamTables } from './ipam-tables.js';
+import { LinkTable } from './links.js';
 import { migrate, schemaVersion } from './schema.js';
 import { requireState, type RecordKind, type RecordTable } from './tables.js';
 
@@ -36,6 +37,7 @@ export class Store {
   readonly endpoints: RecordTable<EndpointRecord>;
   readonly sandboxes: RecordTable<SandboxRecord>;
   readonly ipam: IpamTables;
+  readonly links: LinkTable;
   /** Undo actions registered by each open transaction level, innermost last. */
   private readonly frames: (() => void)[][] = [];
   private readonly immediate: (fn: () => unknown) => unknown;
@@ -52,6 +54,7 @@ export class Store {
     this.endpoints = endpointTable(db, (fn) => this.tx(fn));
     this.sandboxes = sandboxTable(db, (fn) => this.tx(fn));
     this.ipam = new IpamTables(db);
+    this.links = new LinkTable(db);
     this.immediate = db.transaction((fn: () => unknown) => fn()).immediate;
     this.dataVersionStmt = db.prepare('PRAGMA data_version').pluck();
   }

@@ -3,6 +3,7 @@
 // released: a change to the schema is a new step at the end. There is no downgrade.
 import type Database from 'better-sqlite3';
 import { CnmkitError } from '../errors.js';
+import { LINK_TABLE } from './links.js';
 
 export interface Migration {
   /** The schema version the database has once this step has run (1, 2, …, in order). */
@@ -109,6 +110,7 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 1, description: 'networks, sandboxes and endpoints', up: (db) => db.exec(RECORD_TABLES) },
   { version: 2, description: 'IPAM pools and allocated addresses', up: (db) => db.exec(IPAM_TABLES) },
   { version: 3, description: 'the owner of each IPAM pool', up: (db) => db.exec(POOL_OWNERS) },
+  { version: 4, description: 'point-to-point links between sandboxes', up: (db) => db.exec(LINK_TABLE) },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

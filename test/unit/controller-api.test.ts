@@ -11,6 +11,8 @@ import { createNullDriver } from '../../drivers/null/index.js';
 import { createHostDriver } from '../../drivers/host/index.js';
 import { buildManagementApi } from '../../src/api/management.js';
 import { FakeKernel } from './fake-kernel.js';
+import { LinkService } from '../../src/links/index.js';
+import { NetlinkHandlePool } from '../../src/netlink/index.js';
 
 const logger = pino({ level: 'silent' });
 
@@ -53,7 +55,9 @@ describe('controller and management API', () => {
     drivers.register(fakeDriver(calls, failOn));
     const controller = new Controller({ store, ipam, drivers, kernel, logger, defaultDriver: 'fake', predefined: new Set(['none']) });
     await controller.createNetwork({ name: 'none', driver: 'null' });
-    api = await buildManagementApi({ controller, logger, reloadFirewall: async () => ({ backend: 'none', removedOwners: [], notes: [] }) });
+    const netlink = new NetlinkHandlePool();
+    const links = new LinkService({ store, netlink, sandbox: (ref) => controller.sandbox(ref), exists: (p) => kernel.exists(p), logger });
+    api = await buildManagementApi({ controller, logger, reloadFirewall: async () => ({ backend: 'none', removedOwners: [], notes: [] }), links, netlink });
   });
 
   it('creates a network on the first default pool that no host route overlaps', async () => {

@@ -32,6 +32,8 @@ async function daemonOptions(v: Values): Promise<DaemonOptions> {
   if (!['auto', 'iptables', 'nftables', 'none'].includes(backend)) throw new UsageError(`--firewall-backend: expected auto, iptables, nftables or none, got ${JSON.stringify(backend)}`);
   const proxy = (v['userland-proxy'] as string | undefined) ?? 'true';
   if (proxy !== 'true' && proxy !== 'false') throw new UsageError(`--userland-proxy: expected true or false, got ${JSON.stringify(proxy)}`);
+  const plugins = (v['docker-plugins'] as string | undefined) ?? 'true';
+  if (plugins !== 'true' && plugins !== 'false') throw new UsageError(`--docker-plugins: expected true or false, got ${JSON.stringify(plugins)}`);
   const metricsAddr = v['metrics-addr'] as string | undefined;
   if (metricsAddr !== undefined) {
     const { parseMetricsAddr } = await import('../../api/metrics-server.js');
@@ -58,6 +60,7 @@ async function daemonOptions(v: Values): Promise<DaemonOptions> {
       ...(v.bip !== undefined ? { bip: v.bip as string } : {}),
       firewallBackend: backend as DaemonOptions['firewallBackend'],
       userlandProxy: proxy === 'true',
+      dockerPlugins: plugins === 'true',
       ...(pools ? { defaultAddressPools: pools } : {}),
       ...(metricsAddr !== undefined ? { metricsAddr } : {}),
       ...(cluster ? { cluster } : {}),
@@ -86,6 +89,7 @@ export const daemon: Command = {
     '      --firewall-backend auto|iptables|nftables|none   (default auto)',
     '      --userland-proxy true|false   serve published ports to loopback and hairpin clients in the daemon (default true)',
     '      --metrics-addr IP:PORT   also serve GET /metrics on this TCP address for a scraper, e.g. 127.0.0.1:9323 (default off)',
+    '      --docker-plugins true|false   serve the Docker plugin sockets in --plugin-dir (default true)',
     '      --log-level LEVEL  fatal, error, warn, info, debug or trace (default info)',
     '      --cluster-store etcd://HOST:PORT[,HOST:PORT…]   cluster mode: global networks, IPAM and peers in etcd v3',
     '      --cluster-store-opt K=V   cacert=FILE, cert=FILE, key=FILE (TLS), prefix=/PATH (default /cnmkit); repeatable',
@@ -97,7 +101,7 @@ export const daemon: Command = {
     socket: { type: 'string' }, 'state-dir': { type: 'string' }, 'run-dir': { type: 'string' }, 'plugin-dir': { type: 'string' },
     'netns-dir': { type: 'string' }, 'default-address-pool': { type: 'string', multiple: true }, 'log-level': { type: 'string' },
     'bridge-name': { type: 'string' }, bip: { type: 'string' }, 'firewall-backend': { type: 'string' }, 'userland-proxy': { type: 'string' },
-    'metrics-addr': { type: 'string' },
+    'metrics-addr': { type: 'string' }, 'docker-plugins': { type: 'string' },
     'cluster-store': { type: 'string' }, 'cluster-store-opt': { type: 'string', multiple: true }, 'advertise-addr': { type: 'string' },
     'cluster-lease-ttl': { type: 'string' }, 'default-global-address-pool': { type: 'string', multiple: true },
   },

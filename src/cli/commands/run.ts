@@ -41,7 +41,7 @@ export function findExecutable(name: string, searchPath = process.env.PATH ?? ''
 }
 
 /** The command line that runs cmd inside the sandbox; a host sandbox is the daemon's own namespace. */
-async function argvIn(client: Client, sb: SandboxRecord, cmd: string[]): Promise<string[]> {
+export async function argvIn(client: Client, sb: SandboxRecord, cmd: string[]): Promise<string[]> {
   if (sb.kind === 'host') {
     const { pid } = await client.request<{ pid: number }>('GET', '/v1/version');
     return ['nsenter', `--net=/proc/${pid}/ns/net`, '--', ...cmd];
@@ -53,7 +53,7 @@ async function argvIn(client: Client, sb: SandboxRecord, cmd: string[]): Promise
 }
 
 /** Runs argv with the terminal attached, forwarding SIGINT/SIGTERM; resolves to its exit code. */
-function runAttached(argv: string[]): Promise<number> {
+export function runAttached(argv: string[]): Promise<number> {
   return new Promise((resolve) => {
     const child = spawn(argv[0]!, argv.slice(1), { stdio: 'inherit' });
     const forward = (sig: NodeJS.Signals) => () => child.kill(sig);
@@ -75,7 +75,7 @@ function runAttached(argv: string[]): Promise<number> {
 }
 
 /** The command with its executable resolved, or the exit code that says why it cannot run. */
-function resolveCommand(rest: string[]): string[] | number {
+export function resolveCommand(rest: string[]): string[] | number {
   const found = findExecutable(rest[0]!);
   if ('file' in found) return [found.file, ...rest.slice(1)];
   console.error(`cnmkit: ${found.message}`);

@@ -1,0 +1,58 @@
+#!/usr/bin/python3
+# Mininet's side of `npm run bench -- lab`: builds a shape with mininet's Python API inside the
+# throwaway namespace it is started in — Linux bridges made with iproute2 (what `--switch lxbr`
+# makes; brctl is not installed), no controller — and times build+start, the ping matrix (static
+# ARP for every pair, as autoStaticArp does and the neighbour-table cap needs, then pingAll: like
+# cnmkit's check, which programs its neighbours first) and stop; prints them as JSON on stdout.
+# Mininet.init's fixLimits() would change host-wide sysctls: it is never called. Never `mn -c`.
+# Usage: _mininet.py star|chain N [--no-ping]
+import json
+import sys
+import time
+
+from mininet.log import setLogLevel
+from mininet.net import Mininet
+from mininet.node import Switch
+from mininet.topo import LinearTopo, SingleSwitchTopo
+
+Mininet.inited = True  # skip Mininet.init(): it runs fixLimits(), which raises host-wide limits
+
+
+class IpBridge(Switch):
+    """A Linux bridge, as mininet's LinuxBridge (lxbr), made with iproute2."""
+
+    def start(self, _controllers):
+        self.cmd('ip link add name', self, 'type bridge')
+        for intf in self.intfList():
+            if self.name in intf.name:
+                self.cmd('ip link set dev', intf, 'master', self)
+        self.cmd('ip link set dev', self, 'up')
+
+    def stop(self, deleteIntfs=True):
+        self.cmd('ip link del dev', self)
+        super().stop(deleteIntfs)
+
+
+def main():
+    shape, n = sys.argv[1], int(sys.argv[2])
+    setLogLevel('error')
+    topo = SingleSwitchTopo(k=n) if shape == 'star' else LinearTopo(k=n, n=1)
+    t0 = time.perf_counter()
+    net = Mininet(topo=topo, switch=IpBridge, controller=None, waitConnected=False)
+    net.start()
+    t1 = time.perf_counter()
+    loss = None
+    arp = t1
+    if len(sys.argv) < 4 or sys.argv[3] != '--no-ping':
+        net.staticArp()
+        arp = time.perf_counter()
+        loss = net.pingAll(timeout=1)
+    t2 = time.perf_counter()
+    net.stop()
+    t3 = time.perf_counter()
+    pairs = len(net.hosts) * (len(net.hosts) - 1)
+    print(json.dumps({'upMs': (t1 - t0) * 1000, 'pingMs': (t2 - t1) * 1000, 'arpMs': (arp - t1) * 1000, 'downMs': (t3 - t2) * 1000, 'pairs': pairs, 'lossPct': loss}))
+
+
+if __name__ == '__main__':
+    main()

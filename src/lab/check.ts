@@ -1,0 +1,152 @@
+// `cnmkit lab check NAME`: a reachability matrix over every ordered pair of nodes, run
+// concurrently — ICMP echo, and TCP (nc -z) where an `expect` names a port — and the file's
+// `expect` entries asserted. Pairs that share a network or a link must answer; other pairs show
+// whether a routed path exists. Before pinging, every node gets permanent neighbour entries for
+// its peers on each network and link (the lab knows every address and MAC): the kernel's
+// neighbour table is shared by all namespaces and capped (gc_thresh3), and permanent entries are
+// not counted against that cap, so a large all-pairs check works without changing the machine.
+import { Client } from '../cli/client.js';
+import { parseAddress } from '../ipam/cidr.js';
+import { mapLimit } from './limit.js';
+import type { LabPlan } from './plan.js';
+import type { LabState } from './state.js';
+
+export type Iface = LabState['interfaces'][string][number];
+
+export interface Pair {
+  from: string;
+  to: string;
+  address: string;
+  /** The network or link the two share, or 'routed'. */
+  via: string;
+}
+
+export interface PairResult extends Pair {
+  ok: boolean;
+  rttMs?: number;
+  port?: number;
+}
+
+export interface ExpectResult {
+  from: string;
+  to: string;
+  address: string;
+  port?: number;
+  reach: boolean;
+  ok: boolean;
+  got: boolean;
+}
+
+export interface CheckReport {
+  lab: string;
+  pairs: PairResult[];
+  expect: ExpectResult[];
+  /** What makes the check fail: direct pairs without answer, and missed expectations. */
+  failures: string[];
+  ms: number;
+}
+
+/** Probes: ICMP echo from many sources at once, and TCP connects. Injected so tests can fake them. */
+export interface Prober {
+  /** Per job, round-trip times in ms (undefined: no answer) for each address, pinged from its sandbox. */
+  ping(jobs: Array<{ sandbox: string; addresses: string[] }>, timeoutMs: number): Promise<Array<Array<number | undefined>>>;
+  tcp(sandbox: string, address: string, port: number, timeoutMs: number): Promise<boolean>;
+}
+
+const bare = (cidr: string): string => cidr.split('/')[0]!;
+const segment = (i: Iface): string | undefined => i.network ?? i.link;
+
+/** Every ordered pair of nodes with the address to try: on a shared network or link when there is one. */
+export function pairsOf(p: LabPlan, ifaces: LabState['interfaces']): Pair[] {
+  const out: Pair[] = [];
+  for (const a of p.nodes) {
+    const mine = ifaces[a.name] ?? [];
+    for (const b of p.nodes) {
+      if (a.name === b.name) continue;
+      const theirs = (ifaces[b.name] ?? []).filter((i) => i.ipv4);
+      const shared = theirs.find((t) => mine.some((m) => segment(m) !== undefined && segment(m) === segment(t) && m.ipv4));
+      const target = shared ?? theirs[0];
+      if (target) out.push({ from: a.name, to: b.name, address: bare(target.ipv4!), via: shared ? segment(shared)! : 'routed' });
+    }
+  }
+  return out;
+}
+
+/** Permanent neighbour entries per node: each peer on each of its networks and links. */
+export function neighboursOf(p: LabPlan, ifaces: LabState['interfaces']): Map<string, Array<{ dev: string; ip: string; mac: string }>> {
+  const bySegment = new Map<string, Array<{ node: string; iface: Iface }>>();
+  for (const n of p.nodes) {
+    for (const i of ifaces[n.name] ?? []) {
+      const s = segment(i);
+      if (s) bySegment.set(s, [...(bySegment.get(s) ?? []), { node: n.name, iface: i }]);
+    }
+  }
+  const out = new Map<string, Array<{ dev: string; ip: string; mac: string }>>();
+  for (const members of bySegment.values()) {
+    for (const me of members) {
+      const list = out.get(me.node) ?? [];
+      for (const peer of members) {
+        if (peer.node === me.node || !peer.iface.mac) continue;
+        for (const a of [peer.iface.ipv4, peer.iface.ipv6]) if (a) list.push({ dev: me.iface.ifname, ip: bare(a), mac: peer.iface.mac });
+      }
+      out.set(me.node, list);
+    }
+  }
+  return out;
+}
+
+/** Sends each node its neighbour entries through its host's daemon. */
+export async function programNeighbours(s: LabState): Promise<number> {
+  const p = s.plan;
+  const hosts = new Map(p.hosts.map((h) => [h.name, new Client(h.socket)]));
+  const all = neighboursOf(p, s.interfaces);
+  let count = 0;
+  await mapLimit(p.nodes, 16, async (n) => {
+    const neighbors = all.get(n.name) ?? [];
+    count += neighbors.length;
+    if (neighbors.length > 0) await hosts.get(n.host)!.request('POST', `/v1/sandboxes/${encodeURIComponent(n.sandbox)}/config`, { neighbors });
+  });
+  return count;
+}
+
+function targetAddress(p: LabPlan, ifaces: LabState['interfaces'], from: string, to: string): string {
+  if (!p.nodes.some((n) => n.name === to)) return to;
+  return pairsOf({ ...p, nodes: p.nodes.filter((n) => n.name === from || n.name === to) }, ifaces).find((x) => x.from === from)?.address ?? '';
+}
+
+export interface CheckOptions {
+  prober: Prober;
+  timeoutMs?: number;
+  concurrency?: number;
+}
+
+/** Runs the matrix and the expectations of the lab in state s. */
+export async function checkLab(s: LabState, o: CheckOptions): Promise<CheckReport> {
+  const started = performance.now();
+  const p = s.plan;
+  const timeout = o.timeoutMs ?? 1000;
+  const sandbox = new Map(p.nodes.map((n) => [n.name, n.sandbox]));
+  const pairs = pairsOf(p, s.interfaces);
+  const sources = p.nodes.map((n) => ({ node: n, pairs: pairs.filter((x) => x.from === n.name) })).filter((x) => x.pairs.length > 0);
+  const rtts = await o.prober.ping(sources.map((x) => ({ sandbox: x.node.sandbox, addresses: x.pairs.map((y) => y.address) })), timeout);
+  const results: PairResult[] = sources.flatMap((x, j) => x.pairs.map((y, i) => {
+    const rtt = rtts[j]?.[i];
+    return { ...y, ok: rtt !== undefined, ...(rtt !== undefined ? { rttMs: rtt } : {}) };
+  }));
+  const expect = await mapLimit(p.topology.expect, o.concurrency ?? 8, async (e): Promise<ExpectResult> => {
+    const address = targetAddress(p, s.interfaces, e.from, e.to);
+    let got = false;
+    if (address) {
+      parseAddress('to', address);
+      got = e.port !== undefined
+        ? await o.prober.tcp(sandbox.get(e.from)!, address, e.port, timeout * 2)
+        : (results.find((r) => r.from === e.from && r.address === address)?.ok ?? (await o.prober.ping([{ sandbox: sandbox.get(e.from)!, addresses: [address] }], timeout))[0]?.[0] !== undefined);
+    }
+    return { from: e.from, to: e.to, address, ...(e.port !== undefined ? { port: e.port } : {}), reach: e.reach, got, ok: got === e.reach };
+  });
+  const failures = [
+    ...results.filter((r) => !r.ok && r.via !== 'routed').map((r) => `${r.from} → ${r.to} (${r.address}, on ${r.via}): no answer`),
+    ...expect.filter((e) => !e.ok).map((e) => `expect ${e.from} → ${e.to}${e.port ? ` port ${e.port}` : ''} reach ${e.reach}: ${e.got ? 'reached' : 'not reached'}${e.address ? ` (${e.address})` : ''}`),
+  ];
+  return { lab: s.name, pairs: results, expect, failures, ms: performance.now() - started };
+}

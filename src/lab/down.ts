@@ -1,0 +1,96 @@
+// `cnmkit lab down NAME`: removes everything the lab made and nothing else — the host:IFACE ends
+// in the namespace `up` ran in, the daemons and etcd (by recorded pid and start time; SIGKILL, as
+// their state is thrown away with the run directory), every namespace of the plan and of earlier
+// plans, the nodes' /etc/netns files, and the run directory. Works after a crash of `up` or of a
+// daemon, and twice in a row (the second time there is nothing to do).
+import fs from 'node:fs';
+import path from 'node:path';
+import { deleteLink, NetlinkHandlePool } from '../netlink/index.js';
+import { deleteNamedNetns, netnsExists } from '../netns/index.js';
+import { DAEMON_DEFAULTS } from '../defaults.js';
+import { ETC_NETNS } from '../sandbox-config/index.js';
+import { stopProcess } from './hosts.js';
+import { MACHINE } from './model.js';
+import { labNamespaces, labRoot } from './plan.js';
+import type { Progress } from './progress.js';
+import { readState, type LabState } from './state.js';
+
+/**
+ * Processes still running inside the namespaces (started by exec lines: servers left in the
+ * background) are killed, so that the namespaces are really freed. Found as `ip netns pids` does.
+ */
+export function killProcessesIn(names: string[]): number {
+  const inodes = new Set<number>();
+  for (const n of names) {
+    try {
+      inodes.add(fs.statSync(path.join(DAEMON_DEFAULTS.netnsDir, n)).ino);
+    } catch {
+      // already gone
+    }
+  }
+  if (inodes.size === 0) return 0;
+  let killed = 0;
+  for (const pid of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number)) {
+    if (pid === process.pid) continue;
+    try {
+      if (!inodes.has(fs.statSync(`/proc/${pid}/ns/net`).ino)) continue;
+      process.kill(pid, 'SIGKILL');
+      killed++;
+    } catch {
+      // gone meanwhile, or not ours to see
+    }
+  }
+  return killed;
+}
+
+/** Deletes the named namespaces and their /etc/netns folders; idempotent. */
+export function removeNamespaces(names: string[]): void {
+  for (const n of names) {
+    deleteNamedNetns(n, DAEMON_DEFAULTS.netnsDir);
+    fs.rmSync(path.join(ETC_NETNS, n), { recursive: true, force: true });
+  }
+}
+
+/** The link ends the lab put in the namespace `up` ran in. Equivalent to: `ip link del IFACE`. */
+async function removeMachineEnds(s: LabState): Promise<number> {
+  const ends = s.plan.links.flatMap((l) => l.spec.ends.filter((e) => e.node === MACHINE).map((e) => e.ifname));
+  if (ends.length === 0 || !s.machineNetns || !netnsExists(s.machineNetns)) return 0;
+  const pool = new NetlinkHandlePool();
+  try {
+    const h = pool.get(s.machineNetns);
+    for (const ifname of ends) await deleteLink(h, ifname, { ifExists: true });
+  } finally {
+    pool.closeAll();
+  }
+  return ends.length;
+}
+
+export interface DownOptions {
+  progress: Progress;
+  root?: string;
+}
+
+/** Takes the lab down; false when there was no such lab (nothing to do). */
+export async function labDown(name: string, o: DownOptions): Promise<boolean> {
+  const root = o.root ?? labRoot();
+  const s = readState(name, root);
+  const pr = o.progress;
+  if (!s) return false;
+  const processes = [...Object.values(s.daemons), ...(s.etcd ? [s.etcd] : [])];
+  pr.begin('processes', processes.length);
+  await removeMachineEnds(s);
+  await Promise.all(processes.map(async (p) => {
+    await stopProcess(p, 0);
+    pr.step();
+  }));
+  pr.end();
+  const namespaces = [...new Set([...labNamespaces(s.plan), ...(s.leftovers ?? [])])];
+  pr.begin('namespaces', namespaces.length);
+  killProcessesIn(namespaces);
+  removeNamespaces(namespaces);
+  pr.step(namespaces.length);
+  pr.end();
+  fs.rmSync(path.join(root, name), { recursive: true, force: true });
+  pr.summary(`lab ${name} down`);
+  return true;
+}

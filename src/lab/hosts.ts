@@ -1,0 +1,142 @@
+// Simulated hosts: each a named namespace (NAME-HOST) with its own `cnmkit daemon`, started
+// detached under nsenter so that it outlives `lab up`; the underlay (NAME-underlay: a bridge, and
+// a veth to each host whose end there is eth0); one real etcd on the underlay when the lab needs
+// a cluster store. Stopping goes by recorded pid and start time only.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CnmkitError } from '../errors.js';
+import { addAddress, addBridge, addVeth, setLinkUp, type NetlinkHandlePool } from '../netlink/index.js';
+import { createNamedNetns, netnsExists } from '../netns/index.js';
+import { Client } from '../cli/client.js';
+import { ETCD_CLIENT_PORT, ETCD_PEER_PORT, type EtcdPlan, type HostPlan, type UnderlayPlan } from './plan.js';
+import { isAlive, startTimeOf, type ProcessRecord } from './state.js';
+
+const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/cnmkit');
+const READY_TIMEOUT_MS = 30_000;
+const UNDERLAY_BRIDGE = 'br0';
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** A namespace with its loopback up; an existing one is kept (up converges). Equivalent to: `ip netns add NS; ip -n NS link set lo up`. */
+export async function ensureNamespace(pool: NetlinkHandlePool, name: string, nsPath: string): Promise<boolean> {
+  if (netnsExists(nsPath)) return false;
+  createNamedNetns(name, path.dirname(nsPath));
+  await setLinkUp(pool.get(nsPath), 'lo');
+  return true;
+}
+
+/** The underlay namespace and its bridge. Equivalent to: `ip -n UL link add br0 up type bridge; ip -n UL addr add ADDR dev br0`. */
+export async function ensureUnderlay(pool: NetlinkHandlePool, u: UnderlayPlan): Promise<void> {
+  if (!(await ensureNamespace(pool, u.ns, u.nsPath))) return;
+  const h = pool.get(u.nsPath);
+  await addBridge(h, { name: UNDERLAY_BRIDGE, up: true, mcastSnooping: false });
+  await addAddress(h, UNDERLAY_BRIDGE, u.bridgeAddress);
+}
+
+/** A host's namespace, joined to the underlay by a veth whose host end is eth0 (when there is an underlay). */
+export async function ensureHostNamespace(pool: NetlinkHandlePool, h: HostPlan, index: number, u: UnderlayPlan | undefined): Promise<void> {
+  if (!(await ensureNamespace(pool, h.ns, h.nsPath)) || !u || !h.underlayAddress) return;
+  await addVeth(pool.get(u.nsPath), { name: `ul${index}`, master: UNDERLAY_BRIDGE, up: true, peer: { name: 'eth0', nsPath: h.nsPath } });
+  const hh = pool.get(h.nsPath);
+  await addAddress(hh, 'eth0', h.underlayAddress);
+  await setLinkUp(hh, 'eth0');
+}
+
+/** Starts argv detached (it outlives this command) with its output in log; returns its record. */
+function startDetached(argv: string[], log: string, marker: string): { record: ProcessRecord; exited: () => number | null } {
+  fs.mkdirSync(path.dirname(log), { recursive: true });
+  const out = fs.openSync(log, 'a');
+  const child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ['ignore', out, out] });
+  fs.closeSync(out);
+  child.unref();
+  let code: number | null = null;
+  child.on('exit', (c, s) => (code = c ?? (s ? 128 : 1)));
+  child.on('error', () => (code = 127));
+  const pid = child.pid ?? 0;
+  return { record: { pid, startTime: startTimeOf(pid) ?? '', marker }, exited: () => code };
+}
+
+function tail(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).slice(-8).join('\n');
+  } catch {
+    return '';
+  }
+}
+
+/** Starts the host's daemon in its namespace and waits until its API answers. */
+export async function startDaemon(h: HostPlan): Promise<ProcessRecord> {
+  fs.mkdirSync(h.dir, { recursive: true, mode: 0o700 });
+  const { record, exited } = startDetached(['nsenter', `--net=${h.nsPath}`, '--', process.execPath, CLI, ...h.daemonArgs], h.log, h.socket);
+  const client = new Client(h.socket);
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  for (;;) {
+    if (exited() !== null) throw new CnmkitError('ERR_LAB_DAEMON', 'internal', `host ${h.name}: the daemon exited (${exited()}) before it was ready:\n${tail(h.log)}`);
+    try {
+      await client.request('GET', '/v1/version');
+      return record;
+    } catch {
+      if (Date.now() > deadline) throw new CnmkitError('ERR_LAB_DAEMON', 'internal', `host ${h.name}: the daemon did not answer on ${h.socket} within ${READY_TIMEOUT_MS / 1000} s:\n${tail(h.log)}`);
+      await sleep(15);
+    }
+  }
+}
+
+/** Whether the daemon recorded for h is running and answers. */
+export async function daemonAnswers(h: HostPlan, p: ProcessRecord | undefined): Promise<boolean> {
+  if (!isAlive(p)) return false;
+  try {
+    await new Client(h.socket).request('GET', '/v1/version');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function etcdArgv(underlayNs: string, e: EtcdPlan): string[] {
+  const client = `http://${e.address}:${ETCD_CLIENT_PORT}`;
+  const peer = `http://127.0.0.1:${ETCD_PEER_PORT}`;
+  return ['nsenter', `--net=${underlayNs}`, '--', 'etcd', '--name', 'lab', '--data-dir', e.dataDir, '--listen-client-urls', client,
+    '--advertise-client-urls', client, '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `lab=${peer}`];
+}
+
+/** Starts etcd in the underlay namespace and waits until /health says true (asked from inside it). */
+export async function startEtcd(underlayNs: string, e: EtcdPlan): Promise<ProcessRecord> {
+  fs.mkdirSync(e.dataDir, { recursive: true, mode: 0o700 });
+  const { record, exited } = startDetached(etcdArgv(underlayNs, e), e.log, e.dataDir);
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  for (;;) {
+    if (exited() !== null) throw new CnmkitError('ERR_LAB_ETCD', 'internal', `etcd exited (${exited()}) before it was ready:\n${tail(e.log)}`);
+    const ok = await new Promise<boolean>((resolve) => {
+      const c = spawn('nsenter', [`--net=${underlayNs}`, '--', 'curl', '-sf', '-m', '1', `http://${e.address}:${ETCD_CLIENT_PORT}/health`], { stdio: ['ignore', 'pipe', 'ignore'] });
+      let out = '';
+      c.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      c.on('exit', (code) => resolve(code === 0 && out.includes('true')));
+      c.on('error', () => resolve(false));
+    });
+    if (ok) return record;
+    if (Date.now() > deadline) throw new CnmkitError('ERR_LAB_ETCD', 'internal', `etcd did not report healthy within ${READY_TIMEOUT_MS / 1000} s:\n${tail(e.log)}`);
+    await sleep(50);
+  }
+}
+
+/** Stops the recorded process (SIGTERM, then SIGKILL after graceMs); nothing when it is not ours any more. */
+export async function stopProcess(p: ProcessRecord | undefined, graceMs = 3000): Promise<void> {
+  if (!isAlive(p)) return;
+  process.kill(p!.pid, 'SIGTERM');
+  const deadline = Date.now() + graceMs;
+  while (isAlive(p) && Date.now() < deadline) await sleep(10);
+  if (isAlive(p)) process.kill(p!.pid, 'SIGKILL');
+  while (startTimeOf(p!.pid) === p!.startTime && fs.existsSync(`/proc/${p!.pid}`) && !isZombie(p!.pid)) await sleep(5);
+}
+
+function isZombie(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return true;
+  }
+}

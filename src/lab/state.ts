@@ -1,0 +1,93 @@
+// A lab's record in its run directory (state.json): the plan it was brought up with, the
+// processes it started (daemons, etcd) with their start times so that a reused pid is never
+// taken for them, and the phase. Written before each thing is made, so `down` finds everything
+// after a crash of `up`. Written atomically (rename).
+import fs from 'node:fs';
+import path from 'node:path';
+import { NotFoundError } from '../errors.js';
+import { labRoot, type LabPlan } from './plan.js';
+
+export interface ProcessRecord {
+  pid: number;
+  /** Field 22 of /proc/PID/stat: with the pid, names one process for the machine's uptime. */
+  startTime: string;
+  /** A string its command line must contain (the daemon's socket, etcd's data dir). */
+  marker: string;
+}
+
+export interface LabState {
+  version: 1;
+  name: string;
+  /** The topology file, absolute. */
+  file: string;
+  phase: 'creating' | 'up' | 'failed';
+  plan: LabPlan;
+  daemons: Record<string, ProcessRecord>;
+  etcd?: ProcessRecord;
+  /** The namespace `lab up` ran in (host:IFACE ends are there): a path that stays valid. */
+  machineNetns?: string;
+  /** Names of the sandboxes' interfaces and addresses as the daemons reported them, by node. */
+  interfaces: Record<string, Array<{ ifname: string; network?: string; link?: string; ipv4?: string; ipv6?: string; mac?: string }>>;
+  /** Nodes whose exec lines have all run (exec runs once per node, when it is made). */
+  execDone: string[];
+  /** Namespaces of an earlier plan (nodes or hosts a changed file dropped) not removed yet. */
+  leftovers: string[];
+  created: string;
+  updated: string;
+}
+
+export const statePath = (dir: string): string => path.join(dir, 'state.json');
+
+export function readState(name: string, root = labRoot()): LabState | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(statePath(path.join(root, name)), 'utf8')) as LabState;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+export function mustReadState(name: string, root = labRoot()): LabState {
+  const s = readState(name, root);
+  if (!s) throw new NotFoundError('lab', name);
+  return s;
+}
+
+export function writeState(s: LabState): void {
+  s.updated = new Date().toISOString();
+  fs.mkdirSync(s.plan.dir, { recursive: true, mode: 0o700 });
+  const file = statePath(s.plan.dir);
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, `${JSON.stringify(s, null, 1)}\n`, { mode: 0o600 });
+  fs.renameSync(tmp, file);
+}
+
+/** Names of the labs that have a run directory. */
+export function listLabs(root = labRoot()): string[] {
+  try {
+    return fs.readdirSync(root, { withFileTypes: true }).filter((d) => d.isDirectory() && fs.existsSync(statePath(path.join(root, d.name)))).map((d) => d.name).sort();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+}
+
+/** The start time of pid, or undefined when there is no such process. */
+export function startTimeOf(pid: number): string | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether the recorded process is still the one the lab started. */
+export function isAlive(p: ProcessRecord | undefined): boolean {
+  if (!p || startTimeOf(p.pid) !== p.startTime) return false;
+  try {
+    return fs.readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').includes(p.marker);
+  } catch {
+    return false;
+  }
+}

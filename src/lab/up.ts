@@ -1,0 +1,208 @@
+// `cnmkit lab up FILE`: reads and checks the file, then converges the machine to it — the
+// underlay and the hosts' namespaces and daemons (and etcd), what a changed file removed, then
+// networks, nodes, links, each node's settings and hosts file, and the new nodes' exec lines,
+// all through the daemons' API. The state is written before each stage, so that `down` finds
+// everything whatever happens; a second `up` of the same file changes nothing.
+import fs from 'node:fs';
+import path from 'node:path';
+import { InvalidArgumentError } from '../errors.js';
+import { NetlinkHandlePool } from '../netlink/index.js';
+import {
+  configureNode, ensureLink, ensureMachineSandbox, ensureNetwork, ensureNode, execNode, HostApi, hostsEntries, type Iface,
+} from './apply.js';
+import { diffPlans, type LabChanges } from './changes.js';
+import { daemonAnswers, ensureHostNamespace, ensureUnderlay, startDaemon, startEtcd, stopProcess } from './hosts.js';
+import { mapLimit } from './limit.js';
+import { MACHINE } from './model.js';
+import { labNamespaces, planLab, type LabPlan } from './plan.js';
+import type { Progress } from './progress.js';
+import { isAlive, readState, writeState, type LabState } from './state.js';
+import { loadTopology } from './topology.js';
+import { killProcessesIn, removeNamespaces } from './down.js';
+
+export interface UpOptions {
+  progress: Progress;
+  root?: string;
+  /** The lab's name instead of the file's (two labs from one file). */
+  name?: string;
+}
+
+const LAB_NAME_RE = /^[a-z][a-z0-9-]{0,15}$/;
+
+/** API calls in flight per lab (the daemons serialise their work; this overlaps the round trips). */
+const CONCURRENCY = 16;
+
+/** A path to the namespace this process runs in that stays valid after it exits. */
+export function machineNetnsPath(): string {
+  const self = fs.statSync('/proc/self/ns/net').ino;
+  const inode = (p: string): number | undefined => {
+    try {
+      return fs.statSync(p).ino;
+    } catch {
+      return undefined;
+    }
+  };
+  const named = fs.existsSync('/run/netns') ? fs.readdirSync('/run/netns').map((n) => path.join('/run/netns', n)) : [];
+  return ['/proc/1/ns/net', ...named].find((p) => inode(p) === self) ?? `/proc/${process.pid}/ns/net`;
+}
+
+function initialState(plan: LabPlan, file: string, prev: LabState | undefined): LabState {
+  const now = new Date().toISOString();
+  const leftovers = prev ? [...(prev.leftovers ?? []), ...labNamespaces(prev.plan).filter((n) => !labNamespaces(plan).includes(n))] : [];
+  return {
+    version: 1, name: plan.name, file: path.resolve(file), phase: 'creating', plan, daemons: prev?.daemons ?? {},
+    ...(prev?.etcd ? { etcd: prev.etcd } : {}), interfaces: prev?.interfaces ?? {}, leftovers: [...new Set(leftovers)],
+    execDone: (prev?.execDone ?? []).filter((n) => plan.nodes.some((x) => x.name === n)),
+    created: prev?.created ?? now, updated: now,
+  };
+}
+
+async function upHosts(state: LabState, pool: NetlinkHandlePool, pr: Progress): Promise<Map<string, HostApi>> {
+  const p = state.plan;
+  pr.begin('hosts', p.hosts.length);
+  if (p.underlay) await ensureUnderlay(pool, p.underlay);
+  for (const [i, h] of p.hosts.entries()) await ensureHostNamespace(pool, h, i + 1, p.underlay);
+  if (p.etcd?.managed && !isAlive(state.etcd)) {
+    state.etcd = await startEtcd(p.underlay!.nsPath, p.etcd);
+    writeState(state);
+  }
+  await Promise.all(p.hosts.map(async (h) => {
+    if (!(await daemonAnswers(h, state.daemons[h.name]))) {
+      await stopProcess(state.daemons[h.name]);
+      state.daemons[h.name] = await startDaemon(h);
+      writeState(state);
+    }
+    pr.step();
+  }));
+  const apis = new Map(p.hosts.map((h) => [h.name, new HostApi(h)]));
+  await Promise.all([...apis.values()].map((a) => a.refresh()));
+  pr.end(p.etcd ? `(etcd ${p.etcd.url})` : '');
+  return apis;
+}
+
+/** Removes what the changed file no longer has; each removal is idempotent. */
+async function removeChanged(state: LabState, prev: LabPlan, c: LabChanges, apis: Map<string, HostApi>, pr: Progress): Promise<void> {
+  const count = c.detach.length + c.removedLinks.length + c.removedNodes.length + c.removedNetworks.length + c.removedHosts.length;
+  if (count === 0) return;
+  pr.begin('removed from the file', count);
+  const del = async (host: string, url: string): Promise<void> => {
+    await apis.get(host)?.client.request('DELETE', url);
+    pr.step();
+  };
+  for (const d of c.detach) {
+    await apis.get(d.host)?.client.request('POST', `/v1/networks/${encodeURIComponent(d.network)}/disconnect`, { sandbox: d.sandbox }).catch(() => undefined);
+    pr.step();
+  }
+  for (const l of c.removedLinks) await del(l.host, `/v1/links/${encodeURIComponent(l.name)}`);
+  for (const n of c.removedNodes) await del(n.host, `/v1/sandboxes/${encodeURIComponent(n.sandbox)}`);
+  for (const n of c.removedNetworks) for (const h of n.hosts) await del(h, `/v1/networks/${encodeURIComponent(n.name)}`);
+  for (const h of c.removedHosts) {
+    await stopProcess(state.daemons[h]);
+    delete state.daemons[h];
+    pr.step();
+  }
+  if (!state.plan.etcd?.managed && prev.etcd?.managed) await stopProcess(state.etcd);
+  killProcessesIn(state.leftovers);
+  removeNamespaces(state.leftovers);
+  state.leftovers = [];
+  for (const n of c.removedNodes) delete state.interfaces[n.name];
+  writeState(state);
+  pr.end();
+}
+
+async function upNodes(state: LabState, apis: Map<string, HostApi>, pr: Progress): Promise<Set<string>> {
+  const p = state.plan;
+  pr.begin('networks', p.networks.reduce((n, x) => n + x.hosts.length, 0));
+  await Promise.all(p.hosts.map(async (h) => {
+    for (const n of p.networks.filter((x) => x.hosts.includes(h.name))) {
+      await ensureNetwork(apis.get(h.name)!, n);
+      pr.step();
+    }
+  }));
+  pr.end();
+  pr.begin('nodes', p.nodes.length);
+  const created = new Set<string>();
+  await mapLimit(p.nodes, CONCURRENCY, async (n) => {
+    const r = await ensureNode(apis.get(n.host)!, n);
+    if (r.created) created.add(n.name);
+    state.interfaces[n.name] = r.ifaces;
+    pr.step();
+  });
+  pr.end();
+  return created;
+}
+
+async function upLinks(state: LabState, apis: Map<string, HostApi>, pr: Progress): Promise<void> {
+  const p = state.plan;
+  if (p.links.length === 0) return;
+  pr.begin('links', p.links.length);
+  const machineHosts = new Set(p.links.filter((l) => l.sandboxes.includes(MACHINE)).map((l) => l.host));
+  if (machineHosts.size > 0) {
+    state.machineNetns = machineNetnsPath();
+    writeState(state);
+    for (const h of machineHosts) await ensureMachineSandbox(apis.get(h)!, p, state.machineNetns);
+  }
+  const ends = await mapLimit(p.links, CONCURRENCY, async (l) => {
+    const r = await ensureLink(apis.get(l.host)!, p, l);
+    pr.step();
+    return r;
+  });
+  for (const { node, iface } of ends.flat()) addIface(state, node, iface);
+  pr.end();
+}
+
+function addIface(state: LabState, node: string, iface: Iface): void {
+  const list = (state.interfaces[node] ??= []).filter((i) => i.ifname !== iface.ifname);
+  state.interfaces[node] = [...list, iface];
+}
+
+/** Brings the lab of file up (or converges it); returns its state. */
+export async function labUp(file: string, o: UpOptions): Promise<LabState> {
+  const pr = o.progress;
+  const topo = loadTopology(file);
+  if (o.name !== undefined) {
+    if (!LAB_NAME_RE.test(o.name)) throw new InvalidArgumentError('name', `${JSON.stringify(o.name)} must start with a lowercase letter and hold only a-z, 0-9 and '-', at most 16 characters`);
+    topo.name = o.name;
+  }
+  for (const w of topo.warnings) pr.note(`warning: ${w}`);
+  const plan = planLab(topo, o.root);
+  const prev = readState(topo.name, o.root);
+  const changes = prev ? diffPlans(prev.plan, plan) : undefined;
+  const state = initialState(plan, file, prev);
+  writeState(state);
+  const pool = new NetlinkHandlePool();
+  try {
+    const apis = await upHosts(state, pool, pr);
+    if (prev && changes) await removeChanged(state, prev.plan, changes, apis, pr);
+    const created = await upNodes(state, apis, pr);
+    await upLinks(state, apis, pr);
+    writeState(state);
+    pr.begin('settings', plan.nodes.length);
+    const hosts = hostsEntries(plan, state.interfaces);
+    await mapLimit(plan.nodes, CONCURRENCY, async (n) => {
+      await configureNode(apis.get(n.host)!, n, hosts);
+      pr.step();
+    });
+    pr.end();
+    const done = new Set(state.execDone.filter((n) => !created.has(n)));
+    state.execDone = [...done];
+    const toExec = plan.nodes.filter((n) => !done.has(n.name));
+    for (const n of changes?.execChanged ?? []) if (done.has(n)) pr.note(`note: node ${n}: exec changed; it runs once, when a node is made, so it was not run again`);
+    if (toExec.some((n) => n.exec.length > 0)) pr.begin('exec', toExec.reduce((s, n) => s + n.exec.length, 0));
+    await mapLimit(toExec, CONCURRENCY, async (n) => {
+      pr.step(await execNode(n));
+      state.execDone.push(n.name);
+    });
+    pr.end();
+    state.phase = 'up';
+    writeState(state);
+    pr.summary(`lab ${plan.name} up: ${plan.hosts.length} host(s), ${plan.networks.length} network(s), ${plan.nodes.length} node(s), ${plan.links.length} link(s)`);
+    return state;
+  } catch (err) {
+    state.phase = 'failed';
+    writeState(state);
+    throw err;
+  } finally {
+    pool.closeAll();
+  }
+}

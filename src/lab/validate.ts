@@ -1,0 +1,173 @@
+// The checks a schema cannot make: references between hosts, networks, nodes and links; addresses
+// inside their subnets; interface names that would collide inside a node; links across hosts.
+// All problems are gathered and thrown together, each with the line of the field it is about.
+import { LabFileError, type LabFileProblem } from '../errors.js';
+import { contains, covers, parseAddress, parseAddressOrCidr, parsePrefix, type Prefix } from '../ipam/cidr.js';
+import { MACHINE, type LabTopology, type NetworkSpec, type NodeSpec, type Origins } from './model.js';
+import type { FieldPath, LabSource } from './source.js';
+
+/** Names a node cannot have: they name the lab's own namespaces or the machine end of a link. */
+export const RESERVED_NODE_NAMES = ['underlay', 'etcd', 'machine', MACHINE];
+
+interface Ctx {
+  topo: LabTopology;
+  origins: Origins;
+  src: LabSource;
+  problems: LabFileProblem[];
+}
+
+function at(c: Ctx, key: string, sub: FieldPath, reason: string): void {
+  const base = c.origins.get(key) ?? [];
+  c.problems.push(c.src.problem([...base, ...sub], reason));
+}
+
+/** Runs parse and turns its InvalidArgumentError into a problem; undefined when it failed. */
+function tryParse<T>(c: Ctx, key: string, sub: FieldPath, parse: () => T): T | undefined {
+  try {
+    return parse();
+  } catch (err) {
+    const field = (err as { field?: string }).field;
+    const msg = (err as Error).message;
+    at(c, key, sub, field && msg.startsWith(`${field}: `) ? msg.slice(field.length + 2) : msg);
+    return undefined;
+  }
+}
+
+function checkHosts(c: Ctx): void {
+  const names = c.topo.hosts.map((h) => h.name);
+  const many = names.length > 1;
+  for (const n of c.topo.networks) {
+    if (n.driver === 'overlay') {
+      if (n.host !== undefined) at(c, `network:${n.name}`, ['host'], 'an overlay network spans every host: it has no host');
+      continue;
+    }
+    if (n.host === undefined) at(c, `network:${n.name}`, [], `host is required: a ${n.driver} network belongs to one host and the lab has several (${names.join(', ')})`);
+    else if (!names.includes(n.host)) at(c, `network:${n.name}`, ['host'], `no host ${JSON.stringify(n.host)} (hosts: ${names.join(', ')})`);
+  }
+  for (const n of c.topo.nodes) {
+    if (n.host === '' && many) at(c, `node:${n.name}`, [], `host is required: the lab has several hosts (${names.join(', ')})`);
+    else if (!names.includes(n.host)) at(c, `node:${n.name}`, ['host'], `no host ${JSON.stringify(n.host)} (hosts: ${names.join(', ')})`);
+    if (RESERVED_NODE_NAMES.includes(n.name) || names.includes(n.name)) {
+      at(c, `node:${n.name}`, [], `a node cannot be named ${JSON.stringify(n.name)}: the name is taken by ${names.includes(n.name) ? 'a host' : 'the lab itself'}`);
+    }
+  }
+}
+
+function checkNetworks(c: Ctx): Map<string, Prefix> {
+  const subnets = new Map<string, Prefix>();
+  for (const n of c.topo.networks) {
+    const key = `network:${n.name}`;
+    if (n.driver === 'null' && (n.subnet || n.subnetV6)) at(c, key, ['subnet'], 'a null network has no addresses');
+    const p = n.subnet ? tryParse(c, key, ['subnet'], () => parsePrefix('subnet', n.subnet)) : undefined;
+    if (p && p.family !== 4) at(c, key, ['subnet'], 'must be an IPv4 prefix (IPv6 goes in subnet-v6)');
+    if (p) subnets.set(n.name, p);
+    if (n.gateway && !p) at(c, key, ['gateway'], 'needs a subnet');
+    if (n.gateway && p) {
+      const g = tryParse(c, key, ['gateway'], () => parseAddress('gateway', n.gateway));
+      if (g && !contains(p, g)) at(c, key, ['gateway'], `${n.gateway} is not inside subnet ${p.text}`);
+    }
+    if (n.ipRange) {
+      const r = tryParse(c, key, ['ip-range'], () => parsePrefix('ip-range', n.ipRange));
+      if (r && !p) at(c, key, ['ip-range'], 'needs a subnet');
+      else if (r && p && !covers(p, r)) at(c, key, ['ip-range'], `${r.text} is not inside subnet ${p.text}`);
+    }
+    if (n.subnetV6) {
+      const v6 = tryParse(c, key, ['subnet-v6'], () => parsePrefix('subnet-v6', n.subnetV6));
+      if (v6 && v6.family !== 6) at(c, key, ['subnet-v6'], 'must be an IPv6 prefix');
+    }
+  }
+  return subnets;
+}
+
+/** Interface names ethN the node's networks take, in order (those without a name given). */
+export function networkIfnames(node: NodeSpec): string[] {
+  let i = 0;
+  return node.networks.map((a) => a.ifname ?? `eth${i++}`);
+}
+
+function checkNode(c: Ctx, node: NodeSpec, networks: Map<string, NetworkSpec>, subnets: Map<string, Prefix>): void {
+  const key = `node:${node.name}`;
+  const seen = new Set<string>();
+  node.networks.forEach((a, i) => {
+    const net = networks.get(a.network);
+    if (!net) return at(c, key, ['networks', i], `no network ${JSON.stringify(a.network)} (networks: ${[...networks.keys()].join(', ') || 'none'})`);
+    if (seen.has(a.network)) at(c, key, ['networks', i], `network ${a.network} is listed twice`);
+    seen.add(a.network);
+    if (net.host !== undefined && node.host !== '' && net.host !== node.host) at(c, key, ['networks', i], `network ${a.network} is on host ${net.host}, the node on host ${node.host}`);
+    if (a.ip) {
+      const ip = tryParse(c, key, ['networks', i, a.network, 'ip'], () => parseAddress('ip', a.ip));
+      const sub = subnets.get(a.network);
+      if (ip && !sub) at(c, key, ['networks', i, a.network, 'ip'], `network ${a.network} needs a subnet for a fixed address`);
+      else if (ip && sub && !contains(sub, ip)) at(c, key, ['networks', i, a.network, 'ip'], `${a.ip} is not inside ${a.network}'s subnet ${sub.text}`);
+    }
+    if (a.ipv6 && !net.ipv6) at(c, key, ['networks', i, a.network, 'ipv6'], `network ${a.network} has no IPv6`);
+  });
+  for (const [k] of Object.entries(node.sysctls)) {
+    if (!k.startsWith('net.')) at(c, key, ['sysctls', k], 'only net.* settings can be set (they are the ones that belong to the node\'s namespace)');
+  }
+  node.routes.forEach((r, i) => {
+    if (r.dst !== 'default') tryParse(c, key, ['routes', i, 'dst'], () => parsePrefix('dst', r.dst));
+    if (r.via) tryParse(c, key, ['routes', i, 'via'], () => parseAddress('via', r.via));
+    if (!r.via && !r.dev) at(c, key, ['routes', i], 'a route needs via or dev');
+  });
+}
+
+function checkLinks(c: Ctx, nodes: Map<string, NodeSpec>): void {
+  const names = new Map<string, Set<string>>([...nodes.values()].map((n) => [n.name, new Set(networkIfnames(n))]));
+  c.topo.links.forEach((l, i) => {
+    const key = `link:${i}`;
+    if (l.ends.every((e) => e.node === MACHINE)) return at(c, key, ['endpoints'], 'a link needs at least one node end');
+    const hosts = new Set<string>();
+    l.ends.forEach((e, j) => {
+      if (e.address) {
+        const a = tryParse(c, key, ['addresses', j], () => parseAddressOrCidr('address', e.address));
+        if (a && a.bits === undefined) at(c, key, ['addresses', j], `${e.address} needs a prefix length, e.g. ${e.address}/30`);
+      }
+      if (e.node === MACHINE) return;
+      const node = nodes.get(e.node);
+      if (!node) return at(c, key, ['endpoints', j], `no node ${JSON.stringify(e.node)}`);
+      if (node.host !== '') hosts.add(node.host);
+      const taken = names.get(e.node)!;
+      if (taken.has(e.ifname)) at(c, key, ['endpoints', j], `node ${e.node} already has an interface ${e.ifname} (its networks take ${networkIfnames(node).join(', ') || 'none'}; links use other names)`);
+      taken.add(e.ifname);
+    });
+    if (hosts.size > 1) at(c, key, ['endpoints'], `the ends are on different hosts (${[...hosts].join(', ')}): a link joins two nodes of one host; join nodes across hosts with an overlay network`);
+  });
+}
+
+function checkExpect(c: Ctx, nodes: Map<string, NodeSpec>): void {
+  c.topo.expect.forEach((e, i) => {
+    const key = `expect:${i}`;
+    if (!nodes.has(e.from)) at(c, key, ['from'], `no node ${JSON.stringify(e.from)}`);
+    if (!nodes.has(e.to)) tryParse(c, key, ['to'], () => {
+      try {
+        return parseAddress('to', e.to);
+      } catch {
+        throw new Error(`no node ${JSON.stringify(e.to)}, and not an address`);
+      }
+    });
+  });
+}
+
+function checkUnderlay(c: Ctx): void {
+  if (!c.topo.underlay) return;
+  const p = tryParse(c, 'underlay', [], () => parsePrefix('underlay', c.topo.underlay));
+  if (!p) return;
+  const room = 2 ** (32 - p.bits) - 2;
+  if (p.family !== 4) at(c, 'underlay', [], 'must be an IPv4 prefix');
+  else if (room < c.topo.hosts.length + 2) at(c, 'underlay', [], `${p.text} has room for ${room} addresses; the lab needs ${c.topo.hosts.length + 2} (hosts, the underlay bridge and etcd)`);
+}
+
+/** Throws a LabFileError listing every problem in topo. */
+export function validateTopology(topo: LabTopology, origins: Origins, src: LabSource): void {
+  const c: Ctx = { topo, origins, src, problems: [] };
+  checkHosts(c);
+  checkUnderlay(c);
+  const subnets = checkNetworks(c);
+  const networks = new Map(topo.networks.map((n) => [n.name, n]));
+  const nodes = new Map(topo.nodes.map((n) => [n.name, n]));
+  for (const n of topo.nodes) checkNode(c, n, networks, subnets);
+  checkLinks(c, nodes);
+  checkExpect(c, nodes);
+  if (c.problems.length > 0) throw new LabFileError(c.problems.sort((a, b) => a.line - b.line));
+}

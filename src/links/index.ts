@@ -1,0 +1,170 @@
+// Point-to-point links between two sandboxes of one daemon: one veth pair made in one netlink
+// request (each end born in its sandbox with its name, MAC and MTU), addresses, up, and shaping.
+// Recorded before the kernel changes; a half-made link found at start is removed (reconcile), and
+// deleting a sandbox removes its links first. Limits: both ends on this daemon's machine.
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import { ConflictError, InvalidArgumentError, NotFoundError } from '../errors.js';
+import type { SandboxRecord } from '../cnm/model.js';
+import { newId } from '../cnm/refs.js';
+import { bestEffort, SerialQueue, withRollback } from '../cnm/steps.js';
+import { addAddress, addVeth, deleteLink, parseCidr, setLinkUp, type NetlinkHandlePool } from '../netlink/index.js';
+import { ensureSysctl, runInNetns, validateIfname } from '../netns/index.js';
+import type { Store } from '../store/index.js';
+import type { LinkEndRecord, LinkRecord, LinkShaping } from './model.js';
+import { checkShaping, shape } from './shape.js';
+
+export type { LinkRecord, LinkEndRecord, LinkShaping } from './model.js';
+
+export interface LinkEndRequest {
+  sandbox: string;
+  ifname: string;
+  address?: string;
+}
+
+export interface CreateLinkRequest extends LinkShaping {
+  name: string;
+  ends: [LinkEndRequest, LinkEndRequest];
+  mtu?: number;
+  labels?: Record<string, string>;
+}
+
+export interface LinkDeps {
+  store: Store;
+  netlink: NetlinkHandlePool;
+  /** Resolves a sandbox by name or id (the controller's lookup). */
+  sandbox(ref: string): SandboxRecord;
+  /** Whether the namespace at nsPath still exists. */
+  exists(nsPath: string): boolean;
+  logger: Logger;
+}
+
+/** Link names: a lab names a link by its ends, `r1:eth1--r2:eth1`. */
+const LINK_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$/;
+
+function validateLinkName(name: unknown): string {
+  if (typeof name !== 'string' || !LINK_NAME_RE.test(name)) {
+    throw new InvalidArgumentError('name', `link name ${JSON.stringify(name)} must start with a letter or digit and hold only letters, digits, '_', '.', ':', '@' and '-', at most 128 characters`);
+  }
+  return name;
+}
+
+const randomMac = (): string => [0x02, ...randomBytes(5)].map((b) => b.toString(16).padStart(2, '0')).join(':');
+
+function sameRequest(l: LinkRecord, req: CreateLinkRequest, ids: [string, string]): boolean {
+  const ends = l.ends.every((e, i) => e.sandboxId === ids[i] && e.ifname === req.ends[i]!.ifname && (e.address ?? '') === (req.ends[i]!.address ?? ''));
+  const shaping = (['rate', 'delay', 'jitter', 'loss'] as const).every((k) => l.shaping[k] === req[k]);
+  return ends && shaping && l.mtu === req.mtu;
+}
+
+export class LinkService {
+  private readonly queue = new SerialQueue();
+  constructor(private readonly deps: LinkDeps) {}
+
+  list(): LinkRecord[] {
+    return this.deps.store.links.list();
+  }
+
+  get(ref: string): LinkRecord {
+    const l = this.deps.store.links.getByName(ref) ?? this.deps.store.links.get(ref);
+    if (!l) throw new NotFoundError('link', ref);
+    return l;
+  }
+
+  /** Creates the link; the same request again returns the existing link. */
+  create(req: CreateLinkRequest): Promise<LinkRecord> {
+    const name = validateLinkName(req.name);
+    const shaping = checkShaping({ ...(req.rate ? { rate: req.rate } : {}), ...(req.delay ? { delay: req.delay } : {}), ...(req.jitter ? { jitter: req.jitter } : {}), ...(req.loss ? { loss: req.loss } : {}) });
+    const sbs = req.ends.map((e) => this.deps.sandbox(e.sandbox)) as [SandboxRecord, SandboxRecord];
+    req.ends.forEach((e, i) => {
+      validateIfname(e.ifname, `ends[${i}].ifname`);
+      if (e.address !== undefined) parseCidr(e.address, `ends[${i}].address`, { allowHost: true });
+      if (sbs[i]!.kind === 'host') throw new InvalidArgumentError(`ends[${i}].sandbox`, `sandbox ${sbs[i]!.name} is the daemon's own namespace: a link joins two sandboxes`);
+    });
+    if (sbs[0].id === sbs[1].id && req.ends[0].ifname === req.ends[1].ifname) throw new InvalidArgumentError('ends', 'the two ends have the same sandbox and name');
+    return this.queue.run(async () => {
+      const existing = this.deps.store.links.getByName(name);
+      if (existing && sameRequest(existing, req, [sbs[0].id, sbs[1].id])) return existing;
+      if (existing) throw new ConflictError(`link ${name} already exists with other ends or settings`);
+      return this.make(name, req, sbs, shaping);
+    });
+  }
+
+  private make(name: string, req: CreateLinkRequest, sbs: [SandboxRecord, SandboxRecord], shaping: LinkShaping): Promise<LinkRecord> {
+    const { store, netlink } = this.deps;
+    return withRollback(async (undo) => {
+      const ends = req.ends.map((e, i): LinkEndRecord => ({
+        sandboxId: sbs[i]!.id, ifname: e.ifname, macAddress: randomMac(), ...(e.address ? { address: e.address } : {}),
+      })) as [LinkEndRecord, LinkEndRecord];
+      const link: LinkRecord = {
+        id: newId(), name, ends, shaping, labels: req.labels ?? {}, state: 'creating', created: new Date().toISOString(),
+        ...(req.mtu !== undefined ? { mtu: req.mtu } : {}),
+      };
+      store.links.put(link);
+      undo.push('record', () => store.links.delete(link.id));
+      const [a, b] = ends;
+      const ha = netlink.get(sbs[0].netnsPath);
+      const mtu = req.mtu;
+      const made = await addVeth(ha, {
+        name: a.ifname, mac: a.macAddress!, ...(mtu ? { mtu } : {}),
+        peer: { name: b.ifname, nsPath: sbs[1].netnsPath, mac: b.macAddress!, ...(mtu ? { mtu } : {}) },
+      });
+      undo.push('veth', () => deleteLink(ha, a.ifname, { ifExists: true }));
+      await this.configureEnd(sbs[0], a, made.index ?? a.ifname, shaping, name);
+      await this.configureEnd(sbs[1], b, made.peerIndex ?? b.ifname, shaping, name);
+      link.state = 'ready';
+      store.links.put(link);
+      this.deps.logger.info({ link: name, ends: [`${sbs[0].name}:${a.ifname}`, `${sbs[1].name}:${b.ifname}`] }, 'link created');
+      return link;
+    });
+  }
+
+  /** Equivalent to: `ip -n SB addr add ADDR dev IF; ip -n SB link set IF up; tc qdisc replace dev IF root …` */
+  private async configureEnd(sb: SandboxRecord, end: LinkEndRecord, dev: string | number, shaping: LinkShaping, name: string): Promise<void> {
+    const h = this.deps.netlink.get(sb.netnsPath);
+    if (end.address?.includes(':')) runInNetns(sb.netnsPath, () => ensureSysctl(`net/ipv6/conf/${end.ifname}/disable_ipv6`, '0'));
+    if (end.address) await addAddress(h, dev, end.address, end.address.includes(':') ? { nodad: true } : {});
+    await setLinkUp(h, dev);
+    await shape(sb.netnsPath, end.ifname, shaping, name);
+  }
+
+  /** Deletes the link (its veth pair, then its record); idempotent. */
+  delete(ref: string): Promise<void> {
+    return this.queue.run(async () => {
+      const l = this.deps.store.links.getByName(ref) ?? this.deps.store.links.get(ref);
+      if (l) await this.teardown(l);
+    });
+  }
+
+  /** Removes every link with an end in the sandbox (before the sandbox itself goes). */
+  deleteFor(sandboxId: string): Promise<void> {
+    return this.queue.run(async () => {
+      for (const l of this.list().filter((x) => x.ends.some((e) => e.sandboxId === sandboxId))) await this.teardown(l);
+    });
+  }
+
+  private async teardown(l: LinkRecord): Promise<void> {
+    const { store, netlink } = this.deps;
+    store.links.put({ ...l, state: 'deleting' });
+    const steps: Array<[string, () => Promise<unknown> | unknown]> = l.ends.map((e) => [`veth ${e.ifname}`, async () => {
+      const sb = store.sandboxes.get(e.sandboxId);
+      if (sb && this.deps.exists(sb.netnsPath)) await deleteLink(netlink.get(sb.netnsPath), e.ifname, { ifExists: true });
+    }]);
+    await bestEffort(`link ${l.name}`, [...steps, ['record', () => store.links.delete(l.id)]]);
+  }
+
+  /** At start: removes links a crash left half-made and links whose sandbox or namespace is gone. */
+  reconcile(): Promise<string[]> {
+    return this.queue.run(async () => {
+      const done: string[] = [];
+      for (const l of this.list()) {
+        const sbs = l.ends.map((e) => this.deps.store.sandboxes.get(e.sandboxId));
+        const gone = sbs.some((sb) => !sb || !this.deps.exists(sb.netnsPath));
+        if (l.state === 'ready' && !gone) continue;
+        await this.teardown(l).catch((err) => this.deps.logger.warn({ err }, 'reconcile link'));
+        done.push(`link ${l.name}: removed (${l.state !== 'ready' ? `interrupted while ${l.state}` : 'a sandbox is gone'})`);
+      }
+      return done;
+    });
+  }
+}

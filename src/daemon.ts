@@ -21,6 +21,7 @@ import { createBridgeDriver } from '../drivers/bridge/index.js';
 import { NetlinkHandlePool, setLinkUp } from './netlink/index.js';
 import { createFirewall, type FirewallBackend } from './firewall/index.js';
 import { PortAllocator, UserlandProxy } from './portmap/index.js';
+import type { ProxyLimitOptions } from './portmap/limits.js';
 import { PortPublisher } from './portmap/publisher.js';
 import { VERSION } from './version.js';
 import { InvalidArgumentError } from './errors.js';
@@ -40,6 +41,8 @@ export interface DaemonOptions {
   bip?: string;
   firewallBackend: 'auto' | 'iptables' | 'nftables' | 'none';
   userlandProxy: boolean;
+  /** The userland proxy's connection, port and idle limits (--proxy-* flags); unset = derived from the fd limit. */
+  proxyLimits?: ProxyLimitOptions;
   /** A logger to use instead of a new one (tests). */
   logger?: Logger;
 }
@@ -94,7 +97,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   try {
     const ipam = new Ipam(store, opts.defaultAddressPools ? { defaultPools: opts.defaultAddressPools } : {});
     const firewall = await createFirewall({ backend: opts.firewallBackend, logger });
-    const proxy = opts.userlandProxy ? new UserlandProxy({ logger: logger.child({ part: 'proxy' }) }) : undefined;
+    const proxy = opts.userlandProxy ? new UserlandProxy({ ...opts.proxyLimits, logger: logger.child({ part: 'proxy' }) }) : undefined;
     ports = new PortPublisher(new PortAllocator(), proxy, firewall);
     const ctx: DriverContext = { logger, netlink, firewall, ports };
     const drivers = new DriverRegistry();

@@ -2,6 +2,7 @@
 // daemons (simulated hosts) can run on one machine. The daemon's modules load only for this
 // command, so client commands start fast.
 import type { DaemonOptions } from '../../daemon.js';
+import type { ProxyLimitOptions } from '../../portmap/limits.js';
 import { DAEMON_DEFAULTS } from '../../defaults.js';
 import { type Command, expectPositionals, UsageError } from '../command.js';
 
@@ -20,12 +21,19 @@ export const daemon: Command = {
     '      --bip CIDR         gateway address and prefix of the default bridge, e.g. 172.17.0.1/16',
     '      --firewall-backend auto|iptables|nftables|none   (default auto)',
     '      --userland-proxy true|false   serve published ports to loopback and hairpin clients in the daemon (default true)',
+    '      --proxy-max-connections N           TCP connections and UDP flows the proxy holds at once (default: from the fd limit)',
+    '      --proxy-max-connections-per-port N  the same on one host port (default: half the total)',
+    '      --proxy-idle-timeout DURATION       close a proxied TCP connection idle this long, e.g. 1h (default 0: never, as docker-proxy)',
+    '      --proxy-udp-idle-timeout DURATION   close a UDP flow idle this long (default 30s)',
+    '      --proxy-max-ports N                 host ports the proxy holds at once (default: from the fd limit)',
     '      --log-level LEVEL  fatal, error, warn, info, debug or trace (default info)',
   ],
   options: {
     socket: { type: 'string' }, 'state-dir': { type: 'string' }, 'run-dir': { type: 'string' }, 'plugin-dir': { type: 'string' },
     'netns-dir': { type: 'string' }, 'default-address-pool': { type: 'string', multiple: true }, 'log-level': { type: 'string' },
     'bridge-name': { type: 'string' }, bip: { type: 'string' }, 'firewall-backend': { type: 'string' }, 'userland-proxy': { type: 'string' },
+    'proxy-max-connections': { type: 'string' }, 'proxy-max-connections-per-port': { type: 'string' }, 'proxy-idle-timeout': { type: 'string' },
+    'proxy-udp-idle-timeout': { type: 'string' }, 'proxy-max-ports': { type: 'string' },
   },
   async run(v, pos) {
     expectPositionals(this, pos, 0);
@@ -35,6 +43,7 @@ export const daemon: Command = {
     if (!['auto', 'iptables', 'nftables', 'none'].includes(backend)) throw new UsageError(`--firewall-backend: expected auto, iptables, nftables or none, got ${JSON.stringify(backend)}`);
     const proxy = (v['userland-proxy'] as string | undefined) ?? 'true';
     if (proxy !== 'true' && proxy !== 'false') throw new UsageError(`--userland-proxy: expected true or false, got ${JSON.stringify(proxy)}`);
+    const proxyLimits = await checkProxyFlags(v, proxy === 'true');
     if (process.getuid?.() !== 0) {
       console.error('cnmkit daemon: must run as root (it creates namespaces and changes the kernel network)');
       return 1;
@@ -53,6 +62,7 @@ export const daemon: Command = {
       ...(v.bip !== undefined ? { bip: v.bip as string } : {}),
       firewallBackend: backend as DaemonOptions['firewallBackend'],
       userlandProxy: proxy === 'true',
+      proxyLimits,
       ...(pools ? { defaultAddressPools: pools } : {}),
     });
     await new Promise<void>((resolve) => {
@@ -67,3 +77,15 @@ export const daemon: Command = {
     return 0;
   },
 };
+
+/** The --proxy-* flags as limit options, checked against the fd limit when the proxy runs. */
+async function checkProxyFlags(v: Record<string, unknown>, proxyOn: boolean): Promise<ProxyLimitOptions> {
+  const { proxyFlagOptions, resolveProxyLimits } = await import('../../portmap/limits.js');
+  try {
+    const options = proxyFlagOptions(v);
+    if (proxyOn) resolveProxyLimits(options);
+    return options;
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}

@@ -40,7 +40,8 @@ export const DEFAULT_UDP_IDLE_TIMEOUT_MS = 30_000;
 /** Keepalive on both sockets of a proxied TCP connection: first probe after this much silence (Go's, so docker-proxy's). */
 export const TCP_KEEPALIVE_MS = 15_000;
 
-const FIELD_FLAGS: Record<string, string> = {
+/** The daemon flag of each option, for messages. */
+export const PROXY_FLAGS: Readonly<Record<string, string>> = {
   maxConnections: '--proxy-max-connections',
   maxConnectionsPerPort: '--proxy-max-connections-per-port',
   idleTimeoutMs: '--proxy-idle-timeout',
@@ -70,7 +71,7 @@ function integer(options: ProxyLimitOptions, key: keyof ProxyLimitOptions, min: 
   const value = options[key];
   if (value === undefined) return undefined;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min)
-    throw new InvalidArgumentError(key, `${JSON.stringify(value)} is not an integer of at least ${min} (${FIELD_FLAGS[key]})`);
+    throw new InvalidArgumentError(key, `${JSON.stringify(value)} is not an integer of at least ${min} (${PROXY_FLAGS[key]})`);
   return value;
 }
 
@@ -87,10 +88,13 @@ export function resolveProxyLimits(options: ProxyLimitOptions = {}): ProxyLimits
   const maxConnections = integer(options, 'maxConnections', 1) ?? Math.max(1, Math.floor((budget - maxPorts) / FDS_PER_CONNECTION));
   const need = maxPorts + maxConnections * FDS_PER_CONNECTION;
   if (need > budget) {
-    const field = options.maxConnections !== undefined ? 'maxConnections' : 'maxPorts';
+    const allows = `the fd limit ${fdLimit} less ${reserve} kept for the daemon allows ${budget}`;
+    const raise = 'or raise the limit (ulimit -n, LimitNOFILE=)';
+    if (options.maxConnections === undefined)
+      throw new InvalidArgumentError('maxPorts', `${maxPorts} ports leave no file descriptors for connections: ${allows}; lower it, ${raise}`);
     throw new InvalidArgumentError(
-      field,
-      `${maxPorts} ports and ${maxConnections} connections need ${need} file descriptors, but the fd limit ${fdLimit} less ${reserve} kept for the daemon allows ${budget} (${FIELD_FLAGS.maxPorts} ${maxPorts}, ${FIELD_FLAGS.maxConnections} ${maxConnections}: lower one, or raise the limit with ulimit -n / LimitNOFILE=)`,
+      'maxConnections',
+      `${maxPorts} ports and ${maxConnections} connections need ${need} file descriptors, but ${allows} (${PROXY_FLAGS.maxPorts} ${maxPorts}, ${PROXY_FLAGS.maxConnections} ${maxConnections}): lower one, ${raise}`,
     );
   }
   return {

@@ -1,6 +1,8 @@
 // The userland proxy's limits without sockets: defaults derived from the fd limit, settings that
 // do not fit refused naming the flag, the --proxy-* flag values, the publish check (ports counted
 // before allocation, --proxy-max-ports and free fds) and the rate-limited log of limit hits.
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { checkPortCapacity, fdReserve, LimitLog, parseDuration, proxyFlagOptions, readFdLimit, resolveProxyLimits } from '../../src/portmap/limits.js';
 import { proxiedPorts } from '../../src/portmap/publisher.js';
@@ -20,9 +22,11 @@ describe('proxy limits', () => {
 
   it('refuses settings whose fds do not fit, naming the flag and the numbers', () => {
     expect(() => resolveProxyLimits({ fdLimit: 20_000, maxConnections: 10_000 })).toThrow(
-      /^maxConnections: 7952 ports and 10000 connections need 27952 file descriptors, but the fd limit 20000 less 4096 kept for the daemon allows 15904 \(--proxy-max-ports 7952, --proxy-max-connections 10000/,
+      /^maxConnections: 7952 ports and 10000 connections need 27952 file descriptors, but the fd limit 20000 less 4096 kept for the daemon allows 15904 \(--proxy-max-ports 7952, --proxy-max-connections 10000\): lower one, or raise the limit/,
     );
-    expect(() => resolveProxyLimits({ fdLimit: 20_000, maxPorts: 20_000 })).toThrow(/^maxPorts: 20000 ports and 1 connections need 20002/);
+    expect(() => resolveProxyLimits({ fdLimit: 20_000, maxPorts: 20_000 })).toThrow(
+      /^maxPorts: 20000 ports leave no file descriptors for connections: the fd limit 20000 less 4096 kept for the daemon allows 15904; lower it, or raise the limit/,
+    );
     expect(() => resolveProxyLimits({ maxConnectionsPerPort: 0 })).toThrow(/^maxConnectionsPerPort: 0 is not an integer of at least 1 \(--proxy-max-connections-per-port\)$/);
     expect(() => resolveProxyLimits({ idleTimeoutMs: -1 })).toThrow(/^idleTimeoutMs: -1 is not an integer of at least 0/);
   });
@@ -41,6 +45,16 @@ describe('proxy limits', () => {
     expect(() => proxyFlagOptions({ 'proxy-max-ports': '1e3' })).toThrow(/^--proxy-max-ports: "1e3" is not a whole number/);
     expect(() => proxyFlagOptions({ 'proxy-idle-timeout': '10' })).toThrow(/^--proxy-idle-timeout: "10" is not a duration such as 30s, 5m, 1h or 0$/);
     expect(() => proxyFlagOptions({ 'proxy-udp-idle-timeout': '0' })).toThrow(/^--proxy-udp-idle-timeout: must be more than 0/);
+  });
+
+  it('cnmkit daemon refuses bad --proxy-* flags before anything else, naming the flag', () => {
+    const cli = path.resolve(import.meta.dirname, '../../bin/cnmkit');
+    const daemon = (...args: string[]) => spawnSync(process.execPath, [cli, 'daemon', ...args], { encoding: 'utf8', timeout: 20_000 });
+    expect(daemon('--proxy-max-connections', '0')).toMatchObject({ status: 2, stderr: 'cnmkit: --proxy-max-connections: "0" is not a whole number of at least 1\n' });
+    expect(daemon('--proxy-idle-timeout', '5')).toMatchObject({ status: 2, stderr: expect.stringContaining('--proxy-idle-timeout: "5" is not a duration') });
+    const tooMany = daemon('--proxy-max-connections', '100000000');
+    expect(tooMany.status).toBe(2);
+    expect(tooMany.stderr).toMatch(/^cnmkit: --proxy-max-connections: \d+ ports and 100000000 connections need \d+ file descriptors, but the fd limit/);
   });
 
   it('counts the ports a publish would hold before any is allocated', () => {

@@ -80,12 +80,14 @@ export const daemon: Command = {
 
 /** The --proxy-* flags as limit options, checked against the fd limit when the proxy runs. */
 async function checkProxyFlags(v: Record<string, unknown>, proxyOn: boolean): Promise<ProxyLimitOptions> {
-  const { proxyFlagOptions, resolveProxyLimits } = await import('../../portmap/limits.js');
+  const { PROXY_FLAGS, proxyFlagOptions, resolveProxyLimits } = await import('../../portmap/limits.js');
   try {
     const options = proxyFlagOptions(v);
     if (proxyOn) resolveProxyLimits(options);
     return options;
   } catch (err) {
-    throw new UsageError((err as Error).message);
+    const { field, message } = err as { field?: string; message: string };
+    const flag = field === undefined ? undefined : PROXY_FLAGS[field];
+    throw new UsageError(flag && field ? `${flag}${message.slice(field.length)}` : message);
   }
 }

@@ -189,9 +189,9 @@ void ready_remove(loop_t *l, relay_t *r) {
   r->ready_prev = r->ready_next = NULL;
 }
 
-void loop_queue(loop_t *l, relay_t *r, bool cancel) {
+bool loop_queue(loop_t *l, relay_t *r, bool cancel) {
   command_t *c = malloc(sizeof *c);
-  if (c == NULL) return; /* a cancel lost to ENOMEM; a new relay cannot get here without memory */
+  if (c == NULL) return false;
   *c = (command_t){ .relay = r, .cancel = cancel };
   if (cancel) atomic_fetch_add(&r->refs, 1);
   else r->loop = l;
@@ -202,6 +202,7 @@ void loop_queue(loop_t *l, relay_t *r, bool cancel) {
   pthread_mutex_unlock(&l->qlock);
   uint64_t one = 1;
   if (write(l->wake_fd, &one, sizeof one) < 0) { /* already signalled */ }
+  return true;
 }
 
 static int loop_init(engine_t *e, loop_t *l, const char **syscall) {

@@ -108,8 +108,9 @@ void pool_trim(loop_t *l);
 void ready_add(loop_t *l, relay_t *r);
 void ready_remove(loop_t *l, relay_t *r);
 
-/* Queues r on l (a new relay, or a cancel holding its own reference) and wakes l. */
-void loop_queue(loop_t *l, relay_t *r, bool cancel);
+/* Queues r on l (a new relay, or a cancel holding its own reference) and wakes l; false when
+ * out of memory (nothing queued). */
+bool loop_queue(loop_t *l, relay_t *r, bool cancel);
 
 /* A loop's thread (splice.c). */
 void *loop_main(void *arg);

@@ -262,7 +262,7 @@ static int read_options(napi_env env, size_t argc, napi_value *argv, int64_t *id
 /* handle.cancel(): stops a running relay; its done callback then reports cancelled. */
 static napi_value relay_cancel(napi_env env, napi_callback_info info) {
   relay_t *r = cnmkit_unwrap_this(env, info, NULL, NULL, "a splice relay handle");
-  if (r != NULL && r->done != NULL) loop_queue(r->loop, r, true);
+  if (r != NULL && r->done != NULL && !loop_queue(r->loop, r, true)) cnmkit_throw_errno(env, ENOMEM, "malloc", NULL);
   return NULL;
 }
 
@@ -307,8 +307,14 @@ static napi_value splice_relay(napi_env env, napi_callback_info info) {
     napi_throw_error(env, NULL, "spliceRelay: cannot wrap the handle");
     return NULL;
   }
+  if (!loop_queue(engine_pick(e), r, false)) {
+    napi_delete_reference(env, r->done);
+    r->done = NULL;
+    relay_unref(r); /* the engine's reference; the handle's goes with the handle */
+    cnmkit_throw_errno(env, ENOMEM, "malloc", NULL);
+    return NULL;
+  }
   engine_js_start(e, env);
-  loop_queue(engine_pick(e), r, false);
   return handle;
 }
 

@@ -22,12 +22,13 @@ import { createNullDriver } from '../drivers/null/index.js';
 import { createHostDriver } from '../drivers/host/index.js';
 import { createBridgeDriver } from '../drivers/bridge/index.js';
 import { getLink, NetlinkHandlePool, netnsIdOf, netnsIdReferenced, setLinkUp } from './netlink/index.js';
-import { DaemonMetrics, type ProxyStats } from './api/metrics.js';
+import { DaemonMetrics } from './api/metrics.js';
 import { observeController, observeFirewall, observeStore } from './api/instrument.js';
 import { healthChecker } from './api/health.js';
 import { parseMetricsAddr, serveMetrics } from './api/metrics-server.js';
 import { createFirewall, type FirewallBackend } from './firewall/index.js';
 import { PortAllocator, UserlandProxy } from './portmap/index.js';
+import type { ProxyLimitOptions } from './portmap/limits.js';
 import { PortPublisher } from './portmap/publisher.js';
 import { VERSION } from './version.js';
 import { InvalidArgumentError } from './errors.js';
@@ -57,6 +58,8 @@ export interface DaemonOptions {
   cluster?: ClusterConfig;
   /** Serve the Docker plugin sockets (default true); a lab's simulated host has no Docker engine. */
   dockerPlugins?: boolean;
+  /** The userland proxy's connection, port and idle limits (--proxy-* flags); unset = derived from the fd limit. */
+  proxyLimits?: ProxyLimitOptions;
   /** A logger to use instead of a new one (tests). */
   logger?: Logger;
 }
@@ -157,10 +160,10 @@ async function start(opts: DaemonOptions, lock: NamespaceLock): Promise<Daemon> 
     const ipam = new Ipam(store, { ...(opts.defaultAddressPools ? { defaultPools: opts.defaultAddressPools } : {}), describeOwner: ownerNames(store) });
     const bareFirewall = await createFirewall({ backend: opts.firewallBackend, logger });
     const firewall = observeFirewall(bareFirewall, metrics);
-    const proxy = opts.userlandProxy ? new UserlandProxy({ logger: logger.child({ part: 'proxy' }) }) : undefined;
+    const proxy = opts.userlandProxy ? new UserlandProxy({ ...opts.proxyLimits, logger: logger.child({ part: 'proxy' }) }) : undefined;
     const allocator = new PortAllocator({ describeOwner: endpointNames(store) });
     ports = new PortPublisher(allocator, proxy, firewall);
-    metrics.collectFrom({ store, leases: () => allocator.leases(), proxyStats: () => (proxy as { stats?: () => ProxyStats } | undefined)?.stats?.() });
+    metrics.collectFrom({ store, leases: () => allocator.leases(), proxyStats: () => proxy?.stats() });
     cluster = await startClusterMode(opts, store, logger);
     const ctx: DriverContext = { logger, netlink, firewall, ports, ...(cluster ? { cluster } : {}) };
     const drivers = new DriverRegistry();

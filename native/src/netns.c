@@ -323,6 +323,8 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   cnmkit_splice_init(env, exports);
   cnmkit_acceptor_init(env, exports);
+  cnmkit_udp_init(env, exports);
+  cnmkit_budget_init(env, exports);
   cnmkit_rtnl_init(env, exports);
   cnmkit_icmp_init(env, exports);
   return exports;

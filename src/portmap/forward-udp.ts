@@ -1,96 +1,50 @@
-// UDP forwarding for one host port: one upstream socket per client address (closed after an
-// idle time, like docker-proxy), replies sent back from the listening socket. No flow limit.
-import dgram from 'node:dgram';
-import net from 'node:net';
-import { onceListening, openOnHostIP, type ForwardOptions, type UdpTarget, type Forwarder, type ListenAddress } from './forward.js';
+// UDP forwarding for a host port range, held by the native UDP forwarder (one thread, epoll, a range
+// bound in chunks): a flow per client address — a socket connected to the container, closed after
+// an idle time like docker-proxy's — whose replies leave from the published port; flows count
+// against the per-port and total limits, a datagram over them is dropped.
+import { native, type UdpForwarder } from '../netns/native.js';
+import { bindInChunks, openOnHostIP, type ForwardOptions, type Forwarder, type ListenAddress, type RangeTarget } from './forward.js';
 
-/** Datagrams a flow keeps while its upstream socket is still connecting. */
-const MAX_PENDING = 64;
+/** The daemon's one native UDP forwarder, and the range and index each of its listener ids belongs to. */
+const routes = new Map<number, { forward: UdpForward; index: number }>();
+let forwarder: UdpForwarder | undefined;
 
-interface Flow {
-  upstream: dgram.Socket;
-  timer: NodeJS.Timeout;
-  /** Datagrams waiting for the upstream connect; undefined once connected. */
-  pending?: Buffer[];
+/** The shared forwarder, made on first use. */
+export function sharedUdpForwarder(): UdpForwarder {
+  forwarder ??= native.udpForwarder((id, limit) => {
+    const route = routes.get(id);
+    if (route) route.forward.options.onLimit(limit, 'udp', route.forward.target.hostPort + route.index);
+  });
+  return forwarder;
 }
 
 class UdpForward implements Forwarder {
-  private readonly flows = new Map<string, Flow>();
-  private socket?: dgram.Socket;
+  private ids: number[] = [];
 
   constructor(
-    private readonly target: UdpTarget,
-    private readonly options: ForwardOptions,
+    readonly target: RangeTarget,
+    readonly options: ForwardOptions,
   ) {}
 
   async listen(at: ListenAddress): Promise<void> {
-    const socket = dgram.createSocket({ type: at.family === 6 ? 'udp6' : 'udp4', ipv6Only: at.ipv6Only });
-    const listening = onceListening(socket);
-    socket.bind({ address: at.address, port: this.target.hostPort, exclusive: true });
-    try {
-      await listening;
-    } catch (err) {
-      socket.close();
-      throw err;
-    }
-    socket.on('error', (err) => this.options.logger.warn({ err, port: this.target.hostPort }, 'proxy: udp listener error'));
-    socket.on('message', (msg, rinfo) => this.fromClient(msg, rinfo));
-    this.socket = socket;
-  }
-
-  private fromClient(msg: Buffer, client: dgram.RemoteInfo): void {
-    const key = `${client.address}|${client.port}`;
-    const flow = this.flows.get(key) ?? this.openFlow(key, client);
-    flow.timer.refresh();
-    if (flow.pending) {
-      if (flow.pending.length < MAX_PENDING) flow.pending.push(msg);
-      return;
-    }
-    flow.upstream.send(msg);
-  }
-
-  /** A socket connected to the container for one client; its replies go back to that client. */
-  private openFlow(key: string, client: dgram.RemoteInfo): Flow {
-    const { containerIP, containerPort } = this.target;
-    const upstream = dgram.createSocket(net.isIPv6(containerIP) ? 'udp6' : 'udp4');
-    const timer = setTimeout(() => this.closeFlow(key), this.options.udpIdleTimeoutMs).unref();
-    const flow: Flow = { upstream, timer, pending: [] };
-    this.flows.set(key, flow);
-    upstream.on('connect', () => {
-      const queued = flow.pending ?? [];
-      delete flow.pending;
-      for (const msg of queued) upstream.send(msg);
-    });
-    upstream.on('message', (reply) => {
-      flow.timer.refresh();
-      this.socket?.send(reply, client.port, client.address);
-    });
-    upstream.on('error', (err) => {
-      this.options.logger.debug({ err, hostPort: this.target.hostPort, client: key }, 'proxy: udp flow closed on error');
-      this.closeFlow(key);
-    });
-    upstream.connect(containerPort, containerIP);
-    return flow;
-  }
-
-  private closeFlow(key: string): void {
-    const flow = this.flows.get(key);
-    if (!flow) return;
-    this.flows.delete(key);
-    clearTimeout(flow.timer);
-    flow.upstream.close();
+    const { budget, limits } = this.options;
+    const { hostPort, containerIP, containerPort } = this.target;
+    const bind = (port: number, count: number): number[] =>
+      sharedUdpForwarder().listen(at.address, port, count, at.ipv6Only, containerIP, containerPort + port - hostPort, budget, limits.maxConnectionsPerPort, limits.udpIdleTimeoutMs);
+    this.ids = await bindInChunks(this.target, bind, (ids) => forwarder?.close(ids));
+    this.ids.forEach((id, index) => routes.set(id, { forward: this, index }));
   }
 
   close(): Promise<void> {
-    for (const key of [...this.flows.keys()]) this.closeFlow(key);
-    const socket = this.socket;
-    delete this.socket;
-    return new Promise((resolve) => (socket ? socket.close(() => resolve()) : resolve()));
+    forwarder?.close(this.ids);
+    for (const id of this.ids) routes.delete(id);
+    this.ids = [];
+    return Promise.resolve();
   }
 }
 
-/** Binds target's host port for UDP; rejects with the socket error (EADDRINUSE, …). */
-export function openUdpForward(target: UdpTarget, options: ForwardOptions): Promise<Forwarder> {
+/** Binds target's host port range for UDP; throws the socket error (EADDRINUSE, …) with the failing `port`. */
+export function openUdpForward(target: RangeTarget, options: ForwardOptions): Promise<Forwarder> {
   return openOnHostIP(target.hostIP, async (at) => {
     const forward = new UdpForward(target, options);
     await forward.listen(at);

@@ -1,25 +1,25 @@
-// What the userland proxy's TCP and UDP forwarders share: what they forward (a TCP range, a UDP
-// port), and the socket address a host IP is listened on (unset = dual-stack `::`, else 0.0.0.0).
+// What the userland proxy's TCP and UDP forwarders share: what they forward (a host port range),
+// the proxy's budget and limits, the socket address a host IP is listened on (unset = dual-stack
+// `::`, else 0.0.0.0), and binding a large range in chunks so that the JS thread is never held long.
 import net from 'node:net';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import type { LimitReason, ProxyBudget } from '../netns/native.js';
+import type { ProxyLimits } from './limits.js';
 import type { Logger } from './log.js';
-
-/** One UDP host port forwarded to one container port. */
-export interface UdpTarget {
-  /** Unset = every address of both families. */
-  hostIP?: string;
-  hostPort: number;
-  containerIP: string;
-  containerPort: number;
-}
 
 export interface ForwardOptions {
   logger: Logger;
   noDelay: boolean;
-  udpIdleTimeoutMs: number;
+  limits: ProxyLimits;
+  budget: ProxyBudget;
+  /** A limit refused connections on hostPort (told at most once a second per reason). */
+  onLimit(reason: LimitReason, proto: 'tcp' | 'udp', hostPort: number): void;
+  /** What the stream fallback carried and cut (the budget counts what native code does). */
+  stream: { toContainer: number; fromContainer: number; idleTimeouts: number };
 }
 
-/** A TCP host port range forwarded to a container port range of the same size. */
-export interface TcpRangeTarget {
+/** A host port range forwarded to a container port range of the same size. */
+export interface RangeTarget {
   /** Unset = every address of both families. */
   hostIP?: string;
   hostPort: number;
@@ -67,18 +67,24 @@ export async function openOnHostIP<T>(hostIP: string | undefined, open: (at: Lis
   }
 }
 
-/** Rejects with the first 'error' or resolves on 'listening', then stops listening for either. */
-export function onceListening(emitter: NodeJS.EventEmitter): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: Error): void => {
-      emitter.off('listening', onListening);
-      reject(err);
-    };
-    const onListening = (): void => {
-      emitter.off('error', onError);
-      resolve();
-    };
-    emitter.once('error', onError);
-    emitter.once('listening', onListening);
-  });
+/** Ports bound per native call; between calls the JS thread serves others (a publish never holds it long). */
+export const BIND_CHUNK = 512;
+
+/**
+ * Binds target's host range in chunks with bind(firstPort, count) (one native call each),
+ * yielding to the event loop between them. All or nothing: on a failure the ids bound so far go
+ * to close and the error (with its `port`) is thrown.
+ */
+export async function bindInChunks(target: RangeTarget, bind: (firstPort: number, count: number) => number[], close: (ids: number[]) => void): Promise<number[]> {
+  const ids: number[] = [];
+  for (let port = target.hostPort; port <= target.hostPortEnd; port += BIND_CHUNK) {
+    if (port > target.hostPort) await yieldToLoop();
+    try {
+      ids.push(...bind(port, Math.min(BIND_CHUNK, target.hostPortEnd - port + 1)));
+    } catch (err) {
+      close(ids);
+      throw err;
+    }
+  }
+  return ids;
 }

@@ -24,5 +24,6 @@ export {
   type PortLease,
   type PortRange,
 } from './allocator.js';
-export { UserlandProxy, type ProxyMapping, type PublishedMapping, type UserlandProxyOptions } from './proxy.js';
+export { UserlandProxy, type ProxyMapping, type ProxyStats, type PublishedMapping, type UserlandProxyOptions } from './proxy.js';
+export { proxyFlagOptions, resolveProxyLimits, type ProxyLimitOptions, type ProxyLimits } from './limits.js';
 export type { Logger } from './log.js';

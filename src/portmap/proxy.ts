@@ -1,10 +1,13 @@
 // The userland proxy: every published (host IP, host port, proto) held by a listening socket in
-// this one process and forwarded to the container: TCP ranges through the native acceptor, UDP
-// with a Node socket per port. TCP and UDP only (Node has no SCTP sockets).
+// this one process and forwarded to the container: TCP ranges through the native acceptor and
+// splice relay, UDP ranges through the native UDP forwarder. Connections, flows and ports are
+// bounded (see limits.ts); stats() counts them. TCP and UDP only (no SCTP sockets here).
 import { CnmkitError, ConflictError, InvalidArgumentError } from '../errors.js';
+import { native, type LimitReason, type ProxyBudget } from '../netns/native.js';
 import { openTcpForward, sharedAcceptor } from './forward-tcp.js';
-import { openUdpForward } from './forward-udp.js';
-import type { ForwardOptions, Forwarder, UdpTarget } from './forward.js';
+import { openUdpForward, sharedUdpForwarder } from './forward-udp.js';
+import type { ForwardOptions, Forwarder } from './forward.js';
+import { checkPortCapacity, LimitLog, resolveProxyLimits, type ProxyLimitOptions, type ProxyLimits } from './limits.js';
 import { silentLogger, type Logger } from './log.js';
 import { canonicalIP, hostIPsOverlap, isUnspecifiedIP } from './spec.js';
 
@@ -25,20 +28,26 @@ export interface PublishedMapping extends Required<Omit<ProxyMapping, 'hostIP'>>
   hostIP?: string;
 }
 
-export interface UserlandProxyOptions {
+export interface UserlandProxyOptions extends ProxyLimitOptions {
   logger?: Logger;
   /** TCP_NODELAY on both sides of every forwarded connection (default true, as docker-proxy). */
   noDelay?: boolean;
-  /** A UDP flow with no traffic either way for this long is closed (default 30 s). */
-  udpIdleTimeoutMs?: number;
+}
+
+/** What the proxy carries and refuses, for metrics. Bytes of the stream fallback count when a connection ends. */
+export interface ProxyStats {
+  tcpConnections: number;
+  udpFlows: number;
+  bytesToContainer: number;
+  bytesFromContainer: number;
+  /** By the flag that set the limit: max-connections, max-connections-per-port, idle-timeout, max-ports. */
+  limitHits: Record<LimitReason | 'max-ports', number>;
 }
 
 interface Published {
   mapping: PublishedMapping;
   forwards: Forwarder[];
 }
-
-const DEFAULT_UDP_IDLE_MS = 30_000;
 
 function portField(value: unknown, field: string): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 65535)
@@ -89,17 +98,6 @@ function checkBatch(mappings: PublishedMapping[]): void {
   });
 }
 
-/** The UDP ports of a mapping, one forwarder each. */
-function udpTargets(m: PublishedMapping): UdpTarget[] {
-  const out: UdpTarget[] = [];
-  for (let i = 0; i <= m.hostPortEnd - m.hostPort; i += 1) {
-    const t: UdpTarget = { hostPort: m.hostPort + i, containerIP: m.containerIP, containerPort: m.containerPort + i };
-    if (m.hostIP !== undefined) t.hostIP = m.hostIP;
-    out.push(t);
-  }
-  return out;
-}
-
 /** How many host ports mappings hold. */
 function portCount(mappings: PublishedMapping[]): number {
   return mappings.reduce((sum, m) => sum + m.hostPortEnd - m.hostPort + 1, 0);
@@ -112,16 +110,60 @@ interface BindFailure {
 }
 
 export class UserlandProxy {
+  readonly limits: ProxyLimits;
   private readonly options: ForwardOptions;
+  private readonly budget: ProxyBudget;
   private readonly owners = new Map<string, Published[]>();
   private readonly queues = new Map<string, Promise<unknown>>();
+  /** Ports of publishes checked and still binding: counted as held, so that two at once cannot pass the limit together. */
+  private pending = 0;
+  private portHits = 0;
   private closed = false;
 
+  /** Resolves and checks the limits (throws InvalidArgumentError naming the option) before anything starts. */
   constructor(options: UserlandProxyOptions = {}) {
-    const idle = options.udpIdleTimeoutMs ?? DEFAULT_UDP_IDLE_MS;
-    if (!Number.isInteger(idle) || idle < 1) throw new InvalidArgumentError('udpIdleTimeoutMs', `${idle} is not a positive number of milliseconds`);
-    this.options = { logger: options.logger ?? silentLogger, noDelay: options.noDelay ?? true, udpIdleTimeoutMs: idle };
+    this.limits = resolveProxyLimits(options);
+    const logger = options.logger ?? silentLogger;
+    const limitLog = new LimitLog(logger);
+    this.budget = native.proxyBudget(this.limits.maxConnections);
+    const onLimit = (reason: LimitReason, proto: 'tcp' | 'udp', hostPort: number): void =>
+      limitLog.hit(reason, this.budget.stats().hits[reason], { proto, hostPort, maxConnections: this.limits.maxConnections, maxConnectionsPerPort: this.limits.maxConnectionsPerPort });
+    const stream = { toContainer: 0, fromContainer: 0, idleTimeouts: 0 };
+    this.options = { logger, noDelay: options.noDelay ?? true, limits: this.limits, budget: this.budget, onLimit, stream };
     sharedAcceptor();
+    sharedUdpForwarder();
+    logger.info({ ...this.limits }, 'proxy: limits');
+  }
+
+  /** Live connections and flows, bytes carried both ways, and limit hits by reason. */
+  stats(): ProxyStats {
+    const b = this.budget.stats();
+    const { stream } = this.options;
+    return {
+      tcpConnections: b.tcp,
+      udpFlows: b.udp,
+      bytesToContainer: b.toContainer + stream.toContainer,
+      bytesFromContainer: b.fromContainer + stream.fromContainer,
+      limitHits: { ...b.hits, 'idle-timeout': b.hits['idle-timeout'] + stream.idleTimeouts, 'max-ports': this.portHits },
+    };
+  }
+
+  /**
+   * Refuses, before anything is allocated or bound, a publish of `ports` more host ports that
+   * would pass --proxy-max-ports or the descriptors the process has free (errors name `ports`).
+   */
+  checkCapacity(ports: number): void {
+    try {
+      checkPortCapacity(this.limits, ports, { held: this.heldPorts() + this.pending, connections: this.budget.stats().live });
+    } catch (err) {
+      this.portHits += 1;
+      this.options.logger.warn({ ports, held: this.heldPorts(), maxPorts: this.limits.maxPorts, err: (err as Error).message }, 'proxy: publish refused');
+      throw err;
+    }
+  }
+
+  private heldPorts(): number {
+    return portCount([...this.owners.values()].flat().map((p) => p.mapping));
   }
 
   /**
@@ -134,7 +176,14 @@ export class UserlandProxy {
     if (!Array.isArray(mappings)) throw new InvalidArgumentError('mappings', 'a list of mappings is required');
     const checked = mappings.map((m, i) => checkMapping(owner, m, `mappings[${i}]`));
     checkBatch(checked);
-    return this.serial(owner, () => this.bindAll(owner, checked));
+    const ports = portCount(checked);
+    this.checkCapacity(ports);
+    this.pending += ports;
+    try {
+      return await this.serial(owner, () => this.bindAll(owner, checked));
+    } finally {
+      this.pending -= ports;
+    }
   }
 
   /** Closes owner's listeners and live connections. Idempotent; returns the ports it freed. */
@@ -177,25 +226,13 @@ export class UserlandProxy {
     return mappings.map((m) => ({ ...m }));
   }
 
-  /**
-   * Binds one mapping, all or nothing: a TCP range in one native call, UDP port by port
-   * (closed again when one fails). Rejects with a BindFailure naming the port.
-   */
+  /** Binds one mapping's range, all or nothing; rejects with a BindFailure naming the port. */
   private async open(m: PublishedMapping): Promise<Forwarder[]> {
-    if (m.proto === 'tcp') {
-      try {
-        return [await openTcpForward(m, this.options)];
-      } catch (err) {
-        throw { err, port: (err as { port?: number }).port ?? m.hostPort } satisfies BindFailure;
-      }
+    try {
+      return [await (m.proto === 'tcp' ? openTcpForward : openUdpForward)(m, this.options)];
+    } catch (err) {
+      throw { err, port: (err as { port?: number }).port ?? m.hostPort } satisfies BindFailure;
     }
-    const targets = udpTargets(m);
-    const settled = await Promise.allSettled(targets.map((t) => openUdpForward(t, this.options)));
-    const failed = settled.findIndex((r) => r.status === 'rejected');
-    const bound = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
-    if (failed < 0) return bound;
-    await Promise.all(bound.map((f) => f.close()));
-    throw { err: (settled[failed] as PromiseRejectedResult).reason, port: (targets[failed] as UdpTarget).hostPort } satisfies BindFailure;
   }
 
   /** Turns a bind failure into an error that names the port and, when it is ours, its owner. */

@@ -1,6 +1,7 @@
 // Publishing one endpoint's ports end to end: host ports leased from the allocator (conflicts
-// name the holder), the userland proxy holding them (TCP/UDP, when enabled), and the kernel DNAT
-// rules of the firewall — all or nothing, and unpublish removes exactly what publish added.
+// name the holder), the userland proxy holding them (TCP/UDP, when enabled; its port and fd
+// limits checked before any lease), and the kernel DNAT rules of the firewall — all or nothing,
+// and unpublish removes exactly what publish added.
 import type { FirewallBackend, PortMapping } from '../firewall/index.js';
 import { bestEffort, withRollback } from '../cnm/steps.js';
 import type { PortAllocator } from './allocator.js';
@@ -37,6 +38,7 @@ export class PortPublisher {
       await this.firewall.addPorts(specs.map((s) => firewallMapping(s, target, this.userlandProxy)));
       return [...specs];
     }
+    this.proxy?.checkCapacity(proxiedPorts(specs));
     return withRollback(async (undo) => {
       undo.push('leases', () => this.allocator.release(target.owner));
       const resolved: PortSpec[] = [];
@@ -67,6 +69,17 @@ export class PortPublisher {
   async close(): Promise<void> {
     await this.proxy?.close();
   }
+}
+
+/** Host ports the proxy would hold for specs once allocated (one listening socket each). */
+export function proxiedPorts(specs: readonly PortSpec[]): number {
+  return specs
+    .filter((s) => s.proto === 'tcp' || s.proto === 'udp')
+    .reduce((sum, s) => {
+      if (s.hostPort === 0) return sum + s.containerPortEnd - s.containerPort + 1;
+      if (s.hostPortEnd > s.hostPort && s.containerPortEnd === s.containerPort) return sum + 1;
+      return sum + s.hostPortEnd - s.hostPort + 1;
+    }, 0);
 }
 
 function proxyMapping(s: PortSpec, containerIP: string): ProxyMapping {

@@ -1,7 +1,7 @@
 // Hands a connected pair of TCP sockets to the native splice relay (zero copy, off the JS thread).
 // Limits: Linux; only sockets never read and with nothing queued; no relay = the caller copies.
 import type net from 'node:net';
-import type { NativeAddon, SpliceRelay, SpliceRelayDone } from '../netns/native.js';
+import type { NativeAddon, SpliceRelay, SpliceRelayDone, SpliceRelayOptions } from '../netns/native.js';
 import type { Logger } from './log.js';
 
 type SpliceFn = NonNullable<NativeAddon['spliceRelay']>;
@@ -50,12 +50,13 @@ function stopReading(socket: net.Socket): void {
 }
 
 /**
- * Relays a ↔ b with splice(2) until both directions end, an error, or cancel(); then calls
+ * Relays a ↔ b with splice(2) until both directions end, an error, cancel() or options.idleMs
+ * without traffic; then calls
  * done, after which the caller must destroy both sockets (never before: the relay uses their
  * fds). Returns undefined, having logged why, when the relay cannot start: a and b are then
  * untouched and the caller copies through streams instead.
  */
-export function spliceSockets(a: net.Socket, b: net.Socket, logger: Logger, done: SpliceRelayDone): SpliceRelay | undefined {
+export function spliceSockets(a: net.Socket, b: net.Socket, logger: Logger, options: SpliceRelayOptions, done: SpliceRelayDone): SpliceRelay | undefined {
   if (spliceRelay instanceof Error) {
     logFallback(logger, spliceRelay);
     return undefined;
@@ -69,7 +70,7 @@ export function spliceSockets(a: net.Socket, b: net.Socket, logger: Logger, done
   stopReading(a);
   stopReading(b);
   try {
-    return spliceRelay(fdA, fdB, done);
+    return spliceRelay(fdA, fdB, done, options);
   } catch (err) {
     logFallback(logger, err as Error);
     return undefined;

@@ -117,16 +117,16 @@ describeRoot('native spliceRelay', () => {
       serverGot: 'ping from the client\n',
       clientGot: 'pong from the server, after its EOF\n',
       err: null,
-      stats: { aToB: 21, bToA: 36, cancelled: false },
+      stats: { aToB: 21, bToA: 36, cancelled: false, timedOut: false },
       fdsOpen: true,
     });
-    expect(report.reset.err).toMatchObject({ code: 'ECONNRESET', errno: -104, syscall: expect.stringMatching(/^(splice|poll)$/) });
+    expect(report.reset.err).toMatchObject({ code: 'ECONNRESET', errno: -104, syscall: expect.stringMatching(/^(splice|epoll_wait)$/) });
     expect(report.reset.stats.cancelled).toBe(false);
     expect(report.cancel).toEqual({
       wrongThis: expect.objectContaining({ name: 'TypeError', code: 'ERR_INVALID_THIS' }),
       serverGot: 'before the cancel\n',
       err: null,
-      stats: { aToB: 18, bToA: 0, cancelled: true },
+      stats: { aToB: 18, bToA: 0, cancelled: true, timedOut: false },
       fdsOpen: true,
     });
   });
@@ -148,13 +148,20 @@ describeRoot('userland proxy over the splice relay', () => {
     const server = await bulkServer(topo, 7001, 0);
     const proxy = await proxyIn(topo);
     await publish(proxy, topo, 'endless', 8071, 7001);
-    const before = { threads: threads(proxy.pid), fds: fds(proxy.pid) };
+    // A first short connection (to an echo) starts the relay's threads: a fixed pool, one per CPU up to 4.
+    const echo = Background.spawn(topo.container.name, ['socat', 'TCP4-LISTEN:5000,fork,reuseaddr', 'PIPE']);
+    started.push(echo);
+    await waitListening(topo.container, 'tcp', 5000);
+    await publish(proxy, topo, 'warm', 8075, 5000);
+    const idle = fds(proxy.pid);
+    expect(await topo.client.sh(['socat', '-t', '1', '-', `TCP4:${topo.hostIP}:8075`], { input: 'warm\n' })).toBe('warm\n');
+    const before = { threads: threads(proxy.pid), fds: await settlesAt(() => fds(proxy.pid), idle) };
     const client = JsonLines.spawn(topo.client.name, ['send', topo.hostIP, '8071', '0']);
     await Promise.all([client.find('flowing'), server.find('flowing')]);
-    // One native thread per direction carries the connection; JS holds its two sockets.
-    expect(threads(proxy.pid)).toBe(before.threads + 2);
-    // …and the relay its eventfd and two pipes (two fds each).
-    expect(fds(proxy.pid)).toBe(before.fds + 2 + 5);
+    // The pool's threads carry the connection, no new thread; JS holds its two sockets…
+    expect(threads(proxy.pid)).toBe(before.threads);
+    // …and the relay a pipe per busy direction (two fds each).
+    expect(fds(proxy.pid)).toBe(before.fds + 2 + 4);
 
     expect(await proxy.call('unpublish', { owner: 'endless' })).toBe(1);
     const [atClient, atServer] = await Promise.all([client.find<Exchange>('sentSha', 5_000), server.find<Exchange>('sentSha', 5_000)]);

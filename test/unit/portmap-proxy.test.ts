@@ -51,6 +51,6 @@ describe('UserlandProxy input checks', () => {
   });
 
   it('refuses a bad UDP idle timeout', () => {
-    expect(() => new UserlandProxy({ udpIdleTimeoutMs: 0 })).toThrow(/^udpIdleTimeoutMs: 0 is not a positive number/);
+    expect(() => new UserlandProxy({ udpIdleTimeoutMs: 0 })).toThrow(/^udpIdleTimeoutMs: 0 is not an integer of at least 1 \(--proxy-udp-idle-timeout\)$/);
   });
 });

@@ -2,6 +2,7 @@
 // daemons (simulated hosts) can run on one machine. The daemon's modules load only for this
 // command, so client commands start fast.
 import type { DaemonOptions } from '../../daemon.js';
+import type { ProxyLimitOptions } from '../../portmap/limits.js';
 import { DAEMON_DEFAULTS } from '../../defaults.js';
 import { type Command, expectPositionals, UsageError, type Values } from '../command.js';
 import type { ClusterConfig } from '../../cluster/options.js';
@@ -43,6 +44,7 @@ async function daemonOptions(v: Values): Promise<DaemonOptions> {
       throw new UsageError(`--${(err as Error).message}`);
     }
   }
+  const proxyLimits = await checkProxyFlags(v, proxy === 'true');
   const cluster = await clusterConfig(v);
   const { parseDefaultAddressPool } = await import('../../ipam/defaults.js');
   const { validateDaemonOptions } = await import('../../daemon.js');
@@ -60,6 +62,7 @@ async function daemonOptions(v: Values): Promise<DaemonOptions> {
       ...(v.bip !== undefined ? { bip: v.bip as string } : {}),
       firewallBackend: backend as DaemonOptions['firewallBackend'],
       userlandProxy: proxy === 'true',
+      proxyLimits,
       dockerPlugins: plugins === 'true',
       ...(pools ? { defaultAddressPools: pools } : {}),
       ...(metricsAddr !== undefined ? { metricsAddr } : {}),
@@ -90,6 +93,11 @@ export const daemon: Command = {
     '      --userland-proxy true|false   serve published ports to loopback and hairpin clients in the daemon (default true)',
     '      --metrics-addr IP:PORT   also serve GET /metrics on this TCP address for a scraper, e.g. 127.0.0.1:9323 (default off)',
     '      --docker-plugins true|false   serve the Docker plugin sockets in --plugin-dir (default true)',
+    '      --proxy-max-connections N           TCP connections and UDP flows the proxy holds at once (default: from the fd limit)',
+    '      --proxy-max-connections-per-port N  the same on one host port (default: half the total)',
+    '      --proxy-idle-timeout DURATION       close a proxied TCP connection idle this long, e.g. 1h (default 0: never, as docker-proxy)',
+    '      --proxy-udp-idle-timeout DURATION   close a UDP flow idle this long (default 30s)',
+    '      --proxy-max-ports N                 host ports the proxy holds at once (default: from the fd limit)',
     '      --log-level LEVEL  fatal, error, warn, info, debug or trace (default info)',
     '      --cluster-store etcd://HOST:PORT[,HOST:PORT…]   cluster mode: global networks, IPAM and peers in etcd v3',
     '      --cluster-store-opt K=V   cacert=FILE, cert=FILE, key=FILE (TLS), prefix=/PATH (default /cnmkit); repeatable',
@@ -102,6 +110,8 @@ export const daemon: Command = {
     'netns-dir': { type: 'string' }, 'default-address-pool': { type: 'string', multiple: true }, 'log-level': { type: 'string' },
     'bridge-name': { type: 'string' }, bip: { type: 'string' }, 'firewall-backend': { type: 'string' }, 'userland-proxy': { type: 'string' },
     'metrics-addr': { type: 'string' }, 'docker-plugins': { type: 'string' },
+    'proxy-max-connections': { type: 'string' }, 'proxy-max-connections-per-port': { type: 'string' }, 'proxy-idle-timeout': { type: 'string' },
+    'proxy-udp-idle-timeout': { type: 'string' }, 'proxy-max-ports': { type: 'string' },
     'cluster-store': { type: 'string' }, 'cluster-store-opt': { type: 'string', multiple: true }, 'advertise-addr': { type: 'string' },
     'cluster-lease-ttl': { type: 'string' }, 'default-global-address-pool': { type: 'string', multiple: true },
   },
@@ -127,3 +137,17 @@ export const daemon: Command = {
     return 0;
   },
 };
+
+/** The --proxy-* flags as limit options, checked against the fd limit when the proxy runs. */
+async function checkProxyFlags(v: Record<string, unknown>, proxyOn: boolean): Promise<ProxyLimitOptions> {
+  const { PROXY_FLAGS, proxyFlagOptions, resolveProxyLimits } = await import('../../portmap/limits.js');
+  try {
+    const options = proxyFlagOptions(v);
+    if (proxyOn) resolveProxyLimits(options);
+    return options;
+  } catch (err) {
+    const { field, message } = err as { field?: string; message: string };
+    const flag = field === undefined ? undefined : PROXY_FLAGS[field];
+    throw new UsageError(flag && field ? `${flag}${message.slice(field.length)}` : message);
+  }
+}

@@ -58,9 +58,7 @@ describeRoot('the CLI as users meet it', () => {
   });
 
   it('runs `exec SANDBOX CMD ARGS…` without `--` (options before SANDBOX), with `--` too', async () => {
-    const name = uniqueName('ex');
-    adoptNs(name);
-    expect((await daemon.cmd(['sandbox', 'create', '--name', name])).code).toBe(0);
+    const name = await daemon.sandbox(uniqueName('ex'));
     await check(['ip', '-n', name, 'link', 'add', 'mark0', 'type', 'bridge']);
     const plain = await cli(['exec'], [name, 'ip', '-j', 'link', 'show', 'mark0']);
     expect(plain.stderr).toBe('');
@@ -75,9 +73,7 @@ describeRoot('the CLI as users meet it', () => {
   });
 
   it('exits 127 when the command does not exist and 126 when it cannot run, for run and exec, and run leaves nothing behind', async () => {
-    const name = uniqueName('nf');
-    adoptNs(name);
-    await daemon.cmd(['sandbox', 'create', '--name', name]);
+    const name = await daemon.sandbox(uniqueName('nf'));
     const missing = await cli(['exec'], [name, 'no-such-command-x', 'arg']);
     expect(missing.code).toBe(127);
     expect(missing.stderr).toMatch(/"no-such-command-x": executable file not found in \$PATH/);

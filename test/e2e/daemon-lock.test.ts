@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { describeRoot } from '../helpers/root.js';
-import { adoptNs, makeNs, uniqueName, type TestNs } from '../helpers/netns.js';
+import { makeNs, type TestNs } from '../helpers/netns.js';
 import { CLI, SAFE_ADDRESSES, TestDaemon } from '../helpers/daemon.js';
 import { run } from '../helpers/exec.js';
 
@@ -25,9 +25,7 @@ describeRoot('one daemon per network namespace', () => {
 
   it('a second daemon in the same namespace changes nothing: bad flags exit 2 naming the flag, good ones are refused naming the first', async () => {
     expect((await daemon.cmd(['network', 'create', '--subnet', '198.18.51.0/24', 'lab'])).code).toBe(0);
-    const sb = uniqueName('sb');
-    adoptNs(sb);
-    expect((await daemon.cmd(['sandbox', 'create', '--name', sb])).code).toBe(0);
+    const sb = await daemon.sandbox();
     expect((await daemon.cmd(['connect', 'lab', sb])).code).toBe(0);
     const links = async () => (await host.ipJson<{ ifname: string; ifindex: number }[]>(['link', 'show'])).map((l) => `${l.ifindex}:${l.ifname}`);
     const before = await links();

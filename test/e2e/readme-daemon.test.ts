@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { describeRoot } from '../helpers/root.js';
-import { adoptNs, makeNs, uniqueName, type TestNs } from '../helpers/netns.js';
+import { makeNs, type TestNs } from '../helpers/netns.js';
 import { CLI, TestDaemon } from '../helpers/daemon.js';
 import { check, run } from '../helpers/exec.js';
 
@@ -24,13 +24,8 @@ async function startDaemon(host: TestNs, args: string[] = []): Promise<TestDaemo
   return d;
 }
 
-async function sandbox(d: TestDaemon): Promise<string> {
-  const name = uniqueName('sb');
-  adoptNs(name);
-  const r = await d.cmd(['sandbox', 'create', '--name', name]);
-  expect(r.stderr).toBe('');
-  return name;
-}
+/** A named sandbox the daemon's cleanup removes through the CLI (and fails if it cannot). */
+const sandbox = (d: TestDaemon): Promise<string> => d.sandbox();
 
 /** IPv4 addresses of a device, as `ip -j addr` shows them ([] when it has none). */
 async function ipv4Of(ns: string, dev: string): Promise<string[]> {

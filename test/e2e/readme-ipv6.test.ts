@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process';
 import { afterEach, expect, it } from 'vitest';
 import { describeRoot } from '../helpers/root.js';
-import { adoptNs, makeNs, underlay, uniqueName, type TestNs } from '../helpers/netns.js';
+import { makeNs, underlay, uniqueName, type TestNs } from '../helpers/netns.js';
 import { TestDaemon } from '../helpers/daemon.js';
 
 const HOST_UL = '198.19.4.1';
@@ -50,9 +50,7 @@ for (const proxy of [true, false]) {
       daemons.push(d);
       await d.start();
       expect((await d.cmd(['network', 'create', '--subnet', '198.18.40.0/24', '--subnet-v6', 'fd00:198:18:40::/64', 'v6net'])).code).toBe(0);
-      const sb = uniqueName('v6');
-      adoptNs(sb);
-      expect((await d.cmd(['sandbox', 'create', '--name', sb])).code).toBe(0);
+      const sb = await d.sandbox(uniqueName('v6'));
       const c = await d.cmd(['connect', '--format', 'json', '-p', '8080:80', 'v6net', sb]);
       expect(c.stderr).toBe('');
       const ep = JSON.parse(c.stdout) as { ipv4: string; ipv6: string };

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { describeRoot } from '../helpers/root.js';
-import { adoptNs, makeNs, uniqueName, type TestNs } from '../helpers/netns.js';
+import { makeNs, uniqueName, type TestNs } from '../helpers/netns.js';
 import { CLI, TestDaemon } from '../helpers/daemon.js';
 import { check, run } from '../helpers/exec.js';
 
@@ -96,10 +96,7 @@ describeRoot('sandbox namespaces and teardown', () => {
   it('at restart, makes a vanished interface of a joined sandbox again (same address and MAC), and removes an endpoint it cannot, releasing its address', async () => {
     expect((await daemon.cmd(['network', 'create', '--subnet', '198.18.52.0/24', '-o', 'com.docker.network.bridge.name=brrep0', 'lab'])).code).toBe(0);
     const names = [uniqueName('rep'), uniqueName('lost'), uniqueName('new')];
-    for (const n of names) {
-      adoptNs(n);
-      expect((await daemon.cmd(['sandbox', 'create', '--name', n])).code).toBe(0);
-    }
+    for (const n of names) await daemon.sandbox(n);
     const [repaired, lost, fresh] = names as [string, string, string];
     expect((await daemon.cmd(['connect', 'lab', repaired, '--ip', '198.18.52.10'])).code).toBe(0);
     expect((await daemon.cmd(['connect', 'lab', lost, '--ip', '198.18.52.11'])).code).toBe(0);
@@ -129,10 +126,7 @@ describeRoot('sandbox namespaces and teardown', () => {
   it('removes the links of named sandboxes whose namespace a process or another mount still holds, before their addresses can be taken again', async () => {
     expect((await daemon.cmd(['network', 'create', '--subnet', '198.18.42.0/24', '-o', 'com.docker.network.bridge.name=brheld0', 'lab'])).code).toBe(0);
     const sandbox = async (tag: string): Promise<string> => {
-      const name = uniqueName(tag);
-      adoptNs(name);
-      expect((await daemon.cmd(['sandbox', 'create', '--name', name])).stderr).toBe('');
-      return name;
+      return daemon.sandbox(uniqueName(tag));
     };
     const ports = async () => (await host.ipJson<{ ifname: string }[]>(['link', 'show', 'master', 'brheld0'])).map((l) => l.ifname);
     const peer = await sandbox('peer');

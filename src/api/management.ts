@@ -1,7 +1,7 @@
 // The management API (fastify, JSON over a unix socket): networks, sandboxes, connect and
 // disconnect, version, the OpenAPI document, /health and /metrics. Routes validate with
 // src/api/schemas.ts; errors become replies only in src/api/errors.ts.
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import type { Logger } from 'pino';
 import type { Controller } from '../cnm/controller.js';
@@ -80,7 +80,7 @@ function addObservability(app: FastifyInstance, opts: ManagementOptions): void {
 function createApp(opts: ManagementOptions): FastifyInstance {
   // Requests are logged at debug level (one line each, when done), as the Docker daemon does.
   const app = Fastify({
-    loggerInstance: opts.logger as FastifyBaseLogger, disableRequestLogging: true,
+    loggerInstance: opts.logger as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }),
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
     ...limitedServer(opts.limits ?? MANAGEMENT_LIMITS),
     clientErrorHandler: clientErrorHandler((status, message) => {

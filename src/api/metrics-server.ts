@@ -2,7 +2,7 @@
 // convention; off by default). Only GET /metrics is served there, with the sockets' limits; the
 // management API never listens on TCP.
 import net from 'node:net';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { InvalidArgumentError } from '../errors.js';
 import { clientErrorHandler, errorHandler, managementClientError, notFoundHandler } from './errors.js';
@@ -27,7 +27,7 @@ export function parseMetricsAddr(text: string): MetricsAddr {
 /** Listens on addr and serves GET /metrics only; close() stops it. */
 export async function serveMetrics(addr: MetricsAddr, metrics: DaemonMetrics, logger: Logger): Promise<FastifyInstance> {
   const app = Fastify({
-    loggerInstance: logger as FastifyBaseLogger, disableRequestLogging: true, forceCloseConnections: true,
+    loggerInstance: logger as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), forceCloseConnections: true,
     ...limitedServer(MANAGEMENT_LIMITS),
     clientErrorHandler: clientErrorHandler(managementClientError),
   });

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { describeRoot } from '../helpers/root.js';
-import { adoptNs, makeNs, underlay, uniqueName, type TestNs } from '../helpers/netns.js';
+import { makeNs, underlay, uniqueName, type TestNs } from '../helpers/netns.js';
 import { TestDaemon } from '../helpers/daemon.js';
 import { Background, Flood, FLOOD_TOOL, nodeFixture } from '../netns/fixtures/portmap-harness.js';
 
@@ -87,9 +87,7 @@ for (const [label, flags] of [['default limits', []], ['--proxy-max-connections-
 
     it('keeps the API under 100 ms and the daemon\'s threads and fds bounded while 5000 connections arrive', async () => {
       expect((await daemon.cmd(['network', 'create', '--subnet', '198.18.30.0/24', 'floodnet'])).code).toBe(0);
-      const sb = uniqueName('fl');
-      adoptNs(sb);
-      expect((await daemon.cmd(['sandbox', 'create', '--name', sb])).code).toBe(0);
+      const sb = await daemon.sandbox(uniqueName('fl'));
       expect((await daemon.cmd(['connect', '-p', '8080:80', 'floodnet', sb])).stderr).toBe('');
       const echo = Background.spawn(sb, nodeFixture(FLOOD_TOOL, ['echo', '80']));
       started.push(echo);
@@ -135,9 +133,7 @@ describeRoot('publishing every UDP port through the proxy', () => {
 
   it('is refused before anything is allocated, naming the field and the numbers; the API answers meanwhile', async () => {
     await daemon.cmd(['network', 'create', '--subnet', '198.18.31.0/24', 'udpnet']);
-    const sb = uniqueName('ud');
-    adoptNs(sb);
-    await daemon.cmd(['sandbox', 'create', '--name', sb]);
+    const sb = await daemon.sandbox(uniqueName('ud'));
     const pid = daemon.proc!.pid as number;
     const fdsBefore = fds(pid);
     const { maxPorts } = loggedLimits(daemon.log) as unknown as { maxPorts: number };

@@ -11,8 +11,8 @@ import { randomBytes } from 'node:crypto';
 import { isIPv4 } from 'node:net';
 import { InvalidArgumentError } from '../../src/errors.js';
 import { ensureSysctl, runInNetns, validateIfname } from '../../src/netns/index.js';
-import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../../src/cnm/model.js';
-import type { EndpointCheck } from '../../src/cnm/driver.js';
+import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../../src/core/model.js';
+import type { EndpointCheck } from '../../src/contract/driver.js';
 import {
   addAddress, addRoute, addVeth, deleteLink, findLink, linkIndex, listLinks, listRoutes, setHairpin, setLinkUp, type NetlinkHandle, type NetlinkHandlePool,
 } from '../../src/netlink/index.js';

@@ -3,9 +3,9 @@
 // stored intent says it, and one device never serves two networks); network setup then runs as
 // named ordered steps (device, addresses, forwarding, firewall, verify), each pushing its undo so
 // a failure leaves nothing behind; teardown is idempotent.
-import type { Driver, DriverContext } from '../../src/cnm/driver.js';
-import type { NetworkRecord } from '../../src/cnm/model.js';
-import { bestEffort, withRollback } from '../../src/cnm/steps.js';
+import type { Driver, DriverContext } from '../../src/contract/driver.js';
+import type { NetworkRecord } from '../../src/core/model.js';
+import { bestEffort, withRollback } from '../../src/core/steps.js';
 import { ConflictError } from '../../src/errors.js';
 import { bridgeNameFor, OPT, parseBridgeConfig, type BridgeConfig } from './config.js';
 import { ensureBridge, planBridge, removeBridge } from './device.js';

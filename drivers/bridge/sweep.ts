@@ -1,7 +1,7 @@
 // Start-up sweep: devices in cnmkit's link group that no stored network or endpoint owns (left by
 // a crash between the kernel change and the store, or by a lost state directory) are deleted.
 import { deleteLink, listLinks, type NetlinkHandle } from '../../src/netlink/index.js';
-import type { EndpointRecord, NetworkRecord } from '../../src/cnm/model.js';
+import type { EndpointRecord, NetworkRecord } from '../../src/core/model.js';
 import { bridgeNameFor, type BridgeConfig } from './config.js';
 import { LINK_GROUP } from './device.js';
 import { hostIfnameFor, type BridgeEndpointData } from './endpoint.js';

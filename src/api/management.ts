@@ -4,8 +4,8 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import type { Logger } from 'pino';
-import type { Controller } from '../cnm/controller.js';
-import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../cnm/model.js';
+import type { Controller } from '../controller/controller.js';
+import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../core/model.js';
 import { CnmkitError, NotFoundError } from '../errors.js';
 import { clientErrorHandler, errorHandler, managementClientError, notFoundHandler } from './errors.js';
 import { failedChecks, type HealthReport } from './health.js';
@@ -113,7 +113,7 @@ function addSandboxRoutes(app: FastifyInstance, c: Controller, withEndpoints: Wi
   app.get<Ref>('/v1/sandboxes/:ref', { schema: { params: refParams, response: { 200: { $ref: 'Sandbox#' }, ...errors } } }, async (req) =>
     withEndpoints(c.sandbox(req.params.ref), 'sandboxId'),
   );
-  app.post<{ Body: import('../cnm/controller.js').CreateSandboxRequest }>(
+  app.post<{ Body: import('../controller/controller.js').CreateSandboxRequest }>(
     '/v1/sandboxes',
     { schema: { body: createSandboxBody, response: { 201: { $ref: 'Sandbox#' }, ...errors } } },
     async (req, reply) => reply.status(201).send(withEndpoints(await c.createSandbox(req.body), 'sandboxId')),
@@ -156,7 +156,7 @@ export async function buildManagementApi(opts: ManagementOptions): Promise<Fasti
   app.get<Ref>('/v1/networks/:ref', { schema: { params: refParams, response: { 200: { $ref: 'Network#' }, ...errors } } }, async (req) =>
     withEndpoints(c.network(req.params.ref), 'networkId'),
   );
-  app.post<{ Body: import('../cnm/controller.js').CreateNetworkRequest }>(
+  app.post<{ Body: import('../controller/controller.js').CreateNetworkRequest }>(
     '/v1/networks',
     { schema: { body: createNetworkBody, response: { 201: { $ref: 'Network#' }, ...errors } } },
     async (req, reply) => reply.status(201).send(withEndpoints(await c.createNetwork(req.body), 'networkId')),

@@ -1,5 +1,5 @@
 // A SandboxKernel for unit tests: named namespaces are names in a set; nothing touches the kernel.
-import type { SandboxKernel } from '../../src/cnm/sandbox-kernel.js';
+import type { SandboxKernel } from '../../src/controller/sandbox-kernel.js';
 
 export class FakeKernel implements SandboxKernel {
   readonly namespaces = new Set<string>();

@@ -9,8 +9,8 @@
 // sees only the objects it created (by their Docker ids): cnmkit's own are unknown to it.
 import fs from 'node:fs';
 import { CnmkitError } from '../../errors.js';
-import type { Controller } from '../../cnm/controller.js';
-import type { SubnetRecord } from '../../cnm/model.js';
+import type { Controller } from '../../controller/controller.js';
+import type { SubnetRecord } from '../../core/model.js';
 import type { BridgeConfig, BridgeEndpointData } from '../../../drivers/bridge/index.js';
 import { parsePortBindings } from '../../portmap/index.js';
 import type {

@@ -7,7 +7,7 @@ import type { NetlinkHandlePool } from '../netlink/index.js';
 import type { FirewallBackend } from '../firewall/index.js';
 import type { PortPublisher } from '../portmap/publisher.js';
 import type { PortSpec } from '../portmap/index.js';
-import type { EndpointRecord, NetworkRecord, SandboxRecord } from './model.js';
+import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../core/model.js';
 import type { Cluster } from '../cluster/types.js';
 
 /**

@@ -7,15 +7,15 @@ import type { Logger } from 'pino';
 import { CnmkitError, ConflictError, InvalidArgumentError, NotFoundError } from '../errors.js';
 import type { Store } from '../store/index.js';
 import type { Ipam } from '../ipam/index.js';
-import type { DriverRegistry } from './driver.js';
-import type { EndpointRecord, NetworkRecord, SandboxRecord, SubnetRecord } from './model.js';
-import { newId, resolveRef, validateObjectName } from './refs.js';
-import { bestEffort, SerialQueue, withRollback } from './steps.js';
+import type { DriverRegistry } from '../contract/driver.js';
+import type { EndpointRecord, NetworkRecord, SandboxRecord, SubnetRecord } from '../core/model.js';
+import { newId, resolveRef, validateObjectName } from '../core/refs.js';
+import { bestEffort, SerialQueue, withRollback } from '../core/steps.js';
 import type { SandboxKernel } from './sandbox-kernel.js';
 import {
   createDetachedEndpoint, createJoinedEndpoint, driverOf, now, replacePorts, teardownEndpoint, type DetachedRequest,
 } from './endpoints.js';
-import { checkJoinedEndpoints, releaseOrphanAddresses, restoreKernelState } from './kernel-state.js';
+import { checkJoinedEndpoints, releaseOrphanAddresses, restoreKernelState } from './reconcile.js';
 import { inSandbox, teardownSandbox } from './sandboxes.js';
 import { parsePublish, type PortSpec } from '../portmap/index.js';
 import { checkDockerNetwork, checkEndpointRemoval, checkJoinable, checkNetworkRemoval, type Origin } from './ownership.js';

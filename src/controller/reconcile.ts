@@ -4,7 +4,7 @@
 // longer exists are released.
 import type { PortSpec } from '../portmap/index.js';
 import type { ControllerDeps } from './controller.js';
-import type { EndpointCheck } from './driver.js';
+import type { EndpointCheck } from '../contract/driver.js';
 import { teardownEndpoint } from './endpoints.js';
 
 /** Each network's driver restores what is missing; every ready endpoint's ports are published again. */

@@ -3,9 +3,9 @@
 // operation with cnmkit's handles into the namespace closed afterwards. Callers serialise these
 // through the controller's queue.
 import type { ControllerDeps } from './controller.js';
-import type { EndpointRecord, SandboxRecord } from './model.js';
+import type { EndpointRecord, SandboxRecord } from '../core/model.js';
 import { teardownEndpoint } from './endpoints.js';
-import { bestEffort } from './steps.js';
+import { bestEffort } from '../core/steps.js';
 
 /**
  * A named sandbox's namespace is unmounted first: when the kernel confirms that nothing else

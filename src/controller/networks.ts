@@ -4,9 +4,9 @@
 // Callers serialise these through the controller's queue.
 import type { CreateNetworkRequest, ControllerDeps } from './controller.js';
 import { definedOnly } from './endpoints.js';
-import type { NetworkRecord } from './model.js';
+import type { NetworkRecord } from '../core/model.js';
 import { refuseOverlaps } from './ownership.js';
-import type { Undo } from './steps.js';
+import type { Undo } from '../core/steps.js';
 
 const ownerTag = (net: NetworkRecord): string => `network:${net.id}`;
 

@@ -4,10 +4,10 @@
 import { InvalidArgumentError } from '../errors.js';
 import type { PortSpec } from '../portmap/index.js';
 import type { ControllerDeps } from './controller.js';
-import type { Driver, LeaveHint } from './driver.js';
-import type { EndpointRecord, NetworkRecord, SandboxRecord } from './model.js';
-import { newId } from './refs.js';
-import { bestEffort, withRollback } from './steps.js';
+import type { Driver, LeaveHint } from '../contract/driver.js';
+import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../core/model.js';
+import { newId } from '../core/refs.js';
+import { bestEffort, withRollback } from '../core/steps.js';
 
 export const now = (): string => new Date().toISOString();
 

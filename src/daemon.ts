@@ -177,6 +177,7 @@ async function start(opts: DaemonOptions, lock: NamespaceLock): Promise<Daemon> 
     drivers.register(createHostDriver(ctx));
     drivers.register(createBridgeDriver(ctx, { userlandProxy: opts.userlandProxy }));
     const kernel = createSandboxKernel({
+      netlink,
       netnsDir: opts.netnsDir,
       loopbackUp: (nsPath) => setLinkUp(netlink.get(nsPath), 'lo'),
       forget: (nsPath) => netlink.release(nsPath),
@@ -203,10 +204,10 @@ async function start(opts: DaemonOptions, lock: NamespaceLock): Promise<Daemon> 
     // Plugin sockets first: once the management socket answers, the whole daemon is ready.
     if (opts.dockerPlugins !== false) {
       // Loaded only when served: a daemon without them starts sooner.
-      const { servePlugins } = await import('./api/docker/index.js');
-      const { bridgeBackend } = await import('./api/docker/bridge-backend.js');
+      const { driverBackend, servePlugins } = await import('./api/docker/index.js');
+      const networks = Object.fromEntries(drivers.list().filter((d) => d.docker).map((d) => [d.docker!.pluginName, driverBackend(observed, d.name, d.scope)]));
       fs.mkdirSync(opts.pluginDir, { recursive: true, mode: 0o755 });
-      plugins = await servePlugins({ pluginDir: opts.pluginDir, ipam, network: bridgeBackend(observed), logger: logger.child({ part: 'docker-plugin' }), metrics });
+      plugins = await servePlugins({ pluginDir: opts.pluginDir, ipam, networks, logger: logger.child({ part: 'docker-plugin' }), metrics });
     }
     if (metricsAddr) metricsServer = await serveMetrics(metricsAddr, metrics, logger.child({ part: 'metrics' }));
     await listenUnix(api, opts.socket);

@@ -2,7 +2,7 @@
 // kept if already present so that adopting a configured bridge changes nothing, and left there
 // when the network goes if the adopted bridge had them before.
 import { addAddress, deleteAddress, listAddresses, type NetlinkHandle } from '../../src/netlink/index.js';
-import type { NetworkRecord } from '../../src/cnm/model.js';
+import type { NetworkRecord } from '../../src/core/model.js';
 import type { BridgeConfig } from './config.js';
 
 function gateways(net: NetworkRecord, config: BridgeConfig): Array<{ cidr: string; v6: boolean }> {

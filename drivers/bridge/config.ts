@@ -3,7 +3,7 @@
 // kernel. Unknown keys are refused, naming the key.
 import { isIPv4 } from 'node:net';
 import { InvalidArgumentError } from '../../src/errors.js';
-import type { NetworkParseInput } from '../../src/cnm/driver.js';
+import type { NetworkParseInput } from '../../src/contract/driver.js';
 import { validateIfname } from '../../src/netns/index.js';
 
 export const OPT = {

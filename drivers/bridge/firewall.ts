@@ -1,7 +1,7 @@
 // Setup step 4: the network's firewall rules (isolation, ICC, masquerade or SNAT, internal),
 // through whichever backend the daemon chose. Replacing is idempotent; removal by owner tag.
 import type { FirewallBackend, FirewallNetwork } from '../../src/firewall/index.js';
-import type { NetworkRecord } from '../../src/cnm/model.js';
+import type { NetworkRecord } from '../../src/core/model.js';
 import type { BridgeConfig } from './config.js';
 
 export function firewallNetwork(net: NetworkRecord, config: BridgeConfig, bridge: string): FirewallNetwork {

@@ -1,7 +1,7 @@
 // Published ports of a bridge endpoint: DNAT to the container's IPv4 address through the shared
 // publisher (allocator, userland proxy, firewall). Internal networks publish nothing.
 import { InvalidArgumentError } from '../../src/errors.js';
-import type { EndpointRecord, NetworkRecord } from '../../src/cnm/model.js';
+import type { EndpointRecord, NetworkRecord } from '../../src/core/model.js';
 import type { PortSpec } from '../../src/portmap/index.js';
 import type { PortPublisher } from '../../src/portmap/publisher.js';
 import type { BridgeConfig } from './config.js';

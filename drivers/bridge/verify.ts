@@ -2,7 +2,7 @@
 // silent kernel refusal is caught at creation rather than by the first container.
 import { CnmkitError } from '../../src/errors.js';
 import { getLink, listAddresses, type NetlinkHandle } from '../../src/netlink/index.js';
-import type { NetworkRecord } from '../../src/cnm/model.js';
+import type { NetworkRecord } from '../../src/core/model.js';
 import type { BridgeConfig } from './config.js';
 
 export async function verifyNetwork(h: NetlinkHandle, bridge: string, net: NetworkRecord, config: BridgeConfig): Promise<void> {

@@ -1,6 +1,6 @@
 // The host driver (Docker's `host`): the sandbox is the host's own network namespace, so there
 // is nothing to create; joining is allowed only for sandboxes that live in the host namespace.
-import { parseNoOptions, type Driver, type DriverContext } from '../../src/cnm/driver.js';
+import { parseNoOptions, type Driver, type DriverContext } from '../../src/contract/driver.js';
 import { InvalidArgumentError } from '../../src/errors.js';
 
 export function createHostDriver(_ctx: DriverContext): Driver<Record<string, never>> {
@@ -15,7 +15,9 @@ export function createHostDriver(_ctx: DriverContext): Driver<Record<string, nev
       return {};
     },
     async deleteEndpoint() {},
-    async join(net, _config, _ep, sb) {
+    async join(net, _config, _ep, placement) {
+      if (placement.kind !== 'sandbox') throw new InvalidArgumentError('sandbox', `network ${net.name} (host driver) is joined only by sandboxes of cnmkit`);
+      const sb = placement.sandbox;
       if (sb.kind !== 'host')
         throw new InvalidArgumentError('sandbox', `network ${net.name} (host driver) can only be joined by a sandbox in the host namespace; ${sb.name} has its own`);
       return {};

@@ -1,6 +1,6 @@
 // The null driver (Docker's `none`): a sandbox on it keeps only its loopback interface.
 // Its networks have no addresses and no kernel objects; every operation is a no-op by design.
-import { parseNoOptions, type Driver, type DriverContext } from '../../src/cnm/driver.js';
+import { parseNoOptions, type Driver, type DriverContext } from '../../src/contract/driver.js';
 
 export function createNullDriver(_ctx: DriverContext): Driver<Record<string, never>> {
   return {

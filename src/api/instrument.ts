@@ -1,7 +1,7 @@
 // Instruments the daemon's parts for metrics without changing them: the controller's operations
 // and the firewall backend's calls are timed through proxies (methods run on the object itself),
 // and the store's transactions through its timing hook. Reads (lookups, listings) are not timed.
-import type { Controller } from '../cnm/controller.js';
+import type { Controller } from '../controller/controller.js';
 import type { FirewallBackend } from '../firewall/index.js';
 import type { Store } from '../store/index.js';
 import type { DaemonMetrics } from './metrics.js';

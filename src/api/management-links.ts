@@ -1,7 +1,7 @@
 // Management API routes for labs: point-to-point links between sandboxes (src/links) and a
 // sandbox's own settings — sysctls, routes, neighbours, hosts file (src/sandbox-config).
 import type { FastifyInstance } from 'fastify';
-import type { Controller } from '../cnm/controller.js';
+import type { Controller } from '../controller/controller.js';
 import type { NetlinkHandlePool } from '../netlink/index.js';
 import type { CreateLinkRequest, LinkService } from '../links/index.js';
 import { applySandboxConfig, type SandboxConfig } from '../sandbox-config/index.js';

@@ -2,7 +2,7 @@
 // network or ports replaces the rules of that tag, removal deletes exactly the tagged rules, and
 // reconcile deletes the tags nothing owns. A backend supplies how to read its tagged rules, how
 // to apply a batch atomically, and how to render rules; this class owns the order of work.
-import { SerialQueue } from '../cnm/steps.js';
+import { SerialQueue } from '../core/steps.js';
 import { enableRouteLocalnet } from './common.js';
 import type { ToolRunner } from './exec.js';
 import type { BackendName, FirewallBackend, FirewallLogger, FirewallNetwork, PortMapping } from './types.js';

@@ -5,10 +5,10 @@
 // Every pool has an owner: a network (its own subnet, or one another IPAM assigned it) or the
 // Docker IPAM plugin; a claimant (the plugin) may touch only its own pools and addresses.
 import { InvalidArgumentError, NotFoundError, NotOwnerError } from '../errors.js';
-import type { SubnetRecord } from '../cnm/model.js';
+import type { SubnetRecord } from '../core/model.js';
 import type { AddressKind, AddressSpace, Store, StoredPool } from '../store/index.js';
 import { allocate, checkAddressRequest, FIELD, release, type AddressRequest } from './addresses.js';
-import { parseAddress, parseAddressOrCidr, parseNetwork, type Family } from './cidr.js';
+import { parseAddress, parseAddressOrCidr, parseNetwork, type Family } from '../ip/index.js';
 import { checkDefaultPool, DOCKER_GLOBAL_POOLS, DOCKER_LOCAL_POOLS, type ParsedDefaultPool, type DefaultPool } from './defaults.js';
 import { systemEnvironment, type IpamEnvironment } from './environment.js';
 import { Mirror, type PoolState } from './mirror.js';

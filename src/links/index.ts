@@ -5,16 +5,16 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { ConflictError, InvalidArgumentError, NotFoundError } from '../errors.js';
-import type { SandboxRecord } from '../cnm/model.js';
-import { newId } from '../cnm/refs.js';
-import { bestEffort, SerialQueue, withRollback } from '../cnm/steps.js';
+import type { SandboxRecord } from '../core/model.js';
+import { newId } from '../core/refs.js';
+import { bestEffort, SerialQueue, withRollback } from '../core/steps.js';
 import { addAddress, addVeth, deleteLink, parseCidr, setLinkUp, type NetlinkHandlePool } from '../netlink/index.js';
 import { ensureSysctl, runInNetns, validateIfname } from '../netns/index.js';
 import type { Store } from '../store/index.js';
-import type { LinkEndRecord, LinkRecord, LinkShaping } from './model.js';
+import type { LinkEndRecord, LinkRecord, LinkShaping } from '../core/model.js';
 import { checkShaping, shape } from './shape.js';
 
-export type { LinkRecord, LinkEndRecord, LinkShaping } from './model.js';
+export type { LinkRecord, LinkEndRecord, LinkShaping } from '../core/model.js';
 
 export interface LinkEndRequest {
   sandbox: string;

@@ -4,7 +4,7 @@
 // names the missing qdisc.
 import { execFile } from 'node:child_process';
 import { CnmkitError, InvalidArgumentError } from '../errors.js';
-import type { LinkShaping } from './model.js';
+import type { LinkShaping } from '../core/model.js';
 
 const RATE_RE = /^([0-9]+(?:\.[0-9]+)?)([kmgt]?)(bit|bps)$/;
 const TIME_RE = /^[0-9]+(?:\.[0-9]+)?(?:us|ms|s)$/;

@@ -3,7 +3,7 @@
 // limits checked before any lease), and the kernel DNAT rules of the firewall — all or nothing,
 // and unpublish removes exactly what publish added.
 import type { FirewallBackend, PortMapping } from '../firewall/index.js';
-import { bestEffort, withRollback } from '../cnm/steps.js';
+import { bestEffort, withRollback } from '../core/steps.js';
 import type { PortAllocator } from './allocator.js';
 import type { ProxyMapping, UserlandProxy } from './proxy.js';
 import type { PortSpec } from './spec.js';

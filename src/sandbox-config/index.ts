@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { CnmkitError, InvalidArgumentError } from '../errors.js';
-import type { SandboxRecord } from '../cnm/model.js';
+import type { SandboxRecord } from '../core/model.js';
 import { addNeighbor, addRoute, linkIndex, type NetlinkHandlePool } from '../netlink/index.js';
 import { runInNetns } from '../netns/index.js';
 

@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { CnmkitError, NotFoundError } from '../errors.js';
-import type { EndpointRecord, NetworkRecord, ObjectState, SandboxRecord } from '../cnm/model.js';
+import type { EndpointRecord, NetworkRecord, ObjectState, SandboxRecord } from '../core/model.js';
 import { endpointTable, networkTable, sandboxTable } from './records.js';
 import { IpamTables } from './ipam-tables.js';
 import { LinkTable } from './links.js';

@@ -1,7 +1,7 @@
 // The links table: point-to-point links (src/links) with their ends and shaping as one JSON
 // column; names are unique per daemon.
 import type Database from 'better-sqlite3';
-import type { LinkRecord } from '../links/model.js';
+import type { LinkRecord } from '../core/model.js';
 import { fromJson, requireState, requireText, toJson, type Row } from './tables.js';
 
 export const LINK_TABLE = `

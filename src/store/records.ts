@@ -3,7 +3,7 @@
 // or sandbox that endpoints still use cannot be deleted.
 import type Database from 'better-sqlite3';
 import { InvalidArgumentError, NotFoundError } from '../errors.js';
-import type { EndpointRecord, NetworkRecord, SandboxKind, SandboxRecord } from '../cnm/model.js';
+import type { EndpointRecord, NetworkRecord, SandboxKind, SandboxRecord } from '../core/model.js';
 import { fromJson, optional, optionalText, RecordTable, requireRecord, requireText, toJson, type Row, type TableSpec, type TxRunner } from './tables.js';
 
 const SANDBOX_KINDS: readonly SandboxKind[] = ['named', 'path', 'host'];

@@ -3,7 +3,7 @@
 // record leaves the table as it was. Writes run in the transaction runner Store hands in.
 import type Database from 'better-sqlite3';
 import { ConflictError, InvalidArgumentError } from '../errors.js';
-import type { ObjectState } from '../cnm/model.js';
+import type { ObjectState } from '../core/model.js';
 
 export type RecordKind = 'network' | 'endpoint' | 'sandbox';
 export type SqlValue = string | number | null;

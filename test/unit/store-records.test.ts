@@ -5,7 +5,7 @@ import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openStore, type Store } from '../../src/store/index.js';
 import { ConflictError, InvalidArgumentError, NotFoundError } from '../../src/errors.js';
-import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../../src/cnm/model.js';
+import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../../src/core/model.js';
 
 const created = '2024-01-01T00:00:00.000Z';
 

@@ -1,7 +1,7 @@
 // `cnmkit lab up|down|ls|inspect|exec|check|graph`: network labs from a topology file (cnmkit's
 // own layout or containerlab's). The lab modules load only when a lab command runs.
 import fs from 'node:fs';
-import type { SandboxRecord } from '../../cnm/model.js';
+import type { SandboxRecord } from '../../core/model.js';
 import { Client } from '../client.js';
 import { type Command, expectPositionals, FORMAT_HELP, formatOption, UsageError, wantJson } from '../command.js';
 import { printJson, table } from '../format.js';

@@ -1,6 +1,6 @@
 // `cnmkit network create|ls|inspect|rm|prune`, shaped like `docker network`.
-import type { PruneResult } from '../../cnm/controller.js';
-import type { EndpointRecord, NetworkRecord } from '../../cnm/model.js';
+import type { PruneResult } from '../../controller/controller.js';
+import type { EndpointRecord, NetworkRecord } from '../../core/model.js';
 import { Client, socketPath } from '../client.js';
 import { type Command, expectPositionals, FORMAT_HELP, formatOption, keyValues, SOCKET_HELP, socketOption, wantJson } from '../command.js';
 import { printJson, shortId, table } from '../format.js';

@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { EndpointRecord, SandboxRecord } from '../../cnm/model.js';
+import type { EndpointRecord, SandboxRecord } from '../../core/model.js';
 import { runLabels } from '../../api/run-label.js';
 import { ApiError, Client, socketPath } from '../client.js';
 import { type Command, expectPositionals, SOCKET_HELP, socketOption, UsageError } from '../command.js';

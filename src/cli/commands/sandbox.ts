@@ -1,5 +1,5 @@
 // `cnmkit sandbox create|ls|inspect|rm` and `cnmkit connect|disconnect NETWORK SANDBOX`.
-import type { EndpointRecord, SandboxRecord } from '../../cnm/model.js';
+import type { EndpointRecord, SandboxRecord } from '../../core/model.js';
 import { Client, socketPath } from '../client.js';
 import { type Command, expectPositionals, FORMAT_HELP, formatOption, SOCKET_HELP, socketOption, wantJson } from '../command.js';
 import { printJson, shortId, table } from '../format.js';

@@ -2,11 +2,11 @@
 // Docker engine's as its IPAM assigned them (reserved in cnmkit's IPAM, so that nothing else
 // overlaps them), both through the same overlap check; and releasing a network's pools.
 // Callers serialise these through the controller's queue.
-import type { CreateNetworkRequest, ControllerDeps } from './controller.js';
+import type { CreateNetworkRequest, ControllerDeps } from './types.js';
 import { definedOnly } from './endpoints.js';
-import type { NetworkRecord } from './model.js';
+import type { NetworkRecord } from '../core/model.js';
 import { refuseOverlaps } from './ownership.js';
-import type { Undo } from './steps.js';
+import type { Undo } from '../core/steps.js';
 
 const ownerTag = (net: NetworkRecord): string => `network:${net.id}`;
 

@@ -5,7 +5,7 @@
 // which only messages make. Unknown tags give undefined (the caller shows the tag).
 import type { DescribeOwner, OwnerContext } from '../ipam/index.js';
 import type { Store } from '../store/index.js';
-import type { EndpointRecord, NetworkRecord } from './model.js';
+import type { EndpointRecord, NetworkRecord } from '../core/model.js';
 
 const quote = JSON.stringify;
 

@@ -1,4 +1,4 @@
-// The CNM objects as stored: networks, endpoints and sandboxes. Every record carries a state so
+// The objects as stored: networks, endpoints, sandboxes, and links between sandboxes. Every record carries a state so
 // that the intent is on disk before the kernel changes: 'creating' and 'deleting' records found
 // at start-up are operations a crash interrupted, which reconcile finishes or undoes.
 
@@ -61,6 +61,38 @@ export interface SandboxRecord {
   kind: SandboxKind;
   /** /run/netns/NAME for named sandboxes, the given path for existing ones, '' for the host. */
   netnsPath: string;
+  labels: Record<string, string>;
+  state: ObjectState;
+  created: string;
+}
+
+// Point-to-point links as stored: a veth pair whose two ends sit in two sandboxes of one daemon,
+// with their names, addresses, MTU and shaping. The state says whether the kernel may hold a
+// half-made pair ('creating', 'deleting'), which reconcile removes.
+
+export interface LinkEndRecord {
+  sandboxId: string;
+  /** Interface name inside that sandbox. */
+  ifname: string;
+  /** CIDR. */
+  address?: string;
+  macAddress?: string;
+}
+
+/** Shaping of both ends' egress: tbf for rate alone, netem when delay, jitter or loss are asked. */
+export interface LinkShaping {
+  rate?: string;
+  delay?: string;
+  jitter?: string;
+  loss?: string;
+}
+
+export interface LinkRecord {
+  id: string;
+  name: string;
+  ends: [LinkEndRecord, LinkEndRecord];
+  mtu?: number;
+  shaping: LinkShaping;
   labels: Record<string, string>;
   state: ObjectState;
   created: string;

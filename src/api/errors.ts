@@ -1,6 +1,7 @@
 // The one place where errors become HTTP replies: CnmkitError classes map to their status, schema
 // validation failures to 400 naming the field, fastify's own refusals (unknown route, bad JSON,
-// body too large, unsupported media type, a client too slow or speaking bad HTTP) to cnmkit codes,
+// body too large, unsupported media type, a client too slow or speaking bad HTTP, a path the router
+// refuses) to cnmkit codes,
 // anything else to 500 (logged with its stack). Every error reply is {error, code[, field]}.
 import http from 'node:http';
 import type { Socket } from 'node:net';
@@ -20,6 +21,7 @@ const HTTP_CODES: Record<number, string> = {
   405: 'ERR_METHOD_NOT_ALLOWED',
   408: 'ERR_REQUEST_TIMEOUT',
   413: 'ERR_BODY_TOO_LARGE',
+  414: 'ERR_URI_TOO_LONG',
   415: 'ERR_UNSUPPORTED_MEDIA_TYPE',
   431: 'ERR_HEADERS_TOO_LARGE',
 };
@@ -38,6 +40,9 @@ export function toReply(err: unknown): { status: number; body: ErrorBody } {
     const field = v ? (v.instancePath.replace(/^\//, '').replace(/\//g, '.') || (v.params as { missingProperty?: string }).missingProperty || fe.validationContext || 'body') : 'body';
     return { status: 400, body: { error: `${field}: ${v?.message ?? fe.message}`, code: 'ERR_INVALID_ARGUMENT', field } };
   }
+  // The router's refusals of a path (given to the apps' frameworkErrors): its message repeats the whole path.
+  if (fe?.code === 'FST_ERR_BAD_URL') return { status: 400, body: { error: 'path: is not a valid URL (bad percent-encoding)', code: 'ERR_INVALID_ARGUMENT', field: 'path' } };
+  if (fe?.code === 'FST_ERR_MAX_PARAM_LENGTH') return { status: 414, body: { error: 'path: a name or id in it is longer than 100 characters', code: 'ERR_URI_TOO_LONG', field: 'path' } };
   if (fe && typeof fe.statusCode === 'number' && fe.statusCode < 500) {
     const status = fe.statusCode;
     const code = HTTP_CODES[status] ?? 'ERR_BAD_REQUEST';

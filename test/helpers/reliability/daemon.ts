@@ -19,7 +19,14 @@ const LOG_KEEP = 256 * 1024;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+const hosts = new Set<CampaignHost>();
+
 export class CampaignHost {
+  /** The hosts made and not yet cleaned up (for a run that is interrupted). */
+  static live(): CampaignHost[] {
+    return [...hosts];
+  }
+
   readonly dir: string;
   readonly socket: string;
   readonly stateDir: string;
@@ -53,6 +60,7 @@ export class CampaignHost {
   static async create(opts: { tag: string; externals?: number; daemonArgs?: string[] }): Promise<CampaignHost> {
     const prefix = `rel${opts.tag}-${process.pid % 100000}-${randomBytes(2).toString('hex')}`;
     const h = new CampaignHost(prefix, opts.daemonArgs ?? []);
+    hosts.add(h);
     fs.mkdirSync(h.netnsDir);
     await check(['ip', 'netns', 'add', h.hostNsName]);
     await check(['ip', '-n', h.hostNsName, 'link', 'set', 'lo', 'up']);
@@ -148,6 +156,7 @@ export class CampaignHost {
    * Returns what had to be removed by force (the campaign counts it as leaks when it should not be).
    */
   async cleanup(): Promise<string[]> {
+    hosts.delete(this);
     await this.stop('SIGTERM');
     const forced: string[] = [];
     let left: string[] = [];

@@ -2,7 +2,8 @@
 // management and plugin sockets, as a fast-check property: every answer is a 2xx or a 4xx in the
 // socket's one error shape, none hangs, the daemon survives (pid, /health), a batch of refused
 // requests changes nothing (store and kernel, ./state.ts), and after accepted ones the invariants
-// hold (./invariants.ts). No test-runner imports (scripts/soak uses it).
+// hold (./invariants.ts), and nothing is logged at error level (an internal error; the plugin
+// sockets answer 500 on purpose for unknown objects). No test-runner imports (scripts/soak uses it).
 // Limits: state is compared per batch, so a change is blamed on the batch, not on one request;
 // HEAD answers carry no body and are not shape-checked.
 import fc from 'fast-check';
@@ -18,7 +19,7 @@ import { digest, digestDiff, readState } from './state.js';
 export interface FuzzFigures {
   requests: number;
   byStatus: Record<string, number>;
-  /** Answers outside 2xx/4xx (5xx above all). */
+  /** Answers outside 2xx/4xx (5xx above all; a plugin's 500 for an unknown object excepted), and error-level log lines. */
   badStatus: number;
   /** Error answers not in the socket's one error shape. */
   badShape: number;
@@ -40,10 +41,13 @@ export interface FuzzOptions {
   timeoutMs?: number;
   /** fast-check's own limit on the whole run, shrinking included. */
   timeLimitMs?: number;
+  /** Count every failure and carry on (the soak's figures), instead of stopping at the first and shrinking it. */
+  collect?: boolean;
   log?: (line: string) => void;
 }
 
 const MUTATING_PLUGIN = /\.(Create|Delete|Join|Leave|Request|Release|Program|Revoke|Allocate|Free)/;
+const BODY_LIMIT = 1024 * 1024;
 const ERROR_KEYS = new Set(['error', 'code', 'field']);
 
 /** Why an answer breaks the error shape of its socket, or undefined. */
@@ -82,45 +86,81 @@ export async function fuzzCampaign(host: CampaignHost, o: FuzzOptions): Promise<
   const request = fc.oneof({ weight: 3, arbitrary: managementRequests(routesOf(openapi.body), vocab) }, { weight: 1, arbitrary: pluginRequests('bridge', vocab) }, { weight: 1, arbitrary: pluginRequests('ipam', vocab) });
   const sockets = { management: host.socket, bridge: path.join(host.pluginDir, 'cnmkit-bridge.sock'), ipam: path.join(host.pluginDir, 'cnmkit-ipam.sock') };
   const f: FuzzFigures = { requests: 0, byStatus: {}, badStatus: 0, badShape: 0, hangs: 0, deaths: 0, changedByRefused: 0, violations: 0, failures: [] };
-  const fail = (what: string): false => {
+  const fail = (what: string): boolean => {
     if (f.failures.length < 20) f.failures.push(what);
     log(`fuzz: ${what}`);
-    return false;
+    return o.collect === true;
   };
   let last = digest(await readState(host.source));
+  let errorLines = host.errorLines;
 
   const property = fc.asyncProperty(fc.array(request, { minLength: 1, maxLength: o.batch }), async (batch) => {
     let mutated = false;
+    const trace: string[] = [];
+    /** Counts a failure of kind; true when the batch must stop (not collecting). */
+    const bad = (kind: 'hangs' | 'badStatus' | 'badShape', what: string): boolean => {
+      f[kind] += 1;
+      // The state may have changed under a failed answer: compare no digest, check the invariants.
+      mutated = true;
+      return !fail(what);
+    };
     for (const req of batch) {
       const ex = await exchange(sockets[req.target], req.bytes, timeoutMs, req.halfClose);
       f.requests += 1;
-      if (ex.hung) return (f.hangs += 1), fail(`${req.target} ${req.label}: no answer in ${timeoutMs} ms`);
-      if (ex.refused || !host.alive) return (f.deaths += 1), fail(`${req.target} ${req.label}: the daemon is gone (${ex.refused ?? 'exited'})`);
+      if (ex.refused || !host.alive) {
+        f.deaths += 1;
+        fail(`${req.target} ${req.label}: the daemon is gone (${ex.refused ?? 'exited'})`);
+        if (o.collect) await host.start();
+        return o.collect === true;
+      }
       const r = ex.responses[0];
-      const key = r ? String(r.status) : 'closed';
+      const key = r ? String(r.status) : ex.hung ? 'hung' : 'closed';
       f.byStatus[key] = (f.byStatus[key] ?? 0) + 1;
-      if (!r) {
-        if (!req.halfClose) return (f.badStatus += 1), fail(`${req.target} ${req.label}: closed without an answer`);
+      trace.push(`${key} ${req.target} ${req.label}`);
+      if (ex.hung) {
+        if (bad('hangs', `${req.target} ${req.label}: no answer in ${timeoutMs} ms`)) return false;
         continue;
       }
-      if (!(r.status >= 200 && r.status < 300) && !(r.status >= 400 && r.status < 500)) return (f.badStatus += 1), fail(`${req.target} ${req.label}: status ${r.status} ${r.body.slice(0, 300)}`);
+      if (!r) {
+        // Over the 1 MiB body limit the daemon answers 413 and closes while the client still writes:
+        // the client's write fails and may lose the answer.
+        if (!req.halfClose && req.bytes.length <= BODY_LIMIT && bad('badStatus', `${req.target} ${req.label}: closed without an answer`)) return false;
+        continue;
+      }
+      // A plugin call about an object that does not exist answers 500 on purpose (to the engine a 404
+      // means "not implemented"); an internal error is told apart by its error-level log line, below.
+      const pluginNotFound = req.target !== 'management' && r.status === 500;
+      const statusOk = (r.status >= 200 && r.status < 300) || (r.status >= 400 && r.status < 500) || pluginNotFound;
+      if (!statusOk && bad('badStatus', `${req.target} ${req.label}: status ${r.status} ${r.body.slice(0, 300)}`)) return false;
       const problem = shapeProblem(req, r);
-      if (problem) return (f.badShape += 1), fail(`${req.target} ${req.label}: ${r.status} ${problem}`);
+      if (problem && bad('badShape', `${req.target} ${req.label}: ${r.status} ${problem}`)) return false;
       if (r.status < 300 && (req.target === 'management' ? !/^(GET|HEAD)\b/.test(req.label) : MUTATING_PLUGIN.test(req.label))) mutated = true;
     }
-    if ((await host.health()) !== 200 || !host.alive) return (f.deaths += 1), fail('the daemon is not healthy after the batch');
+    let ok = true;
+    if ((await host.health()) !== 200 || !host.alive) {
+      f.deaths += 1;
+      ok = fail('the daemon is not healthy after the batch');
+      if (!host.alive && o.collect) await host.start();
+    }
+    if (host.errorLines > errorLines) {
+      errorLines = host.errorLines;
+      f.badStatus += 1;
+      mutated = true;
+      ok = fail(`the daemon logged an error: ${host.lastErrors.at(-1)}\nthe batch: ${trace.join('; ')}`) && ok;
+    }
     const state = await readState(host.source);
     const now = digest(state);
     if (!mutated && now !== last) {
       f.changedByRefused += 1;
-      const diff = digestDiff(last, now);
-      last = now;
-      return fail(`refused requests changed the state:\n${diff.join('\n')}`);
+      ok = fail(`refused requests changed the state:\n${digestDiff(last, now).join('\n')}\nthe batch: ${trace.join('; ')}`) && ok;
     }
     last = now;
     const vs = checkInvariants(state, { hostNs: host.hostNs, baselineLinks: host.baselineLinks, externalNamespaces: host.external, firewall: true, netnsDir: host.netnsDir });
-    if (vs.length > 0) return (f.violations += vs.length), fail(`invariants after accepted requests: ${vs.map((v) => `${v.kind}: ${v.detail}`).join('; ')}`);
-    return true;
+    if (vs.length > 0) {
+      f.violations += vs.length;
+      ok = fail(`invariants after accepted requests: ${vs.map((v) => `${v.kind}: ${v.detail}`).join('; ')}\nthe batch: ${trace.join('; ')}`) && ok;
+    }
+    return ok;
   });
   const result = await fc.check(property, { seed: o.seed, numRuns: o.runs, endOnFailure: false, ...(o.timeLimitMs ? { interruptAfterTimeLimit: o.timeLimitMs } : {}) });
   if (!result.failed) return { figures: f };

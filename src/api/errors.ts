@@ -81,18 +81,34 @@ export function clientErrorReply(err: NodeJS.ErrnoException): { status: number; 
 
 /**
  * A fastify clientErrorHandler that answers with render's body (then closes the connection, as
- * node does); a connection already reset gets nothing.
+ * node does); a connection already reset gets nothing. When bad bytes follow a good request on the
+ * same connection, the good one is being handled: its answer goes first (cutting it would leave its
+ * effect done and unknown to the client), then the refusal.
  */
 export function clientErrorHandler(render: (status: number, message: string) => object) {
   return (err: NodeJS.ErrnoException, socket: Socket): void => {
     if (err.code === 'ECONNRESET' || socket.destroyed) return;
     const { status, message } = clientErrorReply(err);
     const body = JSON.stringify(render(status, message));
-    if (socket.writable) {
-      socket.write(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
-        `Content-Type: application/json\r\nConnection: close\r\n\r\n${body}`);
+    let done = false;
+    const refuse = (): void => {
+      if (done) return;
+      done = true;
+      if (socket.writable) {
+        socket.write(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+          `Content-Type: application/json\r\nConnection: close\r\n\r\n${body}`);
+      }
+      socket.destroy();
+    };
+    // node's own field: the response the connection is writing, while a request is in flight. A
+    // request not fully received (too slow, or the bad bytes are its own) is refused at once.
+    const inFlight = (socket as Socket & { _httpMessage?: http.ServerResponse | null })._httpMessage;
+    if (inFlight && !inFlight.writableFinished && inFlight.req?.complete === true && err.code !== 'ERR_HTTP_REQUEST_TIMEOUT') {
+      inFlight.once('finish', refuse);
+      inFlight.once('close', refuse);
+      return;
     }
-    socket.destroy();
+    refuse();
   };
 }
 

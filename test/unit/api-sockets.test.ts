@@ -177,6 +177,17 @@ describe('one error shape', () => {
   });
 });
 
+describe('bad HTTP after a good request on one connection', () => {
+  it('answers the good request first: the refusal of the bad one waits for it (found by the reliability fuzzer)', async () => {
+    const sock = await management();
+    const c = rawConnect(sock, 'GET /v1/version HTTP/1.1\r\nHost: x\r\n\r\nNOT HTTP AT ALL\r\n\r\n');
+    await c.closedAfterMs;
+    expect(c.data()).toMatch(/^HTTP\/1\.1 200 /);
+    expect(c.data()).toMatch(/"version":/);
+    expect(c.data()).toMatch(/HTTP\/1\.1 400 [^]*malformed HTTP/);
+  });
+});
+
 describe('one error shape on a plugin socket', () => {
   it('answers a path the router refuses with {"Err"}', async () => {
     const app = await buildPluginApp({ logger, handlers: {}, limits: LIMITS });

@@ -52,9 +52,8 @@ async function fuzz(): Promise<{ figures: FuzzFigures; counterexample?: string }
   const host = await CampaignHost.create({ tag: 'fz', externals: 1 });
   try {
     await host.start();
-    // Batches of up to `batch` requests, about batch/2 each on average.
-    const runs = Math.ceil(opts.requests / ((opts.batch + 1) / 2));
-    const r = await fuzzCampaign(host, { seed, runs, batch: opts.batch, collect: true, log, ...(opts.minutes ? { timeLimitMs: opts.minutes * 60_000 } : {}) });
+    // Batches of 1 to `batch` requests, until `requests` were sent.
+    const r = await fuzzCampaign(host, { seed, runs: opts.requests, requests: opts.requests, batch: opts.batch, collect: true, log, ...(opts.minutes ? { timeLimitMs: opts.minutes * 60_000 } : {}) });
     leftovers.push(...(await clear(host)).map((e) => `fuzz clear: ${e}`));
     leftovers.push(...(await violationsOf(host)).map((v) => `fuzz after clear: ${v.kind}: ${v.detail}`));
     return r;

@@ -41,6 +41,8 @@ export interface FuzzOptions {
   timeoutMs?: number;
   /** fast-check's own limit on the whole run, shrinking included. */
   timeLimitMs?: number;
+  /** Stop sending once this many requests were sent (the remaining runs pass at once). */
+  requests?: number;
   /** Count every failure and carry on (the soak's figures), instead of stopping at the first and shrinking it. */
   collect?: boolean;
   log?: (line: string) => void;
@@ -95,6 +97,7 @@ export async function fuzzCampaign(host: CampaignHost, o: FuzzOptions): Promise<
   let errorLines = host.errorLines;
 
   const property = fc.asyncProperty(fc.array(request, { minLength: 1, maxLength: o.batch }), async (batch) => {
+    if (o.requests !== undefined && f.requests >= o.requests) return true;
     let mutated = false;
     const trace: string[] = [];
     /** Counts a failure of kind; true when the batch must stop (not collecting). */

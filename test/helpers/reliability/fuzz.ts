@@ -108,6 +108,7 @@ export async function fuzzCampaign(host: CampaignHost, o: FuzzOptions): Promise<
       return !fail(what);
     };
     for (const req of batch) {
+      const shown = (): string => `\n  request (${req.bytes.length} bytes${req.halfClose ? ', half-closed' : ''}): ${JSON.stringify(req.bytes.toString('latin1', 0, 1500))}`;
       const ex = await exchange(sockets[req.target], req.bytes, timeoutMs, req.halfClose);
       f.requests += 1;
       if (ex.refused || !host.alive) {
@@ -121,22 +122,22 @@ export async function fuzzCampaign(host: CampaignHost, o: FuzzOptions): Promise<
       f.byStatus[key] = (f.byStatus[key] ?? 0) + 1;
       trace.push(`${key} ${req.target} ${req.label}`);
       if (ex.hung) {
-        if (bad('hangs', `${req.target} ${req.label}: no answer in ${timeoutMs} ms`)) return false;
+        if (bad('hangs', `${req.target} ${req.label}: no answer in ${timeoutMs} ms${shown()}`)) return false;
         continue;
       }
       if (!r) {
         // Over the 1 MiB body limit the daemon answers 413 and closes while the client still writes:
         // the client's write fails and may lose the answer.
-        if (!req.halfClose && req.bytes.length <= BODY_LIMIT && bad('badStatus', `${req.target} ${req.label}: closed without an answer`)) return false;
+        if (!req.halfClose && req.bytes.length <= BODY_LIMIT && bad('badStatus', `${req.target} ${req.label}: closed without an answer${shown()}`)) return false;
         continue;
       }
       // A plugin call about an object that does not exist answers 500 on purpose (to the engine a 404
       // means "not implemented"); an internal error is told apart by its error-level log line, below.
       const pluginNotFound = req.target !== 'management' && r.status === 500;
       const statusOk = (r.status >= 200 && r.status < 300) || (r.status >= 400 && r.status < 500) || pluginNotFound;
-      if (!statusOk && bad('badStatus', `${req.target} ${req.label}: status ${r.status} ${r.body.slice(0, 300)}`)) return false;
+      if (!statusOk && bad('badStatus', `${req.target} ${req.label}: status ${r.status} ${r.body.slice(0, 300)}${shown()}`)) return false;
       const problem = shapeProblem(req, r);
-      if (problem && bad('badShape', `${req.target} ${req.label}: ${r.status} ${problem}`)) return false;
+      if (problem && bad('badShape', `${req.target} ${req.label}: ${r.status} ${problem}${shown()}`)) return false;
       if (r.status < 300 && (req.target === 'management' ? !/^(GET|HEAD)\b/.test(req.label) : MUTATING_PLUGIN.test(req.label))) mutated = true;
     }
     let ok = true;

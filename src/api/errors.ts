@@ -1,6 +1,7 @@
 // The one place where errors become HTTP replies: CnmkitError classes map to their status, schema
 // validation failures to 400 naming the field, fastify's own refusals (unknown route, bad JSON,
-// body too large, unsupported media type, a client too slow or speaking bad HTTP) to cnmkit codes,
+// body too large, unsupported media type, a client too slow or speaking bad HTTP, a path the router
+// refuses) to cnmkit codes,
 // anything else to 500 (logged with its stack). Every error reply is {error, code[, field]}.
 import http from 'node:http';
 import type { Socket } from 'node:net';
@@ -20,6 +21,7 @@ const HTTP_CODES: Record<number, string> = {
   405: 'ERR_METHOD_NOT_ALLOWED',
   408: 'ERR_REQUEST_TIMEOUT',
   413: 'ERR_BODY_TOO_LARGE',
+  414: 'ERR_URI_TOO_LONG',
   415: 'ERR_UNSUPPORTED_MEDIA_TYPE',
   431: 'ERR_HEADERS_TOO_LARGE',
 };
@@ -38,6 +40,9 @@ export function toReply(err: unknown): { status: number; body: ErrorBody } {
     const field = v ? (v.instancePath.replace(/^\//, '').replace(/\//g, '.') || (v.params as { missingProperty?: string }).missingProperty || fe.validationContext || 'body') : 'body';
     return { status: 400, body: { error: `${field}: ${v?.message ?? fe.message}`, code: 'ERR_INVALID_ARGUMENT', field } };
   }
+  // The router's refusals of a path (given to the apps' frameworkErrors): its message repeats the whole path.
+  if (fe?.code === 'FST_ERR_BAD_URL') return { status: 400, body: { error: 'path: is not a valid URL (bad percent-encoding)', code: 'ERR_INVALID_ARGUMENT', field: 'path' } };
+  if (fe?.code === 'FST_ERR_MAX_PARAM_LENGTH') return { status: 414, body: { error: 'path: a name or id in it is longer than 100 characters', code: 'ERR_URI_TOO_LONG', field: 'path' } };
   if (fe && typeof fe.statusCode === 'number' && fe.statusCode < 500) {
     const status = fe.statusCode;
     const code = HTTP_CODES[status] ?? 'ERR_BAD_REQUEST';
@@ -76,18 +81,34 @@ export function clientErrorReply(err: NodeJS.ErrnoException): { status: number; 
 
 /**
  * A fastify clientErrorHandler that answers with render's body (then closes the connection, as
- * node does); a connection already reset gets nothing.
+ * node does); a connection already reset gets nothing. When bad bytes follow a good request on the
+ * same connection, the good one is being handled: its answer goes first (cutting it would leave its
+ * effect done and unknown to the client), then the refusal.
  */
 export function clientErrorHandler(render: (status: number, message: string) => object) {
   return (err: NodeJS.ErrnoException, socket: Socket): void => {
     if (err.code === 'ECONNRESET' || socket.destroyed) return;
     const { status, message } = clientErrorReply(err);
     const body = JSON.stringify(render(status, message));
-    if (socket.writable) {
-      socket.write(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
-        `Content-Type: application/json\r\nConnection: close\r\n\r\n${body}`);
+    let done = false;
+    const refuse = (): void => {
+      if (done) return;
+      done = true;
+      if (socket.writable) {
+        socket.write(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+          `Content-Type: application/json\r\nConnection: close\r\n\r\n${body}`);
+      }
+      socket.destroy();
+    };
+    // node's own field: the response the connection is writing, while a request is in flight. A
+    // request not fully received (too slow, or the bad bytes are its own) is refused at once.
+    const inFlight = (socket as Socket & { _httpMessage?: http.ServerResponse | null })._httpMessage;
+    if (inFlight && !inFlight.writableFinished && inFlight.req?.complete === true && err.code !== 'ERR_HTTP_REQUEST_TIMEOUT') {
+      inFlight.once('finish', refuse);
+      inFlight.once('close', refuse);
+      return;
     }
-    socket.destroy();
+    refuse();
   };
 }
 

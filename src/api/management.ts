@@ -86,6 +86,10 @@ function createApp(opts: ManagementOptions): FastifyInstance {
       opts.metrics?.countError('management', { statusCode: status });
       return managementClientError(status, message);
     }),
+    frameworkErrors: (err, req, reply) => {
+      opts.metrics?.countError('management', err);
+      errorHandler(err, req, reply);
+    },
   });
   if (opts.logger.isLevelEnabled('debug')) {
     app.addHook('onResponse', async (req, reply) => {

@@ -30,6 +30,7 @@ export async function serveMetrics(addr: MetricsAddr, metrics: DaemonMetrics, lo
     loggerInstance: logger as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), forceCloseConnections: true,
     ...limitedServer(MANAGEMENT_LIMITS),
     clientErrorHandler: clientErrorHandler(managementClientError),
+    frameworkErrors: errorHandler,
   });
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler(notFoundHandler);

@@ -158,6 +158,9 @@ describe('one error shape', () => {
       ['POST', '/v1/networks', '', json, 400, 'ERR_INVALID_ARGUMENT'],
       ['POST', '/v1/networks', 'x'.repeat(2 * 1024 * 1024), json, 413, 'ERR_BODY_TOO_LARGE'],
       ['POST', '/v1/networks', '<a/>', { 'content-type': 'application/xml' }, 415, 'ERR_UNSUPPORTED_MEDIA_TYPE'],
+      // Refused by fastify's router before any handler (found by the reliability fuzzer).
+      ['GET', `/v1/networks/${'a'.repeat(101)}`, undefined, {}, 414, 'ERR_URI_TOO_LONG'],
+      ['DELETE', '/v1/sandboxes/%zz', undefined, {}, 400, 'ERR_INVALID_ARGUMENT'],
     ];
     for (const [method, url, body, headers, status, code] of cases) {
       const r = await request(sock, method, url, body, headers);
@@ -171,6 +174,31 @@ describe('one error shape', () => {
     await garbage.closedAfterMs;
     expect(garbage.data()).toMatch(/^HTTP\/1\.1 400 /);
     expect(JSON.parse(garbage.data().split('\r\n\r\n')[1]!)).toEqual({ error: expect.stringMatching(/malformed HTTP/), code: 'ERR_INVALID_ARGUMENT' });
+  });
+});
+
+describe('bad HTTP after a good request on one connection', () => {
+  it('answers the good request first: the refusal of the bad one waits for it (found by the reliability fuzzer)', async () => {
+    const sock = await management();
+    const c = rawConnect(sock, 'GET /v1/version HTTP/1.1\r\nHost: x\r\n\r\nNOT HTTP AT ALL\r\n\r\n');
+    await c.closedAfterMs;
+    expect(c.data()).toMatch(/^HTTP\/1\.1 200 /);
+    expect(c.data()).toMatch(/"version":/);
+    expect(c.data()).toMatch(/HTTP\/1\.1 400 [^]*malformed HTTP/);
+  });
+});
+
+describe('one error shape on a plugin socket', () => {
+  it('answers a path the router refuses with {"Err"}', async () => {
+    const app = await buildPluginApp({ logger, handlers: {}, limits: LIMITS });
+    apps.push(app);
+    const sock = path.join(dir, 'plugin-paths.sock');
+    await listenUnix(app, sock);
+    for (const url of ['/%zz', '/NetworkDriver.%E0%A4%A']) {
+      const r = await request(sock, 'POST', url, '{}');
+      expect([url, r.status]).toEqual([url, 400]);
+      expect(JSON.parse(r.body)).toEqual({ Err: expect.stringMatching(/^path: /) });
+    }
   });
 });
 

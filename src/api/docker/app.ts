@@ -77,6 +77,7 @@ export async function buildPluginApp(opts: PluginAppOptions): Promise<FastifyIns
     ajv: { customOptions: { allowUnionTypes: true, coerceTypes: false } },
     ...limitedServer(opts.limits ?? PLUGIN_LIMITS),
     clientErrorHandler: clientErrorHandler((_status, message) => ({ Err: message })),
+    frameworkErrors: pluginErrorHandler,
   });
   if (opts.metrics) addMetrics(app, opts.metrics);
   app.setErrorHandler(pluginErrorHandler);

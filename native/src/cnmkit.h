@@ -69,6 +69,10 @@ void cnmkit_close_reset(int fd);
  * of by the first publish of a large range. Best effort. */
 void cnmkit_grow_fd_table(int fd, int slots);
 
+/* netns.c: adds runIn, currentNetns, createNamed, deleteNamed, netlinkSocketIn, closeFd and
+ * setNetlinkOptions to exports; false (an error thrown) when the home namespace cannot be opened. */
+bool cnmkit_netns_init(napi_env env, napi_value exports);
+
 /* splice.c: adds spliceRelay to exports. */
 void cnmkit_splice_init(napi_env env, napi_value exports);
 

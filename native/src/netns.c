@@ -10,7 +10,6 @@
 #include <linux/netlink.h>
 #include <node_api.h>
 #include <sched.h>
-#include <signal.h>
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,61 +29,6 @@
 #endif
 
 static int home_fd = -1;
-
-/* An Error shaped like Node's own: message, errno, code, syscall, path. */
-napi_value cnmkit_errno_error(napi_env env, int err, const char *syscall, const char *path) {
-  char msg[512];
-  const char *name = strerrorname_np(err);
-  if (name == NULL) name = "EUNKNOWN";
-  if (path != NULL)
-    snprintf(msg, sizeof msg, "%s: %s %s '%s'", name, strerror(err), syscall, path);
-  else
-    snprintf(msg, sizeof msg, "%s: %s %s", name, strerror(err), syscall);
-  napi_value m, e, v;
-  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &m);
-  napi_create_error(env, NULL, m, &e);
-  napi_create_int32(env, -err, &v);
-  napi_set_named_property(env, e, "errno", v);
-  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &v);
-  napi_set_named_property(env, e, "code", v);
-  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &v);
-  napi_set_named_property(env, e, "syscall", v);
-  if (path != NULL) {
-    napi_create_string_utf8(env, path, NAPI_AUTO_LENGTH, &v);
-    napi_set_named_property(env, e, "path", v);
-  }
-  return e;
-}
-
-int cnmkit_thread_start(pthread_t *tid, const pthread_attr_t *attr, void *(*fn)(void *), void *arg) {
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  int err = pthread_create(tid, attr, fn, arg);
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
-  return err;
-}
-
-void *cnmkit_unwrap_this(napi_env env, napi_callback_info info, size_t *argc, napi_value *argv, const char *what) {
-  napi_value self;
-  void *obj = NULL;
-  napi_get_cb_info(env, info, argc, argv, &self, NULL);
-  if (napi_unwrap(env, self, &obj) == napi_ok && obj != NULL) return obj;
-  char msg[128];
-  snprintf(msg, sizeof msg, "expected %s as this", what);
-  napi_throw_type_error(env, "ERR_INVALID_THIS", msg);
-  return NULL;
-}
-
-bool cnmkit_function_arg(napi_env env, size_t argc, const napi_value *argv, size_t i) {
-  napi_valuetype type = napi_undefined;
-  if (argc > i) napi_typeof(env, argv[i], &type);
-  return type == napi_function;
-}
-
-void cnmkit_throw_errno(napi_env env, int err, const char *syscall, const char *path) {
-  napi_throw(env, cnmkit_errno_error(env, err, syscall, path));
-}
 
 static int get_string(napi_env env, napi_value v, char *buf, size_t len) {
   size_t n = 0;
@@ -308,9 +252,9 @@ static napi_value set_netlink_options(napi_env env, napi_callback_info info) {
   return make_int(env, found);
 }
 
-static napi_value init(napi_env env, napi_value exports) {
+bool cnmkit_netns_init(napi_env env, napi_value exports) {
   home_fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-  if (home_fd < 0) { cnmkit_throw_errno(env, errno, "open", "/proc/thread-self/ns/net"); return NULL; }
+  if (home_fd < 0) { cnmkit_throw_errno(env, errno, "open", "/proc/thread-self/ns/net"); return false; }
   napi_property_descriptor props[] = {
     { "runIn", NULL, run_in, NULL, NULL, NULL, napi_default, NULL },
     { "currentNetns", NULL, current_netns, NULL, NULL, NULL, napi_default, NULL },
@@ -321,13 +265,5 @@ static napi_value init(napi_env env, napi_value exports) {
     { "setNetlinkOptions", NULL, set_netlink_options, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
-  cnmkit_splice_init(env, exports);
-  cnmkit_acceptor_init(env, exports);
-  cnmkit_udp_init(env, exports);
-  cnmkit_budget_init(env, exports);
-  cnmkit_rtnl_init(env, exports);
-  cnmkit_icmp_init(env, exports);
-  return exports;
+  return true;
 }
-
-NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

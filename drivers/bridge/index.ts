@@ -15,6 +15,7 @@ import { installRules, removeRules } from './firewall.js';
 import { BridgeIndexes, checkJoined, createDetached, joinSandbox, leaveSandbox } from './endpoint.js';
 export type { BridgeEndpointData } from './endpoint.js';
 import { verifyNetwork } from './verify.js';
+import { checkBridge } from './check.js';
 import { publishPorts } from './ports.js';
 import { sweepOrphans } from './sweep.js';
 
@@ -35,7 +36,7 @@ async function setUp(ctx: DriverContext, net: NetworkRecord, config: BridgeConfi
     undo.push('device', () => removeBridge(h, bridge, adopted));
     await ensureGatewayAddresses(h, bridge, net, config);
     undo.push('addresses', () => removeGatewayAddresses(h, bridge, net, config));
-    const changed = enableForwarding({ ipv6: net.ipv6.length > 0, bridgeNetfilter: ctx.firewall.name !== 'none' });
+    const changed = enableForwarding(ctx.sysctl, { ipv6: net.ipv6.length > 0, bridgeNetfilter: ctx.firewall.name !== 'none' });
     if (changed.length > 0) ctx.logger.info({ sysctl: changed }, 'forwarding enabled');
     await installRules(ctx.firewall, net, config, bridge);
     undo.push('firewall', () => removeRules(ctx.firewall, net));
@@ -90,6 +91,9 @@ export function createBridgeDriver(ctx: DriverContext, opts: BridgeDriverOptions
     async join(net, config, ep, sb, context) {
       const { ifname, data } = await joinSandbox(ctx.netlink, bridges, nameOf(net, config), net, config, ep, sb, { hairpin: !opts.userlandProxy, ...(context ? { peers: context.peers } : {}), ...(context?.ifname ? { ifname: context.ifname } : {}) });
       return { ifname, macAddress: data.mac, driverData: data, ...(net.ipv4[0]?.gateway ? { gateway: net.ipv4[0].gateway.split('/')[0]! } : {}) };
+    },
+    check(net, config, endpoints) {
+      return checkBridge(ctx, nameOf(net, config), net, config, endpoints);
     },
     checkEndpoint(net, config, ep, sb) {
       return checkJoined(ctx.netlink, bridges, nameOf(net, config), net, config, ep, sb, { hairpin: !opts.userlandProxy });

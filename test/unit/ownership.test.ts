@@ -38,6 +38,9 @@ function fakeBridge(calls: string[]): Driver<Record<string, never>> {
     async deleteEndpoint(_net, _config, ep) { calls.push(`deleteEndpoint ${ep.name}`); },
     async join() { return { ifname: 'eth0' }; },
     async leave() {},
+    async check() {
+      return [];
+    },
   };
 }
 

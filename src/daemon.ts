@@ -4,7 +4,6 @@
 // metrics on TCP too with --metrics-addr). Stops cleanly on SIGINT/SIGTERM; a SIGKILL at
 // any instant is repaired by reconcile at the next start.
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import pino, { type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
@@ -34,7 +33,7 @@ import { VERSION } from './version.js';
 import { InvalidArgumentError } from './errors.js';
 import { ensureSysctl, validateIfname } from './netns/index.js';
 import { lockNetworkNamespace, type NamespaceLock } from './netns/daemon-lock.js';
-import IPCIDR from 'ip-cidr';
+import { maskedPrefix, splitCidr } from './ip/index.js';
 import type { ClusterConfig } from './cluster/options.js';
 import type { Cluster } from './cluster/types.js';
 
@@ -97,10 +96,17 @@ async function createPredefined(controller: Controller, store: Store, opts: Daem
 
 /** `--bip 172.17.0.1/16` → subnet 172.17.0.0/16 with gateway 172.17.0.1. */
 export function parseBip(bip: string): { subnet: string; gateway: string } {
-  const [gateway, len] = bip.split('/');
-  if (!gateway || !net.isIPv4(gateway) || !len || !IPCIDR.isValidCIDR(bip) || Number(len) > 30)
+  const refuse = (): never => {
     throw new InvalidArgumentError('--bip', `expected an IPv4 gateway address with a prefix length up to /30, e.g. 172.17.0.1/16, got ${JSON.stringify(bip)}`);
-  return { subnet: `${new IPCIDR(bip).start()}/${len}`, gateway };
+  };
+  let cidr: ReturnType<typeof splitCidr>;
+  try {
+    cidr = splitCidr('--bip', bip);
+  } catch {
+    return refuse();
+  }
+  if (cidr.address.family !== 4 || cidr.bits > 30) refuse();
+  return { subnet: maskedPrefix(4, cidr.address.value, cidr.bits).text, gateway: bip.split('/')[0]! };
 }
 
 /**

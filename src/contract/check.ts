@@ -3,7 +3,7 @@
 // Limits: addresses and routes are compared as the kernel prints them (canonical CIDR text).
 import { listAddresses, listRoutes, findLink, type Link, type NetlinkHandle } from '../netlink/index.js';
 import type { FirewallBackend, FirewallNetwork } from '../firewall/index.js';
-import { parseNetwork } from '../ipam/cidr.js';
+import { parseNetwork } from '../ip/index.js';
 import type { EndpointRecord, SandboxRecord } from '../core/model.js';
 import type { CheckItem } from './driver.js';
 

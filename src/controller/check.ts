@@ -5,7 +5,7 @@
 import type { CheckedEndpoint, CheckItem } from '../contract/driver.js';
 import { endpointObject, item } from '../contract/check.js';
 import type { NetworkRecord } from '../core/model.js';
-import type { ControllerDeps } from './controller.js';
+import type { ControllerDeps } from './types.js';
 
 export type { CheckItem } from '../contract/driver.js';
 

@@ -3,15 +3,11 @@
 // completed step on failure, and runs one at a time (a serial queue) so the store and the
 // kernel never see two half-done operations interleave. Each object belongs to the front end
 // that created it (./ownership.ts): removal asks who is asking.
-import type { Logger } from 'pino';
 import { CnmkitError, ConflictError, InvalidArgumentError, NotFoundError } from '../errors.js';
-import type { Store } from '../store/index.js';
-import type { Ipam } from '../ipam/index.js';
-import type { DriverRegistry } from '../contract/driver.js';
-import type { EndpointRecord, NetworkRecord, SandboxRecord, SubnetRecord } from '../core/model.js';
+import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../core/model.js';
 import { newId, resolveRef, validateObjectName } from '../core/refs.js';
 import { bestEffort, SerialQueue, withRollback } from '../core/steps.js';
-import type { SandboxKernel } from './sandbox-kernel.js';
+import type { ControllerDeps, CreateNetworkRequest, CreateSandboxRequest, ConnectRequest, PruneResult } from './types.js';
 import {
   createDetachedEndpoint, createJoinedEndpoint, driverOf, now, replacePorts, teardownEndpoint, type DetachedRequest,
 } from './endpoints.js';
@@ -25,64 +21,7 @@ import { checkNetworks, type NetworkCheck } from './check.js';
 
 export type { Origin } from './ownership.js';
 
-export interface CreateNetworkRequest {
-  name: string;
-  driver?: string;
-  subnet?: string;
-  ipRange?: string;
-  gateway?: string;
-  auxAddresses?: Record<string, string>;
-  subnetV6?: string;
-  gatewayV6?: string;
-  enableIPv6?: boolean;
-  internal?: boolean;
-  options?: Record<string, string>;
-  labels?: Record<string, string>;
-  /** The id to use (Docker's NetworkID); a new one when absent. */
-  id?: string;
-  dockerId?: string;
-  /**
-   * Subnets assigned elsewhere (the Docker engine's IPAM): used as given, never allocated here;
-   * reserved in IPAM for this network (released with it) unless they are the engine's own
-   * cnmkit-ipam pools.
-   */
-  assigned?: { ipv4: SubnetRecord[]; ipv6: SubnetRecord[] };
-}
-
-export interface PruneResult {
-  removed: string[];
-  /** Unused networks prune leaves alone, and why (the Docker engine's). */
-  skipped: { name: string; reason: string }[];
-}
-
-export interface CreateSandboxRequest {
-  name?: string;
-  /** An existing namespace: a path or a pid. */
-  netns?: string;
-  /** The host's own namespace. */
-  host?: boolean;
-  labels?: Record<string, string>;
-}
-
-export interface ConnectRequest {
-  ip?: string;
-  ipv6?: string;
-  /** The interface's name inside the sandbox; default: the driver's next free name (eth0, eth1, …). */
-  ifname?: string;
-  /** `-p` specs, [HOST_IP:][HOST_PORT[-END]:]PORT[-END][/PROTO]. */
-  ports?: string[];
-}
-
-export interface ControllerDeps {
-  store: Store;
-  ipam: Ipam;
-  drivers: DriverRegistry;
-  kernel: SandboxKernel;
-  logger: Logger;
-  defaultDriver?: string;
-  /** Networks that exist by default (none, host, bridge): never removed. */
-  predefined?: Set<string>;
-}
+export type { ConnectRequest, ControllerDeps, CreateNetworkRequest, CreateSandboxRequest, PruneResult } from './types.js';
 
 export class Controller {
   private readonly queue = new SerialQueue();

@@ -3,7 +3,7 @@
 // it down best-effort. Callers serialise these through the controller's queue.
 import { InvalidArgumentError } from '../errors.js';
 import type { PortSpec } from '../portmap/index.js';
-import type { ControllerDeps } from './controller.js';
+import type { ControllerDeps } from './types.js';
 import type { Driver, LeaveHint } from '../contract/driver.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../core/model.js';
 import { newId } from '../core/refs.js';

@@ -3,7 +3,7 @@
 // endpoints whose interfaces vanished are made again or removed, and addresses whose owner no
 // longer exists are released.
 import type { PortSpec } from '../portmap/index.js';
-import type { ControllerDeps } from './controller.js';
+import type { ControllerDeps } from './types.js';
 import type { EndpointCheck } from '../contract/driver.js';
 import { teardownEndpoint } from './endpoints.js';
 

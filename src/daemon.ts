@@ -10,6 +10,7 @@ import type { FastifyInstance } from 'fastify';
 import type { PluginServers } from './api/docker/index.js';
 import { claimSocket, listenUnix } from './api/socket.js';
 import { Controller } from './controller/controller.js';
+import { resolveRef } from './core/refs.js';
 import { DriverRegistry, type DriverContext } from './contract/driver.js';
 import { createSandboxKernel } from './controller/sandbox-kernel.js';
 import { endpointNames, ownerNames } from './controller/owner-names.js';
@@ -177,14 +178,15 @@ async function start(opts: DaemonOptions, lock: NamespaceLock): Promise<Daemon> 
     drivers.register(createHostDriver(ctx));
     drivers.register(createBridgeDriver(ctx, { userlandProxy: opts.userlandProxy }));
     const kernel = createSandboxKernel({
+      netlink,
       netnsDir: opts.netnsDir,
       loopbackUp: (nsPath) => setLinkUp(netlink.get(nsPath), 'lo'),
       forget: (nsPath) => netlink.release(nsPath),
       netnsId: (fd) => netnsIdOf(netlink.get(), fd),
       netnsReferenced: (nsid) => netnsIdReferenced(netlink.get(), nsid),
     });
-    const controller = new Controller({ store, ipam, drivers, kernel, logger, defaultDriver: 'bridge', predefined: new Set(PREDEFINED.keys()) });
-    const links = new LinkService({ store, netlink, sandbox: (ref) => controller.sandbox(ref), exists: kernel.exists, logger });
+    const links = new LinkService({ store, netlink, sandbox: (ref) => resolveRef('sandbox', ref, store.sandboxes), exists: kernel.exists, logger });
+    const controller = new Controller({ store, ipam, drivers, kernel, logger, links, defaultDriver: 'bridge', predefined: new Set(PREDEFINED.keys()) });
     for (const line of await controller.reconcile()) logger.warn({ reconcile: line }, 'reconciled');
     for (const line of await links.reconcile()) logger.warn({ reconcile: line }, 'reconciled');
     await createPredefined(controller, store, opts);
@@ -203,10 +205,10 @@ async function start(opts: DaemonOptions, lock: NamespaceLock): Promise<Daemon> 
     // Plugin sockets first: once the management socket answers, the whole daemon is ready.
     if (opts.dockerPlugins !== false) {
       // Loaded only when served: a daemon without them starts sooner.
-      const { servePlugins } = await import('./api/docker/index.js');
-      const { bridgeBackend } = await import('./api/docker/bridge-backend.js');
+      const { driverBackend, servePlugins } = await import('./api/docker/index.js');
+      const networks = Object.fromEntries(drivers.list().filter((d) => d.docker).map((d) => [d.docker!.pluginName, driverBackend(observed, d.name, d.scope)]));
       fs.mkdirSync(opts.pluginDir, { recursive: true, mode: 0o755 });
-      plugins = await servePlugins({ pluginDir: opts.pluginDir, ipam, network: bridgeBackend(observed), logger: logger.child({ part: 'docker-plugin' }), metrics });
+      plugins = await servePlugins({ pluginDir: opts.pluginDir, ipam, networks, logger: logger.child({ part: 'docker-plugin' }), metrics });
     }
     if (metricsAddr) metricsServer = await serveMetrics(metricsAddr, metrics, logger.child({ part: 'metrics' }));
     await listenUnix(api, opts.socket);

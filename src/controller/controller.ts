@@ -5,6 +5,7 @@
 // that created it (./ownership.ts): removal asks who is asking.
 import { CnmkitError, ConflictError, InvalidArgumentError, NotFoundError } from '../errors.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../core/model.js';
+import type { JoinInfo } from '../contract/join.js';
 import { newId, resolveRef, validateObjectName } from '../core/refs.js';
 import { bestEffort, SerialQueue, withRollback } from '../core/steps.js';
 import type { ControllerDeps, CreateNetworkRequest, CreateSandboxRequest, ConnectRequest, PruneResult } from './types.js';
@@ -237,6 +238,40 @@ export class Controller {
       if (this.deps.store.endpoints.get(req.id)) throw new ConflictError(`endpoint ${req.id} already exists`);
       return createDetachedEndpoint(this.deps, net, req);
     });
+  }
+
+  /** What a detached endpoint's driver says its interface should look like in the engine's sandbox (Docker's Join). */
+  dockerJoin(id: string): Promise<JoinInfo | undefined> {
+    return this.queue.run(async () => {
+      const ep = this.dockerEndpoint(id);
+      const net = this.network(ep.networkId);
+      return (await driverOf(this.deps, net.driver).join(net, net.config, ep, { kind: 'detached' })).info;
+    });
+  }
+
+  /** The endpoint's host-side interface, when its driver has one (Docker's EndpointOperInfo). */
+  hostInterface(ep: EndpointRecord): string | undefined {
+    const net = this.deps.store.networks.get(ep.networkId);
+    return net ? this.deps.drivers.get(net.driver)?.hostInterface?.(net, net.config, ep) : undefined;
+  }
+
+  /**
+   * Removes the Docker engine's detached endpoints on networks of driver whose kernel object the
+   * driver says is gone (the engine forgot them). The endpoints are listed before the driver looks,
+   * so one created in between is never taken for dead. Returns how many.
+   */
+  async pruneGoneDockerEndpoints(driver: string): Promise<number> {
+    const d = this.deps.drivers.get(driver);
+    if (!d?.goneEndpoints) return 0;
+    let pruned = 0;
+    for (const net of this.deps.store.networks.listWhere('driver', driver)) {
+      const eps = this.endpointsOf({ networkId: net.id }).filter((e) => e.dockerId !== undefined && e.sandboxId === undefined && e.state === 'ready');
+      if (eps.length === 0) continue;
+      for (const id of await d.goneEndpoints(net, net.config, eps)) {
+        await this.deleteEndpoint(id, 'docker').then(() => pruned++, () => undefined);
+      }
+    }
+    return pruned;
   }
 
   /**

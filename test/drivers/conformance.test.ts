@@ -93,7 +93,7 @@ function conformance(fixture: DriverFixture): void {
     for (const round of [1, 2]) {
       const { net, sb, ep } = records(fixture, sandbox, `r${round}`);
       await createNetwork(d, fixture, net);
-      await connect(d, net, ep, sb);
+      await connect(d, b.ctx, net, ep, sb);
       const items: CheckItem[] = await d.check(net, net.config, [{ ep, sb }]);
       expect(items, `round ${round}: check of a network just made`).toEqual([]);
       if (fixture.kernel) {
@@ -125,7 +125,7 @@ function conformance(fixture: DriverFixture): void {
     let cur = ep;
     const attempt = (): Promise<void> => {
       cur = { ...ep, driverData: {} };
-      return connect(d, net, cur, sb);
+      return connect(d, b.ctx, net, cur, sb);
     };
     const calls = await failEachStep(b, everything, attempt, () => disconnect(d, net, cur, sb));
     if (fixture.kernel) expect(calls.length).toBeGreaterThan(0);

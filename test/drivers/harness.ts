@@ -6,7 +6,8 @@
 // they are neither counted nor failed.
 import { randomBytes } from 'node:crypto';
 import pino from 'pino';
-import type { Driver, DriverContext } from '../../src/contract/driver.js';
+import { isFresh, type Driver, type DriverContext, type Placement } from '../../src/contract/driver.js';
+import { applyJoinInfo } from '../../src/controller/apply.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../../src/core/model.js';
 import { withRollback } from '../../src/core/steps.js';
 import { createFirewall, type FirewallBackend } from '../../src/firewall/index.js';
@@ -162,16 +163,23 @@ export async function createNetwork(d: Driver, fixture: DriverFixture, net: Netw
   net.config = (await d.createNetwork(net, config)) ?? config;
 }
 
-/** As the controller connects: create the endpoint, join it; a failure undoes what was done (deleteEndpoint). */
-export function connect(d: Driver, net: NetworkRecord, ep: EndpointRecord, sb: SandboxRecord): Promise<void> {
+/**
+ * As the controller connects a sandbox: create the endpoint, join it (the interface born in the
+ * sandbox where the driver can), apply its JoinInfo; a failure undoes what was done (leave, deleteEndpoint).
+ */
+export function connect(d: Driver, ctx: DriverContext, net: NetworkRecord, ep: EndpointRecord, sb: SandboxRecord): Promise<void> {
+  const placement: Placement = { kind: 'sandbox', sandbox: sb, peers: [] };
   return withRollback(async (undo) => {
-    const created = await d.createEndpoint(net, net.config, ep);
-    if (created && Object.keys(created).length > 0) ep.driverData = created;
+    const created = await d.createEndpoint(net, net.config, ep, placement);
+    if (created.driverData !== undefined) ep.driverData = created.driverData;
+    if (!ep.macAddress && created.macAddress) ep.macAddress = created.macAddress;
     undo.push('driver endpoint', () => d.deleteEndpoint(net, net.config, ep));
-    const joined = await d.join(net, net.config, ep, sb, { peers: [] });
-    if (joined.ifname) ep.ifname = joined.ifname;
+    const joined = await d.join(net, net.config, ep, placement);
+    undo.push('driver join', () => d.leave(net, net.config, ep, sb));
     if (joined.macAddress) ep.macAddress = joined.macAddress;
     if (joined.driverData !== undefined) ep.driverData = joined.driverData;
+    if (joined.info) ep.ifname = await applyJoinInfo(ctx.netlink, sb, joined.info, { fresh: isFresh(placement) });
+    for (const info of joined.extra ?? []) await applyJoinInfo(ctx.netlink, sb, info, { fresh: false });
   });
 }
 

@@ -23,7 +23,7 @@ export function kernelTests(fixture: DriverFixture, live: () => Live, everything
   const kernel = fixture.kernel!;
 
   it(kernel.sweeps ? 'sweeps its own orphans and nothing else (a foreign bridge and veth survive)' : 'declares no sweep, and has none', async () => {
-    const { host, sandbox, d } = live();
+    const { host, sandbox, d, b } = live();
     if (!kernel.sweeps) {
       expect(d.sweep, `fixtures/${fixture.name}.ts says kernel.sweeps: false but the driver has sweep(): set it true`).toBeUndefined();
       return;
@@ -35,7 +35,7 @@ export function kernelTests(fixture: DriverFixture, live: () => Live, everything
     const before = await everything();
     const { net, sb, ep } = records(fixture, sandbox);
     await createNetwork(d, fixture, net);
-    await connect(d, net, ep, sb);
+    await connect(d, b.ctx, net, ep, sb);
     // The store lost both records (a crash before they were written): everything of theirs is an orphan.
     const removed = await d.sweep!([], []);
     expect(removed.length).toBeGreaterThan(0);
@@ -67,10 +67,10 @@ export function kernelTests(fixture: DriverFixture, live: () => Live, everything
   });
 
   it('check finds a flushed address, a flushed firewall rule and deleted devices', async () => {
-    const { host, sandbox, d } = live();
+    const { host, sandbox, d, b } = live();
     const { net, sb, ep } = records(fixture, sandbox);
     await createNetwork(d, fixture, net);
-    await connect(d, net, ep, sb);
+    await connect(d, b.ctx, net, ep, sb);
     const found = (): Promise<CheckItem[]> => d.check(net, net.config, [{ ep, sb }]);
     expect(await found()).toEqual([]);
     const netAddr = kernel.networkAddress?.(net, net.config);

@@ -1,9 +1,9 @@
 // The house layering holds: no upward import, no import cycle, no source file over 400 lines in
-// src/ and drivers/ (the order is ./import-graph.ts's LAYERS). The checker itself is tried on
-// small made-up graphs first, so that a pass means something.
+// src/ and drivers/ (the order is ./import-graph.ts's LAYERS), no front end that imports drivers/.
+// The checker itself is tried on small made-up graphs first, so that a pass means something.
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { cycles, importsOf, longFiles, readGraph, upwardImports, type Graph } from './import-graph.js';
+import { cycles, frontEndDriverImports, importsOf, longFiles, readGraph, upwardImports, type Graph } from './import-graph.js';
 
 const root = path.resolve(__dirname, '../..');
 
@@ -42,6 +42,10 @@ describe('the repository', () => {
   it('has no import that runs to a higher layer', () => {
     expect(graph.size).toBeGreaterThan(100);
     expect(upwardImports(graph)).toEqual([]);
+  });
+
+  it('has no front end that imports a driver (a new driver needs no change to the API or the CLI)', () => {
+    expect(frontEndDriverImports(graph)).toEqual([]);
   });
 
   it('has no import cycle', () => {

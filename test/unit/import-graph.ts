@@ -84,6 +84,13 @@ export function upwardImports(graph: Graph): string[] {
   return out;
 }
 
+/** Front ends (the API, the CLI, labs) reach drivers only through the controller and the registry the daemon fills. */
+export function frontEndDriverImports(graph: Graph): string[] {
+  const frontEnd = new Set(['api', 'cli', 'lab']);
+  return [...graph].flatMap(([from, targets]) =>
+    frontEnd.has(layerOf(from)!) ? targets.filter((t) => layerOf(t) === 'drivers').map((t) => `${from} → ${t}`) : []);
+}
+
 /** Import cycles between files (strongly connected components of more than one file, or a self-import). */
 export function cycles(graph: Graph): string[][] {
   let next = 0;

@@ -1,6 +1,8 @@
 // The wire protocol as data: the three JSON Schema documents (draft-07) of Docker's legacy plugin
 // protocol as cnmkit speaks it, loaded once, and their TypeScript twins. Nothing here knows fastify.
-import fs from 'node:fs';
+import ipamDriver from './ipam-driver.schema.json' with { type: 'json' };
+import networkDriver from './network-driver.schema.json' with { type: 'json' };
+import plugin from './plugin.schema.json' with { type: 'json' };
 
 export * from './types.js';
 
@@ -30,15 +32,11 @@ export interface SchemaNode {
   [keyword: string]: unknown;
 }
 
-function load(file: string): SpecDocument {
-  return JSON.parse(fs.readFileSync(new URL(file, import.meta.url), 'utf8')) as SpecDocument;
-}
-
 /** The documents by the subsystem name that prefixes their calls' paths (POST /<subsystem>.<call>). */
 export const SPEC = {
-  Plugin: load('./plugin.schema.json'),
-  NetworkDriver: load('./network-driver.schema.json'),
-  IpamDriver: load('./ipam-driver.schema.json'),
+  Plugin: plugin as unknown as SpecDocument,
+  NetworkDriver: networkDriver as unknown as SpecDocument,
+  IpamDriver: ipamDriver as unknown as SpecDocument,
 } as const;
 
 export type SpecName = keyof typeof SPEC;

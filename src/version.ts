@@ -1,4 +1,4 @@
 // The version cnmkit reports (API, CLI, logs): read once from package.json.
-import { createRequire } from 'node:module';
+import pkg from '../package.json' with { type: 'json' };
 
-export const VERSION: string = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
+export const VERSION: string = pkg.version;

@@ -5,7 +5,8 @@
 # ARP for every pair, as autoStaticArp does and the neighbour-table cap needs, then pingAll: like
 # cnmkit's check, which programs its neighbours first) and stop; prints them as JSON on stdout.
 # Mininet.init's fixLimits() would change host-wide sysctls: it is never called. Never `mn -c`.
-# Usage: _mininet.py star|chain N [--no-ping]
+# Usage: _mininet.py star 1 N | linear K N [--no-ping]  (star: N hosts on one bridge; linear: K
+# bridges in a chain, N hosts on each)
 import json
 import sys
 import time
@@ -34,16 +35,16 @@ class IpBridge(Switch):
 
 
 def main():
-    shape, n = sys.argv[1], int(sys.argv[2])
+    shape, k, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     setLogLevel('error')
-    topo = SingleSwitchTopo(k=n) if shape == 'star' else LinearTopo(k=n, n=1)
+    topo = SingleSwitchTopo(k=n) if shape == 'star' else LinearTopo(k=k, n=n)
     t0 = time.perf_counter()
     net = Mininet(topo=topo, switch=IpBridge, controller=None, waitConnected=False)
     net.start()
     t1 = time.perf_counter()
     loss = None
     arp = t1
-    if len(sys.argv) < 4 or sys.argv[3] != '--no-ping':
+    if '--no-ping' not in sys.argv[4:]:
         net.staticArp()
         arp = time.perf_counter()
         loss = net.pingAll(timeout=1)

@@ -5,15 +5,15 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { CnmkitError } from '../errors.js';
 import { addAddress, addBridge, addVeth, setLinkUp, type NetlinkHandlePool } from '../netlink/index.js';
 import { createNamedNetns, netnsExists } from '../netns/index.js';
 import { Client } from '../cli/client.js';
+import { projectPath } from '../paths.js';
 import { ETCD_CLIENT_PORT, ETCD_PEER_PORT, type EtcdPlan, type HostPlan, type UnderlayPlan } from './plan.js';
 import { isAlive, startTimeOf, type ProcessRecord } from './state.js';
 
-const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/cnmkit');
+const CLI = projectPath('bin', 'cnmkit');
 const READY_TIMEOUT_MS = 30_000;
 const UNDERLAY_BRIDGE = 'br0';
 

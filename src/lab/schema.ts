@@ -1,24 +1,21 @@
 // Validates a parsed topology file against the JSON Schema shipped beside this file (cnmkit's own
 // layout, or containerlab's `topology:` layout) with ajv; every problem names its line and field.
 // Limits: the schema checks shapes only; references and addresses are checked in validate.ts.
-import fs from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { LabFileError, type LabFileProblem } from '../errors.js';
 import type { FieldPath, LabSource } from './source.js';
+import clabSchema from './clab.schema.json' with { type: 'json' };
+import topologySchema from './topology.schema.json' with { type: 'json' };
 
 export type LabFormat = 'cnmkit' | 'containerlab';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
 const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true, verbose: true });
 const validators = new Map<LabFormat, ValidateFunction>();
 
 function validatorFor(format: LabFormat): ValidateFunction {
   let v = validators.get(format);
   if (!v) {
-    const file = format === 'cnmkit' ? 'topology.schema.json' : 'clab.schema.json';
-    v = ajv.compile(JSON.parse(fs.readFileSync(path.join(here, file), 'utf8')) as object);
+    v = ajv.compile(format === 'cnmkit' ? topologySchema : clabSchema);
     validators.set(format, v);
   }
   return v;

@@ -1,8 +1,7 @@
 // Typed loader for the native/ addon: namespace switching, the splice relay, the TCP acceptor, the UDP
 // forwarder and their shared proxy budget, nothing JS can do itself. Limits: Linux only; namespace calls act on the calling thread (keep them on Node's main thread).
 import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
-import path from 'node:path';
+import { projectPath } from '../paths.js';
 
 export interface NetlinkSocketOptions {
   /** NETLINK_NO_ENOBUFS: drop overflowing events instead of failing the socket. */
@@ -144,7 +143,6 @@ export interface NativeAddon {
   proxyBudget(limit: number): ProxyBudget;
 }
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const addonPath = path.resolve(here, '../../native/build/Release/cnmkit_native.node');
+const addonPath = projectPath('native', 'build', 'Release', 'cnmkit_native.node');
 
 export const native: NativeAddon = createRequire(import.meta.url)(addonPath) as NativeAddon;

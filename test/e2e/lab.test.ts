@@ -100,6 +100,36 @@ describeRoot('cnmkit lab', () => {
     expect(await leftovers(name)).toEqual(clean);
   });
 
+  it('two simulated hosts without an overlay: a daemon each in its own namespace, joined by the underlay; bridge networks stay on their host', async () => {
+    const name = labName('mh');
+    const dir = fs.mkdtempSync(path.join(labs.root, '..', 'cnmkit-lab-file-'));
+    const file = path.join(dir, 'lab.yml');
+    fs.writeFileSync(file, [`name: ${name}`, 'underlay: 198.18.77.0/24', 'hosts: {h1: {}, h2: {}}', 'networks:',
+      '  lan1: {host: h1, subnet: 198.19.1.0/24}', '  lan2: {host: h2, subnet: 198.19.2.0/24}', 'nodes:',
+      '  a1: {host: h1, networks: [lan1]}', '  a2: {host: h1, networks: [lan1]}', '  b1: {host: h2, networks: [lan2]}',
+      'expect:', '  - {from: a1, to: a2}', '  - {from: a1, to: b1, reach: false}', ''].join('\n'));
+    try {
+      await labs.ok(['up', file]);
+      const inspect = JSON.parse(await labs.ok(['inspect', name, '--format', 'json'])) as { hosts: Array<{ name: string; namespace: string; pid: number; running: boolean; underlayAddress: string }> };
+      expect(inspect.hosts.map((h) => [h.name, h.namespace, h.running, h.underlayAddress])).toEqual([['h1', `${name}-h1`, true, '198.18.77.1/24'], ['h2', `${name}-h2`, true, '198.18.77.2/24']]);
+      // Each daemon runs in its host's namespace (independently: /proc), and the hosts reach each other over the underlay.
+      for (const h of inspect.hosts) expect(fs.readlinkSync(`/proc/${h.pid}/ns/net`)).toBe(`net:[${fs.statSync(`/run/netns/${h.namespace}`).ino}]`);
+      expect(await check(['ip', 'netns', 'exec', `${name}-h1`, 'ping', '-c', '1', '-W', '2', '198.18.77.2'])).toContain('1 received');
+      // lan1's bridge is in h1's namespace only; a1's interface hangs off it.
+      expect(await check(['ip', '-n', `${name}-h1`, '-br', 'addr'])).toContain('198.19.1.1/24');
+      expect(await check(['ip', '-n', `${name}-h2`, '-br', 'addr'])).not.toContain('198.19.1.1/24');
+      const checked = await labs.lab(['check', name]);
+      expect(checked.stdout).toContain('2/2 expectations met, 0 failure(s)');
+      expect(checked.code).toBe(0);
+      await labs.ok(['down', name]);
+      for (const h of inspect.hosts) expect(pidAlive(h.pid)).toBe(false);
+      expect(await leftovers(name)).toEqual(clean);
+      expect(await namespacesWith(`${name}-`)).toEqual([]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('down after SIGKILL of up halfway removes everything, daemons included', async () => {
     const name = labName('kill');
     const child = spawn('nsenter', [`--net=${machine.path}`, '--', process.execPath, CLI, 'lab', 'up', '-q', '--name', name, example('triangle.yml')], {

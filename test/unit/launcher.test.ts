@@ -1,0 +1,64 @@
+// bin/cnmkit runs the bundle of `npm run build` only while it is fresh: a source edited after the
+// build started, a source gone, no build at all or CNMKIT_FROM_SOURCE=1 run the TypeScript
+// sources through tsx instead. Checked on a copy of the launcher in a scratch project whose
+// "bundle" and "sources" each say which one ran.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { run } from '../helpers/exec.js';
+
+const repo = path.resolve(import.meta.dirname, '../..');
+let dir: string;
+
+function write(rel: string, text: string): void {
+  fs.mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
+  fs.writeFileSync(path.join(dir, rel), text);
+}
+
+async function which(env: Record<string, string> = {}): Promise<string> {
+  const r = await run([process.execPath, path.join(dir, 'bin/cnmkit')], { env: { ...process.env, CNMKIT_FROM_SOURCE: '', ...env } });
+  expect(r.stderr).toBe('');
+  return r.stdout.trim();
+}
+
+/** Sets a file's modification time, in ms since the epoch. */
+const touch = (rel: string, ms: number): void => fs.utimesSync(path.join(dir, rel), ms / 1000, ms / 1000);
+
+describe('bin/cnmkit', () => {
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cnmkit-launcher-'));
+    fs.mkdirSync(path.join(dir, 'bin'));
+    fs.copyFileSync(path.join(repo, 'bin/cnmkit'), path.join(dir, 'bin/cnmkit'));
+    fs.symlinkSync(path.join(repo, 'node_modules'), path.join(dir, 'node_modules'));
+    write('package.json', '{"type": "module"}\n');
+    write('src/cli/main.ts', "const from: string = 'sources';\nconsole.log(from);\n");
+    write('src/other.ts', 'export {};\n');
+    write('dist/cnmkit.js', "console.log('bundle');\n");
+  });
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  const built = (started: number, inputs = ['src/cli/main.ts', 'src/other.ts']): void => write('dist/build.json', JSON.stringify({ started, inputs }));
+
+  it('runs the bundle while every source it was built from is older than the build', async () => {
+    const now = Date.now();
+    built(now);
+    touch('src/cli/main.ts', now - 60_000);
+    touch('src/other.ts', now - 60_000);
+    expect(await which()).toBe('bundle');
+    expect(await which({ CNMKIT_FROM_SOURCE: '1' })).toBe('sources');
+  });
+
+  it('runs the sources when one was changed after the build started, is gone, or nothing was built', async () => {
+    const now = Date.now();
+    built(now);
+    touch('src/cli/main.ts', now - 60_000);
+    touch('src/other.ts', now + 1);
+    expect(await which()).toBe('sources');
+    touch('src/other.ts', now - 60_000);
+    built(now, ['src/cli/main.ts', 'src/other.ts', 'src/removed.ts']);
+    expect(await which()).toBe('sources');
+    fs.rmSync(path.join(dir, 'dist/build.json'));
+    expect(await which()).toBe('sources');
+  });
+});

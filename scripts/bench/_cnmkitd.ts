@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Client } from '../../src/cli/client.js';
+import { Client } from '../../src/client/index.js';
 import { deleteNsWithPrefix, processTree, rssKiB, sleep } from './_procs.js';
 
 const repo = path.resolve(import.meta.dirname, '../..');

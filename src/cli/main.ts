@@ -1,7 +1,7 @@
 // Entry point of the `cnmkit` command: dispatches to subcommands; exit codes 0 ok, 1 error,
 // 2 usage, and for run/exec the command's own (127 when it does not exist, 126 when it cannot
 // be run). Errors print the field and the reason the daemon gave.
-import { ApiError } from './client.js';
+import { ApiError } from '../client/index.js';
 import { type Command, helpText, parse, usageMessage, UsageError } from './command.js';
 import { daemon } from './commands/daemon.js';
 import { networkCommands } from './commands/network.js';

@@ -2,7 +2,7 @@
 // connections, links, each node's settings (sysctls, routes, hosts file) and exec lines. What
 // exists already is read from the daemons and left alone; only what is missing is made.
 import { spawn } from 'node:child_process';
-import { ApiError, Client } from '../cli/client.js';
+import { ApiError, Client } from '../client/index.js';
 import { CnmkitError } from '../errors.js';
 import { MACHINE } from './model.js';
 import type { HostPlan, LabPlan, LinkPlan, NetworkPlan, NodePlan } from './plan.js';

@@ -5,7 +5,7 @@
 // its peers on each network and link (the lab knows every address and MAC): the kernel's
 // neighbour table is shared by all namespaces and capped (gc_thresh3), and permanent entries are
 // not counted against that cap, so a large all-pairs check works without changing the machine.
-import { Client } from '../cli/client.js';
+import { Client } from '../client/index.js';
 import { parseAddress } from '../ip/index.js';
 import { mapLimit } from './limit.js';
 import type { LabPlan } from './plan.js';

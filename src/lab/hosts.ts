@@ -8,7 +8,7 @@ import path from 'node:path';
 import { CnmkitError } from '../errors.js';
 import { addAddress, addBridge, addVeth, setLinkUp, type NetlinkHandlePool } from '../netlink/index.js';
 import { createNamedNetns, netnsExists } from '../netns/index.js';
-import { Client } from '../cli/client.js';
+import { Client } from '../client/index.js';
 import { projectPath } from '../paths.js';
 import { ETCD_CLIENT_PORT, ETCD_PEER_PORT, type EtcdPlan, type HostPlan, type UnderlayPlan } from './plan.js';
 import { isAlive, startTimeOf, type ProcessRecord } from './state.js';

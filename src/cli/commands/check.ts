@@ -2,7 +2,7 @@
 // compared with the store, one line per difference (object, what, expected, found) or JSON with
 // --format json. Exit 0 when nothing differs, 1 on drift (as on any error).
 import type { NetworkCheck } from '../../controller/check.js';
-import { Client, socketPath } from '../client.js';
+import { Client, socketPath } from '../../client/index.js';
 import { type Command, expectPositionals, FORMAT_HELP, formatOption, SOCKET_HELP, socketOption, wantJson, type Values } from '../command.js';
 import { printJson, table } from '../format.js';
 

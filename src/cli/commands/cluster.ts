@@ -1,7 +1,7 @@
 // `cnmkit cluster hosts|status`: the hosts registered in the cluster store (liveness, lease
 // expiry, VTEP) and this daemon's own cluster state.
 import type { ClusterStatus, HostInfo } from '../../cluster/types.js';
-import { Client, socketPath } from '../client.js';
+import { Client, socketPath } from '../../client/index.js';
 import { type Command, expectPositionals, FORMAT_HELP, formatOption, SOCKET_HELP, socketOption, wantJson } from '../command.js';
 import { printJson, table } from '../format.js';
 

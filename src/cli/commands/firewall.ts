@@ -1,6 +1,6 @@
 // `cnmkit firewall reload`: re-applies every rule the store justifies and removes the rules the
 // project owns that nothing justifies (after a flush by hand, or a firewall restart).
-import { Client, socketPath } from '../client.js';
+import { Client, socketPath } from '../../client/index.js';
 import { type Command, expectPositionals, FORMAT_HELP, formatOption, SOCKET_HELP, socketOption, wantJson } from '../command.js';
 import { printJson } from '../format.js';
 

@@ -2,7 +2,7 @@
 // own layout or containerlab's). The lab modules load only when a lab command runs.
 import fs from 'node:fs';
 import type { SandboxRecord } from '../../core/model.js';
-import { Client } from '../client.js';
+import { Client } from '../../client/index.js';
 import { type Command, expectPositionals, FORMAT_HELP, formatOption, UsageError, wantJson } from '../command.js';
 import { printJson, table } from '../format.js';
 import { argvIn, resolveCommand, runAttached } from './run.js';
@@ -83,7 +83,8 @@ const inspect: Command = {
   async run(v, pos) {
     expectPositionals(this, pos, 1);
     const json = wantJson(v);
-    const { inspectLab, printInspect } = await import('../../lab/inspect.js');
+    const { inspectLab } = await import('../../lab/inspect.js');
+    const { printInspect } = await import('./lab-inspect.js');
     const r = await inspectLab(await labName(pos[0]!));
     if (json) printJson(r);
     else printInspect(r);

@@ -1,7 +1,7 @@
 // `cnmkit network create|ls|inspect|rm|prune`, shaped like `docker network`.
 import type { PruneResult } from '../../controller/controller.js';
 import type { EndpointRecord, NetworkRecord } from '../../core/model.js';
-import { Client, socketPath } from '../client.js';
+import { Client, socketPath } from '../../client/index.js';
 import { type Command, expectPositionals, FORMAT_HELP, formatOption, keyValues, SOCKET_HELP, socketOption, wantJson } from '../command.js';
 import { printJson, shortId, table } from '../format.js';
 import { inspectCommand, rmCommand } from './objects.js';

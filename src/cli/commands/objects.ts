@@ -1,7 +1,7 @@
 // `inspect` and `rm` are the same for every kind of object the API lists (networks, sandboxes):
 // one factory makes both, so their output and errors stay alike. `rm` of several objects carries
 // on past a failure and reports each one (exit 1 if any failed), as docker does.
-import { ApiError, Client, socketPath } from '../client.js';
+import { ApiError, Client, socketPath } from '../../client/index.js';
 import { type Command, expectPositionals, FORMAT_HELP, formatOption, SOCKET_HELP, socketOption, wantJson } from '../command.js';
 import { printJson } from '../format.js';
 

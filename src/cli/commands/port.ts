@@ -1,7 +1,7 @@
 // `cnmkit port SANDBOX [PORT[/PROTO]]`: the ports a sandbox publishes, like `docker port` (one
 // line per host port: `80/tcp -> 0.0.0.0:49153`; only the host side when a port is given).
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../../core/model.js';
-import { Client, socketPath } from '../client.js';
+import { Client, socketPath } from '../../client/index.js';
 import { type Command, expectPositionals, FORMAT_HELP, formatOption, SOCKET_HELP, socketOption, UsageError, wantJson } from '../command.js';
 import { expandPorts, hostAddress, printJson, type PublishedPort } from '../format.js';
 

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { EndpointRecord, SandboxRecord } from '../../core/model.js';
 import { runLabels } from '../../api/run-label.js';
-import { ApiError, Client, socketPath } from '../client.js';
+import { ApiError, Client, socketPath } from '../../client/index.js';
 import { type Command, expectPositionals, SOCKET_HELP, socketOption, UsageError } from '../command.js';
 import { mappingText, type PublishedPort } from '../format.js';
 

@@ -1,6 +1,6 @@
 // `cnmkit sandbox create|ls|inspect|rm` and `cnmkit connect|disconnect NETWORK SANDBOX`.
 import type { EndpointRecord, SandboxRecord } from '../../core/model.js';
-import { Client, socketPath } from '../client.js';
+import { Client, socketPath } from '../../client/index.js';
 import { type Command, expectPositionals, FORMAT_HELP, formatOption, SOCKET_HELP, socketOption, wantJson } from '../command.js';
 import { printJson, shortId, table } from '../format.js';
 import { inspectCommand, rmCommand } from './objects.js';

@@ -1,4 +1,4 @@
-// The CLI's client of the management API: JSON over HTTP on the daemon's unix socket
+// The management API's client, for the CLI and the lab tool: JSON over HTTP on the daemon's unix socket
 // (--socket PATH, else CNMKIT_SOCKET, else /run/cnmkit/cnmkit.sock).
 import http from 'node:http';
 

@@ -6,11 +6,11 @@ import path from 'node:path';
 
 /**
  * Layers from the bottom up; a file may import its own layer and the ones below. A layer is a
- * folder (or a top-level file) of src/, or drivers/. Front ends (api, then daemon, cli and lab)
- * call only the controller and what sits below it.
+ * folder (or a top-level file) of src/, or drivers/. Front ends (api, then daemon, the lab tool
+ * and the CLI over the management API's client) call only the controller and what sits below it.
  */
 export const LAYERS: string[][] = [
-  ['errors', 'defaults', 'version'],
+  ['errors', 'defaults', 'version', 'paths'],
   ['ip', 'core'],
   ['netns'],
   ['netlink'],
@@ -25,7 +25,9 @@ export const LAYERS: string[][] = [
   ['controller'],
   ['api'],
   ['daemon'],
-  ['cli', 'lab'],
+  ['client'],
+  ['lab'],
+  ['cli'],
 ];
 
 export const MAX_LINES = 400;

@@ -55,7 +55,7 @@ describeRoot('overlay driver across simulated hosts', () => {
   beforeAll(async () => {
     sim = await SimCluster.create({ hosts: 3, leaseTtl: 3 });
     hosts = sim.hosts;
-    await Promise.all(hosts.map((h) => h.daemon.start()));
+    for (const h of hosts) await h.daemon.start();
   }, 60_000);
   afterEach(async () => {
     for (const { h, sb } of made.splice(0)) await cli(h, ['sandbox', 'rm', sb]);

@@ -4,8 +4,14 @@
 // key replaces it) and retried every second until it succeeds, so a store outage leaves nothing
 // stale once the store is back. Memory only: after a restart, restore publishes what exists.
 import type { Logger } from 'pino';
+import { CnmkitError } from '../../src/errors.js';
 
 const RETRY_MS = 1000;
+
+/** Only a store that did not answer is worth asking again; a refusal (another owner, say) stays one. */
+function retryable(err: unknown): boolean {
+  return !(err instanceof CnmkitError) || err.errorClass === 'unavailable';
+}
 
 export class PendingWrites {
   private readonly tasks = new Map<string, () => Promise<unknown>>();
@@ -21,6 +27,11 @@ export class PendingWrites {
       if (this.tasks.get(key) === fn) this.tasks.delete(key);
       return true;
     } catch (err) {
+      if (!retryable(err)) {
+        this.tasks.delete(key);
+        this.logger.error({ key, err: (err as Error).message }, 'overlay: cluster write refused; not retried');
+        return false;
+      }
       this.logger.warn({ key, err: (err as Error).message }, 'overlay: cluster write failed; retrying every second');
       this.schedule();
       return false;
@@ -53,8 +64,9 @@ export class PendingWrites {
       try {
         await fn();
         if (this.tasks.get(key) === fn) this.tasks.delete(key);
-      } catch {
-        // Still failing: kept for the next round.
+      } catch (err) {
+        // Still unavailable: kept for the next round; refused: dropped.
+        if (!retryable(err)) this.tasks.delete(key);
       }
     }
     if (this.tasks.size > 0) this.schedule();

@@ -127,20 +127,20 @@ export default async function bench(): Promise<void> {
       const n = i + 1;
       await fake.publishPeer('ovb', { endpointId: `fake${i}`, ip: `198.19.${8 + (n >> 8)}.${n & 255}`, mac: `02:43:00:00:${((n >> 8) & 255).toString(16).padStart(2, '0')}:${(n & 255).toString(16).padStart(2, '0')}` });
     }
-    const want = PEERS + 1;
-    const deadline = Date.now() + 30_000;
-    while ((await selfEntries(h3, vx)) < want + 2 * 2 && Date.now() < deadline) await sleep(100);
-    const before = await selfEntries(h3, vx);
+    let before = -1;
+    for (let now = await selfEntries(h3, vx), t = Date.now(); now !== before && Date.now() - t < 60_000; now = await selfEntries(h3, vx)) {
+      before = now;
+      await sleep(500);
+    }
     await h3.daemon.stop('SIGKILL');
-    await must(['ip', 'netns', 'exec', h3.ns.name, 'ip', 'link', 'set', vx, 'down']);
-    await must(['ip', 'netns', 'exec', h3.ns.name, 'ip', 'link', 'set', vx, 'up']);
-    const flushed = await selfEntries(h3, vx);
+    // Everything the daemon programmed goes with the VXLAN device; restart makes it and programs it again.
+    await must(['ip', 'netns', 'exec', h3.ns.name, 'ip', 'link', 'del', vx]);
     const t0 = performance.now();
     await h3.daemon.start();
     const ready = performance.now() - t0;
     while ((await selfEntries(h3, vx)) < before && performance.now() - t0 < 30_000) await sleep(20);
     const back = performance.now() - t0;
-    rows.push({ figure: `(d) restart, ${before} FDB entries (${flushed} left): all back`, cnmkit: fmtMs(back), peer: '—', ratio: '—', target: `≤ 1 s after ready (${fmtMs(ready)}): ${met(back - ready <= 1000)}` });
+    rows.push({ figure: `(d) restart, ${before} FDB entries (device gone): all back`, cnmkit: fmtMs(back), peer: '—', ratio: '—', target: `≤ 1 s after ready (${fmtMs(ready)}): ${met(back - ready <= 1000)}` });
     rows.push({ figure: '(e) Docker swarm overlay (anchor)', cnmkit: '—', peer: 'not run', ratio: '—', target: 'see OVERLAY.md (551 ms run, 194 ms early)' });
     printTable('overlay', [`3 simulated hosts, etcd on the underlay, iperf3 ${SECONDS} s, MTU 1450 on both VXLANs`], rows);
   } finally {

@@ -1,19 +1,23 @@
 // Overlay endpoints: a veth pair made in one request — host end on the network's bridge, the
-// container end born in the sandbox with its name, MTU and MAC — then its addresses and link up
-// through a handle in the sandbox. No default route: the overlay has no gateway of its own (the
+// container end born in the sandbox with its name, MTU and MAC (or left detached for the Docker
+// engine) — described to the applier as a JoinInfo (addresses, IPv6). No default route: the overlay has no gateway of its own (the
 // sandbox's way out is the gateway bridge, see the controller's gateway endpoint). The MAC is
 // Docker's 02:42 + IPv4 bytes, so it is unique wherever the address is (global IPAM).
 import { randomBytes } from 'node:crypto';
 import { isIPv4 } from 'node:net';
 import { InvalidArgumentError } from '../../src/errors.js';
-import { ensureSysctl, runInNetns, validateIfname } from '../../src/netns/index.js';
-import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../../src/core/model.js';
-import { addAddress, addVeth, deleteLink, linkIndex, listLinks, setLinkUp, type NetlinkHandlePool } from '../../src/netlink/index.js';
+import { ensureSysctl } from '../../src/netns/index.js';
+import type { EndpointRecord, NetworkRecord } from '../../src/core/model.js';
+import { isFresh, type JoinInfo, type Placement } from '../../src/contract/driver.js';
+import { ifnameInSandbox } from '../../src/contract/ifname.js';
+import { addVeth, deleteLink, type NetlinkHandlePool } from '../../src/netlink/index.js';
 import { OVERLAY_GROUP } from './device.js';
 
 export interface OverlayEndpointData {
   hostIfname: string;
   mac: string;
+  /** Detached endpoints only: the container end, left in the daemon's namespace for the engine to move. */
+  containerIfname?: string;
 }
 
 export function hostIfnameFor(endpointId: string): string {
@@ -27,39 +31,49 @@ export function macFor(ipv4Cidr: string | undefined): string {
 }
 
 /**
- * Equivalent to: `ip link add ovX master ovbrN mtu M up type veth peer name ethK netns SB address MAC mtu M`,
- * then inside: addresses, `ip link set ethK up`.
+ * The veth of an endpoint: the host end on the network's bridge, up; the container end born in
+ * the sandbox with its final name (placement 'sandbox') or left in the daemon's namespace as
+ * `c<id>` for the Docker engine to move (placement 'detached'), with its MAC and MTU either way.
+ * The applier (or the engine) puts the addresses on it and brings it up.
+ * Equivalent to: `ip link add ovX master ovbrN mtu M up type veth peer name NAME [netns SB] address MAC mtu M`
  */
-export async function joinSandbox(
-  pool: NetlinkHandlePool, bridge: number, net: NetworkRecord, mtu: number, ep: EndpointRecord, sb: SandboxRecord, opts: { fresh: boolean; ifname?: string },
-): Promise<{ ifname: string; data: OverlayEndpointData }> {
-  if (sb.kind === 'host') throw new InvalidArgumentError('sandbox', `sandbox ${sb.name} is the host namespace: it cannot join overlay network ${net.name}`);
+export async function makeVeth(
+  pool: NetlinkHandlePool, bridge: number, net: NetworkRecord, mtu: number, ep: EndpointRecord, placement: Placement,
+): Promise<{ info: JoinInfo; data: OverlayEndpointData }> {
+  if (placement.kind === 'sandbox' && placement.sandbox.kind === 'host') {
+    throw new InvalidArgumentError('sandbox', `sandbox ${placement.sandbox.name} is the host namespace: it cannot join overlay network ${net.name}`);
+  }
   const host = pool.get();
-  const sbh = pool.get(sb.netnsPath);
-  const ifname = opts.ifname !== undefined ? validateIfname(opts.ifname, 'ifname') : opts.fresh ? 'eth0' : await nextIfname(sbh);
-  const data: OverlayEndpointData = { hostIfname: hostIfnameFor(ep.id), mac: ep.macAddress ?? macFor(ep.ipv4) };
+  const inSandbox = placement.kind === 'sandbox';
+  const name = inSandbox
+    ? await ifnameInSandbox(pool, placement.sandbox, 'eth', { ...(placement.ifname ? { asked: placement.ifname } : {}), fresh: isFresh(placement) })
+    : `c${ep.id.slice(0, 10)}`;
+  const data: OverlayEndpointData = { hostIfname: hostIfnameFor(ep.id), mac: ep.macAddress ?? macFor(ep.ipv4), ...(inSandbox ? {} : { containerIfname: name }) };
   const created = await addVeth(host, {
     name: data.hostIfname, master: bridge, up: true, group: OVERLAY_GROUP, mtu,
-    peer: { name: ifname, nsPath: sb.netnsPath, mac: data.mac, mtu },
+    peer: { name, ...(inSandbox ? { nsPath: placement.sandbox.netnsPath } : {}), mac: data.mac, mtu },
   });
   try {
     ensureSysctl(`net/ipv6/conf/${data.hostIfname}/disable_ipv6`, '1');
-    const index = created.peerIndex ?? (await linkIndex(sbh, ifname));
-    const v6 = net.ipv6.length > 0;
-    if (sb.kind !== 'named' || v6) runInNetns(sb.netnsPath, () => ensureSysctl(`net/ipv6/conf/${ifname}/disable_ipv6`, v6 ? '0' : '1'));
-    if (ep.ipv4) await addAddress(sbh, index, ep.ipv4);
-    if (ep.ipv6) await addAddress(sbh, index, ep.ipv6, { nodad: true });
-    await setLinkUp(sbh, index);
   } catch (err) {
     await deleteLink(host, data.hostIfname, { ifExists: true });
     throw err;
   }
-  return { ifname, data };
+  const info: JoinInfo = {
+    src: { name, where: inSandbox ? 'sandbox' : 'host', ...(inSandbox && created.peerIndex !== undefined ? { index: created.peerIndex } : {}) },
+    ...(inSandbox ? {} : { dstPrefix: 'eth', mac: data.mac, mtu }),
+    ...(ep.ipv4 ? { ipv4: ep.ipv4 } : {}), ...(ep.ipv6 ? { ipv6: ep.ipv6 } : {}),
+    routes: [], noGateway: false, ipv6Enabled: net.ipv6.length > 0,
+  };
+  return { info, data };
 }
 
-async function nextIfname(sbh: ReturnType<NetlinkHandlePool['get']>): Promise<string> {
-  const taken = new Set((await listLinks(sbh)).map((l) => l.name));
-  for (let i = 0; ; i++) if (!taken.has(`eth${i}`)) return `eth${i}`;
+/** The JoinInfo of a detached endpoint (made by createEndpoint) for the engine to move and name. */
+export function detachedInfo(net: NetworkRecord, ep: EndpointRecord, data: OverlayEndpointData, mtu: number): JoinInfo {
+  return {
+    src: { name: data.containerIfname ?? `c${ep.id.slice(0, 10)}`, where: 'host' }, dstPrefix: 'eth', mac: data.mac, mtu,
+    ...(ep.ipv4 ? { ipv4: ep.ipv4 } : {}), ...(ep.ipv6 ? { ipv6: ep.ipv6 } : {}), routes: [], noGateway: false, ipv6Enabled: net.ipv6.length > 0,
+  };
 }
 
 /** Deletes the host end (the container end goes with it). Idempotent. */

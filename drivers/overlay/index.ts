@@ -10,7 +10,7 @@ import { bestEffort } from '../../src/core/steps.js';
 import { ConflictError } from '../../src/errors.js';
 import { parseOverlayConfig, type OverlayConfig } from './config.js';
 import { sweepDevices } from './device.js';
-import { hostIfnameFor, joinSandbox, leaveSandbox, macFor, type OverlayEndpointData } from './endpoint.js';
+import { detachedInfo, hostIfnameFor, leaveSandbox, macFor, makeVeth, type OverlayEndpointData } from './endpoint.js';
 import { globalScope, needCluster } from './global.js';
 import { HostNetwork } from './hostnet.js';
 import { PendingWrites } from './pending.js';
@@ -95,32 +95,38 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
       const s = nets.get(net.id) ?? (config.vni !== undefined ? stateOf(net, config) : undefined);
       if (s) await release(net, s, true);
     },
-    async createEndpoint() {
-      return {};
+    async createEndpoint(net, config, ep, placement) {
+      if (placement.kind === 'sandbox') return { macAddress: ep.macAddress ?? macFor(ep.ipv4) };
+      // The Docker engine's flow: the whole interface now, detached, for the engine to move.
+      const s = await bringUp(net, config);
+      const { data } = await makeVeth(ctx.netlink, s.devices!.bridge, net, s.mtu, ep, placement);
+      return { driverData: data, macAddress: data.mac };
     },
-    async deleteEndpoint() {
-      // The veth goes at leave; nothing else is the endpoint's.
+    async deleteEndpoint(_net, _config, ep) {
+      if (ep.sandboxId === undefined) await leaveSandbox(ctx.netlink, ep);
     },
-    async join(net, config, ep, sb, context) {
+    async join(net, config, ep, placement) {
       const s = await bringUp(net, config);
       await Promise.race([s.ready, new Promise((r) => setTimeout(r, FIRST_PROGRAM_MS).unref())]);
-      const fresh = sb.kind === 'named' && context?.peers.length === 0;
-      const { ifname, data } = await joinSandbox(ctx.netlink, s.devices!.bridge, net, s.mtu, ep, sb, { fresh, ...(context?.ifname ? { ifname: context.ifname } : {}) });
+      const made = placement.kind === 'sandbox'
+        ? await makeVeth(ctx.netlink, s.devices!.bridge, net, s.mtu, ep, placement)
+        : { data: ep.driverData as OverlayEndpointData, info: detachedInfo(net, ep, ep.driverData as OverlayEndpointData, s.mtu) };
       s.local.add(ep.id);
       try {
-        await publish(net, ep, data.mac);
+        await publish(net, ep, made.data.mac);
       } catch (err) {
         s.local.delete(ep.id);
-        await leaveSandbox(ctx.netlink, { ...ep, driverData: data });
+        if (placement.kind === 'sandbox') await leaveSandbox(ctx.netlink, { ...ep, driverData: made.data });
         throw err;
       }
-      return { ifname, macAddress: data.mac, driverData: data };
+      return { info: made.info, macAddress: made.data.mac, driverData: made.data };
     },
-    async leave(net, config, ep, _sb, hint) {
+    async leave(net, config, ep, sb, hint) {
       const s = nets.get(net.id) ?? stateOf(net, config);
       const c = needCluster(ctx.cluster);
       await bestEffort(`overlay endpoint ${ep.name}`, [
-        ['interface', () => (hint?.namespaceGone ? undefined : leaveSandbox(ctx.netlink, ep))],
+        // A detached endpoint's veth goes with deleteEndpoint; a destroyed namespace takes its own along.
+        ['interface', () => (hint?.namespaceGone || sb === undefined || ep.sandboxId === undefined ? undefined : leaveSandbox(ctx.netlink, ep))],
         ['peer', () => pending.run(`peer:${net.name}:${ep.id}`, () => c.removePeer(net.name, ep.id))],
         ['network', () => {
           s.local.delete(ep.id);

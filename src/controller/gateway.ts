@@ -4,12 +4,12 @@
 // the local IPAM), which gives it the default route; ports published on the global network are
 // published on that endpoint, exactly as on any bridge network. The gateway endpoint goes when
 // the sandbox's last such network is disconnected (or with the sandbox).
-import type { ControllerDeps, CreateNetworkRequest } from './controller.js';
+import type { ControllerDeps, CreateNetworkRequest } from './types.js';
 import type { Driver } from '../contract/driver.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../core/model.js';
 import type { PortSpec } from '../portmap/index.js';
 import { InvalidArgumentError } from '../errors.js';
-import { createJoinedEndpoint, teardownEndpoint } from './endpoints.js';
+import { createJoinedEndpoint, teardownEndpoint, type JoinRequest } from './endpoints.js';
 
 export const GATEWAY_NETWORK = 'cnmkit_gwbridge';
 
@@ -37,6 +37,21 @@ export async function joinGateway(
     return;
   }
   await createJoinedEndpoint(deps, net, sb, {}, ports, joined);
+}
+
+/** A new endpoint of a global network joined to sb, then sb's gateway endpoint; the first is removed again if the second fails. */
+export async function joinWithGateway(
+  deps: ControllerDeps, create: (req: CreateNetworkRequest) => Promise<NetworkRecord>,
+  j: { net: NetworkRecord; sb: SandboxRecord; req: JoinRequest; ports: PortSpec[]; joined: EndpointRecord[] },
+): Promise<EndpointRecord> {
+  const ep = await createJoinedEndpoint(deps, j.net, j.sb, j.req, [], j.joined);
+  try {
+    await joinGateway(deps, create, j.sb, j.ports, [...j.joined, ep]);
+  } catch (err) {
+    await teardownEndpoint(deps, ep, j.sb).catch(() => undefined);
+    throw err;
+  }
+  return ep;
 }
 
 /** Removes sb's gateway endpoint when none of its endpoints needs it any more. */

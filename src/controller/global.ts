@@ -3,7 +3,7 @@
 // connect, and a record whose cluster network is gone (or was made again under another id) is
 // dropped once no endpoint holds it. Listings show the cluster's networks this host has no
 // record of, and global networks carry what their driver describes (VNI, hosts with endpoints).
-import type { ControllerDeps } from './controller.js';
+import type { ControllerDeps } from './types.js';
 import type { Driver, GlobalNetworkView, GlobalScope } from '../contract/driver.js';
 import type { NetworkRecord } from '../core/model.js';
 import { resolveRef } from '../core/refs.js';

@@ -12,7 +12,7 @@ import { InvalidArgumentError } from '../../src/errors.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../../src/core/model.js';
 import type { EndpointCheck, HostSysctl, JoinInfo } from '../../src/contract/driver.js';
 import {
-  addVeth, deleteLink, findLink, linkIndex, setHairpin, type NetlinkHandle, type NetlinkHandlePool,
+  addVeth, deleteLink, findLink, linkIndex, setBridgePort, type NetlinkHandle, type NetlinkHandlePool,
 } from '../../src/netlink/index.js';
 import type { BridgeConfig } from './config.js';
 import { LINK_GROUP } from './device.js';
@@ -94,7 +94,7 @@ export async function createInSandbox(
   }));
   try {
     noIPv6OnPort(opts.sysctl, data.hostIfname);
-    if (opts.hairpin) await setHairpin(host, created.index ?? data.hostIfname, true);
+    if (opts.hairpin) await setBridgePort(host, created.index ?? data.hostIfname, { hairpin: true });
   } catch (err) {
     await deleteLink(host, data.hostIfname, { ifExists: true });
     throw err;
@@ -119,7 +119,7 @@ export async function createDetached(
   }));
   try {
     noIPv6OnPort(opts.sysctl, data.hostIfname);
-    if (opts.hairpin) await setHairpin(host, created.index ?? data.hostIfname, true);
+    if (opts.hairpin) await setBridgePort(host, created.index ?? data.hostIfname, { hairpin: true });
   } catch (err) {
     await deleteLink(host, data.hostIfname, { ifExists: true });
     throw err;

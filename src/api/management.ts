@@ -167,11 +167,16 @@ export async function buildManagementApi(opts: ManagementOptions): Promise<Fasti
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   addObservability(app, opts);
 
+  // Global networks carry `global` (VNI, hosts with endpoints); the cluster's networks this host has no record of are listed too.
+  const described = async (n: NetworkRecord) => {
+    const global = await c.describeGlobal(n);
+    return { ...withEndpoints(n, 'networkId'), ...(global ? { global } : {}) };
+  };
   app.get('/v1/networks', { schema: { response: { 200: { type: 'array', items: { $ref: 'Network#' } } } } }, async () =>
-    c.listNetworks().map((n) => withEndpoints(n, 'networkId')),
+    Promise.all((await c.listNetworksWithGlobal()).map(described)),
   );
   app.get<Ref>('/v1/networks/:ref', { schema: { params: refParams, response: { 200: { $ref: 'Network#' }, ...errors } } }, async (req) =>
-    withEndpoints(c.network(req.params.ref), 'networkId'),
+    described(await c.networkOrGlobal(req.params.ref)),
   );
   app.post<{ Body: import('../controller/controller.js').CreateNetworkRequest }>(
     '/v1/networks',

@@ -21,6 +21,13 @@ export const networkSchema = {
     ipv4: { type: 'array', items: subnetSchema }, ipv6: { type: 'array', items: subnetSchema },
     dockerId: { type: 'string' }, state, created: { type: 'string' },
     endpoints: { type: 'array', items: { $ref: 'Endpoint#' } },
+    global: {
+      type: 'object', description: 'global networks only: the VXLAN id, UDP port, MTU if set, and the hosts that have endpoints on it',
+      properties: {
+        vni: { type: 'integer' }, port: { type: 'integer' }, mtu: { type: 'integer' },
+        hosts: { type: 'array', items: { type: 'object', properties: { id: { type: 'string' }, hostname: { type: 'string' }, vtep: { type: 'string' }, endpoints: { type: 'integer' } } } },
+      },
+    },
   },
 } as const;
 

@@ -7,7 +7,7 @@ import type { NetlinkHandlePool } from '../netlink/index.js';
 import type { FirewallBackend } from '../firewall/index.js';
 import type { PortPublisher } from '../portmap/publisher.js';
 import type { PortSpec } from '../portmap/index.js';
-import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../core/model.js';
+import type { EndpointRecord, NetworkRecord, SandboxRecord, SubnetRecord } from '../core/model.js';
 import type { Cluster } from '../cluster/types.js';
 import type { EndpointCreated, JoinOutcome, Placement } from './join.js';
 
@@ -123,6 +123,49 @@ export interface Driver<Config = unknown> {
   publish?(net: NetworkRecord, config: Config, ep: EndpointRecord, ports: PortSpec[]): Promise<PortSpec[]>;
   /** Idempotent. */
   unpublish?(net: NetworkRecord, config: Config, ep: EndpointRecord): Promise<void>;
+  /** Global-scope drivers only (overlay): the network's record and addresses live in the cluster store. */
+  readonly global?: GlobalScope<Config>;
+}
+
+/** What a host's local record of a global network takes from the cluster's record. */
+export interface GlobalNetworkView {
+  /** The same on every host. */
+  id: string;
+  name: string;
+  internal: boolean;
+  enableIPv6: boolean;
+  options: Record<string, string>;
+  config: unknown;
+  ipv4: SubnetRecord[];
+  ipv6: SubnetRecord[];
+}
+
+/** The subnets a create asked for (the CLI's --subnet, --ip-range, --gateway, --subnet-v6, --gateway-v6). */
+export interface SubnetAsk {
+  subnet?: string;
+  ipRange?: string;
+  gateway?: string;
+  subnetV6?: string;
+  gatewayV6?: string;
+}
+
+/**
+ * The capability of a global-scope driver: networks are made (or joined by name, with the same
+ * settings) in the cluster, and their addresses come from the cluster's IPAM, never from this
+ * host's. The controller keeps a local record of each such network this host uses, with the
+ * cluster's id, adopted on the first connect on a host that did not create it.
+ */
+export interface GlobalScope<Config = unknown> {
+  ensure(input: NetworkParseInput, config: Config, ask: SubnetAsk): Promise<GlobalNetworkView>;
+  /** The cluster's network of that name; undefined when it has none. */
+  lookup(name: string): Promise<GlobalNetworkView | undefined>;
+  list(): Promise<GlobalNetworkView[]>;
+  /** Returns "addr/len"; address: the one asked for (without length), else the next free one. */
+  requestAddress(net: NetworkRecord, family: 4 | 6, address: string | undefined, owner: string): Promise<string>;
+  /** Never fails because the store does not answer: the release is retried until it does. */
+  releaseAddress(net: NetworkRecord, family: 4 | 6, address: string, owner: string): Promise<void>;
+  /** What inspect shows beyond the record (VNI, the hosts that have endpoints). */
+  describe(net: NetworkRecord): Promise<Record<string, unknown>>;
 }
 
 /** How a driver is served to the Docker engine. */

@@ -19,6 +19,8 @@ import { checkDockerNetwork, checkEndpointRemoval, checkJoinable, checkNetworkRe
 import { allocateSubnets, recordAssigned, releaseOwnedPools } from './networks.js';
 import { describeEndpoint } from './owner-names.js';
 import { checkNetworks, type NetworkCheck } from './check.js';
+import { joinWithGateway, leaveGatewayIfUnused, needsGateway } from './gateway.js';
+import { clusterOnlyNetworks, describeGlobal, networkOrGlobal, networkToJoin } from './global.js';
 
 export type { Origin } from './ownership.js';
 
@@ -37,6 +39,13 @@ export class Controller {
   network(ref: string): NetworkRecord {
     return resolveRef('network', ref, this.deps.store.networks);
   }
+
+  /** The stored networks, then the cluster's global networks this host has no record of. */
+  listNetworksWithGlobal = async (): Promise<NetworkRecord[]> => [...this.listNetworks(), ...(await clusterOnlyNetworks(this.deps))];
+  /** A stored network, or a global one of the cluster (not stored). */
+  networkOrGlobal = (ref: string): Promise<NetworkRecord> => networkOrGlobal(this.deps, ref);
+  /** A global network's driver's description (VNI, hosts with endpoints); undefined for others. */
+  describeGlobal = (net: NetworkRecord): Promise<Record<string, unknown> | undefined> => describeGlobal(this.deps, net);
 
   listSandboxes(): SandboxRecord[] {
     return this.deps.store.sandboxes.list();
@@ -57,6 +66,12 @@ export class Controller {
   // ---- networks ------------------------------------------------------------------------
 
   createNetwork(req: CreateNetworkRequest): Promise<NetworkRecord> {
+    const create = this.prepareNetwork(req);
+    return this.queue.run(create);
+  }
+
+  /** Checks a create request (no side effects); the returned function creates it (run it in the queue). */
+  private prepareNetwork(req: CreateNetworkRequest): () => Promise<NetworkRecord> {
     const name = validateObjectName(req.name, 'name');
     const driver = driverOf(this.deps, req.driver ?? this.deps.defaultDriver ?? 'null');
     const internal = req.internal ?? false;
@@ -65,7 +80,7 @@ export class Controller {
     const config = driver.parse({ name, options, internal, enableIPv6 });
     if (!driver.usesIpam && (req.subnet || req.gateway || req.ipRange || req.subnetV6))
       throw new InvalidArgumentError('subnet', `the ${driver.name} driver has no addresses`);
-    return this.queue.run(() =>
+    return () =>
       withRollback(async (undo) => {
         const store = this.deps.store;
         if (store.networks.getByName(name)) throw new ConflictError(`network with name ${name} already exists`);
@@ -78,18 +93,24 @@ export class Controller {
           const others = store.networks.listWhere('driver', driver.name).filter((n) => n.id !== net.id);
           net.config = await driver.plan(net, config, { networks: others });
         }
+        if (driver.global) {
+          // The cluster's record gives the id (the same on every host), the subnets and the config.
+          const view = await driver.global.ensure({ name, options, internal, enableIPv6 }, net.config, req);
+          if (store.networks.get(view.id)) throw new ConflictError(`network ${name} is already here (id ${view.id.slice(0, 12)})`);
+          Object.assign(net, { id: view.id, config: view.config, ipv4: view.ipv4, ipv6: view.ipv6 });
+          undo.push('global network', () => driver.deleteNetwork(net, net.config));
+        }
         store.networks.put(net);
         undo.push('store network', () => store.networks.delete(net.id));
         if (req.assigned) recordAssigned(this.deps, net, req.assigned, undo);
-        else if (driver.usesIpam) await allocateSubnets(this.deps, net, req, undo);
+        else if (driver.usesIpam && !driver.global) await allocateSubnets(this.deps, net, req, undo);
         net.config = (await driver.createNetwork(net, net.config)) ?? net.config;
         undo.push('driver network', () => driver.deleteNetwork(net, net.config));
         net.state = 'ready';
         store.networks.put(net);
         this.deps.logger.info({ network: net.name, id: net.id, driver: driver.name }, 'network created');
         return net;
-      }),
-    );
+      });
   }
 
   /** Removes a network; only its owner may (origin: who asks, the API by default). */
@@ -119,7 +140,7 @@ export class Controller {
     const driver = this.deps.drivers.get(net.driver);
     await bestEffort(`network ${net.name}`, [
       ['driver', () => driver?.deleteNetwork(net, net.config)],
-      ['ipam', () => releaseOwnedPools(this.deps, net)],
+      ['ipam', () => (driver?.global ? undefined : releaseOwnedPools(this.deps, net))],
       ['store', () => this.deps.store.networks.delete(net.id)],
     ]);
   }
@@ -194,16 +215,19 @@ export class Controller {
 
   connect(netRef: string, sbRef: string, req: ConnectRequest = {}): Promise<EndpointRecord> {
     return this.queue.run(async () => {
-      const net = this.network(netRef);
+      const net = await networkToJoin(this.deps, netRef);
       const sb = this.sandbox(sbRef);
       checkJoinable(net);
       const joined = this.endpointsOf({ sandboxId: sb.id });
       if (joined.some((e) => e.networkId === net.id)) throw new ConflictError(`sandbox ${sb.name} is already connected to network ${net.name}`);
       const ports = (req.ports ?? []).map((p, i) => parsePublish(p, `ports[${i}]`));
-      if (ports.length > 0 && !driverOf(this.deps, net.driver).publish)
-        throw new InvalidArgumentError('ports', `the ${net.driver} driver of network ${net.name} cannot publish ports`);
+      const driver = driverOf(this.deps, net.driver);
+      const gateway = needsGateway(driver, net);
+      if (ports.length > 0 && !driver.publish && !gateway)
+        throw new InvalidArgumentError('ports', `the ${net.driver} driver of network ${net.name} cannot publish ports${net.internal ? ' (the network is internal)' : ''}`);
       if (req.ip && net.ipv4.length === 0) throw new InvalidArgumentError('ip', `network ${net.name} has no IPv4 subnet`);
-      return inSandbox(this.deps, sb, () => createJoinedEndpoint(this.deps, net, sb, req, ports, joined));
+      if (!gateway) return inSandbox(this.deps, sb, () => createJoinedEndpoint(this.deps, net, sb, req, ports, joined));
+      return inSandbox(this.deps, sb, () => joinWithGateway(this.deps, (r) => this.prepareNetwork(r)(), { net, sb, req, ports, joined }));
     });
   }
 
@@ -303,6 +327,7 @@ export class Controller {
       if (eps.length === 0) throw new NotFoundError('endpoint', `${net.name}/${sb.name}`);
       await inSandbox(this.deps, sb, async () => {
         for (const ep of eps) await teardownEndpoint(this.deps, ep, sb);
+        await leaveGatewayIfUnused(this.deps, sb);
       });
     });
   }

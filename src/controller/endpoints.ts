@@ -54,13 +54,17 @@ export function createJoinedEndpoint(
     };
     const s4 = net.ipv4[0];
     const s6 = net.ipv6[0];
+    if (driver.global) await globalAddresses(driver, net, ep, req, undo);
     // The addresses and the record in one transaction: a crash leaves both or neither.
-    store.tx(() => {
+    else store.tx(() => {
       if (s4) ep.ipv4 = ipam.requestAddress(s4.poolId, { address: req.ip ?? '', kind: 'endpoint', owner: `endpoint:${id}` });
       if (s6) ep.ipv6 = ipam.requestAddress(s6.poolId, { address: req.ipv6 ?? '', kind: 'endpoint', owner: `endpoint:${id}` });
       store.endpoints.put(ep);
     });
-    undo.push('addresses and record', () =>
+    if (driver.global) {
+      store.endpoints.put(ep);
+      undo.push('record', () => store.endpoints.delete(ep.id));
+    } else undo.push('addresses and record', () =>
       store.tx(() => {
         if (s4 && ep.ipv4) ipam.releaseAddress(s4.poolId, ep.ipv4);
         if (s6 && ep.ipv6) ipam.releaseAddress(s6.poolId, ep.ipv6);
@@ -85,6 +89,22 @@ export function createJoinedEndpoint(
     deps.logger.debug({ network: net.name, sandbox: sb.name, endpoint: ep.id, ipv4: ep.ipv4 }, 'endpoint joined');
     return ep;
   });
+}
+
+/** A global network's endpoint addresses, from the cluster's IPAM (released again on rollback). */
+async function globalAddresses(driver: Driver, net: NetworkRecord, ep: EndpointRecord, req: JoinRequest, undo: Undo): Promise<void> {
+  const g = driver.global!;
+  const owner = `endpoint:${ep.id}`;
+  if (net.ipv4[0]) {
+    const a = await g.requestAddress(net, 4, req.ip, owner);
+    ep.ipv4 = a;
+    undo.push('global IPv4 address', () => g.releaseAddress(net, 4, a, owner));
+  }
+  if (net.ipv6[0]) {
+    const a = await g.requestAddress(net, 6, req.ipv6, owner);
+    ep.ipv6 = a;
+    undo.push('global IPv6 address', () => g.releaseAddress(net, 6, a, owner));
+  }
 }
 
 /** The driver's data and the MAC it chose (an endpoint's own MAC, asked for, stays). */
@@ -190,6 +210,13 @@ export async function teardownEndpoint(deps: ControllerDeps, ep: EndpointRecord,
       if (net && driver) await driver.deleteEndpoint(net, net.config, ep);
     }],
   ]);
+  if (net && driver?.global) {
+    const owner = `endpoint:${ep.id}`;
+    if (ep.ipv4) await driver.global.releaseAddress(net, 4, ep.ipv4, owner);
+    if (ep.ipv6) await driver.global.releaseAddress(net, 6, ep.ipv6, owner);
+    store.endpoints.delete(ep.id);
+    return;
+  }
   store.tx(() => {
     if (net?.ipv4[0]?.poolId && ep.ipv4) ipam.releaseAddress(net.ipv4[0].poolId, ep.ipv4);
     if (net?.ipv6[0]?.poolId && ep.ipv6) ipam.releaseAddress(net.ipv6[0].poolId, ep.ipv6);

@@ -3,7 +3,7 @@
 export { NetlinkHandle, NetlinkHandlePool, type HandleOptions } from './handle.js';
 export type { Link, LinkKind, LinkCommon, VethLink, BridgeLink, VxlanLink, MacvlanLink, OtherLink, MacvlanMode, OperState } from './types.js';
 export {
-  addVeth, addBridge, addVxlan, addMacvlan, setLink, setLinkUp, setLinkDown, setMaster, setHairpin, moveLink,
+  addVeth, addBridge, addVxlan, addMacvlan, setLink, setLinkUp, setLinkDown, setMaster, setBridgePort, moveLink,
   findLink, getLink, linkIndex, listLinks, deleteLink, deleteLinksByGroup,
   type LinkOptions, type VethSpec, type BridgeSpec, type VxlanSpec, type MacvlanSpec, type LinkChanges,
 } from './links.js';

@@ -1,0 +1,34 @@
+// The overlay's check on one host: while the network is here, its bridge and VXLAN device are
+// present and up, each local endpoint's host-side veth is a port of the bridge, and the VXLAN
+// device holds exactly the static FDB and neighbour entries the peer records ask for (a missing
+// one and a stale one are both reported). Reads only. Limits: a network not here has nothing to check.
+import { checkDevice, endpointObject, item } from '../../src/contract/check.js';
+import type { CheckedEndpoint, CheckItem } from '../../src/contract/driver.js';
+import type { NetlinkHandle } from '../../src/netlink/index.js';
+import { deviceNames } from './device.js';
+import { hostIfnameFor, type OverlayEndpointData } from './endpoint.js';
+import type { HostNetwork } from './hostnet.js';
+
+export async function checkOverlay(h: NetlinkHandle, s: HostNetwork | undefined, endpoints: CheckedEndpoint[]): Promise<CheckItem[]> {
+  const items: CheckItem[] = [];
+  if (!s?.isUp) return items;
+  const object = `network ${s.name}`;
+  const names = deviceNames(s.config.vni);
+  const bridge = await checkDevice(h, names.bridge, { kind: 'bridge' }, object, items);
+  await checkDevice(h, names.vxlan, { kind: 'vxlan', master: { name: names.bridge, index: bridge?.index } }, object, items);
+  for (const { ep, sb } of endpoints) {
+    if (ep.state !== 'ready' || !s.local.has(ep.id)) continue;
+    const port = (ep.driverData as Partial<OverlayEndpointData> | undefined)?.hostIfname ?? hostIfnameFor(ep.id);
+    await checkDevice(h, port, { kind: 'veth', master: { name: names.bridge, index: bridge?.index } }, endpointObject(ep, sb), items);
+  }
+  if (!s.programmer) return items;
+  const { want, have } = await s.programmer.compare();
+  for (const [key, e] of want.fdb) if (!have.fdb.has(key)) items.push(item(object, 'fdb', `${e.mac} via ${e.dst} on ${names.vxlan}`, 'missing'));
+  for (const [key, e] of have.fdb) if (!want.fdb.has(key)) items.push(item(object, 'fdb', `no ${e.mac} via ${e.dst} (no such peer)`, 'stale entry'));
+  for (const [ip, mac] of want.neigh) {
+    const found = have.neigh.get(ip);
+    if (found !== mac) items.push(item(object, 'neighbour', `${ip} lladdr ${mac} permanent on ${names.vxlan}`, found ? `lladdr ${found || 'none'}` : 'missing'));
+  }
+  for (const [ip, mac] of have.neigh) if (!want.neigh.has(ip)) items.push(item(object, 'neighbour', `no ${ip} (no such peer)`, `lladdr ${mac || 'none'}`));
+  return items;
+}

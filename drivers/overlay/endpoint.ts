@@ -1,0 +1,83 @@
+// Overlay endpoints: a veth pair made in one request — host end on the network's bridge, the
+// container end born in the sandbox with its name, MTU and MAC (or left detached for the Docker
+// engine) — described to the applier as a JoinInfo (addresses, IPv6). No default route: the overlay has no gateway of its own (the
+// sandbox's way out is the gateway bridge, see the controller's gateway endpoint). The MAC is
+// Docker's 02:42 + IPv4 bytes, so it is unique wherever the address is (global IPAM).
+import { randomBytes } from 'node:crypto';
+import { isIPv4 } from 'node:net';
+import { InvalidArgumentError } from '../../src/errors.js';
+import { ensureSysctl } from '../../src/netns/index.js';
+import type { EndpointRecord, NetworkRecord } from '../../src/core/model.js';
+import { isFresh, type JoinInfo, type Placement } from '../../src/contract/driver.js';
+import { ifnameInSandbox } from '../../src/contract/ifname.js';
+import { addVeth, deleteLink, type NetlinkHandlePool } from '../../src/netlink/index.js';
+import { OVERLAY_GROUP } from './device.js';
+
+export interface OverlayEndpointData {
+  hostIfname: string;
+  mac: string;
+  /** Detached endpoints only: the container end, left in the daemon's namespace for the engine to move. */
+  containerIfname?: string;
+}
+
+export function hostIfnameFor(endpointId: string): string {
+  return `ov${endpointId.slice(0, 10)}`;
+}
+
+export function macFor(ipv4Cidr: string | undefined): string {
+  const ip = ipv4Cidr?.split('/')[0];
+  const bytes = ip && isIPv4(ip) ? [0x02, 0x42, ...ip.split('.').map(Number)] : [0x02, ...randomBytes(5)];
+  return bytes.map((b) => b.toString(16).padStart(2, '0')).join(':');
+}
+
+/**
+ * The veth of an endpoint: the host end on the network's bridge, up; the container end born in
+ * the sandbox with its final name (placement 'sandbox') or left in the daemon's namespace as
+ * `c<id>` for the Docker engine to move (placement 'detached'), with its MAC and MTU either way.
+ * The applier (or the engine) puts the addresses on it and brings it up.
+ * Equivalent to: `ip link add ovX master ovbrN mtu M up type veth peer name NAME [netns SB] address MAC mtu M`
+ */
+export async function makeVeth(
+  pool: NetlinkHandlePool, bridge: number, net: NetworkRecord, mtu: number, ep: EndpointRecord, placement: Placement,
+): Promise<{ info: JoinInfo; data: OverlayEndpointData }> {
+  if (placement.kind === 'sandbox' && placement.sandbox.kind === 'host') {
+    throw new InvalidArgumentError('sandbox', `sandbox ${placement.sandbox.name} is the host namespace: it cannot join overlay network ${net.name}`);
+  }
+  const host = pool.get();
+  const inSandbox = placement.kind === 'sandbox';
+  const name = inSandbox
+    ? await ifnameInSandbox(pool, placement.sandbox, 'eth', { ...(placement.ifname ? { asked: placement.ifname } : {}), fresh: isFresh(placement) })
+    : `c${ep.id.slice(0, 10)}`;
+  const data: OverlayEndpointData = { hostIfname: hostIfnameFor(ep.id), mac: ep.macAddress ?? macFor(ep.ipv4), ...(inSandbox ? {} : { containerIfname: name }) };
+  const created = await addVeth(host, {
+    name: data.hostIfname, master: bridge, up: true, group: OVERLAY_GROUP, mtu,
+    peer: { name, ...(inSandbox ? { nsPath: placement.sandbox.netnsPath } : {}), mac: data.mac, mtu },
+  });
+  try {
+    ensureSysctl(`net/ipv6/conf/${data.hostIfname}/disable_ipv6`, '1');
+  } catch (err) {
+    await deleteLink(host, data.hostIfname, { ifExists: true });
+    throw err;
+  }
+  const info: JoinInfo = {
+    src: { name, where: inSandbox ? 'sandbox' : 'host', ...(inSandbox && created.peerIndex !== undefined ? { index: created.peerIndex } : {}) },
+    ...(inSandbox ? {} : { dstPrefix: 'eth', mac: data.mac, mtu }),
+    ...(ep.ipv4 ? { ipv4: ep.ipv4 } : {}), ...(ep.ipv6 ? { ipv6: ep.ipv6 } : {}),
+    routes: [], noGateway: false, ipv6Enabled: net.ipv6.length > 0,
+  };
+  return { info, data };
+}
+
+/** The JoinInfo of a detached endpoint (made by createEndpoint) for the engine to move and name. */
+export function detachedInfo(net: NetworkRecord, ep: EndpointRecord, data: OverlayEndpointData, mtu: number): JoinInfo {
+  return {
+    src: { name: data.containerIfname ?? `c${ep.id.slice(0, 10)}`, where: 'host' }, dstPrefix: 'eth', mac: data.mac, mtu,
+    ...(ep.ipv4 ? { ipv4: ep.ipv4 } : {}), ...(ep.ipv6 ? { ipv6: ep.ipv6 } : {}), routes: [], noGateway: false, ipv6Enabled: net.ipv6.length > 0,
+  };
+}
+
+/** Deletes the host end (the container end goes with it). Idempotent. */
+export async function leaveSandbox(pool: NetlinkHandlePool, ep: EndpointRecord): Promise<void> {
+  const data = ep.driverData as Partial<OverlayEndpointData> | undefined;
+  await deleteLink(pool.get(), data?.hostIfname ?? hostIfnameFor(ep.id), { ifExists: true });
+}

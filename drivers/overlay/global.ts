@@ -1,0 +1,90 @@
+// The overlay's global scope: a network is one record in the cluster store, made by the first
+// host that creates the name (with its VNI and pools) and joined by the others with the same
+// settings; its addresses come from the cluster's IPAM. Overlapping subnets across overlays are
+// refused: global pools never overlap (the cluster's IPAM checks every pool in one transaction).
+import type { Cluster, GlobalNetwork, GlobalSubnet, SubnetRequest } from '../../src/cluster/types.js';
+import type { GlobalNetworkView, GlobalScope, NetworkParseInput, SubnetAsk } from '../../src/contract/driver.js';
+import type { NetworkRecord, SubnetRecord } from '../../src/core/model.js';
+import { NotInClusterError } from '../../src/errors.js';
+import { clusterOptions, DEFAULT_PORT, OPT, type OverlayConfig } from './config.js';
+import type { PendingWrites } from './pending.js';
+
+export function needCluster(cluster: Cluster | undefined): Cluster {
+  if (!cluster) throw new NotInClusterError();
+  return cluster;
+}
+
+function subnets(list: GlobalSubnet[]): SubnetRecord[] {
+  return list.map((s) => ({ poolId: s.poolId, subnet: s.subnet, gateway: s.gateway, ...(s.ipRange ? { ipRange: s.ipRange } : {}) }));
+}
+
+/** The local record's config of a cluster network (createdHere: whether this host made it). */
+export function configOf(g: GlobalNetwork, createdHere: boolean): OverlayConfig {
+  const mtu = g.options[OPT.mtu];
+  return {
+    vni: g.vni, port: Number(g.options[OPT.port] ?? DEFAULT_PORT), ...(mtu !== undefined ? { mtu: Number(mtu) } : {}),
+    internal: g.internal, enableIPv6: g.enableIPv6, ...(createdHere ? { createdHere } : {}),
+  };
+}
+
+export function viewOf(g: GlobalNetwork, createdHere: boolean): GlobalNetworkView {
+  return {
+    id: g.id, name: g.name, internal: g.internal, enableIPv6: g.enableIPv6, options: { ...g.options },
+    config: configOf(g, createdHere), ipv4: subnets(g.ipv4), ipv6: subnets(g.ipv6),
+  };
+}
+
+function requests(ask: SubnetAsk): { ipv4: SubnetRequest[]; ipv6: SubnetRequest[] } {
+  const v4: SubnetRequest = { ...(ask.subnet ? { subnet: ask.subnet } : {}), ...(ask.ipRange ? { ipRange: ask.ipRange } : {}), ...(ask.gateway ? { gateway: ask.gateway } : {}) };
+  const v6: SubnetRequest = { ...(ask.subnetV6 ? { subnet: ask.subnetV6 } : {}), ...(ask.gatewayV6 ? { gateway: ask.gatewayV6 } : {}) };
+  return { ipv4: Object.keys(v4).length > 0 ? [v4] : [], ipv6: Object.keys(v6).length > 0 ? [v6] : [] };
+}
+
+function poolOf(net: NetworkRecord, family: 4 | 6): string {
+  const s = (family === 4 ? net.ipv4 : net.ipv6)[0];
+  if (!s) throw new Error(`network ${net.name} has no IPv${family} subnet`);
+  return s.poolId;
+}
+
+export function globalScope(cluster: () => Cluster | undefined, pending: PendingWrites): GlobalScope<OverlayConfig> {
+  return {
+    async ensure(input: NetworkParseInput, config: OverlayConfig, ask: SubnetAsk) {
+      const c = needCluster(cluster());
+      const g = await c.ensureNetwork({
+        name: input.name, driver: 'overlay', ...(config.vni !== undefined ? { vni: config.vni } : {}), internal: input.internal,
+        enableIPv6: input.enableIPv6, options: clusterOptions(config), ...requests(ask),
+      });
+      return viewOf(g, true);
+    },
+    async lookup(name) {
+      const g = await needCluster(cluster()).getNetwork(name);
+      return g && g.driver === 'overlay' ? viewOf(g, false) : undefined;
+    },
+    async list() {
+      const c = cluster();
+      if (!c) return [];
+      return (await c.listNetworks()).filter((g) => g.driver === 'overlay').map((g) => viewOf(g, false));
+    },
+    requestAddress(net, family, address, owner) {
+      return needCluster(cluster()).ipam.requestAddress(poolOf(net, family), { ...(address ? { address } : {}), kind: 'endpoint', owner });
+    },
+    async releaseAddress(net, family, address, owner) {
+      const c = needCluster(cluster());
+      const pool = poolOf(net, family);
+      await pending.run(`address:${pool}:${address}`, () => c.ipam.releaseAddress(pool, address, owner));
+    },
+    async describe(net) {
+      const c = needCluster(cluster());
+      const config = net.config as OverlayConfig;
+      const [peers, hosts] = await Promise.all([c.peersOf(net.name), c.hosts()]);
+      const byId = new Map(hosts.map((h) => [h.id, h]));
+      const counts = new Map<string, number>();
+      for (const p of peers) counts.set(p.host, (counts.get(p.host) ?? 0) + 1);
+      return {
+        vni: config.vni, port: config.port, ...(config.mtu !== undefined ? { mtu: config.mtu } : {}),
+        hosts: [...counts].map(([id, endpoints]) => ({ id, hostname: byId.get(id)?.hostname ?? '', vtep: byId.get(id)?.vtep ?? '', endpoints }))
+          .sort((a, b) => a.hostname.localeCompare(b.hostname) || a.id.localeCompare(b.id)),
+      };
+    },
+  };
+}

@@ -1,0 +1,59 @@
+// One overlay network on this host while it is here: its devices, the watch of its peers and
+// what that watch programmed, and the endpoints joined here. Made when the network is created
+// here or at its first local join; ended (watch closed, devices deleted) when the network is
+// deleted here or, on a host that did not create it, when its last local endpoint leaves.
+import type { Logger } from 'pino';
+import type { Cluster, PeerWatch } from '../../src/cluster/types.js';
+import type { NetlinkHandle } from '../../src/netlink/index.js';
+import type { OverlayConfig } from './config.js';
+import { ensureDevices, overlayMtu, removeDevices } from './device.js';
+import { PeerProgrammer } from './program.js';
+
+export class HostNetwork {
+  readonly local = new Set<string>();
+  devices: { bridge: number; vxlan: number } | undefined;
+  mtu = 0;
+  programmer: PeerProgrammer | undefined;
+  private watch: PeerWatch | undefined;
+  /** Resolves once the first batch of the watch was programmed. */
+  ready: Promise<void> = Promise.resolve();
+
+  constructor(readonly name: string, readonly config: OverlayConfig & { vni: number }) {}
+
+  /** Devices up and the peer watch running (idempotent). */
+  async up(h: NetlinkHandle, cluster: Cluster, logger: Logger): Promise<void> {
+    if (this.devices && this.watch) return;
+    this.mtu = this.config.mtu ?? (await overlayMtu(h, cluster.vtep));
+    this.devices = await ensureDevices(h, { vni: this.config.vni, port: this.config.port, vtep: cluster.vtep, mtu: this.mtu, ipv6: this.config.enableIPv6 });
+    const programmer = new PeerProgrammer(h, this.devices.vxlan, { host: cluster.hostId, vtep: cluster.vtep });
+    this.programmer = programmer;
+    let first: () => void = () => undefined;
+    this.ready = new Promise((resolve) => (first = resolve));
+    const log = logger.child({ network: this.name, vni: this.config.vni });
+    this.watch = cluster.watchPeers(this.name, async (batch) => {
+      try {
+        const stats = await programmer.apply(batch);
+        if (stats.added + stats.removed > 0) log.debug({ ...stats, resync: batch.resync, revision: batch.revision }, 'overlay: peers programmed');
+      } catch (err) {
+        log.error({ err }, 'overlay: programming peers failed; the next batch reads the kernel again');
+        programmer.forget();
+      } finally {
+        first();
+      }
+    });
+  }
+
+  /** Watch closed, devices deleted; idempotent. */
+  async down(h: NetlinkHandle): Promise<void> {
+    const watch = this.watch;
+    this.watch = undefined;
+    this.programmer = undefined;
+    this.devices = undefined;
+    await watch?.close();
+    await removeDevices(h, this.config.vni);
+  }
+
+  get isUp(): boolean {
+    return this.devices !== undefined;
+  }
+}

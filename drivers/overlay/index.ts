@@ -1,0 +1,142 @@
+// The overlay driver: VXLAN networks across hosts, their record, VNI, subnets, addresses and
+// peers in the cluster store (src/cluster). Per host, while the network is here: a bridge and a
+// VXLAN device in the daemon's namespace, veth endpoints on the bridge, each published as a peer
+// (IP, MAC, VTEP) on the host's lease; every host programs the others' peers as static FDB and
+// neighbour entries from a watch (./program.ts). Cluster writes for endpoints that go are retried
+// until the store answers (./pending.ts). Limits: IPv4 underlay only; no encryption.
+import type { Driver, DriverContext } from '../../src/contract/driver.js';
+import type { EndpointRecord, NetworkRecord } from '../../src/core/model.js';
+import { bestEffort } from '../../src/core/steps.js';
+import { ConflictError } from '../../src/errors.js';
+import { checkOverlay } from './check.js';
+import { parseOverlayConfig, type OverlayConfig } from './config.js';
+import { sweepDevices } from './device.js';
+import { detachedInfo, hostIfnameFor, leaveSandbox, macFor, makeVeth, type OverlayEndpointData } from './endpoint.js';
+import { globalScope, needCluster } from './global.js';
+import { HostNetwork } from './hostnet.js';
+import { PendingWrites } from './pending.js';
+
+export { parseOverlayConfig, type OverlayConfig } from './config.js';
+
+/** How long a first join waits for the network's peers to be programmed here (etcd answers in ms). */
+const FIRST_PROGRAM_MS = 2000;
+
+export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
+  const log = ctx.logger.child({ driver: 'overlay' });
+  const pending = new PendingWrites(log);
+  const nets = new Map<string, HostNetwork>();
+  /** Endpoints found at start-up by network id (sweep), for restore. */
+  const found = new Map<string, EndpointRecord[]>();
+  const vniOf = (config: OverlayConfig): number => {
+    if (config.vni === undefined) throw new ConflictError('overlay network has no VXLAN id yet (it was not created in the cluster)');
+    return config.vni;
+  };
+  const stateOf = (net: NetworkRecord, config: OverlayConfig): HostNetwork => {
+    let s = nets.get(net.id);
+    if (!s) {
+      s = new HostNetwork(net.name, { ...config, vni: vniOf(config) });
+      nets.set(net.id, s);
+    }
+    return s;
+  };
+  const bringUp = async (net: NetworkRecord, config: OverlayConfig): Promise<HostNetwork> => {
+    const s = stateOf(net, config);
+    await s.up(ctx.netlink.get(), needCluster(ctx.cluster), log);
+    return s;
+  };
+  const publish = (net: NetworkRecord, ep: EndpointRecord, mac: string) => {
+    const c = needCluster(ctx.cluster);
+    pending.cancel(`peer:${net.name}:${ep.id}`);
+    return c.publishPeer(net.name, { endpointId: ep.id, ip: ep.ipv4 ?? '', ...(ep.ipv6 ? { ipv6: ep.ipv6 } : {}), mac });
+  };
+  /** The network leaves this host when nothing holds it here: devices go, and the cluster is told. */
+  const release = async (net: NetworkRecord, s: HostNetwork, deleting: boolean): Promise<void> => {
+    if (s.local.size > 0 || (s.config.createdHere && !deleting)) return;
+    nets.delete(net.id);
+    await s.down(ctx.netlink.get());
+    const c = needCluster(ctx.cluster);
+    await pending.run(`leave:${net.name}`, () => c.leaveNetwork(net.name));
+  };
+
+  return {
+    name: 'overlay',
+    scope: 'global',
+    usesIpam: true,
+    parse: parseOverlayConfig,
+    global: globalScope(() => ctx.cluster, pending),
+    async createNetwork(net, config) {
+      await bringUp(net, config);
+      log.info({ network: net.name, vni: config.vni }, 'overlay network ready');
+      return config;
+    },
+    async sweep(networks, endpoints) {
+      found.clear();
+      for (const ep of endpoints) found.set(ep.networkId, [...(found.get(ep.networkId) ?? []), ep]);
+      const vnis = new Set(networks.map((n) => (n.config as OverlayConfig).vni).filter((v): v is number => v !== undefined));
+      const ports = new Set(endpoints.map((e) => (e.driverData as Partial<OverlayEndpointData> | undefined)?.hostIfname ?? hostIfnameFor(e.id)));
+      return sweepDevices(ctx.netlink.get(), vnis, ports);
+    },
+    async restore(net, config) {
+      const eps = (found.get(net.id) ?? []).filter((e) => e.state === 'ready' && e.sandboxId !== undefined);
+      if (eps.length === 0 && !config.createdHere) return;
+      const s = await bringUp(net, config);
+      const c = needCluster(ctx.cluster);
+      for (const ep of eps) {
+        s.local.add(ep.id);
+        const mac = (ep.driverData as Partial<OverlayEndpointData>).mac ?? ep.macAddress ?? macFor(ep.ipv4);
+        // The lease may have expired while the daemon was away: claim the addresses again, then publish.
+        void pending.run(`peer:${net.name}:${ep.id}`, async () => {
+          if (ep.ipv4) await c.ipam.requestAddress(net.ipv4[0]!.poolId, { address: ep.ipv4, kind: 'endpoint', owner: `endpoint:${ep.id}` });
+          if (ep.ipv6) await c.ipam.requestAddress(net.ipv6[0]!.poolId, { address: ep.ipv6, kind: 'endpoint', owner: `endpoint:${ep.id}` });
+          await publish(net, ep, mac);
+        });
+      }
+    },
+    check(net, _config, endpoints) {
+      return checkOverlay(ctx.netlink.get(), nets.get(net.id), endpoints);
+    },
+    async deleteNetwork(net, config) {
+      const s = nets.get(net.id) ?? (config.vni !== undefined ? stateOf(net, config) : undefined);
+      if (s) await release(net, s, true);
+    },
+    async createEndpoint(net, config, ep, placement) {
+      if (placement.kind === 'sandbox') return { macAddress: ep.macAddress ?? macFor(ep.ipv4) };
+      // The Docker engine's flow: the whole interface now, detached, for the engine to move.
+      const s = await bringUp(net, config);
+      const { data } = await makeVeth(ctx.netlink, s.devices!.bridge, net, s.mtu, ep, placement);
+      return { driverData: data, macAddress: data.mac };
+    },
+    async deleteEndpoint(_net, _config, ep) {
+      if (ep.sandboxId === undefined) await leaveSandbox(ctx.netlink, ep);
+    },
+    async join(net, config, ep, placement) {
+      const s = await bringUp(net, config);
+      await Promise.race([s.ready, new Promise((r) => setTimeout(r, FIRST_PROGRAM_MS).unref())]);
+      const made = placement.kind === 'sandbox'
+        ? await makeVeth(ctx.netlink, s.devices!.bridge, net, s.mtu, ep, placement)
+        : { data: ep.driverData as OverlayEndpointData, info: detachedInfo(net, ep, ep.driverData as OverlayEndpointData, s.mtu) };
+      s.local.add(ep.id);
+      try {
+        await publish(net, ep, made.data.mac);
+      } catch (err) {
+        s.local.delete(ep.id);
+        if (placement.kind === 'sandbox') await leaveSandbox(ctx.netlink, { ...ep, driverData: made.data });
+        throw err;
+      }
+      return { info: made.info, macAddress: made.data.mac, driverData: made.data };
+    },
+    async leave(net, config, ep, sb, hint) {
+      const s = nets.get(net.id) ?? stateOf(net, config);
+      const c = needCluster(ctx.cluster);
+      await bestEffort(`overlay endpoint ${ep.name}`, [
+        // A detached endpoint's veth goes with deleteEndpoint; a destroyed namespace takes its own along.
+        ['interface', () => (hint?.namespaceGone || sb === undefined || ep.sandboxId === undefined ? undefined : leaveSandbox(ctx.netlink, ep))],
+        ['peer', () => pending.run(`peer:${net.name}:${ep.id}`, () => c.removePeer(net.name, ep.id))],
+        ['network', () => {
+          s.local.delete(ep.id);
+          return release(net, s, false);
+        }],
+      ]);
+    },
+  };
+}

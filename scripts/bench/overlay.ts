@@ -1,0 +1,158 @@
+// The overlay driver against the kernel's own VXLAN set up by hand, side by side in one run, on
+// three simulated hosts (test/helpers/cluster.ts: namespaces on an underlay, a real etcd, a real
+// daemon each, driven over the management API): (a) iperf3 TCP across two hosts through a cnmkit
+// overlay, through the same VXLAN made by hand with `ip` (same MTU, static entries), and over the
+// underlay itself; (b) convergence: from `connect` returning on host A to the first ping answered
+// from a sandbox on host B (p50/p99); (c) endpoint create+join p50 as endpoints grow, spread over
+// the three hosts; (d) a daemon whose overlay has many remote peers, SIGKILLed and restarted: time
+// until every FDB/neighbour entry is back; (e) Docker swarm's overlay is not run here (see below).
+// Environment: BENCH_OVERLAY_SECONDS (iperf3, default 5), BENCH_OVERLAY_CONVERGE (endpoints, 100),
+// BENCH_OVERLAY_SIZES (create+join checkpoints, default 1,100,300), BENCH_OVERLAY_PEERS (1000).
+// Limits: every host shares this machine's 2 cores, so throughput figures are CPU-bound and compare
+// only within the run; a ping includes spawning `ip netns exec … ping` (a few ms).
+import { Client } from '../../src/client/index.js';
+import { SimCluster, type SimHost } from '../../test/helpers/cluster.js';
+import { exec, must, quantile, ratio, sleep, startChild, stopChild } from './_procs.js';
+import { met, printTable, type Row } from './_report.js';
+import { fmtMs } from './_procs.js';
+
+const env = (name: string, fallback: string): string => process.env[name] ?? fallback;
+const SECONDS = Number(env('BENCH_OVERLAY_SECONDS', '5'));
+const CONVERGE = Number(env('BENCH_OVERLAY_CONVERGE', '100'));
+const SIZES = env('BENCH_OVERLAY_SIZES', '1,100,300').split(',').map(Number);
+const PEERS = Number(env('BENCH_OVERLAY_PEERS', '1000'));
+
+interface Ep { id: string; ipv4?: string; macAddress?: string }
+const ip = (cidr: string | undefined): string => cidr!.split('/')[0]!;
+const api = (h: SimHost): Client => new Client(h.daemon.socket);
+
+async function sandboxOn(h: SimHost, name: string, net: string): Promise<Ep> {
+  await api(h).request('POST', '/v1/sandboxes', { name });
+  return api(h).request<Ep>('POST', `/v1/networks/${net}/connect`, { sandbox: name });
+}
+
+/** iperf3 -c from namespace `from` to `to` for SECONDS; Gbit/s received. */
+async function iperf(serverNs: string, clientNs: string, to: string): Promise<number> {
+  const server = startChild(['ip', 'netns', 'exec', serverNs, 'iperf3', '-s', '-1']);
+  await sleep(300);
+  const out = await must(['ip', 'netns', 'exec', clientNs, 'iperf3', '-c', to, '-t', String(SECONDS), '-J'], { timeoutMs: (SECONDS + 20) * 1000 });
+  await stopChild(server);
+  return (JSON.parse(out) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received.bits_per_second / 1e9;
+}
+
+/** The same VXLAN by hand on two hosts: bridge, VXLAN device (static entries), a veth into a namespace each. */
+async function handVxlan(a: SimHost, b: SimHost, mtu: number): Promise<[string, string]> {
+  const names: string[] = [];
+  for (const [h, other, n] of [[a, b, 1], [b, a, 2]] as const) {
+    const ns = `${h.ns.name}-hand`;
+    names.push(ns);
+    await must(['ip', 'netns', 'add', ns]);
+    const sh = (argv: string[]) => h.ns.sh(argv);
+    await sh(['ip', 'link', 'add', 'hbr', 'mtu', String(mtu), 'type', 'bridge']);
+    await sh(['ip', 'link', 'add', 'hvx', 'mtu', String(mtu), 'master', 'hbr', 'type', 'vxlan', 'id', '9999', 'local', h.ip, 'dstport', '4800', 'nolearning', 'proxy']);
+    await sh(['ip', 'link', 'add', 'hv0', 'mtu', String(mtu), 'master', 'hbr', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns, 'mtu', String(mtu), 'address', `02:99:00:00:00:0${n}`]);
+    for (const d of ['hbr', 'hvx', 'hv0']) await sh(['ip', 'link', 'set', d, 'up']);
+    await must(['ip', '-n', ns, 'addr', 'add', `198.18.99.${n}/24`, 'dev', 'eth0']);
+    await must(['ip', '-n', ns, 'link', 'set', 'eth0', 'up']);
+    const m = 3 - n;
+    await sh(['bridge', 'fdb', 'append', '00:00:00:00:00:00', 'dev', 'hvx', 'dst', other.ip, 'self', 'permanent']);
+    await sh(['bridge', 'fdb', 'add', `02:99:00:00:00:0${m}`, 'dev', 'hvx', 'dst', other.ip, 'self', 'permanent']);
+    await sh(['ip', 'neigh', 'add', `198.18.99.${m}`, 'lladdr', `02:99:00:00:00:0${m}`, 'dev', 'hvx', 'nud', 'permanent']);
+  }
+  return names as [string, string];
+}
+
+async function pingUntil(ns: string, to: string, ms: number): Promise<number> {
+  const t0 = performance.now();
+  while (performance.now() - t0 < ms) {
+    const r = await exec(['ip', 'netns', 'exec', ns, 'ping', '-c', '1', '-W', '0.2', to]);
+    if (r.code === 0) return performance.now() - t0;
+  }
+  return Number.NaN;
+}
+
+async function selfEntries(h: SimHost, dev: string): Promise<number> {
+  const r = await exec(['ip', 'netns', 'exec', h.ns.name, 'bridge', 'fdb', 'show', 'dev', dev]);
+  return r.stdout.split('\n').filter((l) => l.includes(' self ')).length;
+}
+
+export default async function bench(): Promise<void> {
+  const sim = await SimCluster.create({ hosts: 3, leaseTtl: 5 });
+  const [h1, h2, h3] = sim.hosts as [SimHost, SimHost, SimHost];
+  const extra: string[] = [];
+  try {
+    await Promise.all(sim.hosts.map((h) => h.daemon.start()));
+    await api(h1).request('POST', '/v1/networks', { name: 'ovb', driver: 'overlay', internal: true, subnet: '198.19.0.0/20' });
+    const net = await api(h1).request<{ global: { vni: number } }>('GET', '/v1/networks/ovb');
+    const vx = `ovvx${net.global.vni}`;
+    const rows: Row[] = [];
+
+    // (a) throughput
+    await sandboxOn(h1, `${h1.ns.name}-s1`, 'ovb');
+    const s2 = await sandboxOn(h2, `${h2.ns.name}-s2`, 'ovb');
+    extra.push(...(await handVxlan(h1, h2, 1450)));
+    const over = await iperf(`${h2.ns.name}-s2`, `${h1.ns.name}-s1`, ip(s2.ipv4));
+    const hand = await iperf(extra[1]!, extra[0]!, '198.18.99.2');
+    const under = await iperf(h2.ns.name, h1.ns.name, h2.ip);
+    rows.push({ figure: '(a) iperf3 TCP across hosts, overlay vs by hand', cnmkit: `${over.toFixed(2)} Gbit/s`, peer: `${hand.toFixed(2)} Gbit/s`, ratio: ratio(over, hand), target: `≥ 0.95×: ${met(over / hand >= 0.95)}` });
+    rows.push({ figure: '(a) overlay vs the underlay itself', cnmkit: `${over.toFixed(2)} Gbit/s`, peer: `${under.toFixed(2)} Gbit/s`, ratio: ratio(over, under), target: '(Docker swarm: 0.69×)' });
+
+    // (b) convergence and (c) create+join as endpoints grow, round-robin over the hosts
+    const converge: number[] = [];
+    const joins: number[] = [];
+    const checkpoints: Row[] = [];
+    const hosts = [h1, h3, h2];
+    const max = Math.max(CONVERGE, ...SIZES);
+    for (let i = 0; i < max; i++) {
+      const h = i < CONVERGE ? h1 : hosts[i % 3]!;
+      const name = `${h1.ns.name}-e${i}`;
+      await api(h).request('POST', '/v1/sandboxes', { name });
+      const t0 = performance.now();
+      const ep = await api(h).request<Ep>('POST', '/v1/networks/ovb/connect', { sandbox: name });
+      joins.push(performance.now() - t0);
+      if (i < CONVERGE) converge.push(await pingUntil(`${h2.ns.name}-s2`, ip(ep.ipv4), 3000));
+      if (SIZES.includes(i + 1)) {
+        const last = joins.slice(-Math.min(joins.length, 50));
+        checkpoints.push({ figure: `(c) create+join p50 at ${i + 1} endpoints`, cnmkit: fmtMs(quantile(last, 0.5)), peer: '—', ratio: '—', target: `≤ 5 ms: ${met(quantile(last, 0.5) <= 5)}` });
+      }
+    }
+    const c50 = quantile(converge, 0.5);
+    rows.push({ figure: `(b) connect on A → first ping from B, p50 (${CONVERGE})`, cnmkit: fmtMs(c50), peer: '—', ratio: '—', target: `≤ 100 ms: ${met(c50 <= 100)}` });
+    rows.push({ figure: '(b) … p99', cnmkit: fmtMs(quantile(converge, 0.99)), peer: '—', ratio: '—', target: '' });
+    rows.push(...checkpoints);
+
+    // (d) restart with PEERS remote peers (published by an in-process host standing for many)
+    const fake = await sim.inProcessHost(9);
+    for (let i = 0; i < PEERS; i++) {
+      const n = i + 1;
+      await fake.publishPeer('ovb', { endpointId: `fake${i}`, ip: `198.19.${8 + (n >> 8)}.${n & 255}`, mac: `02:43:00:00:${((n >> 8) & 255).toString(16).padStart(2, '0')}:${(n & 255).toString(16).padStart(2, '0')}` });
+    }
+    let before = -1;
+    for (let now = await selfEntries(h3, vx), t = Date.now(); now !== before && Date.now() - t < 60_000; now = await selfEntries(h3, vx)) {
+      before = now;
+      await sleep(500);
+    }
+    await h3.daemon.stop('SIGKILL');
+    // Everything the daemon programmed goes with the VXLAN device; restart makes it and programs it again.
+    await must(['ip', 'netns', 'exec', h3.ns.name, 'ip', 'link', 'del', vx]);
+    const t0 = performance.now();
+    await h3.daemon.start();
+    const ready = performance.now() - t0;
+    while ((await selfEntries(h3, vx)) < before && performance.now() - t0 < 30_000) await sleep(20);
+    const back = performance.now() - t0;
+    rows.push({ figure: `(d) restart, ${before} FDB entries (device gone): all back`, cnmkit: fmtMs(back), peer: '—', ratio: '—', target: `≤ 1 s after ready (${fmtMs(ready)}): ${met(back - ready <= 1000)}` });
+    rows.push({ figure: '(e) Docker swarm overlay (anchor)', cnmkit: '—', peer: 'not run', ratio: '—', target: 'see OVERLAY.md (551 ms run, 194 ms early)' });
+    printTable('overlay', [`3 simulated hosts, etcd on the underlay, iperf3 ${SECONDS} s, MTU 1450 on both VXLANs`], rows);
+  } finally {
+    for (const ns of extra) await exec(['ip', 'netns', 'del', ns]);
+    for (const h of [h1, h2]) for (const d of ['hvx', 'hbr']) await exec(['ip', '-n', h.ns.name, 'link', 'del', d]);
+    for (const h of sim.hosts) {
+      const ls = await exec(['ip', 'netns', 'list']);
+      for (const line of ls.stdout.split('\n')) {
+        const name = line.split(' ')[0]!;
+        if (name.startsWith(`${h.ns.name}-`)) await exec(['ip', 'netns', 'del', name]);
+      }
+    }
+    await sim.destroy();
+  }
+}

@@ -1,0 +1,70 @@
+// The gateway bridge (Docker's docker_gwbridge role): a sandbox on a global network that is not
+// internal has no way out through it (an overlay has no gateway), so it also joins the local
+// bridge network `cnmkit_gwbridge` (made on first use, ICC off, masquerade on, its subnet from
+// the local IPAM), which gives it the default route; ports published on the global network are
+// published on that endpoint, exactly as on any bridge network. The gateway endpoint goes when
+// the sandbox's last such network is disconnected (or with the sandbox).
+import type { ControllerDeps, CreateNetworkRequest } from './types.js';
+import type { Driver } from '../contract/driver.js';
+import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../core/model.js';
+import type { PortSpec } from '../portmap/index.js';
+import { InvalidArgumentError } from '../errors.js';
+import { createJoinedEndpoint, teardownEndpoint, type JoinRequest } from './endpoints.js';
+
+export const GATEWAY_NETWORK = 'cnmkit_gwbridge';
+
+const GATEWAY_OPTIONS = {
+  'com.docker.network.bridge.name': GATEWAY_NETWORK,
+  'com.docker.network.bridge.enable_icc': 'false',
+  'com.docker.network.bridge.enable_ip_masquerade': 'true',
+};
+
+export function needsGateway(driver: Driver, net: NetworkRecord): boolean {
+  return driver.global !== undefined && !net.internal;
+}
+
+/**
+ * Joins sb to the gateway network (made if missing) unless it is there already; the ports go on
+ * that endpoint. Runs inside the controller's queue: create is the unqueued network create.
+ */
+export async function joinGateway(
+  deps: ControllerDeps, create: (req: CreateNetworkRequest) => Promise<NetworkRecord>, sb: SandboxRecord, ports: PortSpec[], joined: EndpointRecord[],
+): Promise<void> {
+  const net = deps.store.networks.getByName(GATEWAY_NETWORK) ?? (await create({ name: GATEWAY_NETWORK, driver: 'bridge', options: GATEWAY_OPTIONS }));
+  const have = joined.find((e) => e.networkId === net.id);
+  if (have) {
+    if (ports.length > 0) throw new InvalidArgumentError('ports', `sandbox ${sb.name} is on ${GATEWAY_NETWORK} already: publish its ports at its first connect to a global network`);
+    return;
+  }
+  await createJoinedEndpoint(deps, net, sb, {}, ports, joined);
+}
+
+/** A new endpoint of a global network joined to sb, then sb's gateway endpoint; the first is removed again if the second fails. */
+export async function joinWithGateway(
+  deps: ControllerDeps, create: (req: CreateNetworkRequest) => Promise<NetworkRecord>,
+  j: { net: NetworkRecord; sb: SandboxRecord; req: JoinRequest; ports: PortSpec[]; joined: EndpointRecord[] },
+): Promise<EndpointRecord> {
+  const ep = await createJoinedEndpoint(deps, j.net, j.sb, j.req, [], j.joined);
+  try {
+    await joinGateway(deps, create, j.sb, j.ports, [...j.joined, ep]);
+  } catch (err) {
+    await teardownEndpoint(deps, ep, j.sb).catch(() => undefined);
+    throw err;
+  }
+  return ep;
+}
+
+/** Removes sb's gateway endpoint when none of its endpoints needs it any more. */
+export async function leaveGatewayIfUnused(deps: ControllerDeps, sb: SandboxRecord): Promise<void> {
+  const { store } = deps;
+  const gw = store.networks.getByName(GATEWAY_NETWORK);
+  if (!gw) return;
+  const eps = store.endpoints.listWhere('sandbox_id', sb.id);
+  const still = eps.some((e) => {
+    const net = store.networks.get(e.networkId);
+    const driver = net && deps.drivers.get(net.driver);
+    return net !== undefined && driver !== undefined && needsGateway(driver, net);
+  });
+  const mine = eps.find((e) => e.networkId === gw.id);
+  if (!still && mine) await teardownEndpoint(deps, mine, sb);
+}

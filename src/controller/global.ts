@@ -1,0 +1,103 @@
+// Global networks in the controller (cluster mode): a host keeps a local record of each global
+// network it uses, with the cluster's id; a host that did not create one adopts it at its first
+// connect, and a record whose cluster network is gone (or was made again under another id) is
+// dropped once no endpoint holds it. Listings show the cluster's networks this host has no
+// record of, and global networks carry what their driver describes (VNI, hosts with endpoints).
+import type { ControllerDeps } from './types.js';
+import type { Driver, GlobalNetworkView, GlobalScope } from '../contract/driver.js';
+import type { NetworkRecord } from '../core/model.js';
+import { resolveRef } from '../core/refs.js';
+import { NotFoundError } from '../errors.js';
+import { now } from './endpoints.js';
+
+type GlobalDriver = Driver & { global: GlobalScope };
+
+function globalDrivers(deps: ControllerDeps): GlobalDriver[] {
+  return deps.drivers.names().map((n) => deps.drivers.get(n)!).filter((d): d is GlobalDriver => d.global !== undefined);
+}
+
+export function recordOf(driver: string, view: GlobalNetworkView): NetworkRecord {
+  return {
+    id: view.id, name: view.name, driver, scope: 'global', internal: view.internal, enableIPv6: view.enableIPv6, options: view.options,
+    labels: {}, config: view.config, ipv4: view.ipv4, ipv6: view.ipv6, state: 'ready', created: now(),
+  };
+}
+
+function localByRef(deps: ControllerDeps, ref: string): NetworkRecord | undefined {
+  try {
+    return resolveRef('network', ref, deps.store.networks);
+  } catch (err) {
+    if (err instanceof NotFoundError) return undefined;
+    throw err;
+  }
+}
+
+/**
+ * The network to connect to: a local one as stored; a global one checked against the cluster
+ * (adopted when this host has no record yet). Callers serialise through the controller's queue.
+ */
+export async function networkToJoin(deps: ControllerDeps, ref: string): Promise<NetworkRecord> {
+  const local = localByRef(deps, ref);
+  if (local && local.scope !== 'global') return local;
+  const { store } = deps;
+  if (local) {
+    const driver = deps.drivers.get(local.driver);
+    const view = await driver?.global?.lookup(local.name);
+    if (view?.id === local.id) return local;
+    if (store.endpoints.listWhere('network_id', local.id).length > 0) return local;
+    store.networks.delete(local.id);
+    deps.logger.info({ network: local.name, id: local.id }, 'dropped the record of a global network the cluster no longer has');
+    if (!view) throw new NotFoundError('network', ref);
+    const adopted = recordOf(local.driver, view);
+    store.networks.put(adopted);
+    return adopted;
+  }
+  for (const driver of globalDrivers(deps)) {
+    const view = await driver.global.lookup(ref);
+    if (!view) continue;
+    const adopted = recordOf(driver.name, view);
+    store.networks.put(adopted);
+    deps.logger.info({ network: adopted.name, id: adopted.id, driver: driver.name }, 'global network adopted from the cluster');
+    return adopted;
+  }
+  throw new NotFoundError('network', ref);
+}
+
+/** The cluster's global networks this host has no record of (not stored); none when the store does not answer. */
+export async function clusterOnlyNetworks(deps: ControllerDeps): Promise<NetworkRecord[]> {
+  const out: NetworkRecord[] = [];
+  for (const driver of globalDrivers(deps)) {
+    let views: GlobalNetworkView[];
+    try {
+      views = await driver.global.list();
+    } catch (err) {
+      deps.logger.warn({ err: (err as Error).message }, 'global networks not listed: the cluster store did not answer');
+      continue;
+    }
+    for (const v of views) if (!deps.store.networks.getByName(v.name)) out.push(recordOf(driver.name, v));
+  }
+  return out;
+}
+
+/** A network by reference: stored here, or the cluster's (not stored). */
+export async function networkOrGlobal(deps: ControllerDeps, ref: string): Promise<NetworkRecord> {
+  const local = localByRef(deps, ref);
+  if (local) return local;
+  for (const driver of globalDrivers(deps)) {
+    const view = await driver.global.lookup(ref);
+    if (view) return recordOf(driver.name, view);
+  }
+  throw new NotFoundError('network', ref);
+}
+
+/** What the driver of a global network describes (VNI, hosts); undefined for local networks or when the store does not answer. */
+export async function describeGlobal(deps: ControllerDeps, net: NetworkRecord): Promise<Record<string, unknown> | undefined> {
+  const driver = deps.drivers.get(net.driver);
+  if (net.scope !== 'global' || !driver?.global) return undefined;
+  try {
+    return await driver.global.describe(net);
+  } catch (err) {
+    deps.logger.warn({ err: (err as Error).message, network: net.name }, 'global network not described: the cluster store did not answer');
+    return undefined;
+  }
+}

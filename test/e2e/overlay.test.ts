@@ -1,0 +1,202 @@
+// The overlay driver end to end on three simulated hosts (namespaces on an underlay, one real
+// etcd, a real daemon each), driven through the CLI: sandboxes on every host reach each other
+// over one overlay, two overlays stay apart, broadcast reaches every host, the MTU follows the
+// underlay, the underlay carries VXLAN on the chosen port and VNI, IPv6 crosses. Checked with
+// iproute2 (`bridge -j fdb`, `ip -j neigh`, `ip -d -j link`), tcpdump and real packets.
+import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { describeRoot } from '../helpers/root.js';
+import { SimCluster, waitFor, type SimHost } from '../helpers/cluster.js';
+import { check, run } from '../helpers/exec.js';
+
+interface Ep { ipv4?: string; ipv6?: string; macAddress?: string; networkId: string }
+interface Net { id: string; name: string; scope: string; driver: string; ipv4: { subnet: string }[]; global?: { vni: number; port: number; hosts: { hostname: string; vtep: string; endpoints: number }[] } }
+interface FdbJson { mac: string; dst?: string; flags?: string[]; state?: string }
+interface NeighJson { dst: string; lladdr?: string; state?: string[] }
+
+let sim: SimCluster;
+let hosts: SimHost[];
+/** Sandboxes made by the current test, removed through the CLI after it (each must take its namespace along). */
+let made: { h: SimHost; sb: string }[] = [];
+
+async function cli(h: SimHost, args: string[]): Promise<string> {
+  const r = await h.daemon.cmd(args);
+  if (r.code !== 0) throw new Error(`cnmkit ${args.join(' ')} on host ${h.index} exited ${r.code}: ${r.stderr}`);
+  return r.stdout;
+}
+
+async function inspectNet(h: SimHost, name: string): Promise<Net> {
+  return (JSON.parse(await cli(h, ['network', 'inspect', name, '--format', 'json'])) as Net[])[0]!;
+}
+
+/** A sandbox on host h joined to network net; returns its name and endpoint. */
+async function joined(h: SimHost, net: string, extra: string[] = []): Promise<{ sb: string; ep: Ep }> {
+  const sb = await h.daemon.sandbox();
+  made.push({ h, sb });
+  const ep = JSON.parse(await cli(h, ['connect', net, sb, ...extra, '--format', 'json'])) as Ep;
+  return { sb, ep };
+}
+
+const ip = (cidr: string | undefined): string => cidr!.split('/')[0]!;
+
+async function ping(sb: string, to: string, extra: string[] = []): Promise<boolean> {
+  const r = await run(['ip', 'netns', 'exec', sb, 'ping', '-c', '1', '-W', '2', ...extra, to]);
+  return r.code === 0 && r.stdout.includes('1 received');
+}
+
+async function fdb(h: SimHost, dev: string): Promise<FdbJson[]> {
+  return JSON.parse(await h.ns.sh(['bridge', '-j', 'fdb', 'show', 'dev', dev])) as FdbJson[];
+}
+
+async function neigh(h: SimHost, dev: string): Promise<NeighJson[]> {
+  return JSON.parse(await h.ns.sh(['ip', '-j', 'neigh', 'show', 'dev', dev])) as NeighJson[];
+}
+
+describeRoot('overlay driver across simulated hosts', () => {
+  beforeAll(async () => {
+    sim = await SimCluster.create({ hosts: 3, leaseTtl: 3 });
+    hosts = sim.hosts;
+    for (const h of hosts) await h.daemon.start();
+  }, 60_000);
+  afterEach(async () => {
+    for (const { h, sb } of made.splice(0)) await cli(h, ['sandbox', 'rm', sb]);
+  });
+  afterAll(async () => {
+    await sim?.destroy();
+  }, 60_000);
+
+  it('one overlay across three hosts: all pairs ping; only static entries (FDB, neighbours, floods) for the remote peers; scope global, VNI and hosts shown', async () => {
+    const [h1, , h3] = hosts as [SimHost, SimHost, SimHost];
+    await cli(h1, ['network', 'create', '-d', 'overlay', '--subnet', '198.19.200.0/24', 'ov1']);
+    const members = [];
+    for (const h of hosts) members.push({ h, ...(await joined(h, 'ov1')) });
+    const addrs = members.map((m) => ip(m.ep.ipv4));
+    expect(new Set(addrs).size).toBe(3);
+    for (const a of members) for (const b of members) if (a !== b) expect(await ping(a.sb, ip(b.ep.ipv4)), `${a.sb} → ${ip(b.ep.ipv4)}`).toBe(true);
+    const net = await inspectNet(h3, 'ov1');
+    expect(net.scope).toBe('global');
+    expect(net.global!.vni).toBeGreaterThanOrEqual(4096);
+    expect(net.global!.hosts.map((x) => [x.vtep, x.endpoints]).sort()).toEqual(hosts.map((h) => [h.ip, 1]).sort());
+    const vx = `ovvx${net.global!.vni}`;
+    for (const m of members) {
+      const remote = members.filter((o) => o !== m);
+      const [link] = JSON.parse(await m.h.ns.sh(['ip', '-d', '-j', 'link', 'show', vx])) as { mtu: number; linkinfo: { info_data: { id: number; port: number; learning: boolean; proxy: boolean; l2miss?: boolean; l3miss?: boolean } } }[];
+      expect(link!.mtu).toBe(1450);
+      expect(link!.linkinfo.info_data).toMatchObject({ id: net.global!.vni, port: 4789, learning: false, proxy: true });
+      expect(link!.linkinfo.info_data.l2miss ?? false).toBe(false);
+      expect(link!.linkinfo.info_data.l3miss ?? false).toBe(false);
+      const entries = (await fdb(m.h, vx)).filter((e) => e.flags?.includes('self'));
+      const got = entries.map((e) => `${e.mac} ${e.dst} ${e.state ?? ''}`).sort();
+      const want = remote.flatMap((o) => [`${o.ep.macAddress} ${o.h.ip} permanent`, `00:00:00:00:00:00 ${o.h.ip} permanent`]).sort();
+      expect(got).toEqual(want);
+      const n = (await neigh(m.h, vx)).map((e) => `${e.dst} ${e.lladdr} ${e.state?.join(',')}`).sort();
+      expect(n).toEqual(remote.map((o) => `${ip(o.ep.ipv4)} ${o.ep.macAddress} PERMANENT`).sort());
+    }
+  });
+
+  it('broadcast: ARP is answered across hosts from the static neighbours, a broadcast ping reaches every host', async () => {
+    const members = [];
+    for (const h of hosts) members.push({ h, ...(await joined(h, 'ov1')) });
+    const [a, b, c] = members as [typeof members[0], typeof members[0], typeof members[0]];
+    for (const m of [b, c]) await check(['ip', 'netns', 'exec', m.sb, 'sysctl', '-qw', 'net.ipv4.icmp_echo_ignore_broadcasts=0']);
+    expect(await ping(a.sb, ip(b.ep.ipv4))).toBe(true);
+    const learned = JSON.parse(await check(['ip', '-n', a.sb, '-j', 'neigh', 'show', ip(b.ep.ipv4)])) as NeighJson[];
+    expect(learned[0]?.lladdr).toBe(b.ep.macAddress);
+    const r = await run(['ip', 'netns', 'exec', a.sb, 'ping', '-b', '-c', '2', '-i', '0.3', '-W', '2', '198.19.200.255']);
+    const from = new Set([...r.stdout.matchAll(/from (\d+\.\d+\.\d+\.\d+)/g)].map((x) => x[1]));
+    // Every sandbox that answers broadcasts (b, c) is heard from across the underlay.
+    expect(from.has(ip(b.ep.ipv4)) && from.has(ip(c.ep.ipv4))).toBe(true);
+  });
+
+  it('two overlays stay apart; an overlapping subnet is refused; the last leave on a host removes its devices and its peers everywhere', async () => {
+    const [h1, h2, h3] = hosts as [SimHost, SimHost, SimHost];
+    await cli(h2, ['network', 'create', '-d', 'overlay', '--subnet', '198.19.202.0/24', 'ov2']);
+    const clash = await h3.daemon.cmd(['network', 'create', '-d', 'overlay', '--subnet', '198.19.202.128/25', 'ov3']);
+    expect(clash.code).toBe(1);
+    expect(clash.stderr).toMatch(/subnet 198\.19\.202\.128\/25 cannot be a global pool: it is in use by global network ov2/);
+    const a1 = await joined(h1, 'ov1');
+    const a3 = await joined(h3, 'ov1');
+    const b1 = await joined(h1, 'ov2');
+    const b3 = await joined(h3, 'ov2');
+    expect(await ping(a1.sb, ip(a3.ep.ipv4))).toBe(true);
+    expect(await ping(b1.sb, ip(b3.ep.ipv4))).toBe(true);
+    expect(await ping(a1.sb, ip(b3.ep.ipv4))).toBe(false);
+    expect(await ping(b3.sb, ip(a1.ep.ipv4))).toBe(false);
+    // h2 created ov2 but has no endpoint on ov1: its ov1 devices exist only while an endpoint of its own is there.
+    const vni1 = (await inspectNet(h1, 'ov1')).global!.vni;
+    expect((await h2.ns.sh(['ip', '-br', 'link', 'show', 'group', String(0x636e6f76)])).includes(`ovvx${vni1}`)).toBe(false);
+    const c2 = await joined(h2, 'ov1');
+    expect(await ping(c2.sb, ip(a3.ep.ipv4))).toBe(true);
+    await cli(h2, ['disconnect', 'ov1', c2.sb]);
+    expect(await run(['ip', '-n', h2.ns.name, 'link', 'show', `ovvx${vni1}`])).toMatchObject({ code: 1 });
+    // The removal reaches the other hosts through their watches: within 2 s (it takes milliseconds).
+    for (const h of [h1, h3]) {
+      await waitFor(`h2's peer gone from host ${h.index}`, async () => ((await fdb(h, `ovvx${vni1}`)).some((e) => e.mac === c2.ep.macAddress || e.dst === h2.ip) ? undefined : true), 2000);
+    }
+  });
+
+  it('MTU follows the underlay (1400 − 50): ping -M do with the largest payload passes, one byte more fails', async () => {
+    const links = [...hosts.map((h) => [h.ns, 'eth0'] as const), ...hosts.map((h) => [sim.underlay, `u${h.index}`] as const), [sim.underlay, 'br0'] as const];
+    const setMtu = async (mtu: number) => {
+      for (const [ns, dev] of links) await ns.sh(['ip', 'link', 'set', dev, 'mtu', String(mtu)]);
+    };
+    await setMtu(1400);
+    try {
+      await cli(hosts[0]!, ['network', 'create', '-d', 'overlay', '--subnet', '198.19.203.0/24', 'ovmtu']);
+      const a = await joined(hosts[0]!, 'ovmtu');
+      const b = await joined(hosts[1]!, 'ovmtu');
+      const vni = (await inspectNet(hosts[0]!, 'ovmtu')).global!.vni;
+      for (const h of [hosts[0]!, hosts[1]!]) expect(await h.ns.sh(['ip', '-br', 'link', 'show', `ovvx${vni}`])).toBeTruthy();
+      expect(await check(['ip', '-n', a.sb, '-j', 'link', 'show', 'eth0'])).toContain('"mtu":1350');
+      expect(await ping(a.sb, ip(b.ep.ipv4), ['-M', 'do', '-s', '1322'])).toBe(true);
+      expect(await ping(a.sb, ip(b.ep.ipv4), ['-M', 'do', '-s', '1323'])).toBe(false);
+    } finally {
+      await setMtu(1500);
+    }
+  });
+
+  it('the underlay carries VXLAN on the chosen UDP port with the network\'s VNI', async () => {
+    await cli(hosts[0]!, ['network', 'create', '-d', 'overlay', '--subnet', '198.19.204.0/24', '-o', 'com.docker.network.driver.overlay.vxlanid_list=5000', '-o', 'cnmkit.overlay.port=4790', 'ovport']);
+    const a = await joined(hosts[0]!, 'ovport');
+    const b = await joined(hosts[2]!, 'ovport');
+    const dump = run(['ip', 'netns', 'exec', sim.underlay.name, 'tcpdump', '-i', 'br0', '-nn', '-c', '2', '-T', 'vxlan', 'udp', 'port', '4790'], { timeoutMs: 15_000 });
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(await ping(a.sb, ip(b.ep.ipv4))).toBe(true);
+    const out = await dump;
+    expect(out.stdout).toMatch(new RegExp(`${hosts[0]!.ip.replace(/\./g, '\\.')}\\.\\d+ > ${hosts[2]!.ip.replace(/\./g, '\\.')}\\.4790: VXLAN, flags \\[I\\] \\(0x08\\), vni 5000`));
+    expect(out.stdout).toContain(`${ip(a.ep.ipv4)} > ${ip(b.ep.ipv4)}: ICMP echo request`);
+  });
+
+  it('IPv6 crosses hosts (addresses from the global IPv6 pool, neighbours from the static table)', async () => {
+    await cli(hosts[1]!, ['network', 'create', '-d', 'overlay', '--ipv6', '--subnet', '198.19.205.0/24', '--subnet-v6', 'fd00:c6:13:5::/64', 'ov6']);
+    const a = await joined(hosts[1]!, 'ov6');
+    const b = await joined(hosts[2]!, 'ov6');
+    expect(a.ep.ipv6).toMatch(/^fd00:c6:13:5::/);
+    expect(b.ep.ipv6).not.toBe(a.ep.ipv6);
+    expect(await ping(a.sb, ip(b.ep.ipv6), ['-6'])).toBe(true);
+    expect(await ping(b.sb, ip(a.ep.ipv6), ['-6'])).toBe(true);
+  });
+
+  it('egress: a sandbox on a non-internal overlay gets the gateway bridge with the default route and its published port; an internal one gets neither', async () => {
+    const [h1, h2] = hosts as [SimHost, SimHost];
+    const a = await joined(h1, 'ov1', ['-p', '18080:8080']);
+    const routes = await check(['ip', '-n', a.sb, 'route', 'show', 'default']);
+    expect(routes).toMatch(/default via \S+ dev eth1/);
+    const gw = JSON.parse(await cli(h1, ['network', 'inspect', 'cnmkit_gwbridge', '--format', 'json'])) as { scope: string; endpoints: { sandboxId: string }[] }[];
+    expect(gw[0]!.scope).toBe('local');
+    // The sandbox reaches its host's underlay address through the gateway bridge.
+    expect(await ping(a.sb, h1.ip)).toBe(true);
+    const server = run(['ip', 'netns', 'exec', a.sb, 'busybox', 'nc', '-l', '-p', '8080', '-e', 'echo', 'from-overlay'], { timeoutMs: 15_000 });
+    await new Promise((r) => setTimeout(r, 500));
+    const got = await h2.ns.sh(['curl', '-s', '--max-time', '5', '--http0.9', `http://${h1.ip}:18080/`]).catch((err: Error) => err.message);
+    expect(got).toContain('from-overlay');
+    await server;
+    await cli(h1, ['network', 'create', '-d', 'overlay', '--internal', '--subnet', '198.19.206.0/24', 'ovint']);
+    const i = await joined(h1, 'ovint');
+    expect(await check(['ip', '-n', i.sb, 'route', 'show', 'default'])).toBe('');
+    expect(await check(['ip', '-n', i.sb, '-br', 'link'])).not.toContain('eth1');
+    const other = await h1.daemon.sandbox();
+    made.push({ h: h1, sb: other });
+    const refused = await h1.daemon.cmd(['connect', 'ovint', other, '-p', '18081:80']);
+    expect(refused.stderr).toMatch(/cannot publish ports \(the network is internal\)/);
+  });
+});

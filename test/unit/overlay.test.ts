@@ -1,0 +1,51 @@
+// The overlay driver's pure parts: the parse step (Docker's options, the refusals naming the
+// option) and the wanted static entries computed from peer records (remote peers only, one
+// flood entry per remote VTEP, IPv6 neighbours too).
+import { describe, expect, it } from 'vitest';
+import { parseOverlayConfig } from '../../drivers/overlay/config.js';
+import { FLOOD_MAC, wanted } from '../../drivers/overlay/program.js';
+import type { Peer } from '../../src/cluster/types.js';
+
+const input = (options: Record<string, string>) => ({ name: 'ov', options, internal: false, enableIPv6: false });
+
+describe('overlay parse step', () => {
+  it('takes the VXLAN id, the MTU and the UDP port; defaults to 4789 and no MTU (derived at each host)', () => {
+    expect(parseOverlayConfig(input({}))).toEqual({ port: 4789, internal: false, enableIPv6: false });
+    expect(parseOverlayConfig(input({ 'com.docker.network.driver.overlay.vxlanid_list': '5000', 'com.docker.network.driver.mtu': '1400', 'cnmkit.overlay.port': '4790' })))
+      .toEqual({ vni: 5000, mtu: 1400, port: 4790, internal: false, enableIPv6: false });
+  });
+
+  it.each([
+    [{ encrypted: '' }, /^encrypted: encrypted overlays are not supported: this kernel has no IPsec ESP/],
+    [{ encrypted: 'true' }, /^encrypted: /],
+    [{ 'com.docker.network.driver.overlay.vxlanid_list': '5000,5001' }, /one VXLAN id per network/],
+    [{ 'com.docker.network.driver.overlay.vxlanid_list': '0' }, /expected a VXLAN id between 1 and 16777215, got "0"/],
+    [{ 'cnmkit.overlay.port': '70000' }, /^cnmkit\.overlay\.port: expected a UDP port between 1 and 65535/],
+    [{ 'com.docker.network.driver.mtu': '60' }, /^com\.docker\.network\.driver\.mtu: expected an MTU between 68/],
+    [{ 'com.docker.network.bridge.name': 'x' }, /^options\.com\.docker\.network\.bridge\.name: unknown overlay option/],
+  ])('refuses %j naming the option', (options, why) => {
+    expect(() => parseOverlayConfig(input(options))).toThrow(why);
+  });
+});
+
+describe('overlay static entries from peers', () => {
+  const peer = (host: string, n: number, vtep: string, ipv6?: string): Peer =>
+    ({ network: 'ov', host, endpointId: `e${n}`, ip: `198.19.200.${n}`, mac: `02:42:c6:13:c8:0${n}`, vtep, ...(ipv6 ? { ipv6 } : {}) });
+
+  it('programs remote peers only: FDB per endpoint, one flood entry per remote VTEP, neighbours for IPv4 and IPv6', () => {
+    const peers = [peer('self', 1, '198.19.255.1'), peer('b', 2, '198.19.255.2', 'fd00::2'), peer('b', 3, '198.19.255.2'), peer('c', 4, '198.19.255.3')];
+    const w = wanted(peers, 'self', '198.19.255.1');
+    expect([...w.fdb.keys()].sort()).toEqual([
+      `${FLOOD_MAC}>198.19.255.2`, `${FLOOD_MAC}>198.19.255.3`,
+      '02:42:c6:13:c8:02>198.19.255.2', '02:42:c6:13:c8:03>198.19.255.2', '02:42:c6:13:c8:04>198.19.255.3',
+    ].sort());
+    expect(Object.fromEntries(w.neigh)).toEqual({
+      '198.19.200.2': '02:42:c6:13:c8:02', 'fd00::2': '02:42:c6:13:c8:02', '198.19.200.3': '02:42:c6:13:c8:03', '198.19.200.4': '02:42:c6:13:c8:04',
+    });
+  });
+
+  it('wants nothing when every peer is this host\'s', () => {
+    const w = wanted([peer('self', 1, '198.19.255.1')], 'self', '198.19.255.1');
+    expect(w.fdb.size + w.neigh.size).toBe(0);
+  });
+});

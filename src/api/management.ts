@@ -173,7 +173,7 @@ export async function buildManagementApi(opts: ManagementOptions): Promise<Fasti
     },
   };
   app.post('/v1/networks/prune', { schema: { response: { 200: pruned } } }, async () => c.pruneNetworks());
-  app.post<Ref & { Body: { sandbox: string; ip?: string; ipv6?: string; ifname?: string; ports?: string[] } }>(
+  app.post<Ref & { Body: { sandbox: string; ip?: string; ipv6?: string; mac?: string; ifname?: string; ports?: string[] } }>(
     '/v1/networks/:ref/connect',
     { schema: { params: refParams, body: connectBody, response: { 201: { $ref: 'Endpoint#' }, ...errors } } },
     async (req, reply) => {

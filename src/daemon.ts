@@ -21,6 +21,7 @@ import { Ipam, type DefaultPool } from './ipam/index.js';
 import { createNullDriver } from '../drivers/null/index.js';
 import { createHostDriver } from '../drivers/host/index.js';
 import { createBridgeDriver } from '../drivers/bridge/index.js';
+import { createMacvlanDriver } from '../drivers/macvlan/index.js';
 import { getLink, NetlinkHandlePool, netnsIdOf, netnsIdReferenced, setLinkUp } from './netlink/index.js';
 import { DaemonMetrics } from './api/metrics.js';
 import { observeController, observeFirewall, observeStore } from './api/instrument.js';
@@ -170,6 +171,7 @@ async function start(opts: DaemonOptions, lock: NamespaceLock): Promise<Daemon> 
     drivers.register(createNullDriver(ctx));
     drivers.register(createHostDriver(ctx));
     drivers.register(createBridgeDriver(ctx, { userlandProxy: opts.userlandProxy }));
+    drivers.register(createMacvlanDriver(ctx));
     const kernel = createSandboxKernel({
       netnsDir: opts.netnsDir,
       loopbackUp: (nsPath) => setLinkUp(netlink.get(nsPath), 'lo'),

@@ -70,7 +70,8 @@ export async function ensureParent(h: NetlinkHandle, config: MacvlanConfig): Pro
   try {
     await addVlan(h, { name, parent: vlan.base, id: vlan.id, up: true, group: LINK_GROUP });
   } catch (err) {
-    if (err instanceof KernelError && err.errnoCode === 'EOPNOTSUPP') {
+    // EOPNOTSUPP, which Node names ENOTSUP (the same errno on Linux): the kernel knows no link type vlan.
+    if (err instanceof KernelError && (err.errnoCode === 'EOPNOTSUPP' || err.errnoCode === 'ENOTSUP')) {
       throw new KernelFeatureError('802.1Q VLAN (module 8021q, link type vlan)', `cannot create VLAN sub-interface ${name} of ${vlan.base} for the macvlan parent`, { cause: err, field: OPT.parent });
     }
     throw err;

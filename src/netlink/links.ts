@@ -225,7 +225,7 @@ export async function addMacvlan(h: NetlinkHandle, spec: MacvlanSpec): Promise<{
 
 /**
  * Creates an 802.1Q sub-interface of PARENT. A kernel without 802.1Q support (module 8021q)
- * answers EOPNOTSUPP, passed on as the KernelError it is.
+ * answers EOPNOTSUPP (errnoCode ENOTSUP, "Unknown device type"), passed on as the KernelError it is.
  * Equivalent to: `ip link add NAME link PARENT [mtu M] [up] type vlan id ID`
  */
 export async function addVlan(h: NetlinkHandle, spec: VlanSpec): Promise<void> {

@@ -54,17 +54,23 @@ async function hasDefaultRoute(sbh: NetlinkHandle, family: 4 | 6): Promise<boole
   return (await listRoutes(sbh, { family })).some((r) => r.dst === 'default');
 }
 
-/** Addresses, up, and (unless internal) default routes via the gateways the sandbox has none of yet. */
-async function configureInside(sbh: NetlinkHandle, sb: SandboxRecord, ifname: string, index: number, net: NetworkRecord, config: MacvlanConfig, ep: EndpointRecord): Promise<void> {
+/**
+ * Addresses, up, and (unless internal) default routes via the gateways the sandbox has none of yet
+ * (a fresh sandbox of cnmkit's own has none: nothing is read back first).
+ */
+async function configureInside(
+  sbh: NetlinkHandle, sb: SandboxRecord, link: { ifname: string; index: number }, net: NetworkRecord, config: MacvlanConfig, ep: EndpointRecord, fresh: boolean,
+): Promise<void> {
+  const { ifname, index } = link;
   setIPv6(sb, ifname, net.ipv6.length > 0);
   if (ep.ipv4) await addAddress(sbh, index, ep.ipv4);
   if (ep.ipv6) await addAddress(sbh, index, ep.ipv6, { nodad: true });
   await setLinkUp(sbh, index);
   if (config.internal) return;
   const gw4 = net.ipv4[0]?.gateway?.split('/')[0];
-  if (gw4 && ep.ipv4 && !(await hasDefaultRoute(sbh, 4))) await addRoute(sbh, { dst: 'default', gateway: gw4, dev: index });
+  if (gw4 && ep.ipv4 && (fresh || !(await hasDefaultRoute(sbh, 4)))) await addRoute(sbh, { dst: 'default', gateway: gw4, dev: index });
   const gw6 = net.ipv6[0]?.gateway?.split('/')[0];
-  if (gw6 && ep.ipv6 && !(await hasDefaultRoute(sbh, 6))) await addRoute(sbh, { dst: 'default', gateway: gw6, dev: index, family: 6 });
+  if (gw6 && ep.ipv6 && (fresh || !(await hasDefaultRoute(sbh, 6)))) await addRoute(sbh, { dst: 'default', gateway: gw6, dev: index, family: 6 });
 }
 
 /** Equivalent to: `ip link add ethN link PARENT netns SB address MAC [mtu M] type macvlan mode MODE` + inside setup. */
@@ -77,7 +83,7 @@ export async function joinSandbox(
   const data: MacvlanEndpointData = { mac: ep.macAddress ?? macFor(ep.ipv4) };
   await addMacvlan(pool.get(), { ...linkSpec(config, ifname, data.mac), nsPath: sb.netnsPath });
   try {
-    await configureInside(sbh, sb, ifname, await linkIndex(sbh, ifname), net, config, ep);
+    await configureInside(sbh, sb, { ifname, index: await linkIndex(sbh, ifname) }, net, config, ep, opts.fresh);
   } catch (err) {
     await deleteLink(sbh, ifname, { ifExists: true });
     throw err;

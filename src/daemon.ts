@@ -4,7 +4,6 @@
 // metrics on TCP too with --metrics-addr). Stops cleanly on SIGINT/SIGTERM; a SIGKILL at
 // any instant is repaired by reconcile at the next start.
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import pino, { type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
@@ -35,7 +34,7 @@ import { VERSION } from './version.js';
 import { InvalidArgumentError } from './errors.js';
 import { validateIfname } from './netns/index.js';
 import { lockNetworkNamespace, type NamespaceLock } from './netns/daemon-lock.js';
-import IPCIDR from 'ip-cidr';
+import { maskedPrefix, splitCidr } from './ip/index.js';
 import type { ClusterConfig } from './cluster/options.js';
 import type { Cluster } from './cluster/types.js';
 
@@ -98,10 +97,17 @@ async function createPredefined(controller: Controller, store: Store, opts: Daem
 
 /** `--bip 172.17.0.1/16` → subnet 172.17.0.0/16 with gateway 172.17.0.1. */
 export function parseBip(bip: string): { subnet: string; gateway: string } {
-  const [gateway, len] = bip.split('/');
-  if (!gateway || !net.isIPv4(gateway) || !len || !IPCIDR.isValidCIDR(bip) || Number(len) > 30)
+  const refuse = (): never => {
     throw new InvalidArgumentError('--bip', `expected an IPv4 gateway address with a prefix length up to /30, e.g. 172.17.0.1/16, got ${JSON.stringify(bip)}`);
-  return { subnet: `${new IPCIDR(bip).start()}/${len}`, gateway };
+  };
+  let cidr: ReturnType<typeof splitCidr>;
+  try {
+    cidr = splitCidr('--bip', bip);
+  } catch {
+    return refuse();
+  }
+  if (cidr.address.family !== 4 || cidr.bits > 30) refuse();
+  return { subnet: maskedPrefix(4, cidr.address.value, cidr.bits).text, gateway: bip.split('/')[0]! };
 }
 
 /**
@@ -173,6 +179,7 @@ async function start(opts: DaemonOptions, lock: NamespaceLock): Promise<Daemon> 
     drivers.register(createBridgeDriver(ctx, { userlandProxy: opts.userlandProxy }));
     drivers.register(createMacvlanDriver(ctx));
     const kernel = createSandboxKernel({
+      netlink,
       netnsDir: opts.netnsDir,
       loopbackUp: (nsPath) => setLinkUp(netlink.get(nsPath), 'lo'),
       forget: (nsPath) => netlink.release(nsPath),
@@ -199,10 +206,10 @@ async function start(opts: DaemonOptions, lock: NamespaceLock): Promise<Daemon> 
     // Plugin sockets first: once the management socket answers, the whole daemon is ready.
     if (opts.dockerPlugins !== false) {
       // Loaded only when served: a daemon without them starts sooner.
-      const { servePlugins } = await import('./api/docker/index.js');
-      const { bridgeBackend } = await import('./api/docker/bridge-backend.js');
+      const { driverBackend, servePlugins } = await import('./api/docker/index.js');
+      const networks = Object.fromEntries(drivers.list().filter((d) => d.docker).map((d) => [d.docker!.pluginName, driverBackend(observed, d.name, d.scope)]));
       fs.mkdirSync(opts.pluginDir, { recursive: true, mode: 0o755 });
-      plugins = await servePlugins({ pluginDir: opts.pluginDir, ipam, network: bridgeBackend(observed), logger: logger.child({ part: 'docker-plugin' }), metrics });
+      plugins = await servePlugins({ pluginDir: opts.pluginDir, ipam, networks, logger: logger.child({ part: 'docker-plugin' }), metrics });
     }
     if (metricsAddr) metricsServer = await serveMetrics(metricsAddr, metrics, logger.child({ part: 'metrics' }));
     await listenUnix(api, opts.socket);

@@ -1,20 +1,19 @@
 // Endpoints: one veth pair created in one netlink request — host end on the bridge and up, the
-// container end born inside the sandbox with its name, MTU and MAC — then, through a handle in
-// the sandbox, the link up, its addresses and the default route via the gateway. The bridge's
-// ifindex is remembered and the peer's comes back with the create, so a join asks nothing first.
-// On a network without IPv6 the container end has IPv6 off before it comes up (as Docker does):
-// no link-local address, no DAD or MLD multicast flooded to every port of the bridge. The host
+// container end born inside the sandbox with its name, MTU and MAC (the applier configures it
+// there: addresses, up, default route), or left in the host namespace for the Docker engine. The
+// bridge's ifindex is remembered and the peer's comes back with the create, so a join asks
+// nothing first. The host
 // end, a bridge port, never has IPv6: its link-local routes (fe80::/64 on every port) made each
 // new port slower than the one before.
 // Limits: hairpin on the bridge port only when the userland proxy is off (as Docker).
 import { randomBytes } from 'node:crypto';
 import { isIPv4 } from 'node:net';
 import { InvalidArgumentError } from '../../src/errors.js';
-import { ensureSysctl, runInNetns, validateIfname } from '../../src/netns/index.js';
+import { ensureSysctl } from '../../src/netns/index.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../../src/core/model.js';
-import type { EndpointCheck } from '../../src/contract/driver.js';
+import type { EndpointCheck, JoinInfo } from '../../src/contract/driver.js';
 import {
-  addAddress, addRoute, addVeth, deleteLink, findLink, linkIndex, listLinks, listRoutes, setHairpin, setLinkUp, type NetlinkHandle, type NetlinkHandlePool,
+  addVeth, deleteLink, findLink, linkIndex, setHairpin, type NetlinkHandle, type NetlinkHandlePool,
 } from '../../src/netlink/index.js';
 import type { BridgeConfig } from './config.js';
 import { LINK_GROUP } from './device.js';
@@ -68,15 +67,6 @@ export class BridgeIndexes {
   }
 }
 
-async function nextIfname(sb: NetlinkHandle, prefix: string): Promise<string> {
-  const taken = new Set((await listLinks(sb)).map((l) => l.name));
-  for (let i = 0; ; i++) if (!taken.has(`${prefix}${i}`)) return `${prefix}${i}`;
-}
-
-async function hasDefaultRoute(sb: NetlinkHandle, family: 4 | 6): Promise<boolean> {
-  return (await listRoutes(sb, { family })).some((r) => r.dst === 'default');
-}
-
 /**
  * Turns IPv6 off on a bridge port in the daemon's namespace, before its carrier comes up (until
  * then the kernel has configured no IPv6 on it). Equivalent to: `sysctl -w net.ipv6.conf.PORT.disable_ipv6=1`
@@ -86,62 +76,30 @@ function noIPv6OnPort(ifname: string): void {
 }
 
 /**
- * IPv6 on or off on an interface of a sandbox. An interface born in one of cnmkit's own sandboxes
- * has it off already (see src/cnm/sandbox-kernel.ts), so only turning it on is written there;
- * elsewhere it is written when it differs. Equivalent to:
- * `ip netns exec SB sysctl -w net.ipv6.conf.IFNAME.disable_ipv6=0|1`
+ * The veth pair of a join, the container end born inside the sandbox with its final name, MTU
+ * and MAC; the applier configures it there. Returns the end's name and index inside.
+ * Equivalent to: `ip link add vethX master BR mtu M up type veth peer name ethN netns SB address MAC mtu M`
  */
-function setIPv6(sb: SandboxRecord, ifname: string, on: boolean): void {
-  if (sb.kind === 'named' && !on) return;
-  runInNetns(sb.netnsPath, () => ensureSysctl(`net/ipv6/conf/${ifname}/disable_ipv6`, on ? '0' : '1'));
-}
-
-/**
- * Configures the container end (ifname, ifindex) inside the sandbox: IPv6 on only on an IPv6
- * network, up, addresses, default routes. In a fresh sandbox of cnmkit's own (only lo, no
- * routes) nothing needs reading back first.
- */
-async function configureInside(
-  sbh: NetlinkHandle, sb: SandboxRecord, link: { ifname: string; index: number }, net: NetworkRecord, ep: EndpointRecord, config: BridgeConfig, fresh: boolean,
-): Promise<void> {
-  const { index } = link;
-  setIPv6(sb, link.ifname, net.ipv6.length > 0);
-  if (ep.ipv4) await addAddress(sbh, index, ep.ipv4);
-  if (ep.ipv6) await addAddress(sbh, index, ep.ipv6, { nodad: true });
-  await setLinkUp(sbh, index);
-  if (config.internal) return;
-  const noDefault = async (family: 4 | 6): Promise<boolean> => fresh || !(await hasDefaultRoute(sbh, family));
-  const gw4 = net.ipv4[0]?.gateway?.split('/')[0];
-  if (gw4 && ep.ipv4 && !config.inhibitIPv4 && (await noDefault(4))) await addRoute(sbh, { dst: 'default', gateway: gw4, dev: index });
-  const gw6 = net.ipv6[0]?.gateway?.split('/')[0];
-  if (gw6 && ep.ipv6 && (await noDefault(6))) await addRoute(sbh, { dst: 'default', gateway: gw6, dev: index, family: 6 });
-}
-
-/** Equivalent to: `ip link add vethX master BR mtu M up type veth peer name ethN netns SB address MAC mtu M` + inside setup. */
-export async function joinSandbox(
+export async function createInSandbox(
   pool: NetlinkHandlePool, bridges: BridgeIndexes, bridge: string, net: NetworkRecord, config: BridgeConfig, ep: EndpointRecord, sb: SandboxRecord,
-  opts: { hairpin: boolean; peers?: EndpointRecord[]; ifname?: string },
-): Promise<{ ifname: string; data: BridgeEndpointData }> {
+  opts: { hairpin: boolean; ifname: string },
+): Promise<{ index?: number; data: BridgeEndpointData }> {
   if (sb.kind === 'host') throw new InvalidArgumentError('sandbox', `sandbox ${sb.name} is the host namespace: it cannot join bridge network ${net.name}`);
   const host = pool.get();
-  const sbh = pool.get(sb.netnsPath);
-  const fresh = sb.kind === 'named' && opts.peers?.length === 0;
-  const ifname = opts.ifname !== undefined ? validateIfname(opts.ifname, 'ifname') : fresh ? `${config.ifacePrefix}0` : await nextIfname(sbh, config.ifacePrefix);
   const data: BridgeEndpointData = { hostIfname: hostIfnameFor(ep.id), mac: ep.macAddress ?? macFor(ep.ipv4) };
   const mtu = config.mtu;
   const created = await bridges.create(host, bridge, (master) => addVeth(host, {
     name: data.hostIfname, master, up: true, group: LINK_GROUP, ...(mtu ? { mtu } : {}),
-    peer: { name: ifname, nsPath: sb.netnsPath, mac: data.mac, ...(mtu ? { mtu } : {}) },
+    peer: { name: opts.ifname, nsPath: sb.netnsPath, mac: data.mac, ...(mtu ? { mtu } : {}) },
   }));
   try {
     noIPv6OnPort(data.hostIfname);
-    await configureInside(sbh, sb, { ifname, index: created.peerIndex ?? (await linkIndex(sbh, ifname)) }, net, ep, config, fresh);
     if (opts.hairpin) await setHairpin(host, created.index ?? data.hostIfname, true);
   } catch (err) {
     await deleteLink(host, data.hostIfname, { ifExists: true });
     throw err;
   }
-  return { ifname, data };
+  return { ...(created.peerIndex !== undefined ? { index: created.peerIndex } : {}), data };
 }
 
 /**
@@ -171,13 +129,11 @@ export async function createDetached(
 
 /**
  * After a restart: the endpoint's bridge port and its interface in the sandbox must still be one
- * veth pair. Vanished (deleted from inside the sandbox, say): made again with the same name, MAC
- * and addresses. The name taken by another device inside: lost (the caller removes the endpoint).
+ * veth pair. Vanished (deleted from inside the sandbox, say): missing, the port removed, for the
+ * controller to join again with the same name, MAC and addresses. The name taken by another
+ * device inside: lost (the caller removes the endpoint).
  */
-export async function checkJoined(
-  pool: NetlinkHandlePool, bridges: BridgeIndexes, bridge: string, net: NetworkRecord, config: BridgeConfig, ep: EndpointRecord, sb: SandboxRecord,
-  opts: { hairpin: boolean },
-): Promise<EndpointCheck> {
+export async function checkJoined(pool: NetlinkHandlePool, ep: EndpointRecord, sb: SandboxRecord): Promise<EndpointCheck> {
   if (sb.kind === 'host' || !ep.ifname) return { state: 'ok' };
   const hostIfname = (ep.driverData as Partial<BridgeEndpointData> | undefined)?.hostIfname ?? hostIfnameFor(ep.id);
   const port = await findLink(pool.get(), hostIfname);
@@ -186,13 +142,31 @@ export async function checkJoined(
   // A port whose peer is not the endpoint's interface: the pair goes, to be made again.
   if (port) await deleteLink(pool.get(), hostIfname, { ifExists: true });
   if (inside) return { state: 'lost', reason: `${ep.ifname} in sandbox ${sb.name} is another device now` };
-  const { data } = await joinSandbox(pool, bridges, bridge, net, config, ep, sb, { hairpin: opts.hairpin, ifname: ep.ifname });
-  const addresses = [ep.ipv4, ep.ipv6].filter(Boolean).join(', ') || 'no address';
-  return { state: 'repaired', detail: `interface ${ep.ifname} had vanished from sandbox ${sb.name}: made again with ${addresses} and MAC ${data.mac}` };
+  return { state: 'missing', detail: `interface ${ep.ifname} had vanished from sandbox ${sb.name}` };
 }
 
 /** Equivalent to: `ip link del vethX` (its peer in the sandbox goes with it). Idempotent. */
 export async function leaveSandbox(pool: NetlinkHandlePool, ep: EndpointRecord): Promise<void> {
   const data = ep.driverData as Partial<BridgeEndpointData> | undefined;
   await deleteLink(pool.get(), data?.hostIfname ?? hostIfnameFor(ep.id), { ifExists: true });
+}
+
+/**
+ * What a bridge endpoint looks like from the sandbox: its addresses, the bridge's gateways for the
+ * default routes (none on an internal network, which also needs no other way out; no IPv4 one in
+ * cnmkit's sandboxes when the bridge has no IPv4 address, inhibit_ipv4 — the Docker engine still
+ * gets it, as from Docker's own bridge, else it would add a gateway bridge), IPv6 on only on an
+ * IPv6 network (as Docker: no link-local address, no DAD or MLD flooded to every port).
+ */
+export function bridgeJoinInfo(net: NetworkRecord, config: BridgeConfig, ep: EndpointRecord, src: JoinInfo['src']): JoinInfo {
+  const gw4 = net.ipv4[0]?.gateway?.split('/')[0];
+  const gw6 = net.ipv6[0]?.gateway?.split('/')[0];
+  const v4Gateway = gw4 && !config.internal && (src.where === 'host' || (ep.ipv4 && !config.inhibitIPv4));
+  return {
+    src, ...(src.where === 'host' ? { dstPrefix: config.ifacePrefix } : { dstName: src.name }),
+    ...(ep.ipv4 ? { ipv4: ep.ipv4 } : {}), ...(ep.ipv6 ? { ipv6: ep.ipv6 } : {}),
+    ...(v4Gateway ? { gateway: gw4 } : {}),
+    ...(gw6 && ep.ipv6 && !config.internal ? { gatewayV6: gw6 } : {}),
+    routes: [], noGateway: config.internal, ipv6Enabled: net.ipv6.length > 0,
+  };
 }

@@ -3,7 +3,8 @@
 // stored intent says it, and one device never serves two networks); network setup then runs as
 // named ordered steps (device, addresses, forwarding, firewall, verify), each pushing its undo so
 // a failure leaves nothing behind; teardown is idempotent.
-import type { Driver, DriverContext } from '../../src/contract/driver.js';
+import { isFresh, type Driver, type DriverContext } from '../../src/contract/driver.js';
+import { ifnameInSandbox } from '../../src/contract/ifname.js';
 import type { NetworkRecord } from '../../src/core/model.js';
 import { bestEffort, withRollback } from '../../src/core/steps.js';
 import { ConflictError } from '../../src/errors.js';
@@ -12,8 +13,8 @@ import { ensureBridge, planBridge, removeBridge } from './device.js';
 import { ensureGatewayAddresses, removeGatewayAddresses } from './addresses.js';
 import { enableForwarding } from './forwarding.js';
 import { installRules, removeRules } from './firewall.js';
-import { BridgeIndexes, checkJoined, createDetached, joinSandbox, leaveSandbox } from './endpoint.js';
-export type { BridgeEndpointData } from './endpoint.js';
+import { BridgeIndexes, bridgeJoinInfo, checkJoined, createDetached, createInSandbox, leaveSandbox, type BridgeEndpointData } from './endpoint.js';
+import { hostLinkNames } from './sweep.js';
 import { verifyNetwork } from './verify.js';
 import { publishPorts } from './ports.js';
 import { sweepOrphans } from './sweep.js';
@@ -52,6 +53,7 @@ export function createBridgeDriver(ctx: DriverContext, opts: BridgeDriverOptions
     name: 'bridge',
     scope: 'local',
     usesIpam: true,
+    docker: { pluginName: 'cnmkit-bridge' },
     parse: parseBridgeConfig,
     async plan(net, config, { networks }) {
       const bridge = nameOf(net, config);
@@ -80,19 +82,34 @@ export function createBridgeDriver(ctx: DriverContext, opts: BridgeDriverOptions
         ['device', () => removeBridge(h, bridge, config.adopted)],
       ]);
     },
-    async createEndpoint(net, config, ep) {
-      if (ep.sandboxId !== undefined) return {};
-      return createDetached(ctx.netlink, bridges, nameOf(net, config), config, ep, { hairpin: !opts.userlandProxy });
+    async createEndpoint(net, config, ep, placement) {
+      // In a sandbox the pair is born at join, its container end already inside.
+      if (placement.kind === 'sandbox') return {};
+      const data = await createDetached(ctx.netlink, bridges, nameOf(net, config), config, ep, { hairpin: !opts.userlandProxy });
+      return { driverData: data, macAddress: data.mac };
     },
     async deleteEndpoint(_net, _config, ep) {
       if (ep.sandboxId === undefined) await leaveSandbox(ctx.netlink, ep);
     },
-    async join(net, config, ep, sb, context) {
-      const { ifname, data } = await joinSandbox(ctx.netlink, bridges, nameOf(net, config), net, config, ep, sb, { hairpin: !opts.userlandProxy, ...(context ? { peers: context.peers } : {}), ...(context?.ifname ? { ifname: context.ifname } : {}) });
-      return { ifname, macAddress: data.mac, driverData: data, ...(net.ipv4[0]?.gateway ? { gateway: net.ipv4[0].gateway.split('/')[0]! } : {}) };
+    async join(net, config, ep, placement) {
+      if (placement.kind === 'detached') {
+        const data = ep.driverData as BridgeEndpointData;
+        return { info: bridgeJoinInfo(net, config, ep, { name: data.containerIfname!, where: 'host' }), macAddress: data.mac };
+      }
+      const sb = placement.sandbox;
+      const ifname = await ifnameInSandbox(ctx.netlink, sb, config.ifacePrefix, { ...(placement.ifname ? { asked: placement.ifname } : {}), fresh: isFresh(placement) });
+      const { index, data } = await createInSandbox(ctx.netlink, bridges, nameOf(net, config), net, config, ep, sb, { hairpin: !opts.userlandProxy, ifname });
+      return { info: bridgeJoinInfo(net, config, ep, { name: ifname, where: 'sandbox', ...(index !== undefined ? { index } : {}) }), macAddress: data.mac, driverData: data };
     },
-    checkEndpoint(net, config, ep, sb) {
-      return checkJoined(ctx.netlink, bridges, nameOf(net, config), net, config, ep, sb, { hairpin: !opts.userlandProxy });
+    checkEndpoint(_net, _config, ep, sb) {
+      return checkJoined(ctx.netlink, ep, sb);
+    },
+    async goneEndpoints(_net, _config, eps) {
+      const links = hostLinkNames();
+      return eps.filter((e) => !links.has((e.driverData as BridgeEndpointData).hostIfname)).map((e) => e.id);
+    },
+    hostInterface(_net, _config, ep) {
+      return (ep.driverData as Partial<BridgeEndpointData> | undefined)?.hostIfname;
     },
     async leave(_net, _config, ep, _sb, hint) {
       // Deleting one veth costs the kernel ~20 ms; a destroyed namespace takes its pairs along in a batch.

@@ -1,18 +1,15 @@
 // Endpoints: one macvlan link on the network's parent per endpoint. For cnmkit's own sandboxes it
-// is born inside the sandbox (IFLA_NET_NS_FD, one request) with its name, MAC and MTU, then given
-// its addresses and routes there; for the Docker engine it is left in the daemon's namespace for
-// the engine to move. MAC: the one asked for, or Docker's 02:42 + the IPv4 address bytes.
+// is born inside the sandbox (IFLA_NET_NS_FD, one request) with its name, MAC and MTU; for the
+// Docker engine it is left in the daemon's namespace for the engine to move. Join describes the
+// rest (addresses, gateways) as a JoinInfo, which the controller's applier or the engine applies. MAC: the one asked for, or Docker's 02:42 + the IPv4 address bytes.
 // Limits: the host cannot reach its own macvlan children (the kernel passes no frames between a
 // parent and its macvlans); there is no host-side device, so nothing is published.
 import { randomBytes } from 'node:crypto';
 import { isIPv4 } from 'node:net';
 import { InvalidArgumentError } from '../../src/errors.js';
-import { ensureSysctl, runInNetns, validateIfname } from '../../src/netns/index.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../../src/core/model.js';
-import type { EndpointCheck } from '../../src/contract/driver.js';
-import {
-  addAddress, addMacvlan, addRoute, deleteLink, findLink, linkIndex, listLinks, listRoutes, setLinkUp, type NetlinkHandle, type NetlinkHandlePool,
-} from '../../src/netlink/index.js';
+import type { EndpointCheck, JoinInfo } from '../../src/contract/driver.js';
+import { addMacvlan, deleteLink, findLink, type NetlinkHandlePool } from '../../src/netlink/index.js';
 import type { MacvlanConfig } from './config.js';
 import { LINK_GROUP } from './parent.js';
 
@@ -39,56 +36,33 @@ function linkSpec(config: MacvlanConfig, name: string, mac: string) {
   return { name, parent: config.parentName!, mode: config.mode, mac, group: LINK_GROUP, ...(config.mtu !== undefined ? { mtu: config.mtu } : {}) };
 }
 
-async function nextIfname(sbh: NetlinkHandle, prefix: string): Promise<string> {
-  const taken = new Set((await listLinks(sbh)).map((l) => l.name));
-  for (let i = 0; ; i++) if (!taken.has(`${prefix}${i}`)) return `${prefix}${i}`;
-}
-
-/** IPv6 on the interface only on an IPv6 network (cnmkit's sandboxes have it off by default, as Docker's). */
-function setIPv6(sb: SandboxRecord, ifname: string, on: boolean): void {
-  if (sb.kind === 'named' && !on) return;
-  runInNetns(sb.netnsPath, () => ensureSysctl(`net/ipv6/conf/${ifname}/disable_ipv6`, on ? '0' : '1'));
-}
-
-async function hasDefaultRoute(sbh: NetlinkHandle, family: 4 | 6): Promise<boolean> {
-  return (await listRoutes(sbh, { family })).some((r) => r.dst === 'default');
+/**
+ * The macvlan born in the sandbox with its final name, MAC and MTU, in one request; the applier
+ * configures it there. Equivalent to: `ip link add IFNAME link PARENT netns SB address MAC [mtu M] type macvlan mode MODE`
+ */
+export async function createInSandbox(
+  pool: NetlinkHandlePool, net: NetworkRecord, config: MacvlanConfig, ep: EndpointRecord, sb: SandboxRecord, ifname: string,
+): Promise<MacvlanEndpointData> {
+  if (sb.kind === 'host') throw new InvalidArgumentError('sandbox', `sandbox ${sb.name} is the host namespace: it cannot join macvlan network ${net.name} (the host cannot reach its own macvlans)`);
+  const data: MacvlanEndpointData = { mac: ep.macAddress ?? macFor(ep.ipv4) };
+  await addMacvlan(pool.get(), { ...linkSpec(config, ifname, data.mac), nsPath: sb.netnsPath });
+  return data;
 }
 
 /**
- * Addresses, up, and (unless internal) default routes via the gateways the sandbox has none of yet
- * (a fresh sandbox of cnmkit's own has none: nothing is read back first).
+ * What a macvlan endpoint looks like from the sandbox: its addresses and, unless the network is
+ * internal, the gateways for the default routes (Docker's macvlan Join).
  */
-async function configureInside(
-  sbh: NetlinkHandle, sb: SandboxRecord, link: { ifname: string; index: number }, net: NetworkRecord, config: MacvlanConfig, ep: EndpointRecord, fresh: boolean,
-): Promise<void> {
-  const { ifname, index } = link;
-  setIPv6(sb, ifname, net.ipv6.length > 0);
-  if (ep.ipv4) await addAddress(sbh, index, ep.ipv4);
-  if (ep.ipv6) await addAddress(sbh, index, ep.ipv6, { nodad: true });
-  await setLinkUp(sbh, index);
-  if (config.internal) return;
+export function macvlanJoinInfo(net: NetworkRecord, config: MacvlanConfig, ep: EndpointRecord, src: JoinInfo['src']): JoinInfo {
   const gw4 = net.ipv4[0]?.gateway?.split('/')[0];
-  if (gw4 && ep.ipv4 && (fresh || !(await hasDefaultRoute(sbh, 4)))) await addRoute(sbh, { dst: 'default', gateway: gw4, dev: index });
   const gw6 = net.ipv6[0]?.gateway?.split('/')[0];
-  if (gw6 && ep.ipv6 && (fresh || !(await hasDefaultRoute(sbh, 6)))) await addRoute(sbh, { dst: 'default', gateway: gw6, dev: index, family: 6 });
-}
-
-/** Equivalent to: `ip link add ethN link PARENT netns SB address MAC [mtu M] type macvlan mode MODE` + inside setup. */
-export async function joinSandbox(
-  pool: NetlinkHandlePool, net: NetworkRecord, config: MacvlanConfig, ep: EndpointRecord, sb: SandboxRecord, opts: { fresh: boolean; ifname?: string },
-): Promise<{ ifname: string; data: MacvlanEndpointData }> {
-  if (sb.kind === 'host') throw new InvalidArgumentError('sandbox', `sandbox ${sb.name} is the host namespace: it cannot join macvlan network ${net.name}`);
-  const sbh = pool.get(sb.netnsPath);
-  const ifname = opts.ifname !== undefined ? validateIfname(opts.ifname, 'ifname') : opts.fresh ? 'eth0' : await nextIfname(sbh, 'eth');
-  const data: MacvlanEndpointData = { mac: ep.macAddress ?? macFor(ep.ipv4) };
-  await addMacvlan(pool.get(), { ...linkSpec(config, ifname, data.mac), nsPath: sb.netnsPath });
-  try {
-    await configureInside(sbh, sb, { ifname, index: await linkIndex(sbh, ifname) }, net, config, ep, opts.fresh);
-  } catch (err) {
-    await deleteLink(sbh, ifname, { ifExists: true });
-    throw err;
-  }
-  return { ifname, data };
+  return {
+    src, ...(src.where === 'host' ? { dstPrefix: 'eth' } : { dstName: src.name }),
+    ...(ep.ipv4 ? { ipv4: ep.ipv4 } : {}), ...(ep.ipv6 ? { ipv6: ep.ipv6 } : {}),
+    ...(gw4 && ep.ipv4 && !config.internal ? { gateway: gw4 } : {}),
+    ...(gw6 && ep.ipv6 && !config.internal ? { gatewayV6: gw6 } : {}),
+    routes: [], noGateway: config.internal, ipv6Enabled: net.ipv6.length > 0,
+  };
 }
 
 /** Deletes the endpoint's macvlan inside the sandbox, if that name is still a macvlan there. Idempotent. */
@@ -118,15 +92,14 @@ export async function deleteDetached(pool: NetlinkHandlePool, ep: EndpointRecord
 }
 
 /**
- * After a restart: the endpoint's interface must still be a macvlan in the sandbox. Vanished: made
- * again with the same name, MAC and addresses. The name taken by another device: lost.
+ * After a restart: the endpoint's interface must still be a macvlan in the sandbox. Vanished:
+ * missing (the controller joins it again with the same name, MAC and addresses). The name taken
+ * by another device: lost.
  */
-export async function checkJoined(pool: NetlinkHandlePool, net: NetworkRecord, config: MacvlanConfig, ep: EndpointRecord, sb: SandboxRecord): Promise<EndpointCheck> {
+export async function checkJoined(pool: NetlinkHandlePool, ep: EndpointRecord, sb: SandboxRecord): Promise<EndpointCheck> {
   if (sb.kind === 'host' || !ep.ifname) return { state: 'ok' };
   const inside = await findLink(pool.get(sb.netnsPath), ep.ifname);
   if (inside?.kind === 'macvlan') return { state: 'ok' };
   if (inside) return { state: 'lost', reason: `${ep.ifname} in sandbox ${sb.name} is another device now` };
-  const { data } = await joinSandbox(pool, net, config, ep, sb, { fresh: false, ifname: ep.ifname });
-  const addresses = [ep.ipv4, ep.ipv6].filter(Boolean).join(', ') || 'no address';
-  return { state: 'repaired', detail: `interface ${ep.ifname} had vanished from sandbox ${sb.name}: made again on ${config.parentName} with ${addresses} and MAC ${data.mac}` };
+  return { state: 'missing', detail: `interface ${ep.ifname} had vanished from sandbox ${sb.name}` };
 }

@@ -6,19 +6,17 @@
 // Docker's dummy link (this kernel has no dummy): such a network reaches only its own endpoints.
 // Limits: the host namespace cannot reach its own macvlan children (Docker's documented limit);
 // no port publishing (nothing to publish to: there is no NAT).
-import type { Driver, DriverContext } from '../../src/contract/driver.js';
+import { isFresh, type Driver, type DriverContext } from '../../src/contract/driver.js';
+import { ifnameInSandbox } from '../../src/contract/ifname.js';
 import type { NetworkRecord } from '../../src/core/model.js';
 import { bestEffort, withRollback } from '../../src/core/steps.js';
 import { findLink } from '../../src/netlink/index.js';
 import { parseMacvlanConfig, type MacvlanConfig } from './config.js';
 import { ensureParent, planParent, removeParent, sweepOrphans } from './parent.js';
-import { checkJoined, createDetached, deleteDetached, detachedIfnameFor, joinSandbox, leaveSandbox } from './endpoint.js';
+import { checkJoined, createDetached, createInSandbox, deleteDetached, detachedIfnameFor, leaveSandbox, macvlanJoinInfo, type MacvlanEndpointData } from './endpoint.js';
 
 export { parseMacvlanConfig, type MacvlanConfig } from './config.js';
 export type { MacvlanEndpointData } from './endpoint.js';
-
-/** Docker's name for this driver's plugin socket. */
-export const DOCKER_PLUGIN_NAME = 'cnmkit-macvlan';
 
 export function createMacvlanDriver(ctx: DriverContext): Driver<MacvlanConfig> {
   const log = ctx.logger.child({ driver: 'macvlan' });
@@ -27,6 +25,7 @@ export function createMacvlanDriver(ctx: DriverContext): Driver<MacvlanConfig> {
     name: 'macvlan',
     scope: 'local',
     usesIpam: true,
+    docker: { pluginName: 'cnmkit-macvlan' },
     parse: parseMacvlanConfig,
     plan(net, config, { networks }) {
       return planParent(host(), net, config, networks);
@@ -50,26 +49,31 @@ export function createMacvlanDriver(ctx: DriverContext): Driver<MacvlanConfig> {
     async deleteNetwork(net, config) {
       await bestEffort(`macvlan network ${net.name}`, [['parent', () => removeParent(host(), config)]]);
     },
-    async createEndpoint(_net, config, ep) {
-      if (ep.sandboxId !== undefined) return {};
-      return createDetached(ctx.netlink, config, ep);
+    async createEndpoint(_net, config, ep, placement) {
+      // In a sandbox the macvlan is born at join, already inside with its final name.
+      if (placement.kind === 'sandbox') return {};
+      const data = await createDetached(ctx.netlink, config, ep);
+      return { driverData: data, macAddress: data.mac };
     },
     async deleteEndpoint(_net, _config, ep) {
       if (ep.sandboxId === undefined) await deleteDetached(ctx.netlink, ep);
     },
-    async join(net, config, ep, sb, context) {
-      const fresh = sb.kind === 'named' && context?.peers.length === 0;
-      const { ifname, data } = await joinSandbox(ctx.netlink, net, config, ep, sb, { fresh, ...(context?.ifname ? { ifname: context.ifname } : {}) });
-      const gw4 = config.internal ? undefined : net.ipv4[0]?.gateway?.split('/')[0];
-      const gw6 = config.internal ? undefined : net.ipv6[0]?.gateway?.split('/')[0];
-      return { ifname, macAddress: data.mac, driverData: data, ...(gw4 ? { gateway: gw4 } : {}), ...(gw6 ? { gatewayIPv6: gw6 } : {}) };
+    async join(net, config, ep, placement) {
+      if (placement.kind === 'detached') {
+        const data = ep.driverData as MacvlanEndpointData;
+        return { info: macvlanJoinInfo(net, config, ep, { name: data.hostIfname!, where: 'host' }), macAddress: data.mac };
+      }
+      const sb = placement.sandbox;
+      const ifname = await ifnameInSandbox(ctx.netlink, sb, 'eth', { ...(placement.ifname ? { asked: placement.ifname } : {}), fresh: isFresh(placement) });
+      const data = await createInSandbox(ctx.netlink, net, config, ep, sb, ifname);
+      return { info: macvlanJoinInfo(net, config, ep, { name: ifname, where: 'sandbox' }), macAddress: data.mac, driverData: data };
     },
-    checkEndpoint(net, config, ep, sb) {
-      return checkJoined(ctx.netlink, net, config, ep, sb);
+    checkEndpoint(_net, _config, ep, sb) {
+      return checkJoined(ctx.netlink, ep, sb);
     },
     async leave(_net, _config, ep, sb, hint) {
-      // A destroyed namespace takes its macvlans with it.
-      if (!hint?.namespaceGone) await leaveSandbox(ctx.netlink, ep, sb);
+      // A destroyed namespace takes its macvlans with it; a detached endpoint's link is deleteEndpoint's.
+      if (sb && !hint?.namespaceGone) await leaveSandbox(ctx.netlink, ep, sb);
     },
   };
 }

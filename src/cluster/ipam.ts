@@ -4,7 +4,7 @@
 // pool key), so concurrent pools cannot overlap. Limits: the next free address is found by
 // listing the pool's keys, O(addresses in the pool) per request.
 import { ConflictError, InvalidArgumentError, NotFoundError } from '../errors.js';
-import { formatAddress, parseAddressOrCidr, parsePrefix, type Prefix } from '../ipam/cidr.js';
+import { formatAddress, parseAddressOrCidr, parsePrefix, type Prefix } from '../ip/index.js';
 import type { ParsedDefaultPool } from '../ipam/defaults.js';
 import { contentionPause, parseJson, type Compare, type KeyValue, type Op, type StoreClient } from './client.js';
 import type { HostRecord } from './hosts.js';

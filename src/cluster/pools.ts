@@ -3,7 +3,7 @@
 // pools that overlaps neither, and the error lists every skipped candidate with its reason, in
 // the local IPAM's words. Pure: callers pass what they read from etcd.
 import { ConflictError } from '../errors.js';
-import { covers, overlaps, parseAddress, parsePrefix, contains, formatAddress, type Prefix } from '../ipam/cidr.js';
+import { covers, overlaps, parseAddress, parsePrefix, contains, formatAddress, type Prefix } from '../ip/index.js';
 import { candidates, randomUlaPrefix, type ParsedDefaultPool } from '../ipam/defaults.js';
 import { pickFirst } from '../ipam/pools.js';
 import type { HostRecord } from './hosts.js';

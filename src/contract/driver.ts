@@ -9,6 +9,9 @@ import type { PortPublisher } from '../portmap/publisher.js';
 import type { PortSpec } from '../portmap/index.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../core/model.js';
 import type { Cluster } from '../cluster/types.js';
+import type { EndpointCreated, JoinOutcome, Placement } from './join.js';
+
+export { isFresh, type EndpointCreated, type JoinInfo, type JoinOutcome, type Placement, type StaticRoute } from './join.js';
 
 /**
  * What the controller hands every driver: injected so unit tests can pass typed fakes. The
@@ -31,21 +34,13 @@ export interface NetworkParseInput {
   enableIPv6: boolean;
 }
 
-/** What join tells the caller about the interface it put into the sandbox. */
-export interface JoinResult {
-  ifname?: string;
-  gateway?: string;
-  gatewayIPv6?: string;
-  macAddress?: string;
-  /** Replaces the endpoint's driverData when given. */
-  driverData?: unknown;
-}
-
 export interface Driver<Config = unknown> {
   readonly name: string;
   readonly scope: 'local' | 'global';
   /** False for drivers whose networks have no addresses (null, host). */
   readonly usesIpam: boolean;
+  /** Served to the Docker engine as a remote network driver under this plugin name (its socket's name). */
+  readonly docker?: DockerPlugin;
   /** Validates options into the driver's typed config; no side effects. */
   parse(input: NetworkParseInput): Config;
   /**
@@ -63,17 +58,34 @@ export interface Driver<Config = unknown> {
   restore?(net: NetworkRecord, config: Config): Promise<void>;
   /** Idempotent: deleting what is already gone succeeds. */
   deleteNetwork(net: NetworkRecord, config: Config): Promise<void>;
-  /** Returns what the driver must keep to find its kernel objects again (stored as driverData). */
-  createEndpoint(net: NetworkRecord, config: Config, ep: EndpointRecord): Promise<unknown>;
+  /**
+   * Makes the endpoint's kernel objects that exist before a join: with a detached placement, the
+   * whole interface, left in the daemon's namespace for the engine to move; with a sandbox
+   * placement a driver may make them at join instead (born in the sandbox). Returns what the
+   * driver must keep to find them again (stored as driverData) and the MAC it chose.
+   */
+  createEndpoint(net: NetworkRecord, config: Config, ep: EndpointRecord, placement: Placement): Promise<EndpointCreated>;
   /** Idempotent. */
   deleteEndpoint(net: NetworkRecord, config: Config, ep: EndpointRecord): Promise<void>;
-  join(net: NetworkRecord, config: Config, ep: EndpointRecord, sb: SandboxRecord, context?: JoinContext): Promise<JoinResult>;
-  /** Idempotent. */
-  leave(net: NetworkRecord, config: Config, ep: EndpointRecord, sb: SandboxRecord, hint?: LeaveHint): Promise<void>;
+  /**
+   * Describes the interface for the sandbox (JoinInfo); it applies nothing inside the sandbox
+   * (the controller's applier or the Docker engine does). With a sandbox placement it may make
+   * the interface born there, with its final name, and say so (src.where 'sandbox').
+   */
+  join(net: NetworkRecord, config: Config, ep: EndpointRecord, placement: Placement): Promise<JoinOutcome>;
+  /** Idempotent. sb: the sandbox it joined (absent for a detached endpoint). */
+  leave(net: NetworkRecord, config: Config, ep: EndpointRecord, sb: SandboxRecord | undefined, hint?: LeaveHint): Promise<void>;
+  /**
+   * Optional, for detached endpoints: the ids of those whose kernel object is gone (the Docker
+   * engine forgot them: the kernel destroyed the pair with the container's namespace).
+   */
+  goneEndpoints?(net: NetworkRecord, config: Config, eps: EndpointRecord[]): Promise<string[]>;
+  /** Optional: the endpoint's host-side interface, for inspection (Docker's EndpointOperInfo). */
+  hostInterface?(net: NetworkRecord, config: Config, ep: EndpointRecord): string | undefined;
   /**
    * Optional, at start-up, for a ready endpoint joined to a sandbox whose namespace exists: checks
-   * that its interfaces are there, and makes them again as they were (name, MAC, addresses) when
-   * they vanished and it can.
+   * that its interfaces are there; when they vanished, removes what is left of them (the
+   * controller then joins the endpoint again).
    */
   checkEndpoint?(net: NetworkRecord, config: Config, ep: EndpointRecord, sb: SandboxRecord): Promise<EndpointCheck>;
   /** Optional: publishes ports of a joined endpoint; returns them resolved (host ports chosen). */
@@ -82,19 +94,21 @@ export interface Driver<Config = unknown> {
   unpublish?(net: NetworkRecord, config: Config, ep: EndpointRecord): Promise<void>;
 }
 
-/** What checkEndpoint found: all there, made again (detail for the log), or lost for good (why). */
-export type EndpointCheck = { state: 'ok' } | { state: 'repaired'; detail: string } | { state: 'lost'; reason: string };
+/** How a driver is served to the Docker engine (its capabilities' scope is the driver's). */
+export interface DockerPlugin {
+  /** The plugin (and socket) name, e.g. cnmkit-bridge. */
+  pluginName: string;
+}
+
+/**
+ * What checkEndpoint found: all there; missing (what vanished: the controller joins it again with the
+ * same name, MAC and addresses); or lost for good (why: the controller removes it).
+ */
+export type EndpointCheck = { state: 'ok' } | { state: 'missing'; detail: string } | { state: 'lost'; reason: string };
 
 export interface PlanContext {
   /** The other networks of this driver, as stored. */
   networks: NetworkRecord[];
-}
-
-export interface JoinContext {
-  /** The sandbox's other endpoints, as stored (none: the endpoint is the sandbox's first). */
-  peers: EndpointRecord[];
-  /** The interface name asked for inside the sandbox (validated); default: the driver's own choice. */
-  ifname?: string;
 }
 
 export interface LeaveHint {
@@ -123,6 +137,11 @@ export class DriverRegistry {
 
   names(): string[] {
     return [...this.drivers.keys()].sort();
+  }
+
+  /** The drivers, by name. */
+  list(): Driver[] {
+    return this.names().map((n) => this.drivers.get(n)!);
   }
 }
 

@@ -3,15 +3,12 @@
 // completed step on failure, and runs one at a time (a serial queue) so the store and the
 // kernel never see two half-done operations interleave. Each object belongs to the front end
 // that created it (./ownership.ts): removal asks who is asking.
-import type { Logger } from 'pino';
 import { CnmkitError, ConflictError, InvalidArgumentError, NotFoundError } from '../errors.js';
-import type { Store } from '../store/index.js';
-import type { Ipam } from '../ipam/index.js';
-import type { DriverRegistry } from '../contract/driver.js';
-import type { EndpointRecord, NetworkRecord, SandboxRecord, SubnetRecord } from '../core/model.js';
+import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../core/model.js';
+import type { JoinInfo } from '../contract/join.js';
 import { newId, resolveRef, validateObjectName } from '../core/refs.js';
 import { bestEffort, SerialQueue, withRollback } from '../core/steps.js';
-import type { SandboxKernel } from './sandbox-kernel.js';
+import type { ControllerDeps, CreateNetworkRequest, CreateSandboxRequest, ConnectRequest, PruneResult } from './types.js';
 import {
   createDetachedEndpoint, createJoinedEndpoint, driverOf, now, replacePorts, teardownEndpoint, type DetachedRequest,
 } from './endpoints.js';
@@ -24,68 +21,7 @@ import { describeEndpoint } from './owner-names.js';
 
 export type { Origin } from './ownership.js';
 
-export interface CreateNetworkRequest {
-  name: string;
-  driver?: string;
-  subnet?: string;
-  ipRange?: string;
-  gateway?: string;
-  auxAddresses?: Record<string, string>;
-  subnetV6?: string;
-  gatewayV6?: string;
-  enableIPv6?: boolean;
-  internal?: boolean;
-  options?: Record<string, string>;
-  labels?: Record<string, string>;
-  /** The id to use (Docker's NetworkID); a new one when absent. */
-  id?: string;
-  dockerId?: string;
-  /**
-   * Subnets assigned elsewhere (the Docker engine's IPAM): used as given, never allocated here;
-   * reserved in IPAM for this network (released with it) unless they are the engine's own
-   * cnmkit-ipam pools.
-   */
-  assigned?: { ipv4: SubnetRecord[]; ipv6: SubnetRecord[] };
-}
-
-export interface PruneResult {
-  removed: string[];
-  /** Unused networks prune leaves alone, and why (the Docker engine's). */
-  skipped: { name: string; reason: string }[];
-}
-
-export interface CreateSandboxRequest {
-  name?: string;
-  /** An existing namespace: a path or a pid. */
-  netns?: string;
-  /** The host's own namespace. */
-  host?: boolean;
-  labels?: Record<string, string>;
-}
-
-export interface ConnectRequest {
-  ip?: string;
-  ipv6?: string;
-  /** The interface's MAC address (unicast); default: the driver's choice (Docker's 02:42 + the IPv4 address). */
-  mac?: string;
-  /** The interface's name inside the sandbox; default: the driver's next free name (eth0, eth1, …). */
-  ifname?: string;
-  /** `-p` specs, [HOST_IP:][HOST_PORT[-END]:]PORT[-END][/PROTO]. */
-  ports?: string[];
-}
-
-export interface ControllerDeps {
-  store: Store;
-  ipam: Ipam;
-  drivers: DriverRegistry;
-  kernel: SandboxKernel;
-  logger: Logger;
-  defaultDriver?: string;
-  /** Networks that exist by default (none, host, bridge): never removed. */
-  predefined?: Set<string>;
-}
-
-
+export type { ConnectRequest, ControllerDeps, CreateNetworkRequest, CreateSandboxRequest, PruneResult } from './types.js';
 
 export class Controller {
   private readonly queue = new SerialQueue();
@@ -301,6 +237,40 @@ export class Controller {
       if (this.deps.store.endpoints.get(req.id)) throw new ConflictError(`endpoint ${req.id} already exists`);
       return createDetachedEndpoint(this.deps, net, req);
     });
+  }
+
+  /** What a detached endpoint's driver says its interface should look like in the engine's sandbox (Docker's Join). */
+  dockerJoin(id: string): Promise<JoinInfo | undefined> {
+    return this.queue.run(async () => {
+      const ep = this.dockerEndpoint(id);
+      const net = this.network(ep.networkId);
+      return (await driverOf(this.deps, net.driver).join(net, net.config, ep, { kind: 'detached' })).info;
+    });
+  }
+
+  /** The endpoint's host-side interface, when its driver has one (Docker's EndpointOperInfo). */
+  hostInterface(ep: EndpointRecord): string | undefined {
+    const net = this.deps.store.networks.get(ep.networkId);
+    return net ? this.deps.drivers.get(net.driver)?.hostInterface?.(net, net.config, ep) : undefined;
+  }
+
+  /**
+   * Removes the Docker engine's detached endpoints on networks of driver whose kernel object the
+   * driver says is gone (the engine forgot them). The endpoints are listed before the driver looks,
+   * so one created in between is never taken for dead. Returns how many.
+   */
+  async pruneGoneDockerEndpoints(driver: string): Promise<number> {
+    const d = this.deps.drivers.get(driver);
+    if (!d?.goneEndpoints) return 0;
+    let pruned = 0;
+    for (const net of this.deps.store.networks.listWhere('driver', driver)) {
+      const eps = this.endpointsOf({ networkId: net.id }).filter((e) => e.dockerId !== undefined && e.sandboxId === undefined && e.state === 'ready');
+      if (eps.length === 0) continue;
+      for (const id of await d.goneEndpoints(net, net.config, eps)) {
+        await this.deleteEndpoint(id, 'docker').then(() => pruned++, () => undefined);
+      }
+    }
+    return pruned;
   }
 
   /**

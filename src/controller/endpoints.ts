@@ -3,12 +3,12 @@
 // it down best-effort. Callers serialise these through the controller's queue.
 import { InvalidArgumentError } from '../errors.js';
 import type { PortSpec } from '../portmap/index.js';
-import type { ControllerDeps } from './controller.js';
-import type { Driver, LeaveHint } from '../contract/driver.js';
+import type { ControllerDeps } from './types.js';
+import { isFresh, type Driver, type EndpointCreated, type LeaveHint, type Placement } from '../contract/driver.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../core/model.js';
 import { newId } from '../core/refs.js';
-import { formatMac, parseMac } from '../netlink/index.js';
-import { bestEffort, withRollback } from '../core/steps.js';
+import { formatMac, parseMac } from '../ip/index.js';
+import { bestEffort, withRollback, type Undo } from '../core/steps.js';
 
 export const now = (): string => new Date().toISOString();
 
@@ -70,18 +70,15 @@ export function createJoinedEndpoint(
         store.endpoints.delete(ep.id);
       }),
     );
-    const created = await driver.createEndpoint(net, net.config, ep);
+    const placement: Placement = { kind: 'sandbox', sandbox: sb, peers, ...(req.ifname ? { ifname: req.ifname } : {}) };
+    const created = await driver.createEndpoint(net, net.config, ep, placement);
     // Kernel objects the driver made now must be on record before the join (a bridge makes none yet).
-    if (Object.keys(created ?? {}).length > 0) {
-      ep.driverData = created;
+    if (created.driverData !== undefined) {
+      recordCreated(ep, created);
       store.endpoints.put(ep);
     }
     undo.push('driver endpoint', () => driver.deleteEndpoint(net, net.config, ep));
-    const joined = await driver.join(net, net.config, ep, sb, { peers, ...(req.ifname ? { ifname: req.ifname } : {}) });
-    undo.push('driver join', () => driver.leave(net, net.config, ep, sb));
-    if (joined.ifname) ep.ifname = joined.ifname;
-    if (joined.macAddress) ep.macAddress = joined.macAddress;
-    if (joined.driverData !== undefined) ep.driverData = joined.driverData;
+    await joinAndApply(deps, driver, net, ep, placement, undo);
     if (ports.length > 0 && driver.publish) {
       undo.push('ports', () => driver.unpublish?.(net, net.config, ep));
       await publishRecorded(deps, driver, net, ep, ports);
@@ -90,6 +87,35 @@ export function createJoinedEndpoint(
     store.endpoints.put(ep);
     deps.logger.debug({ network: net.name, sandbox: sb.name, endpoint: ep.id, ipv4: ep.ipv4 }, 'endpoint joined');
     return ep;
+  });
+}
+
+/** The driver's data and the MAC it chose (an endpoint's own MAC, asked for, stays). */
+function recordCreated(ep: EndpointRecord, created: EndpointCreated): void {
+  if (created.driverData !== undefined) ep.driverData = created.driverData;
+  if (!ep.macAddress && created.macAddress) ep.macAddress = created.macAddress;
+}
+
+/** The driver's join, then its JoinInfo applied in the sandbox; the leave is pushed on undo. */
+async function joinAndApply(deps: ControllerDeps, driver: Driver, net: NetworkRecord, ep: EndpointRecord, placement: Placement & { kind: 'sandbox' }, undo: Undo): Promise<void> {
+  const joined = await driver.join(net, net.config, ep, placement);
+  undo.push('driver join', () => driver.leave(net, net.config, ep, placement.sandbox));
+  if (joined.macAddress) ep.macAddress = joined.macAddress;
+  if (joined.driverData !== undefined) ep.driverData = joined.driverData;
+  if (joined.info) ep.ifname = await deps.kernel.apply(placement.sandbox, joined.info, { fresh: isFresh(placement) });
+  for (const info of joined.extra ?? []) await deps.kernel.apply(placement.sandbox, info, { fresh: false });
+}
+
+/**
+ * Joins a ready endpoint whose interfaces vanished again, with its name, MAC and addresses (the
+ * driver removed what was left of them). Rolled back (left) on failure.
+ */
+export function rejoinEndpoint(deps: ControllerDeps, net: NetworkRecord, ep: EndpointRecord, sb: SandboxRecord): Promise<void> {
+  const driver = driverOf(deps, net.driver);
+  const peers = deps.store.endpoints.listWhere('sandbox_id', sb.id).filter((e) => e.id !== ep.id);
+  return withRollback(async (undo) => {
+    await joinAndApply(deps, driver, net, ep, { kind: 'sandbox', sandbox: sb, peers, ...(ep.ifname ? { ifname: ep.ifname } : {}) }, undo);
+    deps.store.endpoints.put(ep);
   });
 }
 
@@ -112,9 +138,7 @@ export function createDetachedEndpoint(deps: ControllerDeps, net: NetworkRecord,
     };
     store.endpoints.put(ep);
     undo.push('store endpoint', () => store.endpoints.delete(ep.id));
-    ep.driverData = await driver.createEndpoint(net, net.config, ep);
-    const data = ep.driverData as { mac?: string } | undefined;
-    if (!ep.macAddress && data?.mac) ep.macAddress = data.mac;
+    recordCreated(ep, await driver.createEndpoint(net, net.config, ep, { kind: 'detached' }));
     ep.state = 'ready';
     store.endpoints.put(ep);
     return ep;

@@ -2,7 +2,7 @@
 // Docker engine's as its IPAM assigned them (reserved in cnmkit's IPAM, so that nothing else
 // overlaps them), both through the same overlap check; and releasing a network's pools.
 // Callers serialise these through the controller's queue.
-import type { CreateNetworkRequest, ControllerDeps } from './controller.js';
+import type { CreateNetworkRequest, ControllerDeps } from './types.js';
 import { definedOnly } from './endpoints.js';
 import type { NetworkRecord } from '../core/model.js';
 import { refuseOverlaps } from './ownership.js';

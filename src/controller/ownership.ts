@@ -3,7 +3,7 @@
 // own (the engine may not touch them). And the one subnet check every new network passes,
 // whichever front end asked: no subnet of it overlaps a subnet of another network.
 import { ConflictError, NotOwnerError } from '../errors.js';
-import { overlaps, parseNetwork, parsePrefix, type Prefix } from '../ipam/cidr.js';
+import { overlaps, parseNetwork, parsePrefix, type Prefix } from '../ip/index.js';
 import type { EndpointRecord, NetworkRecord } from '../core/model.js';
 
 /** Who asks: cnmkit's management API (the CLI, people) or the Docker engine through the plugin. */

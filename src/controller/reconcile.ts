@@ -3,9 +3,10 @@
 // endpoints whose interfaces vanished are made again or removed, and addresses whose owner no
 // longer exists are released.
 import type { PortSpec } from '../portmap/index.js';
-import type { ControllerDeps } from './controller.js';
+import type { ControllerDeps } from './types.js';
 import type { EndpointCheck } from '../contract/driver.js';
-import { teardownEndpoint } from './endpoints.js';
+import { rejoinEndpoint, teardownEndpoint } from './endpoints.js';
+import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../core/model.js';
 
 /** Each network's driver restores what is missing; every ready endpoint's ports are published again. */
 export async function restoreKernelState(deps: ControllerDeps, done: string[]): Promise<void> {
@@ -69,7 +70,7 @@ export async function checkJoinedEndpoints(deps: ControllerDeps, done: string[])
     } catch (err) {
       found = { state: 'lost', reason: `its interfaces could not be checked or made again: ${(err as Error).message}` };
     }
-    if (found.state === 'repaired') done.push(`endpoint ${ep.name}: ${found.detail}`);
+    if (found.state === 'missing') found = await rejoin(deps, net, ep, sb, found.detail, done);
     if (found.state !== 'lost') continue;
     const addresses = [ep.ipv4, ep.ipv6].filter(Boolean).join(', ') || 'no address';
     try {
@@ -80,4 +81,16 @@ export async function checkJoinedEndpoints(deps: ControllerDeps, done: string[])
     }
   }
   for (const nsPath of touched) kernel.release(nsPath);
+}
+
+/** Joins an endpoint whose interfaces vanished again; says so in done, or returns why it is lost. */
+async function rejoin(deps: ControllerDeps, net: NetworkRecord, ep: EndpointRecord, sb: SandboxRecord, detail: string, done: string[]): Promise<EndpointCheck> {
+  try {
+    await rejoinEndpoint(deps, net, ep, sb);
+  } catch (err) {
+    return { state: 'lost', reason: `${detail}, and it could not be made again: ${(err as Error).message}` };
+  }
+  const addresses = [ep.ipv4, ep.ipv6].filter(Boolean).join(', ') || 'no address';
+  done.push(`endpoint ${ep.name}: ${detail}: made again with ${addresses} and MAC ${ep.macAddress ?? 'unknown'}`);
+  return { state: 'ok' };
 }

@@ -1,13 +1,17 @@
 // The kernel side of sandboxes: named namespaces under a directory (visible to `ip netns`),
 // existing namespaces by path or pid, and the loopback brought up in every new one. Interfaces
-// born in a new one start with IPv6 off (as in Docker's containers): drivers turn it on for an
-// interface on an IPv6 network. cnmkit's handles into a sandbox's namespace are closed after each
+// born in a new one start with IPv6 off (as in Docker's containers): the applier turns it on for an
+// interface on an IPv6 network, and puts drivers' JoinInfo in (./apply.ts). cnmkit's handles into a sandbox's namespace are closed after each
 // operation (an open socket pins a namespace), so that deleting a named one can ask the kernel
 // whether anything else still holds it. Limits: paths are checked with stat/statfs before they
 // are opened (never opened blocking), but not locked: a path replaced later fails, it never hangs.
 import fs from 'node:fs';
 import path from 'node:path';
 import { InvalidArgumentError } from '../errors.js';
+import type { NetlinkHandlePool } from '../netlink/index.js';
+import type { JoinInfo } from '../contract/join.js';
+import type { SandboxRecord } from '../core/model.js';
+import { applyJoinInfo, type ApplyOptions } from './apply.js';
 import { createNamedNetns, deleteNamedNetns, ensureSysctl, namespaceFileProblem, netnsExists, runInNetns } from '../netns/index.js';
 
 /**
@@ -33,10 +37,13 @@ export interface SandboxKernel {
   exists(nsPath: string): boolean;
   /** Validates a path or pid that names an existing namespace and returns its path. */
   resolveExisting(ref: string): string;
+  /** Puts a driver's JoinInfo into the sandbox (./apply.ts); returns the interface's name there. */
+  apply(sb: SandboxRecord, info: JoinInfo, opts: ApplyOptions): Promise<string>;
 }
 
 export interface SandboxKernelDeps {
   netnsDir: string;
+  netlink: NetlinkHandlePool;
   /** Brings the loopback interface of the namespace at nsPath up (`ip -n NS link set lo up`). */
   loopbackUp(nsPath: string): Promise<void>;
   /** Closes cached netlink sockets into the namespace at nsPath; true when there were any. */
@@ -104,6 +111,7 @@ export function createSandboxKernel(deps: SandboxKernelDeps): SandboxKernel {
     },
     release,
     exists: netnsExists,
+    apply: (sb, info, opts) => applyJoinInfo(deps.netlink, sb, info, opts),
     resolveExisting(ref) {
       const p = /^\d+$/.test(ref) ? `/proc/${ref}/ns/net` : ref;
       if (!p.startsWith('/')) throw new InvalidArgumentError('netns', `expected an absolute path or a pid, got ${JSON.stringify(ref)}`);

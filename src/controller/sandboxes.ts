@@ -2,7 +2,7 @@
 // its endpoints, links deleted one by one only when the namespace lives on), and running an
 // operation with cnmkit's handles into the namespace closed afterwards. Callers serialise these
 // through the controller's queue.
-import type { ControllerDeps } from './controller.js';
+import type { ControllerDeps } from './types.js';
 import type { EndpointRecord, SandboxRecord } from '../core/model.js';
 import { teardownEndpoint } from './endpoints.js';
 import { bestEffort } from '../core/steps.js';

@@ -2,7 +2,7 @@
 // ports take loopback clients without a userland proxy.
 import type { ToolRunner } from './exec.js';
 import type { PortMapping } from './types.js';
-import { familyOf } from './validate.js';
+import { familyOf } from '../ip/index.js';
 
 function localnetKey(bridge: string): string {
   return `net/ipv4/conf/${bridge}/route_localnet`;

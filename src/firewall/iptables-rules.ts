@@ -1,7 +1,8 @@
 // Renders networks and published ports as iptables-restore lines in the project's chains, and
 // reads iptables-save output back. Pure text work: nothing here runs a command.
 import type { FirewallNetwork, PortMapping } from './types.js';
-import { familyOf, isLoopback, networkTag, portTag } from './validate.js';
+import { networkTag, portTag } from './validate.js';
+import { familyOf, isLoopback } from '../ip/index.js';
 
 export type Family = 4 | 6;
 export type Table = 'filter' | 'nat';

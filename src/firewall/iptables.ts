@@ -20,7 +20,8 @@ import {
 } from './iptables-rules.js';
 import type { FirewallLogger, FirewallNetwork, PortMapping } from './types.js';
 import { TaggedRulesBackend, type TaggedRule } from './tagged.js';
-import { STRUCT_TAG, familyOf, parseTag } from './validate.js';
+import { STRUCT_TAG, parseTag } from './validate.js';
+import { familyOf } from '../ip/index.js';
 
 /** Which iptables binaries: the system's default (`iptables`), or a named variant. */
 export type IptablesVariant = 'iptables' | 'iptables-nft' | 'iptables-legacy';

@@ -1,7 +1,8 @@
 // Renders networks and published ports as `nft -f` commands for the project's one table
 // (`inet cnmkit`), and reads `nft -j` listings back. Pure text work: nothing here runs nft.
 import type { FirewallNetwork, PortMapping } from './types.js';
-import { STRUCT_TAG, familyOf, isLoopback, networkTag, portTag } from './validate.js';
+import { STRUCT_TAG, networkTag, portTag } from './validate.js';
+import { familyOf, isLoopback } from '../ip/index.js';
 
 export const TABLE = 'inet cnmkit';
 export const USER_CHAIN = 'CNMKIT-USER';

@@ -2,6 +2,7 @@
 // every rule. Errors name the field and the reason; addresses are checked, not canonicalised.
 import { isIPv4, isIPv6 } from 'node:net';
 import { InvalidArgumentError } from '../errors.js';
+import { parsePrefix, type Prefix } from '../ip/index.js';
 import { validateIfname } from '../netns/names.js';
 import type { FirewallNetwork, PortMapping, PortProto } from './types.js';
 
@@ -44,37 +45,17 @@ export function parseTag(comment: string): ParsedTag | undefined {
   return OWNER_RE.test(owner) ? { owner, port: slash >= 0 } : undefined;
 }
 
-function ipv4ToInt(addr: string): number {
-  return addr.split('.').reduce((acc, part) => acc * 256 + Number(part), 0);
-}
-
-function ipv6ToBigInt(addr: string): bigint {
-  let text = addr;
-  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
-  if (v4?.[1]) {
-    const n = ipv4ToInt(v4[1]);
-    text = `${text.slice(0, -v4[1].length)}${(n >>> 16).toString(16)}:${(n & 0xffff).toString(16)}`;
-  }
-  const [head = '', tail] = text.split('::');
-  const h = head ? head.split(':') : [];
-  const t = tail ? tail.split(':') : [];
-  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
-  return groups.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g, 16)), 0n);
-}
-
+/** An IPv`family` subnet in CIDR form without host bits (an IPv4 tail in IPv6 text is accepted); returned as given. */
 export function validateCidr(value: unknown, family: 4 | 6, field: string): string {
   const text = typeof value === 'string' ? value : '';
-  const [addr = '', len, extra] = text.split('/');
-  const max = family === 4 ? 32 : 128;
-  const okAddr = family === 4 ? isIPv4(addr) : isIPv6(addr);
-  if (!okAddr || len === undefined || extra !== undefined || !/^\d{1,3}$/.test(len) || Number(len) > max)
+  let prefix: Prefix;
+  try {
+    prefix = parsePrefix(field, text, { embeddedV4: true });
+  } catch (err) {
+    if (/host bits/.test((err as Error).message)) throw new InvalidArgumentError(field, `${text} has host bits set; give the network address`);
     throw new InvalidArgumentError(field, `${JSON.stringify(value)} is not an IPv${family} subnet in CIDR form`);
-  const hostBits = max - Number(len);
-  const host =
-    family === 4
-      ? BigInt(ipv4ToInt(addr)) & ((1n << BigInt(hostBits)) - 1n)
-      : ipv6ToBigInt(addr) & ((1n << BigInt(hostBits)) - 1n);
-  if (host !== 0n) throw new InvalidArgumentError(field, `${text} has host bits set; give the network address`);
+  }
+  if (prefix.family !== family) throw new InvalidArgumentError(field, `${JSON.stringify(value)} is not an IPv${family} subnet in CIDR form`);
   return text;
 }
 
@@ -159,12 +140,4 @@ export function validateMappings(value: unknown): PortMapping[] {
 
 export function validateOwners(value: unknown, field: string): string[] {
   return validateList(value, field).map((o, i) => validateOwner(o, `${field}[${i}]`));
-}
-
-export function isLoopback(addr: string): boolean {
-  return addr === '::1' || addr.startsWith('127.');
-}
-
-export function familyOf(addr: string): 4 | 6 {
-  return isIPv4(addr) ? 4 : 6;
 }

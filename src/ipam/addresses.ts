@@ -4,7 +4,7 @@
 // Conflicts name the holder through the injected names (sandbox "web" on network "mynet").
 import { ConflictError, InvalidArgumentError, NotOwnerError } from '../errors.js';
 import type { AddressKind, Store } from '../store/index.js';
-import { contains, formatAddress, parseAddressOrCidr, type Address } from './cidr.js';
+import { contains, formatAddress, parseAddressOrCidr, type Address } from '../ip/index.js';
 import type { PoolState } from './mirror.js';
 import type { Claimant, Namer } from './names.js';
 

@@ -3,7 +3,7 @@
 // IPv6 request with no configured pool gets a random ULA /64 (RFC 4193).
 import { randomBytes } from 'node:crypto';
 import { InvalidArgumentError } from '../errors.js';
-import { BITS, makePrefix, parsePrefix, type Family, type Prefix } from './cidr.js';
+import { BITS, makePrefix, parsePrefix, type Family, type Prefix } from '../ip/index.js';
 
 /** One entry of the default pool list: split `base` into subnets of prefix length `size`. */
 export interface DefaultPool {

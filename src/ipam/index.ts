@@ -8,7 +8,7 @@ import { InvalidArgumentError, NotFoundError, NotOwnerError } from '../errors.js
 import type { SubnetRecord } from '../core/model.js';
 import type { AddressKind, AddressSpace, Store, StoredPool } from '../store/index.js';
 import { allocate, checkAddressRequest, FIELD, release, type AddressRequest } from './addresses.js';
-import { parseAddress, parseAddressOrCidr, parseNetwork, type Family } from './cidr.js';
+import { parseAddress, parseAddressOrCidr, parseNetwork, type Family } from '../ip/index.js';
 import { checkDefaultPool, DOCKER_GLOBAL_POOLS, DOCKER_LOCAL_POOLS, type ParsedDefaultPool, type DefaultPool } from './defaults.js';
 import { systemEnvironment, type IpamEnvironment } from './environment.js';
 import { Mirror, type PoolState } from './mirror.js';

@@ -4,7 +4,7 @@
 // (PRAGMA data_version), so it never disagrees with what the store has committed.
 import type { Store, StoredPool } from '../store/index.js';
 import { AddressSet } from './allocator.js';
-import { parseAddress, parsePrefix, type Prefix } from './cidr.js';
+import { parseAddress, parsePrefix, type Prefix } from '../ip/index.js';
 
 export interface PoolState {
   pool: StoredPool;

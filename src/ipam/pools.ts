@@ -4,7 +4,7 @@
 // naming the holder of each pool in the way.
 import { ConflictError } from '../errors.js';
 import type { StoredPool } from '../store/index.js';
-import { contains, formatAddress, overlaps, type Address, type Prefix } from './cidr.js';
+import { contains, formatAddress, overlaps, type Address, type Prefix } from '../ip/index.js';
 import { Namer } from './names.js';
 
 /** What the host is using; absent for the global address space, as in Docker. */

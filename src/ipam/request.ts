@@ -5,7 +5,7 @@
 // the holder.
 import { ConflictError, InvalidArgumentError } from '../errors.js';
 import type { AddressSpace, Store, StoredPool } from '../store/index.js';
-import { covers, overlaps, parsePrefix, type Family, type Prefix } from './cidr.js';
+import { covers, overlaps, parsePrefix, type Family, type Prefix } from '../ip/index.js';
 import { candidates, randomUlaPrefix, type ParsedDefaultPool } from './defaults.js';
 import type { Namer } from './names.js';
 import { Occupancy, pickPool, skipReason, type HostView } from './pools.js';

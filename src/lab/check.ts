@@ -6,7 +6,7 @@
 // neighbour table is shared by all namespaces and capped (gc_thresh3), and permanent entries are
 // not counted against that cap, so a large all-pairs check works without changing the machine.
 import { Client } from '../cli/client.js';
-import { parseAddress } from '../ipam/cidr.js';
+import { parseAddress } from '../ip/index.js';
 import { mapLimit } from './limit.js';
 import type { LabPlan } from './plan.js';
 import type { LabState } from './state.js';

@@ -4,7 +4,7 @@
 // sandbox and link as the daemons' API takes it. Pure: nothing here touches the machine.
 import { createHash } from 'node:crypto';
 import path from 'node:path';
-import { formatAddress, parsePrefix } from '../ipam/cidr.js';
+import { formatAddress, parsePrefix } from '../ip/index.js';
 import { DAEMON_DEFAULTS } from '../defaults.js';
 import { MACHINE, type Firewall, type LabTopology, type LinkSpec, type NetworkSpec, type NodeSpec, type RouteSpec } from './model.js';
 import { networkIfnames } from './validate.js';

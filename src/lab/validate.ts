@@ -2,7 +2,7 @@
 // inside their subnets; interface names that would collide inside a node; links across hosts.
 // All problems are gathered and thrown together, each with the line of the field it is about.
 import { LabFileError, type LabFileProblem } from '../errors.js';
-import { contains, covers, parseAddress, parseAddressOrCidr, parsePrefix, type Prefix } from '../ipam/cidr.js';
+import { contains, covers, parseAddress, parseAddressOrCidr, parsePrefix, type Prefix } from '../ip/index.js';
 import { MACHINE, type LabTopology, type NetworkSpec, type NodeSpec, type Origins } from './model.js';
 import type { FieldPath, LabSource } from './source.js';
 

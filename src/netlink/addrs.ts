@@ -4,7 +4,8 @@ import { FlagsNew, rt } from 'netlink';
 import { KernelError } from '../errors.js';
 import { body } from './encode.js';
 import type { NetlinkHandle } from './handle.js';
-import { afOf, familyOfAf, formatIp, parseCidr, type Family } from './ipaddr.js';
+import { afOf, familyOfAf } from './af.js';
+import { formatIp, parseCidr, type Family } from '../ip/index.js';
 import { linkIndex } from './links.js';
 import { validateBoolean, validateLinkRef, type LinkRef } from './validate.js';
 

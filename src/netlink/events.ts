@@ -6,7 +6,7 @@ import { parseMessages, rt } from 'netlink';
 import { runInNetns } from '../netns/index.js';
 import { listAddresses, parseAddress, type Address } from './addrs.js';
 import type { NetlinkHandle } from './handle.js';
-import { AF_BRIDGE } from './ipaddr.js';
+import { AF_BRIDGE } from './af.js';
 import { parseLink } from './link-parse.js';
 import { listLinks } from './links.js';
 import { openRtSocket, type RtSocket } from './socket.js';

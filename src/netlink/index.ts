@@ -12,6 +12,6 @@ export { addRoute, deleteRoute, listRoutes, RT_TABLE_MAIN, type Route, type Rout
 export { addNeighbor, deleteNeighbor, listNeighbors, type Neighbor, type NeighborSpec } from './neigh.js';
 export { addFdb, appendFdb, replaceFdb, deleteFdb, listFdb, type FdbEntry, type FdbSpec } from './fdb.js';
 export { subscribe, Subscription, type NetlinkEvent, type SubscribeOptions, type ResyncReason } from './events.js';
-export { parseIp, parseCidr, parseMac, formatIp, formatMac, type Family, type Cidr, type IpAddress } from './ipaddr.js';
+export { parseIp, parseCidr, parseMac, formatIp, formatMac, type Family, type Cidr, type IpAddress } from '../ip/index.js';
 export { netnsIdOf, netnsIdReferenced } from './nsid.js';
 export { MTU_MIN, MTU_MAX, type LinkRef } from './validate.js';

@@ -1,7 +1,7 @@
 // Parsed RTM_NEWLINK/DELLINK messages of the `netlink` package to the typed Link union. Pure.
 // Limits: kind-specific attributes are read for veth, bridge, vxlan and macvlan only.
 import { getU32, ifla, type rt } from 'netlink';
-import { formatIp, formatMac } from './ipaddr.js';
+import { formatIp, formatMac } from '../ip/index.js';
 import {
   MACVLAN_MODES, type Link, type LinkCommon, type MacvlanLink, type MacvlanMode, type OperState, type OtherLink,
   type VethLink, type VxlanLink,

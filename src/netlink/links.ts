@@ -7,7 +7,7 @@ import { InvalidArgumentError, KernelError, NotFoundError } from '../errors.js';
 import { validateIfname } from '../netns/index.js';
 import { body, flatten, u16be, u32 } from './encode.js';
 import type { NetlinkHandle } from './handle.js';
-import { parseIp, parseMac } from './ipaddr.js';
+import { parseIp, parseMac } from '../ip/index.js';
 import { assignDefined, echoedIndexes, parseLink } from './link-parse.js';
 import { MACVLAN_MODES, type Link, type LinkKind, type MacvlanMode } from './types.js';
 import {

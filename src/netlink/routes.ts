@@ -4,7 +4,8 @@ import { FlagsNew, rt } from 'netlink';
 import { InvalidArgumentError, KernelError } from '../errors.js';
 import { body } from './encode.js';
 import type { NetlinkHandle } from './handle.js';
-import { afOf, familyOfAf, formatIp, parseCidr, parseIp, type Cidr, type Family, type IpAddress } from './ipaddr.js';
+import { afOf, familyOfAf } from './af.js';
+import { formatIp, parseCidr, parseIp, type Cidr, type Family, type IpAddress } from '../ip/index.js';
 import { linkIndex } from './links.js';
 import { validateBoolean, validateEnum, validateLinkRef, validateTable, validateUint, type LinkRef } from './validate.js';
 

@@ -2,6 +2,7 @@
 // PortBinding JSON, both parsed into one PortSpec. Validation only: no port is taken here.
 import net from 'node:net';
 import { InvalidArgumentError } from '../errors.js';
+import { formatAddress, isUnspecified, isV4Mapped, parseAddress } from '../ip/index.js';
 
 export type Proto = 'tcp' | 'udp' | 'sctp';
 
@@ -40,18 +41,14 @@ const MAX_PORT = 65535;
 /** Canonical text of an IP address (IPv6 compressed, lower case); field names the input. */
 export function canonicalIP(value: string, field: string): string {
   if (value.includes('%')) throw new InvalidArgumentError(field, `${JSON.stringify(value)}: zone indexes are not supported`);
-  const family = net.isIP(value);
-  if (family === 4) return value;
-  if (family !== 6) throw new InvalidArgumentError(field, `${JSON.stringify(value)} is not an IPv4 or IPv6 address`);
-  if (/^::ffff:\d+\.\d+\.\d+\.\d+$/i.test(value))
-    throw new InvalidArgumentError(field, `${JSON.stringify(value)} is an IPv4-mapped address: give the IPv4 form`);
-  return new URL(`http://[${value}]`).hostname.slice(1, -1);
+  if (net.isIP(value) === 0) throw new InvalidArgumentError(field, `${JSON.stringify(value)} is not an IPv4 or IPv6 address`);
+  const a = parseAddress(field, value, { embeddedV4: true });
+  if (isV4Mapped(a)) throw new InvalidArgumentError(field, `${JSON.stringify(value)} is an IPv4-mapped address: give the IPv4 form`);
+  return formatAddress(a.family, a.value);
 }
 
 /** True for 0.0.0.0 and ::, the wildcard addresses of one family. */
-export function isUnspecifiedIP(ip: string): boolean {
-  return ip === '0.0.0.0' || ip === '::';
-}
+export const isUnspecifiedIP = isUnspecified;
 
 /**
  * Whether two host IPs (unset = every address) cannot hold the same port: either is unset,

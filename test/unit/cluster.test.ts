@@ -11,7 +11,7 @@ import { chooseSubnet, hostSpan, occupied, subnetLayout } from '../../src/cluste
 import { differences, freeVni } from '../../src/cluster/networks.js';
 import { checkPeer } from '../../src/cluster/peers.js';
 import { checkDefaultPool } from '../../src/ipam/defaults.js';
-import { parsePrefix } from '../../src/ipam/cidr.js';
+import { parsePrefix } from '../../src/ip/index.js';
 import { registerClusterRoutes } from '../../src/api/cluster.js';
 import { errorHandler } from '../../src/api/errors.js';
 import { ClusterUnavailableError } from '../../src/errors.js';

@@ -10,7 +10,7 @@ import { DriverRegistry, type Driver, type DriverContext } from '../../src/contr
 import { createNullDriver } from '../../drivers/null/index.js';
 import { createHostDriver } from '../../drivers/host/index.js';
 import { buildManagementApi } from '../../src/api/management.js';
-import { FakeKernel } from './fake-kernel.js';
+import { bornInSandbox, FakeKernel } from './fake-kernel.js';
 import { LinkService } from '../../src/links/index.js';
 import { NetlinkHandlePool } from '../../src/netlink/index.js';
 
@@ -27,9 +27,9 @@ function fakeDriver(calls: string[], failOn: Set<string>): Driver<{ opt?: string
     parse: (input) => ({ ...(input.options.opt ? { opt: input.options.opt } : {}) }),
     async createNetwork() { step('createNetwork'); },
     async deleteNetwork() { step('deleteNetwork'); },
-    async createEndpoint() { step('createEndpoint'); return { made: true }; },
+    async createEndpoint() { step('createEndpoint'); return { driverData: { made: true } }; },
     async deleteEndpoint() { step('deleteEndpoint'); },
-    async join() { step('join'); return { ifname: 'eth0' }; },
+    async join() { step('join'); return bornInSandbox('eth0'); },
     async leave() { step('leave'); },
   };
 }
@@ -41,6 +41,7 @@ describe('controller and management API', () => {
   let api: FastifyInstance;
   let calls: string[];
   let failOn: Set<string>;
+  let drivers: DriverRegistry;
 
   beforeEach(async () => {
     store = openStore(':memory:');
@@ -49,7 +50,7 @@ describe('controller and management API', () => {
     calls = [];
     failOn = new Set();
     const ctx = { logger } as unknown as DriverContext;
-    const drivers = new DriverRegistry();
+    drivers = new DriverRegistry();
     drivers.register(createNullDriver(ctx));
     drivers.register(createHostDriver(ctx));
     drivers.register(fakeDriver(calls, failOn));
@@ -117,6 +118,36 @@ describe('controller and management API', () => {
     expect((await api.inject({ method: 'DELETE', url: '/v1/sandboxes/s2' })).statusCode).toBe(204);
     expect((await api.inject({ method: 'DELETE', url: '/v1/networks/n' })).statusCode).toBe(204);
     expect(store.endpoints.list()).toEqual([]);
+  });
+
+  it('tells the driver where the endpoint is placed and applies its JoinInfo (extras after it); a failing apply leaves and frees the address', async () => {
+    const placements: string[] = [];
+    const multi: Driver = {
+      ...fakeDriver(calls, failOn), name: 'multi',
+      async createEndpoint(_n, _c, _e, placement) { placements.push(`create ${placement.kind}`); return {}; },
+      async join(_n, _c, ep, placement) {
+        placements.push(`join ${placement.kind === 'sandbox' ? `${placement.sandbox.name} peers=${placement.peers.length}` : 'detached'}`);
+        const leg = { src: { name: 'gw0', where: 'host' as const }, dstName: 'gw0', routes: [], noGateway: false, ipv6Enabled: false };
+        return { info: { ...bornInSandbox('eth7').info!, ...(ep.ipv4 ? { ipv4: ep.ipv4 } : {}) }, extra: [leg], macAddress: '02:00:00:00:00:07' };
+      },
+      async leave() { calls.push('leave'); },
+    };
+    drivers.register(multi);
+    await api.inject({ method: 'POST', url: '/v1/networks', payload: { name: 'm', driver: 'multi', subnet: '10.7.0.0/24' } });
+    await api.inject({ method: 'POST', url: '/v1/sandboxes', payload: { name: 'sm' } });
+    const ep = await api.inject({ method: 'POST', url: '/v1/networks/m/connect', payload: { sandbox: 'sm' } });
+    expect(ep.json()).toMatchObject({ ifname: 'eth7', macAddress: '02:00:00:00:00:07', ipv4: '10.7.0.2/24' });
+    expect(placements).toEqual(['create sandbox', 'join sm peers=0']);
+    expect(kernel.applied.map((i) => [i.src.name, i.ipv4])).toEqual([['eth7', '10.7.0.2/24'], ['gw0', undefined]]);
+    await api.inject({ method: 'POST', url: '/v1/sandboxes', payload: { name: 'sm2' } });
+    kernel.failApply = true;
+    calls.length = 0;
+    const bad = await api.inject({ method: 'POST', url: '/v1/networks/m/connect', payload: { sandbox: 'sm2' } });
+    expect(bad.statusCode).toBe(500);
+    expect(bad.json().error).toMatch(/apply failed on purpose/);
+    expect(calls).toEqual(['leave', 'deleteEndpoint']);
+    expect(store.endpoints.list().map((e) => e.ipv4)).toEqual(['10.7.0.2/24']);
+    expect(ipam.listAddresses(store.networks.getByName('m')!.ipv4[0]!.poolId).filter((a) => a.kind === 'endpoint')).toHaveLength(1);
   });
 
   it('gives endpoints unique names when sandbox and network names are long', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatAddress, parseAddress, parsePrefix } from '../../src/ipam/cidr.js';
+import { formatAddress, parseAddress, parsePrefix } from '../../src/ip/index.js';
 import { AddressSet } from '../../src/ipam/allocator.js';
 
 describe('IPAM address text', () => {

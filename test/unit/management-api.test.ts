@@ -21,12 +21,13 @@ import { observeController, observeFirewall, observeStore } from '../../src/api/
 import { healthChecker, type HealthDeps } from '../../src/api/health.js';
 import { runLabels } from '../../src/api/run-label.js';
 import { buildDockerPluginApi } from '../../src/api/docker/index.js';
+import { bornInSandbox } from './fake-kernel.js';
 
 const logger = pino({ level: 'silent' });
 
 const kernel: SandboxKernel = {
   namedPath: (name) => `/fake/netns/${name}`, createNamed: async () => undefined, deleteNamed: async () => false, release: () => undefined,
-  exists: () => true, resolveExisting: (ref) => ref,
+  exists: () => true, resolveExisting: (ref) => ref, apply: async (_sb, info) => info.dstName ?? info.src.name,
 };
 
 function fakeDriver(failCreate: { on: boolean }): Driver<object> {
@@ -36,7 +37,7 @@ function fakeDriver(failCreate: { on: boolean }): Driver<object> {
       if (failCreate.on) throw new Error('createNetwork failed on purpose');
     },
     async deleteNetwork() {}, async createEndpoint() { return {}; }, async deleteEndpoint() {},
-    async join() { return { ifname: 'eth0' }; }, async leave() {},
+    async join() { return bornInSandbox('eth0'); }, async leave() {},
   };
 }
 

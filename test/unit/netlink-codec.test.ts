@@ -2,7 +2,7 @@
 // before any kernel call: each bad value names its field and the reason.
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from '../../src/errors.js';
-import { formatIp, formatMac, parseCidr, parseIp, parseMac } from '../../src/netlink/ipaddr.js';
+import { formatIp, formatMac, parseCidr, parseIp, parseMac } from '../../src/ip/index.js';
 import { validateLinkRef, validateMtu, validateNetnsPath, validateVni } from '../../src/netlink/validate.js';
 
 describe('IP addresses', () => {

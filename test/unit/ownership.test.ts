@@ -14,10 +14,10 @@ import { endpointNames, ownerNames } from '../../src/controller/owner-names.js';
 import { createNullDriver } from '../../drivers/null/index.js';
 import { buildManagementApi } from '../../src/api/management.js';
 import { buildDockerPluginApi } from '../../src/api/docker/index.js';
-import { bridgeBackend } from '../../src/api/docker/bridge-backend.js';
+import { driverBackend } from '../../src/api/docker/driver-backend.js';
 import { PortAllocator } from '../../src/portmap/allocator.js';
 import { parsePublish } from '../../src/portmap/index.js';
-import { FakeKernel } from './fake-kernel.js';
+import { bornInSandbox, FakeKernel } from './fake-kernel.js';
 
 const logger = pino({ level: 'silent' });
 const D1 = '1d'.repeat(32);
@@ -33,10 +33,13 @@ function fakeBridge(calls: string[]): Driver<Record<string, never>> {
     parse: () => ({}),
     async createNetwork(net) { calls.push(`createNetwork ${net.name}`); },
     async deleteNetwork(net) { calls.push(`deleteNetwork ${net.name}`); },
-    // 'lo' exists in every namespace: the plugin's check for endpoints the engine forgot keeps this one.
-    async createEndpoint(_net, _config, ep) { calls.push(`createEndpoint ${ep.name}`); return { hostIfname: 'lo', containerIfname: 'lo' }; },
+    async createEndpoint(_net, _config, ep) { calls.push(`createEndpoint ${ep.name}`); return { driverData: { containerIfname: 'c0' } }; },
     async deleteEndpoint(_net, _config, ep) { calls.push(`deleteEndpoint ${ep.name}`); },
-    async join() { return { ifname: 'eth0' }; },
+    // The plugin's check for endpoints the engine forgot finds none gone.
+    async goneEndpoints() { return []; },
+    async join(_net, _config, _ep, placement) {
+      return placement.kind === 'detached' ? { info: { src: { name: 'c0', where: 'host' }, dstPrefix: 'eth', routes: [], noGateway: false, ipv6Enabled: false } } : bornInSandbox('eth0');
+    },
     async leave() {},
   };
 }
@@ -82,7 +85,7 @@ describe('ownership across the management API and the Docker plugin', () => {
     await controller.createNetwork({ name: 'none', driver: 'null' });
     await controller.createNetwork({ name: 'bridge', subnet: '198.18.0.0/24', gateway: '198.18.0.1' });
     api = await buildManagementApi({ controller, logger, reloadFirewall: async () => ({ backend: 'none', removedOwners: [], notes: [] }) });
-    plugin = await buildDockerPluginApi({ logger, ipam, network: bridgeBackend(controller), checkReplies: true });
+    plugin = await buildDockerPluginApi({ logger, ipam, network: driverBackend(controller, 'bridge'), checkReplies: true });
   });
   afterEach(async () => {
     await api.close();

@@ -42,7 +42,7 @@ function rawCall(socketPath: string, call: string, body = ''): Promise<{ status:
 }
 
 async function serve(network?: DockerNetworkBackend): Promise<PluginServers> {
-  const s = await servePlugins({ pluginDir: dir, ipam, logger: pino({ level: 'silent' }), ...(network ? { network } : {}) });
+  const s = await servePlugins({ pluginDir: dir, ipam, logger: pino({ level: 'silent' }), ...(network ? { networks: { 'cnmkit-bridge': network } } : {}) });
   servers.push(s);
   return s;
 }

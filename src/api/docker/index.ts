@@ -1,5 +1,6 @@
 // Serving cnmkit to the Docker engine as legacy plugins: one unix socket per plugin name in the
-// engine's plugin directory (IpamDriver on cnmkit-ipam.sock, NetworkDriver on cnmkit-bridge.sock),
+// engine's plugin directory (IpamDriver on cnmkit-ipam.sock, a NetworkDriver on PLUGIN.sock for each
+// driver with a Docker plugin name, e.g. cnmkit-bridge.sock),
 // mode 0660. A socket file left by a dead process is replaced; a live one is refused.
 // Limit: the engine activates lazily and caches capabilities, so serve before the engine starts.
 import fs from 'node:fs';
@@ -17,9 +18,9 @@ export { buildPluginApp, type Handlers, type PluginAppOptions } from './app.js';
 export { pluginErrorReply } from './errors.js';
 export { addressRequestOf, gatewayOwner, ipamHandlers, DYNAMIC_OWNER, EXPLICIT_OWNER, GATEWAY_REQUEST_TYPE } from './ipam.js';
 export { interfaceReply, networkHandlers, LOCAL_CAPABILITIES, type DockerNetworkBackend } from './network.js';
+export { driverBackend, joinReply } from './driver-backend.js';
 
 export const IPAM_PLUGIN = 'cnmkit-ipam';
-export const BRIDGE_PLUGIN = 'cnmkit-bridge';
 
 export interface DockerPluginApiOptions {
   logger: Logger;
@@ -46,11 +47,11 @@ export interface ServePluginsOptions {
   /** Where the engine looks for plugin sockets: /run/docker/plugins. */
   pluginDir: string;
   ipam: Ipam;
-  /** The NetworkDriver backend; without it only the IPAM socket is served. */
-  network?: DockerNetworkBackend;
+  /** NetworkDriver backends by plugin name (a socket each); without any only the IPAM socket is served. */
+  networks?: Record<string, DockerNetworkBackend>;
   logger: Logger;
-  /** Plugin names (the sockets' base names); default cnmkit-ipam and cnmkit-bridge. */
-  names?: { ipam?: string; network?: string };
+  /** The IPAM plugin's name (its socket's base name); default cnmkit-ipam. */
+  ipamName?: string;
   checkReplies?: boolean;
   metrics?: DaemonMetrics;
 }
@@ -64,8 +65,8 @@ export interface PluginServers {
 
 export async function servePlugins(opts: ServePluginsOptions): Promise<PluginServers> {
   fs.mkdirSync(opts.pluginDir, { recursive: true, mode: 0o755 });
-  const plan: [string, DockerPluginApiOptions][] = [[opts.names?.ipam ?? IPAM_PLUGIN, { logger: opts.logger, ipam: opts.ipam }]];
-  if (opts.network) plan.push([opts.names?.network ?? BRIDGE_PLUGIN, { logger: opts.logger, network: opts.network }]);
+  const plan: [string, DockerPluginApiOptions][] = [[opts.ipamName ?? IPAM_PLUGIN, { logger: opts.logger, ipam: opts.ipam }]];
+  for (const [name, network] of Object.entries(opts.networks ?? {})) plan.push([name, { logger: opts.logger, network }]);
   const apps: FastifyInstance[] = [];
   const sockets: Record<string, string> = {};
   const close = async (): Promise<void> => {

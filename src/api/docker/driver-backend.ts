@@ -1,17 +1,17 @@
-// The cnmkit-bridge NetworkDriver: Docker engine calls mapped onto the controller and the bridge
-// driver. Networks and endpoints keep Docker's ids (so `cnmkit network ls` shows them); the
-// engine's IPAM decides addresses; the container end of each veth stays in the host namespace
-// until the engine moves it (Join only names it); ports are published in
-// ProgramExternalConnectivity, the one place the engine sends them for the gateway endpoint.
-// Endpoints the engine forgot without telling (after an engine crash, 20.10 drops the stale
-// endpoints of remote drivers without calling them) are found by their missing host-side veth
-// and removed before they can hold ports, and with their network at DeleteNetwork. The engine
-// sees only the objects it created (by their Docker ids): cnmkit's own are unknown to it.
-import fs from 'node:fs';
+// One Docker NetworkDriver for every driver that declares a Docker plugin name: engine calls
+// mapped onto the controller, which asks the driver. Networks and endpoints keep Docker's ids (so
+// `cnmkit network ls` shows them); the engine's IPAM decides addresses; endpoints are detached
+// (their container end stays in the daemon's namespace until the engine moves it) and Join
+// translates the driver's JoinInfo; ports are published in ProgramExternalConnectivity, the one
+// place the engine sends them for the gateway endpoint, by drivers that publish. Endpoints the
+// engine forgot without telling (after an engine crash, 20.10 drops the stale endpoints of remote
+// drivers without calling them) are those whose kernel object the driver says is gone: removed
+// before they can hold ports, and with their network at DeleteNetwork. The engine sees only the
+// objects it created (by their Docker ids): cnmkit's own are unknown to it.
 import { CnmkitError } from '../../errors.js';
 import type { Controller } from '../../controller/controller.js';
 import type { SubnetRecord } from '../../core/model.js';
-import type { BridgeConfig, BridgeEndpointData } from '../../../drivers/bridge/index.js';
+import type { JoinInfo } from '../../contract/join.js';
 import { parsePortBindings } from '../../portmap/index.js';
 import type {
   CreateEndpointReply, CreateEndpointRequest, CreateNetworkRequest, EndpointRequest, IPAMData, JoinReply, JoinRequest,
@@ -43,33 +43,31 @@ function macOption(b64: unknown): string | undefined {
   return bytes.length === 6 ? [...bytes].map((b) => b.toString(16).padStart(2, '0')).join(':') : undefined;
 }
 
-/** Link names in the daemon's own network namespace, where the host ends of the veths live. */
-function hostLinkNames(): Set<string> {
-  const lines = fs.readFileSync('/proc/net/dev', 'utf8').split('\n').slice(2);
-  return new Set(lines.map((l) => l.split(':')[0]!.trim()).filter(Boolean));
+/** Docker's Join reply for a driver's JoinInfo (none: no interface). */
+export function joinReply(info: JoinInfo | undefined): JoinReply {
+  if (!info) return {};
+  const routes = info.routes.map((r) => (r.nextHop ? { Destination: r.destination, RouteType: 0 as const, NextHop: r.nextHop } : { Destination: r.destination, RouteType: 1 as const }));
+  return {
+    InterfaceName: { SrcName: info.src.name, ...(info.dstName ? { DstName: info.dstName } : { DstPrefix: info.dstPrefix ?? 'eth' }) },
+    ...(info.noGateway ? { DisableGatewayService: true } : {}),
+    ...(info.gateway ? { Gateway: info.gateway } : {}),
+    ...(info.gatewayV6 ? { GatewayIPv6: info.gatewayV6 } : {}),
+    ...(routes.length > 0 ? { StaticRoutes: routes } : {}),
+  };
 }
 
 const isConflict = (err: unknown): boolean => err instanceof CnmkitError && err.errorClass === 'conflict';
 
-export function bridgeBackend(controller: Controller): DockerNetworkBackend {
-  /**
-   * Removes the Docker endpoints whose host-side veth is gone: the kernel destroyed the pair with
-   * the container's namespace, so the engine no longer has them. The endpoint list is read before
-   * the links, so an endpoint created in between is never taken for dead. Returns how many.
-   */
-  const pruneDead = async (): Promise<number> => {
-    const eps = controller.endpointsOf({}).filter((e) => e.dockerId !== undefined && e.sandboxId === undefined && e.state === 'ready');
-    if (eps.length === 0) return 0;
-    const links = hostLinkNames();
-    const dead = eps.filter((e) => !links.has((e.driverData as BridgeEndpointData).hostIfname));
-    for (const ep of dead) await controller.deleteEndpoint(ep.id, 'docker').catch(() => undefined);
-    return dead.length;
-  };
+/** The NetworkDriver of the registered driver named driver (its scope: the capabilities' scope). */
+export function driverBackend(controller: Controller, driver: string, scope: 'local' | 'global' = 'local'): DockerNetworkBackend {
+  /** Removes the Docker endpoints of this driver whose kernel object is gone; returns how many. */
+  const pruneDead = (): Promise<number> => controller.pruneGoneDockerEndpoints(driver);
   return {
+    capabilities: { Scope: scope, ConnectivityScope: scope },
     async createNetwork(req: CreateNetworkRequest) {
       const o = req.Options ?? {};
       await controller.createNetwork({
-        id: req.NetworkID, dockerId: req.NetworkID, name: `docker-${req.NetworkID.slice(0, 12)}`, driver: 'bridge',
+        id: req.NetworkID, dockerId: req.NetworkID, name: `docker-${req.NetworkID.slice(0, 12)}`, driver,
         options: stringOptions(o[GENERIC]), internal: o['com.docker.network.internal'] === true,
         enableIPv6: o['com.docker.network.enable_ipv6'] === true,
         assigned: { ipv4: subnets(req.IPv4Data), ipv6: subnets(req.IPv6Data) },
@@ -97,22 +95,11 @@ export function bridgeBackend(controller: Controller): DockerNetworkBackend {
     },
     endpointOperInfo(req: EndpointRequest) {
       const ep = controller.dockerEndpoint(req.EndpointID);
-      const data = ep.driverData as BridgeEndpointData;
-      return { hostInterface: data.hostIfname, macAddress: ep.macAddress ?? '', ports: ep.ports };
+      const host = controller.hostInterface(ep);
+      return { ...(host ? { hostInterface: host } : {}), macAddress: ep.macAddress ?? '', ports: ep.ports };
     },
-    join(req: JoinRequest): JoinReply {
-      const ep = controller.dockerEndpoint(req.EndpointID);
-      const net = controller.dockerNetwork(ep.networkId);
-      const config = net.config as BridgeConfig;
-      const data = ep.driverData as BridgeEndpointData;
-      const gw4 = net.ipv4[0]?.gateway?.split('/')[0];
-      const gw6 = net.ipv6[0]?.gateway?.split('/')[0];
-      return {
-        InterfaceName: { SrcName: data.containerIfname!, DstPrefix: config.ifacePrefix },
-        ...(config.internal ? { DisableGatewayService: true } : {}),
-        ...(!config.internal && gw4 ? { Gateway: gw4 } : {}),
-        ...(!config.internal && gw6 && ep.ipv6 ? { GatewayIPv6: gw6 } : {}),
-      };
+    async join(req: JoinRequest): Promise<JoinReply> {
+      return joinReply(await controller.dockerJoin(req.EndpointID));
     },
     leave(req: EndpointRequest) {
       controller.dockerEndpoint(req.EndpointID);

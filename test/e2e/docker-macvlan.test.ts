@@ -86,19 +86,19 @@ describeDocker('cnmkit-macvlan under the real Docker engine', skipReason, () => 
     const id = await docker(['network', 'create', '-d', PLUGIN, '-o', 'parent=nic0', '--subnet', '198.18.50.0/24', '--gateway', LAN_HOST, 'mvnet']);
     const [net] = await dockerd.inspect(['network', 'inspect', 'mvnet']);
     expect(net).toMatchObject({ Id: id, Driver: PLUGIN, IPAM: { Config: [{ Subnet: '198.18.50.0/24' }] } });
-    await docker(['run', '-d', '--name', 'a', '--network', 'mvnet', IMAGE, 'sleep', '600']);
-    await docker(['run', '-d', '--name', 'b', '--network', 'mvnet', '--ip', '198.18.50.20', '--mac-address', '02:aa:bb:cc:dd:02', IMAGE, 'sleep', '600']);
-    const ipA = await ipOf('a', 'mvnet');
-    expect(await ipOf('b', 'mvnet')).toBe('198.18.50.20');
-    const link = await docker(['exec', 'a', 'ip', '-d', 'link', 'show', 'eth0']);
+    await docker(['run', '-d', '--name', 'mva', '--network', 'mvnet', IMAGE, 'sleep', '600']);
+    await docker(['run', '-d', '--name', 'mvb', '--network', 'mvnet', '--ip', '198.18.50.20', '--mac-address', '02:aa:bb:cc:dd:02', IMAGE, 'sleep', '600']);
+    const ipA = await ipOf('mva', 'mvnet');
+    expect(await ipOf('mvb', 'mvnet')).toBe('198.18.50.20');
+    const link = await docker(['exec', 'mva', 'ip', '-d', 'link', 'show', 'eth0']);
     expect(link).toContain('macvlan mode bridge');
-    expect(await docker(['exec', 'b', 'cat', '/sys/class/net/eth0/address'])).toBe('02:aa:bb:cc:dd:02');
-    const macA = await docker(['exec', 'a', 'cat', '/sys/class/net/eth0/address']);
-    expect(await docker(['exec', 'a', 'ip', 'route', 'show', 'default'])).toContain(`via ${LAN_HOST} dev eth0`);
-    expect(await reaches('a', '198.18.50.20')).toBe(true);
-    expect(await reaches('b', ipA)).toBe(true);
-    expect(await reaches('a', LAN_HOST)).toBe(true);
-    expect(await reaches('b', LAN_HOST)).toBe(true);
+    expect(await docker(['exec', 'mvb', 'cat', '/sys/class/net/eth0/address'])).toBe('02:aa:bb:cc:dd:02');
+    const macA = await docker(['exec', 'mva', 'cat', '/sys/class/net/eth0/address']);
+    expect(await docker(['exec', 'mva', 'ip', 'route', 'show', 'default'])).toContain(`via ${LAN_HOST} dev eth0`);
+    expect(await reaches('mva', '198.18.50.20')).toBe(true);
+    expect(await reaches('mvb', ipA)).toBe(true);
+    expect(await reaches('mva', LAN_HOST)).toBe(true);
+    expect(await reaches('mvb', LAN_HOST)).toBe(true);
     const neigh = await lan.ipJson<{ dst: string; lladdr?: string }[]>(['neigh', 'show', 'dev', 'lan0']);
     expect(neigh).toEqual(expect.arrayContaining([
       expect.objectContaining({ dst: ipA, lladdr: macA }),
@@ -110,21 +110,21 @@ describeDocker('cnmkit-macvlan under the real Docker engine', skipReason, () => 
 
   it('docker network connect/disconnect a running container; then the plugin SIGKILLed and restarted: containers keep working, new ones start', async () => {
     await docker(['network', 'create', '-d', PLUGIN, '-o', 'parent=nic0', '--subnet', '198.18.50.0/24', '--gateway', LAN_HOST, 'mvnet']);
-    await docker(['run', '-d', '--name', 'a', '--network', 'mvnet', IMAGE, 'sleep', '600']);
+    await docker(['run', '-d', '--name', 'mva', '--network', 'mvnet', IMAGE, 'sleep', '600']);
     await docker(['run', '-d', '--name', 'mover', IMAGE, 'sleep', '600']);
     await docker(['network', 'connect', 'mvnet', 'mover']);
     expect(await docker(['exec', 'mover', 'ip', '-d', 'link', 'show', 'eth1'])).toContain('macvlan');
     const ipMover = await ipOf('mover', 'mvnet');
-    expect(await reaches('a', ipMover)).toBe(true);
+    expect(await reaches('mva', ipMover)).toBe(true);
     await docker(['network', 'disconnect', 'mvnet', 'mover']);
     expect(await docker(['exec', 'mover', 'ip', '-o', 'link'])).not.toContain('eth1');
-    expect(await reaches('a', ipMover)).toBe(false);
+    expect(await reaches('mva', ipMover)).toBe(false);
     expect(await hostMacvlans()).toEqual([]);
 
     await restartDaemon();
-    expect(await reaches('a', LAN_HOST)).toBe(true);
+    expect(await reaches('mva', LAN_HOST)).toBe(true);
     await docker(['run', '-d', '--name', 'late', '--network', 'mvnet', IMAGE, 'sleep', '600']);
-    expect(await reaches('late', await ipOf('a', 'mvnet'))).toBe(true);
+    expect(await reaches('late', await ipOf('mva', 'mvnet'))).toBe(true);
     expect(await reaches('late', LAN_HOST)).toBe(true);
     await docker(['network', 'connect', 'mvnet', 'mover']);
     expect(await reaches('mover', LAN_HOST)).toBe(true);

@@ -10,6 +10,7 @@ import type { FastifyInstance } from 'fastify';
 import type { PluginServers } from './api/docker/index.js';
 import { claimSocket, listenUnix } from './api/socket.js';
 import { Controller } from './controller/controller.js';
+import { resolveRef } from './core/refs.js';
 import { DriverRegistry, type DriverContext } from './contract/driver.js';
 import { createSandboxKernel } from './controller/sandbox-kernel.js';
 import { endpointNames, ownerNames } from './controller/owner-names.js';
@@ -186,8 +187,8 @@ async function start(opts: DaemonOptions, lock: NamespaceLock): Promise<Daemon> 
       netnsId: (fd) => netnsIdOf(netlink.get(), fd),
       netnsReferenced: (nsid) => netnsIdReferenced(netlink.get(), nsid),
     });
-    const controller = new Controller({ store, ipam, drivers, kernel, logger, defaultDriver: 'bridge', predefined: new Set(PREDEFINED.keys()) });
-    const links = new LinkService({ store, netlink, sandbox: (ref) => controller.sandbox(ref), exists: kernel.exists, logger });
+    const links = new LinkService({ store, netlink, sandbox: (ref) => resolveRef('sandbox', ref, store.sandboxes), exists: kernel.exists, logger });
+    const controller = new Controller({ store, ipam, drivers, kernel, logger, links, defaultDriver: 'bridge', predefined: new Set(PREDEFINED.keys()) });
     for (const line of await controller.reconcile()) logger.warn({ reconcile: line }, 'reconciled');
     for (const line of await links.reconcile()) logger.warn({ reconcile: line }, 'reconciled');
     await createPredefined(controller, store, opts);

@@ -16,7 +16,6 @@ import { registerClusterRoutes } from './cluster.js';
 import { registerLabRoutes } from './management-links.js';
 import type { LinkService } from '../links/index.js';
 import type { NetlinkHandlePool } from '../netlink/index.js';
-import { removeHostsFile } from '../sandbox-config/index.js';
 import {
   connectBody, createNetworkBody, createSandboxBody, endpointSchema, errorSchema, forceQuery, healthSchema, networkSchema, refParams, sandboxSchema,
 } from './schemas.js';
@@ -35,7 +34,7 @@ export interface ManagementOptions {
   limits?: SocketLimits;
   /** Present in cluster mode. */
   cluster?: Cluster;
-  /** Point-to-point links between sandboxes; a sandbox's links go before it does. */
+  /** Point-to-point links between sandboxes (the lab routes); the controller removes a sandbox's links with it. */
   links?: LinkService;
   netlink?: NetlinkHandlePool;
 }
@@ -106,7 +105,7 @@ function createApp(opts: ManagementOptions): FastifyInstance {
 
 type WithEndpoints = <T extends NetworkRecord | SandboxRecord>(o: T, key: 'networkId' | 'sandboxId') => T & { endpoints: EndpointRecord[] };
 
-function addSandboxRoutes(app: FastifyInstance, c: Controller, withEndpoints: WithEndpoints, links: LinkService | undefined): void {
+function addSandboxRoutes(app: FastifyInstance, c: Controller, withEndpoints: WithEndpoints): void {
   app.get('/v1/sandboxes', { schema: { response: { 200: { type: 'array', items: { $ref: 'Sandbox#' } } } } }, async () =>
     c.listSandboxes().map((s) => withEndpoints(s, 'sandboxId')),
   );
@@ -122,10 +121,7 @@ function addSandboxRoutes(app: FastifyInstance, c: Controller, withEndpoints: Wi
     schema: { params: refParams, querystring: forceQuery, response: { 204: { type: 'null' }, ...errors } },
   }, async (req, reply) => {
     checkNotInUse(c, req.params.ref, req.query.force === 'true' || req.query.force === '1');
-    const sb = c.listSandboxes().find((s) => s.name === req.params.ref || s.id === req.params.ref);
-    if (sb) await links?.deleteFor(sb.id);
     await c.deleteSandbox(req.params.ref);
-    if (sb?.kind === 'named') removeHostsFile(sb.name);
     return reply.status(204).send();
   });
 }
@@ -200,7 +196,7 @@ export async function buildManagementApi(opts: ManagementOptions): Promise<Fasti
   }, async () => opts.reloadFirewall());
 
   registerClusterRoutes(app, opts.cluster);
-  addSandboxRoutes(app, c, withEndpoints, opts.links);
+  addSandboxRoutes(app, c, withEndpoints);
   if (opts.links && opts.netlink) registerLabRoutes(app, { controller: c, links: opts.links, netlink: opts.netlink });
   return app;
 }

@@ -1,11 +1,13 @@
-// Sandbox work of the controller that touches the kernel: tearing one down (its namespace, then
-// its endpoints, links deleted one by one only when the namespace lives on), and running an
+// Sandbox work of the controller that touches the kernel: tearing one down (its point-to-point
+// links, its namespace, then its endpoints, their links deleted one by one only when the
+// namespace lives on, and a named one's hosts file under /etc/netns), and running an
 // operation with cnmkit's handles into the namespace closed afterwards. Callers serialise these
 // through the controller's queue.
 import type { ControllerDeps } from './types.js';
 import type { EndpointRecord, SandboxRecord } from '../core/model.js';
 import { teardownEndpoint } from './endpoints.js';
 import { bestEffort } from '../core/steps.js';
+import { removeHostsFile } from '../sandbox-config/index.js';
 
 /**
  * A named sandbox's namespace is unmounted first: when the kernel confirms that nothing else
@@ -18,6 +20,7 @@ export async function teardownSandbox(deps: ControllerDeps, sb: SandboxRecord, e
   const named = sb.kind === 'named';
   let namespaceGone = false;
   await bestEffort(`sandbox ${sb.name}`, [
+    ['links', () => deps.links?.deleteFor(sb.id)],
     ['namespace', async () => {
       if (!named) return;
       namespaceGone = await kernel.deleteNamed(sb.name, { confirm: eps.length > 0 });
@@ -25,6 +28,7 @@ export async function teardownSandbox(deps: ControllerDeps, sb: SandboxRecord, e
     }],
     ...eps.map((ep): [string, () => Promise<void>] => [`endpoint ${ep.name}`, () => teardownEndpoint(deps, ep, sb, { namespaceGone })]),
     ['handles', () => (!named && sb.kind !== 'host' ? kernel.release(sb.netnsPath) : undefined)],
+    ['hosts file', () => (named ? removeHostsFile(sb.name) : undefined)],
     ['store', () => store.sandboxes.delete(sb.id)],
   ]);
 }

@@ -65,6 +65,8 @@ export interface ControllerDeps {
   kernel: SandboxKernel;
   logger: Logger;
   defaultDriver?: string;
+  /** A sandbox's point-to-point links (src/links): removed before the sandbox goes. */
+  links?: { deleteFor(sandboxId: string): Promise<void> };
   /** Networks that exist by default (none, host, bridge): never removed. */
   predefined?: Set<string>;
 }

@@ -16,6 +16,8 @@ import { LINK_GROUP } from './parent.js';
 /** What the macvlan driver keeps per endpoint (stored as driverData). */
 export interface MacvlanEndpointData {
   mac: string;
+  /** Sandbox endpoints: the name it was born with there (kept before the applier runs, so a failed join is undone). */
+  ifname?: string;
   /** Detached endpoints only: the link in the daemon's namespace, for the engine to move. */
   hostIfname?: string;
 }
@@ -44,7 +46,7 @@ export async function createInSandbox(
   pool: NetlinkHandlePool, net: NetworkRecord, config: MacvlanConfig, ep: EndpointRecord, sb: SandboxRecord, ifname: string,
 ): Promise<MacvlanEndpointData> {
   if (sb.kind === 'host') throw new InvalidArgumentError('sandbox', `sandbox ${sb.name} is the host namespace: it cannot join macvlan network ${net.name} (the host cannot reach its own macvlans)`);
-  const data: MacvlanEndpointData = { mac: ep.macAddress ?? macFor(ep.ipv4) };
+  const data: MacvlanEndpointData = { mac: ep.macAddress ?? macFor(ep.ipv4), ifname };
   await addMacvlan(pool.get(), { ...linkSpec(config, ifname, data.mac), nsPath: sb.netnsPath });
   return data;
 }
@@ -67,10 +69,11 @@ export function macvlanJoinInfo(net: NetworkRecord, config: MacvlanConfig, ep: E
 
 /** Deletes the endpoint's macvlan inside the sandbox, if that name is still a macvlan there. Idempotent. */
 export async function leaveSandbox(pool: NetlinkHandlePool, ep: EndpointRecord, sb: SandboxRecord): Promise<void> {
-  if (!ep.ifname || sb.kind === 'host') return;
+  const ifname = ep.ifname ?? (ep.driverData as Partial<MacvlanEndpointData> | undefined)?.ifname;
+  if (!ifname || sb.kind === 'host') return;
   const sbh = pool.get(sb.netnsPath);
-  const link = await findLink(sbh, ep.ifname);
-  if (link?.kind === 'macvlan') await deleteLink(sbh, ep.ifname, { ifExists: true });
+  const link = await findLink(sbh, ifname);
+  if (link?.kind === 'macvlan') await deleteLink(sbh, ifname, { ifExists: true });
 }
 
 /**

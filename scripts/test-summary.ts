@@ -19,7 +19,7 @@ export interface RunContext { root: boolean; ci: boolean; allowSkips: boolean; v
 
 export interface Summary { line: string; details: string[]; ok: boolean }
 
-const PRIVILEGED = new Set(['netns', 'e2e']);
+const PRIVILEGED = new Set(['netns', 'drivers', 'e2e']);
 
 function tierOf(file: string): string {
   const parts = file.split(path.sep);

@@ -33,7 +33,7 @@ import type { ProxyLimitOptions } from './portmap/limits.js';
 import { PortPublisher } from './portmap/publisher.js';
 import { VERSION } from './version.js';
 import { InvalidArgumentError } from './errors.js';
-import { validateIfname } from './netns/index.js';
+import { ensureSysctl, validateIfname } from './netns/index.js';
 import { lockNetworkNamespace, type NamespaceLock } from './netns/daemon-lock.js';
 import { maskedPrefix, splitCidr } from './ip/index.js';
 import type { ClusterConfig } from './cluster/options.js';
@@ -173,7 +173,7 @@ async function start(opts: DaemonOptions, lock: NamespaceLock): Promise<Daemon> 
     ports = new PortPublisher(allocator, proxy, firewall);
     metrics.collectFrom({ store, leases: () => allocator.leases(), proxyStats: () => proxy?.stats() });
     cluster = await startClusterMode(opts, store, logger);
-    const ctx: DriverContext = { logger, netlink, firewall, ports, ...(cluster ? { cluster } : {}) };
+    const ctx: DriverContext = { logger, netlink, firewall, ports, sysctl: { ensure: ensureSysctl }, ...(cluster ? { cluster } : {}) };
     const drivers = new DriverRegistry();
     drivers.register(createNullDriver(ctx));
     drivers.register(createHostDriver(ctx));

@@ -5,7 +5,8 @@ import { addAddress, deleteAddress, listAddresses, type NetlinkHandle } from '..
 import type { NetworkRecord } from '../../src/core/model.js';
 import type { BridgeConfig } from './config.js';
 
-function gateways(net: NetworkRecord, config: BridgeConfig): Array<{ cidr: string; v6: boolean }> {
+/** The gateway CIDRs the bridge carries: IPv4 unless inhibited, and IPv6. */
+export function gateways(net: NetworkRecord, config: BridgeConfig): Array<{ cidr: string; v6: boolean }> {
   const out: Array<{ cidr: string; v6: boolean }> = [];
   if (!config.inhibitIPv4) for (const s of net.ipv4) if (s.gateway) out.push({ cidr: s.gateway, v6: false });
   for (const s of net.ipv6) if (s.gateway) out.push({ cidr: s.gateway, v6: true });

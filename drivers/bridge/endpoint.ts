@@ -9,9 +9,8 @@
 import { randomBytes } from 'node:crypto';
 import { isIPv4 } from 'node:net';
 import { InvalidArgumentError } from '../../src/errors.js';
-import { ensureSysctl } from '../../src/netns/index.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../../src/core/model.js';
-import type { EndpointCheck, JoinInfo } from '../../src/contract/driver.js';
+import type { EndpointCheck, HostSysctl, JoinInfo } from '../../src/contract/driver.js';
 import {
   addVeth, deleteLink, findLink, linkIndex, setHairpin, type NetlinkHandle, type NetlinkHandlePool,
 } from '../../src/netlink/index.js';
@@ -68,11 +67,12 @@ export class BridgeIndexes {
 }
 
 /**
- * Turns IPv6 off on a bridge port in the daemon's namespace, before its carrier comes up (until
- * then the kernel has configured no IPv6 on it). Equivalent to: `sysctl -w net.ipv6.conf.PORT.disable_ipv6=1`
+ * Turns IPv6 off on a bridge port in the daemon's namespace (through the context), before its
+ * carrier comes up (until then the kernel has configured no IPv6 on it).
+ * Equivalent to: `sysctl -w net.ipv6.conf.PORT.disable_ipv6=1`
  */
-function noIPv6OnPort(ifname: string): void {
-  ensureSysctl(`net/ipv6/conf/${ifname}/disable_ipv6`, '1');
+function noIPv6OnPort(sysctl: HostSysctl, ifname: string): void {
+  sysctl.ensure(`net/ipv6/conf/${ifname}/disable_ipv6`, '1');
 }
 
 /**
@@ -82,7 +82,7 @@ function noIPv6OnPort(ifname: string): void {
  */
 export async function createInSandbox(
   pool: NetlinkHandlePool, bridges: BridgeIndexes, bridge: string, net: NetworkRecord, config: BridgeConfig, ep: EndpointRecord, sb: SandboxRecord,
-  opts: { hairpin: boolean; ifname: string },
+  opts: { hairpin: boolean; ifname: string; sysctl: HostSysctl },
 ): Promise<{ index?: number; data: BridgeEndpointData }> {
   if (sb.kind === 'host') throw new InvalidArgumentError('sandbox', `sandbox ${sb.name} is the host namespace: it cannot join bridge network ${net.name}`);
   const host = pool.get();
@@ -93,7 +93,7 @@ export async function createInSandbox(
     peer: { name: opts.ifname, nsPath: sb.netnsPath, mac: data.mac, ...(mtu ? { mtu } : {}) },
   }));
   try {
-    noIPv6OnPort(data.hostIfname);
+    noIPv6OnPort(opts.sysctl, data.hostIfname);
     if (opts.hairpin) await setHairpin(host, created.index ?? data.hostIfname, true);
   } catch (err) {
     await deleteLink(host, data.hostIfname, { ifExists: true });
@@ -108,7 +108,7 @@ export async function createInSandbox(
  * Equivalent to: `ip link add vethX master BR up type veth peer name cX address MAC`
  */
 export async function createDetached(
-  pool: NetlinkHandlePool, bridges: BridgeIndexes, bridge: string, config: BridgeConfig, ep: EndpointRecord, opts: { hairpin: boolean },
+  pool: NetlinkHandlePool, bridges: BridgeIndexes, bridge: string, config: BridgeConfig, ep: EndpointRecord, opts: { hairpin: boolean; sysctl: HostSysctl },
 ): Promise<BridgeEndpointData> {
   const host = pool.get();
   const data: BridgeEndpointData = { hostIfname: hostIfnameFor(ep.id), containerIfname: `c${ep.id.slice(0, 10)}`, mac: ep.macAddress ?? macFor(ep.ipv4) };
@@ -118,7 +118,7 @@ export async function createDetached(
     peer: { name: data.containerIfname!, mac: data.mac, ...(mtu ? { mtu } : {}) },
   }));
   try {
-    noIPv6OnPort(data.hostIfname);
+    noIPv6OnPort(opts.sysctl, data.hostIfname);
     if (opts.hairpin) await setHairpin(host, created.index ?? data.hostIfname, true);
   } catch (err) {
     await deleteLink(host, data.hostIfname, { ifExists: true });

@@ -16,6 +16,7 @@ import { installRules, removeRules } from './firewall.js';
 import { BridgeIndexes, bridgeJoinInfo, checkJoined, createDetached, createInSandbox, leaveSandbox, type BridgeEndpointData } from './endpoint.js';
 import { hostLinkNames } from './sweep.js';
 import { verifyNetwork } from './verify.js';
+import { checkBridge } from './check.js';
 import { publishPorts } from './ports.js';
 import { sweepOrphans } from './sweep.js';
 
@@ -36,7 +37,7 @@ async function setUp(ctx: DriverContext, net: NetworkRecord, config: BridgeConfi
     undo.push('device', () => removeBridge(h, bridge, adopted));
     await ensureGatewayAddresses(h, bridge, net, config);
     undo.push('addresses', () => removeGatewayAddresses(h, bridge, net, config));
-    const changed = enableForwarding({ ipv6: net.ipv6.length > 0, bridgeNetfilter: ctx.firewall.name !== 'none' });
+    const changed = enableForwarding(ctx.sysctl, { ipv6: net.ipv6.length > 0, bridgeNetfilter: ctx.firewall.name !== 'none' });
     if (changed.length > 0) ctx.logger.info({ sysctl: changed }, 'forwarding enabled');
     await installRules(ctx.firewall, net, config, bridge);
     undo.push('firewall', () => removeRules(ctx.firewall, net));
@@ -85,7 +86,7 @@ export function createBridgeDriver(ctx: DriverContext, opts: BridgeDriverOptions
     async createEndpoint(net, config, ep, placement) {
       // In a sandbox the pair is born at join, its container end already inside.
       if (placement.kind === 'sandbox') return {};
-      const data = await createDetached(ctx.netlink, bridges, nameOf(net, config), config, ep, { hairpin: !opts.userlandProxy });
+      const data = await createDetached(ctx.netlink, bridges, nameOf(net, config), config, ep, { hairpin: !opts.userlandProxy, sysctl: ctx.sysctl });
       return { driverData: data, macAddress: data.mac };
     },
     async deleteEndpoint(_net, _config, ep) {
@@ -98,8 +99,11 @@ export function createBridgeDriver(ctx: DriverContext, opts: BridgeDriverOptions
       }
       const sb = placement.sandbox;
       const ifname = await ifnameInSandbox(ctx.netlink, sb, config.ifacePrefix, { ...(placement.ifname ? { asked: placement.ifname } : {}), fresh: isFresh(placement) });
-      const { index, data } = await createInSandbox(ctx.netlink, bridges, nameOf(net, config), net, config, ep, sb, { hairpin: !opts.userlandProxy, ifname });
+      const { index, data } = await createInSandbox(ctx.netlink, bridges, nameOf(net, config), net, config, ep, sb, { hairpin: !opts.userlandProxy, ifname, sysctl: ctx.sysctl });
       return { info: bridgeJoinInfo(net, config, ep, { name: ifname, where: 'sandbox', ...(index !== undefined ? { index } : {}) }), macAddress: data.mac, driverData: data };
+    },
+    check(net, config, endpoints) {
+      return checkBridge(ctx, nameOf(net, config), net, config, endpoints);
     },
     checkEndpoint(_net, _config, ep, sb) {
       return checkJoined(ctx.netlink, ep, sb);

@@ -1,5 +1,6 @@
 // The host driver (Docker's `host`): the sandbox is the host's own network namespace, so there
-// is nothing to create; joining is allowed only for sandboxes that live in the host namespace.
+// is nothing to create (and nothing to check); joining is allowed only for sandboxes that live in
+// the host namespace.
 import { parseNoOptions, type Driver, type DriverContext } from '../../src/contract/driver.js';
 import { InvalidArgumentError } from '../../src/errors.js';
 
@@ -23,5 +24,8 @@ export function createHostDriver(_ctx: DriverContext): Driver<Record<string, nev
       return {};
     },
     async leave() {},
+    async check() {
+      return [];
+    },
   };
 }

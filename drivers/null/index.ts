@@ -1,5 +1,6 @@
 // The null driver (Docker's `none`): a sandbox on it keeps only its loopback interface.
-// Its networks have no addresses and no kernel objects; every operation is a no-op by design.
+// Its networks have no addresses and no kernel objects; every operation (check included) is a
+// no-op by design.
 import { parseNoOptions, type Driver, type DriverContext } from '../../src/contract/driver.js';
 
 export function createNullDriver(_ctx: DriverContext): Driver<Record<string, never>> {
@@ -18,5 +19,8 @@ export function createNullDriver(_ctx: DriverContext): Driver<Record<string, nev
       return {};
     },
     async leave() {},
+    async check() {
+      return [];
+    },
   };
 }

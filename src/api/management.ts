@@ -1,5 +1,5 @@
 // The management API (fastify, JSON over a unix socket): networks, sandboxes, connect and
-// disconnect, version, the OpenAPI document, /health and /metrics. Routes validate with
+// disconnect, check (kernel against store), version, the OpenAPI document, /health and /metrics. Routes validate with
 // src/api/schemas.ts; errors become replies only in src/api/errors.ts.
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
@@ -17,7 +17,8 @@ import { registerLabRoutes } from './management-links.js';
 import type { LinkService } from '../links/index.js';
 import type { NetlinkHandlePool } from '../netlink/index.js';
 import {
-  connectBody, createNetworkBody, createSandboxBody, endpointSchema, errorSchema, forceQuery, healthSchema, networkSchema, refParams, sandboxSchema,
+  connectBody, createNetworkBody, createSandboxBody, endpointSchema, errorSchema, forceQuery, healthSchema, networkCheckSchema, networkSchema, refParams,
+  sandboxSchema,
 } from './schemas.js';
 import { limitedServer, MANAGEMENT_LIMITS, type SocketLimits } from './socket.js';
 import { VERSION } from '../version.js';
@@ -134,6 +135,7 @@ export async function buildManagementApi(opts: ManagementOptions): Promise<Fasti
   app.addSchema(endpointSchema);
   app.addSchema(networkSchema);
   app.addSchema(sandboxSchema);
+  app.addSchema(networkCheckSchema);
   const c = opts.controller;
   const withEndpoints: WithEndpoints = (o, key) => ({
     ...o,
@@ -168,6 +170,10 @@ export async function buildManagementApi(opts: ManagementOptions): Promise<Fasti
       skipped: { type: 'array', items: { type: 'object', properties: { name: { type: 'string' }, reason: { type: 'string' } } } },
     },
   };
+  app.get<Ref>('/v1/networks/:ref/check', { schema: { params: refParams, response: { 200: { $ref: 'NetworkCheck#' }, ...errors } } }, async (req) =>
+    (await c.check(req.params.ref))[0],
+  );
+  app.get('/v1/check', { schema: { response: { 200: { type: 'array', items: { $ref: 'NetworkCheck#' } }, ...errors } } }, async () => c.check());
   app.post('/v1/networks/prune', { schema: { response: { 200: pruned } } }, async () => c.pruneNetworks());
   app.post<Ref & { Body: { sandbox: string; ip?: string; ipv6?: string; mac?: string; ifname?: string; ports?: string[] } }>(
     '/v1/networks/:ref/connect',

@@ -24,6 +24,22 @@ export const networkSchema = {
   },
 } as const;
 
+/** What check found for one network (GET /v1/networks/:ref/check, GET /v1/check): empty items = no drift. */
+export const networkCheckSchema = {
+  $id: 'NetworkCheck',
+  type: 'object',
+  properties: {
+    network: { type: 'string' }, id: { type: 'string' }, driver: { type: 'string' },
+    items: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: { object: { type: 'string' }, what: { type: 'string' }, expected: { type: 'string' }, found: { type: 'string' } },
+      },
+    },
+  },
+} as const;
+
 export const endpointSchema = {
   $id: 'Endpoint',
   type: 'object',

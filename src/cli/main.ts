@@ -11,6 +11,7 @@ import { port } from './commands/port.js';
 import { firewallCommands } from './commands/firewall.js';
 import { clusterCommands } from './commands/cluster.js';
 import { labCommands } from './commands/lab.js';
+import { check } from './commands/check.js';
 import { CnmkitError } from '../errors.js';
 import { VERSION } from '../version.js';
 
@@ -21,7 +22,7 @@ const groups: Record<string, { summary: string; commands: Command[] }> = {
   cluster: { summary: 'Inspect cluster mode (hosts registered in etcd)', commands: clusterCommands },
   lab: { summary: 'Network labs from a topology file', commands: labCommands },
 };
-const top: Command[] = [daemon, connect, disconnect, run, exec, port];
+const top: Command[] = [daemon, connect, disconnect, run, exec, port, check];
 
 function mainHelp(): string {
   const lines = ['Usage: cnmkit COMMAND [OPTIONS]', '', 'Container networking in the image of Docker\'s libnetwork.', '', 'Commands:'];

@@ -22,8 +22,34 @@ export interface DriverContext {
   netlink: NetlinkHandlePool;
   firewall: FirewallBackend;
   ports: PortPublisher;
+  /** Kernel switches of the daemon's own namespace (net.* under /proc/sys, keys in slash form). */
+  sysctl: HostSysctl;
   /** Cluster mode only (--cluster-store): global networks, VNIs, IPAM and peers in etcd. */
   cluster?: Cluster;
+}
+
+/** Kernel switches of one namespace: the daemon's (src/netns ensureSysctl), or a test's. */
+export interface HostSysctl {
+  /** Sets KEY to value unless it has it already; true when it was written. A key the kernel lacks is never written. */
+  ensure(key: string, value: string): boolean;
+}
+
+/**
+ * One difference between the store and the kernel, found by check: the object by name (`network
+ * web`, `endpoint web-1 of sandbox s1`), what differs (`device`, `address`, `route`, …), what the
+ * store says should be there and what the kernel has.
+ */
+export interface CheckItem {
+  object: string;
+  what: string;
+  expected: string;
+  found: string;
+}
+
+/** An endpoint as check sees it: with its sandbox when it is joined to one whose namespace exists. */
+export interface CheckedEndpoint {
+  ep: EndpointRecord;
+  sb?: SandboxRecord;
 }
 
 /** The generic network options a driver's parse step sees, besides `-o key=value`. */
@@ -88,6 +114,11 @@ export interface Driver<Config = unknown> {
    * controller then joins the endpoint again).
    */
   checkEndpoint?(net: NetworkRecord, config: Config, ep: EndpointRecord, sb: SandboxRecord): Promise<EndpointCheck>;
+  /**
+   * Reads the live kernel state of a ready network and of its endpoints and reports every
+   * difference from the store; changes nothing. Empty: all there.
+   */
+  check(net: NetworkRecord, config: Config, endpoints: CheckedEndpoint[]): Promise<CheckItem[]>;
   /** Optional: publishes ports of a joined endpoint; returns them resolved (host ports chosen). */
   publish?(net: NetworkRecord, config: Config, ep: EndpointRecord, ports: PortSpec[]): Promise<PortSpec[]>;
   /** Idempotent. */

@@ -18,6 +18,7 @@ import { parsePublish, type PortSpec } from '../portmap/index.js';
 import { checkDockerNetwork, checkEndpointRemoval, checkJoinable, checkNetworkRemoval, type Origin } from './ownership.js';
 import { allocateSubnets, recordAssigned, releaseOwnedPools } from './networks.js';
 import { describeEndpoint } from './owner-names.js';
+import { checkNetworks, type NetworkCheck } from './check.js';
 
 export type { Origin } from './ownership.js';
 
@@ -310,6 +311,11 @@ export class Controller {
   firewallOwners(): Set<string> {
     const { store } = this.deps;
     return new Set([...store.networks.list().map((n) => n.id), ...store.endpoints.list().map((e) => e.id)]);
+  }
+
+  /** Compares the kernel with the store for one network (ref) or all; changes nothing. */
+  check(ref?: string): Promise<NetworkCheck[]> {
+    return this.queue.run(() => checkNetworks(this.deps, ref === undefined ? this.listNetworks() : [this.network(ref)]));
   }
 
   // ---- reconcile -----------------------------------------------------------------------

@@ -30,6 +30,11 @@ export class NoneBackend implements FirewallBackend {
     validateOwners(ids, 'ids');
   }
 
+  async countNetworkRules(net: FirewallNetwork): Promise<{ expected: number; found: number }> {
+    validateNetwork(net);
+    return { expected: 0, found: 0 };
+  }
+
   async listOwners(): Promise<Set<string>> {
     return new Set();
   }

@@ -100,6 +100,15 @@ export abstract class TaggedRulesBackend<R extends TaggedRule, Change> implement
     return this.serial.run(async () => this.apply(await this.deletions(select)));
   }
 
+  countNetworkRules(net: FirewallNetwork): Promise<{ expected: number; found: number }> {
+    const valid = validateNetwork(net);
+    return this.serial.run(async () => {
+      const tag = networkTag(valid.id);
+      const found = (await this.scan()).filter((r) => r.comment === tag).length;
+      return { expected: this.renderNetwork(valid).length, found };
+    });
+  }
+
   listOwners(): Promise<Set<string>> {
     return this.serial.run(async () => new Set((await this.scan()).map((r) => r.tag.owner)));
   }

@@ -68,6 +68,11 @@ export interface FirewallBackend {
   addPorts(mappings: PortMapping[]): Promise<void>;
   /** Removes every published port owned by these ids. Idempotent. */
   removePorts(ids: string[]): Promise<void>;
+  /**
+   * For check: how many rules the network should have here (as rendered) and how many the kernel
+   * has with its owner tag. Counts, not contents: a rule edited in place is not seen.
+   */
+  countNetworkRules(net: FirewallNetwork): Promise<{ expected: number; found: number }>;
   /** Owner tags of the rules present in the kernel. */
   listOwners(): Promise<Set<string>>;
   /** Removes every rule tagged with owner (network and port rules alike). Idempotent. */

@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import { openStore, type Store } from '../../src/store/index.js';
 import { Ipam } from '../../src/ipam/index.js';
 import { Controller } from '../../src/controller/controller.js';
-import { DriverRegistry, type Driver, type DriverContext } from '../../src/contract/driver.js';
+import { DriverRegistry, type CheckItem, type Driver, type DriverContext } from '../../src/contract/driver.js';
 import { createNullDriver } from '../../drivers/null/index.js';
 import { createHostDriver } from '../../drivers/host/index.js';
 import { buildManagementApi } from '../../src/api/management.js';
@@ -16,8 +16,8 @@ import { NetlinkHandlePool } from '../../src/netlink/index.js';
 
 const logger = pino({ level: 'silent' });
 
-/** A driver with addresses that records its calls and fails where told. */
-function fakeDriver(calls: string[], failOn: Set<string>): Driver<{ opt?: string }> {
+/** A driver with addresses that records its calls, fails where told and reports the drift it is given. */
+function fakeDriver(calls: string[], failOn: Set<string>, drift: Map<string, CheckItem[]>): Driver<{ opt?: string }> {
   const step = (name: string) => {
     calls.push(name);
     if (failOn.has(name)) throw new Error(`${name} failed on purpose`);
@@ -31,6 +31,10 @@ function fakeDriver(calls: string[], failOn: Set<string>): Driver<{ opt?: string
     async deleteEndpoint() { step('deleteEndpoint'); },
     async join() { step('join'); return bornInSandbox('eth0'); },
     async leave() { step('leave'); },
+    async check(net, _config, endpoints) {
+      step('check');
+      return [...(drift.get(net.name) ?? []), ...endpoints.flatMap(({ ep, sb }) => drift.get(`${ep.name}@${sb?.name ?? '-'}`) ?? [])];
+    },
   };
 }
 
@@ -41,6 +45,7 @@ describe('controller and management API', () => {
   let api: FastifyInstance;
   let calls: string[];
   let failOn: Set<string>;
+  let drift: Map<string, CheckItem[]>;
   let drivers: DriverRegistry;
 
   beforeEach(async () => {
@@ -49,11 +54,12 @@ describe('controller and management API', () => {
     kernel = new FakeKernel();
     calls = [];
     failOn = new Set();
+    drift = new Map();
     const ctx = { logger } as unknown as DriverContext;
     drivers = new DriverRegistry();
     drivers.register(createNullDriver(ctx));
     drivers.register(createHostDriver(ctx));
-    drivers.register(fakeDriver(calls, failOn));
+    drivers.register(fakeDriver(calls, failOn, drift));
     const controller = new Controller({ store, ipam, drivers, kernel, logger, defaultDriver: 'fake', predefined: new Set(['none']) });
     await controller.createNetwork({ name: 'none', driver: 'null' });
     const netlink = new NetlinkHandlePool();
@@ -123,7 +129,7 @@ describe('controller and management API', () => {
   it('tells the driver where the endpoint is placed and applies its JoinInfo (extras after it); a failing apply leaves and frees the address', async () => {
     const placements: string[] = [];
     const multi: Driver = {
-      ...fakeDriver(calls, failOn), name: 'multi',
+      ...fakeDriver(calls, failOn, drift), name: 'multi',
       async createEndpoint(_n, _c, _e, placement) { placements.push(`create ${placement.kind}`); return {}; },
       async join(_n, _c, ep, placement) {
         placements.push(`join ${placement.kind === 'sandbox' ? `${placement.sandbox.name} peers=${placement.peers.length}` : 'detached'}`);
@@ -192,9 +198,42 @@ describe('controller and management API', () => {
     expect(ipam.listAddresses(net.ipv4[0]!.poolId).map((a) => a.kind)).toEqual(['gateway']);
   });
 
+  it('checks one network or all through its driver: each difference as the driver reports it, and a namespace gone', async () => {
+    await api.inject({ method: 'POST', url: '/v1/networks', payload: { name: 'n', subnet: '10.9.0.0/24' } });
+    await api.inject({ method: 'POST', url: '/v1/sandboxes', payload: { name: 's' } });
+    const ep = (await api.inject({ method: 'POST', url: '/v1/networks/n/connect', payload: { sandbox: 's' } })).json();
+    const clean = await api.inject({ method: 'GET', url: '/v1/networks/n/check' });
+    expect(clean.statusCode).toBe(200);
+    expect(clean.json()).toMatchObject({ network: 'n', driver: 'fake', items: [] });
+    const device = { object: 'network n', what: 'device', expected: 'bridge b', found: 'missing' };
+    const address = { object: `endpoint ${ep.name} of sandbox s`, what: 'address', expected: '10.9.0.2/24 on eth0', found: 'eth0 has no address' };
+    drift.set('n', [device]);
+    drift.set(`${ep.name}@s`, [address]);
+    expect((await api.inject({ method: 'GET', url: '/v1/networks/n/check' })).json().items).toEqual([device, address]);
+    kernel.namespaces.delete('s');
+    const all = (await api.inject({ method: 'GET', url: '/v1/check' })).json();
+    expect(all.map((c: { network: string }) => c.network).sort()).toEqual(['n', 'none']);
+    const n = all.find((c: { network: string }) => c.network === 'n');
+    // The sandbox's namespace is gone: the driver checks the endpoint without it (host side only).
+    expect(n.items).toEqual([{ object: `endpoint ${ep.name} of sandbox s`, what: 'namespace', expected: 'namespace /fake/netns/s', found: 'missing' }, device]);
+    expect(all.find((c: { network: string }) => c.network === 'none').items).toEqual([]);
+    expect((await api.inject({ method: 'GET', url: '/v1/networks/nope/check' })).statusCode).toBe(404);
+  });
+
+  it('reports a network a crash left half made, and a driver whose check fails, without stopping', async () => {
+    await api.inject({ method: 'POST', url: '/v1/networks', payload: { name: 'n', subnet: '10.10.0.0/24' } });
+    store.networks.put({ ...store.networks.getByName('n')!, state: 'creating' });
+    failOn.add('check');
+    const items = (await api.inject({ method: 'GET', url: '/v1/networks/n/check' })).json().items;
+    expect(items).toEqual([
+      { object: 'network n', what: 'state', expected: 'ready', found: 'creating' },
+      { object: 'network n', what: 'check', expected: "the fake driver's kernel state readable", found: 'check failed on purpose' },
+    ]);
+  });
+
   it('publishes an OpenAPI document of its routes', async () => {
     const doc = (await api.inject({ method: 'GET', url: '/openapi.json' })).json();
     expect(doc.openapi).toMatch(/^3\./);
-    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/v1/networks', '/v1/sandboxes', '/v1/networks/{ref}/connect', '/v1/firewall/reload']));
+    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/v1/networks', '/v1/sandboxes', '/v1/networks/{ref}/connect', '/v1/firewall/reload', '/v1/networks/{ref}/check', '/v1/check']));
   });
 });

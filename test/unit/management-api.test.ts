@@ -37,7 +37,7 @@ function fakeDriver(failCreate: { on: boolean }): Driver<object> {
       if (failCreate.on) throw new Error('createNetwork failed on purpose');
     },
     async deleteNetwork() {}, async createEndpoint() { return {}; }, async deleteEndpoint() {},
-    async join() { return bornInSandbox('eth0'); }, async leave() {},
+    async join() { return bornInSandbox('eth0'); }, async leave() {}, async check() { return []; },
   };
 }
 

@@ -41,6 +41,9 @@ function fakeBridge(calls: string[]): Driver<Record<string, never>> {
       return placement.kind === 'detached' ? { info: { src: { name: 'c0', where: 'host' }, dstPrefix: 'eth', routes: [], noGateway: false, ipv6Enabled: false } } : bornInSandbox('eth0');
     },
     async leave() {},
+    async check() {
+      return [];
+    },
   };
 }
 

@@ -5,6 +5,7 @@ import { Client, socketPath } from '../client.js';
 import { type Command, expectPositionals, FORMAT_HELP, formatOption, keyValues, SOCKET_HELP, socketOption, wantJson } from '../command.js';
 import { printJson, shortId, table } from '../format.js';
 import { inspectCommand, rmCommand } from './objects.js';
+import { checkNamed } from './check.js';
 
 type Network = NetworkRecord & { endpoints: EndpointRecord[] };
 
@@ -70,7 +71,18 @@ const ls: Command = {
 };
 
 const kind = { noun: 'network', arg: 'NETWORK', path: '/v1/networks', rmSummary: 'Remove one or more networks (refused while sandboxes are connected).' };
-const inspect = inspectCommand(kind);
+const inspectObjects = inspectCommand(kind);
+const inspect: Command = {
+  ...inspectObjects,
+  summary: 'Show one or more networks in full (JSON); with --check, compare their kernel state with the store.',
+  help: ['      --check            compare the kernel with the store: one line per difference, exit 1 on drift', ...inspectObjects.help],
+  options: { ...inspectObjects.options, check: { type: 'boolean' } },
+  run(v, pos) {
+    if (!v.check) return inspectObjects.run(v, pos, []);
+    expectPositionals(this, pos, 1, Infinity);
+    return checkNamed(v, pos);
+  },
+};
 const rm = rmCommand(kind);
 
 const prune: Command = {

@@ -1,0 +1,47 @@
+// The bridge driver's check: the network's own objects (./verify.ts), then each endpoint — its
+// bridge port present, up and a port of the bridge; when joined to a sandbox, the interface in
+// there (a veth whose peer is that port, up, its MAC and MTU), its addresses, their connected
+// routes and a default route when the network gives one. Reads only.
+// Limits: the default route is only required to exist (via this gateway or another network's).
+import type { CheckedEndpoint, CheckItem, DriverContext } from '../../src/contract/driver.js';
+import { checkAddresses, checkConnectedRoutes, checkDefaultRoute, checkDevice, endpointObject, item } from '../../src/contract/check.js';
+import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../../src/core/model.js';
+import type { Link } from '../../src/netlink/index.js';
+import type { BridgeConfig } from './config.js';
+import { hostIfnameFor, type BridgeEndpointData } from './endpoint.js';
+import { checkBridgeNetwork } from './verify.js';
+
+async function checkInside(
+  ctx: DriverContext, port: Link | undefined, net: NetworkRecord, config: BridgeConfig, ep: EndpointRecord, sb: SandboxRecord, items: CheckItem[],
+): Promise<void> {
+  if (!ep.ifname) return;
+  const object = endpointObject(ep, sb);
+  const h = ctx.netlink.get(sb.netnsPath);
+  const mac = (ep.driverData as Partial<BridgeEndpointData> | undefined)?.mac ?? ep.macAddress;
+  const want = { kind: 'veth' as const, ...(mac ? { mac } : {}), ...(config.mtu !== undefined ? { mtu: config.mtu } : {}) };
+  const inside = await checkDevice(h, ep.ifname, want, object, items, `sandbox ${sb.name}`);
+  if (!inside) return;
+  if (port?.kind === 'veth' && inside.kind === 'veth' && inside.peerIndex !== port.index)
+    items.push(item(object, 'peer', `${ep.ifname} the peer of bridge port ${port.name}`, `${ep.ifname} is paired with ifindex ${inside.peerIndex ?? '?'}`));
+  const cidrs = [ep.ipv4, ep.ipv6].filter((c): c is string => !!c);
+  await checkAddresses(h, inside, cidrs, object, items);
+  await checkConnectedRoutes(h, inside, cidrs, object, items);
+  if (config.internal) return;
+  const gw4 = net.ipv4[0]?.gateway?.split('/')[0];
+  if (gw4 && ep.ipv4 && !config.inhibitIPv4) await checkDefaultRoute(h, inside, gw4, object, items);
+  const gw6 = net.ipv6[0]?.gateway?.split('/')[0];
+  if (gw6 && ep.ipv6) await checkDefaultRoute(h, inside, gw6, object, items);
+}
+
+export async function checkBridge(ctx: DriverContext, bridge: string, net: NetworkRecord, config: BridgeConfig, endpoints: CheckedEndpoint[]): Promise<CheckItem[]> {
+  const items: CheckItem[] = [];
+  const master = await checkBridgeNetwork(ctx, bridge, net, config, items);
+  const host = ctx.netlink.get();
+  for (const { ep, sb } of endpoints) {
+    const name = (ep.driverData as Partial<BridgeEndpointData> | undefined)?.hostIfname ?? hostIfnameFor(ep.id);
+    const want = { kind: 'veth' as const, master: { ...(master !== undefined ? { index: master } : {}), name: bridge }, ...(config.mtu !== undefined ? { mtu: config.mtu } : {}) };
+    const port = await checkDevice(host, name, want, endpointObject(ep, sb), items);
+    if (sb && sb.kind !== 'host') await checkInside(ctx, port, net, config, ep, sb, items);
+  }
+  return items;
+}

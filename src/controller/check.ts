@@ -1,0 +1,72 @@
+// check (CNI's CHECK) over networks: for each, the state the store records, then its driver's
+// check of the kernel (the network's own objects and each endpoint's), with every endpoint whose
+// sandbox namespace is gone reported here and checked on the host side only. Reads only; handles
+// opened into sandboxes are closed afterwards. Callers serialise this through the controller's queue.
+import type { CheckedEndpoint, CheckItem } from '../contract/driver.js';
+import { endpointObject, item } from '../contract/check.js';
+import type { NetworkRecord } from '../core/model.js';
+import type { ControllerDeps } from './types.js';
+
+export type { CheckItem } from '../contract/driver.js';
+
+/** What check found for one network: nothing (clean) or each difference. */
+export interface NetworkCheck {
+  network: string;
+  id: string;
+  driver: string;
+  items: CheckItem[];
+}
+
+/** The network's endpoints with their sandboxes; what the store itself says is wrong goes to items. */
+function endpointsOf(deps: ControllerDeps, net: NetworkRecord, items: CheckItem[], touched: Set<string>): CheckedEndpoint[] {
+  const { store, kernel } = deps;
+  const out: CheckedEndpoint[] = [];
+  for (const ep of store.endpoints.listWhere('network_id', net.id)) {
+    const sb = ep.sandboxId === undefined ? undefined : store.sandboxes.get(ep.sandboxId);
+    if (ep.state !== 'ready') items.push(item(endpointObject(ep, sb), 'state', 'ready', ep.state));
+    if (ep.sandboxId !== undefined && !sb) items.push(item(endpointObject(ep, undefined), 'sandbox', `sandbox ${ep.sandboxId} in the store`, 'missing'));
+    if (!sb || sb.kind === 'host') {
+      out.push({ ep, ...(sb ? { sb } : {}) });
+      continue;
+    }
+    if (!kernel.exists(sb.netnsPath)) {
+      items.push(item(endpointObject(ep, sb), 'namespace', `namespace ${sb.netnsPath}`, 'missing'));
+      out.push({ ep });
+      continue;
+    }
+    touched.add(sb.netnsPath);
+    out.push({ ep, sb });
+  }
+  return out;
+}
+
+async function checkNetwork(deps: ControllerDeps, net: NetworkRecord, touched: Set<string>): Promise<NetworkCheck> {
+  const items: CheckItem[] = [];
+  const result = { network: net.name, id: net.id, driver: net.driver, items };
+  const object = `network ${net.name}`;
+  if (net.state !== 'ready') items.push(item(object, 'state', 'ready', net.state));
+  const driver = deps.drivers.get(net.driver);
+  if (!driver) {
+    items.push(item(object, 'driver', `driver ${net.driver}`, 'not registered in this daemon'));
+    return result;
+  }
+  const endpoints = endpointsOf(deps, net, items, touched);
+  try {
+    items.push(...(await driver.check(net, net.config, endpoints)));
+  } catch (err) {
+    items.push(item(object, 'check', `the ${net.driver} driver's kernel state readable`, (err as Error).message));
+  }
+  return result;
+}
+
+/** Checks each network in turn; one that cannot be read is reported, and the others still checked. */
+export async function checkNetworks(deps: ControllerDeps, nets: NetworkRecord[]): Promise<NetworkCheck[]> {
+  const touched = new Set<string>();
+  try {
+    const out: NetworkCheck[] = [];
+    for (const net of nets) out.push(await checkNetwork(deps, net, touched));
+    return out;
+  } finally {
+    for (const nsPath of touched) deps.kernel.release(nsPath);
+  }
+}

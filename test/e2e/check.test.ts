@@ -1,0 +1,78 @@
+// `cnmkit check` and `cnmkit network inspect --check` against a real daemon in a throwaway "host"
+// namespace: clean right after create+connect (exit 0), then each kind of drift made with iproute2
+// and nft behind the daemon's back — a gateway address, a sandbox's address, a firewall rule, the
+// bridge itself — is reported by name in the table and in JSON, with exit 1.
+import { afterEach, beforeEach, expect, it } from 'vitest';
+import { describeRoot } from '../helpers/root.js';
+import { makeNs, type TestNs } from '../helpers/netns.js';
+import { TestDaemon } from '../helpers/daemon.js';
+import { check } from '../helpers/exec.js';
+
+interface Item { object: string; what: string; expected: string; found: string }
+interface NetworkCheck { network: string; items: Item[] }
+
+describeRoot('cnmkit check', () => {
+  let host: TestNs;
+  let daemon: TestDaemon;
+
+  beforeEach(async () => {
+    host = await makeNs('chk');
+    daemon = new TestDaemon(host, ['--firewall-backend', 'nftables']);
+    await daemon.start();
+  });
+
+  afterEach(async () => {
+    await daemon.cleanup();
+  });
+
+  async function checkJson(args: string[]): Promise<{ code: number; checks: NetworkCheck[] }> {
+    const r = await daemon.cmd([...args, '--format', 'json']);
+    return { code: r.code, checks: JSON.parse(r.stdout) as NetworkCheck[] };
+  }
+
+  it('is clean after create and connect, and names each drift made behind its back (exit 1)', async () => {
+    const made = await daemon.cmd(['network', 'create', '--subnet', '198.18.200.0/24', '-o', 'com.docker.network.bridge.name=ckbr0', 'ck']);
+    expect(made.stderr).toBe('');
+    const sb = await daemon.sandbox();
+    expect((await daemon.cmd(['connect', 'ck', sb, '--ip', '198.18.200.10'])).code).toBe(0);
+
+    const clean = await daemon.cmd(['check']);
+    expect(clean).toMatchObject({ code: 0, stderr: '' });
+    expect(clean.stdout).toMatch(/^no drift: \d+ networks checked \(.*ck.*\)$/m);
+    expect((await daemon.cmd(['network', 'inspect', '--check', 'ck'])).code).toBe(0);
+
+    await check(['ip', '-n', host.name, 'addr', 'del', '198.18.200.1/24', 'dev', 'ckbr0']);
+    await check(['ip', '-n', sb, 'addr', 'flush', 'dev', 'eth0']);
+    const table = await daemon.cmd(['network', 'inspect', '--check', 'ck']);
+    expect(table.code).toBe(1);
+    expect(table.stdout).toMatch(/^NETWORK\s+OBJECT\s+WHAT\s+EXPECTED\s+FOUND$/m);
+    expect(table.stdout).toMatch(/^ck\s+network ck\s+address\s+198\.18\.200\.1\/24 on ckbr0\s+ckbr0 has (no address|fe80:\S+)$/m);
+    const json = await checkJson(['network', 'inspect', '--check', 'ck']);
+    expect(json.code).toBe(1);
+    expect(json.checks).toHaveLength(1);
+    const items = json.checks[0]!.items;
+    expect(items).toContainEqual(expect.objectContaining({ object: 'network ck', what: 'address', expected: '198.18.200.1/24 on ckbr0' }));
+    expect(items).toContainEqual(expect.objectContaining({ object: expect.stringMatching(new RegExp(`of sandbox ${sb}$`)), what: 'address', expected: '198.18.200.10/24 on eth0' }));
+    expect(items).toContainEqual(expect.objectContaining({ what: 'route', expected: '198.18.200.0/24 dev eth0' }));
+
+    // One of the network's rules deleted from cnmkit's nft table, by its handle.
+    const id = JSON.parse((await daemon.cmd(['network', 'inspect', 'ck'])).stdout)[0].id as string;
+    const listing = JSON.parse(await check(['ip', 'netns', 'exec', host.name, 'nft', '-j', '-a', 'list', 'table', 'inet', 'cnmkit'])) as { nftables: { rule?: { chain: string; handle: number; comment?: string } }[] };
+    const rule = listing.nftables.map((e) => e.rule).find((r) => r?.comment === `cnmkit:${id}`);
+    expect(rule).toBeDefined();
+    await check(['ip', 'netns', 'exec', host.name, 'nft', 'delete', 'rule', 'inet', 'cnmkit', rule!.chain, 'handle', String(rule!.handle)]);
+    const all = await checkJson(['check']);
+    expect(all.code).toBe(1);
+    const ck = all.checks.find((c) => c.network === 'ck')!;
+    expect(ck.items).toContainEqual(expect.objectContaining({ object: 'network ck', what: 'firewall rules', expected: expect.stringMatching(new RegExp(`^(\\d+) nftables rules tagged cnmkit:${id}$`)) }));
+    const fw = ck.items.find((i) => i.what === 'firewall rules')!;
+    expect(Number(fw.found)).toBe(Number(fw.expected.split(' ')[0]) - 1);
+    expect(all.checks.filter((c) => c.network !== 'ck').every((c) => c.items.length === 0)).toBe(true);
+
+    await check(['ip', '-n', host.name, 'link', 'del', 'ckbr0']);
+    const gone = await checkJson(['network', 'inspect', '--check', 'ck']);
+    expect(gone.checks[0]!.items).toContainEqual({ object: 'network ck', what: 'device', expected: 'bridge ckbr0 in the host namespace', found: 'missing' });
+    expect(gone.checks[0]!.items).toContainEqual(expect.objectContaining({ what: 'master', expected: expect.stringMatching(/a port of ckbr0$/) }));
+    expect((await daemon.cmd(['network', 'inspect', '--check', 'nope'])).code).toBe(1);
+  });
+});

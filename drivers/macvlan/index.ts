@@ -13,6 +13,7 @@ import { bestEffort, withRollback } from '../../src/core/steps.js';
 import { findLink } from '../../src/netlink/index.js';
 import { parseMacvlanConfig, type MacvlanConfig } from './config.js';
 import { ensureParent, planParent, removeParent, sweepOrphans } from './parent.js';
+import { checkMacvlan } from './check.js';
 import { checkJoined, createDetached, createInSandbox, deleteDetached, detachedIfnameFor, leaveSandbox, macvlanJoinInfo, type MacvlanEndpointData } from './endpoint.js';
 
 export { parseMacvlanConfig, type MacvlanConfig } from './config.js';
@@ -67,6 +68,9 @@ export function createMacvlanDriver(ctx: DriverContext): Driver<MacvlanConfig> {
       const ifname = await ifnameInSandbox(ctx.netlink, sb, 'eth', { ...(placement.ifname ? { asked: placement.ifname } : {}), fresh: isFresh(placement) });
       const data = await createInSandbox(ctx.netlink, net, config, ep, sb, ifname);
       return { info: macvlanJoinInfo(net, config, ep, { name: ifname, where: 'sandbox' }), macAddress: data.mac, driverData: data };
+    },
+    check(net, config, endpoints) {
+      return checkMacvlan(ctx.netlink, net, config, endpoints);
     },
     checkEndpoint(_net, _config, ep, sb) {
       return checkJoined(ctx.netlink, ep, sb);

@@ -208,7 +208,7 @@ async function start(opts: DaemonOptions, lock: NamespaceLock): Promise<Daemon> 
     if (opts.dockerPlugins !== false) {
       // Loaded only when served: a daemon without them starts sooner.
       const { driverBackend, servePlugins } = await import('./api/docker/index.js');
-      const networks = Object.fromEntries(drivers.list().filter((d) => d.docker).map((d) => [d.docker!.pluginName, driverBackend(observed, d.name, d.scope)]));
+      const networks = Object.fromEntries(drivers.list().filter((d) => d.docker).map((d) => [d.docker!.pluginName, driverBackend(observed, d.name, d.docker!.scope ?? 'local')]));
       fs.mkdirSync(opts.pluginDir, { recursive: true, mode: 0o755 });
       plugins = await servePlugins({ pluginDir: opts.pluginDir, ipam, networks, logger: logger.child({ part: 'docker-plugin' }), metrics });
     }

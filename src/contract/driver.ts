@@ -125,10 +125,16 @@ export interface Driver<Config = unknown> {
   unpublish?(net: NetworkRecord, config: Config, ep: EndpointRecord): Promise<void>;
 }
 
-/** How a driver is served to the Docker engine (its capabilities' scope is the driver's). */
+/** How a driver is served to the Docker engine. */
 export interface DockerPlugin {
   /** The plugin (and socket) name, e.g. cnmkit-bridge. */
   pluginName: string;
+  /**
+   * The scope the engine is told (GetCapabilities), default local: without swarm or a cluster
+   * store the engine fails global-scope networks, so even a global driver (overlay) is served as
+   * local, with cnmkit's own control plane (see the overlay notes).
+   */
+  scope?: 'local' | 'global';
 }
 
 /**

@@ -58,7 +58,7 @@ export function joinReply(info: JoinInfo | undefined): JoinReply {
 
 const isConflict = (err: unknown): boolean => err instanceof CnmkitError && err.errorClass === 'conflict';
 
-/** The NetworkDriver of the registered driver named driver (its scope: the capabilities' scope). */
+/** The NetworkDriver of the registered driver named driver; scope: what GetCapabilities tells the engine. */
 export function driverBackend(controller: Controller, driver: string, scope: 'local' | 'global' = 'local'): DockerNetworkBackend {
   /** Removes the Docker endpoints of this driver whose kernel object is gone; returns how many. */
   const pruneDead = (): Promise<number> => controller.pruneGoneDockerEndpoints(driver);

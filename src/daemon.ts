@@ -21,6 +21,7 @@ import { Ipam, type DefaultPool } from './ipam/index.js';
 import { createNullDriver } from '../drivers/null/index.js';
 import { createHostDriver } from '../drivers/host/index.js';
 import { createBridgeDriver } from '../drivers/bridge/index.js';
+import { createMacvlanDriver } from '../drivers/macvlan/index.js';
 import { createOverlayDriver } from '../drivers/overlay/index.js';
 import { getLink, NetlinkHandlePool, netnsIdOf, netnsIdReferenced, setLinkUp } from './netlink/index.js';
 import { DaemonMetrics } from './api/metrics.js';
@@ -178,6 +179,7 @@ async function start(opts: DaemonOptions, lock: NamespaceLock): Promise<Daemon> 
     drivers.register(createNullDriver(ctx));
     drivers.register(createHostDriver(ctx));
     drivers.register(createBridgeDriver(ctx, { userlandProxy: opts.userlandProxy }));
+    drivers.register(createMacvlanDriver(ctx));
     drivers.register(createOverlayDriver(ctx));
     const kernel = createSandboxKernel({
       netlink,

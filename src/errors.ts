@@ -109,6 +109,14 @@ export class KernelError extends CnmkitError {
   }
 }
 
+/** The kernel lacks what an operation needs (a module, a link type): names the feature and what needed it. */
+export class KernelFeatureError extends CnmkitError {
+  constructor(readonly feature: string, what: string, options: CnmkitErrorOptions = {}) {
+    super('ERR_KERNEL_FEATURE', 'unavailable', `${what}: this kernel has no ${feature} support`, options);
+    this.name = 'KernelFeatureError';
+  }
+}
+
 /** Several independent failures from a best-effort teardown, reported together. */
 export class TeardownError extends AggregateError {
   readonly code = 'ERR_TEARDOWN';

@@ -199,7 +199,7 @@ export async function buildManagementApi(opts: ManagementOptions): Promise<Fasti
   );
   app.get('/v1/check', { schema: { response: { 200: { type: 'array', items: { $ref: 'NetworkCheck#' } }, ...errors } } }, async () => c.check());
   app.post('/v1/networks/prune', { schema: { response: { 200: pruned } } }, async () => c.pruneNetworks());
-  app.post<Ref & { Body: { sandbox: string; ip?: string; ipv6?: string; ifname?: string; ports?: string[] } }>(
+  app.post<Ref & { Body: { sandbox: string; ip?: string; ipv6?: string; mac?: string; ifname?: string; ports?: string[] } }>(
     '/v1/networks/:ref/connect',
     { schema: { params: refParams, body: connectBody, response: { 201: { $ref: 'Endpoint#' }, ...errors } } },
     async (req, reply) => {

@@ -107,6 +107,7 @@ export const connectBody = {
     sandbox: { type: 'string', minLength: 1 },
     ip: { type: 'string', minLength: 1 },
     ipv6: { type: 'string', minLength: 1 },
+    mac: { type: 'string', minLength: 1 },
     ifname: { type: 'string', minLength: 1, maxLength: 15 },
     ports: { type: 'array', items: { type: 'string' } },
   },

@@ -7,6 +7,7 @@ import type { ControllerDeps } from './types.js';
 import { isFresh, type Driver, type EndpointCreated, type LeaveHint, type Placement } from '../contract/driver.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../core/model.js';
 import { newId } from '../core/refs.js';
+import { formatMac, parseMac } from '../ip/index.js';
 import { bestEffort, withRollback, type Undo } from '../core/steps.js';
 
 export const now = (): string => new Date().toISOString();
@@ -34,6 +35,7 @@ export function endpointName(sb: SandboxRecord, net: NetworkRecord, id: string):
 export interface JoinRequest {
   ip?: string;
   ipv6?: string;
+  mac?: string;
   ifname?: string;
 }
 
@@ -51,6 +53,7 @@ export function createJoinedEndpoint(
     const ep: EndpointRecord = {
       id, networkId: net.id, sandboxId: sb.id, name: endpointName(sb, net, id), ports: [],
       driverData: {}, state: 'creating', created: now(),
+      ...(req.mac !== undefined ? { macAddress: formatMac(parseMac(req.mac, 'mac', { unicast: true })) } : {}),
     };
     const s4 = net.ipv4[0];
     const s6 = net.ipv6[0];

@@ -50,6 +50,8 @@ export interface CreateSandboxRequest {
 export interface ConnectRequest {
   ip?: string;
   ipv6?: string;
+  /** The interface's MAC address (unicast); default: the driver's choice (Docker's 02:42 + the IPv4 address). */
+  mac?: string;
   /** The interface's name inside the sandbox; default: the driver's next free name (eth0, eth1, …). */
   ifname?: string;
   /** `-p` specs, [HOST_IP:][HOST_PORT[-END]:]PORT[-END][/PROTO]. */

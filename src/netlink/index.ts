@@ -3,9 +3,9 @@
 export { NetlinkHandle, NetlinkHandlePool, type HandleOptions } from './handle.js';
 export type { Link, LinkKind, LinkCommon, VethLink, BridgeLink, VxlanLink, MacvlanLink, OtherLink, MacvlanMode, OperState } from './types.js';
 export {
-  addVeth, addBridge, addVxlan, addMacvlan, setLink, setLinkUp, setLinkDown, setMaster, setBridgePort, moveLink,
+  addVeth, addBridge, addVxlan, addMacvlan, addVlan, setLink, setLinkUp, setLinkDown, setMaster, setBridgePort, moveLink,
   findLink, getLink, linkIndex, listLinks, deleteLink, deleteLinksByGroup,
-  type LinkOptions, type VethSpec, type BridgeSpec, type VxlanSpec, type MacvlanSpec, type LinkChanges,
+  type LinkOptions, type VethSpec, type BridgeSpec, type VxlanSpec, type MacvlanSpec, type VlanSpec, type LinkChanges,
 } from './links.js';
 export { addAddress, deleteAddress, listAddresses, type Address, type AddressScope, type AddAddressOptions } from './addrs.js';
 export { addRoute, deleteRoute, listRoutes, RT_TABLE_MAIN, type Route, type RouteSpec } from './routes.js';

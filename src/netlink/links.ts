@@ -1,4 +1,4 @@
-// Link operations over a NetlinkHandle: create veth, bridge, vxlan and macvlan devices; change,
+// Link operations over a NetlinkHandle: create veth, bridge, vxlan, macvlan and vlan devices; change,
 // move, query and delete links. Every input is checked before the kernel is asked anything.
 // Limits: no VLAN filtering (not in this kernel), no bonds; one request per creation.
 import fs from 'node:fs';
@@ -64,6 +64,15 @@ export interface MacvlanSpec extends LinkOptions {
   parent: LinkRef;
   /** Default 'bridge'. */
   mode?: MacvlanMode;
+  /** Namespace the link is born in (path); the handle's own (the parent's) when omitted. */
+  nsPath?: string;
+}
+
+export interface VlanSpec extends LinkOptions {
+  name: string;
+  parent: LinkRef;
+  /** 802.1Q VLAN id, 1–4094. */
+  id: number;
 }
 
 export interface LinkChanges {
@@ -192,14 +201,40 @@ export async function addVxlan(h: NetlinkHandle, spec: VxlanSpec): Promise<void>
 
 const MACVLAN_BITS: Record<MacvlanMode, number> = { private: 1, vepa: 2, bridge: 4, passthru: 8, source: 16 };
 
-/** Equivalent to: `ip link add NAME link PARENT [mtu M] [address MAC] [up] type macvlan mode MODE` */
-export async function addMacvlan(h: NetlinkHandle, spec: MacvlanSpec): Promise<void> {
+/**
+ * Creates a macvlan on PARENT, born in the namespace at nsPath when given (one request). Resolves
+ * with the new link's ifindex when the kernel echoes it (not for a link born in another namespace).
+ * Equivalent to: `ip link add NAME link PARENT [netns NS] [mtu M] [address MAC] [up] type macvlan mode MODE`
+ */
+export async function addMacvlan(h: NetlinkHandle, spec: MacvlanSpec): Promise<{ index?: number }> {
   const name = validateIfname(spec.name, 'name');
   const o = checkOptions(spec);
   const mode = validateEnum(spec.mode ?? 'bridge', 'mode', MACVLAN_MODES);
   const parent = await linkIndex(h, validateLinkRef(spec.parent, 'parent'), 'parent');
   const linkinfo = linkInfo('macvlan', ifla.formatMacvlan({ mode: MACVLAN_BITS[mode] }));
-  await newLink(h, `link add ${name} link ${parent} type macvlan mode ${mode}`, o, { ifname: name, link: u32(parent), linkinfo });
+  const fd = spec.nsPath === undefined ? undefined : nsFd(spec.nsPath, 'nsPath');
+  try {
+    const attrs: ifla.LinkAttrs = { ifname: name, link: u32(parent), linkinfo };
+    if (fd !== undefined) attrs.netNsFd = fd;
+    const echo = await newLink(h, `link add ${name} link ${parent} type macvlan mode ${mode}`, o, attrs);
+    return fd === undefined ? assignDefined({}, { index: echo.index }) : {};
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+}
+
+/**
+ * Creates an 802.1Q sub-interface of PARENT. A kernel without 802.1Q support (module 8021q)
+ * answers EOPNOTSUPP (errnoCode ENOTSUP, "Unknown device type"), passed on as the KernelError it is.
+ * Equivalent to: `ip link add NAME link PARENT [mtu M] [up] type vlan id ID`
+ */
+export async function addVlan(h: NetlinkHandle, spec: VlanSpec): Promise<void> {
+  const name = validateIfname(spec.name, 'name');
+  const o = checkOptions(spec);
+  const id = validateUint(spec.id, 'id', 1, 4094);
+  const parent = await linkIndex(h, validateLinkRef(spec.parent, 'parent'), 'parent');
+  const linkinfo = linkInfo('vlan', ifla.formatVlan({ id }));
+  await newLink(h, `link add ${name} link ${parent} type vlan id ${id}`, o, { ifname: name, link: u32(parent), linkinfo });
 }
 
 /** Equivalent to: `ip link set DEV [mtu M] [address MAC] [name N] [master BR | nomaster] [group G] [up | down]` */

@@ -82,7 +82,7 @@ describeRoot('README: the daemon and the CLI', () => {
     expect((await ping(sb, '198.18.0.1')).code).not.toBe(0);
   });
 
-  it('serves the management socket and both plugin sockets with mode 0660, owned by root: root gets answers, another user is refused', async () => {
+  it('serves the management socket and every plugin socket with mode 0660, owned by root: root gets answers, another user is refused', async () => {
     const host = await makeNs('host');
     const d = await startDaemon(host);
     // The test's folder is 0700: open it so that only each socket's own mode decides who connects.
@@ -92,6 +92,7 @@ describeRoot('README: the daemon and the CLI', () => {
     const sockets: [string, string, string[]][] = [
       [d.socket, '/v1/networks', []],
       [path.join(plugins, 'cnmkit-bridge.sock'), '/Plugin.Activate', ['-X', 'POST']],
+      [path.join(plugins, 'cnmkit-macvlan.sock'), '/Plugin.Activate', ['-X', 'POST']],
       [path.join(plugins, 'cnmkit-ipam.sock'), '/Plugin.Activate', ['-X', 'POST']],
     ];
     const asNobody = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--'];

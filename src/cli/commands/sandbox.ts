@@ -65,14 +65,15 @@ export const connect: Command = {
   name: 'connect',
   summary: 'Connect a sandbox to a network.',
   usage: 'cnmkit connect [OPTIONS] NETWORK SANDBOX',
-  help: ['      --ip IP            IPv4 address (the network needs an explicit subnet range)', '      --ipv6 IP          IPv6 address', '  -p, --publish SPEC     publish a port (repeatable)', FORMAT_HELP, SOCKET_HELP],
-  options: { ...socketOption, ...formatOption, ip: { type: 'string' }, ipv6: { type: 'string' }, publish: { type: 'string', short: 'p', multiple: true } },
+  help: ['      --ip IP            IPv4 address (the network needs an explicit subnet range)', '      --ipv6 IP          IPv6 address', '      --mac MAC          MAC address (default: the driver\'s, 02:42 + the IPv4 address)', '  -p, --publish SPEC     publish a port (repeatable)', FORMAT_HELP, SOCKET_HELP],
+  options: { ...socketOption, ...formatOption, ip: { type: 'string' }, ipv6: { type: 'string' }, mac: { type: 'string' }, publish: { type: 'string', short: 'p', multiple: true } },
   async run(v, pos) {
     expectPositionals(this, pos, 2);
     const json = wantJson(v);
     const body: Record<string, unknown> = { sandbox: pos[1] };
     if (v.ip !== undefined) body.ip = v.ip;
     if (v.ipv6 !== undefined) body.ipv6 = v.ipv6;
+    if (v.mac !== undefined) body.mac = v.mac;
     if (v.publish !== undefined) body.ports = v.publish;
     const ep = await new Client(socketPath(v.socket as string | undefined)).request<EndpointRecord>('POST', `/v1/networks/${encodeURIComponent(pos[0]!)}/connect`, body);
     if (json) printJson(ep);

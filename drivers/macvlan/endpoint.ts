@@ -1,0 +1,108 @@
+// Endpoints: one macvlan link on the network's parent per endpoint. For cnmkit's own sandboxes it
+// is born inside the sandbox (IFLA_NET_NS_FD, one request) with its name, MAC and MTU; for the
+// Docker engine it is left in the daemon's namespace for the engine to move. Join describes the
+// rest (addresses, gateways) as a JoinInfo, which the controller's applier or the engine applies. MAC: the one asked for, or Docker's 02:42 + the IPv4 address bytes.
+// Limits: the host cannot reach its own macvlan children (the kernel passes no frames between a
+// parent and its macvlans); there is no host-side device, so nothing is published.
+import { randomBytes } from 'node:crypto';
+import { isIPv4 } from 'node:net';
+import { InvalidArgumentError } from '../../src/errors.js';
+import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../../src/core/model.js';
+import type { EndpointCheck, JoinInfo } from '../../src/contract/driver.js';
+import { addMacvlan, deleteLink, findLink, type NetlinkHandlePool } from '../../src/netlink/index.js';
+import type { MacvlanConfig } from './config.js';
+import { LINK_GROUP } from './parent.js';
+
+/** What the macvlan driver keeps per endpoint (stored as driverData). */
+export interface MacvlanEndpointData {
+  mac: string;
+  /** Sandbox endpoints: the name it was born with there (kept before the applier runs, so a failed join is undone). */
+  ifname?: string;
+  /** Detached endpoints only: the link in the daemon's namespace, for the engine to move. */
+  hostIfname?: string;
+}
+
+/** A detached endpoint's link in the daemon's namespace: `mv` + 12 hex digits of the endpoint id. */
+export function detachedIfnameFor(endpointId: string): string {
+  return `mv${endpointId.slice(0, 12)}`;
+}
+
+/** Docker's container MAC: 02:42 followed by the IPv4 address bytes; random (locally administered) when there is none. */
+export function macFor(ipv4Cidr: string | undefined): string {
+  const ip = ipv4Cidr?.split('/')[0];
+  const bytes = ip && isIPv4(ip) ? [0x02, 0x42, ...ip.split('.').map(Number)] : [0x02, ...randomBytes(5)];
+  return bytes.map((b) => b.toString(16).padStart(2, '0')).join(':');
+}
+
+function linkSpec(config: MacvlanConfig, name: string, mac: string) {
+  return { name, parent: config.parentName!, mode: config.mode, mac, group: LINK_GROUP, ...(config.mtu !== undefined ? { mtu: config.mtu } : {}) };
+}
+
+/**
+ * The macvlan born in the sandbox with its final name, MAC and MTU, in one request; the applier
+ * configures it there. Equivalent to: `ip link add IFNAME link PARENT netns SB address MAC [mtu M] type macvlan mode MODE`
+ */
+export async function createInSandbox(
+  pool: NetlinkHandlePool, net: NetworkRecord, config: MacvlanConfig, ep: EndpointRecord, sb: SandboxRecord, ifname: string,
+): Promise<MacvlanEndpointData> {
+  if (sb.kind === 'host') throw new InvalidArgumentError('sandbox', `sandbox ${sb.name} is the host namespace: it cannot join macvlan network ${net.name} (the host cannot reach its own macvlans)`);
+  const data: MacvlanEndpointData = { mac: ep.macAddress ?? macFor(ep.ipv4), ifname };
+  await addMacvlan(pool.get(), { ...linkSpec(config, ifname, data.mac), nsPath: sb.netnsPath });
+  return data;
+}
+
+/**
+ * What a macvlan endpoint looks like from the sandbox: its addresses and, unless the network is
+ * internal, the gateways for the default routes (Docker's macvlan Join).
+ */
+export function macvlanJoinInfo(net: NetworkRecord, config: MacvlanConfig, ep: EndpointRecord, src: JoinInfo['src']): JoinInfo {
+  const gw4 = net.ipv4[0]?.gateway?.split('/')[0];
+  const gw6 = net.ipv6[0]?.gateway?.split('/')[0];
+  return {
+    src, ...(src.where === 'host' ? { dstPrefix: 'eth' } : { dstName: src.name }),
+    ...(ep.ipv4 ? { ipv4: ep.ipv4 } : {}), ...(ep.ipv6 ? { ipv6: ep.ipv6 } : {}),
+    ...(gw4 && ep.ipv4 && !config.internal ? { gateway: gw4 } : {}),
+    ...(gw6 && ep.ipv6 && !config.internal ? { gatewayV6: gw6 } : {}),
+    routes: [], noGateway: config.internal, ipv6Enabled: net.ipv6.length > 0,
+  };
+}
+
+/** Deletes the endpoint's macvlan inside the sandbox, if that name is still a macvlan there. Idempotent. */
+export async function leaveSandbox(pool: NetlinkHandlePool, ep: EndpointRecord, sb: SandboxRecord): Promise<void> {
+  const ifname = ep.ifname ?? (ep.driverData as Partial<MacvlanEndpointData> | undefined)?.ifname;
+  if (!ifname || sb.kind === 'host') return;
+  const sbh = pool.get(sb.netnsPath);
+  const link = await findLink(sbh, ifname);
+  if (link?.kind === 'macvlan') await deleteLink(sbh, ifname, { ifExists: true });
+}
+
+/**
+ * A detached endpoint (the Docker engine's flow): the macvlan in the daemon's namespace with its
+ * MAC, down, for the engine to move into the container. Equivalent to:
+ * `ip link add mvID link PARENT address MAC type macvlan mode MODE`
+ */
+export async function createDetached(pool: NetlinkHandlePool, config: MacvlanConfig, ep: EndpointRecord): Promise<MacvlanEndpointData> {
+  const data: MacvlanEndpointData = { mac: ep.macAddress ?? macFor(ep.ipv4), hostIfname: detachedIfnameFor(ep.id) };
+  await addMacvlan(pool.get(), linkSpec(config, data.hostIfname!, data.mac));
+  return data;
+}
+
+/** Deletes a detached endpoint's link where the engine left it (back in the daemon's namespace), if there. Idempotent. */
+export async function deleteDetached(pool: NetlinkHandlePool, ep: EndpointRecord): Promise<void> {
+  const name = (ep.driverData as Partial<MacvlanEndpointData> | undefined)?.hostIfname ?? detachedIfnameFor(ep.id);
+  const link = await findLink(pool.get(), name);
+  if (link?.kind === 'macvlan') await deleteLink(pool.get(), name, { ifExists: true });
+}
+
+/**
+ * After a restart: the endpoint's interface must still be a macvlan in the sandbox. Vanished:
+ * missing (the controller joins it again with the same name, MAC and addresses). The name taken
+ * by another device: lost.
+ */
+export async function checkJoined(pool: NetlinkHandlePool, ep: EndpointRecord, sb: SandboxRecord): Promise<EndpointCheck> {
+  if (sb.kind === 'host' || !ep.ifname) return { state: 'ok' };
+  const inside = await findLink(pool.get(sb.netnsPath), ep.ifname);
+  if (inside?.kind === 'macvlan') return { state: 'ok' };
+  if (inside) return { state: 'lost', reason: `${ep.ifname} in sandbox ${sb.name} is another device now` };
+  return { state: 'missing', detail: `interface ${ep.ifname} had vanished from sandbox ${sb.name}` };
+}

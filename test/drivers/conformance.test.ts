@@ -135,11 +135,21 @@ function conformance(fixture: DriverFixture): void {
   if (fixture.kernel) kernelTests(fixture, () => ({ host, sandbox, b, d }), everything);
 }
 
+/**
+ * Drivers known not to run the suite yet, each with what it lacks: a known gap written down, not
+ * a pass. The test fails when one of them gets a fixture and is still listed here, and when any
+ * other driver has none.
+ */
+const NOT_YET: Record<string, string> = {
+  overlay: "its networks live in the cluster store: the suite's context has no cluster (a real etcd) yet",
+};
+
 describeRoot('driver conformance', () => {
-  it('has a fixture for every driver under drivers/', () => {
+  it('has a fixture for every driver under drivers/, except the ones listed as not passing it yet', () => {
     const drivers = fs.readdirSync(path.join(repo, 'drivers'), { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
     const missing = drivers.filter((name) => !fixtures.some((f) => f.name === name));
-    expect(missing, `add test/drivers/fixtures/NAME.ts (see test/drivers/fixture.ts) for: ${missing.join(', ')}`).toEqual([]);
+    for (const [name, why] of Object.entries(NOT_YET)) console.warn(`driver conformance: ${name} does not run the suite yet: ${why}`);
+    expect(missing, `add test/drivers/fixtures/NAME.ts (see test/drivers/fixture.ts) for: ${missing.join(', ')}`).toEqual(Object.keys(NOT_YET));
   });
 
   for (const fixture of fixtures) describe(`driver ${fixture.name}`, () => conformance(fixture));

@@ -5,6 +5,7 @@ import { isIPv4 } from 'node:net';
 import { InvalidArgumentError } from '../../src/errors.js';
 import type { NetworkParseInput } from '../../src/contract/driver.js';
 import { validateIfname } from '../../src/netns/index.js';
+import { MTU_OPTION, mtuOption, refuseUnknownOptions } from '../../src/contract/options.js';
 
 export const OPT = {
   name: 'com.docker.network.bridge.name',
@@ -12,7 +13,7 @@ export const OPT = {
   masquerade: 'com.docker.network.bridge.enable_ip_masquerade',
   hostBinding: 'com.docker.network.bridge.host_binding_ipv4',
   inhibitIPv4: 'com.docker.network.bridge.inhibit_ipv4',
-  mtu: 'com.docker.network.driver.mtu',
+  mtu: MTU_OPTION,
   ifacePrefix: 'com.docker.network.container_iface_prefix',
   hostIPv4: 'com.docker.network.host_ipv4',
   /** cnmkit's own: IGMP/MLD snooping on the bridge (default false). */
@@ -62,19 +63,8 @@ function ipv4(options: Record<string, string>, key: string): string | undefined 
   return v;
 }
 
-function mtu(options: Record<string, string>): number | undefined {
-  const v = options[OPT.mtu];
-  if (v === undefined || v === '' || v === '0') return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 68 || n > 65535) throw new InvalidArgumentError(OPT.mtu, `expected an MTU between 68 and 65535, got ${JSON.stringify(v)}`);
-  return n;
-}
-
 export function parseBridgeConfig(input: NetworkParseInput): BridgeConfig {
-  const known = new Set<string>(Object.values(OPT));
-  for (const key of Object.keys(input.options)) {
-    if (!known.has(key)) throw new InvalidArgumentError(`options.${key}`, `unknown bridge option (known: ${[...known].join(', ')})`);
-  }
+  refuseUnknownOptions(input.options, Object.values(OPT), 'bridge');
   const o = input.options;
   const prefix = o[OPT.ifacePrefix] ?? 'eth';
   if (!/^[a-z][a-z0-9_-]{0,9}$/i.test(prefix)) throw new InvalidArgumentError(OPT.ifacePrefix, `expected 1–10 letters, digits, '_' or '-', starting with a letter, got ${JSON.stringify(prefix)}`);
@@ -89,7 +79,7 @@ export function parseBridgeConfig(input: NetworkParseInput): BridgeConfig {
     mcastSnooping: bool(o, OPT.mcastSnooping, false),
   };
   if (o[OPT.name] !== undefined) config.bridgeName = validateIfname(o[OPT.name], OPT.name);
-  const m = mtu(o);
+  const m = mtuOption(o);
   if (m !== undefined) config.mtu = m;
   const snat = ipv4(o, OPT.hostIPv4);
   if (snat !== undefined) config.hostIPv4 = snat;

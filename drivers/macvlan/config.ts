@@ -4,11 +4,12 @@
 import { InvalidArgumentError } from '../../src/errors.js';
 import type { NetworkParseInput } from '../../src/contract/driver.js';
 import { validateIfname } from '../../src/netns/index.js';
+import { MTU_OPTION, mtuOption, refuseUnknownOptions } from '../../src/contract/options.js';
 
 export const OPT = {
   parent: 'parent',
   mode: 'macvlan_mode',
-  mtu: 'com.docker.network.driver.mtu',
+  mtu: MTU_OPTION,
 } as const;
 
 export const MODES = ['bridge', 'private', 'vepa', 'passthru'] as const;
@@ -31,19 +32,8 @@ export interface MacvlanConfig {
   origin?: ParentOrigin;
 }
 
-function mtu(options: Record<string, string>): number | undefined {
-  const v = options[OPT.mtu];
-  if (v === undefined || v === '' || v === '0') return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 68 || n > 65535) throw new InvalidArgumentError(OPT.mtu, `expected an MTU between 68 and 65535, got ${JSON.stringify(v)}`);
-  return n;
-}
-
 export function parseMacvlanConfig(input: NetworkParseInput): MacvlanConfig {
-  const known = new Set<string>(Object.values(OPT));
-  for (const key of Object.keys(input.options)) {
-    if (!known.has(key)) throw new InvalidArgumentError(`options.${key}`, `unknown macvlan option (known: ${[...known].join(', ')})`);
-  }
+  refuseUnknownOptions(input.options, Object.values(OPT), 'macvlan');
   const o = input.options;
   const mode = o[OPT.mode] === undefined || o[OPT.mode] === '' ? 'bridge' : o[OPT.mode]!;
   if (!(MODES as readonly string[]).includes(mode)) {
@@ -55,7 +45,7 @@ export function parseMacvlanConfig(input: NetworkParseInput): MacvlanConfig {
     config.parent = validateIfname(parent, OPT.parent);
     if (config.parent === 'lo') throw new InvalidArgumentError(OPT.parent, 'the loopback interface is not a valid macvlan parent');
   }
-  const m = mtu(o);
+  const m = mtuOption(o);
   if (m !== undefined) config.mtu = m;
   return config;
 }

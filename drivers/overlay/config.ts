@@ -3,10 +3,11 @@
 // refused: this kernel has no ESP, so an encrypted overlay could not be made or tested here.
 import { InvalidArgumentError } from '../../src/errors.js';
 import type { NetworkParseInput } from '../../src/contract/driver.js';
+import { MTU_OPTION, refuseUnknownOptions } from '../../src/contract/options.js';
 
 export const OPT = {
   vni: 'com.docker.network.driver.overlay.vxlanid_list',
-  mtu: 'com.docker.network.driver.mtu',
+  mtu: MTU_OPTION,
   port: 'cnmkit.overlay.port',
   encrypted: 'encrypted',
 } as const;
@@ -36,10 +37,8 @@ function integer(options: Record<string, string>, key: string, min: number, max:
 }
 
 export function parseOverlayConfig(input: NetworkParseInput): OverlayConfig {
-  const known = new Set<string>(Object.values(OPT));
-  for (const key of Object.keys(input.options)) {
-    if (!known.has(key)) throw new InvalidArgumentError(`options.${key}`, `unknown overlay option (known: ${[...known].filter((k) => k !== OPT.encrypted).join(', ')})`);
-  }
+  const known = Object.values(OPT);
+  refuseUnknownOptions(input.options, known, 'overlay', known.filter((k) => k !== OPT.encrypted));
   const o = input.options;
   if (o[OPT.encrypted] !== undefined) {
     throw new InvalidArgumentError(OPT.encrypted, 'encrypted overlays are not supported: this kernel has no IPsec ESP (nor AEAD GCM or WireGuard) to encrypt VXLAN with');

@@ -9,9 +9,7 @@ import type { JoinInfo } from '../contract/join.js';
 import { newId, resolveRef, validateObjectName } from '../core/refs.js';
 import { bestEffort, SerialQueue, withRollback } from '../core/steps.js';
 import type { ControllerDeps, CreateNetworkRequest, CreateSandboxRequest, ConnectRequest, PruneResult } from './types.js';
-import {
-  createDetachedEndpoint, createJoinedEndpoint, driverOf, now, replacePorts, teardownEndpoint, type DetachedRequest,
-} from './endpoints.js';
+import { createDetachedEndpoint, createJoinedEndpoint, driverOf, now, replacePorts, teardownEndpoint, type DetachedRequest } from './endpoints.js';
 import { checkJoinedEndpoints, releaseOrphanAddresses, restoreKernelState } from './reconcile.js';
 import { inSandbox, teardownSandbox } from './sandboxes.js';
 import { parsePublish, type PortSpec } from '../portmap/index.js';
@@ -23,7 +21,6 @@ import { joinWithGateway, leaveGatewayIfUnused, needsGateway } from './gateway.j
 import { clusterOnlyNetworks, describeGlobal, networkOrGlobal, networkToJoin } from './global.js';
 
 export type { Origin } from './ownership.js';
-
 export type { ConnectRequest, ControllerDeps, CreateNetworkRequest, CreateSandboxRequest, PruneResult } from './types.js';
 
 export class Controller {

@@ -3,7 +3,7 @@
 export { NetlinkHandle, NetlinkHandlePool, type HandleOptions } from './handle.js';
 export type { Link, LinkKind, LinkCommon, VethLink, BridgeLink, VxlanLink, MacvlanLink, OtherLink, MacvlanMode, OperState } from './types.js';
 export {
-  addVeth, addBridge, addVxlan, addMacvlan, addVlan, setLink, setLinkUp, setLinkDown, setMaster, setBridgePort, moveLink,
+  addVeth, addBridge, addVxlan, addMacvlan, addVlan, setLink, setLinkUp, setLinkDown, setMaster, moveLink,
   findLink, getLink, linkIndex, listLinks, deleteLink, deleteLinksByGroup,
   type LinkOptions, type VethSpec, type BridgeSpec, type VxlanSpec, type MacvlanSpec, type VlanSpec, type LinkChanges,
 } from './links.js';
@@ -15,3 +15,4 @@ export { subscribe, Subscription, type NetlinkEvent, type SubscribeOptions, type
 export { parseIp, parseCidr, parseMac, formatIp, formatMac, type Family, type Cidr, type IpAddress } from '../ip/index.js';
 export { netnsIdOf, netnsIdReferenced } from './nsid.js';
 export { MTU_MIN, MTU_MAX, type LinkRef } from './validate.js';
+export { setBridgePort, type BridgePortSpec } from './bridge-port.js';

@@ -57,7 +57,10 @@ export function globalScope(cluster: () => Cluster | undefined, pending: Pending
       return viewOf(g, true);
     },
     async lookup(name) {
-      const g = await needCluster(cluster()).getNetwork(name);
+      // Without a cluster there is no global network to find: the caller says "not found".
+      const c = cluster();
+      if (!c) return undefined;
+      const g = await c.getNetwork(name);
       return g && g.driver === 'overlay' ? viewOf(g, false) : undefined;
     },
     async list() {

@@ -5,7 +5,7 @@
 // 30 s (forwarding goes on without loss, new endpoints fail fast, a join afterwards converges).
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { describeRoot } from '../helpers/root.js';
-import { SimCluster, waitFor, type SimHost } from '../helpers/cluster.js';
+import { SimCluster, simCli, simJoined, waitFor, type SimHost } from '../helpers/cluster.js';
 import { check, run } from '../helpers/exec.js';
 
 interface Ep { ipv4?: string; macAddress?: string }
@@ -16,17 +16,9 @@ let hosts: SimHost[];
 let made: { h: SimHost; sb: string }[] = [];
 let vx = '';
 
-async function cli(h: SimHost, args: string[]): Promise<string> {
-  const r = await h.daemon.cmd(args);
-  if (r.code !== 0) throw new Error(`cnmkit ${args.join(' ')} on host ${h.index} exited ${r.code}: ${r.stderr}`);
-  return r.stdout;
-}
+const cli = simCli;
 
-async function joined(h: SimHost, net: string): Promise<{ sb: string; ep: Ep }> {
-  const sb = await h.daemon.sandbox();
-  made.push({ h, sb });
-  return { sb, ep: JSON.parse(await cli(h, ['connect', net, sb, '--format', 'json'])) as Ep };
-}
+const joined = (h: SimHost, net: string, extra: string[] = []) => simJoined<Ep>(h, net, made, extra);
 
 const ip = (cidr: string | undefined): string => cidr!.split('/')[0]!;
 

@@ -5,7 +5,7 @@
 // iproute2 (`bridge -j fdb`, `ip -j neigh`, `ip -d -j link`), tcpdump and real packets.
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { describeRoot } from '../helpers/root.js';
-import { SimCluster, waitFor, type SimHost } from '../helpers/cluster.js';
+import { SimCluster, simCli, simJoined, waitFor, type SimHost } from '../helpers/cluster.js';
 import { check, run } from '../helpers/exec.js';
 
 interface Ep { ipv4?: string; ipv6?: string; macAddress?: string; networkId: string }
@@ -18,23 +18,13 @@ let hosts: SimHost[];
 /** Sandboxes made by the current test, removed through the CLI after it (each must take its namespace along). */
 let made: { h: SimHost; sb: string }[] = [];
 
-async function cli(h: SimHost, args: string[]): Promise<string> {
-  const r = await h.daemon.cmd(args);
-  if (r.code !== 0) throw new Error(`cnmkit ${args.join(' ')} on host ${h.index} exited ${r.code}: ${r.stderr}`);
-  return r.stdout;
-}
+const cli = simCli;
 
 async function inspectNet(h: SimHost, name: string): Promise<Net> {
   return (JSON.parse(await cli(h, ['network', 'inspect', name, '--format', 'json'])) as Net[])[0]!;
 }
 
-/** A sandbox on host h joined to network net; returns its name and endpoint. */
-async function joined(h: SimHost, net: string, extra: string[] = []): Promise<{ sb: string; ep: Ep }> {
-  const sb = await h.daemon.sandbox();
-  made.push({ h, sb });
-  const ep = JSON.parse(await cli(h, ['connect', net, sb, ...extra, '--format', 'json'])) as Ep;
-  return { sb, ep };
-}
+const joined = (h: SimHost, net: string, extra: string[] = []) => simJoined<Ep>(h, net, made, extra);
 
 const ip = (cidr: string | undefined): string => cidr!.split('/')[0]!;
 

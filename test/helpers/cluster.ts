@@ -177,6 +177,20 @@ export interface SimHost {
   daemon: TestDaemon<SimNs>;
 }
 
+/** `cnmkit ARGS…` against host h's daemon: its stdout, or an error naming the host and the CLI's stderr. */
+export async function simCli(h: SimHost, args: string[]): Promise<string> {
+  const r = await h.daemon.cmd(args);
+  if (r.code !== 0) throw new Error(`cnmkit ${args.join(' ')} on host ${h.index} exited ${r.code}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** A new sandbox on host h connected to network net (extra: connect's own flags), recorded in made for the test to remove. */
+export async function simJoined<Ep>(h: SimHost, net: string, made: { h: SimHost; sb: string }[], extra: string[] = []): Promise<{ sb: string; ep: Ep }> {
+  const sb = await h.daemon.sandbox();
+  made.push({ h, sb });
+  return { sb, ep: JSON.parse(await simCli(h, ['connect', net, sb, ...extra, '--format', 'json'])) as Ep };
+}
+
 export interface InProcessOptions {
   localSubnets?: LocalSubnet[];
   leaseTtl?: number;

@@ -5,9 +5,10 @@
 // underlay itself; (b) convergence: from `connect` returning on host A to the first ping answered
 // from a sandbox on host B (p50/p99); (c) endpoint create+join p50 as endpoints grow, spread over
 // the three hosts; (d) a daemon whose overlay has many remote peers, SIGKILLed and restarted: time
-// until every FDB/neighbour entry is back; (e) Docker swarm's overlay is not run here (see below).
-// Environment: BENCH_OVERLAY_SECONDS (iperf3, default 5), BENCH_OVERLAY_CONVERGE (endpoints, 100),
-// BENCH_OVERLAY_SIZES (create+join checkpoints, default 1,100,300), BENCH_OVERLAY_PEERS (1000).
+// until every FDB/neighbour entry is back; (e) Docker swarm's overlay as the anchor (_overlay-swarm.ts).
+// Environment: BENCH_OVERLAY_PARTS (default a,b,c,d,e: run it in parts, each a few minutes),
+// BENCH_OVERLAY_SECONDS (iperf3, default 5), BENCH_OVERLAY_CONVERGE (endpoints, 100),
+// BENCH_OVERLAY_SIZES (create+join checkpoints, default 1,100,1000), BENCH_OVERLAY_PEERS (1000).
 // Limits: every host shares this machine's 2 cores, so throughput figures are CPU-bound and compare
 // only within the run; a ping includes spawning `ip netns exec … ping` (a few ms).
 import { Client } from '../../src/client/index.js';
@@ -15,12 +16,14 @@ import { SimCluster, type SimHost } from '../../test/helpers/cluster.js';
 import { exec, must, quantile, ratio, sleep, startChild, stopChild } from './_procs.js';
 import { met, printTable, type Row } from './_report.js';
 import { fmtMs } from './_procs.js';
+import { swarmAnchor } from './_overlay-swarm.js';
 
 const env = (name: string, fallback: string): string => process.env[name] ?? fallback;
 const SECONDS = Number(env('BENCH_OVERLAY_SECONDS', '5'));
 const CONVERGE = Number(env('BENCH_OVERLAY_CONVERGE', '100'));
-const SIZES = env('BENCH_OVERLAY_SIZES', '1,100,300').split(',').map(Number);
+const SIZES = env('BENCH_OVERLAY_SIZES', '1,100,1000').split(',').map(Number);
 const PEERS = Number(env('BENCH_OVERLAY_PEERS', '1000'));
+const PARTS = env('BENCH_OVERLAY_PARTS', 'a,b,c,d,e').split(',');
 
 interface Ep { id: string; ipv4?: string; macAddress?: string }
 const ip = (cidr: string | undefined): string => cidr!.split('/')[0]!;
@@ -71,9 +74,104 @@ async function pingUntil(ns: string, to: string, ms: number): Promise<number> {
   return Number.NaN;
 }
 
-async function selfEntries(h: SimHost, dev: string): Promise<number> {
-  const r = await exec(['ip', 'netns', 'exec', h.ns.name, 'bridge', 'fdb', 'show', 'dev', dev]);
-  return r.stdout.split('\n').filter((l) => l.includes(' self ')).length;
+/** Static FDB entries and permanent neighbour entries on the VXLAN device. */
+async function entries(h: SimHost, dev: string): Promise<{ fdb: number; neigh: number }> {
+  const f = await exec(['ip', 'netns', 'exec', h.ns.name, 'bridge', 'fdb', 'show', 'dev', dev]);
+  const n = await exec(['ip', '-n', h.ns.name, 'neigh', 'show', 'dev', dev, 'nud', 'permanent']);
+  const count = (s: string, re: RegExp) => s.split('\n').filter((l) => re.test(l)).length;
+  return { fdb: count(f.stdout, / self /), neigh: count(n.stdout, /lladdr/) };
+}
+
+async function vxlanOf(h: SimHost, net: string): Promise<string> {
+  const n = await api(h).request<{ global: { vni: number } }>('GET', `/v1/networks/${net}`);
+  return `ovvx${n.global.vni}`;
+}
+
+async function newNet(h: SimHost, name: string, subnet: string): Promise<void> {
+  await api(h).request('POST', '/v1/networks', { name, driver: 'overlay', internal: true, subnet });
+}
+
+/** (a) iperf3 through the overlay, through the same VXLAN by hand, over the underlay. */
+async function partA(h1: SimHost, h2: SimHost, extra: string[]): Promise<Row[]> {
+  await newNet(h1, 'ova', '198.19.0.0/24');
+  await sandboxOn(h1, `${h1.ns.name}-s1`, 'ova');
+  const s2 = await sandboxOn(h2, `${h2.ns.name}-s2`, 'ova');
+  extra.push(...(await handVxlan(h1, h2, 1450)));
+  const over = await iperf(`${h2.ns.name}-s2`, `${h1.ns.name}-s1`, ip(s2.ipv4));
+  const hand = await iperf(extra[1]!, extra[0]!, '198.18.99.2');
+  const under = await iperf(h2.ns.name, h1.ns.name, h2.ip);
+  return [
+    { figure: '(a) iperf3 TCP, overlay vs VXLAN by hand', cnmkit: `${over.toFixed(2)} Gbit/s`, peer: `${hand.toFixed(2)} Gbit/s`, ratio: ratio(over, hand), target: `≥ 0.95×: ${met(over / hand >= 0.95)}` },
+    { figure: '(a) overlay vs the underlay itself', cnmkit: `${over.toFixed(2)} Gbit/s`, peer: `${under.toFixed(2)} Gbit/s`, ratio: ratio(over, under), target: '(Docker swarm: 0.69×)' },
+  ];
+}
+
+/** (b) connect on h1 returning → first ping answered from a sandbox on h2, CONVERGE times. */
+async function partB(h1: SimHost, h2: SimHost): Promise<{ rows: Row[]; p50: number }> {
+  await newNet(h1, 'ovb', '198.19.1.0/24');
+  const probe = `${h2.ns.name}-p`;
+  await sandboxOn(h2, probe, 'ovb');
+  const converge: number[] = [];
+  for (let i = 0; i < CONVERGE; i++) {
+    const name = `${h1.ns.name}-b${i}`;
+    await api(h1).request('POST', '/v1/sandboxes', { name });
+    const ep = await api(h1).request<Ep>('POST', '/v1/networks/ovb/connect', { sandbox: name });
+    converge.push(await pingUntil(probe, ip(ep.ipv4), 3000));
+  }
+  const c50 = quantile(converge, 0.5);
+  return { p50: c50, rows: [
+    { figure: `(b) connect on A → first ping from B, p50 (${CONVERGE})`, cnmkit: fmtMs(c50), peer: '—', ratio: '—', target: `≤ 100 ms: ${met(c50 <= 100)}` },
+    { figure: '(b) … p99', cnmkit: fmtMs(quantile(converge, 0.99)), peer: '—', ratio: '—', target: '' },
+  ] };
+}
+
+/** (c) create+join p50 (of the last 50) at each checkpoint, endpoints round-robin over the hosts. */
+async function partC(hosts: SimHost[]): Promise<Row[]> {
+  await newNet(hosts[0]!, 'ovc', '198.19.4.0/22');
+  const joins: number[] = [];
+  const rows: Row[] = [];
+  for (let i = 0; i < Math.max(...SIZES); i++) {
+    const h = hosts[i % hosts.length]!;
+    const name = `${h.ns.name}-c${i}`;
+    await api(h).request('POST', '/v1/sandboxes', { name });
+    const t0 = performance.now();
+    await api(h).request<Ep>('POST', '/v1/networks/ovc/connect', { sandbox: name });
+    joins.push(performance.now() - t0);
+    if (!SIZES.includes(i + 1)) continue;
+    const p50 = quantile(joins.slice(-Math.min(joins.length, 50)), 0.5);
+    rows.push({ figure: `(c) create+join p50 at ${i + 1} endpoints`, cnmkit: fmtMs(p50), peer: '—', ratio: '—', target: `≤ 5 ms: ${met(p50 <= 5)}` });
+  }
+  return rows;
+}
+
+/** (d) PEERS remote peers (published by an in-process host standing for many) on h3; SIGKILL, device gone, restart. */
+async function partD(sim: SimCluster, h3: SimHost): Promise<Row[]> {
+  await newNet(h3, 'ovd', '198.19.8.0/21');
+  await sandboxOn(h3, `${h3.ns.name}-d`, 'ovd');
+  const vx = await vxlanOf(h3, 'ovd');
+  const fake = await sim.inProcessHost(9);
+  for (let i = 0; i < PEERS; i++) {
+    const n = i + 10;
+    await fake.publishPeer('ovd', { endpointId: `fake${i}`, ip: `198.19.${8 + (n >> 8)}.${n & 255}`, mac: `02:43:00:00:${((n >> 8) & 255).toString(16).padStart(2, '0')}:${(n & 255).toString(16).padStart(2, '0')}` });
+  }
+  const want = { fdb: PEERS + 1, neigh: PEERS };
+  const all = (e: { fdb: number; neigh: number }) => e.fdb >= want.fdb && e.neigh >= want.neigh;
+  for (const t = Date.now(); !all(await entries(h3, vx)) && Date.now() - t < 60_000;) await sleep(200);
+  const before = await entries(h3, vx);
+  await h3.daemon.stop('SIGKILL');
+  // Everything the daemon programmed goes with the VXLAN device; restart makes it and programs it again.
+  await must(['ip', 'netns', 'exec', h3.ns.name, 'ip', 'link', 'del', vx]);
+  const t0 = performance.now();
+  await h3.daemon.start();
+  const ready = performance.now() - t0;
+  let now = await entries(h3, vx).catch(() => ({ fdb: 0, neigh: 0 }));
+  while (!all(now) && performance.now() - t0 < 30_000) {
+    await sleep(20);
+    now = await entries(h3, vx).catch(() => ({ fdb: 0, neigh: 0 }));
+  }
+  const back = performance.now() - t0;
+  const ok = all(now) && back - ready <= 1000;
+  return [{ figure: `(d) restart, ${before.fdb} FDB + ${before.neigh} neigh (device gone): all back`, cnmkit: fmtMs(back), peer: '—', ratio: '—', target: `≤ 1 s after ready (${fmtMs(ready)}): ${met(ok)}` }];
 }
 
 export default async function bench(): Promise<void> {
@@ -81,77 +179,26 @@ export default async function bench(): Promise<void> {
   const [h1, h2, h3] = sim.hosts as [SimHost, SimHost, SimHost];
   const extra: string[] = [];
   try {
-    await Promise.all(sim.hosts.map((h) => h.daemon.start()));
-    await api(h1).request('POST', '/v1/networks', { name: 'ovb', driver: 'overlay', internal: true, subnet: '198.19.0.0/20' });
-    const net = await api(h1).request<{ global: { vni: number } }>('GET', '/v1/networks/ovb');
-    const vx = `ovvx${net.global.vni}`;
+    for (const h of sim.hosts) await h.daemon.start();
     const rows: Row[] = [];
-
-    // (a) throughput
-    await sandboxOn(h1, `${h1.ns.name}-s1`, 'ovb');
-    const s2 = await sandboxOn(h2, `${h2.ns.name}-s2`, 'ovb');
-    extra.push(...(await handVxlan(h1, h2, 1450)));
-    const over = await iperf(`${h2.ns.name}-s2`, `${h1.ns.name}-s1`, ip(s2.ipv4));
-    const hand = await iperf(extra[1]!, extra[0]!, '198.18.99.2');
-    const under = await iperf(h2.ns.name, h1.ns.name, h2.ip);
-    rows.push({ figure: '(a) iperf3 TCP across hosts, overlay vs by hand', cnmkit: `${over.toFixed(2)} Gbit/s`, peer: `${hand.toFixed(2)} Gbit/s`, ratio: ratio(over, hand), target: `≥ 0.95×: ${met(over / hand >= 0.95)}` });
-    rows.push({ figure: '(a) overlay vs the underlay itself', cnmkit: `${over.toFixed(2)} Gbit/s`, peer: `${under.toFixed(2)} Gbit/s`, ratio: ratio(over, under), target: '(Docker swarm: 0.69×)' });
-
-    // (b) convergence and (c) create+join as endpoints grow, round-robin over the hosts
-    const converge: number[] = [];
-    const joins: number[] = [];
-    const checkpoints: Row[] = [];
-    const hosts = [h1, h3, h2];
-    const max = Math.max(CONVERGE, ...SIZES);
-    for (let i = 0; i < max; i++) {
-      const h = i < CONVERGE ? h1 : hosts[i % 3]!;
-      const name = `${h1.ns.name}-e${i}`;
-      await api(h).request('POST', '/v1/sandboxes', { name });
-      const t0 = performance.now();
-      const ep = await api(h).request<Ep>('POST', '/v1/networks/ovb/connect', { sandbox: name });
-      joins.push(performance.now() - t0);
-      if (i < CONVERGE) converge.push(await pingUntil(`${h2.ns.name}-s2`, ip(ep.ipv4), 3000));
-      if (SIZES.includes(i + 1)) {
-        const last = joins.slice(-Math.min(joins.length, 50));
-        checkpoints.push({ figure: `(c) create+join p50 at ${i + 1} endpoints`, cnmkit: fmtMs(quantile(last, 0.5)), peer: '—', ratio: '—', target: `≤ 5 ms: ${met(quantile(last, 0.5) <= 5)}` });
-      }
+    if (PARTS.includes('a')) rows.push(...(await partA(h1, h2, extra)));
+    const b = PARTS.includes('b') ? await partB(h1, h2) : undefined;
+    rows.push(...(b?.rows ?? []));
+    if (PARTS.includes('c')) rows.push(...(await partC([h1, h2, h3])));
+    if (PARTS.includes('d')) rows.push(...(await partD(sim, h3)));
+    if (PARTS.includes('e')) {
+      const e = await swarmAnchor(sim);
+      rows.push(...e.rows);
+      if (b && !Number.isNaN(e.convergeP50)) rows.push({ figure: '(b) vs (e): convergence p50, cnmkit vs swarm', cnmkit: fmtMs(b.p50), peer: fmtMs(e.convergeP50), ratio: ratio(b.p50, e.convergeP50), target: '' });
     }
-    const c50 = quantile(converge, 0.5);
-    rows.push({ figure: `(b) connect on A → first ping from B, p50 (${CONVERGE})`, cnmkit: fmtMs(c50), peer: '—', ratio: '—', target: `≤ 100 ms: ${met(c50 <= 100)}` });
-    rows.push({ figure: '(b) … p99', cnmkit: fmtMs(quantile(converge, 0.99)), peer: '—', ratio: '—', target: '' });
-    rows.push(...checkpoints);
-
-    // (d) restart with PEERS remote peers (published by an in-process host standing for many)
-    const fake = await sim.inProcessHost(9);
-    for (let i = 0; i < PEERS; i++) {
-      const n = i + 1;
-      await fake.publishPeer('ovb', { endpointId: `fake${i}`, ip: `198.19.${8 + (n >> 8)}.${n & 255}`, mac: `02:43:00:00:${((n >> 8) & 255).toString(16).padStart(2, '0')}:${(n & 255).toString(16).padStart(2, '0')}` });
-    }
-    let before = -1;
-    for (let now = await selfEntries(h3, vx), t = Date.now(); now !== before && Date.now() - t < 60_000; now = await selfEntries(h3, vx)) {
-      before = now;
-      await sleep(500);
-    }
-    await h3.daemon.stop('SIGKILL');
-    // Everything the daemon programmed goes with the VXLAN device; restart makes it and programs it again.
-    await must(['ip', 'netns', 'exec', h3.ns.name, 'ip', 'link', 'del', vx]);
-    const t0 = performance.now();
-    await h3.daemon.start();
-    const ready = performance.now() - t0;
-    while ((await selfEntries(h3, vx)) < before && performance.now() - t0 < 30_000) await sleep(20);
-    const back = performance.now() - t0;
-    rows.push({ figure: `(d) restart, ${before} FDB entries (device gone): all back`, cnmkit: fmtMs(back), peer: '—', ratio: '—', target: `≤ 1 s after ready (${fmtMs(ready)}): ${met(back - ready <= 1000)}` });
-    rows.push({ figure: '(e) Docker swarm overlay (anchor)', cnmkit: '—', peer: 'not run', ratio: '—', target: 'see OVERLAY.md (551 ms run, 194 ms early)' });
-    printTable('overlay', [`3 simulated hosts, etcd on the underlay, iperf3 ${SECONDS} s, MTU 1450 on both VXLANs`], rows);
+    printTable('overlay', [`3 simulated hosts, etcd on the underlay, iperf3 ${SECONDS} s, MTU 1450 on both VXLANs; parts ${PARTS.join(',')}; a shared 2-core machine`], rows);
   } finally {
     for (const ns of extra) await exec(['ip', 'netns', 'del', ns]);
     for (const h of [h1, h2]) for (const d of ['hvx', 'hbr']) await exec(['ip', '-n', h.ns.name, 'link', 'del', d]);
-    for (const h of sim.hosts) {
-      const ls = await exec(['ip', 'netns', 'list']);
-      for (const line of ls.stdout.split('\n')) {
-        const name = line.split(' ')[0]!;
-        if (name.startsWith(`${h.ns.name}-`)) await exec(['ip', 'netns', 'del', name]);
-      }
+    const ls = await exec(['ip', 'netns', 'list']);
+    for (const line of ls.stdout.split('\n')) {
+      const name = line.split(' ')[0]!;
+      if (sim.hosts.some((h) => name.startsWith(`${h.ns.name}-`))) await exec(['ip', 'netns', 'del', name]);
     }
     await sim.destroy();
   }

@@ -87,7 +87,8 @@ export function ifname(tag: string): string {
   return `${tag}${counter.toString(36)}`.slice(0, 15);
 }
 
-afterEach(async () => {
+// Only under vitest: benchmarks import this file through test/helpers/cluster.ts and daemon.ts.
+if (process.env.VITEST) afterEach(async () => {
   const all = [...live];
   live.clear();
   const left = [...mustGo].filter((name) => fs.existsSync(`/run/netns/${name}`));

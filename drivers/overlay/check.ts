@@ -1,16 +1,34 @@
 // The overlay's check on one host: while the network is here, its bridge and VXLAN device are
-// present and up, each local endpoint's host-side veth is a port of the bridge, and the VXLAN
+// present and up, each local endpoint's host-side veth is a port of the bridge (and in its sandbox:
+// the veth's peer, up, with its MAC, MTU, addresses and their connected routes), and the VXLAN
 // device holds exactly the static FDB and neighbour entries the peer records ask for (a missing
 // one and a stale one are both reported). Reads only. Limits: a network not here has nothing to check.
-import { checkDevice, endpointObject, item } from '../../src/contract/check.js';
+import { checkAddresses, checkConnectedRoutes, checkDevice, endpointObject, item } from '../../src/contract/check.js';
 import type { CheckedEndpoint, CheckItem } from '../../src/contract/driver.js';
-import type { NetlinkHandle } from '../../src/netlink/index.js';
+import type { EndpointRecord, SandboxRecord } from '../../src/core/model.js';
+import type { Link, NetlinkHandlePool } from '../../src/netlink/index.js';
 import { deviceNames } from './device.js';
 import { hostIfnameFor, type OverlayEndpointData } from './endpoint.js';
 import type { HostNetwork } from './hostnet.js';
 
-export async function checkOverlay(h: NetlinkHandle, s: HostNetwork | undefined, endpoints: CheckedEndpoint[]): Promise<CheckItem[]> {
+/** The endpoint's interface in its sandbox: no default route to check (the overlay gives none). */
+async function checkInside(pool: NetlinkHandlePool, port: Link | undefined, mtu: number, ep: EndpointRecord, sb: SandboxRecord, items: CheckItem[]): Promise<void> {
+  if (!ep.ifname || sb.kind === 'host') return;
+  const object = endpointObject(ep, sb);
+  const h = pool.get(sb.netnsPath);
+  const mac = (ep.driverData as Partial<OverlayEndpointData> | undefined)?.mac ?? ep.macAddress;
+  const inside = await checkDevice(h, ep.ifname, { kind: 'veth', ...(mac ? { mac } : {}), mtu }, object, items, `sandbox ${sb.name}`);
+  if (!inside) return;
+  if (port?.kind === 'veth' && inside.kind === 'veth' && inside.peerIndex !== port.index)
+    items.push(item(object, 'peer', `${ep.ifname} the peer of bridge port ${port.name}`, `${ep.ifname} is paired with ifindex ${inside.peerIndex ?? '?'}`));
+  const cidrs = [ep.ipv4, ep.ipv6].filter((c): c is string => !!c);
+  await checkAddresses(h, inside, cidrs, object, items);
+  await checkConnectedRoutes(h, inside, cidrs, object, items);
+}
+
+export async function checkOverlay(pool: NetlinkHandlePool, s: HostNetwork | undefined, endpoints: CheckedEndpoint[]): Promise<CheckItem[]> {
   const items: CheckItem[] = [];
+  const h = pool.get();
   if (!s?.isUp) return items;
   const object = `network ${s.name}`;
   const names = deviceNames(s.config.vni);
@@ -19,7 +37,8 @@ export async function checkOverlay(h: NetlinkHandle, s: HostNetwork | undefined,
   for (const { ep, sb } of endpoints) {
     if (ep.state !== 'ready' || !s.local.has(ep.id)) continue;
     const port = (ep.driverData as Partial<OverlayEndpointData> | undefined)?.hostIfname ?? hostIfnameFor(ep.id);
-    await checkDevice(h, port, { kind: 'veth', master: { name: names.bridge, index: bridge?.index } }, endpointObject(ep, sb), items);
+    const link = await checkDevice(h, port, { kind: 'veth', master: { name: names.bridge, index: bridge?.index } }, endpointObject(ep, sb), items);
+    if (sb && ep.sandboxId !== undefined) await checkInside(pool, link, s.mtu, ep, sb, items);
   }
   if (!s.programmer) return items;
   const { want, have } = await s.programmer.compare();

@@ -4,10 +4,11 @@
 // overlay, and sandboxes reach each other at layer 2 only. MTU: given, or the VTEP interface's
 // less 50. Both sit in cnmkit's overlay link group so that a start-up sweep finds leftovers.
 import { ConflictError, NotFoundError } from '../../src/errors.js';
-import { ensureSysctl } from '../../src/netns/index.js';
+import type { HostSysctl } from '../../src/contract/driver.js';
 import {
   addBridge, addVxlan, deleteLink, findLink, listAddresses, listLinks, setBridgePort, setLink, type NetlinkHandle,
 } from '../../src/netlink/index.js';
+import { withRollback } from '../../src/core/steps.js';
 import { VXLAN_OVERHEAD } from './config.js';
 
 /** The link group of every device the overlay driver creates (`ip link show group 0x636e6f76`). */
@@ -43,31 +44,36 @@ export interface DeviceSpec {
  * Equivalent to: `ip link add ovbrN mtu M type bridge mcast_snooping 0; ip link add ovvxN mtu M
  * master ovbrN type vxlan id N local VTEP dstport P nolearning proxy; ip link set … up`
  */
-export async function ensureDevices(h: NetlinkHandle, spec: DeviceSpec): Promise<{ bridge: number; vxlan: number }> {
+export function ensureDevices(h: NetlinkHandle, sysctl: HostSysctl, spec: DeviceSpec): Promise<{ bridge: number; vxlan: number }> {
   const names = deviceNames(spec.vni);
-  const bridge = await findLink(h, names.bridge);
-  if (bridge && (bridge.kind !== 'bridge' || bridge.group !== OVERLAY_GROUP)) throw new ConflictError(`a device named ${names.bridge} exists that cnmkit did not create`);
-  if (!bridge) {
-    await addBridge(h, { name: names.bridge, mtu: spec.mtu, group: OVERLAY_GROUP, mcastSnooping: false });
-    noIPv6(names.bridge, false);
-  }
-  let vxlan = await findLink(h, names.vxlan);
-  if (vxlan && (vxlan.kind !== 'vxlan' || vxlan.group !== OVERLAY_GROUP || vxlan.vni !== spec.vni || vxlan.port !== spec.port)) {
-    throw new ConflictError(`a device named ${names.vxlan} exists that is not this network's VXLAN device (VNI ${spec.vni}, port ${spec.port})`);
-  }
-  if (!vxlan) {
-    await addVxlan(h, { name: names.vxlan, vni: spec.vni, local: spec.vtep, port: spec.port, learning: false, proxy: true, mtu: spec.mtu, group: OVERLAY_GROUP, master: names.bridge });
-    noIPv6(names.vxlan, spec.ipv6);
-    vxlan = await findLink(h, names.vxlan);
-  }
-  await setLink(h, names.vxlan, { up: true, mtu: spec.mtu, master: names.bridge });
-  // The bridge learns nothing from the VXLAN port either: frames to remote MACs are flooded to it
-  // and the VXLAN device's static FDB sends them on; no learned entry can outlive its peer.
-  await setBridgePort(h, names.vxlan, { learning: false });
-  await setLink(h, names.bridge, { up: true, mtu: spec.mtu });
-  const br = await findLink(h, names.bridge);
-  if (!br || !vxlan) throw new NotFoundError('overlay device', !br ? names.bridge : names.vxlan);
-  return { bridge: br.index, vxlan: vxlan.index };
+  // A device this call made goes again when a later step fails; one that was there stays.
+  return withRollback(async (undo) => {
+    const bridge = await findLink(h, names.bridge);
+    if (bridge && (bridge.kind !== 'bridge' || bridge.group !== OVERLAY_GROUP)) throw new ConflictError(`a device named ${names.bridge} exists that cnmkit did not create`);
+    if (!bridge) {
+      await addBridge(h, { name: names.bridge, mtu: spec.mtu, group: OVERLAY_GROUP, mcastSnooping: false });
+      undo.push('overlay bridge', () => deleteLink(h, names.bridge, { ifExists: true }));
+      noIPv6(sysctl, names.bridge, false);
+    }
+    let vxlan = await findLink(h, names.vxlan);
+    if (vxlan && (vxlan.kind !== 'vxlan' || vxlan.group !== OVERLAY_GROUP || vxlan.vni !== spec.vni || vxlan.port !== spec.port)) {
+      throw new ConflictError(`a device named ${names.vxlan} exists that is not this network's VXLAN device (VNI ${spec.vni}, port ${spec.port})`);
+    }
+    if (!vxlan) {
+      await addVxlan(h, { name: names.vxlan, vni: spec.vni, local: spec.vtep, port: spec.port, learning: false, proxy: true, mtu: spec.mtu, group: OVERLAY_GROUP, master: names.bridge });
+      undo.push('overlay VXLAN device', () => deleteLink(h, names.vxlan, { ifExists: true }));
+      noIPv6(sysctl, names.vxlan, spec.ipv6);
+      vxlan = await findLink(h, names.vxlan);
+    }
+    await setLink(h, names.vxlan, { up: true, mtu: spec.mtu, master: names.bridge });
+    // The bridge learns nothing from the VXLAN port either: frames to remote MACs are flooded to it
+    // and the VXLAN device's static FDB sends them on; no learned entry can outlive its peer.
+    await setBridgePort(h, names.vxlan, { learning: false });
+    await setLink(h, names.bridge, { up: true, mtu: spec.mtu });
+    const br = await findLink(h, names.bridge);
+    if (!br || !vxlan) throw new NotFoundError('overlay device', !br ? names.bridge : names.vxlan);
+    return { bridge: br.index, vxlan: vxlan.index };
+  });
 }
 
 /**
@@ -75,9 +81,9 @@ export async function ensureDevices(h: NetlinkHandle, spec: DeviceSpec): Promise
  * network keeps IPv6 on (the kernel takes IPv6 neighbour entries only there) without a
  * link-local address. Equivalent to: `sysctl -w net.ipv6.conf.DEV.disable_ipv6=1` (or `addr_gen_mode=1`)
  */
-function noIPv6(dev: string, neighbours: boolean): void {
-  if (neighbours) ensureSysctl(`net/ipv6/conf/${dev}/addr_gen_mode`, '1');
-  else ensureSysctl(`net/ipv6/conf/${dev}/disable_ipv6`, '1');
+function noIPv6(sysctl: HostSysctl, dev: string, neighbours: boolean): void {
+  if (neighbours) sysctl.ensure(`net/ipv6/conf/${dev}/addr_gen_mode`, '1');
+  else sysctl.ensure(`net/ipv6/conf/${dev}/disable_ipv6`, '1');
 }
 
 /** Removes both devices (the VXLAN device first); deleting what is gone succeeds. */

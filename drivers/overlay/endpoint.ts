@@ -6,9 +6,8 @@
 import { randomBytes } from 'node:crypto';
 import { isIPv4 } from 'node:net';
 import { InvalidArgumentError } from '../../src/errors.js';
-import { ensureSysctl } from '../../src/netns/index.js';
 import type { EndpointRecord, NetworkRecord } from '../../src/core/model.js';
-import { isFresh, type JoinInfo, type Placement } from '../../src/contract/driver.js';
+import { isFresh, type HostSysctl, type JoinInfo, type Placement } from '../../src/contract/driver.js';
 import { ifnameInSandbox } from '../../src/contract/ifname.js';
 import { addVeth, deleteLink, type NetlinkHandlePool } from '../../src/netlink/index.js';
 import { OVERLAY_GROUP } from './device.js';
@@ -38,7 +37,7 @@ export function macFor(ipv4Cidr: string | undefined): string {
  * Equivalent to: `ip link add ovX master ovbrN mtu M up type veth peer name NAME [netns SB] address MAC mtu M`
  */
 export async function makeVeth(
-  pool: NetlinkHandlePool, bridge: number, net: NetworkRecord, mtu: number, ep: EndpointRecord, placement: Placement,
+  pool: NetlinkHandlePool, sysctl: HostSysctl, bridge: number, net: NetworkRecord, mtu: number, ep: EndpointRecord, placement: Placement,
 ): Promise<{ info: JoinInfo; data: OverlayEndpointData }> {
   if (placement.kind === 'sandbox' && placement.sandbox.kind === 'host') {
     throw new InvalidArgumentError('sandbox', `sandbox ${placement.sandbox.name} is the host namespace: it cannot join overlay network ${net.name}`);
@@ -54,7 +53,7 @@ export async function makeVeth(
     peer: { name, ...(inSandbox ? { nsPath: placement.sandbox.netnsPath } : {}), mac: data.mac, mtu },
   });
   try {
-    ensureSysctl(`net/ipv6/conf/${data.hostIfname}/disable_ipv6`, '1');
+    sysctl.ensure(`net/ipv6/conf/${data.hostIfname}/disable_ipv6`, '1');
   } catch (err) {
     await deleteLink(host, data.hostIfname, { ifExists: true });
     throw err;

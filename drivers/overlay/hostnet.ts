@@ -4,6 +4,7 @@
 // deleted here or, on a host that did not create it, when its last local endpoint leaves.
 import type { Logger } from 'pino';
 import type { Cluster, PeerWatch } from '../../src/cluster/types.js';
+import type { HostSysctl } from '../../src/contract/driver.js';
 import type { NetlinkHandle } from '../../src/netlink/index.js';
 import type { OverlayConfig } from './config.js';
 import { ensureDevices, overlayMtu, removeDevices } from './device.js';
@@ -21,10 +22,11 @@ export class HostNetwork {
   constructor(readonly name: string, readonly config: OverlayConfig & { vni: number }) {}
 
   /** Devices up and the peer watch running (idempotent). */
-  async up(h: NetlinkHandle, cluster: Cluster, logger: Logger): Promise<void> {
+  async up(h: NetlinkHandle, sysctl: HostSysctl, cluster: Cluster, logger: Logger): Promise<void> {
     if (this.devices && this.watch) return;
     this.mtu = this.config.mtu ?? (await overlayMtu(h, cluster.vtep));
-    this.devices = await ensureDevices(h, { vni: this.config.vni, port: this.config.port, vtep: cluster.vtep, mtu: this.mtu, ipv6: this.config.enableIPv6 });
+    const spec = { vni: this.config.vni, port: this.config.port, vtep: cluster.vtep, mtu: this.mtu, ipv6: this.config.enableIPv6 };
+    this.devices = await ensureDevices(h, sysctl, spec);
     const programmer = new PeerProgrammer(h, this.devices.vxlan, { host: cluster.hostId, vtep: cluster.vtep });
     this.programmer = programmer;
     let first: () => void = () => undefined;

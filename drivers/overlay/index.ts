@@ -41,7 +41,7 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
   };
   const bringUp = async (net: NetworkRecord, config: OverlayConfig): Promise<HostNetwork> => {
     const s = stateOf(net, config);
-    await s.up(ctx.netlink.get(), needCluster(ctx.cluster), log);
+    await s.up(ctx.netlink.get(), ctx.sysctl, needCluster(ctx.cluster), log);
     return s;
   };
   const publish = (net: NetworkRecord, ep: EndpointRecord, mac: string) => {
@@ -79,7 +79,14 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
     async restore(net, config) {
       const eps = (found.get(net.id) ?? []).filter((e) => e.state === 'ready' && e.sandboxId !== undefined);
       if (eps.length === 0 && !config.createdHere) return;
+      // Here already (restored twice without a restart): made again from scratch, with its joined endpoints.
+      const old = nets.get(net.id);
+      if (old) {
+        nets.delete(net.id);
+        await old.down(ctx.netlink.get());
+      }
       const s = await bringUp(net, config);
+      for (const id of old?.local ?? []) s.local.add(id);
       const c = needCluster(ctx.cluster);
       for (const ep of eps) {
         s.local.add(ep.id);
@@ -93,7 +100,7 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
       }
     },
     check(net, _config, endpoints) {
-      return checkOverlay(ctx.netlink.get(), nets.get(net.id), endpoints);
+      return checkOverlay(ctx.netlink, nets.get(net.id), endpoints);
     },
     async deleteNetwork(net, config) {
       const s = nets.get(net.id) ?? (config.vni !== undefined ? stateOf(net, config) : undefined);
@@ -103,7 +110,7 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
       if (placement.kind === 'sandbox') return { macAddress: ep.macAddress ?? macFor(ep.ipv4) };
       // The Docker engine's flow: the whole interface now, detached, for the engine to move.
       const s = await bringUp(net, config);
-      const { data } = await makeVeth(ctx.netlink, s.devices!.bridge, net, s.mtu, ep, placement);
+      const { data } = await makeVeth(ctx.netlink, ctx.sysctl, s.devices!.bridge, net, s.mtu, ep, placement);
       return { driverData: data, macAddress: data.mac };
     },
     async deleteEndpoint(_net, _config, ep) {
@@ -113,7 +120,7 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
       const s = await bringUp(net, config);
       await Promise.race([s.ready, new Promise((r) => setTimeout(r, FIRST_PROGRAM_MS).unref())]);
       const made = placement.kind === 'sandbox'
-        ? await makeVeth(ctx.netlink, s.devices!.bridge, net, s.mtu, ep, placement)
+        ? await makeVeth(ctx.netlink, ctx.sysctl, s.devices!.bridge, net, s.mtu, ep, placement)
         : { data: ep.driverData as OverlayEndpointData, info: detachedInfo(net, ep, ep.driverData as OverlayEndpointData, s.mtu) };
       s.local.add(ep.id);
       try {

@@ -4,7 +4,7 @@
 // through the code under test; failures are injected through the DriverContext only.
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { CheckItem, Driver } from '../../src/contract/driver.js';
 import { CnmkitError } from '../../src/errors.js';
 import { describeRoot } from '../helpers/root.js';
@@ -49,15 +49,30 @@ function conformance(fixture: DriverFixture): void {
   let sandbox: TestNs | undefined;
   let b: Bench;
   let d: Driver;
+  let env: { close(): Promise<void> } | undefined;
+
+  if (fixture.env) {
+    beforeAll(() => fixture.env!.start(), 60_000);
+    afterAll(() => fixture.env!.stop());
+  }
 
   beforeEach(async () => {
     host = await makeNs(`h${fixture.name}`.slice(0, 8));
     sandbox = fixture.sandbox === 'own' ? await makeNs(`s${fixture.name}`.slice(0, 8)) : undefined;
     b = await bench(host);
+    if (fixture.env) {
+      const made = await fixture.env.context(host);
+      Object.assign(b.ctx, made.extra);
+      env = made;
+    }
     d = fixture.make(b.ctx);
   });
 
-  afterEach(() => b.close());
+  afterEach(async () => {
+    await env?.close();
+    env = undefined;
+    b.close();
+  });
 
   /** The host namespace (with its firewall) and the sandbox's, as one list. */
   const everything = async (): Promise<string[]> => {
@@ -140,9 +155,7 @@ function conformance(fixture: DriverFixture): void {
  * a pass. The test fails when one of them gets a fixture and is still listed here, and when any
  * other driver has none.
  */
-const NOT_YET: Record<string, string> = {
-  overlay: "its networks live in the cluster store: the suite's context has no cluster (a real etcd) yet",
-};
+const NOT_YET: Record<string, string> = {};
 
 describeRoot('driver conformance', () => {
   it('has a fixture for every driver under drivers/, except the ones listed as not passing it yet', () => {

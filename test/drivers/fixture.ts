@@ -3,6 +3,7 @@
 // in the kernel. Adding a driver = adding test/drivers/fixtures/NAME.ts that exports `fixture`.
 import type { Driver, DriverContext, NetworkParseInput } from '../../src/contract/driver.js';
 import type { NetworkRecord, SubnetRecord } from '../../src/core/model.js';
+import type { TestNs } from '../helpers/netns.js';
 
 export interface BadOptions {
   /** What the test is about, for its name: "an unknown option", "an MTU of 10". */
@@ -26,6 +27,15 @@ export interface KernelShape {
   sweeps: boolean;
 }
 
+/** What a driver needs beyond the suite's context (overlay: a cluster store and a VTEP address). */
+export interface FixtureEnv {
+  /** Once before the driver's tests (e.g. starts etcd). */
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** Before each test, with its host namespace: what the context gets beyond the suite's, and how to undo it. */
+  context(host: TestNs): Promise<{ extra: Partial<DriverContext>; close(): Promise<void> }>;
+}
+
 export interface DriverFixture<Config = unknown> {
   /** The driver's name, as registered (and as its folder under drivers/). */
   name: string;
@@ -42,6 +52,7 @@ export interface DriverFixture<Config = unknown> {
   bad: BadOptions[];
   /** Where a sandbox that joins it lives: a namespace of its own, or the host's namespace (host). */
   sandbox: 'own' | 'host';
+  env?: FixtureEnv;
   /** Absent: the driver makes no kernel objects at all (the suite then proves it changes nothing). */
   kernel?: KernelShape;
 }

@@ -155,10 +155,19 @@ export function records(fixture: DriverFixture, sandbox: TestNs | undefined, tag
   return { net, sb, ep };
 }
 
-/** As the controller creates a network: parse, plan, create; the record gets the config. */
+/**
+ * As the controller creates a network: parse, plan, (a global driver: made or joined in the
+ * cluster, whose record gives id, subnets and config), create; the record gets the config.
+ */
 export async function createNetwork(d: Driver, fixture: DriverFixture, net: NetworkRecord): Promise<void> {
   let config = d.parse({ name: net.name, ...fixture.network.input });
   if (d.plan) config = await d.plan(net, config, { networks: [] });
+  if (d.global) {
+    const ask = { ...(fixture.network.ipv4?.[0] ? { subnet: fixture.network.ipv4[0].subnet } : {}), ...(fixture.network.ipv6?.[0] ? { subnetV6: fixture.network.ipv6[0].subnet } : {}) };
+    const view = await d.global.ensure({ name: net.name, ...fixture.network.input }, config, ask);
+    Object.assign(net, { id: view.id, scope: 'global', ipv4: view.ipv4, ipv6: view.ipv6 });
+    config = view.config;
+  }
   net.config = config;
   net.config = (await d.createNetwork(net, config)) ?? config;
 }

@@ -169,6 +169,25 @@ export class EtcdServer {
   }
 }
 
+/** etcd alone in a namespace of its own (loopback only): the test process reaches it over its unix socket. */
+export async function standaloneEtcd(): Promise<{ etcd: EtcdServer; destroy(): Promise<void> }> {
+  const ns = new SimNs(nsName('etcd'));
+  await check(['ip', 'netns', 'add', ns.name]);
+  const etcd = new EtcdServer(ns, '127.0.0.1');
+  const destroy = async (): Promise<void> => {
+    await etcd.destroy();
+    await run(['ip', 'netns', 'del', ns.name]);
+  };
+  try {
+    await ns.sh(['ip', 'link', 'set', 'lo', 'up']);
+    await etcd.start();
+  } catch (err) {
+    await destroy();
+    throw err;
+  }
+  return { etcd, destroy };
+}
+
 export interface SimHost {
   index: number;
   ns: SimNs;

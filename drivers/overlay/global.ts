@@ -5,7 +5,7 @@
 import type { Cluster, GlobalNetwork, GlobalSubnet, SubnetRequest } from '../../src/cluster/types.js';
 import type { GlobalNetworkView, GlobalScope, NetworkParseInput, SubnetAsk } from '../../src/contract/driver.js';
 import type { NetworkRecord, SubnetRecord } from '../../src/core/model.js';
-import { NotInClusterError } from '../../src/errors.js';
+import { ConflictError, NotInClusterError } from '../../src/errors.js';
 import { clusterOptions, DEFAULT_PORT, OPT, type OverlayConfig } from './config.js';
 import type { PendingWrites } from './pending.js';
 
@@ -75,6 +75,14 @@ export function globalScope(cluster: () => Cluster | undefined, pending: Pending
       const c = needCluster(cluster());
       const pool = poolOf(net, family);
       await pending.run(`address:${pool}:${address}`, () => c.ipam.releaseAddress(pool, address, owner));
+    },
+    async remove(name) {
+      const c = needCluster(cluster());
+      const { deleted, holders } = await c.removeNetwork(name);
+      if (deleted || holders.length === 0) return;
+      const byId = new Map((await c.hosts()).map((h) => [h.id, h]));
+      const named = holders.map((id) => (byId.get(id) ? `${byId.get(id)!.hostname} (${byId.get(id)!.vtep})` : `host id ${id.slice(0, 12)} (not registered)`));
+      throw new ConflictError(`network ${name} has endpoints on host(s) ${named.join(', ')}: disconnect them there first`, { field: 'name' });
     },
     async describe(net) {
       const c = needCluster(cluster());

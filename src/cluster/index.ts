@@ -177,6 +177,10 @@ class EtcdCluster implements Cluster {
     return this.networks.leave(name);
   }
 
+  removeNetwork(name: string): Promise<{ deleted: boolean; holders: string[] }> {
+    return this.networks.remove(name);
+  }
+
   publishPeer(network: string, peer: PeerSpec): Promise<Peer> {
     return this.peers.publish(network, peer);
   }

@@ -128,29 +128,43 @@ export class Networks {
    * deletes the network, its VNI, pools and their addresses — unless one appeared meanwhile.
    */
   async leave(name: string): Promise<{ deleted: boolean }> {
+    await this.d.client.txn(`leave global network ${name}`, [], [{ del: this.d.keys.member(name, this.d.hostId) }]);
+    return this.deleteUnused(name, false);
+  }
+
+  /**
+   * `network rm` of the cluster's network from any host: deleted with every member key when no
+   * host has an endpoint on it (no peer, no endpoint address); else the ids of the hosts that have.
+   */
+  async remove(name: string): Promise<{ deleted: boolean; holders: string[] }> {
+    return this.deleteUnused(name, true);
+  }
+
+  private async deleteUnused(name: string, anyMembers: boolean): Promise<{ deleted: boolean; holders: string[] }> {
     const k = this.d.keys;
-    await this.d.client.txn(`leave global network ${name}`, [], [{ del: k.member(name, this.d.hostId) }]);
     for (let i = 0; i < ATTEMPTS; i++) {
       const read = await this.d.client.txn('read a global network', [], [
         { get: k.network(name) }, { get: k.members(name), prefix: true, keysOnly: true }, { get: k.peers(name), prefix: true, keysOnly: true },
       ]);
       const [[netKv] = [], members = [], peers = []] = read.reads;
-      if (!netKv) return { deleted: false };
-      if (members.length > 0 || peers.length > 0) return { deleted: false };
+      if (!netKv) return { deleted: false, holders: [] };
       const net = parseJson<GlobalNetwork>(netKv);
       const pools = [...net.ipv4, ...net.ipv6].map((s) => s.poolId);
-      const addrs = await Promise.all(pools.map((p) => this.d.ipam.listAddresses(p)));
-      if (addrs.flat().some((a) => a.kind === 'endpoint')) return { deleted: false };
+      const addrs = (await Promise.all(pools.map((p) => this.d.ipam.listAddresses(p)))).flat().filter((a) => a.kind === 'endpoint');
+      const holders = [...new Set([...peers.map((kv) => k.split(k.peers(name), kv.key)?.[0] ?? '?'), ...addrs.map((a) => a.host)])].sort();
+      if (holders.length > 0 || (!anyMembers && members.length > 0)) return { deleted: false, holders };
       const since = (prefix: string): Compare => ({ key: prefix, prefix: true, target: 'mod', op: '<', value: read.revision + 1 });
       const res = await this.d.client.txn(`delete global network ${name}`, [
-        { key: netKv.key, target: 'mod', op: '=', value: netKv.modRevision }, since(k.members(name)), since(k.peers(name)), ...pools.map((p) => since(k.addresses(p))),
+        { key: netKv.key, target: 'mod', op: '=', value: netKv.modRevision }, ...(anyMembers ? [] : [since(k.members(name))]), since(k.peers(name)), ...pools.map((p) => since(k.addresses(p))),
       ], [
-        { del: netKv.key }, { del: k.vni(net.vni) }, ...pools.flatMap((p): Op[] => [{ del: k.pool(p) }, { del: k.addresses(p), prefix: true }]),
+        { del: netKv.key }, { del: k.vni(net.vni) }, ...(anyMembers ? [{ del: k.members(name), prefix: true }] : []),
+        ...pools.flatMap((p): Op[] => [{ del: k.pool(p) }, { del: k.addresses(p), prefix: true }]),
       ]);
-      if (res.succeeded) return { deleted: true };
+      if (res.succeeded) return { deleted: true, holders: [] };
       await contentionPause(i);
     }
-    return { deleted: false };
+    if (anyMembers) throw new ConflictError(`global network ${name}: not removed after ${ATTEMPTS} attempts (other hosts kept changing it)`, { field: 'name' });
+    return { deleted: false, holders: [] };
   }
 }
 

@@ -6,7 +6,8 @@
 //   - hosts:     hosts() — registered hosts with liveness and lease expiry
 //   - networks:  ensureNetwork(spec) — one network per name across the cluster, with its VNI and
 //                subnets (create-if-absent; different options are refused, naming them);
-//                getNetwork, listNetworks, leaveNetwork (the last host out deletes it)
+//                getNetwork, listNetworks, leaveNetwork (the last host out deletes it),
+//                removeNetwork (any host, when no host has endpoints on it)
 //   - ipam:      pools and addresses of global networks, allocated in etcd with transactions
 //   - peers:     publishPeer / removePeer (on this host's lease), peersOf, watchPeers (list, then
 //                watch from the list's revision; re-list and diff on compaction or a lost stream)
@@ -204,6 +205,8 @@ export interface Cluster {
   listNetworks(): Promise<GlobalNetwork[]>;
   /** Drops this host from the network; deletes it (VNI, pools, addresses) when no host and no peer is left. */
   leaveNetwork(name: string): Promise<{ deleted: boolean }>;
+  /** Deletes the network from the cluster (every host's membership too) unless a host has endpoints on it: then their ids. */
+  removeNetwork(name: string): Promise<{ deleted: boolean; holders: string[] }>;
   publishPeer(network: string, peer: PeerSpec): Promise<Peer>;
   removePeer(network: string, endpointId: string): Promise<void>;
   peersOf(network: string): Promise<Peer[]>;

@@ -166,6 +166,8 @@ export interface GlobalScope<Config = unknown> {
   releaseAddress(net: NetworkRecord, family: 4 | 6, address: string, owner: string): Promise<void>;
   /** What inspect shows beyond the record (VNI, the hosts that have endpoints). */
   describe(net: NetworkRecord): Promise<Record<string, unknown>>;
+  /** Deletes the cluster's network unless a host has endpoints on it (then refused, naming those hosts). */
+  remove(name: string): Promise<void>;
 }
 
 /** How a driver is served to the Docker engine. */

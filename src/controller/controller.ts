@@ -18,7 +18,7 @@ import { allocateSubnets, recordAssigned, releaseOwnedPools } from './networks.j
 import { describeEndpoint } from './owner-names.js';
 import { checkNetworks, type NetworkCheck } from './check.js';
 import { joinWithGateway, leaveGatewayIfUnused, needsGateway } from './gateway.js';
-import { clusterOnlyNetworks, describeGlobal, networkOrGlobal, networkToJoin } from './global.js';
+import { clusterOnlyNetworks, describeGlobal, networkOrGlobal, networkToJoin, removeClusterOnly } from './global.js';
 
 export type { Origin } from './ownership.js';
 export type { ConnectRequest, ControllerDeps, CreateNetworkRequest, CreateSandboxRequest, PruneResult } from './types.js';
@@ -118,8 +118,8 @@ export class Controller {
       try {
         net = this.network(ref);
       } catch (err) {
-        if (err instanceof NotFoundError) return;
-        throw err;
+        if (!(err instanceof NotFoundError)) throw err;
+        return void (await removeClusterOnly(this.deps, ref)); // only in the cluster: removed there, or refused
       }
       if (this.deps.predefined?.has(net.name))
         throw new CnmkitError('ERR_PREDEFINED', 'forbidden', `${net.name} is a pre-defined network and cannot be removed`);

@@ -90,6 +90,21 @@ export async function networkOrGlobal(deps: ControllerDeps, ref: string): Promis
   throw new NotFoundError('network', ref);
 }
 
+/**
+ * `network rm` of a global network this host has no record of: removed from the cluster when no
+ * host has endpoints on it, else refused naming them. False when no cluster network has that name.
+ */
+export async function removeClusterOnly(deps: ControllerDeps, ref: string): Promise<boolean> {
+  for (const driver of globalDrivers(deps)) {
+    const view = await driver.global.lookup(ref);
+    if (!view) continue;
+    await driver.global.remove(view.name);
+    deps.logger.info({ network: view.name, id: view.id }, 'global network removed from the cluster');
+    return true;
+  }
+  return false;
+}
+
 /** What the driver of a global network describes (VNI, hosts); undefined for local networks or when the store does not answer. */
 export async function describeGlobal(deps: ControllerDeps, net: NetworkRecord): Promise<Record<string, unknown> | undefined> {
   const driver = deps.drivers.get(net.driver);

@@ -7,7 +7,8 @@ import { printJson, shortId, table } from '../format.js';
 import { inspectCommand, rmCommand } from './objects.js';
 import { checkNamed } from './check.js';
 
-type Network = NetworkRecord & { endpoints: EndpointRecord[] };
+/** As the API gives it: a global network also carries what its driver describes (VNI, hosts). */
+type Network = NetworkRecord & { endpoints: EndpointRecord[]; global?: { vni?: number } };
 
 const create: Command = {
   name: 'create',
@@ -63,8 +64,9 @@ const ls: Command = {
     if (json) printJson(nets);
     else if (v.quiet) for (const n of nets) console.log(shortId(n.id));
     else {
-      const rows = nets.map((n) => [shortId(n.id), n.name, n.driver, n.scope, [...n.ipv4, ...n.ipv6].map((s) => s.subnet).join(',') || '-']);
-      console.log(table(['NETWORK ID', 'NAME', 'DRIVER', 'SCOPE', 'SUBNETS'], rows));
+      const vni = (n: Network): string => (n.global?.vni !== undefined ? String(n.global.vni) : '-');
+      const rows = nets.map((n) => [shortId(n.id), n.name, n.driver, n.scope, vni(n), [...n.ipv4, ...n.ipv6].map((s) => s.subnet).join(',') || '-']);
+      console.log(table(['NETWORK ID', 'NAME', 'DRIVER', 'SCOPE', 'VNI', 'SUBNETS'], rows));
     }
     return 0;
   },

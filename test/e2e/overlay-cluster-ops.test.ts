@@ -1,0 +1,140 @@
+// The overlay's cluster operations on two simulated hosts with a real etcd: `network ls` shows a
+// global network's scope and VNI on a host that has no record of it; `network rm` of such a
+// cluster-only network refuses while a host has endpoints on it (naming that host) and removes it
+// from the cluster once none has; and compaction past the revision a host's watch is at (its
+// stream stalled behind thousands of events while its daemon is frozen): the host re-lists,
+// converges, and does not loop (etcd's request counters and the daemon's CPU time stay flat).
+import fs from 'node:fs';
+import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { describeRoot } from '../helpers/root.js';
+import { SimCluster, simCli, simJoined, waitFor, type SimHost } from '../helpers/cluster.js';
+import { run } from '../helpers/exec.js';
+
+interface Ep { ipv4?: string; macAddress?: string }
+interface FdbJson { mac: string; dst?: string; flags?: string[]; state?: string }
+
+let sim: SimCluster;
+let hosts: SimHost[];
+let made: { h: SimHost; sb: string }[] = [];
+
+const cli = simCli;
+const joined = (h: SimHost, net: string) => simJoined<Ep>(h, net, made);
+const ip = (cidr: string | undefined): string => cidr!.split('/')[0]!;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function selfFdb(h: SimHost, vx: string): Promise<string[]> {
+  const all = JSON.parse(await h.ns.sh(['bridge', '-j', 'fdb', 'show', 'dev', vx])) as FdbJson[];
+  return all.filter((e) => e.flags?.includes('self')).map((e) => `${e.mac} ${e.dst}`).sort();
+}
+
+async function vxlanOf(h: SimHost, net: string): Promise<string> {
+  return `ovvx${(JSON.parse(await cli(h, ['network', 'inspect', net, '--format', 'json'])) as { global: { vni: number } }[])[0]!.global.vni}`;
+}
+
+/** Keys of the cluster's store that name the network (read straight from etcd). */
+async function keysNaming(name: string): Promise<string[]> {
+  const client = sim.etcd.client();
+  try {
+    return (await client.range('/cnmkit/')).kvs.map((kv) => kv.key).filter((k) => k.split('/').includes(name));
+  } finally {
+    client.close();
+  }
+}
+
+/** KV requests etcd has served (Range + Txn + Put + DeleteRange), from its own metrics over its unix socket. */
+async function etcdKvRequests(): Promise<number> {
+  const r = await run(['curl', '-s', '--unix-socket', `${sim.etcd.dir}/etcd.sock:2379`, 'http://etcd/metrics']);
+  return r.stdout.split('\n').filter((l) => l.startsWith('grpc_server_handled_total{') && l.includes('grpc_service="etcdserverpb.KV"'))
+    .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
+}
+
+/** utime + stime of a process, in seconds. */
+function cpuSeconds(pid: number): number {
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+describeRoot('overlay cluster operations', () => {
+  beforeAll(async () => {
+    // A long lease: host 2's daemon is frozen for seconds in the compaction test and must keep its peers.
+    sim = await SimCluster.create({ hosts: 2, leaseTtl: 20, daemonArgs: ['--log-level', 'debug'] });
+    hosts = sim.hosts;
+    for (const h of hosts) await h.daemon.start();
+  }, 60_000);
+  afterEach(async () => {
+    for (const { h, sb } of made.splice(0)) await cli(h, ['sandbox', 'rm', sb]);
+  });
+  afterAll(async () => {
+    await sim?.destroy();
+  }, 60_000);
+
+  it('network ls shows scope global and the VNI; rm of a cluster-only network refuses naming the host with endpoints, then removes it from the cluster', async () => {
+    const [h1, h2] = hosts as [SimHost, SimHost];
+    await cli(h1, ['network', 'create', '-d', 'overlay', '--internal', '--subnet', '198.19.230.0/24', 'ovrm']);
+    const vni = (await vxlanOf(h1, 'ovrm')).slice(4);
+    const header = (await cli(h2, ['network', 'ls'])).split('\n')[0]!;
+    expect(header.split(/\s{2,}/)).toEqual(['NETWORK ID', 'NAME', 'DRIVER', 'SCOPE', 'VNI', 'SUBNETS']);
+    const line = (await cli(h2, ['network', 'ls'])).split('\n').find((l) => l.includes(' ovrm '))!;
+    expect(line.split(/\s+/).slice(1)).toEqual(['ovrm', 'overlay', 'global', vni, '198.19.230.0/24']);
+    expect((await cli(h2, ['network', 'ls'])).split('\n').find((l) => l.includes(' bridge '))).toMatch(/ local +- /);
+
+    const a = await joined(h1, 'ovrm');
+    const refused = await h2.daemon.cmd(['network', 'rm', 'ovrm']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(`(${h1.ip})`);
+    expect(refused.stderr).toContain('disconnect them there first');
+    expect(await keysNaming('ovrm')).not.toEqual([]);
+
+    await cli(h1, ['sandbox', 'rm', made.splice(0)[0]!.sb]);
+    expect(ip(a.ep.ipv4)).toMatch(/^198\.19\.230\./);
+    expect(await cli(h2, ['network', 'rm', 'ovrm'])).toContain('ovrm');
+    expect(await keysNaming('ovrm')).toEqual([]);
+    const gone = await h2.daemon.cmd(['network', 'inspect', 'ovrm']);
+    expect(gone.code).toBe(1);
+    // Host 1 still had its record (it created the network): its own rm removes devices and record.
+    await cli(h1, ['network', 'rm', 'ovrm']);
+    expect((await run(['ip', '-n', h1.ns.name, 'link', 'show', `ovvx${vni}`])).code).not.toBe(0);
+  });
+
+  it('compaction past the revision a stalled watch is at: the host re-lists, converges, and does not loop', async () => {
+    const [h1, h2] = hosts as [SimHost, SimHost];
+    await cli(h1, ['network', 'create', '-d', 'overlay', '--internal', '--subnet', '198.19.232.0/21', 'ovcp']);
+    const vx = await vxlanOf(h1, 'ovcp');
+    const a = await joined(h1, 'ovcp');
+    const b = await joined(h2, 'ovcp');
+    const pid = h2.daemon.proc!.pid!;
+    const logBefore = h2.daemon.log.length;
+    const fake = await sim.inProcessHost(9);
+    process.kill(pid, 'SIGSTOP');
+    let c: Ep;
+    try {
+      // Thousands of events fill host 2's stalled stream (etcd then holds its watcher back), then
+      // the history is compacted past it; one real change (a leaves, c joins) is what must arrive.
+      for (let i = 0; i < 1500; i++) {
+        const n = 256 + i;
+        await fake.publishPeer('ovcp', { endpointId: `fake${i}`, ip: `198.19.${232 + (n >> 8)}.${n & 255}`, mac: `02:43:00:00:${(n >> 8).toString(16).padStart(2, '0')}:${(n & 255).toString(16).padStart(2, '0')}` });
+      }
+      await fake.close();
+      await cli(h1, ['disconnect', 'ovcp', a.sb]);
+      c = (await joined(h1, 'ovcp')).ep;
+      await sim.etcd.compact();
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    const want = [`${c.macAddress} ${h1.ip}`, `00:00:00:00:00:00 ${h1.ip}`].sort();
+    await waitFor('host 2 converged after the compaction', async () => (JSON.stringify(await selfFdb(h2, vx)) === JSON.stringify(want) ? true : undefined), 15_000);
+    const neigh = await h2.ns.sh(['ip', 'neigh', 'show', 'dev', vx]);
+    expect(neigh.trim()).toBe(`${ip(c.ipv4)} lladdr ${c.macAddress} PERMANENT`);
+    expect((await run(['ip', 'netns', 'exec', b.sb, 'ping', '-c', '1', '-W', '2', ip(c.ipv4)])).stdout).toContain('1 received');
+    const log = h2.daemon.log.slice(logBefore);
+    expect(log).toMatch(/watch canceled at compact revision [1-9]/);
+    // No hot loop: over 5 quiet seconds etcd serves almost no KV request and host 2's daemon stays idle.
+    const kv0 = await etcdKvRequests();
+    const cpu0 = cpuSeconds(pid);
+    const relists0 = (h2.daemon.log.match(/re-listing after a pause/g) ?? []).length;
+    await sleep(5000);
+    expect(await etcdKvRequests() - kv0).toBeLessThan(20);
+    expect(cpuSeconds(pid) - cpu0).toBeLessThan(0.5);
+    expect((h2.daemon.log.match(/re-listing after a pause/g) ?? []).length).toBe(relists0);
+  }, 120_000);
+});

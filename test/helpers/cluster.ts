@@ -226,6 +226,8 @@ export interface SimClusterOptions {
   leaseTtl?: number;
   /** More daemon flags. */
   daemonArgs?: string[];
+  /** The daemons' --firewall-backend (default none: most tests need no rules in the hosts). */
+  firewallBackend?: 'none' | 'nftables' | 'iptables';
   /** Start etcd before returning (default true). */
   startEtcd?: boolean;
   /** etcd on TLS with client certificates; the daemons get --cluster-store-opt cacert, cert and key. */
@@ -266,7 +268,7 @@ export class SimCluster {
         await ns.sh(['ip', 'link', 'set', 'eth0', 'up']);
         const daemon = new TestDaemon(ns, [
           '--cluster-store', `etcd://${UNDERLAY_IP}:2379`, '--advertise-addr', 'eth0', '--cluster-lease-ttl', String(ttl),
-          '--default-global-address-pool', GLOBAL_POOL, '--firewall-backend', 'none', ...tlsArgs, ...(o.daemonArgs ?? []),
+          '--default-global-address-pool', GLOBAL_POOL, '--firewall-backend', o.firewallBackend ?? 'none', ...tlsArgs, ...(o.daemonArgs ?? []),
         ]);
         hosts.push({ index: i, ns, ip, daemon });
       }

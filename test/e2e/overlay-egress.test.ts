@@ -1,0 +1,64 @@
+// Egress and published ports of an overlay sandbox through cnmkit_gwbridge with a real firewall
+// backend (nftables, then iptables) inside a simulated host: an "outside" namespace on the
+// underlay sees the sandbox's connection come from the host's underlay address (masquerade), and
+// a port published with -p is reached from the underlay by kernel DNAT (the sandbox sees the
+// outside client's own address, which the userland proxy would hide). Rules read with nft/iptables-save.
+import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { describeRoot } from '../helpers/root.js';
+import { SimCluster, simCli, simJoined, type SimHost } from '../helpers/cluster.js';
+import { check, run } from '../helpers/exec.js';
+import { makeNs } from '../helpers/netns.js';
+
+interface Ep { ipv4?: string }
+const OUTSIDE = '198.19.255.200';
+
+/** Serves one TCP connection in namespace ns on port: answers with the client's address as it arrives there. */
+function tellPeer(ns: string, port: number): Promise<unknown> {
+  return run(['ip', 'netns', 'exec', ns, 'socat', '-T', '5', `TCP-LISTEN:${port},reuseaddr`, 'SYSTEM:echo $SOCAT_PEERADDR'], { timeoutMs: 20_000 });
+}
+
+/** Connects from namespace ns to addr:port and returns what the server said. */
+async function askPeer(ns: string, addr: string, port: number): Promise<string> {
+  await new Promise((r) => setTimeout(r, 300));
+  return (await check(['ip', 'netns', 'exec', ns, 'socat', '-T', '5', '-u', `TCP:${addr}:${port}`, '-'])).trim();
+}
+
+for (const backend of ['nftables', 'iptables'] as const) {
+  describeRoot(`overlay egress with the ${backend} firewall backend`, () => {
+    let sim: SimCluster;
+    const made: { h: SimHost; sb: string }[] = [];
+
+    beforeAll(async () => {
+      sim = await SimCluster.create({ hosts: 1, leaseTtl: 5, firewallBackend: backend });
+      await sim.hosts[0]!.daemon.start();
+      await simCli(sim.hosts[0]!, ['network', 'create', '-d', 'overlay', '--subnet', '198.19.220.0/24', 'ove']);
+    }, 60_000);
+    afterEach(async () => {
+      for (const { h, sb } of made.splice(0)) await simCli(h, ['sandbox', 'rm', sb]);
+    });
+    afterAll(async () => {
+      await sim?.destroy();
+    }, 60_000);
+
+    it('a sandbox reaches the outside masqueraded as its host; -p reaches it from the underlay by kernel DNAT', async () => {
+      const h = sim.hosts[0]!;
+      const out = await makeNs('out');
+      await check(['ip', 'link', 'add', 'uout', 'netns', sim.underlay.name, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', out.name]);
+      await sim.underlay.sh(['ip', 'link', 'set', 'uout', 'master', 'br0', 'up']);
+      await out.sh(['ip', 'addr', 'add', `${OUTSIDE}/24`, 'dev', 'eth0']);
+      await out.sh(['ip', 'link', 'set', 'eth0', 'up']);
+
+      const { sb } = await simJoined<Ep>(h, 'ove', made, ['-p', '18080:8080']);
+      const rules = backend === 'nftables' ? await h.ns.sh(['nft', 'list', 'ruleset']) : await h.ns.sh(['iptables-save', '-t', 'nat']);
+      expect(rules).toMatch(backend === 'nftables' ? /masquerade/ : /-j MASQUERADE/);
+
+      const outside = tellPeer(out.name, 9000);
+      expect(await askPeer(sb, OUTSIDE, 9000)).toBe(h.ip);
+      await outside;
+
+      const inside = tellPeer(sb, 8080);
+      expect(await askPeer(out.name, h.ip, 18080)).toBe(OUTSIDE);
+      await inside;
+    });
+  });
+}

@@ -61,9 +61,9 @@ export async function swarmAnchor(sim: SimCluster): Promise<{ rows: Row[]; conve
     return {
       convergeP50: c50,
       rows: [
-        row(`(e) swarm: run -d on A → first ping from B, p50 (${RUNS})`, fmtMs(c50)),
+        row(`(e) swarm: run -d A → 1st ping B, p50 (${RUNS})`, fmtMs(c50)),
         row('(e) swarm: … p99', fmtMs(quantile(m.converge, 0.99))),
-        row('(e) swarm: docker run -d, overlay / local bridge', `${fmtMs(med(m.overlay))} / ${fmtMs(med(m.bridge))}`, '(OVERLAY.md: 551 / 276 ms)'),
+        row('(e) swarm: run -d, overlay / bridge', `${fmtMs(med(m.overlay))} / ${fmtMs(med(m.bridge))}`, '(OVERLAY.md: 551 / 276 ms)'),
       ],
     };
   } catch (err) {

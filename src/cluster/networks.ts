@@ -129,7 +129,8 @@ export class Networks {
    */
   async leave(name: string): Promise<{ deleted: boolean }> {
     await this.d.client.txn(`leave global network ${name}`, [], [{ del: this.d.keys.member(name, this.d.hostId) }]);
-    return this.deleteUnused(name, false);
+    const { deleted } = await this.deleteUnused(name, false);
+    return { deleted };
   }
 
   /**

@@ -3,7 +3,9 @@
 // VXLAN device in the daemon's namespace, veth endpoints on the bridge, each published as a peer
 // (IP, MAC, VTEP) on the host's lease; every host programs the others' peers as static FDB and
 // neighbour entries from a watch (./program.ts). Cluster writes for endpoints that go are retried
-// until the store answers (./pending.ts). Limits: IPv4 underlay only; no encryption.
+// until the store answers (./pending.ts). The Docker engine's endpoints (detached, made at its
+// CreateEndpoint) are published at its Join and removed at its DeleteEndpoint, or as soon as their
+// interface vanishes unannounced (./detached.ts). Limits: IPv4 underlay only; no encryption.
 import type { Driver, DriverContext } from '../../src/contract/driver.js';
 import type { EndpointRecord, NetworkRecord } from '../../src/core/model.js';
 import { bestEffort } from '../../src/core/steps.js';

@@ -209,10 +209,13 @@ async function start(opts: DaemonOptions, lock: NamespaceLock): Promise<Daemon> 
     // Plugin sockets first: once the management socket answers, the whole daemon is ready.
     if (opts.dockerPlugins !== false) {
       // Loaded only when served: a daemon without them starts sooner.
-      const { driverBackend, servePlugins } = await import('./api/docker/index.js');
-      const networks = Object.fromEntries(drivers.list().filter((d) => d.docker).map((d) => [d.docker!.pluginName, driverBackend(observed, d.name, d.docker!.scope ?? 'local')]));
+      const { driverBackend, overlayNameOf, servePlugins } = await import('./api/docker/index.js');
+      // A driver of global networks is offered to the engine only in cluster mode (without it, no socket: `plugin not found`).
+      const served = drivers.list().filter((d) => d.docker && (!d.global || cluster));
+      const globalName = cluster ? (pool: string | undefined) => overlayNameOf(cluster!, pool) : undefined;
+      const networks = Object.fromEntries(served.map((d) => [d.docker!.pluginName, driverBackend(observed, d.name, d.docker!.scope ?? 'local', d.global ? globalName : undefined)]));
       fs.mkdirSync(opts.pluginDir, { recursive: true, mode: 0o755 });
-      plugins = await servePlugins({ pluginDir: opts.pluginDir, ipam, networks, logger: logger.child({ part: 'docker-plugin' }), metrics });
+      plugins = await servePlugins({ pluginDir: opts.pluginDir, ipam, networks, logger: logger.child({ part: 'docker-plugin' }), metrics, ...(cluster ? { cluster } : {}) });
     }
     if (metricsAddr) metricsServer = await serveMetrics(metricsAddr, metrics, logger.child({ part: 'metrics' }));
     await listenUnix(api, opts.socket);

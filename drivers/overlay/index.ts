@@ -3,16 +3,21 @@
 // VXLAN device in the daemon's namespace, veth endpoints on the bridge, each published as a peer
 // (IP, MAC, VTEP) on the host's lease; every host programs the others' peers as static FDB and
 // neighbour entries from a watch (./program.ts). Cluster writes for endpoints that go are retried
-// until the store answers (./pending.ts). Limits: IPv4 underlay only; no encryption.
+// until the store answers (./pending.ts). The Docker engine's endpoints (detached, made at its
+// CreateEndpoint) are published at its Join and removed at its DeleteEndpoint, or as soon as their
+// interface vanishes unannounced (./detached.ts). Limits: IPv4 underlay only; no encryption.
 import type { Driver, DriverContext } from '../../src/contract/driver.js';
 import type { EndpointRecord, NetworkRecord } from '../../src/core/model.js';
 import { bestEffort } from '../../src/core/steps.js';
+import { dockerAddressOwner } from '../../src/cluster/types.js';
+import { listLinks } from '../../src/netlink/index.js';
 import { ConflictError } from '../../src/errors.js';
 import { checkOverlay } from './check.js';
 import { parseOverlayConfig, type OverlayConfig } from './config.js';
 import { sweepDevices } from './device.js';
 import { detachedInfo, hostIfnameFor, leaveSandbox, macFor, makeVeth, type OverlayEndpointData } from './endpoint.js';
 import { globalScope, needCluster } from './global.js';
+import { DetachedLinks } from './detached.js';
 import { HostNetwork } from './hostnet.js';
 import { PendingWrites } from './pending.js';
 
@@ -58,10 +63,33 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
     await pending.run(`leave:${net.name}`, () => c.leaveNetwork(net.name));
   };
 
+  /** Host-side names of links in the daemon's namespace (where every endpoint's host end lives). */
+  const hostLinks = async (): Promise<Set<string>> => new Set((await listLinks(ctx.netlink.get())).map((l) => l.name));
+  /** A Docker endpoint goes: its peer first (retried until the store answers), then the network if nothing else holds it here. */
+  const dropDetached = async (net: NetworkRecord, ep: EndpointRecord): Promise<void> => {
+    const s = nets.get(net.id);
+    await pending.run(`peer:${net.name}:${ep.id}`, () => needCluster(ctx.cluster).removePeer(net.name, ep.id));
+    if (!s) return;
+    s.local.delete(ep.id);
+    await release(net, s, false);
+  };
+  /** A Docker endpoint whose interface vanished (the engine forgot it): its peer goes, and its address, which the engine may never release. */
+  const dropGone = async (net: NetworkRecord, ep: EndpointRecord): Promise<void> => {
+    await dropDetached(net, ep);
+    const c = needCluster(ctx.cluster);
+    const owner = dockerAddressOwner(c.hostId);
+    for (const [s, a] of [[net.ipv4[0], ep.ipv4], [net.ipv6[0], ep.ipv6]] as const) {
+      if (s && a) await pending.run(`address:${s.poolId}:${a}`, () => c.ipam.releaseAddress(s.poolId, a, owner));
+    }
+  };
+  const links = new DetachedLinks<{ net: NetworkRecord; ep: EndpointRecord }>(ctx.netlink, log, ({ net, ep }) => dropGone(net, ep));
+  const ifnameOf = (ep: EndpointRecord): string => (ep.driverData as Partial<OverlayEndpointData> | undefined)?.hostIfname ?? hostIfnameFor(ep.id);
+
   return {
     name: 'overlay',
     scope: 'global',
     usesIpam: true,
+    docker: { pluginName: 'cnmkit-overlay' },
     parse: parseOverlayConfig,
     global: globalScope(() => ctx.cluster, pending),
     async createNetwork(net, config) {
@@ -77,8 +105,15 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
       return sweepDevices(ctx.netlink.get(), vnis, ports);
     },
     async restore(net, config) {
-      const eps = (found.get(net.id) ?? []).filter((e) => e.state === 'ready' && e.sandboxId !== undefined);
-      if (eps.length === 0 && !config.createdHere) return;
+      // The Docker engine's endpoints whose interface is gone (the container ended while we were away) lose their peer.
+      const have = await hostLinks();
+      const ready = (found.get(net.id) ?? []).filter((e) => e.state === 'ready' && (e.sandboxId !== undefined || e.dockerId !== undefined));
+      const gone = ready.filter((e) => e.sandboxId === undefined && !have.has(ifnameOf(e)));
+      const eps = ready.filter((e) => !gone.includes(e));
+      if (eps.length === 0 && !config.createdHere) {
+        for (const ep of gone) await dropGone(net, ep);
+        return;
+      }
       // Here already (restored twice without a restart): made again from scratch, with its joined endpoints.
       const old = nets.get(net.id);
       if (old) {
@@ -88,13 +123,16 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
       const s = await bringUp(net, config);
       for (const id of old?.local ?? []) s.local.add(id);
       const c = needCluster(ctx.cluster);
+      for (const ep of gone) await dropGone(net, ep);
       for (const ep of eps) {
+        if (ep.sandboxId === undefined) links.watch(ifnameOf(ep), { net, ep });
         s.local.add(ep.id);
         const mac = (ep.driverData as Partial<OverlayEndpointData>).mac ?? ep.macAddress ?? macFor(ep.ipv4);
         // The lease may have expired while the daemon was away: claim the addresses again, then publish.
+        const owner = ep.dockerId === undefined ? `endpoint:${ep.id}` : dockerAddressOwner(c.hostId);
         void pending.run(`peer:${net.name}:${ep.id}`, async () => {
-          if (ep.ipv4) await c.ipam.requestAddress(net.ipv4[0]!.poolId, { address: ep.ipv4, kind: 'endpoint', owner: `endpoint:${ep.id}` });
-          if (ep.ipv6) await c.ipam.requestAddress(net.ipv6[0]!.poolId, { address: ep.ipv6, kind: 'endpoint', owner: `endpoint:${ep.id}` });
+          if (ep.ipv4) await c.ipam.requestAddress(net.ipv4[0]!.poolId, { address: ep.ipv4, kind: 'endpoint', owner });
+          if (ep.ipv6) await c.ipam.requestAddress(net.ipv6[0]!.poolId, { address: ep.ipv6, kind: 'endpoint', owner });
           await publish(net, ep, mac);
         });
       }
@@ -111,10 +149,24 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
       // The Docker engine's flow: the whole interface now, detached, for the engine to move.
       const s = await bringUp(net, config);
       const { data } = await makeVeth(ctx.netlink, ctx.sysctl, s.devices!.bridge, net, s.mtu, ep, placement);
+      links.watch(data.hostIfname, { net, ep: { ...ep, driverData: data } });
       return { driverData: data, macAddress: data.mac };
     },
-    async deleteEndpoint(_net, _config, ep) {
-      if (ep.sandboxId === undefined) await leaveSandbox(ctx.netlink, ep);
+    async deleteEndpoint(net, _config, ep) {
+      if (ep.sandboxId !== undefined) return;
+      links.forget(ifnameOf(ep));
+      // The Docker engine's endpoint: no leave comes through the controller, so the peer goes here.
+      await bestEffort(`overlay endpoint ${ep.name}`, [
+        ['interface', () => leaveSandbox(ctx.netlink, ep)],
+        ['peer', () => dropDetached(net, ep)],
+      ]);
+    },
+    async goneEndpoints(_net, _config, eps) {
+      const have = await hostLinks();
+      return eps.filter((e) => !have.has(ifnameOf(e))).map((e) => e.id);
+    },
+    hostInterface(_net, _config, ep) {
+      return (ep.driverData as Partial<OverlayEndpointData> | undefined)?.hostIfname;
     },
     async join(net, config, ep, placement) {
       const s = await bringUp(net, config);

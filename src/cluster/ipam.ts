@@ -195,7 +195,7 @@ export class EtcdIpam implements GlobalIpam {
 }
 
 function publicPool(p: PoolRecord): GlobalPool {
-  return { poolId: p.poolId, subnet: p.subnet, ...(p.ipRange ? { ipRange: p.ipRange } : {}), family: p.family, owner: p.owner };
+  return { poolId: p.poolId, subnet: p.subnet, ...(p.ipRange ? { ipRange: p.ipRange } : {}), family: p.family, owner: p.owner, ...(p.gateway ? { gateway: p.gateway } : {}) };
 }
 
 function checkOwner(owner: unknown): void {

@@ -77,6 +77,9 @@ export class Networks {
       const planned: PoolRecord[] = [];
       const ops: Op[] = [];
       const plan = (req: SubnetRequest, v6: boolean) => {
+        // A pool the name already holds (asked for by the Docker engine's IPAM before its CreateNetwork) is the network's.
+        const held = view.pools.find((p) => p.owner === spec.name && p.family === (v6 ? 6 : 4) && !planned.includes(p));
+        if (held && (req.subnet === undefined || held.subnet === req.subnet)) return void planned.push(held);
         const p = this.d.ipam.planPool(view, { ...req, v6, owner: spec.name }, planned);
         planned.push(p.record);
         ops.push(...p.ops);

@@ -119,7 +119,12 @@ export interface GlobalPool {
   ipRange?: string;
   family: 4 | 6;
   owner: string;
+  /** The pool's gateway with the prefix length (held by the pool's owner). */
+  gateway?: string;
 }
+
+/** The owner of the addresses the Docker engine of a host takes from global pools (cnmkit-ipam). */
+export const dockerAddressOwner = (hostId: string): string => `docker:${hostId}`;
 
 export interface GlobalAddress {
   /** With the pool's prefix length. */

@@ -94,7 +94,7 @@ export class Controller {
           // The cluster's record gives the id (the same on every host), the subnets and the config.
           const view = await driver.global.ensure({ name, options, internal, enableIPv6 }, net.config, req);
           if (store.networks.get(view.id)) throw new ConflictError(`network ${name} is already here (id ${view.id.slice(0, 12)})`);
-          Object.assign(net, { id: view.id, config: view.config, ipv4: view.ipv4, ipv6: view.ipv6 });
+          Object.assign(net, { id: req.dockerId ?? view.id, config: view.config, ipv4: view.ipv4, ipv6: view.ipv6 });
           undo.push('global network', () => driver.deleteNetwork(net, net.config));
         }
         store.networks.put(net);

@@ -214,9 +214,10 @@ export async function teardownEndpoint(deps: ControllerDeps, ep: EndpointRecord,
     }],
   ]);
   if (net && driver?.global) {
+    // The Docker engine's addresses are its IPAM's (cnmkit-ipam): it releases them itself.
     const owner = `endpoint:${ep.id}`;
-    if (ep.ipv4) await driver.global.releaseAddress(net, 4, ep.ipv4, owner);
-    if (ep.ipv6) await driver.global.releaseAddress(net, 6, ep.ipv6, owner);
+    if (ep.ipv4 && ep.dockerId === undefined) await driver.global.releaseAddress(net, 4, ep.ipv4, owner);
+    if (ep.ipv6 && ep.dockerId === undefined) await driver.global.releaseAddress(net, 6, ep.ipv6, owner);
     store.endpoints.delete(ep.id);
     return;
   }

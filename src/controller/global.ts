@@ -38,7 +38,8 @@ function localByRef(deps: ControllerDeps, ref: string): NetworkRecord | undefine
  */
 export async function networkToJoin(deps: ControllerDeps, ref: string): Promise<NetworkRecord> {
   const local = localByRef(deps, ref);
-  if (local && local.scope !== 'global') return local;
+  // The Docker engine's record of a global network keeps the engine's id: it is never the cluster's.
+  if (local && (local.scope !== 'global' || local.dockerId !== undefined)) return local;
   const { store } = deps;
   if (local) {
     const driver = deps.drivers.get(local.driver);

@@ -8,7 +8,7 @@
 // drivers without calling them) are those whose kernel object the driver says is gone: removed
 // before they can hold ports, and with their network at DeleteNetwork. The engine sees only the
 // objects it created (by their Docker ids): cnmkit's own are unknown to it.
-import { CnmkitError } from '../../errors.js';
+import { CnmkitError, ConflictError } from '../../errors.js';
 import type { Controller } from '../../controller/controller.js';
 import type { SubnetRecord } from '../../core/model.js';
 import type { JoinInfo } from '../../contract/join.js';
@@ -58,19 +58,36 @@ export function joinReply(info: JoinInfo | undefined): JoinReply {
 
 const isConflict = (err: unknown): boolean => err instanceof CnmkitError && err.errorClass === 'conflict';
 
-/** The NetworkDriver of the registered driver named driver; scope: what GetCapabilities tells the engine. */
-export function driverBackend(controller: Controller, driver: string, scope: 'local' | 'global' = 'local'): DockerNetworkBackend {
+/**
+ * The NetworkDriver of the registered driver named driver; scope: what GetCapabilities tells the
+ * engine. globalName: for a driver of global networks, the cluster network a CreateNetwork maps
+ * to (from its IPv4 pool): the local record keeps Docker's id and takes that name and the cluster's subnets.
+ */
+export function driverBackend(controller: Controller, driver: string, scope: 'local' | 'global' = 'local', globalName?: (pool: string | undefined) => Promise<string>): DockerNetworkBackend {
   /** Removes the Docker endpoints of this driver whose kernel object is gone; returns how many. */
   const pruneDead = (): Promise<number> => controller.pruneGoneDockerEndpoints(driver);
   return {
     capabilities: { Scope: scope, ConnectivityScope: scope },
     async createNetwork(req: CreateNetworkRequest) {
       const o = req.Options ?? {};
+      const common = {
+        id: req.NetworkID, dockerId: req.NetworkID, driver, options: stringOptions(o[GENERIC]),
+        internal: o['com.docker.network.internal'] === true, enableIPv6: o['com.docker.network.enable_ipv6'] === true,
+      };
+      if (globalName) {
+        const v4 = req.IPv4Data?.[0]?.Pool;
+        const v6 = req.IPv6Data?.[0]?.Pool;
+        const name = await globalName(v4);
+        const here = controller.listNetworks().find((n) => n.name === name);
+        if (here) {
+          const by = here.dockerId ? `the Docker network ${here.dockerId.slice(0, 12)} of this engine` : 'cnmkit\'s API on this host';
+          throw new ConflictError(`overlay network ${name} is already used here by ${by}: one Docker network per overlay and engine`);
+        }
+        await controller.createNetwork({ ...common, name, ...(v4 ? { subnet: v4 } : {}), ...(v6 ? { subnetV6: v6 } : {}) });
+        return;
+      }
       await controller.createNetwork({
-        id: req.NetworkID, dockerId: req.NetworkID, name: `docker-${req.NetworkID.slice(0, 12)}`, driver,
-        options: stringOptions(o[GENERIC]), internal: o['com.docker.network.internal'] === true,
-        enableIPv6: o['com.docker.network.enable_ipv6'] === true,
-        assigned: { ipv4: subnets(req.IPv4Data), ipv6: subnets(req.IPv6Data) },
+        ...common, name: `docker-${req.NetworkID.slice(0, 12)}`, assigned: { ipv4: subnets(req.IPv4Data), ipv6: subnets(req.IPv6Data) },
       });
     },
     async deleteNetwork(req: NetworkRequest) {

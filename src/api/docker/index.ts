@@ -1,13 +1,15 @@
 // Serving cnmkit to the Docker engine as legacy plugins: one unix socket per plugin name in the
 // engine's plugin directory (IpamDriver on cnmkit-ipam.sock, a NetworkDriver on PLUGIN.sock for each
-// driver with a Docker plugin name, e.g. cnmkit-bridge.sock),
-// mode 0660. A socket file left by a dead process is replaced; a live one is refused.
+// driver with a Docker plugin name, e.g. cnmkit-bridge.sock), mode 0660. In cluster mode cnmkit-ipam
+// also serves the overlays' global pools from the cluster (./ipam-global.ts). A socket file left by a dead process is replaced; a live one is refused.
 // Limit: the engine activates lazily and caches capabilities, so serve before the engine starts.
 import fs from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Ipam } from '../../ipam/index.js';
+import type { Cluster } from '../../cluster/types.js';
+import { globalIpamHandlers } from './ipam-global.js';
 import type { DaemonMetrics } from '../metrics.js';
 import { buildPluginApp } from './app.js';
 import { ipamHandlers } from './ipam.js';
@@ -19,6 +21,7 @@ export { pluginErrorReply } from './errors.js';
 export { addressRequestOf, gatewayOwner, ipamHandlers, DYNAMIC_OWNER, EXPLICIT_OWNER, GATEWAY_REQUEST_TYPE } from './ipam.js';
 export { interfaceReply, networkHandlers, LOCAL_CAPABILITIES, type DockerNetworkBackend } from './network.js';
 export { driverBackend, joinReply } from './driver-backend.js';
+export { globalIpamHandlers, overlayNameOf, OVERLAY_NAME_OPTION } from './ipam-global.js';
 
 export const IPAM_PLUGIN = 'cnmkit-ipam';
 
@@ -26,6 +29,8 @@ export interface DockerPluginApiOptions {
   logger: Logger;
   ipam?: Ipam;
   network?: DockerNetworkBackend;
+  /** Cluster mode: the IPAM serves global pools for overlay networks too. */
+  cluster?: Cluster;
   checkReplies?: boolean;
   metrics?: DaemonMetrics;
 }
@@ -35,7 +40,7 @@ export function buildDockerPluginApi(opts: DockerPluginApiOptions): Promise<Fast
   return buildPluginApp({
     logger: opts.logger,
     handlers: {
-      ...(opts.ipam ? { IpamDriver: ipamHandlers(opts.ipam) } : {}),
+      ...(opts.ipam ? { IpamDriver: opts.cluster ? globalIpamHandlers(ipamHandlers(opts.ipam), opts.cluster) : ipamHandlers(opts.ipam) } : {}),
       ...(opts.network ? { NetworkDriver: networkHandlers(opts.network) } : {}),
     },
     ...(opts.checkReplies === undefined ? {} : { checkReplies: opts.checkReplies }),
@@ -50,6 +55,7 @@ export interface ServePluginsOptions {
   /** NetworkDriver backends by plugin name (a socket each); without any only the IPAM socket is served. */
   networks?: Record<string, DockerNetworkBackend>;
   logger: Logger;
+  cluster?: Cluster;
   /** The IPAM plugin's name (its socket's base name); default cnmkit-ipam. */
   ipamName?: string;
   checkReplies?: boolean;
@@ -65,7 +71,7 @@ export interface PluginServers {
 
 export async function servePlugins(opts: ServePluginsOptions): Promise<PluginServers> {
   fs.mkdirSync(opts.pluginDir, { recursive: true, mode: 0o755 });
-  const plan: [string, DockerPluginApiOptions][] = [[opts.ipamName ?? IPAM_PLUGIN, { logger: opts.logger, ipam: opts.ipam }]];
+  const plan: [string, DockerPluginApiOptions][] = [[opts.ipamName ?? IPAM_PLUGIN, { logger: opts.logger, ipam: opts.ipam, ...(opts.cluster ? { cluster: opts.cluster } : {}) }]];
   for (const [name, network] of Object.entries(opts.networks ?? {})) plan.push([name, { logger: opts.logger, network }]);
   const apps: FastifyInstance[] = [];
   const sockets: Record<string, string> = {};

@@ -1,0 +1,48 @@
+// The Docker engine's endpoints on this host, watched by their host-side link: when one vanishes
+// without the engine telling us (its container's namespace went: an engine crash, a container
+// killed while the plugin was away), onGone runs for it, so its peer leaves the cluster at once
+// instead of at the engine's next call. One link subscription (netlink events) while any is watched.
+// Limits: events only; a lost event is caught by the subscription's resync (a dump of the links).
+import type { Logger } from 'pino';
+import { subscribe, type NetlinkEvent, type NetlinkHandlePool, type Subscription } from '../../src/netlink/index.js';
+
+export class DetachedLinks<T> {
+  private readonly watched = new Map<string, T>();
+  private sub: Subscription | undefined;
+
+  constructor(private readonly netlink: NetlinkHandlePool, private readonly log: Logger, private readonly onGone: (item: T) => Promise<void>) {}
+
+  /** Watches the link `ifname` (which exists now) for item. */
+  watch(ifname: string, item: T): void {
+    this.watched.set(ifname, item);
+    this.sub ??= subscribe(this.netlink.get(), {
+      addresses: false, keepAlive: false,
+      onEvent: (e) => this.onEvent(e),
+      onError: (err) => this.log.warn({ err }, 'overlay: link events failed; Docker endpoints whose container went are pruned at the engine\'s next call'),
+    });
+  }
+
+  /** Stops watching (the endpoint is being deleted through the engine). */
+  forget(ifname: string): void {
+    this.watched.delete(ifname);
+    if (this.watched.size === 0) {
+      this.sub?.close();
+      this.sub = undefined;
+    }
+  }
+
+  private onEvent(e: NetlinkEvent): void {
+    let gone: string[] = [];
+    if (e.type === 'del-link') gone = this.watched.has(e.link.name) ? [e.link.name] : [];
+    else if (e.type === 'resync' && e.links) {
+      const have = new Set(e.links.map((l) => l.name));
+      gone = [...this.watched.keys()].filter((n) => !have.has(n));
+    }
+    for (const ifname of gone) {
+      const item = this.watched.get(ifname)!;
+      this.forget(ifname);
+      this.log.info({ link: ifname }, 'overlay: a Docker endpoint\'s interface vanished without the engine saying so; its peer goes');
+      void this.onGone(item).catch((err: Error) => this.log.warn({ err, link: ifname }, 'overlay: removing a vanished Docker endpoint\'s peer failed'));
+    }
+  }
+}

@@ -1,0 +1,249 @@
+// cnmkit-overlay under two real Docker engines (Debian's docker.io) on two simulated hosts, each
+// with its own cnmkit daemon in cluster mode (one real etcd on the underlay) and its own dockerd
+// (its plugin folder is the daemon's). One `docker network create` per engine maps to one overlay;
+// containers get distinct addresses from the cluster and ping each other; published ports answer
+// on the host's underlay address. After connect/disconnect, rm -f, an engine crash and a plugin
+// crash, nothing stale is left: checked outside the code under test with `bridge -j fdb` and
+// `ip -j neigh` in each host, and the peer keys read straight from etcd.
+import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import fs from 'node:fs';
+import path from 'node:path';
+import { SimCluster, simCli, waitFor, ETCD, type SimHost } from '../helpers/cluster.js';
+import { run } from '../helpers/exec.js';
+import { BUSYBOX_IMAGE, describeDocker, Dockerd, dockerSkipReason } from '../helpers/dockerd.js';
+
+const skipReason = (await dockerSkipReason()) ?? (fs.existsSync(ETCD) ? undefined : `the overlay's Docker test needs ${ETCD} (Debian etcd-server; scripts/setup installs it)`);
+const IMAGE = BUSYBOX_IMAGE;
+const NET = 'dov';
+const CREATE = ['network', 'create', '-d', 'cnmkit-overlay', '--ipam-driver', 'cnmkit-ipam', '--ipam-opt', `cnmkit.overlay.name=${NET}`];
+/** Each engine's own bridge and pools, apart from the daemons' (198.18.0.0/24, 198.18.128.0/17) and the cluster's (198.19.0.0/16). */
+const ENGINE_ARGS = [
+  ['--bip', '198.18.1.1/24', '--default-address-pool', 'base=198.18.64.0/19,size=24'],
+  ['--bip', '198.18.2.1/24', '--default-address-pool', 'base=198.18.96.0/19,size=24'],
+];
+
+interface Peer { ip: string; mac: string; vtep: string; host: string }
+interface FdbJson { mac: string; dst?: string; flags?: string[]; state?: string }
+interface NeighJson { dst: string; lladdr?: string; state?: string[] }
+
+let sim: SimCluster;
+let hosts: [SimHost, SimHost];
+let engines: [Dockerd, Dockerd];
+let vxlan = '';
+
+async function until(what: string, fn: () => boolean | Promise<boolean>, ms = 15_000): Promise<void> {
+  await waitFor(what, async () => ((await fn()) ? true : undefined), ms);
+}
+
+async function ipOf(e: Dockerd, container: string): Promise<string> {
+  return (await e.inspect(['container', 'inspect', container]))[0].NetworkSettings.Networks[NET].IPAddress as string;
+}
+
+async function macOf(e: Dockerd, container: string): Promise<string> {
+  return (await e.inspect(['container', 'inspect', container]))[0].NetworkSettings.Networks[NET].MacAddress as string;
+}
+
+async function reaches(e: Dockerd, from: string, to: string): Promise<boolean> {
+  return (await e.docker(['exec', from, 'ping', '-c', '1', '-W', '2', to])).code === 0;
+}
+
+/** The overlay's peer records, read from etcd itself. */
+async function peers(): Promise<Peer[]> {
+  const client = sim.etcd.client();
+  try {
+    return (await client.range(`/cnmkit/v1/peers/${NET}/`)).kvs.map((kv) => JSON.parse(kv.value.toString()) as Peer).sort((a, b) => a.ip.localeCompare(b.ip));
+  } finally {
+    client.close();
+  }
+}
+
+/** The endpoint addresses claimed in etcd in the overlay's pool (its gateway left out). */
+async function claimed(): Promise<string[]> {
+  const subnet = (await engines[0].inspect(['network', 'inspect', NET]))[0].IPAM.Config[0].Subnet as string;
+  const prefix = `/cnmkit/v1/ipam/addresses/${subnet.replace('/', '_')}/`;
+  const client = sim.etcd.client();
+  try {
+    return (await client.range(prefix)).kvs.filter((kv) => (JSON.parse(kv.value.toString()) as { kind: string }).kind === 'endpoint')
+      .map((kv) => kv.key.slice(prefix.length)).sort();
+  } finally {
+    client.close();
+  }
+}
+
+/** Host h's static entries on the overlay's VXLAN device: FDB (mac → VTEP) and neighbours (ip → mac). */
+async function kernelEntries(h: SimHost): Promise<{ fdb: string[]; neigh: string[] }> {
+  const links = JSON.parse(await h.ns.sh(['ip', '-j', 'link', 'show'])) as { ifname: string }[];
+  if (!links.some((l) => l.ifname === vxlan)) return { fdb: [], neigh: [] };
+  const fdb = (JSON.parse(await h.ns.sh(['bridge', '-j', 'fdb', 'show', 'dev', vxlan])) as FdbJson[])
+    .filter((e) => e.flags?.includes('self') && e.dst !== undefined).map((e) => `${e.mac} ${e.dst}`).sort();
+  const neigh = (JSON.parse(await h.ns.sh(['ip', '-j', 'neigh', 'show', 'dev', vxlan])) as NeighJson[]).map((n) => `${n.dst} ${n.lladdr}`).sort();
+  return { fdb, neigh };
+}
+
+/** What host h must have programmed: every peer of the other host (and a flood entry to it when it has any), nothing else. */
+function expected(h: SimHost, all: Peer[]): { fdb: string[]; neigh: string[] } {
+  const remote = all.filter((p) => p.vtep !== h.ip);
+  const vteps = [...new Set(remote.map((p) => p.vtep))];
+  return {
+    fdb: [...remote.map((p) => `${p.mac} ${p.vtep}`), ...vteps.map((v) => `00:00:00:00:00:00 ${v}`)].sort(),
+    neigh: remote.map((p) => `${p.ip.split('/')[0]} ${p.mac}`).sort(),
+  };
+}
+
+/** Every host's kernel entries match the peer records, which are exactly `containers` (engine, name) by address and MAC. */
+async function expectNoStale(containers: [Dockerd, string][]): Promise<void> {
+  const want = (await Promise.all(containers.map(async ([e, c]) => `${await ipOf(e, c)} ${await macOf(e, c)}`))).sort();
+  await until(`peer records ${JSON.stringify(want)}`, async () => JSON.stringify((await peers()).map((p) => `${p.ip.split('/')[0]} ${p.mac}`)) === JSON.stringify(want));
+  const all = await peers();
+  const ips = want.map((w) => w.split(' ')[0]!).sort();
+  await until(`addresses claimed in etcd ${JSON.stringify(ips)}`, async () => JSON.stringify(await claimed()) === JSON.stringify(ips), 5000)
+    .catch(async (err: Error) => {
+      throw new Error(`${err.message}: have ${JSON.stringify(await claimed())}`);
+    });
+  for (const h of hosts) {
+    await until(`host ${h.index}'s FDB and neighbours`, async () => JSON.stringify(await kernelEntries(h)) === JSON.stringify(expected(h, all)), 5000)
+      .catch(async (err: Error) => {
+        throw new Error(`${err.message}: have ${JSON.stringify(await kernelEntries(h))}, want ${JSON.stringify(expected(h, all))}`);
+      });
+  }
+}
+
+const run1 = (e: Dockerd, name: string, extra: string[] = []) => e.dockerOk(['run', '-d', '--name', name, '--network', NET, ...extra, IMAGE, 'sleep', '600']);
+
+describeDocker('cnmkit-overlay under two Docker engines on two simulated hosts', skipReason, () => {
+  beforeAll(async () => {
+    sim = await SimCluster.create({ hosts: 2, leaseTtl: 3 });
+    hosts = sim.hosts as [SimHost, SimHost];
+    for (const h of hosts) await h.daemon.start();
+    engines = await Promise.all(hosts.map((h, i) => Dockerd.start(h.ns, { args: ENGINE_ARGS[i]!, pluginDir: path.join(h.daemon.dir, 'plugins') }))) as [Dockerd, Dockerd];
+    for (const e of engines) await e.buildImage();
+  }, 240_000);
+
+  afterEach(async () => {
+    for (const e of engines) {
+      const ids = (await e.dockerOk(['ps', '-aq'])).split('\n').filter(Boolean);
+      if (ids.length > 0) await e.dockerOk(['rm', '-f', ...ids]);
+    }
+  }, 120_000);
+
+  afterAll(async () => {
+    for (const e of engines ?? []) await e?.cleanup();
+    await sim?.destroy();
+  }, 120_000);
+
+  it('one docker network create per engine is one overlay: same subnet and VNI; containers get distinct addresses and ping across hosts', async () => {
+    const [e1, e2] = engines;
+    await e1.dockerOk([...CREATE, NET]);
+    const subnet = (await e1.inspect(['network', 'inspect', NET]))[0].IPAM.Config[0].Subnet as string;
+    // Refused on the second engine, naming what differs from the cluster's overlay or what to add.
+    const refusals: [string[], string][] = [
+      [[...CREATE, '--subnet', '198.19.99.0/24', NET], `exists in the cluster with subnet ${subnet}, not 198.19.99.0/24`],
+      [[...CREATE, '--internal', NET], 'internal: true here, false in the cluster'],
+      [[...CREATE, '-o', 'com.docker.network.driver.mtu=1300', NET], 'options.com.docker.network.driver.mtu: "1300" here, unset in the cluster'],
+      [['network', 'create', '-d', 'cnmkit-overlay', '--ipam-driver', 'cnmkit-ipam', NET], 'add --ipam-driver cnmkit-ipam --ipam-opt cnmkit.overlay.name=NAME'],
+      [['network', 'create', '-d', 'cnmkit-overlay', NET], 'add --ipam-driver cnmkit-ipam --ipam-opt cnmkit.overlay.name=NAME'],
+    ];
+    for (const [args, message] of refusals) {
+      const r = await e2.docker(args);
+      expect(r.code, args.join(' ')).not.toBe(0);
+      expect(r.stderr).toContain(message);
+    }
+    expect((await e2.dockerOk(['network', 'ls', '--format', '{{.Name}}'])).split('\n')).not.toContain(NET);
+    await e2.dockerOk([...CREATE, NET]);
+    // One engine, one Docker network per overlay: the overlay's name is taken on this host.
+    const again = await e2.docker([...CREATE, 'dov-again']);
+    expect(again.stderr).toContain(`overlay network ${NET} is already used here by the Docker network ${(await e2.inspect(['network', 'inspect', NET]))[0].Id.slice(0, 12)} of this engine`);
+    const [n1] = await e1.inspect(['network', 'inspect', NET]);
+    const [n2] = await e2.inspect(['network', 'inspect', NET]);
+    expect(n1.IPAM.Config[0].Subnet).toMatch(/^198\.19\./);
+    expect(n2.IPAM.Config[0].Subnet).toBe(n1.IPAM.Config[0].Subnet);
+    expect(n2.IPAM.Config[0].Gateway).toBe(n1.IPAM.Config[0].Gateway);
+    const g = await Promise.all(hosts.map(async (h) => (JSON.parse(await simCli(h, ['network', 'inspect', NET, '--format', 'json'])) as { scope: string; global: { vni: number } }[])[0]!));
+    expect(g.map((n) => n.scope)).toEqual(['global', 'global']);
+    expect(g[1]!.global.vni).toBe(g[0]!.global.vni);
+    vxlan = `ovvx${g[0]!.global.vni}`;
+
+    await run1(e1, 'c1');
+    await run1(e2, 'c2');
+    const [ip1, ip2] = [await ipOf(e1, 'c1'), await ipOf(e2, 'c2')];
+    expect(ip1).not.toBe(ip2);
+    expect(await reaches(e1, 'c1', ip2)).toBe(true);
+    expect(await reaches(e2, 'c2', ip1)).toBe(true);
+    await expectNoStale([[e1, 'c1'], [e2, 'c2']]);
+  });
+
+  it('-p on an overlay container answers on the host\'s underlay address (through the engine\'s docker_gwbridge)', async () => {
+    const [e1] = engines;
+    await e1.dockerOk(['run', '-d', '--name', 'web', '--network', NET, '-p', '8080:80', IMAGE, 'sh', '-c', 'echo overlay-web > /var/www/index.html; exec httpd -f -p 80 -h /var/www']);
+    const url = `http://${hosts[0].ip}:8080/`;
+    let body = '';
+    await until('published port', async () => {
+      body = (await run(['ip', 'netns', 'exec', sim.underlay.name, 'curl', '-s', '--max-time', '2', url])).stdout;
+      return body.includes('overlay-web');
+    }, 10_000);
+    expect(body.trim()).toBe('overlay-web');
+  });
+
+  it('connect/disconnect and rm -f leave no stale peer or kernel entry on any host', async () => {
+    const [e1, e2] = engines;
+    await run1(e1, 'c1');
+    await e2.dockerOk(['run', '-d', '--name', 'mover', IMAGE, 'sleep', '600']);
+    await e2.dockerOk(['network', 'connect', NET, 'mover']);
+    const ipMover = await ipOf(e2, 'mover');
+    expect(await reaches(e1, 'c1', ipMover)).toBe(true);
+    await expectNoStale([[e1, 'c1'], [e2, 'mover']]);
+    await e2.dockerOk(['network', 'disconnect', NET, 'mover']);
+    expect(await reaches(e1, 'c1', ipMover)).toBe(false);
+    await expectNoStale([[e1, 'c1']]);
+    await run1(e2, 'c2');
+    await expectNoStale([[e1, 'c1'], [e2, 'c2']]);
+    await e2.dockerOk(['rm', '-f', 'c2']);
+    await expectNoStale([[e1, 'c1']]);
+  });
+
+  it('an engine crash (SIGKILL of dockerd and its containers, then restart): the lost containers\' peers and addresses go without a word from the engine', async () => {
+    const [e1, e2] = engines;
+    await run1(e1, 'c1');
+    await run1(e2, 'c2');
+    await expectNoStale([[e1, 'c1'], [e2, 'c2']]);
+    await e2.restart({ crash: true });
+    // The restarted engine says nothing to the plugin about the containers it lost: their interfaces are gone, so are their peers.
+    await expectNoStale([[e1, 'c1']]);
+    await e2.dockerOk(['rm', '-f', 'c2']);
+    await run1(e2, 'c3');
+    expect(await reaches(e2, 'c3', await ipOf(e1, 'c1'))).toBe(true);
+    await expectNoStale([[e1, 'c1'], [e2, 'c3']]);
+  });
+
+  it('a plugin crash (SIGKILL of the daemon, restart): containers keep working, one removed meanwhile leaves no stale peer', async () => {
+    const [e1, e2] = engines;
+    await run1(e1, 'c1');
+    await run1(e2, 'c2');
+    await run1(e2, 'c3');
+    await expectNoStale([[e1, 'c1'], [e2, 'c2'], [e2, 'c3']]);
+    await hosts[1].daemon.stop('SIGKILL');
+    expect(await reaches(e1, 'c1', await ipOf(e2, 'c2'))).toBe(true);
+    // Removed while the plugin is down: the engine's Leave/DeleteEndpoint fail or wait for the plugin to return.
+    const rm = e2.docker(['rm', '-f', 'c3']);
+    await new Promise((r) => setTimeout(r, 1000));
+    await hosts[1].daemon.start();
+    await rm;
+    await until('c3 gone', async () => !(await e2.dockerOk(['ps', '-a', '--format', '{{.Names}}'])).split('\n').includes('c3'));
+    await expectNoStale([[e1, 'c1'], [e2, 'c2']]);
+    expect(await reaches(e1, 'c1', await ipOf(e2, 'c2'))).toBe(true);
+    await run1(e2, 'c4');
+    expect(await reaches(e1, 'c1', await ipOf(e2, 'c4'))).toBe(true);
+    await expectNoStale([[e1, 'c1'], [e2, 'c2'], [e2, 'c4']]);
+  });
+
+  it('docker network rm on both engines removes the overlay from the cluster', async () => {
+    for (const e of engines) await e.dockerOk(['network', 'rm', NET]);
+    const client = sim.etcd.client();
+    try {
+      await until('overlay gone from etcd', async () => (await client.range(`/cnmkit/v1/networks/${NET}`, {})).kvs.length === 0, 5000);
+    } finally {
+      client.close();
+    }
+    expect(await peers()).toEqual([]);
+  });
+});

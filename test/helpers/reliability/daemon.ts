@@ -27,6 +27,9 @@ export class CampaignHost {
     return [...hosts];
   }
 
+  /** How the daemon is run: bin/cnmkit, unless told otherwise (the soak runs a private copy of dist/). */
+  static cli: string[] = [process.execPath, CLI];
+
   readonly dir: string;
   readonly socket: string;
   readonly stateDir: string;
@@ -110,7 +113,7 @@ export class CampaignHost {
 
   /** Spawns the daemon; with wait, resolves once its socket answers (throws when it exits or 30 s pass). */
   async start(wait = true): Promise<void> {
-    const args = [`--net=${this.hostNs}`, '--', process.execPath, CLI, 'daemon', '--socket', this.socket, '--state-dir', this.stateDir,
+    const args = [`--net=${this.hostNs}`, '--', ...CampaignHost.cli, 'daemon', '--socket', this.socket, '--state-dir', this.stateDir,
       '--run-dir', path.join(this.dir, 'run'), '--plugin-dir', this.pluginDir, '--netns-dir', this.netnsDir, '--log-level', 'info',
       ...SAFE_ADDRESSES, ...this.daemonArgs];
     const proc = spawn('nsenter', args, { stdio: ['ignore', 'pipe', 'pipe'] });

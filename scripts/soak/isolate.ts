@@ -1,0 +1,55 @@
+// The soak's isolation: it re-executes itself under `unshare --mount --net` (a private mount
+// namespace and a fresh network namespace), with private tmpfs mounts on /run/netns and the temp
+// folder, so no namespace, link, rule or state folder it makes is visible to the host (nor to the
+// other engineers' host-unchanged checks); it needs no kernel lock for that. It snapshots its own
+// network namespace before and after (test/helpers/host-snapshot.ts). The daemon it runs is a
+// copy of dist/ taken at start, so a rebuild meanwhile does not change the code under test.
+// Limits: /etc/netns and the Docker plugin folder are the host's (the campaigns write neither);
+// the kernel lock's folder (/run/lock) stays shared, so a part may still take the lock.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { check } from '../../test/helpers/exec.js';
+import { takeSnapshot, type Snapshot } from '../../test/helpers/host-snapshot.js';
+
+const ENV = 'CNMKIT_SOAK_ISOLATED';
+const repo = path.resolve(import.meta.dirname, '../..');
+const TMP = '/tmp';
+
+export const isIsolated = (): boolean => process.env[ENV] === '1';
+
+/** Runs this script again inside new mount and network namespaces; resolves to its exit code. */
+export function reexecIsolated(): Promise<number> {
+  const argv = ['--mount', '--net', '--propagation', 'private', '--', process.execPath, ...process.execArgv, process.argv[1]!, ...process.argv.slice(2)];
+  const child = spawn('unshare', argv, { stdio: 'inherit', env: { ...process.env, [ENV]: '1' } });
+  const forward = (sig: NodeJS.Signals): void => void child.kill(sig);
+  process.on('SIGINT', forward);
+  process.on('SIGTERM', forward);
+  return new Promise((resolve) => child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1))));
+}
+
+/**
+ * Inside the namespaces: private tmpfs mounts on /run/netns and the temp folder, loopback up, and
+ * a private copy of the daemon's bundle (dist/ must be fresh: `npm run build`). Returns the
+ * command that runs cnmkit from the copy and a function that removes the copy.
+ */
+export async function setUpIsolation(): Promise<{ cli: string[]; removeCopy: () => void }> {
+  for (const dir of ['/run/netns', TMP]) {
+    fs.mkdirSync(dir, { recursive: true });
+    await check(['mount', '-t', 'tmpfs', '-o', 'mode=1777,size=512m', `cnmkit-soak-${path.basename(dir)}`, dir]);
+  }
+  await check(['ip', 'link', 'set', 'lo', 'up']);
+  const dist = path.join(repo, 'dist');
+  const { started, inputs } = JSON.parse(fs.readFileSync(path.join(dist, 'build.json'), 'utf8')) as { started: number; inputs: string[] };
+  const stale = inputs.filter((f) => fs.statSync(path.join(repo, f)).mtimeMs >= started);
+  if (stale.length > 0) throw new Error(`soak: dist/ is older than ${stale.slice(0, 3).join(', ')}: run npm run build first`);
+  // Beside dist/ (gitignored), so the bundle finds the project's node_modules and native addon.
+  const copy = path.join(repo, `.dist-soak-${process.pid}`);
+  fs.cpSync(dist, copy, { recursive: true });
+  return { cli: [process.execPath, path.join(copy, 'cnmkit.js')], removeCopy: () => fs.rmSync(copy, { recursive: true, force: true }) };
+}
+
+/** The soak's own network namespace and named-namespace folder, as the host check sees a host. */
+export function ownSnapshot(): Promise<Snapshot> {
+  return takeSnapshot({ netnsDir: '/run/netns', etcNetnsDir: '/etc/netns', pluginDir: '/run/docker/plugins' });
+}

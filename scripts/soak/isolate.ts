@@ -1,11 +1,12 @@
 // The soak's isolation: it re-executes itself under `unshare --mount --net` (a private mount
-// namespace and a fresh network namespace), with private tmpfs mounts on /run/netns and the temp
-// folder, so no namespace, link, rule or state folder it makes is visible to the host (nor to the
-// other engineers' host-unchanged checks); it needs no kernel lock for that. It snapshots its own
-// network namespace before and after (test/helpers/host-snapshot.ts). The daemon it runs is a
-// copy of dist/ taken at start, so a rebuild meanwhile does not change the code under test.
-// Limits: /etc/netns and the Docker plugin folder are the host's (the campaigns write neither);
-// the kernel lock's folder (/run/lock) stays shared, so a part may still take the lock.
+// namespace and a fresh network namespace), with private tmpfs mounts on /run/netns, /etc/netns
+// (a sandbox's hosts file) and the temp folder, so no namespace, link, rule, file or state folder
+// it makes is visible to the host (nor to the other engineers' host-unchanged checks); it needs no
+// kernel lock for that. It snapshots its own network namespace before and after
+// (test/helpers/host-snapshot.ts). The daemon it runs is a copy of dist/ taken at start, so a
+// rebuild meanwhile does not change the code under test.
+// Limits: the kernel lock's folder (/run/lock) stays shared, so a part may still take the lock;
+// the copy of dist/ is the one file the soak writes outside (beside dist/, gitignored).
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -34,7 +35,7 @@ export function reexecIsolated(): Promise<number> {
  * command that runs cnmkit from the copy and a function that removes the copy.
  */
 export async function setUpIsolation(): Promise<{ cli: string[]; removeCopy: () => void }> {
-  for (const dir of ['/run/netns', TMP]) {
+  for (const dir of ['/run/netns', '/etc/netns', TMP]) {
     fs.mkdirSync(dir, { recursive: true });
     await check(['mount', '-t', 'tmpfs', '-o', 'mode=1777,size=512m', `cnmkit-soak-${path.basename(dir)}`, dir]);
   }

@@ -55,6 +55,8 @@ const lock = async (): Promise<() => void> => acquireKernelLock({ onWait: (owner
 const releaseAll = a.lock ? await lock() : () => undefined;
 const { cli, removeCopy } = await setUpIsolation();
 CampaignHost.cli = cli;
+// Niced on a busy machine, a restart took over 30 s and a health check over 5 s: slow is not dead.
+CampaignHost.timeouts = { readyMs: 180_000, healthMs: 20_000 };
 process.on('exit', () => {
   removeCopy();
   releaseAll();

@@ -140,6 +140,7 @@ const fig = {
   fuzzBadShape: fz?.figures.badShape ?? 0,
   fuzzStateChangedByRefused: fz?.figures.changedByRefused ?? 0,
   fuzzInvariantViolations: fz?.figures.violations ?? 0,
+  fuzzClientStalls: fz?.figures.clientStalls ?? 0,
   killIterations: sum(ks.map((k) => k.iterations)),
   killOperations: sum(ks.map((k) => k.operations)),
   killMsPerIteration: Object.fromEntries((['delay', 'kill', 'restart', 'check'] as const).map((k) => [k, Math.round(sum(ks.map((x) => x.ms[k])) / Math.max(1, sum(ks.map((x) => x.iterations))))])),

@@ -1,5 +1,7 @@
 // The management API's client, for the CLI and the lab tool: JSON over HTTP on the daemon's unix socket
-// (--socket PATH, else CNMKIT_SOCKET, else /run/cnmkit/cnmkit.sock).
+// (--socket PATH, else CNMKIT_SOCKET, else /run/cnmkit/cnmkit.sock). Connections are kept alive
+// (node's agent); a request that meets a kept-alive connection the daemon closed as idle is sent
+// again once on a new one, and only then (see retryable).
 import http from 'node:http';
 
 export const DEFAULT_SOCKET = '/run/cnmkit/cnmkit.sock';
@@ -15,11 +17,26 @@ export function socketPath(flag: string | undefined): string {
   return flag ?? process.env.CNMKIT_SOCKET ?? DEFAULT_SOCKET;
 }
 
+/**
+ * The daemon closes a kept-alive connection only while it is idle, that is with no request read
+ * from it; a request written as it closes is reset unread (or fails to write). So a reset on a
+ * reused connection before any answer means the daemon never read the request: sending it again
+ * cannot do it twice. A reset on a new connection, or after the answer began, is not retried.
+ */
+function retryable(err: NodeJS.ErrnoException, reused: boolean, answered: boolean): boolean {
+  return reused && !answered && (err.code === 'ECONNRESET' || err.code === 'EPIPE');
+}
+
 export class Client {
   constructor(readonly socket: string) {}
 
   request<T>(method: string, path: string, body?: unknown): Promise<T> {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    return this.attempt<T>(method, path, payload, true);
+  }
+
+  private attempt<T>(method: string, path: string, payload: Buffer | undefined, mayRetry: boolean): Promise<T> {
+    let answered = false;
     return new Promise<T>((resolve, reject) => {
       const req = http.request(
         {
@@ -27,6 +44,7 @@ export class Client {
           headers: payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {},
         },
         (res) => {
+          answered = true;
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
           res.on('end', () => {
@@ -40,7 +58,8 @@ export class Client {
         },
       );
       req.on('error', (err: NodeJS.ErrnoException) => {
-        if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED')
+        if (mayRetry && retryable(err, req.reusedSocket, answered)) resolve(this.attempt<T>(method, path, payload, false));
+        else if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED')
           reject(new ApiError(0, `cannot reach the cnmkit daemon at ${this.socket} (${err.code}): is \`cnmkit daemon\` running?`));
         else if (err.code === 'EACCES') reject(new ApiError(0, `permission denied on ${this.socket}: the daemon's socket is for root`));
         else reject(err);

@@ -188,6 +188,46 @@ describe('bad HTTP after a good request on one connection', () => {
   });
 });
 
+/** A client in a process of its own (as the CLI or a fuzzer is): writes one request and prints what came back before the close. */
+const WRITER = `const s = require('node:net').connect(process.argv[1]); const chunks = [];
+s.on('data', (d) => chunks.push(d)); s.on('error', () => undefined);
+s.on('close', () => process.stdout.write(Buffer.concat(chunks)));
+s.write(process.argv[2] + 'x'.repeat(Number(process.argv[3])) + process.argv[4]);`;
+
+function writeFromAnotherProcess(sock: string, head: string, padding: number, tail: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['-e', WRITER, sock, head, String(padding), tail], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('error', reject);
+    child.on('close', () => resolve(out));
+  });
+}
+
+describe('an answer given before the body is read', () => {
+  // The router answers a name over 100 characters (414), an unknown route (404) or media type (415)
+  // before reading the body. Closing then, with the client still writing a large body, reset the
+  // connection and the client lost the answer (the reliability soak: POST /v1/sandboxes/{ref}/config).
+  it('reaches a client still writing a large body, every time', async () => {
+    const sock = await management();
+    const padding = 900_000;
+    const cases: [string, string, number][] = [
+      [`/v1/networks/${'a'.repeat(150)}/connect`, 'application/json', 414],
+      ['/v1/nope', 'application/json', 404],
+      ['/v1/networks', 'application/xml', 415],
+    ];
+    for (const [url, type, status] of cases) {
+      const seen: string[] = [];
+      const head = `POST ${url} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: ${type}\r\nContent-Length: ${padding + 15}\r\n\r\n{"sandbox": "`;
+      for (let i = 0; i < 10; i++) {
+        const answer = await writeFromAnotherProcess(sock, head, padding, '"}');
+        seen.push(/^HTTP\/1\.1 (\d+)/.exec(answer)?.[1] ?? 'closed without an answer');
+      }
+      expect([url.slice(0, 30), seen]).toEqual([url.slice(0, 30), Array(10).fill(String(status))]);
+    }
+  });
+});
+
 describe('one error shape on a plugin socket', () => {
   it('answers a path the router refuses with {"Err"}', async () => {
     const app = await buildPluginApp({ logger, handlers: {}, limits: LIMITS });

@@ -27,6 +27,12 @@ export class CampaignHost {
     return [...hosts];
   }
 
+  /** How the daemon is run: bin/cnmkit, unless told otherwise (the soak runs a private copy of dist/). */
+  static cli: string[] = [process.execPath, CLI];
+
+  /** How long a start may take and a health check may wait (the soak, niced on a loaded machine, raises them). */
+  static timeouts = { readyMs: 30_000, healthMs: 5_000 };
+
   readonly dir: string;
   readonly socket: string;
   readonly stateDir: string;
@@ -108,9 +114,9 @@ export class CampaignHost {
     }
   }
 
-  /** Spawns the daemon; with wait, resolves once its socket answers (throws when it exits or 30 s pass). */
+  /** Spawns the daemon; with wait, resolves once its socket answers (throws when it exits or timeouts.readyMs pass). */
   async start(wait = true): Promise<void> {
-    const args = [`--net=${this.hostNs}`, '--', process.execPath, CLI, 'daemon', '--socket', this.socket, '--state-dir', this.stateDir,
+    const args = [`--net=${this.hostNs}`, '--', ...CampaignHost.cli, 'daemon', '--socket', this.socket, '--state-dir', this.stateDir,
       '--run-dir', path.join(this.dir, 'run'), '--plugin-dir', this.pluginDir, '--netns-dir', this.netnsDir, '--log-level', 'info',
       ...SAFE_ADDRESSES, ...this.daemonArgs];
     const proc = spawn('nsenter', args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -122,7 +128,7 @@ export class CampaignHost {
   }
 
   /** Waits until the daemon answers GET /v1/version. */
-  async ready(timeoutMs = 30_000): Promise<void> {
+  async ready(timeoutMs = CampaignHost.timeouts.readyMs): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const proc = this.proc;
@@ -147,7 +153,7 @@ export class CampaignHost {
 
   /** The daemon's answer to GET /health (status 0 when none). */
   async health(): Promise<number> {
-    return (await jsonRequest(this.socket, 'GET', '/health', undefined, 5_000)).status;
+    return (await jsonRequest(this.socket, 'GET', '/health', undefined, CampaignHost.timeouts.healthMs)).status;
   }
 
   /**

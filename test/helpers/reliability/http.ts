@@ -18,6 +18,8 @@ export interface Exchange {
   /** The connection could not be made at all (daemon gone, socket missing). */
   refused?: string;
   ms: number;
+  /** From connecting to writing the request: a client that stalls longer than the daemon's header timeout is cut (408), and may lose that answer to its own failed write. */
+  wroteAfterMs?: number;
 }
 
 /** Parses every complete HTTP/1.x response in the bytes, in order. */
@@ -69,12 +71,14 @@ export function exchange(socketPath: string, bytes: Buffer, timeoutMs: number, h
       settled = true;
       clearTimeout(timer);
       sock.destroy();
-      resolve({ responses: parseResponses(Buffer.concat(chunks)), hung: false, ms: Date.now() - started, ...extra });
+      resolve({ responses: parseResponses(Buffer.concat(chunks)), hung: false, ms: Date.now() - started, ...(wroteAfterMs !== undefined ? { wroteAfterMs } : {}), ...extra });
     };
     const timer = setTimeout(() => done({ hung: true }), timeoutMs);
     let connected = false;
+    let wroteAfterMs: number | undefined;
     sock.on('connect', () => {
       connected = true;
+      wroteAfterMs = Date.now() - started;
       if (halfClose) sock.end(bytes);
       else sock.write(bytes);
     });

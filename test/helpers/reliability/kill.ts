@@ -19,6 +19,8 @@ export interface KillFigures {
   restartsFailed: number;
   violations: Record<ViolationKind, number>;
   failures: string[];
+  /** Where the time went, summed over the iterations (ms): the wait before the kill, the kill and the workers' end, the restart until the socket answers, the invariant check. */
+  ms: { delay: number; kill: number; restart: number; check: number };
 }
 
 export interface KillOptions {
@@ -30,6 +32,8 @@ export interface KillOptions {
   workers?: number;
   /** Stop before this time (ms since the epoch), whatever the iterations. */
   deadline?: number;
+  /** Hosts sharing one count: called before each iteration, false ends the campaign (iterations is then only a label). */
+  take?: () => boolean;
   log?: (line: string) => void;
 }
 
@@ -89,9 +93,9 @@ export async function violationsOf(host: CampaignHost): Promise<{ kind: Violatio
 export async function killCampaign(host: CampaignHost, o: KillOptions): Promise<KillFigures> {
   const log = o.log ?? (() => undefined);
   const rand = prng(o.seed);
-  const f: KillFigures = { iterations: 0, operations: 0, outcomes: {}, restartsFailed: 0, violations: countByKind([]), failures: [] };
+  const f: KillFigures = { iterations: 0, operations: 0, outcomes: {}, restartsFailed: 0, violations: countByKind([]), failures: [], ms: { delay: 0, kill: 0, restart: 0, check: 0 } };
   const count = (k: string): void => void (f.outcomes[k] = (f.outcomes[k] ?? 0) + 1);
-  for (let i = 0; i < o.iterations && Date.now() < (o.deadline ?? Infinity); i++) {
+  for (let i = 0; Date.now() < (o.deadline ?? Infinity) && (o.take ? o.take() : i < o.iterations); i++) {
     let killed = false;
     const worker = async (): Promise<void> => {
       while (!killed) {
@@ -106,12 +110,21 @@ export async function killCampaign(host: CampaignHost, o: KillOptions): Promise<
     };
     const delay = Math.floor(rand() * (o.maxDelayMs ?? 1500));
     const workers = Array.from({ length: o.workers ?? 3 }, () => worker());
+    let mark = Date.now();
+    const lap = (k: keyof KillFigures['ms']): void => {
+      const now = Date.now();
+      f.ms[k] += now - mark;
+      mark = now;
+    };
     await new Promise((r) => setTimeout(r, delay));
+    lap('delay');
     killed = true;
     await host.stop('SIGKILL');
     await Promise.all(workers);
+    lap('kill');
     try {
       await host.start();
+      lap('restart');
     } catch (err) {
       f.restartsFailed += 1;
       f.failures.push(`iteration ${i}: the daemon did not restart: ${(err as Error).message.slice(0, 3000)}`);
@@ -120,6 +133,7 @@ export async function killCampaign(host: CampaignHost, o: KillOptions): Promise<
     }
     f.iterations += 1;
     const vs = await violationsOf(host);
+    lap('check');
     for (const v of vs) f.violations[v.kind] += 1;
     if (vs.length > 0) {
       const line = `iteration ${i} (seed ${o.seed}, kill after ${delay} ms): ${vs.map((v) => `${v.kind}: ${v.detail}`).join('; ')}`;

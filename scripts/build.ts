@@ -1,7 +1,7 @@
 // `npm run build`: bundles the CLI and daemon (src/cli/main.ts, everything it imports and the npm
 // packages it uses) into dist/ with esbuild, so that `bin/cnmkit` starts without compiling
-// TypeScript or resolving hundreds of package files on every run. Packages with a native part
-// (better-sqlite3, netlink) or loaded only in cluster mode (etcd3) stay in node_modules; a module
+// TypeScript or resolving hundreds of package files on every run. better-sqlite3 (a native part),
+// etcd3 (loaded only in cluster mode) and netlink's native part stay in node_modules; a module
 // the CLI imports lazily stays a chunk of its own, loaded when a command needs it.
 // dist/build.json lists what the bundle was made from (the sources, and npm's record of the
 // installed packages) and when the build started: bin/cnmkit runs the bundle only while none of
@@ -10,7 +10,7 @@
 // every start).
 import fs from 'node:fs';
 import path from 'node:path';
-import { build } from 'esbuild';
+import { build, type Plugin } from 'esbuild';
 
 const root = path.resolve(import.meta.dirname, '..');
 const dist = path.join(root, 'dist');
@@ -19,6 +19,31 @@ const dist = path.join(root, 'dist');
 const out = path.join(root, `.dist-${process.pid}`);
 /** Rewritten by npm at every install: stands for all the bundled package files. */
 const INSTALLED = 'node_modules/.package-lock.json';
+
+/**
+ * The `netlink` package, bundled: what src/netlink imports of it, from its own files, instead of
+ * its index (which also loads its genetlink, nl80211 and WireGuard parts) read file by file from
+ * node_modules and parsed again as CommonJS by every process (~0.1 s of CPU per start). Its native
+ * part stays in node_modules: node-gyp-build is pointed at the package's folder there.
+ */
+const NETLINK_PARTS = ['constants', 'raw', 'structs', 'netlink', 'rt/rt'];
+const netlinkPackage: Plugin = {
+  name: 'netlink-package',
+  setup(b) {
+    b.onResolve({ filter: /^netlink$/ }, () => ({ path: 'netlink', namespace: netlinkPackage.name }));
+    b.onLoad({ filter: /.*/, namespace: netlinkPackage.name }, () => ({
+      resolveDir: root,
+      contents: [...NETLINK_PARTS.map((p) => `export * from 'netlink/dist/${p}.js';`),
+        "export * as rt from 'netlink/dist/rt/structs.js';", "export * as ifla from 'netlink/dist/rt/ifla.js';"].join('\n'),
+    }));
+    b.onLoad({ filter: /node_modules[\\/]netlink[\\/]dist[\\/]raw\.js$/ }, (args) => {
+      const text = fs.readFileSync(args.path, 'utf8');
+      const from = "require('node-gyp-build')(__dirname + '/..')";
+      if (!text.includes(from)) throw new Error(`build: ${args.path} no longer loads its binding with ${from}`);
+      return { contents: text.replace(from, "require('node-gyp-build')(require('node:path').dirname(require.resolve('netlink/package.json')))"), loader: 'js' };
+    });
+  },
+};
 
 const started = Date.now();
 try {
@@ -32,14 +57,16 @@ try {
     format: 'esm',
     platform: 'node',
     target: 'node20',
-    external: ['better-sqlite3', 'netlink', 'etcd3', 'tsx'],
+    external: ['better-sqlite3', 'node-gyp-build', 'etcd3', 'tsx'],
+    plugins: [netlinkPackage],
     // Bundled CommonJS packages require Node's own modules (and a few of theirs at run time).
     banner: { js: "import { createRequire as __cnmkitRequire } from 'node:module'; const require = __cnmkitRequire(import.meta.url);" },
     sourcemap: 'linked',
     metafile: true,
     logLevel: 'warning',
   });
-  const inputs = [...Object.keys(result.metafile.inputs).filter((f) => !f.startsWith('node_modules/')).sort(), INSTALLED];
+  // Package files stand as INSTALLED; the plugin's own module (namespace:path) is no file.
+  const inputs = [...Object.keys(result.metafile.inputs).filter((f) => !f.startsWith('node_modules/') && !f.startsWith(`${netlinkPackage.name}:`)).sort(), INSTALLED];
   fs.writeFileSync(path.join(out, 'build.json'), `${JSON.stringify({ started, inputs }, null, 1)}\n`);
   const old = `${out}-old`;
   if (fs.existsSync(dist)) fs.renameSync(dist, old);

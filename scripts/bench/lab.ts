@@ -2,8 +2,9 @@
 // throwaway namespace standing for the machine, in the three shapes of issue 12 (item 10):
 //   star:    50 nodes on one bridge (mininet: one Linux bridge, 50 hosts), with the full ping matrix;
 //   chain:   20 routers joined by links, a host behind each (mininet: 20 bridges in a chain, a host each);
-//   overlay: 3 simulated hosts × 20 nodes on one overlay network (mininet: 3 bridges in a chain,
-//            20 hosts each) — skipped, saying so, while the daemons have no overlay driver.
+//   overlay: 3 simulated hosts × 20 nodes on one overlay network, etcd started by the lab (mininet's
+//            closest equivalent: 3 bridges in a chain, 20 hosts each: one layer-2 segment across
+//            three switches, as the overlay is one across three hosts).
 // cnmkit's figures are the CLI commands as a user runs them (`cnmkit lab up|check|down`, process
 // start included); mininet's are its Python API calls timed inside its process (interpreter start
 // and imports excluded, which favours mininet). The ping matrix counts neighbour entries on both

@@ -4,6 +4,7 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import SerializerSelector from '@fastify/fast-json-stringify-compiler';
+import ValidatorSelector from '@fastify/ajv-compiler';
 import type { Logger } from 'pino';
 import type { Controller } from '../controller/controller.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../core/model.js';
@@ -90,13 +91,33 @@ function lazySerializers(...factoryArgs: Parameters<ReturnType<typeof Serializer
   };
 }
 
+/**
+ * fastify's request validators (ajv), likewise each compiled when its route first validates, and
+ * ajv itself made then: at start they took ~0.12 s of CPU (ajv checking every schema against its
+ * meta-schema, then compiling each route's). fastify reads `errors` from the function it called.
+ */
+function lazyValidators(...factoryArgs: Parameters<ReturnType<typeof ValidatorSelector>>): ReturnType<ReturnType<typeof ValidatorSelector>> {
+  let compiler: ReturnType<ReturnType<typeof ValidatorSelector>> | undefined;
+  return (route) => {
+    let validate: ReturnType<ReturnType<ReturnType<typeof ValidatorSelector>>> | undefined;
+    const lazy = (data: unknown): unknown => {
+      validate ??= (compiler ??= ValidatorSelector()(...factoryArgs))(route);
+      const result = validate(data);
+      lazy.errors = validate.errors;
+      return result;
+    };
+    lazy.errors = undefined as unknown;
+    return lazy as never;
+  };
+}
+
 /** The fastify app with its limits, logging and error handlers (every error counted when metrics are given). */
 function createApp(opts: ManagementOptions): FastifyInstance {
   // Requests are logged at debug level (one line each, when done), as the Docker daemon does.
   const app = Fastify({
     loggerInstance: opts.logger as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }),
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
-    schemaController: { compilersFactory: { buildSerializer: lazySerializers } },
+    schemaController: { compilersFactory: { buildValidator: lazyValidators, buildSerializer: lazySerializers } },
     ...limitedServer(opts.limits ?? MANAGEMENT_LIMITS),
     clientErrorHandler: clientErrorHandler((status, message) => {
       opts.metrics?.countError('management', { statusCode: status });

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { formatAddress, parsePrefix } from '../ip/index.js';
 import { DAEMON_DEFAULTS } from '../defaults.js';
 import { MACHINE, type Firewall, type LabTopology, type LinkSpec, type NetworkSpec, type NodeSpec, type RouteSpec } from './model.js';
-import { networkIfnames } from './validate.js';
+import { labHasUnderlay, labNeedsClusterStore, networkIfnames } from './validate.js';
 
 /** Where labs keep their run directories (state, daemon sockets, etcd data). */
 export function labRoot(): string {
@@ -118,10 +118,6 @@ function nth(prefix: string, i: number): string {
   return `${formatAddress(4, value)}/${p.bits}`;
 }
 
-function needsEtcd(t: LabTopology): boolean {
-  return t.clusterStore !== undefined || t.networks.some((n) => n.driver === 'overlay');
-}
-
 function daemonArgs(h: { dir: string; socket: string; firewall: Firewall }, etcd: EtcdPlan | undefined): string[] {
   return [
     'daemon', '--socket', h.socket, '--state-dir', path.join(h.dir, 'state'), '--run-dir', path.join(h.dir, 'run'),
@@ -156,10 +152,9 @@ function nodePlan(lab: string, n: NodeSpec): NodePlan {
 /** Everything `lab up` will make for topology t, under the run directory root. */
 export function planLab(t: LabTopology, root = labRoot()): LabPlan {
   const dir = path.join(root, t.name);
-  const multi = t.hosts.length > 1;
-  const etcdWanted = needsEtcd(t);
+  const etcdWanted = labNeedsClusterStore(t);
   const prefix = t.underlay ?? defaultUnderlay(t.name);
-  const underlay = multi || etcdWanted
+  const underlay = labHasUnderlay(t)
     ? { ns: `${t.name}-underlay`, nsPath: path.join(DAEMON_DEFAULTS.netnsDir, `${t.name}-underlay`), prefix, bridgeAddress: nth(prefix, UNDERLAY_BRIDGE_HOST) }
     : undefined;
   let etcd: EtcdPlan | undefined;

@@ -78,18 +78,18 @@ export function fromCnmkit(data: Obj): { topo: LabTopology; origins: Origins } {
   return { topo, origins };
 }
 
-/** Reads, checks and normalises the topology in src. */
-export function topologyOf(src: LabSource): LabTopology {
+/** Reads, checks and normalises the topology in src (with `up`: also what the machine must have for it). */
+export function topologyOf(src: LabSource, opts: { up?: boolean } = {}): LabTopology {
   const format = detectFormat(src.data);
   validateShape(src, format);
   const { topo, origins } = format === 'cnmkit' ? fromCnmkit(src.data as Obj) : fromClab(src, src.data as Obj);
-  validateTopology(topo, origins, src);
+  validateTopology(topo, origins, src, opts);
   return topo;
 }
 
 /** Reads and checks the topology file at file. */
-export function loadTopology(file: string): LabTopology {
-  return topologyOf(readSource(file));
+export function loadTopology(file: string, opts: { up?: boolean } = {}): LabTopology {
+  return topologyOf(readSource(file), opts);
 }
 
 /** The same from text (tests, `graph` of a file given on stdin). */

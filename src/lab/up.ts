@@ -159,7 +159,7 @@ function addIface(state: LabState, node: string, iface: Iface): void {
 /** Brings the lab of file up (or converges it); returns its state. */
 export async function labUp(file: string, o: UpOptions): Promise<LabState> {
   const pr = o.progress;
-  const topo = loadTopology(file);
+  const topo = loadTopology(file, { up: true });
   if (o.name !== undefined) {
     if (!LAB_NAME_RE.test(o.name)) throw new InvalidArgumentError('name', `${JSON.stringify(o.name)} must start with a lowercase letter and hold only a-z, 0-9 and '-', at most 16 characters`);
     topo.name = o.name;

@@ -1,9 +1,14 @@
 // The checks a schema cannot make: references between hosts, networks, nodes and links; addresses
-// inside their subnets; interface names that would collide inside a node; links across hosts.
-// All problems are gathered and thrown together, each with the line of the field it is about.
+// inside their subnets; each network's driver and options (the driver's own parse step, and a
+// macvlan parent the host has); interface names that would collide inside a node; links across
+// hosts; for `up`, a cluster store the lab can start. All problems are gathered and thrown
+// together, each with the line of the field it is about.
+import fs from 'node:fs';
+import path from 'node:path';
 import { LabFileError, type LabFileProblem } from '../errors.js';
+import { NETWORK_PARSERS } from '../daemon/network-parse.js';
 import { contains, covers, parseAddress, parseAddressOrCidr, parsePrefix, type Prefix } from '../ip/index.js';
-import { MACHINE, type LabTopology, type NetworkSpec, type NodeSpec, type Origins } from './model.js';
+import { IMPLICIT_HOST, MACHINE, type LabTopology, type NetworkSpec, type NodeSpec, type Origins } from './model.js';
 import type { FieldPath, LabSource } from './source.js';
 
 /** Names a node cannot have: they name the lab's own namespaces or the machine end of a link. */
@@ -31,6 +36,61 @@ function tryParse<T>(c: Ctx, key: string, sub: FieldPath, parse: () => T): T | u
     at(c, key, sub, field && msg.startsWith(`${field}: `) ? msg.slice(field.length + 2) : msg);
     return undefined;
   }
+}
+
+/** Whether the lab has an underlay: several hosts, or a cluster store (etcd lives on it). */
+export function labHasUnderlay(t: LabTopology): boolean {
+  return t.hosts.length > 1 || labNeedsClusterStore(t);
+}
+
+export function labNeedsClusterStore(t: LabTopology): boolean {
+  return t.clusterStore !== undefined || t.networks.some((n) => n.driver === 'overlay');
+}
+
+/** Where a driver's error field sits in the file: `options.KEY`, an option key, or the MTU. */
+function optionPath(n: NetworkSpec, field: string | undefined): FieldPath {
+  const key = field?.replace(/^options\./, '');
+  if (key === undefined || !(key in n.options)) return ['driver'];
+  return key === 'com.docker.network.driver.mtu' ? ['mtu'] : ['options', key];
+}
+
+/** The driver's own parse step, as the daemon will run it; then a macvlan parent the host must have. */
+function checkDriver(c: Ctx, n: NetworkSpec): void {
+  const key = `network:${n.name}`;
+  const parse = NETWORK_PARSERS[n.driver];
+  if (!parse) return at(c, key, ['driver'], `unknown driver ${JSON.stringify(n.driver)} (drivers: ${Object.keys(NETWORK_PARSERS).join(', ')})`);
+  try {
+    parse({ name: n.name, options: n.options, internal: n.internal, enableIPv6: n.ipv6 });
+  } catch (err) {
+    const field = (err as { field?: string }).field;
+    const msg = (err as Error).message;
+    return at(c, key, optionPath(n, field), `${n.driver} driver: ${field && msg.startsWith(`${field}: `) ? msg.slice(field.length + 2) : msg}`);
+  }
+  const parent = n.options.parent;
+  if (n.driver !== 'macvlan' || !parent) return;
+  const has = labHasUnderlay(c.topo) ? ['eth0'] : [];
+  if (has.includes(parent.split('.')[0]!)) return;
+  const host = n.host === undefined || n.host === IMPLICIT_HOST ? 'the lab\'s host' : `host ${n.host}`;
+  at(c, key, ['options', 'parent'], has.length > 0
+    ? `${host} has no interface ${JSON.stringify(parent)}: a lab host has eth0 (its underlay leg); leave parent out and the driver makes a bridge of its own`
+    : `${host} has no interface ${JSON.stringify(parent)}: this lab's hosts have no interface but lo (eth0, the underlay leg, exists with several hosts or an overlay); leave parent out and the driver makes a bridge of its own`);
+}
+
+/** `etcd` on PATH, when the lab must start one (an overlay network and no cluster-store given). */
+function checkClusterStore(c: Ctx): void {
+  if (c.topo.clusterStore !== undefined || !labNeedsClusterStore(c.topo)) return;
+  const dirs = (process.env.PATH ?? '').split(':').filter(Boolean);
+  const found = dirs.some((d) => {
+    try {
+      fs.accessSync(path.join(d, 'etcd'), fs.constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  if (found) return;
+  const overlay = c.topo.networks.find((n) => n.driver === 'overlay')!;
+  at(c, `network:${overlay.name}`, ['driver'], 'an overlay network needs a cluster store: the lab starts etcd for it, and there is no etcd in PATH (Debian: etcd-server); install it, or give cluster-store: etcd://ADDRESS:PORT');
 }
 
 function checkHosts(c: Ctx): void {
@@ -75,6 +135,7 @@ function checkNetworks(c: Ctx): Map<string, Prefix> {
       const v6 = tryParse(c, key, ['subnet-v6'], () => parsePrefix('subnet-v6', n.subnetV6));
       if (v6 && v6.family !== 6) at(c, key, ['subnet-v6'], 'must be an IPv6 prefix');
     }
+    checkDriver(c, n);
   }
   return subnets;
 }
@@ -158,10 +219,11 @@ function checkUnderlay(c: Ctx): void {
   else if (room < c.topo.hosts.length + 2) at(c, 'underlay', [], `${p.text} has room for ${room} addresses; the lab needs ${c.topo.hosts.length + 2} (hosts, the underlay bridge and etcd)`);
 }
 
-/** Throws a LabFileError listing every problem in topo. */
-export function validateTopology(topo: LabTopology, origins: Origins, src: LabSource): void {
+/** Throws a LabFileError listing every problem in topo; `up` adds what the machine must have. */
+export function validateTopology(topo: LabTopology, origins: Origins, src: LabSource, opts: { up?: boolean } = {}): void {
   const c: Ctx = { topo, origins, src, problems: [] };
   checkHosts(c);
+  if (opts.up) checkClusterStore(c);
   checkUnderlay(c);
   const subnets = checkNetworks(c);
   const networks = new Map(topo.networks.map((n) => [n.name, n]));

@@ -4,7 +4,9 @@
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { LabFileError } from '../../src/errors.js';
+import { Ajv } from 'ajv';
 import { loadTopology, topologyFromText } from '../../src/lab/topology.js';
+import { AJV_OPTIONS, SCHEMAS } from '../../src/lab/schema.js';
 import { defaultUnderlay, labNamespaces, planLab } from '../../src/lab/plan.js';
 import { diffPlans } from '../../src/lab/changes.js';
 
@@ -21,6 +23,12 @@ function problems(text: string): string[] {
 }
 
 describe('lab topology files', () => {
+  it('ships schemas that ajv\'s meta-schema accepts (lab up skips that check for speed)', () => {
+    const ajv = new Ajv({ ...AJV_OPTIONS, validateSchema: true });
+    for (const [format, schema] of Object.entries(SCHEMAS)) expect(ajv.validateSchema(schema), `${format}: ${ajv.errorsText(ajv.errors)}`).toBe(true);
+    expect(ajv.validateSchema({ type: 'object', properties: { a: { type: 'nonsense' } } })).toBe(false);
+  });
+
   it('reads the triangle example: implicit host, routers, links with addresses and a shaped link, expectations', () => {
     const t = loadTopology(path.join(examples, 'triangle.yml'));
     expect(t.hosts).toEqual([{ name: 'local', firewall: 'none' }]);

@@ -107,8 +107,10 @@ export function createdDetached(ep: EndpointRecord): boolean {
  * MAC is among the parent's unicast addresses: a macvlan that is up holds its MAC there, in
  * whatever namespace it is, and the kernel takes it out when the link goes. No parent left: its
  * macvlans went with it. Equivalent to: `ip link show` and `bridge fdb show dev PARENT`.
- * Limits: a macvlan set down inside its container looks gone; passthru takes the parent's own MAC
- * (nothing to look for), so passthru endpoints are never reported.
+ * Limits: a macvlan set down inside its container looks gone; one whose MAC a live macvlan on the
+ * parent also has looks alive (a later container given the dead one's address has Docker's same
+ * MAC: prune before it starts, as the Docker backend does at CreateEndpoint); passthru takes the
+ * parent's own MAC (nothing to look for), so passthru endpoints are never reported.
  */
 export async function goneDetached(pool: NetlinkHandlePool, config: MacvlanConfig, eps: EndpointRecord[]): Promise<string[]> {
   if (config.mode === 'passthru') return [];

@@ -79,15 +79,28 @@ function addObservability(app: FastifyInstance, opts: ManagementOptions): void {
 }
 
 /**
+ * Answers whose serializers are compiled right after the daemon listens, one per turn of the event
+ * loop: a fresh daemon's first connect (the first endpoint) would pay for Endpoint#'s otherwise.
+ */
+const WARM_AFTER_START = new Set(['POST /v1/networks/:ref/connect 201', 'POST /v1/sandboxes 201', 'POST /v1/networks 201']);
+
+type SerializerFactory = ReturnType<typeof SerializerSelector>;
+
+/**
  * fastify's own response serializers (fast-json-stringify), each compiled when its route first
  * answers with that status instead of all at start: compiling the ~150 of them took ~0.4 s of CPU
- * before the daemon could answer, and most are never used (a lab's daemon uses a handful).
+ * before the daemon could answer, and most are never used (a lab's daemon uses a handful). Those
+ * of WARM_AFTER_START are queued on warm.
  */
-function lazySerializers(...factoryArgs: Parameters<ReturnType<typeof SerializerSelector>>): ReturnType<ReturnType<typeof SerializerSelector>> {
-  const compile = SerializerSelector()(...factoryArgs);
-  return (route) => {
-    let serialize: ((data: unknown) => string) | undefined;
-    return (data: unknown) => (serialize ??= compile(route))(data);
+function lazySerializers(warm: (() => void)[]): SerializerFactory {
+  return (...factoryArgs) => {
+    const compile = SerializerSelector()(...factoryArgs);
+    return (route) => {
+      let serialize: ((data: unknown) => string) | undefined;
+      const compiled = (): ((data: unknown) => string) => (serialize ??= compile(route));
+      if (WARM_AFTER_START.has(`${route.method} ${route.url} ${route.httpStatus}`)) warm.push(() => void compiled());
+      return (data: unknown) => compiled()(data);
+    };
   };
 }
 
@@ -113,11 +126,12 @@ function lazyValidators(...factoryArgs: Parameters<ReturnType<typeof ValidatorSe
 
 /** The fastify app with its limits, logging and error handlers (every error counted when metrics are given). */
 function createApp(opts: ManagementOptions): FastifyInstance {
+  const warm: (() => void)[] = [];
   // Requests are logged at debug level (one line each, when done), as the Docker daemon does.
   const app = Fastify({
     loggerInstance: opts.logger as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }),
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
-    schemaController: { compilersFactory: { buildValidator: lazyValidators, buildSerializer: lazySerializers } },
+    schemaController: { compilersFactory: { buildValidator: lazyValidators, buildSerializer: lazySerializers(warm) } },
     ...limitedServer(opts.limits ?? MANAGEMENT_LIMITS),
     clientErrorHandler: clientErrorHandler((status, message) => {
       opts.metrics?.countError('management', { statusCode: status });
@@ -127,6 +141,13 @@ function createApp(opts: ManagementOptions): FastifyInstance {
       opts.metrics?.countError('management', err);
       errorHandler(err, req, reply);
     },
+  });
+  app.addHook('onListen', async () => {
+    const next = (): void => {
+      warm.shift()?.();
+      if (warm.length > 0) setImmediate(next);
+    };
+    setImmediate(next);
   });
   if (opts.logger.isLevelEnabled('debug')) {
     app.addHook('onResponse', async (req, reply) => {

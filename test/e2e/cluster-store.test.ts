@@ -77,6 +77,23 @@ describeRoot('cluster control plane on a real etcd', () => {
     expect((await direct.range('/t-ipam/v1/ipam/addresses/198.19.0.0_24/')).kvs).toHaveLength(101);
   });
 
+  it('global IPAM from each host\'s cached view: hosts taking turns get distinct addresses until the pool is full; one freed by another host is found; then "no free address"', async () => {
+    const [a, b] = await Promise.all([1, 2].map((n) => sim.inProcessHost(n, { prefix: '/t-ipview' })));
+    const net = await a!.ensureNetwork(spec('ov-view', { ipv4: [{ subnet: '198.19.9.0/29' }] }));
+    await b!.ensureNetwork(spec('ov-view'));
+    const poolId = net.ipv4[0]!.poolId;
+    // .1 is the gateway: .2 to .6 are left, taken in turns so each host's view is stale at every request.
+    const got: string[] = [];
+    for (let i = 0; i < 5; i++) got.push(await [a, b][i % 2]!.ipam.requestAddress(poolId, { kind: 'endpoint', owner: `ep${i}` }));
+    expect([...got].sort()).toEqual(['198.19.9.2/29', '198.19.9.3/29', '198.19.9.4/29', '198.19.9.5/29', '198.19.9.6/29']);
+    const prefix = '/t-ipview/v1/ipam/addresses/198.19.9.0_29/';
+    expect((await direct.range(prefix)).kvs.map((kv) => kv.key.slice(prefix.length)).sort()).toEqual(['198.19.9.1', ...got.map((g) => g.split('/')[0]!)].sort());
+    // b frees the one a took first: a's view still shows it taken, so a must read the pool again to find it.
+    await b!.ipam.releaseAddress(poolId, got[0]!, 'ep0');
+    expect(await a!.ipam.requestAddress(poolId, { kind: 'endpoint', owner: 'ep5' })).toBe(got[0]);
+    await expect(b!.ipam.requestAddress(poolId, { kind: 'endpoint', owner: 'ep6' })).rejects.toThrow('no free address left in pool 198.19.9.0/29');
+  });
+
   it('VNIs: 12 networks created at once from 3 hosts get 12 distinct VNIs from 4096; a taken VNI and other settings are refused by name', async () => {
     const hosts = await Promise.all([1, 2, 3].map((n) => sim.inProcessHost(n, { prefix: '/t-vni' })));
     const nets = await Promise.all(Array.from({ length: 12 }, (_, i) => hosts[i % 3]!.ensureNetwork(spec(`vn${i}`))));

@@ -3,8 +3,10 @@
 // pool's transaction also checks that no pool appeared since the read (a range compare on every
 // pool key), so concurrent pools cannot overlap. The next free address comes from this host's view
 // of the pool (read once, O(addresses), and again when other hosts keep taking the addresses it
-// tries), searched on from its last claim: one round trip per address when nothing races.
+// tries), searched on from its last claim, or from a random point once another host claimed the
+// one it tried: one round trip per address when nothing races.
 // Limits: an address freed by another host is seen only when the view is read again.
+import { randomBytes } from 'node:crypto';
 import { ConflictError, InvalidArgumentError, NotFoundError } from '../errors.js';
 import { formatAddress, parseAddressOrCidr, parsePrefix, type Prefix } from '../ip/index.js';
 import type { ParsedDefaultPool } from '../ipam/defaults.js';
@@ -44,7 +46,7 @@ export interface PoolPlan {
 }
 
 const ATTEMPTS = 24;
-/** Addresses found taken by other hosts in a row before the pool's view is read again. */
+/** Addresses found taken by other hosts in one request before the pool's view is read again. */
 const MISSES = 3;
 
 /** A pool as this host last read it: its span, the addresses taken then (and since, seen here), the next to try. */
@@ -155,8 +157,9 @@ export class EtcdIpam implements GlobalIpam {
 
   /**
    * The next address after the last one claimed here that the view does not show taken, claimed
-   * by create-if-absent; one round trip when nothing raced. Addresses found taken by others join
-   * the view; after MISSES of them in a row the view is read again. undefined: none free in view.
+   * by create-if-absent; one round trip when nothing raced. An address found taken by another host
+   * joins the view and the search goes on from a random point (hosts then claim apart, instead of
+   * all trailing one another); at MISSES of them the view is read again. undefined: none free in view.
    */
   private async claimNextFree(id: string, view: AddressView, req: AddressRequest): Promise<string | undefined> {
     const pending = this.pending.get(id) ?? new Set<bigint>();
@@ -181,10 +184,15 @@ export class EtcdIpam implements GlobalIpam {
         pending.delete(a);
       }
       view.taken.add(text);
-      if (++misses < MISSES) continue;
+      if (++misses < MISSES) {
+        // Another host claims here too: go on from a random point, so hosts claim apart from then on.
+        a = randomIn(view) - 1n;
+        n = -1n;
+        continue;
+      }
       const fresh = await this.readPoolView(id);
       if (fresh.poolRevision !== view.poolRevision) return undefined;
-      fresh.next = a;
+      fresh.next = randomIn(fresh);
       return this.claimNextFree(id, fresh, req);
     }
     return undefined;
@@ -264,6 +272,11 @@ export class EtcdIpam implements GlobalIpam {
     const { kvs } = await this.d.client.range(prefix);
     return kvs.map((kv) => ({ address: `${kv.key.slice(prefix.length)}/${bits}`, ...parseJson<AddressValue>(kv) }));
   }
+}
+
+/** A random address of the view's span. */
+function randomIn(view: AddressView): bigint {
+  return view.first + (BigInt(`0x${randomBytes(8).toString('hex')}`) % (view.last - view.first + 1n));
 }
 
 function publicPool(p: PoolRecord): GlobalPool {

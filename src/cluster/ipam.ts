@@ -1,8 +1,12 @@
 // Global IPAM in etcd: pools of global networks and the addresses in them, each claimed by a
 // create-if-absent transaction, so two hosts never get the same one however they race. A new
 // pool's transaction also checks that no pool appeared since the read (a range compare on every
-// pool key), so concurrent pools cannot overlap. Limits: the next free address is found by
-// listing the pool's keys, O(addresses in the pool) per request.
+// pool key), so concurrent pools cannot overlap. The next free address comes from this host's view
+// of the pool (read once, O(addresses), and again when other hosts keep taking the addresses it
+// tries), searched on from its last claim, or from a random point once another host claimed the
+// one it tried: one round trip per address when nothing races.
+// Limits: an address freed by another host is seen only when the view is read again.
+import { randomBytes } from 'node:crypto';
 import { ConflictError, InvalidArgumentError, NotFoundError } from '../errors.js';
 import { formatAddress, parseAddressOrCidr, parsePrefix, type Prefix } from '../ip/index.js';
 import type { ParsedDefaultPool } from '../ipam/defaults.js';
@@ -42,9 +46,27 @@ export interface PoolPlan {
 }
 
 const ATTEMPTS = 24;
+/** Addresses found taken by other hosts in one request before the pool's view is read again. */
+const MISSES = 3;
+
+/** A pool as this host last read it: its span, the addresses taken then (and since, seen here), the next to try. */
+interface AddressView {
+  poolRevision: number;
+  subnet: Prefix;
+  ipRange?: string;
+  first: bigint;
+  last: bigint;
+  taken: Set<string>;
+  next: bigint;
+}
+
+/** The pool was made again (another span, perhaps) since this host read it. */
+class PoolChangedError extends Error {}
 
 export class EtcdIpam implements GlobalIpam {
   private readonly pending = new Map<string, Set<bigint>>();
+  /** Per pool: what this host last read of it, and where its next claim starts. */
+  private readonly views = new Map<string, AddressView>();
 
   constructor(private readonly d: IpamDeps) {}
 
@@ -98,43 +120,95 @@ export class EtcdIpam implements GlobalIpam {
     const pool = parseJson<PoolRecord>(kv);
     if (pool.owner !== owner) throw new ConflictError(`pool ${id} belongs to global network ${pool.owner}, not ${owner}`, { field: 'pool' });
     await this.d.client.txn('release a pool', [{ key: kv.key, target: 'mod', op: '=', value: kv.modRevision }], [{ del: kv.key }, { del: this.d.keys.addresses(id), prefix: true }]);
+    this.views.delete(id);
   }
 
   async requestAddress(poolId: string, req: AddressRequest): Promise<string> {
     checkOwner(req.owner);
     const id = canonicalPool(poolId);
     if (req.address !== undefined && req.address !== '') return this.claim(id, req, req.address);
+    for (let i = 0; i < 2; i++) {
+      const view = this.views.get(id) ?? (await this.readPoolView(id));
+      const got = await this.claimNextFree(id, view, req);
+      if (got !== undefined) return got;
+      // Every address looked taken in a view that may be stale (or the pool changed): re-read once.
+      this.views.delete(id);
+    }
+    const pool = await this.readPoolView(id);
+    throw new ConflictError(`no free address left in pool ${id}${pool.ipRange ? ` (ip-range ${pool.ipRange})` : ''}`, { field: 'ip' });
+  }
+
+  /** The pool's record and its taken addresses, read at one revision (one round trip, O(addresses)). */
+  private async readPoolView(id: string): Promise<AddressView> {
     const res = await this.d.client.txn('read a pool', [], [{ get: this.d.keys.pool(id) }, { get: this.d.keys.addresses(id), prefix: true, keysOnly: true }]);
     const [poolKv] = res.reads[0] ?? [];
-    if (!poolKv) throw new NotFoundError('pool', id);
+    if (!poolKv) {
+      this.views.delete(id);
+      throw new NotFoundError('pool', id);
+    }
     const pool = parseJson<PoolRecord>(poolKv);
     const subnet = parsePrefix('pool', pool.subnet);
     const { first, last } = hostSpan(subnet, pool.ipRange ? parsePrefix('ip-range', pool.ipRange) : subnet);
     const taken = new Set((res.reads[1] ?? []).map((kv) => kv.key.slice(this.d.keys.addresses(id).length)));
+    const view: AddressView = { poolRevision: poolKv.modRevision, subnet, ...(pool.ipRange ? { ipRange: pool.ipRange } : {}), first, last, taken, next: first };
+    this.views.set(id, view);
+    return view;
+  }
+
+  /**
+   * The next address after the last one claimed here that the view does not show taken, claimed
+   * by create-if-absent; one round trip when nothing raced. An address found taken by another host
+   * joins the view and the search goes on from a random point (hosts then claim apart, instead of
+   * all trailing one another); at MISSES of them the view is read again. undefined: none free in view.
+   */
+  private async claimNextFree(id: string, view: AddressView, req: AddressRequest): Promise<string | undefined> {
     const pending = this.pending.get(id) ?? new Set<bigint>();
     this.pending.set(id, pending);
-    for (let a = first; a <= last; a++) {
-      const text = formatAddress(subnet.family, a);
-      if (taken.has(text) || pending.has(a)) continue;
+    const size = view.last - view.first + 1n;
+    let misses = 0;
+    for (let n = 0n, a = view.next; n < size; n++, a = a >= view.last ? view.first : a + 1n) {
+      const text = formatAddress(view.subnet.family, a);
+      if (view.taken.has(text) || pending.has(a)) continue;
       pending.add(a);
       try {
-        const got = await this.tryClaim(id, subnet, text, req);
-        if (got !== undefined) return got;
+        const got = await this.tryClaim(id, view.subnet, text, req, view.poolRevision);
+        if (got !== undefined) {
+          view.taken.add(text);
+          view.next = a >= view.last ? view.first : a + 1n;
+          return got;
+        }
+      } catch (err) {
+        if (err instanceof PoolChangedError) return undefined;
+        throw err;
       } finally {
         pending.delete(a);
       }
+      view.taken.add(text);
+      if (++misses < MISSES) {
+        // Another host claims here too: go on from a random point, so hosts claim apart from then on.
+        a = randomIn(view) - 1n;
+        n = -1n;
+        continue;
+      }
+      const fresh = await this.readPoolView(id);
+      if (fresh.poolRevision !== view.poolRevision) return undefined;
+      fresh.next = randomIn(fresh);
+      return this.claimNextFree(id, fresh, req);
     }
-    throw new ConflictError(`no free address left in pool ${id}${pool.ipRange ? ` (ip-range ${pool.ipRange})` : ''}`, { field: 'ip' });
+    return undefined;
   }
 
   /** Create-if-absent of one address; undefined when another request holds it already. */
-  private async tryClaim(poolId: string, subnet: Prefix, ip: string, req: AddressRequest): Promise<string | undefined> {
+  private async tryClaim(poolId: string, subnet: Prefix, ip: string, req: AddressRequest, poolRevision?: number): Promise<string | undefined> {
     const key = this.d.keys.address(poolId, ip);
     const value: AddressValue = { owner: req.owner, kind: req.kind, host: this.d.hostId };
     const lease = req.kind === 'endpoint' ? this.d.lease() : undefined;
     const res = await this.d.client.txn(
       'allocate an address',
-      [{ key: this.d.keys.pool(poolId), target: 'version', op: '>', value: 0 }, { key, target: 'version', op: '=', value: 0 }],
+      [
+        poolRevision === undefined ? { key: this.d.keys.pool(poolId), target: 'version', op: '>', value: 0 } : { key: this.d.keys.pool(poolId), target: 'mod', op: '=', value: poolRevision },
+        { key, target: 'version', op: '=', value: 0 },
+      ],
       [{ put: key, value, ...(lease ? { lease } : {}) }],
       [{ get: this.d.keys.pool(poolId) }, { get: key }],
     );
@@ -142,9 +216,14 @@ export class EtcdIpam implements GlobalIpam {
       if (lease) this.d.owned.set(key, { kind: 'address', value });
       return `${ip}/${subnet.bits}`;
     }
-    if (!res.reads[0]?.[0]) throw new NotFoundError('pool', poolId);
+    const poolKv = res.reads[0]?.[0];
+    if (!poolKv) {
+      this.views.delete(poolId);
+      throw new NotFoundError('pool', poolId);
+    }
+    if (poolRevision !== undefined && poolKv.modRevision !== poolRevision) throw new PoolChangedError();
     const held = res.reads[1]?.[0];
-    if (!held) return this.tryClaim(poolId, subnet, ip, req);
+    if (!held) return this.tryClaim(poolId, subnet, ip, req, poolRevision);
     const other = parseJson<AddressValue>(held);
     // Gateway and aux addresses belong to the network (any host may replay them); endpoint ones to a host.
     if (other.owner !== req.owner || other.kind !== req.kind || (req.kind === 'endpoint' && other.host !== this.d.hostId)) return undefined;
@@ -179,6 +258,7 @@ export class EtcdIpam implements GlobalIpam {
     if (held.owner !== owner) throw new ConflictError(`address ${ip} is held by ${held.kind} ${held.owner}, not ${owner}`, { field: 'ip' });
     await this.d.client.txn('release an address', [{ key, target: 'mod', op: '=', value: kv.modRevision }], [{ del: key }]);
     this.d.owned.delete(key);
+    this.views.get(id)?.taken.delete(ip);
   }
 
   async listPools(): Promise<GlobalPool[]> {
@@ -192,6 +272,11 @@ export class EtcdIpam implements GlobalIpam {
     const { kvs } = await this.d.client.range(prefix);
     return kvs.map((kv) => ({ address: `${kv.key.slice(prefix.length)}/${bits}`, ...parseJson<AddressValue>(kv) }));
   }
+}
+
+/** A random address of the view's span. */
+function randomIn(view: AddressView): bigint {
+  return view.first + (BigInt(`0x${randomBytes(8).toString('hex')}`) % (view.last - view.first + 1n));
 }
 
 function publicPool(p: PoolRecord): GlobalPool {

@@ -34,7 +34,7 @@ function localByRef(deps: ControllerDeps, ref: string): NetworkRecord | undefine
 
 /**
  * The network to connect to: a local one as stored; a global one checked against the cluster
- * (adopted when this host has no record yet). Callers serialise through the controller's queue.
+ * (adopted when this host has no record yet; not read again while this host has endpoints on it). Callers serialise through the controller's queue.
  */
 export async function networkToJoin(deps: ControllerDeps, ref: string): Promise<NetworkRecord> {
   const local = localByRef(deps, ref);
@@ -42,10 +42,11 @@ export async function networkToJoin(deps: ControllerDeps, ref: string): Promise<
   if (local && (local.scope !== 'global' || local.dockerId !== undefined)) return local;
   const { store } = deps;
   if (local) {
+    // Endpoints here hold the record whatever the cluster says: no etcd read (the address claim that follows checks the pool).
+    if (store.endpoints.listWhere('network_id', local.id).length > 0) return local;
     const driver = deps.drivers.get(local.driver);
     const view = await driver?.global?.lookup(local.name);
     if (view?.id === local.id) return local;
-    if (store.endpoints.listWhere('network_id', local.id).length > 0) return local;
     store.networks.delete(local.id);
     deps.logger.info({ network: local.name, id: local.id }, 'dropped the record of a global network the cluster no longer has');
     if (!view) throw new NotFoundError('network', ref);

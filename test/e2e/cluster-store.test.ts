@@ -59,7 +59,8 @@ describeRoot('cluster control plane on a real etcd', () => {
     expect(pool.gateway).toBe('198.19.0.1/24');
     const got = await Promise.all(hosts.flatMap((h, i) => Array.from({ length: 50 }, (_, j) => h.ipam.requestAddress(pool.poolId, { kind: 'endpoint', owner: `h${i}-ep${j}` }))));
     expect(new Set(got).size).toBe(150);
-    for (const a of got) expect(a).toMatch(/^198\.19\.0\.([2-9]|[1-9][0-9]|1[0-9][0-9])\/24$/);
+    // Anywhere in .2–.254 (hosts that collide go on from random points, so not the lowest 150).
+    for (const a of got) expect(a).toMatch(/^198\.19\.0\.([2-9]|[1-9][0-9]|1[0-9][0-9]|2[0-4][0-9]|25[0-4])\/24$/);
     // Read etcd itself: one key per address, the endpoint ones on the lease of the host that asked.
     const { kvs } = await direct.range('/t-ipam/v1/ipam/addresses/198.19.0.0_24/');
     expect(kvs).toHaveLength(151);
@@ -75,6 +76,23 @@ describeRoot('cluster control plane on a real etcd', () => {
     await expect(hosts[1]!.ipam.requestAddress(pool.poolId, { address: first, kind: 'endpoint', owner: 'other' })).rejects.toThrow(/address 198\.19\.0\.\d+ is in use by endpoint h0-ep0 on host/);
     await Promise.all(got.slice(0, 50).map((a, j) => hosts[0]!.ipam.releaseAddress(pool.poolId, a, `h0-ep${j}`)));
     expect((await direct.range('/t-ipam/v1/ipam/addresses/198.19.0.0_24/')).kvs).toHaveLength(101);
+  });
+
+  it('global IPAM from each host\'s cached view: hosts taking turns get distinct addresses until the pool is full; one freed by another host is found; then "no free address"', async () => {
+    const [a, b] = await Promise.all([1, 2].map((n) => sim.inProcessHost(n, { prefix: '/t-ipview' })));
+    const net = await a!.ensureNetwork(spec('ov-view', { ipv4: [{ subnet: '198.19.9.0/29' }] }));
+    await b!.ensureNetwork(spec('ov-view'));
+    const poolId = net.ipv4[0]!.poolId;
+    // .1 is the gateway: .2 to .6 are left, taken in turns so each host's view is stale at every request.
+    const got: string[] = [];
+    for (let i = 0; i < 5; i++) got.push(await [a, b][i % 2]!.ipam.requestAddress(poolId, { kind: 'endpoint', owner: `ep${i}` }));
+    expect([...got].sort()).toEqual(['198.19.9.2/29', '198.19.9.3/29', '198.19.9.4/29', '198.19.9.5/29', '198.19.9.6/29']);
+    const prefix = '/t-ipview/v1/ipam/addresses/198.19.9.0_29/';
+    expect((await direct.range(prefix)).kvs.map((kv) => kv.key.slice(prefix.length)).sort()).toEqual(['198.19.9.1', ...got.map((g) => g.split('/')[0]!)].sort());
+    // b frees the one a took first: a's view still shows it taken, so a must read the pool again to find it.
+    await b!.ipam.releaseAddress(poolId, got[0]!, 'ep0');
+    expect(await a!.ipam.requestAddress(poolId, { kind: 'endpoint', owner: 'ep5' })).toBe(got[0]);
+    await expect(b!.ipam.requestAddress(poolId, { kind: 'endpoint', owner: 'ep6' })).rejects.toThrow('no free address left in pool 198.19.9.0/29');
   });
 
   it('VNIs: 12 networks created at once from 3 hosts get 12 distinct VNIs from 4096; a taken VNI and other settings are refused by name', async () => {

@@ -5,8 +5,9 @@
 // stream stalled behind thousands of events while its daemon is frozen): the host re-lists,
 // converges, and does not loop (etcd's request counters and the daemon's CPU time stay flat).
 import fs from 'node:fs';
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { describeRoot } from '../helpers/root.js';
+import { simSuite } from '../helpers/sim-suite.js';
 import { SimCluster, simCli, simJoined, waitFor, type SimHost } from '../helpers/cluster.js';
 import { run } from '../helpers/exec.js';
 
@@ -55,18 +56,11 @@ function cpuSeconds(pid: number): number {
 }
 
 describeRoot('overlay cluster operations', () => {
-  beforeAll(async () => {
     // A long lease: host 2's daemon is frozen for seconds in the compaction test and must keep its peers.
-    sim = await SimCluster.create({ hosts: 2, leaseTtl: 20, daemonArgs: ['--log-level', 'debug'] });
-    hosts = sim.hosts;
-    for (const h of hosts) await h.daemon.start();
-  }, 60_000);
-  afterEach(async () => {
-    for (const { h, sb } of made.splice(0)) await cli(h, ['sandbox', 'rm', sb]);
+  simSuite({ hosts: 2, leaseTtl: 20, daemonArgs: ['--log-level', 'debug'] }, made, (s) => {
+    sim = s;
+    hosts = s.hosts;
   });
-  afterAll(async () => {
-    await sim?.destroy();
-  }, 60_000);
 
   it('network ls shows scope global and the VNI; rm of a cluster-only network refuses naming the host with endpoints, then removes it from the cluster', async () => {
     const [h1, h2] = hosts as [SimHost, SimHost];

@@ -3,8 +3,9 @@
 // underlay sees the sandbox's connection come from the host's underlay address (masquerade), and
 // a port published with -p is reached from the underlay by kernel DNAT (the sandbox sees the
 // outside client's own address, which the userland proxy would hide). Rules read with nft/iptables-save.
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { describeRoot } from '../helpers/root.js';
+import { simSuite } from '../helpers/sim-suite.js';
 import { SimCluster, simCli, simJoined, type SimHost } from '../helpers/cluster.js';
 import { check, run } from '../helpers/exec.js';
 import { makeNs } from '../helpers/netns.js';
@@ -28,17 +29,10 @@ for (const backend of ['nftables', 'iptables'] as const) {
     let sim: SimCluster;
     const made: { h: SimHost; sb: string }[] = [];
 
-    beforeAll(async () => {
-      sim = await SimCluster.create({ hosts: 1, leaseTtl: 5, firewallBackend: backend });
-      await sim.hosts[0]!.daemon.start();
-      await simCli(sim.hosts[0]!, ['network', 'create', '-d', 'overlay', '--subnet', '198.19.220.0/24', 'ove']);
-    }, 60_000);
-    afterEach(async () => {
-      for (const { h, sb } of made.splice(0)) await simCli(h, ['sandbox', 'rm', sb]);
+    simSuite({ hosts: 1, leaseTtl: 5, firewallBackend: backend }, made, async (s) => {
+      sim = s;
+      await simCli(s.hosts[0]!, ['network', 'create', '-d', 'overlay', '--subnet', '198.19.220.0/24', 'ove']);
     });
-    afterAll(async () => {
-      await sim?.destroy();
-    }, 60_000);
 
     it('a sandbox reaches the outside masqueraded as its host; -p reaches it from the underlay by kernel DNAT', async () => {
       const h = sim.hosts[0]!;

@@ -3,8 +3,9 @@
 // entries, none duplicated, no device leaked), a host that never comes back (its peers vanish
 // from the others after the lease TTL; when it does come back they return), and etcd stopped for
 // 30 s (forwarding goes on without loss, new endpoints fail fast, a join afterwards converges).
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { describeRoot } from '../helpers/root.js';
+import { simSuite } from '../helpers/sim-suite.js';
 import { SimCluster, simCli, simJoined, waitFor, type SimHost } from '../helpers/cluster.js';
 import { check, run } from '../helpers/exec.js';
 
@@ -35,20 +36,13 @@ const entriesFor = (peers: { h: SimHost; ep: Ep }[]): string[] =>
   peers.flatMap((p) => [`${p.ep.macAddress} ${p.h.ip} permanent`, `00:00:00:00:00:00 ${p.h.ip} permanent`]).sort();
 
 describeRoot('overlay faults', () => {
-  beforeAll(async () => {
-    sim = await SimCluster.create({ hosts: 3, leaseTtl: 3 });
-    hosts = sim.hosts;
-    for (const h of hosts) await h.daemon.start();
+  simSuite({ hosts: 3, leaseTtl: 3 }, made, async (s) => {
+    sim = s;
+    hosts = s.hosts;
     await cli(hosts[0]!, ['network', 'create', '-d', 'overlay', '--internal', '--subnet', '198.19.210.0/24', 'ovf']);
     const net = (JSON.parse(await cli(hosts[0]!, ['network', 'inspect', 'ovf', '--format', 'json'])) as { global: { vni: number } }[])[0]!;
     vx = `ovvx${net.global.vni}`;
-  }, 60_000);
-  afterEach(async () => {
-    for (const { h, sb } of made.splice(0)) await cli(h, ['sandbox', 'rm', sb]);
   });
-  afterAll(async () => {
-    await sim?.destroy();
-  }, 60_000);
 
   it('a daemon SIGKILLed and restarted: the others keep its peers meanwhile; it reprograms what it lost, nothing duplicated or leaked', async () => {
     const [h1, h2] = hosts as [SimHost, SimHost];

@@ -3,8 +3,9 @@
 // over one overlay, two overlays stay apart, broadcast reaches every host, the MTU follows the
 // underlay, the underlay carries VXLAN on the chosen port and VNI, IPv6 crosses. Checked with
 // iproute2 (`bridge -j fdb`, `ip -j neigh`, `ip -d -j link`), tcpdump and real packets.
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { describeRoot } from '../helpers/root.js';
+import { simSuite } from '../helpers/sim-suite.js';
 import { SimCluster, simCli, simJoined, waitFor, type SimHost } from '../helpers/cluster.js';
 import { check, run } from '../helpers/exec.js';
 
@@ -42,17 +43,10 @@ async function neigh(h: SimHost, dev: string): Promise<NeighJson[]> {
 }
 
 describeRoot('overlay driver across simulated hosts', () => {
-  beforeAll(async () => {
-    sim = await SimCluster.create({ hosts: 3, leaseTtl: 3 });
-    hosts = sim.hosts;
-    for (const h of hosts) await h.daemon.start();
-  }, 60_000);
-  afterEach(async () => {
-    for (const { h, sb } of made.splice(0)) await cli(h, ['sandbox', 'rm', sb]);
+  simSuite({ hosts: 3, leaseTtl: 3 }, made, (s) => {
+    sim = s;
+    hosts = s.hosts;
   });
-  afterAll(async () => {
-    await sim?.destroy();
-  }, 60_000);
 
   it('one overlay across three hosts: all pairs ping; only static entries (FDB, neighbours, floods) for the remote peers; scope global, VNI and hosts shown', async () => {
     const [h1, , h3] = hosts as [SimHost, SimHost, SimHost];

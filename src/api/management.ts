@@ -85,6 +85,7 @@ function addObservability(app: FastifyInstance, opts: ManagementOptions): void {
 const WARM_AFTER_START = new Set(['POST /v1/networks/:ref/connect 201', 'POST /v1/sandboxes 201', 'POST /v1/networks 201']);
 
 type SerializerFactory = ReturnType<typeof SerializerSelector>;
+type ValidatorFactory = ReturnType<typeof ValidatorSelector>;
 
 /**
  * fastify's own response serializers (fast-json-stringify), each compiled when its route first
@@ -107,20 +108,27 @@ function lazySerializers(warm: (() => void)[]): SerializerFactory {
 /**
  * fastify's request validators (ajv), likewise each compiled when its route first validates, and
  * ajv itself made then: at start they took ~0.12 s of CPU (ajv checking every schema against its
- * meta-schema, then compiling each route's). fastify reads `errors` from the function it called.
+ * meta-schema, then compiling each route's). Those of WARM_AFTER_START's routes are queued on warm
+ * (a fresh daemon's first connect paid ~15 ms for ajv otherwise). fastify reads `errors` from the
+ * function it called.
  */
-function lazyValidators(...factoryArgs: Parameters<ReturnType<typeof ValidatorSelector>>): ReturnType<ReturnType<typeof ValidatorSelector>> {
-  let compiler: ReturnType<ReturnType<typeof ValidatorSelector>> | undefined;
-  return (route) => {
-    let validate: ReturnType<ReturnType<ReturnType<typeof ValidatorSelector>>> | undefined;
-    const lazy = (data: unknown): unknown => {
-      validate ??= (compiler ??= ValidatorSelector()(...factoryArgs))(route);
-      const result = validate(data);
-      lazy.errors = validate.errors;
-      return result;
+function lazyValidators(warm: (() => void)[]): ValidatorFactory {
+  return (...factoryArgs) => {
+    let compiler: ReturnType<ValidatorFactory> | undefined;
+    return (route) => {
+      let validate: ReturnType<ReturnType<ValidatorFactory>> | undefined;
+      const compiled = (): ReturnType<ReturnType<ValidatorFactory>> => (validate ??= (compiler ??= ValidatorSelector()(...factoryArgs))(route));
+      const { method, url } = route as unknown as { method: string; url: string };
+      if ([...WARM_AFTER_START].some((k) => k.startsWith(`${method} ${url} `))) warm.push(() => void compiled());
+      const lazy = (data: unknown): unknown => {
+        const v = compiled();
+        const result = v(data);
+        lazy.errors = v.errors;
+        return result;
+      };
+      lazy.errors = undefined as unknown;
+      return lazy as never;
     };
-    lazy.errors = undefined as unknown;
-    return lazy as never;
   };
 }
 
@@ -131,7 +139,7 @@ function createApp(opts: ManagementOptions): FastifyInstance {
   const app = Fastify({
     loggerInstance: opts.logger as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }),
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
-    schemaController: { compilersFactory: { buildValidator: lazyValidators, buildSerializer: lazySerializers(warm) } },
+    schemaController: { compilersFactory: { buildValidator: lazyValidators(warm), buildSerializer: lazySerializers(warm) } },
     ...limitedServer(opts.limits ?? MANAGEMENT_LIMITS),
     clientErrorHandler: clientErrorHandler((status, message) => {
       opts.metrics?.countError('management', { statusCode: status });

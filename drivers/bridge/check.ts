@@ -4,7 +4,7 @@
 // routes and a default route when the network gives one. Reads only.
 // Limits: the default route is only required to exist (via this gateway or another network's).
 import type { CheckedEndpoint, CheckItem, DriverContext } from '../../src/contract/driver.js';
-import { checkAddresses, checkConnectedRoutes, checkDefaultRoute, checkDevice, endpointObject, item } from '../../src/contract/check.js';
+import { checkDefaultRoute, checkDevice, checkVethInSandbox, endpointObject } from '../../src/contract/check.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../../src/core/model.js';
 import type { Link } from '../../src/netlink/index.js';
 import type { BridgeConfig } from './config.js';
@@ -15,17 +15,11 @@ async function checkInside(
   ctx: DriverContext, port: Link | undefined, net: NetworkRecord, config: BridgeConfig, ep: EndpointRecord, sb: SandboxRecord, items: CheckItem[],
 ): Promise<void> {
   if (!ep.ifname) return;
-  const object = endpointObject(ep, sb);
-  const h = ctx.netlink.get(sb.netnsPath);
   const mac = (ep.driverData as Partial<BridgeEndpointData> | undefined)?.mac ?? ep.macAddress;
-  const want = { kind: 'veth' as const, ...(mac ? { mac } : {}), ...(config.mtu !== undefined ? { mtu: config.mtu } : {}) };
-  const inside = await checkDevice(h, ep.ifname, want, object, items, `sandbox ${sb.name}`);
+  const h = ctx.netlink.get(sb.netnsPath);
+  const inside = await checkVethInSandbox(h, { ...ep, ifname: ep.ifname }, sb, port, { ...(mac ? { mac } : {}), ...(config.mtu !== undefined ? { mtu: config.mtu } : {}) }, items);
   if (!inside) return;
-  if (port?.kind === 'veth' && inside.kind === 'veth' && inside.peerIndex !== port.index)
-    items.push(item(object, 'peer', `${ep.ifname} the peer of bridge port ${port.name}`, `${ep.ifname} is paired with ifindex ${inside.peerIndex ?? '?'}`));
-  const cidrs = [ep.ipv4, ep.ipv6].filter((c): c is string => !!c);
-  await checkAddresses(h, inside, cidrs, object, items);
-  await checkConnectedRoutes(h, inside, cidrs, object, items);
+  const object = endpointObject(ep, sb);
   if (config.internal) return;
   const gw4 = net.ipv4[0]?.gateway?.split('/')[0];
   if (gw4 && ep.ipv4 && !config.inhibitIPv4) await checkDefaultRoute(h, inside, gw4, object, items);

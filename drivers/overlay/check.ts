@@ -3,7 +3,7 @@
 // the veth's peer, up, with its MAC, MTU, addresses and their connected routes), and the VXLAN
 // device holds exactly the static FDB and neighbour entries the peer records ask for (a missing
 // one and a stale one are both reported). Reads only. Limits: a network not here has nothing to check.
-import { checkAddresses, checkConnectedRoutes, checkDevice, endpointObject, item } from '../../src/contract/check.js';
+import { checkDevice, checkVethInSandbox, endpointObject, item } from '../../src/contract/check.js';
 import type { CheckedEndpoint, CheckItem } from '../../src/contract/driver.js';
 import type { EndpointRecord, SandboxRecord } from '../../src/core/model.js';
 import type { Link, NetlinkHandlePool } from '../../src/netlink/index.js';
@@ -14,16 +14,8 @@ import type { HostNetwork } from './hostnet.js';
 /** The endpoint's interface in its sandbox: no default route to check (the overlay gives none). */
 async function checkInside(pool: NetlinkHandlePool, port: Link | undefined, mtu: number, ep: EndpointRecord, sb: SandboxRecord, items: CheckItem[]): Promise<void> {
   if (!ep.ifname || sb.kind === 'host') return;
-  const object = endpointObject(ep, sb);
-  const h = pool.get(sb.netnsPath);
   const mac = (ep.driverData as Partial<OverlayEndpointData> | undefined)?.mac ?? ep.macAddress;
-  const inside = await checkDevice(h, ep.ifname, { kind: 'veth', ...(mac ? { mac } : {}), mtu }, object, items, `sandbox ${sb.name}`);
-  if (!inside) return;
-  if (port?.kind === 'veth' && inside.kind === 'veth' && inside.peerIndex !== port.index)
-    items.push(item(object, 'peer', `${ep.ifname} the peer of bridge port ${port.name}`, `${ep.ifname} is paired with ifindex ${inside.peerIndex ?? '?'}`));
-  const cidrs = [ep.ipv4, ep.ipv6].filter((c): c is string => !!c);
-  await checkAddresses(h, inside, cidrs, object, items);
-  await checkConnectedRoutes(h, inside, cidrs, object, items);
+  await checkVethInSandbox(pool.get(sb.netnsPath), { ...ep, ifname: ep.ifname }, sb, port, { ...(mac ? { mac } : {}), mtu }, items);
 }
 
 export async function checkOverlay(pool: NetlinkHandlePool, s: HostNetwork | undefined, endpoints: CheckedEndpoint[]): Promise<CheckItem[]> {

@@ -87,3 +87,22 @@ export async function checkFirewallRules(fw: FirewallBackend, net: FirewallNetwo
   const { expected, found } = await fw.countNetworkRules(net);
   if (expected !== found) items.push(item(object, 'firewall rules', `${expected} ${fw.name} rules tagged cnmkit:${net.id}`, `${found}`));
 }
+
+/**
+ * A veth endpoint's interface in its sandbox (the veth drivers' shared part): present, up, with the
+ * MAC and MTU asked, paired with the host-side bridge port when that port was found, its addresses
+ * and their connected routes. Returns it for what a driver checks on top (a default route).
+ */
+export async function checkVethInSandbox(
+  h: NetlinkHandle, ep: EndpointRecord & { ifname: string }, sb: SandboxRecord, port: Link | undefined, want: { mac?: string; mtu?: number }, items: CheckItem[],
+): Promise<Link | undefined> {
+  const object = endpointObject(ep, sb);
+  const inside = await checkDevice(h, ep.ifname, { kind: 'veth', ...want }, object, items, `sandbox ${sb.name}`);
+  if (!inside) return undefined;
+  if (port?.kind === 'veth' && inside.kind === 'veth' && inside.peerIndex !== port.index)
+    items.push(item(object, 'peer', `${ep.ifname} the peer of bridge port ${port.name}`, `${ep.ifname} is paired with ifindex ${inside.peerIndex ?? '?'}`));
+  const cidrs = [ep.ipv4, ep.ipv6].filter((c): c is string => !!c);
+  await checkAddresses(h, inside, cidrs, object, items);
+  await checkConnectedRoutes(h, inside, cidrs, object, items);
+  return inside;
+}

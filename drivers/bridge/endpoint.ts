@@ -25,6 +25,11 @@ export interface BridgeEndpointData {
   containerIfname?: string;
 }
 
+/** Whether the endpoint's pair was made detached, in the daemon's namespace (as its data records), rather than born with one end in a sandbox. */
+export function createdDetached(ep: EndpointRecord): boolean {
+  return (ep.driverData as Partial<BridgeEndpointData> | undefined)?.containerIfname !== undefined;
+}
+
 /** The host end's name: `veth` + 7 hex digits of the endpoint id (≤ 15 characters). */
 export function hostIfnameFor(endpointId: string): string {
   return `veth${endpointId.slice(0, 7)}`;

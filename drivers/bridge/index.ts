@@ -8,13 +8,13 @@ import { ifnameInSandbox } from '../../src/contract/ifname.js';
 import type { NetworkRecord } from '../../src/core/model.js';
 import { bestEffort, withRollback } from '../../src/core/steps.js';
 import { ConflictError } from '../../src/errors.js';
+import { linkNamesIn } from '../../src/netns/index.js';
 import { bridgeNameFor, OPT, parseBridgeConfig, type BridgeConfig } from './config.js';
 import { ensureBridge, planBridge, removeBridge } from './device.js';
 import { ensureGatewayAddresses, removeGatewayAddresses } from './addresses.js';
 import { enableForwarding } from './forwarding.js';
 import { installRules, removeRules } from './firewall.js';
-import { BridgeIndexes, bridgeJoinInfo, checkJoined, createDetached, createInSandbox, leaveSandbox, type BridgeEndpointData } from './endpoint.js';
-import { hostLinkNames } from './sweep.js';
+import { BridgeIndexes, bridgeJoinInfo, checkJoined, createDetached, createdDetached, createInSandbox, leaveSandbox, type BridgeEndpointData } from './endpoint.js';
 import { verifyNetwork } from './verify.js';
 import { checkBridge } from './check.js';
 import { publishPorts } from './ports.js';
@@ -90,7 +90,8 @@ export function createBridgeDriver(ctx: DriverContext, opts: BridgeDriverOptions
       return { driverData: data, macAddress: data.mac };
     },
     async deleteEndpoint(_net, _config, ep) {
-      if (ep.sandboxId === undefined) await leaveSandbox(ctx.netlink, ep);
+      // Born in a sandbox: the pair is leave's (or went with the namespace).
+      if (createdDetached(ep)) await leaveSandbox(ctx.netlink, ep);
     },
     async join(net, config, ep, placement) {
       if (placement.kind === 'detached') {
@@ -109,7 +110,8 @@ export function createBridgeDriver(ctx: DriverContext, opts: BridgeDriverOptions
       return checkJoined(ctx.netlink, ep, sb);
     },
     async goneEndpoints(_net, _config, eps) {
-      const links = hostLinkNames();
+      // The host ends live in the daemon's namespace (the pool's, not necessarily the process's).
+      const links = linkNamesIn(ctx.netlink.get().nsPath);
       return eps.filter((e) => !links.has((e.driverData as BridgeEndpointData).hostIfname)).map((e) => e.id);
     },
     hostInterface(_net, _config, ep) {

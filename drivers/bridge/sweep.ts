@@ -1,6 +1,5 @@
 // Start-up sweep: devices in cnmkit's link group that no stored network or endpoint owns (left by
 // a crash between the kernel change and the store, or by a lost state directory) are deleted.
-import fs from 'node:fs';
 import { deleteLink, listLinks, type NetlinkHandle } from '../../src/netlink/index.js';
 import type { EndpointRecord, NetworkRecord } from '../../src/core/model.js';
 import { bridgeNameFor, type BridgeConfig } from './config.js';
@@ -17,10 +16,4 @@ export async function sweepOrphans(h: NetlinkHandle, networks: NetworkRecord[], 
     if (await deleteLink(h, link.name, { ifExists: true })) removed.push(`${link.kind} ${link.name}: deleted (nothing owns it)`);
   }
   return removed;
-}
-
-/** Link names in the daemon's own network namespace, where the host ends of the veths live (one read, no netlink dump). */
-export function hostLinkNames(): Set<string> {
-  const lines = fs.readFileSync('/proc/net/dev', 'utf8').split('\n').slice(2);
-  return new Set(lines.map((l) => l.split(':')[0]!.trim()).filter(Boolean));
 }

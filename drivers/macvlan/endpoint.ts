@@ -9,7 +9,8 @@ import { isIPv4 } from 'node:net';
 import { InvalidArgumentError } from '../../src/errors.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../../src/core/model.js';
 import type { EndpointCheck, JoinInfo } from '../../src/contract/driver.js';
-import { addMacvlan, deleteLink, findLink, type NetlinkHandlePool } from '../../src/netlink/index.js';
+import { addMacvlan, deleteLink, findLink, listFdb, type NetlinkHandlePool } from '../../src/netlink/index.js';
+import { linkNamesIn } from '../../src/netns/index.js';
 import type { MacvlanConfig } from './config.js';
 import { LINK_GROUP } from './parent.js';
 
@@ -92,6 +93,34 @@ export async function deleteDetached(pool: NetlinkHandlePool, ep: EndpointRecord
   const name = (ep.driverData as Partial<MacvlanEndpointData> | undefined)?.hostIfname ?? detachedIfnameFor(ep.id);
   const link = await findLink(pool.get(), name);
   if (link?.kind === 'macvlan') await deleteLink(pool.get(), name, { ifExists: true });
+}
+
+/** Whether the endpoint's link was made detached, in the daemon's namespace (as its data records), rather than born in a sandbox. */
+export function createdDetached(ep: EndpointRecord): boolean {
+  return (ep.driverData as Partial<MacvlanEndpointData> | undefined)?.hostIfname !== undefined;
+}
+
+/**
+ * The detached endpoints whose macvlan is gone (the Docker engine forgot them: the container's
+ * namespace was destroyed, and its macvlans with it). A detached macvlan is alive while it is in
+ * the daemon's namespace under its name (not moved yet) or, once the engine moved it, while its
+ * MAC is among the parent's unicast addresses: a macvlan that is up holds its MAC there, in
+ * whatever namespace it is, and the kernel takes it out when the link goes. No parent left: its
+ * macvlans went with it. Equivalent to: `ip link show` and `bridge fdb show dev PARENT`.
+ * Limits: a macvlan set down inside its container looks gone; one whose MAC a live macvlan on the
+ * parent also has looks alive (a later container given the dead one's address has Docker's same
+ * MAC: prune before it starts, as the Docker backend does at CreateEndpoint); passthru takes the
+ * parent's own MAC (nothing to look for), so passthru endpoints are never reported.
+ */
+export async function goneDetached(pool: NetlinkHandlePool, config: MacvlanConfig, eps: EndpointRecord[]): Promise<string[]> {
+  if (config.mode === 'passthru') return [];
+  const h = pool.get();
+  const here = linkNamesIn(h.nsPath);
+  const moved = eps.filter((e) => !here.has((e.driverData as Partial<MacvlanEndpointData>).hostIfname ?? detachedIfnameFor(e.id)));
+  if (moved.length === 0) return [];
+  const parent = await findLink(h, config.parentName!);
+  const held = new Set(parent ? (await listFdb(h, { dev: parent.index })).filter((f) => f.self).map((f) => f.mac.toLowerCase()) : []);
+  return moved.filter((e) => !held.has((e.driverData as MacvlanEndpointData).mac.toLowerCase())).map((e) => e.id);
 }
 
 /**

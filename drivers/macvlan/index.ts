@@ -14,7 +14,7 @@ import { findLink } from '../../src/netlink/index.js';
 import { parseMacvlanConfig, type MacvlanConfig } from './config.js';
 import { ensureParent, planParent, removeParent, sweepOrphans } from './parent.js';
 import { checkMacvlan } from './check.js';
-import { checkJoined, createDetached, createInSandbox, deleteDetached, detachedIfnameFor, leaveSandbox, macvlanJoinInfo, type MacvlanEndpointData } from './endpoint.js';
+import { checkJoined, createDetached, createdDetached, createInSandbox, deleteDetached, detachedIfnameFor, goneDetached, leaveSandbox, macvlanJoinInfo, type MacvlanEndpointData } from './endpoint.js';
 
 export { parseMacvlanConfig, type MacvlanConfig } from './config.js';
 export type { MacvlanEndpointData } from './endpoint.js';
@@ -57,7 +57,8 @@ export function createMacvlanDriver(ctx: DriverContext): Driver<MacvlanConfig> {
       return { driverData: data, macAddress: data.mac };
     },
     async deleteEndpoint(_net, _config, ep) {
-      if (ep.sandboxId === undefined) await deleteDetached(ctx.netlink, ep);
+      // Born in a sandbox: the link is leave's (or went with the namespace).
+      if (createdDetached(ep)) await deleteDetached(ctx.netlink, ep);
     },
     async join(net, config, ep, placement) {
       if (placement.kind === 'detached') {
@@ -68,6 +69,9 @@ export function createMacvlanDriver(ctx: DriverContext): Driver<MacvlanConfig> {
       const ifname = await ifnameInSandbox(ctx.netlink, sb, 'eth', { ...(placement.ifname ? { asked: placement.ifname } : {}), fresh: isFresh(placement) });
       const data = await createInSandbox(ctx.netlink, net, config, ep, sb, ifname);
       return { info: macvlanJoinInfo(net, config, ep, { name: ifname, where: 'sandbox' }), macAddress: data.mac, driverData: data };
+    },
+    goneEndpoints(_net, config, eps) {
+      return goneDetached(ctx.netlink, config, eps);
     },
     check(net, config, endpoints) {
       return checkMacvlan(ctx.netlink, net, config, endpoints);

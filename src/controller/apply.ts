@@ -3,7 +3,9 @@
 // before it comes up, addresses, up, static routes, and default routes via the gateways unless the
 // sandbox has one already. A link moved in is moved back out (with its name) on failure; a link
 // born in the sandbox is the driver's to remove (leave). In a fresh sandbox of cnmkit's own with a
-// link born there it asks the kernel nothing first (no extra round trip on connect).
+// link born there it asks the kernel nothing first (no extra round trip on connect). "The host" is
+// the daemon's namespace: the one the pool's default handle is bound to (not necessarily the
+// process's own, as with a daemon's context bound to a throwaway namespace in tests).
 import { ensureSysctl, runInNetns } from '../netns/index.js';
 import { nextIfname } from '../contract/ifname.js';
 import { addAddress, addRoute, linkIndex, listRoutes, moveLink, setLink, setLinkUp, type NetlinkHandle, type NetlinkHandlePool } from '../netlink/index.js';
@@ -17,18 +19,29 @@ export interface ApplyOptions {
   fresh: boolean;
 }
 
+/** The path of the daemon's namespace: the one the pool's default handle is bound to. */
+function daemonNsPath(pool: NetlinkHandlePool): string {
+  return pool.get().nsPath ?? '/proc/self/ns/net';
+}
+
+/** Where the sandbox's namespace is: its own, or the daemon's for the host sandbox. */
+function sandboxNsPath(pool: NetlinkHandlePool, sb: SandboxRecord): string | undefined {
+  return sb.kind === 'host' ? pool.get().nsPath : sb.netnsPath;
+}
+
 /**
  * IPv6 on or off on an interface of the sandbox. An interface born in one of cnmkit's own sandboxes
  * has it off already (see ./sandbox-kernel.ts), so only turning it on is written there.
  * Equivalent to: `ip netns exec SB sysctl -w net.ipv6.conf.IFNAME.disable_ipv6=0|1`
  */
-function setIPv6(sb: SandboxRecord, ifname: string, on: boolean, bornThere: boolean): void {
+function setIPv6(pool: NetlinkHandlePool, sb: SandboxRecord, ifname: string, on: boolean, bornThere: boolean): void {
   if (sb.kind === 'named' && bornThere && !on) return;
   const write = (): void => {
     ensureSysctl(`net/ipv6/conf/${ifname}/disable_ipv6`, on ? '0' : '1');
   };
-  if (sb.kind === 'host') write();
-  else runInNetns(sb.netnsPath, write);
+  const nsPath = sandboxNsPath(pool, sb);
+  if (nsPath === undefined) write();
+  else runInNetns(nsPath, write);
 }
 
 async function hasDefaultRoute(h: NetlinkHandle, family: 4 | 6): Promise<boolean> {
@@ -45,7 +58,7 @@ async function place(pool: NetlinkHandlePool, sb: SandboxRecord, info: JoinInfo,
     if (ifname !== info.src.name) await setLink(host, info.src.name, { name: ifname });
   } else {
     await moveLink(host, info.src.name, sb.netnsPath, ifname);
-    undo.push('move', () => moveLink(sbh, ifname, '/proc/self/ns/net', info.src.name));
+    undo.push('move', () => moveLink(sbh, ifname, daemonNsPath(pool), info.src.name));
   }
   return { ifname, index: await linkIndex(sbh, ifname) };
 }
@@ -56,7 +69,7 @@ export function applyJoinInfo(pool: NetlinkHandlePool, sb: SandboxRecord, info: 
     const { ifname, index } = await place(pool, sb, info, undo);
     const sbh = pool.get(sb.kind === 'host' ? undefined : sb.netnsPath);
     if (info.mac !== undefined || info.mtu !== undefined) await setLink(sbh, index, { ...(info.mac ? { mac: info.mac } : {}), ...(info.mtu ? { mtu: info.mtu } : {}) });
-    setIPv6(sb, ifname, info.ipv6Enabled, info.src.where === 'sandbox');
+    setIPv6(pool, sb, ifname, info.ipv6Enabled, info.src.where === 'sandbox');
     if (info.ipv4) await addAddress(sbh, index, info.ipv4);
     if (info.ipv6) await addAddress(sbh, index, info.ipv6, { nodad: true });
     await setLinkUp(sbh, index);

@@ -89,6 +89,18 @@ export function runInNetns<T>(nsPath: string, fn: () => T): T {
   }
 }
 
+/**
+ * Link names in the namespace at nsPath (the calling thread's own when omitted), from its
+ * /proc/net/dev: one read, no netlink dump. Equivalent to: `ip -n NS -o link show | cut -d: -f2`
+ */
+export function linkNamesIn(nsPath?: string): Set<string> {
+  const read = (): Set<string> => {
+    const lines = fs.readFileSync('/proc/thread-self/net/dev', 'utf8').split('\n').slice(2);
+    return new Set(lines.map((l) => l.split(':')[0]!.trim()).filter(Boolean));
+  };
+  return nsPath === undefined ? read() : runInNetns(nsPath, read);
+}
+
 /** A raw rtnetlink socket created inside the namespace at nsPath, with options set on it. */
 export function rtnetlinkSocketIn(nsPath: string, options: NetlinkSocketOptions): number {
   try {

@@ -54,6 +54,14 @@ async function hostMacvlans(): Promise<string[]> {
   return (await host.linkNames()).filter((n) => /^mv[0-9a-f]{12}$/.test(n));
 }
 
+/** The endpoint ids cnmkit holds on the Docker network with this id (read through cnmkit's CLI). */
+async function cnmkitEndpoints(dockerId: string): Promise<string[]> {
+  const r = await daemon.cmd(['network', 'ls', '--format', 'json']);
+  if (r.code !== 0) throw new Error(`cnmkit network ls: ${r.stderr}`);
+  const nets = JSON.parse(r.stdout) as { id: string; endpoints: { id: string }[] }[];
+  return (nets.find((n) => n.id === dockerId)?.endpoints ?? []).map((e) => e.id).sort();
+}
+
 async function restartDaemon(): Promise<void> {
   await daemon.stop('SIGKILL');
   await daemon.start();
@@ -135,6 +143,29 @@ describeDocker('cnmkit-macvlan under the real Docker engine', skipReason, () => 
     await docker(['network', 'connect', 'mvnet', 'mover']);
     expect(await reaches('mover', LAN_HOST)).toBe(true);
   });
+
+  it('after an engine crash, the endpoints it forgot are pruned (record and macvlan) at its next CreateEndpoint; the survivor keeps its own', async () => {
+    const id = await docker(['network', 'create', '-d', PLUGIN, '-o', 'parent=nic0', '--subnet', '198.18.50.0/24', '--gateway', LAN_HOST, 'mvnet']);
+    // Its own MAC: the engine gives "late" the same address after its restart, hence Docker's same MAC.
+    const macGone = '02:aa:bb:cc:dd:10';
+    await docker(['run', '-d', '--name', 'gone', '--network', 'mvnet', '--mac-address', macGone, IMAGE, 'sleep', '600']);
+    const forgotten = (await dockerd.inspect(['container', 'inspect', 'gone']))[0].NetworkSettings.Networks.mvnet.EndpointID as string;
+    expect(await cnmkitEndpoints(id)).toEqual([forgotten]);
+    // SIGKILL to dockerd, containerd, shims and containers: the container's namespace, and its macvlan, die
+    // with them; at start the engine drops the endpoints of remote drivers without calling the plugin.
+    await dockerd.restart({ crash: true });
+    expect(await cnmkitEndpoints(id), 'the plugin still holds the forgotten endpoint before the engine calls it again').toEqual([forgotten]);
+    await docker(['run', '-d', '--name', 'late', '--network', 'mvnet', IMAGE, 'sleep', '600']);
+    const late = (await dockerd.inspect(['container', 'inspect', 'late']))[0].NetworkSettings.Networks.mvnet.EndpointID as string;
+    expect(await cnmkitEndpoints(id)).toEqual([late]);
+    expect(await hostMacvlans()).toEqual([]);
+    // A macvlan that exists (up, in any namespace) holds its MAC among its parent's unicast addresses.
+    const parentMacs = (JSON.parse(await host.sh(['bridge', '-j', 'fdb', 'show', 'dev', 'nic0'])) as { mac: string }[]).map((f) => f.mac);
+    expect(parentMacs, 'no macvlan of the dead container is left on the parent').not.toContain(macGone);
+    const macLate = await docker(['exec', 'late', 'cat', '/sys/class/net/eth0/address']);
+    expect(parentMacs, 'the control: the live container\'s macvlan is seen there').toContain(macLate);
+    expect(await reaches('late', LAN_HOST)).toBe(true);
+  }, 120_000);
 
   it('refuses a second network on the same parent, naming the network that holds it (the engine passes no names: cnmkit\'s docker-ID)', async () => {
     const id = await docker(['network', 'create', '-d', PLUGIN, '-o', 'parent=nic0', '--subnet', '198.18.50.0/24', 'mvnet']);

@@ -15,7 +15,9 @@ import { Controller } from '../../src/controller/controller.js';
 import { DriverRegistry, type Driver } from '../../src/contract/driver.js';
 import type { SandboxKernel } from '../../src/controller/sandbox-kernel.js';
 import { NoneBackend, type FirewallBackend } from '../../src/firewall/index.js';
-import { buildManagementApi } from '../../src/api/management.js';
+import { buildManagementApi, MANAGEMENT_AJV_OPTIONS } from '../../src/api/management.js';
+import * as schemas from '../../src/api/schemas.js';
+import { Ajv } from 'ajv';
 import { DaemonMetrics, type ProxyStats } from '../../src/api/metrics.js';
 import { observeController, observeFirewall, observeStore } from '../../src/api/instrument.js';
 import { healthChecker, type HealthDeps } from '../../src/api/health.js';
@@ -85,6 +87,25 @@ beforeEach(() => {
   proxy = { tcpConnections: 3, udpFlows: 2, bytesToContainer: 1000, bytesFromContainer: 2500, limitHits: { per_port: 4, total: 1 } };
 });
 afterEach(() => store.close());
+
+describe('route schemas', () => {
+  it('are accepted by ajv\'s meta-schema (the daemon skips that check for speed)', async () => {
+    await build();
+    const ajv = new Ajv({ ...MANAGEMENT_AJV_OPTIONS, validateSchema: true, strict: false });
+    const doc = (await api.inject({ method: 'GET', url: '/openapi.json' })).json() as { paths: Record<string, Record<string, unknown>> };
+    const found: unknown[] = Object.values(schemas);
+    // Every `schema` object of the OpenAPI document: request bodies, parameters, responses.
+    const walk = (v: unknown): void => {
+      if (Array.isArray(v)) v.forEach(walk);
+      else if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) (k === 'schema' ? found.push(x) : walk(x));
+    };
+    walk(doc.paths);
+    expect(found.length).toBeGreaterThan(30);
+    for (const s of found) expect(ajv.validateSchema(s as object), `${JSON.stringify(s)}: ${ajv.errorsText(ajv.errors)}`).toBe(true);
+    expect(ajv.validateSchema({ type: 'object', properties: { a: { type: 'nonsense' } } })).toBe(false);
+    await api.close();
+  });
+});
 
 describe('GET /metrics', () => {
   it('counts and times operations per operation and driver, errors per class, and reads gauges at scrape time', async () => {

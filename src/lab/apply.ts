@@ -37,6 +37,20 @@ export class HostApi {
     this.links = new Map(links.map((l) => [l.name, l]));
   }
 
+  /**
+   * Waits until the daemon is registered in etcd: started together with etcd, its first attempt
+   * may have found etcd not yet listening (it then tries again by itself).
+   */
+  async clusterConnected(timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const s = await this.client.request<{ state: string; error?: string }>('GET', '/v1/cluster');
+      if (s.state === 'connected') return;
+      if (Date.now() > deadline) throw new CnmkitError('ERR_LAB_DAEMON', 'internal', `host ${this.host.name}: the daemon did not reach etcd within ${timeoutMs / 1000} s (${s.state}${s.error ? `: ${s.error}` : ''})`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
   networkName(id: string): string | undefined {
     for (const n of this.networks.values()) if (n.id === id) return n.name;
     return undefined;

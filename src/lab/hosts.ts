@@ -5,6 +5,7 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import type { Readable } from 'node:stream';
 import { CnmkitError } from '../errors.js';
 import { addAddress, addBridge, addVeth, setLinkUp, type NetlinkHandlePool } from '../netlink/index.js';
 import { createNamedNetns, netnsExists } from '../netns/index.js';
@@ -44,18 +45,41 @@ export async function ensureHostNamespace(pool: NetlinkHandlePool, h: HostPlan, 
   await setLinkUp(hh, 'eth0');
 }
 
-/** Starts argv detached (it outlives this command) with its output in log; returns its record. */
-function startDetached(argv: string[], log: string, marker: string): { record: ProcessRecord; exited: () => number | null } {
+/** A process started detached; ready settles when it says so (or fails when it exits first). */
+export interface Started { record: ProcessRecord; ready: Promise<void> }
+
+/**
+ * Starts argv detached (it outlives this command) with its output in log. With readyPipe, its fd 3
+ * is a pipe it writes a line to once ready (the daemon's --ready-fd 3): exited() turns non-null
+ * when it died, readyLine resolves true at that line, false at end of file.
+ */
+function startDetached(argv: string[], log: string, marker: string, readyPipe = false): { record: ProcessRecord; exited: () => number | null; readyLine: Promise<boolean> } {
   fs.mkdirSync(path.dirname(log), { recursive: true });
   const out = fs.openSync(log, 'a');
-  const child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ['ignore', out, out] });
+  const child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ['ignore', out, out, ...(readyPipe ? ['pipe' as const] : [])] });
   fs.closeSync(out);
   child.unref();
   let code: number | null = null;
   child.on('exit', (c, s) => (code = c ?? (s ? 128 : 1)));
   child.on('error', () => (code = 127));
   const pid = child.pid ?? 0;
-  return { record: { pid, startTime: startTimeOf(pid) ?? '', marker }, exited: () => code };
+  const pipe = child.stdio[3] as Readable | null | undefined;
+  // Unreferenced: a wait that gave up (timeout) must not keep this command alive.
+  (pipe as { unref?: () => void } | null | undefined)?.unref?.();
+  const readyLine = !pipe ? Promise.resolve(false) : new Promise<boolean>((resolve) => {
+    let text = '';
+    const done = (ok: boolean): void => {
+      pipe.destroy();
+      resolve(ok);
+    };
+    pipe.on('data', (d: Buffer) => {
+      text += d.toString();
+      if (text.includes('\n')) done(text.startsWith('ready'));
+    });
+    pipe.on('end', () => done(false));
+    pipe.on('error', () => done(false));
+  });
+  return { record: { pid, startTime: startTimeOf(pid) ?? '', marker }, exited: () => code, readyLine };
 }
 
 function tail(file: string): string {
@@ -66,22 +90,27 @@ function tail(file: string): string {
   }
 }
 
-/** Starts the host's daemon in its namespace and waits until its API answers. */
-export async function startDaemon(h: HostPlan): Promise<ProcessRecord> {
+/**
+ * Starts the host's daemon in its namespace; ready settles once its API answers, which the daemon
+ * says on a pipe (--ready-fd 3) rather than being polled.
+ */
+export function startDaemon(h: HostPlan): Started {
   fs.mkdirSync(h.dir, { recursive: true, mode: 0o700 });
-  const { record, exited } = startDetached(['nsenter', `--net=${h.nsPath}`, '--', process.execPath, CLI, ...h.daemonArgs], h.log, h.socket);
-  const client = new Client(h.socket);
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  for (;;) {
-    if (exited() !== null) throw new CnmkitError('ERR_LAB_DAEMON', 'internal', `host ${h.name}: the daemon exited (${exited()}) before it was ready:\n${tail(h.log)}`);
-    try {
-      await client.request('GET', '/v1/version');
-      return record;
-    } catch {
-      if (Date.now() > deadline) throw new CnmkitError('ERR_LAB_DAEMON', 'internal', `host ${h.name}: the daemon did not answer on ${h.socket} within ${READY_TIMEOUT_MS / 1000} s:\n${tail(h.log)}`);
-      await sleep(15);
-    }
-  }
+  const argv = ['nsenter', `--net=${h.nsPath}`, '--', process.execPath, CLI, ...h.daemonArgs, '--ready-fd', '3'];
+  const { record, exited, readyLine } = startDetached(argv, h.log, h.socket, true);
+  const failed = (why: string): CnmkitError => new CnmkitError('ERR_LAB_DAEMON', 'internal', `host ${h.name}: the daemon ${why}:\n${tail(h.log)}`);
+  const ready = (async () => {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), READY_TIMEOUT_MS)));
+    const r = await Promise.race([readyLine, timeout]);
+    clearTimeout(timer);
+    if (r === true) return;
+    if (r === 'timeout') throw failed(`did not answer on ${h.socket} within ${READY_TIMEOUT_MS / 1000} s`);
+    // End of file without the line: it exited (its exit status may come a moment later).
+    for (let i = 0; i < 100 && exited() === null; i++) await sleep(10);
+    throw failed(`exited (${exited() ?? 'unknown'}) before it was ready`);
+  })();
+  return { record, ready };
 }
 
 /** Whether the daemon recorded for h is running and answers. */
@@ -102,24 +131,30 @@ function etcdArgv(underlayNs: string, e: EtcdPlan): string[] {
     '--advertise-client-urls', client, '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `lab=${peer}`];
 }
 
-/** Starts etcd in the underlay namespace and waits until /health says true (asked from inside it). */
-export async function startEtcd(underlayNs: string, e: EtcdPlan): Promise<ProcessRecord> {
+/** Starts etcd in the underlay namespace; ready settles once /health says true (asked from inside it). */
+export function startEtcd(underlayNs: string, e: EtcdPlan): Started {
   fs.mkdirSync(e.dataDir, { recursive: true, mode: 0o700 });
   const { record, exited } = startDetached(etcdArgv(underlayNs, e), e.log, e.dataDir);
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  for (;;) {
-    if (exited() !== null) throw new CnmkitError('ERR_LAB_ETCD', 'internal', `etcd exited (${exited()}) before it was ready:\n${tail(e.log)}`);
-    const ok = await new Promise<boolean>((resolve) => {
-      const c = spawn('nsenter', [`--net=${underlayNs}`, '--', 'curl', '-sf', '-m', '1', `http://${e.address}:${ETCD_CLIENT_PORT}/health`], { stdio: ['ignore', 'pipe', 'ignore'] });
-      let out = '';
-      c.stdout.on('data', (d: Buffer) => (out += d.toString()));
-      c.on('exit', (code) => resolve(code === 0 && out.includes('true')));
-      c.on('error', () => resolve(false));
-    });
-    if (ok) return record;
-    if (Date.now() > deadline) throw new CnmkitError('ERR_LAB_ETCD', 'internal', `etcd did not report healthy within ${READY_TIMEOUT_MS / 1000} s:\n${tail(e.log)}`);
-    await sleep(50);
-  }
+  const ready = (async () => {
+    const deadline = Date.now() + READY_TIMEOUT_MS;
+    for (;;) {
+      if (exited() !== null) throw new CnmkitError('ERR_LAB_ETCD', 'internal', `etcd exited (${exited()}) before it was ready:\n${tail(e.log)}`);
+      if (await etcdHealthy(underlayNs, e)) return;
+      if (Date.now() > deadline) throw new CnmkitError('ERR_LAB_ETCD', 'internal', `etcd did not report healthy within ${READY_TIMEOUT_MS / 1000} s:\n${tail(e.log)}`);
+      await sleep(50);
+    }
+  })();
+  return { record, ready };
+}
+
+function etcdHealthy(underlayNs: string, e: EtcdPlan): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const c = spawn('nsenter', [`--net=${underlayNs}`, '--', 'curl', '-sf', '-m', '1', `http://${e.address}:${ETCD_CLIENT_PORT}/health`], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let out = '';
+    c.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    c.on('exit', (code) => resolve(code === 0 && out.includes('true')));
+    c.on('error', () => resolve(false));
+  });
 }
 
 /** Stops the recorded process (SIGTERM, then SIGKILL after graceMs); nothing when it is not ours any more. */

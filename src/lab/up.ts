@@ -57,25 +57,41 @@ function initialState(plan: LabPlan, file: string, prev: LabState | undefined): 
   };
 }
 
+/**
+ * The underlay, then etcd and every host's namespace and daemon started at once (each recorded in
+ * the state as soon as it runs, so that `down` finds it), then waits for all of them: nothing
+ * waits in series.
+ */
 async function upHosts(state: LabState, pool: NetlinkHandlePool, pr: Progress): Promise<Map<string, HostApi>> {
   const p = state.plan;
   pr.begin('hosts', p.hosts.length);
   if (p.underlay) await ensureUnderlay(pool, p.underlay);
-  for (const [i, h] of p.hosts.entries()) await ensureHostNamespace(pool, h, i + 1, p.underlay);
+  const waits: Promise<void>[] = [];
   if (p.etcd?.managed && !isAlive(state.etcd)) {
-    state.etcd = await startEtcd(p.underlay!.nsPath, p.etcd);
-    writeState(state);
+    const etcd = startEtcd(p.underlay!.nsPath, p.etcd);
+    state.etcd = etcd.record;
+    waits.push(etcd.ready);
   }
-  await Promise.all(p.hosts.map(async (h) => {
+  for (const [i, h] of p.hosts.entries()) await ensureHostNamespace(pool, h, i + 1, p.underlay);
+  // Each result wraps its wait: an async function returning the promise itself would await it here.
+  const started = await Promise.all(p.hosts.map(async (h): Promise<{ ready: Promise<void> }> => {
     if (!(await daemonAnswers(h, state.daemons[h.name]))) {
       await stopProcess(state.daemons[h.name]);
-      state.daemons[h.name] = await startDaemon(h);
-      writeState(state);
+      const d = startDaemon(h);
+      state.daemons[h.name] = d.record;
+      return { ready: d.ready.then(() => pr.step()) };
     }
     pr.step();
+    return { ready: Promise.resolve() };
   }));
+  waits.push(...started.map((x) => x.ready));
+  writeState(state);
+  await Promise.all(waits);
   const apis = new Map(p.hosts.map((h) => [h.name, new HostApi(h)]));
-  await Promise.all([...apis.values()].map((a) => a.refresh()));
+  await Promise.all([...apis.values()].map(async (a) => {
+    await a.refresh();
+    if (p.etcd) await a.clusterConnected();
+  }));
   pr.end(p.etcd ? `(etcd ${p.etcd.url})` : '');
   return apis;
 }

@@ -39,6 +39,8 @@ describeRoot('one daemon per network namespace', () => {
       [['--bridge-name', 'a-bridge-name-too-long'], /--bridge-name: /],
       [['--netns-dir', ''], /--netns-dir: /],
       [['--firewall-backend', 'pf'], /--firewall-backend: /],
+      [['--ready-fd', '1'], /--ready-fd: expected a file descriptor number of 3 or more/],
+      [['--ready-fd', '57'], /--ready-fd: file descriptor 57 is not open/],
     ];
     for (const [flags, message] of bad) {
       const r = await second(flags);

@@ -1,6 +1,7 @@
 // `cnmkit daemon`: runs the daemon in the foreground; flags move every path so that several
 // daemons (simulated hosts) can run on one machine. The daemon's modules load only for this
 // command, so client commands start fast.
+import fs from 'node:fs';
 import type { DaemonOptions } from '../../daemon.js';
 import type { ProxyLimitOptions } from '../../portmap/limits.js';
 import { DAEMON_DEFAULTS } from '../../defaults.js';
@@ -99,6 +100,7 @@ export const daemon: Command = {
     '      --proxy-udp-idle-timeout DURATION   close a UDP flow idle this long (default 30s)',
     '      --proxy-max-ports N                 host ports the proxy holds at once (default: from the fd limit)',
     '      --log-level LEVEL  fatal, error, warn, info, debug or trace (default info)',
+    '      --ready-fd N       write "ready" and a newline to file descriptor N (inherited, 3 or more) once the API answers, then close it',
     '      --cluster-store etcd://HOST:PORT[,HOST:PORT…]   cluster mode: global networks, IPAM and peers in etcd v3',
     '      --cluster-store-opt K=V   cacert=FILE, cert=FILE, key=FILE (TLS), prefix=/PATH (default /cnmkit); repeatable',
     '      --advertise-addr IP|IFACE   this host\'s VTEP address (an interface gives its first IPv4); required in cluster mode',
@@ -109,7 +111,7 @@ export const daemon: Command = {
     socket: { type: 'string' }, 'state-dir': { type: 'string' }, 'run-dir': { type: 'string' }, 'plugin-dir': { type: 'string' },
     'netns-dir': { type: 'string' }, 'default-address-pool': { type: 'string', multiple: true }, 'log-level': { type: 'string' },
     'bridge-name': { type: 'string' }, bip: { type: 'string' }, 'firewall-backend': { type: 'string' }, 'userland-proxy': { type: 'string' },
-    'metrics-addr': { type: 'string' }, 'docker-plugins': { type: 'string' },
+    'metrics-addr': { type: 'string' }, 'docker-plugins': { type: 'string' }, 'ready-fd': { type: 'string' },
     'proxy-max-connections': { type: 'string' }, 'proxy-max-connections-per-port': { type: 'string' }, 'proxy-idle-timeout': { type: 'string' },
     'proxy-udp-idle-timeout': { type: 'string' }, 'proxy-max-ports': { type: 'string' },
     'cluster-store': { type: 'string' }, 'cluster-store-opt': { type: 'string', multiple: true }, 'advertise-addr': { type: 'string' },
@@ -119,12 +121,14 @@ export const daemon: Command = {
     expectPositionals(this, pos, 0);
     // Every flag is checked before anything changes on disk or in the kernel.
     const opts = await daemonOptions(v);
+    const readyFd = readyFdOf(v['ready-fd'] as string | undefined);
     if (process.getuid?.() !== 0) {
       console.error('cnmkit daemon: must run as root (it creates namespaces and changes the kernel network)');
       return 1;
     }
     const { startDaemon } = await import('../../daemon.js');
     const d = await startDaemon(opts);
+    if (readyFd !== undefined) signalReady(readyFd);
     await new Promise<void>((resolve) => {
       const stop = (sig: string) => () => {
         d.logger.info({ signal: sig }, 'stopping');
@@ -137,6 +141,29 @@ export const daemon: Command = {
     return 0;
   },
 };
+
+/** --ready-fd: an open descriptor above stdio, checked before anything starts. */
+function readyFdOf(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const fd = /^[0-9]{1,9}$/.test(text) ? Number(text) : NaN;
+  if (!(fd >= 3)) throw new UsageError(`--ready-fd: expected a file descriptor number of 3 or more, got ${JSON.stringify(text)}`);
+  try {
+    fs.fstatSync(fd);
+  } catch {
+    throw new UsageError(`--ready-fd: file descriptor ${fd} is not open`);
+  }
+  return fd;
+}
+
+/** Tells whoever started the daemon that its API answers; a reader that went away is no error. */
+function signalReady(fd: number): void {
+  try {
+    fs.writeSync(fd, 'ready\n');
+  } catch {
+    // The starter stopped waiting (EPIPE): the daemon runs on regardless.
+  }
+  fs.closeSync(fd);
+}
 
 /** The --proxy-* flags as limit options, checked against the fd limit when the proxy runs. */
 async function checkProxyFlags(v: Record<string, unknown>, proxyOn: boolean): Promise<ProxyLimitOptions> {

@@ -151,6 +151,8 @@ export default async function bench(): Promise<void> {
   const env = { ...process.env, CNMKIT_LAB_DIR: path.join(dir, 'run') };
   const all: Row[] = [];
   const skipped: string[] = [];
+  const load = (): string => os.loadavg().map((x) => x.toFixed(1)).join(' ');
+  const loadBefore = load();
   try {
     for (const s of shapes) {
       const r = await runShape(s, rounds, dir, machine, mnNs, env);
@@ -161,6 +163,7 @@ export default async function bench(): Promise<void> {
       `medians of ${rounds} runs, each side inside a throwaway namespace; cnmkit: the CLI commands as a user runs them (process start included);`,
       'mininet: its Python API calls timed in its process (interpreter start and imports excluded)',
       ...shapes.map((s) => s.legend),
+      `machine load (1, 5, 15 min averages, 2 cores): ${loadBefore} before, ${load()} after`,
       ...skipped,
     ], all);
   } finally {

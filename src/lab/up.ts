@@ -129,12 +129,11 @@ async function removeChanged(state: LabState, prev: LabPlan, c: LabChanges, apis
 async function upNodes(state: LabState, apis: Map<string, HostApi>, pr: Progress): Promise<Set<string>> {
   const p = state.plan;
   pr.begin('networks', p.networks.reduce((n, x) => n + x.hosts.length, 0));
-  await Promise.all(p.hosts.map(async (h) => {
-    for (const n of p.networks.filter((x) => x.hosts.includes(h.name))) {
-      await ensureNetwork(apis.get(h.name)!, n);
-      pr.step();
-    }
-  }));
+  // Every network at once: none depends on another, and the round trips overlap.
+  await mapLimit(p.networks.flatMap((n) => n.hosts.map((h) => ({ n, h }))), CONCURRENCY, async ({ n, h }) => {
+    await ensureNetwork(apis.get(h)!, n);
+    pr.step();
+  });
   pr.end();
   pr.begin('nodes', p.nodes.length);
   const created = new Set<string>();

@@ -68,11 +68,18 @@ export class Peers {
     return new RangeWatch<Peer>({
       client: this.d.client, prefix, logger: this.d.logger, equal: sameJson, ...(afterList ? { afterList } : {}),
       decode: (key, value) => this.decode(network, prefix, key, value),
-      deliver: (batch) => handler({
-        network, resync: batch.resync, revision: batch.revision,
-        changes: batch.changes.map((c): PeerChange => (c.kind === 'updated' ? { kind: c.kind, peer: c.value, previous: c.previous } : { kind: c.kind, peer: c.value })),
-        peers: new Map([...batch.current.values()].map((p) => [id(p), p])),
-      }),
+      deliver: (batch) => {
+        // Every peer, keyed by host/endpoint, made only when the handler reads it (a batch of one change must not cost O(peers)).
+        let peers: Map<string, Peer> | undefined;
+        return handler({
+          network, resync: batch.resync, revision: batch.revision,
+          changes: batch.changes.map((c): PeerChange => (c.kind === 'updated' ? { kind: c.kind, peer: c.value, previous: c.previous } : { kind: c.kind, peer: c.value })),
+          get peers() {
+            peers ??= new Map([...batch.current.values()].map((p) => [id(p), p]));
+            return peers;
+          },
+        });
+      },
     });
   }
 

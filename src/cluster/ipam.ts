@@ -167,11 +167,22 @@ export class EtcdIpam implements GlobalIpam {
       this.views.delete(id);
       throw new NotFoundError('pool', id);
     }
-    const pool = parseJson<PoolRecord>(poolKv);
+    const taken = (res.reads[1] ?? []).map((kv) => kv.key.slice(this.d.keys.addresses(id).length));
+    return this.keepView(id, parseJson<PoolRecord>(poolKv), poolKv.modRevision, taken);
+  }
+
+  /**
+   * A pool this host has just made (in the transaction of revision `revision`), with its gateway:
+   * its view is known without reading it, so the first address in it costs no extra round trip.
+   */
+  madePool(record: PoolRecord, revision: number): void {
+    this.keepView(record.poolId, record, revision, record.gateway ? [record.gateway.split('/')[0]!] : []);
+  }
+
+  private keepView(id: string, pool: PoolRecord, revision: number, taken: string[]): AddressView {
     const subnet = parsePrefix('pool', pool.subnet);
     const { first, last } = hostSpan(subnet, pool.ipRange ? parsePrefix('ip-range', pool.ipRange) : subnet);
-    const taken = new Set((res.reads[1] ?? []).map((kv) => kv.key.slice(this.d.keys.addresses(id).length)));
-    const view: AddressView = { poolRevision: poolKv.modRevision, subnet, ...(pool.ipRange ? { ipRange: pool.ipRange } : {}), first, last, taken, next: first };
+    const view: AddressView = { poolRevision: revision, subnet, ...(pool.ipRange ? { ipRange: pool.ipRange } : {}), first, last, taken: new Set(taken), next: first };
     this.views.set(id, view);
     return view;
   }

@@ -81,20 +81,24 @@ export async function converge(h: NetlinkHandle, dev: number, have: Programmed, 
   return stats;
 }
 
-/** Wanted entries with how many remote peers want each (neighbours: the MAC the last one gave). */
-interface Counted {
+/**
+ * Wanted entries with how many remote peers want each. A neighbour's MACs are counted apart (two
+ * peers may give one IP different MACs for a moment, or a test's made-up peers may): the MAC
+ * counted last is the one programmed, and when its peers go, the one counted before it.
+ */
+export interface Counted {
   fdb: Map<string, { mac: string; dst: string; refs: number }>;
-  neigh: Map<string, { mac: string; refs: number }>;
+  neigh: Map<string, Map<string, number>>;
 }
 
-function counted(peers: Iterable<Peer>, selfHost: string, selfVtep: string): Counted {
+export function counted(peers: Iterable<Peer>, selfHost: string, selfVtep: string): Counted {
   const out: Counted = { fdb: new Map(), neigh: new Map() };
   for (const p of peers) count(out, p, 1, selfHost, selfVtep);
   return out;
 }
 
 /** Adds (by 1) or takes away (by -1) what one peer wants; touched collects the keys it changed. */
-function count(c: Counted, p: Peer, by: 1 | -1, selfHost: string, selfVtep: string, touched?: { fdb: Set<string>; neigh: Set<string> }): void {
+export function count(c: Counted, p: Peer, by: 1 | -1, selfHost: string, selfVtep: string, touched?: { fdb: Set<string>; neigh: Set<string> }): void {
   if (p.host === selfHost || p.vtep === selfVtep) return;
   for (const mac of [p.mac, FLOOD_MAC]) {
     const key = `${mac}>${p.vtep}`;
@@ -105,19 +109,28 @@ function count(c: Counted, p: Peer, by: 1 | -1, selfHost: string, selfVtep: stri
     touched?.fdb.add(key);
   }
   for (const ip of p.ipv6 ? [p.ip, p.ipv6] : [p.ip]) {
-    const e = c.neigh.get(ip);
-    if (by > 0) c.neigh.set(ip, e && e.mac === p.mac ? { mac: p.mac, refs: e.refs + 1 } : { mac: p.mac, refs: 1 });
-    else if (e && e.mac === p.mac && e.refs > 1) e.refs -= 1;
-    else if (e && e.mac === p.mac) c.neigh.delete(ip);
+    const macs = c.neigh.get(ip) ?? new Map<string, number>();
+    const refs = (macs.get(p.mac) ?? 0) + by;
+    // A MAC a peer has just given goes last (the one programmed); one taken away keeps its place.
+    if (by > 0 || refs <= 0) macs.delete(p.mac);
+    if (refs > 0) macs.set(p.mac, refs);
+    if (macs.size > 0) c.neigh.set(ip, macs);
+    else c.neigh.delete(ip);
     touched?.neigh.add(ip);
   }
 }
 
+function lastKey<K>(m: Map<K, unknown>): K | undefined {
+  let last: K | undefined;
+  for (const k of m.keys()) last = k;
+  return last;
+}
+
 /** The entries of `c` (all, or those under the given keys) as the kernel would hold them. */
-function plain(c: Counted, only?: { fdb: Set<string>; neigh: Set<string> }): Programmed {
+export function plain(c: Counted, only?: { fdb: Set<string>; neigh: Set<string> }): Programmed {
   const out: Programmed = { fdb: new Map(), neigh: new Map() };
   for (const [key, e] of c.fdb) if (!only || only.fdb.has(key)) out.fdb.set(key, { mac: e.mac, dst: e.dst });
-  for (const [ip, e] of c.neigh) if (!only || only.neigh.has(ip)) out.neigh.set(ip, e.mac);
+  for (const [ip, macs] of c.neigh) if (!only || only.neigh.has(ip)) out.neigh.set(ip, lastKey(macs)!);
   return out;
 }
 

@@ -1,11 +1,12 @@
 // The overlay driver: VXLAN networks across hosts, their record, VNI, subnets, addresses and
 // peers in the cluster store (src/cluster). Per host, while the network is here: a bridge and a
 // VXLAN device in the daemon's namespace, veth endpoints on the bridge, each published as a peer
-// (IP, MAC, VTEP) on the host's lease; every host programs the others' peers as static FDB and
-// neighbour entries from a watch (./program.ts). Cluster writes for endpoints that go are retried
-// until the store answers (./pending.ts). The Docker engine's endpoints (detached, made at its
-// CreateEndpoint) are published at its Join and removed at its DeleteEndpoint, or as soon as their
-// interface vanishes unannounced (./detached.ts). Limits: IPv4 underlay only; no encryption.
+// (IP, MAC, VTEP) on the host's lease — at a connect with the endpoint's reserved addresses, in
+// one transaction sent before the veth is made; every host programs the others' peers as static
+// FDB and neighbour entries from a watch (./program.ts). Cluster writes for endpoints that go are
+// retried until the store answers (./pending.ts). The Docker engine's endpoints (detached, made at
+// its CreateEndpoint) are published at its Join and removed at its DeleteEndpoint, or as soon as
+// their interface vanishes unannounced (./detached.ts). Limits: IPv4 underlay only; no encryption.
 import type { Driver, DriverContext } from '../../src/contract/driver.js';
 import type { EndpointRecord, NetworkRecord } from '../../src/core/model.js';
 import { bestEffort } from '../../src/core/steps.js';
@@ -15,7 +16,7 @@ import { ConflictError } from '../../src/errors.js';
 import { checkOverlay } from './check.js';
 import { parseOverlayConfig, type OverlayConfig } from './config.js';
 import { sweepDevices } from './device.js';
-import { detachedInfo, hostIfnameFor, leaveSandbox, macFor, makeVeth, type OverlayEndpointData } from './endpoint.js';
+import { checkPlacement, detachedInfo, hostIfnameFor, leaveSandbox, macFor, makeVeth, type OverlayEndpointData } from './endpoint.js';
 import { globalScope, needCluster } from './global.js';
 import { DetachedLinks } from './detached.js';
 import { HostNetwork } from './hostnet.js';
@@ -194,6 +195,7 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
       return (ep.driverData as Partial<OverlayEndpointData> | undefined)?.hostIfname;
     },
     async join(net, config, ep, placement) {
+      checkPlacement(net, placement);
       const s = await bringUp(net, config);
       if (placement.kind === 'detached') {
         await firstProgram(s);
@@ -219,6 +221,7 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
       } catch (err) {
         s.local.delete(ep.id);
         await published.then(() => unpublish(net, ep, placement.claim?.owner), () => undefined);
+        await release(net, s, false);
         throw err;
       }
       try {
@@ -226,6 +229,8 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
       } catch (err) {
         s.local.delete(ep.id);
         await leaveSandbox(ctx.netlink, { ...ep, driverData: made.data });
+        // A first endpoint here that failed takes the devices it brought up along.
+        await release(net, s, false);
         throw err;
       }
       await firstProgram(s);

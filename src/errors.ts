@@ -58,6 +58,14 @@ export class ConflictError extends CnmkitError {
   }
 }
 
+/** An address chosen for a new endpoint was claimed by another host before this one could: choose again. */
+export class AddressRacedError extends CnmkitError {
+  constructor(address: string, options: CnmkitErrorOptions = {}) {
+    super('ERR_ADDRESS_RACED', 'conflict', `address ${address} was taken by another host meanwhile`, { ...options, field: 'ip' });
+    this.name = 'AddressRacedError';
+  }
+}
+
 /**
  * The object belongs to another front end (the Docker engine, or cnmkit's own API and CLI): only
  * its owner may remove or change it. The message names the object and says who can.

@@ -29,6 +29,13 @@ export function macFor(ipv4Cidr: string | undefined): string {
   return bytes.map((b) => b.toString(16).padStart(2, '0')).join(':');
 }
 
+/** Refuses a placement an overlay endpoint cannot have (the host namespace), before anything is made or published. */
+export function checkPlacement(net: NetworkRecord, placement: Placement): void {
+  if (placement.kind === 'sandbox' && placement.sandbox.kind === 'host') {
+    throw new InvalidArgumentError('sandbox', `sandbox ${placement.sandbox.name} is the host namespace: it cannot join overlay network ${net.name}`);
+  }
+}
+
 /**
  * The veth of an endpoint: the host end on the network's bridge, up; the container end born in
  * the sandbox with its final name (placement 'sandbox') or left in the daemon's namespace as
@@ -39,9 +46,7 @@ export function macFor(ipv4Cidr: string | undefined): string {
 export async function makeVeth(
   pool: NetlinkHandlePool, sysctl: HostSysctl, bridge: number, net: NetworkRecord, mtu: number, ep: EndpointRecord, placement: Placement,
 ): Promise<{ info: JoinInfo; data: OverlayEndpointData }> {
-  if (placement.kind === 'sandbox' && placement.sandbox.kind === 'host') {
-    throw new InvalidArgumentError('sandbox', `sandbox ${placement.sandbox.name} is the host namespace: it cannot join overlay network ${net.name}`);
-  }
+  checkPlacement(net, placement);
   const host = pool.get();
   const inSandbox = placement.kind === 'sandbox';
   const name = inSandbox

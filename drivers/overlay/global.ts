@@ -60,7 +60,8 @@ export function globalScope(cluster: () => Cluster | undefined, pending: Pending
       // Without a cluster there is no global network to find: the caller says "not found".
       const c = cluster();
       if (!c) return undefined;
-      const g = await c.getNetwork(name);
+      // From the watch-fed copy: a network removed an instant ago is still refused by the address claim (its pool is gone too).
+      const g = await c.getNetwork(name, { cached: true });
       return g && g.driver === 'overlay' ? viewOf(g, false) : undefined;
     },
     async list() {
@@ -70,6 +71,12 @@ export function globalScope(cluster: () => Cluster | undefined, pending: Pending
     },
     requestAddress(net, family, address, owner) {
       return needCluster(cluster()).ipam.requestAddress(poolOf(net, family), { ...(address ? { address } : {}), kind: 'endpoint', owner });
+    },
+    reserveAddress(net, family, address) {
+      return needCluster(cluster()).reserveAddress(poolOf(net, family), address);
+    },
+    forgetAddress(net, family, address) {
+      cluster()?.forgetAddress(poolOf(net, family), address);
     },
     async releaseAddress(net, family, address, owner) {
       const c = needCluster(cluster());

@@ -1,11 +1,12 @@
 // The overlay driver: VXLAN networks across hosts, their record, VNI, subnets, addresses and
 // peers in the cluster store (src/cluster). Per host, while the network is here: a bridge and a
 // VXLAN device in the daemon's namespace, veth endpoints on the bridge, each published as a peer
-// (IP, MAC, VTEP) on the host's lease; every host programs the others' peers as static FDB and
-// neighbour entries from a watch (./program.ts). Cluster writes for endpoints that go are retried
-// until the store answers (./pending.ts). The Docker engine's endpoints (detached, made at its
-// CreateEndpoint) are published at its Join and removed at its DeleteEndpoint, or as soon as their
-// interface vanishes unannounced (./detached.ts). Limits: IPv4 underlay only; no encryption.
+// (IP, MAC, VTEP) on the host's lease — at a connect with the endpoint's reserved addresses, in
+// one transaction sent before the veth is made; every host programs the others' peers as static
+// FDB and neighbour entries from a watch (./program.ts). Cluster writes for endpoints that go are
+// retried until the store answers (./pending.ts). The Docker engine's endpoints (detached, made at
+// its CreateEndpoint) are published at its Join and removed at its DeleteEndpoint, or as soon as
+// their interface vanishes unannounced (./detached.ts). Limits: IPv4 underlay only; no encryption.
 import type { Driver, DriverContext } from '../../src/contract/driver.js';
 import type { EndpointRecord, NetworkRecord } from '../../src/core/model.js';
 import { bestEffort } from '../../src/core/steps.js';
@@ -15,13 +16,19 @@ import { ConflictError } from '../../src/errors.js';
 import { checkOverlay } from './check.js';
 import { parseOverlayConfig, type OverlayConfig } from './config.js';
 import { sweepDevices } from './device.js';
-import { detachedInfo, hostIfnameFor, leaveSandbox, macFor, makeVeth, type OverlayEndpointData } from './endpoint.js';
+import { checkPlacement, detachedInfo, hostIfnameFor, leaveSandbox, macFor, makeVeth, type OverlayEndpointData } from './endpoint.js';
 import { globalScope, needCluster } from './global.js';
 import { DetachedLinks } from './detached.js';
 import { HostNetwork } from './hostnet.js';
 import { PendingWrites } from './pending.js';
 
 export { parseOverlayConfig, type OverlayConfig } from './config.js';
+
+/**
+ * Lets a request just made reach its socket (the HTTP/2 frames of a gRPC call are written from
+ * the event loop), so that etcd works on it while this thread does synchronous netlink work.
+ */
+const requestSent = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /** How long a first join waits for the network's peers to be programmed here (etcd answers in ms). */
 const FIRST_PROGRAM_MS = 2000;
@@ -54,6 +61,25 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
     pending.cancel(`peer:${net.name}:${ep.id}`);
     return c.publishPeer(net.name, { endpointId: ep.id, ip: ep.ipv4 ?? '', ...(ep.ipv6 ? { ipv6: ep.ipv6 } : {}), mac });
   };
+  /** The endpoint's reserved addresses claimed and its peer published, in one transaction. */
+  const joinCluster = async (net: NetworkRecord, ep: EndpointRecord, mac: string, owner: string): Promise<unknown> => {
+    const c = needCluster(ctx.cluster);
+    pending.cancel(`peer:${net.name}:${ep.id}`);
+    const addresses = ([[net.ipv4[0], ep.ipv4], [net.ipv6[0], ep.ipv6]] as const).flatMap(([sub, a]) => (sub && a ? [{ poolId: sub.poolId, address: a, owner }] : []));
+    return c.joinEndpoint(net.name, { endpointId: ep.id, ip: ep.ipv4 ?? '', ...(ep.ipv6 ? { ipv6: ep.ipv6 } : {}), mac }, addresses);
+  };
+  /** Undoes a join's cluster writes (its kernel work failed): the peer, and the addresses it claimed. */
+  const unpublish = async (net: NetworkRecord, ep: EndpointRecord, owner: string | undefined): Promise<void> => {
+    const c = needCluster(ctx.cluster);
+    await pending.run(`peer:${net.name}:${ep.id}`, () => c.removePeer(net.name, ep.id));
+    if (owner === undefined) return;
+    for (const [sub, a] of [[net.ipv4[0], ep.ipv4], [net.ipv6[0], ep.ipv6]] as const) {
+      if (sub && a) await pending.run(`address:${sub.poolId}:${a}`, () => c.ipam.releaseAddress(sub.poolId, a, owner));
+    }
+  };
+  /** A first join on this host waits (a bounded time) until the peers already known are programmed. */
+  const firstProgram = (s: HostNetwork): Promise<unknown> => Promise.race([s.ready, new Promise((r) => setTimeout(r, FIRST_PROGRAM_MS).unref())]);
+
   /** The network leaves this host when nothing holds it here: devices go, and the cluster is told. */
   const release = async (net: NetworkRecord, s: HostNetwork, deleting: boolean): Promise<void> => {
     if (s.local.size > 0 || (s.config.createdHere && !deleting)) return;
@@ -169,20 +195,46 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
       return (ep.driverData as Partial<OverlayEndpointData> | undefined)?.hostIfname;
     },
     async join(net, config, ep, placement) {
+      checkPlacement(net, placement);
       const s = await bringUp(net, config);
-      await Promise.race([s.ready, new Promise((r) => setTimeout(r, FIRST_PROGRAM_MS).unref())]);
-      const made = placement.kind === 'sandbox'
-        ? await makeVeth(ctx.netlink, ctx.sysctl, s.devices!.bridge, net, s.mtu, ep, placement)
-        : { data: ep.driverData as OverlayEndpointData, info: detachedInfo(net, ep, ep.driverData as OverlayEndpointData, s.mtu) };
+      if (placement.kind === 'detached') {
+        await firstProgram(s);
+        const data = ep.driverData as OverlayEndpointData;
+        s.local.add(ep.id);
+        try {
+          await publish(net, ep, data.mac);
+        } catch (err) {
+          s.local.delete(ep.id);
+          throw err;
+        }
+        return { info: detachedInfo(net, ep, data, s.mtu), macAddress: data.mac, driverData: data };
+      }
+      const mac = ep.macAddress ?? macFor(ep.ipv4);
       s.local.add(ep.id);
+      // The cluster's one transaction (the peer, and the reserved addresses) is in flight while the kernel work is done.
+      const published = placement.claim ? joinCluster(net, ep, mac, placement.claim.owner) : publish(net, ep, mac);
+      published.catch(() => undefined);
+      await requestSent();
+      let made: Awaited<ReturnType<typeof makeVeth>>;
       try {
-        await publish(net, ep, made.data.mac);
+        made = await makeVeth(ctx.netlink, ctx.sysctl, s.devices!.bridge, net, s.mtu, ep, placement);
       } catch (err) {
         s.local.delete(ep.id);
-        if (placement.kind === 'sandbox') await leaveSandbox(ctx.netlink, { ...ep, driverData: made.data });
+        await published.then(() => unpublish(net, ep, placement.claim?.owner), () => undefined);
+        await release(net, s, false);
         throw err;
       }
-      return { info: made.info, macAddress: made.data.mac, driverData: made.data };
+      try {
+        await published;
+      } catch (err) {
+        s.local.delete(ep.id);
+        await leaveSandbox(ctx.netlink, { ...ep, driverData: made.data });
+        // A first endpoint here that failed takes the devices it brought up along.
+        await release(net, s, false);
+        throw err;
+      }
+      await firstProgram(s);
+      return { info: made.info, macAddress: mac, driverData: made.data };
     },
     async leave(net, config, ep, sb, hint) {
       const s = nets.get(net.id) ?? stateOf(net, config);

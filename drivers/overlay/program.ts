@@ -1,9 +1,10 @@
 // Static forwarding state of one overlay network on one host, from the cluster's peer records:
 // per remote endpoint a permanent FDB entry (MAC → VTEP, self) and permanent neighbour entries
-// (IP → MAC) on the VXLAN device, and per remote VTEP one all-zero-MAC flood entry. Each batch
-// of the peer watch is turned into the wanted set and diffed against what is programmed; a
-// resync (and the first batch) reads the kernel first, so an entry added or removed behind
-// cnmkit's back is put right and nothing learned or stale survives.
+// (IP → MAC) on the VXLAN device, and per remote VTEP one all-zero-MAC flood entry. A resync (and
+// the first batch) reads the kernel and makes it hold exactly what every peer wants, so an entry
+// added or removed behind cnmkit's back is put right and nothing learned or stale survives; any
+// other batch touches only the entries of the peers it changes (counted per entry: a flood entry
+// stays while a peer on its VTEP does), so a new endpoint costs each host O(1), not O(peers).
 import type { Peer, PeerBatch } from '../../src/cluster/types.js';
 import {
   addNeighbor, appendFdb, deleteFdb, deleteNeighbor, listFdb, listNeighbors, replaceFdb, type NetlinkHandle,
@@ -80,11 +81,64 @@ export async function converge(h: NetlinkHandle, dev: number, have: Programmed, 
   return stats;
 }
 
+/**
+ * Wanted entries with how many remote peers want each. A neighbour's MACs are counted apart (two
+ * peers may give one IP different MACs for a moment, or a test's made-up peers may): the MAC
+ * counted last is the one programmed, and when its peers go, the one counted before it.
+ */
+export interface Counted {
+  fdb: Map<string, { mac: string; dst: string; refs: number }>;
+  neigh: Map<string, Map<string, number>>;
+}
+
+export function counted(peers: Iterable<Peer>, selfHost: string, selfVtep: string): Counted {
+  const out: Counted = { fdb: new Map(), neigh: new Map() };
+  for (const p of peers) count(out, p, 1, selfHost, selfVtep);
+  return out;
+}
+
+/** Adds (by 1) or takes away (by -1) what one peer wants; touched collects the keys it changed. */
+export function count(c: Counted, p: Peer, by: 1 | -1, selfHost: string, selfVtep: string, touched?: { fdb: Set<string>; neigh: Set<string> }): void {
+  if (p.host === selfHost || p.vtep === selfVtep) return;
+  for (const mac of [p.mac, FLOOD_MAC]) {
+    const key = `${mac}>${p.vtep}`;
+    const e = c.fdb.get(key) ?? { mac, dst: p.vtep, refs: 0 };
+    e.refs += by;
+    if (e.refs > 0) c.fdb.set(key, e);
+    else c.fdb.delete(key);
+    touched?.fdb.add(key);
+  }
+  for (const ip of p.ipv6 ? [p.ip, p.ipv6] : [p.ip]) {
+    const macs = c.neigh.get(ip) ?? new Map<string, number>();
+    const refs = (macs.get(p.mac) ?? 0) + by;
+    // A MAC a peer has just given goes last (the one programmed); one taken away keeps its place.
+    if (by > 0 || refs <= 0) macs.delete(p.mac);
+    if (refs > 0) macs.set(p.mac, refs);
+    if (macs.size > 0) c.neigh.set(ip, macs);
+    else c.neigh.delete(ip);
+    touched?.neigh.add(ip);
+  }
+}
+
+function lastKey<K>(m: Map<K, unknown>): K | undefined {
+  let last: K | undefined;
+  for (const k of m.keys()) last = k;
+  return last;
+}
+
+/** The entries of `c` (all, or those under the given keys) as the kernel would hold them. */
+export function plain(c: Counted, only?: { fdb: Set<string>; neigh: Set<string> }): Programmed {
+  const out: Programmed = { fdb: new Map(), neigh: new Map() };
+  for (const [key, e] of c.fdb) if (!only || only.fdb.has(key)) out.fdb.set(key, { mac: e.mac, dst: e.dst });
+  for (const [ip, macs] of c.neigh) if (!only || only.neigh.has(ip)) out.neigh.set(ip, lastKey(macs)!);
+  return out;
+}
+
 /** One network's programming: batches in order; a resync or the first batch reads the kernel again. */
 export class PeerProgrammer {
   private have: Programmed | undefined;
-  /** Every peer of the network after the last batch (this host's included). */
-  peers: ReadonlyMap<string, Peer> = new Map();
+  private want: Counted | undefined;
+  private latest: PeerBatch | undefined;
 
   constructor(
     private readonly h: NetlinkHandle,
@@ -92,15 +146,41 @@ export class PeerProgrammer {
     private readonly self: { host: string; vtep: string },
   ) {}
 
+  /** Every peer of the network after the last batch (this host's included). */
+  get peers(): ReadonlyMap<string, Peer> {
+    return this.latest?.peers ?? new Map();
+  }
+
   async apply(batch: PeerBatch): Promise<ApplyStats> {
-    this.peers = batch.peers;
-    if (batch.resync || !this.have) this.have = await readKernel(this.h, this.dev);
-    return converge(this.h, this.dev, this.have, wanted(batch.peers.values(), this.self.host, this.self.vtep));
+    this.latest = batch;
+    const { host, vtep } = this.self;
+    if (batch.resync || !this.have || !this.want) {
+      this.want = undefined;
+      this.have = await readKernel(this.h, this.dev);
+      this.want = counted(batch.peers.values(), host, vtep);
+      return converge(this.h, this.dev, this.have, plain(this.want));
+    }
+    const touched = { fdb: new Set<string>(), neigh: new Set<string>() };
+    for (const c of batch.changes) {
+      if (c.kind !== 'added') count(this.want, c.kind === 'updated' ? c.previous : c.peer, -1, host, vtep, touched);
+      if (c.kind !== 'removed') count(this.want, c.peer, 1, host, vtep, touched);
+    }
+    const have: Programmed = { fdb: new Map(), neigh: new Map() };
+    for (const key of touched.fdb) if (this.have.fdb.has(key)) have.fdb.set(key, this.have.fdb.get(key)!);
+    for (const ip of touched.neigh) if (this.have.neigh.has(ip)) have.neigh.set(ip, this.have.neigh.get(ip)!);
+    try {
+      return await converge(this.h, this.dev, have, plain(this.want, touched));
+    } finally {
+      // What those entries are now (converge updated `have` as it went, also when it failed).
+      for (const key of touched.fdb) have.fdb.has(key) ? this.have.fdb.set(key, have.fdb.get(key)!) : this.have.fdb.delete(key);
+      for (const ip of touched.neigh) have.neigh.has(ip) ? this.have.neigh.set(ip, have.neigh.get(ip)!) : this.have.neigh.delete(ip);
+    }
   }
 
   /** Forgets what it believes is programmed: the next batch reads the kernel first. */
   forget(): void {
     this.have = undefined;
+    this.want = undefined;
   }
 
   /** What the device should hold now and what it holds (read afresh), for a check. */

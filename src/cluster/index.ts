@@ -10,12 +10,14 @@ import { hostRecord, listHosts, loadIdentity, putHostRecord, saveIdentity, type 
 import { EtcdIpam } from './ipam.js';
 import { Keys } from './keys.js';
 import { LeaseKeeper } from './lease.js';
+import { NetworkCache } from './network-cache.js';
 import { Networks } from './networks.js';
 import type { ClusterConfig } from './options.js';
 import { Owned } from './owned.js';
 import { Peers } from './peers.js';
+import { Reservations } from './reserve.js';
 import type {
-  Cluster, ClusterState, ClusterStatus, GlobalNetwork, GlobalNetworkSpec, HostInfo, LocalSubnet, Peer, PeerHandler, PeerSpec, PeerWatch, WatchOptions,
+  Cluster, ClusterState, ClusterStatus, EndpointAddress, GlobalNetwork, GlobalNetworkSpec, HostInfo, LocalSubnet, Peer, PeerHandler, PeerSpec, PeerWatch, WatchOptions,
 } from './types.js';
 
 export type { Cluster } from './types.js';
@@ -39,6 +41,8 @@ class EtcdCluster implements Cluster {
   private readonly owned = new Owned();
   private readonly networks: Networks;
   private readonly peers: Peers;
+  private readonly reservations: Reservations;
+  private readonly networkCache: NetworkCache;
   private readonly watches = new Set<PeerWatch>();
   private readonly started = new Date().toISOString();
   private readonly identity: Identity;
@@ -65,7 +69,9 @@ class EtcdCluster implements Cluster {
     const defaults = (o.config.globalPools ?? DOCKER_GLOBAL_POOLS).map(checkDefaultPool);
     this.ipam = new EtcdIpam({ ...base, defaults });
     this.networks = new Networks({ ...base, ipam: this.ipam });
-    this.peers = new Peers({ ...base, vtep: this.vtep, logger: log.child({ part: 'cluster-watch' }) });
+    this.reservations = new Reservations({ ipam: this.ipam, keys: this.keys, hostId: this.hostId, owned: this.owned });
+    this.peers = new Peers({ ...base, vtep: this.vtep, reservations: this.reservations, logger: log.child({ part: 'cluster-watch' }) });
+    this.networkCache = new NetworkCache(this.client, this.keys, log.child({ part: 'cluster-networks' }));
   }
 
   status(): ClusterStatus {
@@ -165,7 +171,9 @@ class EtcdCluster implements Cluster {
     return this.networks.ensure(spec);
   }
 
-  getNetwork(name: string): Promise<GlobalNetwork | undefined> {
+  async getNetwork(name: string, opts: { cached?: boolean } = {}): Promise<GlobalNetwork | undefined> {
+    const cached = opts.cached ? this.networkCache.get(name) : undefined;
+    if (cached !== undefined) return cached ?? undefined;
     return this.networks.get(name);
   }
 
@@ -183,6 +191,18 @@ class EtcdCluster implements Cluster {
 
   publishPeer(network: string, peer: PeerSpec): Promise<Peer> {
     return this.peers.publish(network, peer);
+  }
+
+  reserveAddress(poolId: string, address?: string): Promise<string> {
+    return this.reservations.reserve(poolId, address);
+  }
+
+  forgetAddress(poolId: string, address: string): void {
+    this.reservations.forget(poolId, address);
+  }
+
+  joinEndpoint(network: string, peer: PeerSpec, addresses: EndpointAddress[]): Promise<Peer> {
+    return this.peers.join(network, peer, addresses.map((a) => this.reservations.claim(a.poolId, a.address, a.owner)));
   }
 
   removePeer(network: string, endpointId: string): Promise<void> {
@@ -213,7 +233,7 @@ class EtcdCluster implements Cluster {
   async close(): Promise<void> {
     this.state = 'closed';
     clearTimeout(this.timer);
-    await Promise.all([...this.watches].map((w) => w.close()));
+    await Promise.all([...[...this.watches].map((w) => w.close()), this.networkCache.close()]);
     this.keeper.forget();
     this.client.close();
   }

@@ -50,7 +50,7 @@ const ATTEMPTS = 24;
 const MISSES = 3;
 
 /** A pool as this host last read it: its span, the addresses taken then (and since, seen here), the next to try. */
-interface AddressView {
+export interface AddressView {
   poolRevision: number;
   subnet: Prefix;
   ipRange?: string;
@@ -69,6 +69,27 @@ export class EtcdIpam implements GlobalIpam {
   private readonly views = new Map<string, AddressView>();
 
   constructor(private readonly d: IpamDeps) {}
+
+  /** This host's view of a pool (canonical id): as last read and kept since, or read now (fresh: always read). */
+  async poolView(id: string, fresh = false): Promise<AddressView> {
+    return (fresh ? undefined : this.views.get(id)) ?? this.readPoolView(id);
+  }
+
+  /** The view as held now, without reading. */
+  heldView(id: string): AddressView | undefined {
+    return this.views.get(id);
+  }
+
+  dropView(id: string): void {
+    this.views.delete(id);
+  }
+
+  /** Addresses of the pool that a request or a reservation of this host is claiming: no other picks them. */
+  pendingOf(id: string): Set<bigint> {
+    const pending = this.pending.get(id) ?? new Set<bigint>();
+    this.pending.set(id, pending);
+    return pending;
+  }
 
   /** Pools and host records at one revision (one round trip). */
   async readView(extra: Op[] = []): Promise<PoolView & { extra: KeyValue[][] }> {
@@ -146,11 +167,22 @@ export class EtcdIpam implements GlobalIpam {
       this.views.delete(id);
       throw new NotFoundError('pool', id);
     }
-    const pool = parseJson<PoolRecord>(poolKv);
+    const taken = (res.reads[1] ?? []).map((kv) => kv.key.slice(this.d.keys.addresses(id).length));
+    return this.keepView(id, parseJson<PoolRecord>(poolKv), poolKv.modRevision, taken);
+  }
+
+  /**
+   * A pool this host has just made (in the transaction of revision `revision`), with its gateway:
+   * its view is known without reading it, so the first address in it costs no extra round trip.
+   */
+  madePool(record: PoolRecord, revision: number): void {
+    this.keepView(record.poolId, record, revision, record.gateway ? [record.gateway.split('/')[0]!] : []);
+  }
+
+  private keepView(id: string, pool: PoolRecord, revision: number, taken: string[]): AddressView {
     const subnet = parsePrefix('pool', pool.subnet);
     const { first, last } = hostSpan(subnet, pool.ipRange ? parsePrefix('ip-range', pool.ipRange) : subnet);
-    const taken = new Set((res.reads[1] ?? []).map((kv) => kv.key.slice(this.d.keys.addresses(id).length)));
-    const view: AddressView = { poolRevision: poolKv.modRevision, subnet, ...(pool.ipRange ? { ipRange: pool.ipRange } : {}), first, last, taken, next: first };
+    const view: AddressView = { poolRevision: revision, subnet, ...(pool.ipRange ? { ipRange: pool.ipRange } : {}), first, last, taken: new Set(taken), next: first };
     this.views.set(id, view);
     return view;
   }
@@ -162,8 +194,7 @@ export class EtcdIpam implements GlobalIpam {
    * all trailing one another); at MISSES of them the view is read again. undefined: none free in view.
    */
   private async claimNextFree(id: string, view: AddressView, req: AddressRequest): Promise<string | undefined> {
-    const pending = this.pending.get(id) ?? new Set<bigint>();
-    this.pending.set(id, pending);
+    const pending = this.pendingOf(id);
     const size = view.last - view.first + 1n;
     let misses = 0;
     for (let n = 0n, a = view.next; n < size; n++, a = a >= view.last ? view.first : a + 1n) {
@@ -275,7 +306,7 @@ export class EtcdIpam implements GlobalIpam {
 }
 
 /** A random address of the view's span. */
-function randomIn(view: AddressView): bigint {
+export function randomIn(view: AddressView): bigint {
   return view.first + (BigInt(`0x${randomBytes(8).toString('hex')}`) % (view.last - view.first + 1n));
 }
 
@@ -288,12 +319,12 @@ function checkOwner(owner: unknown): void {
 }
 
 /** A pool id (a CIDR, or a key segment) in canonical form. */
-function canonicalPool(poolId: string): string {
+export function canonicalPool(poolId: string): string {
   return parsePrefix('pool', poolId.includes('/') ? poolId : decodeCidr(poolId)).text;
 }
 
 /** "ADDR" or "ADDR/LEN" inside the subnet (LEN, when given, must be the subnet's) → canonical "ADDR". */
-function addressIn(subnet: Prefix, text: string): string {
+export function addressIn(subnet: Prefix, text: string): string {
   const a = parseAddressOrCidr('ip', text);
   if (a.bits !== undefined && a.bits !== subnet.bits) throw new InvalidArgumentError('ip', `${text}: the prefix length must be the pool's /${subnet.bits}`);
   if (a.family !== subnet.family || a.value < subnet.start || a.value > subnet.end) throw new InvalidArgumentError('ip', `${text} is not inside pool ${subnet.text}`);

@@ -99,7 +99,11 @@ export class Networks {
       const res = await this.d.client.txn(`create global network ${spec.name}`, compare, [
         { put: key, value: net }, { put: this.d.keys.vni(vni), value: { network: spec.name } }, ...ops, this.memberOp(spec.name),
       ]);
-      if (res.succeeded) return net;
+      if (res.succeeded) {
+        // The pools made here: their views are known (the gateway is their one address), no read at the first connect.
+        for (const p of planned) if (ops.some((op) => 'put' in op && op.put === this.d.keys.pool(p.poolId))) this.d.ipam.madePool(p, res.revision);
+        return net;
+      }
       await contentionPause(i);
     }
     throw new ConflictError(`global network ${spec.name}: gave up after ${ATTEMPTS} attempts (other hosts kept creating networks)`, { field: 'name' });

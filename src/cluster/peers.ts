@@ -3,11 +3,12 @@
 // programs its static FDB/neighbour entries from.
 import net from 'node:net';
 import type { Logger } from 'pino';
-import { InvalidArgumentError } from '../errors.js';
+import { ConflictError, InvalidArgumentError } from '../errors.js';
 import type { StoreClient } from './client.js';
 import { sameJson } from './diff.js';
 import type { Keys } from './keys.js';
 import type { Owned } from './owned.js';
+import type { Claim, Reservations } from './reserve.js';
 import type { Peer, PeerChange, PeerHandler, PeerSpec, PeerWatch } from './types.js';
 import { RangeWatch, type RangeWatchOptions } from './watch.js';
 
@@ -18,8 +19,12 @@ export interface PeerDeps {
   vtep: string;
   lease(): string;
   owned: Owned;
+  reservations: Reservations;
   logger: Logger;
 }
+
+/** Transactions a join makes at most: the second and third only when an address was this owner's already (a replay). */
+const JOIN_ROUNDS = 3;
 
 const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
 
@@ -48,6 +53,22 @@ export class Peers {
     return peer;
   }
 
+  /** Claims the endpoint's reserved addresses and publishes its peer in one transaction (see reserve.ts). */
+  async join(network: string, spec: PeerSpec, claims: Claim[]): Promise<Peer> {
+    const peer = checkPeer(network, spec, this.d.hostId, this.d.vtep);
+    const key = this.d.keys.peer(network, this.d.hostId, peer.endpointId);
+    for (let i = 0; i < JOIN_ROUNDS; i++) {
+      const lease = this.d.lease();
+      const parts = this.d.reservations.ops(claims, lease);
+      const res = await this.d.client.txn(`join endpoint ${peer.endpointId}`, parts.compare, [...parts.then, { put: key, value: peer, lease }], parts.otherwise);
+      if (this.d.reservations.settle(claims, res)) {
+        this.d.owned.set(key, { kind: 'peer', value: peer });
+        return peer;
+      }
+    }
+    throw new ConflictError(`endpoint ${peer.endpointId}: its addresses kept changing while being claimed`, { field: 'ip' });
+  }
+
   async remove(network: string, endpointId: string): Promise<void> {
     const key = this.d.keys.peer(network, this.d.hostId, endpointId);
     await this.d.client.txn(`remove peer ${endpointId}`, [], [{ del: key }]);
@@ -68,11 +89,18 @@ export class Peers {
     return new RangeWatch<Peer>({
       client: this.d.client, prefix, logger: this.d.logger, equal: sameJson, ...(afterList ? { afterList } : {}),
       decode: (key, value) => this.decode(network, prefix, key, value),
-      deliver: (batch) => handler({
-        network, resync: batch.resync, revision: batch.revision,
-        changes: batch.changes.map((c): PeerChange => (c.kind === 'updated' ? { kind: c.kind, peer: c.value, previous: c.previous } : { kind: c.kind, peer: c.value })),
-        peers: new Map([...batch.current.values()].map((p) => [id(p), p])),
-      }),
+      deliver: (batch) => {
+        // Every peer, keyed by host/endpoint, made only when the handler reads it (a batch of one change must not cost O(peers)).
+        let peers: Map<string, Peer> | undefined;
+        return handler({
+          network, resync: batch.resync, revision: batch.revision,
+          changes: batch.changes.map((c): PeerChange => (c.kind === 'updated' ? { kind: c.kind, peer: c.value, previous: c.previous } : { kind: c.kind, peer: c.value })),
+          get peers() {
+            peers ??= new Map([...batch.current.values()].map((p) => [id(p), p]));
+            return peers;
+          },
+        });
+      },
     });
   }
 

@@ -9,6 +9,7 @@
 //                getNetwork, listNetworks, leaveNetwork (the last host out deletes it),
 //                removeNetwork (any host, when no host has endpoints on it)
 //   - ipam:      pools and addresses of global networks, allocated in etcd with transactions
+//   - endpoints: reserveAddress, then joinEndpoint (its addresses and its peer in one transaction)
 //   - peers:     publishPeer / removePeer (on this host's lease), peersOf, watchPeers (list, then
 //                watch from the list's revision; re-list and diff on compaction or a lost stream)
 // Every call that needs etcd fails within ~1.5 s with ClusterUnavailableError ('unavailable')
@@ -156,6 +157,13 @@ export interface PeerSpec {
   vtep?: string;
 }
 
+/** An address a join claims: reserved with reserveAddress ("addr/len"), for its owner (endpoint:<id>). */
+export interface EndpointAddress {
+  poolId: string;
+  address: string;
+  owner: string;
+}
+
 export interface Peer extends Required<Omit<PeerSpec, 'ipv6'>> {
   ipv6?: string;
   network: string;
@@ -206,13 +214,31 @@ export interface Cluster {
   status(): ClusterStatus;
   hosts(): Promise<HostInfo[]>;
   ensureNetwork(spec: GlobalNetworkSpec): Promise<GlobalNetwork>;
-  getNetwork(name: string): Promise<GlobalNetwork | undefined>;
+  /**
+   * The cluster's network of that name. cached: from the watch of every network record while it
+   * is live (no round trip, but it may lag etcd by an event), else read.
+   */
+  getNetwork(name: string, opts?: { cached?: boolean }): Promise<GlobalNetwork | undefined>;
   listNetworks(): Promise<GlobalNetwork[]>;
   /** Drops this host from the network; deletes it (VNI, pools, addresses) when no host and no peer is left. */
   leaveNetwork(name: string): Promise<{ deleted: boolean }>;
   /** Deletes the network from the cluster (every host's membership too) unless a host has endpoints on it: then their ids. */
   removeNetwork(name: string): Promise<{ deleted: boolean; holders: string[] }>;
   publishPeer(network: string, peer: PeerSpec): Promise<Peer>;
+  /**
+   * An address for a new endpoint of this host, chosen and held here but not claimed (no round
+   * trip once this host has read the pool): the given one, else the next free one. joinEndpoint
+   * claims it; forgetAddress drops it when that does not happen.
+   */
+  reserveAddress(poolId: string, address?: string): Promise<string>;
+  forgetAddress(poolId: string, address: string): void;
+  /**
+   * A new endpoint of this host: claims its reserved addresses and publishes its peer in one
+   * transaction, all on this host's lease; a failure leaves none of the keys. Throws
+   * AddressRacedError when another host claimed a chosen address meanwhile (reserve again),
+   * ConflictError when a given one is held.
+   */
+  joinEndpoint(network: string, peer: PeerSpec, addresses: EndpointAddress[]): Promise<Peer>;
   removePeer(network: string, endpointId: string): Promise<void>;
   peersOf(network: string): Promise<Peer[]>;
   watchPeers(network: string, handler: PeerHandler, options?: WatchOptions): PeerWatch;

@@ -162,6 +162,14 @@ export interface GlobalScope<Config = unknown> {
   list(): Promise<GlobalNetworkView[]>;
   /** Returns "addr/len"; address: the one asked for (without length), else the next free one. */
   requestAddress(net: NetworkRecord, family: 4 | 6, address: string | undefined, owner: string): Promise<string>;
+  /**
+   * Optional: an address for a new endpoint of cnmkit's own, chosen but not claimed (no round trip
+   * once this host knows the pool); the join claims it (Placement's claim). Then a join may fail
+   * with AddressRacedError: another host took the address meanwhile, and the caller starts again.
+   */
+  reserveAddress?(net: NetworkRecord, family: 4 | 6, address: string | undefined): Promise<string>;
+  /** Drops a reservation whose endpoint was not made; idempotent. */
+  forgetAddress?(net: NetworkRecord, family: 4 | 6, address: string): void;
   /** Never fails because the store does not answer: the release is retried until it does. */
   releaseAddress(net: NetworkRecord, family: 4 | 6, address: string, owner: string): Promise<void>;
   /** What inspect shows beyond the record (VNI, the hosts that have endpoints). */

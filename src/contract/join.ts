@@ -18,6 +18,12 @@ export type Placement =
     peers: EndpointRecord[];
     /** The interface name asked for inside the sandbox (validated); default: the driver's prefix and the next free number. */
     ifname?: string;
+    /**
+     * Global networks whose scope reserves addresses (GlobalScope.reserveAddress): the endpoint's
+     * addresses are reserved, not claimed, and the join claims them for this owner together with
+     * its own cluster keys, in one transaction.
+     */
+    claim?: { owner: string };
   }
   | { kind: 'detached' };
 

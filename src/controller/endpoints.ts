@@ -1,7 +1,7 @@
 // Endpoint work of the controller: create and join one (addresses and record in one transaction,
 // then the driver), create a detached one (the Docker engine's flow), publish its ports, and tear
 // it down best-effort. Callers serialise these through the controller's queue.
-import { InvalidArgumentError } from '../errors.js';
+import { AddressRacedError, InvalidArgumentError } from '../errors.js';
 import type { PortSpec } from '../portmap/index.js';
 import type { ControllerDeps } from './types.js';
 import { isFresh, type Driver, type EndpointCreated, type LeaveHint, type Placement } from '../contract/driver.js';
@@ -39,11 +39,28 @@ export interface JoinRequest {
   ifname?: string;
 }
 
+/** Connects made again at most when another host took a chosen address first (AddressRacedError). */
+const RACE_ATTEMPTS = 8;
+
 /**
- * A new endpoint of net joined to sb, with its ports published; rolled back whole on failure.
+ * A new endpoint of net joined to sb, with its ports published; rolled back whole on failure (and
+ * made again when another host took the address chosen for it meanwhile).
  * peers: the endpoints sb has joined already.
  */
-export function createJoinedEndpoint(
+export async function createJoinedEndpoint(
+  deps: ControllerDeps, net: NetworkRecord, sb: SandboxRecord, req: JoinRequest, ports: PortSpec[], peers: EndpointRecord[],
+): Promise<EndpointRecord> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await createJoinedOnce(deps, net, sb, req, ports, peers);
+    } catch (err) {
+      if (!(err instanceof AddressRacedError) || attempt >= RACE_ATTEMPTS) throw err;
+      deps.logger.debug({ network: net.name, sandbox: sb.name, err: err.message }, 'connect: the address was taken by another host; choosing again');
+    }
+  }
+}
+
+function createJoinedOnce(
   deps: ControllerDeps, net: NetworkRecord, sb: SandboxRecord, req: JoinRequest, ports: PortSpec[], peers: EndpointRecord[],
 ): Promise<EndpointRecord> {
   const driver = driverOf(deps, net.driver);
@@ -57,9 +74,9 @@ export function createJoinedEndpoint(
     };
     const s4 = net.ipv4[0];
     const s6 = net.ipv6[0];
-    if (driver.global) await globalAddresses(driver, net, ep, req, undo);
+    const claim = driver.global ? await globalAddresses(driver, net, ep, req, undo) : undefined;
     // The addresses and the record in one transaction: a crash leaves both or neither.
-    else store.tx(() => {
+    if (!driver.global) store.tx(() => {
       if (s4) ep.ipv4 = ipam.requestAddress(s4.poolId, { address: req.ip ?? '', kind: 'endpoint', owner: `endpoint:${id}` });
       if (s6) ep.ipv6 = ipam.requestAddress(s6.poolId, { address: req.ipv6 ?? '', kind: 'endpoint', owner: `endpoint:${id}` });
       store.endpoints.put(ep);
@@ -74,7 +91,7 @@ export function createJoinedEndpoint(
         store.endpoints.delete(ep.id);
       }),
     );
-    const placement: Placement = { kind: 'sandbox', sandbox: sb, peers, ...(req.ifname ? { ifname: req.ifname } : {}) };
+    const placement: Placement = { kind: 'sandbox', sandbox: sb, peers, ...(req.ifname ? { ifname: req.ifname } : {}), ...(claim ? { claim } : {}) };
     const created = await driver.createEndpoint(net, net.config, ep, placement);
     // Kernel objects the driver made now must be on record before the join (a bridge makes none yet).
     if (created.driverData !== undefined) {
@@ -94,20 +111,25 @@ export function createJoinedEndpoint(
   });
 }
 
-/** A global network's endpoint addresses, from the cluster's IPAM (released again on rollback). */
-async function globalAddresses(driver: Driver, net: NetworkRecord, ep: EndpointRecord, req: JoinRequest, undo: Undo): Promise<void> {
+/**
+ * A global network's endpoint addresses from the cluster's IPAM: reserved when the scope reserves
+ * (the join claims them: returns its claim), else claimed now. Released again on rollback.
+ */
+async function globalAddresses(driver: Driver, net: NetworkRecord, ep: EndpointRecord, req: JoinRequest, undo: Undo): Promise<{ owner: string } | undefined> {
   const g = driver.global!;
   const owner = `endpoint:${ep.id}`;
-  if (net.ipv4[0]) {
-    const a = await g.requestAddress(net, 4, req.ip, owner);
-    ep.ipv4 = a;
-    undo.push('global IPv4 address', () => g.releaseAddress(net, 4, a, owner));
+  const reserve = g.reserveAddress && g.forgetAddress ? { reserve: g.reserveAddress.bind(g), forget: g.forgetAddress.bind(g) } : undefined;
+  for (const family of [4, 6] as const) {
+    if (!(family === 4 ? net.ipv4[0] : net.ipv6[0])) continue;
+    const asked = family === 4 ? req.ip : req.ipv6;
+    const a = reserve ? await reserve.reserve(net, family, asked) : await g.requestAddress(net, family, asked, owner);
+    if (family === 4) ep.ipv4 = a;
+    else ep.ipv6 = a;
+    // A reserved address is claimed only by a join that succeeds: its release is pushed then (joinAndApply).
+    if (reserve) undo.push(`reserved IPv${family} address`, () => reserve.forget(net, family, a));
+    else undo.push(`global IPv${family} address`, () => g.releaseAddress(net, family, a, owner));
   }
-  if (net.ipv6[0]) {
-    const a = await g.requestAddress(net, 6, req.ipv6, owner);
-    ep.ipv6 = a;
-    undo.push('global IPv6 address', () => g.releaseAddress(net, 6, a, owner));
-  }
+  return reserve ? { owner } : undefined;
 }
 
 /** The driver's data and the MAC it chose (an endpoint's own MAC, asked for, stays). */
@@ -119,6 +141,15 @@ function recordCreated(ep: EndpointRecord, created: EndpointCreated): void {
 /** The driver's join, then its JoinInfo applied in the sandbox; the leave is pushed on undo. */
 async function joinAndApply(deps: ControllerDeps, driver: Driver, net: NetworkRecord, ep: EndpointRecord, placement: Placement & { kind: 'sandbox' }, undo: Undo): Promise<void> {
   const joined = await driver.join(net, net.config, ep, placement);
+  const claim = placement.claim;
+  const g = driver.global;
+  if (claim && g) {
+    // The join claimed the reserved addresses: released after the leave, as at teardown.
+    undo.push('claimed addresses', async () => {
+      if (ep.ipv4) await g.releaseAddress(net, 4, ep.ipv4, claim.owner);
+      if (ep.ipv6) await g.releaseAddress(net, 6, ep.ipv6, claim.owner);
+    });
+  }
   undo.push('driver join', () => driver.leave(net, net.config, ep, placement.sandbox));
   if (joined.macAddress) ep.macAddress = joined.macAddress;
   if (joined.driverData !== undefined) ep.driverData = joined.driverData;

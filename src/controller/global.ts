@@ -43,7 +43,7 @@ export async function networkToJoin(deps: ControllerDeps, ref: string): Promise<
   const { store } = deps;
   if (local) {
     // Endpoints here hold the record whatever the cluster says: no etcd read (the address claim that follows checks the pool).
-    if (store.endpoints.listWhere('network_id', local.id).length > 0) return local;
+    if (store.endpoints.anyWhere('network_id', local.id)) return local;
     const driver = deps.drivers.get(local.driver);
     const view = await driver?.global?.lookup(local.name);
     if (view?.id === local.id) return local;

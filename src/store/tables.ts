@@ -39,6 +39,7 @@ export class RecordTable<R extends { id: string; name: string; state: ObjectStat
   private readonly byState: Database.Statement;
   private readonly byPrefix: Database.Statement;
   private readonly byColumn = new Map<string, Database.Statement>();
+  private readonly anyByColumn = new Map<string, Database.Statement>();
 
   constructor(
     db: Database.Database,
@@ -58,7 +59,10 @@ export class RecordTable<R extends { id: string; name: string; state: ObjectStat
     this.stateOf = db.prepare(`UPDATE ${table} SET state = ? WHERE id = ?`);
     this.byState = db.prepare(`SELECT * FROM ${table} WHERE state = ? ORDER BY created, id`);
     this.byPrefix = db.prepare(`SELECT * FROM ${table} WHERE id >= ? AND id < ? ORDER BY id LIMIT 2`);
-    for (const c of columns) this.byColumn.set(c, db.prepare(`SELECT * FROM ${table} WHERE ${c} = ? ORDER BY created, id`));
+    for (const c of columns) {
+      this.byColumn.set(c, db.prepare(`SELECT * FROM ${table} WHERE ${c} = ? ORDER BY created, id`));
+      this.anyByColumn.set(c, db.prepare(`SELECT 1 FROM ${table} WHERE ${c} = ? LIMIT 1`).pluck());
+    }
   }
 
   /** Inserts the record, or replaces the one with the same id. Refuses a name already in use. */
@@ -102,6 +106,13 @@ export class RecordTable<R extends { id: string; name: string; state: ObjectStat
     const stmt = this.byColumn.get(column);
     if (!stmt) throw new Error(`${this.spec.table} has no column ${column}`);
     return (stmt.all(value) as Row[]).map((row) => this.spec.fromRow(row));
+  }
+
+  /** Whether any record's column equals value (no record is read). */
+  anyWhere(column: string, value: string): boolean {
+    const stmt = this.anyByColumn.get(column);
+    if (!stmt) throw new Error(`${this.spec.table} has no column ${column}`);
+    return stmt.get(value) !== undefined;
   }
 
   /** At most two records whose id starts with prefix (two means the prefix is ambiguous). */

@@ -267,6 +267,81 @@ describeRoot('cluster control plane on a real etcd', () => {
     await watch.close();
   });
 
+  it('endpoint join: the reserved addresses and the peer in one transaction on the host\'s lease; a lost race or a held --ip leaves no key; 3 hosts × 20 concurrent joins get distinct addresses', async () => {
+    const hosts = await Promise.all([1, 2, 3].map((n) => sim.inProcessHost(n, { prefix: '/t-join' })));
+    const [a, b] = hosts as [(typeof hosts)[0], (typeof hosts)[0]];
+    const net = await a.ensureNetwork(spec('ovj'));
+    await Promise.all(hosts.slice(1).map((h) => h.ensureNetwork(spec('ovj'))));
+    const poolId = net.ipv4[0]!.poolId;
+    const keys = async (under: string) => (await direct.range(`/t-join/v1/${under}`)).kvs;
+    const join = (h: typeof a, id: string, address: string) =>
+      h.joinEndpoint('ovj', { endpointId: id, ip: address, mac: mac(Number(address.split('/')[0]!.split('.')[3])) }, [{ poolId, address, owner: `endpoint:${id}` }]);
+    // Both hosts choose from views read before either claims: the same first address.
+    const [ra, rb] = [await a.reserveAddress(poolId), await b.reserveAddress(poolId)];
+    expect(rb).toBe(ra);
+    await join(a, 'ea', ra);
+    const raced = await join(b, 'eb', rb).then(() => undefined, (e: unknown) => e as { code?: string; message?: string });
+    expect(raced).toMatchObject({ code: 'ERR_ADDRESS_RACED' });
+    b.forgetAddress(poolId, rb);
+    expect((await keys('peers/ovj/')).map((kv) => kv.key)).toEqual([`/t-join/v1/peers/ovj/${a.hostId}/ea`]);
+    const held = await keys(`ipam/addresses/${poolId.replace('/', '_')}/${ra.split('/')[0]}`);
+    expect(JSON.parse(held[0]!.value.toString())).toMatchObject({ owner: 'endpoint:ea', host: a.hostId });
+    expect(held[0]!.lease).toBe(a.status().lease!.id);
+    // Asked for by address (--ip) and held by another endpoint: refused naming the holder, and no peer key.
+    const given = await b.reserveAddress(poolId, ra.split('/')[0]);
+    await expect(join(b, 'eb2', given)).rejects.toThrow(new RegExp(`address ${ra.split('/')[0]} is in use by endpoint endpoint:ea on host ${a.hostId}`));
+    b.forgetAddress(poolId, given);
+    expect((await keys('peers/ovj/')).map((kv) => kv.key)).toEqual([`/t-join/v1/peers/ovj/${a.hostId}/ea`]);
+    // 20 joins at once per host, each choosing again when another host took its address first.
+    const connect = async (h: typeof a, id: string): Promise<string> => {
+      for (;;) {
+        const address = await h.reserveAddress(poolId);
+        try {
+          await join(h, id, address);
+          return address;
+        } catch (err) {
+          h.forgetAddress(poolId, address);
+          if ((err as { code?: string }).code !== 'ERR_ADDRESS_RACED') throw err;
+        }
+      }
+    };
+    const got = await Promise.all(hosts.flatMap((h, i) => Array.from({ length: 20 }, (_, j) => connect(h, `h${i}e${j}`))));
+    expect(new Set([ra, ...got]).size).toBe(61);
+    const peers = await keys('peers/ovj/');
+    expect(peers).toHaveLength(61);
+    const addresses = (await keys(`ipam/addresses/${poolId.replace('/', '_')}/`)).filter((kv) => JSON.parse(kv.value.toString()).kind === 'endpoint');
+    expect(addresses).toHaveLength(61);
+    // Each endpoint's peer names the address it holds, and both sit on its host's lease.
+    const leaseOf = new Map(hosts.map((h) => [h.hostId, h.status().lease!.id]));
+    const byIp = new Map(addresses.map((kv) => [kv.key.split('/').pop()!, kv]));
+    for (const kv of peers) {
+      const p = JSON.parse(kv.value.toString()) as { ip: string; host: string; endpointId: string };
+      expect(kv.lease).toBe(leaseOf.get(p.host));
+      const addr = byIp.get(p.ip)!;
+      expect(JSON.parse(addr.value.toString())).toMatchObject({ owner: `endpoint:${p.endpointId}`, host: p.host });
+      expect(addr.lease).toBe(leaseOf.get(p.host));
+    }
+  });
+
+  it('the network cache: a network made, then removed, on another host is seen through the watch; it serves nothing while etcd is away', async () => {
+    const [a, b] = await Promise.all([1, 2].map((n) => sim.inProcessHost(n, { prefix: '/t-ncache' })));
+    expect(await b!.getNetwork('ovn', { cached: true })).toBeUndefined();
+    const net = await a!.ensureNetwork(spec('ovn'));
+    expect(await waitFor('b sees ovn', async () => b!.getNetwork('ovn', { cached: true }), 2000)).toEqual(net);
+    expect(await a!.removeNetwork('ovn')).toEqual({ deleted: true, holders: [] });
+    await waitFor('b sees ovn gone', async () => ((await b!.getNetwork('ovn', { cached: true })) === undefined ? true : undefined), 2000);
+    // etcd stopped: not served from memory (the read fails fast instead); back, the cache is live again.
+    await a!.ensureNetwork(spec('ovn2'));
+    await waitFor('b sees ovn2', async () => b!.getNetwork('ovn2', { cached: true }), 2000);
+    await sim.etcd.stop();
+    try {
+      await waitFor('b fails ovn2', async () => b!.getNetwork('ovn2', { cached: true }).then(() => undefined, () => true), 5000);
+    } finally {
+      await sim.etcd.start();
+    }
+    expect(await waitFor('b serves ovn2 again', async () => b!.getNetwork('ovn2', { cached: true }).catch(() => undefined), 5000)).toMatchObject({ name: 'ovn2' });
+  });
+
   it('leaveNetwork: a network stays while a host or an endpoint address holds it; the last one out deletes it, its VNI, pools and addresses', async () => {
     const [a, b] = await Promise.all([1, 2].map((n) => sim.inProcessHost(n, { prefix: '/t-leave' })));
     const net = await a!.ensureNetwork(spec('lv'));

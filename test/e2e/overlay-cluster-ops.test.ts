@@ -90,6 +90,41 @@ describeRoot('overlay cluster operations', () => {
     expect((await run(['ip', '-n', h1.ns.name, 'link', 'show', `ovvx${vni}`])).code).not.toBe(0);
   });
 
+  it('a refused connect leaves no key in etcd and no interface: an --ip another host holds (its holder named), the host sandbox', async () => {
+    const [h1, h2] = hosts as [SimHost, SimHost];
+    await cli(h1, ['network', 'create', '-d', 'overlay', '--internal', '--subnet', '198.19.226.0/24', 'ovno']);
+    const a = await joined(h1, 'ovno');
+    const etcdKeys = async () => {
+      const client = sim.etcd.client();
+      try {
+        return (await client.range('/cnmkit/v1/')).kvs.map((kv) => kv.key).filter((k) => k.includes('/ovno/') || k.includes('198.19.226.0_24')).sort();
+      } finally {
+        client.close();
+      }
+    };
+    const before = await etcdKeys();
+    expect(before.filter((k) => k.includes('/peers/'))).toHaveLength(1);
+    const links = async () => (await h2.ns.sh(['ip', '-br', 'link', 'show', 'group', String(0x636e6f76)])).trim();
+    const linksBefore = await links();
+    const sb = await h2.daemon.sandbox();
+    made.push({ h: h2, sb });
+    const held = await h2.daemon.cmd(['connect', 'ovno', sb, '--ip', ip(a.ep.ipv4)]);
+    expect(held.code).toBe(1);
+    expect(held.stderr).toMatch(new RegExp(`address ${ip(a.ep.ipv4).replace(/\./g, '\\.')} is in use by endpoint endpoint:[0-9a-f]+ on host`));
+    const hostSb = `${h2.ns.name}-hostsb`;
+    await cli(h2, ['sandbox', 'create', '--host', '--name', hostSb]);
+    try {
+      const host = await h2.daemon.cmd(['connect', 'ovno', hostSb]);
+      expect(host.code).toBe(1);
+      expect(host.stderr).toContain('is the host namespace: it cannot join overlay network ovno');
+    } finally {
+      await cli(h2, ['sandbox', 'rm', hostSb]);
+    }
+    expect(await etcdKeys()).toEqual(before);
+    expect(await links()).toBe(linksBefore);
+    expect((await cli(h2, ['sandbox', 'inspect', sb, '--format', 'json']))).not.toContain('ovno');
+  });
+
   it('compaction past the revision a stalled watch is at: the host re-lists, converges, and does not loop', async () => {
     const [h1, h2] = hosts as [SimHost, SimHost];
     await cli(h1, ['network', 'create', '-d', 'overlay', '--internal', '--subnet', '198.19.232.0/21', 'ovcp']);

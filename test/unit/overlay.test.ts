@@ -1,9 +1,9 @@
 // The overlay driver's pure parts: the parse step (Docker's options, the refusals naming the
 // option) and the wanted static entries computed from peer records (remote peers only, one
-// flood entry per remote VTEP, IPv6 neighbours too).
+// flood entry per remote VTEP, IPv6 neighbours too), and the same kept up change by change.
 import { describe, expect, it } from 'vitest';
 import { parseOverlayConfig } from '../../drivers/overlay/config.js';
-import { FLOOD_MAC, wanted } from '../../drivers/overlay/program.js';
+import { count, counted, FLOOD_MAC, plain, wanted } from '../../drivers/overlay/program.js';
 import type { Peer } from '../../src/cluster/types.js';
 
 const input = (options: Record<string, string>) => ({ name: 'ov', options, internal: false, enableIPv6: false });
@@ -42,6 +42,39 @@ describe('overlay static entries from peers', () => {
     expect(Object.fromEntries(w.neigh)).toEqual({
       '198.19.200.2': '02:42:c6:13:c8:02', 'fd00::2': '02:42:c6:13:c8:02', '198.19.200.3': '02:42:c6:13:c8:03', '198.19.200.4': '02:42:c6:13:c8:04',
     });
+  });
+
+  it('kept up change by change, it wants what a recount wants: a flood entry stays while a peer on its VTEP does; an IP given two MACs falls back to the earlier when the later goes', () => {
+    const self = ['self', '198.19.255.1'] as const;
+    const b2 = peer('b', 2, '198.19.255.2', 'fd00::2');
+    const b3 = peer('b', 3, '198.19.255.2');
+    const c4 = peer('c', 4, '198.19.255.3');
+    // A made-up peer on another host giving b3's IP another MAC (as a test's fake host does).
+    const d3 = { ...peer('d', 3, '198.19.255.4'), endpointId: 'd3', mac: '02:43:00:00:00:03' };
+    const c = counted([peer('self', 1, '198.19.255.1'), b2], ...self);
+    const steps: [Peer, 1 | -1][] = [[b3, 1], [c4, 1], [d3, 1], [b2, -1]];
+    const live = new Set<Peer>([b2]);
+    for (const [p, by] of steps) {
+      count(c, p, by, ...self);
+      if (by > 0) live.add(p);
+      else live.delete(p);
+    }
+    expect(plain(c)).toEqual(wanted(live, ...self));
+    expect(plain(c).fdb.has(`${FLOOD_MAC}>198.19.255.2`)).toBe(true);
+    expect(plain(c).neigh.get('198.19.200.3')).toBe('02:43:00:00:00:03');
+    count(c, d3, -1, ...self);
+    count(c, b3, -1, ...self);
+    live.delete(d3);
+    live.delete(b3);
+    expect(plain(c).neigh.get('198.19.200.3')).toBeUndefined();
+    expect(plain(c).fdb.has(`${FLOOD_MAC}>198.19.255.2`)).toBe(false);
+    expect(plain(c)).toEqual(wanted(live, ...self));
+    // The case of the compaction test: the earlier MAC of an IP comes back when the later's peer goes.
+    count(c, b3, 1, ...self);
+    count(c, d3, 1, ...self);
+    count(c, d3, -1, ...self);
+    expect(plain(c).neigh.get('198.19.200.3')).toBe('02:42:c6:13:c8:03');
+    expect(plain(c).fdb.has('02:43:00:00:00:03>198.19.255.4')).toBe(false);
   });
 
   it('wants nothing when every peer is this host\'s', () => {

@@ -1,0 +1,167 @@
+// Addresses of this host's new endpoints on global networks, in two steps so that a connect makes
+// one etcd transaction: reserve() chooses an address from this host's view of the pool (no round
+// trip once the view is read) and holds it here; the transaction that publishes the endpoint's
+// peer claims it (ops(): create-if-absent on the host's lease, guarded by the pool's revision) and
+// settle() reads its outcome. An address another host claimed in between fails that transaction:
+// the view learns it and AddressRacedError tells the caller to choose again; a given address
+// (--ip) is refused naming its holder instead. Limits: reservations are memory only.
+import { AddressRacedError, ConflictError, NotFoundError } from '../errors.js';
+import { formatAddress, parseAddressOrCidr } from '../ip/index.js';
+import { parseJson, type Compare, type Op, type TxnResult } from './client.js';
+import { addressIn, canonicalPool, randomIn, type AddressView, type EtcdIpam } from './ipam.js';
+import type { Keys } from './keys.js';
+import type { AddressValue, Owned } from './owned.js';
+
+/** Addresses found taken by other hosts before the pool's view is read again. */
+const MISSES = 3;
+
+export interface ReserveDeps {
+  ipam: EtcdIpam;
+  keys: Keys;
+  hostId: string;
+  owned: Owned;
+}
+
+/** One address a join claims: its pool, the address and the owner; heldAt when the owner holds it already (a replay). */
+export interface Claim {
+  poolId: string;
+  ip: string;
+  owner: string;
+  heldAt?: number;
+}
+
+export class Reservations {
+  /** Reserved addresses by `pool ip`: whether the caller asked for that one (else it was chosen here). */
+  private readonly asked = new Map<string, boolean>();
+  private readonly misses = new Map<string, number>();
+
+  constructor(private readonly d: ReserveDeps) {}
+
+  /** "addr/len": the given address (checked to be in the pool), else the next free one in this host's view. */
+  async reserve(poolId: string, address?: string): Promise<string> {
+    const id = canonicalPool(poolId);
+    let view = await this.d.ipam.poolView(id);
+    const pending = this.d.ipam.pendingOf(id);
+    if (address !== undefined && address !== '') {
+      const ip = addressIn(view.subnet, address);
+      pending.add(parseAddressOrCidr('ip', ip).value);
+      this.asked.set(`${id} ${ip}`, true);
+      return `${ip}/${view.subnet.bits}`;
+    }
+    for (let i = 0; ; i++) {
+      const a = nextFree(view, pending);
+      if (a !== undefined) {
+        pending.add(a);
+        view.next = a >= view.last ? view.first : a + 1n;
+        const ip = formatAddress(view.subnet.family, a);
+        this.asked.set(`${id} ${ip}`, false);
+        return `${ip}/${view.subnet.bits}`;
+      }
+      if (i > 0) throw new ConflictError(`no free address left in pool ${id}${view.ipRange ? ` (ip-range ${view.ipRange})` : ''}`, { field: 'ip' });
+      // Every address looked taken in a view that may be stale: read it again once.
+      view = await this.d.ipam.poolView(id, true);
+    }
+  }
+
+  /** Drops a reservation (claimed, or its endpoint not made); idempotent. */
+  forget(poolId: string, address: string): void {
+    const id = canonicalPool(poolId);
+    const ip = address.split('/')[0]!;
+    this.asked.delete(`${id} ${ip}`);
+    this.d.ipam.pendingOf(id).delete(parseAddressOrCidr('ip', ip).value);
+  }
+
+  claim(poolId: string, address: string, owner: string): Claim {
+    return { poolId: canonicalPool(poolId), ip: address.split('/')[0]!, owner };
+  }
+
+  /** The transaction's part for the claims: compares, puts on the lease, and reads for settle() when it fails. */
+  ops(claims: Claim[], lease: string): { compare: Compare[]; then: Op[]; otherwise: Op[] } {
+    const k = this.d.keys;
+    const out = { compare: [] as Compare[], then: [] as Op[], otherwise: [] as Op[] };
+    for (const c of claims) {
+      const view = this.d.ipam.heldView(c.poolId);
+      const key = k.address(c.poolId, c.ip);
+      out.compare.push(
+        view ? { key: k.pool(c.poolId), target: 'mod', op: '=', value: view.poolRevision } : { key: k.pool(c.poolId), target: 'version', op: '>', value: 0 },
+        c.heldAt === undefined ? { key, target: 'version', op: '=', value: 0 } : { key, target: 'mod', op: '=', value: c.heldAt },
+      );
+      out.then.push({ put: key, value: this.value(c), lease });
+      out.otherwise.push({ get: k.pool(c.poolId) }, { get: key });
+    }
+    return out;
+  }
+
+  /**
+   * The outcome of a transaction made with ops(): true when it claimed them all (the reservations
+   * are done); false when it should be made again (an address turned out to be this owner's
+   * already); else throws: the pool is gone (NotFoundError), a given address is held
+   * (ConflictError), a chosen one was taken meanwhile (AddressRacedError).
+   */
+  settle(claims: Claim[], res: TxnResult): boolean {
+    if (res.succeeded) {
+      for (const c of claims) {
+        this.d.ipam.heldView(c.poolId)?.taken.add(c.ip);
+        this.forget(c.poolId, c.ip);
+        this.d.owned.set(this.d.keys.address(c.poolId, c.ip), { kind: 'address', value: this.value(c) });
+      }
+      return true;
+    }
+    let again = false;
+    claims.forEach((c, i) => {
+      const poolKv = res.reads[2 * i]?.[0];
+      const held = res.reads[2 * i + 1]?.[0];
+      const view = this.d.ipam.heldView(c.poolId);
+      if (!poolKv) {
+        this.d.ipam.dropView(c.poolId);
+        throw new NotFoundError('pool', c.poolId);
+      }
+      if (view && poolKv.modRevision !== view.poolRevision) {
+        // The pool was made again since this host read it: choose from a fresh view.
+        this.d.ipam.dropView(c.poolId);
+        throw new AddressRacedError(c.ip);
+      }
+      if (!held) {
+        // Free (again): claimed as a new one next time.
+        again ||= c.heldAt !== undefined;
+        delete c.heldAt;
+        return;
+      }
+      const other = parseJson<AddressValue>(held);
+      if (other.owner === c.owner && other.kind === 'endpoint' && other.host === this.d.hostId) {
+        again ||= c.heldAt !== held.modRevision;
+        c.heldAt = held.modRevision;
+        return;
+      }
+      this.raced(c, view, other);
+    });
+    if (!again) throw new ConflictError(`the addresses of ${claims[0]?.owner ?? 'an endpoint'} failed their claim for no reason etcd shows`, { field: 'ip' });
+    return false;
+  }
+
+  private raced(c: Claim, view: AddressView | undefined, other: AddressValue): never {
+    const asked = this.asked.get(`${c.poolId} ${c.ip}`) ?? true;
+    view?.taken.add(c.ip);
+    this.forget(c.poolId, c.ip);
+    if (asked) throw new ConflictError(`address ${c.ip} is in use by ${other.kind} ${other.owner} on host ${other.host}`, { field: 'ip' });
+    const misses = (this.misses.get(c.poolId) ?? 0) + 1;
+    this.misses.set(c.poolId, misses % MISSES);
+    // Another host claims here too: go on from a random point (hosts then claim apart), and read the view again now and then.
+    if (view) view.next = randomIn(view);
+    if (misses >= MISSES) this.d.ipam.dropView(c.poolId);
+    throw new AddressRacedError(c.ip);
+  }
+
+  private value(c: Claim): AddressValue {
+    return { owner: c.owner, kind: 'endpoint', host: this.d.hostId };
+  }
+}
+
+/** The next address from view.next that the view does not show taken and nothing here is claiming. */
+function nextFree(view: AddressView, pending: Set<bigint>): bigint | undefined {
+  const size = view.last - view.first + 1n;
+  for (let n = 0n, a = view.next; n < size; n++, a = a >= view.last ? view.first : a + 1n) {
+    if (!pending.has(a) && !view.taken.has(formatAddress(view.subnet.family, a))) return a;
+  }
+  return undefined;
+}

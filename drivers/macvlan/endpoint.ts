@@ -9,7 +9,10 @@ import { isIPv4 } from 'node:net';
 import { InvalidArgumentError } from '../../src/errors.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../../src/core/model.js';
 import type { EndpointCheck, JoinInfo } from '../../src/contract/driver.js';
-import { addMacvlan, deleteLink, findLink, listFdb, type NetlinkHandlePool } from '../../src/netlink/index.js';
+import { KernelError } from '../../src/errors.js';
+import {
+  addMacvlan, deleteLink, findLink, listFdb, listLinks, listNetnsIds, type Link, type MacvlanLink, type NetlinkHandle, type NetlinkHandlePool,
+} from '../../src/netlink/index.js';
 import { linkNamesIn } from '../../src/netns/index.js';
 import type { MacvlanConfig } from './config.js';
 import { LINK_GROUP } from './parent.js';
@@ -101,26 +104,59 @@ export function createdDetached(ep: EndpointRecord): boolean {
 }
 
 /**
+ * The macvlans on the parent (ifindex parent in the daemon's namespace) that live in other
+ * namespaces: those the daemon's namespace has an id for, which every namespace a link of it was
+ * moved into has (the kernel gives one at the move). Stops once found(links so far) says so.
+ * Equivalent to: `ip netns list-id`, then `ip -target-nsid ID -d link show type macvlan` for each.
+ */
+async function movedMacvlans(h: NetlinkHandle, parent: number, found: (links: MacvlanLink[]) => boolean): Promise<MacvlanLink[]> {
+  const out: MacvlanLink[] = [];
+  for (const nsid of await listNetnsIds(h)) {
+    let links: Link[];
+    try {
+      links = await listLinks(h, { kind: 'macvlan', nsid });
+    } catch (err) {
+      // A namespace being destroyed between the two requests: its macvlans go with it.
+      if (err instanceof KernelError && (err.errnoCode === 'EINVAL' || err.errnoCode === 'ENOENT')) continue;
+      throw err;
+    }
+    out.push(...links.filter((l): l is MacvlanLink => l.kind === 'macvlan' && l.parentIndex === parent && l.netnsId !== undefined));
+    if (found(out)) break;
+  }
+  return out;
+}
+
+/**
  * The detached endpoints whose macvlan is gone (the Docker engine forgot them: the container's
- * namespace was destroyed, and its macvlans with it). A detached macvlan is alive while it is in
- * the daemon's namespace under its name (not moved yet) or, once the engine moved it, while its
- * MAC is among the parent's unicast addresses: a macvlan that is up holds its MAC there, in
- * whatever namespace it is, and the kernel takes it out when the link goes. No parent left: its
- * macvlans went with it. Equivalent to: `ip link show` and `bridge fdb show dev PARENT`.
- * Limits: a macvlan set down inside its container looks gone; one whose MAC a live macvlan on the
- * parent also has looks alive (a later container given the dead one's address has Docker's same
- * MAC: prune before it starts, as the Docker backend does at CreateEndpoint); passthru takes the
- * parent's own MAC (nothing to look for), so passthru endpoints are never reported.
+ * namespace was destroyed, and its macvlans with it). Only a vanished link means gone: a detached
+ * macvlan is alive while it is in the daemon's namespace under its name (not moved yet), or while
+ * a macvlan on the parent with its MAC (passthru: any macvlan on the parent, which has one at
+ * most and takes the parent's MAC) is in a namespace the engine moved it into, up or down. A MAC
+ * among the parent's unicast addresses (an up macvlan holds its own there) is enough, and is read
+ * first: one request for the usual case. No parent left: its macvlans went with it.
+ * Equivalent to: `ip link show`, `bridge fdb show dev PARENT`, then the namespaces' links.
+ * Limits: one whose MAC a live macvlan on the parent also has looks alive (a later container given
+ * the dead one's address has Docker's same MAC: prune before it starts, as the Docker backend does
+ * at CreateEndpoint); a macvlan moved on from the namespace the engine put it in, to one the
+ * daemon's namespace has no id for, looks gone once it is down.
  */
 export async function goneDetached(pool: NetlinkHandlePool, config: MacvlanConfig, eps: EndpointRecord[]): Promise<string[]> {
-  if (config.mode === 'passthru') return [];
   const h = pool.get();
   const here = linkNamesIn(h.nsPath);
-  const moved = eps.filter((e) => !here.has((e.driverData as Partial<MacvlanEndpointData>).hostIfname ?? detachedIfnameFor(e.id)));
+  const macOf = (e: EndpointRecord): string => (e.driverData as MacvlanEndpointData).mac.toLowerCase();
+  let moved = eps.filter((e) => !here.has((e.driverData as Partial<MacvlanEndpointData>).hostIfname ?? detachedIfnameFor(e.id)));
   if (moved.length === 0) return [];
   const parent = await findLink(h, config.parentName!);
-  const held = new Set(parent ? (await listFdb(h, { dev: parent.index })).filter((f) => f.self).map((f) => f.mac.toLowerCase()) : []);
-  return moved.filter((e) => !held.has((e.driverData as MacvlanEndpointData).mac.toLowerCase())).map((e) => e.id);
+  if (!parent) return moved.map((e) => e.id);
+  const passthru = config.mode === 'passthru';
+  if (!passthru) {
+    const held = new Set((await listFdb(h, { dev: parent.index })).filter((f) => f.self).map((f) => f.mac.toLowerCase()));
+    moved = moved.filter((e) => !held.has(macOf(e)));
+    if (moved.length === 0) return [];
+  }
+  const alive = (links: MacvlanLink[], e: EndpointRecord): boolean => links.some((l) => passthru || l.mac?.toLowerCase() === macOf(e));
+  const links = await movedMacvlans(h, parent.index, (ls) => moved.every((e) => alive(ls, e)));
+  return moved.filter((e) => !alive(links, e)).map((e) => e.id);
 }
 
 /**

@@ -14,7 +14,7 @@ import { findLink } from '../../src/netlink/index.js';
 import { parseMacvlanConfig, type MacvlanConfig } from './config.js';
 import { ensureParent, planParent, removeParent, sweepOrphans } from './parent.js';
 import { checkMacvlan } from './check.js';
-import { checkJoined, createDetached, createdDetached, createInSandbox, deleteDetached, detachedIfnameFor, goneDetached, leaveSandbox, macvlanJoinInfo, type MacvlanEndpointData } from './endpoint.js';
+import { checkJoined, createDetached, createdDetached, createInSandbox, deleteDetached, goneDetached, leaveSandbox, macvlanJoinInfo, type MacvlanEndpointData } from './endpoint.js';
 
 export { parseMacvlanConfig, type MacvlanConfig } from './config.js';
 export type { MacvlanEndpointData } from './endpoint.js';
@@ -40,7 +40,7 @@ export function createMacvlanDriver(ctx: DriverContext): Driver<MacvlanConfig> {
       return config;
     },
     sweep(networks, endpoints) {
-      return sweepOrphans(host(), networks, endpoints, (ep) => detachedIfnameFor(ep.id));
+      return sweepOrphans(host(), networks, endpoints, (ep) => (ep.driverData as Partial<MacvlanEndpointData> | undefined)?.hostIfname);
     },
     async restore(net: NetworkRecord, config) {
       if (config.origin !== 'host') return ensureParent(host(), config);

@@ -88,14 +88,21 @@ export async function removeParent(h: NetlinkHandle, config: MacvlanConfig): Pro
 /**
  * Start-up sweep in the daemon's namespace: devices of the macvlan group that no network (a parent
  * cnmkit made) or detached endpoint (a link the engine has not moved yet) owns are deleted.
+ * detachedName: the link an endpoint's record says it made in the daemon's namespace, if it did
+ * (what creation recorded decides, not whether the record names a sandbox).
  */
-export async function sweepOrphans(h: NetlinkHandle, networks: NetworkRecord[], endpoints: EndpointRecord[], detachedName: (ep: EndpointRecord) => string): Promise<string[]> {
+export async function sweepOrphans(
+  h: NetlinkHandle, networks: NetworkRecord[], endpoints: EndpointRecord[], detachedName: (ep: EndpointRecord) => string | undefined,
+): Promise<string[]> {
   const owned = new Set<string>();
   for (const n of networks) {
     const c = n.config as MacvlanConfig;
     if (c.parentName && c.origin !== 'host') owned.add(c.parentName);
   }
-  for (const e of endpoints) if (e.sandboxId === undefined) owned.add(detachedName(e));
+  for (const e of endpoints) {
+    const name = detachedName(e);
+    if (name !== undefined) owned.add(name);
+  }
   const removed: string[] = [];
   for (const link of await listLinks(h)) {
     if (link.group !== LINK_GROUP || owned.has(link.name)) continue;

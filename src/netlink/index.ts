@@ -13,6 +13,6 @@ export { addNeighbor, deleteNeighbor, listNeighbors, type Neighbor, type Neighbo
 export { addFdb, appendFdb, replaceFdb, deleteFdb, listFdb, type FdbEntry, type FdbSpec } from './fdb.js';
 export { subscribe, Subscription, type NetlinkEvent, type SubscribeOptions, type ResyncReason } from './events.js';
 export { parseIp, parseCidr, parseMac, formatIp, formatMac, type Family, type Cidr, type IpAddress } from '../ip/index.js';
-export { netnsIdOf, netnsIdReferenced } from './nsid.js';
+export { listNetnsIds, netnsIdOf, netnsIdReferenced } from './nsid.js';
 export { MTU_MIN, MTU_MAX, type LinkRef } from './validate.js';
 export { setBridgePort, type BridgePortSpec } from './bridge-port.js';

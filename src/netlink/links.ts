@@ -320,9 +320,14 @@ export async function linkIndex(h: NetlinkHandle, ref: LinkRef, field = 'link'):
   return link.index;
 }
 
-/** Equivalent to: `ip link show [type KIND] [master BR]` */
-export async function listLinks(h: NetlinkHandle, filter: { kind?: LinkKind; master?: number } = {}): Promise<Link[]> {
-  const msgs = await h.dump('link show', rt.MessageType.GETLINK, body(rt.formatLinkMessage, { kind: 'link', data: {}, attrs: { extMask: u32(RTEXT_FILTER_SKIP_STATS) } }));
+/**
+ * Equivalent to: `ip [-target-nsid ID] link show [type KIND] [master BR]`. With nsid: the links of
+ * the namespace the handle's namespace calls nsid (their indexes are that namespace's).
+ */
+export async function listLinks(h: NetlinkHandle, filter: { kind?: LinkKind; master?: number; nsid?: number } = {}): Promise<Link[]> {
+  if (filter.nsid !== undefined) validateUint(filter.nsid, 'nsid', 0, 0x7fffffff);
+  const attrs = { extMask: u32(RTEXT_FILTER_SKIP_STATS), ...(filter.nsid !== undefined ? { targetNetnsid: filter.nsid } : {}) };
+  const msgs = await h.dump('link show', rt.MessageType.GETLINK, body(rt.formatLinkMessage, { kind: 'link', data: {}, attrs }));
   return msgs
     .flatMap((m) => (m.kind === 'link' ? [parseLink(m)] : []))
     .filter((l) => (filter.kind === undefined || l.kind === filter.kind) && (filter.master === undefined || l.master === filter.master));

@@ -1,8 +1,9 @@
-// Namespace ids (`ip netns list-id`): the id the handle's namespace gives another namespace, and
-// whether the namespace behind an id is still referenced. The kernel answers a lookup by id only
+// Namespace ids (`ip netns list-id`): the id the handle's namespace gives another namespace, every
+// id it gives, and whether the namespace behind an id is still referenced. The kernel answers a lookup by id only
 // while the namespace has references, so "not found" proves it is being destroyed (its devices go
 // with it) even before its teardown has run. Limits: ids are freed and reused by the kernel, so a
 // "still referenced" answer may be about a newer namespace that took the id (never the other way).
+import { FlagsGet } from 'netlink';
 import { KernelError } from '../errors.js';
 import type { NetlinkHandle } from './handle.js';
 import { validateUint } from './validate.js';
@@ -67,4 +68,13 @@ export async function netnsIdReferenced(h: NetlinkHandle, nsid: number): Promise
     if (err instanceof KernelError && err.errnoCode === 'ENOENT') return false;
     throw err;
   }
+}
+
+/**
+ * Every id the handle's namespace gives other namespaces (the kernel gives one, among others, to
+ * a namespace a link of this one was moved into). Equivalent to: `ip netns list-id`
+ */
+export async function listNetnsIds(h: NetlinkHandle): Promise<number[]> {
+  const replies = await h.requestRaw('netns list-id', RTM_GETNSID, [RTGENMSG], FlagsGet.DUMP);
+  return replies.filter((r) => r.type === RTM_NEWNSID).map((r) => nsidOfReply(r.data)).filter((id) => id >= 0);
 }

@@ -26,6 +26,11 @@ export { parseOverlayConfig, type OverlayConfig } from './config.js';
 /** How long a first join waits for the network's peers to be programmed here (etcd answers in ms). */
 const FIRST_PROGRAM_MS = 2000;
 
+/** Until the network's first batch of peers is programmed here, at most FIRST_PROGRAM_MS. */
+function firstProgram(s: HostNetwork): Promise<unknown> {
+  return Promise.race([s.ready, new Promise((r) => setTimeout(r, FIRST_PROGRAM_MS).unref())]);
+}
+
 export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
   const log = ctx.logger.child({ driver: 'overlay' });
   const pending = new PendingWrites(log);
@@ -136,6 +141,10 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
           await publish(net, ep, mac);
         });
       }
+      // The remote peers are programmed before the daemon goes on to serve (~0.2 s for a thousand
+      // when etcd answers): its own start-up work would otherwise delay them. Not waited for while
+      // etcd is away: the watch programs them when it is back.
+      if (c.status().state === 'connected') await firstProgram(s);
     },
     check(net, _config, endpoints) {
       return checkOverlay(ctx.netlink, nets.get(net.id), endpoints);
@@ -170,7 +179,7 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
     },
     async join(net, config, ep, placement) {
       const s = await bringUp(net, config);
-      await Promise.race([s.ready, new Promise((r) => setTimeout(r, FIRST_PROGRAM_MS).unref())]);
+      await firstProgram(s);
       const made = placement.kind === 'sandbox'
         ? await makeVeth(ctx.netlink, ctx.sysctl, s.devices!.bridge, net, s.mtu, ep, placement)
         : { data: ep.driverData as OverlayEndpointData, info: detachedInfo(net, ep, ep.driverData as OverlayEndpointData, s.mtu) };

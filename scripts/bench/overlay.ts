@@ -162,17 +162,20 @@ async function partD(sim: SimCluster, h3: SimHost): Promise<Row[]> {
   await h3.daemon.stop('SIGKILL');
   // Everything the daemon programmed goes with the VXLAN device; restart makes it and programs it again.
   await must(['ip', 'netns', 'exec', h3.ns.name, 'ip', 'link', 'del', vx]);
+  // The entries are polled from spawn on, while start() waits for the API to answer (its CLI polls every 100 ms).
   const t0 = performance.now();
-  await h3.daemon.start();
-  const ready = performance.now() - t0;
-  let now = await entries(h3, vx).catch(() => ({ fdb: 0, neigh: 0 }));
+  let ready = Number.NaN;
+  const started = h3.daemon.start().then(() => (ready = performance.now() - t0));
+  let now = { fdb: 0, neigh: 0 };
   while (!all(now) && performance.now() - t0 < 30_000) {
-    await sleep(20);
+    await sleep(10);
     now = await entries(h3, vx).catch(() => ({ fdb: 0, neigh: 0 }));
   }
   const back = performance.now() - t0;
-  const ok = all(now) && back - ready <= 1000;
-  return [{ figure: `(d) restart: ${before.fdb} FDB + ${before.neigh} neigh back`, cnmkit: fmtMs(back), peer: '—', ratio: '—', target: `≤ 1 s after ready (${fmtMs(ready)}): ${met(ok)}` }];
+  await started;
+  // From spawn (issue 11, 9 (d)).
+  const ok = all(now) && back <= 1000;
+  return [{ figure: `(d) restart: ${before.fdb} FDB + ${before.neigh} neigh back, from spawn`, cnmkit: fmtMs(back), peer: '—', ratio: '—', target: `≤ 1 s (API answered at ${fmtMs(ready)}): ${met(ok)}` }];
 }
 
 export default async function bench(): Promise<void> {

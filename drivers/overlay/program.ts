@@ -1,12 +1,13 @@
 // Static forwarding state of one overlay network on one host, from the cluster's peer records:
 // per remote endpoint a permanent FDB entry (MAC → VTEP, self) and permanent neighbour entries
 // (IP → MAC) on the VXLAN device, and per remote VTEP one all-zero-MAC flood entry. Each batch
-// of the peer watch is turned into the wanted set and diffed against what is programmed; a
-// resync (and the first batch) reads the kernel first, so an entry added or removed behind
-// cnmkit's back is put right and nothing learned or stale survives.
+// of the peer watch is turned into the wanted set and diffed against what is programmed, the
+// writes sent in a few netlink datagrams; a resync (and the first batch) reads the kernel first,
+// so an entry added or removed behind cnmkit's back is put right and nothing learned or stale
+// survives.
 import type { Peer, PeerBatch } from '../../src/cluster/types.js';
 import {
-  addNeighbor, appendFdb, deleteFdb, deleteNeighbor, listFdb, listNeighbors, replaceFdb, type NetlinkHandle,
+  addNeighbor, appendFdb, deleteFdb, deleteNeighbor, encodeNeighWrite, listFdb, listNeighbors, replaceFdb, type NeighWrite, type NetlinkHandle,
 } from '../../src/netlink/index.js';
 
 export const FLOOD_MAC = '00:00:00:00:00:00';
@@ -47,8 +48,38 @@ export interface ApplyStats {
   removed: number;
 }
 
-/** Makes the device hold exactly `want`, starting from `have` (updated in place). */
+/** The writes that make the device hold `want` instead of `have`, in a safe order (removals first). */
+export function writesFor(dev: number, have: Programmed, want: Programmed): NeighWrite[] {
+  const out: NeighWrite[] = [];
+  for (const ip of have.neigh.keys()) if (!want.neigh.has(ip)) out.push({ kind: 'neigh', op: 'delete', dev, ip });
+  for (const [key, e] of have.fdb) if (!want.fdb.has(key)) out.push({ kind: 'fdb', op: 'delete', dev, mac: e.mac, dst: e.dst });
+  for (const [key, e] of want.fdb) if (!have.fdb.has(key)) out.push({ kind: 'fdb', op: e.mac === FLOOD_MAC ? 'append' : 'replace', dev, mac: e.mac, dst: e.dst });
+  for (const [ip, mac] of want.neigh) if (have.neigh.get(ip) !== mac) out.push({ kind: 'neigh', op: 'replace', dev, ip, mac });
+  return out;
+}
+
+/**
+ * Makes the device hold exactly `want`: every write in a few netlink datagrams; when one fails
+ * (an entry changed behind cnmkit's back), the kernel is read again and the writes made one at a
+ * time. `have` is updated in place.
+ */
 export async function converge(h: NetlinkHandle, dev: number, have: Programmed, want: Programmed): Promise<ApplyStats> {
+  const writes = writesFor(dev, have, want);
+  const stats = { added: writes.filter((w) => w.op !== 'delete').length, removed: writes.filter((w) => w.op === 'delete').length };
+  if (writes.length === 0) return stats;
+  try {
+    h.batch('overlay peer entries', writes.map(encodeNeighWrite));
+  } catch {
+    const now = await readKernel(h, dev);
+    return convergeOneByOne(h, dev, Object.assign(have, now), want);
+  }
+  have.fdb = new Map(want.fdb);
+  have.neigh = new Map(want.neigh);
+  return stats;
+}
+
+/** The same one request at a time, each failure its own (a missing entry to delete is none). */
+async function convergeOneByOne(h: NetlinkHandle, dev: number, have: Programmed, want: Programmed): Promise<ApplyStats> {
   const stats: ApplyStats = { added: 0, removed: 0 };
   for (const [ip, mac] of have.neigh) {
     if (want.neigh.get(ip) === mac) continue;

@@ -33,6 +33,11 @@ const requestSent = (): Promise<void> => new Promise((resolve) => setImmediate(r
 /** How long a first join waits for the network's peers to be programmed here (etcd answers in ms). */
 const FIRST_PROGRAM_MS = 2000;
 
+/** Until the network's first batch of peers is programmed here, at most FIRST_PROGRAM_MS (a first join, a restore). */
+function firstProgram(s: HostNetwork): Promise<unknown> {
+  return Promise.race([s.ready, new Promise((r) => setTimeout(r, FIRST_PROGRAM_MS).unref())]);
+}
+
 export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
   const log = ctx.logger.child({ driver: 'overlay' });
   const pending = new PendingWrites(log);
@@ -77,8 +82,6 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
       if (sub && a) await pending.run(`address:${sub.poolId}:${a}`, () => c.ipam.releaseAddress(sub.poolId, a, owner));
     }
   };
-  /** A first join on this host waits (a bounded time) until the peers already known are programmed. */
-  const firstProgram = (s: HostNetwork): Promise<unknown> => Promise.race([s.ready, new Promise((r) => setTimeout(r, FIRST_PROGRAM_MS).unref())]);
 
   /** The network leaves this host when nothing holds it here: devices go, and the cluster is told. */
   const release = async (net: NetworkRecord, s: HostNetwork, deleting: boolean): Promise<void> => {
@@ -162,6 +165,10 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
           await publish(net, ep, mac);
         });
       }
+      // The remote peers are programmed before the daemon goes on to serve (~0.2 s for a thousand
+      // when etcd answers): its own start-up work would otherwise delay them. Not waited for while
+      // etcd is away: the watch programs them when it is back.
+      if (c.status().state === 'connected') await firstProgram(s);
     },
     check(net, _config, endpoints) {
       return checkOverlay(ctx.netlink, nets.get(net.id), endpoints);

@@ -5,9 +5,10 @@
 // added or removed behind cnmkit's back is put right and nothing learned or stale survives; any
 // other batch touches only the entries of the peers it changes (counted per entry: a flood entry
 // stays while a peer on its VTEP does), so a new endpoint costs each host O(1), not O(peers).
+// The writes go in a few netlink datagrams.
 import type { Peer, PeerBatch } from '../../src/cluster/types.js';
 import {
-  addNeighbor, appendFdb, deleteFdb, deleteNeighbor, listFdb, listNeighbors, replaceFdb, type NetlinkHandle,
+  addNeighbor, appendFdb, deleteFdb, deleteNeighbor, encodeNeighWrite, listFdb, listNeighbors, replaceFdb, type NeighWrite, type NetlinkHandle,
 } from '../../src/netlink/index.js';
 
 export const FLOOD_MAC = '00:00:00:00:00:00';
@@ -48,8 +49,54 @@ export interface ApplyStats {
   removed: number;
 }
 
-/** Makes the device hold exactly `want`, starting from `have` (updated in place). */
-export async function converge(h: NetlinkHandle, dev: number, have: Programmed, want: Programmed): Promise<ApplyStats> {
+/** The writes that make the device hold `want` instead of `have`, in a safe order (removals first). */
+export function writesFor(dev: number, have: Programmed, want: Programmed): NeighWrite[] {
+  const out: NeighWrite[] = [];
+  for (const ip of have.neigh.keys()) if (!want.neigh.has(ip)) out.push({ kind: 'neigh', op: 'delete', dev, ip });
+  for (const [key, e] of have.fdb) if (!want.fdb.has(key)) out.push({ kind: 'fdb', op: 'delete', dev, mac: e.mac, dst: e.dst });
+  for (const [key, e] of want.fdb) if (!have.fdb.has(key)) out.push({ kind: 'fdb', op: e.mac === FLOOD_MAC ? 'append' : 'replace', dev, mac: e.mac, dst: e.dst });
+  for (const [ip, mac] of want.neigh) if (have.neigh.get(ip) !== mac) out.push({ kind: 'neigh', op: 'replace', dev, ip, mac });
+  return out;
+}
+
+/** Some entries of a device: FDB keys (`MAC>VTEP`) and neighbour IPs. */
+export interface Keys {
+  fdb: Set<string>;
+  neigh: Set<string>;
+}
+
+/** The entries of `p` under `only` (all of them without it). */
+function within(p: Programmed, only: Keys | undefined): Programmed {
+  if (!only) return p;
+  return {
+    fdb: new Map([...p.fdb].filter(([key]) => only.fdb.has(key))),
+    neigh: new Map([...p.neigh].filter(([ip]) => only.neigh.has(ip))),
+  };
+}
+
+/**
+ * Makes the device hold exactly `want` (within `only`, when given: entries outside it are left
+ * alone, also when the kernel is read again): every write in a few netlink datagrams; when one fails
+ * (an entry changed behind cnmkit's back), the kernel is read again and the writes made one at a
+ * time. `have` is updated in place.
+ */
+export async function converge(h: NetlinkHandle, dev: number, have: Programmed, want: Programmed, only?: Keys): Promise<ApplyStats> {
+  const writes = writesFor(dev, have, want);
+  const stats = { added: writes.filter((w) => w.op !== 'delete').length, removed: writes.filter((w) => w.op === 'delete').length };
+  if (writes.length === 0) return stats;
+  try {
+    h.batch('overlay peer entries', writes.map(encodeNeighWrite));
+  } catch {
+    const now = within(await readKernel(h, dev), only);
+    return convergeOneByOne(h, dev, Object.assign(have, now), want);
+  }
+  have.fdb = new Map(want.fdb);
+  have.neigh = new Map(want.neigh);
+  return stats;
+}
+
+/** The same one request at a time, each failure its own (a missing entry to delete is none). */
+async function convergeOneByOne(h: NetlinkHandle, dev: number, have: Programmed, want: Programmed): Promise<ApplyStats> {
   const stats: ApplyStats = { added: 0, removed: 0 };
   for (const [ip, mac] of have.neigh) {
     if (want.neigh.get(ip) === mac) continue;
@@ -98,7 +145,7 @@ export function counted(peers: Iterable<Peer>, selfHost: string, selfVtep: strin
 }
 
 /** Adds (by 1) or takes away (by -1) what one peer wants; touched collects the keys it changed. */
-export function count(c: Counted, p: Peer, by: 1 | -1, selfHost: string, selfVtep: string, touched?: { fdb: Set<string>; neigh: Set<string> }): void {
+export function count(c: Counted, p: Peer, by: 1 | -1, selfHost: string, selfVtep: string, touched?: Keys): void {
   if (p.host === selfHost || p.vtep === selfVtep) return;
   for (const mac of [p.mac, FLOOD_MAC]) {
     const key = `${mac}>${p.vtep}`;
@@ -127,7 +174,7 @@ function lastKey<K>(m: Map<K, unknown>): K | undefined {
 }
 
 /** The entries of `c` (all, or those under the given keys) as the kernel would hold them. */
-export function plain(c: Counted, only?: { fdb: Set<string>; neigh: Set<string> }): Programmed {
+export function plain(c: Counted, only?: Keys): Programmed {
   const out: Programmed = { fdb: new Map(), neigh: new Map() };
   for (const [key, e] of c.fdb) if (!only || only.fdb.has(key)) out.fdb.set(key, { mac: e.mac, dst: e.dst });
   for (const [ip, macs] of c.neigh) if (!only || only.neigh.has(ip)) out.neigh.set(ip, lastKey(macs)!);
@@ -160,7 +207,7 @@ export class PeerProgrammer {
       this.want = counted(batch.peers.values(), host, vtep);
       return converge(this.h, this.dev, this.have, plain(this.want));
     }
-    const touched = { fdb: new Set<string>(), neigh: new Set<string>() };
+    const touched: Keys = { fdb: new Set(), neigh: new Set() };
     for (const c of batch.changes) {
       if (c.kind !== 'added') count(this.want, c.kind === 'updated' ? c.previous : c.peer, -1, host, vtep, touched);
       if (c.kind !== 'removed') count(this.want, c.peer, 1, host, vtep, touched);
@@ -169,7 +216,7 @@ export class PeerProgrammer {
     for (const key of touched.fdb) if (this.have.fdb.has(key)) have.fdb.set(key, this.have.fdb.get(key)!);
     for (const ip of touched.neigh) if (this.have.neigh.has(ip)) have.neigh.set(ip, this.have.neigh.get(ip)!);
     try {
-      return await converge(this.h, this.dev, have, plain(this.want, touched));
+      return await converge(this.h, this.dev, have, plain(this.want, touched), touched);
     } finally {
       // What those entries are now (converge updated `have` as it went, also when it failed).
       for (const key of touched.fdb) have.fdb.has(key) ? this.have.fdb.set(key, have.fdb.get(key)!) : this.have.fdb.delete(key);

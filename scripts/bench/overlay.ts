@@ -77,8 +77,9 @@ async function pingUntil(ns: string, to: string, ms: number): Promise<number> {
 
 /** Static FDB entries and permanent neighbour entries on the VXLAN device. */
 async function entries(h: SimHost, dev: string): Promise<{ fdb: number; neigh: number }> {
-  const f = await exec(['ip', 'netns', 'exec', h.ns.name, 'bridge', 'fdb', 'show', 'dev', dev]);
-  const n = await exec(['ip', '-n', h.ns.name, 'neigh', 'show', 'dev', dev, 'nud', 'permanent']);
+  // nsenter, not `ip netns exec` (which remounts /sys): (d) polls while the daemon starts, on the same 2 cores.
+  const f = await exec(['nsenter', `--net=${h.ns.path}`, 'bridge', 'fdb', 'show', 'dev', dev]);
+  const n = await exec(['nsenter', `--net=${h.ns.path}`, 'ip', 'neigh', 'show', 'dev', dev, 'nud', 'permanent']);
   const count = (s: string, re: RegExp) => s.split('\n').filter((l) => re.test(l)).length;
   return { fdb: count(f.stdout, / self /), neigh: count(n.stdout, /lladdr/) };
 }
@@ -162,17 +163,21 @@ async function partD(sim: SimCluster, h3: SimHost): Promise<Row[]> {
   await h3.daemon.stop('SIGKILL');
   // Everything the daemon programmed goes with the VXLAN device; restart makes it and programs it again.
   await must(['ip', 'netns', 'exec', h3.ns.name, 'ip', 'link', 'del', vx]);
+  // The entries are polled from spawn on (every 50 ms: each poll takes CPU from the starting
+  // daemon), while start() waits for the API to answer (its CLI polls every 100 ms).
   const t0 = performance.now();
-  await h3.daemon.start();
-  const ready = performance.now() - t0;
-  let now = await entries(h3, vx).catch(() => ({ fdb: 0, neigh: 0 }));
+  let ready = Number.NaN;
+  const started = h3.daemon.start().then(() => (ready = performance.now() - t0));
+  let now = { fdb: 0, neigh: 0 };
   while (!all(now) && performance.now() - t0 < 30_000) {
-    await sleep(20);
+    await sleep(50);
     now = await entries(h3, vx).catch(() => ({ fdb: 0, neigh: 0 }));
   }
   const back = performance.now() - t0;
-  const ok = all(now) && back - ready <= 1000;
-  return [{ figure: `(d) restart: ${before.fdb} FDB + ${before.neigh} neigh back`, cnmkit: fmtMs(back), peer: '—', ratio: '—', target: `≤ 1 s after ready (${fmtMs(ready)}): ${met(ok)}` }];
+  await started;
+  // From spawn (issue 11, 9 (d)).
+  const ok = all(now) && back <= 1000;
+  return [{ figure: `(d) restart: ${before.fdb} FDB + ${before.neigh} neigh back, from spawn`, cnmkit: fmtMs(back), peer: '—', ratio: '—', target: `≤ 1 s (API answered at ${fmtMs(ready)}): ${met(ok)}` }];
 }
 
 export default async function bench(): Promise<void> {

@@ -1,10 +1,11 @@
 // A watched key range: list it, remember the header revision, watch from revision + 1 on a gRPC
 // stream of its own, advance on every response. On compaction, a lost stream or a failed list it
 // re-lists and hands over the difference (a resync), backing off 100 ms → 1 s so an etcd outage
-// is no hot loop and a returning etcd is seen within a second. Batches are delivered in order.
+// is no hot loop and a returning etcd is seen within a second. Batches are delivered in order,
+// one at a time; what arrives meanwhile (a backlog) is merged and delivered as its net effect.
 import type { Logger } from 'pino';
 import type { StoreClient } from './client.js';
-import { diffMaps, type Change } from './diff.js';
+import { diffMaps, mergeChanges, type Change } from './diff.js';
 import { prefixEnd } from './keys.js';
 import type { WatchStats } from './types.js';
 
@@ -48,7 +49,9 @@ export class RangeWatch<T> {
   private failures = 0;
   private closed = false;
   private listedOnce = false;
-  private queue: Promise<void> = Promise.resolve();
+  /** Changes not yet delivered, merged into one batch; and the delivery loop while it runs. */
+  private pending: Omit<RangeBatch<T>, 'current'> | undefined;
+  private draining: Promise<void> | undefined;
   private readonly counters: WatchStats = { lists: 0, resyncs: 0, events: 0, revision: 0, state: 'listing' };
 
   constructor(private readonly o: RangeWatchOptions<T>) {
@@ -64,7 +67,7 @@ export class RangeWatch<T> {
     this.counters.state = 'closed';
     clearTimeout(this.timer);
     this.dropStream();
-    await this.queue;
+    await this.draining;
   }
 
   /** Lists the range, delivers the difference from what was known, then watches from there. */
@@ -90,7 +93,7 @@ export class RangeWatch<T> {
     this.current = next;
     this.counters.revision = listed.revision;
     if (isResync) this.counters.resyncs++;
-    if (first || changes.length > 0) this.push({ resync: isResync, revision: listed.revision, changes, current: new Map(next) });
+    if (first || changes.length > 0) this.push({ resync: isResync, revision: listed.revision, changes });
     await this.o.afterList?.(listed.revision);
     await this.watchFrom(listed.revision + 1);
   }
@@ -140,7 +143,7 @@ export class RangeWatch<T> {
     const changes: Change<T>[] = [];
     for (const ev of res.events) changes.push(...this.apply(ev));
     if (revision > this.counters.revision) this.counters.revision = revision;
-    if (changes.length > 0) this.push({ resync: false, revision, changes, current: new Map(this.current) });
+    if (changes.length > 0) this.push({ resync: false, revision, changes });
   }
 
   private apply(ev: WatchEvent): Change<T>[] {
@@ -159,10 +162,31 @@ export class RangeWatch<T> {
     return this.o.equal(previous, value) ? [] : [{ kind: 'updated', key, value, previous }];
   }
 
-  private push(batch: RangeBatch<T>): void {
-    this.queue = this.queue.then(() => this.o.deliver(batch)).catch((err: unknown) => {
-      this.o.logger.error({ err, prefix: this.o.prefix }, 'watch: the handler failed on a batch');
-    });
+  /** Queues changes (this.current already holds them): merged with those not yet delivered. */
+  private push(batch: Omit<RangeBatch<T>, 'current'>): void {
+    const p = this.pending;
+    this.pending = p ? { resync: p.resync || batch.resync, revision: batch.revision, changes: mergeChanges(p.changes, batch.changes, this.o.equal) } : batch;
+    this.draining ??= this.drain();
+  }
+
+  /**
+   * Delivers the pending batch with the range as it is now, until none is left. Each round first
+   * lets the event loop run once, so responses already read from the stream join the batch: a
+   * backlog of thousands of events is a few batches, not thousands of full re-programmings.
+   */
+  private async drain(): Promise<void> {
+    for (;;) {
+      await new Promise((resolve) => setImmediate(resolve));
+      const batch = this.pending;
+      if (!batch) break;
+      this.pending = undefined;
+      try {
+        await this.o.deliver({ ...batch, current: new Map(this.current) });
+      } catch (err) {
+        this.o.logger.error({ err, prefix: this.o.prefix }, 'watch: the handler failed on a batch');
+      }
+    }
+    this.draining = undefined;
   }
 
   private dropStream(): void {

@@ -1,7 +1,8 @@
 // A netlink handle bound to one network namespace: one rtnetlink socket opened there once and
 // reused for every request and dump. Each call sends its message and reads the kernel's whole
 // answer in one native call (the kernel answers rtnetlink inside sendmsg), so requests cost no
-// event-loop turn; kernel errors become KernelError with the extended-ACK text.
+// event-loop turn; kernel errors become KernelError with the extended-ACK text. batch() sends
+// many requests in few datagrams.
 // Limits: rtnetlink only; synchronous (a request blocks the JS thread for the kernel's time, as
 // the `netlink` package's own send did); event subscriptions use sockets of their own (events.ts).
 import { FlagsGet, MessageType as NlMessageType, rt } from 'netlink';
@@ -42,6 +43,27 @@ function* messages(datagram: Buffer): Generator<{ type: number; flags: number; d
     yield { type: datagram.readUInt16LE(off + 4), flags: datagram.readUInt16LE(off + 6), data: datagram.subarray(off + NLMSG_HDRLEN, off + len) };
     off += (len + 3) & ~3;
   }
+}
+
+/** One request of a batch: its message type, flags (NLM_F_REQUEST and the ACK are added) and body. */
+export interface BatchRequest {
+  type: number;
+  flags: number;
+  body: Buffer;
+}
+
+/** Bytes of one batched datagram: ~60 neighbour requests, whose error answers (if all failed) still fit the socket's receive buffer. */
+const BATCH_BYTES = 4096;
+
+/** A whole message: header and body, padded to 4 bytes. */
+function frame(type: number, flags: number, seq: number, payload: Buffer): Buffer {
+  const out = Buffer.alloc(NLMSG_HDRLEN + ((payload.length + 3) & ~3));
+  out.writeUInt32LE(NLMSG_HDRLEN + payload.length, 0);
+  out.writeUInt16LE(type, 4);
+  out.writeUInt16LE(flags | NLM_F_REQUEST, 6);
+  out.writeUInt32LE(seq, 8);
+  payload.copy(out, NLMSG_HDRLEN);
+  return out;
 }
 
 export class NetlinkHandle {
@@ -113,6 +135,40 @@ export class NetlinkHandle {
     const next = this.backgroundTail.then(run, run);
     this.backgroundTail = next.catch(() => undefined);
     return next;
+  }
+
+  /**
+   * Sends many requests in few datagrams (at most BATCH_BYTES each, so that the kernel's answers
+   * fit the socket's buffer): the requests of a datagram share one sequence number and only the
+   * last asks for an ACK, so the kernel runs them in order and answers with that ACK, or first
+   * with the error of a request that failed (the ones after it still run). Throws that error.
+   * Returns the number of datagrams sent.
+   */
+  batch(operation: string, requests: BatchRequest[]): number {
+    if (this.isClosed) throw closedError(operation, this.nsPath);
+    const chunks: BatchRequest[][] = [];
+    let size = BATCH_BYTES;
+    for (const r of requests) {
+      const n = NLMSG_HDRLEN + ((r.body.length + 3) & ~3);
+      if (size + n > BATCH_BYTES) {
+        chunks.push([]);
+        size = 0;
+      }
+      chunks[chunks.length - 1]!.push(r);
+      size += n;
+    }
+    for (const chunk of chunks) {
+      this.seq = (this.seq % 0x7fffffff) + 1;
+      const message = Buffer.concat(chunk.map((r, i) => frame(r.type, r.flags | (i === chunk.length - 1 ? NLM_F_ACK : 0), this.seq, r.body)));
+      let datagrams: Buffer[];
+      try {
+        datagrams = native.netlinkRequest(this.fd, message, this.timeoutMs);
+      } catch (err) {
+        throw socketError(operation, err);
+      }
+      this.decode(operation, datagrams);
+    }
+    return chunks.length;
   }
 
   /** Dumps a table. */

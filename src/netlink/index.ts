@@ -11,6 +11,7 @@ export { addAddress, deleteAddress, listAddresses, type Address, type AddressSco
 export { addRoute, deleteRoute, listRoutes, RT_TABLE_MAIN, type Route, type RouteSpec } from './routes.js';
 export { addNeighbor, deleteNeighbor, listNeighbors, type Neighbor, type NeighborSpec } from './neigh.js';
 export { addFdb, appendFdb, replaceFdb, deleteFdb, listFdb, type FdbEntry, type FdbSpec } from './fdb.js';
+export { encodeNeighWrite, type NeighWrite } from './neigh-batch.js';
 export { subscribe, Subscription, type NetlinkEvent, type SubscribeOptions, type ResyncReason } from './events.js';
 export { parseIp, parseCidr, parseMac, formatIp, formatMac, type Family, type Cidr, type IpAddress } from '../ip/index.js';
 export { listNetnsIds, netnsIdOf, netnsIdReferenced } from './nsid.js';

@@ -5,7 +5,8 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import Fastify from 'fastify';
 import { decodeCidr, encodeCidr, Keys, prefixEnd } from '../../src/cluster/keys.js';
-import { diffMaps, sameJson } from '../../src/cluster/diff.js';
+import fc from 'fast-check';
+import { diffMaps, mergeChanges, sameJson } from '../../src/cluster/diff.js';
 import { parseClusterFlags, parseStoreUrl, resolveAdvertise } from '../../src/cluster/options.js';
 import { chooseSubnet, hostSpan, occupied, subnetLayout } from '../../src/cluster/pools.js';
 import { differences, freeVni } from '../../src/cluster/networks.js';
@@ -59,6 +60,17 @@ describe('resync diff', () => {
       { kind: 'added', key: 'd', value: { ip: '4' } },
     ]);
     expect(diffMaps(after, new Map(after), sameJson)).toEqual([]);
+  });
+  it('merges two lists of changes into their net effect: the diff from the first state to the last', () => {
+    // Three states of a small key range; the changes between consecutive ones, merged, must be the diff from the first to the third.
+    const state = fc.dictionary(fc.constantFrom('a', 'b', 'c', 'd', 'e'), fc.record({ ip: fc.constantFrom('1', '2', '3') }));
+    fc.assert(fc.property(state, state, state, (s0, s1, s2) => {
+      const [m0, m1, m2] = [s0, s1, s2].map((s) => new Map(Object.entries(s)));
+      const merged = mergeChanges(diffMaps(m0!, m1!, sameJson), diffMaps(m1!, m2!, sameJson), sameJson);
+      expect(merged).toEqual(diffMaps(m0!, m2!, sameJson));
+    }));
+    const one = { ip: '1' };
+    expect(mergeChanges([{ kind: 'added', key: 'a', value: one }], [{ kind: 'removed', key: 'a', value: one }], sameJson)).toEqual([]);
   });
   it('compares JSON values structurally, ignoring key order and undefined fields', () => {
     expect(sameJson({ a: 1, b: [1, { c: 2 }] }, { b: [1, { c: 2 }], a: 1, d: undefined })).toBe(true);

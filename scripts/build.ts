@@ -1,8 +1,8 @@
 // `npm run build`: bundles the CLI and daemon (src/cli/main.ts, everything it imports and the npm
 // packages it uses) into dist/ with esbuild, so that `bin/cnmkit` starts without compiling
-// TypeScript or resolving hundreds of package files on every run. better-sqlite3 (a native part),
-// etcd3 (loaded only in cluster mode) and netlink's native part stay in node_modules; a module
-// the CLI imports lazily stays a chunk of its own, loaded when a command needs it.
+// TypeScript or resolving hundreds of package files on every run. better-sqlite3 (a native part)
+// and netlink's native part stay in node_modules; a module the CLI imports lazily stays a chunk of
+// its own, loaded when a command needs it (etcd3 and gRPC: only cluster mode's chunk has them).
 // dist/build.json lists what the bundle was made from (the sources, and npm's record of the
 // installed packages) and when the build started: bin/cnmkit runs the bundle only while none of
 // them is newer (otherwise the sources, through tsx). Source maps are written beside the chunks:
@@ -11,6 +11,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { build, type Plugin } from 'esbuild';
+import { etcdProto } from './build-etcd.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 const dist = path.join(root, 'dist');
@@ -57,8 +58,8 @@ try {
     format: 'esm',
     platform: 'node',
     target: 'node20',
-    external: ['better-sqlite3', 'node-gyp-build', 'etcd3', 'tsx'],
-    plugins: [netlinkPackage],
+    external: ['better-sqlite3', 'node-gyp-build', 'tsx'],
+    plugins: [netlinkPackage, etcdProto],
     // Bundled CommonJS packages require Node's own modules (and a few of theirs at run time).
     banner: { js: "import { createRequire as __cnmkitRequire } from 'node:module'; const require = __cnmkitRequire(import.meta.url);" },
     sourcemap: 'linked',

@@ -39,6 +39,7 @@ import { lockNetworkNamespace, type NamespaceLock } from './netns/daemon-lock.js
 import { maskedPrefix, splitCidr } from './ip/index.js';
 import type { ClusterConfig } from './cluster/options.js';
 import type { Cluster } from './cluster/types.js';
+import { StartTrace } from './daemon/start-trace.js';
 
 export interface DaemonOptions {
   socket: string;
@@ -132,32 +133,42 @@ function localSubnets(store: Store): { network: string; subnet: string }[] {
     .flatMap((n) => [...n.ipv4, ...n.ipv6].map((s) => ({ network: n.name, subnet: s.subnet })));
 }
 
-/** Cluster mode's code (etcd) is loaded only when the flags ask for it. */
-async function startClusterMode(opts: DaemonOptions, store: Store, logger: Logger): Promise<Cluster | undefined> {
+/**
+ * Cluster mode's code (etcd) is loaded only when the flags ask for it, and its registration
+ * runs while the rest of the daemon is set up (store, firewall, drivers): both wait on I/O.
+ */
+async function startClusterMode(opts: DaemonOptions, store: Store, logger: Logger, trace: StartTrace): Promise<Cluster | undefined> {
   if (!opts.cluster) return undefined;
   const { startCluster } = await import('./cluster/index.js');
-  return startCluster({ config: opts.cluster, stateDir: opts.stateDir, logger: logger.child({ part: 'cluster' }), localSubnets: () => localSubnets(store) });
+  trace.mark('clusterLoaded');
+  const cluster = await startCluster({ config: opts.cluster, stateDir: opts.stateDir, logger: logger.child({ part: 'cluster' }), localSubnets: () => localSubnets(store) });
+  trace.mark('clusterRegistered');
+  return cluster;
 }
 
 export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
+  const trace = new StartTrace();
+  trace.mark('daemonLoaded');
   validateDaemonOptions(opts);
   // Before anything changes on disk or in the kernel: one daemon per network namespace.
   const lock = await lockNetworkNamespace({ pid: process.pid, socket: path.resolve(opts.socket), stateDir: path.resolve(opts.stateDir) });
   try {
-    return await start(opts, lock);
+    trace.mark('locked');
+    return await start(opts, lock, trace);
   } catch (err) {
     await lock.release();
     throw err;
   }
 }
 
-async function start(opts: DaemonOptions, lock: NamespaceLock): Promise<Daemon> {
+async function start(opts: DaemonOptions, lock: NamespaceLock, trace: StartTrace): Promise<Daemon> {
   const metricsAddr = opts.metricsAddr === undefined ? undefined : parseMetricsAddr(opts.metricsAddr);
   const logger = opts.logger ?? pino({ level: opts.logLevel, base: { pid: process.pid } });
   fs.mkdirSync(opts.stateDir, { recursive: true, mode: 0o700 });
   fs.mkdirSync(path.dirname(opts.socket), { recursive: true, mode: 0o750 });
   await claimSocket(opts.socket);
   const store = openStore(opts.stateDir);
+  trace.mark('storeOpen');
   const netlink = new NetlinkHandlePool();
   let ports: PortPublisher | undefined;
   let plugins: PluginServers | undefined;
@@ -165,15 +176,19 @@ async function start(opts: DaemonOptions, lock: NamespaceLock): Promise<Daemon> 
   const metrics = new DaemonMetrics();
   observeStore(store, metrics);
   let cluster: Cluster | undefined;
+  // Settled before start() returns or throws: awaited below, or in the catch (then closed).
+  const clusterStart = startClusterMode(opts, store, logger, trace);
+  clusterStart.catch(() => undefined);
   try {
     const ipam = new Ipam(store, { ...(opts.defaultAddressPools ? { defaultPools: opts.defaultAddressPools } : {}), describeOwner: ownerNames(store) });
     const bareFirewall = await createFirewall({ backend: opts.firewallBackend, logger });
     const firewall = observeFirewall(bareFirewall, metrics);
+    trace.mark('firewall');
     const proxy = opts.userlandProxy ? new UserlandProxy({ ...opts.proxyLimits, logger: logger.child({ part: 'proxy' }) }) : undefined;
     const allocator = new PortAllocator({ describeOwner: endpointNames(store) });
     ports = new PortPublisher(allocator, proxy, firewall);
     metrics.collectFrom({ store, leases: () => allocator.leases(), proxyStats: () => proxy?.stats() });
-    cluster = await startClusterMode(opts, store, logger);
+    cluster = await clusterStart;
     const ctx: DriverContext = { logger, netlink, firewall, ports, sysctl: { ensure: ensureSysctl }, ...(cluster ? { cluster } : {}) };
     const drivers = new DriverRegistry();
     drivers.register(createNullDriver(ctx));
@@ -192,6 +207,7 @@ async function start(opts: DaemonOptions, lock: NamespaceLock): Promise<Daemon> 
     const links = new LinkService({ store, netlink, sandbox: (ref) => resolveRef('sandbox', ref, store.sandboxes), exists: kernel.exists, logger });
     const controller = new Controller({ store, ipam, drivers, kernel, logger, links, defaultDriver: 'bridge', predefined: new Set(PREDEFINED.keys()) });
     for (const line of await controller.reconcile()) logger.warn({ reconcile: line }, 'reconciled');
+    trace.mark('reconciled');
     for (const line of await links.reconcile()) logger.warn({ reconcile: line }, 'reconciled');
     await createPredefined(controller, store, opts);
     const removed = await firewall.reconcile(controller.firewallOwners());
@@ -219,7 +235,8 @@ async function start(opts: DaemonOptions, lock: NamespaceLock): Promise<Daemon> 
     }
     if (metricsAddr) metricsServer = await serveMetrics(metricsAddr, metrics, logger.child({ part: 'metrics' }));
     await listenUnix(api, opts.socket);
-    logger.info({ version: VERSION, socket: opts.socket, stateDir: opts.stateDir, drivers: drivers.names(), firewall: firewall.name, plugins: plugins?.sockets ?? [], metricsAddr: opts.metricsAddr, ...(cluster ? { cluster: cluster.status() } : {}) }, 'cnmkit daemon ready');
+    trace.mark('listening');
+    logger.info({ version: VERSION, socket: opts.socket, stateDir: opts.stateDir, drivers: drivers.names(), firewall: firewall.name, plugins: plugins?.sockets ?? [], metricsAddr: opts.metricsAddr, ...(cluster ? { cluster: cluster.status() } : {}), ...trace.fields() }, 'cnmkit daemon ready');
     return {
       controller, store, firewall, api, logger, ...(cluster ? { cluster } : {}),
       async close() {
@@ -236,7 +253,7 @@ async function start(opts: DaemonOptions, lock: NamespaceLock): Promise<Daemon> 
   } catch (err) {
     await metricsServer?.close();
     await plugins?.close();
-    await cluster?.close();
+    await (cluster ?? await clusterStart.catch(() => undefined))?.close();
     await ports?.close();
     netlink.closeAll();
     store.close();

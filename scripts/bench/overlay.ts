@@ -8,7 +8,8 @@
 // until every FDB/neighbour entry is back; (e) Docker swarm's overlay as the anchor (_overlay-swarm.ts).
 // Environment: BENCH_OVERLAY_PARTS (default a,b,c,d,e: run it in parts, each a few minutes),
 // BENCH_OVERLAY_SECONDS (iperf3, default 5), BENCH_OVERLAY_CONVERGE (endpoints, 100),
-// BENCH_OVERLAY_SIZES (create+join checkpoints, default 1,100,1000), BENCH_OVERLAY_PEERS (1000).
+// BENCH_OVERLAY_SIZES (create+join checkpoints, default 1,100,1000), BENCH_OVERLAY_PEERS (1000);
+// CNMKIT_TRACE_START=1 also prints (d)'s daemon start-up stages (ms from its process start).
 // Limits: every host shares this machine's 2 cores, so throughput figures are CPU-bound and compare
 // only within the run; a ping includes spawning `nsenter … ping` (a few ms), on both sides.
 import { Client } from '../../src/client/index.js';
@@ -167,6 +168,7 @@ async function partD(sim: SimCluster, h3: SimHost): Promise<Row[]> {
   // daemon), while start() waits for the API to answer (its CLI polls every 100 ms).
   const t0 = performance.now();
   let ready = Number.NaN;
+  const logFrom = h3.daemon.log.length;
   const started = h3.daemon.start().then(() => (ready = performance.now() - t0));
   let now = { fdb: 0, neigh: 0 };
   while (!all(now) && performance.now() - t0 < 30_000) {
@@ -177,7 +179,17 @@ async function partD(sim: SimCluster, h3: SimHost): Promise<Row[]> {
   await started;
   // From spawn (issue 11, 9 (d)).
   const ok = all(now) && back <= 1000;
-  return [{ figure: `(d) restart: ${before.fdb} FDB + ${before.neigh} neigh back, from spawn`, cnmkit: fmtMs(back), peer: '—', ratio: '—', target: `≤ 1 s (API answered at ${fmtMs(ready)}): ${met(ok)}` }];
+  const row = { figure: `(d) restart: ${before.fdb} FDB + ${before.neigh} neigh back, from spawn`, cnmkit: fmtMs(back), peer: '—', ratio: '—', target: `≤ 1 s (API answered at ${fmtMs(ready)}): ${met(ok)}` };
+  const stages = startStages(h3.daemon.log.slice(logFrom));
+  return stages ? [row, { figure: '(d) daemon start stages, ms from its process start', cnmkit: stages, peer: '—', ratio: '—', target: '' }] : [row];
+}
+
+/** The startStages of the daemon's ready line (CNMKIT_TRACE_START=1), as `stage=ms …`. */
+function startStages(log: string): string | undefined {
+  const line = log.split('\n').find((l) => l.includes('"startStages"'));
+  if (!line) return undefined;
+  const stages = (JSON.parse(line) as { startStages: Record<string, number> }).startStages;
+  return Object.entries(stages).map(([k, v]) => `${k}=${v}`).join(' ');
 }
 
 export default async function bench(): Promise<void> {

@@ -56,13 +56,16 @@ export function globalScope(cluster: () => Cluster | undefined, pending: Pending
       });
       return viewOf(g, true);
     },
-    async lookup(name) {
+    async lookup(name, opts = {}) {
       // Without a cluster there is no global network to find: the caller says "not found".
       const c = cluster();
       if (!c) return undefined;
       // From the watch-fed copy: a network removed an instant ago is still refused by the address claim (its pool is gone too).
-      const g = await c.getNetwork(name, { cached: true });
+      const g = await c.getNetwork(name, { cached: !opts.fresh });
       return g && g.driver === 'overlay' ? viewOf(g, false) : undefined;
+    },
+    follow(follower) {
+      cluster()?.followNetworks(follower);
     },
     async list() {
       const c = cluster();

@@ -17,7 +17,7 @@ import { Owned } from './owned.js';
 import { Peers } from './peers.js';
 import { Reservations } from './reserve.js';
 import type {
-  Cluster, ClusterState, ClusterStatus, EndpointAddress, GlobalNetwork, GlobalNetworkSpec, HostInfo, LocalSubnet, Peer, PeerHandler, PeerSpec, PeerWatch, WatchOptions,
+  Cluster, ClusterState, ClusterStatus, EndpointAddress, GlobalNetwork, GlobalNetworkSpec, HostInfo, LocalSubnet, NetworkFollower, Peer, PeerHandler, PeerSpec, PeerWatch, WatchOptions,
 } from './types.js';
 
 export type { Cluster } from './types.js';
@@ -179,6 +179,10 @@ class EtcdCluster implements Cluster {
 
   listNetworks(): Promise<GlobalNetwork[]> {
     return this.networks.list();
+  }
+
+  followNetworks(follower: NetworkFollower): void {
+    this.networkCache.follow(follower);
   }
 
   leaveNetwork(name: string): Promise<{ deleted: boolean }> {

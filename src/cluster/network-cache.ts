@@ -2,17 +2,20 @@
 // no round trip while the watch is live, and says "not live" (ask etcd) while it lists again
 // after a compaction or a lost stream, or backs off while etcd is away.
 // Limits: it lags etcd by one watch event; use it only where a stale answer is caught later (a
-// connect's address claim is guarded by the pool, which goes with its network).
+// connect's address claim is guarded by the pool, which goes with its network). Followers hear
+// which names went or changed, to drop records a host keeps of networks the cluster no longer has.
 import type { Logger } from 'pino';
 import type { StoreClient } from './client.js';
 import { sameJson } from './diff.js';
 import type { Keys } from './keys.js';
-import type { GlobalNetwork } from './types.js';
+import type { GlobalNetwork, NetworkFollower } from './types.js';
 import { RangeWatch } from './watch.js';
 
 export class NetworkCache {
   private byName = new Map<string, GlobalNetwork>();
   private readonly watch: RangeWatch<GlobalNetwork>;
+  private readonly followers: NetworkFollower[] = [];
+  private listed = false;
 
   constructor(client: StoreClient, keys: Keys, logger: Logger) {
     const prefix = keys.networks();
@@ -28,6 +31,11 @@ export class NetworkCache {
       },
       deliver: (batch) => {
         this.byName = new Map([...batch.current.values()].map((n) => [n.name, n]));
+        const first = !this.listed;
+        this.listed = true;
+        // The first list says nothing of what went while this host was away: every name is in doubt.
+        const names = first ? 'all' : [...new Set(batch.changes.filter((c) => c.kind !== 'added').map((c) => (c.kind === 'updated' ? c.previous : c.value).name))];
+        if (names === 'all' || names.length > 0) for (const f of this.followers) f(names);
       },
     });
   }
@@ -36,6 +44,12 @@ export class NetworkCache {
   get(name: string): GlobalNetwork | null | undefined {
     if (this.watch.stats().state !== 'watching') return undefined;
     return this.byName.get(name) ?? null;
+  }
+
+  /** Calls follower with the names whose record went or changed (every name: 'all', once the first list is in). */
+  follow(follower: NetworkFollower): void {
+    this.followers.push(follower);
+    if (this.listed) queueMicrotask(() => follower('all'));
   }
 
   close(): Promise<void> {

@@ -202,6 +202,9 @@ export interface WatchOptions {
   afterList?: (revision: number) => Promise<void>;
 }
 
+/** Told the names of global networks whose record left the store or changed; 'all': any may have. */
+export type NetworkFollower = (names: string[] | 'all') => void;
+
 export interface PeerWatch {
   stats(): WatchStats;
   close(): Promise<void>;
@@ -220,6 +223,11 @@ export interface Cluster {
    */
   getNetwork(name: string, opts?: { cached?: boolean }): Promise<GlobalNetwork | undefined>;
   listNetworks(): Promise<GlobalNetwork[]>;
+  /**
+   * Calls follower, from the watch of every network record, with the names whose record was
+   * deleted or replaced ('all' after the first list: records may have gone while this host was away).
+   */
+  followNetworks(follower: NetworkFollower): void;
   /** Drops this host from the network; deletes it (VNI, pools, addresses) when no host and no peer is left. */
   leaveNetwork(name: string): Promise<{ deleted: boolean }>;
   /** Deletes the network from the cluster (every host's membership too) unless a host has endpoints on it: then their ids. */

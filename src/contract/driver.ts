@@ -157,8 +157,10 @@ export interface SubnetAsk {
  */
 export interface GlobalScope<Config = unknown> {
   ensure(input: NetworkParseInput, config: Config, ask: SubnetAsk): Promise<GlobalNetworkView>;
-  /** The cluster's network of that name; undefined when it has none. */
-  lookup(name: string): Promise<GlobalNetworkView | undefined>;
+  /** The cluster's network of that name; undefined when it has none. fresh: read the store, not a watched copy. */
+  lookup(name: string, opts?: { fresh?: boolean }): Promise<GlobalNetworkView | undefined>;
+  /** Calls follower with the names of networks whose cluster record went or changed ('all': any may have). */
+  follow(follower: (names: string[] | 'all') => void): void;
   list(): Promise<GlobalNetworkView[]>;
   /** Returns "addr/len"; address: the one asked for (without length), else the next free one. */
   requestAddress(net: NetworkRecord, family: 4 | 6, address: string | undefined, owner: string): Promise<string>;

@@ -18,14 +18,16 @@ import { allocateSubnets, recordAssigned, releaseOwnedPools } from './networks.j
 import { describeEndpoint } from './owner-names.js';
 import { checkNetworks, type NetworkCheck } from './check.js';
 import { joinWithGateway, leaveGatewayIfUnused, needsGateway } from './gateway.js';
-import { clusterOnlyNetworks, describeGlobal, networkOrGlobal, networkToJoin, removeClusterOnly } from './global.js';
+import { clusterOnlyNetworks, describeGlobal, followCluster, networkOrGlobal, networkToJoin, removeClusterOnly } from './global.js';
 
 export type { Origin } from './ownership.js';
 export type { ConnectRequest, ControllerDeps, CreateNetworkRequest, CreateSandboxRequest, PruneResult } from './types.js';
 
 export class Controller {
   private readonly queue = new SerialQueue();
-  constructor(private readonly deps: ControllerDeps) {}
+  constructor(private readonly deps: ControllerDeps) {
+    followCluster(deps, (job) => this.queue.run(job), (net) => this.teardownNetwork(net));
+  }
 
   // ---- lookups -------------------------------------------------------------------------
 
@@ -44,9 +46,7 @@ export class Controller {
   /** A global network's driver's description (VNI, hosts with endpoints); undefined for others. */
   describeGlobal = (net: NetworkRecord): Promise<Record<string, unknown> | undefined> => describeGlobal(this.deps, net);
 
-  listSandboxes(): SandboxRecord[] {
-    return this.deps.store.sandboxes.list();
-  }
+  listSandboxes = (): SandboxRecord[] => this.deps.store.sandboxes.list();
 
   sandbox(ref: string): SandboxRecord {
     return resolveRef('sandbox', ref, this.deps.store.sandboxes);

@@ -1,13 +1,15 @@
 // Global networks in the controller (cluster mode): a host keeps a local record of each global
 // network it uses, with the cluster's id; a host that did not create one adopts it at its first
 // connect, and a record whose cluster network is gone (or was made again under another id) is
-// dropped once no endpoint holds it. Listings show the cluster's networks this host has no
+// removed with its devices once no endpoint holds it: as soon as the watch of network records
+// says so (followCluster), else at the next connect. Listings show the cluster's networks this host has no
 // record of, and global networks carry what their driver describes (VNI, hosts with endpoints).
 import type { ControllerDeps } from './types.js';
 import type { Driver, GlobalNetworkView, GlobalScope } from '../contract/driver.js';
 import type { NetworkRecord } from '../core/model.js';
 import { resolveRef } from '../core/refs.js';
 import { NotFoundError } from '../errors.js';
+import { bestEffort } from '../core/steps.js';
 import { now } from './endpoints.js';
 
 type GlobalDriver = Driver & { global: GlobalScope };
@@ -47,7 +49,8 @@ export async function networkToJoin(deps: ControllerDeps, ref: string): Promise<
     const driver = deps.drivers.get(local.driver);
     const view = await driver?.global?.lookup(local.name);
     if (view?.id === local.id) return local;
-    store.networks.delete(local.id);
+    await bestEffort(`network ${local.name}`, [['driver', () => driver?.deleteNetwork(local, local.config)], ['store', () => store.networks.delete(local.id)]])
+      .catch((err: unknown) => deps.logger.warn({ err, network: local.name }, 'the devices of a global network the cluster no longer has were not all removed'));
     deps.logger.info({ network: local.name, id: local.id }, 'dropped the record of a global network the cluster no longer has');
     if (!view) throw new NotFoundError('network', ref);
     const adopted = recordOf(local.driver, view);
@@ -63,6 +66,45 @@ export async function networkToJoin(deps: ControllerDeps, ref: string): Promise<
     return adopted;
   }
   throw new NotFoundError('network', ref);
+}
+
+/**
+ * Makes this host follow the cluster: a global network of cnmkit's (not the Docker engine's, which
+ * the engine removes) whose record left the cluster store, or was made again under another id, is
+ * removed here (its devices and record, by teardown) when no endpoint here holds it; one that does
+ * is kept, with a warning. Each is read from the store again first (the watch may lag a create
+ * made here); when the store does not answer it is kept, and the next connect drops it.
+ * run: the controller's queue.
+ */
+export function followCluster(deps: ControllerDeps, run: (job: () => Promise<void>) => Promise<void>, teardown: (net: NetworkRecord) => Promise<void>): void {
+  for (const driver of globalDrivers(deps)) {
+    driver.global.follow((names) => {
+      run(() => dropGone(deps, driver, names, teardown)).catch((err: unknown) => deps.logger.warn({ err }, 'following the cluster\'s networks failed'));
+    });
+  }
+}
+
+async function dropGone(deps: ControllerDeps, driver: GlobalDriver, names: string[] | 'all', teardown: (net: NetworkRecord) => Promise<void>): Promise<void> {
+  const { store, logger } = deps;
+  const held = store.networks.listWhere('driver', driver.name)
+    .filter((n) => n.scope === 'global' && n.dockerId === undefined && n.state === 'ready' && (names === 'all' || names.includes(n.name)));
+  for (const net of held) {
+    let view: GlobalNetworkView | undefined;
+    try {
+      view = await driver.global.lookup(net.name, { fresh: true });
+    } catch (err) {
+      logger.warn({ err: (err as Error).message, network: net.name }, 'global network not checked against the cluster: the store did not answer');
+      continue;
+    }
+    if (view?.id === net.id) continue;
+    const eps = store.endpoints.listWhere('network_id', net.id);
+    if (eps.length > 0) {
+      logger.warn({ network: net.name, endpoints: eps.length }, 'global network removed from the cluster while this host has endpoints on it: they are kept until disconnected');
+      continue;
+    }
+    await teardown(net);
+    logger.info({ network: net.name, id: net.id }, 'global network removed here: the cluster no longer has it');
+  }
 }
 
 /** The cluster's global networks this host has no record of (not stored); none when the store does not answer. */

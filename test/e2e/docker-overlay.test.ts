@@ -4,7 +4,8 @@
 // containers get distinct addresses from the cluster and ping each other; published ports answer
 // on the host's underlay address. After connect/disconnect, rm -f, an engine crash and a plugin
 // crash, nothing stale is left: checked outside the code under test with `bridge -j fdb` and
-// `ip -j neigh` in each host, and the peer keys read straight from etcd.
+// `ip -j neigh` in each host, and the peer keys read straight from etcd. IPv6 (--ipv6, with and
+// without a v6 subnet): v6 addresses from the cluster's pool, ping6 across, v6 neighbours.
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -235,6 +236,69 @@ describeDocker('cnmkit-overlay under two Docker engines on two simulated hosts',
     expect(await reaches(e1, 'c1', await ipOf(e2, 'c4'))).toBe(true);
     await expectNoStale([[e1, 'c1'], [e2, 'c2'], [e2, 'c4']]);
   });
+
+  // IPv6 on a cnmkit-overlay network (--ipv6): with a v6 subnet asked for, and without one (the
+  // cluster's IPAM picks a ULA /64). Each variant is its own overlay, removed at its end.
+  for (const [variant, name, v6Subnet] of [['with a v6 subnet', 'dov6s', 'fd00:c6:d0c::/64'], ['without one (a ULA /64 from the cluster)', 'dov6u', undefined]] as const) {
+    it(`IPv6 ${variant}: containers on both engines get v6 addresses from the cluster's pool and ping6 across hosts; the other host's v6 neighbour goes with rm -f`, async () => {
+      const [e1, e2] = engines;
+      const create = ['network', 'create', '-d', 'cnmkit-overlay', '--ipam-driver', 'cnmkit-ipam', '--ipam-opt', `cnmkit.overlay.name=${name}`, '--ipv6', ...(v6Subnet ? ['--subnet', v6Subnet] : [])];
+      try {
+        for (const e of engines) await e.dockerOk([...create, name]);
+        const g = (JSON.parse(await simCli(hosts[0], ['network', 'inspect', name, '--format', 'json'])) as { enableIPv6: boolean; ipv6: { subnet: string }[]; global: { vni: number } }[])[0]!;
+        expect(g.enableIPv6).toBe(true);
+        const subnet6 = g.ipv6[0]!.subnet;
+        if (v6Subnet) expect(subnet6).toBe(v6Subnet);
+        else expect(subnet6).toMatch(/^fd[0-9a-f]{2}:[0-9a-f:]*\/64$/);
+        for (const e of engines) {
+          const cfg = ((await e.inspect(['network', 'inspect', name]))[0].IPAM.Config as { Subnet: string }[]).map((c) => c.Subnet);
+          expect(cfg).toContain(subnet6);
+        }
+        const vx = `ovvx${g.global.vni}`;
+        const settings = async (e: Dockerd, c: string) => (await e.inspect(['container', 'inspect', c]))[0].NetworkSettings.Networks[name] as { IPAddress: string; GlobalIPv6Address: string; MacAddress: string };
+        await e1.dockerOk(['run', '-d', '--name', 'v6a', '--network', name, IMAGE, 'sleep', '600']);
+        await e2.dockerOk(['run', '-d', '--name', 'v6b', '--network', name, IMAGE, 'sleep', '600']);
+        const [a, b] = [await settings(e1, 'v6a'), await settings(e2, 'v6b')];
+        const prefix = subnet6.split('::')[0]!;
+        for (const s of [a, b]) expect(s.GlobalIPv6Address.startsWith(`${prefix}:`)).toBe(true);
+        expect(a.GlobalIPv6Address).not.toBe(b.GlobalIPv6Address);
+        // The addresses are the cluster's: claimed in etcd, in the overlay's IPv6 pool.
+        const client = sim.etcd.client();
+        const claimed6 = async () => (await client.range(`/cnmkit/v1/ipam/addresses/${subnet6.replace('/', '_')}/`)).kvs
+          .filter((kv) => (JSON.parse(kv.value.toString()) as { kind: string }).kind === 'endpoint').map((kv) => kv.key.split('/').pop()!).sort();
+        try {
+          expect(await claimed6()).toEqual([a.GlobalIPv6Address, b.GlobalIPv6Address].sort());
+          // The container's own view: the address on its interface (not only in the engine's record).
+          expect(await e1.dockerOk(['exec', 'v6a', 'ip', '-6', 'addr', 'show'])).toContain(`${a.GlobalIPv6Address}/64`);
+          expect((await e1.docker(['exec', 'v6a', 'ping6', '-c', '1', '-W', '2', b.GlobalIPv6Address])).code).toBe(0);
+          expect((await e2.docker(['exec', 'v6b', 'ping6', '-c', '1', '-W', '2', a.GlobalIPv6Address])).code).toBe(0);
+          // Host 2 holds a's static entries (its v6 neighbour too), read from the kernel.
+          const entries = async (h: SimHost) => ({
+            fdb: (JSON.parse(await h.ns.sh(['bridge', '-j', 'fdb', 'show', 'dev', vx])) as FdbJson[]).filter((e) => e.flags?.includes('self')).map((e) => `${e.mac} ${e.dst}`),
+            neigh: (JSON.parse(await h.ns.sh(['ip', '-j', 'neigh', 'show', 'dev', vx])) as NeighJson[]).map((n) => `${n.dst} ${n.lladdr} ${(n.state ?? []).join(',')}`),
+          });
+          const onHost2 = await entries(hosts[1]);
+          expect(onHost2.fdb).toContain(`${a.MacAddress} ${hosts[0].ip}`);
+          expect(onHost2.neigh).toEqual(expect.arrayContaining([`${a.IPAddress} ${a.MacAddress} PERMANENT`, `${a.GlobalIPv6Address} ${a.MacAddress} PERMANENT`]));
+          expect((await entries(hosts[0])).neigh).toContain(`${b.GlobalIPv6Address} ${b.MacAddress} PERMANENT`);
+          await e1.dockerOk(['rm', '-f', 'v6a']);
+          await until('a\'s entries gone from host 2', async () => {
+            const now = await entries(hosts[1]);
+            return !now.fdb.some((l) => l.startsWith(`${a.MacAddress} `)) && !now.neigh.some((l) => l.includes(a.MacAddress));
+          }, 5000);
+          expect(await claimed6()).toEqual([b.GlobalIPv6Address]);
+        } finally {
+          client.close();
+        }
+      } finally {
+        for (const e of engines) {
+          const ids = (await e.dockerOk(['ps', '-aq'])).split('\n').filter(Boolean);
+          if (ids.length > 0) await e.dockerOk(['rm', '-f', ...ids]);
+          await e.docker(['network', 'rm', name]);
+        }
+      }
+    });
+  }
 
   it('docker network rm on both engines removes the overlay from the cluster', async () => {
     for (const e of engines) await e.dockerOk(['network', 'rm', NET]);

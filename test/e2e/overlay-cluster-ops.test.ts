@@ -1,7 +1,8 @@
 // The overlay's cluster operations on two simulated hosts with a real etcd: `network ls` shows a
 // global network's scope and VNI on a host that has no record of it; `network rm` of such a
-// cluster-only network refuses while a host has endpoints on it (naming that host) and removes it
-// from the cluster once none has; and compaction past the revision a host's watch is at (its
+// cluster-only network refuses while hosts have endpoints on it (naming them) and, once none has,
+// removes it from the cluster and from every host (the creator's and an adopter's record and
+// devices go within 2 s; a connect there is refused); and compaction past the revision a host's watch is at (its
 // stream stalled behind thousands of events while its daemon is frozen): the host re-lists,
 // converges, and does not loop (etcd's request counters and the daemon's CPU time stay flat).
 import fs from 'node:fs';
@@ -57,13 +58,13 @@ function cpuSeconds(pid: number): number {
 
 describeRoot('overlay cluster operations', () => {
     // A long lease: host 2's daemon is frozen for seconds in the compaction test and must keep its peers.
-  simSuite({ hosts: 2, leaseTtl: 20, daemonArgs: ['--log-level', 'debug'] }, made, (s) => {
+  simSuite({ hosts: 3, leaseTtl: 20, daemonArgs: ['--log-level', 'debug'] }, made, (s) => {
     sim = s;
     hosts = s.hosts;
   });
 
-  it('network ls shows scope global and the VNI; rm of a cluster-only network refuses naming the host with endpoints, then removes it from the cluster', async () => {
-    const [h1, h2] = hosts as [SimHost, SimHost];
+  it('network ls shows scope global and the VNI; rm of a cluster-only network refuses naming the hosts with endpoints, then removes it from the cluster and from every host', async () => {
+    const [h1, h2, h3] = hosts as [SimHost, SimHost, SimHost];
     await cli(h1, ['network', 'create', '-d', 'overlay', '--internal', '--subnet', '198.19.230.0/24', 'ovrm']);
     const vni = (await vxlanOf(h1, 'ovrm')).slice(4);
     const header = (await cli(h2, ['network', 'ls'])).split('\n')[0]!;
@@ -72,22 +73,42 @@ describeRoot('overlay cluster operations', () => {
     expect(line.split(/\s+/).slice(1)).toEqual(['ovrm', 'overlay', 'global', vni, '198.19.230.0/24']);
     expect((await cli(h2, ['network', 'ls'])).split('\n').find((l) => l.includes(' bridge '))).toMatch(/ local +- /);
 
+    // Host 1 created the network, host 3 adopts it at a connect: both keep a record of it.
     const a = await joined(h1, 'ovrm');
+    const c = await joined(h3, 'ovrm');
     const refused = await h2.daemon.cmd(['network', 'rm', 'ovrm']);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain(`(${h1.ip})`);
+    expect(refused.stderr).toContain(`(${h3.ip})`);
     expect(refused.stderr).toContain('disconnect them there first');
     expect(await keysNaming('ovrm')).not.toEqual([]);
 
-    await cli(h1, ['sandbox', 'rm', made.splice(0)[0]!.sb]);
+    await cli(h1, ['disconnect', 'ovrm', a.sb]);
+    await cli(h3, ['disconnect', 'ovrm', c.sb]);
     expect(ip(a.ep.ipv4)).toMatch(/^198\.19\.230\./);
+    const devices = async (h: SimHost) => (JSON.parse(await h.ns.sh(['ip', '-j', 'link', 'show'])) as { ifname: string }[])
+      .map((l) => l.ifname).filter((n) => n === `ovbr${vni}` || n === `ovvx${vni}`).sort();
+    // The creator keeps its devices while no endpoint is left (until the network goes).
+    expect(await devices(h1)).toEqual([`ovbr${vni}`, `ovvx${vni}`]);
     expect(await cli(h2, ['network', 'rm', 'ovrm'])).toContain('ovrm');
+    const removed = Date.now();
     expect(await keysNaming('ovrm')).toEqual([]);
     const gone = await h2.daemon.cmd(['network', 'inspect', 'ovrm']);
     expect(gone.code).toBe(1);
-    // Host 1 still had its record (it created the network): its own rm removes devices and record.
-    await cli(h1, ['network', 'rm', 'ovrm']);
-    expect((await run(['ip', '-n', h1.ns.name, 'link', 'show', `ovvx${vni}`])).code).not.toBe(0);
+    // Every other host follows within 2 s: no record (not listed, not inspectable), no device.
+    const lists = async (h: SimHost) => (await cli(h, ['network', 'ls'])).split('\n').some((l) => l.split(/\s+/)[1] === 'ovrm');
+    for (const h of [h1, h3]) {
+      await waitFor(`host ${h.index} drops ovrm`, async () => ((await lists(h)) ? undefined : true), 2000 - (Date.now() - removed));
+      expect((await h.daemon.cmd(['network', 'inspect', 'ovrm'])).code).toBe(1);
+      expect(await devices(h)).toEqual([]);
+    }
+    // A connect to it is refused, naming the network, and leaves nothing behind.
+    const late = await h1.daemon.cmd(['connect', 'ovrm', a.sb]);
+    expect(late.code).toBe(1);
+    expect(late.stderr).toContain('network "ovrm" not found');
+    expect(await devices(h1)).toEqual([]);
+    expect(await keysNaming('ovrm')).toEqual([]);
+    expect((await cli(h1, ['sandbox', 'inspect', a.sb, '--format', 'json']))).not.toContain('ovrm');
   });
 
   it('a refused connect leaves no key in etcd and no interface: an --ip another host holds (its holder named), the host sandbox', async () => {

@@ -10,7 +10,7 @@
 import type { Driver, DriverContext } from '../../src/contract/driver.js';
 import type { EndpointRecord, NetworkRecord } from '../../src/core/model.js';
 import { bestEffort } from '../../src/core/steps.js';
-import { dockerAddressOwner } from '../../src/cluster/types.js';
+import { dockerAddressOwner, type PeerSpec } from '../../src/cluster/types.js';
 import { listLinks } from '../../src/netlink/index.js';
 import { ConflictError } from '../../src/errors.js';
 import { checkOverlay } from './check.js';
@@ -61,26 +61,34 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
     await s.up(ctx.netlink.get(), ctx.sysctl, needCluster(ctx.cluster), log);
     return s;
   };
+  const peerOf = (ep: EndpointRecord, mac: string): PeerSpec => ({ endpointId: ep.id, ip: ep.ipv4 ?? '', ...(ep.ipv6 ? { ipv6: ep.ipv6 } : {}), mac });
+  /** The endpoint's addresses, each with the cluster pool it came from. */
+  const addressesOf = (net: NetworkRecord, ep: EndpointRecord): { poolId: string; address: string }[] =>
+    ([[net.ipv4[0], ep.ipv4], [net.ipv6[0], ep.ipv6]] as const).flatMap(([sub, a]) => (sub && a ? [{ poolId: sub.poolId, address: a }] : []));
   const publish = (net: NetworkRecord, ep: EndpointRecord, mac: string) => {
     const c = needCluster(ctx.cluster);
     pending.cancel(`peer:${net.name}:${ep.id}`);
-    return c.publishPeer(net.name, { endpointId: ep.id, ip: ep.ipv4 ?? '', ...(ep.ipv6 ? { ipv6: ep.ipv6 } : {}), mac });
+    return c.publishPeer(net.name, peerOf(ep, mac));
   };
   /** The endpoint's reserved addresses claimed and its peer published, in one transaction. */
   const joinCluster = async (net: NetworkRecord, ep: EndpointRecord, mac: string, owner: string): Promise<unknown> => {
     const c = needCluster(ctx.cluster);
     pending.cancel(`peer:${net.name}:${ep.id}`);
-    const addresses = ([[net.ipv4[0], ep.ipv4], [net.ipv6[0], ep.ipv6]] as const).flatMap(([sub, a]) => (sub && a ? [{ poolId: sub.poolId, address: a, owner }] : []));
-    return c.joinEndpoint(net.name, { endpointId: ep.id, ip: ep.ipv4 ?? '', ...(ep.ipv6 ? { ipv6: ep.ipv6 } : {}), mac }, addresses);
+    return c.joinEndpoint(net.name, peerOf(ep, mac), addressesOf(net, ep).map((a) => ({ ...a, owner })));
+  };
+  /** The endpoint's peer goes from the cluster (retried until the store answers). */
+  const removePeer = async (net: NetworkRecord, ep: EndpointRecord): Promise<void> => {
+    await pending.run(`peer:${net.name}:${ep.id}`, () => needCluster(ctx.cluster).removePeer(net.name, ep.id));
+  };
+  /** The endpoint's addresses held by owner are released (each retried until the store answers). */
+  const releaseAddresses = async (net: NetworkRecord, ep: EndpointRecord, owner: string): Promise<void> => {
+    const c = needCluster(ctx.cluster);
+    for (const { poolId, address } of addressesOf(net, ep)) await pending.run(`address:${poolId}:${address}`, () => c.ipam.releaseAddress(poolId, address, owner));
   };
   /** Undoes a join's cluster writes (its kernel work failed): the peer, and the addresses it claimed. */
   const unpublish = async (net: NetworkRecord, ep: EndpointRecord, owner: string | undefined): Promise<void> => {
-    const c = needCluster(ctx.cluster);
-    await pending.run(`peer:${net.name}:${ep.id}`, () => c.removePeer(net.name, ep.id));
-    if (owner === undefined) return;
-    for (const [sub, a] of [[net.ipv4[0], ep.ipv4], [net.ipv6[0], ep.ipv6]] as const) {
-      if (sub && a) await pending.run(`address:${sub.poolId}:${a}`, () => c.ipam.releaseAddress(sub.poolId, a, owner));
-    }
+    await removePeer(net, ep);
+    if (owner !== undefined) await releaseAddresses(net, ep, owner);
   };
 
   /** The network leaves this host when nothing holds it here: devices go, and the cluster is told. */
@@ -97,7 +105,7 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
   /** A Docker endpoint goes: its peer first (retried until the store answers), then the network if nothing else holds it here. */
   const dropDetached = async (net: NetworkRecord, ep: EndpointRecord): Promise<void> => {
     const s = nets.get(net.id);
-    await pending.run(`peer:${net.name}:${ep.id}`, () => needCluster(ctx.cluster).removePeer(net.name, ep.id));
+    await removePeer(net, ep);
     if (!s) return;
     s.local.delete(ep.id);
     await release(net, s, false);
@@ -105,11 +113,7 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
   /** A Docker endpoint whose interface vanished (the engine forgot it): its peer goes, and its address, which the engine may never release. */
   const dropGone = async (net: NetworkRecord, ep: EndpointRecord): Promise<void> => {
     await dropDetached(net, ep);
-    const c = needCluster(ctx.cluster);
-    const owner = dockerAddressOwner(c.hostId);
-    for (const [s, a] of [[net.ipv4[0], ep.ipv4], [net.ipv6[0], ep.ipv6]] as const) {
-      if (s && a) await pending.run(`address:${s.poolId}:${a}`, () => c.ipam.releaseAddress(s.poolId, a, owner));
-    }
+    await releaseAddresses(net, ep, dockerAddressOwner(needCluster(ctx.cluster).hostId));
   };
   const links = new DetachedLinks<{ net: NetworkRecord; ep: EndpointRecord }>(ctx.netlink, log, ({ net, ep }) => dropGone(net, ep));
   const ifnameOf = (ep: EndpointRecord): string => (ep.driverData as Partial<OverlayEndpointData> | undefined)?.hostIfname ?? hostIfnameFor(ep.id);
@@ -160,8 +164,7 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
         // The lease may have expired while the daemon was away: claim the addresses again, then publish.
         const owner = ep.dockerId === undefined ? `endpoint:${ep.id}` : dockerAddressOwner(c.hostId);
         void pending.run(`peer:${net.name}:${ep.id}`, async () => {
-          if (ep.ipv4) await c.ipam.requestAddress(net.ipv4[0]!.poolId, { address: ep.ipv4, kind: 'endpoint', owner });
-          if (ep.ipv6) await c.ipam.requestAddress(net.ipv6[0]!.poolId, { address: ep.ipv6, kind: 'endpoint', owner });
+          for (const { poolId, address } of addressesOf(net, ep)) await c.ipam.requestAddress(poolId, { address, kind: 'endpoint', owner });
           await publish(net, ep, mac);
         });
       }

@@ -46,8 +46,8 @@ export interface PoolPlan {
 }
 
 const ATTEMPTS = 24;
-/** Addresses found taken by other hosts in one request before the pool's view is read again. */
-const MISSES = 3;
+/** Addresses found taken by other hosts before the pool's view is read again (in one request here; across reservations in reserve.ts). */
+export const MISSES = 3;
 
 /** A pool as this host last read it: its span, the addresses taken then (and since, seen here), the next to try. */
 export interface AddressView {

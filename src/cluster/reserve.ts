@@ -8,12 +8,9 @@
 import { AddressRacedError, ConflictError, NotFoundError } from '../errors.js';
 import { formatAddress, parseAddressOrCidr } from '../ip/index.js';
 import { parseJson, type Compare, type Op, type TxnResult } from './client.js';
-import { addressIn, canonicalPool, randomIn, type AddressView, type EtcdIpam } from './ipam.js';
+import { addressIn, canonicalPool, MISSES, randomIn, type AddressView, type EtcdIpam } from './ipam.js';
 import type { Keys } from './keys.js';
 import type { AddressValue, Owned } from './owned.js';
-
-/** Addresses found taken by other hosts before the pool's view is read again. */
-const MISSES = 3;
 
 export interface ReserveDeps {
   ipam: EtcdIpam;

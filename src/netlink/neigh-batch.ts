@@ -7,11 +7,9 @@
 // of a datagram only; callers that must know each outcome send one request at a time.
 import { rt } from 'netlink';
 import { parseIp, parseMac } from '../ip/index.js';
-import { AF_BRIDGE } from './af.js';
+import { AF_BRIDGE, afOf } from './af.js';
 import type { BatchRequest } from './handle.js';
 
-const AF_INET = 2;
-const AF_INET6 = 10;
 const NUD_NOARP = 0x40;
 const NUD_PERMANENT = 0x80;
 const NTF_SELF = 0x02;
@@ -49,7 +47,7 @@ export function encodeNeighWrite(w: NeighWrite): BatchRequest {
     if (w.dst) attrs.push(attr(NDA_DST, parseIp(w.dst, 'dst').bytes));
   } else {
     const ip = parseIp(w.ip, 'ip');
-    ndm.writeUInt8(ip.family === 4 ? AF_INET : AF_INET6, 0);
+    ndm.writeUInt8(afOf(ip.family), 0);
     if (!del) ndm.writeUInt16LE(NUD_PERMANENT, 8);
     attrs.push(attr(NDA_DST, ip.bytes));
     if (w.op === 'replace') attrs.push(attr(NDA_LLADDR, parseMac(w.mac, 'mac')));

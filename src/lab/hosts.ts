@@ -1,48 +1,28 @@
 // Simulated hosts: each a named namespace (NAME-HOST) with its own `cnmkit daemon`, started
-// detached under nsenter so that it outlives `lab up`; the underlay (NAME-underlay: a bridge, and
-// a veth to each host whose end there is eth0); one real etcd on the underlay when the lab needs
-// a cluster store. Stopping goes by recorded pid and start time only.
+// detached under nsenter so that it outlives `lab up`; one real etcd on the underlay when the lab
+// needs a cluster store. Stopping goes by recorded pid and start time only. The underlay's links
+// are underlay.ts's.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { CnmkitError } from '../errors.js';
-import { addAddress, addBridge, addVeth, setLinkUp, type NetlinkHandlePool } from '../netlink/index.js';
 import { createNamedNetns, netnsExists } from '../netns/index.js';
 import { Client } from '../client/index.js';
 import { projectPath } from '../paths.js';
-import { ETCD_CLIENT_PORT, ETCD_PEER_PORT, type EtcdPlan, type HostPlan, type UnderlayPlan } from './plan.js';
+import { ETCD_CLIENT_PORT, ETCD_PEER_PORT, type EtcdPlan, type HostPlan } from './plan.js';
 import { isAlive, startTimeOf, type ProcessRecord } from './state.js';
 
 const CLI = projectPath('bin', 'cnmkit');
 const READY_TIMEOUT_MS = 30_000;
-const UNDERLAY_BRIDGE = 'br0';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** A namespace with its loopback up; an existing one is kept (up converges). Equivalent to: `ip netns add NS; ip -n NS link set lo up`. */
-export async function ensureNamespace(pool: NetlinkHandlePool, name: string, nsPath: string): Promise<boolean> {
+/** A namespace, made unless it exists (up converges); returns whether it is new. Equivalent to: `ip netns add NS`. */
+export function ensureNamespace(name: string, nsPath: string): boolean {
   if (netnsExists(nsPath)) return false;
   createNamedNetns(name, path.dirname(nsPath));
-  await setLinkUp(pool.get(nsPath), 'lo');
   return true;
-}
-
-/** The underlay namespace and its bridge. Equivalent to: `ip -n UL link add br0 up type bridge; ip -n UL addr add ADDR dev br0`. */
-export async function ensureUnderlay(pool: NetlinkHandlePool, u: UnderlayPlan): Promise<void> {
-  if (!(await ensureNamespace(pool, u.ns, u.nsPath))) return;
-  const h = pool.get(u.nsPath);
-  await addBridge(h, { name: UNDERLAY_BRIDGE, up: true, mcastSnooping: false });
-  await addAddress(h, UNDERLAY_BRIDGE, u.bridgeAddress);
-}
-
-/** A host's namespace, joined to the underlay by a veth whose host end is eth0 (when there is an underlay). */
-export async function ensureHostNamespace(pool: NetlinkHandlePool, h: HostPlan, index: number, u: UnderlayPlan | undefined): Promise<void> {
-  if (!(await ensureNamespace(pool, h.ns, h.nsPath)) || !u || !h.underlayAddress) return;
-  await addVeth(pool.get(u.nsPath), { name: `ul${index}`, master: UNDERLAY_BRIDGE, up: true, peer: { name: 'eth0', nsPath: h.nsPath } });
-  const hh = pool.get(h.nsPath);
-  await addAddress(hh, 'eth0', h.underlayAddress);
-  await setLinkUp(hh, 'eth0');
 }
 
 /** A process started detached; ready settles when it says so (or fails when it exits first). */
@@ -53,10 +33,10 @@ export interface Started { record: ProcessRecord; ready: Promise<void> }
  * is a pipe it writes a line to once ready (the daemon's --ready-fd 3): exited() turns non-null
  * when it died, readyLine resolves true at that line, false at end of file.
  */
-function startDetached(argv: string[], log: string, marker: string, readyPipe = false): { record: ProcessRecord; exited: () => number | null; readyLine: Promise<boolean> } {
+function startDetached(argv: string[], log: string, marker: string, readyPipe = false, env = process.env): { record: ProcessRecord; exited: () => number | null; readyLine: Promise<boolean> } {
   fs.mkdirSync(path.dirname(log), { recursive: true });
   const out = fs.openSync(log, 'a');
-  const child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ['ignore', out, out, ...(readyPipe ? ['pipe' as const] : [])] });
+  const child = spawn(argv[0]!, argv.slice(1), { detached: true, env, stdio: ['ignore', out, out, ...(readyPipe ? ['pipe' as const] : [])] });
   fs.closeSync(out);
   child.unref();
   let code: number | null = null;
@@ -91,13 +71,24 @@ function tail(file: string): string {
 }
 
 /**
+ * The daemon's environment: this command's, less NODE_EXTRA_CA_CERTS. Node reads and parses that
+ * file at every start (~40 ms here), and a lab's daemon makes no TLS connection (its cluster
+ * store, when it has one, is plain etcd:// without --cluster-store-opt).
+ */
+function daemonEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  delete env.NODE_EXTRA_CA_CERTS;
+  return env;
+}
+
+/**
  * Starts the host's daemon in its namespace; ready settles once its API answers, which the daemon
  * says on a pipe (--ready-fd 3) rather than being polled.
  */
 export function startDaemon(h: HostPlan): Started {
   fs.mkdirSync(h.dir, { recursive: true, mode: 0o700 });
   const argv = ['nsenter', `--net=${h.nsPath}`, '--', process.execPath, CLI, ...h.daemonArgs, '--ready-fd', '3'];
-  const { record, exited, readyLine } = startDetached(argv, h.log, h.socket, true);
+  const { record, exited, readyLine } = startDetached(argv, h.log, h.socket, true, daemonEnv());
   const failed = (why: string): CnmkitError => new CnmkitError('ERR_LAB_DAEMON', 'internal', `host ${h.name}: the daemon ${why}:\n${tail(h.log)}`);
   const ready = (async () => {
     let timer: NodeJS.Timeout | undefined;

@@ -6,19 +6,18 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { InvalidArgumentError } from '../errors.js';
-import { NetlinkHandlePool } from '../netlink/index.js';
 import {
   configureNode, ensureLink, ensureMachineSandbox, ensureNetwork, ensureNode, execNode, HostApi, hostsEntries, type Iface,
 } from './apply.js';
 import { diffPlans, type LabChanges } from './changes.js';
-import { daemonAnswers, ensureHostNamespace, ensureUnderlay, startDaemon, startEtcd, stopProcess } from './hosts.js';
+import { daemonAnswers, ensureNamespace, startDaemon, startEtcd, stopProcess } from './hosts.js';
 import { mapLimit } from './limit.js';
 import { MACHINE } from './model.js';
 import { labNamespaces, planLab, type LabPlan } from './plan.js';
 import type { Progress } from './progress.js';
 import { isAlive, readState, writeState, type LabState } from './state.js';
 import { loadTopology } from './topology.js';
-import { killProcessesIn, removeNamespaces } from './down.js';
+import type { LabLinks } from './underlay.js';
 
 export interface UpOptions {
   progress: Progress;
@@ -57,22 +56,46 @@ function initialState(plan: LabPlan, file: string, prev: LabState | undefined): 
   };
 }
 
+/** The lab's netlink part, loaded on first use (underlay.ts). */
+class Links {
+  private links?: LabLinks;
+
+  async get(): Promise<LabLinks> {
+    return (this.links ??= new (await import('./underlay.js')).LabLinks());
+  }
+
+  close(): void {
+    this.links?.close();
+  }
+}
+
 /**
  * The underlay, then etcd and every host's namespace and daemon started at once (each recorded in
  * the state as soon as it runs, so that `down` finds it), then waits for all of them: nothing
- * waits in series.
+ * waits in series. A daemon needs only its namespace (and, on an underlay, its eth0): it starts
+ * before a new namespace's loopback is brought up, and before netlink is loaded when there is no
+ * underlay, so that its start overlaps this command's own work.
  */
-async function upHosts(state: LabState, pool: NetlinkHandlePool, pr: Progress): Promise<Map<string, HostApi>> {
+async function upHosts(state: LabState, links: Links, pr: Progress): Promise<Map<string, HostApi>> {
   const p = state.plan;
   pr.begin('hosts', p.hosts.length);
-  if (p.underlay) await ensureUnderlay(pool, p.underlay);
+  const fresh: string[] = [];
+  if (p.underlay && ensureNamespace(p.underlay.ns, p.underlay.nsPath)) {
+    // Before etcd: it listens on 127.0.0.1 there too.
+    await (await links.get()).loopbackUp(p.underlay.nsPath);
+    await (await links.get()).underlayBridge(p.underlay);
+  }
   const waits: Promise<void>[] = [];
   if (p.etcd?.managed && !isAlive(state.etcd)) {
     const etcd = startEtcd(p.underlay!.nsPath, p.etcd);
     state.etcd = etcd.record;
     waits.push(etcd.ready);
   }
-  for (const [i, h] of p.hosts.entries()) await ensureHostNamespace(pool, h, i + 1, p.underlay);
+  for (const [i, h] of p.hosts.entries()) {
+    if (!ensureNamespace(h.ns, h.nsPath)) continue;
+    fresh.push(h.nsPath);
+    if (p.underlay) await (await links.get()).underlayLeg(h, i + 1, p.underlay);
+  }
   // Each result wraps its wait: an async function returning the promise itself would await it here.
   const started = await Promise.all(p.hosts.map(async (h): Promise<{ ready: Promise<void> }> => {
     if (!(await daemonAnswers(h, state.daemons[h.name]))) {
@@ -86,6 +109,7 @@ async function upHosts(state: LabState, pool: NetlinkHandlePool, pr: Progress): 
   }));
   waits.push(...started.map((x) => x.ready));
   writeState(state);
+  for (const ns of fresh) await (await links.get()).loopbackUp(ns);
   await Promise.all(waits);
   const apis = new Map(p.hosts.map((h) => [h.name, new HostApi(h)]));
   await Promise.all([...apis.values()].map(async (a) => {
@@ -118,6 +142,7 @@ async function removeChanged(state: LabState, prev: LabPlan, c: LabChanges, apis
     pr.step();
   }
   if (!state.plan.etcd?.managed && prev.etcd?.managed) await stopProcess(state.etcd);
+  const { killProcessesIn, removeNamespaces } = await import('./down.js');
   killProcessesIn(state.leftovers);
   removeNamespaces(state.leftovers);
   state.leftovers = [];
@@ -185,9 +210,9 @@ export async function labUp(file: string, o: UpOptions): Promise<LabState> {
   const changes = prev ? diffPlans(prev.plan, plan) : undefined;
   const state = initialState(plan, file, prev);
   writeState(state);
-  const pool = new NetlinkHandlePool();
+  const links = new Links();
   try {
-    const apis = await upHosts(state, pool, pr);
+    const apis = await upHosts(state, links, pr);
     if (prev && changes) await removeChanged(state, prev.plan, changes, apis, pr);
     const created = await upNodes(state, apis, pr);
     await upLinks(state, apis, pr);
@@ -218,6 +243,6 @@ export async function labUp(file: string, o: UpOptions): Promise<LabState> {
     writeState(state);
     throw err;
   } finally {
-    pool.closeAll();
+    links.close();
   }
 }

@@ -3,13 +3,13 @@
 // src/api/schemas.ts; errors become replies only in src/api/errors.ts.
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
-import SerializerSelector from '@fastify/fast-json-stringify-compiler';
-import ValidatorSelector from '@fastify/ajv-compiler';
 import type { Logger } from 'pino';
 import type { Controller } from '../controller/controller.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../core/model.js';
 import { CnmkitError, NotFoundError } from '../errors.js';
 import { clientErrorHandler, errorHandler, managementClientError, notFoundHandler } from './errors.js';
+import { MANAGEMENT_AJV_OPTIONS, managementCompilers, type ManagementCompilers } from './compilers.js';
+import type { Precompiled } from './precompiled.js';
 import { failedChecks, type HealthReport } from './health.js';
 import type { DaemonMetrics } from './metrics.js';
 import { runnerOf } from './run-label.js';
@@ -40,6 +40,10 @@ export interface ManagementOptions {
   /** Point-to-point links between sandboxes (the lab routes); the controller removes a sandbox's links with it. */
   links?: LinkService;
   netlink?: NetlinkHandlePool;
+  /** Validators and serializers compiled ahead (default: the bundle's, from the sources none; compilers.ts). */
+  precompiled?: Precompiled;
+  /** fastify's compilers instead of compilers.ts's (scripts/build-schemas.ts records the routes' code with its own). */
+  compilers?: ManagementCompilers;
 }
 
 type Ref = { Params: { ref: string } };
@@ -78,68 +82,7 @@ function addObservability(app: FastifyInstance, opts: ManagementOptions): void {
   }
 }
 
-/**
- * Answers whose serializers are compiled right after the daemon listens, one per turn of the event
- * loop: a fresh daemon's first connect (the first endpoint) would pay for Endpoint#'s otherwise.
- */
-const WARM_AFTER_START = new Set(['POST /v1/networks/:ref/connect 201', 'POST /v1/sandboxes 201', 'POST /v1/networks 201']);
-
-type SerializerFactory = ReturnType<typeof SerializerSelector>;
-type ValidatorFactory = ReturnType<typeof ValidatorSelector>;
-
-/**
- * fastify's own response serializers (fast-json-stringify), each compiled when its route first
- * answers with that status instead of all at start: compiling the ~150 of them took ~0.4 s of CPU
- * before the daemon could answer, and most are never used (a lab's daemon uses a handful). Those
- * of WARM_AFTER_START are queued on warm.
- */
-function lazySerializers(warm: (() => void)[]): SerializerFactory {
-  return (...factoryArgs) => {
-    const compile = SerializerSelector()(...factoryArgs);
-    return (route) => {
-      let serialize: ((data: unknown) => string) | undefined;
-      const compiled = (): ((data: unknown) => string) => (serialize ??= compile(route));
-      if (WARM_AFTER_START.has(`${route.method} ${route.url} ${route.httpStatus}`)) warm.push(() => void compiled());
-      return (data: unknown) => compiled()(data);
-    };
-  };
-}
-
-/**
- * fastify's request validators (ajv), likewise each compiled when its route first validates, and
- * ajv itself made then: at start they took ~0.12 s of CPU (ajv checking every schema against its
- * meta-schema, then compiling each route's). Those of WARM_AFTER_START's routes are queued on warm
- * (a fresh daemon's first connect paid ~15 ms for ajv otherwise). fastify reads `errors` from the
- * function it called.
- */
-function lazyValidators(warm: (() => void)[]): ValidatorFactory {
-  return (...factoryArgs) => {
-    let compiler: ReturnType<ValidatorFactory> | undefined;
-    return (route) => {
-      let validate: ReturnType<ReturnType<ValidatorFactory>> | undefined;
-      const compiled = (): ReturnType<ReturnType<ValidatorFactory>> => (validate ??= (compiler ??= ValidatorSelector()(...factoryArgs))(route));
-      const { method, url } = route as unknown as { method: string; url: string };
-      if ([...WARM_AFTER_START].some((k) => k.startsWith(`${method} ${url} `))) warm.push(() => void compiled());
-      const lazy = (data: unknown): unknown => {
-        const v = compiled();
-        const result = v(data);
-        lazy.errors = v.errors;
-        return result;
-      };
-      lazy.errors = undefined as unknown;
-      return lazy as never;
-    };
-  };
-}
-
-/**
- * ajv's options for the request validators. Without ajv's check of each schema against its
- * meta-schema: compiling the meta-schema was ~0.13 s of a fresh daemon's CPU, on the path of its
- * first requests (a lab's); test/unit/management-api.test.ts checks the route schemas instead.
- * Without ajv's optimizer: each validator is compiled on first use, on a request's path, and the
- * optimizer's passes were ~40% of a compile (they only trim generated code).
- */
-export const MANAGEMENT_AJV_OPTIONS = { removeAdditional: false, coerceTypes: false, validateSchema: false, code: { optimize: false } } as const;
+export { MANAGEMENT_AJV_OPTIONS };
 
 /** The fastify app with its limits, logging and error handlers (every error counted when metrics are given). */
 function createApp(opts: ManagementOptions): FastifyInstance {
@@ -148,7 +91,7 @@ function createApp(opts: ManagementOptions): FastifyInstance {
   const app = Fastify({
     loggerInstance: opts.logger as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }),
     ajv: { customOptions: MANAGEMENT_AJV_OPTIONS },
-    schemaController: { compilersFactory: { buildValidator: lazyValidators(warm), buildSerializer: lazySerializers(warm) } },
+    schemaController: { compilersFactory: opts.compilers ?? managementCompilers(warm, opts.precompiled) },
     ...limitedServer(opts.limits ?? MANAGEMENT_LIMITS),
     clientErrorHandler: clientErrorHandler((status, message) => {
       opts.metrics?.countError('management', { statusCode: status });

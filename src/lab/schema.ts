@@ -1,31 +1,13 @@
 // Validates a parsed topology file against the JSON Schema shipped beside this file (cnmkit's own
-// layout, or containerlab's `topology:` layout) with ajv; every problem names its line and field.
+// layout, or containerlab's `topology:` layout; validators from schema-validators.ts); every
+// problem names its line and field.
 // Limits: the schema checks shapes only; references and addresses are checked in validate.ts.
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import type { ErrorObject } from 'ajv';
 import { LabFileError, type LabFileProblem } from '../errors.js';
 import type { FieldPath, LabSource } from './source.js';
-import clabSchema from './clab.schema.json' with { type: 'json' };
-import topologySchema from './topology.schema.json' with { type: 'json' };
+import { validatorFor, type LabFormat } from './schema-validators.js';
 
-export type LabFormat = 'cnmkit' | 'containerlab';
-
-// validateSchema off: checking the two schemas against ajv's meta-schema took ~0.15 s of every
-// `lab up`; they are ours and fixed, and test/unit/lab-topology.test.ts checks them instead.
-// ajv's optimizer off: the validator runs once per command, and its passes were ~40% of the
-// compile (~0.07 s of `lab up` before it starts anything).
-export const AJV_OPTIONS = { allErrors: true, strict: true, allowUnionTypes: true, verbose: true, validateSchema: false, code: { optimize: false } } as const;
-export const SCHEMAS = { cnmkit: topologySchema, containerlab: clabSchema } as const;
-const ajv = new Ajv(AJV_OPTIONS);
-const validators = new Map<LabFormat, ValidateFunction>();
-
-function validatorFor(format: LabFormat): ValidateFunction {
-  let v = validators.get(format);
-  if (!v) {
-    v = ajv.compile(SCHEMAS[format]);
-    validators.set(format, v);
-  }
-  return v;
-}
+export type { LabFormat };
 
 /** containerlab's files have a `topology:` section; cnmkit's have nodes at the top. */
 export function detectFormat(data: unknown): LabFormat {

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { LabFileError } from '../../src/errors.js';
 import { Ajv } from 'ajv';
 import { loadTopology, topologyFromText } from '../../src/lab/topology.js';
-import { AJV_OPTIONS, SCHEMAS } from '../../src/lab/schema.js';
+import { AJV_OPTIONS, SCHEMAS } from '../../src/lab/schema-validators.js';
 import { defaultUnderlay, labNamespaces, planLab } from '../../src/lab/plan.js';
 import { diffPlans } from '../../src/lab/changes.js';
 

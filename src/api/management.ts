@@ -2,7 +2,6 @@
 // disconnect, check (kernel against store), version, the OpenAPI document, /health and /metrics. Routes validate with
 // src/api/schemas.ts; errors become replies only in src/api/errors.ts.
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import swagger from '@fastify/swagger';
 import type { Logger } from 'pino';
 import type { Controller } from '../controller/controller.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../core/model.js';
@@ -23,6 +22,7 @@ import {
   sandboxSchema,
 } from './schemas.js';
 import { limitedServer, MANAGEMENT_LIMITS, type SocketLimits } from './socket.js';
+import { serveOpenApi } from './openapi.js';
 import { VERSION } from '../version.js';
 
 export interface ManagementOptions {
@@ -150,9 +150,7 @@ function addSandboxRoutes(app: FastifyInstance, c: Controller, withEndpoints: Wi
 
 export async function buildManagementApi(opts: ManagementOptions): Promise<FastifyInstance> {
   const app = createApp(opts);
-  await app.register(swagger, {
-    openapi: { info: { title: 'cnmkit management API', version: VERSION } },
-  });
+  serveOpenApi(app);
   app.addSchema(endpointSchema);
   app.addSchema(networkSchema);
   app.addSchema(sandboxSchema);
@@ -166,7 +164,6 @@ export async function buildManagementApi(opts: ManagementOptions): Promise<Fasti
   app.get('/v1/version', {
     schema: { response: { 200: { type: 'object', properties: { version: { type: 'string' }, pid: { type: 'integer', description: "the daemon's pid: /proc/PID/ns/net is the host namespace it manages" } } } } },
   }, async () => ({ version: VERSION, pid: process.pid }));
-  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   addObservability(app, opts);
 
   // Global networks carry `global` (VNI, hosts with endpoints); the cluster's networks this host has no record of are listed too.

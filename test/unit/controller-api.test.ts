@@ -231,6 +231,24 @@ describe('controller and management API', () => {
     ]);
   });
 
+  it('describes in its OpenAPI document every route it serves (fastify\'s own table), HEAD copies and the document itself aside', async () => {
+    const served: string[] = [];
+    const stack: string[] = [];
+    for (const line of api.printRoutes({ commonPrefix: false }).split('\n')) {
+      const m = /^([│ ]*)[├└]── (\S+)(?: \(([A-Z, ]+)\))?$/.exec(line);
+      if (!m) continue;
+      const depth = m[1]!.length / 4;
+      stack.length = depth;
+      stack.push(m[2]!);
+      const url = stack.join('').replace(/:(\w+)/g, '{$1}');
+      for (const method of m[3]?.split(', ') ?? []) if (method !== 'HEAD' && url !== '/openapi.json') served.push(`${method} ${url}`);
+    }
+    const doc = (await api.inject({ method: 'GET', url: '/openapi.json' })).json() as { paths: Record<string, Record<string, unknown>> };
+    const described = Object.entries(doc.paths).flatMap(([url, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${url}`));
+    expect(served.length).toBeGreaterThan(15);
+    expect(described.sort()).toEqual(served.sort());
+  });
+
   it('publishes an OpenAPI document of its routes', async () => {
     const doc = (await api.inject({ method: 'GET', url: '/openapi.json' })).json();
     expect(doc.openapi).toMatch(/^3\./);

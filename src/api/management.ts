@@ -3,7 +3,7 @@
 // src/api/schemas.ts; errors become replies only in src/api/errors.ts.
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import type { Controller } from '../controller/controller.js';
+import type { ConnectRequest, Controller, CreateSandboxRequest } from '../controller/controller.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../core/model.js';
 import { CnmkitError, NotFoundError } from '../errors.js';
 import { clientErrorHandler, errorHandler, managementClientError, notFoundHandler } from './errors.js';
@@ -134,10 +134,24 @@ function addSandboxRoutes(app: FastifyInstance, c: Controller, withEndpoints: Wi
   app.get<Ref>('/v1/sandboxes/:ref', { schema: { params: refParams, response: { 200: { $ref: 'Sandbox#' }, ...errors } } }, async (req) =>
     withEndpoints(c.sandbox(req.params.ref), 'sandboxId'),
   );
-  app.post<{ Body: import('../controller/controller.js').CreateSandboxRequest }>(
+  // With `connect`, one request makes a sandbox and its connections (a lab's node): all of them, or none.
+  app.post<{ Body: CreateSandboxRequest & { connect?: Array<ConnectRequest & { network: string }> } }>(
     '/v1/sandboxes',
     { schema: { body: createSandboxBody, response: { 201: { $ref: 'Sandbox#' }, ...errors } } },
-    async (req, reply) => reply.status(201).send(withEndpoints(await c.createSandbox(req.body), 'sandboxId')),
+    async (req, reply) => {
+      const { connect = [], ...create } = req.body;
+      const sb = await c.createSandbox(create);
+      for (const [i, { network, ...rest }] of connect.entries()) {
+        try {
+          await c.connect(network, sb.id, rest);
+        } catch (err) {
+          await c.deleteSandbox(sb.id).catch(() => undefined);
+          if (!(err instanceof CnmkitError)) throw err;
+          throw new CnmkitError(err.code, err.errorClass, `network ${network}: ${err.message}`, { field: `connect[${i}]${err.field ? `.${err.field}` : ''}`, cause: err });
+        }
+      }
+      return reply.status(201).send(withEndpoints(sb, 'sandboxId'));
+    },
   );
   app.delete<Ref & { Querystring: { force?: string } }>('/v1/sandboxes/:ref', {
     schema: { params: refParams, querystring: forceQuery, response: { 204: { type: 'null' }, ...errors } },

@@ -88,6 +88,21 @@ export const createNetworkBody = {
   },
 } as const;
 
+const connectFields = {
+  ip: { type: 'string', minLength: 1 },
+  ipv6: { type: 'string', minLength: 1 },
+  mac: { type: 'string', minLength: 1 },
+  ifname: { type: 'string', minLength: 1, maxLength: 15 },
+  ports: { type: 'array', items: { type: 'string' } },
+} as const;
+
+export const connectBody = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['sandbox'],
+  properties: { sandbox: { type: 'string', minLength: 1 }, ...connectFields },
+} as const;
+
 export const createSandboxBody = {
   type: 'object',
   additionalProperties: false,
@@ -96,20 +111,11 @@ export const createSandboxBody = {
     netns: { type: 'string', minLength: 1 },
     host: { type: 'boolean' },
     labels: stringMap,
-  },
-} as const;
-
-export const connectBody = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['sandbox'],
-  properties: {
-    sandbox: { type: 'string', minLength: 1 },
-    ip: { type: 'string', minLength: 1 },
-    ipv6: { type: 'string', minLength: 1 },
-    mac: { type: 'string', minLength: 1 },
-    ifname: { type: 'string', minLength: 1, maxLength: 15 },
-    ports: { type: 'array', items: { type: 'string' } },
+    connect: {
+      type: 'array',
+      description: 'networks to connect the new sandbox to, in order (as POST /v1/networks/{ref}/connect each); if one fails, the sandbox is removed',
+      items: { type: 'object', additionalProperties: false, required: ['network'], properties: { network: { type: 'string', minLength: 1 }, ...connectFields } },
+    },
   },
 } as const;
 

@@ -75,12 +75,17 @@ export async function ensureNetwork(api: HostApi, n: NetworkPlan): Promise<boole
   return true;
 }
 
-/** The node's sandbox and its connections, in order; returns whether the sandbox was new. */
+/**
+ * The node's sandbox and its connections, in order; returns whether the sandbox was new. A new one
+ * is made with its connections in one request; one that exists gets those it lacks.
+ */
 export async function ensureNode(api: HostApi, node: NodePlan): Promise<{ created: boolean; ifaces: Iface[] }> {
   let sb = api.sandboxes.get(node.sandbox);
   const created = !sb;
   try {
-    sb ??= await api.client.request<Sandbox>('POST', '/v1/sandboxes', { name: node.sandbox, labels: { 'cnmkit.lab.node': node.name } });
+    sb ??= await api.client.request<Sandbox>('POST', '/v1/sandboxes', {
+      name: node.sandbox, labels: { 'cnmkit.lab.node': node.name }, connect: node.attachments.map((a) => ({ network: a.network, ...a.body })),
+    });
   } catch (err) {
     lab(err, `node ${node.name}`);
   }

@@ -126,6 +126,27 @@ describe('controller and management API', () => {
     expect(store.endpoints.list()).toEqual([]);
   });
 
+  it('makes a sandbox with its connections in one request, in order; if one fails, none is left, and the error names the network and field', async () => {
+    await api.inject({ method: 'POST', url: '/v1/networks', payload: { name: 'a', subnet: '10.8.0.0/24' } });
+    await api.inject({ method: 'POST', url: '/v1/networks', payload: { name: 'b', subnet: '10.9.0.0/24' } });
+    const ok = await api.inject({ method: 'POST', url: '/v1/sandboxes', payload: { name: 's1', connect: [{ network: 'b', ip: '10.9.0.7' }, { network: 'a' }] } });
+    expect(ok.statusCode).toBe(201);
+    expect(ok.json().endpoints.map((e: { ipv4: string }) => e.ipv4)).toEqual(['10.9.0.7/24', '10.8.0.2/24']);
+    expect(calls.filter((c) => c === 'join').length).toBe(2);
+    expect(store.endpoints.list().length).toBe(2);
+    const taken = await api.inject({ method: 'POST', url: '/v1/sandboxes', payload: { name: 's2', connect: [{ network: 'a' }, { network: 'b', ip: '10.9.0.7' }] } });
+    expect(taken.statusCode).toBe(409);
+    expect(taken.json()).toMatchObject({ field: 'connect[1].ip' });
+    expect(taken.json().error).toMatch(/^network b: /);
+    const missing = await api.inject({ method: 'POST', url: '/v1/sandboxes', payload: { name: 's3', connect: [{ network: 'nope' }] } });
+    expect(missing.statusCode).toBe(404);
+    expect(missing.json().error).toMatch(/^network nope: /);
+    expect(store.sandboxes.list().map((s) => s.name)).toEqual(['s1']);
+    expect([...kernel.namespaces]).toEqual(['s1']);
+    expect(store.endpoints.list().length).toBe(2);
+    expect((await api.inject({ method: 'POST', url: '/v1/sandboxes', payload: { name: 's4', connect: [{ network: 'a', bogus: 1 }] } })).statusCode).toBe(400);
+  });
+
   it('tells the driver where the endpoint is placed and applies its JoinInfo (extras after it); a failing apply leaves and frees the address', async () => {
     const placements: string[] = [];
     const multi: Driver = {

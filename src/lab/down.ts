@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { deleteLink, NetlinkHandlePool } from '../netlink/index.js';
 import { deleteNamedNetns, netnsExists } from '../netns/index.js';
+import { killProcessesInNetns } from '../netns/pids.js';
 import { DAEMON_DEFAULTS } from '../defaults.js';
 import { ETC_NETNS } from '../sandbox-config/index.js';
 import { stopProcess } from './hosts.js';
@@ -17,30 +18,10 @@ import { readState, type LabState } from './state.js';
 
 /**
  * Processes still running inside the namespaces (started by exec lines: servers left in the
- * background) are killed, so that the namespaces are really freed. Found as `ip netns pids` does.
+ * background) are killed, so that the namespaces are really freed.
  */
 export function killProcessesIn(names: string[]): number {
-  const inodes = new Set<number>();
-  for (const n of names) {
-    try {
-      inodes.add(fs.statSync(path.join(DAEMON_DEFAULTS.netnsDir, n)).ino);
-    } catch {
-      // already gone
-    }
-  }
-  if (inodes.size === 0) return 0;
-  let killed = 0;
-  for (const pid of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number)) {
-    if (pid === process.pid) continue;
-    try {
-      if (!inodes.has(fs.statSync(`/proc/${pid}/ns/net`).ino)) continue;
-      process.kill(pid, 'SIGKILL');
-      killed++;
-    } catch {
-      // gone meanwhile, or not ours to see
-    }
-  }
-  return killed;
+  return killProcessesInNetns(names.map((n) => path.join(DAEMON_DEFAULTS.netnsDir, n)));
 }
 
 /** Deletes the named namespaces and their /etc/netns folders; idempotent. */

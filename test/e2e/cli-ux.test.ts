@@ -96,6 +96,7 @@ describeRoot('the CLI as users meet it', () => {
     const name = uniqueName('pp');
     adoptNs(name);
     const r = await startRun(['--name', name, '-p', '80', '-p', '127.0.0.1:9053:53/udp'], ['sh', '-c', 'echo out; sleep 30']);
+    let inside: number[] = [];
     try {
       await new Promise((res) => setTimeout(res, 300));
       const printed = /^0\.0\.0\.0:(\d+)->80\/tcp$/m.exec(r.stderr());
@@ -115,12 +116,19 @@ describeRoot('the CLI as users meet it', () => {
       expect(none.code).toBe(1);
       expect(none.stderr).toMatch(/no public port '81\/tcp' published for/);
       expect((await cli(['port'], [name, '80/icmp'])).code).toBe(2);
+      // The command's shell and its `sleep` child, seen in the sandbox as `ip netns pids` sees them.
+      inside = (await check(['ip', 'netns', 'pids', name])).split('\n').filter(Boolean).map(Number);
+      expect(inside.length).toBeGreaterThanOrEqual(2);
     } finally {
       r.stop();
       await r.exit;
     }
-    // SIGTERM reached the command through the run, which then removed its sandbox.
+    // SIGTERM reached the command through the run, which then removed its sandbox and ended the
+    // `sleep` the shell left behind (a container's other processes end with it).
     expect(await netnsNames()).not.toContain(name);
+    // Killed: gone, or a zombie until whatever inherited it reaps it.
+    const alive = (pid: number): boolean => { try { return !/^State:\s+Z/m.test(fs.readFileSync(`/proc/${pid}/status`, 'utf8')); } catch { return false; } };
+    expect(inside.filter(alive)).toEqual([]);
     expect(await listening()).not.toContain(Number(/:(\d+)->80\/tcp/.exec(r.stderr())?.[1]));
   });
 

@@ -12,6 +12,7 @@ import { runLabels } from '../../api/run-label.js';
 import { ApiError, Client, socketPath } from '../../client/index.js';
 import { type Command, expectPositionals, SOCKET_HELP, socketOption, UsageError } from '../command.js';
 import { mappingText, type PublishedPort } from '../format.js';
+import { killProcessesInNetns } from '../../netns/pids.js';
 
 type Sandbox = SandboxRecord & { endpoints: EndpointRecord[] };
 
@@ -115,7 +116,8 @@ export const run: Command = {
     '  -p, --publish SPEC     publish a port on the first network, [IP:][HOST[-END]:]PORT[-END][/PROTO] (repeatable);',
     '                         the host ports chosen are printed on stderr, e.g. 0.0.0.0:49153->80/tcp',
     '      --ip IP            IPv4 address on the first network',
-    '      --keep             keep the sandbox after the command ends',
+    '      --keep             keep the sandbox after the command ends (otherwise it is removed, and any process',
+    '                         the command left running in it is killed, as in a container that stops)',
     SOCKET_HELP,
     '  Options go before CMD; a `--` before CMD is allowed. Exit code: the command\'s own (127: not found, 126: cannot run).',
   ],
@@ -143,7 +145,11 @@ export const run: Command = {
       code = await runAttached(await argvIn(client, sb, cmd));
     } finally {
       if (await vanished(client, sb.id)) console.error(`cnmkit: sandbox ${sb.name} was removed while the command ran (\`cnmkit sandbox rm --force\`)`);
-      else if (!v.keep) await client.request('DELETE', `/v1/sandboxes/${sb.id}?force=true`);
+      else if (!v.keep) {
+        // As a container's other processes end with it: what the command left running inside.
+        if (!host) killProcessesInNetns([sb.netnsPath]);
+        await client.request('DELETE', `/v1/sandboxes/${sb.id}?force=true`);
+      }
     }
     return code;
   },

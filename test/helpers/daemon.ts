@@ -15,6 +15,15 @@ import { adoptNs, uniqueName, type TestNs } from './netns.js';
 const repo = path.resolve(import.meta.dirname, '../..');
 export const CLI = path.join(repo, 'bin/cnmkit');
 
+/**
+ * Extra node flags for every daemon a test or benchmark starts, from CNMKIT_TEST_NODE_ARGS
+ * (space-separated), e.g. `--cpu-prof --cpu-prof-dir=DIR` to profile them (node refuses
+ * --cpu-prof in NODE_OPTIONS). A profile is written when the daemon exits on SIGTERM.
+ */
+function nodeArgs(): string[] {
+  return (process.env.CNMKIT_TEST_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+}
+
 /** Test daemons hand out addresses only from the benchmarking range 198.18.0.0/15. */
 export const SAFE_ADDRESSES = ['--bip', '198.18.0.1/24', '--default-address-pool', 'base=198.18.128.0/17,size=24'];
 
@@ -49,7 +58,7 @@ export class TestDaemon<H extends Pick<TestNs, 'path'> = TestNs> {
   /** Starts the daemon and waits until its socket answers. */
   async start(): Promise<void> {
     this.unnamedBefore ??= new Set(unnamedSandboxNamespaces());
-    const args = ['--net=' + this.host.path, '--', process.execPath, CLI, 'daemon', '--socket', this.socket, '--state-dir', this.stateDir,
+    const args = ['--net=' + this.host.path, '--', process.execPath, ...nodeArgs(), CLI, 'daemon', '--socket', this.socket, '--state-dir', this.stateDir,
       '--run-dir', path.join(this.dir, 'run'), '--plugin-dir', path.join(this.dir, 'plugins'), '--log-level', 'info', ...SAFE_ADDRESSES, ...this.extraArgs];
     const proc = spawn('nsenter', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc = proc;

@@ -1,0 +1,136 @@
+// A daemon SIGKILLed inside an overlay connect, after the cluster transaction (addresses and peer)
+// committed and before the endpoint was ready. The daemon reaches etcd through a relay in this
+// process that holds back etcd's answers once the peer key appears (seen by this test's own watch),
+// so the kill lands in that window every time. After the restart, at once (well within the lease
+// TTL, so that no expiry does the cleaning): no peer key or address claim of that endpoint in etcd,
+// no interface in the host or the sandbox; and the sandbox connects again normally.
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { Etcd3 } from 'etcd3';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { describeRoot } from '../helpers/root.js';
+import { GLOBAL_POOL, SimCluster, simCli, waitFor, type SimHost } from '../helpers/cluster.js';
+import { TestDaemon } from '../helpers/daemon.js';
+
+/** A unix-socket relay to etcd: requests pass at once; answers pass `delayMs` late, or not at all once held. */
+class HoldingRelay {
+  delayMs = 0;
+  held = false;
+  private readonly server: net.Server;
+  private readonly sockets = new Set<net.Socket>();
+
+  constructor(readonly socket: string, target: string) {
+    this.server = net.createServer((client) => {
+      const upstream = net.connect(target);
+      for (const s of [client, upstream]) {
+        this.sockets.add(s);
+        s.on('error', () => undefined);
+        s.on('close', () => {
+          this.sockets.delete(s);
+          client.destroy();
+          upstream.destroy();
+        });
+      }
+      client.on('data', (d) => upstream.write(d));
+      upstream.on('data', (d) => {
+        if (this.held) return;
+        if (this.delayMs === 0) client.write(d);
+        else setTimeout(() => !this.held && client.write(d), this.delayMs);
+      });
+    });
+  }
+
+  listen(): Promise<void> {
+    return new Promise((resolve) => this.server.listen(this.socket, resolve));
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise((resolve) => this.server.close(resolve));
+  }
+}
+
+let sim: SimCluster;
+let h: SimHost;
+let daemon: TestDaemon<SimHost['ns']>;
+let relay: HoldingRelay;
+let etcd: Etcd3;
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cnmkit-crashjoin-'));
+
+/** Keys under the cluster's prefix whose path holds part, with their values. */
+async function keys(part: string): Promise<Record<string, string>> {
+  const all = await etcd.getAll().prefix('/cnmkit/').strings();
+  return Object.fromEntries(Object.entries(all).filter(([k]) => k.includes(part)));
+}
+
+describeRoot('overlay: a daemon killed between the cluster transaction of a connect and the endpoint being ready', () => {
+  beforeAll(async () => {
+    sim = await SimCluster.create({ hosts: 1, leaseTtl: 20 });
+    h = sim.hosts[0]!;
+    relay = new HoldingRelay(path.join(dir, 'relay.sock'), sim.etcd.socketUrl.slice('unix://'.length));
+    await relay.listen();
+    daemon = new TestDaemon(h.ns, [
+      '--cluster-store', `unix://${relay.socket}`, '--advertise-addr', 'eth0', '--cluster-lease-ttl', '20',
+      '--default-global-address-pool', GLOBAL_POOL, '--firewall-backend', 'none',
+    ]);
+    await daemon.start();
+    etcd = new Etcd3({ hosts: sim.etcd.socketUrl });
+  }, 60_000);
+
+  afterAll(async () => {
+    etcd?.close();
+    await daemon?.cleanup();
+    await relay?.close();
+    await sim?.destroy();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }, 60_000);
+
+  it('after the restart: no peer key, no address claim, no interface of that endpoint; the sandbox connects again', async () => {
+    const cli = (args: string[]) => simCli({ ...h, daemon }, args);
+    await cli(['network', 'create', '-d', 'overlay', '--internal', '--subnet', '198.19.40.0/24', 'ovk']);
+    const sb = await daemon.sandbox();
+    // The moment the peer key is written, etcd's answers stop reaching the daemon, which is then killed.
+    const watcher = await etcd.watch().prefix('/cnmkit/').create();
+    const killed = new Promise<string>((resolve) => {
+      watcher.on('put', (kv) => {
+        const key = kv.key.toString();
+        if (!key.includes('/peers/ovk/')) return;
+        relay.held = true;
+        void daemon.stop('SIGKILL').then(() => resolve(key));
+      });
+    });
+    relay.delayMs = 200;
+    const connect = daemon.cmd(['connect', 'ovk', sb]);
+    const peerKey = await killed;
+    await watcher.cancel();
+    const endpointId = peerKey.split('/').pop()!;
+    expect((await connect).code).not.toBe(0);
+    // The window was hit: the peer and the claimed address are in etcd, the veth pair in the kernel.
+    expect(Object.keys(await keys(`/peers/ovk/`))).toEqual([peerKey]);
+    const claims = Object.entries(await keys('/ipam/addresses/')).filter(([, v]) => v.includes(`endpoint:${endpointId}`));
+    expect(claims).toHaveLength(1);
+    expect(await h.ns.sh(['ip', '-br', 'link', 'show'])).toContain(`ov${endpointId.slice(0, 10)}`);
+
+    relay.held = false;
+    relay.delayMs = 0;
+    const t0 = Date.now();
+    await daemon.start();
+    // Checked at once: the lease (20 s) has not expired, so only the restart can have cleaned up.
+    expect(await keys('/peers/ovk/')).toEqual({});
+    expect(Object.entries(await keys('/ipam/addresses/')).filter(([, v]) => v.includes(`endpoint:${endpointId}`))).toEqual([]);
+    expect(await h.ns.sh(['ip', '-br', 'link', 'show'])).not.toContain(`ov${endpointId.slice(0, 10)}`);
+    expect(await h.ns.sh(['ip', '-n', sb, '-br', 'link', 'show'])).not.toMatch(/^eth/m);
+    expect(Date.now() - t0).toBeLessThan(15_000);
+
+    // The sandbox is usable again: one endpoint, its key and claim in etcd under the host's lease.
+    const ep = JSON.parse(await cli(['connect', 'ovk', sb, '--format', 'json'])) as { id: string; ipv4: string };
+    const again = await keys('/peers/ovk/');
+    expect(Object.keys(again)).toHaveLength(1);
+    expect(Object.keys(again)[0]).toMatch(new RegExp(`/${ep.id}$`));
+    await waitFor('the interface in the sandbox', async () => ((await h.ns.sh(['ip', '-n', sb, '-br', 'addr', 'show'])).includes(ep.ipv4) ? true : undefined), 2000);
+    await cli(['sandbox', 'rm', sb]);
+    await cli(['network', 'rm', 'ovk']);
+  });
+});

@@ -91,11 +91,15 @@ async function start(opts: DaemonOptions, lock: NamespaceLock, trace: StartTrace
     ({ cluster: p.cluster } = await startClusterMode(opts, store, logger, trace));
     // Settled before start() returns or throws: awaited by the restore, or in the catch (then closed).
     p.cluster.catch(() => undefined);
+    // A plain daemon loads the API's modules alongside the rest, as they wait on the same I/O; in
+    // cluster mode they load after the restore, which they would otherwise delay.
+    let serveModule = opts.cluster ? undefined : import('./daemon/serve.js');
+    serveModule?.catch(() => undefined);
     const { restore, finishRestore } = await import('./daemon/core.js');
     const r = await restore(opts, p);
     cluster = r.cluster;
     // The API's modules load while the rest of the start waits on the firewall's commands.
-    const serveModule = import('./daemon/serve.js');
+    serveModule ??= import('./daemon/serve.js');
     serveModule.catch(() => undefined);
     await finishRestore(opts, r, store, logger);
     const serving = await (await serveModule).serve(opts, r, store, timings, logger);

@@ -200,6 +200,8 @@ async function restartOnce(h3: SimHost, vx: string, before: { fdb: number; neigh
   const ok = all(now) && back <= 1000;
   const label = RESTARTS > 1 ? ` (round ${round}, load ${load})` : ` (load ${load})`;
   const row = { figure: `(d) restart: ${before.fdb} FDB + ${before.neigh} neigh back, from spawn${label}`, cnmkit: fmtMs(back), peer: '—', ratio: '—', target: `≤ 1 s (API answered at ${fmtMs(ready)}): ${met(ok)}` };
+  // The ready line comes on stdout, apart from the ready pipe: waited for a moment when tracing.
+  for (const t = Date.now(); process.env.CNMKIT_TRACE_START === '1' && !h3.daemon.log.slice(logFrom).includes('"startStages"') && Date.now() - t < 2000;) await sleep(20);
   const stages = startStages(h3.daemon.log.slice(logFrom));
   return { back: all(now) ? back : Number.POSITIVE_INFINITY, rows: stages ? [row, { figure: '(d) daemon start stages, ms from its process start', cnmkit: stages, peer: '—', ratio: '—', target: '' }] : [row] };
 }

@@ -157,21 +157,25 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
       for (const id of old?.local ?? []) s.local.add(id);
       const c = needCluster(ctx.cluster);
       for (const ep of gone) await dropGone(net, ep);
-      for (const ep of eps) {
+      const published = eps.map((ep) => {
         if (ep.sandboxId === undefined) links.watch(ifnameOf(ep), { net, ep });
         s.local.add(ep.id);
         const mac = (ep.driverData as Partial<OverlayEndpointData>).mac ?? ep.macAddress ?? macFor(ep.ipv4);
         // The lease may have expired while the daemon was away: claim the addresses again, then publish.
         const owner = ep.dockerId === undefined ? `endpoint:${ep.id}` : dockerAddressOwner(c.hostId);
-        void pending.run(`peer:${net.name}:${ep.id}`, async () => {
+        return pending.run(`peer:${net.name}:${ep.id}`, async () => {
           for (const { poolId, address } of addressesOf(net, ep)) await c.ipam.requestAddress(poolId, { address, kind: 'endpoint', owner });
           await publish(net, ep, mac);
         });
-      }
+      });
       // The remote peers are programmed before the daemon goes on to serve (~0.2 s for a thousand
-      // when etcd answers): its own start-up work would otherwise delay them. Not waited for while
-      // etcd is away: the watch programs them when it is back.
-      if (c.status().state === 'connected') await firstProgram(s);
+      // when etcd answers): its own start-up work would otherwise delay them; then its own peers are
+      // published again (the other hosts lost them if its lease expired meanwhile), so that its API
+      // answers with both done. Neither is waited for while etcd is away (nor longer than
+      // FIRST_PROGRAM_MS): the watch programs them, and pending writes publish, when it is back.
+      if (c.status().state !== 'connected') return;
+      await firstProgram(s);
+      await Promise.race([Promise.all(published), new Promise((r) => setTimeout(r, FIRST_PROGRAM_MS).unref())]);
     },
     check(net, _config, endpoints) {
       return checkOverlay(ctx.netlink, nets.get(net.id), endpoints);

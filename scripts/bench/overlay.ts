@@ -8,10 +8,12 @@
 // until every FDB/neighbour entry is back; (e) Docker swarm's overlay as the anchor (_overlay-swarm.ts).
 // Environment: BENCH_OVERLAY_PARTS (default a,b,c,d,e: run it in parts, each a few minutes),
 // BENCH_OVERLAY_SECONDS (iperf3, default 5), BENCH_OVERLAY_CONVERGE (endpoints, 100),
-// BENCH_OVERLAY_SIZES (create+join checkpoints, default 1,100,1000), BENCH_OVERLAY_PEERS (1000);
+// BENCH_OVERLAY_SIZES (create+join checkpoints, default 1,100,1000), BENCH_OVERLAY_PEERS (1000),
+// BENCH_OVERLAY_RESTARTS ((d)'s rounds, default 1, each with the load average at its start);
 // CNMKIT_TRACE_START=1 also prints (d)'s daemon start-up stages (ms from its process start).
 // Limits: every host shares this machine's 2 cores, so throughput figures are CPU-bound and compare
 // only within the run; a ping includes spawning `nsenter … ping` (a few ms), on both sides.
+import fs from 'node:fs';
 import { Client } from '../../src/client/index.js';
 import { SimCluster, type SimHost } from '../../test/helpers/cluster.js';
 import { exec, must, quantile, ratio, sleep, startChild, stopChild } from './_procs.js';
@@ -25,6 +27,7 @@ const CONVERGE = Number(env('BENCH_OVERLAY_CONVERGE', '100'));
 const SIZES = env('BENCH_OVERLAY_SIZES', '1,100,1000').split(',').map(Number);
 const PEERS = Number(env('BENCH_OVERLAY_PEERS', '1000'));
 const PARTS = env('BENCH_OVERLAY_PARTS', 'a,b,c,d,e').split(',');
+const RESTARTS = Number(env('BENCH_OVERLAY_RESTARTS', '1'));
 
 interface Ep { id: string; ipv4?: string; macAddress?: string }
 const ip = (cidr: string | undefined): string => cidr!.split('/')[0]!;
@@ -161,15 +164,31 @@ async function partD(sim: SimCluster, h3: SimHost): Promise<Row[]> {
   const all = (e: { fdb: number; neigh: number }) => e.fdb >= want.fdb && e.neigh >= want.neigh;
   for (const t = Date.now(); !all(await entries(h3, vx)) && Date.now() - t < 60_000;) await sleep(200);
   const before = await entries(h3, vx);
+  const rows: Row[] = [];
+  const backs: number[] = [];
+  for (let round = 1; round <= RESTARTS; round++) {
+    const r = await restartOnce(h3, vx, before, all, round);
+    rows.push(...r.rows);
+    backs.push(r.back);
+  }
+  const p50 = quantile(backs, 0.5);
+  if (RESTARTS > 1) rows.push({ figure: `(d) restart: median of ${RESTARTS} rounds`, cnmkit: fmtMs(p50), peer: '—', ratio: '—', target: `≤ 1 s: ${met(p50 <= 1000)}` });
+  return rows;
+}
+
+/** One round of (d): SIGKILL h3's daemon, delete its VXLAN device, restart, time until every entry is back. */
+async function restartOnce(h3: SimHost, vx: string, before: { fdb: number; neigh: number }, all: (e: { fdb: number; neigh: number }) => boolean, round: number): Promise<{ rows: Row[]; back: number }> {
   await h3.daemon.stop('SIGKILL');
   // Everything the daemon programmed goes with the VXLAN device; restart makes it and programs it again.
   await must(['ip', 'netns', 'exec', h3.ns.name, 'ip', 'link', 'del', vx]);
   // The entries are polled from spawn on (every 50 ms: each poll takes CPU from the starting
-  // daemon), while start() waits for the API to answer (its CLI polls every 100 ms).
+  // daemon), while start() waits for the daemon to say its API answers (--ready-fd: no CLI
+  // process polling it every 100 ms on the same cores).
+  const load = fs.readFileSync('/proc/loadavg', 'utf8').split(' ')[0];
   const t0 = performance.now();
   let ready = Number.NaN;
   const logFrom = h3.daemon.log.length;
-  const started = h3.daemon.start().then(() => (ready = performance.now() - t0));
+  const started = h3.daemon.start({ readyFd: true }).then(() => (ready = performance.now() - t0));
   let now = { fdb: 0, neigh: 0 };
   while (!all(now) && performance.now() - t0 < 30_000) {
     await sleep(50);
@@ -179,9 +198,12 @@ async function partD(sim: SimCluster, h3: SimHost): Promise<Row[]> {
   await started;
   // From spawn (issue 11, 9 (d)).
   const ok = all(now) && back <= 1000;
-  const row = { figure: `(d) restart: ${before.fdb} FDB + ${before.neigh} neigh back, from spawn`, cnmkit: fmtMs(back), peer: '—', ratio: '—', target: `≤ 1 s (API answered at ${fmtMs(ready)}): ${met(ok)}` };
+  const label = RESTARTS > 1 ? ` (round ${round}, load ${load})` : ` (load ${load})`;
+  const row = { figure: `(d) restart: ${before.fdb} FDB + ${before.neigh} neigh back, from spawn${label}`, cnmkit: fmtMs(back), peer: '—', ratio: '—', target: `≤ 1 s (API answered at ${fmtMs(ready)}): ${met(ok)}` };
+  // The ready line comes on stdout, apart from the ready pipe: waited for a moment when tracing.
+  for (const t = Date.now(); process.env.CNMKIT_TRACE_START === '1' && !h3.daemon.log.slice(logFrom).includes('"startStages"') && Date.now() - t < 2000;) await sleep(20);
   const stages = startStages(h3.daemon.log.slice(logFrom));
-  return stages ? [row, { figure: '(d) daemon start stages, ms from its process start', cnmkit: stages, peer: '—', ratio: '—', target: '' }] : [row];
+  return { back: all(now) ? back : Number.POSITIVE_INFINITY, rows: stages ? [row, { figure: '(d) daemon start stages, ms from its process start', cnmkit: stages, peer: '—', ratio: '—', target: '' }] : [row] };
 }
 
 /** The startStages of the daemon's ready line (CNMKIT_TRACE_START=1), as `stage=ms …`. */

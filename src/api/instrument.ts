@@ -69,8 +69,17 @@ export function observeController(controller: Controller, metrics: DaemonMetrics
   });
 }
 
+/**
+ * Where store and firewall timings go: the metrics registry, or (while the daemon starts, before the
+ * registry is loaded) something that keeps them for it. DaemonMetrics is one.
+ */
+export interface TimingSink {
+  storeTxSeconds: { observe(seconds: number): void };
+  firewallSeconds: { observe(labels: { backend: string; operation: string; result: string }, seconds: number): void };
+}
+
 /** The firewall backend, with every asynchronous call (each applies or reads rules) timed. */
-export function observeFirewall(firewall: FirewallBackend, metrics: DaemonMetrics): FirewallBackend {
+export function observeFirewall(firewall: FirewallBackend, sink: TimingSink): FirewallBackend {
   return new Proxy(firewall, {
     get(target, prop) {
       const value: unknown = Reflect.get(target, prop, target);
@@ -79,11 +88,12 @@ export function observeFirewall(firewall: FirewallBackend, metrics: DaemonMetric
       return (...args: Args) => {
         const result: unknown = value.apply(target, args);
         if (!(result instanceof Promise)) return result;
-        const end = metrics.firewallSeconds.startTimer({ backend: target.name, operation });
+        const t0 = performance.now();
+        const end = (outcome: string) => sink.firewallSeconds.observe({ backend: target.name, operation, result: outcome }, (performance.now() - t0) / 1000);
         return result.then(
-          (ok) => (end({ result: 'ok' }), ok),
+          (ok) => (end('ok'), ok),
           (err: unknown) => {
-            end({ result: 'error' });
+            end('error');
             throw err;
           },
         );
@@ -93,6 +103,6 @@ export function observeFirewall(firewall: FirewallBackend, metrics: DaemonMetric
 }
 
 /** Times the store's transactions. */
-export function observeStore(store: Store, metrics: DaemonMetrics): void {
-  store.onTxTimed = (seconds) => metrics.storeTxSeconds.observe(seconds);
+export function observeStore(store: Store, sink: TimingSink): void {
+  store.onTxTimed = (seconds) => sink.storeTxSeconds.observe(seconds);
 }

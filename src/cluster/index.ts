@@ -16,6 +16,7 @@ import type { ClusterConfig } from './options.js';
 import { Owned } from './owned.js';
 import { Peers } from './peers.js';
 import { Reservations } from './reserve.js';
+import type { Listed } from './watch.js';
 import type {
   Cluster, ClusterState, ClusterStatus, EndpointAddress, GlobalNetwork, GlobalNetworkSpec, HostInfo, LocalSubnet, NetworkFollower, Peer, PeerHandler, PeerSpec, PeerWatch, WatchOptions,
 } from './types.js';
@@ -29,7 +30,12 @@ export interface StartClusterOptions {
   /** This host's local networks; published in its host record so global pools avoid them. */
   localSubnets: () => LocalSubnet[];
   failFastMs?: number;
+  /** Networks whose peers this host will watch at once (its restore): listed while it registers. */
+  prefetchPeers?: string[];
 }
+
+/** How long a peer list asked for ahead waits for its watch; then it is dropped (a watch lists itself). */
+const PREFETCH_KEEP_MS = 10_000;
 
 class EtcdCluster implements Cluster {
   readonly hostId: string;
@@ -44,6 +50,8 @@ class EtcdCluster implements Cluster {
   private readonly reservations: Reservations;
   private readonly networkCache: NetworkCache;
   private readonly watches = new Set<PeerWatch>();
+  /** Peer lists asked for at start, by network, each taken by the first watch of its network. */
+  private readonly prefetched = new Map<string, Promise<Listed>>();
   private readonly started = new Date().toISOString();
   private readonly identity: Identity;
   private state: ClusterState = 'connecting';
@@ -81,6 +89,16 @@ class EtcdCluster implements Cluster {
       ...(id ? { lease: { id, ttl: this.keeper.ttl, ...(this.keeper.lastKeepAlive ? { lastKeepAlive: new Date(this.keeper.lastKeepAlive).toISOString() } : {}) } } : {}),
       ...(this.error ? { error: this.error } : {}),
     };
+  }
+
+  /** Lists the networks' peers now (the list goes out with the registration's first requests). */
+  prefetch(networks: string[]): void {
+    for (const name of networks) {
+      const listed = this.peers.listRaw(name);
+      listed.catch(() => undefined);
+      this.prefetched.set(name, listed);
+    }
+    if (networks.length > 0) setTimeout(() => this.prefetched.clear(), PREFETCH_KEEP_MS).unref();
   }
 
   /** Registers (or keeps the lease alive), then schedules itself: every TTL/3, or sooner with backoff while unregistered. */
@@ -218,7 +236,9 @@ class EtcdCluster implements Cluster {
   }
 
   watchPeers(network: string, handler: PeerHandler, options: WatchOptions = {}): PeerWatch {
-    const inner = this.peers.watch(network, handler, options.afterList);
+    const firstList = this.prefetched.get(network);
+    this.prefetched.delete(network);
+    const inner = this.peers.watch(network, handler, options.afterList, firstList);
     const watch: PeerWatch = {
       stats: () => inner.stats(),
       close: async () => {
@@ -246,6 +266,7 @@ class EtcdCluster implements Cluster {
 /** Starts cluster mode: tries to register once (within the fail-fast budget), then keeps trying in the background. */
 export async function startCluster(o: StartClusterOptions): Promise<Cluster> {
   const cluster = new EtcdCluster(o);
+  cluster.prefetch(o.prefetchPeers ?? []);
   await cluster.tick();
   return cluster;
 }

@@ -31,11 +31,9 @@ export class LeaseKeeper {
    */
   async acquire(saved: string | undefined): Promise<{ id: string; adopted: boolean }> {
     if (saved !== undefined && saved !== '') {
-      const { ttl, grantedTtl } = await this.client.leaseTtl(saved);
-      if (ttl > 0 && grantedTtl === this.ttl) {
-        const kept = await this.keepAlive(saved);
-        if (kept.ok) return this.use(saved, true);
-      }
+      // Asked together (one round trip, not two): a lease kept alive here and then not adopted just expires.
+      const [{ ttl, grantedTtl }, kept] = await Promise.all([this.client.leaseTtl(saved), this.keepAlive(saved)]);
+      if (ttl > 0 && grantedTtl === this.ttl && kept.ok) return this.use(saved, true);
     }
     return this.use(await this.client.leaseGrant(this.ttl), false);
   }

@@ -10,7 +10,7 @@ import type { Keys } from './keys.js';
 import type { Owned } from './owned.js';
 import type { Claim, Reservations } from './reserve.js';
 import type { Peer, PeerChange, PeerHandler, PeerSpec, PeerWatch } from './types.js';
-import { RangeWatch, type RangeWatchOptions } from './watch.js';
+import { RangeWatch, type Listed, type RangeWatchOptions } from './watch.js';
 
 export interface PeerDeps {
   client: StoreClient;
@@ -83,11 +83,16 @@ export class Peers {
     });
   }
 
-  watch(network: string, handler: PeerHandler, afterList?: RangeWatchOptions<Peer>['afterList']): PeerWatch {
+  /** The network's peer records as etcd has them now (a watch's first list, asked for ahead). */
+  listRaw(network: string): Promise<Listed> {
+    return this.d.client.range(this.d.keys.peers(network));
+  }
+
+  watch(network: string, handler: PeerHandler, afterList?: RangeWatchOptions<Peer>['afterList'], firstList?: Promise<Listed>): PeerWatch {
     const prefix = this.d.keys.peers(network);
     const id = (p: Peer) => `${p.host}/${p.endpointId}`;
     return new RangeWatch<Peer>({
-      client: this.d.client, prefix, logger: this.d.logger, equal: sameJson, ...(afterList ? { afterList } : {}),
+      client: this.d.client, prefix, logger: this.d.logger, equal: sameJson, ...(afterList ? { afterList } : {}), ...(firstList ? { firstList } : {}),
       decode: (key, value) => this.decode(network, prefix, key, value),
       deliver: (batch) => {
         // Every peer, keyed by host/endpoint, made only when the handler reads it (a batch of one change must not cost O(peers)).

@@ -27,6 +27,13 @@ export interface RangeWatchOptions<T> {
   backoff?: { initialMs: number; maxMs: number };
   /** Fault injection for tests: runs after each list, before the watch that resumes from it. */
   afterList?: (revision: number) => Promise<void>;
+  /** The range's first list, already asked for (at start-up, while the host registers): used instead of listing again. */
+  firstList?: Promise<Listed>;
+}
+
+export interface Listed {
+  revision: number;
+  kvs: { key: string; value: Buffer }[];
 }
 
 type WatchEvent = { type: string; kv: { key: Buffer; value: Buffer } };
@@ -53,8 +60,10 @@ export class RangeWatch<T> {
   private pending: Omit<RangeBatch<T>, 'current'> | undefined;
   private draining: Promise<void> | undefined;
   private readonly counters: WatchStats = { lists: 0, resyncs: 0, events: 0, revision: 0, state: 'listing' };
+  private firstList: Promise<Listed> | undefined;
 
   constructor(private readonly o: RangeWatchOptions<T>) {
+    this.firstList = o.firstList;
     void this.resync(false);
   }
 
@@ -75,9 +84,11 @@ export class RangeWatch<T> {
     if (this.closed) return;
     this.counters.state = 'listing';
     this.counters.lists++;
-    let listed: { revision: number; kvs: { key: string; value: Buffer }[] };
+    let listed: Listed;
+    const given = this.firstList;
+    this.firstList = undefined;
     try {
-      listed = await this.o.client.range(this.o.prefix);
+      listed = await (given ?? this.o.client.range(this.o.prefix));
     } catch (err) {
       return this.retry(`list failed: ${(err as Error).message}`);
     }

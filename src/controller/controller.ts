@@ -118,8 +118,8 @@ export class Controller {
       try {
         net = this.network(ref);
       } catch (err) {
-        if (!(err instanceof NotFoundError)) throw err;
-        return void (await removeClusterOnly(this.deps, ref)); // only in the cluster: removed there, or refused
+        if (!(err instanceof NotFoundError) || !(await removeClusterOnly(this.deps, ref))) throw err; // in neither: not found, as on a plain daemon
+        return; // only in the cluster: removed there, or refused
       }
       if (this.deps.predefined?.has(net.name))
         throw new CnmkitError('ERR_PREDEFINED', 'forbidden', `${net.name} is a pre-defined network and cannot be removed`);

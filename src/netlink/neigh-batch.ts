@@ -25,34 +25,68 @@ export type NeighWrite =
   | { kind: 'neigh'; op: 'delete'; dev: number; ip: string }
   | { kind: 'fdb'; op: 'replace' | 'append' | 'delete'; dev: number; mac: string; dst?: string };
 
-function attr(type: number, value: Uint8Array): Buffer {
-  const len = 4 + value.length;
-  const out = Buffer.alloc((len + 3) & ~3);
-  out.writeUInt16LE(len, 0);
-  out.writeUInt16LE(type, 2);
-  out.set(value, 4);
-  return out;
+const V4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
+const MAC = /^([0-9a-fA-F]{2}):([0-9a-fA-F]{2}):([0-9a-fA-F]{2}):([0-9a-fA-F]{2}):([0-9a-fA-F]{2}):([0-9a-fA-F]{2})$/;
+
+/** An address's bytes: IPv4 read straight from its text (thousands per restart), others through parseIp. */
+function ipBytes(text: string, field: string): { family: 4 | 6; bytes: Uint8Array } {
+  const m = V4.exec(text);
+  if (m) return { family: 4, bytes: Uint8Array.of(Number(m[1]), Number(m[2]), Number(m[3]), Number(m[4])) };
+  const ip = parseIp(text, field);
+  return { family: ip.family, bytes: ip.bytes };
 }
+
+function macBytes(text: string, field: string): Uint8Array {
+  const m = MAC.exec(text);
+  if (!m) return parseMac(text, field);
+  return Uint8Array.of(...m.slice(1, 7).map((h) => parseInt(h, 16)));
+}
+
+/** Writes an attribute at off (its length, type and value, padded to 4 bytes); returns the offset after it. */
+function putAttr(out: Buffer, off: number, type: number, value: Uint8Array): number {
+  out.writeUInt16LE(4 + value.length, off);
+  out.writeUInt16LE(type, off + 2);
+  out.set(value, off + 4);
+  return off + ((4 + value.length + 3) & ~3);
+}
+
+const attrSize = (value: Uint8Array | undefined): number => (value ? (4 + value.length + 3) & ~3 : 0);
 
 /** The request of one write: message type, flags and body (ndmsg + attributes). */
 export function encodeNeighWrite(w: NeighWrite): BatchRequest {
   const del = w.op === 'delete';
-  const ndm = Buffer.alloc(12);
-  const attrs: Buffer[] = [];
+  let family = 0;
+  let state = 0;
+  let ntf = 0;
+  let dst: Uint8Array | undefined;
+  let lladdr: Uint8Array | undefined;
   if (w.kind === 'fdb') {
-    ndm.writeUInt8(AF_BRIDGE, 0);
-    if (!del) ndm.writeUInt16LE(NUD_NOARP | NUD_PERMANENT, 8);
-    ndm.writeUInt8(NTF_SELF, 10);
-    attrs.push(attr(NDA_LLADDR, parseMac(w.mac, 'mac')));
-    if (w.dst) attrs.push(attr(NDA_DST, parseIp(w.dst, 'dst').bytes));
+    family = AF_BRIDGE;
+    state = del ? 0 : NUD_NOARP | NUD_PERMANENT;
+    ntf = NTF_SELF;
+    lladdr = macBytes(w.mac, 'mac');
+    if (w.dst) dst = ipBytes(w.dst, 'dst').bytes;
   } else {
-    const ip = parseIp(w.ip, 'ip');
-    ndm.writeUInt8(afOf(ip.family), 0);
-    if (!del) ndm.writeUInt16LE(NUD_PERMANENT, 8);
-    attrs.push(attr(NDA_DST, ip.bytes));
-    if (w.op === 'replace') attrs.push(attr(NDA_LLADDR, parseMac(w.mac, 'mac')));
+    const ip = ipBytes(w.ip, 'ip');
+    family = afOf(ip.family);
+    state = del ? 0 : NUD_PERMANENT;
+    dst = ip.bytes;
+    if (w.op === 'replace') lladdr = macBytes(w.mac, 'mac');
   }
-  ndm.writeInt32LE(w.dev, 4);
+  // ndmsg (family, pad, ifindex, state, flags, type), then the attributes in the order ip(8) sends them.
+  const body = Buffer.alloc(12 + attrSize(lladdr) + attrSize(dst));
+  body.writeUInt8(family, 0);
+  body.writeInt32LE(w.dev, 4);
+  body.writeUInt16LE(state, 8);
+  body.writeUInt8(ntf, 10);
+  let off = 12;
+  if (w.kind === 'fdb') {
+    off = putAttr(body, off, NDA_LLADDR, lladdr!);
+    if (dst) putAttr(body, off, NDA_DST, dst);
+  } else {
+    off = putAttr(body, off, NDA_DST, dst!);
+    if (lladdr) putAttr(body, off, NDA_LLADDR, lladdr);
+  }
   const flags = del ? 0 : NLM_F_CREATE | (w.op === 'append' ? NLM_F_APPEND : NLM_F_REPLACE);
-  return { type: del ? rt.MessageType.DELNEIGH : rt.MessageType.NEWNEIGH, flags, body: Buffer.concat([ndm, ...attrs]) };
+  return { type: del ? rt.MessageType.DELNEIGH : rt.MessageType.NEWNEIGH, flags, body };
 }

@@ -11,6 +11,7 @@ import { describeRoot } from '../helpers/root.js';
 import { simSuite } from '../helpers/sim-suite.js';
 import { SimCluster, simCli, simJoined, waitFor, type SimHost } from '../helpers/cluster.js';
 import { run } from '../helpers/exec.js';
+import { ApiError, Client } from '../../src/client/index.js';
 
 interface Ep { ipv4?: string; macAddress?: string }
 interface FdbJson { mac: string; dst?: string; flags?: string[]; state?: string }
@@ -109,6 +110,28 @@ describeRoot('overlay cluster operations', () => {
     expect(await devices(h1)).toEqual([]);
     expect(await keysNaming('ovrm')).toEqual([]);
     expect((await cli(h1, ['sandbox', 'inspect', a.sb, '--format', 'json']))).not.toContain('ovrm');
+  });
+
+  it('network rm of a name neither this host nor the cluster has fails as on a plain daemon: not found (404, exit 1), nothing removed', async () => {
+    const [h1, h2] = hosts as [SimHost, SimHost];
+    await cli(h1, ['network', 'create', '-d', 'overlay', '--internal', '--subnet', '198.19.231.0/24', 'ovkeep']);
+    const before = await keysNaming('ovkeep');
+    // The API's DELETE itself (what the Docker-style clients and the CLI's rm call), not only the CLI's lookup before it.
+    const del = await new Client(h2.daemon.socket).request('DELETE', '/v1/networks/ovnosuch').then(() => undefined, (err: unknown) => err);
+    expect(del).toBeInstanceOf(ApiError);
+    expect((del as ApiError).status).toBe(404);
+    expect((del as ApiError).message).toContain('network "ovnosuch" not found');
+    const r = await h2.daemon.cmd(['network', 'rm', 'ovnosuch']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('network "ovnosuch" not found');
+    expect(r.stdout).toBe('');
+    // The same on the host that has a record of a global network, and for several names at once (each failure reported).
+    const both = await h1.daemon.cmd(['network', 'rm', 'ovnosuch', 'ovnosuch2']);
+    expect(both.code).toBe(1);
+    expect(both.stderr).toContain('network "ovnosuch" not found');
+    expect(both.stderr).toContain('network "ovnosuch2" not found');
+    expect(await keysNaming('ovkeep')).toEqual(before);
+    await cli(h1, ['network', 'rm', 'ovkeep']);
   });
 
   it('a refused connect leaves no key in etcd and no interface: an --ip another host holds (its holder named), the host sandbox', async () => {

@@ -1,10 +1,11 @@
 // The bundle's etcd3 loads its gRPC services from the proto read at build time
 // (scripts/build-etcd.ts): the package definition must be the one etcd3 makes from the .proto
 // itself, method by method, and encode and decode the same bytes.
-import { createRequire } from 'node:module';
+import Module, { createRequire } from 'node:module';
+import path from 'node:path';
 import { build } from 'esbuild';
 import { describe, expect, it } from 'vitest';
-import { ETCD_LOAD, etcdProto, etcdProtoJson } from '../../scripts/build-etcd.js';
+import { ETCD_LOAD, etcdLoaderIndex, etcdProto, etcdProtoJson, lazyLoaderText } from '../../scripts/build-etcd.js';
 
 const etcdRequire = createRequire(createRequire(import.meta.url).resolve('etcd3'));
 const loader = etcdRequire('@grpc/proto-loader') as typeof import('@grpc/proto-loader');
@@ -44,6 +45,29 @@ describe('etcd3 proto read at build time', () => {
     expect(decoded.header.revision).toBe('9007199254740993');
   });
 
+  it('describes messages for reflection when first read, with the same descriptors as proto-loader makes at once', () => {
+    // proto-loader's index.js as the bundle has it, loaded as a module of its own beside the original.
+    const index = etcdLoaderIndex();
+    const m = new Module(index) as Module & { _compile(text: string, file: string): void };
+    m.filename = index;
+    m.paths = (Module as unknown as { _nodeModulePaths(dir: string): string[] })._nodeModulePaths(path.dirname(index));
+    m._compile(lazyLoaderText(index), index);
+    const lazyLoader = m.exports as typeof loader;
+    const json = etcdProtoJson(file) as Record<string, unknown>;
+    const lazy = lazyLoader.fromJSON(json, OPTIONS) as unknown as Record<string, Record<string, unknown>>;
+    const eager = fromJson as Record<string, Record<string, unknown>>;
+    const described = Object.keys(eager).filter((k) => 'format' in eager[k]!);
+    expect(described.length).toBeGreaterThan(50);
+    for (const k of described) {
+      expect(lazy[k]!.format).toBe(eager[k]!.format);
+      expect(lazy[k]!.type).toEqual(eager[k]!.type);
+    }
+    expect(lazy[described[0]!]!.fileDescriptorProtos).toEqual(eager[described[0]!]!.fileDescriptorProtos);
+    const range = (def: Record<string, unknown>) => (def['etcdserverpb.KV'] as Record<string, Method & { requestType: { type: unknown } }>).Range!;
+    expect(range(lazy).requestType.type).toEqual(range(eager).requestType.type);
+    expect(range(lazy).path).toBe(range(eager).path);
+  });
+
   it('is what the bundle loads: etcd3 calls fromJSON on the inlined proto, not loadSync on the file', async () => {
     const out = await build({
       stdin: { contents: "export { Etcd3 } from 'etcd3';", resolveDir: process.cwd() },
@@ -52,5 +76,7 @@ describe('etcd3 proto read at build time', () => {
     const text = out.outputFiles[0]!.text;
     expect(text).toContain('(0, proto_loader_1.fromJSON)(__etcdRpcProto, {');
     expect(text).not.toContain(ETCD_LOAD);
+    // proto-loader's descriptors are made on first read there.
+    expect(text).toContain('get fileDescriptorProtos()');
   });
 });

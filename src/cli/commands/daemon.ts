@@ -2,7 +2,7 @@
 // daemons (simulated hosts) can run on one machine. The daemon's modules load only for this
 // command, so client commands start fast.
 import fs from 'node:fs';
-import type { DaemonOptions } from '../../daemon.js';
+import type { DaemonOptions } from '../../daemon/options.js';
 import type { ProxyLimitOptions } from '../../portmap/limits.js';
 import { DAEMON_DEFAULTS } from '../../defaults.js';
 import { type Command, expectPositionals, UsageError, type Values } from '../command.js';
@@ -38,7 +38,7 @@ async function daemonOptions(v: Values): Promise<DaemonOptions> {
   if (plugins !== 'true' && plugins !== 'false') throw new UsageError(`--docker-plugins: expected true or false, got ${JSON.stringify(plugins)}`);
   const metricsAddr = v['metrics-addr'] as string | undefined;
   if (metricsAddr !== undefined) {
-    const { parseMetricsAddr } = await import('../../api/metrics-server.js');
+    const { parseMetricsAddr } = await import('../../api/metrics-addr.js');
     try {
       parseMetricsAddr(metricsAddr);
     } catch (err) {
@@ -48,7 +48,7 @@ async function daemonOptions(v: Values): Promise<DaemonOptions> {
   const proxyLimits = await checkProxyFlags(v, proxy === 'true');
   const cluster = await clusterConfig(v);
   const { parseDefaultAddressPool } = await import('../../ipam/defaults.js');
-  const { validateDaemonOptions } = await import('../../daemon.js');
+  const { validateDaemonOptions } = await import('../../daemon/options.js');
   const { InvalidArgumentError } = await import('../../errors.js');
   try {
     const pools = (v['default-address-pool'] as string[] | undefined)?.map((s) => parseDefaultAddressPool(s));

@@ -260,6 +260,7 @@ static napi_value tcp_acceptor(napi_env env, napi_callback_info info) {
       napi_release_threadsafe_function(a->deliver, napi_tsfn_abort);
     }
   }
+  if (err == 0) cnmkit_grow_fd_table(a->epoll_fd, FD_TABLE_SLOTS);
   if (err != 0) {
     if (a->epoll_fd >= 0) close(a->epoll_fd);
     if (a->wake_fd >= 0) close(a->wake_fd);

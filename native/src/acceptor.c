@@ -5,9 +5,7 @@
  * syscalls instead of a thousand libuv handles and JS servers. Each listener counts its live
  * connections against a per-port limit and a proxyBudget; a connection over either is accepted
  * and reset at once, here (JS never sees it), and JS hears of it at most once a second.
- * Its thread first grows the fd table ahead (cnmkit_grow_fd_table: under load the kernel's resize
- * can wait tens of ms for an RCU grace period, which must not hold the JS thread of a starting
- * daemon). This file is the thread's side and
+ * Making one grows the fd table ahead (cnmkit_grow_fd_table). This file is the thread's side and
  * the delivery to JS; acceptor-js.c what JS calls.
  * Limits: Linux only; TCP only (IPv4, or IPv6 with or without v6only); fds below 2^24. Accepted
  * fds belong to JS from delivery on (it calls release(id) and the budget's releaseTcp() when
@@ -88,7 +86,6 @@ static bool accept_some(acceptor_t *a, uint64_t id) {
 void *acceptor_main(void *arg) {
   acceptor_t *a = arg;
   struct epoll_event events[EVENTS];
-  cnmkit_grow_fd_table(a->epoll_fd, FD_TABLE_SLOTS);
   for (;;) {
     int n = epoll_wait(a->epoll_fd, events, EVENTS, -1);
     if (n < 0 && errno == EINTR) continue;

@@ -18,7 +18,7 @@
 #define ACCEPTS_PER_EVENT 64
 #define EVENTS 256
 #define BACKOFF_US 50000
-/* The fd table is grown to this many slots (or the fd limit) by a new acceptor's thread. */
+/* The fd table is grown to this many slots (or the fd limit) when an acceptor is made. */
 #define FD_TABLE_SLOTS 32768
 /* Limit notices to JS: at most one per reason this often. */
 #define NOTICE_MS 1000

@@ -7,7 +7,6 @@ import { createNamedNetns, deleteNamedNetns, runInNetns } from '../../src/netns/
 import { describeRoot } from '../helpers/root.js';
 import { adoptNs, makeNs, uniqueName } from '../helpers/netns.js';
 import { check, run } from '../helpers/exec.js';
-import { projectPath } from '../../src/paths.js';
 
 describeRoot('native namespace switching', () => {
   it('creates a named namespace that ip netns sees, and deletes it idempotently', async () => {
@@ -108,23 +107,5 @@ describeRoot('native namespace switching', () => {
     } finally {
       native.closeFd(fd);
     }
-  });
-  it('a TCP acceptor grows its process\'s fd table ahead, to 32768 slots or the fd limit (from its own thread)', async () => {
-    // A fresh process (a test worker's table may have grown already): FDSize before, then until the thread has grown it.
-    const code = `
-      const fs = require('node:fs');
-      const fdSize = () => Number(/FDSize:\\s+(\\d+)/.exec(fs.readFileSync('/proc/self/status', 'utf8'))[1]);
-      const limit = Number(/Max open files\\s+(\\d+)/.exec(fs.readFileSync('/proc/self/limits', 'utf8'))[1]);
-      const before = fdSize();
-      require(${JSON.stringify(projectPath('native', 'build', 'Release', 'cnmkit_native.node'))}).tcpAcceptor(() => false);
-      const want = Math.min(32768, limit);
-      const t0 = Date.now();
-      (function wait() {
-        if (fdSize() >= want || Date.now() - t0 > 5000) return void (console.log(JSON.stringify({ before, after: fdSize(), want })), process.exit(0));
-        setTimeout(wait, 5);
-      })();`;
-    const r = JSON.parse(await check([process.execPath, '-e', code])) as { before: number; after: number; want: number };
-    expect(r.before).toBeLessThan(r.want);
-    expect(r.after).toBeGreaterThanOrEqual(r.want);
   });
 });

@@ -81,5 +81,8 @@ void cnmkit_grow_fd_table(int fd, int slots) {
   if (getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur < 2) return;
   int top = lim.rlim_cur < (rlim_t)slots ? (int)lim.rlim_cur - 1 : slots - 1;
   if (top <= fd) return;
-  if (dup3(fd, top, O_CLOEXEC) == top) close(top);
+  /* The lowest free slot from top on: never an fd in use (dup3 onto top would silently close
+   * an fd open there, e.g. a proxied connection's once the table is that full). */
+  int grown = fcntl(fd, F_DUPFD_CLOEXEC, top);
+  if (grown >= 0) close(grown);
 }

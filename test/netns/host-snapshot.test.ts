@@ -78,6 +78,10 @@ const leaks: Leak[] = [
     what: 'a process of the run left running (orphaned, adopted by init)',
     make: async () => {
       const pid = Number((await marked('sleep 300 </dev/null >/dev/null 2>&1 & echo $!')).trim());
+      // The shell's child may not have exec'd sleep yet (slow under load): until it has, /proc
+      // shows it as the shell, or not at all while the exec holds it.
+      const execd = (): boolean => { try { return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').startsWith('sleep\0'); } catch { return false; } };
+      for (let i = 0; i < 250 && !execd(); i++) await new Promise((r) => setTimeout(r, 20));
       return () => killAndWait(pid);
     },
     shows: [/processes of this run changed:\n\s+\+ \d+ sleep 300/],

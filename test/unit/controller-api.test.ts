@@ -131,7 +131,8 @@ describe('controller and management API', () => {
     await api.inject({ method: 'POST', url: '/v1/networks', payload: { name: 'b', subnet: '10.9.0.0/24' } });
     const ok = await api.inject({ method: 'POST', url: '/v1/sandboxes', payload: { name: 's1', connect: [{ network: 'b', ip: '10.9.0.7' }, { network: 'a' }] } });
     expect(ok.statusCode).toBe(201);
-    expect(ok.json().endpoints.map((e: { ipv4: string }) => e.ipv4)).toEqual(['10.9.0.7/24', '10.8.0.2/24']);
+    // Listed by creation time, then id: two connects within one clock tick come in either order.
+    expect(ok.json().endpoints.map((e: { ipv4: string }) => e.ipv4).sort()).toEqual(['10.8.0.2/24', '10.9.0.7/24']);
     expect(calls.filter((c) => c === 'join').length).toBe(2);
     expect(store.endpoints.list().length).toBe(2);
     const taken = await api.inject({ method: 'POST', url: '/v1/sandboxes', payload: { name: 's2', connect: [{ network: 'a' }, { network: 'b', ip: '10.9.0.7' }] } });

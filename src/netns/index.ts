@@ -18,6 +18,10 @@ function wrap(err: unknown, what: string, name: string): Error {
   const code = (err as { code?: string }).code;
   if (code === 'EEXIST') return new ConflictError(`${what} ${JSON.stringify(name)} already exists`, { cause: err });
   if (code === 'ENOENT') return new NotFoundError(what, name, { cause: err });
+  if (code === 'EINVAL' && path.isAbsolute(name)) {
+    const problem = namespaceFileProblem(name);
+    if (problem !== undefined) return new CnmkitError('ERR_NETNS_EINVAL', 'bad-request', `${what} ${JSON.stringify(name)}: ${problem}${problem === 'it is a file, not a namespace file' ? ' (a namespace bound in another mount namespace, as one made under `ip netns exec`, is an empty file elsewhere: run cnmkit under `nsenter --net=PATH` instead)' : ''}`, { cause: err });
+  }
   return new CnmkitError(`ERR_NETNS_${code ?? 'UNKNOWN'}`, 'internal', `${what} ${JSON.stringify(name)}: ${(err as Error).message}`, { cause: err });
 }
 

@@ -1,5 +1,8 @@
 // The native addon: named namespaces like `ip netns add`, sockets born inside a namespace, and
 // the calling thread back in its home namespace after every call, failures included.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { expect, it } from 'vitest';
 import { createRtNetlink } from 'netlink';
 import { native } from '../../src/netns/native.js';
@@ -23,6 +26,17 @@ describeRoot('native namespace switching', () => {
     expect(deleteNamedNetns(name)).toBe(false);
     const after = await run(['ip', 'netns', 'exec', name, 'true']);
     expect(after.code).not.toBe(0);
+  });
+
+  it('names an empty file where a namespace was expected, and says why it can be one', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cnmkit-ns-'));
+    const file = path.join(dir, 'made-under-ip-netns-exec');
+    fs.writeFileSync(file, '');
+    try {
+      expect(() => runInNetns(file, () => 1)).toThrow(/it is a file, not a namespace file .*nsenter --net=PATH/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses a duplicate name and leaves the first namespace intact', async () => {

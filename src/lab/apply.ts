@@ -78,7 +78,7 @@ interface BatchAnswer { networks: Network[]; sandboxes: Sandbox[]; links: Link[]
 /**
  * Sends items of one kind in batches (each at most BATCH_ITEMS items and about BATCH_BYTES), a few
  * at once; done(batch, answer) runs after each. A failed item is named by the lab's label for it
- * (labels[i], e.g. `node h3`) instead of the daemon's (`sandbox lab-h3`).
+ * (label(item), e.g. `node h3`) instead of the daemon's (`sandbox lab-h3`).
  */
 async function inBatches<T>(api: HostApi, kind: BatchKind, items: T[], body: (t: T) => unknown, label: (t: T) => string, done: (batch: T[], answer: BatchAnswer) => void): Promise<void> {
   const batches: Array<{ items: T[]; bodies: unknown[] }> = [];
@@ -121,10 +121,7 @@ export async function ensureNetworks(api: HostApi, nets: NetworkPlan[], step: (n
   });
 }
 
-/**
- * The node's sandbox and its connections, in order; returns whether the sandbox was new. A new one
- * is made with its connections in one request; one that exists gets those it lacks.
- */
+/** A node whose sandbox exists: the connections it lacks, in order; returns its interfaces. */
 async function ensureNode(api: HostApi, node: NodePlan, sb: Sandbox): Promise<Iface[]> {
   const ifaces: Iface[] = [];
   for (const a of node.attachments) {

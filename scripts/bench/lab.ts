@@ -105,6 +105,9 @@ async function mininetRound(s: Shape, ns: string): Promise<Figures> {
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
+/** Seconds with two decimals (a bring-up near its target differs by tens of ms), ms below a second. */
+const secs2 = (ms: number): string => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : secs(ms));
+
 function rows(shape: string, c: Figures[], m: Figures[], ping: boolean): Row[] {
   const out: Row[] = [];
   const add = (figure: string, key: 'upMs' | 'downMs' | 'pingMs', target: number, lower: boolean): void => {
@@ -112,7 +115,7 @@ function rows(shape: string, c: Figures[], m: Figures[], ping: boolean): Row[] {
     const mv = median(m.map((x) => x[key]));
     const ok = lower ? cv / mv <= target : mv / cv >= target;
     const ratio = lower ? `${(cv / mv).toFixed(2)}×` : `${(mv / cv).toFixed(1)}× faster`;
-    out.push({ figure: `${shape}: ${figure}`, cnmkit: secs(cv), peer: secs(mv), ratio: `${ratio} `, target: `${lower ? `≤ ${target}×` : `≥ ${target}× faster`} ${met(ok)}` });
+    out.push({ figure: `${shape}: ${figure}`, cnmkit: secs2(cv), peer: secs2(mv), ratio: `${ratio} `, target: `${lower ? `≤ ${target}×` : `≥ ${target}× faster`} ${met(ok)}` });
   };
   add('bring-up', 'upMs', 0.25, true);
   if (ping) add(`ping matrix (${c[0]!.pairs} pairs)`, 'pingMs', 2, false);
@@ -137,6 +140,7 @@ async function runShape(s: Shape, rounds: number, dir: string, machine: string, 
   }
   if (s.ping && c.some((x) => x.answered !== x.pairs)) throw new Error(`bench lab: cnmkit's ${s.name} check did not answer every pair: ${JSON.stringify(c)}`);
   if (s.ping && m.some((x) => x.lossPct !== 0)) console.log(`note: mininet's pingAll lost ${m.map((x) => x.lossPct).join(', ')} %`);
+  console.log(`note: ${s.name} bring-up of each round, cnmkit: ${c.map((x) => secs2(x.upMs)).join(', ')}; mininet: ${m.map((x) => secs2(x.upMs)).join(', ')}`);
   if (s.ping) console.log(`note: of mininet's ${s.name} ping matrix, static ARP for every pair took ${secs(median(m.map((x) => x.arpMs ?? 0)))} and pingAll ${secs(median(m.map((x) => x.pingMs - (x.arpMs ?? 0))))} (medians)`);
   return rows(s.name, c, m, s.ping);
 }

@@ -3,7 +3,7 @@
 // src/api/schemas.ts; errors become replies only in src/api/errors.ts.
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import type { ConnectRequest, Controller, CreateSandboxRequest } from '../controller/controller.js';
+import type { Controller } from '../controller/controller.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../core/model.js';
 import { CnmkitError, NotFoundError } from '../errors.js';
 import { clientErrorHandler, errorHandler, managementClientError, notFoundHandler } from './errors.js';
@@ -15,6 +15,7 @@ import { runnerOf } from './run-label.js';
 import type { Cluster } from '../cluster/types.js';
 import { registerClusterRoutes } from './cluster.js';
 import { registerLabRoutes } from './management-links.js';
+import { createConnectedSandbox, registerBatchRoute, type CreateSandboxWithConnect } from './management-batch.js';
 import type { LinkService } from '../links/index.js';
 import type { NetlinkHandlePool } from '../netlink/index.js';
 import {
@@ -135,23 +136,10 @@ function addSandboxRoutes(app: FastifyInstance, c: Controller, withEndpoints: Wi
     withEndpoints(c.sandbox(req.params.ref), 'sandboxId'),
   );
   // With `connect`, one request makes a sandbox and its connections (a lab's node): all of them, or none.
-  app.post<{ Body: CreateSandboxRequest & { connect?: Array<ConnectRequest & { network: string }> } }>(
+  app.post<{ Body: CreateSandboxWithConnect }>(
     '/v1/sandboxes',
     { schema: { body: createSandboxBody, response: { 201: { $ref: 'Sandbox#' }, ...errors } } },
-    async (req, reply) => {
-      const { connect = [], ...create } = req.body;
-      const sb = await c.createSandbox(create);
-      for (const [i, { network, ...rest }] of connect.entries()) {
-        try {
-          await c.connect(network, sb.id, rest);
-        } catch (err) {
-          await c.deleteSandbox(sb.id).catch(() => undefined);
-          if (!(err instanceof CnmkitError)) throw err;
-          throw new CnmkitError(err.code, err.errorClass, `network ${network}: ${err.message}`, { field: `connect[${i}]${err.field ? `.${err.field}` : ''}`, cause: err });
-        }
-      }
-      return reply.status(201).send(withEndpoints(sb, 'sandboxId'));
-    },
+    async (req, reply) => reply.status(201).send(withEndpoints(await createConnectedSandbox(c, req.body), 'sandboxId')),
   );
   app.delete<Ref & { Querystring: { force?: string } }>('/v1/sandboxes/:ref', {
     schema: { params: refParams, querystring: forceQuery, response: { 204: { type: 'null' }, ...errors } },
@@ -240,6 +228,9 @@ export async function buildManagementApi(opts: ManagementOptions): Promise<Fasti
 
   registerClusterRoutes(app, opts.cluster);
   addSandboxRoutes(app, c, withEndpoints);
-  if (opts.links && opts.netlink) registerLabRoutes(app, { controller: c, links: opts.links, netlink: opts.netlink });
+  if (opts.links && opts.netlink) {
+    registerLabRoutes(app, { controller: c, links: opts.links, netlink: opts.netlink });
+    registerBatchRoute(app, { controller: c, links: opts.links, netlink: opts.netlink, withEndpoints });
+  }
   return app;
 }

@@ -1,9 +1,11 @@
 // What `lab up` asks of the hosts' daemons, each step converging: networks, sandboxes and their
 // connections, links, each node's settings (sysctls, routes, hosts file) and exec lines. What
-// exists already is read from the daemons and left alone; only what is missing is made.
+// exists already is read from the daemons and left alone; only what is missing is made, sent in
+// batches (POST /v1/batch: many items per request, a few requests in flight per host).
 import { spawn } from 'node:child_process';
 import { ApiError, Client } from '../client/index.js';
 import { CnmkitError } from '../errors.js';
+import { mapLimit } from './limit.js';
 import { MACHINE } from './model.js';
 import type { HostPlan, LabPlan, LinkPlan, NetworkPlan, NodePlan } from './plan.js';
 import type { LabState } from './state.js';
@@ -65,30 +67,62 @@ function lab(err: unknown, what: string): never {
   throw err;
 }
 
-export async function ensureNetwork(api: HostApi, n: NetworkPlan): Promise<boolean> {
-  if (api.networks.has(n.name)) return false;
-  try {
-    api.networks.set(n.name, await api.client.request<Network>('POST', '/v1/networks', n.body));
-  } catch (err) {
-    lab(err, `network ${n.name} on host ${api.host.name}`);
-  }
-  return true;
-}
+/** Items per batch request at most, and batch requests in flight per host (the daemon does them in turn). */
+const BATCH_ITEMS = 16;
+const BATCH_BYTES = 256 * 1024;
+const BATCHES_IN_FLIGHT = 2;
+
+type BatchKind = 'networks' | 'sandboxes' | 'links' | 'configs';
+interface BatchAnswer { networks: Network[]; sandboxes: Sandbox[]; links: Link[] }
 
 /**
- * The node's sandbox and its connections, in order; returns whether the sandbox was new. A new one
- * is made with its connections in one request; one that exists gets those it lacks.
+ * Sends items of one kind in batches (each at most BATCH_ITEMS items and about BATCH_BYTES), a few
+ * at once; done(batch, answer) runs after each. A failed item is named by the lab's label for it
+ * (label(item), e.g. `node h3`) instead of the daemon's (`sandbox lab-h3`).
  */
-export async function ensureNode(api: HostApi, node: NodePlan): Promise<{ created: boolean; ifaces: Iface[] }> {
-  let sb = api.sandboxes.get(node.sandbox);
-  const created = !sb;
-  try {
-    sb ??= await api.client.request<Sandbox>('POST', '/v1/sandboxes', {
-      name: node.sandbox, labels: { 'cnmkit.lab.node': node.name }, connect: node.attachments.map((a) => ({ network: a.network, ...a.body })),
-    });
-  } catch (err) {
-    lab(err, `node ${node.name}`);
+async function inBatches<T>(api: HostApi, kind: BatchKind, items: T[], body: (t: T) => unknown, label: (t: T) => string, done: (batch: T[], answer: BatchAnswer) => void): Promise<void> {
+  const batches: Array<{ items: T[]; bodies: unknown[] }> = [];
+  let bytes = 0;
+  for (const item of items) {
+    const b = body(item);
+    const size = JSON.stringify(b).length;
+    let last = batches.at(-1);
+    if (!last || last.items.length >= BATCH_ITEMS || bytes + size > BATCH_BYTES) {
+      batches.push((last = { items: [], bodies: [] }));
+      bytes = 0;
+    }
+    last.items.push(item);
+    last.bodies.push(b);
+    bytes += size;
   }
+  await mapLimit(batches, BATCHES_IN_FLIGHT, async (b) => {
+    let answer: BatchAnswer;
+    try {
+      answer = await api.client.request<BatchAnswer>('POST', '/v1/batch', { [kind]: b.bodies });
+    } catch (err) {
+      const i = err instanceof ApiError ? /^\w+\[(\d+)\]/.exec(err.field ?? '')?.[1] : undefined;
+      const item = i === undefined ? undefined : b.items[Number(i)];
+      if (item === undefined) lab(err, `host ${api.host.name}`);
+      const e = err as ApiError;
+      // The daemon's message starts with its own name of the item ("sandbox lab-h3: ").
+      lab(new ApiError(e.status, e.message.replace(/^\S+ \S+: /, ''), e.code, e.field), label(item));
+    }
+    done(b.items, answer);
+  });
+}
+
+/** The host's networks it lacks; step(n) as they are made (or found). */
+export async function ensureNetworks(api: HostApi, nets: NetworkPlan[], step: (n: number) => void): Promise<void> {
+  const missing = nets.filter((n) => !api.networks.has(n.name));
+  step(nets.length - missing.length);
+  await inBatches(api, 'networks', missing, (n) => n.body, (n) => `network ${n.name} on host ${api.host.name}`, (batch, answer) => {
+    for (const n of answer.networks) api.networks.set(n.name, n);
+    step(batch.length);
+  });
+}
+
+/** A node whose sandbox exists: the connections it lacks, in order; returns its interfaces. */
+async function ensureNode(api: HostApi, node: NodePlan, sb: Sandbox): Promise<Iface[]> {
   const ifaces: Iface[] = [];
   for (const a of node.attachments) {
     let ep = sb.endpoints.find((e) => api.networkName(e.networkId) === a.network);
@@ -99,8 +133,27 @@ export async function ensureNode(api: HostApi, node: NodePlan): Promise<{ create
     }
     ifaces.push({ ifname: ep.ifname ?? a.ifname, network: a.network, ...pick(ep) });
   }
-  api.sandboxes.set(node.sandbox, sb);
-  return { created, ifaces };
+  return ifaces;
+}
+
+/**
+ * The host's nodes: the new ones made with their connections in batches, those that exist given
+ * the connections they lack; done(node, created, ifaces) for each.
+ */
+export async function ensureNodes(api: HostApi, nodes: NodePlan[], done: (node: NodePlan, created: boolean, ifaces: Iface[]) => void): Promise<void> {
+  const have = nodes.filter((n) => api.sandboxes.has(n.sandbox));
+  await mapLimit(have, BATCHES_IN_FLIGHT, async (n) => done(n, false, await ensureNode(api, n, api.sandboxes.get(n.sandbox)!)));
+  const body = (n: NodePlan) => ({ name: n.sandbox, labels: { 'cnmkit.lab.node': n.name }, connect: n.attachments.map((a) => ({ network: a.network, ...a.body })) });
+  await inBatches(api, 'sandboxes', nodes.filter((n) => !api.sandboxes.has(n.sandbox)), body, (n) => `node ${n.name}`, (batch, answer) => {
+    for (const [i, n] of batch.entries()) {
+      const sb = answer.sandboxes[i]!;
+      api.sandboxes.set(n.sandbox, sb);
+      done(n, true, n.attachments.map((a) => {
+        const ep = sb.endpoints.find((e) => api.networkName(e.networkId) === a.network);
+        return { ifname: ep?.ifname ?? a.ifname, network: a.network, ...(ep ? pick(ep) : {}) };
+      }));
+    }
+  });
 }
 
 function pick(ep: { ipv4?: string; ipv6?: string; macAddress?: string }): Omit<Iface, 'ifname'> {
@@ -116,14 +169,26 @@ export async function ensureMachineSandbox(api: HostApi, p: LabPlan, machineNetn
   api.sandboxes.set(name, await api.client.request<Sandbox>('POST', '/v1/sandboxes', { name, netns: machineNetns, labels: { 'cnmkit.lab.machine': 'true' } }));
 }
 
-/** The link; one with the same name but other settings is made again. Returns each node end's interface. */
-export async function ensureLink(api: HostApi, p: LabPlan, l: LinkPlan): Promise<Array<{ node: string; iface: Iface }>> {
+function linkBody(p: LabPlan, l: LinkPlan): Record<string, unknown> {
   const s = l.spec;
-  const body = {
+  return {
     name: l.name, labels: { 'cnmkit.lab.link': l.name },
     ends: s.ends.map((e, i) => ({ sandbox: l.sandboxes[i] === MACHINE ? `${p.name}-machine` : l.sandboxes[i], ifname: e.ifname, ...(e.address ? { address: e.address } : {}) })),
     ...Object.fromEntries((['mtu', 'rate', 'delay', 'jitter', 'loss'] as const).filter((k) => s[k] !== undefined).map((k) => [k, s[k]])),
   };
+}
+
+export type LinkEnds = Array<{ node: string; iface: Iface }>;
+
+function linkEnds(l: LinkPlan, made: Link): LinkEnds {
+  return l.spec.ends.flatMap((e, i) => (e.node === MACHINE ? [] : [{
+    node: e.node, iface: { ifname: e.ifname, link: l.name, ...(e.address ? { [e.address.includes(':') ? 'ipv6' : 'ipv4']: e.address } : {}), ...(made.ends[i]?.macAddress ? { mac: made.ends[i]!.macAddress } : {}) },
+  }]));
+}
+
+/** A link the daemon has: the same request returns it; one with other settings is made again. */
+async function ensureLink(api: HostApi, p: LabPlan, l: LinkPlan): Promise<LinkEnds> {
+  const body = linkBody(p, l);
   let made: Link;
   try {
     made = await api.client.request<Link>('POST', '/v1/links', body);
@@ -132,9 +197,15 @@ export async function ensureLink(api: HostApi, p: LabPlan, l: LinkPlan): Promise
     await api.client.request('DELETE', `/v1/links/${encodeURIComponent(l.name)}`);
     made = await api.client.request<Link>('POST', '/v1/links', body).catch((e: unknown) => lab(e, `link ${l.name}`));
   }
-  return s.ends.flatMap((e, i) => (e.node === MACHINE ? [] : [{
-    node: e.node, iface: { ifname: e.ifname, link: l.name, ...(e.address ? { [e.address.includes(':') ? 'ipv6' : 'ipv4']: e.address } : {}), ...(made.ends[i]?.macAddress ? { mac: made.ends[i]!.macAddress } : {}) },
-  }]));
+  return linkEnds(l, made);
+}
+
+/** The host's links: new ones in batches, those it has checked one by one; done(name, ends) for each. */
+export async function ensureLinks(api: HostApi, p: LabPlan, links: LinkPlan[], done: (name: string, ends: LinkEnds) => void): Promise<void> {
+  await mapLimit(links.filter((l) => api.links.has(l.name)), BATCHES_IN_FLIGHT, async (l) => done(l.name, await ensureLink(api, p, l)));
+  await inBatches(api, 'links', links.filter((l) => !api.links.has(l.name)), (l) => linkBody(p, l), (l) => `link ${l.name}`, (batch, answer) => {
+    for (const [i, l] of batch.entries()) done(l.name, linkEnds(l, answer.links[i]!));
+  });
 }
 
 /** Every node's addresses, primary first, as hosts file entries (NODE and NODE.LAB). */
@@ -148,10 +219,10 @@ export function hostsEntries(p: LabPlan, interfaces: LabState['interfaces']): Ar
   return out;
 }
 
-/** sysctls, routes and the hosts file of one node. */
-export async function configureNode(api: HostApi, node: NodePlan, hosts: Array<{ ip: string; names: string[] }>): Promise<void> {
-  const body = { sysctls: node.sysctls, routes: node.routes, hosts };
-  await api.client.request('POST', `/v1/sandboxes/${encodeURIComponent(node.sandbox)}/config`, body).catch((err: unknown) => lab(err, `node ${node.name}`));
+/** sysctls, routes and the hosts file of the host's nodes, in batches; step(n) as they are done. */
+export async function configureNodes(api: HostApi, nodes: NodePlan[], hosts: Array<{ ip: string; names: string[] }>, step: (n: number) => void): Promise<void> {
+  const body = (n: NodePlan) => ({ sandbox: n.sandbox, sysctls: n.sysctls, routes: n.routes, hosts });
+  await inBatches(api, 'configs', nodes, body, (n) => `node ${n.name}`, (batch) => step(batch.length));
 }
 
 /** Runs argv inside the node (`ip netns exec`, so its hosts file applies), capturing the output. */

@@ -115,11 +115,19 @@ export async function daemonAnswers(h: HostPlan, p: ProcessRecord | undefined): 
   }
 }
 
+/**
+ * The lab's etcd is one member with no peer to hear from, so its raft timing is short (a 10 ms tick,
+ * elections after 50 ms): a new member campaigns after its election timeout, randomised up to twice
+ * that, less the 9 ticks etcd skips for a single member — with etcd's defaults (100 ms, 1 s) that
+ * left 0.1-1.1 s before it served a request, here 10-60 ms. 5 ticks per election is etcd's minimum.
+ */
+const ETCD_TIMING = ['--heartbeat-interval', '10', '--election-timeout', '50'];
+
 function etcdArgv(underlayNs: string, e: EtcdPlan): string[] {
   const client = `http://${e.address}:${ETCD_CLIENT_PORT}`;
   const peer = `http://127.0.0.1:${ETCD_PEER_PORT}`;
   return ['nsenter', `--net=${underlayNs}`, '--', 'etcd', '--name', 'lab', '--data-dir', e.dataDir, '--listen-client-urls', client,
-    '--advertise-client-urls', client, '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `lab=${peer}`];
+    '--advertise-client-urls', client, '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `lab=${peer}`, ...ETCD_TIMING];
 }
 
 /** Starts etcd in the underlay namespace; ready settles once /health says true (asked from inside it). */

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { InvalidArgumentError } from '../errors.js';
 import {
-  configureNode, ensureLink, ensureMachineSandbox, ensureNetwork, ensureNode, execNode, HostApi, hostsEntries, type Iface,
+  configureNodes, ensureLinks, ensureMachineSandbox, ensureNetworks, ensureNodes, execNode, HostApi, hostsEntries, type Iface, type LinkEnds,
 } from './apply.js';
 import { diffPlans, type LabChanges } from './changes.js';
 import { daemonAnswers, ensureNamespace, startDaemon, startEtcd, stopProcess } from './hosts.js';
@@ -70,11 +70,12 @@ class Links {
 }
 
 /**
- * The underlay, then etcd and every host's namespace and daemon started at once (each recorded in
- * the state as soon as it runs, so that `down` finds it), then waits for all of them: nothing
+ * The underlay, then etcd, then each host in turn: its namespace (and underlay leg), and its
+ * daemon started at once (recorded in the state as soon as all run, so that `down` finds them;
+ * `down` also kills whatever runs in the lab's namespaces). Then waits for all of them: nothing
  * waits in series. A daemon needs only its namespace (and, on an underlay, its eth0): it starts
- * before a new namespace's loopback is brought up, and before netlink is loaded when there is no
- * underlay, so that its start overlaps this command's own work.
+ * before the next host is made, before a new namespace's loopback is brought up, and before
+ * netlink is loaded when there is no underlay, so that its start overlaps this command's own work.
  */
 async function upHosts(state: LabState, links: Links, pr: Progress): Promise<Map<string, HostApi>> {
   const p = state.plan;
@@ -86,28 +87,29 @@ async function upHosts(state: LabState, links: Links, pr: Progress): Promise<Map
     await (await links.get()).underlayBridge(p.underlay);
   }
   const waits: Promise<void>[] = [];
+  // Marked handled at once: a start that fails while later hosts are still being made is thrown by the Promise.all below.
+  const wait = (ready: Promise<void>): void => {
+    ready.catch(() => undefined);
+    waits.push(ready);
+  };
   if (p.etcd?.managed && !isAlive(state.etcd)) {
     const etcd = startEtcd(p.underlay!.nsPath, p.etcd);
     state.etcd = etcd.record;
-    waits.push(etcd.ready);
+    wait(etcd.ready);
   }
   for (const [i, h] of p.hosts.entries()) {
-    if (!ensureNamespace(h.ns, h.nsPath)) continue;
-    fresh.push(h.nsPath);
-    if (p.underlay) await (await links.get()).underlayLeg(h, i + 1, p.underlay);
-  }
-  // Each result wraps its wait: an async function returning the promise itself would await it here.
-  const started = await Promise.all(p.hosts.map(async (h): Promise<{ ready: Promise<void> }> => {
-    if (!(await daemonAnswers(h, state.daemons[h.name]))) {
-      await stopProcess(state.daemons[h.name]);
-      const d = startDaemon(h);
-      state.daemons[h.name] = d.record;
-      return { ready: d.ready.then(() => pr.step()) };
+    if (ensureNamespace(h.ns, h.nsPath)) {
+      fresh.push(h.nsPath);
+      if (p.underlay) await (await links.get()).underlayLeg(h, i + 1, p.underlay);
+    } else if (await daemonAnswers(h, state.daemons[h.name])) {
+      pr.step();
+      continue;
     }
-    pr.step();
-    return { ready: Promise.resolve() };
-  }));
-  waits.push(...started.map((x) => x.ready));
+    await stopProcess(state.daemons[h.name]);
+    const d = startDaemon(h);
+    state.daemons[h.name] = d.record;
+    wait(d.ready.then(() => pr.step()));
+  }
   writeState(state);
   for (const ns of fresh) await (await links.get()).loopbackUp(ns);
   await Promise.all(waits);
@@ -151,23 +153,24 @@ async function removeChanged(state: LabState, prev: LabPlan, c: LabChanges, apis
   pr.end();
 }
 
+/** Runs fn once per host, all hosts at once, with the items of that host. */
+async function perHost<T>(apis: Map<string, HostApi>, items: T[], hostsOf: (t: T) => string[], fn: (api: HostApi, items: T[]) => Promise<void>): Promise<void> {
+  await Promise.all([...apis.entries()].map(([name, api]) => fn(api, items.filter((t) => hostsOf(t).includes(name)))));
+}
+
 async function upNodes(state: LabState, apis: Map<string, HostApi>, pr: Progress): Promise<Set<string>> {
   const p = state.plan;
   pr.begin('networks', p.networks.reduce((n, x) => n + x.hosts.length, 0));
-  // Every network at once: none depends on another, and the round trips overlap.
-  await mapLimit(p.networks.flatMap((n) => n.hosts.map((h) => ({ n, h }))), CONCURRENCY, async ({ n, h }) => {
-    await ensureNetwork(apis.get(h)!, n);
-    pr.step();
-  });
+  // Every host at once: none of its networks depends on another's, nor on another host's.
+  await perHost(apis, p.networks, (n) => n.hosts, (api, nets) => ensureNetworks(api, nets, (n) => pr.step(n)));
   pr.end();
   pr.begin('nodes', p.nodes.length);
   const created = new Set<string>();
-  await mapLimit(p.nodes, CONCURRENCY, async (n) => {
-    const r = await ensureNode(apis.get(n.host)!, n);
-    if (r.created) created.add(n.name);
-    state.interfaces[n.name] = r.ifaces;
+  await perHost(apis, p.nodes, (n) => [n.host], (api, nodes) => ensureNodes(api, nodes, (n, made, ifaces) => {
+    if (made) created.add(n.name);
+    state.interfaces[n.name] = ifaces;
     pr.step();
-  });
+  }));
   pr.end();
   return created;
 }
@@ -182,12 +185,13 @@ async function upLinks(state: LabState, apis: Map<string, HostApi>, pr: Progress
     writeState(state);
     for (const h of machineHosts) await ensureMachineSandbox(apis.get(h)!, p, state.machineNetns);
   }
-  const ends = await mapLimit(p.links, CONCURRENCY, async (l) => {
-    const r = await ensureLink(apis.get(l.host)!, p, l);
+  const ends = new Map<string, LinkEnds>();
+  await perHost(apis, p.links, (l) => [l.host], (api, links) => ensureLinks(api, p, links, (name, e) => {
+    ends.set(name, e);
     pr.step();
-    return r;
-  });
-  for (const { node, iface } of ends.flat()) addIface(state, node, iface);
+  }));
+  // In the file's order, whatever order the daemons answered in.
+  for (const l of p.links) for (const { node, iface } of ends.get(l.name) ?? []) addIface(state, node, iface);
   pr.end();
 }
 
@@ -219,10 +223,7 @@ export async function labUp(file: string, o: UpOptions): Promise<LabState> {
     writeState(state);
     pr.begin('settings', plan.nodes.length);
     const hosts = hostsEntries(plan, state.interfaces);
-    await mapLimit(plan.nodes, CONCURRENCY, async (n) => {
-      await configureNode(apis.get(n.host)!, n, hosts);
-      pr.step();
-    });
+    await perHost(apis, plan.nodes, (n) => [n.host], (api, nodes) => configureNodes(api, nodes, hosts, (n) => pr.step(n)));
     pr.end();
     const done = new Set(state.execDone.filter((n) => !created.has(n)));
     state.execDone = [...done];

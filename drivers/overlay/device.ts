@@ -93,13 +93,17 @@ export async function removeDevices(h: NetlinkHandle, vni: number): Promise<void
   await deleteLink(h, names.bridge, { ifExists: true });
 }
 
-/** Overlay devices and endpoint ports (in the overlay group) that none of the given VNIs and port names own. */
-export async function sweepDevices(h: NetlinkHandle, vnis: Set<number>, ports: Set<string>): Promise<string[]> {
+/**
+ * Overlay devices and endpoint ports (in the overlay group) that none of the given VNIs and port
+ * names own are deleted; returns what was deleted, and the names of the links left.
+ */
+export async function sweepDevices(h: NetlinkHandle, vnis: Set<number>, ports: Set<string>): Promise<{ removed: string[]; left: Set<string> }> {
   const owned = new Set([...vnis].flatMap((v) => Object.values(deviceNames(v))));
   const removed: string[] = [];
+  const left = new Set<string>();
   for (const link of await listLinks(h)) {
-    if (link.group !== OVERLAY_GROUP || owned.has(link.name) || ports.has(link.name)) continue;
-    if (await deleteLink(h, link.name, { ifExists: true })) removed.push(`${link.kind} ${link.name}: deleted (no overlay network or endpoint owns it)`);
+    if (link.group !== OVERLAY_GROUP || owned.has(link.name) || ports.has(link.name)) left.add(link.name);
+    else if (await deleteLink(h, link.name, { ifExists: true })) removed.push(`${link.kind} ${link.name}: deleted (no overlay network or endpoint owns it)`);
   }
-  return removed;
+  return { removed, left };
 }

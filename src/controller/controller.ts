@@ -374,13 +374,7 @@ export class Controller {
         done.push(`network ${net.name}: removed (interrupted while ${net.state})`);
       }
       done.push(...releaseOrphanAddresses(this.deps));
-      for (const name of this.deps.drivers.names()) {
-        const driver = this.deps.drivers.get(name)!;
-        const nets = store.networks.list().filter((n) => n.driver === name);
-        const ids = new Set(nets.map((n) => n.id));
-        if (driver.sweep) done.push(...(await driver.sweep(nets, store.endpoints.list().filter((e) => ids.has(e.networkId)))));
-      }
-      await restoreKernelState(this.deps, done);
+      await restoreKernelState(this.deps, done, true);
       await checkJoinedEndpoints(this.deps, done);
       return done;
     });

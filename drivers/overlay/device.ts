@@ -27,7 +27,7 @@ export function deviceNames(vni: number): DeviceNames {
 export async function overlayMtu(h: NetlinkHandle, vtep: string): Promise<number> {
   const addr = (await listAddresses(h, { family: 4 })).find((a) => a.address === vtep);
   if (!addr) throw new NotFoundError('interface with the advertise address', vtep);
-  const link = (await listLinks(h)).find((l) => l.index === addr.index);
+  const link = await findLink(h, addr.index);
   return (link?.mtu ?? 1500) - VXLAN_OVERHEAD;
 }
 

@@ -352,9 +352,12 @@ export class Controller {
     return this.queue.run(async () => {
       const done: string[] = [];
       const store = this.deps.store;
+      // Each namespace looked at once (an endpoint's, then its sandbox's).
+      const seen = new Map<string, boolean>();
+      const exists = (nsPath: string): boolean => seen.get(nsPath) ?? seen.set(nsPath, this.deps.kernel.exists(nsPath)).get(nsPath)!;
       for (const ep of store.endpoints.list()) {
         const sb = ep.sandboxId ? store.sandboxes.get(ep.sandboxId) : undefined;
-        const gone = sb && sb.kind !== 'host' && !this.deps.kernel.exists(sb.netnsPath);
+        const gone = sb && sb.kind !== 'host' && !exists(sb.netnsPath);
         const detached = ep.sandboxId === undefined;
         if (ep.state !== 'ready' || (!detached && (!sb || sb.state !== 'ready' || gone))) {
           await teardownEndpoint(this.deps, ep, sb).catch((err) => this.deps.logger.warn({ err }, 'reconcile endpoint'));
@@ -362,7 +365,7 @@ export class Controller {
         }
       }
       for (const sb of store.sandboxes.list()) {
-        const gone = sb.kind !== 'host' && !this.deps.kernel.exists(sb.netnsPath);
+        const gone = sb.kind !== 'host' && !exists(sb.netnsPath);
         if (sb.state !== 'ready' || gone) {
           await this.teardownSandbox(sb).catch((err) => this.deps.logger.warn({ err }, 'reconcile sandbox'));
           done.push(`sandbox ${sb.name}: removed (${sb.state !== 'ready' ? `interrupted while ${sb.state}` : 'namespace gone'})`);

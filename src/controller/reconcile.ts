@@ -10,9 +10,9 @@ import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../core/model
 
 /**
  * Each driver (global ones first: hosts elsewhere wait for what they restore, and their remote
- * peers are the slowest to come back) sweeps what no record owns (at start-up, with `sweep`) and
- * restores its networks; then each finishes its restore (restored()); then every ready endpoint's
- * ports are published again.
+ * peers are the slowest to come back) sweeps what no record owns (at start-up, with `sweep`),
+ * restores its networks and finishes (restored()) before the next driver's synchronous kernel
+ * reads begin; then every ready endpoint's ports are published again.
  */
 export async function restoreKernelState(deps: ControllerDeps, done: string[], sweep = false): Promise<void> {
   const { store, drivers } = deps;
@@ -24,8 +24,8 @@ export async function restoreKernelState(deps: ControllerDeps, done: string[], s
       done.push(...(await driver.sweep(nets, store.endpoints.list().filter((e) => ids.has(e.networkId)))));
     }
     if (driver.restore) for (const net of nets) await driver.restore(net, net.config);
+    await driver.restored?.();
   }
-  for (const driver of order) await driver.restored?.();
   for (const ep of store.endpoints.list()) {
     const net = store.networks.get(ep.networkId);
     const driver = net && drivers.get(net.driver);

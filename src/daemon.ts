@@ -9,7 +9,6 @@ import path from 'node:path';
 import pino, { type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { claimSocket } from './api/socket.js';
-import { parseMetricsAddr } from './api/metrics-addr.js';
 import type { Controller } from './controller/controller.js';
 import { openStore, type Store } from './store/index.js';
 import type { FirewallBackend } from './firewall/index.js';
@@ -17,7 +16,7 @@ import { VERSION } from './version.js';
 import { lockNetworkNamespace, type NamespaceLock } from './netns/daemon-lock.js';
 import type { Cluster } from './cluster/types.js';
 import type { CoreParts } from './daemon/core.js';
-import { validateDaemonOptions, type DaemonOptions } from './daemon/options.js';
+import { validateDaemonOptions, type CheckedOptions, type DaemonOptions } from './daemon/options.js';
 import { StartTimings } from './daemon/timings.js';
 import { StartTrace } from './daemon/start-trace.js';
 
@@ -63,20 +62,19 @@ async function startClusterMode(opts: DaemonOptions, store: Store, logger: Logge
 export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const trace = new StartTrace();
   trace.mark('daemonLoaded');
-  validateDaemonOptions(opts);
-  if (opts.metricsAddr !== undefined) parseMetricsAddr(opts.metricsAddr);
+  const checked = validateDaemonOptions(opts);
   // Before anything changes on disk or in the kernel: one daemon per network namespace.
   const lock = await lockNetworkNamespace({ pid: process.pid, socket: path.resolve(opts.socket), stateDir: path.resolve(opts.stateDir) });
   try {
     trace.mark('locked');
-    return await start(opts, lock, trace);
+    return await start(opts, checked, lock, trace);
   } catch (err) {
     await lock.release();
     throw err;
   }
 }
 
-async function start(opts: DaemonOptions, lock: NamespaceLock, trace: StartTrace): Promise<Daemon> {
+async function start(opts: DaemonOptions, checked: CheckedOptions, lock: NamespaceLock, trace: StartTrace): Promise<Daemon> {
   const logger = opts.logger ?? pino({ level: opts.logLevel, base: { pid: process.pid } });
   fs.mkdirSync(opts.stateDir, { recursive: true, mode: 0o700 });
   fs.mkdirSync(path.dirname(opts.socket), { recursive: true, mode: 0o750 });
@@ -102,7 +100,7 @@ async function start(opts: DaemonOptions, lock: NamespaceLock, trace: StartTrace
     serveModule ??= import('./daemon/serve.js');
     serveModule.catch(() => undefined);
     await finishRestore(opts, r, store, logger);
-    const serving = await (await serveModule).serve(opts, r, store, timings, logger);
+    const serving = await (await serveModule).serve(opts, checked, r, store, timings, logger);
     trace.mark('listening');
     logger.info({
       version: VERSION, socket: opts.socket, stateDir: opts.stateDir, drivers: r.drivers.names(), firewall: r.firewall.name, plugins: serving.plugins?.sockets ?? [],

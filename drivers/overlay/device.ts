@@ -27,7 +27,7 @@ export function deviceNames(vni: number): DeviceNames {
 export async function overlayMtu(h: NetlinkHandle, vtep: string): Promise<number> {
   const addr = (await listAddresses(h, { family: 4 })).find((a) => a.address === vtep);
   if (!addr) throw new NotFoundError('interface with the advertise address', vtep);
-  const link = (await listLinks(h)).find((l) => l.index === addr.index);
+  const link = await findLink(h, addr.index);
   return (link?.mtu ?? 1500) - VXLAN_OVERHEAD;
 }
 
@@ -93,13 +93,17 @@ export async function removeDevices(h: NetlinkHandle, vni: number): Promise<void
   await deleteLink(h, names.bridge, { ifExists: true });
 }
 
-/** Overlay devices and endpoint ports (in the overlay group) that none of the given VNIs and port names own. */
-export async function sweepDevices(h: NetlinkHandle, vnis: Set<number>, ports: Set<string>): Promise<string[]> {
+/**
+ * Overlay devices and endpoint ports (in the overlay group) that none of the given VNIs and port
+ * names own are deleted; returns what was deleted, and the names of the links left.
+ */
+export async function sweepDevices(h: NetlinkHandle, vnis: Set<number>, ports: Set<string>): Promise<{ removed: string[]; left: Set<string> }> {
   const owned = new Set([...vnis].flatMap((v) => Object.values(deviceNames(v))));
   const removed: string[] = [];
+  const left = new Set<string>();
   for (const link of await listLinks(h)) {
-    if (link.group !== OVERLAY_GROUP || owned.has(link.name) || ports.has(link.name)) continue;
-    if (await deleteLink(h, link.name, { ifExists: true })) removed.push(`${link.kind} ${link.name}: deleted (no overlay network or endpoint owns it)`);
+    if (link.group !== OVERLAY_GROUP || owned.has(link.name) || ports.has(link.name)) left.add(link.name);
+    else if (await deleteLink(h, link.name, { ifExists: true })) removed.push(`${link.kind} ${link.name}: deleted (no overlay network or endpoint owns it)`);
   }
-  return removed;
+  return { removed, left };
 }

@@ -21,10 +21,10 @@ export class HostNetwork {
 
   constructor(readonly name: string, readonly config: OverlayConfig & { vni: number }) {}
 
-  /** Devices up and the peer watch running (idempotent). */
-  async up(h: NetlinkHandle, sysctl: HostSysctl, cluster: Cluster, logger: Logger): Promise<void> {
+  /** Devices up and the peer watch running (idempotent); underlayMtu: the VTEP interface's MTU less 50, when read already. */
+  async up(h: NetlinkHandle, sysctl: HostSysctl, cluster: Cluster, logger: Logger, underlayMtu?: () => Promise<number>): Promise<void> {
     if (this.devices && this.watch) return;
-    this.mtu = this.config.mtu ?? (await overlayMtu(h, cluster.vtep));
+    this.mtu = this.config.mtu ?? (await (underlayMtu ?? (() => overlayMtu(h, cluster.vtep)))());
     const spec = { vni: this.config.vni, port: this.config.port, vtep: cluster.vtep, mtu: this.mtu, ipv6: this.config.enableIPv6 };
     this.devices = await ensureDevices(h, sysctl, spec);
     const programmer = new PeerProgrammer(h, this.devices.vxlan, { host: cluster.hostId, vtep: cluster.vtep });

@@ -15,7 +15,7 @@ import { listLinks } from '../../src/netlink/index.js';
 import { ConflictError } from '../../src/errors.js';
 import { checkOverlay } from './check.js';
 import { parseOverlayConfig, type OverlayConfig } from './config.js';
-import { sweepDevices } from './device.js';
+import { overlayMtu, sweepDevices } from './device.js';
 import { checkPlacement, detachedInfo, hostIfnameFor, leaveSandbox, macFor, makeVeth, type OverlayEndpointData } from './endpoint.js';
 import { globalScope, needCluster } from './global.js';
 import { DetachedLinks } from './detached.js';
@@ -33,9 +33,22 @@ const requestSent = (): Promise<void> => new Promise((resolve) => setImmediate(r
 /** How long a first join waits for the network's peers to be programmed here (etcd answers in ms). */
 const FIRST_PROGRAM_MS = 2000;
 
+/** Until work is done, at most FIRST_PROGRAM_MS. */
+function bounded(work: Promise<unknown>): Promise<unknown> {
+  return Promise.race([work, new Promise((r) => setTimeout(r, FIRST_PROGRAM_MS).unref())]);
+}
+
 /** Until the network's first batch of peers is programmed here, at most FIRST_PROGRAM_MS (a first join, a restore). */
 function firstProgram(s: HostNetwork): Promise<unknown> {
-  return Promise.race([s.ready, new Promise((r) => setTimeout(r, FIRST_PROGRAM_MS).unref())]);
+  return bounded(s.ready);
+}
+
+/** A network restore() went through: its own endpoints to publish again, or to drop (gone); s when its devices are up. */
+interface Restoring {
+  net: NetworkRecord;
+  eps: EndpointRecord[];
+  gone: EndpointRecord[];
+  s?: HostNetwork;
 }
 
 export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
@@ -56,9 +69,9 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
     }
     return s;
   };
-  const bringUp = async (net: NetworkRecord, config: OverlayConfig): Promise<HostNetwork> => {
+  const bringUp = async (net: NetworkRecord, config: OverlayConfig, underlayMtu?: () => Promise<number>): Promise<HostNetwork> => {
     const s = stateOf(net, config);
-    await s.up(ctx.netlink.get(), ctx.sysctl, needCluster(ctx.cluster), log);
+    await s.up(ctx.netlink.get(), ctx.sysctl, needCluster(ctx.cluster), log, underlayMtu);
     return s;
   };
   const peerOf = (ep: EndpointRecord, mac: string): PeerSpec => ({ endpointId: ep.id, ip: ep.ipv4 ?? '', ...(ep.ipv6 ? { ipv6: ep.ipv6 } : {}), mac });
@@ -117,6 +130,35 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
   };
   const links = new DetachedLinks<{ net: NetworkRecord; ep: EndpointRecord }>(ctx.netlink, log, ({ net, ep }) => dropGone(net, ep));
   const ifnameOf = (ep: EndpointRecord): string => (ep.driverData as Partial<OverlayEndpointData> | undefined)?.hostIfname ?? hostIfnameFor(ep.id);
+  /** Networks restored since the last restored(); the host's link names and the overlay MTU, read once for them. */
+  const restoring: Restoring[] = [];
+  let roundLinks: Promise<Set<string>> | undefined;
+  let roundMtu: Promise<number> | undefined;
+  /**
+   * A restored network's own endpoints: those etcd holds exactly on this host's lease (one read)
+   * are left as they are; the others have their addresses claimed again and their peer published
+   * (retried until the store answers); peers of this host that no endpoint has go, as do those of
+   * the Docker engine's endpoints whose interface vanished.
+   */
+  const republish = async ({ net, eps, gone }: Restoring): Promise<void> => {
+    const c = needCluster(ctx.cluster);
+    for (const ep of gone) await dropGone(net, ep);
+    const own = eps.map((ep) => {
+      const mac = (ep.driverData as Partial<OverlayEndpointData>).mac ?? ep.macAddress ?? macFor(ep.ipv4);
+      const owner = ep.dockerId === undefined ? `endpoint:${ep.id}` : dockerAddressOwner(c.hostId);
+      return { ep, peer: peerOf(ep, mac), addresses: addressesOf(net, ep).map((a) => ({ ...a, owner })) };
+    });
+    let confirmed = new Set<string>();
+    let stale: string[] = [];
+    if (own.length > 0) ({ confirmed, stale } = await c.confirmEndpoints(net.name, own).catch(() => ({ confirmed, stale })));
+    if (stale.length > 0) log.warn({ network: net.name, endpoints: stale }, 'overlay: removing peers of this host that no endpoint has');
+    const removals = stale.map((id) => pending.run(`peer:${net.name}:${id}`, () => c.removePeer(net.name, id)));
+    await Promise.all([...removals, ...own.filter((o) => !confirmed.has(o.ep.id)).map((o) => pending.run(`peer:${net.name}:${o.ep.id}`, async () => {
+      // The lease may have expired while the daemon was away: claim the addresses again, then publish.
+      for (const { poolId, address, owner } of o.addresses) await c.ipam.requestAddress(poolId, { address, kind: 'endpoint', owner });
+      await c.publishPeer(net.name, o.peer);
+    }))]);
+  };
 
   return {
     name: 'overlay',
@@ -135,16 +177,20 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
       for (const ep of endpoints) found.set(ep.networkId, [...(found.get(ep.networkId) ?? []), ep]);
       const vnis = new Set(networks.map((n) => (n.config as OverlayConfig).vni).filter((v): v is number => v !== undefined));
       const ports = new Set(endpoints.map((e) => (e.driverData as Partial<OverlayEndpointData> | undefined)?.hostIfname ?? hostIfnameFor(e.id)));
-      return sweepDevices(ctx.netlink.get(), vnis, ports);
+      const { removed, left } = await sweepDevices(ctx.netlink.get(), vnis, ports);
+      // The restore that follows looks its endpoints' interfaces up in this listing.
+      roundLinks = Promise.resolve(left);
+      return removed;
     },
     async restore(net, config) {
       // The Docker engine's endpoints whose interface is gone (the container ended while we were away) lose their peer.
-      const have = await hostLinks();
+      roundLinks ??= hostLinks();
+      const have = await roundLinks;
       const ready = (found.get(net.id) ?? []).filter((e) => e.state === 'ready' && (e.sandboxId !== undefined || e.dockerId !== undefined));
       const gone = ready.filter((e) => e.sandboxId === undefined && !have.has(ifnameOf(e)));
       const eps = ready.filter((e) => !gone.includes(e));
       if (eps.length === 0 && !config.createdHere) {
-        for (const ep of gone) await dropGone(net, ep);
+        restoring.push({ net, eps, gone });
         return;
       }
       // Here already (restored twice without a restart): made again from scratch, with its joined endpoints.
@@ -153,29 +199,29 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
         nets.delete(net.id);
         await old.down(ctx.netlink.get());
       }
-      const s = await bringUp(net, config);
+      // Devices up and the peer watch started: the remote peers are programmed from here on, while
+      // the other networks are restored; this host's own endpoints are published again after all (restored()).
+      const s = await bringUp(net, config, () => (roundMtu ??= overlayMtu(ctx.netlink.get(), needCluster(ctx.cluster).vtep)));
       for (const id of old?.local ?? []) s.local.add(id);
-      const c = needCluster(ctx.cluster);
-      for (const ep of gone) await dropGone(net, ep);
-      const published = eps.map((ep) => {
+      for (const ep of eps) {
         if (ep.sandboxId === undefined) links.watch(ifnameOf(ep), { net, ep });
         s.local.add(ep.id);
-        const mac = (ep.driverData as Partial<OverlayEndpointData>).mac ?? ep.macAddress ?? macFor(ep.ipv4);
-        // The lease may have expired while the daemon was away: claim the addresses again, then publish.
-        const owner = ep.dockerId === undefined ? `endpoint:${ep.id}` : dockerAddressOwner(c.hostId);
-        return pending.run(`peer:${net.name}:${ep.id}`, async () => {
-          for (const { poolId, address } of addressesOf(net, ep)) await c.ipam.requestAddress(poolId, { address, kind: 'endpoint', owner });
-          await publish(net, ep, mac);
-        });
-      });
-      // The remote peers are programmed before the daemon goes on to serve (~0.2 s for a thousand
-      // when etcd answers): its own start-up work would otherwise delay them; then its own peers are
-      // published again (the other hosts lost them if its lease expired meanwhile), so that its API
-      // answers with both done. Neither is waited for while etcd is away (nor longer than
-      // FIRST_PROGRAM_MS): the watch programs them, and pending writes publish, when it is back.
-      if (c.status().state !== 'connected') return;
-      await firstProgram(s);
-      await Promise.race([Promise.all(published), new Promise((r) => setTimeout(r, FIRST_PROGRAM_MS).unref())]);
+      }
+      restoring.push({ net, eps, gone, s });
+    },
+    async restored() {
+      roundLinks = undefined;
+      roundMtu = undefined;
+      const round = restoring.splice(0);
+      if (round.length === 0) return;
+      // Every network's remote peers first (their first batch programmed), then this host's own
+      // endpoints (the other hosts lost them if its lease expired meanwhile), so that the API answers
+      // with both done. Neither is waited for while etcd is away (nor longer than FIRST_PROGRAM_MS):
+      // the watch programs them, and pending writes publish, when it is back.
+      const waits = needCluster(ctx.cluster).status().state === 'connected';
+      if (waits) await bounded(Promise.all(round.map((r) => (r.s ? firstProgram(r.s) : undefined))));
+      const published = Promise.all(round.map((r) => republish(r).catch((err: unknown) => log.error({ err, network: r.net.name }, 'overlay: restoring the endpoints in the cluster failed'))));
+      if (waits) await bounded(published);
     },
     check(net, _config, endpoints) {
       return checkOverlay(ctx.netlink, nets.get(net.id), endpoints);

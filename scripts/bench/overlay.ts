@@ -9,7 +9,9 @@
 // Environment: BENCH_OVERLAY_PARTS (default a,b,c,d,e: run it in parts, each a few minutes),
 // BENCH_OVERLAY_SECONDS (iperf3, default 5), BENCH_OVERLAY_CONVERGE (endpoints, 100),
 // BENCH_OVERLAY_SIZES (create+join checkpoints, default 1,100,1000), BENCH_OVERLAY_PEERS (1000),
-// BENCH_OVERLAY_RESTARTS ((d)'s rounds, default 1, each with the load average at its start);
+// BENCH_OVERLAY_RESTARTS ((d)'s rounds, default 1, each with the load average at its start),
+// BENCH_OVERLAY_LOCAL ((d): that many local endpoints on the restarted host too, on a second overlay
+// with twice as many remote peers, as parts b and c leave it; default 0);
 // CNMKIT_TRACE_START=1 also prints (d)'s daemon start-up stages (ms from its process start).
 // Limits: every host shares this machine's 2 cores, so throughput figures are CPU-bound and compare
 // only within the run; a ping includes spawning `nsenter … ping` (a few ms), on both sides.
@@ -28,6 +30,7 @@ const SIZES = env('BENCH_OVERLAY_SIZES', '1,100,1000').split(',').map(Number);
 const PEERS = Number(env('BENCH_OVERLAY_PEERS', '1000'));
 const PARTS = env('BENCH_OVERLAY_PARTS', 'a,b,c,d,e').split(',');
 const RESTARTS = Number(env('BENCH_OVERLAY_RESTARTS', '1'));
+const LOCAL = Number(env('BENCH_OVERLAY_LOCAL', '0'));
 
 interface Ep { id: string; ipv4?: string; macAddress?: string }
 const ip = (cidr: string | undefined): string => cidr!.split('/')[0]!;
@@ -150,16 +153,39 @@ async function partC(hosts: SimHost[]): Promise<Row[]> {
   return rows;
 }
 
+/** A made-up peer n of a network whose subnet starts at 198.19.BASE.0. */
+const fakePeer = (n: number, base: number, tag: number) => ({
+  endpointId: `fake${tag}-${n}`, ip: `198.19.${base + (n >> 8)}.${n & 255}`, mac: `02:43:00:${tag.toString(16).padStart(2, '0')}:${((n >> 8) & 255).toString(16).padStart(2, '0')}:${(n & 255).toString(16).padStart(2, '0')}`,
+});
+
+/** BENCH_OVERLAY_LOCAL endpoints on h3 on a second overlay, with twice as many remote peers (what parts b and c leave on h3). */
+async function localLoad(h3: SimHost, fake: Awaited<ReturnType<SimCluster['inProcessHost']>>): Promise<void> {
+  if (LOCAL <= 0) return;
+  await newNet(h3, 'ovl', '198.19.16.0/20');
+  for (let i = 0; i < LOCAL; i++) {
+    await api(h3).request('POST', '/v1/sandboxes', { name: `${h3.ns.name}-l${i}`, connect: [{ network: 'ovl' }] });
+  }
+  const remote: Promise<unknown>[] = [];
+  for (let i = 0; i < 2 * LOCAL; i++) {
+    remote.push(fake.publishPeer('ovl', fakePeer(i + 2048, 16, 2)));
+    if (remote.length >= 32) await Promise.all(remote.splice(0));
+  }
+  await Promise.all(remote);
+}
+
 /** (d) PEERS remote peers (published by an in-process host standing for many) on h3; SIGKILL, device gone, restart. */
 async function partD(sim: SimCluster, h3: SimHost): Promise<Row[]> {
+  const fake = await sim.inProcessHost(9);
+  await localLoad(h3, fake);
   await newNet(h3, 'ovd', '198.19.8.0/21');
   await sandboxOn(h3, `${h3.ns.name}-d`, 'ovd');
   const vx = await vxlanOf(h3, 'ovd');
-  const fake = await sim.inProcessHost(9);
+  const remote: Promise<unknown>[] = [];
   for (let i = 0; i < PEERS; i++) {
-    const n = i + 10;
-    await fake.publishPeer('ovd', { endpointId: `fake${i}`, ip: `198.19.${8 + (n >> 8)}.${n & 255}`, mac: `02:43:00:00:${((n >> 8) & 255).toString(16).padStart(2, '0')}:${(n & 255).toString(16).padStart(2, '0')}` });
+    remote.push(fake.publishPeer('ovd', fakePeer(i + 10, 8, 0)));
+    if (remote.length >= 32) await Promise.all(remote.splice(0));
   }
+  await Promise.all(remote);
   const want = { fdb: PEERS + 1, neigh: PEERS };
   const all = (e: { fdb: number; neigh: number }) => e.fdb >= want.fdb && e.neigh >= want.neigh;
   for (const t = Date.now(); !all(await entries(h3, vx)) && Date.now() - t < 60_000;) await sleep(200);
@@ -198,7 +224,8 @@ async function restartOnce(h3: SimHost, vx: string, before: { fdb: number; neigh
   await started;
   // From spawn (issue 11, 9 (d)).
   const ok = all(now) && back <= 1000;
-  const label = RESTARTS > 1 ? ` (round ${round}, load ${load})` : ` (load ${load})`;
+  const local = LOCAL > 0 ? `, ${LOCAL + 1} local endpoints` : '';
+  const label = RESTARTS > 1 ? ` (round ${round}, load ${load}${local})` : ` (load ${load}${local})`;
   const row = { figure: `(d) restart: ${before.fdb} FDB + ${before.neigh} neigh back, from spawn${label}`, cnmkit: fmtMs(back), peer: '—', ratio: '—', target: `≤ 1 s (API answered at ${fmtMs(ready)}): ${met(ok)}` };
   // The ready line comes on stdout, apart from the ready pipe: waited for a moment when tracing.
   for (const t = Date.now(); process.env.CNMKIT_TRACE_START === '1' && !h3.daemon.log.slice(logFrom).includes('"startStages"') && Date.now() - t < 2000;) await sleep(20);

@@ -14,6 +14,6 @@ export function parseMetricsAddr(text: string): MetricsAddr {
   const host = m?.[1] ?? m?.[2];
   const port = Number(m?.[3]);
   if (!m || !host || !net.isIP(host) || !Number.isInteger(port) || port < 1 || port > 65535)
-    throw new InvalidArgumentError('metrics-addr', `expected IP:PORT, e.g. 127.0.0.1:9323 or [::1]:9323, got ${JSON.stringify(text)}`);
+    throw new InvalidArgumentError('--metrics-addr', `expected IP:PORT, e.g. 127.0.0.1:9323 or [::1]:9323, got ${JSON.stringify(text)}`);
   return { host, port };
 }

@@ -8,8 +8,6 @@ import type { DaemonMetrics } from './metrics.js';
 import type { MetricsAddr } from './metrics-addr.js';
 import { limitedServer, MANAGEMENT_LIMITS } from './socket.js';
 
-export { parseMetricsAddr, type MetricsAddr } from './metrics-addr.js';
-
 /** Listens on addr and serves GET /metrics only; close() stops it. */
 export async function serveMetrics(addr: MetricsAddr, metrics: DaemonMetrics, logger: Logger): Promise<FastifyInstance> {
   const app = Fastify({

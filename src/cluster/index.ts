@@ -13,12 +13,13 @@ import { LeaseKeeper } from './lease.js';
 import { NetworkCache } from './network-cache.js';
 import { Networks } from './networks.js';
 import type { ClusterConfig } from './options.js';
+import { confirmEndpoints } from './confirm.js';
 import { Owned } from './owned.js';
 import { Peers } from './peers.js';
 import { Reservations } from './reserve.js';
 import type { Listed } from './watch.js';
 import type {
-  Cluster, ClusterState, ClusterStatus, EndpointAddress, GlobalNetwork, GlobalNetworkSpec, HostInfo, LocalSubnet, NetworkFollower, Peer, PeerHandler, PeerSpec, PeerWatch, WatchOptions,
+  Cluster, ClusterState, ClusterStatus, EndpointAddress, GlobalNetwork, GlobalNetworkSpec, HostInfo, LocalSubnet, NetworkFollower, OwnEndpoint, Peer, PeerHandler, PeerSpec, PeerWatch, WatchOptions,
 } from './types.js';
 
 export type { Cluster } from './types.js';
@@ -229,6 +230,10 @@ class EtcdCluster implements Cluster {
 
   removePeer(network: string, endpointId: string): Promise<void> {
     return this.peers.remove(network, endpointId);
+  }
+
+  confirmEndpoints(network: string, endpoints: OwnEndpoint[]): Promise<{ confirmed: Set<string>; stale: string[] }> {
+    return confirmEndpoints({ client: this.client, keys: this.keys, hostId: this.hostId, vtep: this.vtep, owned: this.owned, lease: () => this.lease() }, network, endpoints);
   }
 
   peersOf(network: string): Promise<Peer[]> {

@@ -164,6 +164,12 @@ export interface EndpointAddress {
   owner: string;
 }
 
+/** One endpoint of this host: its peer, and its addresses with their owner. */
+export interface OwnEndpoint {
+  peer: PeerSpec;
+  addresses: EndpointAddress[];
+}
+
 export interface Peer extends Required<Omit<PeerSpec, 'ipv6'>> {
   ipv6?: string;
   network: string;
@@ -248,6 +254,12 @@ export interface Cluster {
    */
   joinEndpoint(network: string, peer: PeerSpec, addresses: EndpointAddress[]): Promise<Peer>;
   removePeer(network: string, endpointId: string): Promise<void>;
+  /**
+   * A restart's check of this host's endpoints on a network, in one read: the ids of those whose
+   * peer and addresses etcd holds exactly, on this host's lease (nothing to publish again), and
+   * the ids of this host's peers there that none of them has (stale).
+   */
+  confirmEndpoints(network: string, endpoints: OwnEndpoint[]): Promise<{ confirmed: Set<string>; stale: string[] }>;
   peersOf(network: string): Promise<Peer[]>;
   watchPeers(network: string, handler: PeerHandler, options?: WatchOptions): PeerWatch;
   /** Networks this host has published peers on (its endpoints), from memory. */

@@ -82,6 +82,12 @@ export interface Driver<Config = unknown> {
   sweep?(networks: NetworkRecord[], endpoints: EndpointRecord[]): Promise<string[]>;
   /** At start-up, for a ready network: recreates what is missing in the kernel. */
   restore?(net: NetworkRecord, config: Config): Promise<void>;
+  /**
+   * At start-up, once every network of this driver was restored (before the next driver's): what
+   * may wait until then (an overlay's own endpoints published again after every overlay network's
+   * remote peers are programmed). Bounded in time.
+   */
+  restored?(): Promise<void>;
   /** Idempotent: deleting what is already gone succeeds. */
   deleteNetwork(net: NetworkRecord, config: Config): Promise<void>;
   /**

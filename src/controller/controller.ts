@@ -352,9 +352,12 @@ export class Controller {
     return this.queue.run(async () => {
       const done: string[] = [];
       const store = this.deps.store;
+      // Each namespace looked at once (an endpoint's, then its sandbox's).
+      const seen = new Map<string, boolean>();
+      const exists = (nsPath: string): boolean => seen.get(nsPath) ?? seen.set(nsPath, this.deps.kernel.exists(nsPath)).get(nsPath)!;
       for (const ep of store.endpoints.list()) {
         const sb = ep.sandboxId ? store.sandboxes.get(ep.sandboxId) : undefined;
-        const gone = sb && sb.kind !== 'host' && !this.deps.kernel.exists(sb.netnsPath);
+        const gone = sb && sb.kind !== 'host' && !exists(sb.netnsPath);
         const detached = ep.sandboxId === undefined;
         if (ep.state !== 'ready' || (!detached && (!sb || sb.state !== 'ready' || gone))) {
           await teardownEndpoint(this.deps, ep, sb).catch((err) => this.deps.logger.warn({ err }, 'reconcile endpoint'));
@@ -362,7 +365,7 @@ export class Controller {
         }
       }
       for (const sb of store.sandboxes.list()) {
-        const gone = sb.kind !== 'host' && !this.deps.kernel.exists(sb.netnsPath);
+        const gone = sb.kind !== 'host' && !exists(sb.netnsPath);
         if (sb.state !== 'ready' || gone) {
           await this.teardownSandbox(sb).catch((err) => this.deps.logger.warn({ err }, 'reconcile sandbox'));
           done.push(`sandbox ${sb.name}: removed (${sb.state !== 'ready' ? `interrupted while ${sb.state}` : 'namespace gone'})`);
@@ -374,13 +377,7 @@ export class Controller {
         done.push(`network ${net.name}: removed (interrupted while ${net.state})`);
       }
       done.push(...releaseOrphanAddresses(this.deps));
-      for (const name of this.deps.drivers.names()) {
-        const driver = this.deps.drivers.get(name)!;
-        const nets = store.networks.list().filter((n) => n.driver === name);
-        const ids = new Set(nets.map((n) => n.id));
-        if (driver.sweep) done.push(...(await driver.sweep(nets, store.endpoints.list().filter((e) => ids.has(e.networkId)))));
-      }
-      await restoreKernelState(this.deps, done);
+      await restoreKernelState(this.deps, done, true);
       await checkJoinedEndpoints(this.deps, done);
       return done;
     });

@@ -8,12 +8,23 @@ import type { EndpointCheck } from '../contract/driver.js';
 import { rejoinEndpoint, teardownEndpoint } from './endpoints.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../core/model.js';
 
-/** Each network's driver restores what is missing; every ready endpoint's ports are published again. */
-export async function restoreKernelState(deps: ControllerDeps, done: string[]): Promise<void> {
+/**
+ * Each driver (global ones first: hosts elsewhere wait for what they restore, and their remote
+ * peers are the slowest to come back) sweeps what no record owns (at start-up, with `sweep`),
+ * restores its networks and finishes (restored()) before the next driver's synchronous kernel
+ * reads begin; then every ready endpoint's ports are published again.
+ */
+export async function restoreKernelState(deps: ControllerDeps, done: string[], sweep = false): Promise<void> {
   const { store, drivers } = deps;
-  for (const net of store.networks.list()) {
-    const driver = drivers.get(net.driver);
-    if (driver?.restore) await driver.restore(net, net.config);
+  const order = [...drivers.list().filter((d) => d.scope === 'global'), ...drivers.list().filter((d) => d.scope !== 'global')];
+  for (const driver of order) {
+    const nets = store.networks.list().filter((n) => n.driver === driver.name);
+    if (sweep && driver.sweep) {
+      const ids = new Set(nets.map((n) => n.id));
+      done.push(...(await driver.sweep(nets, store.endpoints.list().filter((e) => ids.has(e.networkId)))));
+    }
+    if (driver.restore) for (const net of nets) await driver.restore(net, net.config);
+    await driver.restored?.();
   }
   for (const ep of store.endpoints.list()) {
     const net = store.networks.get(ep.networkId);

@@ -7,6 +7,7 @@ import { InvalidArgumentError } from '../errors.js';
 import { maskedPrefix, splitCidr } from '../ip/index.js';
 import type { DefaultPool } from '../ipam/index.js';
 import { validateIfname } from '../netns/names.js';
+import { parseMetricsAddr, type MetricsAddr } from '../api/metrics-addr.js';
 import type { ProxyLimitOptions } from '../portmap/limits.js';
 
 export interface DaemonOptions {
@@ -50,11 +51,16 @@ export function parseBip(bip: string): { subnet: string; gateway: string } {
   return { subnet: maskedPrefix(4, cidr.address.value, cidr.bits).text, gateway: bip.split('/')[0]! };
 }
 
+/** What the checks parsed, for the parts of the start that use it. */
+export interface CheckedOptions {
+  metricsAddr?: MetricsAddr;
+}
+
 /**
  * Checks every option that could otherwise fail half-way through a start (after the sweep of
  * devices nothing owns): errors name the flag. No side effects.
  */
-export function validateDaemonOptions(opts: DaemonOptions): void {
+export function validateDaemonOptions(opts: DaemonOptions): CheckedOptions {
   const paths = { '--socket': opts.socket, '--state-dir': opts.stateDir, '--run-dir': opts.runDir, '--plugin-dir': opts.pluginDir, '--netns-dir': opts.netnsDir };
   for (const [flag, value] of Object.entries(paths)) {
     if (typeof value !== 'string' || value === '' || value.includes('\0')) throw new InvalidArgumentError(flag, `expected a path, got ${JSON.stringify(value)}`);
@@ -62,4 +68,5 @@ export function validateDaemonOptions(opts: DaemonOptions): void {
   if (!path.isAbsolute(opts.netnsDir)) throw new InvalidArgumentError('--netns-dir', `expected an absolute path, got ${JSON.stringify(opts.netnsDir)}`);
   validateIfname(opts.bridgeName, '--bridge-name');
   if (opts.bip !== undefined) parseBip(opts.bip);
+  return opts.metricsAddr === undefined ? {} : { metricsAddr: parseMetricsAddr(opts.metricsAddr) };
 }

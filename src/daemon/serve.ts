@@ -11,11 +11,11 @@ import { getLink } from '../netlink/index.js';
 import { DaemonMetrics } from '../api/metrics.js';
 import { observeController, observeStore } from '../api/instrument.js';
 import { healthChecker } from '../api/health.js';
-import { parseMetricsAddr, serveMetrics } from '../api/metrics-server.js';
+import { serveMetrics } from '../api/metrics-server.js';
 import { buildManagementApi } from '../api/management.js';
 import type { Store } from '../store/index.js';
 import type { Restored } from './core.js';
-import type { DaemonOptions } from './options.js';
+import type { CheckedOptions, DaemonOptions } from './options.js';
 import type { StartTimings } from './timings.js';
 
 export interface Serving {
@@ -37,8 +37,8 @@ async function servePluginSockets(opts: DaemonOptions, r: Restored, observed: Re
 }
 
 /** Serves everything; on a failure, what it opened is closed again before the error is thrown. */
-export async function serve(opts: DaemonOptions, r: Restored, store: Store, timings: StartTimings, logger: Logger): Promise<Serving> {
-  const metricsAddr = opts.metricsAddr === undefined ? undefined : parseMetricsAddr(opts.metricsAddr);
+export async function serve(opts: DaemonOptions, checked: CheckedOptions, r: Restored, store: Store, timings: StartTimings, logger: Logger): Promise<Serving> {
+  const { metricsAddr } = checked;
   const metrics = new DaemonMetrics();
   timings.attach(metrics);
   observeStore(store, metrics);

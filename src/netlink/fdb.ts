@@ -134,7 +134,10 @@ export function parseFdbEntry(msg: rt.NeighborMessage): FdbEntry | undefined {
 export async function listFdb(h: NetlinkHandle, filter: { dev?: LinkRef; bridge?: LinkRef } = {}): Promise<FdbEntry[]> {
   const dev = filter.dev === undefined ? undefined : await linkIndex(h, filter.dev, 'dev');
   const bridge = filter.bridge === undefined ? undefined : await linkIndex(h, filter.bridge, 'bridge');
-  const msgs = await h.dump('fdb show', rt.MessageType.GETNEIGH, body(rt.formatNeighborMessage, { kind: 'neighbor', data: { family: AF_BRIDGE }, attrs: {} }));
+  const req = body(rt.formatNeighborMessage, { kind: 'neighbor', data: { family: AF_BRIDGE, ...(dev !== undefined ? { ifindex: dev } : {}) }, attrs: {} });
+  // With a device, the kernel sends only its entries: a request of an ifinfomsg's length (ndmsg and
+  // 4 bytes) is read as one, whose ifi_index (ndm_ifindex's offset) names the port (`bridge fdb show dev`).
+  const msgs = await h.dump('fdb show', rt.MessageType.GETNEIGH, dev === undefined ? req : [...req, new Uint8Array(4)]);
   return msgs
     .flatMap((m) => (m.kind === 'neighbor' ? [parseFdbEntry(m)] : []))
     .filter((e): e is FdbEntry => e !== undefined && (dev === undefined || e.index === dev) && (bridge === undefined || e.master === bridge || e.index === bridge));

@@ -2,7 +2,7 @@
 // entries are created; proxy entries and the bridge FDB (see fdb.ts) are out of scope here.
 import { FlagsNew, rt } from 'netlink';
 import { KernelError } from '../errors.js';
-import { body } from './encode.js';
+import { body, u32 } from './encode.js';
 import type { NetlinkHandle } from './handle.js';
 import { afOf, familyOfAf } from './af.js';
 import { formatIp, formatMac, parseIp, parseMac, type Family } from '../ip/index.js';
@@ -85,7 +85,9 @@ export function parseNeighbor(msg: rt.NeighborMessage): Neighbor | undefined {
 export async function listNeighbors(h: NetlinkHandle, filter: { dev?: LinkRef; family?: Family } = {}): Promise<Neighbor[]> {
   const index = filter.dev === undefined ? undefined : await linkIndex(h, filter.dev, 'dev');
   const family = filter.family === undefined ? 0 : afOf(filter.family);
-  const msgs = await h.dump('neigh show', rt.MessageType.GETNEIGH, body(rt.formatNeighborMessage, { kind: 'neighbor', data: { family }, attrs: {} }));
+  // With a device, the kernel sends only its entries (NDA_IFINDEX in a dump request).
+  const attrs = index === undefined ? {} : { ifindex: u32(index) };
+  const msgs = await h.dump('neigh show', rt.MessageType.GETNEIGH, body(rt.formatNeighborMessage, { kind: 'neighbor', data: { family }, attrs }));
   return msgs
     .flatMap((m) => (m.kind === 'neighbor' ? [parseNeighbor(m)] : []))
     .filter((n): n is Neighbor => n !== undefined && (index === undefined || n.index === index) && (family === 0 || afOf(n.family) === family));

@@ -1,8 +1,13 @@
 // Usage errors of the real `cnmkit` command, without a daemon: written for people (what is wrong,
 // the usage, where to read more), exit code 2, and the command split of run/exec.
 import { describe, expect, it } from 'vitest';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { run } from '../helpers/exec.js';
+import { InvalidArgumentError } from '../../src/errors.js';
+import { validateDaemonOptions } from '../../src/daemon/options.js';
+import { DAEMON_DEFAULTS } from '../../src/defaults.js';
 import { splitCommand, type Command } from '../../src/cli/command.js';
 import { findExecutable } from '../../src/cli/commands/run.js';
 
@@ -29,6 +34,26 @@ describe('usage errors', () => {
     });
     const unknown = await cnmkit('network', 'frobnicate');
     expect(unknown).toMatchObject({ code: 2, stderr: 'cnmkit: unknown command "cnmkit network frobnicate"\nSee \'cnmkit network --help\'.\n' });
+  });
+
+  it('refuses a bad --metrics-addr naming the flag, with exit 2, before creating anything', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cnmkit-metrics-addr-'));
+    try {
+      const where = ['--socket', path.join(dir, 'run', 'api.sock'), '--state-dir', path.join(dir, 'state'), '--plugin-dir', path.join(dir, 'plugins'), '--run-dir', path.join(dir, 'run')];
+      for (const bad of ['localhost', 'localhost:9323', '127.0.0.1', '127.0.0.1:0', '127.0.0.1:70000', '[::1]']) {
+        const r = await cnmkit('daemon', '--metrics-addr', bad, ...where);
+        expect([bad, r.code, r.stderr]).toEqual([bad, 2, expect.stringMatching(/^cnmkit: --metrics-addr: expected IP:PORT, e\.g\. 127\.0\.0\.1:9323 or \[::1\]:9323, got "/)]);
+      }
+      expect(fs.readdirSync(dir)).toEqual([]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    // The daemon's own entry point makes the same check, once, and hands on what it parsed.
+    const opts = { ...DAEMON_DEFAULTS, userlandProxy: true, firewallBackend: 'auto' as const };
+    expect(() => validateDaemonOptions({ ...opts, metricsAddr: 'localhost' })).toThrow(InvalidArgumentError);
+    expect(() => validateDaemonOptions({ ...opts, metricsAddr: 'localhost' })).toThrow(/^--metrics-addr: expected IP:PORT/);
+    expect(validateDaemonOptions({ ...opts, metricsAddr: '[::1]:9323' })).toEqual({ metricsAddr: { host: '::1', port: 9323 } });
+    expect(validateDaemonOptions(opts)).toEqual({});
   });
 
   it('splits run and exec at the command: options first, the command with its own options after', () => {

@@ -37,14 +37,6 @@ async function daemonOptions(v: Values): Promise<DaemonOptions> {
   const plugins = (v['docker-plugins'] as string | undefined) ?? 'true';
   if (plugins !== 'true' && plugins !== 'false') throw new UsageError(`--docker-plugins: expected true or false, got ${JSON.stringify(plugins)}`);
   const metricsAddr = v['metrics-addr'] as string | undefined;
-  if (metricsAddr !== undefined) {
-    const { parseMetricsAddr } = await import('../../api/metrics-addr.js');
-    try {
-      parseMetricsAddr(metricsAddr);
-    } catch (err) {
-      throw new UsageError(`--${(err as Error).message}`);
-    }
-  }
   const proxyLimits = await checkProxyFlags(v, proxy === 'true');
   const cluster = await clusterConfig(v);
   const { parseDefaultAddressPool } = await import('../../ipam/defaults.js');

@@ -1,0 +1,81 @@
+// A cluster daemon restarted within its lease (issue 11, items 7 and 9 (d)): what etcd holds right
+// of its endpoints is left as it is (not written again), what went missing meanwhile is put back,
+// and a peer of this host that no endpoint has is removed; all before its API answers, with the
+// other hosts' entries for it and its entries for them right (checked with `bridge`/`ip neigh`),
+// and its kernel state the same as before (cnmkit check).
+import { expect, it } from 'vitest';
+import { describeRoot } from '../helpers/root.js';
+import { simSuite } from '../helpers/sim-suite.js';
+import { simCli, simJoined, waitFor, type SimCluster, type SimHost } from '../helpers/cluster.js';
+import type { KeyValue, StoreClient } from '../../src/cluster/client.js';
+
+interface Ep { id: string; ipv4?: string; macAddress?: string }
+
+let sim: SimCluster;
+const made: { h: SimHost; sb: string }[] = [];
+let vx = '';
+
+const ip = (cidr: string | undefined): string => cidr!.split('/')[0]!;
+
+/** Every key of the network's peers and of its subnet's addresses, by key. */
+async function keysOf(client: StoreClient, hostId: string): Promise<Map<string, KeyValue>> {
+  const { kvs } = await client.range('/cnmkit/v1/');
+  return new Map(kvs.filter((kv) => kv.key.startsWith(`/cnmkit/v1/peers/ovr/${hostId}/`) || kv.key.startsWith('/cnmkit/v1/ipam/addresses/198.19.220.0_24/')).map((kv) => [kv.key, kv]));
+}
+
+/** The VXLAN device's permanent entries on h: `MAC DST` (FDB, self) and `IP MAC` (neighbours), sorted. */
+async function entries(h: SimHost): Promise<string[]> {
+  const fdb = JSON.parse(await h.ns.sh(['bridge', '-j', 'fdb', 'show', 'dev', vx])) as { mac: string; dst?: string; flags?: string[]; state?: string }[];
+  const neigh = JSON.parse(await h.ns.sh(['ip', '-j', 'neigh', 'show', 'dev', vx, 'nud', 'permanent'])) as { dst: string; lladdr: string }[];
+  return [...fdb.filter((e) => e.flags?.includes('self')).map((e) => `${e.mac} ${e.dst} ${e.state ?? ''}`), ...neigh.map((n) => `${n.dst} ${n.lladdr}`)].sort();
+}
+
+describeRoot('overlay daemon restart', () => {
+  simSuite({ hosts: 2, leaseTtl: 20 }, made, async (s) => {
+    sim = s;
+    await simCli(s.hosts[0]!, ['network', 'create', '-d', 'overlay', '--internal', '--subnet', '198.19.220.0/24', 'ovr']);
+    const net = (JSON.parse(await simCli(s.hosts[0]!, ['network', 'inspect', 'ovr', '--format', 'json'])) as { global: { vni: number } }[])[0]!;
+    vx = `ovvx${net.global.vni}`;
+  });
+
+  it('leaves right keys unwritten, puts back missing ones and removes a stale peer, before the API answers', async () => {
+    const [h1, h2] = sim.hosts as [SimHost, SimHost];
+    const [a, b, c] = [await simJoined<Ep>(h1, 'ovr', made), await simJoined<Ep>(h1, 'ovr', made), await simJoined<Ep>(h1, 'ovr', made)];
+    const d = await simJoined<Ep>(h2, 'ovr', made);
+    const hostId = (JSON.parse(await simCli(h1, ['cluster', 'hosts', '--format', 'json'])) as { id: string; vtep: string }[]).find((x) => x.vtep === h1.ip)!.id;
+    const client = sim.etcd.client();
+    const peerKey = (e: Ep) => `/cnmkit/v1/peers/ovr/${hostId}/${e.id}`;
+    const addressKey = (e: Ep) => `/cnmkit/v1/ipam/addresses/198.19.220.0_24/${ip(e.ipv4)}`;
+    try {
+      await waitFor('h2 has h1\'s three endpoints', async () => ((await entries(h2)).length === 7 ? true : undefined), 5000);
+      const before = await keysOf(client, hostId);
+      const h1Entries = await entries(h1);
+      const h2Entries = await entries(h2);
+      expect(h1Entries).toEqual([`${d.ep.macAddress} ${h2.ip} permanent`, `00:00:00:00:00:00 ${h2.ip} permanent`, `${ip(d.ep.ipv4)} ${d.ep.macAddress}`].sort());
+      const lease = before.get(peerKey(a.ep))!.lease;
+      for (const e of [a, b, c]) expect([before.get(peerKey(e.ep))?.lease, before.get(addressKey(e.ep))?.lease]).toEqual([lease, lease]);
+      await h1.daemon.stop('SIGKILL');
+      // While it is away: b's peer and c's address are lost, a peer of an endpoint it no longer has appears.
+      const ghost = `/cnmkit/v1/peers/ovr/${hostId}/0123456789abcdef`;
+      await client.txn('test', [], [
+        { del: peerKey(b.ep) }, { del: addressKey(c.ep) },
+        { put: ghost, value: { network: 'ovr', host: hostId, endpointId: '0123456789abcdef', ip: '198.19.220.250', mac: '02:42:c6:13:dc:fa', vtep: h1.ip }, lease },
+      ]);
+      await waitFor('h2 dropped b', async () => ((await entries(h2)).some((e) => e.startsWith(ip(b.ep.ipv4))) ? undefined : true), 5000);
+      await h1.daemon.start();
+      const after = await keysOf(client, hostId);
+      expect([...after.keys()].sort()).toEqual([...before.keys()].sort());
+      for (const [key, kv] of after) {
+        expect([key, kv.value.toString(), kv.lease]).toEqual([key, before.get(key)!.value.toString(), before.get(key)!.lease]);
+        // Written again only where something was missing (c's peer goes out again with its address).
+        const rewritten = [peerKey(b.ep), addressKey(c.ep), peerKey(c.ep)].includes(key);
+        expect([key, kv.modRevision === before.get(key)!.modRevision]).toEqual([key, !rewritten]);
+      }
+      expect(await entries(h1)).toEqual(h1Entries);
+      await waitFor('h2 has b again, and no ghost', async () => (JSON.stringify(await entries(h2)) === JSON.stringify(h2Entries) ? true : undefined), 3000);
+      expect(await h1.daemon.cmd(['check'])).toMatchObject({ code: 0 });
+    } finally {
+      client.close();
+    }
+  });
+});

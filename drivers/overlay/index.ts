@@ -11,11 +11,11 @@ import type { Driver, DriverContext } from '../../src/contract/driver.js';
 import type { EndpointRecord, NetworkRecord } from '../../src/core/model.js';
 import { bestEffort } from '../../src/core/steps.js';
 import { dockerAddressOwner, type PeerSpec } from '../../src/cluster/types.js';
-import { listLinks } from '../../src/netlink/index.js';
+import { listLinks, setLink } from '../../src/netlink/index.js';
 import { ConflictError } from '../../src/errors.js';
 import { checkOverlay } from './check.js';
 import { parseOverlayConfig, type OverlayConfig } from './config.js';
-import { overlayMtu, sweepDevices } from './device.js';
+import { deviceNames, overlayMtu, sweepDevices } from './device.js';
 import { checkPlacement, detachedInfo, hostIfnameFor, leaveSandbox, macFor, makeVeth, type OverlayEndpointData } from './endpoint.js';
 import { globalScope, needCluster } from './global.js';
 import { DetachedLinks } from './detached.js';
@@ -193,8 +193,14 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
         restoring.push({ net, eps, gone });
         return;
       }
-      // Here already (restored twice without a restart): made again from scratch, with its joined endpoints.
+      // Here already (restored again without a restart, as by a firewall reload): kept as it is while
+      // its devices are there; made again otherwise, its joined endpoints' ports put back on the new bridge.
       const old = nets.get(net.id);
+      if (old?.isUp && Object.values(deviceNames(old.config.vni)).every((n) => have.has(n))) {
+        for (const ep of eps) old.local.add(ep.id);
+        restoring.push({ net, eps, gone, s: old });
+        return;
+      }
       if (old) {
         nets.delete(net.id);
         await old.down(ctx.netlink.get());
@@ -203,6 +209,7 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
       // the other networks are restored; this host's own endpoints are published again after all (restored()).
       const s = await bringUp(net, config, () => (roundMtu ??= overlayMtu(ctx.netlink.get(), needCluster(ctx.cluster).vtep)));
       for (const id of old?.local ?? []) s.local.add(id);
+      if (old) for (const ep of eps) if (have.has(ifnameOf(ep))) await setLink(ctx.netlink.get(), ifnameOf(ep), { master: deviceNames(old.config.vni).bridge });
       for (const ep of eps) {
         if (ep.sandboxId === undefined) links.watch(ifnameOf(ep), { net, ep });
         s.local.add(ep.id);

@@ -8,6 +8,7 @@ import { describeRoot } from '../helpers/root.js';
 import { simSuite } from '../helpers/sim-suite.js';
 import { simCli, simJoined, waitFor, type SimCluster, type SimHost } from '../helpers/cluster.js';
 import type { KeyValue, StoreClient } from '../../src/cluster/client.js';
+import { run } from '../helpers/exec.js';
 
 interface Ep { id: string; ipv4?: string; macAddress?: string }
 
@@ -77,5 +78,21 @@ describeRoot('overlay daemon restart', () => {
     } finally {
       client.close();
     }
+  });
+
+  it('a firewall reload (every network restored again, no restart) keeps joined endpoints on their bridge and reachable', async () => {
+    const [h1, h2] = sim.hosts as [SimHost, SimHost];
+    const a = await simJoined<Ep>(h1, 'ovr', made);
+    const d = await simJoined<Ep>(h2, 'ovr', made);
+    const ping = (sb: string, to: string) => run(['ip', 'netns', 'exec', sb, 'ping', '-c', '1', '-W', '2', to]);
+    await waitFor('a reaches d', async () => ((await ping(a.sb, ip(d.ep.ipv4))).code === 0 ? true : undefined), 5000);
+    const ports = async () => (JSON.parse(await h1.ns.sh(['ip', '-j', 'link', 'show', 'master', vx.replace('ovvx', 'ovbr')])) as { ifname: string }[]).map((l) => l.ifname).sort();
+    const before = await ports();
+    expect(before.length).toBeGreaterThanOrEqual(2);
+    expect(await h1.daemon.cmd(['firewall', 'reload'])).toMatchObject({ code: 0 });
+    expect(await ports()).toEqual(before);
+    expect((await ping(a.sb, ip(d.ep.ipv4))).code).toBe(0);
+    expect((await ping(d.sb, ip(a.ep.ipv4))).code).toBe(0);
+    expect(await h1.daemon.cmd(['check'])).toMatchObject({ code: 0 });
   });
 });

@@ -56,9 +56,13 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
     }
     return s;
   };
+  const poolsOf = (net: NetworkRecord): string[] => [net.ipv4[0]?.poolId, net.ipv6[0]?.poolId].filter((p): p is string => p !== undefined);
+  /** Devices and watch up; the host's stock of spare addresses claimed in the background (its connects then answer with no round trip). */
   const bringUp = async (net: NetworkRecord, config: OverlayConfig): Promise<HostNetwork> => {
     const s = stateOf(net, config);
-    await s.up(ctx.netlink.get(), ctx.sysctl, needCluster(ctx.cluster), log);
+    const c = needCluster(ctx.cluster);
+    if (!s.isUp) c.holdSpares(poolsOf(net));
+    await s.up(ctx.netlink.get(), ctx.sysctl, c, log);
     return s;
   };
   const peerOf = (ep: EndpointRecord, mac: string): PeerSpec => ({ endpointId: ep.id, ip: ep.ipv4 ?? '', ...(ep.ipv6 ? { ipv6: ep.ipv6 } : {}), mac });
@@ -97,6 +101,7 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
     nets.delete(net.id);
     await s.down(ctx.netlink.get());
     const c = needCluster(ctx.cluster);
+    await pending.run(`spares:${net.name}`, () => c.dropSpares(poolsOf(net)));
     await pending.run(`leave:${net.name}`, () => c.leaveNetwork(net.name));
   };
 

@@ -14,8 +14,10 @@ import { NetworkCache } from './network-cache.js';
 import { Networks } from './networks.js';
 import type { ClusterConfig } from './options.js';
 import { Owned } from './owned.js';
-import { Peers } from './peers.js';
+import { checkPeer, Peers } from './peers.js';
+import { Publisher } from './publisher.js';
 import { Reservations } from './reserve.js';
+import { Spares } from './spares.js';
 import type { Listed } from './watch.js';
 import type {
   Cluster, ClusterState, ClusterStatus, EndpointAddress, GlobalNetwork, GlobalNetworkSpec, HostInfo, LocalSubnet, NetworkFollower, Peer, PeerHandler, PeerSpec, PeerWatch, WatchOptions,
@@ -36,6 +38,10 @@ export interface StartClusterOptions {
 
 /** How long a peer list asked for ahead waits for its watch; then it is dropped (a watch lists itself). */
 const PREFETCH_KEEP_MS = 10_000;
+/** After the first registration: spare keys a previous run left are deleted (off the start's busy moments). */
+const SWEEP_AFTER_MS = 3000;
+/** A clean stop waits this long for queued publishes and the spares' deletion. */
+const CLOSE_MS = 1500;
 
 class EtcdCluster implements Cluster {
   readonly hostId: string;
@@ -48,6 +54,9 @@ class EtcdCluster implements Cluster {
   private readonly networks: Networks;
   private readonly peers: Peers;
   private readonly reservations: Reservations;
+  private readonly spares: Spares;
+  private readonly publisher: Publisher;
+  private swept = false;
   private readonly networkCache: NetworkCache;
   private readonly watches = new Set<PeerWatch>();
   /** Peer lists asked for at start, by network, each taken by the first watch of its network. */
@@ -77,7 +86,10 @@ class EtcdCluster implements Cluster {
     const defaults = (o.config.globalPools ?? DOCKER_GLOBAL_POOLS).map(checkDefaultPool);
     this.ipam = new EtcdIpam({ ...base, defaults });
     this.networks = new Networks({ ...base, ipam: this.ipam });
-    this.reservations = new Reservations({ ipam: this.ipam, keys: this.keys, hostId: this.hostId, owned: this.owned });
+    this.spares = new Spares({ ...base, ipam: this.ipam, logger: log.child({ part: 'cluster-spares' }) });
+    this.ipam.stocked = (pool, ip) => this.spares.has(pool, ip);
+    this.publisher = new Publisher({ ...base, logger: log.child({ part: 'cluster-publish' }), conflict: (what) => this.conflicts.push(what) });
+    this.reservations = new Reservations({ ipam: this.ipam, keys: this.keys, hostId: this.hostId, owned: this.owned, spares: this.spares });
     this.peers = new Peers({ ...base, vtep: this.vtep, reservations: this.reservations, logger: log.child({ part: 'cluster-watch' }) });
     this.networkCache = new NetworkCache(this.client, this.keys, log.child({ part: 'cluster-networks' }));
   }
@@ -143,6 +155,7 @@ class EtcdCluster implements Cluster {
     await putHostRecord(this.client, this.keys, hostRecord(this.hostId, this.vtep, subnets, this.started), id);
     this.published = JSON.stringify(subnets);
     if (this.republishDue) {
+      this.spares.lost();
       const conflicts = await this.owned.republish(this.client, id);
       for (const c of conflicts) this.o.logger.error({ conflict: c }, 'cluster: a key this host owned was taken while its lease was gone');
       this.conflicts.push(...conflicts);
@@ -151,6 +164,21 @@ class EtcdCluster implements Cluster {
     this.registered = id;
     this.o.logger.info({ hostId: this.hostId, vtep: this.vtep, lease: id }, 'cluster: host registered');
     this.setState('connected');
+    if (!this.swept) {
+      this.swept = true;
+      setTimeout(() => void this.sweep(), SWEEP_AFTER_MS).unref();
+    }
+  }
+
+  private async sweep(): Promise<void> {
+    if (this.isClosed()) return;
+    try {
+      const n = await this.spares.sweep();
+      if (n > 0) this.o.logger.info({ deleted: n }, 'cluster: deleted spare addresses a previous run of this host left');
+    } catch (err) {
+      this.swept = false;
+      this.o.logger.debug({ err: (err as Error).message }, 'cluster: leftover spare addresses not swept now');
+    }
   }
 
   private setState(state: ClusterState, error?: string): void {
@@ -216,18 +244,36 @@ class EtcdCluster implements Cluster {
   }
 
   reserveAddress(poolId: string, address?: string): Promise<string> {
+    // A spare needs no round trip, but a connect while etcd is known away fails at once (as it would without a stock).
+    if (this.state === 'unavailable') return Promise.reject(new ClusterUnavailableError(this.error ?? 'etcd does not answer'));
     return this.reservations.reserve(poolId, address);
+  }
+
+  holdSpares(poolIds: string[]): void {
+    for (const id of poolIds) this.spares.hold(id);
+  }
+
+  async dropSpares(poolIds: string[]): Promise<void> {
+    await Promise.all(poolIds.map((id) => this.spares.drop(id)));
   }
 
   forgetAddress(poolId: string, address: string): void {
     this.reservations.forget(poolId, address);
   }
 
-  joinEndpoint(network: string, peer: PeerSpec, addresses: EndpointAddress[]): Promise<Peer> {
-    return this.peers.join(network, peer, addresses.map((a) => this.reservations.claim(a.poolId, a.address, a.owner)));
+  async joinEndpoint(network: string, spec: PeerSpec, addresses: EndpointAddress[]): Promise<Peer> {
+    const claims = addresses.map((a) => this.reservations.claim(a.poolId, a.address, a.owner));
+    if (claims.length === 0 || claims.some((c) => c.spare === undefined)) return this.peers.join(network, spec, claims);
+    // Every address is a spare of this host: the peer is published after the connect answers.
+    const peer = checkPeer(network, spec, this.hostId, this.vtep);
+    this.lease();
+    this.reservations.published(claims);
+    this.publisher.enqueue(peer, claims);
+    return peer;
   }
 
-  removePeer(network: string, endpointId: string): Promise<void> {
+  async removePeer(network: string, endpointId: string): Promise<void> {
+    await this.publisher.settle(endpointId);
     return this.peers.remove(network, endpointId);
   }
 
@@ -255,8 +301,12 @@ class EtcdCluster implements Cluster {
   }
 
   async close(): Promise<void> {
-    this.state = 'closed';
     clearTimeout(this.timer);
+    // Queued publishes land, and the stock goes (a restart's sweep deletes what a stop could not).
+    const stop = Promise.all([this.publisher.flush(CLOSE_MS), this.spares.dropAll().catch(() => undefined)]);
+    await Promise.race([stop, new Promise((r) => setTimeout(r, CLOSE_MS).unref())]);
+    this.publisher.close();
+    this.state = 'closed';
     await Promise.all([...[...this.watches].map((w) => w.close()), this.networkCache.close()]);
     this.keeper.forget();
     this.client.close();

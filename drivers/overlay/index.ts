@@ -2,8 +2,10 @@
 // peers in the cluster store (src/cluster). Per host, while the network is here: a bridge and a
 // VXLAN device in the daemon's namespace, veth endpoints on the bridge, each published as a peer
 // (IP, MAC, VTEP) on the host's lease — at a connect with the endpoint's reserved addresses, in
-// one transaction sent before the veth is made; every host programs the others' peers as static
-// FDB and neighbour entries from a watch (./program.ts). Cluster writes for endpoints that go are
+// one transaction sent before the veth is made, or queued to land just after the connect answers
+// when they are spares of this host's stock (src/cluster/spares.ts, held while the network is
+// here); every host programs the others' peers as static FDB and neighbour entries from a watch
+// (./program.ts). Cluster writes for endpoints that go are
 // retried until the store answers (./pending.ts). The Docker engine's endpoints (detached, made at
 // its CreateEndpoint) are published at its Join and removed at its DeleteEndpoint, or as soon as
 // their interface vanishes unannounced (./detached.ts). Limits: IPv4 underlay only; no encryption.
@@ -233,7 +235,8 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
       // The cluster's one transaction (the peer, and the reserved addresses) is in flight while the kernel work is done.
       const published = placement.claim ? joinCluster(net, ep, mac, placement.claim.owner) : publish(net, ep, mac);
       published.catch(() => undefined);
-      await requestSent();
+      // A join from spares is queued (resolved already): no turn of the event loop, which would run the queue's send first.
+      await Promise.race([published.then(() => undefined, () => undefined), requestSent()]);
       let made: Awaited<ReturnType<typeof makeVeth>>;
       try {
         made = await makeVeth(ctx.netlink, ctx.sysctl, s.devices!.bridge, net, s.mtu, ep, placement);

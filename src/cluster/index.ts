@@ -244,9 +244,9 @@ class EtcdCluster implements Cluster {
   }
 
   reserveAddress(poolId: string, address?: string): Promise<string> {
-    // A spare needs no round trip, but a connect while etcd is known away fails at once (as it would without a stock).
-    if (this.state === 'unavailable') return Promise.reject(new ClusterUnavailableError(this.error ?? 'etcd does not answer'));
-    return this.reservations.reserve(poolId, address);
+    // A spare needs no round trip; while etcd is known away a connect claims in etcd instead, so it
+    // fails as fast as before ("cluster store unavailable"), or succeeds if etcd is back already.
+    return this.reservations.reserve(poolId, address, this.state === 'connected');
   }
 
   holdSpares(poolIds: string[]): void {

@@ -41,8 +41,8 @@ export class Reservations {
 
   constructor(private readonly d: ReserveDeps) {}
 
-  /** "addr/len": the given address (checked to be in the pool), else the next free one in this host's view. */
-  async reserve(poolId: string, address?: string): Promise<string> {
+  /** "addr/len": the given address (checked to be in the pool), else a spare (unless told not to), else the next free one in this host's view. */
+  async reserve(poolId: string, address?: string, spares = true): Promise<string> {
     const id = canonicalPool(poolId);
     let view = await this.d.ipam.poolView(id);
     const pending = this.d.ipam.pendingOf(id);
@@ -52,7 +52,7 @@ export class Reservations {
       this.asked.set(`${id} ${ip}`, true);
       return `${ip}/${view.subnet.bits}`;
     }
-    const spare = this.d.spares.take(id);
+    const spare = spares ? this.d.spares.take(id) : undefined;
     if (spare) {
       this.asked.set(`${id} ${spare.ip}`, false);
       this.spareOf.set(`${id} ${spare.ip}`, spare);

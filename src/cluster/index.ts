@@ -87,8 +87,11 @@ class EtcdCluster implements Cluster {
     this.ipam = new EtcdIpam({ ...base, defaults });
     this.networks = new Networks({ ...base, ipam: this.ipam });
     this.spares = new Spares({ ...base, ipam: this.ipam, logger: log.child({ part: 'cluster-spares' }) });
-    this.ipam.stocked = (pool, ip) => this.spares.has(pool, ip);
-    this.publisher = new Publisher({ ...base, logger: log.child({ part: 'cluster-publish' }), conflict: (what) => this.conflicts.push(what) });
+    this.ipam.claimOwnSpare = (pool, ip) => this.spares.claimOwn(pool, ip);
+    this.publisher = new Publisher({
+      ...base, logger: log.child({ part: 'cluster-publish' }), conflict: (what) => this.conflicts.push(what),
+      settled: (claims) => claims.forEach((c) => this.spares.settled(c.poolId, c.ip)),
+    });
     this.reservations = new Reservations({ ipam: this.ipam, keys: this.keys, hostId: this.hostId, owned: this.owned, spares: this.spares });
     this.peers = new Peers({ ...base, vtep: this.vtep, reservations: this.reservations, logger: log.child({ part: 'cluster-watch' }) });
     this.networkCache = new NetworkCache(this.client, this.keys, log.child({ part: 'cluster-networks' }));

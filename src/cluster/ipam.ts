@@ -67,8 +67,8 @@ export class EtcdIpam implements GlobalIpam {
   private readonly pending = new Map<string, Set<bigint>>();
   /** Per pool: what this host last read of it, and where its next claim starts. */
   private readonly views = new Map<string, AddressView>();
-  /** Whether an address is in this host's stock of spares (see spares.ts); set by the cluster. */
-  stocked: (poolId: string, ip: string) => boolean = () => false;
+  /** An endpoint of this host takes one of this host's spares (false: a connect holds it); set by the cluster (spares.ts). */
+  claimOwnSpare: (poolId: string, ip: string) => boolean = () => false;
 
   constructor(private readonly d: IpamDeps) {}
 
@@ -258,8 +258,8 @@ export class EtcdIpam implements GlobalIpam {
     const held = res.reads[1]?.[0];
     if (!held) return this.tryClaim(poolId, subnet, ip, req, poolRevision);
     const other = parseJson<AddressValue>(held);
-    if (req.kind === 'endpoint' && other.kind === 'spare' && other.host === this.d.hostId && !this.stocked(poolId, ip)) {
-      // A spare this host handed to an endpoint whose publish never landed (a restart's replay): the endpoint's now.
+    if (req.kind === 'endpoint' && other.kind === 'spare' && other.host === this.d.hostId && this.claimOwnSpare(poolId, ip)) {
+      // This host's spare (a restart's replay of an endpoint whose publish never landed, or one its stock took meanwhile): the endpoint's now.
       const moved = await this.d.client.txn('claim a spare address', [{ key, target: 'mod', op: '=', value: held.modRevision }], [{ put: key, value, lease: lease! }]);
       if (!moved.succeeded) return this.tryClaim(poolId, subnet, ip, req, poolRevision);
       this.d.owned.set(key, { kind: 'address', value });

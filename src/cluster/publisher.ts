@@ -19,6 +19,8 @@ export interface PublishDeps {
   logger: Logger;
   /** An address another owner holds now: the peer is not published (as after a lost lease). */
   conflict(what: string): void;
+  /** The endpoint's spares are settled: published as its addresses, dropped, or given up. */
+  settled(claims: QueuedClaim[]): void;
 }
 
 /** One address of a queued endpoint: the spare's key revision, or undefined once unknown. */
@@ -134,7 +136,8 @@ export class Publisher {
       then.push({ put: this.peerKey(it.peer), value: it.peer, lease });
     }
     const res = await this.d.client.txn(`publish ${items.length} endpoint(s)`, compare, then);
-    if (!res.succeeded) await this.each(items);
+    if (!res.succeeded) return this.each(items);
+    for (const it of items) this.d.settled(it.claims);
   }
 
   private async each(items: Item[]): Promise<void> {
@@ -170,7 +173,7 @@ export class Publisher {
         }
       }
       const then: Op[] = [...it.claims.map((c): Op => ({ put: k.address(c.poolId, c.ip), value: this.value(c), lease })), { put: this.peerKey(it.peer), value: it.peer, lease }];
-      if ((await this.d.client.txn(`publish endpoint ${it.peer.endpointId}`, compare, then)).succeeded) return;
+      if ((await this.d.client.txn(`publish endpoint ${it.peer.endpointId}`, compare, then)).succeeded) return this.d.settled(it.claims);
     }
     this.drop(it, `endpoint ${it.peer.endpointId}: its address keys kept changing; its peer is not published`);
   }
@@ -190,6 +193,7 @@ export class Publisher {
   }
 
   private forget(it: Item): void {
+    this.d.settled(it.claims);
     this.d.owned.delete(this.peerKey(it.peer));
     for (const c of it.claims) this.d.owned.delete(this.d.keys.address(c.poolId, c.ip));
   }

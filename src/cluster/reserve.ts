@@ -127,6 +127,7 @@ export class Reservations {
       for (const c of claims) {
         this.d.ipam.heldView(c.poolId)?.taken.add(c.ip);
         this.spareOf.delete(`${c.poolId} ${c.ip}`);
+        if (c.spare) this.d.spares.settled(c.poolId, c.ip);
         this.forget(c.poolId, c.ip);
         this.d.owned.set(this.d.keys.address(c.poolId, c.ip), { kind: 'address', value: this.value(c) });
       }
@@ -153,8 +154,8 @@ export class Reservations {
         return;
       }
       const other = parseJson<AddressValue>(held);
-      if (c.spare && other.kind === 'spare' && other.host === this.d.hostId) {
-        // This host's spare, rewritten meanwhile (its lease was lost and it was claimed again): the next round guards its new revision.
+      if (other.kind === 'spare' && other.host === this.d.hostId && (c.spare !== undefined || this.d.spares.claimOwn(c.poolId, c.ip))) {
+        // This host's spare (taken by this connect and rewritten meanwhile, or asked for by --ip): the next round guards its revision.
         again ||= c.heldAt !== held.modRevision;
         c.heldAt = held.modRevision;
         return;

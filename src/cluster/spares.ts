@@ -6,7 +6,7 @@
 // leaves the network or stops cleanly. A lost lease took the keys along: the stock is forgotten.
 // Limits: another host's idle stock is given back only at that host's next refill or tick.
 import type { Logger } from 'pino';
-import { formatAddress } from '../ip/index.js';
+import { formatAddress, parseAddressOrCidr } from '../ip/index.js';
 import { parseJson, type Compare, type Op, type StoreClient } from './client.js';
 import { canonicalPool, randomIn, type AddressView, type EtcdIpam } from './ipam.js';
 import type { Keys } from './keys.js';
@@ -59,6 +59,10 @@ export class Spares {
   private readonly made = new Set<string>();
   /** Spares of pools dropped while etcd did not answer: deleted at the next drop of the pool. */
   private readonly leftovers = new Map<string, [string, number][]>();
+  /** Spares handed to connects whose publish has not settled (`pool ip`): in use, never claimed twice. */
+  private readonly out = new Set<string>();
+  /** Addresses an endpoint of this host claimed while a refill was choosing them: not stocked when it lands. */
+  private readonly claimedAway = new Set<string>();
   /** Bumped when the lease was lost: spares of an older generation no longer exist. */
   private gen = 0;
 
@@ -80,7 +84,10 @@ export class Spares {
     s.takes.push(now);
     while (s.takes.length > 0 && s.takes[0]! < now - RATE_MS) s.takes.shift();
     const first = s.ready.entries().next();
-    if (!first.done) s.ready.delete(first.value[0]);
+    if (!first.done) {
+      s.ready.delete(first.value[0]);
+      this.out.add(`${id} ${first.value[0]}`);
+    }
     this.refill(id);
     return first.done ? undefined : { ip: first.value[0], heldAt: first.value[1], gen: this.gen };
   }
@@ -88,14 +95,28 @@ export class Spares {
   /** A spare taken but not used (its connect failed before its publish): back in stock, unless its lease went. */
   giveBack(poolId: string, spare: Spare): void {
     const id = canonicalPool(poolId);
+    this.out.delete(`${id} ${spare.ip}`);
     const s = this.stocks.get(id);
     if (s && spare.gen === this.gen) s.ready.set(spare.ip, spare.heldAt);
     else if (spare.gen === this.gen) void this.remove(id, [[spare.ip, spare.heldAt]]).catch(() => undefined);
   }
 
-  /** Whether the address is in this host's stock now. */
-  has(poolId: string, ip: string): boolean {
-    return this.stocks.get(canonicalPool(poolId))?.ready.has(ip) ?? false;
+  /** A spare handed out has settled: its key is the endpoint's now, or was deleted, or it went with the lease. */
+  settled(poolId: string, ip: string): void {
+    this.out.delete(`${canonicalPool(poolId)} ${ip}`);
+  }
+
+  /**
+   * An endpoint of this host asks for an address that is one of this host's spares (--ip, a
+   * restart's replay): false while a connect holds it (in use); else it leaves the stock (and a
+   * refill in flight will not stock it) and the caller rewrites its key.
+   */
+  claimOwn(poolId: string, ip: string): boolean {
+    const id = canonicalPool(poolId);
+    if (this.out.has(`${id} ${ip}`)) return false;
+    this.stocks.get(id)?.ready.delete(ip);
+    if (this.d.ipam.pendingOf(id).has(parseAddressOrCidr('ip', ip).value)) this.claimedAway.add(`${id} ${ip}`);
+    return true;
   }
 
   /** The host no longer serves the pool: its spares are deleted (throws when etcd does not answer: call again). */
@@ -164,10 +185,12 @@ export class Spares {
       const done = await this.claim(id, view, chosen).finally(() => {
         for (const a of chosen) this.d.ipam.pendingOf(id).delete(a.value);
       });
+      if (typeof done !== 'number') for (const a of chosen) this.claimedAway.delete(`${id} ${a.ip}`);
       if (done === 'gone') return;
       if (typeof done === 'number') {
-        if (this.stocks.get(id) !== s || gen !== this.gen) return void (await this.remove(id, chosen.map((a) => [a.ip, done])));
-        for (const a of chosen) s.ready.set(a.ip, done);
+        const kept = chosen.filter((a) => !this.claimedAway.delete(`${id} ${a.ip}`));
+        if (this.stocks.get(id) !== s || gen !== this.gen) return void (await this.remove(id, kept.map((a) => [a.ip, done])));
+        for (const a of kept) s.ready.set(a.ip, done);
         return;
       }
     }

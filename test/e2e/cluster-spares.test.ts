@@ -2,7 +2,8 @@
 // reading etcd directly): connects from hosts' stocks (published after the connect answers) race
 // connects claiming in etcd (a host without stock) and never get the same address; spare keys sit
 // on their host's lease and are not endpoints; a small pool gets no stock; a host that drops its
-// stock deletes its keys, and one that restarts deletes the spares its previous run left.
+// stock deletes its keys, and one that restarts deletes the spares its previous run left; an endpoint
+// of the host asking for one of its spares by address gets it.
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeRoot } from '../helpers/root.js';
 import { SimCluster, waitFor } from '../helpers/cluster.js';
@@ -126,5 +127,31 @@ describeRoot('spare addresses on a real etcd', () => {
     expect(again.status().lease!.id).toBe(left[0]!.lease);
     // The sweep runs a few seconds after the registration: none of the old run's spares is left.
     await waitFor('old spares swept', async () => ((await sparesOf('/t-spare2', bigPool, b.hostId)).every((s) => s.createRevision > revision) ? true : undefined), 10_000);
+  });
+
+  it('an endpoint of this host may take one of its own spares by address (--ip, a restart\'s replay): it leaves the stock and is the endpoint\'s', async () => {
+    const a = await sim.inProcessHost(1, { prefix: '/t-spare3' });
+    const net = await a.ensureNetwork(spec('ovs3', { ipv4: [{ subnet: '198.19.47.0/24' }] }));
+    const poolId = net.ipv4[0]!.poolId;
+    a.holdSpares([poolId]);
+    const stock = await waitFor('a stock claimed', async () => {
+      const s = await sparesOf('/t-spare3', poolId, a.hostId);
+      return s.length >= 4 ? s.map((x) => x.key.split('/').pop()!) : undefined;
+    }, 5000);
+    const [s1, s2] = stock as [string, string];
+    // A restart's replay asks for its endpoint's address, which its stock holds.
+    expect(await a.ipam.requestAddress(poolId, { address: s1, kind: 'endpoint', owner: 'endpoint:r1' })).toBe(`${s1}/24`);
+    // A connect with --ip of another one.
+    const r = await a.reserveAddress(poolId, s2);
+    await a.joinEndpoint('ovs3', { endpointId: 'r2', ip: r, mac: mac(r) }, [{ poolId, address: r, owner: 'endpoint:r2' }]);
+    const held = new Map((await addresses('/t-spare3', poolId)).map((kv) => [kv.key.split('/').pop()!, kv]));
+    expect(held.get(s1)!.value).toEqual({ owner: 'endpoint:r1', kind: 'endpoint', host: a.hostId });
+    expect(held.get(s2)!.value).toEqual({ owner: 'endpoint:r2', kind: 'endpoint', host: a.hostId });
+    expect(held.get(s2)!.lease).toBe(a.status().lease!.id);
+    // Neither is handed out again.
+    const got = await Promise.all(Array.from({ length: 10 }, (_, i) => connect(a, 'ovs3', poolId, `n${i}`)));
+    expect(new Set(got).size).toBe(10);
+    expect(got.map((g) => g.split('/')[0])).not.toContain(s1);
+    expect(got.map((g) => g.split('/')[0])).not.toContain(s2);
   });
 });

@@ -57,6 +57,7 @@ class EtcdCluster implements Cluster {
   private readonly spares: Spares;
   private readonly publisher: Publisher;
   private swept = false;
+  private closing = false;
   private readonly networkCache: NetworkCache;
   private readonly watches = new Set<PeerWatch>();
   /** Peer lists asked for at start, by network, each taken by the first watch of its network. */
@@ -118,7 +119,7 @@ class EtcdCluster implements Cluster {
 
   /** Registers (or keeps the lease alive), then schedules itself: every TTL/3, or sooner with backoff while unregistered. */
   async tick(): Promise<void> {
-    if (this.state === 'closed') return;
+    if (this.isClosed()) return;
     try {
       if (this.keeper.id === undefined || this.registered !== this.keeper.id) await this.register();
       else if ((await this.keeper.keepAlive()).ok) await this.refreshLocalSubnets();
@@ -137,9 +138,9 @@ class EtcdCluster implements Cluster {
     this.timer = setTimeout(() => void this.tick(), delay);
   }
 
-  /** A method, not a field test: close() may run while tick() awaits. */
+  /** A method, not a field test: close() may run while tick() awaits (and waits itself before it sets 'closed'). */
   private isClosed(): boolean {
-    return this.state === 'closed';
+    return this.state === 'closed' || this.closing;
   }
 
   /** Takes a lease (adopted or new), writes the host record, puts back owned keys; resumable after a failure at any step. */
@@ -304,6 +305,7 @@ class EtcdCluster implements Cluster {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     clearTimeout(this.timer);
     // Queued publishes land, and the stock goes (a restart's sweep deletes what a stop could not).
     const stop = Promise.all([this.publisher.flush(CLOSE_MS), this.spares.dropAll().catch(() => undefined)]);

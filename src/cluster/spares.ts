@@ -2,9 +2,10 @@
 // blocks, with our per-address keys): claimed ahead in ONE create-if-absent transaction per refill,
 // under the host's lease, valued {kind: 'spare'}; a connect without --ip takes one with no round
 // trip. The stock adapts to the connect rate (4…64) and is kept only while the pool has plenty
-// free (see wanted()); it is refilled in the background when half gone, and deleted when the host
+// free (see wantedStock()); it is refilled in the background when half gone, and deleted when the host
 // leaves the network or stops cleanly. A lost lease took the keys along: the stock is forgotten.
-// Limits: another host's idle stock is given back only at that host's next refill or tick.
+// Limits: the 1/16 share is checked at each refill (a take or a hold), against this host's view of
+// the pool: an idle host keeps its stock while other hosts fill the pool (see KEYS.md).
 import type { Logger } from 'pino';
 import { formatAddress, parseAddressOrCidr } from '../ip/index.js';
 import { parseJson, type Compare, type Op, type StoreClient } from './client.js';

@@ -2,8 +2,10 @@
 // peers in the cluster store (src/cluster). Per host, while the network is here: a bridge and a
 // VXLAN device in the daemon's namespace, veth endpoints on the bridge, each published as a peer
 // (IP, MAC, VTEP) on the host's lease — at a connect with the endpoint's reserved addresses, in
-// one transaction sent before the veth is made; every host programs the others' peers as static
-// FDB and neighbour entries from a watch (./program.ts). Cluster writes for endpoints that go are
+// one transaction sent before the veth is made, or queued to land just after the connect answers
+// when they are spares of this host's stock (src/cluster/spares.ts, held while the network is
+// here); every host programs the others' peers as static FDB and neighbour entries from a watch
+// (./program.ts). Cluster writes for endpoints that go are
 // retried until the store answers (./pending.ts). The Docker engine's endpoints (detached, made at
 // its CreateEndpoint) are published at its Join and removed at its DeleteEndpoint, or as soon as
 // their interface vanishes unannounced (./detached.ts). Limits: IPv4 underlay only; no encryption.
@@ -69,9 +71,13 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
     }
     return s;
   };
+  const poolsOf = (net: NetworkRecord): string[] => [net.ipv4[0]?.poolId, net.ipv6[0]?.poolId].filter((p): p is string => p !== undefined);
+  /** Devices and watch up; the host's stock of spare addresses claimed in the background (its connects then answer with no round trip). */
   const bringUp = async (net: NetworkRecord, config: OverlayConfig, underlayMtu?: () => Promise<number>): Promise<HostNetwork> => {
     const s = stateOf(net, config);
-    await s.up(ctx.netlink.get(), ctx.sysctl, needCluster(ctx.cluster), log, underlayMtu);
+    const c = needCluster(ctx.cluster);
+    if (!s.isUp) c.holdSpares(poolsOf(net));
+    await s.up(ctx.netlink.get(), ctx.sysctl, c, log, underlayMtu);
     return s;
   };
   const peerOf = (ep: EndpointRecord, mac: string): PeerSpec => ({ endpointId: ep.id, ip: ep.ipv4 ?? '', ...(ep.ipv6 ? { ipv6: ep.ipv6 } : {}), mac });
@@ -110,6 +116,7 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
     nets.delete(net.id);
     await s.down(ctx.netlink.get());
     const c = needCluster(ctx.cluster);
+    await pending.run(`spares:${net.name}`, () => c.dropSpares(poolsOf(net)));
     await pending.run(`leave:${net.name}`, () => c.leaveNetwork(net.name));
   };
 
@@ -281,7 +288,8 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
       // The cluster's one transaction (the peer, and the reserved addresses) is in flight while the kernel work is done.
       const published = placement.claim ? joinCluster(net, ep, mac, placement.claim.owner) : publish(net, ep, mac);
       published.catch(() => undefined);
-      await requestSent();
+      // A join from spares is queued (resolved already): no turn of the event loop, which would run the queue's send first.
+      await Promise.race([published.then(() => undefined, () => undefined), requestSent()]);
       let made: Awaited<ReturnType<typeof makeVeth>>;
       try {
         made = await makeVeth(ctx.netlink, ctx.sysctl, s.devices!.bridge, net, s.mtu, ep, placement);

@@ -15,8 +15,10 @@ import { Networks } from './networks.js';
 import type { ClusterConfig } from './options.js';
 import { confirmEndpoints } from './confirm.js';
 import { Owned } from './owned.js';
-import { Peers } from './peers.js';
+import { checkPeer, Peers } from './peers.js';
+import { Publisher } from './publisher.js';
 import { Reservations } from './reserve.js';
+import { Spares } from './spares.js';
 import type { Listed } from './watch.js';
 import type {
   Cluster, ClusterState, ClusterStatus, EndpointAddress, GlobalNetwork, GlobalNetworkSpec, HostInfo, LocalSubnet, NetworkFollower, OwnEndpoint, Peer, PeerHandler, PeerSpec, PeerWatch, WatchOptions,
@@ -37,6 +39,10 @@ export interface StartClusterOptions {
 
 /** How long a peer list asked for ahead waits for its watch; then it is dropped (a watch lists itself). */
 const PREFETCH_KEEP_MS = 10_000;
+/** After the first registration: spare keys a previous run left are deleted (off the start's busy moments). */
+const SWEEP_AFTER_MS = 3000;
+/** A clean stop waits this long for queued publishes and the spares' deletion. */
+const CLOSE_MS = 1500;
 
 class EtcdCluster implements Cluster {
   readonly hostId: string;
@@ -49,6 +55,10 @@ class EtcdCluster implements Cluster {
   private readonly networks: Networks;
   private readonly peers: Peers;
   private readonly reservations: Reservations;
+  private readonly spares: Spares;
+  private readonly publisher: Publisher;
+  private swept = false;
+  private closing = false;
   private readonly networkCache: NetworkCache;
   private readonly watches = new Set<PeerWatch>();
   /** Peer lists asked for at start, by network, each taken by the first watch of its network. */
@@ -78,7 +88,13 @@ class EtcdCluster implements Cluster {
     const defaults = (o.config.globalPools ?? DOCKER_GLOBAL_POOLS).map(checkDefaultPool);
     this.ipam = new EtcdIpam({ ...base, defaults });
     this.networks = new Networks({ ...base, ipam: this.ipam });
-    this.reservations = new Reservations({ ipam: this.ipam, keys: this.keys, hostId: this.hostId, owned: this.owned });
+    this.spares = new Spares({ ...base, ipam: this.ipam, logger: log.child({ part: 'cluster-spares' }) });
+    this.ipam.claimOwnSpare = (pool, ip) => this.spares.claimOwn(pool, ip);
+    this.publisher = new Publisher({
+      ...base, logger: log.child({ part: 'cluster-publish' }), conflict: (what) => this.conflicts.push(what),
+      settled: (claims) => claims.forEach((c) => this.spares.settled(c.poolId, c.ip)),
+    });
+    this.reservations = new Reservations({ ipam: this.ipam, keys: this.keys, hostId: this.hostId, owned: this.owned, spares: this.spares });
     this.peers = new Peers({ ...base, vtep: this.vtep, reservations: this.reservations, logger: log.child({ part: 'cluster-watch' }) });
     this.networkCache = new NetworkCache(this.client, this.keys, log.child({ part: 'cluster-networks' }));
   }
@@ -104,7 +120,7 @@ class EtcdCluster implements Cluster {
 
   /** Registers (or keeps the lease alive), then schedules itself: every TTL/3, or sooner with backoff while unregistered. */
   async tick(): Promise<void> {
-    if (this.state === 'closed') return;
+    if (this.isClosed()) return;
     try {
       if (this.keeper.id === undefined || this.registered !== this.keeper.id) await this.register();
       else if ((await this.keeper.keepAlive()).ok) await this.refreshLocalSubnets();
@@ -123,9 +139,9 @@ class EtcdCluster implements Cluster {
     this.timer = setTimeout(() => void this.tick(), delay);
   }
 
-  /** A method, not a field test: close() may run while tick() awaits. */
+  /** A method, not a field test: close() may run while tick() awaits (and waits itself before it sets 'closed'). */
   private isClosed(): boolean {
-    return this.state === 'closed';
+    return this.state === 'closed' || this.closing;
   }
 
   /** Takes a lease (adopted or new), writes the host record, puts back owned keys; resumable after a failure at any step. */
@@ -144,6 +160,7 @@ class EtcdCluster implements Cluster {
     await putHostRecord(this.client, this.keys, hostRecord(this.hostId, this.vtep, subnets, this.started), id);
     this.published = JSON.stringify(subnets);
     if (this.republishDue) {
+      this.spares.lost();
       const conflicts = await this.owned.republish(this.client, id);
       for (const c of conflicts) this.o.logger.error({ conflict: c }, 'cluster: a key this host owned was taken while its lease was gone');
       this.conflicts.push(...conflicts);
@@ -152,6 +169,21 @@ class EtcdCluster implements Cluster {
     this.registered = id;
     this.o.logger.info({ hostId: this.hostId, vtep: this.vtep, lease: id }, 'cluster: host registered');
     this.setState('connected');
+    if (!this.swept) {
+      this.swept = true;
+      setTimeout(() => void this.sweep(), SWEEP_AFTER_MS).unref();
+    }
+  }
+
+  private async sweep(): Promise<void> {
+    if (this.isClosed()) return;
+    try {
+      const n = await this.spares.sweep();
+      if (n > 0) this.o.logger.info({ deleted: n }, 'cluster: deleted spare addresses a previous run of this host left');
+    } catch (err) {
+      this.swept = false;
+      this.o.logger.debug({ err: (err as Error).message }, 'cluster: leftover spare addresses not swept now');
+    }
   }
 
   private setState(state: ClusterState, error?: string): void {
@@ -217,18 +249,36 @@ class EtcdCluster implements Cluster {
   }
 
   reserveAddress(poolId: string, address?: string): Promise<string> {
-    return this.reservations.reserve(poolId, address);
+    // A spare needs no round trip; while etcd is known away a connect claims in etcd instead, so it
+    // fails as fast as before ("cluster store unavailable"), or succeeds if etcd is back already.
+    return this.reservations.reserve(poolId, address, this.state === 'connected');
+  }
+
+  holdSpares(poolIds: string[]): void {
+    for (const id of poolIds) this.spares.hold(id);
+  }
+
+  async dropSpares(poolIds: string[]): Promise<void> {
+    await Promise.all(poolIds.map((id) => this.spares.drop(id)));
   }
 
   forgetAddress(poolId: string, address: string): void {
     this.reservations.forget(poolId, address);
   }
 
-  joinEndpoint(network: string, peer: PeerSpec, addresses: EndpointAddress[]): Promise<Peer> {
-    return this.peers.join(network, peer, addresses.map((a) => this.reservations.claim(a.poolId, a.address, a.owner)));
+  async joinEndpoint(network: string, spec: PeerSpec, addresses: EndpointAddress[]): Promise<Peer> {
+    const claims = addresses.map((a) => this.reservations.claim(a.poolId, a.address, a.owner));
+    if (claims.length === 0 || claims.some((c) => c.spare === undefined)) return this.peers.join(network, spec, claims);
+    // Every address is a spare of this host: the peer is published after the connect answers.
+    const peer = checkPeer(network, spec, this.hostId, this.vtep);
+    this.lease();
+    this.reservations.published(claims);
+    this.publisher.enqueue(peer, claims);
+    return peer;
   }
 
-  removePeer(network: string, endpointId: string): Promise<void> {
+  async removePeer(network: string, endpointId: string): Promise<void> {
+    await this.publisher.settle(endpointId);
     return this.peers.remove(network, endpointId);
   }
 
@@ -260,8 +310,13 @@ class EtcdCluster implements Cluster {
   }
 
   async close(): Promise<void> {
-    this.state = 'closed';
+    this.closing = true;
     clearTimeout(this.timer);
+    // Queued publishes land, and the stock goes (a restart's sweep deletes what a stop could not).
+    const stop = Promise.all([this.publisher.flush(CLOSE_MS), this.spares.dropAll().catch(() => undefined)]);
+    await Promise.race([stop, new Promise((r) => setTimeout(r, CLOSE_MS).unref())]);
+    this.publisher.close();
+    this.state = 'closed';
     await Promise.all([...[...this.watches].map((w) => w.close()), this.networkCache.close()]);
     this.keeper.forget();
     this.client.close();

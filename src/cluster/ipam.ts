@@ -67,6 +67,8 @@ export class EtcdIpam implements GlobalIpam {
   private readonly pending = new Map<string, Set<bigint>>();
   /** Per pool: what this host last read of it, and where its next claim starts. */
   private readonly views = new Map<string, AddressView>();
+  /** An endpoint of this host takes one of this host's spares (false: a connect holds it); set by the cluster (spares.ts). */
+  claimOwnSpare: (poolId: string, ip: string) => boolean = () => false;
 
   constructor(private readonly d: IpamDeps) {}
 
@@ -256,6 +258,13 @@ export class EtcdIpam implements GlobalIpam {
     const held = res.reads[1]?.[0];
     if (!held) return this.tryClaim(poolId, subnet, ip, req, poolRevision);
     const other = parseJson<AddressValue>(held);
+    if (req.kind === 'endpoint' && other.kind === 'spare' && other.host === this.d.hostId && this.claimOwnSpare(poolId, ip)) {
+      // This host's spare (a restart's replay of an endpoint whose publish never landed, or one its stock took meanwhile): the endpoint's now.
+      const moved = await this.d.client.txn('claim a spare address', [{ key, target: 'mod', op: '=', value: held.modRevision }], [{ put: key, value, lease: lease! }]);
+      if (!moved.succeeded) return this.tryClaim(poolId, subnet, ip, req, poolRevision);
+      this.d.owned.set(key, { kind: 'address', value });
+      return `${ip}/${subnet.bits}`;
+    }
     // Gateway and aux addresses belong to the network (any host may replay them); endpoint ones to a host.
     if (other.owner !== req.owner || other.kind !== req.kind || (req.kind === 'endpoint' && other.host !== this.d.hostId)) return undefined;
     if (lease && held.lease !== lease) {
@@ -286,6 +295,8 @@ export class EtcdIpam implements GlobalIpam {
     const { kv } = await this.d.client.get(key);
     if (!kv) return;
     const held = parseJson<AddressValue>(kv);
+    // A spare of this host (an endpoint's publish that never landed): the stock or the publish queue deletes it, not the endpoint.
+    if (held.kind === 'spare' && held.host === this.d.hostId) return;
     if (held.owner !== owner) throw new ConflictError(`address ${ip} is held by ${held.kind} ${held.owner}, not ${owner}`, { field: 'ip' });
     await this.d.client.txn('release an address', [{ key, target: 'mod', op: '=', value: kv.modRevision }], [{ del: key }]);
     this.d.owned.delete(key);

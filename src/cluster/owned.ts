@@ -8,7 +8,8 @@ import type { Peer } from './types.js';
 
 export interface AddressValue {
   owner: string;
-  kind: 'endpoint' | 'gateway' | 'aux';
+  /** spare: held by `host` for its next endpoints (owner `spare:<hostid>`, see spares.ts). */
+  kind: 'endpoint' | 'gateway' | 'aux' | 'spare';
   host: string;
 }
 

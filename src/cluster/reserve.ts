@@ -4,38 +4,45 @@
 // peer claims it (ops(): create-if-absent on the host's lease, guarded by the pool's revision) and
 // settle() reads its outcome. An address another host claimed in between fails that transaction:
 // the view learns it and AddressRacedError tells the caller to choose again; a given address
-// (--ip) is refused naming its holder instead. Limits: reservations are memory only.
+// (--ip) is refused naming its holder instead. Without --ip, a spare of this host's stock comes
+// first (spares.ts): already claimed, its connect publishes later (publisher.ts) or, mixed with a
+// claimed address, rewrites it in the join's transaction. Limits: reservations are memory only.
 import { AddressRacedError, ConflictError, NotFoundError } from '../errors.js';
 import { formatAddress, parseAddressOrCidr } from '../ip/index.js';
 import { parseJson, type Compare, type Op, type TxnResult } from './client.js';
 import { addressIn, canonicalPool, MISSES, randomIn, type AddressView, type EtcdIpam } from './ipam.js';
 import type { Keys } from './keys.js';
 import type { AddressValue, Owned } from './owned.js';
+import type { Spare, Spares } from './spares.js';
 
 export interface ReserveDeps {
   ipam: EtcdIpam;
   keys: Keys;
   hostId: string;
   owned: Owned;
+  spares: Spares;
 }
 
-/** One address a join claims: its pool, the address and the owner; heldAt when the owner holds it already (a replay). */
+/** One address a join claims: its pool, the address and the owner; heldAt when the owner (or this host's stock: spare) holds it already. */
 export interface Claim {
   poolId: string;
   ip: string;
   owner: string;
   heldAt?: number;
+  spare?: Spare;
 }
 
 export class Reservations {
   /** Reserved addresses by `pool ip`: whether the caller asked for that one (else it was chosen here). */
   private readonly asked = new Map<string, boolean>();
   private readonly misses = new Map<string, number>();
+  /** Reserved spares by `pool ip` (given back to the stock when their endpoint is not made). */
+  private readonly spareOf = new Map<string, Spare>();
 
   constructor(private readonly d: ReserveDeps) {}
 
-  /** "addr/len": the given address (checked to be in the pool), else the next free one in this host's view. */
-  async reserve(poolId: string, address?: string): Promise<string> {
+  /** "addr/len": the given address (checked to be in the pool), else a spare (unless told not to), else the next free one in this host's view. */
+  async reserve(poolId: string, address?: string, spares = true): Promise<string> {
     const id = canonicalPool(poolId);
     let view = await this.d.ipam.poolView(id);
     const pending = this.d.ipam.pendingOf(id);
@@ -44,6 +51,12 @@ export class Reservations {
       pending.add(parseAddressOrCidr('ip', ip).value);
       this.asked.set(`${id} ${ip}`, true);
       return `${ip}/${view.subnet.bits}`;
+    }
+    const spare = spares ? this.d.spares.take(id) : undefined;
+    if (spare) {
+      this.asked.set(`${id} ${spare.ip}`, false);
+      this.spareOf.set(`${id} ${spare.ip}`, spare);
+      return `${spare.ip}/${view.subnet.bits}`;
     }
     for (let i = 0; ; i++) {
       const a = nextFree(view, pending);
@@ -60,16 +73,30 @@ export class Reservations {
     }
   }
 
-  /** Drops a reservation (claimed, or its endpoint not made); idempotent. */
+  /** Drops a reservation (claimed, or its endpoint not made: a spare goes back to the stock); idempotent. */
   forget(poolId: string, address: string): void {
     const id = canonicalPool(poolId);
     const ip = address.split('/')[0]!;
+    const spare = this.spareOf.get(`${id} ${ip}`);
+    this.spareOf.delete(`${id} ${ip}`);
+    if (spare) this.d.spares.giveBack(id, spare);
     this.asked.delete(`${id} ${ip}`);
     this.d.ipam.pendingOf(id).delete(parseAddressOrCidr('ip', ip).value);
   }
 
   claim(poolId: string, address: string, owner: string): Claim {
-    return { poolId: canonicalPool(poolId), ip: address.split('/')[0]!, owner };
+    const id = canonicalPool(poolId);
+    const ip = address.split('/')[0]!;
+    const spare = this.spareOf.get(`${id} ${ip}`);
+    return { poolId: id, ip, owner, ...(spare ? { heldAt: spare.heldAt, spare } : {}) };
+  }
+
+  /** Spare claims handed to the publish queue: reservations done (the stock no longer has them). */
+  published(claims: Claim[]): void {
+    for (const c of claims) {
+      this.spareOf.delete(`${c.poolId} ${c.ip}`);
+      this.forget(c.poolId, c.ip);
+    }
   }
 
   /** The transaction's part for the claims: compares, puts on the lease, and reads for settle() when it fails. */
@@ -99,6 +126,8 @@ export class Reservations {
     if (res.succeeded) {
       for (const c of claims) {
         this.d.ipam.heldView(c.poolId)?.taken.add(c.ip);
+        this.spareOf.delete(`${c.poolId} ${c.ip}`);
+        if (c.spare) this.d.spares.settled(c.poolId, c.ip);
         this.forget(c.poolId, c.ip);
         this.d.owned.set(this.d.keys.address(c.poolId, c.ip), { kind: 'address', value: this.value(c) });
       }
@@ -125,6 +154,12 @@ export class Reservations {
         return;
       }
       const other = parseJson<AddressValue>(held);
+      if (other.kind === 'spare' && other.host === this.d.hostId && (c.spare !== undefined || this.d.spares.claimOwn(c.poolId, c.ip))) {
+        // This host's spare (taken by this connect and rewritten meanwhile, or asked for by --ip): the next round guards its revision.
+        again ||= c.heldAt !== held.modRevision;
+        c.heldAt = held.modRevision;
+        return;
+      }
       if (other.owner === c.owner && other.kind === 'endpoint' && other.host === this.d.hostId) {
         again ||= c.heldAt !== held.modRevision;
         c.heldAt = held.modRevision;

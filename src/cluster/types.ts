@@ -9,11 +9,14 @@
 //                getNetwork, listNetworks, leaveNetwork (the last host out deletes it),
 //                removeNetwork (any host, when no host has endpoints on it)
 //   - ipam:      pools and addresses of global networks, allocated in etcd with transactions
-//   - endpoints: reserveAddress, then joinEndpoint (its addresses and its peer in one transaction)
+//   - endpoints: reserveAddress, then joinEndpoint (its addresses and its peer in one transaction,
+//                or, for spares of this host's stock, queued to land after the connect answers);
+//                holdSpares / dropSpares while the host serves endpoints on a network
 //   - peers:     publishPeer / removePeer (on this host's lease), peersOf, watchPeers (list, then
 //                watch from the list's revision; re-list and diff on compaction or a lost stream)
 // Every call that needs etcd fails within ~1.5 s with ClusterUnavailableError ('unavailable')
-// when etcd does not answer; nothing queues or retries behind the caller's back.
+// when etcd does not answer; nothing queues or retries behind the caller's back, except the
+// publish of a connect that took spares (retried until it lands).
 
 export type ClusterState = 'connecting' | 'connected' | 'unavailable' | 'closed';
 
@@ -130,7 +133,8 @@ export const dockerAddressOwner = (hostId: string): string => `docker:${hostId}`
 export interface GlobalAddress {
   /** With the pool's prefix length. */
   address: string;
-  kind: AddressRequest['kind'];
+  /** spare: held by a host for its next endpoints, no endpoint yet (not counted as one). */
+  kind: AddressRequest['kind'] | 'spare';
   owner: string;
   host: string;
 }
@@ -248,11 +252,14 @@ export interface Cluster {
   forgetAddress(poolId: string, address: string): void;
   /**
    * A new endpoint of this host: claims its reserved addresses and publishes its peer in one
-   * transaction, all on this host's lease; a failure leaves none of the keys. Throws
+   * transaction, all on this host's lease; a failure leaves none of the keys. When every address
+   * is a spare of this host (already claimed), returns at once: the peer and the addresses'
+   * endpoint values land from a queue, coalesced, retried until etcd takes them. Throws
    * AddressRacedError when another host claimed a chosen address meanwhile (reserve again),
    * ConflictError when a given one is held.
    */
   joinEndpoint(network: string, peer: PeerSpec, addresses: EndpointAddress[]): Promise<Peer>;
+  /** After a queued publish of the endpoint settled (one still queued is dropped: nothing of it was written). */
   removePeer(network: string, endpointId: string): Promise<void>;
   /**
    * A restart's check of this host's endpoints on a network, in one read: the ids of those whose
@@ -260,6 +267,10 @@ export interface Cluster {
    * the ids of this host's peers there that none of them has (stale).
    */
   confirmEndpoints(network: string, endpoints: OwnEndpoint[]): Promise<{ confirmed: Set<string>; stale: string[] }>;
+  /** The host serves endpoints on these pools: it keeps a stock of spare addresses there (claimed in the background). */
+  holdSpares(poolIds: string[]): void;
+  /** It no longer does: its spares there are deleted. */
+  dropSpares(poolIds: string[]): Promise<void>;
   peersOf(network: string): Promise<Peer[]>;
   watchPeers(network: string, handler: PeerHandler, options?: WatchOptions): PeerWatch;
   /** Networks this host has published peers on (its endpoints), from memory. */

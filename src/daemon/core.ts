@@ -21,7 +21,7 @@ import { observeFirewall, type TimingSink } from '../api/instrument.js';
 import { createFirewall, type FirewallBackend } from '../firewall/index.js';
 import { PortAllocator, UserlandProxy } from '../portmap/index.js';
 import { PortPublisher } from '../portmap/publisher.js';
-import { ensureSysctl } from '../netns/index.js';
+import { ensureSysctl, setSysctl } from '../netns/index.js';
 import type { Cluster } from '../cluster/types.js';
 import { parseBip, type DaemonOptions } from './options.js';
 import type { StartTrace } from './start-trace.js';
@@ -97,7 +97,7 @@ export async function restore(opts: DaemonOptions, p: CoreParts): Promise<Restor
   const ports = new PortPublisher(allocator, proxy, firewall);
   p.made.ports = ports;
   const cluster = await p.cluster;
-  const ctx: DriverContext = { logger, netlink, firewall, ports, sysctl: { ensure: ensureSysctl }, ...(cluster ? { cluster } : {}) };
+  const ctx: DriverContext = { logger, netlink, firewall, ports, sysctl: { ensure: ensureSysctl, set: setSysctl }, ...(cluster ? { cluster } : {}) };
   const drivers = registerDrivers(ctx, opts);
   const kernel = createSandboxKernel({
     netlink,

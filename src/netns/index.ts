@@ -10,7 +10,7 @@ import { DAEMON_DEFAULTS } from '../defaults.js';
 
 export { validateIfname, validateNetnsName, IFNAME_MAX } from './names.js';
 export { native } from './native.js';
-export { ensureSysctl } from './sysctl.js';
+export { ensureSysctl, setSysctl } from './sysctl.js';
 
 export const DEFAULT_NETNS_DIR: string = DAEMON_DEFAULTS.netnsDir;
 

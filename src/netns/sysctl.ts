@@ -21,3 +21,14 @@ export function ensureSysctl(key: string, value: string): boolean {
   fs.writeFileSync(`/proc/sys/${key}`, value);
   return true;
 }
+
+/** Writes KEY without reading it first (a link just made: its state is known); false when the kernel has no such key. */
+export function setSysctl(key: string, value: string): boolean {
+  try {
+    fs.writeFileSync(`/proc/sys/${key}`, value);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
+  }
+}

@@ -1,0 +1,259 @@
+// Spare addresses a host holds in the global pools it serves endpoints on (Calico's host-affine
+// blocks, with our per-address keys): claimed ahead in ONE create-if-absent transaction per refill,
+// under the host's lease, valued {kind: 'spare'}; a connect without --ip takes one with no round
+// trip. The stock adapts to the connect rate (4…64) and is kept only while the pool has plenty
+// free (see wantedStock()); it is refilled in the background when half gone, and deleted when the host
+// leaves the network or stops cleanly. A lost lease took the keys along: the stock is forgotten.
+// Limits: the 1/16 share is checked at each refill (a take or a hold), against this host's view of
+// the pool: an idle host keeps its stock while other hosts fill the pool (see KEYS.md).
+import type { Logger } from 'pino';
+import { formatAddress, parseAddressOrCidr } from '../ip/index.js';
+import { parseJson, type Compare, type Op, type StoreClient } from './client.js';
+import { canonicalPool, randomIn, type AddressView, type EtcdIpam } from './ipam.js';
+import type { Keys } from './keys.js';
+import type { AddressValue } from './owned.js';
+
+export interface SpareDeps {
+  client: StoreClient;
+  keys: Keys;
+  hostId: string;
+  ipam: EtcdIpam;
+  lease(): string;
+  logger: Logger;
+}
+
+/** A spare handed out: its address, the revision its key was written at, and the lease generation it belongs to. */
+export interface Spare {
+  ip: string;
+  heldAt: number;
+  gen: number;
+}
+
+const MIN_STOCK = 4;
+const MAX_STOCK = 64;
+/** A host holds at most this fraction of the pool's free addresses (1/16): three hosts hold under a fifth. */
+const FREE_SHARE = 16;
+/** Refill rounds when other hosts keep taking the addresses chosen. */
+const ROUNDS = 3;
+/** Connects per second are counted over this window. */
+const RATE_MS = 1000;
+
+interface Stock {
+  ready: Map<string, number>;
+  takes: number[];
+  busy?: Promise<void>;
+}
+
+/**
+ * How many spares a host keeps in a pool: twice its connects of the last second, 4…64, but at
+ * most 1/16 of the free addresses it sees; none when that allows fewer than 4 (a pool with fewer
+ * than 64 free addresses): then every connect claims its address in etcd as it comes.
+ */
+export function wantedStock(recentTakes: number, free: number): number {
+  const want = Math.min(Math.max(2 * recentTakes, MIN_STOCK), MAX_STOCK, Math.floor(free / FREE_SHARE));
+  return want < MIN_STOCK ? 0 : want;
+}
+
+export class Spares {
+  private readonly stocks = new Map<string, Stock>();
+  /** Spare keys written by this process (a start-up sweep deletes the others of this host). */
+  private readonly made = new Set<string>();
+  /** Spares of pools dropped while etcd did not answer: deleted at the next drop of the pool. */
+  private readonly leftovers = new Map<string, [string, number][]>();
+  /** Spares handed to connects whose publish has not settled (`pool ip`): in use, never claimed twice. */
+  private readonly out = new Set<string>();
+  /** Addresses an endpoint of this host claimed while a refill was choosing them: not stocked when it lands. */
+  private readonly claimedAway = new Set<string>();
+  /** Bumped when the lease was lost: spares of an older generation no longer exist. */
+  private gen = 0;
+
+  constructor(private readonly d: SpareDeps) {}
+
+  /** The pools a host now serves endpoints on: stocked in the background. */
+  hold(poolId: string): void {
+    const id = canonicalPool(poolId);
+    if (!this.stocks.has(id)) this.stocks.set(id, { ready: new Map(), takes: [] });
+    this.refill(id);
+  }
+
+  /** A spare of the pool, or undefined (no stock: the caller claims in etcd); refills when low. */
+  take(poolId: string): Spare | undefined {
+    const id = canonicalPool(poolId);
+    const s = this.stocks.get(id);
+    if (!s) return undefined;
+    const now = Date.now();
+    s.takes.push(now);
+    while (s.takes.length > 0 && s.takes[0]! < now - RATE_MS) s.takes.shift();
+    const first = s.ready.entries().next();
+    if (!first.done) {
+      s.ready.delete(first.value[0]);
+      this.out.add(`${id} ${first.value[0]}`);
+    }
+    this.refill(id);
+    return first.done ? undefined : { ip: first.value[0], heldAt: first.value[1], gen: this.gen };
+  }
+
+  /** A spare taken but not used (its connect failed before its publish): back in stock, unless its lease went. */
+  giveBack(poolId: string, spare: Spare): void {
+    const id = canonicalPool(poolId);
+    this.out.delete(`${id} ${spare.ip}`);
+    const s = this.stocks.get(id);
+    if (s && spare.gen === this.gen) s.ready.set(spare.ip, spare.heldAt);
+    else if (spare.gen === this.gen) void this.remove(id, [[spare.ip, spare.heldAt]]).catch(() => undefined);
+  }
+
+  /** A spare handed out has settled: its key is the endpoint's now, or was deleted, or it went with the lease. */
+  settled(poolId: string, ip: string): void {
+    this.out.delete(`${canonicalPool(poolId)} ${ip}`);
+  }
+
+  /**
+   * An endpoint of this host asks for an address that is one of this host's spares (--ip, a
+   * restart's replay): false while a connect holds it (in use); else it leaves the stock (and a
+   * refill in flight will not stock it) and the caller rewrites its key.
+   */
+  claimOwn(poolId: string, ip: string): boolean {
+    const id = canonicalPool(poolId);
+    if (this.out.has(`${id} ${ip}`)) return false;
+    this.stocks.get(id)?.ready.delete(ip);
+    if (this.d.ipam.pendingOf(id).has(parseAddressOrCidr('ip', ip).value)) this.claimedAway.add(`${id} ${ip}`);
+    return true;
+  }
+
+  /** The host no longer serves the pool: its spares are deleted (throws when etcd does not answer: call again). */
+  async drop(poolId: string): Promise<void> {
+    const id = canonicalPool(poolId);
+    const s = this.stocks.get(id);
+    this.stocks.delete(id);
+    await s?.busy;
+    const spares = [...(s?.ready ?? []), ...(this.leftovers.get(id) ?? [])];
+    this.leftovers.delete(id);
+    try {
+      await this.remove(id, spares);
+    } catch (err) {
+      this.leftovers.set(id, spares);
+      throw err;
+    }
+  }
+
+  /** Every stock deleted (a clean stop). */
+  async dropAll(): Promise<void> {
+    await Promise.all([...new Set([...this.stocks.keys(), ...this.leftovers.keys()])].map((id) => this.drop(id)));
+  }
+
+  /** The lease was lost: etcd deleted the spare keys with it. */
+  lost(): void {
+    this.gen++;
+    for (const s of this.stocks.values()) s.ready.clear();
+    this.leftovers.clear();
+    this.made.clear();
+  }
+
+  /** Deletes this host's spare keys that this process did not write (left by a run that ended without its clean stop). */
+  async sweep(): Promise<number> {
+    const { kvs } = await this.d.client.range(`${this.d.keys.root}ipam/addresses/`);
+    const mine = kvs.filter((kv) => {
+      const v = parseJson<AddressValue>(kv);
+      return v.kind === 'spare' && v.host === this.d.hostId && !this.made.has(kv.key);
+    });
+    for (const kv of mine) await this.d.client.txn('delete a leftover spare address', [{ key: kv.key, target: 'mod', op: '=', value: kv.modRevision }], [{ del: kv.key }]);
+    return mine.length;
+  }
+
+  private refill(id: string): void {
+    const s = this.stocks.get(id);
+    if (!s || s.busy) return;
+    s.busy = this.fill(id, s)
+      .catch((err: Error) => this.d.logger.debug({ pool: id, err: err.message }, 'cluster: spare addresses not refilled now'))
+      .finally(() => (s.busy = undefined));
+  }
+
+  private async fill(id: string, s: Stock): Promise<void> {
+    for (let round = 0; round < ROUNDS && this.stocks.get(id) === s; round++) {
+      const gen = this.gen;
+      const view = await this.d.ipam.poolView(id);
+      const free = Number(view.last - view.first + 1n) - view.taken.size - this.d.ipam.pendingOf(id).size;
+      const want = wantedStock(s.takes.length, free);
+      if (s.ready.size > want) {
+        const extra = [...s.ready].slice(want);
+        for (const [ip] of extra) s.ready.delete(ip);
+        await this.remove(id, extra);
+        return;
+      }
+      if (s.ready.size > want / 2) return;
+      const chosen = this.choose(id, view, want - s.ready.size);
+      if (chosen.length === 0) return;
+      const done = await this.claim(id, view, chosen).finally(() => {
+        for (const a of chosen) this.d.ipam.pendingOf(id).delete(a.value);
+      });
+      if (typeof done !== 'number') for (const a of chosen) this.claimedAway.delete(`${id} ${a.ip}`);
+      if (done === 'gone') return;
+      if (typeof done === 'number') {
+        const kept = chosen.filter((a) => !this.claimedAway.delete(`${id} ${a.ip}`));
+        if (this.stocks.get(id) !== s || gen !== this.gen) return void (await this.remove(id, kept.map((a) => [a.ip, done])));
+        for (const a of kept) s.ready.set(a.ip, done);
+        return;
+      }
+    }
+  }
+
+  /** Up to n addresses the view shows free, from its next one on; marked pending while claimed. */
+  private choose(id: string, view: AddressView, n: number): { ip: string; value: bigint }[] {
+    const pending = this.d.ipam.pendingOf(id);
+    const out: { ip: string; value: bigint }[] = [];
+    const size = view.last - view.first + 1n;
+    for (let k = 0n, a = view.next; k < size && out.length < n; k++, a = a >= view.last ? view.first : a + 1n) {
+      const ip = formatAddress(view.subnet.family, a);
+      if (pending.has(a) || view.taken.has(ip)) continue;
+      pending.add(a);
+      out.push({ ip, value: a });
+      view.next = a >= view.last ? view.first : a + 1n;
+    }
+    return out;
+  }
+
+  /** One transaction claiming them all: the revision it wrote at; 'gone' (pool deleted); 'again' (raced, the view learnt). */
+  private async claim(id: string, view: AddressView, chosen: { ip: string }[]): Promise<number | 'gone' | 'again'> {
+    const k = this.d.keys;
+    const lease = this.d.lease();
+    const value: AddressValue = { owner: `spare:${this.d.hostId}`, kind: 'spare', host: this.d.hostId };
+    const compare: Compare[] = [{ key: k.pool(id), target: 'mod', op: '=', value: view.poolRevision }];
+    const then: Op[] = [];
+    for (const a of chosen) {
+      compare.push({ key: k.address(id, a.ip), target: 'version', op: '=', value: 0 });
+      then.push({ put: k.address(id, a.ip), value, lease });
+    }
+    const res = await this.d.client.txn('claim spare addresses', compare, then, [{ get: k.pool(id), keysOnly: true }, { get: k.addresses(id), prefix: true, keysOnly: true }]);
+    if (res.succeeded) {
+      for (const a of chosen) {
+        view.taken.add(a.ip);
+        this.made.add(k.address(id, a.ip));
+      }
+      return res.revision;
+    }
+    const [pool = [], taken = []] = res.reads;
+    if (pool[0] === undefined) {
+      this.stocks.delete(id);
+      this.d.ipam.dropView(id);
+      return 'gone';
+    }
+    if (pool[0].modRevision !== view.poolRevision) this.d.ipam.dropView(id);
+    for (const kv of taken) view.taken.add(kv.key.slice(k.addresses(id).length));
+    view.next = randomIn(view);
+    return 'again';
+  }
+
+  /** Deletes spare keys (each only if still as written), and frees them in the view. */
+  private async remove(id: string, spares: [string, number][]): Promise<void> {
+    const k = this.d.keys;
+    for (let i = 0; i < spares.length; i += 100) {
+      const part = spares.slice(i, i + 100);
+      // One transaction per key: a key changed since (taken by a publish) must not fail the others.
+      await Promise.all(part.map(([ip, at]) => this.d.client.txn('delete a spare address', [{ key: k.address(id, ip), target: 'mod', op: '=', value: at }], [{ del: k.address(id, ip) }])));
+      for (const [ip] of part) {
+        this.d.ipam.heldView(id)?.taken.delete(ip);
+        this.made.delete(k.address(id, ip));
+      }
+    }
+  }
+}

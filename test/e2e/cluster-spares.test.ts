@@ -1,0 +1,157 @@
+// Spare addresses against a real etcd (hosts are Cluster objects in this process, checked by
+// reading etcd directly): connects from hosts' stocks (published after the connect answers) race
+// connects claiming in etcd (a host without stock) and never get the same address; spare keys sit
+// on their host's lease and are not endpoints; a small pool gets no stock; a host that drops its
+// stock deletes its keys, and one that restarts deletes the spares its previous run left; an endpoint
+// of the host asking for one of its spares by address gets it.
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { describeRoot } from '../helpers/root.js';
+import { SimCluster, waitFor } from '../helpers/cluster.js';
+import type { Cluster } from '../../src/cluster/types.js';
+import type { StoreClient } from '../../src/cluster/client.js';
+
+const spec = (name: string, extra: Record<string, unknown> = {}) => ({ name, driver: 'overlay', internal: false, enableIPv6: false, options: {}, ipv4: [], ipv6: [], ...extra });
+const mac = (ip: string) => `02:42:${ip.split('/')[0]!.split('.').map((b) => Number(b).toString(16).padStart(2, '0')).join(':')}`;
+
+interface Kv { key: string; value: { owner: string; kind: string; host: string }; lease: string; createRevision: number }
+
+describeRoot('spare addresses on a real etcd', () => {
+  let sim: SimCluster;
+  let direct: StoreClient;
+
+  beforeAll(async () => {
+    sim = await SimCluster.create({ hosts: 0, leaseTtl: 5 });
+    direct = sim.etcd.client();
+  });
+  afterAll(async () => {
+    direct?.close();
+    await sim?.destroy();
+  });
+
+  const addresses = async (prefix: string, poolId: string): Promise<Kv[]> =>
+    (await direct.range(`${prefix}/v1/ipam/addresses/${poolId.replace('/', '_')}/`)).kvs.map((kv) => ({ ...kv, value: JSON.parse(kv.value.toString()) as Kv['value'] }));
+  const sparesOf = async (prefix: string, poolId: string, host: string) => (await addresses(prefix, poolId)).filter((a) => a.value.kind === 'spare' && a.value.host === host);
+
+  /** A connect as the controller makes it: reserve, join; chosen again when another host took the address. */
+  const connect = async (h: Cluster, net: string, poolId: string, id: string): Promise<string> => {
+    for (;;) {
+      const address = await h.reserveAddress(poolId);
+      try {
+        await h.joinEndpoint(net, { endpointId: id, ip: address, mac: mac(address) }, [{ poolId, address, owner: `endpoint:${id}` }]);
+        return address;
+      } catch (err) {
+        h.forgetAddress(poolId, address);
+        if ((err as { code?: string }).code !== 'ERR_ADDRESS_RACED') throw err;
+      }
+    }
+  };
+
+  it('3 hosts × 30 concurrent connects, two from their stocks and one claiming in etcd, get 90 distinct addresses; every peer lands on its host\'s lease; spares are not endpoints', async () => {
+    const hosts = await Promise.all([1, 2, 3].map((n) => sim.inProcessHost(n, { prefix: '/t-spare' })));
+    const [a, b, c] = [hosts[0]!, hosts[1]!, hosts[2]!];
+    const net = await a.ensureNetwork(spec('ovs', { ipv4: [{ subnet: '198.19.44.0/24' }] }));
+    await Promise.all([b, c].map((h) => h.ensureNetwork(spec('ovs', { ipv4: [{ subnet: '198.19.44.0/24' }] }))));
+    const poolId = net.ipv4[0]!.poolId;
+    a.holdSpares([poolId]);
+    b.holdSpares([poolId]);
+    for (const h of [a, b]) await waitFor('a stock claimed', async () => ((await sparesOf('/t-spare', poolId, h.hostId)).length >= 4 ? true : undefined), 5000);
+    const stocked = await sparesOf('/t-spare', poolId, a.hostId);
+    for (const s of stocked) expect(s.lease).toBe(a.status().lease!.id);
+    // a's first connect takes a spare, with etcd frozen: it answers at once (no round trip), and its
+    // peer is published once etcd runs again (retried until it lands).
+    sim.etcd.freeze();
+    let first: string;
+    try {
+      const t0 = Date.now();
+      first = await connect(a, 'ovs', poolId, 'a-first');
+      expect(Date.now() - t0).toBeLessThan(200);
+      await new Promise((r) => setTimeout(r, 2000));
+    } finally {
+      sim.etcd.thaw();
+    }
+    expect(stocked.map((s) => s.key.split('/').pop())).toContain(first.split('/')[0]);
+    await waitFor('the frozen connect\'s peer', async () => ((await direct.range('/t-spare/v1/peers/ovs/')).kvs.length === 1 ? true : undefined), 5000);
+
+    const got = await Promise.all(hosts.flatMap((h, i) => Array.from({ length: 30 }, (_, j) => connect(h, 'ovs', poolId, `h${i}e${j}`))));
+    expect(new Set([first, ...got]).size).toBe(91);
+    const peers = await waitFor('every peer published', async () => {
+      const kvs = (await direct.range('/t-spare/v1/peers/ovs/')).kvs;
+      return kvs.length === 91 ? kvs : undefined;
+    }, 5000);
+    const leaseOf = new Map(hosts.map((h) => [h.hostId, h.status().lease!.id]));
+    const all = await addresses('/t-spare', poolId);
+    const byIp = new Map(all.map((kv) => [kv.key.split('/').pop()!, kv]));
+    for (const kv of peers) {
+      const p = JSON.parse(kv.value.toString()) as { ip: string; host: string; endpointId: string };
+      expect(kv.lease).toBe(leaseOf.get(p.host));
+      const addr = byIp.get(p.ip)!;
+      expect(addr.value).toEqual({ owner: `endpoint:${p.endpointId}`, kind: 'endpoint', host: p.host });
+      expect(addr.lease).toBe(leaseOf.get(p.host));
+    }
+    expect(all.filter((kv) => kv.value.kind === 'endpoint')).toHaveLength(91);
+    // What is left as spare belongs to a or b (c keeps none), on its lease; c's connects all claimed in etcd.
+    const spares = all.filter((kv) => kv.value.kind === 'spare');
+    for (const s of spares) {
+      expect([a.hostId, b.hostId]).toContain(s.value.host);
+      expect(s.lease).toBe(leaseOf.get(s.value.host));
+    }
+    // Spares are no endpoints: the network counts no holder for them.
+    for (const e of peers) await hosts.find((h) => e.key.includes(`/${h.hostId}/`))!.removePeer('ovs', e.key.split('/').pop()!);
+    for (const kv of all.filter((x) => x.value.kind === 'endpoint')) await direct.txn('test: release', [], [{ del: kv.key }]);
+    expect(await a.removeNetwork('ovs')).toEqual({ deleted: true, holders: [] });
+  });
+
+  it('a pool with few free addresses gets no stock; a dropped stock deletes its keys; a restarted host deletes the spares its previous run left', async () => {
+    const a = await sim.inProcessHost(1, { prefix: '/t-spare2' });
+    const small = await a.ensureNetwork(spec('ov-small', { ipv4: [{ subnet: '198.19.45.0/26' }] }));
+    const big = await a.ensureNetwork(spec('ov-big', { ipv4: [{ subnet: '198.19.46.0/24' }] }));
+    a.holdSpares([small.ipv4[0]!.poolId, big.ipv4[0]!.poolId]);
+    const bigPool = big.ipv4[0]!.poolId;
+    await waitFor('the big pool stocked', async () => ((await sparesOf('/t-spare2', bigPool, a.hostId)).length >= 4 ? true : undefined), 5000);
+    // 61 free in the /26: fewer than 64, so every connect there claims in etcd.
+    expect(await sparesOf('/t-spare2', small.ipv4[0]!.poolId, a.hostId)).toEqual([]);
+    await a.dropSpares([bigPool]);
+    expect(await sparesOf('/t-spare2', bigPool, a.hostId)).toEqual([]);
+
+    // A run that ends without its clean stop (the keys stay on the lease), then the same host again.
+    const b = await sim.inProcessHost(2, { prefix: '/t-spare2', leaseTtl: 30 });
+    await b.ensureNetwork(spec('ov-big'));
+    b.holdSpares([bigPool]);
+    const left = await waitFor('b stocked', async () => {
+      const s = await sparesOf('/t-spare2', bigPool, b.hostId);
+      return s.length >= 4 ? s : undefined;
+    }, 5000);
+    const { revision } = await direct.get('/t-spare2/none');
+    const again = await sim.inProcessHost(2, { prefix: '/t-spare2', leaseTtl: 30, stateDir: b.stateDir });
+    expect(again.hostId).toBe(b.hostId);
+    expect(again.status().lease!.id).toBe(left[0]!.lease);
+    // The sweep runs a few seconds after the registration: none of the old run's spares is left.
+    await waitFor('old spares swept', async () => ((await sparesOf('/t-spare2', bigPool, b.hostId)).every((s) => s.createRevision > revision) ? true : undefined), 10_000);
+  });
+
+  it('an endpoint of this host may take one of its own spares by address (--ip, a restart\'s replay): it leaves the stock and is the endpoint\'s', async () => {
+    const a = await sim.inProcessHost(1, { prefix: '/t-spare3' });
+    const net = await a.ensureNetwork(spec('ovs3', { ipv4: [{ subnet: '198.19.47.0/24' }] }));
+    const poolId = net.ipv4[0]!.poolId;
+    a.holdSpares([poolId]);
+    const stock = await waitFor('a stock claimed', async () => {
+      const s = await sparesOf('/t-spare3', poolId, a.hostId);
+      return s.length >= 4 ? s.map((x) => x.key.split('/').pop()!) : undefined;
+    }, 5000);
+    const [s1, s2] = stock as [string, string];
+    // A restart's replay asks for its endpoint's address, which its stock holds.
+    expect(await a.ipam.requestAddress(poolId, { address: s1, kind: 'endpoint', owner: 'endpoint:r1' })).toBe(`${s1}/24`);
+    // A connect with --ip of another one.
+    const r = await a.reserveAddress(poolId, s2);
+    await a.joinEndpoint('ovs3', { endpointId: 'r2', ip: r, mac: mac(r) }, [{ poolId, address: r, owner: 'endpoint:r2' }]);
+    const held = new Map((await addresses('/t-spare3', poolId)).map((kv) => [kv.key.split('/').pop()!, kv]));
+    expect(held.get(s1)!.value).toEqual({ owner: 'endpoint:r1', kind: 'endpoint', host: a.hostId });
+    expect(held.get(s2)!.value).toEqual({ owner: 'endpoint:r2', kind: 'endpoint', host: a.hostId });
+    expect(held.get(s2)!.lease).toBe(a.status().lease!.id);
+    // Neither is handed out again.
+    const got = await Promise.all(Array.from({ length: 10 }, (_, i) => connect(a, 'ovs3', poolId, `n${i}`)));
+    expect(new Set(got).size).toBe(10);
+    expect(got.map((g) => g.split('/')[0])).not.toContain(s1);
+    expect(got.map((g) => g.split('/')[0])).not.toContain(s2);
+  });
+});

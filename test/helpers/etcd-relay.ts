@@ -1,0 +1,42 @@
+// A unix-socket relay between a daemon and etcd, for tests that must land a fault in a precise
+// window: answers pass `delayMs` late, or not at all once `held`; requests pass at once, or are
+// dropped while `requestsHeld` (the connection is useless afterwards: for a daemon about to be killed).
+import net from 'node:net';
+
+export class HoldingRelay {
+  delayMs = 0;
+  held = false;
+  requestsHeld = false;
+  private readonly server: net.Server;
+  private readonly sockets = new Set<net.Socket>();
+
+  constructor(readonly socket: string, target: string) {
+    this.server = net.createServer((client) => {
+      const upstream = net.connect(target);
+      for (const s of [client, upstream]) {
+        this.sockets.add(s);
+        s.on('error', () => undefined);
+        s.on('close', () => {
+          this.sockets.delete(s);
+          client.destroy();
+          upstream.destroy();
+        });
+      }
+      client.on('data', (d) => !this.requestsHeld && upstream.write(d));
+      upstream.on('data', (d) => {
+        if (this.held) return;
+        if (this.delayMs === 0) client.write(d);
+        else setTimeout(() => !this.held && client.write(d), this.delayMs);
+      });
+    });
+  }
+
+  listen(): Promise<void> {
+    return new Promise((resolve) => this.server.listen(this.socket, resolve));
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise((resolve) => this.server.close(resolve));
+  }
+}

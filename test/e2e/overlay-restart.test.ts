@@ -18,10 +18,11 @@ let vx = '';
 
 const ip = (cidr: string | undefined): string => cidr!.split('/')[0]!;
 
-/** Every key of the network's peers and of its subnet's addresses, by key. */
+/** Every key of the network's peers and of its subnet's addresses but the spare ones (a host's stock, not endpoints), by key. */
 async function keysOf(client: StoreClient, hostId: string): Promise<Map<string, KeyValue>> {
   const { kvs } = await client.range('/cnmkit/v1/');
-  return new Map(kvs.filter((kv) => kv.key.startsWith(`/cnmkit/v1/peers/ovr/${hostId}/`) || kv.key.startsWith('/cnmkit/v1/ipam/addresses/198.19.220.0_24/')).map((kv) => [kv.key, kv]));
+  const spare = (kv: KeyValue) => (JSON.parse(kv.value.toString()) as { kind?: string }).kind === 'spare';
+  return new Map(kvs.filter((kv) => kv.key.startsWith(`/cnmkit/v1/peers/ovr/${hostId}/`) || (kv.key.startsWith('/cnmkit/v1/ipam/addresses/198.19.220.0_24/') && !spare(kv))).map((kv) => [kv.key, kv]));
 }
 
 /** The VXLAN device's permanent entries on h: `MAC DST` (FDB, self) and `IP MAC` (neighbours), sorted. */

@@ -158,7 +158,28 @@ export class EtcdIpam implements GlobalIpam {
       this.views.delete(id);
     }
     const pool = await this.readPoolView(id);
-    throw new ConflictError(`no free address left in pool ${id}${pool.ipRange ? ` (ip-range ${pool.ipRange})` : ''}`, { field: 'ip' });
+    throw await this.fullError(id, pool.ipRange);
+  }
+
+  /**
+   * The error of a pool with no free address left: it names the spare addresses other hosts hold
+   * there (spares.ts), which a host deletes when it leaves the network or stops. One read of the
+   * pool's address values; the plain message when that read fails.
+   */
+  async fullError(id: string, ipRange?: string): Promise<ConflictError> {
+    let held = '';
+    try {
+      const { kvs } = await this.d.client.range(this.d.keys.addresses(id));
+      const byHost = new Map<string, number>();
+      for (const kv of kvs) {
+        const v = parseJson<AddressValue>(kv);
+        if (v.kind === 'spare' && v.host !== undefined && v.host !== this.d.hostId) byHost.set(v.host, (byHost.get(v.host) ?? 0) + 1);
+      }
+      if (byHost.size > 0) held = `; ${[...byHost].map(([h, n]) => `${n} held as spare addresses by host ${h}`).join(', ')} (deleted when that host leaves the network or stops)`;
+    } catch {
+      held = '';
+    }
+    return new ConflictError(`no free address left in pool ${id}${ipRange ? ` (ip-range ${ipRange})` : ''}${held}`, { field: 'ip' });
   }
 
   /** The pool's record and its taken addresses, read at one revision (one round trip, O(addresses)). */

@@ -67,7 +67,7 @@ export class Reservations {
         this.asked.set(`${id} ${ip}`, false);
         return `${ip}/${view.subnet.bits}`;
       }
-      if (i > 0) throw new ConflictError(`no free address left in pool ${id}${view.ipRange ? ` (ip-range ${view.ipRange})` : ''}`, { field: 'ip' });
+      if (i > 0) throw await this.d.ipam.fullError(id, view.ipRange);
       // Every address looked taken in a view that may be stale: read it again once.
       view = await this.d.ipam.poolView(id, true);
     }

@@ -154,4 +154,21 @@ describeRoot('spare addresses on a real etcd', () => {
     expect(got.map((g) => g.split('/')[0])).not.toContain(s1);
     expect(got.map((g) => g.split('/')[0])).not.toContain(s2);
   });
+
+  it('a pool full but for another host\'s spares says so: the error names that host and how many it holds', async () => {
+    const [a, b] = await Promise.all([1, 2].map((n) => sim.inProcessHost(n, { prefix: '/t-spare4' })));
+    const net = await a!.ensureNetwork(spec('ovs4', { ipv4: [{ subnet: '198.19.48.0/25' }] }));
+    await b!.ensureNetwork(spec('ovs4', { ipv4: [{ subnet: '198.19.48.0/25' }] }));
+    const poolId = net.ipv4[0]!.poolId;
+    a!.holdSpares([poolId]);
+    const held = await waitFor('a stock claimed', async () => {
+      const s = await sparesOf('/t-spare4', poolId, a!.hostId);
+      return s.length >= 4 ? s.length : undefined;
+    }, 5000);
+    // b holds no stock: each of its connects claims in etcd, until none is left but a's spares.
+    let err: Error | undefined;
+    for (let i = 0; i < 130 && !err; i++) await connect(b!, 'ovs4', poolId, `f${i}`).catch((e: Error) => (err = e));
+    expect(err?.message).toBe(`no free address left in pool ${poolId}; ${held} held as spare addresses by host ${a!.hostId} (deleted when that host leaves the network or stops)`);
+    expect((await addresses('/t-spare4', poolId)).length).toBe(126);
+  });
 });

@@ -72,12 +72,12 @@ export class BridgeIndexes {
 }
 
 /**
- * Turns IPv6 off on a bridge port in the daemon's namespace (through the context), before its
- * carrier comes up (until then the kernel has configured no IPv6 on it).
+ * Turns IPv6 off on a bridge port just made in the daemon's namespace (through the context), before
+ * its carrier comes up (until then the kernel has configured no IPv6 on it): written, not read first.
  * Equivalent to: `sysctl -w net.ipv6.conf.PORT.disable_ipv6=1`
  */
 function noIPv6OnPort(sysctl: HostSysctl, ifname: string): void {
-  sysctl.ensure(`net/ipv6/conf/${ifname}/disable_ipv6`, '1');
+  sysctl.set(`net/ipv6/conf/${ifname}/disable_ipv6`, '1');
 }
 
 /**

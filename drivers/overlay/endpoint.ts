@@ -59,9 +59,7 @@ export async function makeVeth(
   });
   try {
     // A link just made has the namespace's default: written, not read first.
-    const key = `net/ipv6/conf/${data.hostIfname}/disable_ipv6`;
-    if (sysctl.set) sysctl.set(key, '1');
-    else sysctl.ensure(key, '1');
+    sysctl.set(`net/ipv6/conf/${data.hostIfname}/disable_ipv6`, '1');
   } catch (err) {
     await deleteLink(host, data.hostIfname, { ifExists: true });
     throw err;

@@ -233,7 +233,7 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
       // with both done. Neither is waited for while etcd is away (nor longer than FIRST_PROGRAM_MS):
       // the watch programs them, and pending writes publish, when it is back.
       const waits = needCluster(ctx.cluster).status().state === 'connected';
-      if (waits) await bounded(Promise.all(round.map((r) => (r.s ? firstProgram(r.s) : undefined))));
+      if (waits) await bounded(Promise.all(round.map((r) => r.s?.ready)));
       const published = Promise.all(round.map((r) => republish(r).catch((err: unknown) => log.error({ err, network: r.net.name }, 'overlay: restoring the endpoints in the cluster failed'))));
       if (waits) await bounded(published);
     },

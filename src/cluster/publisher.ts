@@ -53,8 +53,7 @@ export class Publisher {
   constructor(private readonly d: PublishDeps) {}
 
   enqueue(peer: Peer, claims: QueuedClaim[]): void {
-    const value = (c: QueuedClaim): AddressValue => ({ owner: c.owner, kind: 'endpoint', host: this.d.hostId });
-    for (const c of claims) this.d.owned.set(this.d.keys.address(c.poolId, c.ip), { kind: 'address', value: value(c) });
+    for (const c of claims) this.d.owned.set(this.d.keys.address(c.poolId, c.ip), { kind: 'address', value: this.value(c) });
     this.d.owned.set(this.peerKey(peer), { kind: 'peer', value: peer });
     this.queue.push({ peer, claims });
     // After the connect's own work (its answer goes first): building a gRPC call costs ~1-2 ms here.

@@ -32,8 +32,8 @@ export interface DriverContext {
 export interface HostSysctl {
   /** Sets KEY to value unless it has it already; true when it was written. A key the kernel lacks is never written. */
   ensure(key: string, value: string): boolean;
-  /** Optional: writes KEY without reading it (a link just made); false when the kernel lacks it. */
-  set?(key: string, value: string): boolean;
+  /** Writes KEY without reading it (a link just made: its state is known); false when the kernel lacks it. */
+  set(key: string, value: string): boolean;
 }
 
 /**

@@ -121,17 +121,29 @@ export async function ensureNetworks(api: HostApi, nets: NetworkPlan[], step: (n
   });
 }
 
+type Attachment = NodePlan['attachments'][number];
+
+/** The sandbox's endpoint on the attachment's network, if it has one. */
+function endpointOn(api: HostApi, sb: Sandbox, a: Attachment): Endpoint | undefined {
+  return sb.endpoints.find((e) => api.networkName(e.networkId) === a.network);
+}
+
+/** The node's interface on the attachment's network (its endpoint's name and addresses, when known). */
+function ifaceOf(a: Attachment, ep: Endpoint | undefined): Iface {
+  return { ifname: ep?.ifname ?? a.ifname, network: a.network, ...(ep ? pick(ep) : {}) };
+}
+
 /** A node whose sandbox exists: the connections it lacks, in order; returns its interfaces. */
 async function ensureNode(api: HostApi, node: NodePlan, sb: Sandbox): Promise<Iface[]> {
   const ifaces: Iface[] = [];
   for (const a of node.attachments) {
-    let ep = sb.endpoints.find((e) => api.networkName(e.networkId) === a.network);
+    let ep = endpointOn(api, sb, a);
     try {
       ep ??= await api.client.request<Endpoint>('POST', `/v1/networks/${encodeURIComponent(a.network)}/connect`, { sandbox: node.sandbox, ...a.body });
     } catch (err) {
       lab(err, `node ${node.name}: network ${a.network}`);
     }
-    ifaces.push({ ifname: ep.ifname ?? a.ifname, network: a.network, ...pick(ep) });
+    ifaces.push(ifaceOf(a, ep));
   }
   return ifaces;
 }
@@ -148,10 +160,7 @@ export async function ensureNodes(api: HostApi, nodes: NodePlan[], done: (node: 
     for (const [i, n] of batch.entries()) {
       const sb = answer.sandboxes[i]!;
       api.sandboxes.set(n.sandbox, sb);
-      done(n, true, n.attachments.map((a) => {
-        const ep = sb.endpoints.find((e) => api.networkName(e.networkId) === a.network);
-        return { ifname: ep?.ifname ?? a.ifname, network: a.network, ...(ep ? pick(ep) : {}) };
-      }));
+      done(n, true, n.attachments.map((a) => ifaceOf(a, endpointOn(api, sb, a))));
     }
   });
 }

@@ -12,7 +12,7 @@ import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../../src/cor
 import { withRollback } from '../../src/core/steps.js';
 import { createFirewall, type FirewallBackend } from '../../src/firewall/index.js';
 import { NetlinkHandlePool, type NetlinkHandle } from '../../src/netlink/index.js';
-import { ensureSysctl, runInNetns } from '../../src/netns/index.js';
+import { ensureSysctl, runInNetns, setSysctl } from '../../src/netns/index.js';
 import { PortAllocator } from '../../src/portmap/allocator.js';
 import { PortPublisher } from '../../src/portmap/publisher.js';
 import type { TestNs } from '../helpers/netns.js';
@@ -129,6 +129,10 @@ export async function bench(host: TestNs): Promise<Bench> {
       ensure: (key, value) => {
         faults.hit(`sysctl ${key}`);
         return runInNetns(host.path, () => ensureSysctl(key, value));
+      },
+      set: (key, value) => {
+        faults.hit(`sysctl ${key}`);
+        return runInNetns(host.path, () => setSysctl(key, value));
       },
     },
   };

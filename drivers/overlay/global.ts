@@ -48,11 +48,11 @@ function poolOf(net: NetworkRecord, family: 4 | 6): string {
 
 export function globalScope(cluster: () => Cluster | undefined, pending: PendingWrites): GlobalScope<OverlayConfig> {
   return {
-    async ensure(input: NetworkParseInput, config: OverlayConfig, ask: SubnetAsk) {
+    async ensure(input: NetworkParseInput, config: OverlayConfig, ask: SubnetAsk, dockerNetwork?: string) {
       const c = needCluster(cluster());
       const g = await c.ensureNetwork({
         name: input.name, driver: 'overlay', ...(config.vni !== undefined ? { vni: config.vni } : {}), internal: input.internal,
-        enableIPv6: input.enableIPv6, options: clusterOptions(config), ...requests(ask),
+        enableIPv6: input.enableIPv6, options: clusterOptions(config), ...requests(ask), ...(dockerNetwork ? { dockerNetwork } : {}),
       });
       return viewOf(g, true);
     },
@@ -88,11 +88,15 @@ export function globalScope(cluster: () => Cluster | undefined, pending: Pending
     },
     async remove(name) {
       const c = needCluster(cluster());
-      const { deleted, holders } = await c.removeNetwork(name);
-      if (deleted || holders.length === 0) return;
+      const { deleted, holders, engines } = await c.removeNetwork(name);
+      if (deleted || (holders.length === 0 && engines.length === 0)) return;
       const byId = new Map((await c.hosts()).map((h) => [h.id, h]));
-      const named = holders.map((id) => (byId.get(id) ? `${byId.get(id)!.hostname} (${byId.get(id)!.vtep})` : `host id ${id.slice(0, 12)} (not registered)`));
-      throw new ConflictError(`network ${name} has endpoints on host(s) ${named.join(', ')}: disconnect them there first`, { field: 'name' });
+      const host = (id: string) => (byId.get(id) ? `${byId.get(id)!.hostname} (${byId.get(id)!.vtep})` : `host id ${id.slice(0, 12)} (not registered)`);
+      const reasons = [
+        ...(holders.length > 0 ? [`has endpoints on host(s) ${holders.map(host).join(', ')}: disconnect them there first`] : []),
+        ...(engines.length > 0 ? [`is the Docker network ${engines.map((e) => `${e.dockerNetwork.slice(0, 12)} of the engine on ${host(e.host)}`).join(', ')}: remove it there with docker network rm`] : []),
+      ];
+      throw new ConflictError(`network ${name} ${reasons.join('; and ')}`, { field: 'name' });
     },
     async describe(net) {
       const c = needCluster(cluster());

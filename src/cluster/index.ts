@@ -21,7 +21,7 @@ import { Reservations } from './reserve.js';
 import { Spares } from './spares.js';
 import type { Listed } from './watch.js';
 import type {
-  Cluster, ClusterState, ClusterStatus, EndpointAddress, GlobalNetwork, GlobalNetworkSpec, HostInfo, LocalSubnet, NetworkFollower, OwnEndpoint, Peer, PeerHandler, PeerSpec, PeerWatch, WatchOptions,
+  Cluster, ClusterState, ClusterStatus, EndpointAddress, GlobalNetwork, GlobalNetworkSpec, HostInfo, LocalSubnet, NetworkFollower, NetworkRemoval, OwnEndpoint, Peer, PeerHandler, PeerSpec, PeerWatch, WatchOptions,
 } from './types.js';
 
 export type { Cluster } from './types.js';
@@ -240,7 +240,7 @@ class EtcdCluster implements Cluster {
     return this.networks.leave(name);
   }
 
-  removeNetwork(name: string): Promise<{ deleted: boolean; holders: string[] }> {
+  removeNetwork(name: string): Promise<NetworkRemoval> {
     return this.networks.remove(name);
   }
 

@@ -7,7 +7,7 @@ import { ConflictError, InvalidArgumentError } from '../errors.js';
 import { contentionPause, parseJson, type Compare, type Op, type StoreClient } from './client.js';
 import type { EtcdIpam, PoolRecord } from './ipam.js';
 import type { Keys } from './keys.js';
-import type { GlobalNetwork, GlobalNetworkSpec, GlobalSubnet, SubnetRequest } from './types.js';
+import type { GlobalNetwork, GlobalNetworkSpec, GlobalSubnet, MemberValue, NetworkRemoval, SubnetRequest } from './types.js';
 
 export const FIRST_VNI = 4096;
 export const MAX_VNI = 16_777_215;
@@ -97,7 +97,7 @@ export class Networks {
         this.d.ipam.poolGuard(view),
       ];
       const res = await this.d.client.txn(`create global network ${spec.name}`, compare, [
-        { put: key, value: net }, { put: this.d.keys.vni(vni), value: { network: spec.name } }, ...ops, this.memberOp(spec.name),
+        { put: key, value: net }, { put: this.d.keys.vni(vni), value: { network: spec.name } }, ...ops, this.memberOp(spec.name, spec.dockerNetwork),
       ]);
       if (res.succeeded) {
         // The pools made here: their views are known (the gateway is their one address), no read at the first connect.
@@ -113,12 +113,13 @@ export class Networks {
   private async adopt(spec: GlobalNetworkSpec, have: GlobalNetwork): Promise<GlobalNetwork> {
     const diff = differences(spec, have);
     if (diff.length > 0) throw new ConflictError(`network ${spec.name} exists in the cluster with other settings: ${diff.join('; ')}`, { field: 'name' });
-    await this.d.client.txn('join a global network', [], [this.memberOp(spec.name)]);
+    await this.d.client.txn('join a global network', [], [this.memberOp(spec.name, spec.dockerNetwork)]);
     return have;
   }
 
-  private memberOp(name: string): Op {
-    return { put: this.d.keys.member(name, this.d.hostId), value: { since: new Date().toISOString() } };
+  private memberOp(name: string, dockerNetwork?: string): Op {
+    const value: MemberValue = { since: new Date().toISOString(), ...(dockerNetwork ? { dockerNetwork } : {}) };
+    return { put: this.d.keys.member(name, this.d.hostId), value };
   }
 
   async get(name: string): Promise<GlobalNetwork | undefined> {
@@ -142,37 +143,46 @@ export class Networks {
 
   /**
    * `network rm` of the cluster's network from any host: deleted with every member key when no
-   * host has an endpoint on it (no peer, no endpoint address); else the ids of the hosts that have.
+   * host has an endpoint on it (no peer, no endpoint address) and no live host's Docker engine
+   * has a network mapped to it; else the ids of the hosts that have endpoints, and those engines'
+   * networks (a host no longer registered does not hold it: its engine finds it gone).
    */
-  async remove(name: string): Promise<{ deleted: boolean; holders: string[] }> {
+  async remove(name: string): Promise<NetworkRemoval> {
     return this.deleteUnused(name, true);
   }
 
-  private async deleteUnused(name: string, anyMembers: boolean): Promise<{ deleted: boolean; holders: string[] }> {
+  private async deleteUnused(name: string, anyMembers: boolean): Promise<NetworkRemoval> {
     const k = this.d.keys;
+    const kept = (holders: string[], engines: NetworkRemoval['engines'] = []): NetworkRemoval => ({ deleted: false, holders, engines });
     for (let i = 0; i < ATTEMPTS; i++) {
       const read = await this.d.client.txn('read a global network', [], [
-        { get: k.network(name) }, { get: k.members(name), prefix: true, keysOnly: true }, { get: k.peers(name), prefix: true, keysOnly: true },
+        { get: k.network(name) }, { get: k.members(name), prefix: true }, { get: k.peers(name), prefix: true, keysOnly: true },
+        { get: k.hosts(), prefix: true, keysOnly: true },
       ]);
-      const [[netKv] = [], members = [], peers = []] = read.reads;
-      if (!netKv) return { deleted: false, holders: [] };
+      const [[netKv] = [], members = [], peers = [], hosts = []] = read.reads;
+      if (!netKv) return kept([]);
       const net = parseJson<GlobalNetwork>(netKv);
       const pools = [...net.ipv4, ...net.ipv6].map((s) => s.poolId);
       const addrs = (await Promise.all(pools.map((p) => this.d.ipam.listAddresses(p)))).flat().filter((a) => a.kind === 'endpoint');
       const holders = [...new Set([...peers.map((kv) => k.split(k.peers(name), kv.key)?.[0] ?? '?'), ...addrs.map((a) => a.host)])].sort();
-      if (holders.length > 0 || (!anyMembers && members.length > 0)) return { deleted: false, holders };
+      const alive = new Set(hosts.map((kv) => kv.key.slice(k.hosts().length)));
+      const engines = members.map((kv) => ({ host: kv.key.slice(k.members(name).length), dockerNetwork: parseJson<MemberValue>(kv).dockerNetwork }))
+        .filter((m): m is NetworkRemoval['engines'][number] => m.dockerNetwork !== undefined && alive.has(m.host))
+        .sort((a, b) => a.host.localeCompare(b.host));
+      if (holders.length > 0 || engines.length > 0 || (!anyMembers && members.length > 0)) return kept(holders, engines);
       const since = (prefix: string): Compare => ({ key: prefix, prefix: true, target: 'mod', op: '<', value: read.revision + 1 });
+      // A member, endpoint or peer that came after the read keeps the network (then read again).
       const res = await this.d.client.txn(`delete global network ${name}`, [
-        { key: netKv.key, target: 'mod', op: '=', value: netKv.modRevision }, ...(anyMembers ? [] : [since(k.members(name))]), since(k.peers(name)), ...pools.map((p) => since(k.addresses(p))),
+        { key: netKv.key, target: 'mod', op: '=', value: netKv.modRevision }, since(k.members(name)), since(k.peers(name)), ...pools.map((p) => since(k.addresses(p))),
       ], [
         { del: netKv.key }, { del: k.vni(net.vni) }, ...(anyMembers ? [{ del: k.members(name), prefix: true }] : []),
         ...pools.flatMap((p): Op[] => [{ del: k.pool(p) }, { del: k.addresses(p), prefix: true }]),
       ]);
-      if (res.succeeded) return { deleted: true, holders: [] };
+      if (res.succeeded) return { deleted: true, holders: [], engines: [] };
       await contentionPause(i);
     }
     if (anyMembers) throw new ConflictError(`global network ${name}: not removed after ${ATTEMPTS} attempts (other hosts kept changing it)`, { field: 'name' });
-    return { deleted: false, holders: [] };
+    return kept([]);
   }
 }
 

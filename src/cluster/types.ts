@@ -7,7 +7,8 @@
 //   - networks:  ensureNetwork(spec) — one network per name across the cluster, with its VNI and
 //                subnets (create-if-absent; different options are refused, naming them);
 //                getNetwork, listNetworks, leaveNetwork (the last host out deletes it),
-//                removeNetwork (any host, when no host has endpoints on it)
+//                removeNetwork (any host, when no host has endpoints on it and no live host's
+//                Docker engine has a network mapped to it)
 //   - ipam:      pools and addresses of global networks, allocated in etcd with transactions
 //   - endpoints: reserveAddress, then joinEndpoint (its addresses and its peer in one transaction,
 //                or, for spares of this host's stock, queued to land after the connect answers);
@@ -75,6 +76,25 @@ export interface GlobalNetworkSpec {
   options: Record<string, string>;
   ipv4: SubnetRequest[];
   ipv6: SubnetRequest[];
+  /**
+   * The Docker engine's network id when this host's engine makes the network (its CreateNetwork):
+   * kept in this host's member key, so that a `network rm` from another host names it instead of
+   * removing the network under the engine.
+   */
+  dockerNetwork?: string;
+}
+
+/** The value of `members/<network>/<hostid>`: since when the host has the network, and its engine's network when the Docker engine made it there. */
+export interface MemberValue {
+  since: string;
+  dockerNetwork?: string;
+}
+
+/** What a cluster-wide `network rm` did: deleted, or kept by the hosts with endpoints and by live hosts' Docker engines' networks. */
+export interface NetworkRemoval {
+  deleted: boolean;
+  holders: string[];
+  engines: { host: string; dockerNetwork: string }[];
 }
 
 export interface GlobalSubnet {
@@ -240,8 +260,8 @@ export interface Cluster {
   followNetworks(follower: NetworkFollower): void;
   /** Drops this host from the network; deletes it (VNI, pools, addresses) when no host and no peer is left. */
   leaveNetwork(name: string): Promise<{ deleted: boolean }>;
-  /** Deletes the network from the cluster (every host's membership too) unless a host has endpoints on it: then their ids. */
-  removeNetwork(name: string): Promise<{ deleted: boolean; holders: string[] }>;
+  /** Deletes the network from the cluster (every host's membership too) unless a host has endpoints on it or a live host's engine a network mapped to it: then those. */
+  removeNetwork(name: string): Promise<NetworkRemoval>;
   publishPeer(network: string, peer: PeerSpec): Promise<Peer>;
   /**
    * An address for a new endpoint of this host, chosen and held here but not claimed (no round

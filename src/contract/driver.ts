@@ -164,7 +164,8 @@ export interface SubnetAsk {
  * cluster's id, adopted on the first connect on a host that did not create it.
  */
 export interface GlobalScope<Config = unknown> {
-  ensure(input: NetworkParseInput, config: Config, ask: SubnetAsk): Promise<GlobalNetworkView>;
+  /** dockerNetwork: the Docker engine's network id when this host's engine makes it (its CreateNetwork). */
+  ensure(input: NetworkParseInput, config: Config, ask: SubnetAsk, dockerNetwork?: string): Promise<GlobalNetworkView>;
   /** The cluster's network of that name; undefined when it has none. fresh: read the store, not a watched copy. */
   lookup(name: string, opts?: { fresh?: boolean }): Promise<GlobalNetworkView | undefined>;
   /** Calls follower with the names of networks whose cluster record went or changed ('all': any may have). */

@@ -92,7 +92,7 @@ export class Controller {
         }
         if (driver.global) {
           // The cluster's record gives the id (the same on every host), the subnets and the config.
-          const view = await driver.global.ensure({ name, options, internal, enableIPv6 }, net.config, req);
+          const view = await driver.global.ensure({ name, options, internal, enableIPv6 }, net.config, req, req.dockerId);
           if (store.networks.get(view.id)) throw new ConflictError(`network ${name} is already here (id ${view.id.slice(0, 12)})`);
           Object.assign(net, { id: req.dockerId ?? view.id, config: view.config, ipv4: view.ipv4, ipv6: view.ipv6 });
           undo.push('global network', () => driver.deleteNetwork(net, net.config));

@@ -328,7 +328,7 @@ describeRoot('cluster control plane on a real etcd', () => {
     expect(await b!.getNetwork('ovn', { cached: true })).toBeUndefined();
     const net = await a!.ensureNetwork(spec('ovn'));
     expect(await waitFor('b sees ovn', async () => b!.getNetwork('ovn', { cached: true }), 2000)).toEqual(net);
-    expect(await a!.removeNetwork('ovn')).toEqual({ deleted: true, holders: [] });
+    expect(await a!.removeNetwork('ovn')).toEqual({ deleted: true, holders: [], engines: [] });
     await waitFor('b sees ovn gone', async () => ((await b!.getNetwork('ovn', { cached: true })) === undefined ? true : undefined), 2000);
     // etcd stopped: not served from memory (the read fails fast instead); back, the cache is live again.
     await a!.ensureNetwork(spec('ovn2'));
@@ -353,5 +353,21 @@ describeRoot('cluster control plane on a real etcd', () => {
     await b!.ipam.releaseAddress(net.ipv4[0]!.poolId, addr, 'eb');
     expect(await b!.leaveNetwork('lv')).toEqual({ deleted: true });
     expect((await direct.range('/t-leave/v1/')).kvs.map((kv) => kv.key).filter((k) => !k.startsWith('/t-leave/v1/hosts/'))).toEqual([]);
+  });
+
+  it('removeNetwork: refused while a live host\'s Docker engine has the network (its engine network named, nothing deleted); a host whose lease ran out holds nothing', async () => {
+    const [a, b] = await Promise.all([1, 2].map((n) => sim.inProcessHost(n, { prefix: '/t-rm' })));
+    await a!.ensureNetwork(spec('rmd'));
+    await b!.ensureNetwork(spec('rmd', { dockerNetwork: 'd0c4e1' }));
+    const member = await direct.range(`/t-rm/v1/members/rmd/${b!.hostId}`, { prefix: false });
+    expect(JSON.parse(member.kvs[0]!.value.toString())).toMatchObject({ dockerNetwork: 'd0c4e1' });
+    const before = (await direct.range('/t-rm/v1/')).kvs.map((kv) => kv.key).filter((k) => !k.startsWith('/t-rm/v1/hosts/')).sort();
+    expect(await a!.removeNetwork('rmd')).toEqual({ deleted: false, holders: [], engines: [{ host: b!.hostId, dockerNetwork: 'd0c4e1' }] });
+    expect((await direct.range('/t-rm/v1/')).kvs.map((kv) => kv.key).filter((k) => !k.startsWith('/t-rm/v1/hosts/')).sort()).toEqual(before);
+    // b goes away without a word: once its lease (3 s) is gone its engine no longer holds the network.
+    await b!.close();
+    await waitFor('b\'s host record gone', async () => ((await direct.range(`/t-rm/v1/hosts/${b!.hostId}`, { prefix: false })).kvs.length === 0 ? true : undefined), 6000);
+    expect(await a!.removeNetwork('rmd')).toEqual({ deleted: true, holders: [], engines: [] });
+    expect((await direct.range('/t-rm/v1/')).kvs.map((kv) => kv.key).filter((k) => !k.startsWith('/t-rm/v1/hosts/'))).toEqual([]);
   });
 });

@@ -4,7 +4,8 @@
 // containers get distinct addresses from the cluster and ping each other; published ports answer
 // on the host's underlay address. After connect/disconnect, rm -f, an engine crash and a plugin
 // crash, nothing stale is left: checked outside the code under test with `bridge -j fdb` and
-// `ip -j neigh` in each host, and the peer keys read straight from etcd. IPv6 (--ipv6, with and
+// `ip -j neigh` in each host, and the peer keys read straight from etcd. A cluster-wide `cnmkit
+// network rm` does not pull a network from under an engine that has it. IPv6 (--ipv6, with and
 // without a v6 subnet): v6 addresses from the cluster's pool, ping6 across, v6 neighbours.
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import fs from 'node:fs';
@@ -235,6 +236,35 @@ describeDocker('cnmkit-overlay under two Docker engines on two simulated hosts',
     await run1(e2, 'c4');
     expect(await reaches(e1, 'c1', await ipOf(e2, 'c4'))).toBe(true);
     await expectNoStale([[e1, 'c1'], [e2, 'c2'], [e2, 'c4']]);
+  });
+
+  it('cnmkit network rm on a host without the engine network is refused while another engine has it (naming that engine\'s network); docker network rm there removes it from the cluster', async () => {
+    const [e1] = engines;
+    const name = 'dov-held';
+    const inEtcd = async () => {
+      const client = sim.etcd.client();
+      try {
+        return (await client.range(`/cnmkit/v1/networks/${name}`, { prefix: false })).kvs.length === 1;
+      } finally {
+        client.close();
+      }
+    };
+    await e1.dockerOk(['network', 'create', '-d', 'cnmkit-overlay', '--ipam-driver', 'cnmkit-ipam', '--ipam-opt', `cnmkit.overlay.name=${name}`, name]);
+    const id = (await e1.inspect(['network', 'inspect', name]))[0].Id as string;
+    const refused = await hosts[1].daemon.cmd(['network', 'rm', name]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(new RegExp(`network ${name} is the Docker network ${id.slice(0, 12)} of the engine on \\S+ \\(${hosts[0].ip.replaceAll('.', '\\.')}\\): remove it there with docker network rm`));
+    // Nothing was removed: the cluster keeps the record and the engine's network still takes containers.
+    expect(await inEtcd()).toBe(true);
+    await e1.dockerOk(['run', '-d', '--name', 'held', '--network', name, IMAGE, 'sleep', '600']);
+    const ip = (await e1.inspect(['container', 'inspect', 'held']))[0].NetworkSettings.Networks[name].IPAddress as string;
+    expect(ip).toMatch(/^198\.19\./);
+    await e1.dockerOk(['rm', '-f', 'held']);
+    await e1.dockerOk(['network', 'rm', name]);
+    await until(`${name} gone from etcd`, async () => !(await inEtcd()));
+    const gone = await hosts[1].daemon.cmd(['network', 'rm', name]);
+    expect(gone.code).toBe(1);
+    expect(gone.stderr).toContain('not found');
   });
 
   // IPv6 on a cnmkit-overlay network (--ipv6): with a v6 subnet asked for, and without one (the

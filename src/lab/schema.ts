@@ -75,12 +75,30 @@ function reasonOf(e: ErrorObject, format: LabFormat): { path: FieldPath; reason:
  */
 function alternatives(errors: ErrorObject[]): ErrorObject[] {
   const alt = new Set(errors.filter((e) => e.keyword === 'oneOf' || e.keyword === 'anyOf').map((e) => e.instancePath));
-  const deeper = (p: string): boolean => errors.some((e) => e.instancePath.startsWith(`${p}/`));
-  return errors.filter((e) => {
+  const parent = (p: string): string => p.slice(0, p.lastIndexOf('/'));
+  // A wrong type just inside the value ({name: lan1, ip: …} read as two networks "name" and "ip"
+  // that are not objects) says the value has the wrong shape, not what is wrong inside it.
+  const shapeOnly = (e: ErrorObject): boolean => e.keyword === 'type' && alt.has(parent(e.instancePath));
+  const inner = errors.filter((e) => !shapeOnly(e));
+  const deeper = (p: string): boolean => inner.some((e) => e.instancePath.startsWith(`${p}/`));
+  return inner.filter((e) => {
     if (!alt.has(e.instancePath)) return true;
     if (deeper(e.instancePath)) return false;
     return e.keyword === 'oneOf' || e.keyword === 'anyOf';
   });
+}
+
+/** For a node's network given as {name: NET, ip: ADDRESS} (the form other tools use): the same in this file's form. */
+function attachmentHint(value: unknown): string {
+  if (!value || typeof value !== 'object' || Array.isArray(value)) return '';
+  const v = value as Record<string, unknown>;
+  if (typeof v.name !== 'string') return '';
+  const addrs = ['ip', 'ipv6'].filter((k) => typeof v[k] === 'string').map((k) => `${k}: ${String(v[k])}`);
+  return `; write {${v.name}: ${addrs.length > 0 ? `{${addrs.join(', ')}}` : 'null'}} or just ${v.name}`;
+}
+
+function valueAt(data: unknown, path: FieldPath): unknown {
+  return path.reduce<unknown>((v, k) => (v && typeof v === 'object' ? (v as Record<string | number, unknown>)[k] : undefined), data);
 }
 
 /** Checks data against the schema of its format; throws a LabFileError listing every problem. */
@@ -93,6 +111,7 @@ export function validateShape(src: LabSource, format: LabFormat = detectFormat(s
   for (const e of errors) {
     if (e.keyword === 'propertyNames') continue;
     const r = reasonOf(e, format);
+    if (e.keyword === 'oneOf' && r.path.includes('networks')) r.reason += attachmentHint(valueAt(src.data, r.path));
     const problem = src.problem(r.path, r.reason, { key: r.key ?? false });
     const id = `${problem.line}|${problem.field}|${problem.reason}`;
     if (seen.has(id)) continue;

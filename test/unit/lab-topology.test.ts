@@ -61,6 +61,15 @@ describe('lab topology files', () => {
     ]);
   });
 
+  it('a node\'s network in another tool\'s {name, ip} form is one problem with the form to write, not one per key', () => {
+    const text = 'name: x\nnetworks: {lan: {}}\nnodes:\n  a: {networks: [{name: lan, ip: 198.19.1.5}, {name: lan}, {lan: 5}]}\n';
+    expect(problems(text)).toEqual([
+      '4 nodes.a.networks[0]: must be a network name or {NETWORK: {ip: ADDRESS}}; write {lan: {ip: 198.19.1.5}} or just lan',
+      '4 nodes.a.networks[1]: must be a network name or {NETWORK: {ip: ADDRESS}}; write {lan: null} or just lan',
+      '4 nodes.a.networks[2]: must be a network name or {NETWORK: {ip: ADDRESS}}',
+    ]);
+  });
+
   it('reports YAML syntax errors with their line', () => {
     expect(problems('name: x\nnodes:\n  a: {host: [\n')[0]).toMatch(/^\d+ : YAML: /);
     expect(problems('name: x\nname: y\n')).toEqual([expect.stringMatching(/^2 : YAML: Map keys must be unique/)]);

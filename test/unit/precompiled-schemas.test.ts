@@ -35,7 +35,7 @@ describe('lab topology validators', () => {
   const broken: unknown[] = [
     {}, 'text', [], null, 5, { name: 'Bad' }, { name: 'x', bogus: true },
     { name: 'x', nodes: { a: { bogus: 1, networks: 'lan' } } },
-    { name: 'x', nodes: { a: { networks: [{ lan: { ip: 'zzz' } }, 7] } } },
+    { name: 'x', nodes: { a: { networks: [{ lan: { ip: 'zzz' } }, 7, { name: 'lan', ip: '198.19.1.5' }] } } },
     { name: 'x', networks: { lan: { driver: 'wat', subnet: '1.2.3', internal: 'no' } }, hosts: { h1: { firewall: 'pf' } } },
     { name: 'x', links: [{ endpoints: ['a:eth1'] }, { endpoints: ['a:eth1', 'b:eth1'], rate: 'fast', delay: '10', loss: '5', addresses: ['x', 1] }] },
     { name: 'x', nodes: { a: { routes: [{ dst: 'nowhere' }], exec: [1], env: { A: [] }, sysctls: 3 } }, expect: [{ from: 'a' }, { from: 'a', to: 'b', port: 'http' }] },

@@ -5,6 +5,7 @@
 // everything whatever happens; a second `up` of the same file changes nothing.
 import fs from 'node:fs';
 import path from 'node:path';
+import { ApiError } from '../client/index.js';
 import { InvalidArgumentError } from '../errors.js';
 import {
   configureNodes, ensureLinks, ensureMachineSandbox, ensureNetworks, ensureNodes, execNode, HostApi, hostsEntries, type Iface, type LinkEnds,
@@ -122,17 +123,25 @@ async function upHosts(state: LabState, links: Links, pr: Progress): Promise<Map
   return apis;
 }
 
-/** Removes what the changed file no longer has; each removal is idempotent. */
+/**
+ * Removes what the changed file no longer has, and the connections it changed (made again after);
+ * each removal is idempotent. The hosts' views are read again after, so that what was removed
+ * here is made again, not taken as present.
+ */
 async function removeChanged(state: LabState, prev: LabPlan, c: LabChanges, apis: Map<string, HostApi>, pr: Progress): Promise<void> {
   const count = c.detach.length + c.removedLinks.length + c.removedNodes.length + c.removedNetworks.length + c.removedHosts.length;
   if (count === 0) return;
-  pr.begin('removed from the file', count);
+  pr.begin('changed or removed', count);
   const del = async (host: string, url: string): Promise<void> => {
     await apis.get(host)?.client.request('DELETE', url);
     pr.step();
   };
   for (const d of c.detach) {
-    await apis.get(d.host)?.client.request('POST', `/v1/networks/${encodeURIComponent(d.network)}/disconnect`, { sandbox: d.sandbox }).catch(() => undefined);
+    // Already gone (the node or the network removed by hand, or an earlier up got this far) is done.
+    await apis.get(d.host)?.client.request('POST', `/v1/networks/${encodeURIComponent(d.network)}/disconnect`, { sandbox: d.sandbox })
+      .catch((err: unknown) => {
+        if (!(err instanceof ApiError && err.status === 404)) throw err;
+      });
     pr.step();
   }
   for (const l of c.removedLinks) await del(l.host, `/v1/links/${encodeURIComponent(l.name)}`);
@@ -150,6 +159,7 @@ async function removeChanged(state: LabState, prev: LabPlan, c: LabChanges, apis
   state.leftovers = [];
   for (const n of c.removedNodes) delete state.interfaces[n.name];
   writeState(state);
+  await Promise.all([...apis.values()].map((a) => a.refresh()));
   pr.end();
 }
 

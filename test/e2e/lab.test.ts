@@ -178,7 +178,7 @@ describeRoot('cnmkit lab', () => {
     expect(await leftovers(b)).toEqual(clean);
   });
 
-  it('a changed file: nodes and links added and removed in place; a changed subnet refused by name', async () => {
+  it('a changed file: nodes and links added and removed in place, a node\'s address changed in place; a changed subnet refused by name', async () => {
     const name = labName('chg');
     const dir = fs.mkdtempSync(path.join(labs.root, '..', 'cnmkit-lab-file-'));
     const file = path.join(dir, 'lab.yml');
@@ -191,6 +191,13 @@ describeRoot('cnmkit lab', () => {
       expect(await namespacesWith(`${name}-`)).toEqual([`${name}-a`, `${name}-c`, `${name}-local`]);
       expect(etcNetnsWith(`${name}-`).sort()).toEqual([`${name}-a`, `${name}-c`]);
       expect(await check(['ip', 'netns', 'exec', `${name}-a`, 'ping', '-c', '1', '-W', '2', '198.19.6.2'])).toContain('1 received');
+      // A node's fixed address changed: its connection is made again with it (not left disconnected), and its route applies.
+      write('  a: {networks: [lan]}\n  c: {networks: [{lan: {ip: 198.19.5.77}}], routes: [{dst: 198.19.8.0/24, via: 198.19.5.1}]}\n');
+      await labs.ok(['up', file]);
+      const addrs = JSON.parse(await check(['ip', '-n', `${name}-c`, '-j', 'addr', 'show', 'eth0'])) as { addr_info: { family: string; local: string }[] }[];
+      expect(addrs[0]!.addr_info.filter((a) => a.family === 'inet').map((a) => a.local)).toEqual(['198.19.5.77']);
+      expect(await check(['ip', '-n', `${name}-c`, 'route', 'show', '198.19.8.0/24'])).toContain('via 198.19.5.1');
+      expect(await check(['ip', 'netns', 'exec', `${name}-a`, 'ping', '-c', '1', '-W', '2', '198.19.5.77'])).toContain('1 received');
       write('  a: {networks: [lan]}\n  c: {networks: [lan]}\n', '198.19.7.0/24');
       const refused = await labs.lab(['up', file]);
       expect(refused.code).toBe(1);

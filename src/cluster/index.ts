@@ -135,9 +135,7 @@ class EtcdCluster implements Cluster {
     }
     if (this.isClosed()) return;
     const interval = (this.keeper.ttl * 1000) / 3;
-    // Unregistered: 100 ms after the first failure (a lab starts its daemons and etcd together,
-    // and etcd may not listen yet), doubling to 1.6 s.
-    const delay = this.registered === undefined || this.registered !== this.keeper.id ? Math.min(interval, 100 * 2 ** Math.min(Math.max(this.failures - 1, 0), 4)) : interval;
+    const delay = this.registered === undefined || this.registered !== this.keeper.id ? Math.min(interval, 2000, 250 * 2 ** Math.min(this.failures, 4)) : interval;
     this.timer = setTimeout(() => void this.tick(), delay);
   }
 

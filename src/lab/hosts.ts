@@ -130,46 +130,30 @@ function etcdArgv(underlayNs: string, e: EtcdPlan): string[] {
     '--advertise-client-urls', client, '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `lab=${peer}`, ...ETCD_TIMING];
 }
 
-/** What etcd (3.4 and 3.5 alike) logs once it serves clients. */
-const ETCD_SERVING = 'ready to serve client requests';
-
-/**
- * Starts etcd in the underlay namespace; ready settles once etcd logs that it serves clients,
- * read from its log (appended to, so only what this start wrote): no request is made, as a
- * request from here needs a process spawned into the underlay namespace (~20-50 ms of this
- * command's time each, while the daemons start).
- */
+/** Starts etcd in the underlay namespace; ready settles once /health says true (asked from inside it). */
 export function startEtcd(underlayNs: string, e: EtcdPlan): Started {
   fs.mkdirSync(e.dataDir, { recursive: true, mode: 0o700 });
-  const from = sizeOf(e.log);
   const { record, exited } = startDetached(etcdArgv(underlayNs, e), e.log, e.dataDir);
   const ready = (async () => {
     const deadline = Date.now() + READY_TIMEOUT_MS;
     for (;;) {
-      if (logSince(e.log, from).includes(ETCD_SERVING)) return;
       if (exited() !== null) throw new CnmkitError('ERR_LAB_ETCD', 'internal', `etcd exited (${exited()}) before it was ready:\n${tail(e.log)}`);
-      if (Date.now() > deadline) throw new CnmkitError('ERR_LAB_ETCD', 'internal', `etcd did not say it serves clients within ${READY_TIMEOUT_MS / 1000} s:\n${tail(e.log)}`);
-      await sleep(10);
+      if (await etcdHealthy(underlayNs, e)) return;
+      if (Date.now() > deadline) throw new CnmkitError('ERR_LAB_ETCD', 'internal', `etcd did not report healthy within ${READY_TIMEOUT_MS / 1000} s:\n${tail(e.log)}`);
+      await sleep(50);
     }
   })();
   return { record, ready };
 }
 
-function sizeOf(file: string): number {
-  try {
-    return fs.statSync(file).size;
-  } catch {
-    return 0;
-  }
-}
-
-/** The file's text from byte offset from on. */
-function logSince(file: string, from: number): string {
-  try {
-    return fs.readFileSync(file).subarray(from).toString();
-  } catch {
-    return '';
-  }
+function etcdHealthy(underlayNs: string, e: EtcdPlan): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const c = spawn('nsenter', [`--net=${underlayNs}`, '--', 'curl', '-sf', '-m', '1', `http://${e.address}:${ETCD_CLIENT_PORT}/health`], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let out = '';
+    c.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    c.on('exit', (code) => resolve(code === 0 && out.includes('true')));
+    c.on('error', () => resolve(false));
+  });
 }
 
 /** Stops the recorded process (SIGTERM, then SIGKILL after graceMs); nothing when it is not ours any more. */

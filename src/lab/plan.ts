@@ -118,17 +118,12 @@ function nth(prefix: string, i: number): string {
   return `${formatAddress(4, value)}/${p.bits}`;
 }
 
-/**
- * The daemon's command line. In cluster mode it advertises its underlay address itself rather than
- * eth0: an interface is looked up as the daemon starts, an address is not, so the daemon can be
- * started before its underlay leg is made (the same VTEP either way).
- */
-function daemonArgs(h: { dir: string; socket: string; firewall: Firewall; underlayAddress?: string }, etcd: EtcdPlan | undefined): string[] {
+function daemonArgs(h: { dir: string; socket: string; firewall: Firewall }, etcd: EtcdPlan | undefined): string[] {
   return [
     'daemon', '--socket', h.socket, '--state-dir', path.join(h.dir, 'state'), '--run-dir', path.join(h.dir, 'run'),
     '--plugin-dir', path.join(h.dir, 'plugins'), '--netns-dir', DAEMON_DEFAULTS.netnsDir, '--firewall-backend', h.firewall,
     '--bip', HOST_BIP, '--default-address-pool', HOST_POOL, '--log-level', 'info', '--docker-plugins', 'false',
-    ...(etcd ? ['--cluster-store', etcd.url, '--advertise-addr', h.underlayAddress?.split('/')[0] ?? 'eth0'] : []),
+    ...(etcd ? ['--cluster-store', etcd.url, '--advertise-addr', 'eth0'] : []),
   ];
 }
 

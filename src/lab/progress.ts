@@ -1,7 +1,6 @@
 // Progress of `lab up` and `lab down`: on a terminal, one line per stage that counts up in place
 // and ends with its time, then a summary with the total time; elsewhere plain lines, one per
-// finished stage; nothing with --quiet (errors still reach stderr through the caller). Stages
-// that run at once (hosts side by side) are shown one after the other (Stages).
+// finished stage; nothing with --quiet (errors still reach stderr through the caller).
 export interface ProgressOptions {
   quiet?: boolean;
   /** Defaults to process.stdout.isTTY. */
@@ -69,42 +68,6 @@ export class Progress {
   private draw(): void {
     if (this.opts.quiet || !this.tty || !this.stage) return;
     this.write(`\r\x1b[2K${this.label(this.stage)} …`);
-  }
-}
-
-/**
- * Stages that overlap (each host goes through them in order, the hosts side by side), shown in
- * order as Progress shows one stage: a step of a later stage is counted at once and shown when
- * that stage's line begins. A stage ends when its count is full (a stage of 0 steps at once);
- * its time runs from the end of the stage before.
- */
-export class Stages {
-  private readonly done: number[];
-  private at = -1;
-
-  constructor(private readonly pr: Progress, private readonly list: Array<{ name: string; total: number; note?: () => string }>) {
-    this.done = list.map(() => 0);
-    this.advance();
-  }
-
-  step(name: string, n = 1): void {
-    const i = this.list.findIndex((s) => s.name === name);
-    if (i < 0) throw new Error(`progress: no stage ${name}`);
-    this.done[i]! += n;
-    if (i !== this.at) return;
-    this.pr.step(n);
-    this.advance();
-  }
-
-  private advance(): void {
-    while (this.at < this.list.length && (this.at < 0 || this.done[this.at]! >= this.list[this.at]!.total)) {
-      if (this.at >= 0) this.pr.end(this.list[this.at]!.note?.() ?? '');
-      this.at++;
-      const s = this.list[this.at];
-      if (!s) return;
-      this.pr.begin(s.name, s.total);
-      if (this.done[this.at]! > 0) this.pr.step(this.done[this.at]);
-    }
   }
 }
 

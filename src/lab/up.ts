@@ -1,7 +1,7 @@
 // `cnmkit lab up FILE`: reads and checks the file, then converges the machine to it — the
-// hosts' namespaces and daemons, the underlay (and etcd), what a changed file removed, then
-// networks and nodes (each host as soon as its daemon answers), links, each node's settings and
-// hosts file, and the new nodes' exec lines, all through the daemons' API. The state is written before each stage, so that `down` finds
+// underlay and the hosts' namespaces and daemons (and etcd), what a changed file removed, then
+// networks, nodes, links, each node's settings and hosts file, and the new nodes' exec lines,
+// all through the daemons' API. The state is written before each stage, so that `down` finds
 // everything whatever happens; a second `up` of the same file changes nothing.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -13,8 +13,8 @@ import { diffPlans, type LabChanges } from './changes.js';
 import { daemonAnswers, ensureNamespace, startDaemon, startEtcd, stopProcess } from './hosts.js';
 import { mapLimit } from './limit.js';
 import { MACHINE } from './model.js';
-import { labNamespaces, planLab, type HostPlan, type LabPlan } from './plan.js';
-import { Stages, type Progress } from './progress.js';
+import { labNamespaces, planLab, type LabPlan } from './plan.js';
+import type { Progress } from './progress.js';
 import { isAlive, readState, writeState, type LabState } from './state.js';
 import { loadTopology } from './topology.js';
 import type { LabLinks } from './underlay.js';
@@ -70,77 +70,62 @@ class Links {
 }
 
 /**
- * Starts what each host needs and returns, by host, a promise of its daemon answering (and
- * registered in etcd when the lab has one), with what the daemon has. Nothing waits in series:
- * the daemons start first, as soon as their namespaces exist (they take the longest, and need
- * neither their underlay leg nor loopback to start: they advertise their underlay address, and
- * reach etcd only later); then the underlay, etcd on it, and each host's leg, while they start.
- * The state records each process as soon as it runs (`down` also kills whatever runs in the
- * lab's namespaces).
+ * The underlay, then etcd, then each host in turn: its namespace (and underlay leg), and its
+ * daemon started at once (recorded in the state as soon as all run, so that `down` finds them;
+ * `down` also kills whatever runs in the lab's namespaces). Then waits for all of them: nothing
+ * waits in series. A daemon needs only its namespace (and, on an underlay, its eth0): it starts
+ * before the next host is made, before a new namespace's loopback is brought up, and before
+ * netlink is loaded when there is no underlay, so that its start overlaps this command's own work.
  */
-async function startHosts(state: LabState, links: Links): Promise<Map<string, Promise<HostApi>>> {
+async function upHosts(state: LabState, links: Links, pr: Progress): Promise<Map<string, HostApi>> {
   const p = state.plan;
-  const underlayFresh = p.underlay !== undefined && ensureNamespace(p.underlay.ns, p.underlay.nsPath);
-  const fresh: Array<[HostPlan, number]> = [];
-  const daemons = new Map<string, Promise<void>>();
+  pr.begin('hosts', p.hosts.length);
+  const fresh: string[] = [];
+  if (p.underlay && ensureNamespace(p.underlay.ns, p.underlay.nsPath)) {
+    // Before etcd: it listens on 127.0.0.1 there too.
+    await (await links.get()).loopbackUp(p.underlay.nsPath);
+    await (await links.get()).underlayBridge(p.underlay);
+  }
+  const waits: Promise<void>[] = [];
+  // Marked handled at once: a start that fails while later hosts are still being made is thrown by the Promise.all below.
+  const wait = (ready: Promise<void>): void => {
+    ready.catch(() => undefined);
+    waits.push(ready);
+  };
+  if (p.etcd?.managed && !isAlive(state.etcd)) {
+    const etcd = startEtcd(p.underlay!.nsPath, p.etcd);
+    state.etcd = etcd.record;
+    wait(etcd.ready);
+  }
   for (const [i, h] of p.hosts.entries()) {
-    if (ensureNamespace(h.ns, h.nsPath)) fresh.push([h, i]);
-    else if (await daemonAnswers(h, state.daemons[h.name])) {
-      daemons.set(h.name, Promise.resolve());
+    if (ensureNamespace(h.ns, h.nsPath)) {
+      fresh.push(h.nsPath);
+      if (p.underlay) await (await links.get()).underlayLeg(h, i + 1, p.underlay);
+    } else if (await daemonAnswers(h, state.daemons[h.name])) {
+      pr.step();
       continue;
     }
     await stopProcess(state.daemons[h.name]);
     const d = startDaemon(h);
     state.daemons[h.name] = d.record;
-    daemons.set(h.name, d.ready);
+    wait(d.ready.then(() => pr.step()));
   }
   writeState(state);
-  let etcd: Promise<void> = Promise.resolve();
-  if (underlayFresh) {
-    // Before etcd: it listens on the bridge's address, and on 127.0.0.1 there too.
-    await (await links.get()).loopbackUp(p.underlay!.nsPath);
-    await (await links.get()).underlayBridge(p.underlay!);
-  }
-  if (p.etcd?.managed && !isAlive(state.etcd)) {
-    const started = startEtcd(p.underlay!.nsPath, p.etcd);
-    state.etcd = started.record;
-    writeState(state);
-    etcd = started.ready;
-  }
-  // Marked handled at once: a start that fails while the underlay is still being made is thrown by the host's promise.
-  for (const ready of [etcd, ...daemons.values()]) ready.catch(() => undefined);
-  for (const [h, i] of fresh) {
-    if (p.underlay) await (await links.get()).underlayLeg(h, i + 1, p.underlay);
-    await (await links.get()).loopbackUp(h.nsPath);
-  }
-  return new Map(p.hosts.map((h) => {
-    const api = (async () => {
-      await Promise.all([daemons.get(h.name)!, etcd]);
-      const a = new HostApi(h);
-      await a.refresh();
-      if (p.etcd) await a.clusterConnected();
-      return a;
-    })();
-    api.catch(() => undefined);
-    return [h.name, api];
+  for (const ns of fresh) await (await links.get()).loopbackUp(ns);
+  await Promise.all(waits);
+  const apis = new Map(p.hosts.map((h) => [h.name, new HostApi(h)]));
+  await Promise.all([...apis.values()].map(async (a) => {
+    await a.refresh();
+    if (p.etcd) await a.clusterConnected();
   }));
-}
-
-/** Runs fn for every host at once; the first failure is thrown once all have settled. */
-async function eachHost<T>(p: LabPlan, fn: (h: HostPlan) => Promise<T>): Promise<Map<string, T>> {
-  const settled = await Promise.allSettled(p.hosts.map(fn));
-  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failed) throw failed.reason;
-  return new Map(p.hosts.map((h, i) => [h.name, (settled[i] as PromiseFulfilledResult<T>).value]));
+  pr.end(p.etcd ? `(etcd ${p.etcd.url})` : '');
+  return apis;
 }
 
 /** Removes what the changed file no longer has; each removal is idempotent. */
-function removals(c: LabChanges | undefined): number {
-  return c ? c.detach.length + c.removedLinks.length + c.removedNodes.length + c.removedNetworks.length + c.removedHosts.length : 0;
-}
-
 async function removeChanged(state: LabState, prev: LabPlan, c: LabChanges, apis: Map<string, HostApi>, pr: Progress): Promise<void> {
-  const count = removals(c);
+  const count = c.detach.length + c.removedLinks.length + c.removedNodes.length + c.removedNetworks.length + c.removedHosts.length;
+  if (count === 0) return;
   pr.begin('removed from the file', count);
   const del = async (host: string, url: string): Promise<void> => {
     await apis.get(host)?.client.request('DELETE', url);
@@ -173,49 +158,21 @@ async function perHost<T>(apis: Map<string, HostApi>, items: T[], hostsOf: (t: T
   await Promise.all([...apis.entries()].map(([name, api]) => fn(api, items.filter((t) => hostsOf(t).includes(name)))));
 }
 
-/** The host's networks, then its nodes (the daemon does them in turn); new nodes are added to created. */
-async function buildHost(state: LabState, api: HostApi, stages: Stages, created: Set<string>): Promise<void> {
+async function upNodes(state: LabState, apis: Map<string, HostApi>, pr: Progress): Promise<Set<string>> {
   const p = state.plan;
-  const name = api.host.name;
-  await ensureNetworks(api, p.networks.filter((n) => n.hosts.includes(name)), (n) => stages.step('networks', n));
-  await ensureNodes(api, p.nodes.filter((n) => n.host === name), (n, made, ifaces) => {
+  pr.begin('networks', p.networks.reduce((n, x) => n + x.hosts.length, 0));
+  // Every host at once: none of its networks depends on another's, nor on another host's.
+  await perHost(apis, p.networks, (n) => n.hosts, (api, nets) => ensureNetworks(api, nets, (n) => pr.step(n)));
+  pr.end();
+  pr.begin('nodes', p.nodes.length);
+  const created = new Set<string>();
+  await perHost(apis, p.nodes, (n) => [n.host], (api, nodes) => ensureNodes(api, nodes, (n, made, ifaces) => {
     if (made) created.add(n.name);
     state.interfaces[n.name] = ifaces;
-    stages.step('nodes');
-  });
-}
-
-/**
- * The hosts, then their networks and nodes: each host goes on as soon as its daemon answers (its
- * networks and nodes depend on no other host's), unless the changed file removed something,
- * which goes first, once every daemon answers. Returns the hosts' APIs and the nodes made now.
- */
-async function upHostsAndNodes(state: LabState, changes: LabChanges | undefined, prev: LabPlan | undefined, links: Links, pr: Progress): Promise<{ apis: Map<string, HostApi>; created: Set<string> }> {
-  const p = state.plan;
-  const started = await startHosts(state, links);
-  const hosts = { name: 'hosts', total: p.hosts.length, note: () => (p.etcd ? `(etcd ${p.etcd.url})` : '') };
-  const later = [{ name: 'networks', total: p.networks.reduce((n, x) => n + x.hosts.length, 0) }, { name: 'nodes', total: p.nodes.length }];
-  const created = new Set<string>();
-  if (prev && changes && removals(changes) > 0) {
-    const stages = new Stages(pr, [hosts]);
-    const apis = await eachHost(p, async (h) => {
-      const api = await started.get(h.name)!;
-      stages.step('hosts');
-      return api;
-    });
-    await removeChanged(state, prev, changes, apis, pr);
-    const rest = new Stages(pr, later);
-    await eachHost(p, (h) => buildHost(state, apis.get(h.name)!, rest, created));
-    return { apis, created };
-  }
-  const stages = new Stages(pr, [hosts, ...later]);
-  const apis = await eachHost(p, async (h) => {
-    const api = await started.get(h.name)!;
-    stages.step('hosts');
-    await buildHost(state, api, stages, created);
-    return api;
-  });
-  return { apis, created };
+    pr.step();
+  }));
+  pr.end();
+  return created;
 }
 
 async function upLinks(state: LabState, apis: Map<string, HostApi>, pr: Progress): Promise<void> {
@@ -259,7 +216,9 @@ export async function labUp(file: string, o: UpOptions): Promise<LabState> {
   writeState(state);
   const links = new Links();
   try {
-    const { apis, created } = await upHostsAndNodes(state, changes, prev?.plan, links, pr);
+    const apis = await upHosts(state, links, pr);
+    if (prev && changes) await removeChanged(state, prev.plan, changes, apis, pr);
+    const created = await upNodes(state, apis, pr);
     await upLinks(state, apis, pr);
     writeState(state);
     pr.begin('settings', plan.nodes.length);

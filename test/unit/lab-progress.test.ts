@@ -1,7 +1,7 @@
 // Progress of lab up and down: on a terminal one line per stage counting up in place and ending
 // with its time, then the summary with the total time; plain lines elsewhere; nothing when quiet.
 import { describe, expect, it } from 'vitest';
-import { Progress, Stages } from '../../src/lab/progress.js';
+import { Progress } from '../../src/lab/progress.js';
 
 function run(opts: { tty: boolean; quiet?: boolean }): string {
   let out = '';
@@ -26,20 +26,5 @@ describe('lab progress', () => {
   it('writes one plain line per stage elsewhere, and nothing when quiet', () => {
     expect(run({ tty: false })).toMatch(/^nodes 2\/2 \(\d+ ms\)\nwarning: x\nlab t up in \d+ ms\n$/);
     expect(run({ tty: true, quiet: true })).toBe('');
-  });
-
-  it('shows overlapping stages in order: steps of a later stage wait for its line, a full stage ends at once', () => {
-    let out = '';
-    const pr = new Progress({ tty: false, write: (s) => (out += s) });
-    const st = new Stages(pr, [{ name: 'hosts', total: 2, note: () => '(etcd x)' }, { name: 'networks', total: 0 }, { name: 'nodes', total: 3 }]);
-    st.step('hosts');
-    st.step('nodes', 2);
-    expect(out).toBe('');
-    st.step('hosts');
-    // hosts full, networks has nothing to count, nodes shows the 2 counted while hosts were starting.
-    expect(out).toMatch(/^hosts 2\/2 \(etcd x\) \(\d+ ms\)\nnetworks \(\d+ ms\)\n$/);
-    st.step('nodes');
-    expect(out).toMatch(/\nnodes 3\/3 \(\d+ ms\)\n$/);
-    expect(() => st.step('links')).toThrow(/no stage links/);
   });
 });

@@ -1,11 +1,11 @@
 // BENCH_LAB_TIMELINE=1 for `npm run bench -- lab`: where a multi-host lab's bring-up time goes,
 // read after `lab up` returned and before `down` — when etcd and each daemon were spawned (their
 // /proc start time), when etcd said it serves clients (its log), each daemon's start stages
-// (CNMKIT_TRACE_START=1, set by the bench with this option), when it registered in etcd and made
-// its overlay networks and its last sandbox (its log), each in ms from the start of `lab up`; and the CPU each of these
-// processes used so far (user + system), as the bring-up is bound by CPU on a busy machine.
-// Limits: times from /proc are in clock ticks (10 ms); etcd's log time is read as local time;
-// the CPU of `lab up` itself is not counted here (it has exited).
+// (CNMKIT_TRACE_START=1, set by the bench with this option), when it registered in etcd, made its
+// overlay networks and its last sandbox (its log), each in ms from the start of `lab up`; and the
+// CPU each of these processes used so far (user + system): the bring-up is bound by CPU on a busy
+// machine. Limits: times from /proc are in clock ticks (10 ms); etcd's log time is read as local
+// time; the CPU of `lab up` itself is not counted here (it has exited).
 import fs from 'node:fs';
 import path from 'node:path';
 

@@ -10,11 +10,14 @@
 // and imports excluded, which favours mininet). The ping matrix counts neighbour entries on both
 // sides: `lab check` programs them, mininet gets static ARP for every pair (autoStaticArp) first.
 // Medians of BENCH_LAB_ROUNDS (default 3) runs; BENCH_LAB_SHAPES=star,chain,overlay picks shapes.
+// BENCH_LAB_TIMELINE=1 prints, for each round of the overlay shape, where its bring-up went
+// (_lab-timeline.ts): etcd's and each daemon's start, stages and CPU, in ms from `lab up`.
 // Targets: bring-up ≤ 0.25× mininet's, teardown ≤ 0.25×, the star's ping matrix ≥ 2× faster.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { addHostNs, exec, type Ran } from './_procs.js';
+import { labTimeline } from './_lab-timeline.js';
 import { met, printTable, secs, type Row } from './_report.js';
 
 const here = import.meta.dirname;
@@ -76,7 +79,10 @@ async function lab(machine: string, env: NodeJS.ProcessEnv, args: string[]): Pro
   return { ms: performance.now() - t0, r };
 }
 
+const TIMELINE = process.env.BENCH_LAB_TIMELINE === '1';
+
 async function cnmkitRound(s: Shape, file: string, machine: string, env: NodeJS.ProcessEnv): Promise<Figures> {
+  const upStart = Date.now();
   const up = await lab(machine, env, ['up', '-q', file]);
   if (up.r.code !== 0) {
     await lab(machine, env, ['down', '-q', s.lab]);
@@ -84,6 +90,7 @@ async function cnmkitRound(s: Shape, file: string, machine: string, env: NodeJS.
     throw new Error(`bench lab: cnmkit lab up ${s.name} exited ${up.r.code}:\n${up.r.stdout}\n${up.r.stderr}`);
   }
   const f: Figures = { upMs: up.ms, pingMs: 0, downMs: 0, pairs: 0 };
+  if (TIMELINE && s.name === 'overlay') console.log([`note: ${s.name} bring-up timeline (ms from lab up):`, ...labTimeline(env.CNMKIT_LAB_DIR!, s.lab, upStart, upStart + up.ms)].join('\n'));
   if (s.ping) {
     const c = await lab(machine, env, ['check', '--format', 'json', s.lab]);
     const r = JSON.parse(c.r.stdout) as { pairs: Array<{ ok: boolean }> };
@@ -152,7 +159,7 @@ export default async function bench(): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cnmkit-bench-lab-'));
   const machine = await addHostNs('bench-lab-machine');
   const mnNs = await addHostNs('bench-lab-mininet');
-  const env = { ...process.env, CNMKIT_LAB_DIR: path.join(dir, 'run') };
+  const env = { ...process.env, CNMKIT_LAB_DIR: path.join(dir, 'run'), ...(TIMELINE ? { CNMKIT_TRACE_START: '1' } : {}) };
   const all: Row[] = [];
   const skipped: string[] = [];
   const load = (): string => os.loadavg().map((x) => x.toFixed(1)).join(' ');

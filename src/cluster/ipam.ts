@@ -4,7 +4,8 @@
 // pool key), so concurrent pools cannot overlap. The next free address comes from this host's view
 // of the pool (read once, O(addresses), and again when other hosts keep taking the addresses it
 // tries), searched on from its last claim, or from a random point once another host claimed the
-// one it tried: one round trip per address when nothing races.
+// one it tried: one round trip per address when nothing races. The addresses of other hosts'
+// endpoints are learnt from the peer watches too (learnTaken), so the views stay close to etcd's.
 // Limits: an address freed by another host is seen only when the view is read again.
 import { randomBytes } from 'node:crypto';
 import { ConflictError, InvalidArgumentError, NotFoundError } from '../errors.js';
@@ -46,8 +47,8 @@ export interface PoolPlan {
 }
 
 const ATTEMPTS = 24;
-/** Addresses found taken by other hosts before the pool's view is read again (in one request here; across reservations in reserve.ts). */
-export const MISSES = 3;
+/** Addresses found taken by other hosts in one request before the pool's view is read again. */
+const MISSES = 3;
 
 /** A pool as this host last read it: its span, the addresses taken then (and since, seen here), the next to try. */
 export interface AddressView {
@@ -84,6 +85,19 @@ export class EtcdIpam implements GlobalIpam {
 
   dropView(id: string): void {
     this.views.delete(id);
+  }
+
+  /** An address another host's endpoint holds (its peer record, from a watch): taken in the view of the pool that spans it. */
+  learnTaken(ip: string): void {
+    let a;
+    try {
+      a = parseAddressOrCidr('ip', ip);
+    } catch {
+      return;
+    }
+    for (const view of this.views.values()) {
+      if (view.subnet.family === a.family && a.value >= view.first && a.value <= view.last) view.taken.add(formatAddress(a.family, a.value));
+    }
   }
 
   /** Addresses of the pool that a request or a reservation of this host is claiming: no other picks them. */

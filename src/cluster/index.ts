@@ -95,6 +95,7 @@ class EtcdCluster implements Cluster {
     this.publisher = new Publisher({
       ...base, logger: log.child({ part: 'cluster-publish' }), conflict: (what) => this.conflicts.push(what),
       settled: (claims) => claims.forEach((c) => this.spares.settled(c.poolId, c.ip)),
+      discard: (spares) => this.spares.discard(spares),
     });
     this.reservations = new Reservations({ ipam: this.ipam, keys: this.keys, hostId: this.hostId, owned: this.owned, spares: this.spares });
     this.peers = new Peers({ ...base, vtep: this.vtep, reservations: this.reservations, logger: log.child({ part: 'cluster-watch' }) });

@@ -14,7 +14,7 @@ import type { ParsedDefaultPool } from '../ipam/defaults.js';
 import { contentionPause, parseJson, type Compare, type KeyValue, type Op, type StoreClient } from './client.js';
 import type { HostRecord } from './hosts.js';
 import { decodeCidr, type Keys } from './keys.js';
-import type { AddressValue, Owned } from './owned.js';
+import { addressValue, type AddressValue, type Owned } from './owned.js';
 import { chooseSubnet, hostSpan, occupied, subnetLayout } from './pools.js';
 import type { AddressRequest, GlobalAddress, GlobalIpam, GlobalPool, PoolRequest } from './types.js';
 
@@ -128,7 +128,7 @@ export class EtcdIpam implements GlobalIpam {
       poolId: prefix.text, subnet: prefix.text, ...(req.ipRange !== undefined ? { ipRange: range.text } : {}), family: prefix.family,
       owner: req.owner, gateway: `${gateway}/${prefix.bits}`, host: this.d.hostId, created: new Date().toISOString(),
     };
-    const gatewayValue: AddressValue = { owner: req.owner, kind: 'gateway', host: this.d.hostId };
+    const gatewayValue = addressValue('gateway', req.owner, this.d.hostId);
     return {
       record,
       ops: [{ put: this.d.keys.pool(record.poolId), value: record }, { put: this.d.keys.address(record.poolId, gateway), value: gatewayValue }],
@@ -269,7 +269,7 @@ export class EtcdIpam implements GlobalIpam {
   /** Create-if-absent of one address; undefined when another request holds it already. */
   private async tryClaim(poolId: string, subnet: Prefix, ip: string, req: AddressRequest, poolRevision?: number): Promise<string | undefined> {
     const key = this.d.keys.address(poolId, ip);
-    const value: AddressValue = { owner: req.owner, kind: req.kind, host: this.d.hostId };
+    const value = addressValue(req.kind, req.owner, this.d.hostId);
     const lease = req.kind === 'endpoint' ? this.d.lease() : undefined;
     const res = await this.d.client.txn(
       'allocate an address',

@@ -12,7 +12,7 @@ import { formatAddress, parseAddressOrCidr } from '../ip/index.js';
 import { parseJson, type Compare, type KeyValue, type Op, type TxnResult } from './client.js';
 import { addressIn, canonicalPool, randomIn, type AddressView, type EtcdIpam } from './ipam.js';
 import type { Keys } from './keys.js';
-import type { AddressValue, Owned } from './owned.js';
+import { endpointAddress, type AddressValue, type Owned } from './owned.js';
 import type { Spare, Spares } from './spares.js';
 
 export interface ReserveDeps {
@@ -185,7 +185,7 @@ export class Reservations {
   }
 
   private value(c: Claim): AddressValue {
-    return { owner: c.owner, kind: 'endpoint', host: this.d.hostId };
+    return endpointAddress(c.owner, this.d.hostId);
   }
 }
 

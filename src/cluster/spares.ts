@@ -14,7 +14,7 @@ import { formatAddress, parseAddressOrCidr } from '../ip/index.js';
 import { parseJson, type Compare, type Op, type StoreClient } from './client.js';
 import { canonicalPool, randomIn, type AddressView, type EtcdIpam } from './ipam.js';
 import type { Keys } from './keys.js';
-import type { AddressValue } from './owned.js';
+import { addressValue, type AddressValue } from './owned.js';
 
 export interface SpareDeps {
   client: StoreClient;
@@ -142,6 +142,16 @@ export class Spares {
     return true;
   }
 
+  /** Spares handed out and not used (their endpoint went before its publish): deleted, each only if still as the stock wrote it. */
+  async discard(spares: { poolId: string; ip: string; heldAt: number }[]): Promise<void> {
+    const byPool = new Map<string, [string, number][]>();
+    for (const s of spares) {
+      const id = canonicalPool(s.poolId);
+      byPool.set(id, [...(byPool.get(id) ?? []), [s.ip, s.heldAt]]);
+    }
+    await Promise.all([...byPool].map(([id, list]) => this.remove(id, list)));
+  }
+
   /** The host no longer serves the pool: its spares are deleted (throws when etcd does not answer: call again). */
   async drop(poolId: string): Promise<void> {
     const id = canonicalPool(poolId);
@@ -265,7 +275,7 @@ export class Spares {
   private async claim(id: string, view: AddressView, chosen: { ip: string }[]): Promise<number | 'gone' | 'again'> {
     const k = this.d.keys;
     const lease = this.d.lease();
-    const value: AddressValue = { owner: `spare:${this.d.hostId}`, kind: 'spare', host: this.d.hostId };
+    const value = addressValue('spare', `spare:${this.d.hostId}`, this.d.hostId);
     const compare: Compare[] = [{ key: k.pool(id), target: 'mod', op: '=', value: view.poolRevision }];
     const then: Op[] = [];
     for (const a of chosen) {

@@ -138,6 +138,12 @@ export class StoreClient {
     return { revision: Number(res.header.revision), kvs: (res.kvs as RawKv[]).map(toKv) };
   }
 
+  /** How many keys are under prefix (etcd counts them: no key is sent). */
+  async count(prefix: string): Promise<number> {
+    const res = await this.call(`count ${prefix}`, () => this.etcd.kv.range({ key: Buffer.from(prefix), range_end: prefixEnd(prefix), count_only: true }));
+    return Number(res.count);
+  }
+
   async get(key: string): Promise<{ revision: number; kv?: KeyValue }> {
     const { revision, kvs } = await this.range(key, {});
     return kvs[0] ? { revision, kv: kvs[0] } : { revision };

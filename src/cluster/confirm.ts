@@ -8,7 +8,7 @@ import { parseJson, type KeyValue, type StoreClient } from './client.js';
 import { sameJson } from './diff.js';
 import { addressIn, canonicalPool } from './ipam.js';
 import type { Keys } from './keys.js';
-import type { AddressValue, Owned, OwnedEntry } from './owned.js';
+import { endpointAddress, type Owned, type OwnedEntry } from './owned.js';
 import { checkPeer } from './peers.js';
 import type { OwnEndpoint } from './types.js';
 
@@ -32,8 +32,7 @@ function keysOf(d: ConfirmDeps, network: string, ep: OwnEndpoint): Map<string, O
   const out = new Map<string, OwnedEntry>([[d.keys.peer(network, d.hostId, peer.endpointId), { kind: 'peer', value: peer }]]);
   for (const a of ep.addresses) {
     const pool = canonicalPool(a.poolId);
-    const value: AddressValue = { owner: a.owner, kind: 'endpoint', host: d.hostId };
-    out.set(d.keys.address(pool, addressIn(parsePrefix('pool', pool), a.address)), { kind: 'address', value });
+    out.set(d.keys.address(pool, addressIn(parsePrefix('pool', pool), a.address)), { kind: 'address', value: endpointAddress(a.owner, d.hostId) });
   }
   return out;
 }

@@ -35,6 +35,8 @@ export interface StartClusterOptions {
   failFastMs?: number;
   /** Networks whose peers this host will watch at once (its restore): listed while it registers. */
   prefetchPeers?: string[];
+  /** How long a stock of spare addresses goes without a take before it is trimmed (tests; default 1 s). */
+  spareIdleMs?: number;
 }
 
 /** How long a peer list asked for ahead waits for its watch; then it is dropped (a watch lists itself). */
@@ -88,11 +90,12 @@ class EtcdCluster implements Cluster {
     const defaults = (o.config.globalPools ?? DOCKER_GLOBAL_POOLS).map(checkDefaultPool);
     this.ipam = new EtcdIpam({ ...base, defaults });
     this.networks = new Networks({ ...base, ipam: this.ipam });
-    this.spares = new Spares({ ...base, ipam: this.ipam, logger: log.child({ part: 'cluster-spares' }) });
+    this.spares = new Spares({ ...base, ipam: this.ipam, logger: log.child({ part: 'cluster-spares' }), ...(o.spareIdleMs !== undefined ? { idleMs: o.spareIdleMs } : {}) });
     this.ipam.claimOwnSpare = (pool, ip) => this.spares.claimOwn(pool, ip);
     this.publisher = new Publisher({
       ...base, logger: log.child({ part: 'cluster-publish' }), conflict: (what) => this.conflicts.push(what),
       settled: (claims) => claims.forEach((c) => this.spares.settled(c.poolId, c.ip)),
+      discard: (spares) => this.spares.discard(spares),
     });
     this.reservations = new Reservations({ ipam: this.ipam, keys: this.keys, hostId: this.hostId, owned: this.owned, spares: this.spares });
     this.peers = new Peers({ ...base, vtep: this.vtep, reservations: this.reservations, logger: log.child({ part: 'cluster-watch' }) });
@@ -293,7 +296,16 @@ class EtcdCluster implements Cluster {
   watchPeers(network: string, handler: PeerHandler, options: WatchOptions = {}): PeerWatch {
     const firstList = this.prefetched.get(network);
     this.prefetched.delete(network);
-    const inner = this.peers.watch(network, handler, options.afterList, firstList);
+    // Other hosts' endpoints' addresses go into this host's views of their pools (fewer raced claims).
+    const learning: PeerHandler = (batch) => {
+      for (const c of batch.changes) {
+        if (c.kind === 'removed' || c.peer.host === this.hostId) continue;
+        this.ipam.learnTaken(c.peer.ip);
+        if (c.peer.ipv6 !== undefined) this.ipam.learnTaken(c.peer.ipv6);
+      }
+      return handler(batch);
+    };
+    const inner = this.peers.watch(network, learning, options.afterList, firstList);
     const watch: PeerWatch = {
       stats: () => inner.stats(),
       close: async () => {

@@ -4,7 +4,8 @@
 // pool key), so concurrent pools cannot overlap. The next free address comes from this host's view
 // of the pool (read once, O(addresses), and again when other hosts keep taking the addresses it
 // tries), searched on from its last claim, or from a random point once another host claimed the
-// one it tried: one round trip per address when nothing races.
+// one it tried: one round trip per address when nothing races. The addresses of other hosts'
+// endpoints are learnt from the peer watches too (learnTaken), so the views stay close to etcd's.
 // Limits: an address freed by another host is seen only when the view is read again.
 import { randomBytes } from 'node:crypto';
 import { ConflictError, InvalidArgumentError, NotFoundError } from '../errors.js';
@@ -13,7 +14,7 @@ import type { ParsedDefaultPool } from '../ipam/defaults.js';
 import { contentionPause, parseJson, type Compare, type KeyValue, type Op, type StoreClient } from './client.js';
 import type { HostRecord } from './hosts.js';
 import { decodeCidr, type Keys } from './keys.js';
-import type { AddressValue, Owned } from './owned.js';
+import { addressValue, type AddressValue, type Owned } from './owned.js';
 import { chooseSubnet, hostSpan, occupied, subnetLayout } from './pools.js';
 import type { AddressRequest, GlobalAddress, GlobalIpam, GlobalPool, PoolRequest } from './types.js';
 
@@ -46,8 +47,8 @@ export interface PoolPlan {
 }
 
 const ATTEMPTS = 24;
-/** Addresses found taken by other hosts before the pool's view is read again (in one request here; across reservations in reserve.ts). */
-export const MISSES = 3;
+/** Addresses found taken by other hosts in one request before the pool's view is read again. */
+const MISSES = 3;
 
 /** A pool as this host last read it: its span, the addresses taken then (and since, seen here), the next to try. */
 export interface AddressView {
@@ -86,6 +87,19 @@ export class EtcdIpam implements GlobalIpam {
     this.views.delete(id);
   }
 
+  /** An address another host's endpoint holds (its peer record, from a watch): taken in the view of the pool that spans it. */
+  learnTaken(ip: string): void {
+    let a;
+    try {
+      a = parseAddressOrCidr('ip', ip);
+    } catch {
+      return;
+    }
+    for (const view of this.views.values()) {
+      if (view.subnet.family === a.family && a.value >= view.first && a.value <= view.last) view.taken.add(formatAddress(a.family, a.value));
+    }
+  }
+
   /** Addresses of the pool that a request or a reservation of this host is claiming: no other picks them. */
   pendingOf(id: string): Set<bigint> {
     const pending = this.pending.get(id) ?? new Set<bigint>();
@@ -114,7 +128,7 @@ export class EtcdIpam implements GlobalIpam {
       poolId: prefix.text, subnet: prefix.text, ...(req.ipRange !== undefined ? { ipRange: range.text } : {}), family: prefix.family,
       owner: req.owner, gateway: `${gateway}/${prefix.bits}`, host: this.d.hostId, created: new Date().toISOString(),
     };
-    const gatewayValue: AddressValue = { owner: req.owner, kind: 'gateway', host: this.d.hostId };
+    const gatewayValue = addressValue('gateway', req.owner, this.d.hostId);
     return {
       record,
       ops: [{ put: this.d.keys.pool(record.poolId), value: record }, { put: this.d.keys.address(record.poolId, gateway), value: gatewayValue }],
@@ -255,7 +269,7 @@ export class EtcdIpam implements GlobalIpam {
   /** Create-if-absent of one address; undefined when another request holds it already. */
   private async tryClaim(poolId: string, subnet: Prefix, ip: string, req: AddressRequest, poolRevision?: number): Promise<string | undefined> {
     const key = this.d.keys.address(poolId, ip);
-    const value: AddressValue = { owner: req.owner, kind: req.kind, host: this.d.hostId };
+    const value = addressValue(req.kind, req.owner, this.d.hostId);
     const lease = req.kind === 'endpoint' ? this.d.lease() : undefined;
     const res = await this.d.client.txn(
       'allocate an address',

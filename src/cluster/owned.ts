@@ -13,6 +13,16 @@ export interface AddressValue {
   host: string;
 }
 
+/** The value of an address key, built here only: who holds it, as what, for which host. */
+export function addressValue(kind: AddressValue['kind'], owner: string, host: string): AddressValue {
+  return { owner, kind, host };
+}
+
+/** The value of an endpoint's address key on host. */
+export function endpointAddress(owner: string, host: string): AddressValue {
+  return addressValue('endpoint', owner, host);
+}
+
 export type OwnedEntry = { kind: 'peer'; value: Peer } | { kind: 'address'; value: AddressValue };
 
 export class Owned {

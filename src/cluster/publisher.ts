@@ -7,7 +7,7 @@
 import type { Logger } from 'pino';
 import { parseJson, type Compare, type Op, type StoreClient } from './client.js';
 import type { Keys } from './keys.js';
-import type { AddressValue, Owned } from './owned.js';
+import { endpointAddress, type AddressValue, type Owned } from './owned.js';
 import type { Peer } from './types.js';
 
 export interface PublishDeps {
@@ -21,6 +21,8 @@ export interface PublishDeps {
   conflict(what: string): void;
   /** The endpoint's spares are settled: published as its addresses, dropped, or given up. */
   settled(claims: QueuedClaim[]): void;
+  /** A cancelled endpoint's spares, handed back to the stock that wrote them: it deletes their keys. */
+  discard(spares: (QueuedClaim & { heldAt: number })[]): Promise<void>;
 }
 
 /** One address of a queued endpoint: the spare's key revision, or undefined once unknown. */
@@ -117,7 +119,7 @@ export class Publisher {
   private async send(all: Item[]): Promise<void> {
     // `all` is what goes back to the queue on a failure: the deletions done leave it.
     for (const it of all.filter((x) => x.cancelled)) {
-      await this.unclaim(it);
+      await this.d.discard(it.claims.filter((c): c is QueuedClaim & { heldAt: number } => c.heldAt !== undefined));
       all.splice(all.indexOf(it), 1);
     }
     const items = all;
@@ -177,14 +179,6 @@ export class Publisher {
     this.drop(it, `endpoint ${it.peer.endpointId}: its address keys kept changing; its peer is not published`);
   }
 
-  /** A cancelled endpoint's spare keys deleted, each only if still as the stock wrote it. */
-  private async unclaim(it: Item): Promise<void> {
-    const k = this.d.keys;
-    await Promise.all(it.claims.flatMap((c) => (c.heldAt === undefined ? [] : [
-      this.d.client.txn('delete an unused spare address', [{ key: k.address(c.poolId, c.ip), target: 'mod', op: '=', value: c.heldAt }], [{ del: k.address(c.poolId, c.ip) }]),
-    ])));
-  }
-
   private drop(it: Item, why: string): void {
     this.d.logger.error({ endpoint: it.peer.endpointId }, why);
     this.d.conflict(why);
@@ -202,6 +196,6 @@ export class Publisher {
   }
 
   private value(c: QueuedClaim): AddressValue {
-    return { owner: c.owner, kind: 'endpoint', host: this.d.hostId };
+    return endpointAddress(c.owner, this.d.hostId);
   }
 }

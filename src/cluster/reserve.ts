@@ -2,17 +2,17 @@
 // one etcd transaction: reserve() chooses an address from this host's view of the pool (no round
 // trip once the view is read) and holds it here; the transaction that publishes the endpoint's
 // peer claims it (ops(): create-if-absent on the host's lease, guarded by the pool's revision) and
-// settle() reads its outcome. An address another host claimed in between fails that transaction:
-// the view learns it and AddressRacedError tells the caller to choose again; a given address
-// (--ip) is refused naming its holder instead. Without --ip, a spare of this host's stock comes
+// settle() reads its outcome. An address another host claimed in between fails that transaction,
+// which then reads the pool's keys: the view learns them all, and AddressRacedError tells the
+// caller to choose again; a given address (--ip) is refused naming its holder instead. Without --ip, a spare of this host's stock comes
 // first (spares.ts): already claimed, its connect publishes later (publisher.ts) or, mixed with a
 // claimed address, rewrites it in the join's transaction. Limits: reservations are memory only.
 import { AddressRacedError, ConflictError, NotFoundError } from '../errors.js';
 import { formatAddress, parseAddressOrCidr } from '../ip/index.js';
-import { parseJson, type Compare, type Op, type TxnResult } from './client.js';
-import { addressIn, canonicalPool, MISSES, randomIn, type AddressView, type EtcdIpam } from './ipam.js';
+import { parseJson, type Compare, type KeyValue, type Op, type TxnResult } from './client.js';
+import { addressIn, canonicalPool, randomIn, type AddressView, type EtcdIpam } from './ipam.js';
 import type { Keys } from './keys.js';
-import type { AddressValue, Owned } from './owned.js';
+import { endpointAddress, type AddressValue, type Owned } from './owned.js';
 import type { Spare, Spares } from './spares.js';
 
 export interface ReserveDeps {
@@ -35,7 +35,6 @@ export interface Claim {
 export class Reservations {
   /** Reserved addresses by `pool ip`: whether the caller asked for that one (else it was chosen here). */
   private readonly asked = new Map<string, boolean>();
-  private readonly misses = new Map<string, number>();
   /** Reserved spares by `pool ip` (given back to the stock when their endpoint is not made). */
   private readonly spareOf = new Map<string, Spare>();
 
@@ -111,7 +110,8 @@ export class Reservations {
         c.heldAt === undefined ? { key, target: 'version', op: '=', value: 0 } : { key, target: 'mod', op: '=', value: c.heldAt },
       );
       out.then.push({ put: key, value: this.value(c), lease });
-      out.otherwise.push({ get: k.pool(c.poolId) }, { get: key });
+      // On a failure the pool's every key comes back too: a chosen address taken meanwhile leaves the view up to date in the same round trip.
+      out.otherwise.push({ get: k.pool(c.poolId) }, { get: key }, { get: k.addresses(c.poolId), prefix: true, keysOnly: true });
     }
     return out;
   }
@@ -135,8 +135,8 @@ export class Reservations {
     }
     let again = false;
     claims.forEach((c, i) => {
-      const poolKv = res.reads[2 * i]?.[0];
-      const held = res.reads[2 * i + 1]?.[0];
+      const poolKv = res.reads[3 * i]?.[0];
+      const held = res.reads[3 * i + 1]?.[0];
       const view = this.d.ipam.heldView(c.poolId);
       if (!poolKv) {
         this.d.ipam.dropView(c.poolId);
@@ -165,27 +165,27 @@ export class Reservations {
         c.heldAt = held.modRevision;
         return;
       }
-      this.raced(c, view, other);
+      this.raced(c, view, other, res.reads[3 * i + 2] ?? []);
     });
     if (!again) throw new ConflictError(`the addresses of ${claims[0]?.owner ?? 'an endpoint'} failed their claim for no reason etcd shows`, { field: 'ip' });
     return false;
   }
 
-  private raced(c: Claim, view: AddressView | undefined, other: AddressValue): never {
+  /** A chosen address another owner holds: the view learns the pool's keys (read with the failure); a given one is refused. */
+  private raced(c: Claim, view: AddressView | undefined, other: AddressValue, keys: KeyValue[]): never {
     const asked = this.asked.get(`${c.poolId} ${c.ip}`) ?? true;
     view?.taken.add(c.ip);
+    const prefix = this.d.keys.addresses(c.poolId);
+    for (const kv of keys) view?.taken.add(kv.key.slice(prefix.length));
     this.forget(c.poolId, c.ip);
     if (asked) throw new ConflictError(`address ${c.ip} is in use by ${other.kind} ${other.owner} on host ${other.host}`, { field: 'ip' });
-    const misses = (this.misses.get(c.poolId) ?? 0) + 1;
-    this.misses.set(c.poolId, misses % MISSES);
-    // Another host claims here too: go on from a random point (hosts then claim apart), and read the view again now and then.
+    // Another host claims here too: go on from a random point (hosts then claim apart).
     if (view) view.next = randomIn(view);
-    if (misses >= MISSES) this.d.ipam.dropView(c.poolId);
     throw new AddressRacedError(c.ip);
   }
 
   private value(c: Claim): AddressValue {
-    return { owner: c.owner, kind: 'endpoint', host: this.d.hostId };
+    return endpointAddress(c.owner, this.d.hostId);
   }
 }
 

@@ -1,17 +1,20 @@
 // Spare addresses a host holds in the global pools it serves endpoints on (Calico's host-affine
 // blocks, with our per-address keys): claimed ahead in ONE create-if-absent transaction per refill,
 // under the host's lease, valued {kind: 'spare'}; a connect without --ip takes one with no round
-// trip. The stock adapts to the connect rate (4…64) and is kept only while the pool has plenty
-// free (see wantedStock()); it is refilled in the background when half gone, and deleted when the host
-// leaves the network or stops cleanly. A lost lease took the keys along: the stock is forgotten.
-// Limits: the 1/16 share is checked at each refill (a take or a hold), against this host's view of
-// the pool: an idle host keeps its stock while other hosts fill the pool (see KEYS.md).
+// trip. The stock adapts to the connect rate (4…64; 1…3 in a pool with fewer than 64 free
+// addresses, while the host connects) and never exceeds 1/16 of the pool's free addresses (see
+// wantedStock()); it is refilled in the background when half gone, trimmed when the host has been
+// idle (see idleLimit(): an idle host gives its whole stock back in a tight pool, so that other
+// hosts can fill the pool to its last address), and deleted when the host leaves the network or
+// stops cleanly. A lost lease took the keys along: the stock is forgotten.
+// Limits: the share is checked against this host's view of the pool at a refill, and against a
+// count of the pool's keys (one read per idle stock and idleMs) while idle.
 import type { Logger } from 'pino';
 import { formatAddress, parseAddressOrCidr } from '../ip/index.js';
 import { parseJson, type Compare, type Op, type StoreClient } from './client.js';
 import { canonicalPool, randomIn, type AddressView, type EtcdIpam } from './ipam.js';
 import type { Keys } from './keys.js';
-import type { AddressValue } from './owned.js';
+import { addressValue, type AddressValue } from './owned.js';
 
 export interface SpareDeps {
   client: StoreClient;
@@ -20,6 +23,8 @@ export interface SpareDeps {
   ipam: EtcdIpam;
   lease(): string;
   logger: Logger;
+  /** A stock with no take for this long is trimmed to idleLimit() (default IDLE_MS). */
+  idleMs?: number;
 }
 
 /** A spare handed out: its address, the revision its key was written at, and the lease generation it belongs to. */
@@ -37,6 +42,8 @@ const FREE_SHARE = 16;
 const ROUNDS = 3;
 /** Connects per second are counted over this window. */
 const RATE_MS = 1000;
+/** A stock with no take for this long is idle: checked against the pool's free addresses, every IDLE_MS. */
+const IDLE_MS = 1000;
 
 interface Stock {
   ready: Map<string, number>;
@@ -46,12 +53,20 @@ interface Stock {
 
 /**
  * How many spares a host keeps in a pool: twice its connects of the last second, 4…64, but at
- * most 1/16 of the free addresses it sees; none when that allows fewer than 4 (a pool with fewer
- * than 64 free addresses): then every connect claims its address in etcd as it comes.
+ * most 1/16 of the free addresses it sees. In a tight pool (fewer than 64 free) that share is
+ * 0…3: a host that connects keeps it (its connects still answer from stock), one that does not
+ * keeps none; with fewer than 16 free every connect claims its address in etcd as it comes.
  */
 export function wantedStock(recentTakes: number, free: number): number {
-  const want = Math.min(Math.max(2 * recentTakes, MIN_STOCK), MAX_STOCK, Math.floor(free / FREE_SHARE));
-  return want < MIN_STOCK ? 0 : want;
+  const share = Math.floor(free / FREE_SHARE);
+  if (recentTakes === 0) return idleLimit(free) === 0 ? 0 : MIN_STOCK;
+  return Math.max(0, Math.min(Math.max(2 * recentTakes, MIN_STOCK), MAX_STOCK, share));
+}
+
+/** The most spares an idle host keeps: its 1/16 share of the free addresses, none in a tight pool (under 64 free). */
+export function idleLimit(free: number): number {
+  const share = Math.floor(free / FREE_SHARE);
+  return share < MIN_STOCK ? 0 : share;
 }
 
 export class Spares {
@@ -66,6 +81,8 @@ export class Spares {
   private readonly claimedAway = new Set<string>();
   /** Bumped when the lease was lost: spares of an older generation no longer exist. */
   private gen = 0;
+  /** Checks idle stocks every idleMs while any pool is held. */
+  private ticker: NodeJS.Timeout | undefined;
 
   constructor(private readonly d: SpareDeps) {}
 
@@ -74,6 +91,11 @@ export class Spares {
     const id = canonicalPool(poolId);
     if (!this.stocks.has(id)) this.stocks.set(id, { ready: new Map(), takes: [] });
     this.refill(id);
+    if (!this.ticker) {
+      const ms = this.d.idleMs ?? IDLE_MS;
+      this.ticker = setInterval(() => this.trimIdle(ms), ms);
+      this.ticker.unref();
+    }
   }
 
   /** A spare of the pool, or undefined (no stock: the caller claims in etcd); refills when low. */
@@ -89,7 +111,8 @@ export class Spares {
       s.ready.delete(first.value[0]);
       this.out.add(`${id} ${first.value[0]}`);
     }
-    this.refill(id);
+    // After the connect's own work (its answer goes first): a refill's transaction costs ~1 ms to build.
+    setImmediate(() => this.refill(id));
     return first.done ? undefined : { ip: first.value[0], heldAt: first.value[1], gen: this.gen };
   }
 
@@ -120,6 +143,16 @@ export class Spares {
     return true;
   }
 
+  /** Spares handed out and not used (their endpoint went before its publish): deleted, each only if still as the stock wrote it. */
+  async discard(spares: { poolId: string; ip: string; heldAt: number }[]): Promise<void> {
+    const byPool = new Map<string, [string, number][]>();
+    for (const s of spares) {
+      const id = canonicalPool(s.poolId);
+      byPool.set(id, [...(byPool.get(id) ?? []), [s.ip, s.heldAt]]);
+    }
+    await Promise.all([...byPool].map(([id, list]) => this.remove(id, list)));
+  }
+
   /** The host no longer serves the pool: its spares are deleted (throws when etcd does not answer: call again). */
   async drop(poolId: string): Promise<void> {
     const id = canonicalPool(poolId);
@@ -138,6 +171,8 @@ export class Spares {
 
   /** Every stock deleted (a clean stop). */
   async dropAll(): Promise<void> {
+    clearInterval(this.ticker);
+    this.ticker = undefined;
     await Promise.all([...new Set([...this.stocks.keys(), ...this.leftovers.keys()])].map((id) => this.drop(id)));
   }
 
@@ -158,6 +193,29 @@ export class Spares {
     });
     for (const kv of mine) await this.d.client.txn('delete a leftover spare address', [{ key: kv.key, target: 'mod', op: '=', value: kv.modRevision }], [{ del: kv.key }]);
     return mine.length;
+  }
+
+  /** Stocks not taken from for ms: each trimmed to idleLimit() of the pool's free addresses, counted in etcd now. */
+  private trimIdle(ms: number): void {
+    const since = Date.now() - ms;
+    for (const [id, s] of this.stocks) {
+      if (s.busy || s.ready.size === 0 || (s.takes.at(-1) ?? 0) > since) continue;
+      s.busy = this.trim(id, s)
+        .catch((err: Error) => this.d.logger.debug({ pool: id, err: err.message }, 'cluster: idle spare addresses not checked now'))
+        .finally(() => (s.busy = undefined));
+    }
+  }
+
+  private async trim(id: string, s: Stock): Promise<void> {
+    const view = await this.d.ipam.poolView(id);
+    const held = await this.d.client.count(this.d.keys.addresses(id));
+    const free = Number(view.last - view.first + 1n) - held - this.d.ipam.pendingOf(id).size;
+    const keep = idleLimit(free);
+    if (s.ready.size <= keep || this.stocks.get(id) !== s) return;
+    const extra = [...s.ready].slice(keep);
+    for (const [ip] of extra) s.ready.delete(ip);
+    this.d.logger.debug({ pool: id, free, given: extra.length }, 'cluster: idle spare addresses given back');
+    await this.remove(id, extra);
   }
 
   private refill(id: string): void {
@@ -181,6 +239,8 @@ export class Spares {
         return;
       }
       if (s.ready.size > want / 2) return;
+      // In a tight pool every host's view shows the same few free addresses: each starts from a random one, so they rarely choose alike.
+      if (want < MIN_STOCK) view.next = randomIn(view);
       const chosen = this.choose(id, view, want - s.ready.size);
       if (chosen.length === 0) return;
       const done = await this.claim(id, view, chosen).finally(() => {
@@ -216,7 +276,7 @@ export class Spares {
   private async claim(id: string, view: AddressView, chosen: { ip: string }[]): Promise<number | 'gone' | 'again'> {
     const k = this.d.keys;
     const lease = this.d.lease();
-    const value: AddressValue = { owner: `spare:${this.d.hostId}`, kind: 'spare', host: this.d.hostId };
+    const value = addressValue('spare', `spare:${this.d.hostId}`, this.d.hostId);
     const compare: Compare[] = [{ key: k.pool(id), target: 'mod', op: '=', value: view.poolRevision }];
     const then: Op[] = [];
     for (const a of chosen) {

@@ -3,7 +3,8 @@
 // connects claiming in etcd (a host without stock) and never get the same address; spare keys sit
 // on their host's lease and are not endpoints; a small pool gets no stock; a host that drops its
 // stock deletes its keys, and one that restarts deletes the spares its previous run left; an endpoint
-// of the host asking for one of its spares by address gets it.
+// of the host asking for one of its spares by address gets it; an idle host gives its stock back
+// when the pool gets tight, so that another host can fill the pool to its last address.
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeRoot } from '../helpers/root.js';
 import { SimCluster, waitFor } from '../helpers/cluster.js';
@@ -156,7 +157,8 @@ describeRoot('spare addresses on a real etcd', () => {
   });
 
   it('a pool full but for another host\'s spares says so: the error names that host and how many it holds', async () => {
-    const [a, b] = await Promise.all([1, 2].map((n) => sim.inProcessHost(n, { prefix: '/t-spare4' })));
+    // a checks its idle stock only every 10 minutes: it still holds it when b finds the pool full.
+    const [a, b] = await Promise.all([1, 2].map((n) => sim.inProcessHost(n, { prefix: '/t-spare4', spareIdleMs: 600_000 })));
     const net = await a!.ensureNetwork(spec('ovs4', { ipv4: [{ subnet: '198.19.48.0/25' }] }));
     await b!.ensureNetwork(spec('ovs4', { ipv4: [{ subnet: '198.19.48.0/25' }] }));
     const poolId = net.ipv4[0]!.poolId;
@@ -170,5 +172,25 @@ describeRoot('spare addresses on a real etcd', () => {
     for (let i = 0; i < 130 && !err; i++) await connect(b!, 'ovs4', poolId, `f${i}`).catch((e: Error) => (err = e));
     expect(err?.message).toBe(`no free address left in pool ${poolId}; ${held} held as spare addresses by host ${a!.hostId} (deleted when that host leaves the network or stops)`);
     expect((await addresses('/t-spare4', poolId)).length).toBe(126);
+  });
+
+  it('an idle host gives its stock back when the pool gets tight, so another host fills the pool to its last address', async () => {
+    const [a, b] = await Promise.all([1, 2].map((n) => sim.inProcessHost(n, { prefix: '/t-spare5', spareIdleMs: 200 })));
+    const net = await a!.ensureNetwork(spec('ovs5', { ipv4: [{ subnet: '198.19.49.0/25' }] }));
+    await b!.ensureNetwork(spec('ovs5', { ipv4: [{ subnet: '198.19.49.0/25' }] }));
+    const poolId = net.ipv4[0]!.poolId;
+    a!.holdSpares([poolId]);
+    await waitFor('a stock claimed', async () => ((await sparesOf('/t-spare5', poolId, a!.hostId)).length >= 4 ? true : undefined), 5000);
+    // b (no stock) takes 70 of the 125 addresses: fewer than 64 are free now, and a, idle, gives its stock back.
+    const got: string[] = [];
+    for (let i = 0; i < 70; i++) got.push(await connect(b!, 'ovs5', poolId, `g${i}`));
+    await waitFor('a\'s idle stock given back', async () => ((await sparesOf('/t-spare5', poolId, a!.hostId)).length === 0 ? true : undefined), 5000);
+    let err: Error | undefined;
+    for (let i = 70; i < 130 && !err; i++) await connect(b!, 'ovs5', poolId, `g${i}`).then((ip) => got.push(ip), (e: Error) => (err = e));
+    expect(err?.message).toBe(`no free address left in pool ${poolId}`);
+    expect(new Set(got).size).toBe(125);
+    const held = await addresses('/t-spare5', poolId);
+    expect(held).toHaveLength(126);
+    expect(held.filter((kv) => kv.value.kind === 'endpoint' && kv.value.host === b!.hostId)).toHaveLength(125);
   });
 });

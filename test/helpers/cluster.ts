@@ -218,6 +218,8 @@ export interface InProcessOptions {
   /** Key prefix (tests keep apart by prefix); default /cnmkit. */
   prefix?: string;
   globalPools?: { base: string; size: number }[];
+  /** How long a stock of spare addresses goes without a take before it is trimmed (default the daemon's, 1 s). */
+  spareIdleMs?: number;
 }
 
 export interface SimClusterOptions {
@@ -293,7 +295,9 @@ export class SimCluster {
       endpoints: [this.etcd.socketUrl], prefix: o.prefix ?? '/cnmkit', vtep: `198.19.255.${100 + n}`, leaseTtl: o.leaseTtl ?? this.leaseTtl,
       globalPools: o.globalPools ?? GLOBAL_POOLS,
     };
-    const cluster = await startCluster({ config, stateDir, logger: pino({ level: 'silent' }), localSubnets: () => o.localSubnets ?? [] });
+    const cluster = await startCluster({
+      config, stateDir, logger: pino({ level: 'silent' }), localSubnets: () => o.localSubnets ?? [], ...(o.spareIdleMs !== undefined ? { spareIdleMs: o.spareIdleMs } : {}),
+    });
     this.clusters.push(cluster);
     return Object.assign(cluster, { stateDir });
   }

@@ -215,7 +215,11 @@ export class Spares {
     const extra = [...s.ready].slice(keep);
     for (const [ip] of extra) s.ready.delete(ip);
     this.d.logger.debug({ pool: id, free, given: extra.length }, 'cluster: idle spare addresses given back');
-    await this.remove(id, extra);
+    // Not deleted now (etcd away): kept as leftovers, deleted with the rest when the host leaves the pool or stops.
+    await this.remove(id, extra).catch((err: unknown) => {
+      this.leftovers.set(id, [...(this.leftovers.get(id) ?? []), ...extra]);
+      throw err;
+    });
   }
 
   private refill(id: string): void {

@@ -99,7 +99,7 @@ describeRoot('spare addresses on a real etcd', () => {
     // Spares are no endpoints: the network counts no holder for them.
     for (const e of peers) await hosts.find((h) => e.key.includes(`/${h.hostId}/`))!.removePeer('ovs', e.key.split('/').pop()!);
     for (const kv of all.filter((x) => x.value.kind === 'endpoint')) await direct.txn('test: release', [], [{ del: kv.key }]);
-    expect(await a.removeNetwork('ovs')).toEqual({ deleted: true, holders: [] });
+    expect(await a.removeNetwork('ovs')).toEqual({ deleted: true, holders: [], engines: [] });
   });
 
   it('a pool with few free addresses gets no stock; a dropped stock deletes its keys; a restarted host deletes the spares its previous run left', async () => {

@@ -17,6 +17,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { build, type Plugin } from 'esbuild';
 import { etcdProto } from './build-etcd.js';
+import { lazyModules } from './build-lazy.js';
 import { PRECOMPILED_FROM, precompiledSchemas } from './build-schemas.js';
 
 const root = path.resolve(import.meta.dirname, '..');
@@ -65,7 +66,7 @@ try {
     platform: 'node',
     target: 'node20',
     external: ['better-sqlite3', 'node-gyp-build', 'tsx'],
-    plugins: [netlinkPackage, etcdProto, precompiledSchemas(root)],
+    plugins: [netlinkPackage, lazyModules, etcdProto, precompiledSchemas(root)],
     // Bundled CommonJS packages require Node's own modules (and a few of theirs at run time).
     banner: { js: "import { createRequire as __cnmkitRequire } from 'node:module'; const require = __cnmkitRequire(import.meta.url);" },
     // Blank space out (a third of the bytes every start reads and parses); names stay, and the maps map back.
@@ -86,7 +87,7 @@ try {
     platform: 'node',
     target: 'node20',
     external: ['better-sqlite3', 'node-gyp-build', 'tsx', 'netlink/package.json'],
-    plugins: [netlinkPackage, etcdProto, precompiledSchemas(root)],
+    plugins: [netlinkPackage, lazyModules, etcdProto, precompiledSchemas(root)],
     define: { 'import.meta.url': '__cnmkitUrl' },
     banner: { js: "var __cnmkitUrl = require('node:url').pathToFileURL(__filename).href;" },
     legalComments: 'linked',

@@ -70,6 +70,7 @@ async function dispatch(argv: string[]): Promise<number> {
   return cmd.run(values, positionals, passthrough);
 }
 
+/** The command's run; no top-level await, as the build also bundles this file as CommonJS (dist/cnmkit.cjs). */
 async function main(): Promise<void> {
   try {
     process.exitCode = await dispatch(process.argv.slice(2));

@@ -70,17 +70,22 @@ async function dispatch(argv: string[]): Promise<number> {
   return cmd.run(values, positionals, passthrough);
 }
 
-try {
-  process.exitCode = await dispatch(process.argv.slice(2));
-} catch (err) {
-  if (err instanceof UsageError) {
-    console.error(usageMessage(err));
-    process.exitCode = 2;
-  } else if (err instanceof ApiError || err instanceof CnmkitError) {
-    console.error(`Error: ${err.message}`);
-    process.exitCode = 1;
-  } else {
-    console.error(`Error: ${(err as Error).stack ?? String(err)}`);
-    process.exitCode = 1;
+/** The command's run; no top-level await, as the build also bundles this file as CommonJS (dist/cnmkit.cjs). */
+async function main(): Promise<void> {
+  try {
+    process.exitCode = await dispatch(process.argv.slice(2));
+  } catch (err) {
+    if (err instanceof UsageError) {
+      console.error(usageMessage(err));
+      process.exitCode = 2;
+    } else if (err instanceof ApiError || err instanceof CnmkitError) {
+      console.error(`Error: ${err.message}`);
+      process.exitCode = 1;
+    } else {
+      console.error(`Error: ${(err as Error).stack ?? String(err)}`);
+      process.exitCode = 1;
+    }
   }
 }
+
+void main();

@@ -1,16 +1,14 @@
 // Hands a connected pair of TCP sockets to the native splice relay (zero copy, off the JS thread).
-// Limits: Linux; only sockets never read and with nothing queued; no relay = the caller copies.
+// Limits: Linux; only sockets never read and with nothing queued; no relay (an addon built before
+// it) = the caller copies.
 import type net from 'node:net';
-import type { NativeAddon, SpliceRelay, SpliceRelayDone, SpliceRelayOptions } from '../netns/native.js';
+import { native, type NativeAddon, type SpliceRelay, type SpliceRelayDone, type SpliceRelayOptions } from '../netns/native.js';
 import type { Logger } from './log.js';
 
 type SpliceFn = NonNullable<NativeAddon['spliceRelay']>;
 
-/** The native relay, or why there is none (the addon did not load, or it predates the relay). */
-const spliceRelay: SpliceFn | Error = await import('../netns/native.js').then(
-  ({ native }) => native.spliceRelay ?? new Error('the native addon has no spliceRelay (rebuild native/)'),
-  (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
-);
+/** The native relay, or why there is none (the addon predates it). */
+const spliceRelay: SpliceFn | Error = native.spliceRelay ?? new Error('the native addon has no spliceRelay (rebuild native/)');
 
 /** Whether connections can be spliced at all (the addon loaded and has the relay). */
 export function spliceAvailable(): boolean {

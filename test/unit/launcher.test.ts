@@ -1,7 +1,8 @@
 // bin/cnmkit runs the bundle of `npm run build` only while it is fresh: a source edited after the
 // build started, a source gone, no build at all or CNMKIT_FROM_SOURCE=1 run the TypeScript
-// sources through tsx instead. Checked on a copy of the launcher in a scratch project whose
-// "bundle" and "sources" each say which one ran.
+// sources through tsx instead; `daemon` runs the CommonJS bundle through the code-cache loader
+// (dist/code-cache.js), with a cache named after the build. Checked on a copy of the launcher in a
+// scratch project whose "bundle", "loader" and "sources" each say which one ran.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,8 +17,8 @@ function write(rel: string, text: string): void {
   fs.writeFileSync(path.join(dir, rel), text);
 }
 
-async function which(env: Record<string, string> = {}): Promise<string> {
-  const r = await run([process.execPath, path.join(dir, 'bin/cnmkit')], { env: { ...process.env, CNMKIT_FROM_SOURCE: '', ...env } });
+async function which(env: Record<string, string> = {}, args: string[] = []): Promise<string> {
+  const r = await run([process.execPath, path.join(dir, 'bin/cnmkit'), ...args], { env: { ...process.env, CNMKIT_FROM_SOURCE: '', ...env } });
   expect(r.stderr).toBe('');
   return r.stdout.trim();
 }
@@ -35,6 +36,12 @@ describe('bin/cnmkit', () => {
     write('src/cli/main.ts', "const from: string = 'sources';\nconsole.log(from);\n");
     write('src/other.ts', 'export {};\n');
     write('dist/cnmkit.js', "console.log('bundle');\n");
+    write('dist/code-cache.js', [
+      "import path from 'node:path';",
+      "const root = path.dirname(path.dirname(new URL(import.meta.url).pathname));",
+      'export function runWithCodeCache(bundle, cache) { console.log(`loader ${path.relative(root, bundle)} ${path.relative(root, cache)}`); }',
+      '',
+    ].join('\n'));
   });
   afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
@@ -47,6 +54,18 @@ describe('bin/cnmkit', () => {
     touch('src/other.ts', now - 60_000);
     expect(await which()).toBe('bundle');
     expect(await which({ CNMKIT_FROM_SOURCE: '1' })).toBe('sources');
+  });
+
+  it('runs the daemon from the CommonJS bundle with a code cache named after the build, and from the sources when stale', async () => {
+    const now = Date.now();
+    built(now);
+    touch('src/cli/main.ts', now - 60_000);
+    touch('src/other.ts', now - 60_000);
+    expect(await which({}, ['daemon'])).toBe(`loader dist/cnmkit.cjs dist/code-cache/daemon-${now}.bin`);
+    expect(await which({}, ['network'])).toBe('bundle');
+    expect(await which({ CNMKIT_FROM_SOURCE: '1' }, ['daemon'])).toBe('sources');
+    touch('src/other.ts', now + 1);
+    expect(await which({}, ['daemon'])).toBe('sources');
   });
 
   it('runs the sources when one was changed after the build started, is gone, or nothing was built', async () => {

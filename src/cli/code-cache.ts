@@ -1,0 +1,68 @@
+// Runs the CommonJS bundle `npm run build` writes (dist/cnmkit.cjs, the whole CLI and daemon in one
+// script) with a V8 code cache, so that a process starts from the bytecode of an earlier run
+// instead of parsing and compiling the bundle's functions again (Node 20 has no compile cache for
+// modules; a script compiled through node:vm takes one). bin/cnmkit runs the daemon so.
+// The cache is written by a run that found none (or whose cache V8 rejected: another Node, other
+// V8 flags), writeAfterMs after the start or at exit if sooner, with what that run had compiled by
+// then; it is written to a temporary file and renamed, so that a start reads a whole one or none.
+// Limits: V8 checks a cache against its own version and flags and the source's length only, not its
+// text: the caller names the cache after the build (bin/cnmkit: the build's start time), so that a
+// cache never meets another bundle. An unwritable folder only means the next start compiles again.
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import vm from 'node:vm';
+
+/** After this long a run that made a cache writes it: a lab's daemon has started and served its first requests by then. */
+export const WRITE_AFTER_MS = 750;
+
+/** The CommonJS wrapper, on a line of its own (lineOffset -1 keeps the bundle's line numbers). */
+const WRAPPER = '(function (exports, require, module, __filename, __dirname) {\n';
+
+export interface CodeCacheRun {
+  /** Whether a cache was read and V8 took it. */
+  used: boolean;
+  /** Writes the cache now, unless it was written (or not wanted); returns whether it wrote. */
+  write(): boolean;
+}
+
+function readCache(file: string): Buffer | undefined {
+  try {
+    return fs.readFileSync(file);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Loads and runs bundle (a CommonJS script) with the code cache in cacheFile. */
+export function runWithCodeCache(bundle: string, cacheFile: string, writeAfterMs = WRITE_AFTER_MS): CodeCacheRun {
+  const cachedData = readCache(cacheFile);
+  const script = new vm.Script(`${WRAPPER}${fs.readFileSync(bundle, 'utf8')}\n})`, { filename: bundle, lineOffset: -1, ...(cachedData ? { cachedData } : {}) });
+  const used = cachedData !== undefined && script.cachedDataRejected !== true;
+  let pending = !used;
+  const write = (): boolean => {
+    if (!pending) return false;
+    pending = false;
+    const tmp = `${cacheFile}.${process.pid}`;
+    try {
+      fs.mkdirSync(path.dirname(cacheFile), { recursive: true });
+      fs.writeFileSync(tmp, script.createCachedData());
+      fs.renameSync(tmp, cacheFile);
+      return true;
+    } catch {
+      try {
+        fs.rmSync(tmp, { force: true });
+      } catch {
+        // Its folder is unusable too: there is nothing to remove.
+      }
+      return false;
+    }
+  };
+  if (pending) {
+    setTimeout(write, writeAfterMs).unref();
+    process.once('exit', write);
+  }
+  const module = { exports: {} };
+  (script.runInThisContext() as (...args: unknown[]) => void)(module.exports, createRequire(bundle), module, bundle, path.dirname(bundle));
+  return { used, write };
+}

@@ -1,0 +1,67 @@
+// src/cli/code-cache.ts: a CommonJS script run through it behaves as under Node's own loader
+// (__filename, __dirname, require, module.exports, its line numbers in stack traces); the first
+// run writes the V8 code cache and the next one starts from it; a cache V8 rejects (made for
+// another script) is ignored and replaced; an unwritable cache place costs nothing but the cache.
+// Each run is a child process, as the loader runs the script in its own context and writes at exit.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { run } from '../helpers/exec.js';
+
+const repo = path.resolve(import.meta.dirname, '../..');
+let dir: string;
+let bundle: string;
+
+const SCRIPT = [
+  "const os = require('node:os');",
+  'function where() { return new Error().stack.split("\\n")[1]; }',
+  'module.exports = { where };',
+  'console.log(JSON.stringify({ file: __filename, dir: __dirname, eol: os.EOL === "\\n", exported: typeof module.exports.where, at: where() }));',
+  '',
+].join('\n');
+
+/** Runs the bundle through the loader in a child; its stdout line and whether the cache was used. */
+async function load(cacheFile: string): Promise<{ out: Record<string, unknown>; used: boolean }> {
+  const code = `import { runWithCodeCache } from ${JSON.stringify(path.join(repo, 'src/cli/code-cache.ts'))};\n`
+    + `const r = runWithCodeCache(${JSON.stringify(bundle)}, ${JSON.stringify(cacheFile)});\nconsole.error(JSON.stringify({ used: r.used }));\n`;
+  const r = await run([process.execPath, '--import', 'tsx', '--input-type=module', '-e', code], { timeoutMs: 30_000 });
+  expect(r.code, r.stderr).toBe(0);
+  return { out: JSON.parse(r.stdout.trim()) as Record<string, unknown>, used: (JSON.parse(r.stderr.trim().split('\n').pop()!) as { used: boolean }).used };
+}
+
+describe('runWithCodeCache', () => {
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cnmkit-code-cache-'));
+    bundle = path.join(dir, 'bundle.cjs');
+    fs.writeFileSync(bundle, SCRIPT);
+  });
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('runs the script as CommonJS, writes the cache on the first run and starts from it on the next', async () => {
+    const cache = path.join(dir, 'cache', 'x.bin');
+    const first = await load(cache);
+    expect(first.used).toBe(false);
+    expect(first.out).toEqual({ file: bundle, dir, eol: true, exported: 'function', at: expect.stringContaining(`${bundle}:2:`) });
+    expect(fs.statSync(cache).size).toBeGreaterThan(0);
+    expect(fs.readdirSync(path.dirname(cache))).toEqual(['x.bin']);
+    const second = await load(cache);
+    expect(second.used).toBe(true);
+    expect(second.out).toEqual(first.out);
+  });
+
+  it('ignores a cache V8 rejects and replaces it', async () => {
+    const cache = path.join(dir, 'x.bin');
+    fs.writeFileSync(cache, 'not a code cache');
+    expect((await load(cache)).used).toBe(false);
+    expect(fs.readFileSync(cache, 'utf8')).not.toBe('not a code cache');
+    expect((await load(cache)).used).toBe(true);
+  });
+
+  it('runs the script when the cache cannot be written', async () => {
+    fs.writeFileSync(path.join(dir, 'file'), '');
+    const cache = path.join(dir, 'file', 'x.bin');
+    expect(await load(cache)).toEqual({ used: false, out: expect.objectContaining({ exported: 'function' }) });
+    expect(fs.readdirSync(dir).sort()).toEqual(['bundle.cjs', 'file']);
+  });
+});

@@ -120,8 +120,8 @@ export const daemon: Command = {
     }
     const { startDaemon } = await import('../../daemon.js');
     const d = await startDaemon(opts);
-    if (readyFd !== undefined) signalReady(readyFd);
-    await new Promise<void>((resolve) => {
+    // The stop handlers first: whoever reads "ready" may stop the daemon at once, and without them that signal kills it with no clean stop.
+    const stopped = new Promise<void>((resolve) => {
       const stop = (sig: string) => () => {
         d.logger.info({ signal: sig }, 'stopping');
         resolve();
@@ -129,6 +129,8 @@ export const daemon: Command = {
       process.once('SIGINT', stop('SIGINT'));
       process.once('SIGTERM', stop('SIGTERM'));
     });
+    if (readyFd !== undefined) signalReady(readyFd);
+    await stopped;
     await d.close();
     return 0;
   },

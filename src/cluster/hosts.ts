@@ -48,8 +48,10 @@ export function hostRecord(hostId: string, vtep: string, localSubnets: LocalSubn
 }
 
 /**
- * Puts the record on the lease: created if absent, replaced if it is already on this lease.
- * A record on another live lease is another daemon with the same host id: refused.
+ * Puts the record on the lease: created if absent, replaced if it is already on this lease, or if
+ * it is on another lease but this daemon's own or an ended earlier run's on this machine (a restart
+ * whose saved lease was not the record's). A record of a live other process is another daemon with
+ * the same host id: refused.
  */
 export async function putHostRecord(client: StoreClient, keys: Keys, record: HostRecord, lease: string): Promise<void> {
   const key = keys.host(record.id);
@@ -61,7 +63,24 @@ export async function putHostRecord(client: StoreClient, keys: Keys, record: Hos
   const other = again.reads[0]?.[0];
   if (!other) return putHostRecord(client, keys, record, lease);
   const o = parseJson<HostRecord>(other);
+  if (isOwnOrDead(o, record)) {
+    // This run's own record on a lease it no longer uses, or an ended earlier run's on this machine (its lease not yet run out): replaced.
+    const take = await client.txn('take over this host\'s record', [{ key, target: 'mod', op: '=', value: other.modRevision }], [put]);
+    return take.succeeded ? undefined : putHostRecord(client, keys, record, lease);
+  }
   throw new ConflictError(`host id ${record.id} is registered by another live daemon (pid ${o.pid} on ${o.hostname}, VTEP ${o.vtep}): do two daemons share a state dir?`);
+}
+
+/** Whether the record found is this daemon's own (same process and start) or an earlier run's on this machine whose process is gone. */
+function isOwnOrDead(found: HostRecord, mine: HostRecord): boolean {
+  if (found.hostname !== mine.hostname) return false;
+  if (found.pid === mine.pid) return found.started === mine.started;
+  try {
+    process.kill(found.pid, 0);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ESRCH';
+  }
 }
 
 /** Every registered host, with its lease's remaining TTL. */

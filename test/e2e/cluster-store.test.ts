@@ -3,7 +3,10 @@
 // expiry, and the faults (etcd stopped, frozen, restarted, compacted). Hosts are Cluster objects
 // in this process, each with its own state dir, host id, lease and etcd connection; what they
 // claim is checked by reading etcd directly.
+import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeRoot } from '../helpers/root.js';
 import { SimCluster, waitFor } from '../helpers/cluster.js';
@@ -369,5 +372,34 @@ describeRoot('cluster control plane on a real etcd', () => {
     await waitFor('b\'s host record gone', async () => ((await direct.range(`/t-rm/v1/hosts/${b!.hostId}`, { prefix: false })).kvs.length === 0 ? true : undefined), 6000);
     expect(await a!.removeNetwork('rmd')).toEqual({ deleted: true, holders: [], engines: [] });
     expect((await direct.range('/t-rm/v1/')).kvs.map((kv) => kv.key).filter((k) => !k.startsWith('/t-rm/v1/hosts/'))).toEqual([]);
+  });
+
+  it('a restart whose record sits on another lease: an ended earlier run\'s record on this machine is taken over; a live other process\'s is refused, naming it', async () => {
+    const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cnmkit-take-'));
+    try {
+      const hostId = '00c0ffee00c0ffee';
+      fs.writeFileSync(path.join(stateDir, 'cluster.json'), `${JSON.stringify({ hostId })}\n`);
+      const key = `/t-take/v1/hosts/${hostId}`;
+      const other = await direct.leaseGrant(30);
+      const put = (pid: number) => direct.txn('a record of another run', [], [{
+        put: key, value: { id: hostId, hostname: os.hostname(), vtep: '198.19.255.99', pid, started: 'earlier', version: 'x', localSubnets: [] }, lease: other,
+      }]);
+      // An earlier run that ended (its pid exits before the record is read) and whose lease is still alive.
+      await put(spawnSync('true').pid!);
+      const h = await sim.inProcessHost(7, { prefix: '/t-take', stateDir });
+      expect(h.status()).toMatchObject({ state: 'connected', hostId });
+      const kv = (await direct.range(key, { prefix: false })).kvs[0]!;
+      expect(JSON.parse(kv.value.toString())).toMatchObject({ pid: process.pid, vtep: '198.19.255.107' });
+      expect(kv.lease).toBe(h.status().lease!.id);
+      await h.close();
+      // A live process (pid 1) holding the record on its own lease: refused, the record left as it was.
+      await put(1);
+      const again = await sim.inProcessHost(7, { prefix: '/t-take', stateDir });
+      expect(again.status()).toMatchObject({ state: 'unavailable', error: expect.stringContaining(`host id ${hostId} is registered by another live daemon (pid 1 on ${os.hostname()}`) });
+      expect(JSON.parse((await direct.range(key, { prefix: false })).kvs[0]!.value.toString())).toMatchObject({ pid: 1 });
+      await again.close();
+    } finally {
+      fs.rmSync(stateDir, { recursive: true, force: true });
+    }
   });
 });

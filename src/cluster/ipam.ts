@@ -204,8 +204,13 @@ export class EtcdIpam implements GlobalIpam {
       this.views.delete(id);
       throw new NotFoundError('pool', id);
     }
-    const taken = (res.reads[1] ?? []).map((kv) => kv.key.slice(this.d.keys.addresses(id).length));
-    return this.keepView(id, parseJson<PoolRecord>(poolKv), poolKv.modRevision, taken);
+    return this.keepView(id, parseJson<PoolRecord>(poolKv), poolKv.modRevision, this.addressesOf(id, res.reads[1] ?? []));
+  }
+
+  /** The addresses of the pool's address keys (read with keysOnly). */
+  addressesOf(id: string, kvs: KeyValue[]): string[] {
+    const prefix = this.d.keys.addresses(id);
+    return kvs.map((kv) => kv.key.slice(prefix.length));
   }
 
   /**

@@ -175,8 +175,7 @@ export class Reservations {
   private raced(c: Claim, view: AddressView | undefined, other: AddressValue, keys: KeyValue[]): never {
     const asked = this.asked.get(`${c.poolId} ${c.ip}`) ?? true;
     view?.taken.add(c.ip);
-    const prefix = this.d.keys.addresses(c.poolId);
-    for (const kv of keys) view?.taken.add(kv.key.slice(prefix.length));
+    for (const ip of this.d.ipam.addressesOf(c.poolId, keys)) view?.taken.add(ip);
     this.forget(c.poolId, c.ip);
     if (asked) throw new ConflictError(`address ${c.ip} is in use by ${other.kind} ${other.owner} on host ${other.host}`, { field: 'ip' });
     // Another host claims here too: go on from a random point (hosts then claim apart).

@@ -208,14 +208,22 @@ export class Spares {
 
   private async trim(id: string, s: Stock): Promise<void> {
     const view = await this.d.ipam.poolView(id);
-    const held = await this.d.client.count(this.d.keys.addresses(id));
-    const free = Number(view.last - view.first + 1n) - held - this.d.ipam.pendingOf(id).size;
+    const free = this.free(id, view, await this.d.client.count(this.d.keys.addresses(id)));
     const keep = idleLimit(free);
     if (s.ready.size <= keep || this.stocks.get(id) !== s) return;
+    this.d.logger.debug({ pool: id, free, given: s.ready.size - keep }, 'cluster: idle spare addresses given back');
+    await this.shrink(id, s, keep);
+  }
+
+  /** The pool's free addresses: its span less the keys it holds (taken) and this host's claims in flight. */
+  private free(id: string, view: AddressView, taken: number): number {
+    return Number(view.last - view.first + 1n) - taken - this.d.ipam.pendingOf(id).size;
+  }
+
+  /** The stock cut to keep spares; those over are deleted, or kept as leftovers when etcd does not take that (deleted with the rest when the host leaves the pool or stops). */
+  private async shrink(id: string, s: Stock, keep: number): Promise<void> {
     const extra = [...s.ready].slice(keep);
     for (const [ip] of extra) s.ready.delete(ip);
-    this.d.logger.debug({ pool: id, free, given: extra.length }, 'cluster: idle spare addresses given back');
-    // Not deleted now (etcd away): kept as leftovers, deleted with the rest when the host leaves the pool or stops.
     await this.remove(id, extra).catch((err: unknown) => {
       this.leftovers.set(id, [...(this.leftovers.get(id) ?? []), ...extra]);
       throw err;
@@ -234,14 +242,8 @@ export class Spares {
     for (let round = 0; round < ROUNDS && this.stocks.get(id) === s; round++) {
       const gen = this.gen;
       const view = await this.d.ipam.poolView(id);
-      const free = Number(view.last - view.first + 1n) - view.taken.size - this.d.ipam.pendingOf(id).size;
-      const want = wantedStock(s.takes.length, free);
-      if (s.ready.size > want) {
-        const extra = [...s.ready].slice(want);
-        for (const [ip] of extra) s.ready.delete(ip);
-        await this.remove(id, extra);
-        return;
-      }
+      const want = wantedStock(s.takes.length, this.free(id, view, view.taken.size));
+      if (s.ready.size > want) return this.shrink(id, s, want);
       if (s.ready.size > want / 2) return;
       // In a tight pool every host's view shows the same few free addresses: each starts from a random one, so they rarely choose alike.
       if (want < MIN_STOCK) view.next = randomIn(view);
@@ -302,7 +304,7 @@ export class Spares {
       return 'gone';
     }
     if (pool[0].modRevision !== view.poolRevision) this.d.ipam.dropView(id);
-    for (const kv of taken) view.taken.add(kv.key.slice(k.addresses(id).length));
+    for (const ip of this.d.ipam.addressesOf(id, taken)) view.taken.add(ip);
     view.next = randomIn(view);
     return 'again';
   }

@@ -97,10 +97,6 @@ function attachmentHint(value: unknown): string {
   return `; write {${v.name}: ${addrs.length > 0 ? `{${addrs.join(', ')}}` : 'null'}} or just ${v.name}`;
 }
 
-function valueAt(data: unknown, path: FieldPath): unknown {
-  return path.reduce<unknown>((v, k) => (v && typeof v === 'object' ? (v as Record<string | number, unknown>)[k] : undefined), data);
-}
-
 /** Checks data against the schema of its format; throws a LabFileError listing every problem. */
 export function validateShape(src: LabSource, format: LabFormat = detectFormat(src.data)): void {
   const v = validatorFor(format);
@@ -111,7 +107,7 @@ export function validateShape(src: LabSource, format: LabFormat = detectFormat(s
   for (const e of errors) {
     if (e.keyword === 'propertyNames') continue;
     const r = reasonOf(e, format);
-    if (e.keyword === 'oneOf' && r.path.includes('networks')) r.reason += attachmentHint(valueAt(src.data, r.path));
+    if (e.keyword === 'oneOf' && r.path.includes('networks')) r.reason += attachmentHint(e.data);
     const problem = src.problem(r.path, r.reason, { key: r.key ?? false });
     const id = `${problem.line}|${problem.field}|${problem.reason}`;
     if (seen.has(id)) continue;

@@ -13,8 +13,12 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import vm from 'node:vm';
 
-/** After this long a run that made a cache writes it: a lab's daemon has started and served its first requests by then. */
-export const WRITE_AFTER_MS = 750;
+/**
+ * After this long a run that made a cache writes it (or at its exit, if sooner): by then a lab's
+ * daemon has started and served the lab's requests even on a busy machine, so that the cache also
+ * holds the code that serves them (a function first run after the write is compiled at every start).
+ */
+export const WRITE_AFTER_MS = 5000;
 
 /** The CommonJS wrapper, on a line of its own (lineOffset -1 keeps the bundle's line numbers). */
 const WRAPPER = '(function (exports, require, module, __filename, __dirname) {\n';

@@ -158,6 +158,10 @@ export function openStore(stateDir: string): Store {
     throw new CnmkitError('ERR_STORE_OPEN', 'unavailable', `cannot open state database ${file}: ${(err as Error).message}`, { cause: err });
   }
   try {
+    // synchronous first: the switch of a new file to WAL is then written without an fsync (tens of
+    // ms when etcd or other daemons sync the same disk). A power loss during that switch can cost only a
+    // store with nothing in it yet; an existing WAL store's switch is a no-op.
+    db.pragma('synchronous = OFF');
     if (file !== ':memory:') db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
     db.pragma('foreign_keys = ON');

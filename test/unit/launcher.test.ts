@@ -56,12 +56,15 @@ describe('bin/cnmkit', () => {
     expect(await which({ CNMKIT_FROM_SOURCE: '1' })).toBe('sources');
   });
 
-  it('runs the daemon from the CommonJS bundle with a code cache named after the build, and from the sources when stale', async () => {
+  it('runs the daemon from the CommonJS bundle with a code cache named after the build and its role (plain or cluster), and from the sources when stale', async () => {
     const now = Date.now();
     built(now);
     touch('src/cli/main.ts', now - 60_000);
     touch('src/other.ts', now - 60_000);
     expect(await which({}, ['daemon'])).toBe(`loader dist/cnmkit.cjs dist/code-cache/daemon-${now}.bin`);
+    // A cluster daemon keeps a cache of its own: it runs code (etcd, peers) a plain daemon never compiles.
+    expect(await which({}, ['daemon', '--cluster-store', 'etcd://198.18.0.1:2379'])).toBe(`loader dist/cnmkit.cjs dist/code-cache/daemon-cluster-${now}.bin`);
+    expect(await which({}, ['daemon', '--cluster-store=etcd://198.18.0.1:2379'])).toBe(`loader dist/cnmkit.cjs dist/code-cache/daemon-cluster-${now}.bin`);
     expect(await which({}, ['network'])).toBe('bundle');
     expect(await which({ CNMKIT_FROM_SOURCE: '1' }, ['daemon'])).toBe('sources');
     touch('src/other.ts', now + 1);

@@ -223,6 +223,8 @@ describe('store on disk', () => {
   it('creates the state directory and a WAL database that keeps records across reopen', () => {
     const stateDir = path.join(dir, 'nested', 'state');
     const store = openStore(stateDir);
+    // The switch to WAL runs unsynced (a new file); the store then commits with synchronous=NORMAL (1).
+    expect((store as unknown as { db: Database.Database }).db.pragma('synchronous', { simple: true })).toBe(1);
     store.networks.put(network('n1', 'front'));
     store.close();
     expect(fs.statSync(stateDir).mode & 0o777).toBe(0o700);

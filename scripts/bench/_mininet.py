@@ -3,7 +3,8 @@
 # throwaway namespace it is started in — Linux bridges made with iproute2 (what `--switch lxbr`
 # makes; brctl is not installed), no controller — and times build+start, the ping matrix (static
 # ARP for every pair, as autoStaticArp does and the neighbour-table cap needs, then pingAll: like
-# cnmkit's check, which programs its neighbours first) and stop; prints them as JSON on stdout.
+# cnmkit's check, which programs its neighbours first) and stop; prints them as JSON on stdout, with
+# the wall-clock time at which the network was up (the bench adds the process start from it).
 # Mininet.init's fixLimits() would change host-wide sysctls: it is never called. Never `mn -c`.
 # Usage: _mininet.py star 1 N | linear K N [--no-ping]  (star: N hosts on one bridge; linear: K
 # bridges in a chain, N hosts on each)
@@ -42,6 +43,7 @@ def main():
     net = Mininet(topo=topo, switch=IpBridge, controller=None, waitConnected=False)
     net.start()
     t1 = time.perf_counter()
+    up_epoch_ms = time.time() * 1000
     loss = None
     arp = t1
     if '--no-ping' not in sys.argv[4:]:
@@ -52,7 +54,7 @@ def main():
     net.stop()
     t3 = time.perf_counter()
     pairs = len(net.hosts) * (len(net.hosts) - 1)
-    print(json.dumps({'upMs': (t1 - t0) * 1000, 'pingMs': (t2 - t1) * 1000, 'arpMs': (arp - t1) * 1000, 'downMs': (t3 - t2) * 1000, 'pairs': pairs, 'lossPct': loss}))
+    print(json.dumps({'upMs': (t1 - t0) * 1000, 'upEpochMs': up_epoch_ms, 'pingMs': (t2 - t1) * 1000, 'arpMs': (arp - t1) * 1000, 'downMs': (t3 - t2) * 1000, 'pairs': pairs, 'lossPct': loss}))
 
 
 if __name__ == '__main__':

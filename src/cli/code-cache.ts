@@ -5,6 +5,7 @@
 // The cache is written by a run that found none (or whose cache V8 rejected: another Node, other
 // V8 flags), writeAfterMs after the start or at exit if sooner, with what that run had compiled by
 // then; it is written to a temporary file and renamed, so that a start reads a whole one or none.
+// Such a run may start from a fallback cache of another kind of run of the same bundle instead.
 // Limits: V8 checks a cache against its own version and flags and the source's length only, not its
 // text: the caller names the cache after the build (bin/cnmkit: the build's start time), so that a
 // cache never meets another bundle. An unwritable folder only means the next start compiles again.
@@ -38,12 +39,25 @@ function readCache(file: string): Buffer | undefined {
   }
 }
 
+export interface CodeCacheOptions {
+  writeAfterMs?: number;
+  /**
+   * A cache of the same bundle made by a run of another kind, started from while cacheFile is
+   * missing: it holds the code both kinds run, so the start is warm, and cacheFile is then written
+   * with that and what this run compiled besides.
+   */
+  fallback?: string;
+}
+
 /** Loads and runs bundle (a CommonJS script) with the code cache in cacheFile. */
-export function runWithCodeCache(bundle: string, cacheFile: string, writeAfterMs = WRITE_AFTER_MS): CodeCacheRun {
-  const cachedData = readCache(cacheFile);
+export function runWithCodeCache(bundle: string, cacheFile: string, opts: CodeCacheOptions = {}): CodeCacheRun {
+  // A rejected own cache is not followed by the fallback: whatever made V8 reject it (another Node,
+  // other flags) rejects the other too, and each try costs a whole compile.
+  const own = readCache(cacheFile);
+  const cachedData = own ?? (opts.fallback !== undefined ? readCache(opts.fallback) : undefined);
   const script = new vm.Script(`${WRAPPER}${fs.readFileSync(bundle, 'utf8')}\n})`, { filename: bundle, lineOffset: -1, ...(cachedData ? { cachedData } : {}) });
   const used = cachedData !== undefined && script.cachedDataRejected !== true;
-  let pending = !used;
+  let pending = !(used && own !== undefined);
   const write = (): boolean => {
     if (!pending) return false;
     pending = false;
@@ -63,7 +77,7 @@ export function runWithCodeCache(bundle: string, cacheFile: string, writeAfterMs
     }
   };
   if (pending) {
-    setTimeout(write, writeAfterMs).unref();
+    setTimeout(write, opts.writeAfterMs ?? WRITE_AFTER_MS).unref();
     process.once('exit', write);
   }
   const module = { exports: {} };

@@ -1,6 +1,7 @@
 // src/cli/code-cache.ts: a CommonJS script run through it behaves as under Node's own loader
 // (__filename, __dirname, require, module.exports, its line numbers in stack traces); the first
-// run writes the V8 code cache and the next one starts from it; a cache V8 rejects (made for
+// run writes the V8 code cache and the next one starts from it (or from a fallback cache of another
+// kind of run while its own is missing, then writing its own); a cache V8 rejects (made for
 // another script) is ignored and replaced; an unwritable cache place costs nothing but the cache.
 // Each run is a child process, as the loader runs the script in its own context and writes at exit.
 import fs from 'node:fs';
@@ -22,9 +23,10 @@ const SCRIPT = [
 ].join('\n');
 
 /** Runs the bundle through the loader in a child; its stdout line and whether the cache was used. */
-async function load(cacheFile: string): Promise<{ out: Record<string, unknown>; used: boolean }> {
+async function load(cacheFile: string, fallback?: string): Promise<{ out: Record<string, unknown>; used: boolean }> {
   const code = `import { runWithCodeCache } from ${JSON.stringify(path.join(repo, 'src/cli/code-cache.ts'))};\n`
-    + `const r = runWithCodeCache(${JSON.stringify(bundle)}, ${JSON.stringify(cacheFile)});\nconsole.error(JSON.stringify({ used: r.used }));\n`;
+    + `const r = runWithCodeCache(${JSON.stringify(bundle)}, ${JSON.stringify(cacheFile)}, ${JSON.stringify(fallback ? { fallback } : {})});\n`
+    + 'console.error(JSON.stringify({ used: r.used }));\n';
   const r = await run([process.execPath, '--import', 'tsx', '--input-type=module', '-e', code], { timeoutMs: 30_000 });
   expect(r.code, r.stderr).toBe(0);
   return { out: JSON.parse(r.stdout.trim()) as Record<string, unknown>, used: (JSON.parse(r.stderr.trim().split('\n').pop()!) as { used: boolean }).used };
@@ -48,6 +50,18 @@ describe('runWithCodeCache', () => {
     const second = await load(cache);
     expect(second.used).toBe(true);
     expect(second.out).toEqual(first.out);
+  });
+
+  it('starts from the fallback cache while its own is missing, then writes its own and starts from that', async () => {
+    const plain = path.join(dir, 'plain.bin');
+    const cluster = path.join(dir, 'cluster.bin');
+    expect((await load(plain)).used).toBe(false);
+    const plainBytes = fs.readFileSync(plain);
+    expect(await load(cluster, plain)).toEqual({ used: true, out: expect.objectContaining({ exported: 'function' }) });
+    expect(fs.statSync(cluster).size).toBeGreaterThan(0);
+    expect((await load(cluster, path.join(dir, 'missing.bin'))).used).toBe(true);
+    // The fallback itself is only read.
+    expect(fs.readFileSync(plain).equals(plainBytes)).toBe(true);
   });
 
   it('ignores a cache V8 rejects and replaces it', async () => {

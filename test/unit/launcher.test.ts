@@ -39,7 +39,9 @@ describe('bin/cnmkit', () => {
     write('dist/code-cache.js', [
       "import path from 'node:path';",
       "const root = path.dirname(path.dirname(new URL(import.meta.url).pathname));",
-      'export function runWithCodeCache(bundle, cache) { console.log(`loader ${path.relative(root, bundle)} ${path.relative(root, cache)}`); }',
+      'export function runWithCodeCache(bundle, cache, opts = {}) {',
+      '  console.log(`loader ${path.relative(root, bundle)} ${path.relative(root, cache)}${opts.fallback ? ` from ${path.relative(root, opts.fallback)}` : ""}`);',
+      '}',
       '',
     ].join('\n'));
   });
@@ -63,8 +65,10 @@ describe('bin/cnmkit', () => {
     touch('src/other.ts', now - 60_000);
     expect(await which({}, ['daemon'])).toBe(`loader dist/cnmkit.cjs dist/code-cache/daemon-${now}.bin`);
     // A cluster daemon keeps a cache of its own: it runs code (etcd, peers) a plain daemon never compiles.
-    expect(await which({}, ['daemon', '--cluster-store', 'etcd://198.18.0.1:2379'])).toBe(`loader dist/cnmkit.cjs dist/code-cache/daemon-cluster-${now}.bin`);
-    expect(await which({}, ['daemon', '--cluster-store=etcd://198.18.0.1:2379'])).toBe(`loader dist/cnmkit.cjs dist/code-cache/daemon-cluster-${now}.bin`);
+    // (until it has one it starts from the plain daemon's).
+    const cluster = `loader dist/cnmkit.cjs dist/code-cache/daemon-cluster-${now}.bin from dist/code-cache/daemon-${now}.bin`;
+    expect(await which({}, ['daemon', '--cluster-store', 'etcd://198.18.0.1:2379'])).toBe(cluster);
+    expect(await which({}, ['daemon', '--cluster-store=etcd://198.18.0.1:2379'])).toBe(cluster);
     expect(await which({}, ['network'])).toBe('bundle');
     expect(await which({ CNMKIT_FROM_SOURCE: '1' }, ['daemon'])).toBe('sources');
     touch('src/other.ts', now + 1);

@@ -3,8 +3,8 @@
 // instead of parsing and compiling the bundle's functions again (Node 20 has no compile cache for
 // modules; a script compiled through node:vm takes one). bin/cnmkit runs the daemon so.
 // The cache is written by a run that found none (or whose cache V8 rejected: another Node, other
-// V8 flags), writeAfterMs after the start or at exit if sooner, with what that run had compiled by
-// then; it is written to a temporary file and renamed, so that a start reads a whole one or none.
+// V8 flags), a few times after the start (WRITE_AT_MS) and at exit, each time with what that run had
+// compiled by then; it is written to a temporary file and renamed, so that a start reads a whole one or none.
 // Such a run may start from a fallback cache of another kind of run of the same bundle instead.
 // Limits: V8 checks a cache against its own version and flags and the source's length only, not its
 // text: the caller names the cache after the build (bin/cnmkit: the build's start time), so that a
@@ -15,11 +15,12 @@ import path from 'node:path';
 import vm from 'node:vm';
 
 /**
- * After this long a run that made a cache writes it (or at its exit, if sooner): by then a lab's
- * daemon has started and served the lab's requests even on a busy machine, so that the cache also
- * holds the code that serves them (a function first run after the write is compiled at every start).
+ * When a run that makes the cache writes it, in ms after its start (and at its exit): each write
+ * replaces the last with all the code compiled by then. The first comes once a daemon has started
+ * (a lab's are stopped with SIGKILL, so exit may never come); the later ones also hold the code that
+ * served the first requests (a function first run after the last write is compiled at every start).
  */
-export const WRITE_AFTER_MS = 5000;
+export const WRITE_AT_MS = [750, 2500, 6000];
 
 /** The CommonJS wrapper, on a line of its own (lineOffset -1 keeps the bundle's line numbers). */
 const WRAPPER = '(function (exports, require, module, __filename, __dirname) {\n';
@@ -27,7 +28,7 @@ const WRAPPER = '(function (exports, require, module, __filename, __dirname) {\n
 export interface CodeCacheRun {
   /** Whether a cache was read and V8 took it. */
   used: boolean;
-  /** Writes the cache now, unless it was written (or not wanted); returns whether it wrote. */
+  /** Writes the cache now if this run makes it (it found none of its own); returns whether it wrote. */
   write(): boolean;
 }
 
@@ -40,7 +41,7 @@ function readCache(file: string): Buffer | undefined {
 }
 
 export interface CodeCacheOptions {
-  writeAfterMs?: number;
+  writeAtMs?: number[];
   /**
    * A cache of the same bundle made by a run of another kind, started from while cacheFile is
    * missing: it holds the code both kinds run, so the start is warm, and cacheFile is then written
@@ -57,10 +58,9 @@ export function runWithCodeCache(bundle: string, cacheFile: string, opts: CodeCa
   const cachedData = own ?? (opts.fallback !== undefined ? readCache(opts.fallback) : undefined);
   const script = new vm.Script(`${WRAPPER}${fs.readFileSync(bundle, 'utf8')}\n})`, { filename: bundle, lineOffset: -1, ...(cachedData ? { cachedData } : {}) });
   const used = cachedData !== undefined && script.cachedDataRejected !== true;
-  let pending = !(used && own !== undefined);
+  const writer = !(used && own !== undefined);
   const write = (): boolean => {
-    if (!pending) return false;
-    pending = false;
+    if (!writer) return false;
     const tmp = `${cacheFile}.${process.pid}`;
     try {
       fs.mkdirSync(path.dirname(cacheFile), { recursive: true });
@@ -76,8 +76,8 @@ export function runWithCodeCache(bundle: string, cacheFile: string, opts: CodeCa
       return false;
     }
   };
-  if (pending) {
-    setTimeout(write, opts.writeAfterMs ?? WRITE_AFTER_MS).unref();
+  if (writer) {
+    for (const ms of opts.writeAtMs ?? WRITE_AT_MS) setTimeout(write, ms).unref();
     process.once('exit', write);
   }
   const module = { exports: {} };

@@ -4,6 +4,7 @@
 // kind of run while its own is missing, then writing its own); a cache V8 rejects (made for
 // another script) is ignored and replaced; an unwritable cache place costs nothing but the cache.
 // Each run is a child process, as the loader runs the script in its own context and writes at exit.
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -62,6 +63,32 @@ describe('runWithCodeCache', () => {
     expect((await load(cluster, path.join(dir, 'missing.bin'))).used).toBe(true);
     // The fallback itself is only read.
     expect(fs.readFileSync(plain).equals(plainBytes)).toBe(true);
+  });
+
+  it('writes the cache again later, with the code first run after the first write, in a run killed before its exit', async () => {
+    // big() is compiled only when called, after the first write; the run is then killed with
+    // SIGKILL (as a lab stops its daemons), so only a later timed write can hold big() too.
+    const body = Array.from({ length: 200 }, (_, i) => `  x = (x * ${i + 3} + ${i}) % 1000003;`).join('\n');
+    fs.writeFileSync(bundle, `function big(x) {\n${body}\n  return x;\n}\nsetTimeout(() => big(1), 400);\nsetTimeout(() => undefined, 60_000);\n`);
+    const cache = path.join(dir, 'x.bin');
+    const code = `import { runWithCodeCache } from ${JSON.stringify(path.join(repo, 'src/cli/code-cache.ts'))};\n`
+      + `runWithCodeCache(${JSON.stringify(bundle)}, ${JSON.stringify(cache)}, { writeAtMs: [100, 800] });\n`;
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { stdio: 'ignore' });
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    const size = (): number => (fs.existsSync(cache) ? fs.statSync(cache).size : 0);
+    const sizes: number[] = [];
+    try {
+      for (let i = 0; i < 500 && new Set(sizes.filter((x) => x > 0)).size < 2; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        sizes.push(size());
+      }
+    } finally {
+      child.kill('SIGKILL');
+      await exited;
+    }
+    const written = [...new Set(sizes.filter((x) => x > 0))];
+    expect(written).toHaveLength(2);
+    expect(written[1]).toBeGreaterThan(written[0]!);
   });
 
   it('ignores a cache V8 rejects and replaces it', async () => {

@@ -5,11 +5,14 @@
 // "cluster store unavailable" (and fast) and which are etcd's own errors, and stream framing.
 import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { EtcdError, StoreClient, toCompare, toKv, toOp } from '../../src/cluster/client.js';
 import { ClusterUnavailableError } from '../../src/errors.js';
+import { makeTls } from '../helpers/cluster.js';
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 const HEADER = { cluster_id: '1', member_id: '2', revision: '7', raft_term: '2' };
@@ -231,5 +234,53 @@ describe('streams', () => {
     s.close();
     await new Promise((resolve) => setTimeout(resolve, 100));
     expect(closedEnds).toEqual([]);
+  });
+});
+
+describe('TLS', () => {
+  let tlsServer: https.Server;
+  let port: number;
+  let good: Awaited<ReturnType<typeof makeTls>>;
+  let other: Awaited<ReturnType<typeof makeTls>>;
+  const servernames: unknown[] = [];
+
+  beforeAll(async () => {
+    fs.mkdirSync(path.join(dir, 'good'));
+    fs.mkdirSync(path.join(dir, 'other'));
+    [good, other] = await Promise.all([makeTls(path.join(dir, 'good'), '127.0.0.1'), makeTls(path.join(dir, 'other'), '127.0.0.1')]);
+    tlsServer = https.createServer({
+      cert: fs.readFileSync(good.server.cert), key: fs.readFileSync(good.server.key), ca: fs.readFileSync(good.server.cacert), requestCert: true, rejectUnauthorized: true,
+    }, (req, res) => {
+      servernames.push((req.socket as unknown as { servername: unknown }).servername);
+      req.resume();
+      req.on('end', () => answer(res, 200, { header: HEADER }));
+    });
+    await new Promise<void>((resolve) => tlsServer.listen(0, '127.0.0.1', resolve));
+    port = (tlsServer.address() as AddressInfo).port;
+  }, 30_000);
+
+  afterAll(async () => {
+    tlsServer.closeAllConnections();
+    await new Promise((resolve) => tlsServer.close(resolve));
+  });
+
+  const tlsClient = (host: string, files: { cacert: string; cert: string; key: string }) => {
+    const c = new StoreClient({ endpoints: [`https://${host}:${port}`], tls: files });
+    clients.push(c);
+    return c;
+  };
+
+  it('reaches a server whose certificate names its IP, with the client certificate; no SNI for an IP', async () => {
+    expect(await tlsClient('127.0.0.1', good.client).get('/k')).toEqual({ revision: 7 });
+    expect(servernames.pop()).toBe(false);
+  });
+
+  it('refuses a server its CA did not sign, and a name the certificate does not hold: unavailable, naming the reason', async () => {
+    await expect(tlsClient('127.0.0.1', { ...good.client, cacert: other.client.cacert }).get('/k')).rejects.toThrow(/^cluster store unavailable: read \/k: .*(self.signed|unable to verify|certificate)/i);
+    await expect(tlsClient('localhost', good.client).get('/k')).rejects.toThrow(/^cluster store unavailable: read \/k: .*localhost/);
+  });
+
+  it('without a certificate the server takes (another CA\'s): unavailable', async () => {
+    await expect(tlsClient('127.0.0.1', { ...good.client, cert: other.client.cert, key: other.client.key }).get('/k')).rejects.toBeInstanceOf(ClusterUnavailableError);
   });
 });

@@ -1,6 +1,6 @@
 // Child of cluster.test.ts: loads the daemon's modules as a daemon without --cluster-store does,
-// then cluster mode's, and prints how many of cluster mode's etcd modules (its client, lease and
-// watch) were loaded after each step. A module loader hook reports every module loaded.
+// then cluster mode's, and prints how many of cluster mode's etcd modules (its client, gateway,
+// lease and watch) were loaded after each step. A module loader hook reports every module loaded.
 import { register } from 'node:module';
 import { MessageChannel } from 'node:worker_threads';
 
@@ -13,7 +13,7 @@ register(`data:text/javascript,${encodeURIComponent(hooks)}`, { data: { port: po
 /** The hook's messages arrive on this thread's event loop: let them in before counting. */
 const etcdModules = async () => {
   await new Promise((resolve) => setTimeout(resolve, 50));
-  return loaded.filter((url) => /\/src\/cluster\/(client|lease|watch)\.ts$/.test(url)).length;
+  return loaded.filter((url) => /\/src\/cluster\/(client|gateway|lease|watch)\.ts$/.test(url)).length;
 };
 await import('../../src/daemon.js');
 await import('../../src/cli/commands/daemon.js');

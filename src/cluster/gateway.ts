@@ -31,7 +31,7 @@ export interface OpenStream {
   close(): void;
 }
 
-/** gRPC codes etcd3 counted as transient (cancelled, unknown, deadline, exhausted, aborted, internal, unavailable): etcd is not there. */
+/** gRPC codes of a transient failure, as the former client (npm etcd3) counted them: cancelled, unknown, deadline, exhausted, aborted, internal, unavailable. */
 const UNAVAILABLE_CODES = new Set([1, 2, 4, 8, 10, 13, 14]);
 
 /**

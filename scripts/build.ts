@@ -2,7 +2,7 @@
 // packages it uses) into dist/ with esbuild, so that `bin/cnmkit` starts without compiling
 // TypeScript or resolving hundreds of package files on every run. better-sqlite3 (a native part)
 // and netlink's native part stay in node_modules; a module the CLI imports lazily stays a chunk of
-// its own, loaded when a command needs it (etcd3 and gRPC: only cluster mode's chunk has them).
+// its own, loaded when a command needs it (cluster mode's etcd client is such a chunk).
 // The lab's topology validators and the management API's validators and serializers are compiled
 // here, not at run time (scripts/build-schemas.ts). The same program is also written as one
 // CommonJS script, dist/cnmkit.cjs, which bin/cnmkit runs for `cnmkit daemon` through
@@ -16,7 +16,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { build, type Plugin } from 'esbuild';
-import { etcdProto } from './build-etcd.js';
 import { lazyModules } from './build-lazy.js';
 import { PRECOMPILED_FROM, precompiledSchemas } from './build-schemas.js';
 
@@ -66,7 +65,7 @@ try {
     platform: 'node',
     target: 'node20',
     external: ['better-sqlite3', 'node-gyp-build', 'tsx'],
-    plugins: [netlinkPackage, lazyModules, etcdProto, precompiledSchemas(root)],
+    plugins: [netlinkPackage, lazyModules, precompiledSchemas(root)],
     // Bundled CommonJS packages require Node's own modules (and a few of theirs at run time).
     banner: { js: "import { createRequire as __cnmkitRequire } from 'node:module'; const require = __cnmkitRequire(import.meta.url);" },
     // Blank space out (a third of the bytes every start reads and parses); names stay, and the maps map back.
@@ -87,7 +86,7 @@ try {
     platform: 'node',
     target: 'node20',
     external: ['better-sqlite3', 'node-gyp-build', 'tsx', 'netlink/package.json'],
-    plugins: [netlinkPackage, lazyModules, etcdProto, precompiledSchemas(root)],
+    plugins: [netlinkPackage, lazyModules, precompiledSchemas(root)],
     define: { 'import.meta.url': '__cnmkitUrl' },
     banner: { js: "var __cnmkitUrl = require('node:url').pathToFileURL(__filename).href;" },
     legalComments: 'linked',

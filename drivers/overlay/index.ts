@@ -27,7 +27,7 @@ import { PendingWrites } from './pending.js';
 export { parseOverlayConfig, type OverlayConfig } from './config.js';
 
 /**
- * Lets a request just made reach its socket (the HTTP/2 frames of a gRPC call are written from
+ * Lets a request just made reach its socket (an etcd call's HTTP request is written from
  * the event loop), so that etcd works on it while this thread does synchronous netlink work.
  */
 const requestSent = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));

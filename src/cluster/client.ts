@@ -1,12 +1,15 @@
-// The etcd v3 client (npm etcd3) set up to fail fast: one try per endpoint with a 1 s deadline,
-// no circuit breaker (it would refuse calls for 5 s after etcd is back), and a timer on every
-// call, so that a stopped or frozen etcd gives ClusterUnavailableError in ~1.5 s instead of a hang.
-// Limits: values are JSON; revisions are JS numbers (exact below 2^53).
-import fs from 'node:fs';
-import { CompareResult, CompareTarget, Etcd3, isRecoverableError, type IOptions, type IRequestOp } from 'etcd3';
+// The etcd v3 client over etcd's JSON gateway (POST /v3/…: src/cluster/gateway.ts), set up to
+// fail fast: one try per endpoint with a 1 s deadline and a timer on every call, so that a stopped
+// or frozen etcd gives ClusterUnavailableError in ~1.5 s instead of a hang. The gateway's JSON:
+// bytes are base64, int64 are strings in answers (sent here as strings too), enums are names,
+// fields at their default value are left out of answers.
+// Limits: values are JSON; revisions are JS numbers (exact below 2^53); lease IDs stay strings.
 import { ClusterUnavailableError, CnmkitError } from '../errors.js';
+import { Gateway, unreachable, type OpenStream, type StreamHandlers } from './gateway.js';
 import type { ClusterConfig } from './options.js';
 import { prefixEnd } from './keys.js';
+
+export { EtcdError, type OpenStream, type StreamHandlers } from './gateway.js';
 
 export interface KeyValue {
   key: string;
@@ -45,68 +48,48 @@ export interface ClientOptions {
   onOutcome?: (err: Error | undefined) => void;
 }
 
-type Policy = NonNullable<NonNullable<IOptions['faultHandling']>['global']>;
-type RawKv = { key: Buffer; value: Buffer; create_revision: string; mod_revision: string; version: string; lease: string };
+/** The gateway's kv as it answers it (fields at their default value left out). */
+type JsonKv = { key: string; value?: string; create_revision?: string; mod_revision?: string; version?: string; lease?: string };
+type Header = { header?: { revision?: string } };
 
-/** Tries a call once per endpoint (a new one each time), passing on anything not recoverable. */
-function tryEachEndpoint(attempts: number): Policy {
-  const policy = {
-    async execute<T>(fn: (ctx: { signal: AbortSignal }) => PromiseLike<T> | T): Promise<T> {
-      const signal = new AbortController().signal;
-      for (let i = 1; ; i++) {
-        try {
-          return await fn({ signal });
-        } catch (err) {
-          if (i >= attempts || !isRecoverableError(err as Error)) throw err;
-        }
-      }
-    },
-    onSuccess: () => ({ dispose: () => undefined }),
-    onFailure: () => ({ dispose: () => undefined }),
-  };
-  return policy as unknown as Policy;
-}
-
-const TARGETS = { version: CompareTarget.Version, mod: CompareTarget.Mod, create: CompareTarget.Create, lease: CompareTarget.Lease } as const;
+const TARGETS = { version: 'VERSION', mod: 'MOD', create: 'CREATE', lease: 'LEASE' } as const;
 const FIELDS = { version: 'version', mod: 'mod_revision', create: 'create_revision', lease: 'lease' } as const;
-const RESULTS = { '=': CompareResult.Equal, '<': CompareResult.Less, '>': CompareResult.Greater, '!=': CompareResult.NotEqual } as const;
+const RESULTS = { '=': 'EQUAL', '<': 'LESS', '>': 'GREATER', '!=': 'NOT_EQUAL' } as const;
 
-function toKv(kv: RawKv): KeyValue {
+const b64 = (s: string | Buffer): string => Buffer.from(s).toString('base64');
+
+/** A range's key and, for a prefix, its range_end, as the gateway takes them. */
+export function keyRange(key: string, prefix: boolean | undefined): { key: string; range_end?: string } {
+  return { key: b64(key), ...(prefix ? { range_end: b64(prefixEnd(key)) } : {}) };
+}
+
+export function toKv(kv: JsonKv): KeyValue {
   return {
-    key: kv.key.toString(), value: kv.value, createRevision: Number(kv.create_revision), modRevision: Number(kv.mod_revision),
-    version: Number(kv.version), lease: kv.lease,
+    key: Buffer.from(kv.key, 'base64').toString(), value: Buffer.from(kv.value ?? '', 'base64'),
+    createRevision: Number(kv.create_revision ?? 0), modRevision: Number(kv.mod_revision ?? 0), version: Number(kv.version ?? 0), lease: kv.lease ?? '0',
   };
 }
 
-function toOp(op: Op): IRequestOp {
-  if ('put' in op) return { request_put: { key: Buffer.from(op.put), value: Buffer.from(JSON.stringify(op.value)), ...(op.lease ? { lease: op.lease } : {}) } };
-  if ('del' in op) return { request_delete_range: { key: Buffer.from(op.del), ...(op.prefix ? { range_end: prefixEnd(op.del) } : {}) } };
-  return { request_range: { key: Buffer.from(op.get), ...(op.prefix ? { range_end: prefixEnd(op.get) } : {}), ...(op.keysOnly ? { keys_only: true } : {}) } };
+/** A txn compare in the gateway's JSON. */
+export function toCompare(c: Compare): Record<string, string> {
+  return { ...keyRange(c.key, c.prefix), target: TARGETS[c.target], result: RESULTS[c.op], [FIELDS[c.target]]: String(c.value) };
+}
+
+/** A txn op in the gateway's JSON. */
+export function toOp(op: Op): Record<string, unknown> {
+  if ('put' in op) return { request_put: { key: b64(op.put), value: Buffer.from(JSON.stringify(op.value)).toString('base64'), ...(op.lease ? { lease: op.lease } : {}) } };
+  if ('del' in op) return { request_delete_range: keyRange(op.del, op.prefix) };
+  return { request_range: { ...keyRange(op.get, op.prefix), ...(op.keysOnly ? { keys_only: true } : {}) } };
 }
 
 export class StoreClient {
-  readonly etcd: Etcd3;
   private readonly failFastMs: number;
+  private readonly gateway: Gateway;
+  private readonly unavailableListeners = new Set<() => void>();
 
   constructor(config: Pick<ClusterConfig, 'endpoints' | 'tls'>, private readonly opts: ClientOptions = {}) {
     this.failFastMs = opts.failFastMs ?? 1500;
-    const deadlineMs = Math.min(1000, this.failFastMs);
-    this.etcd = new Etcd3({
-      hosts: config.endpoints,
-      ...(config.tls ? {
-        credentials: {
-          rootCertificate: fs.readFileSync(config.tls.cacert),
-          ...(config.tls.cert ? { certChain: fs.readFileSync(config.tls.cert), privateKey: fs.readFileSync(config.tls.key!) } : {}),
-        },
-      } : {}),
-      dialTimeout: deadlineMs,
-      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + deadlineMs }),
-      faultHandling: { host: () => tryEachEndpoint(1), global: tryEachEndpoint(config.endpoints.length) },
-      grpcOptions: {
-        'grpc.initial_reconnect_backoff_ms': 100, 'grpc.max_reconnect_backoff_ms': 1000,
-        'grpc.keepalive_time_ms': 10_000, 'grpc.keepalive_timeout_ms': 3000,
-      },
-    });
+    this.gateway = new Gateway(config, Math.min(1000, this.failFastMs));
   }
 
   /** Runs one etcd call within the budget; transport failures become ClusterUnavailableError. */
@@ -120,28 +103,47 @@ export class StoreClient {
       this.opts.onOutcome?.(undefined);
       return result;
     } catch (err) {
-      const out = err instanceof CnmkitError ? err : isUnavailable(err)
+      const out = err instanceof CnmkitError ? err : unreachable(err)
         ? new ClusterUnavailableError(`${what}: ${(err as Error).message}`, { cause: err })
         : err as Error;
-      if (out instanceof ClusterUnavailableError) this.opts.onOutcome?.(out);
+      if (out instanceof ClusterUnavailableError) {
+        this.opts.onOutcome?.(out);
+        for (const fn of this.unavailableListeners) fn();
+      }
       throw out;
     } finally {
       clearTimeout(timer);
     }
   }
 
+  /** Told whenever a call finds etcd unavailable (a watch drops its stream, which may hang on a frozen etcd). Returns the unsubscribe. */
+  onUnavailable(fn: () => void): () => void {
+    this.unavailableListeners.add(fn);
+    return () => this.unavailableListeners.delete(fn);
+  }
+
+  /** One POST to the gateway (path under /v3/) within the deadline per endpoint; a stream's single answer comes unwrapped. */
+  post<T>(path: string, body: unknown): Promise<T> {
+    return this.gateway.post<T>(path, body);
+  }
+
+  /** Opens a stream (e.g. POST /v3/watch) on the first endpoint that answers. */
+  stream(path: string, body: unknown, h: StreamHandlers): Promise<OpenStream> {
+    return this.gateway.stream(path, body, h);
+  }
+
   /** Every key under prefix (or the one key, exact), at one revision. */
   async range(key: string, opts: { prefix?: boolean; keysOnly?: boolean } = { prefix: true }): Promise<{ revision: number; kvs: KeyValue[] }> {
-    const res = await this.call(`read ${key}`, () => this.etcd.kv.range({
-      key: Buffer.from(key), ...(opts.prefix ? { range_end: prefixEnd(key) } : {}), ...(opts.keysOnly ? { keys_only: true } : {}),
+    const res = await this.call(`read ${key}`, () => this.post<Header & { kvs?: JsonKv[] }>('/v3/kv/range', {
+      ...keyRange(key, opts.prefix), ...(opts.keysOnly ? { keys_only: true } : {}),
     }));
-    return { revision: Number(res.header.revision), kvs: (res.kvs as RawKv[]).map(toKv) };
+    return { revision: Number(res.header?.revision ?? 0), kvs: (res.kvs ?? []).map(toKv) };
   }
 
   /** How many keys are under prefix (etcd counts them: no key is sent). */
   async count(prefix: string): Promise<number> {
-    const res = await this.call(`count ${prefix}`, () => this.etcd.kv.range({ key: Buffer.from(prefix), range_end: prefixEnd(prefix), count_only: true }));
-    return Number(res.count);
+    const res = await this.call(`count ${prefix}`, () => this.post<{ count?: string }>('/v3/kv/range', { ...keyRange(prefix, true), count_only: true }));
+    return Number(res.count ?? 0);
   }
 
   async get(key: string): Promise<{ revision: number; kv?: KeyValue }> {
@@ -151,44 +153,38 @@ export class StoreClient {
 
   /** One transaction: if every compare holds, the `then` ops, else the `otherwise` ops. */
   async txn(what: string, compare: Compare[], then: Op[], otherwise: Op[] = []): Promise<TxnResult> {
-    const res = await this.call(what, () => this.etcd.kv.txn({
-      compare: compare.map((c) => ({
-        key: Buffer.from(c.key), target: TARGETS[c.target], result: RESULTS[c.op], [FIELDS[c.target]]: c.value,
-        ...(c.prefix ? { range_end: prefixEnd(c.key) } : {}),
-      })),
-      success: then.map(toOp),
-      failure: otherwise.map(toOp),
+    type Answer = Header & { succeeded?: boolean; responses?: { response_range?: { kvs?: JsonKv[] } }[] };
+    const res = await this.call(what, () => this.post<Answer>('/v3/kv/txn', {
+      compare: compare.map(toCompare), success: then.map(toOp), failure: otherwise.map(toOp),
     }));
-    const reads = res.responses.flatMap((r) => (r.response_range ? [(r.response_range.kvs as RawKv[]).map(toKv)] : []));
-    return { succeeded: res.succeeded, revision: Number(res.header.revision), reads };
+    const reads = (res.responses ?? []).flatMap((r) => (r.response_range ? [(r.response_range.kvs ?? []).map(toKv)] : []));
+    return { succeeded: res.succeeded === true, revision: Number(res.header?.revision ?? 0), reads };
   }
 
   async leaseGrant(ttl: number): Promise<string> {
-    return (await this.call('grant a lease', () => this.etcd.leaseClient.leaseGrant({ TTL: ttl }))).ID;
+    return (await this.call('grant a lease', () => this.post<{ ID: string }>('/v3/lease/grant', { TTL: String(ttl) }))).ID;
   }
 
   /** Remaining and granted TTL of a lease (ttl <= 0: expired or unknown). */
   async leaseTtl(id: string): Promise<{ ttl: number; grantedTtl: number }> {
-    const res = await this.call(`read lease ${id}`, () => this.etcd.leaseClient.leaseTimeToLive({ ID: id }));
-    return { ttl: Number(res.TTL), grantedTtl: Number(res.grantedTTL) };
+    const res = await this.call(`read lease ${id}`, () => this.post<{ TTL?: string; grantedTTL?: string }>('/v3/lease/timetolive', { ID: id }));
+    return { ttl: Number(res.TTL ?? 0), grantedTtl: Number(res.grantedTTL ?? 0) };
+  }
+
+  /** Ends a lease now, deleting its keys (tests use it to take a host's lease away). */
+  async leaseRevoke(id: string): Promise<void> {
+    await this.call(`revoke lease ${id}`, () => this.post('/v3/lease/revoke', { ID: id }));
   }
 
   /** Compacts the history up to revision (tests and benchmarks use it to force a watch to re-list). */
   async compact(revision: number): Promise<void> {
-    await this.call('compact', () => this.etcd.kv.compact({ revision, physical: true }));
+    await this.call('compact', () => this.post('/v3/kv/compaction', { revision: String(revision), physical: true }));
   }
 
+  /** Closes the idle kept-alive connections (open streams are their owners' to close). */
   close(): void {
-    this.etcd.close();
+    this.gateway.close();
   }
-}
-
-/** gRPC's transient failures (unavailable, deadline, cancelled, …) and socket errors: etcd is not there. */
-function isUnavailable(err: unknown): boolean {
-  if (typeof err !== 'object' || err === null) return false;
-  if (isRecoverableError(err as Error)) return true;
-  const code = (err as { code?: unknown }).code;
-  return typeof code === 'string' && ['ECONNREFUSED', 'ECONNRESET', 'ENOENT', 'EHOSTUNREACH', 'ETIMEDOUT'].includes(code);
 }
 
 /** A random pause before retrying a transaction that lost a race: 5 ms doubling, with jitter, up to 200 ms. */

@@ -85,7 +85,7 @@ class EtcdCluster implements Cluster {
     this.vtep = o.config.vtep;
     this.keys = new Keys(o.config.prefix);
     this.client = new StoreClient(o.config, { failFastMs: o.failFastMs ?? 1500, onOutcome: (err) => this.onOutcome(err) });
-    this.keeper = new LeaseKeeper(this.client, o.config.leaseTtl, o.failFastMs ?? 1500);
+    this.keeper = new LeaseKeeper(this.client, o.config.leaseTtl);
     const base = { client: this.client, keys: this.keys, hostId: this.hostId, owned: this.owned, lease: () => this.lease() };
     const defaults = (o.config.globalPools ?? DOCKER_GLOBAL_POOLS).map(checkDefaultPool);
     this.ipam = new EtcdIpam({ ...base, defaults });

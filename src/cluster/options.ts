@@ -16,7 +16,7 @@ export interface ClusterFlags {
 }
 
 export interface ClusterConfig {
-  /** gRPC targets: http://HOST:PORT, https://HOST:PORT or unix:///PATH. */
+  /** etcd's JSON gateway: http://HOST:PORT, https://HOST:PORT or unix:///PATH. */
   endpoints: string[];
   tls?: { cacert: string; cert?: string; key?: string };
   /** Key prefix, e.g. /cnmkit; keys live under PREFIX/v1/. */
@@ -40,7 +40,7 @@ function fail(flag: string, reason: string): never {
   throw new InvalidArgumentError(flag, reason);
 }
 
-/** `etcd://HOST:PORT[,HOST:PORT…]` (or `unix:///PATH` for a local socket) → gRPC targets. */
+/** `etcd://HOST:PORT[,HOST:PORT…]` (or `unix:///PATH` for a local socket) → the endpoints of etcd's JSON gateway. */
 export function parseStoreUrl(text: string, secure: boolean): string[] {
   const flag = '--cluster-store';
   if (text.startsWith('unix://')) {

@@ -58,7 +58,7 @@ export class Publisher {
     for (const c of claims) this.d.owned.set(this.d.keys.address(c.poolId, c.ip), { kind: 'address', value: this.value(c) });
     this.d.owned.set(this.peerKey(peer), { kind: 'peer', value: peer });
     this.queue.push({ peer, claims });
-    // After the connect's own work (its answer goes first): building a gRPC call costs ~1-2 ms here.
+    // After the connect's own work (its answer goes first): building and sending an etcd call costs CPU here.
     if (!this.timer && !this.flight && this.queue.length === 1) setImmediate(() => this.kick());
   }
 

@@ -1,12 +1,12 @@
-// A watched key range: list it, remember the header revision, watch from revision + 1 on a gRPC
-// stream of its own, advance on every response. On compaction, a lost stream or a failed list it
-// re-lists and hands over the difference (a resync), backing off 100 ms → 1 s so an etcd outage
-// is no hot loop and a returning etcd is seen within a second. Batches are delivered in order,
+// A watched key range: list it, remember the header revision, watch from revision + 1 on a stream
+// of its own (POST /v3/watch, one HTTP connection), advance on every response. On compaction, a
+// lost stream, a failed list, or any call of the client finding etcd unavailable (a frozen etcd
+// leaves a stream silent, not broken) it re-lists and hands over the difference (a resync),
+// backing off 100 ms → 1 s so an etcd outage is no hot loop and a returning etcd is seen within a second. Batches are delivered in order,
 // one at a time; what arrives meanwhile (a backlog) is merged and delivered as its net effect.
 import type { Logger } from 'pino';
-import type { StoreClient } from './client.js';
+import { keyRange, type OpenStream, type StoreClient } from './client.js';
 import { diffMaps, mergeChanges, type Change } from './diff.js';
-import { prefixEnd } from './keys.js';
 import type { WatchStats } from './types.js';
 
 export interface RangeBatch<T> {
@@ -36,22 +36,15 @@ export interface Listed {
   kvs: { key: string; value: Buffer }[];
 }
 
-type WatchEvent = { type: string; kv: { key: Buffer; value: Buffer } };
-type WatchResponse = { header: { revision: string }; created: boolean; canceled: boolean; compact_revision: string; cancel_reason: string; events: WatchEvent[] };
-/** The gRPC duplex stream behind etcd3's IDuplexStream (enums arrive as names, revisions as strings). */
-type Stream = {
-  write(req: { create_request: Record<string, unknown> }): void;
-  end(): void;
-  cancel(): void;
-  on(event: 'data', fn: (res: WatchResponse) => void): Stream;
-  on(event: 'error', fn: (err: Error) => void): Stream;
-  on(event: 'end', fn: () => void): Stream;
-  removeAllListeners(event: string): Stream;
-};
+/** The gateway's watch answer (fields at their default value left out: a put has no type). */
+type WatchEvent = { type?: string; kv: { key: string; value?: string } };
+type WatchResponse = { header?: { revision?: string }; created?: boolean; canceled?: boolean; compact_revision?: string; cancel_reason?: string; events?: WatchEvent[] };
 
 export class RangeWatch<T> {
   private current = new Map<string, T>();
-  private stream: Stream | undefined;
+  private stream: OpenStream | undefined;
+  private streamToken: object | undefined;
+  private readonly unsubscribe: () => void;
   private timer: NodeJS.Timeout | undefined;
   private failures = 0;
   private closed = false;
@@ -64,6 +57,7 @@ export class RangeWatch<T> {
 
   constructor(private readonly o: RangeWatchOptions<T>) {
     this.firstList = o.firstList;
+    this.unsubscribe = o.client.onUnavailable(() => this.streamToken && this.retry('etcd unavailable to a call'));
     void this.resync(false);
   }
 
@@ -75,6 +69,7 @@ export class RangeWatch<T> {
     this.closed = true;
     this.counters.state = 'closed';
     clearTimeout(this.timer);
+    this.unsubscribe();
     this.dropStream();
     await this.draining;
   }
@@ -122,51 +117,53 @@ export class RangeWatch<T> {
   }
 
   private async watchFrom(revision: number): Promise<void> {
-    let stream: Stream;
+    const create = { create_request: { ...keyRange(this.o.prefix, true), start_revision: String(revision), progress_notify: true } };
+    // Answers may arrive before the stream is handed over (with its first bytes): this token, not
+    // the stream, says which stream is current.
+    const token = {};
+    this.streamToken = token;
+    let stream: OpenStream;
     try {
-      stream = (await this.o.client.etcd.watchClient.watch()) as unknown as Stream;
+      stream = await this.o.client.stream('/v3/watch', create, {
+        onResult: (res) => token === this.streamToken && this.onResponse(res as WatchResponse),
+        onEnd: (err) => token === this.streamToken && this.retry(err ? `watch stream failed: ${err.message}` : 'watch stream ended'),
+      });
     } catch (err) {
-      return this.retry(`watch failed: ${(err as Error).message}`);
+      if (token === this.streamToken) this.retry(`watch failed: ${(err as Error).message}`);
+      return;
     }
-    if (this.closed) {
-      stream.end();
+    if (this.closed || token !== this.streamToken) {
+      stream.close();
       return;
     }
     this.stream = stream;
-    stream.on('data', (res: WatchResponse) => this.onResponse(stream, res));
-    stream.on('error', (err: Error) => stream === this.stream && this.retry(`watch stream failed: ${err.message}`));
-    stream.on('end', () => stream === this.stream && this.retry('watch stream ended'));
-    stream.write({
-      create_request: { key: Buffer.from(this.o.prefix), range_end: prefixEnd(this.o.prefix), start_revision: revision, progress_notify: true },
-    });
   }
 
-  private onResponse(stream: Stream, res: WatchResponse): void {
-    if (stream !== this.stream || this.closed) return;
-    if (res.canceled || Number(res.compact_revision) > 0) {
+  private onResponse(res: WatchResponse): void {
+    if (this.closed) return;
+    if (res.canceled || Number(res.compact_revision ?? 0) > 0) {
       // A compacted start revision (or any cancel): the history is gone, re-list.
-      this.retry(`watch canceled at compact revision ${res.compact_revision}: ${res.cancel_reason || 'no reason given'}`);
+      this.retry(`watch canceled at compact revision ${res.compact_revision ?? 0}: ${res.cancel_reason || 'no reason given'}`);
       return;
     }
     this.counters.state = 'watching';
     if (!res.created) this.failures = 0;
-    const revision = Number(res.header.revision);
+    const revision = Number(res.header?.revision ?? 0);
     const changes: Change<T>[] = [];
-    for (const ev of res.events) changes.push(...this.apply(ev));
+    for (const ev of res.events ?? []) changes.push(...this.apply(ev));
     if (revision > this.counters.revision) this.counters.revision = revision;
     if (changes.length > 0) this.push({ resync: false, revision, changes });
   }
 
   private apply(ev: WatchEvent): Change<T>[] {
     this.counters.events++;
-    const key = ev.kv.key.toString();
+    const key = Buffer.from(ev.kv.key, 'base64').toString();
     const previous = this.current.get(key);
-    // etcd3's copy of kv.proto names the event types Put and Delete.
-    if (ev.type.toLowerCase() === 'delete') {
+    if (ev.type === 'DELETE') {
       this.current.delete(key);
       return previous === undefined ? [] : [{ kind: 'removed', key, value: previous }];
     }
-    const value = this.o.decode(key, ev.kv.value);
+    const value = this.o.decode(key, Buffer.from(ev.kv.value ?? '', 'base64'));
     if (value === undefined) return [];
     this.current.set(key, value);
     if (previous === undefined) return [{ kind: 'added', key, value }];
@@ -203,12 +200,7 @@ export class RangeWatch<T> {
   private dropStream(): void {
     const stream = this.stream;
     this.stream = undefined;
-    if (!stream) return;
-    stream.removeAllListeners('data');
-    stream.on('error', () => undefined);
-    // end() first: etcd3 takes an error on a still-writable stream for a dead endpoint and resets
-    // every channel to it, which would break the other watches.
-    stream.end();
-    stream.cancel();
+    this.streamToken = undefined;
+    stream?.close();
   }
 }

@@ -181,7 +181,7 @@ describeRoot('cluster control plane on a real etcd', () => {
     // While the lease is gone another owner gets one of the addresses (written here as one step).
     const addrKey = (ip: string) => `/t-lost/v1/ipam/addresses/${pool.subnet.replace('/', '_')}/${ip.split('/')[0]}`;
     await direct.txn('steal', [], [{ put: addrKey(taken!), value: { owner: 'thief', kind: 'endpoint', host: b!.hostId } }]);
-    await direct.call('revoke', () => direct.etcd.leaseClient.leaseRevoke({ ID: oldLease }));
+    await direct.leaseRevoke(oldLease);
     await waitFor('peers removed by the revoke', async () => (wb.view.size === 0 ? true : undefined), 2000);
     await waitFor('peer back', async () => (wb.view.size === 1 ? true : undefined), 3000);
     const newLease = a!.status().lease!.id;

@@ -169,7 +169,7 @@ describeRoot('overlay cluster operations', () => {
     expect((await cli(h2, ['sandbox', 'inspect', sb, '--format', 'json']))).not.toContain('ovno');
   });
 
-  it('compaction past the revision a stalled watch is at: the host re-lists, converges, and does not loop', async () => {
+  it('a stalled host while thousands of events pass and the history is compacted: it converges in a few batches and does not loop', async () => {
     const [h1, h2] = hosts as [SimHost, SimHost];
     await cli(h1, ['network', 'create', '-d', 'overlay', '--internal', '--subnet', '198.19.232.0/21', 'ovcp']);
     const vx = await vxlanOf(h1, 'ovcp');
@@ -187,8 +187,9 @@ describeRoot('overlay cluster operations', () => {
     process.kill(pid, 'SIGSTOP');
     let c: Ep;
     try {
-      // Thousands of events fill host 2's stalled stream (etcd then holds its watcher back), then
-      // the history is compacted past it; a real change (a leaves, c joins) arrives after them.
+      // Thousands of events queue for host 2's stalled watch (on its HTTP stream they wait in the
+      // sockets' buffers; had etcd to hold the watcher back, the compaction would cancel it and it
+      // re-lists), then the history is compacted past them; a real change (a leaves, c joins) comes last.
       for (const f of fakes) await fake.publishPeer('ovcp', f);
       await fake.close();
       await cli(h1, ['disconnect', 'ovcp', a.sb]);
@@ -214,8 +215,6 @@ describeRoot('overlay cluster operations', () => {
     const rounds = (h2.daemon.log.slice(logBefore).match(/overlay: peers programmed/g) ?? []).length;
     expect(rounds).toBeLessThan(50);
     expect((await run(['ip', 'netns', 'exec', b.sb, 'ping', '-c', '1', '-W', '2', ip(c.ipv4)])).stdout).toContain('1 received');
-    const log = h2.daemon.log.slice(logBefore);
-    expect(log).toMatch(/watch canceled at compact revision [1-9]/);
     // No hot loop: over 5 quiet seconds etcd serves almost no KV request and host 2's daemon stays idle.
     const kv0 = await etcdKvRequests();
     const cpu0 = cpuSeconds(pid);

@@ -9,8 +9,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { keyRange, type StoreClient } from '../../src/cluster/client.js';
 import { describeRoot } from '../helpers/root.js';
 import { GLOBAL_POOL, SimCluster, simCli, waitFor, type SimHost } from '../helpers/cluster.js';
 import { TestDaemon } from '../helpers/daemon.js';
@@ -20,13 +20,13 @@ let sim: SimCluster;
 let h: SimHost;
 let daemon: TestDaemon<SimHost['ns']>;
 let relay: HoldingRelay;
-let etcd: Etcd3;
+let etcd: StoreClient;
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cnmkit-crashjoin-'));
 
 /** Keys under the cluster's prefix whose path holds part, with their values. */
 async function keys(part: string): Promise<Record<string, string>> {
-  const all = await etcd.getAll().prefix('/cnmkit/').strings();
-  return Object.fromEntries(Object.entries(all).filter(([k]) => k.includes(part)));
+  const { kvs } = await etcd.range('/cnmkit/');
+  return Object.fromEntries(kvs.filter((kv) => kv.key.includes(part)).map((kv) => [kv.key, kv.value.toString()]));
 }
 
 describeRoot('overlay: a daemon killed between the cluster transaction of a connect and the endpoint being ready', () => {
@@ -40,7 +40,7 @@ describeRoot('overlay: a daemon killed between the cluster transaction of a conn
       '--default-global-address-pool', GLOBAL_POOL, '--firewall-backend', 'none',
     ]);
     await daemon.start();
-    etcd = new Etcd3({ hosts: sim.etcd.socketUrl });
+    etcd = sim.etcd.client();
   }, 60_000);
 
   afterAll(async () => {
@@ -56,19 +56,25 @@ describeRoot('overlay: a daemon killed between the cluster transaction of a conn
     await cli(['network', 'create', '-d', 'overlay', '--internal', '--subnet', '198.19.40.0/24', 'ovk']);
     const sb = await daemon.sandbox();
     // The moment the peer key is written, etcd's answers stop reaching the daemon, which is then killed.
-    const watcher = await etcd.watch().prefix('/cnmkit/').create();
-    const killed = new Promise<string>((resolve) => {
-      watcher.on('put', (kv) => {
-        const key = kv.key.toString();
-        if (!key.includes('/peers/ovk/')) return;
-        relay.held = true;
-        void daemon.stop('SIGKILL').then(() => resolve(key));
-      });
+    let resolveKilled: (key: string) => void;
+    const killed = new Promise<string>((resolve) => { resolveKilled = resolve; });
+    const watcher = await etcd.stream('/v3/watch', { create_request: keyRange('/cnmkit/', true) }, {
+      onResult: (res) => {
+        const events = (res.events ?? []) as { type?: string; kv: { key: string } }[];
+        for (const ev of events) {
+          const key = Buffer.from(ev.kv.key, 'base64').toString();
+          if (ev.type === 'DELETE' || !key.includes('/peers/ovk/')) continue;
+          relay.held = true;
+          void daemon.stop('SIGKILL').then(() => resolveKilled(key));
+          return;
+        }
+      },
+      onEnd: () => undefined,
     });
     relay.delayMs = 200;
     const connect = daemon.cmd(['connect', 'ovk', sb, '--ip', '198.19.40.50']);
     const peerKey = await killed;
-    await watcher.cancel();
+    watcher.close();
     const endpointId = peerKey.split('/').pop()!;
     expect((await connect).code).not.toBe(0);
     // The window was hit: the peer and the claimed address are in etcd, the veth pair in the kernel.

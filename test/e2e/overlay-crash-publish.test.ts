@@ -7,8 +7,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { StoreClient } from '../../src/cluster/client.js';
 import { describeRoot } from '../helpers/root.js';
 import { GLOBAL_POOL, SimCluster, simCli, waitFor, type SimHost } from '../helpers/cluster.js';
 import { TestDaemon } from '../helpers/daemon.js';
@@ -19,15 +19,15 @@ let h1: SimHost;
 let h2: SimHost;
 let daemon: TestDaemon<SimHost['ns']>;
 let relay: HoldingRelay;
-let etcd: Etcd3;
+let etcd: StoreClient;
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cnmkit-crashpub-'));
 
 interface Held { key: string; value: { owner: string; kind: string; host: string }; lease: string; createRevision: number }
 
 /** The address keys of the pool, with their values, lease and creation revision. */
 async function addresses(): Promise<Held[]> {
-  const res = await etcd.kv.range({ key: Buffer.from('/cnmkit/v1/ipam/addresses/198.19.41.0_24/'), range_end: Buffer.from('/cnmkit/v1/ipam/addresses/198.19.41.0_240') });
-  return res.kvs.map((kv) => ({ key: kv.key.toString(), value: JSON.parse(kv.value.toString()) as Held['value'], lease: kv.lease, createRevision: Number(kv.create_revision) }));
+  const res = await etcd.range('/cnmkit/v1/ipam/addresses/198.19.41.0_24/');
+  return res.kvs.map((kv) => ({ key: kv.key, value: JSON.parse(kv.value.toString()) as Held['value'], lease: kv.lease, createRevision: kv.createRevision }));
 }
 
 describeRoot('overlay: a daemon killed after a connect answered, before its peer was published', () => {
@@ -41,7 +41,7 @@ describeRoot('overlay: a daemon killed after a connect answered, before its peer
       '--default-global-address-pool', GLOBAL_POOL, '--firewall-backend', 'none',
     ]);
     await Promise.all([daemon.start(), h2.daemon.start()]);
-    etcd = new Etcd3({ hosts: sim.etcd.socketUrl });
+    etcd = sim.etcd.client();
   }, 60_000);
 
   afterAll(async () => {
@@ -70,16 +70,15 @@ describeRoot('overlay: a daemon killed after a connect answered, before its peer
     await daemon.stop('SIGKILL');
     const ip = ep.ipv4.split('/')[0]!;
     // The window was hit: no peer key, and the address is still the host's spare.
-    expect((await etcd.getAll().prefix(`/cnmkit/v1/peers/ovq/${hostId}/`).keys())).toEqual([]);
+    expect((await etcd.range(`/cnmkit/v1/peers/ovq/${hostId}/`)).kvs.map((kv) => kv.key)).toEqual([]);
     expect((await addresses()).find((a) => a.key.endsWith(`/${ip}`))?.value).toEqual({ owner: `spare:${hostId}`, kind: 'spare', host: hostId });
-    const before = Number((await etcd.kv.range({ key: Buffer.from('/none') })).header.revision);
+    const before = (await etcd.get('/none')).revision;
 
     relay.requestsHeld = false;
     await daemon.start();
     const peerKey = `/cnmkit/v1/peers/ovq/${hostId}/${ep.id}`;
     const lease = await waitFor('the peer published again', async () => {
-      const res = await etcd.kv.range({ key: Buffer.from(peerKey) });
-      return res.kvs[0]?.lease;
+      return (await etcd.get(peerKey)).kv?.lease;
     }, 5000);
     expect(lease).not.toBe('0');
     const held = (await addresses()).find((a) => a.key.endsWith(`/${ip}`))!;

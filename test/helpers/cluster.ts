@@ -58,12 +58,14 @@ export interface TlsFiles {
   key: string;
 }
 
-async function makeTls(dir: string, ip: string): Promise<{ server: TlsFiles; client: TlsFiles }> {
+export async function makeTls(dir: string, ip: string): Promise<{ server: TlsFiles; client: TlsFiles }> {
   const f = (name: string) => path.join(dir, name);
   const req = ['openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1'];
   await check([...req, '-keyout', f('ca.key'), '-out', f('ca.pem'), '-subj', '/CN=cnmkit-test-ca']);
   const leaf = ['-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-addext', 'basicConstraints=critical,CA:FALSE'];
-  await check([...req, '-keyout', f('server.key'), '-out', f('server.pem'), '-subj', '/CN=etcd', ...leaf, '-addext', `subjectAltName=IP:${ip}`, '-addext', 'extendedKeyUsage=serverAuth']);
+  // clientAuth too: with client certificates required, etcd's JSON gateway (which cnmkit speaks)
+  // reaches etcd's own gRPC service presenting the server certificate as its client certificate.
+  await check([...req, '-keyout', f('server.key'), '-out', f('server.pem'), '-subj', '/CN=etcd', ...leaf, '-addext', `subjectAltName=IP:${ip}`, '-addext', 'extendedKeyUsage=serverAuth,clientAuth']);
   await check([...req, '-keyout', f('client.key'), '-out', f('client.pem'), '-subj', '/CN=cnmkit', ...leaf, '-addext', 'extendedKeyUsage=clientAuth']);
   return {
     server: { cacert: f('ca.pem'), cert: f('server.pem'), key: f('server.key') },

@@ -84,7 +84,7 @@ describe('cluster flags', () => {
     eth0: [{ address: '198.19.255.1', family: 'IPv4' }, { address: 'fe80::1', family: 'IPv6' }],
     v6only: [{ address: 'fd00::1', family: 'IPv6' }],
   } as unknown as Parameters<typeof resolveAdvertise>[1];
-  it('turns etcd://HOST:PORT lists into gRPC targets (https with TLS)', () => {
+  it('turns etcd://HOST:PORT lists into the gateway endpoints (https with TLS)', () => {
     expect(parseStoreUrl('etcd://198.19.255.254:2379,etcd2.lab:2379,[fd00::1]:2379', false)).toEqual([
       'http://198.19.255.254:2379', 'http://etcd2.lab:2379', 'http://[fd00::1]:2379',
     ]);

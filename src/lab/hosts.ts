@@ -15,6 +15,8 @@ import { isAlive, startTimeOf, type ProcessRecord } from './state.js';
 
 const CLI = projectPath('bin', 'cnmkit');
 const READY_TIMEOUT_MS = 30_000;
+/** When etcd is first asked whether it serves, in ms after its start. */
+const ETCD_FIRST_ASK_MS = 120;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -136,6 +138,9 @@ export function startEtcd(underlayNs: string, e: EtcdPlan): Started {
   const { record, exited } = startDetached(etcdArgv(underlayNs, e), e.log, e.dataDir);
   const ready = (async () => {
     const deadline = Date.now() + READY_TIMEOUT_MS;
+    // Not asked at once: etcd takes ~0.1 s to serve, and each question spawns curl (~20 ms of this
+    // command's CPU, while it is starting the hosts' daemons).
+    await sleep(ETCD_FIRST_ASK_MS);
     for (;;) {
       if (exited() !== null) throw new CnmkitError('ERR_LAB_ETCD', 'internal', `etcd exited (${exited()}) before it was ready:\n${tail(e.log)}`);
       if (await etcdHealthy(underlayNs, e)) return;

@@ -46,7 +46,8 @@ function poolOf(net: NetworkRecord, family: 4 | 6): string {
   return s.poolId;
 }
 
-export function globalScope(cluster: () => Cluster | undefined, pending: PendingWrites): GlobalScope<OverlayConfig> {
+/** here: whether the network is up on this host (its devices made, its peers watched). */
+export function globalScope(cluster: () => Cluster | undefined, pending: PendingWrites, here: (net: NetworkRecord) => boolean): GlobalScope<OverlayConfig> {
   return {
     async ensure(input: NetworkParseInput, config: OverlayConfig, ask: SubnetAsk, dockerNetwork?: string) {
       const c = needCluster(cluster());
@@ -76,7 +77,10 @@ export function globalScope(cluster: () => Cluster | undefined, pending: Pending
       return needCluster(cluster()).ipam.requestAddress(poolOf(net, family), { ...(address ? { address } : {}), kind: 'endpoint', owner });
     },
     reserveAddress(net, family, address) {
-      return needCluster(cluster()).reserveAddress(poolOf(net, family), address);
+      const c = needCluster(cluster());
+      // A first join here: the peer list its watch starts from is read meanwhile (address, devices), not after.
+      if (!here(net)) c.prefetchPeers(net.name);
+      return c.reserveAddress(poolOf(net, family), address);
     },
     forgetAddress(net, family, address) {
       cluster()?.forgetAddress(poolOf(net, family), address);

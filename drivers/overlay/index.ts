@@ -173,7 +173,7 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
     usesIpam: true,
     docker: { pluginName: 'cnmkit-overlay' },
     parse: parseOverlayConfig,
-    global: globalScope(() => ctx.cluster, pending),
+    global: globalScope(() => ctx.cluster, pending, (net) => nets.get(net.id)?.isUp === true),
     async createNetwork(net, config) {
       await bringUp(net, config);
       log.info({ network: net.name, vni: config.vni }, 'overlay network ready');

@@ -63,7 +63,7 @@ class EtcdCluster implements Cluster {
   private closing = false;
   private readonly networkCache: NetworkCache;
   private readonly watches = new Set<PeerWatch>();
-  /** Peer lists asked for at start, by network, each taken by the first watch of its network. */
+  /** Peer lists asked for ahead (at start, at a first join here), by network, each taken by the first watch of its network. */
   private readonly prefetched = new Map<string, Promise<Listed>>();
   private readonly started = new Date().toISOString();
   private readonly identity: Identity;
@@ -111,14 +111,21 @@ class EtcdCluster implements Cluster {
     };
   }
 
-  /** Lists the networks' peers now (the list goes out with the registration's first requests). */
+  /** Lists the networks' peers now (at start the list goes out with the registration's first requests); each list is dropped after PREFETCH_KEEP_MS unless a watch took it. */
   prefetch(networks: string[]): void {
     for (const name of networks) {
+      if (this.prefetched.has(name)) continue;
       const listed = this.peers.listRaw(name);
       listed.catch(() => undefined);
       this.prefetched.set(name, listed);
+      setTimeout(() => {
+        if (this.prefetched.get(name) === listed) this.prefetched.delete(name);
+      }, PREFETCH_KEEP_MS).unref();
     }
-    if (networks.length > 0) setTimeout(() => this.prefetched.clear(), PREFETCH_KEEP_MS).unref();
+  }
+
+  prefetchPeers(network: string): void {
+    this.prefetch([network]);
   }
 
   /** Registers (or keeps the lease alive), then schedules itself: every TTL/3, or sooner with backoff while unregistered. */

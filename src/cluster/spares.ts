@@ -278,7 +278,13 @@ export class Spares {
     return out;
   }
 
-  /** One transaction claiming them all: the revision it wrote at; 'gone' (pool deleted); 'again' (raced, the view learnt). */
+  /**
+   * One transaction claiming them all: the revision it wrote at; 'gone' (pool deleted); 'again'
+   * (raced: the view learns which of the chosen keys exist, read with the failure). Only those keys
+   * are read, not the pool's every key: in a nearly full pool other hosts' spares keep refills
+   * failing, and each read of ~1000 keys cost 8–40 ms of etcd's and this daemon's CPU, taken from
+   * the connects.
+   */
   private async claim(id: string, view: AddressView, chosen: { ip: string }[]): Promise<number | 'gone' | 'again'> {
     const k = this.d.keys;
     const lease = this.d.lease();
@@ -289,7 +295,8 @@ export class Spares {
       compare.push({ key: k.address(id, a.ip), target: 'version', op: '=', value: 0 });
       then.push({ put: k.address(id, a.ip), value, lease });
     }
-    const res = await this.d.client.txn('claim spare addresses', compare, then, [{ get: k.pool(id), keysOnly: true }, { get: k.addresses(id), prefix: true, keysOnly: true }]);
+    const otherwise: Op[] = [{ get: k.pool(id), keysOnly: true }, ...chosen.map((a): Op => ({ get: k.address(id, a.ip), keysOnly: true }))];
+    const res = await this.d.client.txn('claim spare addresses', compare, then, otherwise);
     if (res.succeeded) {
       for (const a of chosen) {
         view.taken.add(a.ip);
@@ -297,14 +304,16 @@ export class Spares {
       }
       return res.revision;
     }
-    const [pool = [], taken = []] = res.reads;
+    const [pool = [], ...held] = res.reads;
     if (pool[0] === undefined) {
       this.stocks.delete(id);
       this.d.ipam.dropView(id);
       return 'gone';
     }
     if (pool[0].modRevision !== view.poolRevision) this.d.ipam.dropView(id);
-    for (const ip of this.d.ipam.addressesOf(id, taken)) view.taken.add(ip);
+    chosen.forEach((a, i) => {
+      if (held[i]?.[0] !== undefined) view.taken.add(a.ip);
+    });
     view.next = randomIn(view);
     return 'again';
   }

@@ -292,6 +292,11 @@ export interface Cluster {
   /** It no longer does: its spares there are deleted. */
   dropSpares(poolIds: string[]): Promise<void>;
   peersOf(network: string): Promise<Peer[]>;
+  /**
+   * Lists the network's peers now, for a watch of it about to start here (a first join): that
+   * watch takes the list instead of asking for it; dropped after a few seconds otherwise.
+   */
+  prefetchPeers(network: string): void;
   watchPeers(network: string, handler: PeerHandler, options?: WatchOptions): PeerWatch;
   /** Networks this host has published peers on (its endpoints), from memory. */
   localNetworks(): string[];

@@ -4,12 +4,13 @@
 // on their host's lease and are not endpoints; a small pool gets no stock; a host that drops its
 // stock deletes its keys, and one that restarts deletes the spares its previous run left; an endpoint
 // of the host asking for one of its spares by address gets it; an idle host gives its stock back
-// when the pool gets tight, so that another host can fill the pool to its last address.
+// when the pool gets tight, so that another host can fill the pool to its last address; a refill
+// that loses its race to another host's spares reads back only the keys it chose, and stocks others.
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeRoot } from '../helpers/root.js';
 import { SimCluster, waitFor } from '../helpers/cluster.js';
 import type { Cluster } from '../../src/cluster/types.js';
-import type { StoreClient } from '../../src/cluster/client.js';
+import type { Op, StoreClient } from '../../src/cluster/client.js';
 
 const spec = (name: string, extra: Record<string, unknown> = {}) => ({ name, driver: 'overlay', internal: false, enableIPv6: false, options: {}, ipv4: [], ipv6: [], ...extra });
 const mac = (ip: string) => `02:42:${ip.split('/')[0]!.split('.').map((b) => Number(b).toString(16).padStart(2, '0')).join(':')}`;
@@ -192,5 +193,45 @@ describeRoot('spare addresses on a real etcd', () => {
     const held = await addresses('/t-spare5', poolId);
     expect(held).toHaveLength(126);
     expect(held.filter((kv) => kv.value.kind === 'endpoint' && kv.value.host === b!.hostId)).toHaveLength(125);
+  });
+
+  it('a refill that loses its race to another host\'s spares reads back only the keys it chose, learns them, and stocks others', async () => {
+    const [a, b] = await Promise.all([1, 2].map((n) => sim.inProcessHost(n, { prefix: '/t-spare6', spareIdleMs: 600_000 })));
+    const net = await a!.ensureNetwork(spec('ovs6', { ipv4: [{ subnet: '198.19.50.0/24' }] }));
+    await b!.ensureNetwork(spec('ovs6', { ipv4: [{ subnet: '198.19.50.0/24' }] }));
+    const poolId = net.ipv4[0]!.poolId;
+    // b reads the pool now (its view), then a claims its stock there: b's view does not show a's spares (no watch does).
+    b!.forgetAddress(poolId, await b!.reserveAddress(poolId));
+    a!.holdSpares([poolId]);
+    const ofA = await waitFor('a stock claimed', async () => {
+      const s = await sparesOf('/t-spare6', poolId, a!.hostId);
+      return s.length >= 4 ? new Set(s.map((x) => x.key.split('/').pop()!)) : undefined;
+    }, 5000);
+    const client = (b as unknown as { client: StoreClient }).client;
+    const refills: { then: Op[]; otherwise: Op[]; succeeded: boolean }[] = [];
+    const txn = client.txn.bind(client);
+    client.txn = async (what, compare, then, otherwise = []) => {
+      const res = await txn(what, compare, then, otherwise);
+      if (what === 'claim spare addresses') refills.push({ then, otherwise, succeeded: res.succeeded });
+      return res;
+    };
+    b!.holdSpares([poolId]);
+    const ofB = await waitFor('b stock claimed', async () => {
+      const s = await sparesOf('/t-spare6', poolId, b!.hostId);
+      return s.length >= 4 ? s.map((x) => x.key.split('/').pop()!) : undefined;
+    }, 5000);
+    expect(ofB.filter((ip) => ofA.has(ip))).toEqual([]);
+    const lost = refills.filter((r) => !r.succeeded);
+    expect(lost.length).toBeGreaterThan(0);
+    for (const r of lost) {
+      // The pool's key and the chosen ones, keys only: no read of the pool's every key.
+      expect(r.otherwise.every((op) => 'get' in op && op.prefix !== true && op.keysOnly === true)).toBe(true);
+      expect(r.otherwise).toHaveLength(r.then.length + 1);
+    }
+    // What the lost refill found held is never chosen again.
+    const chosenAfter = refills.slice(refills.indexOf(lost[0]!) + 1).flatMap((r) => r.then.map((op) => ('put' in op ? op.put.split('/').pop()! : '')));
+    const heldFound = lost[0]!.then.map((op) => ('put' in op ? op.put.split('/').pop()! : '')).filter((ip) => ofA.has(ip));
+    expect(heldFound.length).toBeGreaterThan(0);
+    expect(chosenAfter.filter((ip) => heldFound.includes(ip))).toEqual([]);
   });
 });

@@ -1,8 +1,8 @@
 // The control plane against a real etcd (Debian etcd-server in an underlay namespace): global
-// IPAM and VNIs under concurrency from several hosts, peers and their watch, lease loss and
-// expiry, and the faults (etcd stopped, frozen, restarted, compacted). Hosts are Cluster objects
-// in this process, each with its own state dir, host id, lease and etcd connection; what they
-// claim is checked by reading etcd directly.
+// IPAM and VNIs under concurrency from several hosts, peers and their watch (also from a list
+// asked for ahead), lease loss and expiry, and the faults (etcd stopped, frozen, restarted,
+// compacted). Hosts are Cluster objects in this process, each with its own state dir, host id,
+// lease and etcd connection; what they claim is checked by reading etcd directly.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -165,6 +165,31 @@ describeRoot('cluster control plane on a real etcd', () => {
     expect(watchA.stats()).toMatchObject({ lists: 1, resyncs: 0, state: 'watching' });
     await watchA.close();
     await watchB.close();
+  });
+
+  it('a peer list asked for ahead (a first join here) is what the watch starts from: one list, and nothing published after it is missed', async () => {
+    const [a, b] = await Promise.all([1, 2].map((n) => sim.inProcessHost(n, { prefix: '/t-prefetch' })));
+    await a!.publishPeer('pf', { endpointId: 'e1', ip: '198.19.0.21', mac: mac(21) });
+    const client = (b as unknown as { client: StoreClient }).client;
+    const lists: Promise<unknown>[] = [];
+    const range = client.range.bind(client);
+    client.range = (key, opts) => {
+      const p = range(key, opts);
+      if (key === '/t-prefetch/v1/peers/pf/') lists.push(p);
+      return p;
+    };
+    b!.prefetchPeers('pf');
+    b!.prefetchPeers('pf');
+    expect(lists).toHaveLength(1);
+    await lists[0];
+    // Published after the list was read: the watch resumes from the list's revision, so it comes as an event.
+    await a!.publishPeer('pf', { endpointId: 'e2', ip: '198.19.0.22', mac: mac(22) });
+    const wb = collector();
+    const watch = b!.watchPeers('pf', wb.handler);
+    await waitFor('both peers seen', async () => (wb.view.size === 2 ? true : undefined), 2000);
+    expect(wb.batches[0]!.changes.map((c) => c.peer.endpointId)).toEqual(['e1']);
+    expect(lists).toHaveLength(1);
+    await watch.close();
   });
 
   it('a lost lease (revoked in etcd): the host registers again and puts back its peers and addresses, except one taken meanwhile', async () => {

@@ -13,9 +13,13 @@ export function gateways(net: NetworkRecord, config: BridgeConfig): Array<{ cidr
   return out;
 }
 
-/** Equivalent to: `ip addr add GW/LEN dev BRIDGE` for each gateway not yet there. */
-export async function ensureGatewayAddresses(h: NetlinkHandle, bridge: string, net: NetworkRecord, config: BridgeConfig): Promise<void> {
-  const present = new Set((await listAddresses(h, { dev: bridge })).map((a) => a.cidr));
+/**
+ * Equivalent to: `ip addr add GW/LEN dev BRIDGE` for each gateway not yet there. A bridge made just
+ * now (made) has none: its addresses are not listed (a dump of every address of the namespace,
+ * which grows with each network).
+ */
+export async function ensureGatewayAddresses(h: NetlinkHandle, bridge: string, net: NetworkRecord, config: BridgeConfig, made = false): Promise<void> {
+  const present = new Set(made ? [] : (await listAddresses(h, { dev: bridge })).map((a) => a.cidr));
   for (const gw of gateways(net, config)) {
     if (!present.has(gw.cidr)) await addAddress(h, bridge, gw.cidr, { nodad: gw.v6 });
   }

@@ -32,20 +32,21 @@ export async function planBridge(h: NetlinkHandle, name: string): Promise<Bridge
 }
 
 /**
- * Ensures the bridge exists and is up, as planned: an adopted bridge keeps its multicast
- * snooping; one that is gone is created. A foreign bridge where the plan found none (it appeared
+ * Ensures the bridge exists and is up, as planned (whether it was made now or found): an adopted
+ * bridge keeps its multicast snooping; one that is gone is created. A foreign bridge where the plan found none (it appeared
  * since) is refused, so that cnmkit never deletes a device it was not recorded as adopting.
  */
-export async function ensureBridge(h: NetlinkHandle, name: string, opts: { mtu: number | undefined; mcastSnooping: boolean; adopted: boolean }): Promise<void> {
+export async function ensureBridge(h: NetlinkHandle, name: string, opts: { mtu: number | undefined; mcastSnooping: boolean; adopted: boolean }): Promise<'made' | 'found'> {
   const { mtu } = opts;
   const existing = await findLink(h, name);
   if (existing) {
     if (existing.kind !== 'bridge') throw new ConflictError(`a ${existing.kind === 'other' ? existing.type ?? 'device' : existing.kind} named ${name} already exists and is not a bridge`);
     if (!opts.adopted && existing.group !== LINK_GROUP) throw new ConflictError(`a bridge named ${name} appeared that cnmkit did not create; try again to adopt it`);
     if (!existing.up || (mtu !== undefined && existing.mtu !== mtu)) await setLink(h, name, { up: true, ...(mtu !== undefined ? { mtu } : {}) });
-    return;
+    return 'found';
   }
   await addBridge(h, { name, up: true, group: LINK_GROUP, mcastSnooping: opts.mcastSnooping, ...(mtu !== undefined ? { mtu } : {}) });
+  return 'made';
 }
 
 /** Removes the bridge unless it was adopted. Deleting one that is gone succeeds. */

@@ -33,9 +33,9 @@ async function setUp(ctx: DriverContext, net: NetworkRecord, config: BridgeConfi
   const bridge = config.bridgeName;
   const adopted = config.adopted ?? false;
   return withRollback(async (undo) => {
-    await ensureBridge(h, bridge, { mtu: config.mtu, mcastSnooping: config.mcastSnooping ?? false, adopted });
+    const device = await ensureBridge(h, bridge, { mtu: config.mtu, mcastSnooping: config.mcastSnooping ?? false, adopted });
     undo.push('device', () => removeBridge(h, bridge, adopted));
-    await ensureGatewayAddresses(h, bridge, net, config);
+    await ensureGatewayAddresses(h, bridge, net, config, device === 'made');
     undo.push('addresses', () => removeGatewayAddresses(h, bridge, net, config));
     const changed = enableForwarding(ctx.sysctl, { ipv6: net.ipv6.length > 0, bridgeNetfilter: ctx.firewall.name !== 'none' });
     if (changed.length > 0) ctx.logger.info({ sysctl: changed }, 'forwarding enabled');

@@ -5,9 +5,9 @@
 // its own, loaded when a command needs it (cluster mode's etcd client is such a chunk).
 // The lab's topology validators and the management API's validators and serializers are compiled
 // here, not at run time (scripts/build-schemas.ts). The same program is also written as one
-// CommonJS script, dist/cnmkit.cjs, which bin/cnmkit runs for `cnmkit daemon` through
-// dist/code-cache.js from a V8 code cache (src/cli/code-cache.ts): Node 20 keeps no compiled code
-// for ES modules, and a daemon's start is mostly compiling its modules.
+// CommonJS script, dist/cnmkit.cjs, which bin/cnmkit runs for `cnmkit daemon` and `cnmkit lab`
+// through dist/code-cache.js from a V8 code cache (src/cli/code-cache.ts): Node 20 keeps no compiled
+// code for ES modules, and a daemon's start is mostly compiling its modules.
 // dist/build.json lists what the bundle was made from (the sources, and npm's record of the
 // installed packages) and when the build started: bin/cnmkit runs the bundle only while none of
 // them is newer (otherwise the sources, through tsx). Source maps are written beside the chunks:

@@ -32,9 +32,10 @@ export async function planBridge(h: NetlinkHandle, name: string): Promise<Bridge
 }
 
 /**
- * Ensures the bridge exists and is up, as planned (whether it was made now or found): an adopted
- * bridge keeps its multicast snooping; one that is gone is created. A foreign bridge where the plan found none (it appeared
- * since) is refused, so that cnmkit never deletes a device it was not recorded as adopting.
+ * Ensures the bridge exists and is up, as planned; says whether it was made now or found. An
+ * adopted bridge keeps its multicast snooping; one that is gone is created. A foreign bridge where
+ * the plan found none (it appeared since) is refused, so that cnmkit never deletes a device it was
+ * not recorded as adopting.
  */
 export async function ensureBridge(h: NetlinkHandle, name: string, opts: { mtu: number | undefined; mcastSnooping: boolean; adopted: boolean }): Promise<'made' | 'found'> {
   const { mtu } = opts;

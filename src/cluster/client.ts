@@ -77,7 +77,7 @@ export function toCompare(c: Compare): Record<string, string> {
 
 /** A txn op in the gateway's JSON. */
 export function toOp(op: Op): Record<string, unknown> {
-  if ('put' in op) return { request_put: { key: b64(op.put), value: Buffer.from(JSON.stringify(op.value)).toString('base64'), ...(op.lease ? { lease: op.lease } : {}) } };
+  if ('put' in op) return { request_put: { key: b64(op.put), value: b64(JSON.stringify(op.value)), ...(op.lease ? { lease: op.lease } : {}) } };
   if ('del' in op) return { request_delete_range: keyRange(op.del, op.prefix) };
   return { request_range: { ...keyRange(op.get, op.prefix), ...(op.keysOnly ? { keys_only: true } : {}) } };
 }

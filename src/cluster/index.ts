@@ -111,21 +111,15 @@ class EtcdCluster implements Cluster {
     };
   }
 
-  /** Lists the networks' peers now (at start the list goes out with the registration's first requests); each list is dropped after PREFETCH_KEEP_MS unless a watch took it. */
-  prefetch(networks: string[]): void {
-    for (const name of networks) {
-      if (this.prefetched.has(name)) continue;
-      const listed = this.peers.listRaw(name);
-      listed.catch(() => undefined);
-      this.prefetched.set(name, listed);
-      setTimeout(() => {
-        if (this.prefetched.get(name) === listed) this.prefetched.delete(name);
-      }, PREFETCH_KEEP_MS).unref();
-    }
-  }
-
-  prefetchPeers(network: string): void {
-    this.prefetch([network]);
+  /** Lists the network's peers now (at start the lists go out with the registration's first requests); a list is dropped after PREFETCH_KEEP_MS unless a watch took it. */
+  prefetchPeers(name: string): void {
+    if (this.prefetched.has(name)) return;
+    const listed = this.peers.listRaw(name);
+    listed.catch(() => undefined);
+    this.prefetched.set(name, listed);
+    setTimeout(() => {
+      if (this.prefetched.get(name) === listed) this.prefetched.delete(name);
+    }, PREFETCH_KEEP_MS).unref();
   }
 
   /** Registers (or keeps the lease alive), then schedules itself: every TTL/3, or sooner with backoff while unregistered. */
@@ -345,7 +339,7 @@ class EtcdCluster implements Cluster {
 /** Starts cluster mode: tries to register once (within the fail-fast budget), then keeps trying in the background. */
 export async function startCluster(o: StartClusterOptions): Promise<Cluster> {
   const cluster = new EtcdCluster(o);
-  cluster.prefetch(o.prefetchPeers ?? []);
+  for (const name of o.prefetchPeers ?? []) cluster.prefetchPeers(name);
   await cluster.tick();
   return cluster;
 }

@@ -10,7 +10,7 @@ type SpliceFn = NonNullable<NativeAddon['spliceRelay']>;
 /** The native relay, or why there is none (the addon predates it). */
 const spliceRelay: SpliceFn | Error = native.spliceRelay ?? new Error('the native addon has no spliceRelay (rebuild native/)');
 
-/** Whether connections can be spliced at all (the addon loaded and has the relay). */
+/** Whether connections can be spliced at all (the addon has the relay). */
 export function spliceAvailable(): boolean {
   return !(spliceRelay instanceof Error);
 }

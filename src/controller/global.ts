@@ -47,7 +47,11 @@ export async function networkToJoin(deps: ControllerDeps, ref: string): Promise<
     // Endpoints here hold the record whatever the cluster says: no etcd read (the address claim that follows checks the pool).
     if (store.endpoints.anyWhere('network_id', local.id)) return local;
     const driver = deps.drivers.get(local.driver);
-    const view = await driver?.global?.lookup(local.name);
+    // The watched copy lags etcd (a network made here a moment ago may not be in it yet): a
+    // disagreement is read again from the store before the record is dropped.
+    let view = await driver?.global?.lookup(local.name);
+    if (view?.id === local.id) return local;
+    view = await driver?.global?.lookup(local.name, { fresh: true });
     if (view?.id === local.id) return local;
     await bestEffort(`network ${local.name}`, [['driver', () => driver?.deleteNetwork(local, local.config)], ['store', () => store.networks.delete(local.id)]])
       .catch((err: unknown) => deps.logger.warn({ err, network: local.name }, 'the devices of a global network the cluster no longer has were not all removed'));

@@ -20,14 +20,14 @@ function fakeOverlay(state: { cluster?: GlobalNetworkView; watched?: GlobalNetwo
     name: 'overlay', scope: 'global', usesIpam: true,
     parse: () => ({}),
     async createNetwork() {},
-    async deleteNetwork(net) { calls.push(`deleteNetwork ${net.name}`); },
+    async deleteNetwork(net: { name: string }) { calls.push(`deleteNetwork ${net.name}`); },
     async createEndpoint() { return { driverData: {} }; },
     async deleteEndpoint() {},
     async join() { return {}; },
     async leave() {},
     global: {
       ensure: async () => view,
-      lookup: async (name, opts) => {
+      lookup: async (name: string, opts?: { fresh?: boolean }) => {
         const v = opts?.fresh ? state.cluster : state.watched;
         return v?.name === name ? v : undefined;
       },

@@ -11,6 +11,8 @@
 // being up; its figure without them (its API calls timed inside the process) is printed beside it.
 // Its teardown and ping matrix are its API calls timed inside the process. The ping matrix counts neighbour entries on both
 // sides: `lab check` programs them, mininet gets static ARP for every pair (autoStaticArp) first.
+// Both sides run without NODE_EXTRA_CA_CERTS (Node reads that file at each start; a lab makes no TLS
+// connection), as a lab's daemons always do.
 // Medians of BENCH_LAB_ROUNDS (default 3) runs; BENCH_LAB_SHAPES=star,chain,overlay picks shapes.
 // BENCH_LAB_TIMELINE=1 prints, for each round of the overlay shape, where its bring-up went
 // (_lab-timeline.ts): etcd's and each daemon's start, stages and CPU, in ms from `lab up`.
@@ -108,10 +110,10 @@ async function cnmkitRound(s: Shape, file: string, machine: string, env: NodeJS.
   return f;
 }
 
-async function mininetRound(s: Shape, ns: string): Promise<Figures> {
+async function mininetRound(s: Shape, ns: string, env: NodeJS.ProcessEnv): Promise<Figures> {
   const [topo, k, n] = s.mininet;
   const spawned = Date.now();
-  const r = await exec(['nsenter', `--net=${ns}`, '--', '/usr/bin/python3', path.join(here, '_mininet.py'), topo, String(k), String(n), ...(s.ping ? [] : ['--no-ping'])], { timeoutMs: 300_000 });
+  const r = await exec(['nsenter', `--net=${ns}`, '--', '/usr/bin/python3', path.join(here, '_mininet.py'), topo, String(k), String(n), ...(s.ping ? [] : ['--no-ping'])], { env, timeoutMs: 300_000 });
   const line = r.stdout.trim().split('\n').pop() ?? '';
   if (r.code !== 0 || !line.startsWith('{')) throw new Error(`bench lab: mininet ${s.name} exited ${r.code}:\n${r.stdout}\n${r.stderr}`);
   const f = JSON.parse(line) as Figures & { upEpochMs: number };
@@ -139,7 +141,7 @@ function rows(shape: string, c: Figures[], m: Figures[], ping: boolean): Row[] {
 }
 
 /** One shape, rounds times on each side (alternating); its rows, or the reason it was skipped. */
-async function runShape(s: Shape, rounds: number, dir: string, machine: string, mnNs: string, env: NodeJS.ProcessEnv): Promise<Row[] | string> {
+async function runShape(s: Shape, rounds: number, dir: string, machine: string, mnNs: string, env: NodeJS.ProcessEnv, mnEnv: NodeJS.ProcessEnv): Promise<Row[] | string> {
   const file = path.join(dir, `${s.name}.yml`);
   fs.writeFileSync(file, s.yaml);
   const c: Figures[] = [];
@@ -151,7 +153,7 @@ async function runShape(s: Shape, rounds: number, dir: string, machine: string, 
       if (err instanceof Unavailable) return `skipped: overlay driver not yet available (lab up: ${err.message})`;
       throw err;
     }
-    m.push(await mininetRound(s, mnNs));
+    m.push(await mininetRound(s, mnNs, mnEnv));
   }
   if (s.ping && c.some((x) => x.answered !== x.pairs)) throw new Error(`bench lab: cnmkit's ${s.name} check did not answer every pair: ${JSON.stringify(c)}`);
   if (s.ping && m.some((x) => x.lossPct !== 0)) console.log(`note: mininet's pingAll lost ${m.map((x) => x.lossPct).join(', ')} %`);
@@ -169,14 +171,20 @@ export default async function bench(): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cnmkit-bench-lab-'));
   const machine = await addHostNs('bench-lab-machine');
   const mnNs = await addHostNs('bench-lab-mininet');
-  const env = { ...process.env, CNMKIT_LAB_DIR: path.join(dir, 'run'), ...(TIMELINE ? { CNMKIT_TRACE_START: '1' } : {}) };
+  // Node reads NODE_EXTRA_CA_CERTS at every start, before any of cnmkit's code (~50 ms of CPU and
+  // wall here, where the machine sets it to reach its npm registry); a lab makes no TLS connection,
+  // and its daemons are started without it already. Both sides run without it.
+  const caSet = process.env.NODE_EXTRA_CA_CERTS !== undefined;
+  const base = { ...process.env };
+  delete base.NODE_EXTRA_CA_CERTS;
+  const env = { ...base, CNMKIT_LAB_DIR: path.join(dir, 'run'), ...(TIMELINE ? { CNMKIT_TRACE_START: '1' } : {}) };
   const all: Row[] = [];
   const skipped: string[] = [];
   const load = (): string => os.loadavg().map((x) => x.toFixed(1)).join(' ');
   const loadBefore = load();
   try {
     for (const s of shapes) {
-      const r = await runShape(s, rounds, dir, machine, mnNs, env);
+      const r = await runShape(s, rounds, dir, machine, mnNs, env, base);
       if (typeof r === 'string') skipped.push(`${s.name}: ${r}`);
       else all.push(...r);
     }
@@ -185,6 +193,7 @@ export default async function bench(): Promise<void> {
       'mininet bring-up: from the spawn of its Python process (interpreter start and imports included, as for cnmkit); teardown and ping matrix: its API calls timed in its process',
       ...shapes.map((s) => s.legend),
       `machine load (1, 5, 15 min averages, 2 cores): ${loadBefore} before, ${load()} after`,
+      ...(caSet ? ['NODE_EXTRA_CA_CERTS, set in this environment, is unset for both sides (Node reads the file at each start; a lab makes no TLS connection)'] : []),
       ...skipped,
     ], all);
   } finally {

@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import type { SandboxRecord } from '../../core/model.js';
 import { Client } from '../../client/index.js';
 import { type Command, expectPositionals, FORMAT_HELP, formatOption, UsageError, wantJson } from '../command.js';
+import type { CommandGroup } from '../dispatch.js';
 import { printJson, table } from '../format.js';
 import { argvIn, resolveCommand, runAttached } from './run.js';
 
@@ -169,3 +170,5 @@ const graph: Command = {
 };
 
 export const labCommands: Command[] = [up, down, ls, inspect, exec, check, graph];
+
+export const labGroup: CommandGroup = { summary: 'Network labs from a topology file', commands: labCommands };

@@ -70,15 +70,25 @@ class Links {
   }
 }
 
+/** The hosts being started: each host's API, and when each one (and all) can take requests. */
+interface HostsStarting {
+  apis: Map<string, HostApi>;
+  /** Per host: its daemon answers (and, in a cluster, reached etcd); its views are read. */
+  ready: Map<string, Promise<void>>;
+  /** Every host and etcd ready; ends the hosts stage. */
+  all: Promise<void>;
+}
+
 /**
  * The underlay, then etcd, then each host in turn: its namespace (and underlay leg), and its
  * daemon started at once (recorded in the state as soon as all run, so that `down` finds them;
- * `down` also kills whatever runs in the lab's namespaces). Then waits for all of them: nothing
- * waits in series. A daemon needs only its namespace (and, on an underlay, its eth0): it starts
- * before the next host is made, before a new namespace's loopback is brought up, and before
- * netlink is loaded when there is no underlay, so that its start overlaps this command's own work.
+ * `down` also kills whatever runs in the lab's namespaces). Nothing waits in series: each host is
+ * ready on its own (the caller starts its networks and nodes then), and all together end the stage.
+ * A daemon needs only its namespace (and, on an underlay, its eth0): it starts before the next host
+ * is made, before a new namespace's loopback is brought up, and before netlink is loaded when there
+ * is no underlay, so that its start overlaps this command's own work.
  */
-async function upHosts(state: LabState, links: Links, pr: Progress): Promise<Map<string, HostApi>> {
+async function upHosts(state: LabState, links: Links, pr: Progress): Promise<HostsStarting> {
   const p = state.plan;
   pr.begin('hosts', p.hosts.length);
   const fresh: string[] = [];
@@ -87,40 +97,46 @@ async function upHosts(state: LabState, links: Links, pr: Progress): Promise<Map
     await (await links.get()).loopbackUp(p.underlay.nsPath);
     await (await links.get()).underlayBridge(p.underlay);
   }
-  const waits: Promise<void>[] = [];
-  // Marked handled at once: a start that fails while later hosts are still being made is thrown by the Promise.all below.
-  const wait = (ready: Promise<void>): void => {
-    ready.catch(() => undefined);
-    waits.push(ready);
+  // Each marked handled at once: a start that fails while later hosts are still being made is thrown through `all`.
+  const handled = <T>(x: Promise<T>): Promise<T> => {
+    x.catch(() => undefined);
+    return x;
   };
+  let etcdReady: Promise<void> = Promise.resolve();
   if (p.etcd?.managed && !isAlive(state.etcd)) {
     const etcd = startEtcd(p.underlay!.nsPath, p.etcd);
     state.etcd = etcd.record;
-    wait(etcd.ready);
+    etcdReady = handled(etcd.ready);
   }
+  const daemonReady = new Map<string, Promise<void>>();
   for (const [i, h] of p.hosts.entries()) {
     if (ensureNamespace(h.ns, h.nsPath)) {
       fresh.push(h.nsPath);
       if (p.underlay) await (await links.get()).underlayLeg(h, i + 1, p.underlay);
     } else if (await daemonAnswers(h, state.daemons[h.name])) {
-      pr.step();
+      daemonReady.set(h.name, Promise.resolve());
       continue;
     }
     await stopProcess(state.daemons[h.name]);
     const d = startDaemon(h);
     state.daemons[h.name] = d.record;
-    wait(d.ready.then(() => pr.step()));
+    daemonReady.set(h.name, handled(d.ready));
   }
   writeState(state);
   for (const ns of fresh) await (await links.get()).loopbackUp(ns);
-  await Promise.all(waits);
   const apis = new Map(p.hosts.map((h) => [h.name, new HostApi(h)]));
-  await Promise.all([...apis.values()].map(async (a) => {
+  const ready = new Map(p.hosts.map((h) => [h.name, handled((async () => {
+    await daemonReady.get(h.name);
+    pr.step();
+    const a = apis.get(h.name)!;
     await a.refresh();
-    if (p.etcd) await a.clusterConnected();
-  }));
-  pr.end(p.etcd ? `(etcd ${p.etcd.url})` : '');
-  return apis;
+    if (p.etcd) {
+      await etcdReady;
+      await a.clusterConnected();
+    }
+  })())]));
+  const all = handled(Promise.all([etcdReady, ...ready.values()]).then(() => pr.end(p.etcd ? `(etcd ${p.etcd.url})` : '')));
+  return { apis, ready, all };
 }
 
 /**
@@ -128,8 +144,12 @@ async function upHosts(state: LabState, links: Links, pr: Progress): Promise<Map
  * each removal is idempotent. The hosts' views are read again after, so that what was removed
  * here is made again, not taken as present.
  */
+function removals(c: LabChanges): number {
+  return c.detach.length + c.removedLinks.length + c.removedNodes.length + c.removedNetworks.length + c.removedHosts.length;
+}
+
 async function removeChanged(state: LabState, prev: LabPlan, c: LabChanges, apis: Map<string, HostApi>, pr: Progress): Promise<void> {
-  const count = c.detach.length + c.removedLinks.length + c.removedNodes.length + c.removedNetworks.length + c.removedHosts.length;
+  const count = removals(c);
   if (count === 0) return;
   pr.begin('changed or removed', count);
   const del = async (host: string, url: string): Promise<void> => {
@@ -168,19 +188,43 @@ async function perHost<T>(apis: Map<string, HostApi>, items: T[], hostsOf: (t: T
   await Promise.all([...apis.entries()].map(([name, api]) => fn(api, items.filter((t) => hostsOf(t).includes(name)))));
 }
 
-async function upNodes(state: LabState, apis: Map<string, HostApi>, pr: Progress): Promise<Set<string>> {
+/**
+ * Each host's networks, then its nodes, as soon as that host is ready: no host waits for another
+ * (a node joins its own host's networks only; an overlay is made, or joined, on each host). One
+ * stage counts both, begun once every host is ready, with what the first ones did meanwhile.
+ */
+async function upNodes(state: LabState, hosts: HostsStarting, pr: Progress): Promise<Set<string>> {
   const p = state.plan;
-  pr.begin('networks', p.networks.reduce((n, x) => n + x.hosts.length, 0));
-  // Every host at once: none of its networks depends on another's, nor on another host's.
-  await perHost(apis, p.networks, (n) => n.hosts, (api, nets) => ensureNetworks(api, nets, (n) => pr.step(n)));
-  pr.end();
-  pr.begin('nodes', p.nodes.length);
+  const total = p.networks.reduce((n, x) => n + x.hosts.length, 0) + p.nodes.length;
+  let early = 0;
+  let live = false;
+  let failed = false;
+  const step = (n = 1): void => {
+    if (live) pr.step(n);
+    else early += n;
+  };
+  const stage = hosts.all.then(() => {
+    if (failed) return;
+    pr.begin('networks and nodes', total);
+    live = true;
+    pr.step(early);
+  });
   const created = new Set<string>();
-  await perHost(apis, p.nodes, (n) => [n.host], (api, nodes) => ensureNodes(api, nodes, (n, made, ifaces) => {
-    if (made) created.add(n.name);
-    state.interfaces[n.name] = ifaces;
-    pr.step();
-  }));
+  try {
+    await Promise.all([stage, ...[...hosts.apis.entries()].map(async ([name, api]) => {
+      await hosts.ready.get(name);
+      await ensureNetworks(api, p.networks.filter((n) => n.hosts.includes(name)), step);
+      await ensureNodes(api, p.nodes.filter((n) => n.host === name), (n, made, ifaces) => {
+        if (made) created.add(n.name);
+        state.interfaces[n.name] = ifaces;
+        step();
+      });
+    })]);
+  } catch (err) {
+    // A host that is still starting must not open a stage after the error.
+    failed = true;
+    throw err;
+  }
   pr.end();
   return created;
 }
@@ -226,9 +270,15 @@ export async function labUp(file: string, o: UpOptions): Promise<LabState> {
   writeState(state);
   const links = new Links();
   try {
-    const apis = await upHosts(state, links, pr);
-    if (prev && changes) await removeChanged(state, prev.plan, changes, apis, pr);
-    const created = await upNodes(state, apis, pr);
+    const starting = await upHosts(state, links, pr);
+    const { apis } = starting;
+    if (prev && changes && removals(changes) > 0) {
+      // What a changed file removed goes first, on every host, before anything is made again.
+      await starting.all;
+      await removeChanged(state, prev.plan, changes, apis, pr);
+      for (const h of starting.ready.keys()) starting.ready.set(h, Promise.resolve());
+    }
+    const created = await upNodes(state, starting, pr);
     await upLinks(state, apis, pr);
     writeState(state);
     pr.begin('settings', plan.nodes.length);

@@ -15,8 +15,12 @@ import { isAlive, startTimeOf, type ProcessRecord } from './state.js';
 
 const CLI = projectPath('bin', 'cnmkit');
 const READY_TIMEOUT_MS = 30_000;
-/** When etcd is first asked whether it serves, in ms after its start. */
-const ETCD_FIRST_ASK_MS = 120;
+/**
+ * When etcd is first asked whether it serves, in ms after its start: it takes 0.15-0.2 s here, and a
+ * lab's daemons, started just after it, take longer than this to answer, so that a later first
+ * question costs no time, and saves the questions asked too early (each spawns curl: ~20 ms of CPU).
+ */
+const ETCD_FIRST_ASK_MS = 250;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -138,8 +142,6 @@ export function startEtcd(underlayNs: string, e: EtcdPlan): Started {
   const { record, exited } = startDetached(etcdArgv(underlayNs, e), e.log, e.dataDir);
   const ready = (async () => {
     const deadline = Date.now() + READY_TIMEOUT_MS;
-    // Not asked at once: etcd takes ~0.1 s to serve, and each question spawns curl (~20 ms of this
-    // command's CPU, while it is starting the hosts' daemons).
     await sleep(ETCD_FIRST_ASK_MS);
     for (;;) {
       if (exited() !== null) throw new CnmkitError('ERR_LAB_ETCD', 'internal', `etcd exited (${exited()}) before it was ready:\n${tail(e.log)}`);

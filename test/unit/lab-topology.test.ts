@@ -135,6 +135,12 @@ topology:
       '7 topology.links[0].endpoints: endpoint mgmt-net:r1-mgmt is not supported by cnmkit lab (nodes, bridges and host:IFACE are)',
     ]);
   });
+
+  it('refuses a network named after one every daemon has (it would be that one, with its subnet, not the file\'s)', () => {
+    const text = 'name: t\nnetworks:\n  bridge: {subnet: 198.19.77.0/24}\n  lan: {}\nnodes:\n  a: {networks: [bridge, lan]}\n';
+    expect(problems(text)).toEqual(['3 networks.bridge: bridge is the name of a network every host\'s daemon has (bridge, host, none): give the lab\'s network another name']);
+    expect(problems(text.replace('bridge: {subnet', 'none: {subnet').replace('[bridge, lan]', '[none, lan]'))).toEqual(['3 networks.none: none is the name of a network every host\'s daemon has (bridge, host, none): give the lab\'s network another name']);
+  });
 });
 
 describe('lab plan', () => {

@@ -61,13 +61,17 @@ export async function networkToJoin(deps: ControllerDeps, ref: string): Promise<
     store.networks.put(adopted);
     return adopted;
   }
-  for (const driver of globalDrivers(deps)) {
-    const view = await driver.global.lookup(ref);
-    if (!view) continue;
-    const adopted = recordOf(driver.name, view);
-    store.networks.put(adopted);
-    deps.logger.info({ network: adopted.name, id: adopted.id, driver: driver.name }, 'global network adopted from the cluster');
-    return adopted;
+  // The watched copy first; a network it does not have yet (made on another host a moment ago) is
+  // read from the store before the connect is refused.
+  for (const fresh of [false, true]) {
+    for (const driver of globalDrivers(deps)) {
+      const view = await driver.global.lookup(ref, { fresh });
+      if (!view) continue;
+      const adopted = recordOf(driver.name, view);
+      store.networks.put(adopted);
+      deps.logger.info({ network: adopted.name, id: adopted.id, driver: driver.name }, 'global network adopted from the cluster');
+      return adopted;
+    }
   }
   throw new NotFoundError('network', ref);
 }

@@ -118,12 +118,16 @@ function nth(prefix: string, i: number): string {
   return `${formatAddress(4, value)}/${p.bits}`;
 }
 
-function daemonArgs(h: { dir: string; socket: string; firewall: Firewall }, etcd: EtcdPlan | undefined): string[] {
+/**
+ * A host daemon's flags. Its VTEP is its underlay address, given as an address rather than as eth0,
+ * whose address the daemon would read at its start: so it starts before its leg is made (up.ts).
+ */
+function daemonArgs(h: { dir: string; socket: string; firewall: Firewall; underlayAddress?: string }, etcd: EtcdPlan | undefined): string[] {
   return [
     'daemon', '--socket', h.socket, '--state-dir', path.join(h.dir, 'state'), '--run-dir', path.join(h.dir, 'run'),
     '--plugin-dir', path.join(h.dir, 'plugins'), '--netns-dir', DAEMON_DEFAULTS.netnsDir, '--firewall-backend', h.firewall,
     '--bip', HOST_BIP, '--default-address-pool', HOST_POOL, '--log-level', 'info', '--docker-plugins', 'false',
-    ...(etcd ? ['--cluster-store', etcd.url, '--advertise-addr', 'eth0'] : []),
+    ...(etcd ? ['--cluster-store', etcd.url, '--advertise-addr', h.underlayAddress?.split('/')[0] ?? 'eth0'] : []),
   ];
 }
 

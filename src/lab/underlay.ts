@@ -1,7 +1,7 @@
 // The lab's own links, over netlink: loopback up in a new namespace, the underlay (a bridge in
 // NAME-underlay) and each host's leg on it (eth0). Loaded only when needed, after the daemons of
 // hosts without an underlay are started: the netlink package takes a while to load.
-import { addAddress, addBridge, addVeth, NetlinkHandlePool, setLinkUp } from '../netlink/index.js';
+import { addAddress, addBridge, addVeth, findLink, NetlinkHandlePool, setLinkUp } from '../netlink/index.js';
 import type { HostPlan, UnderlayPlan } from './plan.js';
 
 const UNDERLAY_BRIDGE = 'br0';
@@ -21,12 +21,15 @@ export class LabLinks {
     await addAddress(h, UNDERLAY_BRIDGE, u.bridgeAddress);
   }
 
-  /** A (new) host namespace's leg on the underlay: a veth whose end in the host is eth0, with the host's address. */
+  /**
+   * A host namespace's leg on the underlay: a veth whose end in the host is eth0, with the host's
+   * address, up. Converges: a leg an interrupted `up` left without its address or down is finished.
+   */
   async underlayLeg(h: HostPlan, index: number, u: UnderlayPlan): Promise<void> {
     if (!h.underlayAddress) return;
-    await addVeth(this.pool.get(u.nsPath), { name: `ul${index}`, master: UNDERLAY_BRIDGE, up: true, peer: { name: 'eth0', nsPath: h.nsPath } });
     const hh = this.pool.get(h.nsPath);
-    await addAddress(hh, 'eth0', h.underlayAddress);
+    if (!(await findLink(hh, 'eth0'))) await addVeth(this.pool.get(u.nsPath), { name: `ul${index}`, master: UNDERLAY_BRIDGE, up: true, peer: { name: 'eth0', nsPath: h.nsPath } });
+    await addAddress(hh, 'eth0', h.underlayAddress, { replace: true });
     await setLinkUp(hh, 'eth0');
   }
 

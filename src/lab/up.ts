@@ -80,13 +80,13 @@ interface HostsStarting {
 }
 
 /**
- * The underlay, then etcd, then each host in turn: its namespace (and underlay leg), and its
- * daemon started at once (recorded in the state as soon as all run, so that `down` finds them;
- * `down` also kills whatever runs in the lab's namespaces). Nothing waits in series: each host is
- * ready on its own (the caller starts its networks and nodes then), and all together end the stage.
- * A daemon needs only its namespace (and, on an underlay, its eth0): it starts before the next host
- * is made, before a new namespace's loopback is brought up, and before netlink is loaded when there
- * is no underlay, so that its start overlaps this command's own work.
+ * The underlay and etcd, then each host: its namespace, and its daemon started at once (recorded
+ * in the state as soon as all run, so that `down` finds them; `down` also kills whatever runs in
+ * the lab's namespaces); then the hosts' underlay legs and loopbacks, while the daemons start. A
+ * daemon needs only its namespace: its VTEP is given as an address (plan.ts), and it reaches etcd
+ * (over its leg) a few hundred ms into its start, long after its leg is made — a first try that
+ * found no route is tried again by the daemon. Nothing waits in series: each host is ready on its
+ * own (the caller starts its networks and nodes then), and all together end the stage.
  */
 async function upHosts(state: LabState, links: Links, pr: Progress): Promise<HostsStarting> {
   const p = state.plan;
@@ -109,10 +109,9 @@ async function upHosts(state: LabState, links: Links, pr: Progress): Promise<Hos
     etcdReady = handled(etcd.ready);
   }
   const daemonReady = new Map<string, Promise<void>>();
-  for (const [i, h] of p.hosts.entries()) {
+  for (const h of p.hosts) {
     if (ensureNamespace(h.ns, h.nsPath)) {
       fresh.push(h.nsPath);
-      if (p.underlay) await (await links.get()).underlayLeg(h, i + 1, p.underlay);
     } else if (await daemonAnswers(h, state.daemons[h.name])) {
       daemonReady.set(h.name, Promise.resolve());
       continue;
@@ -123,10 +122,15 @@ async function upHosts(state: LabState, links: Links, pr: Progress): Promise<Hos
     daemonReady.set(h.name, handled(d.ready));
   }
   writeState(state);
-  for (const ns of fresh) await (await links.get()).loopbackUp(ns);
+  // Every host's leg, made or finished (an interrupted up may have left a namespace without one).
+  const legs = handled((async () => {
+    if (p.underlay) for (const [i, h] of p.hosts.entries()) await (await links.get()).underlayLeg(h, i + 1, p.underlay);
+    for (const ns of fresh) await (await links.get()).loopbackUp(ns);
+  })());
   const apis = new Map(p.hosts.map((h) => [h.name, new HostApi(h)]));
   const ready = new Map(p.hosts.map((h) => [h.name, handled((async () => {
     await daemonReady.get(h.name);
+    await legs;
     pr.step();
     const a = apis.get(h.name)!;
     await a.refresh();
@@ -135,7 +139,7 @@ async function upHosts(state: LabState, links: Links, pr: Progress): Promise<Hos
       await a.clusterConnected();
     }
   })())]));
-  const all = handled(Promise.all([etcdReady, ...ready.values()]).then(() => pr.end(p.etcd ? `(etcd ${p.etcd.url})` : '')));
+  const all = handled(Promise.all([etcdReady, legs, ...ready.values()]).then(() => pr.end(p.etcd ? `(etcd ${p.etcd.url})` : '')));
   return { apis, ready, all };
 }
 

@@ -1,6 +1,6 @@
 // The network a connect joins on a cluster host (src/controller/global.ts), without root: an
 // in-memory store and a fake global driver whose watched copy of the cluster can lag the store,
-// as the real one does for a network made on this host a moment ago.
+// as the real one does for a network made a moment ago (on this host or another).
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import pino from 'pino';
 import { openStore, type Store } from '../../src/store/index.js';
@@ -64,6 +64,21 @@ describe('networkToJoin on a cluster host', () => {
     expect(net.id).toBe(view.id);
     expect(store.networks.getByName('mesh')?.id).toBe(view.id);
     expect(calls).toEqual([]);
+  });
+
+  it('adopts a network made on another host a moment ago that the watched copy does not have yet', async () => {
+    state.cluster = view;
+    state.watched = undefined;
+    const net = await networkToJoin(deps, 'mesh');
+    expect(net.id).toBe(view.id);
+    expect(store.networks.getByName('mesh')?.id).toBe(view.id);
+  });
+
+  it('refuses a network neither the watched copy nor the store has', async () => {
+    state.cluster = undefined;
+    state.watched = undefined;
+    await expect(networkToJoin(deps, 'mesh')).rejects.toBeInstanceOf(NotFoundError);
+    expect(store.networks.getByName('mesh')).toBeUndefined();
   });
 
   it('drops the record (and its devices) of a network the store no longer has', async () => {

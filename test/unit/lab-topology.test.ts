@@ -163,7 +163,8 @@ describe('lab plan', () => {
     expect(p.underlay).toMatchObject({ ns: 'overlay-underlay', prefix, bridgeAddress: `${base}.254/24` });
     expect(p.etcd).toMatchObject({ managed: true, url: `etcd://${base}.254:2379`, dataDir: '/run/labs/overlay/etcd' });
     expect(p.hosts.map((h) => h.underlayAddress)).toEqual([`${base}.1/24`, `${base}.2/24`]);
-    for (const h of p.hosts) expect(h.daemonArgs.join(' ')).toContain(`--cluster-store etcd://${base}.254:2379 --advertise-addr eth0`);
+    // The VTEP as an address (the host's on the underlay): the daemon starts before its leg is made.
+    for (const [i, h] of p.hosts.entries()) expect(h.daemonArgs.join(' ')).toContain(`--cluster-store etcd://${base}.254:2379 --advertise-addr ${base}.${i + 1}`);
     expect(p.networks.find((n) => n.name === 'mesh')).toMatchObject({ hosts: ['h1', 'h2'], body: { driver: 'overlay', subnet: '198.19.100.0/24' } });
     expect(p.networks.find((n) => n.name === 'lan1')!.hosts).toEqual(['h1']);
   });

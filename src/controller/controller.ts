@@ -97,10 +97,14 @@ export class Controller {
           Object.assign(net, { id: req.dockerId ?? view.id, config: view.config, ipv4: view.ipv4, ipv6: view.ipv6 });
           undo.push('global network', () => driver.deleteNetwork(net, net.config));
         }
-        store.networks.put(net);
-        undo.push('store network', () => store.networks.delete(net.id));
-        if (req.assigned) recordAssigned(this.deps, net, req.assigned, undo);
-        else if (driver.usesIpam && !driver.global) await allocateSubnets(this.deps, net, req, undo);
+        if (!req.assigned && driver.usesIpam && !driver.global) {
+          // Recorded with its pools, in one transaction.
+          await allocateSubnets(this.deps, net, req, undo);
+        } else {
+          store.networks.put(net);
+          undo.push('store network', () => store.networks.delete(net.id));
+          if (req.assigned) recordAssigned(this.deps, net, req.assigned, undo);
+        }
         net.config = (await driver.createNetwork(net, net.config)) ?? net.config;
         undo.push('driver network', () => driver.deleteNetwork(net, net.config));
         net.state = 'ready';

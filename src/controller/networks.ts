@@ -4,7 +4,7 @@
 // Callers serialise these through the controller's queue.
 import type { CreateNetworkRequest, ControllerDeps } from './types.js';
 import { definedOnly } from './endpoints.js';
-import type { NetworkRecord } from '../core/model.js';
+import type { NetworkRecord, SubnetRecord } from '../core/model.js';
 import { refuseOverlaps } from './ownership.js';
 import type { Undo } from '../core/steps.js';
 
@@ -25,17 +25,26 @@ export function recordAssigned(deps: ControllerDeps, net: NetworkRecord, assigne
   undo.push('ipam reservations', () => releaseOwnedPools(deps, net));
 }
 
-/** A cnmkit network's subnets from IPAM (given or default pools), then the same overlap check. */
+/**
+ * A cnmkit network's subnets from IPAM (given or default pools), then the same overlap check; the
+ * network is recorded (as it is: 'creating') with its pools in one transaction, and its undo
+ * registered (pools released before the record goes).
+ */
 export async function allocateSubnets(deps: ControllerDeps, net: NetworkRecord, req: CreateNetworkRequest, undo: Undo): Promise<void> {
   const subnets = [{ v6: false, subnet: req.subnet, ipRange: req.ipRange, gateway: req.gateway, auxAddresses: req.auxAddresses }];
   if (net.enableIPv6) subnets.push({ v6: true, subnet: req.subnetV6, ipRange: undefined, gateway: req.gatewayV6, auxAddresses: undefined });
-  for (const spec of subnets) {
-    const rec = await deps.ipam.allocateSubnet({ ...definedOnly(spec), owner: ownerTag(net) });
-    undo.push('ipam pool', () => deps.ipam.releasePool(rec.poolId));
-    (spec.v6 ? net.ipv6 : net.ipv4).push(rec);
-  }
-  refuseOverlaps(net, deps.store.networks.list());
-  deps.store.networks.put(net);
+  const allocations: Array<{ v6: boolean; allocate: () => SubnetRecord }> = [];
+  for (const spec of subnets) allocations.push({ v6: spec.v6, allocate: await deps.ipam.prepareSubnet({ ...definedOnly(spec), owner: ownerTag(net) }) });
+  const { store } = deps;
+  const records = store.tx(() => {
+    const out = allocations.map(({ v6, allocate }) => ({ v6, rec: allocate() }));
+    for (const { v6, rec } of out) (v6 ? net.ipv6 : net.ipv4).push(rec);
+    refuseOverlaps(net, store.networks.list());
+    store.networks.put(net);
+    return out;
+  });
+  undo.push('store network', () => store.networks.delete(net.id));
+  for (const { rec } of records) undo.push('ipam pool', () => deps.ipam.releasePool(rec.poolId));
 }
 
 /**

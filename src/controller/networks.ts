@@ -7,11 +7,24 @@ import { definedOnly } from './endpoints.js';
 import type { NetworkRecord, SubnetRecord } from '../core/model.js';
 import { refuseOverlaps } from './ownership.js';
 import type { Undo } from '../core/steps.js';
+import type { Driver } from '../contract/driver.js';
 
 const ownerTag = (net: NetworkRecord): string => `network:${net.id}`;
 
+/**
+ * Records a new network ('creating') with its subnets, before its driver makes anything: the
+ * engine's (assigned), IPAM's (a driver of local addresses; with its pools, in one transaction),
+ * or none (a global network's come from the cluster). Its undo is registered.
+ */
+export async function recordNetwork(deps: ControllerDeps, net: NetworkRecord, req: CreateNetworkRequest, driver: Driver, undo: Undo): Promise<void> {
+  if (!req.assigned && driver.usesIpam && !driver.global) return allocateSubnets(deps, net, req, undo);
+  deps.store.networks.put(net);
+  undo.push('store network', () => deps.store.networks.delete(net.id));
+  if (req.assigned) recordAssigned(deps, net, req.assigned, undo);
+}
+
 /** The engine's subnets: checked against every network and reserved in IPAM with the record, in one transaction. */
-export function recordAssigned(deps: ControllerDeps, net: NetworkRecord, assigned: NonNullable<CreateNetworkRequest['assigned']>, undo: Undo): void {
+function recordAssigned(deps: ControllerDeps, net: NetworkRecord, assigned: NonNullable<CreateNetworkRequest['assigned']>, undo: Undo): void {
   const { store, ipam } = deps;
   net.ipv4 = assigned.ipv4;
   net.ipv6 = assigned.ipv6;
@@ -30,7 +43,7 @@ export function recordAssigned(deps: ControllerDeps, net: NetworkRecord, assigne
  * network is recorded (as it is: 'creating') with its pools in one transaction, and its undo
  * registered (pools released before the record goes).
  */
-export async function allocateSubnets(deps: ControllerDeps, net: NetworkRecord, req: CreateNetworkRequest, undo: Undo): Promise<void> {
+async function allocateSubnets(deps: ControllerDeps, net: NetworkRecord, req: CreateNetworkRequest, undo: Undo): Promise<void> {
   const subnets = [{ v6: false, subnet: req.subnet, ipRange: req.ipRange, gateway: req.gateway, auxAddresses: req.auxAddresses }];
   if (net.enableIPv6) subnets.push({ v6: true, subnet: req.subnetV6, ipRange: undefined, gateway: req.gatewayV6, auxAddresses: undefined });
   const allocations: Array<{ v6: boolean; allocate: () => SubnetRecord }> = [];

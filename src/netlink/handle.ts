@@ -187,7 +187,15 @@ export class NetlinkHandle {
    */
   async dumpFiltered(operation: string, type: rt.MessageType, body: Uint8Array[]): Promise<rt.Message[]> {
     if (this.isClosed) throw closedError(operation, this.nsPath);
-    this.strictFd ??= openSocket(this.nsPath, true).fd;
+    if (this.strictFd === undefined) {
+      try {
+        this.strictFd = openSocket(this.nsPath, true).fd;
+      } catch (err) {
+        // A kernel before 4.20 has no strict checking: the plain dump, which the caller filters.
+        if ((err as NodeJS.ErrnoException).code !== 'ENOPROTOOPT') throw err;
+        this.strictFd = this.fd;
+      }
+    }
     return this.exchange(operation, type, body, FlagsGet.DUMP, this.strictFd).map(parseReply);
   }
 
@@ -196,7 +204,7 @@ export class NetlinkHandle {
     if (this.isClosed) return;
     this.isClosed = true;
     native.closeFd(this.fd);
-    if (this.strictFd !== undefined) native.closeFd(this.strictFd);
+    if (this.strictFd !== undefined && this.strictFd !== this.fd) native.closeFd(this.strictFd);
     if (this.backgroundPending === 0) this.closeBackground();
   }
 

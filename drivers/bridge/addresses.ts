@@ -1,7 +1,7 @@
 // Setup step 2: the gateway addresses on the bridge (IPv4 unless inhibited, IPv6 without DAD),
 // kept if already present so that adopting a configured bridge changes nothing, and left there
 // when the network goes if the adopted bridge had them before.
-import { addAddress, deleteAddress, listAddresses, type NetlinkHandle } from '../../src/netlink/index.js';
+import { addAddress, deleteAddress, listAddresses, type LinkRef, type NetlinkHandle } from '../../src/netlink/index.js';
 import type { NetworkRecord } from '../../src/core/model.js';
 import type { BridgeConfig } from './config.js';
 
@@ -14,11 +14,11 @@ export function gateways(net: NetworkRecord, config: BridgeConfig): Array<{ cidr
 }
 
 /**
- * Equivalent to: `ip addr add GW/LEN dev BRIDGE` for each gateway not yet there. A bridge made just
- * now (made) has none: its addresses are not listed (a dump of every address of the namespace,
- * which grows with each network).
+ * Equivalent to: `ip addr add GW/LEN dev BRIDGE` for each gateway not yet there; bridge by name or
+ * ifindex (which saves a lookup per address). A bridge made just now (made) has none: its
+ * addresses are not listed.
  */
-export async function ensureGatewayAddresses(h: NetlinkHandle, bridge: string, net: NetworkRecord, config: BridgeConfig, made = false): Promise<void> {
+export async function ensureGatewayAddresses(h: NetlinkHandle, bridge: LinkRef, net: NetworkRecord, config: BridgeConfig, made = false): Promise<void> {
   const present = new Set(made ? [] : (await listAddresses(h, { dev: bridge })).map((a) => a.cidr));
   for (const gw of gateways(net, config)) {
     if (!present.has(gw.cidr)) await addAddress(h, bridge, gw.cidr, { nodad: gw.v6 });

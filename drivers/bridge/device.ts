@@ -1,8 +1,8 @@
 // Setup step 1: the bridge device. Planned first (adopt a bridge of that name that someone else
 // made, refuse anything else of that name), then created if missing (MTU, snooping, up, cnmkit's
 // link group). Deletion is idempotent and never touches an adopted bridge.
-import { ConflictError } from '../../src/errors.js';
-import { addBridge, deleteLink, findLink, listAddresses, setLink, type NetlinkHandle } from '../../src/netlink/index.js';
+import { ConflictError, KernelError } from '../../src/errors.js';
+import { addBridge, deleteLink, findLink, listAddresses, setLink, type LinkRef, type NetlinkHandle } from '../../src/netlink/index.js';
 
 /**
  * The link group of every device the bridge driver creates (`ip link show group 0x636e6d6b`), so
@@ -32,22 +32,32 @@ export async function planBridge(h: NetlinkHandle, name: string): Promise<Bridge
 }
 
 /**
- * Ensures the bridge exists and is up, as planned; says whether it was made now or found. An
- * adopted bridge keeps its multicast snooping; one that is gone is created. A foreign bridge where
- * the plan found none (it appeared since) is refused, so that cnmkit never deletes a device it was
- * not recorded as adopting.
+ * Ensures the bridge exists and is up, as planned; says whether it was made now or found, and
+ * its ifindex when the kernel said it (its name otherwise). A bridge not adopted is created at
+ * once (nothing is there, as a rule) and looked at only when the kernel says the name is taken.
+ * An adopted bridge keeps its multicast snooping; one that is gone is created. A foreign bridge
+ * where the plan found none (it appeared since) is refused, so that cnmkit never deletes a device
+ * it was not recorded as adopting.
  */
-export async function ensureBridge(h: NetlinkHandle, name: string, opts: { mtu: number | undefined; mcastSnooping: boolean; adopted: boolean }): Promise<'made' | 'found'> {
+export async function ensureBridge(h: NetlinkHandle, name: string, opts: { mtu: number | undefined; mcastSnooping: boolean; adopted: boolean }): Promise<{ made: boolean; dev: LinkRef }> {
   const { mtu } = opts;
-  const existing = await findLink(h, name);
-  if (existing) {
-    if (existing.kind !== 'bridge') throw new ConflictError(`a ${existing.kind === 'other' ? existing.type ?? 'device' : existing.kind} named ${name} already exists and is not a bridge`);
-    if (!opts.adopted && existing.group !== LINK_GROUP) throw new ConflictError(`a bridge named ${name} appeared that cnmkit did not create; try again to adopt it`);
-    if (!existing.up || (mtu !== undefined && existing.mtu !== mtu)) await setLink(h, name, { up: true, ...(mtu !== undefined ? { mtu } : {}) });
-    return 'found';
+  const make = async (): Promise<{ made: boolean; dev: LinkRef }> => {
+    const { index } = await addBridge(h, { name, up: true, group: LINK_GROUP, mcastSnooping: opts.mcastSnooping, ...(mtu !== undefined ? { mtu } : {}) });
+    return { made: true, dev: index ?? name };
+  };
+  if (!opts.adopted) {
+    try {
+      return await make();
+    } catch (err) {
+      if (!(err instanceof KernelError && err.errnoCode === 'EEXIST')) throw err;
+    }
   }
-  await addBridge(h, { name, up: true, group: LINK_GROUP, mcastSnooping: opts.mcastSnooping, ...(mtu !== undefined ? { mtu } : {}) });
-  return 'made';
+  const existing = await findLink(h, name);
+  if (!existing) return make();
+  if (existing.kind !== 'bridge') throw new ConflictError(`a ${existing.kind === 'other' ? existing.type ?? 'device' : existing.kind} named ${name} already exists and is not a bridge`);
+  if (!opts.adopted && existing.group !== LINK_GROUP) throw new ConflictError(`a bridge named ${name} appeared that cnmkit did not create; try again to adopt it`);
+  if (!existing.up || (mtu !== undefined && existing.mtu !== mtu)) await setLink(h, name, { up: true, ...(mtu !== undefined ? { mtu } : {}) });
+  return { made: false, dev: existing.index };
 }
 
 /** Removes the bridge unless it was adopted. Deleting one that is gone succeeds. */

@@ -35,7 +35,7 @@ async function setUp(ctx: DriverContext, net: NetworkRecord, config: BridgeConfi
   return withRollback(async (undo) => {
     const device = await ensureBridge(h, bridge, { mtu: config.mtu, mcastSnooping: config.mcastSnooping ?? false, adopted });
     undo.push('device', () => removeBridge(h, bridge, adopted));
-    await ensureGatewayAddresses(h, bridge, net, config, device === 'made');
+    await ensureGatewayAddresses(h, device.dev, net, config, device.made);
     undo.push('addresses', () => removeGatewayAddresses(h, bridge, net, config));
     const changed = enableForwarding(ctx.sysctl, { ipv6: net.ipv6.length > 0, bridgeNetfilter: ctx.firewall.name !== 'none' });
     if (changed.length > 0) ctx.logger.info({ sysctl: changed }, 'forwarding enabled');

@@ -96,14 +96,18 @@ export class Networks {
         { key: this.d.keys.vni(vni), target: 'version', op: '=', value: 0 },
         this.d.ipam.poolGuard(view),
       ];
+      // Lost, the answer carries the name's record: when hosts create the same network at once
+      // (a lab's), the others join it at once instead of pausing and reading again.
       const res = await this.d.client.txn(`create global network ${spec.name}`, compare, [
         { put: key, value: net }, { put: this.d.keys.vni(vni), value: { network: spec.name } }, ...ops, this.memberOp(spec.name, spec.dockerNetwork),
-      ]);
+      ], [{ get: key }]);
       if (res.succeeded) {
         // The pools made here: their views are known (the gateway is their one address), no read at the first connect.
         for (const p of planned) if (ops.some((op) => 'put' in op && op.put === this.d.keys.pool(p.poolId))) this.d.ipam.madePool(p, res.revision);
         return net;
       }
+      const [made] = res.reads[0] ?? [];
+      if (made) return this.adopt(spec, parseJson<GlobalNetwork>(made));
       await contentionPause(i);
     }
     throw new ConflictError(`global network ${spec.name}: gave up after ${ATTEMPTS} attempts (other hosts kept creating networks)`, { field: 'name' });

@@ -14,7 +14,7 @@ import { checkJoinedEndpoints, releaseOrphanAddresses, restoreKernelState } from
 import { inSandbox, teardownSandbox } from './sandboxes.js';
 import { parsePublish, type PortSpec } from '../portmap/index.js';
 import { checkDockerNetwork, checkEndpointRemoval, checkJoinable, checkNetworkRemoval, type Origin } from './ownership.js';
-import { allocateSubnets, recordAssigned, releaseOwnedPools } from './networks.js';
+import { recordNetwork, releaseOwnedPools } from './networks.js';
 import { describeEndpoint } from './owner-names.js';
 import { checkNetworks, type NetworkCheck } from './check.js';
 import { joinWithGateway, leaveGatewayIfUnused, needsGateway } from './gateway.js';
@@ -97,10 +97,7 @@ export class Controller {
           Object.assign(net, { id: req.dockerId ?? view.id, config: view.config, ipv4: view.ipv4, ipv6: view.ipv6 });
           undo.push('global network', () => driver.deleteNetwork(net, net.config));
         }
-        store.networks.put(net);
-        undo.push('store network', () => store.networks.delete(net.id));
-        if (req.assigned) recordAssigned(this.deps, net, req.assigned, undo);
-        else if (driver.usesIpam && !driver.global) await allocateSubnets(this.deps, net, req, undo);
+        await recordNetwork(this.deps, net, req, driver, undo);
         net.config = (await driver.createNetwork(net, net.config)) ?? net.config;
         undo.push('driver network', () => driver.deleteNetwork(net, net.config));
         net.state = 'ready';

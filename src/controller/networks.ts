@@ -4,14 +4,27 @@
 // Callers serialise these through the controller's queue.
 import type { CreateNetworkRequest, ControllerDeps } from './types.js';
 import { definedOnly } from './endpoints.js';
-import type { NetworkRecord } from '../core/model.js';
+import type { NetworkRecord, SubnetRecord } from '../core/model.js';
 import { refuseOverlaps } from './ownership.js';
 import type { Undo } from '../core/steps.js';
+import type { Driver } from '../contract/driver.js';
 
 const ownerTag = (net: NetworkRecord): string => `network:${net.id}`;
 
+/**
+ * Records a new network ('creating') with its subnets, before its driver makes anything: the
+ * engine's (assigned), IPAM's (a driver of local addresses; with its pools, in one transaction),
+ * or none (a global network's come from the cluster). Its undo is registered.
+ */
+export async function recordNetwork(deps: ControllerDeps, net: NetworkRecord, req: CreateNetworkRequest, driver: Driver, undo: Undo): Promise<void> {
+  if (!req.assigned && driver.usesIpam && !driver.global) return allocateSubnets(deps, net, req, undo);
+  deps.store.networks.put(net);
+  undo.push('store network', () => deps.store.networks.delete(net.id));
+  if (req.assigned) recordAssigned(deps, net, req.assigned, undo);
+}
+
 /** The engine's subnets: checked against every network and reserved in IPAM with the record, in one transaction. */
-export function recordAssigned(deps: ControllerDeps, net: NetworkRecord, assigned: NonNullable<CreateNetworkRequest['assigned']>, undo: Undo): void {
+function recordAssigned(deps: ControllerDeps, net: NetworkRecord, assigned: NonNullable<CreateNetworkRequest['assigned']>, undo: Undo): void {
   const { store, ipam } = deps;
   net.ipv4 = assigned.ipv4;
   net.ipv6 = assigned.ipv6;
@@ -25,17 +38,26 @@ export function recordAssigned(deps: ControllerDeps, net: NetworkRecord, assigne
   undo.push('ipam reservations', () => releaseOwnedPools(deps, net));
 }
 
-/** A cnmkit network's subnets from IPAM (given or default pools), then the same overlap check. */
-export async function allocateSubnets(deps: ControllerDeps, net: NetworkRecord, req: CreateNetworkRequest, undo: Undo): Promise<void> {
+/**
+ * A cnmkit network's subnets from IPAM (given or default pools), then the same overlap check; the
+ * network is recorded (as it is: 'creating') with its pools in one transaction, and its undo
+ * registered (pools released before the record goes).
+ */
+async function allocateSubnets(deps: ControllerDeps, net: NetworkRecord, req: CreateNetworkRequest, undo: Undo): Promise<void> {
   const subnets = [{ v6: false, subnet: req.subnet, ipRange: req.ipRange, gateway: req.gateway, auxAddresses: req.auxAddresses }];
   if (net.enableIPv6) subnets.push({ v6: true, subnet: req.subnetV6, ipRange: undefined, gateway: req.gatewayV6, auxAddresses: undefined });
-  for (const spec of subnets) {
-    const rec = await deps.ipam.allocateSubnet({ ...definedOnly(spec), owner: ownerTag(net) });
-    undo.push('ipam pool', () => deps.ipam.releasePool(rec.poolId));
-    (spec.v6 ? net.ipv6 : net.ipv4).push(rec);
-  }
-  refuseOverlaps(net, deps.store.networks.list());
-  deps.store.networks.put(net);
+  const allocations: Array<{ v6: boolean; allocate: () => SubnetRecord }> = [];
+  for (const spec of subnets) allocations.push({ v6: spec.v6, allocate: await deps.ipam.prepareSubnet({ ...definedOnly(spec), owner: ownerTag(net) }) });
+  const { store } = deps;
+  const records = store.tx(() => {
+    const out = allocations.map(({ v6, allocate }) => ({ v6, rec: allocate() }));
+    for (const { v6, rec } of out) (v6 ? net.ipv6 : net.ipv4).push(rec);
+    refuseOverlaps(net, store.networks.list());
+    store.networks.put(net);
+    return out;
+  });
+  undo.push('store network', () => store.networks.delete(net.id));
+  for (const { rec } of records) undo.push('ipam pool', () => deps.ipam.releasePool(rec.poolId));
 }
 
 /**

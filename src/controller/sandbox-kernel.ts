@@ -12,7 +12,7 @@ import type { NetlinkHandlePool } from '../netlink/index.js';
 import type { JoinInfo } from '../contract/join.js';
 import type { SandboxRecord } from '../core/model.js';
 import { applyJoinInfo, type ApplyOptions } from './apply.js';
-import { createNamedNetns, deleteNamedNetns, ensureSysctl, namespaceFileProblem, netnsExists, runInNetns } from '../netns/index.js';
+import { createNamedNetns, deleteNamedNetns, namespaceFileProblem, netnsExists, runInNetns, setSysctl } from '../netns/index.js';
 
 /**
  * How long after cnmkit closed its last socket in a namespace that socket may still hold it: the
@@ -90,7 +90,8 @@ export function createSandboxKernel(deps: SandboxKernelDeps): SandboxKernel {
     async createNamed(name) {
       const p = createNamedNetns(name, deps.netnsDir);
       try {
-        runInNetns(p, () => ensureSysctl('net/ipv6/conf/default/disable_ipv6', '1'));
+        // Written without a read first: the namespace was made just now, nothing set it yet.
+        runInNetns(p, () => setSysctl('net/ipv6/conf/default/disable_ipv6', '1'));
         await deps.loopbackUp(p);
       } catch (err) {
         deps.forget?.(p);

@@ -189,10 +189,19 @@ export class Ipam {
    * address). Any bad field leaves nothing allocated.
    */
   async allocateSubnet(spec: SubnetSpec): Promise<SubnetRecord> {
+    return (await this.prepareSubnet(spec))();
+  }
+
+  /**
+   * allocateSubnet in two halves: the request checked and the host looked at now; the returned
+   * function allocates, synchronously, in its own transaction or as part of the caller's (a
+   * network recorded with its pools in one).
+   */
+  async prepareSubnet(spec: SubnetSpec): Promise<() => SubnetRecord> {
     const checked = checkPoolRequest({ addressSpace: spec.addressSpace ?? LOCAL_ADDRESS_SPACE, pool: spec.subnet, subPool: spec.ipRange, options: spec.options, v6: spec.v6 });
     const aux = checkSubnetSpec(spec, checked);
     const host = await this.hostView(checked);
-    return this.store.tx(() => {
+    return () => this.store.tx(() => {
       const pool = reservePool(this.store, checked, this.reserveOptions(checked, host, true, spec.owner));
       const state = this.poolState(pool.id);
       const auxAddresses: Record<string, string> = {};

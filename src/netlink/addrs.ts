@@ -104,11 +104,15 @@ export function parseAddress(msg: rt.AddressMessage): Address | undefined {
   return out;
 }
 
-/** Equivalent to: `ip [-4|-6] addr show [dev DEV]` */
+/**
+ * Equivalent to: `ip [-4|-6] addr show [dev DEV]`. With dev, the kernel sends that link's
+ * addresses only (a filtered dump), not every address of the namespace.
+ */
 export async function listAddresses(h: NetlinkHandle, filter: { dev?: LinkRef; family?: Family } = {}): Promise<Address[]> {
   const index = filter.dev === undefined ? undefined : await linkIndex(h, filter.dev, 'dev');
   const family = filter.family === undefined ? 0 : afOf(filter.family);
-  const msgs = await h.dump('addr show', rt.MessageType.GETADDR, body(rt.formatAddressMessage, { kind: 'address', data: { family }, attrs: {} }));
+  const request = body(rt.formatAddressMessage, { kind: 'address', data: { family, ...(index !== undefined ? { index } : {}) }, attrs: {} });
+  const msgs = index === undefined ? await h.dump('addr show', rt.MessageType.GETADDR, request) : await h.dumpFiltered(`addr show dev ${filter.dev}`, rt.MessageType.GETADDR, request);
   return msgs
     .flatMap((m) => (m.kind === 'address' ? [parseAddress(m)] : []))
     .filter((a): a is Address => a !== undefined && (index === undefined || a.index === index))

@@ -2,7 +2,8 @@
 // reused for every request and dump. Each call sends its message and reads the kernel's whole
 // answer in one native call (the kernel answers rtnetlink inside sendmsg), so requests cost no
 // event-loop turn; kernel errors become KernelError with the extended-ACK text. batch() sends
-// many requests in few datagrams.
+// many requests in few datagrams. dumpFiltered() asks the kernel to filter a dump by its header
+// (an address dump by ifindex) on a second socket with strict checking, opened on first use.
 // Limits: rtnetlink only; synchronous (a request blocks the JS thread for the kernel's time, as
 // the `netlink` package's own send did); event subscriptions use sockets of their own (events.ts).
 import { FlagsGet, MessageType as NlMessageType, rt } from 'netlink';
@@ -74,6 +75,8 @@ export class NetlinkHandle {
   /** The socket of requests run in the background (opened on first use), one at a time. */
   private backgroundFd?: number;
   private backgroundTail: Promise<unknown> = Promise.resolve();
+  /** The socket of filtered dumps (NETLINK_GET_STRICT_CHK), opened on first use. */
+  private strictFd?: number;
   /** Background requests made and not finished: the socket closes after the last, once the handle is closed. */
   private backgroundPending = 0;
   /** The socket's netlink port (unique per namespace). */
@@ -176,11 +179,32 @@ export class NetlinkHandle {
     return this.exchange(operation, type, body, FlagsGet.DUMP).map(parseReply);
   }
 
+  /**
+   * Like dump, but the kernel keeps only what the request's header selects (an address dump's
+   * ifindex: the namespace's other addresses are neither copied nor parsed). Strict checking is
+   * set on a socket of its own, so the plain dumps of this handle stay as lenient as before.
+   * Callers still filter: a kernel may ignore what it does not filter on.
+   */
+  async dumpFiltered(operation: string, type: rt.MessageType, body: Uint8Array[]): Promise<rt.Message[]> {
+    if (this.isClosed) throw closedError(operation, this.nsPath);
+    if (this.strictFd === undefined) {
+      try {
+        this.strictFd = openSocket(this.nsPath, true).fd;
+      } catch (err) {
+        // A kernel before 4.20 has no strict checking: the plain dump, which the caller filters.
+        if ((err as NodeJS.ErrnoException).code !== 'ENOPROTOOPT') throw err;
+        this.strictFd = this.fd;
+      }
+    }
+    return this.exchange(operation, type, body, FlagsGet.DUMP, this.strictFd).map(parseReply);
+  }
+
   /** Closes the sockets (background requests made before finish first); later requests fail. Idempotent. */
   close(): void {
     if (this.isClosed) return;
     this.isClosed = true;
     native.closeFd(this.fd);
+    if (this.strictFd !== undefined && this.strictFd !== this.fd) native.closeFd(this.strictFd);
     if (this.backgroundPending === 0) this.closeBackground();
   }
 
@@ -202,11 +226,11 @@ export class NetlinkHandle {
     return Buffer.concat([header, payload]);
   }
 
-  private exchange(operation: string, type: number, body: Uint8Array[], flags: number): RawReply[] {
+  private exchange(operation: string, type: number, body: Uint8Array[], flags: number, fd = this.fd): RawReply[] {
     if (this.isClosed) throw closedError(operation, this.nsPath);
     let datagrams: Buffer[];
     try {
-      datagrams = native.netlinkRequest(this.fd, this.encode(type, body, flags), this.timeoutMs);
+      datagrams = native.netlinkRequest(fd, this.encode(type, body, flags), this.timeoutMs);
     } catch (err) {
       throw socketError(operation, err);
     }
@@ -234,8 +258,8 @@ export class NetlinkHandle {
 }
 
 /** A bound rtnetlink socket in the namespace at nsPath (the caller's own when undefined). */
-function openSocket(nsPath: string | undefined): { fd: number; port: number } {
-  const fd = rtnetlinkSocketIn(nsPath ?? OWN_NETNS, { extAck: true });
+function openSocket(nsPath: string | undefined, strictCheck = false): { fd: number; port: number } {
+  const fd = rtnetlinkSocketIn(nsPath ?? OWN_NETNS, { extAck: true, ...(strictCheck ? { strictCheck } : {}) });
   try {
     return { fd, port: native.netlinkBind(fd) };
   } catch (err) {

@@ -172,12 +172,16 @@ export async function addVeth(h: NetlinkHandle, spec: VethSpec): Promise<{ index
   }
 }
 
-/** Equivalent to: `ip link add NAME [mtu M] [address MAC] [up] type bridge [mcast_snooping 0|1]` */
-export async function addBridge(h: NetlinkHandle, spec: BridgeSpec): Promise<void> {
+/**
+ * Resolves with the new bridge's ifindex when the kernel echoes it (6.3 and later).
+ * Equivalent to: `ip link add NAME [mtu M] [address MAC] [up] type bridge [mcast_snooping 0|1]`
+ */
+export async function addBridge(h: NetlinkHandle, spec: BridgeSpec): Promise<{ index?: number }> {
   const name = validateIfname(spec.name, 'name');
   const snooping = validateBoolean(spec.mcastSnooping, 'mcastSnooping');
   const data = snooping === undefined ? undefined : ifla.formatBridge({ mcastSnooping: Buffer.from([snooping ? 1 : 0]) });
-  await newLink(h, `link add ${name} type bridge`, checkOptions(spec), { ifname: name, linkinfo: linkInfo('bridge', data) });
+  const echo = await newLink(h, `link add ${name} type bridge`, checkOptions(spec), { ifname: name, linkinfo: linkInfo('bridge', data) });
+  return assignDefined({}, { index: echo.index });
 }
 
 /** Equivalent to: `ip link add NAME type vxlan id VNI [local IP] dstport PORT [dev UNDERLAY] nolearning [proxy] [ttl T]` */

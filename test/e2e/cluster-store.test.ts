@@ -57,6 +57,9 @@ describeRoot('cluster control plane on a real etcd', () => {
     const hosts = await Promise.all([1, 2, 3].map((n) => sim.inProcessHost(n, { prefix: '/t-ipam' })));
     const nets = await Promise.all(hosts.map((h) => h.ensureNetwork(spec('ov-ipam'))));
     expect(new Set(nets.map((n) => n.id)).size).toBe(1);
+    // The hosts that lost the create joined the network from its answer: each holds a member key.
+    const members = await direct.range('/t-ipam/v1/members/ov-ipam/');
+    expect(members.kvs.map((kv) => kv.key.split('/').pop()).sort()).toEqual(hosts.map((h) => h.hostId).sort());
     const pool = nets[0]!.ipv4[0]!;
     expect(pool.subnet).toBe('198.19.0.0/24');
     expect(pool.gateway).toBe('198.19.0.1/24');

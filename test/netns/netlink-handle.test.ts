@@ -56,11 +56,12 @@ afterEach(() => {
 });
 
 describeRoot('netlink handles', () => {
-  it('reuses one socket per namespace and spawns no process per operation', async () => {
+  it('reuses its sockets per namespace (requests; filtered dumps once one ran) and spawns no process per operation', async () => {
     const ns = await makeNs('reuse');
     const h = handleOn(ns);
     expect(rtnlPortsOfMine(ns)).toEqual([h.port]);
     const spawns = countSpawns();
+    let withFiltered: number[] = [];
     try {
       await ns.linkNames();
       const before = spawns.count();
@@ -71,12 +72,17 @@ describeRoot('netlink handles', () => {
         await setLink(h, 'r0', { mtu: 1400 + i });
       }
       expect((await listAddresses(h, { dev: 'r0', family: 4 })).length).toBe(30);
+      withFiltered = rtnlPortsOfMine(ns);
+      expect(withFiltered).toHaveLength(2);
+      expect(withFiltered).toContain(h.port);
       for (let i = 0; i < 30; i++) await deleteAddress(h, 'r0', `10.230.${i}.1/24`);
+      for (let i = 0; i < 5; i++) expect(await listAddresses(h, { dev: 'r0', family: 4 })).toEqual([]);
+      expect(rtnlPortsOfMine(ns)).toEqual(withFiltered);
       expect(spawns.count()).toBe(before);
     } finally {
       spawns.restore();
     }
-    expect(rtnlPortsOfMine(ns)).toEqual([h.port]);
+    expect(rtnlPortsOfMine(ns)).toEqual(withFiltered);
     const [r0] = await ns.ipJson<{ mtu: number }[]>(['link', 'show', 'r0']);
     expect(r0?.mtu).toBe(1429);
   });

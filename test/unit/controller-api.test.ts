@@ -101,6 +101,22 @@ describe('controller and management API', () => {
     expect(ipam.listPools().map((p) => p.pool)).not.toContain('10.9.0.0/24');
   });
 
+  it('records a new network with its pool in one transaction before its driver runs, and marks it ready in one more', async () => {
+    let txs = 0;
+    store.onTxTimed = () => void (txs += 1);
+    const seen: Array<{ txs: number; state?: string; pools: string[] }> = [];
+    const driver = drivers.get('fake')!;
+    const create = driver.createNetwork.bind(driver);
+    driver.createNetwork = async (net, config) => {
+      seen.push({ txs, state: store.networks.getByName('counted')?.state, pools: ipam.listPools().map((p) => p.pool) });
+      return create(net, config);
+    };
+    const r = await api.inject({ method: 'POST', url: '/v1/networks', payload: { name: 'counted', subnet: '10.7.0.0/24' } });
+    expect(r.statusCode).toBe(201);
+    expect(seen).toEqual([{ txs: 1, state: 'creating', pools: expect.arrayContaining(['10.7.0.0/24']) }]);
+    expect(txs).toBe(2);
+  });
+
   it('connects and disconnects sandboxes; a failing join is undone whole and its address freed', async () => {
     await api.inject({ method: 'POST', url: '/v1/networks', payload: { name: 'n', subnet: '10.8.0.0/24' } });
     const sb = await api.inject({ method: 'POST', url: '/v1/sandboxes', payload: { name: 's1' } });

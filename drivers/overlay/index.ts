@@ -8,7 +8,9 @@
 // (./program.ts). Cluster writes for endpoints that go are
 // retried until the store answers (./pending.ts). The Docker engine's endpoints (detached, made at
 // its CreateEndpoint) are published at its Join and removed at its DeleteEndpoint, or as soon as
-// their interface vanishes unannounced (./detached.ts). Limits: IPv4 underlay only; no encryption.
+// their interface vanishes unannounced (./detached.ts). A host's first connect on a network makes
+// its devices while the controller chooses the endpoint's address (GlobalScope.prepare), and
+// claims the spare stock after it answers. Limits: IPv4 underlay only; no encryption.
 import type { Driver, DriverContext } from '../../src/contract/driver.js';
 import type { EndpointRecord, NetworkRecord } from '../../src/core/model.js';
 import { bestEffort } from '../../src/core/steps.js';

@@ -128,7 +128,8 @@ class EtcdCluster implements Cluster {
    * no device made; the view is dropped again if no connect comes, see EtcdIpam.warm).
    */
   private warm(net: GlobalNetwork): void {
-    if (this.isClosed() || this.state !== 'connected') return;
+    // The host that made it knows its pools already (and its event may come before its own create's answer).
+    if (this.isClosed() || this.state !== 'connected' || net.createdBy === this.hostId) return;
     for (const s of [...net.ipv4, ...net.ipv6]) {
       this.ipam.warm(s.poolId).catch((err: Error) => this.o.logger.debug({ pool: s.poolId, err: err.message }, 'cluster: pool not read ahead'));
     }

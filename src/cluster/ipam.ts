@@ -5,8 +5,7 @@
 // of the pool (read once, O(addresses), and again when other hosts keep taking the addresses it
 // tries), searched on from its last claim, or from a random point once another host claimed the
 // one it tried: one round trip per address when nothing races. The addresses of other hosts'
-// endpoints are learnt from the peer watches too (learnTaken), so the views stay close to etcd's.
-// A pool that appears in the cluster is read ahead (warm()) for a first connect here that may follow.
+// endpoints are learnt from the peer watches too (learnTaken); a new pool is read ahead (warm()).
 // Limits: an address freed by another host is seen only when the view is read again.
 import { randomBytes } from 'node:crypto';
 import { ConflictError, InvalidArgumentError, NotFoundError } from '../errors.js';
@@ -48,7 +47,7 @@ export interface PoolPlan {
 }
 
 const ATTEMPTS = 24;
-/** A view read ahead (warm()) and not used within this long is dropped: read again when needed. */
+/** A view read ahead (warm(): its network just appeared) and not used within this long is dropped. */
 const WARM_KEEP_MS = 2000;
 /** Addresses found taken by other hosts in one request before the pool's view is read again. */
 const MISSES = 3;
@@ -71,7 +70,7 @@ export class EtcdIpam implements GlobalIpam {
   private readonly pending = new Map<string, Set<bigint>>();
   /** Per pool: what this host last read of it, and where its next claim starts. */
   private readonly views = new Map<string, AddressView>();
-  /** Views read ahead and not used yet, by pool: the read (its view once done). */
+  /** Views read ahead (warm()) and not used yet: their read, by pool. */
   private readonly warming = new Map<string, Promise<AddressView>>();
   /** An endpoint of this host takes one of this host's spares (false: a connect holds it); set by the cluster (spares.ts). */
   claimOwnSpare: (poolId: string, ip: string) => boolean = () => false;
@@ -81,30 +80,18 @@ export class EtcdIpam implements GlobalIpam {
   /** This host's view of a pool (canonical id): as last read and kept since, or read now (fresh: always read). */
   async poolView(id: string, fresh = false): Promise<AddressView> {
     const ahead = this.warming.get(id);
-    this.warming.delete(id);
-    if (ahead && !fresh) await ahead.catch(() => undefined);
+    if (this.warming.delete(id) && !fresh) await ahead!.catch(() => undefined);
     return (fresh ? undefined : this.views.get(id)) ?? this.readPoolView(id);
   }
 
-  /**
-   * Reads the view of a pool this host has none of yet, ahead of its first use (a network that
-   * appeared in the cluster); dropped when not used within WARM_KEEP_MS. Its claims start from a
-   * random address: other hosts claim in the pool meanwhile from its start, and this view may not
-   * show those claims.
-   */
+  /** Reads ahead the view of a pool this host has none of yet; its claims start at a random address (other hosts claim from the start meanwhile, unseen here). */
   async warm(poolId: string): Promise<void> {
     const id = canonicalPool(poolId);
     if (this.views.has(id) || this.warming.has(id)) return;
-    const read = this.readPoolView(id).then((view) => {
-      view.next = randomIn(view);
-      return view;
-    });
+    const read = this.readPoolView(id).then((view) => Object.assign(view, { next: randomIn(view) }));
     this.warming.set(id, read);
-    setTimeout(() => {
-      if (this.warming.get(id) !== read) return;
-      this.warming.delete(id);
-      void read.then((view) => this.views.get(id) === view && this.views.delete(id), () => undefined);
-    }, WARM_KEEP_MS).unref();
+    const drop = (view?: AddressView) => this.warming.delete(id) && view !== undefined && this.views.get(id) === view && this.views.delete(id);
+    setTimeout(() => this.warming.get(id) === read && void read.then(drop, () => drop()), WARM_KEEP_MS).unref();
     await read;
   }
 

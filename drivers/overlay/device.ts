@@ -3,10 +3,10 @@
 // from the static neighbour table), neither with an address: the host does not route into the
 // overlay, and sandboxes reach each other at layer 2 only. MTU: given, or the VTEP interface's
 // less 50. Both sit in cnmkit's overlay link group so that a start-up sweep finds leftovers.
-import { ConflictError, NotFoundError } from '../../src/errors.js';
+import { ConflictError, KernelError, NotFoundError } from '../../src/errors.js';
 import type { HostSysctl } from '../../src/contract/driver.js';
 import {
-  addBridge, addVxlan, deleteLink, findLink, listAddresses, listLinks, setBridgePort, setLink, type NetlinkHandle,
+  addBridge, addVxlan, deleteLink, findLink, getLink, listAddresses, listLinks, setBridgePort, setLink, type Link, type NetlinkHandle,
 } from '../../src/netlink/index.js';
 import { withRollback } from '../../src/core/steps.js';
 import { VXLAN_OVERHEAD } from './config.js';
@@ -23,12 +23,24 @@ export function deviceNames(vni: number): DeviceNames {
   return { bridge: `ovbr${vni}`, vxlan: `ovvx${vni}` };
 }
 
-/** The MTU of the interface holding the VTEP address, less the VXLAN overhead. */
-export async function overlayMtu(h: NetlinkHandle, vtep: string): Promise<number> {
-  const addr = (await listAddresses(h, { family: 4 })).find((a) => a.address === vtep);
-  if (!addr) throw new NotFoundError('interface with the advertise address', vtep);
-  const link = await findLink(h, addr.index);
-  return (link?.mtu ?? 1500) - VXLAN_OVERHEAD;
+/**
+ * The MTU of the interface holding the VTEP address, less the VXLAN overhead. That interface is
+ * found once (a dump of the addresses); later reads ask for its link alone (one request), and
+ * search again only when it is gone. Limits: the VTEP address moved to another interface while the
+ * first one stays is not seen.
+ */
+export class UnderlayMtu {
+  private index: number | undefined;
+
+  async read(h: NetlinkHandle, vtep: string): Promise<number> {
+    const known = this.index === undefined ? undefined : await findLink(h, this.index);
+    if (known) return (known.mtu ?? 1500) - VXLAN_OVERHEAD;
+    const addr = (await listAddresses(h, { family: 4 })).find((a) => a.address === vtep);
+    if (!addr) throw new NotFoundError('interface with the advertise address', vtep);
+    const link = await findLink(h, addr.index);
+    this.index = link ? addr.index : undefined;
+    return (link?.mtu ?? 1500) - VXLAN_OVERHEAD;
+  }
 }
 
 export interface DeviceSpec {
@@ -40,7 +52,24 @@ export interface DeviceSpec {
 }
 
 /**
- * Makes the bridge and the VXLAN device if missing, up, with the MTU; returns their ifindexes.
+ * What create resolved with; or, when the kernel refused it as taken (EEXIST), the link of that
+ * name that is there (the refusal itself when there is none: the kernel meant something else).
+ */
+async function madeOrFound<T>(h: NetlinkHandle, name: string, create: Promise<T>): Promise<{ made: T } | { found: Link }> {
+  try {
+    return { made: await create };
+  } catch (err) {
+    if (!(err instanceof KernelError) || err.errnoCode !== 'EEXIST') throw err;
+    const found = await findLink(h, name);
+    if (!found) throw err;
+    return { found };
+  }
+}
+
+/**
+ * Makes the bridge and the VXLAN device if missing, up, with the MTU; returns their ifindexes. A
+ * new network's devices are made without looking first (the kernel refuses a name that is taken:
+ * then the device there is checked, and kept when it is this network's).
  * Equivalent to: `ip link add ovbrN mtu M type bridge mcast_snooping 0; ip link add ovvxN mtu M
  * master ovbrN type vxlan id N local VTEP dstport P nolearning proxy; ip link set … up`
  */
@@ -48,31 +77,38 @@ export function ensureDevices(h: NetlinkHandle, sysctl: HostSysctl, spec: Device
   const names = deviceNames(spec.vni);
   // A device this call made goes again when a later step fails; one that was there stays.
   return withRollback(async (undo) => {
-    const bridge = await findLink(h, names.bridge);
-    if (bridge && (bridge.kind !== 'bridge' || bridge.group !== OVERLAY_GROUP)) throw new ConflictError(`a device named ${names.bridge} exists that cnmkit did not create`);
-    if (!bridge) {
-      await addBridge(h, { name: names.bridge, mtu: spec.mtu, group: OVERLAY_GROUP, mcastSnooping: false });
+    let bridge: number;
+    const br = await madeOrFound(h, names.bridge, addBridge(h, { name: names.bridge, mtu: spec.mtu, group: OVERLAY_GROUP, mcastSnooping: false }));
+    if ('made' in br) {
       undo.push('overlay bridge', () => deleteLink(h, names.bridge, { ifExists: true }));
       noIPv6(sysctl, names.bridge, false);
+      bridge = br.made.index ?? (await getLink(h, names.bridge)).index;
+    } else {
+      if (br.found.kind !== 'bridge' || br.found.group !== OVERLAY_GROUP) throw new ConflictError(`a device named ${names.bridge} exists that cnmkit did not create`);
+      bridge = br.found.index;
     }
-    let vxlan = await findLink(h, names.vxlan);
-    if (vxlan && (vxlan.kind !== 'vxlan' || vxlan.group !== OVERLAY_GROUP || vxlan.vni !== spec.vni || vxlan.port !== spec.port)) {
-      throw new ConflictError(`a device named ${names.vxlan} exists that is not this network's VXLAN device (VNI ${spec.vni}, port ${spec.port})`);
-    }
-    if (!vxlan) {
-      await addVxlan(h, { name: names.vxlan, vni: spec.vni, local: spec.vtep, port: spec.port, learning: false, proxy: true, mtu: spec.mtu, group: OVERLAY_GROUP, master: names.bridge });
+    let vxlan: number;
+    const vx = await madeOrFound(h, names.vxlan, addVxlan(h, {
+      name: names.vxlan, vni: spec.vni, local: spec.vtep, port: spec.port, learning: false, proxy: true, mtu: spec.mtu, group: OVERLAY_GROUP, master: bridge,
+    }));
+    if ('made' in vx) {
       undo.push('overlay VXLAN device', () => deleteLink(h, names.vxlan, { ifExists: true }));
       noIPv6(sysctl, names.vxlan, spec.ipv6);
-      vxlan = await findLink(h, names.vxlan);
+      vxlan = vx.made.index ?? (await getLink(h, names.vxlan)).index;
+      await setLink(h, vxlan, { up: true });
+    } else {
+      const link = vx.found;
+      if (link.kind !== 'vxlan' || link.group !== OVERLAY_GROUP || link.vni !== spec.vni || link.port !== spec.port) {
+        throw new ConflictError(`a device named ${names.vxlan} exists that is not this network's VXLAN device (VNI ${spec.vni}, port ${spec.port})`);
+      }
+      vxlan = link.index;
+      await setLink(h, vxlan, { up: true, mtu: spec.mtu, master: bridge });
     }
-    await setLink(h, names.vxlan, { up: true, mtu: spec.mtu, master: names.bridge });
     // The bridge learns nothing from the VXLAN port either: frames to remote MACs are flooded to it
     // and the VXLAN device's static FDB sends them on; no learned entry can outlive its peer.
-    await setBridgePort(h, names.vxlan, { learning: false });
-    await setLink(h, names.bridge, { up: true, mtu: spec.mtu });
-    const br = await findLink(h, names.bridge);
-    if (!br || !vxlan) throw new NotFoundError('overlay device', !br ? names.bridge : names.vxlan);
-    return { bridge: br.index, vxlan: vxlan.index };
+    await setBridgePort(h, vxlan, { learning: false });
+    await setLink(h, bridge, { up: true, mtu: spec.mtu });
+    return { bridge, vxlan };
   });
 }
 

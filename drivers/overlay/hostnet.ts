@@ -7,7 +7,7 @@ import type { Cluster, PeerWatch } from '../../src/cluster/types.js';
 import type { HostSysctl } from '../../src/contract/driver.js';
 import type { NetlinkHandle } from '../../src/netlink/index.js';
 import type { OverlayConfig } from './config.js';
-import { ensureDevices, overlayMtu, removeDevices } from './device.js';
+import { ensureDevices, removeDevices } from './device.js';
 import { PeerProgrammer } from './program.js';
 
 export class HostNetwork {
@@ -15,16 +15,28 @@ export class HostNetwork {
   devices: { bridge: number; vxlan: number } | undefined;
   mtu = 0;
   programmer: PeerProgrammer | undefined;
+  /** Whether this host's stock of spare addresses in the network's pools is held (the driver's). */
+  holdsSpares = false;
   private watch: PeerWatch | undefined;
+  /** A bring-up under way (up()). */
+  private rising: Promise<void> | undefined;
   /** Resolves once the first batch of the watch was programmed. */
   ready: Promise<void> = Promise.resolve();
 
   constructor(readonly name: string, readonly config: OverlayConfig & { vni: number }) {}
 
-  /** Devices up and the peer watch running (idempotent); underlayMtu: the VTEP interface's MTU less 50, when read already. */
-  async up(h: NetlinkHandle, sysctl: HostSysctl, cluster: Cluster, logger: Logger, underlayMtu?: () => Promise<number>): Promise<void> {
-    if (this.devices && this.watch) return;
-    this.mtu = this.config.mtu ?? (await (underlayMtu ?? (() => overlayMtu(h, cluster.vtep)))());
+  /**
+   * Devices up and the peer watch running (idempotent: a call while another brings it up waits for
+   * that one); underlayMtu: the VTEP interface's MTU less 50.
+   */
+  up(h: NetlinkHandle, sysctl: HostSysctl, cluster: Cluster, logger: Logger, underlayMtu: () => Promise<number>): Promise<void> {
+    if (this.devices && this.watch) return Promise.resolve();
+    this.rising ??= this.rise(h, sysctl, cluster, logger, underlayMtu).finally(() => (this.rising = undefined));
+    return this.rising;
+  }
+
+  private async rise(h: NetlinkHandle, sysctl: HostSysctl, cluster: Cluster, logger: Logger, underlayMtu: () => Promise<number>): Promise<void> {
+    this.mtu = this.config.mtu ?? (await underlayMtu());
     const spec = { vni: this.config.vni, port: this.config.port, vtep: cluster.vtep, mtu: this.mtu, ipv6: this.config.enableIPv6 };
     this.devices = await ensureDevices(h, sysctl, spec);
     const programmer = new PeerProgrammer(h, this.devices.vxlan, { host: cluster.hostId, vtep: cluster.vtep });
@@ -45,8 +57,9 @@ export class HostNetwork {
     });
   }
 
-  /** Watch closed, devices deleted; idempotent. */
+  /** Watch closed, devices deleted (once a bring-up under way has ended); idempotent. */
   async down(h: NetlinkHandle): Promise<void> {
+    await this.rising?.catch(() => undefined);
     const watch = this.watch;
     this.watch = undefined;
     this.programmer = undefined;

@@ -8,7 +8,9 @@
 // (./program.ts). Cluster writes for endpoints that go are
 // retried until the store answers (./pending.ts). The Docker engine's endpoints (detached, made at
 // its CreateEndpoint) are published at its Join and removed at its DeleteEndpoint, or as soon as
-// their interface vanishes unannounced (./detached.ts). Limits: IPv4 underlay only; no encryption.
+// their interface vanishes unannounced (./detached.ts). A host's first connect on a network makes
+// its devices while the controller chooses the endpoint's address (GlobalScope.prepare), and
+// claims the spare stock after it answers. Limits: IPv4 underlay only; no encryption.
 import type { Driver, DriverContext } from '../../src/contract/driver.js';
 import type { EndpointRecord, NetworkRecord } from '../../src/core/model.js';
 import { bestEffort } from '../../src/core/steps.js';
@@ -17,7 +19,7 @@ import { listLinks, setLink } from '../../src/netlink/index.js';
 import { ConflictError } from '../../src/errors.js';
 import { checkOverlay } from './check.js';
 import { parseOverlayConfig, type OverlayConfig } from './config.js';
-import { deviceNames, overlayMtu, sweepDevices } from './device.js';
+import { deviceNames, sweepDevices, UnderlayMtu } from './device.js';
 import { checkPlacement, detachedInfo, hostIfnameFor, leaveSandbox, macFor, makeVeth, type OverlayEndpointData } from './endpoint.js';
 import { globalScope, needCluster } from './global.js';
 import { DetachedLinks } from './detached.js';
@@ -72,12 +74,22 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
     return s;
   };
   const poolsOf = (net: NetworkRecord): string[] => [net.ipv4[0]?.poolId, net.ipv6[0]?.poolId].filter((p): p is string => p !== undefined);
-  /** Devices and watch up; the host's stock of spare addresses claimed in the background (its connects then answer with no round trip). */
-  const bringUp = async (net: NetworkRecord, config: OverlayConfig, underlayMtu?: () => Promise<number>): Promise<HostNetwork> => {
+  const underlay = new UnderlayMtu();
+  const underlayMtu = (): Promise<number> => underlay.read(ctx.netlink.get(), needCluster(ctx.cluster).vtep);
+  /** The host's stock of spare addresses in the network's pools, claimed in the background (its connects then answer with no round trip). */
+  const holdSpares = (net: NetworkRecord, s: HostNetwork): void => {
+    if (s.holdsSpares) return;
+    s.holdsSpares = true;
+    needCluster(ctx.cluster).holdSpares(poolsOf(net));
+  };
+  /**
+   * Devices and watch up, and the spares held (sparesLater: once the connect that brought the
+   * network here has answered, so that their claim does not queue before its own transaction).
+   */
+  const bringUp = async (net: NetworkRecord, config: OverlayConfig, o: { underlayMtu?: () => Promise<number>; sparesLater?: boolean } = {}): Promise<HostNetwork> => {
     const s = stateOf(net, config);
-    const c = needCluster(ctx.cluster);
-    if (!s.isUp) c.holdSpares(poolsOf(net));
-    await s.up(ctx.netlink.get(), ctx.sysctl, c, log, underlayMtu);
+    if (!o.sparesLater) holdSpares(net, s);
+    await s.up(ctx.netlink.get(), ctx.sysctl, needCluster(ctx.cluster), log, o.underlayMtu ?? underlayMtu);
     return s;
   };
   const peerOf = (ep: EndpointRecord, mac: string): PeerSpec => ({ endpointId: ep.id, ip: ep.ipv4 ?? '', ...(ep.ipv6 ? { ipv6: ep.ipv6 } : {}), mac });
@@ -173,7 +185,18 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
     usesIpam: true,
     docker: { pluginName: 'cnmkit-overlay' },
     parse: parseOverlayConfig,
-    global: globalScope(() => ctx.cluster, pending, (net) => nets.get(net.id)?.isUp === true),
+    global: {
+      ...globalScope(() => ctx.cluster, pending, (net) => nets.get(net.id)?.isUp === true),
+      prepare(net) {
+        if (nets.get(net.id)?.isUp) return undefined;
+        // After a turn of the event loop: the address's etcd request, made just before, is sent first.
+        return requestSent().then(() => bringUp(net, net.config as OverlayConfig, { sparesLater: true })).then(() => undefined);
+      },
+      async unprepare(net) {
+        const s = nets.get(net.id);
+        if (s) await release(net, s, false);
+      },
+    },
     async createNetwork(net, config) {
       await bringUp(net, config);
       log.info({ network: net.name, vni: config.vni }, 'overlay network ready');
@@ -214,7 +237,7 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
       }
       // Devices up and the peer watch started: the remote peers are programmed from here on, while
       // the other networks are restored; this host's own endpoints are published again after all (restored()).
-      const s = await bringUp(net, config, () => (roundMtu ??= overlayMtu(ctx.netlink.get(), needCluster(ctx.cluster).vtep)));
+      const s = await bringUp(net, config, { underlayMtu: () => (roundMtu ??= underlayMtu()) });
       for (const id of old?.local ?? []) s.local.add(id);
       if (old) for (const ep of eps) if (have.has(ifnameOf(ep))) await setLink(ctx.netlink.get(), ifnameOf(ep), { master: deviceNames(old.config.vni).bridge });
       for (const ep of eps) {
@@ -270,8 +293,8 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
     },
     async join(net, config, ep, placement) {
       checkPlacement(net, placement);
-      const s = await bringUp(net, config);
       if (placement.kind === 'detached') {
+        const s = await bringUp(net, config);
         await firstProgram(s);
         const data = ep.driverData as OverlayEndpointData;
         s.local.add(ep.id);
@@ -283,6 +306,7 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
         }
         return { info: detachedInfo(net, ep, data, s.mtu), macAddress: data.mac, driverData: data };
       }
+      const s = await bringUp(net, config, { sparesLater: true });
       const mac = ep.macAddress ?? macFor(ep.ipv4);
       s.local.add(ep.id);
       // The cluster's one transaction (the peer, and the reserved addresses) is in flight while the kernel work is done.
@@ -309,6 +333,8 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
         throw err;
       }
       await firstProgram(s);
+      // A first endpoint here: the stock is claimed after its answer (the network may be gone again by then).
+      if (!s.holdsSpares) setImmediate(() => nets.get(net.id) === s && holdSpares(net, s));
       return { info: made.info, macAddress: mac, driverData: made.data };
     },
     async leave(net, config, ep, sb, hint) {

@@ -99,7 +99,7 @@ class EtcdCluster implements Cluster {
     });
     this.reservations = new Reservations({ ipam: this.ipam, keys: this.keys, hostId: this.hostId, owned: this.owned, spares: this.spares });
     this.peers = new Peers({ ...base, vtep: this.vtep, reservations: this.reservations, logger: log.child({ part: 'cluster-watch' }) });
-    this.networkCache = new NetworkCache(this.client, this.keys, log.child({ part: 'cluster-networks' }));
+    this.networkCache = new NetworkCache(this.client, this.keys, log.child({ part: 'cluster-networks' }), (net) => this.warm(net));
   }
 
   status(): ClusterStatus {
@@ -120,6 +120,19 @@ class EtcdCluster implements Cluster {
     setTimeout(() => {
       if (this.prefetched.get(name) === listed) this.prefetched.delete(name);
     }, PREFETCH_KEEP_MS).unref();
+  }
+
+  /**
+   * A network that appeared in the cluster: this host's view of its pools is read ahead, so that a
+   * first connect here soon after needs no round trip to choose its address (nothing is written,
+   * no device made; the view is dropped again if no connect comes, see EtcdIpam.warm).
+   */
+  private warm(net: GlobalNetwork): void {
+    // The host that made it knows its pools already (and its event may come before its own create's answer).
+    if (this.isClosed() || this.state !== 'connected' || net.createdBy === this.hostId) return;
+    for (const s of [...net.ipv4, ...net.ipv6]) {
+      this.ipam.warm(s.poolId).catch((err: Error) => this.o.logger.debug({ pool: s.poolId, err: err.message }, 'cluster: pool not read ahead'));
+    }
   }
 
   /** Registers (or keeps the lease alive), then schedules itself: every TTL/3, or sooner with backoff while unregistered. */

@@ -5,7 +5,7 @@
 // of the pool (read once, O(addresses), and again when other hosts keep taking the addresses it
 // tries), searched on from its last claim, or from a random point once another host claimed the
 // one it tried: one round trip per address when nothing races. The addresses of other hosts'
-// endpoints are learnt from the peer watches too (learnTaken), so the views stay close to etcd's.
+// endpoints are learnt from the peer watches too (learnTaken); a new pool is read ahead (warm()).
 // Limits: an address freed by another host is seen only when the view is read again.
 import { randomBytes } from 'node:crypto';
 import { ConflictError, InvalidArgumentError, NotFoundError } from '../errors.js';
@@ -47,6 +47,8 @@ export interface PoolPlan {
 }
 
 const ATTEMPTS = 24;
+/** A view read ahead (warm(): its network just appeared) and not used within this long is dropped. */
+const WARM_KEEP_MS = 2000;
 /** Addresses found taken by other hosts in one request before the pool's view is read again. */
 const MISSES = 3;
 
@@ -68,6 +70,8 @@ export class EtcdIpam implements GlobalIpam {
   private readonly pending = new Map<string, Set<bigint>>();
   /** Per pool: what this host last read of it, and where its next claim starts. */
   private readonly views = new Map<string, AddressView>();
+  /** Views read ahead (warm()) and not used yet: their read, by pool. */
+  private readonly warming = new Map<string, Promise<AddressView>>();
   /** An endpoint of this host takes one of this host's spares (false: a connect holds it); set by the cluster (spares.ts). */
   claimOwnSpare: (poolId: string, ip: string) => boolean = () => false;
 
@@ -75,7 +79,20 @@ export class EtcdIpam implements GlobalIpam {
 
   /** This host's view of a pool (canonical id): as last read and kept since, or read now (fresh: always read). */
   async poolView(id: string, fresh = false): Promise<AddressView> {
+    const ahead = this.warming.get(id);
+    if (this.warming.delete(id) && !fresh) await ahead!.catch(() => undefined);
     return (fresh ? undefined : this.views.get(id)) ?? this.readPoolView(id);
+  }
+
+  /** Reads ahead the view of a pool this host has none of yet; its claims start at a random address (other hosts claim from the start meanwhile, unseen here). */
+  async warm(poolId: string): Promise<void> {
+    const id = canonicalPool(poolId);
+    if (this.views.has(id) || this.warming.has(id)) return;
+    const read = this.readPoolView(id).then((view) => Object.assign(view, { next: randomIn(view) }));
+    this.warming.set(id, read);
+    const drop = (view?: AddressView) => this.warming.delete(id) && view !== undefined && this.views.get(id) === view && this.views.delete(id);
+    setTimeout(() => this.warming.get(id) === read && void read.then(drop, () => drop()), WARM_KEEP_MS).unref();
+    await read;
   }
 
   /** The view as held now, without reading. */

@@ -3,7 +3,8 @@
 // after a compaction or a lost stream, or backs off while etcd is away.
 // Limits: it lags etcd by one watch event; use it only where a stale answer is caught later (a
 // connect's address claim is guarded by the pool, which goes with its network). Followers hear
-// which names went or changed, to drop records a host keeps of networks the cluster no longer has.
+// which names went or changed, to drop records a host keeps of networks the cluster no longer has;
+// the owner hears of each network that appears (not those of the first list), to warm up for it.
 import type { Logger } from 'pino';
 import type { StoreClient } from './client.js';
 import { sameJson } from './diff.js';
@@ -17,7 +18,8 @@ export class NetworkCache {
   private readonly followers: NetworkFollower[] = [];
   private listed = false;
 
-  constructor(client: StoreClient, keys: Keys, logger: Logger) {
+  /** appeared: called with each network that appears after the first list. */
+  constructor(client: StoreClient, keys: Keys, logger: Logger, appeared: (net: GlobalNetwork) => void = () => undefined) {
     const prefix = keys.networks();
     this.watch = new RangeWatch<GlobalNetwork>({
       client, prefix, logger, equal: sameJson,
@@ -33,6 +35,7 @@ export class NetworkCache {
         this.byName = new Map([...batch.current.values()].map((n) => [n.name, n]));
         const first = !this.listed;
         this.listed = true;
+        if (!first) for (const c of batch.changes) if (c.kind === 'added') appeared(c.value);
         // The first list says nothing of what went while this host was away: every name is in doubt.
         const names = first ? 'all' : [...new Set(batch.changes.filter((c) => c.kind !== 'added').map((c) => (c.kind === 'updated' ? c.previous : c.value).name))];
         if (names === 'all' || names.length > 0) for (const f of this.followers) f(names);

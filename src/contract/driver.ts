@@ -181,6 +181,13 @@ export interface GlobalScope<Config = unknown> {
   reserveAddress?(net: NetworkRecord, family: 4 | 6, address: string | undefined): Promise<string>;
   /** Drops a reservation whose endpoint was not made; idempotent. */
   forgetAddress?(net: NetworkRecord, family: 4 | 6, address: string): void;
+  /**
+   * Optional: brings the network up on this host for its first endpoint here while the controller
+   * chooses the endpoint's addresses (the store's round trip and the kernel's work side by side);
+   * undefined when it is up already. unprepare takes it down again when no endpoint holds it.
+   */
+  prepare?(net: NetworkRecord): Promise<void> | undefined;
+  unprepare?(net: NetworkRecord): Promise<void>;
   /** Never fails because the store does not answer: the release is retried until it does. */
   releaseAddress(net: NetworkRecord, family: 4 | 6, address: string, owner: string): Promise<void>;
   /** What inspect shows beyond the record (VNI, the hosts that have endpoints). */

@@ -74,7 +74,7 @@ function createJoinedOnce(
     };
     const s4 = net.ipv4[0];
     const s6 = net.ipv6[0];
-    const claim = driver.global ? await globalAddresses(driver, net, ep, req, undo) : undefined;
+    const claim = driver.global ? await preparedAddresses(driver, net, ep, req, undo) : undefined;
     // The addresses and the record in one transaction: a crash leaves both or neither.
     if (!driver.global) store.tx(() => {
       if (s4) ep.ipv4 = ipam.requestAddress(s4.poolId, { address: req.ip ?? '', kind: 'endpoint', owner: `endpoint:${id}` });
@@ -130,6 +130,21 @@ async function globalAddresses(driver: Driver, net: NetworkRecord, ep: EndpointR
     else undo.push(`global IPv${family} address`, () => g.releaseAddress(net, family, a, owner));
   }
   return reserve ? { owner } : undefined;
+}
+
+/**
+ * globalAddresses, while the driver brings the network up on this host when this is its first
+ * endpoint here (GlobalScope.prepare); when either fails, both are undone once both have ended.
+ */
+async function preparedAddresses(driver: Driver, net: NetworkRecord, ep: EndpointRecord, req: JoinRequest, undo: Undo): Promise<{ owner: string } | undefined> {
+  const g = driver.global!;
+  const addresses = globalAddresses(driver, net, ep, req, undo);
+  const prepared = g.prepare?.(net);
+  if (prepared) undo.push('network brought up here', () => g.unprepare?.(net));
+  const [a, p] = await Promise.allSettled([addresses, prepared]);
+  if (a.status === 'rejected') throw a.reason;
+  if (p.status === 'rejected') throw p.reason;
+  return a.value;
 }
 
 /** The driver's data and the MAC it chose (an endpoint's own MAC, asked for, stays). */

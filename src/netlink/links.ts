@@ -184,8 +184,11 @@ export async function addBridge(h: NetlinkHandle, spec: BridgeSpec): Promise<{ i
   return assignDefined({}, { index: echo.index });
 }
 
-/** Equivalent to: `ip link add NAME type vxlan id VNI [local IP] dstport PORT [dev UNDERLAY] nolearning [proxy] [ttl T]` */
-export async function addVxlan(h: NetlinkHandle, spec: VxlanSpec): Promise<void> {
+/**
+ * Resolves with the new device's ifindex when the kernel echoes it (6.3 and later).
+ * Equivalent to: `ip link add NAME type vxlan id VNI [local IP] dstport PORT [dev UNDERLAY] nolearning [proxy] [ttl T]`
+ */
+export async function addVxlan(h: NetlinkHandle, spec: VxlanSpec): Promise<{ index?: number }> {
   const name = validateIfname(spec.name, 'name');
   const o = checkOptions(spec);
   const vni = validateVni(spec.vni, 'vni');
@@ -200,7 +203,8 @@ export async function addVxlan(h: NetlinkHandle, spec: VxlanSpec): Promise<void>
   if (local) data[local.family === 4 ? 'local' : 'local6'] = local.bytes;
   if (ttl !== undefined) data.ttl = ttl;
   if (underlay !== undefined) data.link = underlay;
-  await newLink(h, `link add ${name} type vxlan id ${vni}`, o, { ifname: name, linkinfo: linkInfo('vxlan', ifla.formatVxlan(data)) });
+  const echo = await newLink(h, `link add ${name} type vxlan id ${vni}`, o, { ifname: name, linkinfo: linkInfo('vxlan', ifla.formatVxlan(data)) });
+  return assignDefined({}, { index: echo.index });
 }
 
 const MACVLAN_BITS: Record<MacvlanMode, number> = { private: 1, vepa: 2, bridge: 4, passthru: 8, source: 16 };

@@ -5,7 +5,8 @@
 // stock deletes its keys, and one that restarts deletes the spares its previous run left; an endpoint
 // of the host asking for one of its spares by address gets it; an idle host gives its stock back
 // when the pool gets tight, so that another host can fill the pool to its last address; a refill
-// that loses its race to another host's spares reads back only the keys it chose, and stocks others.
+// that loses its race to another host's spares reads back only the keys it chose, and stocks others;
+// a network that appears is read ahead by the other hosts (their first address needs no round trip).
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeRoot } from '../helpers/root.js';
 import { SimCluster, waitFor } from '../helpers/cluster.js';
@@ -196,8 +197,10 @@ describeRoot('spare addresses on a real etcd', () => {
   });
 
   it('a refill that loses its race to another host\'s spares reads back only the keys it chose, learns them, and stocks others', async () => {
-    const [a, b] = await Promise.all([1, 2].map((n) => sim.inProcessHost(n, { prefix: '/t-spare6', spareIdleMs: 600_000 })));
-    const net = await a!.ensureNetwork(spec('ovs6', { ipv4: [{ subnet: '198.19.50.0/24' }] }));
+    // b starts after the network exists: it reads the pool at its reserve below (not ahead, when the network appears).
+    const a = await sim.inProcessHost(1, { prefix: '/t-spare6', spareIdleMs: 600_000 });
+    const net = await a.ensureNetwork(spec('ovs6', { ipv4: [{ subnet: '198.19.50.0/24' }] }));
+    const b = await sim.inProcessHost(2, { prefix: '/t-spare6', spareIdleMs: 600_000 });
     await b!.ensureNetwork(spec('ovs6', { ipv4: [{ subnet: '198.19.50.0/24' }] }));
     const poolId = net.ipv4[0]!.poolId;
     // b reads the pool now (its view), then a claims its stock there: b's view does not show a's spares (no watch does).
@@ -233,5 +236,31 @@ describeRoot('spare addresses on a real etcd', () => {
     const heldFound = lost[0]!.then.map((op) => ('put' in op ? op.put.split('/').pop()! : '')).filter((ip) => ofA.has(ip));
     expect(heldFound.length).toBeGreaterThan(0);
     expect(chosenAfter.filter((ip) => heldFound.includes(ip))).toEqual([]);
+  });
+
+  it('a network that appears is read ahead by the other hosts: their first address needs no round trip, nothing is written for them, and an unused view is dropped', async () => {
+    const [a, b] = await Promise.all([1, 2].map((n) => sim.inProcessHost(n, { prefix: '/t-warm', spareIdleMs: 600_000 })));
+    const client = (b as unknown as { client: StoreClient }).client;
+    const calls: string[] = [];
+    const [txn, range] = [client.txn.bind(client), client.range.bind(client)];
+    client.txn = (what, ...rest) => (calls.push(what), txn(what, ...rest));
+    client.range = (...args) => (calls.push('range'), range(...args));
+    // b's watch of networks has listed (a network made before that is in its first list: not read ahead).
+    const watching = () => (b as unknown as { networkCache: { watch: { stats(): { state: string } } } }).networkCache.watch.stats().state === 'watching';
+    await waitFor('b watches the networks', async () => (watching() ? true : undefined), 3000);
+    for (const [name, subnet, wait] of [['ovw1', '198.19.52.0/24', 0], ['ovw2', '198.19.53.0/24', 2500]] as const) {
+      const net = await a!.ensureNetwork(spec(name, { ipv4: [{ subnet }] }));
+      const poolId = net.ipv4[0]!.poolId;
+      await waitFor(`b read ${name}'s pool ahead`, async () => (calls.includes('read a pool') ? true : undefined), 3000);
+      await new Promise((r) => setTimeout(r, wait));
+      calls.length = 0;
+      const address = await b!.reserveAddress(poolId);
+      // Used within 2 s: no request; left unused longer: dropped, and read again.
+      expect(calls).toEqual(wait === 0 ? [] : ['read a pool']);
+      expect(address).toMatch(new RegExp(`^198\\.19\\.${subnet.split('.')[2]}\\.\\d+/24$`));
+      b!.forgetAddress(poolId, address);
+      expect((await addresses('/t-warm', poolId)).map((kv) => kv.value.host)).toEqual([a!.hostId]);
+      calls.length = 0;
+    }
   });
 });

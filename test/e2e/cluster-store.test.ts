@@ -299,9 +299,11 @@ describeRoot('cluster control plane on a real etcd', () => {
   });
 
   it('endpoint join: the reserved addresses and the peer in one transaction on the host\'s lease; a lost race or a held --ip leaves no key; 3 hosts × 20 concurrent joins get distinct addresses', async () => {
-    const hosts = await Promise.all([1, 2, 3].map((n) => sim.inProcessHost(n, { prefix: '/t-join' })));
-    const [a, b] = hosts as [(typeof hosts)[0], (typeof hosts)[0]];
+    // The other hosts start after the network exists: it is in their first list, so they read its pool at their first reserve (not ahead, when it appears).
+    const a = await sim.inProcessHost(1, { prefix: '/t-join' });
     const net = await a.ensureNetwork(spec('ovj'));
+    const hosts = [a, ...(await Promise.all([2, 3].map((n) => sim.inProcessHost(n, { prefix: '/t-join' }))))];
+    const b = hosts[1]!;
     await Promise.all(hosts.slice(1).map((h) => h.ensureNetwork(spec('ovj'))));
     const poolId = net.ipv4[0]!.poolId;
     const keys = async (under: string) => (await direct.range(`/t-join/v1/${under}`)).kvs;

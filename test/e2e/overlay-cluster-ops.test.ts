@@ -134,7 +134,7 @@ describeRoot('overlay cluster operations', () => {
     await cli(h1, ['network', 'rm', 'ovkeep']);
   });
 
-  it('a refused connect leaves no key in etcd and no interface: an --ip another host holds (its holder named), the host sandbox', async () => {
+  it('a refused connect leaves no key in etcd and no interface or device: an --ip outside the subnet, an --ip another host holds (its holder named), the host sandbox', async () => {
     const [h1, h2] = hosts as [SimHost, SimHost];
     await cli(h1, ['network', 'create', '-d', 'overlay', '--internal', '--subnet', '198.19.226.0/24', 'ovno']);
     const a = await joined(h1, 'ovno');
@@ -152,6 +152,15 @@ describeRoot('overlay cluster operations', () => {
     const linksBefore = await links();
     const sb = await h2.daemon.sandbox();
     made.push({ h: h2, sb });
+    // Refused while the network's devices were being made for this first endpoint (side by side with
+    // its address): they go again. h2 has no device of the network before or after.
+    const vx = await vxlanOf(h1, 'ovno');
+    const devices = async () => (JSON.parse(await h2.ns.sh(['ip', '-j', 'link', 'show'])) as { ifname: string }[]).map((l) => l.ifname).filter((n) => n === vx || n === vx.replace('ovvx', 'ovbr'));
+    expect(await devices()).toEqual([]);
+    const outside = await h2.daemon.cmd(['connect', 'ovno', sb, '--ip', '198.19.227.5']);
+    expect(outside.code).toBe(1);
+    expect(outside.stderr).toContain('198.19.227.5 is not inside pool 198.19.226.0/24');
+    expect(await devices()).toEqual([]);
     const held = await h2.daemon.cmd(['connect', 'ovno', sb, '--ip', ip(a.ep.ipv4)]);
     expect(held.code).toBe(1);
     expect(held.stderr).toMatch(new RegExp(`address ${ip(a.ep.ipv4).replace(/\./g, '\\.')} is in use by endpoint endpoint:[0-9a-f]+ on host`));

@@ -24,10 +24,9 @@ import { PortPublisher } from '../portmap/publisher.js';
 import { ensureSysctl, setSysctl } from '../netns/index.js';
 import type { Cluster } from '../cluster/types.js';
 import { parseBip, type DaemonOptions } from './options.js';
+import { PREDEFINED_NETWORKS } from '../defaults.js';
 import type { StartTrace } from './start-trace.js';
 
-/** The networks every daemon has, like Docker's `host` and `none`; never pruned or removed. */
-export const PREDEFINED = new Map([['none', 'null'], ['host', 'host'], ['bridge', 'bridge']]);
 
 export interface CoreParts {
   store: Store;
@@ -59,7 +58,7 @@ export interface Restored {
 
 /** The predefined networks: `none`, `host`, and the default `bridge` on its device. */
 async function createPredefined(controller: Controller, store: Store, opts: DaemonOptions): Promise<void> {
-  for (const [name, driver] of PREDEFINED) {
+  for (const [name, driver] of PREDEFINED_NETWORKS) {
     if (store.networks.getByName(name)) continue;
     if (driver !== 'bridge') {
       await controller.createNetwork({ name, driver });
@@ -108,7 +107,7 @@ export async function restore(opts: DaemonOptions, p: CoreParts): Promise<Restor
     netnsReferenced: (nsid) => netnsIdReferenced(netlink.get(), nsid),
   });
   const links = new LinkService({ store, netlink, sandbox: (ref) => resolveRef('sandbox', ref, store.sandboxes), exists: kernel.exists, logger });
-  const controller = new Controller({ store, ipam, drivers, kernel, logger, links, defaultDriver: 'bridge', predefined: new Set(PREDEFINED.keys()) });
+  const controller = new Controller({ store, ipam, drivers, kernel, logger, links, defaultDriver: 'bridge', predefined: new Set(PREDEFINED_NETWORKS.keys()) });
   for (const line of await controller.reconcile()) logger.warn({ reconcile: line }, 'reconciled');
   trace.mark('reconciled');
   return {

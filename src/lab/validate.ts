@@ -5,6 +5,7 @@
 // together, each with the line of the field it is about.
 import fs from 'node:fs';
 import path from 'node:path';
+import { PREDEFINED_NETWORKS } from '../defaults.js';
 import { LabFileError, type LabFileProblem } from '../errors.js';
 import { NETWORK_PARSERS } from '../daemon/network-parse.js';
 import { contains, covers, parseAddress, parseAddressOrCidr, parsePrefix, type Prefix } from '../ip/index.js';
@@ -13,8 +14,6 @@ import type { FieldPath, LabSource } from './source.js';
 
 /** Names a node cannot have: they name the lab's own namespaces or the machine end of a link. */
 export const RESERVED_NODE_NAMES = ['underlay', 'etcd', 'machine', MACHINE];
-/** The networks every host's daemon has already (its predefined ones): a lab's own cannot take their names. */
-export const RESERVED_NETWORK_NAMES = ['bridge', 'host', 'none'];
 
 interface Ctx {
   topo: LabTopology;
@@ -119,7 +118,8 @@ function checkNetworks(c: Ctx): Map<string, Prefix> {
   const subnets = new Map<string, Prefix>();
   for (const n of c.topo.networks) {
     const key = `network:${n.name}`;
-    if (RESERVED_NETWORK_NAMES.includes(n.name)) at(c, key, [], `${n.name} is the name of a network every host's daemon has (${RESERVED_NETWORK_NAMES.join(', ')}): give the lab's network another name`);
+    // Every host's daemon has these already: up would take its network for the file's.
+    if (PREDEFINED_NETWORKS.has(n.name)) at(c, key, [], `${n.name} is the name of a network every host's daemon has (${[...PREDEFINED_NETWORKS.keys()].sort().join(', ')}): give the lab's network another name`);
     if (n.driver === 'null' && (n.subnet || n.subnetV6)) at(c, key, ['subnet'], 'a null network has no addresses');
     const p = n.subnet ? tryParse(c, key, ['subnet'], () => parsePrefix('subnet', n.subnet)) : undefined;
     if (p && p.family !== 4) at(c, key, ['subnet'], 'must be an IPv4 prefix (IPv6 goes in subnet-v6)');

@@ -35,6 +35,16 @@ function localByRef(deps: ControllerDeps, ref: string): NetworkRecord | undefine
 }
 
 /**
+ * The cluster's network of that name as the watched copy has it when good(view) holds; else as the
+ * store has it now. The copy lags etcd: a network made a moment ago (here or on another host) may
+ * not be in it yet, and a disagreement is read again before anything is refused or dropped.
+ */
+async function lookupChecked(g: GlobalScope, name: string, good: (view: GlobalNetworkView | undefined) => boolean): Promise<GlobalNetworkView | undefined> {
+  const cached = await g.lookup(name);
+  return good(cached) ? cached : g.lookup(name, { fresh: true });
+}
+
+/**
  * The network to connect to: a local one as stored; a global one checked against the cluster
  * (adopted when this host has no record yet; not read again while this host has endpoints on it). Callers serialise through the controller's queue.
  */
@@ -47,11 +57,7 @@ export async function networkToJoin(deps: ControllerDeps, ref: string): Promise<
     // Endpoints here hold the record whatever the cluster says: no etcd read (the address claim that follows checks the pool).
     if (store.endpoints.anyWhere('network_id', local.id)) return local;
     const driver = deps.drivers.get(local.driver);
-    // The watched copy lags etcd (a network made here a moment ago may not be in it yet): a
-    // disagreement is read again from the store before the record is dropped.
-    let view = await driver?.global?.lookup(local.name);
-    if (view?.id === local.id) return local;
-    view = await driver?.global?.lookup(local.name, { fresh: true });
+    const view = driver?.global ? await lookupChecked(driver.global, local.name, (v) => v?.id === local.id) : undefined;
     if (view?.id === local.id) return local;
     await bestEffort(`network ${local.name}`, [['driver', () => driver?.deleteNetwork(local, local.config)], ['store', () => store.networks.delete(local.id)]])
       .catch((err: unknown) => deps.logger.warn({ err, network: local.name }, 'the devices of a global network the cluster no longer has were not all removed'));
@@ -61,17 +67,13 @@ export async function networkToJoin(deps: ControllerDeps, ref: string): Promise<
     store.networks.put(adopted);
     return adopted;
   }
-  // The watched copy first; a network it does not have yet (made on another host a moment ago) is
-  // read from the store before the connect is refused.
-  for (const fresh of [false, true]) {
-    for (const driver of globalDrivers(deps)) {
-      const view = await driver.global.lookup(ref, { fresh });
-      if (!view) continue;
-      const adopted = recordOf(driver.name, view);
-      store.networks.put(adopted);
-      deps.logger.info({ network: adopted.name, id: adopted.id, driver: driver.name }, 'global network adopted from the cluster');
-      return adopted;
-    }
+  for (const driver of globalDrivers(deps)) {
+    const view = await lookupChecked(driver.global, ref, (v) => v !== undefined);
+    if (!view) continue;
+    const adopted = recordOf(driver.name, view);
+    store.networks.put(adopted);
+    deps.logger.info({ network: adopted.name, id: adopted.id, driver: driver.name }, 'global network adopted from the cluster');
+    return adopted;
   }
   throw new NotFoundError('network', ref);
 }

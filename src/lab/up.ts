@@ -143,15 +143,16 @@ async function upHosts(state: LabState, links: Links, pr: Progress): Promise<Hos
   return { apis, ready, all };
 }
 
+/** How many removals a changed file asks for. */
+function removals(c: LabChanges): number {
+  return c.detach.length + c.removedLinks.length + c.removedNodes.length + c.removedNetworks.length + c.removedHosts.length;
+}
+
 /**
  * Removes what the changed file no longer has, and the connections it changed (made again after);
  * each removal is idempotent. The hosts' views are read again after, so that what was removed
  * here is made again, not taken as present.
  */
-function removals(c: LabChanges): number {
-  return c.detach.length + c.removedLinks.length + c.removedNodes.length + c.removedNetworks.length + c.removedHosts.length;
-}
-
 async function removeChanged(state: LabState, prev: LabPlan, c: LabChanges, apis: Map<string, HostApi>, pr: Progress): Promise<void> {
   const count = removals(c);
   if (count === 0) return;
@@ -280,7 +281,6 @@ export async function labUp(file: string, o: UpOptions): Promise<LabState> {
       // What a changed file removed goes first, on every host, before anything is made again.
       await starting.all;
       await removeChanged(state, prev.plan, changes, apis, pr);
-      for (const h of starting.ready.keys()) starting.ready.set(h, Promise.resolve());
     }
     const created = await upNodes(state, starting, pr);
     await upLinks(state, apis, pr);

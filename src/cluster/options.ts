@@ -61,8 +61,11 @@ export function parseStoreUrl(text: string, secure: boolean): string[] {
   });
 }
 
-/** `--advertise-addr IP|IFACE` → an IPv4 address (an interface gives its first IPv4). */
-export function resolveAdvertise(text: string, interfaces: Interfaces = os.networkInterfaces()): { vtep: string; iface?: string } {
+/**
+ * `--advertise-addr IP|IFACE` → an IPv4 address (an interface gives its first IPv4). The host's
+ * interfaces (default: os.networkInterfaces()) are read only for an interface name.
+ */
+export function resolveAdvertise(text: string, interfaces?: Interfaces): { vtep: string; iface?: string } {
   const flag = '--advertise-addr';
   if (net.isIPv4(text)) {
     if (text === '0.0.0.0' || text.startsWith('127.')) fail(flag, `${text} cannot be reached from other hosts; give this host's underlay address`);
@@ -72,7 +75,7 @@ export function resolveAdvertise(text: string, interfaces: Interfaces = os.netwo
   // regular expression (~12 ms of the daemon's start): an IPv6 address has a colon.
   if (text.includes(':') && net.isIPv6(text)) fail(flag, `${text}: the VTEP must be an IPv4 address (or an interface with one)`);
   if (!/^[A-Za-z0-9_.:@-]{1,15}$/.test(text)) fail(flag, `${JSON.stringify(text)} is neither an IPv4 address nor an interface name`);
-  const addrs = interfaces[text];
+  const addrs = (interfaces ?? os.networkInterfaces())[text];
   if (!addrs) fail(flag, `no interface ${JSON.stringify(text)} that is up and has an address in this network namespace`);
   const v4 = addrs.find((a) => a.family === 'IPv4');
   if (!v4) fail(flag, `interface ${text} has no IPv4 address`);

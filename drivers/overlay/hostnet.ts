@@ -7,6 +7,7 @@ import type { Cluster, PeerWatch } from '../../src/cluster/types.js';
 import type { HostSysctl } from '../../src/contract/driver.js';
 import type { NetlinkHandle } from '../../src/netlink/index.js';
 import type { OverlayConfig } from './config.js';
+import { mark } from '../../src/core/trace.js';
 import { ensureDevices, removeDevices } from './device.js';
 import { PeerProgrammer } from './program.js';
 
@@ -37,8 +38,10 @@ export class HostNetwork {
 
   private async rise(h: NetlinkHandle, sysctl: HostSysctl, cluster: Cluster, logger: Logger, underlayMtu: () => Promise<number>): Promise<void> {
     this.mtu = this.config.mtu ?? (await underlayMtu());
+    mark('mtu');
     const spec = { vni: this.config.vni, port: this.config.port, vtep: cluster.vtep, mtu: this.mtu, ipv6: this.config.enableIPv6 };
     this.devices = await ensureDevices(h, sysctl, spec);
+    mark('devices');
     const programmer = new PeerProgrammer(h, this.devices.vxlan, { host: cluster.hostId, vtep: cluster.vtep });
     this.programmer = programmer;
     let first: () => void = () => undefined;
@@ -46,7 +49,9 @@ export class HostNetwork {
     const log = logger.child({ network: this.name, vni: this.config.vni });
     this.watch = cluster.watchPeers(this.name, async (batch) => {
       try {
+        mark('batch in');
         const stats = await programmer.apply(batch);
+        mark('batch programmed');
         if (stats.added + stats.removed > 0) log.debug({ ...stats, resync: batch.resync, revision: batch.revision }, 'overlay: peers programmed');
       } catch (err) {
         log.error({ err }, 'overlay: programming peers failed; the next batch reads the kernel again');
@@ -55,6 +60,7 @@ export class HostNetwork {
         first();
       }
     });
+    mark('watch started');
   }
 
   /** Watch closed, devices deleted (once a bring-up under way has ended); idempotent. */

@@ -17,6 +17,7 @@ import { bestEffort } from '../../src/core/steps.js';
 import { dockerAddressOwner, type PeerSpec } from '../../src/cluster/types.js';
 import { listLinks, setLink } from '../../src/netlink/index.js';
 import { ConflictError } from '../../src/errors.js';
+import { mark } from '../../src/core/trace.js';
 import { checkOverlay } from './check.js';
 import { parseOverlayConfig, type OverlayConfig } from './config.js';
 import { deviceNames, sweepDevices, UnderlayMtu } from './device.js';
@@ -190,7 +191,7 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
       prepare(net) {
         if (nets.get(net.id)?.isUp) return undefined;
         // After a turn of the event loop: the address's etcd request, made just before, is sent first.
-        return requestSent().then(() => bringUp(net, net.config as OverlayConfig, { sparesLater: true })).then(() => undefined);
+        return requestSent().then(() => bringUp(net, net.config as OverlayConfig, { sparesLater: true })).then(() => mark('prepared'));
       },
       async unprepare(net) {
         const s = nets.get(net.id);
@@ -314,9 +315,11 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
       published.catch(() => undefined);
       // A join from spares is queued (resolved already): no turn of the event loop, which would run the queue's send first.
       await Promise.race([published.then(() => undefined, () => undefined), requestSent()]);
+      mark('join sent');
       let made: Awaited<ReturnType<typeof makeVeth>>;
       try {
         made = await makeVeth(ctx.netlink, ctx.sysctl, s.devices!.bridge, net, s.mtu, ep, placement);
+        mark('veth');
       } catch (err) {
         s.local.delete(ep.id);
         await published.then(() => unpublish(net, ep, placement.claim?.owner), () => undefined);
@@ -325,6 +328,7 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
       }
       try {
         await published;
+        mark('published');
       } catch (err) {
         s.local.delete(ep.id);
         await leaveSandbox(ctx.netlink, { ...ep, driverData: made.data });
@@ -333,6 +337,7 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
         throw err;
       }
       await firstProgram(s);
+      mark('programmed');
       // A first endpoint here: the stock is claimed after its answer (the network may be gone again by then).
       if (!s.holdsSpares) setImmediate(() => nets.get(net.id) === s && holdSpares(net, s));
       return { info: made.info, macAddress: mac, driverData: made.data };

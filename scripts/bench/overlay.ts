@@ -14,7 +14,8 @@
 // BENCH_OVERLAY_RESTARTS ((d)'s rounds, default 1, each with the load average at its start),
 // BENCH_OVERLAY_LOCAL ((d): that many local endpoints on the restarted host too, on a second overlay
 // with twice as many remote peers, as parts b and c leave it; default 0);
-// CNMKIT_TRACE_START=1 also prints (d)'s daemon start-up stages (ms from its process start).
+// CNMKIT_TRACE_START=1 also prints (d)'s daemon start-up stages (ms from its process start);
+// CNMKIT_TRACE_CONNECT=1 the stages of each host's first connect in (c).
 // Limits: every host shares this machine's 2 cores, so throughput figures are CPU-bound and compare
 // only within the run; a ping includes spawning `nsenter … ping` (a few ms), on both sides.
 import fs from 'node:fs';
@@ -159,6 +160,10 @@ async function partC(hosts: SimHost[]): Promise<Row[]> {
       const p50 = quantile(joins.slice(0, hosts.length), 0.5);
       const each = joins.slice(0, hosts.length).map((ms, n) => `h${n + 1} ${fmtMs(ms)}`).join(', ');
       rows.push({ figure: `(c) create+join p50 at 1 endpoint: each host's first (${each}; h1 made the network)`, cnmkit: fmtMs(p50), peer: '—', ratio: '—', target: `≤ 5 ms: ${met(p50 <= 5)}` });
+      for (const [n, host] of hosts.entries()) {
+        const stages = connectStages(host.daemon.log)[0];
+        if (stages) rows.push({ figure: `(c) h${n + 1}'s first connect, stages (wall/CPU ms from its start)`, cnmkit: stages, peer: '—', ratio: '—', target: '' });
+      }
     }
     if (i + 1 === 1 || !SIZES.includes(i + 1)) continue;
     const p50 = quantile(joins.slice(-Math.min(joins.length, 50)), 0.5);
@@ -245,6 +250,12 @@ async function restartOnce(h3: SimHost, vx: string, before: { fdb: number; neigh
   for (const t = Date.now(); process.env.CNMKIT_TRACE_START === '1' && !h3.daemon.log.slice(logFrom).includes('"startStages"') && Date.now() - t < 2000;) await sleep(20);
   const stages = startStages(h3.daemon.log.slice(logFrom));
   return { back: all(now) ? back : Number.POSITIVE_INFINITY, rows: stages ? [row, { figure: '(d) daemon start stages, ms from its process start', cnmkit: stages, peer: '—', ratio: '—', target: '' }] : [row] };
+}
+
+/** The connectStages of the daemon's log lines (CNMKIT_TRACE_CONNECT=1), one `stage wall/cpu, …` per connect. */
+function connectStages(log: string): string[] {
+  return log.split('\n').filter((l) => l.includes('"connectStages"'))
+    .map((l) => (JSON.parse(l) as { connectStages: string[] }).connectStages.join(', '));
 }
 
 /** The startStages of the daemon's ready line (CNMKIT_TRACE_START=1), as `stage=ms …`. */

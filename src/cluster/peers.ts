@@ -10,6 +10,7 @@ import type { Keys } from './keys.js';
 import type { Owned } from './owned.js';
 import type { Claim, Reservations } from './reserve.js';
 import type { Peer, PeerChange, PeerHandler, PeerSpec, PeerWatch } from './types.js';
+import { mark } from '../core/trace.js';
 import { RangeWatch, type Listed, type RangeWatchOptions } from './watch.js';
 
 export interface PeerDeps {
@@ -60,7 +61,9 @@ export class Peers {
     for (let i = 0; i < JOIN_ROUNDS; i++) {
       const lease = this.d.lease();
       const parts = this.d.reservations.ops(claims, lease);
+      mark('join txn sending');
       const res = await this.d.client.txn(`join endpoint ${peer.endpointId}`, parts.compare, [...parts.then, { put: key, value: peer, lease }], parts.otherwise);
+      mark('join txn answered');
       if (this.d.reservations.settle(claims, res)) {
         this.d.owned.set(key, { kind: 'peer', value: peer });
         return peer;

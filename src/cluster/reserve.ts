@@ -7,6 +7,7 @@
 // caller to choose again; a given address (--ip) is refused naming its holder instead. Without --ip, a spare of this host's stock comes
 // first (spares.ts): already claimed, its connect publishes later (publisher.ts) or, mixed with a
 // claimed address, rewrites it in the join's transaction. Limits: reservations are memory only.
+import { mark } from '../core/trace.js';
 import { AddressRacedError, ConflictError, NotFoundError } from '../errors.js';
 import { formatAddress, parseAddressOrCidr } from '../ip/index.js';
 import { parseJson, type Compare, type KeyValue, type Op, type TxnResult } from './client.js';
@@ -44,6 +45,7 @@ export class Reservations {
   async reserve(poolId: string, address?: string, spares = true): Promise<string> {
     const id = canonicalPool(poolId);
     let view = await this.d.ipam.poolView(id);
+    mark('pool view');
     const pending = this.d.ipam.pendingOf(id);
     if (address !== undefined && address !== '') {
       const ip = addressIn(view.subnet, address);

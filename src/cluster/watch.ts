@@ -5,6 +5,7 @@
 // backing off 100 ms → 1 s so an etcd outage is no hot loop and a returning etcd is seen within a second. Batches are delivered in order,
 // one at a time; what arrives meanwhile (a backlog) is merged and delivered as its net effect.
 import type { Logger } from 'pino';
+import { mark } from '../core/trace.js';
 import { keyRange, type OpenStream, type StoreClient } from './client.js';
 import { diffMaps, mergeChanges, type Change } from './diff.js';
 import type { WatchStats } from './types.js';
@@ -84,6 +85,7 @@ export class RangeWatch<T> {
     this.firstList = undefined;
     try {
       listed = await (given ?? this.o.client.range(this.o.prefix));
+      mark(given ? 'listed (ahead)' : 'listed');
     } catch (err) {
       return this.retry(`list failed: ${(err as Error).message}`);
     }
@@ -137,6 +139,7 @@ export class RangeWatch<T> {
       return;
     }
     this.stream = stream;
+    mark('watch stream');
   }
 
   private onResponse(res: WatchResponse): void {

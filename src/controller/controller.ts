@@ -18,6 +18,7 @@ import { recordNetwork, releaseOwnedPools } from './networks.js';
 import { describeEndpoint } from './owner-names.js';
 import { checkNetworks, type NetworkCheck } from './check.js';
 import { joinWithGateway, leaveGatewayIfUnused, needsGateway } from './gateway.js';
+import { mark, traced } from '../core/trace.js';
 import { clusterOnlyNetworks, describeGlobal, followCluster, networkOrGlobal, networkToJoin, removeClusterOnly } from './global.js';
 
 export type { Origin } from './ownership.js';
@@ -208,8 +209,10 @@ export class Controller {
   // ---- endpoints: connect / disconnect ---------------------------------------------------
 
   connect(netRef: string, sbRef: string, req: ConnectRequest = {}): Promise<EndpointRecord> {
-    return this.queue.run(async () => {
+    return traced(() => this.queue.run(async () => {
+      mark('queued');
       const net = await networkToJoin(this.deps, netRef);
+      mark('network');
       const sb = this.sandbox(sbRef);
       checkJoinable(net);
       const joined = this.endpointsOf({ sandboxId: sb.id });
@@ -222,7 +225,7 @@ export class Controller {
       if (req.ip && net.ipv4.length === 0) throw new InvalidArgumentError('ip', `network ${net.name} has no IPv4 subnet`);
       if (!gateway) return inSandbox(this.deps, sb, () => createJoinedEndpoint(this.deps, net, sb, req, ports, joined));
       return inSandbox(this.deps, sb, () => joinWithGateway(this.deps, (r) => this.prepareNetwork(r)(), { net, sb, req, ports, joined }));
-    });
+    }), (stages) => this.deps.logger.info({ network: netRef, sandbox: sbRef, connectStages: stages }, 'connect stages'));
   }
 
   endpoint(id: string): EndpointRecord {

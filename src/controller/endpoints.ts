@@ -8,6 +8,7 @@ import { isFresh, type Driver, type EndpointCreated, type LeaveHint, type Placem
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../core/model.js';
 import { newId } from '../core/refs.js';
 import { formatMac, parseMac } from '../ip/index.js';
+import { mark } from '../core/trace.js';
 import { bestEffort, withRollback, type Undo } from '../core/steps.js';
 
 export const now = (): string => new Date().toISOString();
@@ -75,6 +76,7 @@ function createJoinedOnce(
     const s4 = net.ipv4[0];
     const s6 = net.ipv6[0];
     const claim = driver.global ? await preparedAddresses(driver, net, ep, req, undo) : undefined;
+    mark('addresses+prepare');
     // The addresses and the record in one transaction: a crash leaves both or neither.
     if (!driver.global) store.tx(() => {
       if (s4) ep.ipv4 = ipam.requestAddress(s4.poolId, { address: req.ip ?? '', kind: 'endpoint', owner: `endpoint:${id}` });
@@ -99,6 +101,7 @@ function createJoinedOnce(
       store.endpoints.put(ep);
     }
     undo.push('driver endpoint', () => driver.deleteEndpoint(net, net.config, ep));
+    mark('createEndpoint');
     await joinAndApply(deps, driver, net, ep, placement, undo);
     if (ports.length > 0 && driver.publish) {
       undo.push('ports', () => driver.unpublish?.(net, net.config, ep));
@@ -123,6 +126,7 @@ async function globalAddresses(driver: Driver, net: NetworkRecord, ep: EndpointR
     if (!(family === 4 ? net.ipv4[0] : net.ipv6[0])) continue;
     const asked = family === 4 ? req.ip : req.ipv6;
     const a = reserve ? await reserve.reserve(net, family, asked) : await g.requestAddress(net, family, asked, owner);
+    mark(`address v${family}`);
     if (family === 4) ep.ipv4 = a;
     else ep.ipv6 = a;
     // A reserved address is claimed only by a join that succeeds: its release is pushed then (joinAndApply).
@@ -156,6 +160,7 @@ function recordCreated(ep: EndpointRecord, created: EndpointCreated): void {
 /** The driver's join, then its JoinInfo applied in the sandbox; the leave is pushed on undo. */
 async function joinAndApply(deps: ControllerDeps, driver: Driver, net: NetworkRecord, ep: EndpointRecord, placement: Placement & { kind: 'sandbox' }, undo: Undo): Promise<void> {
   const joined = await driver.join(net, net.config, ep, placement);
+  mark('join');
   const claim = placement.claim;
   const g = driver.global;
   if (claim && g) {
@@ -170,6 +175,7 @@ async function joinAndApply(deps: ControllerDeps, driver: Driver, net: NetworkRe
   if (joined.driverData !== undefined) ep.driverData = joined.driverData;
   if (joined.info) ep.ifname = await deps.kernel.apply(placement.sandbox, joined.info, { fresh: isFresh(placement) });
   for (const info of joined.extra ?? []) await deps.kernel.apply(placement.sandbox, info, { fresh: false });
+  mark('apply');
 }
 
 /**

@@ -19,7 +19,6 @@ import { checkPeer, Peers } from './peers.js';
 import { Publisher } from './publisher.js';
 import { Reservations } from './reserve.js';
 import { Spares } from './spares.js';
-import type { Listed } from './watch.js';
 import type {
   Cluster, ClusterState, ClusterStatus, EndpointAddress, GlobalNetwork, GlobalNetworkSpec, HostInfo, LocalSubnet, NetworkFollower, NetworkRemoval, OwnEndpoint, Peer, PeerHandler, PeerSpec, PeerWatch, WatchOptions,
 } from './types.js';
@@ -39,8 +38,10 @@ export interface StartClusterOptions {
   spareIdleMs?: number;
 }
 
-/** How long a peer list asked for ahead waits for its watch; then it is dropped (a watch lists itself). */
-const PREFETCH_KEEP_MS = 10_000;
+/** How long a peer watch started ahead (at start, at a first join here) waits to be taken; then it is closed. */
+const AHEAD_KEEP_MS = 10_000;
+/** The same for one started when a network appeared (as long as its pool's view is kept: EtcdIpam.warm). */
+const APPEARED_KEEP_MS = 2000;
 /** After the first registration: spare keys a previous run left are deleted (off the start's busy moments). */
 const SWEEP_AFTER_MS = 3000;
 /** A clean stop waits this long for queued publishes and the spares' deletion. */
@@ -63,8 +64,8 @@ class EtcdCluster implements Cluster {
   private closing = false;
   private readonly networkCache: NetworkCache;
   private readonly watches = new Set<PeerWatch>();
-  /** Peer lists asked for ahead (at start, at a first join here), by network, each taken by the first watch of its network. */
-  private readonly prefetched = new Map<string, Promise<Listed>>();
+  /** Peer watches started ahead, with no handler yet, by network: each taken by the first watchPeers of its network. */
+  private readonly ahead = new Map<string, ReturnType<Peers['watch']>>();
   private readonly started = new Date().toISOString();
   private readonly identity: Identity;
   private state: ClusterState = 'connecting';
@@ -111,21 +112,27 @@ class EtcdCluster implements Cluster {
     };
   }
 
-  /** Lists the network's peers now (at start the lists go out with the registration's first requests); a list is dropped after PREFETCH_KEEP_MS unless a watch took it. */
-  prefetchPeers(name: string): void {
-    if (this.prefetched.has(name)) return;
-    const listed = this.peers.listRaw(name);
-    listed.catch(() => undefined);
-    this.prefetched.set(name, listed);
+  /**
+   * Starts watching the network's peers now, in memory only (at start the lists go out with the
+   * registration's first requests): the first watchPeers of it takes the watch over, with every
+   * peer known by then; closed after keepMs unless taken.
+   */
+  prefetchPeers(name: string, keepMs = AHEAD_KEEP_MS): void {
+    if (this.ahead.has(name) || this.isClosed()) return;
+    const watch = this.peers.watch(name);
+    this.ahead.set(name, watch);
     setTimeout(() => {
-      if (this.prefetched.get(name) === listed) this.prefetched.delete(name);
-    }, PREFETCH_KEEP_MS).unref();
+      if (this.ahead.get(name) !== watch) return;
+      this.ahead.delete(name);
+      void watch.close();
+    }, keepMs).unref();
   }
 
   /**
-   * A network that appeared in the cluster: this host's view of its pools is read ahead, so that a
-   * first connect here soon after needs no round trip to choose its address (nothing is written,
-   * no device made; the view is dropped again if no connect comes, see EtcdIpam.warm).
+   * A network that appeared in the cluster: this host's view of its pools is read ahead, and its
+   * peers watched, so that a first connect here soon after needs no round trip to choose its
+   * address nor to list its peers (nothing is written, no device made; the view and the watch are
+   * dropped again if no connect comes within APPEARED_KEEP_MS, see EtcdIpam.warm).
    */
   private warm(net: GlobalNetwork): void {
     // The host that made it knows its pools already (and its event may come before its own create's answer).
@@ -133,6 +140,7 @@ class EtcdCluster implements Cluster {
     for (const s of [...net.ipv4, ...net.ipv6]) {
       this.ipam.warm(s.poolId).catch((err: Error) => this.o.logger.debug({ pool: s.poolId, err: err.message }, 'cluster: pool not read ahead'));
     }
+    this.prefetchPeers(net.name, APPEARED_KEEP_MS);
   }
 
   /** Registers (or keeps the lease alive), then schedules itself: every TTL/3, or sooner with backoff while unregistered. */
@@ -308,8 +316,8 @@ class EtcdCluster implements Cluster {
   }
 
   watchPeers(network: string, handler: PeerHandler, options: WatchOptions = {}): PeerWatch {
-    const firstList = this.prefetched.get(network);
-    this.prefetched.delete(network);
+    const ahead = options.afterList ? undefined : this.ahead.get(network);
+    if (ahead) this.ahead.delete(network);
     // Other hosts' endpoints' addresses go into this host's views of their pools (fewer raced claims).
     const learning: PeerHandler = (batch) => {
       for (const c of batch.changes) {
@@ -319,7 +327,8 @@ class EtcdCluster implements Cluster {
       }
       return handler(batch);
     };
-    const inner = this.peers.watch(network, learning, options.afterList, firstList);
+    const inner = ahead ?? this.peers.watch(network, learning, options.afterList);
+    ahead?.take(learning);
     const watch: PeerWatch = {
       stats: () => inner.stats(),
       close: async () => {
@@ -343,7 +352,9 @@ class EtcdCluster implements Cluster {
     await Promise.race([stop, new Promise((r) => setTimeout(r, CLOSE_MS).unref())]);
     this.publisher.close();
     this.state = 'closed';
-    await Promise.all([...[...this.watches].map((w) => w.close()), this.networkCache.close()]);
+    const ahead = [...this.ahead.values()];
+    this.ahead.clear();
+    await Promise.all([...[...this.watches, ...ahead].map((w) => w.close()), this.networkCache.close()]);
     this.keeper.forget();
     this.client.close();
   }

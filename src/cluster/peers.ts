@@ -11,7 +11,7 @@ import type { Owned } from './owned.js';
 import type { Claim, Reservations } from './reserve.js';
 import type { Peer, PeerChange, PeerHandler, PeerSpec, PeerWatch } from './types.js';
 import { mark } from '../core/trace.js';
-import { RangeWatch, type Listed, type RangeWatchOptions } from './watch.js';
+import { RangeWatch, type RangeBatch, type RangeWatchOptions } from './watch.js';
 
 export interface PeerDeps {
   client: StoreClient;
@@ -86,30 +86,32 @@ export class Peers {
     });
   }
 
-  /** The network's peer records as etcd has them now (a watch's first list, asked for ahead). */
-  listRaw(network: string): Promise<Listed> {
-    return this.d.client.range(this.d.keys.peers(network));
-  }
-
-  watch(network: string, handler: PeerHandler, afterList?: RangeWatchOptions<Peer>['afterList'], firstList?: Promise<Listed>): PeerWatch {
+  /**
+   * Watches the network's peers (list, then events from the list's revision on). handler: where
+   * batches go; none: kept in memory only (a watch started ahead), until take() hands it one, which
+   * then gets every peer known so far as its first batch.
+   */
+  watch(network: string, handler?: PeerHandler, afterList?: RangeWatchOptions<Peer>['afterList']): PeerWatch & { take(handler: PeerHandler): void } {
     const prefix = this.d.keys.peers(network);
     const id = (p: Peer) => `${p.host}/${p.endpointId}`;
-    return new RangeWatch<Peer>({
-      client: this.d.client, prefix, logger: this.d.logger, equal: sameJson, ...(afterList ? { afterList } : {}), ...(firstList ? { firstList } : {}),
+    const deliverTo = (to: PeerHandler) => (batch: RangeBatch<Peer>) => {
+      // Every peer, keyed by host/endpoint, made only when the handler reads it (a batch of one change must not cost O(peers)).
+      let peers: Map<string, Peer> | undefined;
+      return to({
+        network, resync: batch.resync, revision: batch.revision,
+        changes: batch.changes.map((c): PeerChange => (c.kind === 'updated' ? { kind: c.kind, peer: c.value, previous: c.previous } : { kind: c.kind, peer: c.value })),
+        get peers() {
+          peers ??= new Map([...batch.current.values()].map((p) => [id(p), p]));
+          return peers;
+        },
+      });
+    };
+    const range = new RangeWatch<Peer>({
+      client: this.d.client, prefix, logger: this.d.logger, equal: sameJson, ...(afterList ? { afterList } : {}),
       decode: (key, value) => this.decode(network, prefix, key, value),
-      deliver: (batch) => {
-        // Every peer, keyed by host/endpoint, made only when the handler reads it (a batch of one change must not cost O(peers)).
-        let peers: Map<string, Peer> | undefined;
-        return handler({
-          network, resync: batch.resync, revision: batch.revision,
-          changes: batch.changes.map((c): PeerChange => (c.kind === 'updated' ? { kind: c.kind, peer: c.value, previous: c.previous } : { kind: c.kind, peer: c.value })),
-          get peers() {
-            peers ??= new Map([...batch.current.values()].map((p) => [id(p), p]));
-            return peers;
-          },
-        });
-      },
+      deliver: handler ? deliverTo(handler) : () => undefined,
     });
+    return { stats: () => range.stats(), close: () => range.close(), take: (to) => range.replay(deliverTo(to)) };
   }
 
   /** A stored peer, or undefined (logged) when its key and value disagree or it does not parse. */

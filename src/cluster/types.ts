@@ -293,8 +293,9 @@ export interface Cluster {
   dropSpares(poolIds: string[]): Promise<void>;
   peersOf(network: string): Promise<Peer[]>;
   /**
-   * Lists the network's peers now, for a watch of it about to start here (a first join): that
-   * watch takes the list instead of asking for it; dropped after a few seconds otherwise.
+   * Starts watching the network's peers now, for a watch of it about to start here (a first join):
+   * that watch takes it over, with the peers known by then, instead of listing; closed after a few
+   * seconds otherwise.
    */
   prefetchPeers(network: string): void;
   watchPeers(network: string, handler: PeerHandler, options?: WatchOptions): PeerWatch;

@@ -28,8 +28,6 @@ export interface RangeWatchOptions<T> {
   backoff?: { initialMs: number; maxMs: number };
   /** Fault injection for tests: runs after each list, before the watch that resumes from it. */
   afterList?: (revision: number) => Promise<void>;
-  /** The range's first list, already asked for (at start-up, while the host registers): used instead of listing again. */
-  firstList?: Promise<Listed>;
 }
 
 export interface Listed {
@@ -54,10 +52,12 @@ export class RangeWatch<T> {
   private pending: Omit<RangeBatch<T>, 'current'> | undefined;
   private draining: Promise<void> | undefined;
   private readonly counters: WatchStats = { lists: 0, resyncs: 0, events: 0, revision: 0, state: 'listing' };
-  private firstList: Promise<Listed> | undefined;
+
+  /** Where batches go: the options' deliver, or the one that took the watch over (replay()). */
+  private deliver: RangeWatchOptions<T>['deliver'];
 
   constructor(private readonly o: RangeWatchOptions<T>) {
-    this.firstList = o.firstList;
+    this.deliver = o.deliver;
     this.unsubscribe = o.client.onUnavailable(() => this.streamToken && this.retry('etcd unavailable to a call'));
     void this.resync(false);
   }
@@ -81,11 +81,9 @@ export class RangeWatch<T> {
     this.counters.state = 'listing';
     this.counters.lists++;
     let listed: Listed;
-    const given = this.firstList;
-    this.firstList = undefined;
     try {
-      listed = await (given ?? this.o.client.range(this.o.prefix));
-      mark(given ? 'listed (ahead)' : 'listed');
+      listed = await this.o.client.range(this.o.prefix);
+      mark('listed');
     } catch (err) {
       return this.retry(`list failed: ${(err as Error).message}`);
     }
@@ -104,6 +102,18 @@ export class RangeWatch<T> {
     if (first || changes.length > 0) this.push({ resync: isResync, revision: listed.revision, changes });
     await this.o.afterList?.(listed.revision);
     await this.watchFrom(listed.revision + 1);
+  }
+
+  /**
+   * The whole range again, as one batch of additions, to a new deliver (a watch started ahead
+   * with none taken over): what was not delivered yet is in it. Before its first list, nothing:
+   * that list goes to the new deliver.
+   */
+  replay(deliver: RangeWatchOptions<T>['deliver']): void {
+    this.deliver = deliver;
+    if (!this.listedOnce) return;
+    this.pending = undefined;
+    this.push({ resync: false, revision: this.counters.revision, changes: [...this.current].map(([key, value]) => ({ kind: 'added' as const, key, value })) });
   }
 
   private retry(reason: string): void {
@@ -192,7 +202,7 @@ export class RangeWatch<T> {
       if (!batch) break;
       this.pending = undefined;
       try {
-        await this.o.deliver({ ...batch, current: new Map(this.current) });
+        await this.deliver({ ...batch, current: new Map(this.current) });
       } catch (err) {
         this.o.logger.error({ err, prefix: this.o.prefix }, 'watch: the handler failed on a batch');
       }

@@ -1,6 +1,6 @@
 // The control plane against a real etcd (Debian etcd-server in an underlay namespace): global
-// IPAM and VNIs under concurrency from several hosts, peers and their watch (also from a list
-// asked for ahead), lease loss and expiry, and the faults (etcd stopped, frozen, restarted,
+// IPAM and VNIs under concurrency from several hosts, peers and their watch (also one started
+// ahead, and when a network appears), lease loss and expiry, and the faults (etcd stopped, frozen, restarted,
 // compacted). Hosts are Cluster objects in this process, each with its own state dir, host id,
 // lease and etcd connection; what they claim is checked by reading etcd directly.
 import fs from 'node:fs';
@@ -30,6 +30,40 @@ function collector() {
       }
     },
   };
+}
+
+/** The peer lists a host's client makes of prefix (spied on), each its promise. */
+function peerLists(host: object, prefix: string): Promise<unknown>[] {
+  const client = (host as { client: StoreClient }).client;
+  const lists: Promise<unknown>[] = [];
+  const range = client.range.bind(client);
+  client.range = (key, opts) => {
+    const p = range(key, opts);
+    if (key === prefix) lists.push(p);
+    return p;
+  };
+  return lists;
+}
+
+/** The watch streams a host's client opens under peers/ (spied on): their prefix, events seen, and whether closed. */
+function peerStreams(host: object): { prefix: string; events: number; closed: boolean }[] {
+  const client = (host as { client: StoreClient }).client;
+  const out: { prefix: string; events: number; closed: boolean }[] = [];
+  const stream = client.stream.bind(client);
+  client.stream = async (p, body, h) => {
+    const key = Buffer.from((body as { create_request: { key: string } }).create_request.key, 'base64').toString();
+    const st = { prefix: key, events: 0, closed: false };
+    if (key.includes('/peers/')) out.push(st);
+    const open = await stream(p, body, { ...h, onResult: (r) => {
+      st.events += ((r as { events?: unknown[] }).events ?? []).length;
+      h.onResult(r);
+    } });
+    return { close: () => {
+      st.closed = true;
+      open.close();
+    } };
+  };
+  return out;
 }
 
 async function expectUnavailableFast(p: Promise<unknown>): Promise<void> {
@@ -170,29 +204,43 @@ describeRoot('cluster control plane on a real etcd', () => {
     await watchB.close();
   });
 
-  it('a peer list asked for ahead (a first join here) is what the watch starts from: one list, and nothing published after it is missed', async () => {
+  it('a peer watch started ahead (a first join here) is what the watch takes over: one list, and nothing published after it is missed', async () => {
     const [a, b] = await Promise.all([1, 2].map((n) => sim.inProcessHost(n, { prefix: '/t-prefetch' })));
     await a!.publishPeer('pf', { endpointId: 'e1', ip: '198.19.0.21', mac: mac(21) });
-    const client = (b as unknown as { client: StoreClient }).client;
-    const lists: Promise<unknown>[] = [];
-    const range = client.range.bind(client);
-    client.range = (key, opts) => {
-      const p = range(key, opts);
-      if (key === '/t-prefetch/v1/peers/pf/') lists.push(p);
-      return p;
-    };
+    const lists = peerLists(b!, '/t-prefetch/v1/peers/pf/');
     b!.prefetchPeers('pf');
     b!.prefetchPeers('pf');
     expect(lists).toHaveLength(1);
     await lists[0];
-    // Published after the list was read: the watch resumes from the list's revision, so it comes as an event.
+    // Published after the list was read: the watch started ahead sees it as an event.
     await a!.publishPeer('pf', { endpointId: 'e2', ip: '198.19.0.22', mac: mac(22) });
     const wb = collector();
     const watch = b!.watchPeers('pf', wb.handler);
     await waitFor('both peers seen', async () => (wb.view.size === 2 ? true : undefined), 2000);
+    expect(wb.batches[0]!.changes.map((c) => c.peer.endpointId)).toContain('e1');
+    expect(lists).toHaveLength(1);
+    await watch.close();
+  });
+
+  it('a network that appears: the other hosts watch its peers ahead (their first join lists nothing), and stop when no join comes', async () => {
+    const [a, b] = await Promise.all([1, 2].map((n) => sim.inProcessHost(n, { prefix: '/t-appear' })));
+    const lists = peerLists(b!, '/t-appear/v1/peers/ap/');
+    const streams = peerStreams(b!);
+    await a!.ensureNetwork(spec('ap'));
+    await waitFor('b lists the peers of the network that appeared', async () => (lists.length === 1 ? true : undefined), 2000);
+    await a!.publishPeer('ap', { endpointId: 'e1', ip: '198.19.0.31', mac: mac(31) });
+    await waitFor('the event reached b\'s watch', async () => (streams.some((st) => st.events > 0) ? true : undefined), 2000);
+    const wb = collector();
+    const watch = b!.watchPeers('ap', wb.handler);
+    await waitFor('the peer seen', async () => (wb.view.size === 1 ? true : undefined), 2000);
     expect(wb.batches[0]!.changes.map((c) => c.peer.endpointId)).toEqual(['e1']);
     expect(lists).toHaveLength(1);
     await watch.close();
+    // Another network no join comes to: its watch ahead ends after ~2 s.
+    await a!.ensureNetwork(spec('ap2'));
+    await waitFor('b watches ap2 ahead', async () => (streams.some((st) => st.prefix === '/t-appear/v1/peers/ap2/') ? true : undefined), 2000);
+    await new Promise((r) => setTimeout(r, 2500));
+    expect(streams.filter((st) => st.prefix === '/t-appear/v1/peers/ap2/').map((st) => st.closed)).toEqual([true]);
   });
 
   it('a lost lease (revoked in etcd): the host registers again and puts back its peers and addresses, except one taken meanwhile', async () => {

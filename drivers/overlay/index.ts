@@ -211,6 +211,9 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
       const { removed, left } = await sweepDevices(ctx.netlink.get(), vnis, ports);
       // The restore that follows looks its endpoints' interfaces up in this listing.
       roundLinks = Promise.resolve(left);
+      // In cluster mode the VTEP's interface is found now (an address dump), not at the first bring-up:
+      // the restores of this round use its MTU, and a first connect later reads that link alone.
+      if (ctx.cluster) (roundMtu = underlayMtu()).catch(() => undefined);
       return removed;
     },
     async restore(net, config) {

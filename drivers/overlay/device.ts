@@ -67,13 +67,14 @@ async function madeOrFound<T>(h: NetlinkHandle, name: string, create: Promise<T>
 }
 
 /**
- * Makes the bridge and the VXLAN device if missing, up, with the MTU; returns their ifindexes. A
- * new network's devices are made without looking first (the kernel refuses a name that is taken:
+ * Makes the bridge and the VXLAN device if missing, up, with the MTU; returns their ifindexes, and
+ * whether the VXLAN device was made now (then it holds no FDB or neighbour entry yet). A new
+ * network's devices are made without looking first (the kernel refuses a name that is taken:
  * then the device there is checked, and kept when it is this network's).
  * Equivalent to: `ip link add ovbrN mtu M type bridge mcast_snooping 0; ip link add ovvxN mtu M
  * master ovbrN type vxlan id N local VTEP dstport P nolearning proxy; ip link set … up`
  */
-export function ensureDevices(h: NetlinkHandle, sysctl: HostSysctl, spec: DeviceSpec): Promise<{ bridge: number; vxlan: number }> {
+export function ensureDevices(h: NetlinkHandle, sysctl: HostSysctl, spec: DeviceSpec): Promise<{ bridge: number; vxlan: number; made: boolean }> {
   const names = deviceNames(spec.vni);
   // A device this call made goes again when a later step fails; one that was there stays.
   return withRollback(async (undo) => {
@@ -108,18 +109,19 @@ export function ensureDevices(h: NetlinkHandle, sysctl: HostSysctl, spec: Device
     // and the VXLAN device's static FDB sends them on; no learned entry can outlive its peer.
     await setBridgePort(h, vxlan, { learning: false });
     await setLink(h, bridge, { up: true, mtu: spec.mtu });
-    return { bridge, vxlan };
+    return { bridge, vxlan, made: 'made' in vx };
   });
 }
 
 /**
- * No IPv6 address on a device of the overlay, before it comes up. The VXLAN device of an IPv6
- * network keeps IPv6 on (the kernel takes IPv6 neighbour entries only there) without a
- * link-local address. Equivalent to: `sysctl -w net.ipv6.conf.DEV.disable_ipv6=1` (or `addr_gen_mode=1`)
+ * No IPv6 address on a device of the overlay just made, before it comes up (written, not read
+ * first: it has the namespace's default). The VXLAN device of an IPv6 network keeps IPv6 on (the
+ * kernel takes IPv6 neighbour entries only there) without a link-local address.
+ * Equivalent to: `sysctl -w net.ipv6.conf.DEV.disable_ipv6=1` (or `addr_gen_mode=1`)
  */
 function noIPv6(sysctl: HostSysctl, dev: string, neighbours: boolean): void {
-  if (neighbours) sysctl.ensure(`net/ipv6/conf/${dev}/addr_gen_mode`, '1');
-  else sysctl.ensure(`net/ipv6/conf/${dev}/disable_ipv6`, '1');
+  if (neighbours) sysctl.set(`net/ipv6/conf/${dev}/addr_gen_mode`, '1');
+  else sysctl.set(`net/ipv6/conf/${dev}/disable_ipv6`, '1');
 }
 
 /** Removes both devices (the VXLAN device first); deleting what is gone succeeds. */

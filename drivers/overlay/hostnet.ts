@@ -40,9 +40,10 @@ export class HostNetwork {
     this.mtu = this.config.mtu ?? (await underlayMtu());
     mark('mtu');
     const spec = { vni: this.config.vni, port: this.config.port, vtep: cluster.vtep, mtu: this.mtu, ipv6: this.config.enableIPv6 };
-    this.devices = await ensureDevices(h, sysctl, spec);
+    const { bridge, vxlan, made } = await ensureDevices(h, sysctl, spec);
+    this.devices = { bridge, vxlan };
     mark('devices');
-    const programmer = new PeerProgrammer(h, this.devices.vxlan, { host: cluster.hostId, vtep: cluster.vtep });
+    const programmer = new PeerProgrammer(h, vxlan, { host: cluster.hostId, vtep: cluster.vtep }, made);
     this.programmer = programmer;
     let first: () => void = () => undefined;
     this.ready = new Promise((resolve) => (first = resolve));

@@ -181,16 +181,21 @@ export function plain(c: Counted, only?: Keys): Programmed {
   return out;
 }
 
-/** One network's programming: batches in order; a resync or the first batch reads the kernel again. */
+/**
+ * One network's programming: batches in order; a resync or the first batch reads the kernel again
+ * (not the first batch on a device made just before, which holds no entry yet).
+ */
 export class PeerProgrammer {
   private have: Programmed | undefined;
   private want: Counted | undefined;
   private latest: PeerBatch | undefined;
 
+  /** empty: the device was made just now (nothing to read before the first batch). */
   constructor(
     private readonly h: NetlinkHandle,
     private readonly dev: number,
     private readonly self: { host: string; vtep: string },
+    private empty = false,
   ) {}
 
   /** Every peer of the network after the last batch (this host's included). */
@@ -203,7 +208,8 @@ export class PeerProgrammer {
     const { host, vtep } = this.self;
     if (batch.resync || !this.have || !this.want) {
       this.want = undefined;
-      this.have = await readKernel(this.h, this.dev);
+      this.have = this.empty ? { fdb: new Map(), neigh: new Map() } : await readKernel(this.h, this.dev);
+      this.empty = false;
       this.want = counted(batch.peers.values(), host, vtep);
       return converge(this.h, this.dev, this.have, plain(this.want));
     }
@@ -226,6 +232,7 @@ export class PeerProgrammer {
 
   /** Forgets what it believes is programmed: the next batch reads the kernel first. */
   forget(): void {
+    this.empty = false;
     this.have = undefined;
     this.want = undefined;
   }

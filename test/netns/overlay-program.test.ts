@@ -1,6 +1,7 @@
 // The overlay's peer programmer against a real VXLAN device: an incremental batch whose netlink
 // datagram fails (an entry removed behind cnmkit's back) is redone one write at a time for the
-// peers it changes only — the entries of the other peers stay. Checked with `ip -j neigh/fdb`.
+// peers it changes only — the entries of the other peers stay; on a device made just now the first
+// batch writes without reading the kernel first, and a resync reads it. Checked with `ip -j neigh/fdb`.
 import { expect, it } from 'vitest';
 import { PeerProgrammer } from '../../drivers/overlay/program.js';
 import type { Peer, PeerBatch } from '../../src/cluster/types.js';
@@ -43,5 +44,29 @@ describeRoot('overlay peer programmer (netlink batches)', () => {
     await prog.apply(batch([b], [{ kind: 'removed', peer: a }]));
     expect(await neighbours(ns)).toEqual([`${b.ip} ${b.mac}`]);
     expect(await fdb(ns)).toEqual([`00:00:00:00:00:00 ${b.vtep}`, `${b.mac} ${b.vtep}`].sort());
+  });
+
+  it('a device made just now: the first batch writes without a dump; a resync dumps and puts right what changed behind its back', async () => {
+    const ns = await makeNs('ovprog');
+    const h = handleOn(ns);
+    await addVxlan(h, { name: 'vx0', vni: 4244, local: '198.18.3.9', port: 4789, learning: false, up: true });
+    const dev = (await getLink(h, 'vx0')).index;
+    const dumps: string[] = [];
+    const dump = h.dump.bind(h);
+    h.dump = (op, type, body) => {
+      dumps.push(op);
+      return dump(op, type, body);
+    };
+    const prog = new PeerProgrammer(h, dev, { host: 'h9', vtep: '198.18.3.9' }, true);
+    const [a, b] = [peer(1), peer(2)];
+    await prog.apply(batch([a], [{ kind: 'added', peer: a }]));
+    expect(dumps).toEqual([]);
+    expect(await neighbours(ns)).toEqual([`${a.ip} ${a.mac}`]);
+    expect(await fdb(ns)).toEqual([`00:00:00:00:00:00 ${a.vtep}`, `${a.mac} ${a.vtep}`].sort());
+    // Behind cnmkit's back: a stray entry; the resync reads the kernel and removes it.
+    await ns.exec(['ip', 'neigh', 'add', '10.203.0.77', 'lladdr', '02:00:00:00:00:77', 'dev', 'vx0', 'nud', 'permanent']);
+    await prog.apply(batch([a, b], [{ kind: 'added', peer: b }], true));
+    expect(dumps.length).toBeGreaterThan(0);
+    expect(await neighbours(ns)).toEqual([`${a.ip} ${a.mac}`, `${b.ip} ${b.mac}`]);
   });
 });

@@ -6,7 +6,7 @@
 import { ConflictError, KernelError, NotFoundError } from '../../src/errors.js';
 import type { HostSysctl } from '../../src/contract/driver.js';
 import {
-  addBridge, addVxlan, deleteLink, findLink, getLink, listAddresses, listLinks, setBridgePort, setLink, type Link, type NetlinkHandle,
+  addBridge, addVxlan, deleteLink, findLink, linkIndex, listAddresses, listLinks, peekLink, setBridgePort, setLink, type Link, type NetlinkHandle,
 } from '../../src/netlink/index.js';
 import { withRollback } from '../../src/core/steps.js';
 import { VXLAN_OVERHEAD } from './config.js';
@@ -33,11 +33,11 @@ export class UnderlayMtu {
   private index: number | undefined;
 
   async read(h: NetlinkHandle, vtep: string): Promise<number> {
-    const known = this.index === undefined ? undefined : await findLink(h, this.index);
+    const known = this.index === undefined ? undefined : await peekLink(h, this.index);
     if (known) return (known.mtu ?? 1500) - VXLAN_OVERHEAD;
     const addr = (await listAddresses(h, { family: 4 })).find((a) => a.address === vtep);
     if (!addr) throw new NotFoundError('interface with the advertise address', vtep);
-    const link = await findLink(h, addr.index);
+    const link = await peekLink(h, addr.index);
     this.index = link ? addr.index : undefined;
     return (link?.mtu ?? 1500) - VXLAN_OVERHEAD;
   }
@@ -83,7 +83,7 @@ export function ensureDevices(h: NetlinkHandle, sysctl: HostSysctl, spec: Device
     if ('made' in br) {
       undo.push('overlay bridge', () => deleteLink(h, names.bridge, { ifExists: true }));
       noIPv6(sysctl, names.bridge, false);
-      bridge = br.made.index ?? (await getLink(h, names.bridge)).index;
+      bridge = br.made.index ?? (await linkIndex(h, names.bridge));
     } else {
       if (br.found.kind !== 'bridge' || br.found.group !== OVERLAY_GROUP) throw new ConflictError(`a device named ${names.bridge} exists that cnmkit did not create`);
       bridge = br.found.index;
@@ -95,7 +95,8 @@ export function ensureDevices(h: NetlinkHandle, sysctl: HostSysctl, spec: Device
     if ('made' in vx) {
       undo.push('overlay VXLAN device', () => deleteLink(h, names.vxlan, { ifExists: true }));
       noIPv6(sysctl, names.vxlan, spec.ipv6);
-      vxlan = vx.made.index ?? (await getLink(h, names.vxlan)).index;
+      // The kernel echoes no VXLAN device it makes (its driver announces the link itself): looked up.
+      vxlan = vx.made.index ?? (await linkIndex(h, names.vxlan));
       await setLink(h, vxlan, { up: true });
     } else {
       const link = vx.found;

@@ -4,7 +4,7 @@ export { NetlinkHandle, NetlinkHandlePool, type HandleOptions } from './handle.j
 export type { Link, LinkKind, LinkCommon, VethLink, BridgeLink, VxlanLink, MacvlanLink, OtherLink, MacvlanMode, OperState } from './types.js';
 export {
   addVeth, addBridge, addVxlan, addMacvlan, addVlan, setLink, setLinkUp, setLinkDown, setMaster, moveLink,
-  findLink, getLink, linkIndex, listLinks, deleteLink, deleteLinksByGroup,
+  findLink, getLink, peekLink, linkIndex, listLinks, deleteLink, deleteLinksByGroup,
   type LinkOptions, type VethSpec, type BridgeSpec, type VxlanSpec, type MacvlanSpec, type VlanSpec, type LinkChanges,
 } from './links.js';
 export { addAddress, deleteAddress, listAddresses, type Address, type AddressScope, type AddAddressOptions } from './addrs.js';

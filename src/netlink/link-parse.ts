@@ -20,7 +20,21 @@ function u32(buf: Buffer | undefined): number | undefined {
 }
 
 const IFINFOMSG_LEN = 16;
+const IFLA_MTU = 4;
 const IFLA_LINK = 5;
+
+/** The u32 attributes of the given types in a raw RTM_NEWLINK payload (after its ifinfomsg), by type. */
+function rawU32Attrs(data: Buffer, types: number[]): Map<number, number> {
+  const out = new Map<number, number>();
+  for (let off = IFINFOMSG_LEN; off + 4 <= data.length; ) {
+    const len = data.readUInt16LE(off);
+    if (len < 4 || off + len > data.length) break;
+    const type = data.readUInt16LE(off + 2) & 0x3fff;
+    if (types.includes(type) && len >= 8) out.set(type, data.readUInt32LE(off + 4));
+    off += (len + 3) & ~3;
+  }
+  return out;
+}
 
 /**
  * The ifindex and IFLA_LINK (a veth's peer, a vxlan's underlay) of a raw RTM_NEWLINK payload,
@@ -28,14 +42,13 @@ const IFLA_LINK = 5;
  */
 export function echoedIndexes(data: Buffer): { index?: number; link?: number } {
   if (data.length < IFINFOMSG_LEN) return {};
-  const out: { index?: number; link?: number } = { index: data.readInt32LE(4) };
-  for (let off = IFINFOMSG_LEN; off + 4 <= data.length; ) {
-    const len = data.readUInt16LE(off);
-    if (len < 4 || off + len > data.length) break;
-    if ((data.readUInt16LE(off + 2) & 0x3fff) === IFLA_LINK && len >= 8) out.link = data.readUInt32LE(off + 4);
-    off += (len + 3) & ~3;
-  }
-  return out;
+  return assignDefined<{ index?: number; link?: number }>({ index: data.readInt32LE(4) }, { link: rawU32Attrs(data, [IFLA_LINK]).get(IFLA_LINK) });
+}
+
+/** The ifindex and MTU of a raw RTM_NEWLINK payload (a GETLINK answer), read without parsing the rest. */
+export function indexAndMtu(data: Buffer): { index: number; mtu?: number } | undefined {
+  if (data.length < IFINFOMSG_LEN) return undefined;
+  return assignDefined<{ index: number; mtu?: number }>({ index: data.readInt32LE(4) }, { mtu: rawU32Attrs(data, [IFLA_MTU]).get(IFLA_MTU) });
 }
 
 function macvlanMode(mode: number | undefined): MacvlanMode | undefined {

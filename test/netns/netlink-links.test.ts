@@ -3,7 +3,7 @@
 import { expect, it } from 'vitest';
 import {
   addAddress, addBridge, addMacvlan, addNeighbor, addVeth, addVxlan, appendFdb, addFdb, deleteLink,
-  deleteLinksByGroup, findLink, getLink, listLinks, moveLink, setLink, setLinkUp, setMaster,
+  deleteLinksByGroup, findLink, getLink, listLinks, moveLink, peekLink, setLink, setLinkUp, setMaster,
 } from '../../src/netlink/index.js';
 import { NotFoundError } from '../../src/errors.js';
 import { describeRoot } from '../helpers/root.js';
@@ -80,6 +80,10 @@ describeRoot('netlink links', () => {
     expect(await pings(a, '10.202.0.2')).toBe(true);
     expect(await pings(b, '10.202.0.1')).toBe(true);
     expect(await getLink(ha, 'vx0')).toMatchObject({ kind: 'vxlan', vni: 4242, learning: false, proxy: false, port: 4789, local: '198.18.0.1', mtu: 1450 });
+    // Its ifindex and MTU alone, by name or index, as iproute2 shows them; a missing link: none.
+    expect(await peekLink(ha, 'vx0')).toEqual({ index: vx!.ifindex, mtu: 1450 });
+    expect(await peekLink(ha, vx!.ifindex)).toEqual({ index: vx!.ifindex, mtu: 1450 });
+    expect(await peekLink(ha, 'vx9')).toBeUndefined();
   });
 
   it('macvlan on a parent with a mode; set master/nomaster, MTU, MAC, name, up/down', async () => {

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { AttrStream, ifla, rt } from 'netlink';
 import { eventOf, netlinkDrops } from '../../src/netlink/events.js';
-import { echoedIndexes, parseLink } from '../../src/netlink/link-parse.js';
+import { echoedIndexes, indexAndMtu, parseLink } from '../../src/netlink/link-parse.js';
 import { body, u32 } from '../../src/netlink/encode.js';
 import { parseErrorReply } from '../../src/netlink/reply.js';
 
@@ -113,5 +113,12 @@ describe('echoed link messages', () => {
     expect(echoedIndexes(raw({ ifname: 'veth0', mtu: 1500, link: u32(3) }))).toEqual({ index: 7, link: 3 });
     expect(echoedIndexes(raw({ ifname: 'br0' }))).toEqual({ index: 7 });
     expect(echoedIndexes(Buffer.alloc(8))).toEqual({});
+  });
+
+  it('reads the ifindex and MTU of a raw RTM_NEWLINK payload', () => {
+    const raw = (attrs: ifla.LinkAttrs): Buffer => Buffer.concat(body(rt.formatLinkMessage, { kind: 'link', data: { index: 9 }, attrs }));
+    expect(indexAndMtu(raw({ ifname: 'eth0', link: u32(3), mtu: 1450 }))).toEqual({ index: 9, mtu: 1450 });
+    expect(indexAndMtu(raw({ ifname: 'eth0' }))).toEqual({ index: 9 });
+    expect(indexAndMtu(Buffer.alloc(8))).toBeUndefined();
   });
 });

@@ -20,7 +20,7 @@ import { Publisher } from './publisher.js';
 import { Reservations } from './reserve.js';
 import { Spares } from './spares.js';
 import type {
-  Cluster, ClusterState, ClusterStatus, EndpointAddress, GlobalNetwork, GlobalNetworkSpec, HostInfo, LocalSubnet, NetworkFollower, NetworkRemoval, OwnEndpoint, Peer, PeerHandler, PeerSpec, PeerWatch, WatchOptions,
+  Cluster, ClusterState, ClusterStatus, EndpointAddress, GlobalNetwork, GlobalNetworkSpec, HostInfo, LocalSubnet, NetworkFollower, NetworkRemoval, OwnEndpoint, Peer, PeerBatch, PeerHandler, PeerSpec, PeerWatch, WatchOptions,
 } from './types.js';
 
 export type { Cluster } from './types.js';
@@ -64,7 +64,7 @@ class EtcdCluster implements Cluster {
   private closing = false;
   private readonly networkCache: NetworkCache;
   private readonly watches = new Set<PeerWatch>();
-  /** Peer watches started ahead, with no handler yet, by network: each taken by the first watchPeers of its network. */
+  /** Peer watches started ahead (their peers only learnt as taken addresses), by network: each taken by the first watchPeers of its network. */
   private readonly ahead = new Map<string, ReturnType<Peers['watch']>>();
   private readonly started = new Date().toISOString();
   private readonly identity: Identity;
@@ -113,13 +113,14 @@ class EtcdCluster implements Cluster {
   }
 
   /**
-   * Starts watching the network's peers now, in memory only (at start the lists go out with the
-   * registration's first requests): the first watchPeers of it takes the watch over, with every
-   * peer known by then; closed after keepMs unless taken.
+   * Starts watching the network's peers now, in memory only but for the addresses they hold (at
+   * start the lists go out with the registration's first requests): the first watchPeers of it
+   * takes the watch over, with every peer known by then; closed after keepMs unless taken.
    */
   prefetchPeers(name: string, keepMs = AHEAD_KEEP_MS): void {
     if (this.ahead.has(name) || this.isClosed()) return;
-    const watch = this.peers.watch(name);
+    // Learning already: a first connect here chooses its address knowing the endpoints made meanwhile.
+    const watch = this.peers.watch(name, (batch) => this.learn(batch));
     this.ahead.set(name, watch);
     setTimeout(() => {
       if (this.ahead.get(name) !== watch) return;
@@ -141,6 +142,15 @@ class EtcdCluster implements Cluster {
       this.ipam.warm(s.poolId).catch((err: Error) => this.o.logger.debug({ pool: s.poolId, err: err.message }, 'cluster: pool not read ahead'));
     }
     this.prefetchPeers(net.name, APPEARED_KEEP_MS);
+  }
+
+  /** Other hosts' endpoints' addresses go into this host's views of their pools (fewer raced claims). */
+  private learn(batch: PeerBatch): void {
+    for (const c of batch.changes) {
+      if (c.kind === 'removed' || c.peer.host === this.hostId) continue;
+      this.ipam.learnTaken(c.peer.ip);
+      if (c.peer.ipv6 !== undefined) this.ipam.learnTaken(c.peer.ipv6);
+    }
   }
 
   /** Registers (or keeps the lease alive), then schedules itself: every TTL/3, or sooner with backoff while unregistered. */
@@ -318,13 +328,8 @@ class EtcdCluster implements Cluster {
   watchPeers(network: string, handler: PeerHandler, options: WatchOptions = {}): PeerWatch {
     const ahead = options.afterList ? undefined : this.ahead.get(network);
     if (ahead) this.ahead.delete(network);
-    // Other hosts' endpoints' addresses go into this host's views of their pools (fewer raced claims).
     const learning: PeerHandler = (batch) => {
-      for (const c of batch.changes) {
-        if (c.kind === 'removed' || c.peer.host === this.hostId) continue;
-        this.ipam.learnTaken(c.peer.ip);
-        if (c.peer.ipv6 !== undefined) this.ipam.learnTaken(c.peer.ipv6);
-      }
+      this.learn(batch);
       return handler(batch);
     };
     const inner = ahead ?? this.peers.watch(network, learning, options.afterList);

@@ -87,11 +87,11 @@ export class Peers {
   }
 
   /**
-   * Watches the network's peers (list, then events from the list's revision on). handler: where
-   * batches go; none: kept in memory only (a watch started ahead), until take() hands it one, which
-   * then gets every peer known so far as its first batch.
+   * Watches the network's peers (list, then events from the list's revision on), each batch to
+   * handler; take() hands the watch to another handler (of a watch started ahead), which gets every
+   * peer known so far as its first batch.
    */
-  watch(network: string, handler?: PeerHandler, afterList?: RangeWatchOptions<Peer>['afterList']): PeerWatch & { take(handler: PeerHandler): void } {
+  watch(network: string, handler: PeerHandler, afterList?: RangeWatchOptions<Peer>['afterList']): PeerWatch & { take(handler: PeerHandler): void } {
     const prefix = this.d.keys.peers(network);
     const id = (p: Peer) => `${p.host}/${p.endpointId}`;
     const deliverTo = (to: PeerHandler) => (batch: RangeBatch<Peer>) => {
@@ -109,7 +109,7 @@ export class Peers {
     const range = new RangeWatch<Peer>({
       client: this.d.client, prefix, logger: this.d.logger, equal: sameJson, ...(afterList ? { afterList } : {}),
       decode: (key, value) => this.decode(network, prefix, key, value),
-      deliver: handler ? deliverTo(handler) : () => undefined,
+      deliver: deliverTo(handler),
     });
     return { stats: () => range.stats(), close: () => range.close(), take: (to) => range.replay(deliverTo(to)) };
   }

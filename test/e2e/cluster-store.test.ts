@@ -243,6 +243,28 @@ describeRoot('cluster control plane on a real etcd', () => {
     expect(streams.filter((st) => st.prefix === '/t-appear/v1/peers/ap2/').map((st) => st.closed)).toEqual([true]);
   });
 
+  it('a network that appears: the addresses of the endpoints other hosts make meanwhile are learnt by the watch ahead, before any join here chooses one', async () => {
+    const [a, b] = await Promise.all([1, 2].map((n) => sim.inProcessHost(n, { prefix: '/t-learn' })));
+    const lists = peerLists(b!, '/t-learn/v1/peers/ln/');
+    const streams = peerStreams(b!);
+    const net = await a!.ensureNetwork(spec('ln', { ipv4: [{ subnet: '198.19.40.0/27' }] }));
+    const pool = net.ipv4[0]!.poolId;
+    await waitFor('b watches the network ahead', async () => (lists.length === 1 ? true : undefined), 2000);
+    await lists[0];
+    // b read its view of the pool when the network appeared: all of it free but the gateway.
+    await new Promise((r) => setTimeout(r, 200));
+    const taken: string[] = [];
+    for (let i = 0; i < 28; i++) {
+      const ip = (await a!.ipam.requestAddress(pool, { kind: 'endpoint', owner: `e${i}` }))!;
+      taken.push(ip.split('/')[0]!);
+      await a!.publishPeer('ln', { endpointId: `e${i}`, ip, mac: mac(40 + i) });
+    }
+    await waitFor('b\'s watch ahead saw them', async () => (streams.reduce((n, st) => n + st.events, 0) >= 28 ? true : undefined), 3000);
+    const chosen = (await b!.reserveAddress(pool)).split('/')[0]!;
+    expect(taken).not.toContain(chosen);
+    b!.forgetAddress(pool, chosen);
+  });
+
   it('a lost lease (revoked in etcd): the host registers again and puts back its peers and addresses, except one taken meanwhile', async () => {
     const [a, b] = await Promise.all([1, 2].map((n) => sim.inProcessHost(n, { prefix: '/t-lost' })));
     const net = await a!.ensureNetwork(spec('lost'));

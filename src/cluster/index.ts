@@ -63,7 +63,8 @@ class EtcdCluster implements Cluster {
   private swept = false;
   private closing = false;
   private readonly networkCache: NetworkCache;
-  private readonly watches = new Set<PeerWatch>();
+  /** Peer watches handed out (watchPeers), with their network. */
+  private readonly watches = new Map<PeerWatch, string>();
   /** Peer watches started ahead (their peers only learnt as taken addresses), by network: each taken by the first watchPeers of its network. */
   private readonly ahead = new Map<string, ReturnType<Peers['watch']>>();
   private readonly started = new Date().toISOString();
@@ -115,10 +116,11 @@ class EtcdCluster implements Cluster {
   /**
    * Starts watching the network's peers now, in memory only but for the addresses they hold (at
    * start the lists go out with the registration's first requests): the first watchPeers of it
-   * takes the watch over, with every peer known by then; closed after keepMs unless taken.
+   * takes the watch over, with every peer known by then; closed after keepMs unless taken. Not
+   * when this host watches the network already (a connect here came before its appearance did).
    */
   prefetchPeers(name: string, keepMs = AHEAD_KEEP_MS): void {
-    if (this.ahead.has(name) || this.isClosed()) return;
+    if (this.ahead.has(name) || this.isClosed() || [...this.watches.values()].includes(name)) return;
     // Learning already: a first connect here chooses its address knowing the endpoints made meanwhile.
     const watch = this.peers.watch(name, (batch) => this.learn(batch));
     this.ahead.set(name, watch);
@@ -341,7 +343,7 @@ class EtcdCluster implements Cluster {
         await inner.close();
       },
     };
-    this.watches.add(watch);
+    this.watches.set(watch, network);
     return watch;
   }
 
@@ -359,7 +361,7 @@ class EtcdCluster implements Cluster {
     this.state = 'closed';
     const ahead = [...this.ahead.values()];
     this.ahead.clear();
-    await Promise.all([...[...this.watches, ...ahead].map((w) => w.close()), this.networkCache.close()]);
+    await Promise.all([...[...this.watches.keys(), ...ahead].map((w) => w.close()), this.networkCache.close()]);
     this.keeper.forget();
     this.client.close();
   }

@@ -235,6 +235,10 @@ describeRoot('cluster control plane on a real etcd', () => {
     await waitFor('the peer seen', async () => (wb.view.size === 1 ? true : undefined), 2000);
     expect(wb.batches[0]!.changes.map((c) => c.peer.endpointId)).toEqual(['e1']);
     expect(lists).toHaveLength(1);
+    // Watched here already: no second watch ahead of it.
+    const before = lists.length;
+    b!.prefetchPeers('ap');
+    expect(lists).toHaveLength(before);
     await watch.close();
     // Another network no join comes to: its watch ahead ends after ~2 s.
     await a!.ensureNetwork(spec('ap2'));

@@ -32,7 +32,7 @@ export interface StartClusterOptions {
   /** This host's local networks; published in its host record so global pools avoid them. */
   localSubnets: () => LocalSubnet[];
   failFastMs?: number;
-  /** Networks whose peers this host will watch at once (its restore): listed while it registers. */
+  /** Networks whose peers this host will watch at once (its restore): their watches start while it registers. */
   prefetchPeers?: string[];
   /** How long a stock of spare addresses goes without a take before it is trimmed (tests; default 1 s). */
   spareIdleMs?: number;

@@ -16,6 +16,7 @@
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import v8 from 'node:v8';
 import vm from 'node:vm';
 
 /**
@@ -54,12 +55,18 @@ export interface CodeCacheOptions {
    * with that and what this run compiled besides.
    */
   fallback?: string;
+  /**
+   * V8 flags this kind of run sets before the compile (v8.setFlagsFromString). V8 takes a cache
+   * only under the flags it was made with, so every run of one cache must give the same ones.
+   */
+  v8Flags?: string[];
 }
 
 /** Loads and runs bundle (a wrapped CommonJS module: see the top of this file) with the code cache in cacheFile. */
 export function runWithCodeCache(bundle: string, cacheFile: string, opts: CodeCacheOptions = {}): CodeCacheRun {
   // A rejected own cache is not followed by the fallback: whatever made V8 reject it (another Node,
   // other flags) rejects the other too, and each try costs a whole compile.
+  for (const flag of opts.v8Flags ?? []) v8.setFlagsFromString(flag);
   const own = readCache(cacheFile);
   const cachedData = own ?? (opts.fallback !== undefined ? readCache(opts.fallback) : undefined);
   const source = fs.readFileSync(bundle, 'latin1');

@@ -1,7 +1,8 @@
 // src/cli/code-cache.ts: a CommonJS module written inside Node's wrapper function (as the build
 // writes dist/*.cjs) run through it behaves as under Node's own loader (__filename, __dirname,
 // require, module.exports, the file's own line numbers in stack traces); a script not so written is
-// refused, naming it; the first
+// refused, naming it; V8 flags given are set before the compile, so that a cache is used under
+// the flags it was made with; the first
 // run writes the V8 code cache and the next one starts from it (or from a fallback cache of another
 // kind of run while its own is missing, then writing its own); a cache V8 rejects (made for
 // another script) is ignored and replaced; an unwritable cache place costs nothing but the cache.
@@ -27,9 +28,9 @@ const SCRIPT = [
 ].join('\n');
 
 /** Runs the bundle through the loader in a child; its stdout line and whether the cache was used. */
-async function load(cacheFile: string, fallback?: string): Promise<{ out: Record<string, unknown>; used: boolean }> {
+async function load(cacheFile: string, fallback?: string, v8Flags?: string[]): Promise<{ out: Record<string, unknown>; used: boolean }> {
   const code = `import { runWithCodeCache } from ${JSON.stringify(path.join(repo, 'src/cli/code-cache.ts'))};\n`
-    + `const r = runWithCodeCache(${JSON.stringify(bundle)}, ${JSON.stringify(cacheFile)}, ${JSON.stringify(fallback ? { fallback } : {})});\n`
+    + `const r = runWithCodeCache(${JSON.stringify(bundle)}, ${JSON.stringify(cacheFile)}, ${JSON.stringify({ ...(fallback ? { fallback } : {}), ...(v8Flags ? { v8Flags } : {}) })});\n`
     + 'console.error(JSON.stringify({ used: r.used }));\n';
   const r = await run([process.execPath, '--import', 'tsx', '--input-type=module', '-e', code], { timeoutMs: 30_000 });
   expect(r.code, r.stderr).toBe(0);
@@ -103,6 +104,16 @@ describe('runWithCodeCache', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout.trim())).toEqual({ message: `${bundle}: not a CommonJS module inside its wrapper function (npm run build writes them so)`, ran: false });
     expect(fs.existsSync(path.join(dir, 'x.bin'))).toBe(false);
+  });
+
+  it('sets the V8 flags it is given before the compile: the cache made under them is taken under them, not without', async () => {
+    const cache = path.join(dir, 'x.bin');
+    expect((await load(cache, undefined, ['--max-opt=1'])).used).toBe(false);
+    const made = fs.readFileSync(cache);
+    expect((await load(cache, undefined, ['--max-opt=1'])).used).toBe(true);
+    expect(fs.readFileSync(cache).equals(made)).toBe(true);
+    // Without the flags V8 refuses that cache (the run then makes its own).
+    expect((await load(cache)).used).toBe(false);
   });
 
   it('ignores a cache V8 rejects and replaces it', async () => {

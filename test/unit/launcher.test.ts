@@ -42,7 +42,7 @@ describe('bin/cnmkit', () => {
       "const path = require('node:path');",
       'const root = path.dirname(__dirname);',
       'exports.runWithCodeCache = (bundle, cache, opts = {}) => {',
-      '  console.log(`loader ${path.relative(root, bundle)} ${path.relative(root, cache)}${opts.fallback ? ` from ${path.relative(root, opts.fallback)}` : ""}`);',
+      '  console.log(`loader ${path.relative(root, bundle)} ${path.relative(root, cache)}${opts.fallback ? ` from ${path.relative(root, opts.fallback)}` : ""}${opts.v8Flags ? ` with ${opts.v8Flags.join(" ")}` : ""}`);',
       '};',
       '',
     ].join('\n'));
@@ -71,8 +71,9 @@ describe('bin/cnmkit', () => {
     const cluster = `loader dist/cnmkit.cjs dist/code-cache/daemon-cluster-${now}.bin from dist/code-cache/daemon-${now}.bin`;
     expect(await which({}, ['daemon', '--cluster-store', 'etcd://198.18.0.1:2379'])).toBe(cluster);
     expect(await which({}, ['daemon', '--cluster-store=etcd://198.18.0.1:2379'])).toBe(cluster);
-    // The lab commands from a script of their own (dist/lab.cjs: the lab group alone).
-    expect(await which({}, ['lab', 'up', 'x.yml'])).toBe(`loader dist/lab.cjs dist/code-cache/lab-${now}.bin`);
+    // The lab commands from a script of their own (dist/lab.cjs: the lab group alone), without TurboFan.
+    expect(await which({}, ['lab', 'up', 'x.yml'])).toBe(`loader dist/lab.cjs dist/code-cache/lab-${now}.bin with --max-opt=1`);
+    expect(await which({}, ['lab', 'check', 'x'])).toBe(`loader dist/lab.cjs dist/code-cache/lab-${now}.bin with --max-opt=1`);
     expect(await which({}, ['network'])).toBe('bundle');
     expect(await which({ CNMKIT_FROM_SOURCE: '1' }, ['daemon'])).toBe('sources');
     touch('src/other.ts', now + 1);

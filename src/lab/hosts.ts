@@ -128,6 +128,15 @@ export async function daemonAnswers(h: HostPlan, p: ProcessRecord | undefined): 
  */
 const ETCD_TIMING = ['--heartbeat-interval', '10', '--election-timeout', '50'];
 
+/**
+ * etcd's environment: this command's, with GOMAXPROCS=1. The lab's etcd is one member serving a few
+ * hundred requests; with one processor for Go code its scheduler does not spin a second thread
+ * looking for work, nor run GC workers on it: ~20% less of its CPU in a 3-host lab up (0.30 -> 0.24 s).
+ */
+function etcdEnv(): NodeJS.ProcessEnv {
+  return { ...process.env, GOMAXPROCS: '1' };
+}
+
 function etcdArgv(underlayNs: string, e: EtcdPlan): string[] {
   const client = `http://${e.address}:${ETCD_CLIENT_PORT}`;
   const peer = `http://127.0.0.1:${ETCD_PEER_PORT}`;
@@ -142,7 +151,7 @@ function etcdArgv(underlayNs: string, e: EtcdPlan): string[] {
  */
 export function startEtcd(underlayNs: string, e: EtcdPlan): StartedEtcd {
   fs.mkdirSync(e.dataDir, { recursive: true, mode: 0o700 });
-  const { record, exit } = startDetached(etcdArgv(underlayNs, e), e.log, e.dataDir);
+  const { record, exit } = startDetached(etcdArgv(underlayNs, e), e.log, e.dataDir, false, etcdEnv());
   const failed = exit.then((code): never => {
     throw new CnmkitError('ERR_LAB_ETCD', 'internal', `etcd exited (${code}):\n${tail(e.log)}`);
   });

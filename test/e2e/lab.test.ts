@@ -92,7 +92,7 @@ describeRoot('cnmkit lab', () => {
     expect(await leftovers(name)).toEqual(clean);
   });
 
-  it('etcd is asked nothing but by the daemons: an overlay lab comes up with no curl to run; an etcd that exits fails up at once with its log', async () => {
+  it('etcd runs on one Go processor and is asked nothing but by the daemons: an overlay lab comes up with no curl to run; an etcd that exits fails up at once with its log', async () => {
     // Stand-ins first on PATH: a curl that records each call and fails, and (second part) an etcd that exits.
     const bin = fs.mkdtempSync(path.join(labs.root, 'bin-'));
     const calls = path.join(bin, 'calls');
@@ -101,6 +101,9 @@ describeRoot('cnmkit lab', () => {
     const name = labName('etcd');
     await labs.ok(['up', '-q', '--name', name, example('overlay.yml')], { env });
     expect(fs.existsSync(calls)).toBe(false);
+    // etcd runs Go code on one processor (GOMAXPROCS=1 in its environment).
+    const etcdPid = (JSON.parse(fs.readFileSync(path.join(labs.root, name, 'state.json'), 'utf8')) as { etcd: { pid: number } }).etcd.pid;
+    expect(fs.readFileSync(`/proc/${etcdPid}/environ`, 'utf8').split('\0')).toContain('GOMAXPROCS=1');
     const ping = await check(['ip', 'netns', 'exec', `${name}-a1`, 'ping', '-c', '1', '-W', '2', '198.19.100.21']);
     expect(ping).toContain('1 received');
     await labs.ok(['down', name]);

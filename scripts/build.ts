@@ -5,10 +5,11 @@
 // its own, loaded when a command needs it (cluster mode's etcd client is such a chunk).
 // The lab's topology validators and the management API's validators and serializers are compiled
 // here, not at run time (scripts/build-schemas.ts). The same program is also written as one
-// CommonJS script, dist/cnmkit.cjs, which bin/cnmkit runs for `cnmkit daemon`, and the lab commands
-// alone as dist/lab.cjs, for `cnmkit lab`: each through dist/code-cache.js from a V8 code cache
-// (src/cli/code-cache.ts). Node 20 keeps no compiled code for ES modules, and a daemon's start is
-// mostly compiling its modules.
+// CommonJS module, dist/cnmkit.cjs, which bin/cnmkit runs for `cnmkit daemon`, and the lab commands
+// alone as dist/lab.cjs, for `cnmkit lab`: each through dist/code-cache.cjs from a V8 code cache
+// (src/cli/code-cache.ts), so each is written inside Node's CommonJS wrapper function and ASCII
+// only, as that loader takes them. Node 20 keeps no compiled code for ES modules, and a daemon's
+// start is mostly compiling its modules.
 // dist/build.json lists what the bundle was made from (the sources, and npm's record of the
 // installed packages) and when the build started: bin/cnmkit runs the bundle only while none of
 // them is newer (otherwise the sources, through tsx). Source maps are written beside the chunks:
@@ -16,9 +17,11 @@
 // every start).
 import fs from 'node:fs';
 import path from 'node:path';
+import vm from 'node:vm';
 import { build, type Plugin } from 'esbuild';
 import { lazyModules } from './build-lazy.js';
 import { PRECOMPILED_FROM, precompiledSchemas } from './build-schemas.js';
+import { WRAPPER_END, WRAPPER_START } from '../src/cli/code-cache.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 const dist = path.join(root, 'dist');
@@ -57,7 +60,7 @@ const started = Date.now();
 try {
   const result = await build({
     absWorkingDir: root,
-    entryPoints: { cnmkit: 'src/cli/main.ts', 'code-cache': 'src/cli/code-cache.ts' },
+    entryPoints: { cnmkit: 'src/cli/main.ts' },
     outdir: out,
     chunkNames: 'chunks/[name]-[hash]',
     bundle: true,
@@ -75,28 +78,34 @@ try {
     metafile: true,
     logLevel: 'warning',
   });
-  // The same program as one CommonJS script, for a start from a V8 code cache (src/cli/code-cache.ts),
+  // The same program as one CommonJS module, for a start from a V8 code cache (src/cli/code-cache.ts),
   // and the lab commands alone as another (a quarter of the size: what a `lab up` reads and runs).
-  // import.meta.url stands for the script's own URL. Licence comments go to a file beside it: the
-  // script stays ASCII, which V8 reads and scans faster.
-  const scripts = await Promise.all(([['src/cli/main.ts', 'cnmkit.cjs'], ['src/cli/lab-main.ts', 'lab.cjs']] as const).map(([entry, file]) => build({
+  // Each inside Node's wrapper function, on lines of their own (the source maps count them), so that
+  // the loader compiles the file as it reads it. import.meta.url stands for the script's own URL.
+  // Licence comments go to a file beside it: the script stays ASCII, which V8 reads and scans faster
+  // (and the loader reads it as Latin-1: checked below). The loader itself is a plain CommonJS
+  // module, required by bin/cnmkit.
+  const cjs = { bundle: true, format: 'cjs', platform: 'node', target: 'node20', minifyWhitespace: true, metafile: true, logLevel: 'warning' } as const;
+  const scripts = await Promise.all([...([['src/cli/main.ts', 'cnmkit.cjs'], ['src/cli/lab-main.ts', 'lab.cjs']] as const).map(([entry, file]) => build({
+    ...cjs,
     absWorkingDir: root,
     entryPoints: [entry],
     outfile: path.join(out, file),
-    bundle: true,
-    format: 'cjs',
-    platform: 'node',
-    target: 'node20',
     external: ['better-sqlite3', 'node-gyp-build', 'tsx', 'netlink/package.json'],
     plugins: [netlinkPackage, lazyModules, precompiledSchemas(root)],
     define: { 'import.meta.url': '__cnmkitUrl' },
-    banner: { js: "var __cnmkitUrl = require('node:url').pathToFileURL(__filename).href;" },
+    banner: { js: `${WRAPPER_START}var __cnmkitUrl = require('node:url').pathToFileURL(__filename).href;` },
+    footer: { js: WRAPPER_END.replace(/^\n/, '') },
     legalComments: 'linked',
-    minifyWhitespace: true,
     sourcemap: 'linked',
-    metafile: true,
-    logLevel: 'warning',
-  })));
+  })), build({ ...cjs, absWorkingDir: root, entryPoints: ['src/cli/code-cache.ts'], outfile: path.join(out, 'code-cache.cjs') })]);
+  for (const file of ['cnmkit.cjs', 'lab.cjs']) {
+    const bytes = fs.readFileSync(path.join(out, file));
+    const at = bytes.findIndex((b) => b > 0x7f);
+    if (at >= 0) throw new Error(`build: dist/${file} has a byte that is not ASCII at offset ${at} (the code-cache loader reads it as Latin-1)`);
+    // Compiled (not run): its value must be the wrapper function, as the loader expects.
+    if (typeof new vm.Script(bytes.toString('latin1')).runInThisContext() !== 'function') throw new Error(`build: dist/${file} is not inside the CommonJS wrapper`);
+  }
   // Package files stand as INSTALLED; the plugin's own module (namespace:path) is no file.
   const sources = [result, ...scripts].flatMap((r) => Object.keys(r.metafile.inputs));
   const inputs = [...new Set([...sources.filter((f) => !f.startsWith('node_modules/') && !f.startsWith(`${netlinkPackage.name}:`)), ...PRECOMPILED_FROM])].sort();

@@ -1,7 +1,11 @@
-// Runs the CommonJS bundle `npm run build` writes (dist/cnmkit.cjs, the whole CLI and daemon in one
-// script) with a V8 code cache, so that a process starts from the bytecode of an earlier run
+// Runs a script of `npm run build` (dist/cnmkit.cjs, the whole CLI and daemon in one script, or
+// dist/lab.cjs) with a V8 code cache, so that a process starts from the bytecode of an earlier run
 // instead of parsing and compiling the bundle's functions again (Node 20 has no compile cache for
-// modules; a script compiled through node:vm takes one). bin/cnmkit runs the daemon so.
+// modules; a script compiled through node:vm takes one). bin/cnmkit runs the daemon and the lab
+// commands so. Such a script is a CommonJS module already inside Node's module wrapper, a function
+// of (exports, require, module, __filename, __dirname), written so by the build, and ASCII only: it
+// is read as one flat Latin-1 string and compiled as it is (a wrapper added here meant a second
+// copy of the whole text and V8 flattening the two: ~20 ms of a daemon's start, in fresh memory).
 // The cache is written by a run that found none (or whose cache V8 rejected: another Node, other
 // V8 flags), a few times after the start (WRITE_AT_MS) and at exit, each time with what that run had
 // compiled by then; it is written to a temporary file and renamed, so that a start reads a whole one or none.
@@ -12,6 +16,7 @@
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import v8 from 'node:v8';
 import vm from 'node:vm';
 
 /**
@@ -22,8 +27,10 @@ import vm from 'node:vm';
  */
 export const WRITE_AT_MS = [750, 2500, 6000];
 
-/** The CommonJS wrapper, on a line of its own (lineOffset -1 keeps the bundle's line numbers). */
-const WRAPPER = '(function (exports, require, module, __filename, __dirname) {\n';
+/** How a script of the build begins: Node's CommonJS wrapper, on a line of its own. */
+export const WRAPPER_START = '(function (exports, require, module, __filename, __dirname) {\n';
+/** How it ends. */
+export const WRAPPER_END = '\n})';
 
 export interface CodeCacheRun {
   /** Whether a cache was read and V8 took it. */
@@ -48,15 +55,23 @@ export interface CodeCacheOptions {
    * with that and what this run compiled besides.
    */
   fallback?: string;
+  /**
+   * V8 flags this kind of run sets before the compile (v8.setFlagsFromString). V8 takes a cache
+   * only under the flags it was made with, so every run of one cache must give the same ones.
+   */
+  v8Flags?: string[];
 }
 
-/** Loads and runs bundle (a CommonJS script) with the code cache in cacheFile. */
+/** Loads and runs bundle (a wrapped CommonJS module: see the top of this file) with the code cache in cacheFile. */
 export function runWithCodeCache(bundle: string, cacheFile: string, opts: CodeCacheOptions = {}): CodeCacheRun {
   // A rejected own cache is not followed by the fallback: whatever made V8 reject it (another Node,
   // other flags) rejects the other too, and each try costs a whole compile.
+  for (const flag of opts.v8Flags ?? []) v8.setFlagsFromString(flag);
   const own = readCache(cacheFile);
   const cachedData = own ?? (opts.fallback !== undefined ? readCache(opts.fallback) : undefined);
-  const script = new vm.Script(`${WRAPPER}${fs.readFileSync(bundle, 'utf8')}\n})`, { filename: bundle, lineOffset: -1, ...(cachedData ? { cachedData } : {}) });
+  const source = fs.readFileSync(bundle, 'latin1');
+  if (!source.startsWith(WRAPPER_START)) throw new Error(`${bundle}: not a CommonJS module inside its wrapper function (npm run build writes them so)`);
+  const script = new vm.Script(source, { filename: bundle, ...(cachedData ? { cachedData } : {}) });
   const used = cachedData !== undefined && script.cachedDataRejected !== true;
   const writer = !(used && own !== undefined);
   const write = (): boolean => {

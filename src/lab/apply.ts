@@ -41,15 +41,19 @@ export class HostApi {
 
   /**
    * Waits until the daemon is registered in etcd: started together with etcd, its first attempt
-   * may have found etcd not yet listening (it then tries again by itself).
+   * may have found etcd not yet listening (it then tries again by itself). Gives up with stop's
+   * error once stop rejects (the lab's etcd exited).
    */
-  async clusterConnected(timeoutMs = 30_000): Promise<void> {
+  async clusterConnected(stop?: Promise<never>, timeoutMs = 30_000): Promise<void> {
+    let stopped = false;
+    stop?.catch(() => (stopped = true));
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const s = await this.client.request<{ state: string; error?: string }>('GET', '/v1/cluster');
+      const s = await Promise.race([this.client.request<{ state: string; error?: string }>('GET', '/v1/cluster'), ...(stop ? [stop] : [])]);
       if (s.state === 'connected') return;
       if (Date.now() > deadline) throw new CnmkitError('ERR_LAB_DAEMON', 'internal', `host ${this.host.name}: the daemon did not reach etcd within ${timeoutMs / 1000} s (${s.state}${s.error ? `: ${s.error}` : ''})`);
       await new Promise((r) => setTimeout(r, 50));
+      if (stopped) await stop;
     }
   }
 

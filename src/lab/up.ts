@@ -102,11 +102,12 @@ async function upHosts(state: LabState, links: Links, pr: Progress): Promise<Hos
     x.catch(() => undefined);
     return x;
   };
-  let etcdReady: Promise<void> = Promise.resolve();
+  // Rejects if the etcd started here exits; never settles otherwise.
+  let etcdFailed: Promise<never> = new Promise<never>(() => undefined);
   if (p.etcd?.managed && !isAlive(state.etcd)) {
     const etcd = startEtcd(p.underlay!.nsPath, p.etcd);
     state.etcd = etcd.record;
-    etcdReady = handled(etcd.ready);
+    etcdFailed = etcd.failed;
   }
   const daemonReady = new Map<string, Promise<void>>();
   for (const h of p.hosts) {
@@ -134,12 +135,10 @@ async function upHosts(state: LabState, links: Links, pr: Progress): Promise<Hos
     pr.step();
     const a = apis.get(h.name)!;
     await a.refresh();
-    if (p.etcd) {
-      await etcdReady;
-      await a.clusterConnected();
-    }
+    // Reached from the daemon: etcd serves (a managed one is asked nothing else).
+    if (p.etcd) await a.clusterConnected(etcdFailed);
   })())]));
-  const all = handled(Promise.all([etcdReady, legs, ...ready.values()]).then(() => pr.end(p.etcd ? `(etcd ${p.etcd.url})` : '')));
+  const all = handled(Promise.all([legs, ...ready.values()]).then(() => pr.end(p.etcd ? `(etcd ${p.etcd.url})` : '')));
   return { apis, ready, all };
 }
 

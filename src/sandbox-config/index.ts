@@ -74,19 +74,25 @@ export function removeHostsFile(name: string): void {
 /** Applies config to sandbox sb: sysctls, routes, neighbours, hosts, in that order. */
 export async function applySandboxConfig(pool: NetlinkHandlePool, sb: SandboxRecord, config: SandboxConfig): Promise<void> {
   if (sb.kind === 'host') throw new CnmkitError('ERR_FORBIDDEN', 'forbidden', `sandbox ${sb.name} is the daemon's own namespace: its settings are the machine's`);
-  if (config.sysctls) applySysctls(sb, config.sysctls);
-  const h = pool.get(sb.netnsPath);
-  const indexes = new Map<string, number>();
-  const index = async (dev: string, field: string): Promise<number> => {
-    if (!indexes.has(dev)) indexes.set(dev, await linkIndex(h, dev, field));
-    return indexes.get(dev)!;
-  };
-  for (const [i, r] of (config.routes ?? []).entries()) {
-    const dev = r.dev ? await index(r.dev, `routes[${i}].dev`) : undefined;
-    await addRoute(h, { dst: r.dst, ...(r.via ? { gateway: r.via } : {}), ...(dev !== undefined ? { dev } : {}) }, { replace: true });
-  }
-  for (const [i, n] of (config.neighbors ?? []).entries()) {
-    await addNeighbor(h, { dev: await index(n.dev, `neighbors[${i}].dev`), ip: n.ip, mac: n.mac }, { replace: true });
+  // Nothing asked of a part, nothing done for it: no trip into the namespace, no socket opened (and
+  // kept) there for empty sysctls, routes and neighbours, as a lab sends for most nodes.
+  if (config.sysctls && Object.keys(config.sysctls).length > 0) applySysctls(sb, config.sysctls);
+  const routes = config.routes ?? [];
+  const neighbors = config.neighbors ?? [];
+  if (routes.length > 0 || neighbors.length > 0) {
+    const h = pool.get(sb.netnsPath);
+    const indexes = new Map<string, number>();
+    const index = async (dev: string, field: string): Promise<number> => {
+      if (!indexes.has(dev)) indexes.set(dev, await linkIndex(h, dev, field));
+      return indexes.get(dev)!;
+    };
+    for (const [i, r] of routes.entries()) {
+      const dev = r.dev ? await index(r.dev, `routes[${i}].dev`) : undefined;
+      await addRoute(h, { dst: r.dst, ...(r.via ? { gateway: r.via } : {}), ...(dev !== undefined ? { dev } : {}) }, { replace: true });
+    }
+    for (const [i, n] of neighbors.entries()) {
+      await addNeighbor(h, { dev: await index(n.dev, `neighbors[${i}].dev`), ip: n.ip, mac: n.mac }, { replace: true });
+    }
   }
   if (config.hosts) writeHosts(sb, config.hosts);
 }

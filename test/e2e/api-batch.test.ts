@@ -1,7 +1,8 @@
 // POST /v1/batch against a real daemon in a throwaway "host" namespace: networks, sandboxes with
 // their connections, a link and each sandbox's settings made in one request, checked in the
 // kernel with iproute2 and in the hosts files; a failing item stops the batch, is named by its
-// field (`sandboxes[1].connect[0]`) and the object's name, and the items before it stay made.
+// field (`sandboxes[1].connect[0]`) and the object's name, and the items before it stay made;
+// settings with no sysctl, route or neighbour leave the daemon no socket in the sandbox's namespace.
 import fs from 'node:fs';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { ApiError, Client } from '../../src/client/index.js';
@@ -66,6 +67,21 @@ describeRoot('POST /v1/batch', () => {
     expect(await check(['ip', '-n', a, 'route', 'show', '198.19.213.0/24'])).toContain('via 198.19.212.2 dev p0');
     expect(fs.readFileSync(`/etc/netns/${a}/hosts`, 'utf8')).toMatch(/^198\.19\.211\.20\tbee$/m);
     expect(await check(['ip', 'netns', 'exec', a, 'ping', '-c', '1', '-W', '2', '198.19.212.2'])).toContain('1 received');
+  });
+
+  it('settings with only a hosts file (no sysctls, routes or neighbours) write it and leave no socket of the daemon in the namespace', async () => {
+    const a = sandboxName();
+    await api.request('POST', '/v1/batch', { networks: [{ name: 'bt4', subnet: '198.19.215.0/24' }], sandboxes: [{ name: a, connect: [{ network: 'bt4' }] }] });
+    // The namespace's netlink sockets (its /proc/net/netlink) whose inode is one of the daemon's open files.
+    const daemonSockets = async (): Promise<string[]> => {
+      const mine = new Set(fs.readdirSync(`/proc/${daemon.proc!.pid}/fd`).map((fd) => { try { return fs.readlinkSync(`/proc/${daemon.proc!.pid}/fd/${fd}`); } catch { return ''; } }));
+      const rows = (await check(['ip', 'netns', 'exec', a, 'cat', '/proc/net/netlink'])).trim().split('\n').slice(1).map((l) => l.trim().split(/\s+/));
+      return rows.filter((r) => mine.has(`socket:[${r.at(-1)}]`)).map((r) => r.join(' '));
+    };
+    expect(await daemonSockets()).toEqual([]);
+    await api.request('POST', '/v1/batch', { configs: [{ sandbox: a, sysctls: {}, routes: [], neighbors: [], hosts: [{ ip: '198.19.215.9', names: ['nine'] }] }] });
+    expect(fs.readFileSync(`/etc/netns/${a}/hosts`, 'utf8')).toMatch(/^198\.19\.215\.9\tnine$/m);
+    expect(await daemonSockets()).toEqual([]);
   });
 
   it('stops at the first failing item, names it, and keeps the items before it', async () => {

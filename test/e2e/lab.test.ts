@@ -92,6 +92,32 @@ describeRoot('cnmkit lab', () => {
     expect(await leftovers(name)).toEqual(clean);
   });
 
+  it('etcd runs on one Go processor and is asked nothing but by the daemons: an overlay lab comes up with no curl to run; an etcd that exits fails up at once with its log', async () => {
+    // Stand-ins first on PATH: a curl that records each call and fails, and (second part) an etcd that exits.
+    const bin = fs.mkdtempSync(path.join(labs.root, 'bin-'));
+    const calls = path.join(bin, 'calls');
+    fs.writeFileSync(path.join(bin, 'curl'), `#!/bin/sh\necho "$@" >> ${calls}\nexit 7\n`, { mode: 0o755 });
+    const env = { PATH: `${bin}:${process.env.PATH ?? '/usr/bin:/bin'}` };
+    const name = labName('etcd');
+    await labs.ok(['up', '-q', '--name', name, example('overlay.yml')], { env });
+    expect(fs.existsSync(calls)).toBe(false);
+    // etcd runs Go code on one processor (GOMAXPROCS=1 in its environment).
+    const etcdPid = (JSON.parse(fs.readFileSync(path.join(labs.root, name, 'state.json'), 'utf8')) as { etcd: { pid: number } }).etcd.pid;
+    expect(fs.readFileSync(`/proc/${etcdPid}/environ`, 'utf8').split('\0')).toContain('GOMAXPROCS=1');
+    const ping = await check(['ip', 'netns', 'exec', `${name}-a1`, 'ping', '-c', '1', '-W', '2', '198.19.100.21']);
+    expect(ping).toContain('1 received');
+    await labs.ok(['down', name]);
+    fs.writeFileSync(path.join(bin, 'etcd'), '#!/bin/sh\necho "etcd stand-in: cannot start" >&2\nexit 3\n', { mode: 0o755 });
+    const started = Date.now();
+    const failed = await labs.lab(['up', '-q', '--name', name, example('overlay.yml')], { env });
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toContain('etcd exited (3):\netcd stand-in: cannot start');
+    // At once, not after the daemons' 30 s wait for etcd.
+    expect(Date.now() - started).toBeLessThan(15_000);
+    await labs.ok(['down', name]);
+    expect(await leftovers(name)).toEqual(clean);
+  });
+
   it('overlay example across two hosts: etcd on the underlay, the overlay reaches across, the bridges stay on their hosts', async () => {
     const name = labName('ovl');
     await labs.ok(['up', '--name', name, example('overlay.yml')]);

@@ -24,14 +24,14 @@ export class LabRunner {
 
   constructor(readonly machine: TestNs) {}
 
-  /** `cnmkit lab ARGS…` in the machine namespace. */
-  lab(args: string[], opts: { timeoutMs?: number } = {}): Promise<RunResult> {
+  /** `cnmkit lab ARGS…` in the machine namespace (env: more variables, e.g. a PATH with stand-ins). */
+  lab(args: string[], opts: { timeoutMs?: number; env?: Record<string, string> } = {}): Promise<RunResult> {
     return run(['nsenter', `--net=${this.machine.path}`, '--', process.execPath, CLI, 'lab', ...args], {
-      env: { ...process.env, CNMKIT_LAB_DIR: this.root }, timeoutMs: opts.timeoutMs ?? 120_000,
+      env: { ...process.env, CNMKIT_LAB_DIR: this.root, ...opts.env }, timeoutMs: opts.timeoutMs ?? 120_000,
     });
   }
 
-  async ok(args: string[], opts: { timeoutMs?: number } = {}): Promise<string> {
+  async ok(args: string[], opts: { timeoutMs?: number; env?: Record<string, string> } = {}): Promise<string> {
     const r = await this.lab(args, opts);
     if (r.code !== 0) throw new Error(`cnmkit lab ${args.join(' ')} exited ${r.code}:\n${r.stdout}\n${r.stderr}`);
     return r.stdout;

@@ -1,5 +1,8 @@
-// src/cli/code-cache.ts: a CommonJS script run through it behaves as under Node's own loader
-// (__filename, __dirname, require, module.exports, its line numbers in stack traces); the first
+// src/cli/code-cache.ts: a CommonJS module written inside Node's wrapper function (as the build
+// writes dist/*.cjs) run through it behaves as under Node's own loader (__filename, __dirname,
+// require, module.exports, the file's own line numbers in stack traces); a script not so written is
+// refused, naming it; V8 flags given are set before the compile, so that a cache is used under
+// the flags it was made with; the first
 // run writes the V8 code cache and the next one starts from it (or from a fallback cache of another
 // kind of run while its own is missing, then writing its own); a cache V8 rejects (made for
 // another script) is ignored and replaced; an unwritable cache place costs nothing but the cache.
@@ -9,6 +12,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { WRAPPER_END, WRAPPER_START } from '../../src/cli/code-cache.js';
 import { run } from '../helpers/exec.js';
 
 const repo = path.resolve(import.meta.dirname, '../..');
@@ -24,9 +28,9 @@ const SCRIPT = [
 ].join('\n');
 
 /** Runs the bundle through the loader in a child; its stdout line and whether the cache was used. */
-async function load(cacheFile: string, fallback?: string): Promise<{ out: Record<string, unknown>; used: boolean }> {
+async function load(cacheFile: string, fallback?: string, v8Flags?: string[]): Promise<{ out: Record<string, unknown>; used: boolean }> {
   const code = `import { runWithCodeCache } from ${JSON.stringify(path.join(repo, 'src/cli/code-cache.ts'))};\n`
-    + `const r = runWithCodeCache(${JSON.stringify(bundle)}, ${JSON.stringify(cacheFile)}, ${JSON.stringify(fallback ? { fallback } : {})});\n`
+    + `const r = runWithCodeCache(${JSON.stringify(bundle)}, ${JSON.stringify(cacheFile)}, ${JSON.stringify({ ...(fallback ? { fallback } : {}), ...(v8Flags ? { v8Flags } : {}) })});\n`
     + 'console.error(JSON.stringify({ used: r.used }));\n';
   const r = await run([process.execPath, '--import', 'tsx', '--input-type=module', '-e', code], { timeoutMs: 30_000 });
   expect(r.code, r.stderr).toBe(0);
@@ -37,7 +41,7 @@ describe('runWithCodeCache', () => {
   beforeEach(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cnmkit-code-cache-'));
     bundle = path.join(dir, 'bundle.cjs');
-    fs.writeFileSync(bundle, SCRIPT);
+    fs.writeFileSync(bundle, `${WRAPPER_START}${SCRIPT}${WRAPPER_END}`);
   });
   afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
@@ -45,7 +49,8 @@ describe('runWithCodeCache', () => {
     const cache = path.join(dir, 'cache', 'x.bin');
     const first = await load(cache);
     expect(first.used).toBe(false);
-    expect(first.out).toEqual({ file: bundle, dir, eol: true, exported: 'function', at: expect.stringContaining(`${bundle}:2:`) });
+    // where() is on the file's line 3 (the wrapper is line 1).
+    expect(first.out).toEqual({ file: bundle, dir, eol: true, exported: 'function', at: expect.stringContaining(`${bundle}:3:`) });
     expect(fs.statSync(cache).size).toBeGreaterThan(0);
     expect(fs.readdirSync(path.dirname(cache))).toEqual(['x.bin']);
     const second = await load(cache);
@@ -69,7 +74,7 @@ describe('runWithCodeCache', () => {
     // big() is compiled only when called, after the first write; the run is then killed with
     // SIGKILL (as a lab stops its daemons), so only a later timed write can hold big() too.
     const body = Array.from({ length: 200 }, (_, i) => `  x = (x * ${i + 3} + ${i}) % 1000003;`).join('\n');
-    fs.writeFileSync(bundle, `function big(x) {\n${body}\n  return x;\n}\nsetTimeout(() => big(1), 400);\nsetTimeout(() => undefined, 60_000);\n`);
+    fs.writeFileSync(bundle, `${WRAPPER_START}function big(x) {\n${body}\n  return x;\n}\nsetTimeout(() => big(1), 400);\nsetTimeout(() => undefined, 60_000);${WRAPPER_END}`);
     const cache = path.join(dir, 'x.bin');
     const code = `import { runWithCodeCache } from ${JSON.stringify(path.join(repo, 'src/cli/code-cache.ts'))};\n`
       + `runWithCodeCache(${JSON.stringify(bundle)}, ${JSON.stringify(cache)}, { writeAtMs: [100, 800] });\n`;
@@ -89,6 +94,26 @@ describe('runWithCodeCache', () => {
     const written = [...new Set(sizes.filter((x) => x > 0))];
     expect(written).toHaveLength(2);
     expect(written[1]).toBeGreaterThan(written[0]!);
+  });
+
+  it('refuses a script that is not inside the wrapper function, naming it, and runs none of it', async () => {
+    fs.writeFileSync(bundle, 'globalThis.ran = true;\n');
+    const code = `import { runWithCodeCache } from ${JSON.stringify(path.join(repo, 'src/cli/code-cache.ts'))};\n`
+      + `try { runWithCodeCache(${JSON.stringify(bundle)}, ${JSON.stringify(path.join(dir, 'x.bin'))}); } catch (err) { console.log(JSON.stringify({ message: err.message, ran: globalThis.ran === true })); }\n`;
+    const r = await run([process.execPath, '--import', 'tsx', '--input-type=module', '-e', code], { timeoutMs: 30_000 });
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout.trim())).toEqual({ message: `${bundle}: not a CommonJS module inside its wrapper function (npm run build writes them so)`, ran: false });
+    expect(fs.existsSync(path.join(dir, 'x.bin'))).toBe(false);
+  });
+
+  it('sets the V8 flags it is given before the compile: the cache made under them is taken under them, not without', async () => {
+    const cache = path.join(dir, 'x.bin');
+    expect((await load(cache, undefined, ['--max-opt=1'])).used).toBe(false);
+    const made = fs.readFileSync(cache);
+    expect((await load(cache, undefined, ['--max-opt=1'])).used).toBe(true);
+    expect(fs.readFileSync(cache).equals(made)).toBe(true);
+    // Without the flags V8 refuses that cache (the run then makes its own).
+    expect((await load(cache)).used).toBe(false);
   });
 
   it('ignores a cache V8 rejects and replaces it', async () => {

@@ -1,8 +1,9 @@
 // bin/cnmkit runs the bundle of `npm run build` only while it is fresh: a source edited after the
 // build started, a source gone, no build at all or CNMKIT_FROM_SOURCE=1 run the TypeScript
 // sources through tsx instead; `daemon` runs the CommonJS bundle through the code-cache loader
-// (dist/code-cache.js), with a cache named after the build. Checked on a copy of the launcher in a
-// scratch project whose "bundle", "loader" and "sources" each say which one ran.
+// (dist/code-cache.cjs), with a cache named after the build. Checked on a copy of the launcher (and
+// of bin/package.json, which makes it CommonJS in an ES module project) in a scratch project whose
+// "bundle", "loader" and "sources" each say which one ran.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -31,17 +32,18 @@ describe('bin/cnmkit', () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cnmkit-launcher-'));
     fs.mkdirSync(path.join(dir, 'bin'));
     fs.copyFileSync(path.join(repo, 'bin/cnmkit'), path.join(dir, 'bin/cnmkit'));
+    fs.copyFileSync(path.join(repo, 'bin/package.json'), path.join(dir, 'bin/package.json'));
     fs.symlinkSync(path.join(repo, 'node_modules'), path.join(dir, 'node_modules'));
     write('package.json', '{"type": "module"}\n');
     write('src/cli/main.ts', "const from: string = 'sources';\nconsole.log(from);\n");
     write('src/other.ts', 'export {};\n');
     write('dist/cnmkit.js', "console.log('bundle');\n");
-    write('dist/code-cache.js', [
-      "import path from 'node:path';",
-      "const root = path.dirname(path.dirname(new URL(import.meta.url).pathname));",
-      'export function runWithCodeCache(bundle, cache, opts = {}) {',
-      '  console.log(`loader ${path.relative(root, bundle)} ${path.relative(root, cache)}${opts.fallback ? ` from ${path.relative(root, opts.fallback)}` : ""}`);',
-      '}',
+    write('dist/code-cache.cjs', [
+      "const path = require('node:path');",
+      'const root = path.dirname(__dirname);',
+      'exports.runWithCodeCache = (bundle, cache, opts = {}) => {',
+      '  console.log(`loader ${path.relative(root, bundle)} ${path.relative(root, cache)}${opts.fallback ? ` from ${path.relative(root, opts.fallback)}` : ""}${opts.v8Flags ? ` with ${opts.v8Flags.join(" ")}` : ""}`);',
+      '};',
       '',
     ].join('\n'));
   });
@@ -69,8 +71,9 @@ describe('bin/cnmkit', () => {
     const cluster = `loader dist/cnmkit.cjs dist/code-cache/daemon-cluster-${now}.bin from dist/code-cache/daemon-${now}.bin`;
     expect(await which({}, ['daemon', '--cluster-store', 'etcd://198.18.0.1:2379'])).toBe(cluster);
     expect(await which({}, ['daemon', '--cluster-store=etcd://198.18.0.1:2379'])).toBe(cluster);
-    // The lab commands from a script of their own (dist/lab.cjs: the lab group alone).
-    expect(await which({}, ['lab', 'up', 'x.yml'])).toBe(`loader dist/lab.cjs dist/code-cache/lab-${now}.bin`);
+    // The lab commands from a script of their own (dist/lab.cjs: the lab group alone), without TurboFan.
+    expect(await which({}, ['lab', 'up', 'x.yml'])).toBe(`loader dist/lab.cjs dist/code-cache/lab-${now}.bin with --max-opt=1`);
+    expect(await which({}, ['lab', 'check', 'x'])).toBe(`loader dist/lab.cjs dist/code-cache/lab-${now}.bin with --max-opt=1`);
     expect(await which({}, ['network'])).toBe('bundle');
     expect(await which({ CNMKIT_FROM_SOURCE: '1' }, ['daemon'])).toBe('sources');
     touch('src/other.ts', now + 1);

@@ -12,6 +12,7 @@ import { describeRoot } from '../helpers/root.js';
 import { SimCluster, waitFor } from '../helpers/cluster.js';
 import type { PeerBatch } from '../../src/cluster/types.js';
 import type { StoreClient } from '../../src/cluster/client.js';
+import { canonicalPool } from '../../src/cluster/ipam.js';
 
 const spec = (name: string, extra: Record<string, unknown> = {}) => ({ name, driver: 'overlay', internal: false, enableIPv6: false, options: {}, ipv4: [], ipv6: [], ...extra });
 const mac = (n: number) => `02:42:c6:13:00:${n.toString(16).padStart(2, '0')}`;
@@ -257,13 +258,16 @@ describeRoot('cluster control plane on a real etcd', () => {
     await lists[0];
     // b read its view of the pool when the network appeared: all of it free but the gateway.
     await new Promise((r) => setTimeout(r, 200));
-    const taken: string[] = [];
-    for (let i = 0; i < 28; i++) {
+    // All at once: the view read ahead is kept 2 s unless a join uses it.
+    const taken = await Promise.all(Array.from({ length: 28 }, async (_, i) => {
       const ip = (await a!.ipam.requestAddress(pool, { kind: 'endpoint', owner: `e${i}` }))!;
-      taken.push(ip.split('/')[0]!);
       await a!.publishPeer('ln', { endpointId: `e${i}`, ip, mac: mac(40 + i) });
-    }
+      return ip.split('/')[0]!;
+    }));
     await waitFor('b\'s watch ahead saw them', async () => (streams.reduce((n, st) => n + st.events, 0) >= 28 ? true : undefined), 3000);
+    // The stream's events reach the view a moment later (the watch hands them over in batches).
+    const view = () => (b as unknown as { ipam: { heldView(id: string): { taken: Set<string> } | undefined } }).ipam.heldView(canonicalPool(pool));
+    await waitFor('b\'s view learnt them', async () => (taken.every((ip) => view()?.taken.has(ip)) ? true : undefined), 1000);
     const chosen = (await b!.reserveAddress(pool)).split('/')[0]!;
     expect(taken).not.toContain(chosen);
     b!.forgetAddress(pool, chosen);

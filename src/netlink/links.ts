@@ -6,7 +6,7 @@ import { FlagsNew, ifla, rt, type StreamData } from 'netlink';
 import { InvalidArgumentError, KernelError, NotFoundError } from '../errors.js';
 import { validateIfname } from '../netns/index.js';
 import { body, flatten, u16be, u32 } from './encode.js';
-import type { NetlinkHandle } from './handle.js';
+import type { NetlinkHandle, RawReply } from './handle.js';
 import { parseIp, parseMac } from '../ip/index.js';
 import { assignDefined, echoedIndexes, indexAndMtu, parseLink } from './link-parse.js';
 import { MACVLAN_MODES, type Link, type LinkKind, type MacvlanMode } from './types.js';
@@ -298,18 +298,25 @@ export async function moveLink(h: NetlinkHandle, ref: LinkRef, nsPath: string, n
   }
 }
 
-/** Equivalent to: `ip link show DEV`; undefined when there is no such link. */
-export async function findLink(h: NetlinkHandle, ref: LinkRef): Promise<Link | undefined> {
+/** The kernel's answer to `ip link show DEV` as it came (no stats), or undefined when there is no such link. */
+async function showLinkRaw(h: NetlinkHandle, ref: LinkRef): Promise<RawReply | undefined> {
   validateLinkRef(ref, 'link');
   const msg = refMsg(ref);
   const attrs = { ...msg.attrs, extMask: u32(RTEXT_FILTER_SKIP_STATS) };
   try {
-    const [reply] = await h.request(`link show ${ref}`, rt.MessageType.GETLINK, body(rt.formatLinkMessage, { kind: 'link', data: msg.data, attrs }));
-    return reply?.kind === 'link' ? parseLink(reply) : undefined;
+    const replies = await h.requestRaw(`link show ${ref}`, rt.MessageType.GETLINK, body(rt.formatLinkMessage, { kind: 'link', data: msg.data, attrs }));
+    return replies.find((r) => r.type === rt.MessageType.NEWLINK);
   } catch (err) {
     if (err instanceof KernelError && err.errnoCode === 'ENODEV') return undefined;
     throw err;
   }
+}
+
+/** Equivalent to: `ip link show DEV`; undefined when there is no such link. */
+export async function findLink(h: NetlinkHandle, ref: LinkRef): Promise<Link | undefined> {
+  const reply = await showLinkRaw(h, ref);
+  const msg = reply && rt.parseMessage(reply.type, reply.data);
+  return msg?.kind === 'link' ? parseLink(msg) : undefined;
 }
 
 /**
@@ -318,17 +325,8 @@ export async function findLink(h: NetlinkHandle, ref: LinkRef): Promise<Link | u
  * Equivalent to: `ip link show DEV` (two of its fields)
  */
 export async function peekLink(h: NetlinkHandle, ref: LinkRef): Promise<{ index: number; mtu?: number } | undefined> {
-  validateLinkRef(ref, 'link');
-  const msg = refMsg(ref);
-  const attrs = { ...msg.attrs, extMask: u32(RTEXT_FILTER_SKIP_STATS) };
-  try {
-    const replies = await h.requestRaw(`link show ${ref}`, rt.MessageType.GETLINK, body(rt.formatLinkMessage, { kind: 'link', data: msg.data, attrs }));
-    const reply = replies.find((r) => r.type === rt.MessageType.NEWLINK);
-    return reply ? indexAndMtu(reply.data) : undefined;
-  } catch (err) {
-    if (err instanceof KernelError && err.errnoCode === 'ENODEV') return undefined;
-    throw err;
-  }
+  const reply = await showLinkRaw(h, ref);
+  return reply ? indexAndMtu(reply.data) : undefined;
 }
 
 /** Equivalent to: `ip link show DEV`; throws NotFoundError when there is no such link. */

@@ -310,10 +310,11 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
         }
         return { info: detachedInfo(net, ep, data, s.mtu), macAddress: data.mac, driverData: data };
       }
-      const s = await bringUp(net, config, { sparesLater: true });
+      const s = stateOf(net, config);
       const mac = ep.macAddress ?? macFor(ep.ipv4);
       s.local.add(ep.id);
-      // The cluster's one transaction (the peer, and the reserved addresses) is in flight while the kernel work is done.
+      // The cluster's one transaction (the peer, and the reserved addresses) is in flight while the
+      // kernel work is done: the devices of a first endpoint here (their bring-up began at prepare), then its veth.
       const published = placement.claim ? joinCluster(net, ep, mac, placement.claim.owner) : publish(net, ep, mac);
       published.catch(() => undefined);
       // A join from spares is queued (resolved already): no turn of the event loop, which would run the queue's send first.
@@ -321,6 +322,7 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
       mark('join sent');
       let made: Awaited<ReturnType<typeof makeVeth>>;
       try {
+        await bringUp(net, config, { sparesLater: true });
         made = await makeVeth(ctx.netlink, ctx.sysctl, s.devices!.bridge, net, s.mtu, ep, placement);
         mark('veth');
       } catch (err) {

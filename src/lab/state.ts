@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { NotFoundError } from '../errors.js';
-import { labRoot, type LabPlan } from './plan.js';
+import { labNamespaces, labRoot, type LabPlan } from './plan.js';
 
 export interface ProcessRecord {
   pid: number;
@@ -32,6 +32,13 @@ export interface LabState {
   execDone: string[];
   /** Namespaces of an earlier plan (nodes or hosts a changed file dropped) not removed yet. */
   leftovers: string[];
+  /**
+   * The namespaces this lab made, or is about to make (each found free first): the only ones `down`
+   * deletes. Absent in a state written before it was kept: then the plan's, as then.
+   */
+  owned?: string[];
+  /** The host:IFACE ends this lab made (a name that was there already is refused, never taken). */
+  machineEnds?: string[];
   created: string;
   updated: string;
 }
@@ -60,6 +67,11 @@ export function writeState(s: LabState): void {
   const tmp = `${file}.${process.pid}.tmp`;
   fs.writeFileSync(tmp, `${JSON.stringify(s, null, 1)}\n`, { mode: 0o600 });
   fs.renameSync(tmp, file);
+}
+
+/** The namespaces `down` may delete: those the lab made (or, for an older state, its plans'). */
+export function ownedNamespaces(s: LabState): string[] {
+  return s.owned ?? [...new Set([...labNamespaces(s.plan), ...(s.leftovers ?? [])])];
 }
 
 /** Names of the labs that have a run directory. */

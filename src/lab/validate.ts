@@ -9,6 +9,7 @@ import { PREDEFINED_NETWORKS } from '../defaults.js';
 import { LabFileError, type LabFileProblem } from '../errors.js';
 import { NETWORK_PARSERS } from '../daemon/network-parse.js';
 import { contains, covers, parseAddress, parseAddressOrCidr, parsePrefix, type Prefix } from '../ip/index.js';
+import { checkShaping, needsNetem, netemAvailable } from '../links/shape.js';
 import { IMPLICIT_HOST, MACHINE, type LabTopology, type NetworkSpec, type NodeSpec, type Origins } from './model.js';
 import type { FieldPath, LabSource } from './source.js';
 
@@ -176,13 +177,29 @@ function checkNode(c: Ctx, node: NodeSpec, networks: Map<string, NetworkSpec>, s
   });
 }
 
-function checkLinks(c: Ctx, nodes: Map<string, NodeSpec>): void {
+/** The link's shaping as the daemon checks it; with `up`, netem's options only where the kernel has netem. */
+function checkLinkShaping(c: Ctx, key: string, l: LabTopology['links'][number], up: boolean): void {
+  const shaping = Object.fromEntries((['rate', 'delay', 'jitter', 'loss'] as const).filter((k) => l[k] !== undefined).map((k) => [k, l[k]]));
+  try {
+    checkShaping(shaping);
+  } catch (err) {
+    const field = (err as { field?: string }).field ?? 'rate';
+    return at(c, key, [field], (err as Error).message.replace(`${field}: `, ''));
+  }
+  if (up && needsNetem(shaping) && !netemAvailable()) {
+    at(c, key, [l.delay !== undefined ? 'delay' : 'loss'], 'delay, jitter and loss need the netem qdisc (kernel module sch_netem), which this kernel does not have; rate alone works (tbf)');
+  }
+}
+
+function checkLinks(c: Ctx, nodes: Map<string, NodeSpec>, up: boolean): void {
   const names = new Map<string, Set<string>>([...nodes.values()].map((n) => [n.name, new Set(networkIfnames(n))]));
   c.topo.links.forEach((l, i) => {
     const key = `link:${i}`;
     if (l.ends.every((e) => e.node === MACHINE)) return at(c, key, ['endpoints'], 'a link needs at least one node end');
+    checkLinkShaping(c, key, l, up);
     const hosts = new Set<string>();
     l.ends.forEach((e, j) => {
+      if (e.ifname === 'lo') at(c, key, ['endpoints', j], 'lo is the loopback interface every namespace has; a link end is a new interface: name it otherwise');
       if (e.address) {
         const a = tryParse(c, key, ['addresses', j], () => parseAddressOrCidr('address', e.address));
         if (a && a.bits === undefined) at(c, key, ['addresses', j], `${e.address} needs a prefix length, e.g. ${e.address}/30`);
@@ -232,7 +249,7 @@ export function validateTopology(topo: LabTopology, origins: Origins, src: LabSo
   const networks = new Map(topo.networks.map((n) => [n.name, n]));
   const nodes = new Map(topo.nodes.map((n) => [n.name, n]));
   for (const n of topo.nodes) checkNode(c, n, networks, subnets);
-  checkLinks(c, nodes);
+  checkLinks(c, nodes, opts.up === true);
   checkExpect(c, nodes);
   if (c.problems.length > 0) throw new LabFileError(c.problems.sort((a, b) => a.line - b.line));
 }

@@ -396,5 +396,10 @@ export function addressIn(subnet: Prefix, text: string): string {
   const a = parseAddressOrCidr('ip', text);
   if (a.bits !== undefined && a.bits !== subnet.bits) throw new InvalidArgumentError('ip', `${text}: the prefix length must be the pool's /${subnet.bits}`);
   if (a.family !== subnet.family || a.value < subnet.start || a.value > subnet.end) throw new InvalidArgumentError('ip', `${text} is not inside pool ${subnet.text}`);
-  return formatAddress(a.family, a.value);
+  // The network and broadcast addresses of an IPv4 subnet, as the local IPAM refuses them.
+  const { first, last } = hostSpan(subnet);
+  const plain = formatAddress(a.family, a.value);
+  if (a.value < first) throw new InvalidArgumentError('ip', `${plain} is the network address of ${subnet.text}`);
+  if (a.value > last) throw new InvalidArgumentError('ip', `${plain} is the broadcast address of ${subnet.text}`);
+  return plain;
 }

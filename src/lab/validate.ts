@@ -8,7 +8,7 @@ import path from 'node:path';
 import { PREDEFINED_NETWORKS } from '../defaults.js';
 import { LabFileError, type LabFileProblem } from '../errors.js';
 import { NETWORK_PARSERS } from '../daemon/network-parse.js';
-import { contains, covers, parseAddress, parseAddressOrCidr, parsePrefix, type Prefix } from '../ip/index.js';
+import { contains, covers, formatAddress, parseAddress, parseAddressOrCidr, parsePrefix, type Address, type Prefix } from '../ip/index.js';
 import { checkShaping, needsNetem, netemAvailable } from '../links/shape.js';
 import { IMPLICIT_HOST, MACHINE, type LabTopology, type NetworkSpec, type NodeSpec, type Origins } from './model.js';
 import type { FieldPath, LabSource } from './source.js';
@@ -21,6 +21,8 @@ interface Ctx {
   origins: Origins;
   src: LabSource;
   problems: LabFileProblem[];
+  /** Fixed addresses given so far, `NETWORK ADDRESS` → the node that has it. */
+  fixed?: Map<string, string>;
 }
 
 function at(c: Ctx, key: string, sub: FieldPath, reason: string): void {
@@ -150,6 +152,24 @@ export function networkIfnames(node: NodeSpec): string[] {
   return node.networks.map((a) => a.ifname ?? `eth${i++}`);
 }
 
+/**
+ * A node's fixed IPv4 address inside its network's subnet: not the subnet's network or broadcast
+ * address, not the network's gateway (given, else the subnet's first address, as the daemon
+ * chooses it), and no other node's on that network.
+ */
+function checkFixed(c: Ctx, key: string, field: FieldPath, node: string, net: NetworkSpec, sub: Prefix, ip: Address): void {
+  const text = formatAddress(ip.family, ip.value);
+  const edges = sub.family === 4 && sub.bits < 31;
+  if (edges && ip.value === sub.start) return at(c, key, field, `${text} is the network address of ${sub.text}`);
+  if (edges && ip.value === sub.end) return at(c, key, field, `${text} is the broadcast address of ${sub.text}`);
+  const gateway = net.gateway ?? (edges && net.driver !== 'null' ? formatAddress(4, sub.start + 1n) : undefined);
+  if (text === gateway) return at(c, key, field, `${text} is network ${net.name}'s gateway${net.gateway ? '' : ' (the subnet\'s first address, unless gateway is given)'}`);
+  c.fixed ??= new Map();
+  const other = c.fixed.get(`${net.name} ${text}`);
+  if (other) return at(c, key, field, `${text} on network ${net.name} is node ${other}'s already`);
+  c.fixed.set(`${net.name} ${text}`, node);
+}
+
 function checkNode(c: Ctx, node: NodeSpec, networks: Map<string, NetworkSpec>, subnets: Map<string, Prefix>): void {
   const key = `node:${node.name}`;
   const seen = new Set<string>();
@@ -164,6 +184,7 @@ function checkNode(c: Ctx, node: NodeSpec, networks: Map<string, NetworkSpec>, s
       const sub = subnets.get(a.network);
       if (ip && !sub) at(c, key, ['networks', i, a.network, 'ip'], `network ${a.network} needs a subnet for a fixed address`);
       else if (ip && sub && !contains(sub, ip)) at(c, key, ['networks', i, a.network, 'ip'], `${a.ip} is not inside ${a.network}'s subnet ${sub.text}`);
+      else if (ip && sub) checkFixed(c, key, ['networks', i, a.network, 'ip'], node.name, net, sub, ip);
     }
     if (a.ipv6 && !net.ipv6) at(c, key, ['networks', i, a.network, 'ipv6'], `network ${a.network} has no IPv6`);
   });

@@ -8,10 +8,9 @@ import { decodeCidr, encodeCidr, Keys, prefixEnd } from '../../src/cluster/keys.
 import fc from 'fast-check';
 import { diffMaps, mergeChanges, sameJson } from '../../src/cluster/diff.js';
 import { parseClusterFlags, parseStoreUrl, resolveAdvertise } from '../../src/cluster/options.js';
-import { chooseSubnet, hostSpan, occupied, subnetLayout } from '../../src/cluster/pools.js';
+import { addressIn, chooseSubnet, hostSpan, occupied, subnetLayout } from '../../src/cluster/pools.js';
 import { differences, freeVni } from '../../src/cluster/networks.js';
 import { checkPeer } from '../../src/cluster/peers.js';
-import { addressIn } from '../../src/cluster/ipam.js';
 import { checkDefaultPool } from '../../src/ipam/defaults.js';
 import { parsePrefix } from '../../src/ip/index.js';
 import { registerClusterRoutes } from '../../src/api/cluster.js';

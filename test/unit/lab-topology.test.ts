@@ -109,6 +109,34 @@ expect:
   });
 });
 
+describe('lab topology files: what the daemons would refuse halfway through up', () => {
+  it('refuses fixed addresses that are the subnet\'s edges, the gateway or another node\'s, lo as a link end, and bad shaping, each with its line', () => {
+    const text = `name: fx
+networks:
+  lan: {subnet: 198.19.5.0/24}
+  gw: {subnet: 198.19.6.0/24, gateway: 198.19.6.254}
+nodes:
+  a: {networks: [{lan: {ip: 198.19.5.1}}, {gw: {ip: 198.19.6.254}}]}
+  b: {networks: [{lan: {ip: 198.19.5.0}}, {gw: {ip: 198.19.6.1}}]}
+  c: {networks: [{lan: {ip: 198.19.5.255}}, {gw: {ip: 198.19.6.1}}]}
+links:
+  - endpoints: ["a:lo", "host:lo"]
+  - endpoints: ["a:p1", "b:p1"]
+    jitter: 1ms
+`;
+    expect(problems(text)).toEqual([
+      "6 nodes.a.networks[0].lan.ip: 198.19.5.1 is network lan's gateway (the subnet's first address, unless gateway is given)",
+      "6 nodes.a.networks[1].gw.ip: 198.19.6.254 is network gw's gateway",
+      '7 nodes.b.networks[0].lan.ip: 198.19.5.0 is the network address of 198.19.5.0/24',
+      '8 nodes.c.networks[0].lan.ip: 198.19.5.255 is the broadcast address of 198.19.5.0/24',
+      "8 nodes.c.networks[1].gw.ip: 198.19.6.1 on network gw is node b's already",
+      '10 links[0].endpoints[0]: lo is the loopback interface every namespace has; a link end is a new interface: name it otherwise',
+      '10 links[0].endpoints[1]: lo is the loopback interface every namespace has; a link end is a new interface: name it otherwise',
+      '12 links[1].jitter: jitter needs a delay',
+    ]);
+  });
+});
+
 describe('containerlab files', () => {
   it('maps kinds linux and bridge, mgmt, links and host: ends, with one warning for ignored fields', () => {
     const t = loadTopology(path.join(examples, 'clab.clab.yml'));

@@ -2,7 +2,8 @@
 // machine namespace has already, and a namespace another lab or the user holds, are refused before
 // anything is made, and `down` then touches neither; `lo` is refused in the file. And a lab changed
 // in place: a link's rate changes without making the link again (the routes exec lines added
-// through it stay), a link deleted behind the lab's back is made again by `up`, and an exec line
+// through it stay), a link deleted behind the lab's back is reported by `check` (which still runs)
+// and made again by `up`, and an exec line
 // that leaves a server in the background does not hold `up`. Each lab runs from a throwaway
 // namespace standing for the machine; checks with iproute2, tc and real packets.
 import fs from 'node:fs';
@@ -105,6 +106,11 @@ describeRoot('cnmkit lab: what is not the lab\'s, and changes in place', () => {
     expect(await index()).toBe(before);
     // Deleted by hand: `up` makes it again, and packets cross it.
     await check(['ip', '-n', `${name}-a`, 'link', 'del', 'p0']);
+    // check still runs its matrix, and names the node it could not set up.
+    const broken = await labs.lab(['check', name]);
+    expect(broken.code).toBe(1);
+    expect(broken.stdout).toMatch(/node a: its neighbour entries could not be set: .*p0/);
+    expect(broken.stdout).toMatch(/0\/2 pairs answered/);
     await labs.ok(['up', write('')]);
     expect(await check(['ip', 'netns', 'exec', `${name}-a`, 'ping', '-c', '1', '-W', '2', '198.19.6.2'])).toContain('1 received');
     await labs.ok(['down', name]);

@@ -133,8 +133,8 @@ const check: Command = {
     const { prober } = await import('../../lab/probe.js');
     const { printCheck } = await import('../../lab/check-print.js');
     const s = mustReadState(await labName(pos[0]!));
-    await programNeighbours(s);
-    const r = await checkLab(s, { prober, timeoutMs });
+    const { problems } = await programNeighbours(s);
+    const r = await checkLab(s, { prober, timeoutMs, problems });
     if (json) printJson(r);
     else printCheck(s, r);
     return r.failures.length === 0 ? 0 : 1;

@@ -15,7 +15,7 @@ import { stopProcess } from './hosts.js';
 import { MACHINE } from './model.js';
 import { labRoot } from './plan.js';
 import type { Progress } from './progress.js';
-import { ownedNamespaces, readState, type LabState } from './state.js';
+import { ownedNamespaces, readState, withLabLock, type LabState } from './state.js';
 
 /**
  * Processes still running inside the namespaces (started by exec lines: servers left in the
@@ -58,6 +58,11 @@ export interface DownOptions {
 /** Takes the lab down; false when there was no such lab (nothing to do). */
 export async function labDown(name: string, o: DownOptions): Promise<boolean> {
   const root = o.root ?? labRoot();
+  return withLabLock(name, root, () => downLocked(name, root, o));
+}
+
+/** labDown, holding the lab's lock. */
+async function downLocked(name: string, root: string, o: DownOptions): Promise<boolean> {
   const s = readState(name, root);
   const pr = o.progress;
   if (!s) return false;

@@ -4,7 +4,7 @@
 // after a crash of `up`. Written atomically (rename).
 import fs from 'node:fs';
 import path from 'node:path';
-import { NotFoundError } from '../errors.js';
+import { ConflictError, NotFoundError } from '../errors.js';
 import { labNamespaces, labRoot, type LabPlan } from './plan.js';
 
 export interface ProcessRecord {
@@ -101,5 +101,37 @@ export function isAlive(p: ProcessRecord | undefined): boolean {
     return fs.readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').includes(p.marker);
   } catch {
     return false;
+  }
+}
+
+/**
+ * Runs fn holding the lab's lock (ROOT/.NAME.lock: the pid and start time of the `lab` command
+ * holding it), so that an `up` and a `down` of one lab never interleave; one left by a command
+ * that died is taken over. Refused, naming the holder, while another command holds it.
+ */
+export async function withLabLock<T>(name: string, root: string, fn: () => Promise<T>): Promise<T> {
+  fs.mkdirSync(root, { recursive: true, mode: 0o700 });
+  const file = path.join(root, `.${name}.lock`);
+  const me: ProcessRecord = { pid: process.pid, startTime: startTimeOf(process.pid) ?? '', marker: 'lab' };
+  for (let attempt = 0; ; attempt++) {
+    try {
+      fs.writeFileSync(file, JSON.stringify(me), { flag: 'wx', mode: 0o600 });
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw err;
+      let holder: ProcessRecord | undefined;
+      try {
+        holder = JSON.parse(fs.readFileSync(file, 'utf8')) as ProcessRecord;
+      } catch {
+        holder = undefined;
+      }
+      if (holder && isAlive(holder)) throw new ConflictError(`lab ${name}: another cnmkit lab command (pid ${holder.pid}) is changing it; try again once it has ended`);
+      fs.rmSync(file, { force: true });
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    fs.rmSync(file, { force: true });
   }
 }

@@ -15,10 +15,10 @@ import {
 import { diffPlans, type LabChanges } from './changes.js';
 import { daemonAnswers, ensureNamespace, startDaemon, startEtcd, stopProcess } from './hosts.js';
 import { mapLimit } from './limit.js';
-import { MACHINE } from './model.js';
-import { labNamespaces, planLab, type LabPlan } from './plan.js';
+import { MACHINE, type LabTopology } from './model.js';
+import { labNamespaces, labRoot, planLab, type LabPlan } from './plan.js';
 import type { Progress } from './progress.js';
-import { isAlive, ownedNamespaces, readState, writeState, type LabState } from './state.js';
+import { isAlive, ownedNamespaces, readState, withLabLock, writeState, type LabState } from './state.js';
 import { loadTopology } from './topology.js';
 import type { LabLinks } from './underlay.js';
 
@@ -294,12 +294,17 @@ function addIface(state: LabState, node: string, iface: Iface): void {
 
 /** Brings the lab of file up (or converges it); returns its state. */
 export async function labUp(file: string, o: UpOptions): Promise<LabState> {
-  const pr = o.progress;
   const topo = loadTopology(file, { up: true });
   if (o.name !== undefined) {
     if (!LAB_NAME_RE.test(o.name)) throw new InvalidArgumentError('name', `${JSON.stringify(o.name)} must start with a lowercase letter and hold only a-z, 0-9 and '-', at most 16 characters`);
     topo.name = o.name;
   }
+  return withLabLock(topo.name, o.root ?? labRoot(), () => upLocked(file, topo, o));
+}
+
+/** labUp, holding the lab's lock. */
+async function upLocked(file: string, topo: LabTopology, o: UpOptions): Promise<LabState> {
+  const pr = o.progress;
   for (const w of topo.warnings) pr.note(`warning: ${w}`);
   const plan = planLab(topo, o.root);
   const prev = readState(topo.name, o.root);

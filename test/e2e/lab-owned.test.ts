@@ -3,9 +3,9 @@
 // anything is made, and `down` then touches neither; `lo` is refused in the file. And a lab changed
 // in place: a link's rate changes without making the link again (the routes exec lines added
 // through it stay), a link deleted behind the lab's back is reported by `check` (which still runs)
-// and made again by `up`, and an exec line
-// that leaves a server in the background does not hold `up`. Each lab runs from a throwaway
-// namespace standing for the machine; checks with iproute2, tc and real packets.
+// and made again by `up`, an exec line that leaves a server in the background does not hold `up`,
+// and an up and a down of one lab never interleave. Each lab runs from a throwaway namespace
+// standing for the machine; checks with iproute2, tc and real packets.
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, expect, it } from 'vitest';
@@ -23,6 +23,12 @@ function file(f: string, text: string): string {
   const p = path.join(dir, f);
   fs.writeFileSync(p, text);
   return p;
+}
+
+/** Waits until the file exists (at most 10 s). */
+async function waitForFile(p: string): Promise<void> {
+  for (let i = 0; i < 200 && !fs.existsSync(p); i++) await new Promise((r) => setTimeout(r, 50));
+  if (!fs.existsSync(p)) throw new Error(`${p} did not appear`);
 }
 
 describeRoot('cnmkit lab: what is not the lab\'s, and changes in place', () => {
@@ -113,6 +119,20 @@ describeRoot('cnmkit lab: what is not the lab\'s, and changes in place', () => {
     expect(broken.stdout).toMatch(/0\/2 pairs answered/);
     await labs.ok(['up', write('')]);
     expect(await check(['ip', 'netns', 'exec', `${name}-a`, 'ping', '-c', '1', '-W', '2', '198.19.6.2'])).toContain('1 received');
+    await labs.ok(['down', name]);
+    expect(await namespacesWith(`${name}-`)).toEqual([]);
+  });
+
+  it('an up and a down of one lab never interleave: the second is refused naming the first while it runs', async () => {
+    const name = labName('lock');
+    const f = file('lock.yml', `name: ${name}\nnodes:\n  a:\n    exec: ["sleep 3"]\n`);
+    const up = labs.lab(['up', f]);
+    await waitForFile(path.join(labs.root, `.${name}.lock`));
+    const down = await labs.lab(['down', name]);
+    expect(down.code).not.toBe(0);
+    expect(down.stderr).toMatch(new RegExp(`lab ${name}: another cnmkit lab command \\(pid \\d+\\) is changing it`));
+    expect((await up).code).toBe(0);
+    expect(await namespacesWith(`${name}-`)).toEqual([`${name}-a`, `${name}-local`]);
     await labs.ok(['down', name]);
     expect(await namespacesWith(`${name}-`)).toEqual([]);
   });

@@ -29,7 +29,7 @@ export interface UpOptions {
   name?: string;
 }
 
-const LAB_NAME_RE = /^[a-z][a-z0-9-]{0,15}$/;
+const LAB_NAME_RE = /^[A-Za-z][A-Za-z0-9_-]{0,15}$/;
 
 /** API calls in flight per lab (the daemons serialise their work; this overlaps the round trips). */
 const CONCURRENCY = 16;
@@ -296,7 +296,7 @@ function addIface(state: LabState, node: string, iface: Iface): void {
 export async function labUp(file: string, o: UpOptions): Promise<LabState> {
   const topo = loadTopology(file, { up: true });
   if (o.name !== undefined) {
-    if (!LAB_NAME_RE.test(o.name)) throw new InvalidArgumentError('name', `${JSON.stringify(o.name)} must start with a lowercase letter and hold only a-z, 0-9 and '-', at most 16 characters`);
+    if (!LAB_NAME_RE.test(o.name)) throw new InvalidArgumentError('name', `${JSON.stringify(o.name)} must start with a letter and hold only letters, digits, '_' and '-', at most 16 characters`);
     topo.name = o.name;
   }
   return withLabLock(topo.name, o.root ?? labRoot(), () => upLocked(file, topo, o));

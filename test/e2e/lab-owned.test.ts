@@ -137,6 +137,17 @@ describeRoot('cnmkit lab: what is not the lab\'s, and changes in place', () => {
     expect(await namespacesWith(`${name}-`)).toEqual([]);
   });
 
+  it('a containerlab file as it is: an underscore in the lab\'s name, uppercase node names; they reach each other by name', async () => {
+    const name = labName('cl').replace('-', '_');
+    const f = file('names.clab.yml', `name: ${name}\nmgmt:\n  network: mgmt\n  ipv4-subnet: 198.19.41.0/24\ntopology:\n  nodes:\n    PE1: {kind: linux}\n    pe2: {kind: linux}\n  links:\n    - endpoints: ["PE1:eth1", "pe2:eth1"]\n`);
+    await labs.ok(['up', f]);
+    expect(await namespacesWith(`${name}-`)).toEqual(expect.arrayContaining([`${name}-PE1`, `${name}-pe2`]));
+    const byName = await labs.lab(['exec', name, 'PE1', '--', 'ping', '-c', '1', '-W', '2', 'pe2']);
+    expect(byName.stdout).toContain('1 received');
+    await labs.ok(['down', name]);
+    expect(await namespacesWith(`${name}-`)).toEqual([]);
+  });
+
   it('an exec line that leaves a process in the background: up goes on when the line ends, and down ends the process', async () => {
     const name = labName('bg');
     const started = Date.now();

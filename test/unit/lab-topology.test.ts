@@ -43,18 +43,18 @@ describe('lab topology files', () => {
 
   it('names the line, field and reason of every schema problem', () => {
     const text = [
-      'name: Tri',             // 1: bad lab name
+      'name: 1tri',            // 1: bad lab name
       'nodes:',                // 2
       '  a: {bogus: 1}',       // 3: unknown field
-      '  B: {}',               // 4: bad node name
+      '  B.1: {}',             // 4: bad node name
       'links:',                // 5
       '  - endpoints: ["a"]',  // 6: too few ends, bad end
       '    rate: fast',        // 7
     ].join('\n');
     expect(problems(text)).toEqual([
-      "1 name: must start with a lowercase letter and hold only a-z, 0-9 and '-', at most 16 characters",
+      "1 name: must start with a letter and hold only letters, digits, '_' and '-', at most 16 characters",
       '3 nodes.a.bogus: unknown field (supported here: host, kind, networks, sysctls, routes, exec, env)',
-      "4 nodes.B: name \"B\" must hold only a-z, 0-9, '_' and '-' (not first), at most 24 characters",
+      "4 nodes.B.1: name \"B.1\" must hold only letters, digits, '_' and '-' (not first), at most 24 characters",
       '6 links[0].endpoints: must NOT have fewer than 2 items',
       '6 links[0].endpoints[0]: must be NODE:INTERFACE, e.g. r1:eth1 (an interface name has at most 15 characters)',
       '7 links[0].rate: must be a rate such as 100mbit, 1gbit or 500kbps',

@@ -70,6 +70,11 @@ describe('lab topology files', () => {
     ]);
   });
 
+  it('says what is wrong with an empty file and with a file of several YAML documents', () => {
+    expect(problems('')).toEqual(['1 : the file is empty: a topology has at least a name and nodes']);
+    expect(problems('name: a\nnodes: {n1: {}}\n---\nname: b\n')).toEqual(['3 : YAML: the file holds several documents (separated by ---); a topology is one']);
+  });
+
   it('reports YAML syntax errors with their line', () => {
     expect(problems('name: x\nnodes:\n  a: {host: [\n')[0]).toMatch(/^\d+ : YAML: /);
     expect(problems('name: x\nname: y\n')).toEqual([expect.stringMatching(/^2 : YAML: Map keys must be unique/)]);

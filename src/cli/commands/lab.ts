@@ -163,7 +163,13 @@ const graph: Command = {
       g = labGraph(s.plan.topology, s.interfaces);
     }
     const text = await renderGraph(g, format as 'svg');
-    if (v.output) fs.writeFileSync(v.output as string, text);
+    if (v.output) {
+      try {
+        fs.writeFileSync(v.output as string, text);
+      } catch (err) {
+        throw new UsageError(`--output: cannot write ${JSON.stringify(v.output)}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      }
+    }
     else process.stdout.write(text);
     return 0;
   },

@@ -2,7 +2,8 @@
 // device of the network found at start with learning on or proxy off is made again as it must be
 // (check names it meanwhile); a bridge of the network's name that cnmkit did not make survives a
 // refused connect; an endpoint whose address another host took while its host was away past the
-// lease is not published again and is reported (cluster status, check) until disconnected.
+// lease is not published again and is reported (cluster status, check) until disconnected; a
+// local network may not overlap an overlay this host has no record of.
 // Checked with iproute2 and etcd's keys.
 import { expect, it } from 'vitest';
 import { describeRoot } from '../helpers/root.js';
@@ -60,6 +61,17 @@ describeRoot('overlay: its own devices, and addresses lost while away', () => {
     expect(r.stderr).toContain('a device named ovbr5000 exists that cnmkit did not create');
     expect(await h2.ns.sh(['ip', '-br', 'link', 'show', 'ovbr5000'])).toMatch(/^ovbr5000\s/);
     await h2.ns.sh(['ip', 'link', 'del', 'ovbr5000']);
+  });
+
+  it('a local network on a host that has no record of an overlay is refused when its subnet overlaps the overlay\'s', async () => {
+    const [h1, h2] = sim.hosts as [SimHost, SimHost];
+    await simCli(h1, ['network', 'create', '-d', 'overlay', '--internal', '--subnet', '198.19.233.0/24', 'ovl4']);
+    const r = await h2.daemon.cmd(['network', 'create', '--subnet', '198.19.233.128/25', 'lan4']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('subnet: 198.19.233.128/25 overlaps the subnet 198.19.233.0/24 of network "ovl4"');
+    expect((await h2.ns.sh(['ip', '-br', 'link'])).split('\n').filter((l) => l.startsWith('br-'))).toEqual([]);
+    expect((await h2.daemon.cmd(['network', 'create', '--subnet', '198.19.234.0/24', 'lan5'])).code).toBe(0);
+    await simCli(h2, ['network', 'rm', 'lan5']);
   });
 
   it('an address another host took while this one was away past its lease: not published again, reported until disconnected', async () => {

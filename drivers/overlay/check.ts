@@ -1,8 +1,8 @@
 // The overlay's check on one host: while the network is here, its bridge and VXLAN device are
 // present and up, each local endpoint's host-side veth is a port of the bridge (and in its sandbox:
 // the veth's peer, up, with its MAC, MTU, addresses and their connected routes), and the VXLAN
-// device holds exactly the static FDB and neighbour entries the peer records ask for (a missing
-// one and a stale one are both reported). Reads only. Limits: a network not here has nothing to check.
+// device sends from this host's VTEP with learning off and proxy on, and holds exactly the static
+// FDB and neighbour entries the peer records ask for (a missing one and a stale one are both reported). Reads only. Limits: a network not here has nothing to check.
 import { checkDevice, checkVethInSandbox, endpointObject, item } from '../../src/contract/check.js';
 import type { CheckedEndpoint, CheckItem } from '../../src/contract/driver.js';
 import type { EndpointRecord, SandboxRecord } from '../../src/core/model.js';
@@ -25,12 +25,20 @@ export async function checkOverlay(pool: NetlinkHandlePool, s: HostNetwork | und
   const object = `network ${s.name}`;
   const names = deviceNames(s.config.vni);
   const bridge = await checkDevice(h, names.bridge, { kind: 'bridge' }, object, items);
-  await checkDevice(h, names.vxlan, { kind: 'vxlan', master: { name: names.bridge, index: bridge?.index } }, object, items);
+  const vx = await checkDevice(h, names.vxlan, { kind: 'vxlan', master: { name: names.bridge, index: bridge?.index } }, object, items);
+  if (vx?.kind === 'vxlan') {
+    const vtep = s.programmer?.self.vtep;
+    if (vtep && vx.local !== vtep) items.push(item(object, 'vxlan', `${names.vxlan} sending from this host's VTEP ${vtep}`, `local ${vx.local ?? 'none'}`));
+    if (vx.learning !== false) items.push(item(object, 'vxlan', `${names.vxlan} with learning off`, 'learning on'));
+    if (vx.proxy !== true) items.push(item(object, 'vxlan', `${names.vxlan} answering ARP/ND from its neighbour table (proxy)`, 'proxy off'));
+  }
   for (const { ep, sb } of endpoints) {
     if (ep.state !== 'ready' || !s.local.has(ep.id)) continue;
     const port = (ep.driverData as Partial<OverlayEndpointData> | undefined)?.hostIfname ?? hostIfnameFor(ep.id);
     const link = await checkDevice(h, port, { kind: 'veth', master: { name: names.bridge, index: bridge?.index } }, endpointObject(ep, sb), items);
     if (sb && ep.sandboxId !== undefined) await checkInside(pool, link, s.mtu, ep, sb, items);
+    const lost = s.lost.get(ep.id);
+    if (lost) items.push(item(endpointObject(ep, sb), 'address', `its address ${ep.ipv4 ?? ep.ipv6 ?? ''} held in the cluster by this endpoint`, lost));
   }
   if (!s.programmer) return items;
   const { want, have } = await s.programmer.compare();

@@ -6,7 +6,7 @@
 import { ConflictError, KernelError, NotFoundError } from '../../src/errors.js';
 import type { HostSysctl } from '../../src/contract/driver.js';
 import {
-  addBridge, addVxlan, deleteLink, findLink, linkIndex, listAddresses, listLinks, peekLink, setBridgePort, setLink, type Link, type NetlinkHandle,
+  addBridge, addVxlan, deleteLink, findLink, linkIndex, listAddresses, listLinks, peekLink, setBridgePort, setLink, type Link, type NetlinkHandle, type VxlanLink,
 } from '../../src/netlink/index.js';
 import { withRollback } from '../../src/core/steps.js';
 import { VXLAN_OVERHEAD } from './config.js';
@@ -66,6 +66,11 @@ async function madeOrFound<T>(h: NetlinkHandle, name: string, create: Promise<T>
   }
 }
 
+/** Whether link is this network's VXLAN device, made by cnmkit (its VNI and port). */
+function isOwnVxlan(link: Link, spec: DeviceSpec): link is VxlanLink {
+  return link.kind === 'vxlan' && link.group === OVERLAY_GROUP && link.vni === spec.vni && link.port === spec.port;
+}
+
 /**
  * Makes the bridge and the VXLAN device if missing, up, with the MTU; returns their ifindexes, and
  * whether the VXLAN device was made now (then it holds no FDB or neighbour entry yet). A new
@@ -89,9 +94,16 @@ export function ensureDevices(h: NetlinkHandle, sysctl: HostSysctl, spec: Device
       bridge = br.found.index;
     }
     let vxlan: number;
-    const vx = await madeOrFound(h, names.vxlan, addVxlan(h, {
+    const addVx = () => addVxlan(h, {
       name: names.vxlan, vni: spec.vni, local: spec.vtep, port: spec.port, learning: false, proxy: true, mtu: spec.mtu, group: OVERLAY_GROUP, master: bridge,
-    }));
+    });
+    let vx = await madeOrFound(h, names.vxlan, addVx());
+    // This network's device made for another VTEP (the advertise address changed across a restart),
+    // or with learning on or proxy off (set by hand): made again as it must be, not adopted.
+    if ('found' in vx && isOwnVxlan(vx.found, spec) && (vx.found.local !== spec.vtep || vx.found.learning !== false || vx.found.proxy !== true)) {
+      await deleteLink(h, names.vxlan, { ifExists: true });
+      vx = { made: await addVx() };
+    }
     if ('made' in vx) {
       undo.push('overlay VXLAN device', () => deleteLink(h, names.vxlan, { ifExists: true }));
       noIPv6(sysctl, names.vxlan, spec.ipv6);
@@ -100,7 +112,7 @@ export function ensureDevices(h: NetlinkHandle, sysctl: HostSysctl, spec: Device
       await setLink(h, vxlan, { up: true });
     } else {
       const link = vx.found;
-      if (link.kind !== 'vxlan' || link.group !== OVERLAY_GROUP || link.vni !== spec.vni || link.port !== spec.port) {
+      if (!isOwnVxlan(link, spec)) {
         throw new ConflictError(`a device named ${names.vxlan} exists that is not this network's VXLAN device (VNI ${spec.vni}, port ${spec.port})`);
       }
       vxlan = link.index;
@@ -125,11 +137,16 @@ function noIPv6(sysctl: HostSysctl, dev: string, neighbours: boolean): void {
   else sysctl.set(`net/ipv6/conf/${dev}/disable_ipv6`, '1');
 }
 
-/** Removes both devices (the VXLAN device first); deleting what is gone succeeds. */
+/**
+ * Removes both devices (the VXLAN device first), each only when cnmkit made it (in the overlay's
+ * link group): a device of that name someone else made stays. Deleting what is gone succeeds.
+ */
 export async function removeDevices(h: NetlinkHandle, vni: number): Promise<void> {
   const names = deviceNames(vni);
-  await deleteLink(h, names.vxlan, { ifExists: true });
-  await deleteLink(h, names.bridge, { ifExists: true });
+  for (const name of [names.vxlan, names.bridge]) {
+    const link = await findLink(h, name);
+    if (link?.group === OVERLAY_GROUP) await deleteLink(h, link.index, { ifExists: true });
+  }
 }
 
 /**

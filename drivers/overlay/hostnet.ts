@@ -16,6 +16,8 @@ export class HostNetwork {
   devices: { bridge: number; vxlan: number } | undefined;
   mtu = 0;
   programmer: PeerProgrammer | undefined;
+  /** Local endpoints whose address another owner took while this host's lease was gone (restart): why, by endpoint id. */
+  readonly lost = new Map<string, string>();
   /** Whether this host's stock of spare addresses in the network's pools is held (the driver's). */
   holdsSpares = false;
   private watch: PeerWatch | undefined;

@@ -175,7 +175,17 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
     const removals = stale.map((id) => pending.run(`peer:${net.name}:${id}`, () => c.removePeer(net.name, id)));
     await Promise.all([...removals, ...own.filter((o) => !confirmed.has(o.ep.id)).map((o) => pending.run(`peer:${net.name}:${o.ep.id}`, async () => {
       // The lease may have expired while the daemon was away: claim the addresses again, then publish.
-      for (const { poolId, address, owner } of o.addresses) await c.ipam.requestAddress(poolId, { address, kind: 'endpoint', owner });
+      try {
+        for (const { poolId, address, owner } of o.addresses) await c.ipam.requestAddress(poolId, { address, kind: 'endpoint', owner });
+      } catch (err) {
+        if (!(err instanceof ConflictError)) throw err;
+        // Another host took the address meanwhile: this endpoint is not published (its peer would
+        // take the other's traffic), and it is reported until it is disconnected.
+        const why = `endpoint ${o.ep.name} of network ${net.name}: its ${err.message.replace(/^address /, 'address ')}; it is not published: disconnect it and connect it again`;
+        nets.get(net.id)?.lost.set(o.ep.id, why);
+        c.reportConflict(why);
+        return;
+      }
       await c.publishPeer(net.name, o.peer);
     }))]);
   };
@@ -310,10 +320,11 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
         }
         return { info: detachedInfo(net, ep, data, s.mtu), macAddress: data.mac, driverData: data };
       }
-      const s = await bringUp(net, config, { sparesLater: true });
+      const s = stateOf(net, config);
       const mac = ep.macAddress ?? macFor(ep.ipv4);
       s.local.add(ep.id);
-      // The cluster's one transaction (the peer, and the reserved addresses) is in flight while the kernel work is done.
+      // The cluster's one transaction (the peer, and the reserved addresses) is in flight while the
+      // kernel work is done: the devices of a first endpoint here (their bring-up began at prepare), then its veth.
       const published = placement.claim ? joinCluster(net, ep, mac, placement.claim.owner) : publish(net, ep, mac);
       published.catch(() => undefined);
       // A join from spares is queued (resolved already): no turn of the event loop, which would run the queue's send first.
@@ -321,6 +332,7 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
       mark('join sent');
       let made: Awaited<ReturnType<typeof makeVeth>>;
       try {
+        await bringUp(net, config, { sparesLater: true });
         made = await makeVeth(ctx.netlink, ctx.sysctl, s.devices!.bridge, net, s.mtu, ep, placement);
         mark('veth');
       } catch (err) {
@@ -354,6 +366,7 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
         ['peer', () => pending.run(`peer:${net.name}:${ep.id}`, () => c.removePeer(net.name, ep.id))],
         ['network', () => {
           s.local.delete(ep.id);
+          s.lost.delete(ep.id);
           return release(net, s, false);
         }],
       ]);

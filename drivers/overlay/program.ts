@@ -194,7 +194,7 @@ export class PeerProgrammer {
   constructor(
     private readonly h: NetlinkHandle,
     private readonly dev: number,
-    private readonly self: { host: string; vtep: string },
+    readonly self: { host: string; vtep: string },
     private empty = false,
   ) {}
 

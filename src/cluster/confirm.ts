@@ -6,7 +6,8 @@
 import { parsePrefix } from '../ip/index.js';
 import { parseJson, type KeyValue, type StoreClient } from './client.js';
 import { sameJson } from './diff.js';
-import { addressIn, canonicalPool } from './ipam.js';
+import { canonicalPool } from './ipam.js';
+import { addressIn } from './pools.js';
 import type { Keys } from './keys.js';
 import { endpointAddress, type Owned, type OwnedEntry } from './owned.js';
 import { checkPeer } from './peers.js';

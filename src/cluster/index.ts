@@ -104,6 +104,11 @@ class EtcdCluster implements Cluster {
     this.networkCache = new NetworkCache(this.client, this.keys, log.child({ part: 'cluster-networks' }), (net) => this.warm(net));
   }
 
+  reportConflict(what: string): void {
+    this.o.logger.error({ conflict: what }, 'cluster: something this host held is held by another owner now');
+    this.conflicts.push(what);
+  }
+
   status(): ClusterStatus {
     const id = this.keeper.id;
     return {

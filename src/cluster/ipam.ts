@@ -15,7 +15,7 @@ import { contentionPause, parseJson, type Compare, type KeyValue, type Op, type 
 import type { HostRecord } from './hosts.js';
 import { decodeCidr, type Keys } from './keys.js';
 import { addressValue, type AddressValue, type Owned } from './owned.js';
-import { chooseSubnet, hostSpan, occupied, subnetLayout } from './pools.js';
+import { addressIn, chooseSubnet, hostSpan, occupied, subnetLayout } from './pools.js';
 import type { AddressRequest, GlobalAddress, GlobalIpam, GlobalPool, PoolRequest } from './types.js';
 
 export interface PoolRecord extends GlobalPool {
@@ -391,10 +391,3 @@ export function canonicalPool(poolId: string): string {
   return parsePrefix('pool', poolId.includes('/') ? poolId : decodeCidr(poolId)).text;
 }
 
-/** "ADDR" or "ADDR/LEN" inside the subnet (LEN, when given, must be the subnet's) → canonical "ADDR". */
-export function addressIn(subnet: Prefix, text: string): string {
-  const a = parseAddressOrCidr('ip', text);
-  if (a.bits !== undefined && a.bits !== subnet.bits) throw new InvalidArgumentError('ip', `${text}: the prefix length must be the pool's /${subnet.bits}`);
-  if (a.family !== subnet.family || a.value < subnet.start || a.value > subnet.end) throw new InvalidArgumentError('ip', `${text} is not inside pool ${subnet.text}`);
-  return formatAddress(a.family, a.value);
-}

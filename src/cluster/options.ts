@@ -67,8 +67,9 @@ export function parseStoreUrl(text: string, secure: boolean): string[] {
  */
 export function resolveAdvertise(text: string, interfaces?: Interfaces): { vtep: string; iface?: string } {
   const flag = '--advertise-addr';
+  const unreachable = (ip: string): boolean => ip === '0.0.0.0' || ip.startsWith('127.');
   if (net.isIPv4(text)) {
-    if (text === '0.0.0.0' || text.startsWith('127.')) fail(flag, `${text} cannot be reached from other hosts; give this host's underlay address`);
+    if (unreachable(text)) fail(flag, `${text} cannot be reached from other hosts; give this host's underlay address`);
     return { vtep: text };
   }
   // An interface name (a lab gives eth0) is not put to net.isIPv6, whose first call compiles a
@@ -79,6 +80,7 @@ export function resolveAdvertise(text: string, interfaces?: Interfaces): { vtep:
   if (!addrs) fail(flag, `no interface ${JSON.stringify(text)} that is up and has an address in this network namespace`);
   const v4 = addrs.find((a) => a.family === 'IPv4');
   if (!v4) fail(flag, `interface ${text} has no IPv4 address`);
+  if (unreachable(v4.address)) fail(flag, `interface ${text} has ${v4.address}, which cannot be reached from other hosts; give this host's underlay interface or address`);
   return { vtep: v4.address, iface: text };
 }
 

@@ -2,8 +2,8 @@
 // network of any registered host; a default one is the first candidate of the global default
 // pools that overlaps neither, and the error lists every skipped candidate with its reason, in
 // the local IPAM's words. Pure: callers pass what they read from etcd.
-import { ConflictError } from '../errors.js';
-import { covers, overlaps, parseAddress, parsePrefix, contains, formatAddress, type Prefix } from '../ip/index.js';
+import { ConflictError, InvalidArgumentError } from '../errors.js';
+import { covers, overlaps, parseAddress, parseAddressOrCidr, parsePrefix, contains, formatAddress, type Prefix } from '../ip/index.js';
 import { candidates, randomUlaPrefix, type ParsedDefaultPool } from '../ipam/defaults.js';
 import { pickFirst } from '../ipam/pools.js';
 import type { HostRecord } from './hosts.js';
@@ -74,4 +74,17 @@ export function hostSpan(subnet: Prefix, range: Prefix = subnet): { first: bigin
   const first = edges ? subnet.start + 1n : subnet.start;
   const last = edges ? subnet.end - 1n : subnet.end;
   return { first: range.start > first ? range.start : first, last: range.end < last ? range.end : last };
+}
+
+/** "ADDR" or "ADDR/LEN" inside the subnet (LEN, when given, must be the subnet's) → canonical "ADDR". */
+export function addressIn(subnet: Prefix, text: string): string {
+  const a = parseAddressOrCidr('ip', text);
+  if (a.bits !== undefined && a.bits !== subnet.bits) throw new InvalidArgumentError('ip', `${text}: the prefix length must be the pool's /${subnet.bits}`);
+  if (a.family !== subnet.family || a.value < subnet.start || a.value > subnet.end) throw new InvalidArgumentError('ip', `${text} is not inside pool ${subnet.text}`);
+  // The network and broadcast addresses of an IPv4 subnet, as the local IPAM refuses them.
+  const { first, last } = hostSpan(subnet);
+  const plain = formatAddress(a.family, a.value);
+  if (a.value < first) throw new InvalidArgumentError('ip', `${plain} is the network address of ${subnet.text}`);
+  if (a.value > last) throw new InvalidArgumentError('ip', `${plain} is the broadcast address of ${subnet.text}`);
+  return plain;
 }

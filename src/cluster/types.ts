@@ -245,6 +245,8 @@ export interface Cluster {
   readonly vtep: string;
   readonly ipam: GlobalIpam;
   status(): ClusterStatus;
+  /** Adds a conflict to status() (and the log): something this host held that another owner holds now. */
+  reportConflict(what: string): void;
   hosts(): Promise<HostInfo[]>;
   ensureNetwork(spec: GlobalNetworkSpec): Promise<GlobalNetwork>;
   /**

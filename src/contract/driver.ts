@@ -182,9 +182,10 @@ export interface GlobalScope<Config = unknown> {
   /** Drops a reservation whose endpoint was not made; idempotent. */
   forgetAddress?(net: NetworkRecord, family: 4 | 6, address: string): void;
   /**
-   * Optional: brings the network up on this host for its first endpoint here while the controller
-   * chooses the endpoint's addresses (the store's round trip and the kernel's work side by side);
-   * undefined when it is up already. unprepare takes it down again when no endpoint holds it.
+   * Optional: starts bringing the network up on this host for its first endpoint here while the
+   * controller chooses the endpoint's addresses and makes it (the store's round trip and the
+   * kernel's work side by side); the join waits for it and fails with it. Undefined when it is up
+   * already. unprepare takes it down again when no endpoint holds it.
    */
   prepare?(net: NetworkRecord): Promise<void> | undefined;
   unprepare?(net: NetworkRecord): Promise<void>;

@@ -137,18 +137,20 @@ async function globalAddresses(driver: Driver, net: NetworkRecord, ep: EndpointR
 }
 
 /**
- * globalAddresses, while the driver brings the network up on this host when this is its first
- * endpoint here (GlobalScope.prepare); when either fails, both are undone once both have ended.
+ * globalAddresses, while the driver starts bringing the network up on this host when this is its
+ * first endpoint here (GlobalScope.prepare). Returns with the addresses: the bring-up goes on while
+ * the endpoint is made and its join sends the cluster's transaction (the join waits for it, and
+ * fails with it). When the addresses fail, the bring-up is undone once it has ended.
  */
 async function preparedAddresses(driver: Driver, net: NetworkRecord, ep: EndpointRecord, req: JoinRequest, undo: Undo): Promise<{ owner: string } | undefined> {
   const g = driver.global!;
   const addresses = globalAddresses(driver, net, ep, req, undo);
   const prepared = g.prepare?.(net);
-  if (prepared) undo.push('network brought up here', () => g.unprepare?.(net));
-  const [a, p] = await Promise.allSettled([addresses, prepared]);
-  if (a.status === 'rejected') throw a.reason;
-  if (p.status === 'rejected') throw p.reason;
-  return a.value;
+  if (prepared) {
+    const settled = prepared.catch(() => undefined);
+    undo.push('network brought up here', () => settled.then(() => g.unprepare?.(net)));
+  }
+  return addresses;
 }
 
 /** The driver's data and the MAC it chose (an endpoint's own MAC, asked for, stays). */

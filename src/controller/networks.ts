@@ -5,6 +5,7 @@
 import type { CreateNetworkRequest, ControllerDeps } from './types.js';
 import { definedOnly } from './endpoints.js';
 import type { NetworkRecord, SubnetRecord } from '../core/model.js';
+import { clusterOnlyNetworks } from './global.js';
 import { refuseOverlaps } from './ownership.js';
 import type { Undo } from '../core/steps.js';
 import type { Driver } from '../contract/driver.js';
@@ -48,11 +49,13 @@ async function allocateSubnets(deps: ControllerDeps, net: NetworkRecord, req: Cr
   if (net.enableIPv6) subnets.push({ v6: true, subnet: req.subnetV6, ipRange: undefined, gateway: req.gatewayV6, auxAddresses: undefined });
   const allocations: Array<{ v6: boolean; allocate: () => SubnetRecord }> = [];
   for (const spec of subnets) allocations.push({ v6: spec.v6, allocate: await deps.ipam.prepareSubnet({ ...definedOnly(spec), owner: ownerTag(net) }) });
+  // In cluster mode, the global networks this host has no record of yet are not to be overlapped either (none when the store does not answer).
+  const globals = await clusterOnlyNetworks(deps);
   const { store } = deps;
   const records = store.tx(() => {
     const out = allocations.map(({ v6, allocate }) => ({ v6, rec: allocate() }));
     for (const { v6, rec } of out) (v6 ? net.ipv6 : net.ipv4).push(rec);
-    refuseOverlaps(net, store.networks.list());
+    refuseOverlaps(net, [...store.networks.list(), ...globals]);
     store.networks.put(net);
     return out;
   });

@@ -3,6 +3,7 @@
 // exists already is read from the daemons and left alone; only what is missing is made, sent in
 // batches (POST /v1/batch: many items per request, a few requests in flight per host).
 import { spawn } from 'node:child_process';
+import type net from 'node:net';
 import { ApiError, Client } from '../client/index.js';
 import { CnmkitError } from '../errors.js';
 import { mapLimit } from './limit.js';
@@ -238,15 +239,34 @@ export async function configureNodes(api: HostApi, nodes: NodePlan[], hosts: Arr
   await inBatches(api, 'configs', nodes, body, (n) => `node ${n.name}`, (batch) => step(batch.length));
 }
 
-/** Runs argv inside the node (`ip netns exec`, so its hosts file applies), capturing the output. */
+/** How long the output of a command that ended may still come (a process it left in the background holds the pipes). */
+const OUTPUT_GRACE_MS = 100;
+
+/**
+ * Runs argv inside the node (`ip netns exec`, so its hosts file applies), capturing the output.
+ * Done when the command exits: a process it left running in the background (a server started
+ * with `&`) keeps the output pipes, which are then let go, not waited for.
+ */
 export function runInNode(sandbox: string, argv: string[], env: Record<string, string> = {}, timeoutMs = 120_000): Promise<{ code: number; output: string }> {
   return new Promise((resolve) => {
     const child = spawn('ip', ['netns', 'exec', sandbox, ...argv], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs });
     let output = '';
+    let result: { code: number; output: string } | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const done = (): void => {
+      clearTimeout(timer);
+      // Pipes are sockets: let go, they no longer keep this process alive.
+      for (const pipe of [child.stdout, child.stderr] as unknown as net.Socket[]) pipe.unref();
+      resolve({ ...result!, output });
+    };
     child.stdout.on('data', (d: Buffer) => (output += d.toString()));
     child.stderr.on('data', (d: Buffer) => (output += d.toString()));
     child.on('error', (err) => resolve({ code: 127, output: err.message }));
-    child.on('close', (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), output }));
+    child.on('exit', (code, signal) => {
+      result = { code: code ?? (signal ? 128 : 1), output };
+      timer = setTimeout(done, OUTPUT_GRACE_MS);
+    });
+    child.on('close', () => result && done());
   });
 }
 

@@ -1,6 +1,6 @@
 // `up` of a lab that is up already: what the changed file asks, sorted into what up applies
-// (added or removed hosts, networks, nodes, links; a node's networks, settings; a link's
-// settings, by making it again) and what it cannot change in place (the underlay, etcd, a host's
+// (added or removed hosts, networks, nodes, links; a node's networks, settings; a link's ends or
+// addresses, by making it again; its MTU and shaping, in place) and what it cannot change in place (the underlay, etcd, a host's
 // firewall, a network's definition, a node's host), which it refuses, naming each.
 import { ConflictError } from '../errors.js';
 import type { LabPlan } from './plan.js';
@@ -17,6 +17,9 @@ export interface LabChanges {
 }
 
 const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
+
+/** What a link is made of: its ends and their addresses (its MTU and shaping change in place: the daemon's links API). */
+const linkEnds = (l: LabPlan['links'][number]): unknown => ({ ends: l.spec.ends, host: l.host });
 
 function refusals(prev: LabPlan, next: LabPlan): string[] {
   const out: string[] = [];
@@ -61,7 +64,7 @@ export function diffPlans(prev: LabPlan, next: LabPlan): LabChanges {
     removedHosts: prev.hosts.filter((h) => !names(next.hosts).has(h.name)).map((h) => h.name),
     removedNetworks: prev.networks.filter((n) => !names(next.networks).has(n.name)).map((n) => ({ name: n.name, hosts: n.hosts })),
     removedNodes: prev.nodes.filter((n) => !nextNodes.has(n.name)).map((n) => ({ name: n.name, host: n.host, sandbox: n.sandbox })),
-    removedLinks: prev.links.filter((l) => !nextLinks.has(l.name) || !same(l.spec, nextLinks.get(l.name)!.spec)).map((l) => ({ name: l.name, host: l.host })),
+    removedLinks: prev.links.filter((l) => !nextLinks.has(l.name) || !same(linkEnds(l), linkEnds(nextLinks.get(l.name)!))).map((l) => ({ name: l.name, host: l.host })),
     detach, execChanged,
   };
 }

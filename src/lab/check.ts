@@ -5,7 +5,7 @@
 // its peers on each network and link (the lab knows every address and MAC): the kernel's
 // neighbour table is shared by all namespaces and capped (gc_thresh3), and permanent entries are
 // not counted against that cap, so a large all-pairs check works without changing the machine.
-import { Client } from '../client/index.js';
+import { ApiError, Client } from '../client/index.js';
 import { parseAddress } from '../ip/index.js';
 import { mapLimit } from './limit.js';
 import type { LabPlan } from './plan.js';
@@ -95,18 +95,28 @@ export function neighboursOf(p: LabPlan, ifaces: LabState['interfaces']): Map<st
   return out;
 }
 
-/** Sends each node its neighbour entries through its host's daemon. */
-export async function programNeighbours(s: LabState): Promise<number> {
+/**
+ * Sends each node its neighbour entries through its host's daemon; a node whose entries cannot be
+ * set (an interface of it gone) is named in problems, and the others are set all the same.
+ */
+export async function programNeighbours(s: LabState): Promise<{ count: number; problems: string[] }> {
   const p = s.plan;
   const hosts = new Map(p.hosts.map((h) => [h.name, new Client(h.socket)]));
   const all = neighboursOf(p, s.interfaces);
   let count = 0;
+  const problems: string[] = [];
   await mapLimit(p.nodes, 16, async (n) => {
     const neighbors = all.get(n.name) ?? [];
     count += neighbors.length;
-    if (neighbors.length > 0) await hosts.get(n.host)!.request('POST', `/v1/sandboxes/${encodeURIComponent(n.sandbox)}/config`, { neighbors });
+    if (neighbors.length === 0) return;
+    try {
+      await hosts.get(n.host)!.request('POST', `/v1/sandboxes/${encodeURIComponent(n.sandbox)}/config`, { neighbors });
+    } catch (err) {
+      if (!(err instanceof ApiError) || err.status >= 500) throw err;
+      problems.push(`node ${n.name}: its neighbour entries could not be set: ${err.message} (run \`cnmkit lab up\` again to make what is missing)`);
+    }
   });
-  return count;
+  return { count, problems };
 }
 
 function targetAddress(p: LabPlan, ifaces: LabState['interfaces'], from: string, to: string): string {
@@ -118,6 +128,8 @@ export interface CheckOptions {
   prober: Prober;
   timeoutMs?: number;
   concurrency?: number;
+  /** Problems found before the probes (programNeighbours'): failures too. */
+  problems?: string[];
 }
 
 /** Runs the matrix and the expectations of the lab in state s. */
@@ -145,6 +157,7 @@ export async function checkLab(s: LabState, o: CheckOptions): Promise<CheckRepor
     return { from: e.from, to: e.to, address, ...(e.port !== undefined ? { port: e.port } : {}), reach: e.reach, got, ok: got === e.reach };
   });
   const failures = [
+    ...(o.problems ?? []),
     ...results.filter((r) => !r.ok && r.via !== 'routed').map((r) => `${r.from} → ${r.to} (${r.address}, on ${r.via}): no answer`),
     ...expect.filter((e) => !e.ok).map((e) => `expect ${e.from} → ${e.to}${e.port ? ` port ${e.port}` : ''} reach ${e.reach}: ${e.got ? 'reached' : 'not reached'}${e.address ? ` (${e.address})` : ''}`),
   ];

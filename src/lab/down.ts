@@ -1,7 +1,8 @@
 // `cnmkit lab down NAME`: removes everything the lab made and nothing else — the host:IFACE ends
-// in the namespace `up` ran in, the daemons and etcd (by recorded pid and start time; SIGKILL, as
-// their state is thrown away with the run directory), every namespace of the plan and of earlier
-// plans, the nodes' /etc/netns files, and the run directory. Works after a crash of `up` or of a
+// it made in the namespace `up` ran in, the daemons and etcd (by recorded pid and start time;
+// SIGKILL, as their state is thrown away with the run directory), the namespaces it made (a name
+// that was taken when `up` came to it is refused there, never adopted), the nodes' /etc/netns
+// files, and the run directory. Works after a crash of `up` or of a
 // daemon, and twice in a row (the second time there is nothing to do).
 import fs from 'node:fs';
 import path from 'node:path';
@@ -12,9 +13,9 @@ import { DAEMON_DEFAULTS } from '../defaults.js';
 import { ETC_NETNS } from '../sandbox-config/index.js';
 import { stopProcess } from './hosts.js';
 import { MACHINE } from './model.js';
-import { labNamespaces, labRoot } from './plan.js';
+import { labRoot } from './plan.js';
 import type { Progress } from './progress.js';
-import { readState, type LabState } from './state.js';
+import { ownedNamespaces, readState, withLabLock, type LabState } from './state.js';
 
 /**
  * Processes still running inside the namespaces (started by exec lines: servers left in the
@@ -32,9 +33,12 @@ export function removeNamespaces(names: string[]): void {
   }
 }
 
-/** The link ends the lab put in the namespace `up` ran in. Equivalent to: `ip link del IFACE`. */
+/**
+ * The link ends the lab made in the namespace `up` ran in (a name that was there before is never
+ * the lab's). Equivalent to: `ip link del IFACE`.
+ */
 async function removeMachineEnds(s: LabState): Promise<number> {
-  const ends = s.plan.links.flatMap((l) => l.spec.ends.filter((e) => e.node === MACHINE).map((e) => e.ifname));
+  const ends = s.machineEnds ?? s.plan.links.flatMap((l) => l.spec.ends.filter((e) => e.node === MACHINE).map((e) => e.ifname));
   if (ends.length === 0 || !s.machineNetns || !netnsExists(s.machineNetns)) return 0;
   const pool = new NetlinkHandlePool();
   try {
@@ -54,6 +58,11 @@ export interface DownOptions {
 /** Takes the lab down; false when there was no such lab (nothing to do). */
 export async function labDown(name: string, o: DownOptions): Promise<boolean> {
   const root = o.root ?? labRoot();
+  return withLabLock(name, root, () => downLocked(name, root, o));
+}
+
+/** labDown, holding the lab's lock. */
+async function downLocked(name: string, root: string, o: DownOptions): Promise<boolean> {
   const s = readState(name, root);
   const pr = o.progress;
   if (!s) return false;
@@ -65,7 +74,7 @@ export async function labDown(name: string, o: DownOptions): Promise<boolean> {
     pr.step();
   }));
   pr.end();
-  const namespaces = [...new Set([...labNamespaces(s.plan), ...(s.leftovers ?? [])])];
+  const namespaces = ownedNamespaces(s);
   pr.begin('namespaces', namespaces.length);
   killProcessesIn(namespaces);
   removeNamespaces(namespaces);

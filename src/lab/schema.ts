@@ -15,8 +15,8 @@ export function detectFormat(data: unknown): LabFormat {
 }
 
 const PATTERNS: Record<string, string> = {
-  '^[a-z][a-z0-9-]{0,15}$': 'must start with a lowercase letter and hold only a-z, 0-9 and \'-\', at most 16 characters',
-  '^[a-z0-9][a-z0-9_-]{0,23}$': 'must hold only a-z, 0-9, \'_\' and \'-\' (not first), at most 24 characters',
+  '^[A-Za-z][A-Za-z0-9_-]{0,15}$': 'must start with a letter and hold only letters, digits, \'_\' and \'-\', at most 16 characters',
+  '^[A-Za-z0-9][A-Za-z0-9_-]{0,23}$': 'must hold only letters, digits, \'_\' and \'-\' (not first), at most 24 characters',
   '^[0-9a-fA-F:.]+/[0-9]+$': 'must be a prefix in CIDR notation, e.g. 198.19.1.0/24',
   '^[0-9.]+/[0-9]+$': 'must be an IPv4 prefix in CIDR notation, e.g. 198.18.10.0/24',
   '^[0-9a-fA-F:.]+$': 'must be an IP address',
@@ -26,7 +26,7 @@ const PATTERNS: Record<string, string> = {
   '^[0-9]+(\\.[0-9]+)?([kmgt]?bit|[kmgt]?bps)$': 'must be a rate such as 100mbit, 1gbit or 500kbps',
   '^[0-9]+(\\.[0-9]+)?(us|ms|s)$': 'must be a time such as 10ms',
   '^[0-9]+(\\.[0-9]+)?%$': 'must be a percentage such as 1%',
-  '^[a-z0-9][a-z0-9_-]{0,23}:[A-Za-z0-9][A-Za-z0-9_.@-]{0,14}$': 'must be NODE:INTERFACE, e.g. r1:eth1 (an interface name has at most 15 characters)',
+  '^[A-Za-z0-9][A-Za-z0-9_-]{0,23}:[A-Za-z0-9][A-Za-z0-9_.@-]{0,14}$': 'must be NODE:INTERFACE, e.g. r1:eth1 (an interface name has at most 15 characters)',
   '^[A-Za-z0-9][A-Za-z0-9_.@-]{0,14}$': 'must be an interface name (at most 15 characters)',
 };
 

@@ -50,9 +50,12 @@ export function parseSource(file: string, text: string): LabSource {
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) {
     throw new LabFileError(doc.errors.map((e) => ({
-      file: shown, line: e.linePos?.[0].line ?? (e.pos[0] >= 0 ? lines.linePos(e.pos[0]).line : 0), field: '', reason: `YAML: ${e.message.split('\n')[0]}`,
+      file: shown, line: e.linePos?.[0].line ?? (e.pos[0] >= 0 ? lines.linePos(e.pos[0]).line : 0), field: '',
+      // The library's own advice for a second document names its API; a topology is one document.
+      reason: e.code === 'MULTIPLE_DOCS' ? 'YAML: the file holds several documents (separated by ---); a topology is one' : `YAML: ${e.message.split('\n')[0]}`,
     })));
   }
+  if (doc.contents === null) throw new LabFileError([{ file: shown, line: 1, field: '', reason: 'the file is empty: a topology has at least a name and nodes' }]);
   const lineOf = (p: FieldPath, opts: { key?: boolean } = {}): number => {
     const node = nodeAt(doc, p, opts.key ?? false);
     return node?.range ? lines.linePos(node.range[0]).line : 0;

@@ -4,8 +4,8 @@
 // after a crash of `up`. Written atomically (rename).
 import fs from 'node:fs';
 import path from 'node:path';
-import { NotFoundError } from '../errors.js';
-import { labRoot, type LabPlan } from './plan.js';
+import { ConflictError, NotFoundError } from '../errors.js';
+import { labNamespaces, labRoot, type LabPlan } from './plan.js';
 
 export interface ProcessRecord {
   pid: number;
@@ -32,6 +32,13 @@ export interface LabState {
   execDone: string[];
   /** Namespaces of an earlier plan (nodes or hosts a changed file dropped) not removed yet. */
   leftovers: string[];
+  /**
+   * The namespaces this lab made, or is about to make (each found free first): the only ones `down`
+   * deletes. Absent in a state written before it was kept: then the plan's, as then.
+   */
+  owned?: string[];
+  /** The host:IFACE ends this lab made (a name that was there already is refused, never taken). */
+  machineEnds?: string[];
   created: string;
   updated: string;
 }
@@ -62,6 +69,11 @@ export function writeState(s: LabState): void {
   fs.renameSync(tmp, file);
 }
 
+/** The namespaces `down` may delete: those the lab made (or, for an older state, its plans'). */
+export function ownedNamespaces(s: LabState): string[] {
+  return s.owned ?? [...new Set([...labNamespaces(s.plan), ...(s.leftovers ?? [])])];
+}
+
 /** Names of the labs that have a run directory. */
 export function listLabs(root = labRoot()): string[] {
   try {
@@ -89,5 +101,37 @@ export function isAlive(p: ProcessRecord | undefined): boolean {
     return fs.readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').includes(p.marker);
   } catch {
     return false;
+  }
+}
+
+/**
+ * Runs fn holding the lab's lock (ROOT/.NAME.lock: the pid and start time of the `lab` command
+ * holding it), so that an `up` and a `down` of one lab never interleave; one left by a command
+ * that died is taken over. Refused, naming the holder, while another command holds it.
+ */
+export async function withLabLock<T>(name: string, root: string, fn: () => Promise<T>): Promise<T> {
+  fs.mkdirSync(root, { recursive: true, mode: 0o700 });
+  const file = path.join(root, `.${name}.lock`);
+  const me: ProcessRecord = { pid: process.pid, startTime: startTimeOf(process.pid) ?? '', marker: 'lab' };
+  for (let attempt = 0; ; attempt++) {
+    try {
+      fs.writeFileSync(file, JSON.stringify(me), { flag: 'wx', mode: 0o600 });
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw err;
+      let holder: ProcessRecord | undefined;
+      try {
+        holder = JSON.parse(fs.readFileSync(file, 'utf8')) as ProcessRecord;
+      } catch {
+        holder = undefined;
+      }
+      if (holder && isAlive(holder)) throw new ConflictError(`lab ${name}: another cnmkit lab command (pid ${holder.pid}) is changing it; try again once it has ended`);
+      fs.rmSync(file, { force: true });
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    fs.rmSync(file, { force: true });
   }
 }

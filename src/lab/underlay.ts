@@ -33,6 +33,13 @@ export class LabLinks {
     await setLinkUp(hh, 'eth0');
   }
 
+  /** Those of names that are interfaces of the namespace this process runs in. Equivalent to: `ip link show NAME`. */
+  async present(names: string[]): Promise<string[]> {
+    const out: string[] = [];
+    for (const n of names) if (await findLink(this.pool.get(), n)) out.push(n);
+    return out;
+  }
+
   close(): void {
     this.pool.closeAll();
   }

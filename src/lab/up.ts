@@ -6,17 +6,19 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { ApiError } from '../client/index.js';
-import { InvalidArgumentError } from '../errors.js';
+import { DAEMON_DEFAULTS } from '../defaults.js';
+import { ConflictError, InvalidArgumentError } from '../errors.js';
+import { netnsExists } from '../netns/index.js';
 import {
   configureNodes, ensureLinks, ensureMachineSandbox, ensureNetworks, ensureNodes, execNode, HostApi, hostsEntries, type Iface, type LinkEnds,
 } from './apply.js';
 import { diffPlans, type LabChanges } from './changes.js';
 import { daemonAnswers, ensureNamespace, startDaemon, startEtcd, stopProcess } from './hosts.js';
 import { mapLimit } from './limit.js';
-import { MACHINE } from './model.js';
-import { labNamespaces, planLab, type LabPlan } from './plan.js';
+import { MACHINE, type LabTopology } from './model.js';
+import { labNamespaces, labRoot, planLab, type LabPlan } from './plan.js';
 import type { Progress } from './progress.js';
-import { isAlive, readState, writeState, type LabState } from './state.js';
+import { isAlive, ownedNamespaces, readState, withLabLock, writeState, type LabState } from './state.js';
 import { loadTopology } from './topology.js';
 import type { LabLinks } from './underlay.js';
 
@@ -27,7 +29,7 @@ export interface UpOptions {
   name?: string;
 }
 
-const LAB_NAME_RE = /^[a-z][a-z0-9-]{0,15}$/;
+const LAB_NAME_RE = /^[A-Za-z][A-Za-z0-9_-]{0,15}$/;
 
 /** API calls in flight per lab (the daemons serialise their work; this overlaps the round trips). */
 const CONCURRENCY = 16;
@@ -46,6 +48,28 @@ export function machineNetnsPath(): string {
   return ['/proc/1/ns/net', ...named].find((p) => inode(p) === self) ?? `/proc/${process.pid}/ns/net`;
 }
 
+/** The host:IFACE ends of the plan's links. */
+const machineEndsOf = (p: LabPlan): string[] => p.links.flatMap((l) => l.spec.ends.filter((e) => e.node === MACHINE).map((e) => e.ifname));
+
+/**
+ * Refuses, before anything is made, a namespace or host:IFACE end of the plan that exists and is
+ * not this lab's: another lab's node (names are LAB-NODE), a namespace or interface made by hand.
+ * `up` never adopts one, so `down` never deletes one.
+ */
+async function refuseTaken(plan: LabPlan, prev: LabState | undefined, links: Links): Promise<void> {
+  const owned = new Set(prev ? ownedNamespaces(prev) : []);
+  const namespaces = labNamespaces(plan).filter((n) => !owned.has(n) && netnsExists(path.join(DAEMON_DEFAULTS.netnsDir, n)));
+  if (namespaces.length > 0) {
+    throw new ConflictError(`lab ${plan.name}: namespace${namespaces.length > 1 ? 's' : ''} ${namespaces.join(', ')} exist${namespaces.length > 1 ? '' : 's'} and ${namespaces.length > 1 ? 'are' : 'is'} not this lab's (another lab's node, or made by hand); nothing was changed`);
+  }
+  const mine = new Set(prev ? (prev.machineEnds ?? machineEndsOf(prev.plan)) : []);
+  const wanted = machineEndsOf(plan).filter((n) => !mine.has(n));
+  const ends = wanted.length > 0 ? await (await links.get()).present(wanted) : [];
+  if (ends.length > 0) {
+    throw new ConflictError(`lab ${plan.name}: host:${ends.join(', host:')}: this namespace has ${ends.length > 1 ? 'interfaces' : 'an interface'} of that name already; a host: end is a new interface the lab makes (and deletes at down); nothing was changed`, { field: 'links' });
+  }
+}
+
 function initialState(plan: LabPlan, file: string, prev: LabState | undefined): LabState {
   const now = new Date().toISOString();
   const leftovers = prev ? [...(prev.leftovers ?? []), ...labNamespaces(prev.plan).filter((n) => !labNamespaces(plan).includes(n))] : [];
@@ -53,6 +77,9 @@ function initialState(plan: LabPlan, file: string, prev: LabState | undefined): 
     version: 1, name: plan.name, file: path.resolve(file), phase: 'creating', plan, daemons: prev?.daemons ?? {},
     ...(prev?.etcd ? { etcd: prev.etcd } : {}), interfaces: prev?.interfaces ?? {}, leftovers: [...new Set(leftovers)],
     execDone: (prev?.execDone ?? []).filter((n) => plan.nodes.some((x) => x.name === n)),
+    // Each found free (refuseTaken) before it is recorded here, and recorded before it is made.
+    owned: [...new Set([...(prev ? ownedNamespaces(prev) : []), ...labNamespaces(plan)])],
+    machineEnds: prev ? (prev.machineEnds ?? machineEndsOf(prev.plan)) : [],
     created: prev?.created ?? now, updated: now,
   };
 }
@@ -178,9 +205,13 @@ async function removeChanged(state: LabState, prev: LabPlan, c: LabChanges, apis
   }
   if (!state.plan.etcd?.managed && prev.etcd?.managed) await stopProcess(state.etcd);
   const { killProcessesIn, removeNamespaces } = await import('./down.js');
-  killProcessesIn(state.leftovers);
-  removeNamespaces(state.leftovers);
+  const owned = new Set(ownedNamespaces(state));
+  const gone = state.leftovers.filter((n) => owned.has(n));
+  killProcessesIn(gone);
+  removeNamespaces(gone);
+  state.owned = [...owned].filter((n) => !gone.includes(n));
   state.leftovers = [];
+  state.machineEnds = (state.machineEnds ?? []).filter((n) => machineEndsOf(state.plan).includes(n));
   for (const n of c.removedNodes) delete state.interfaces[n.name];
   writeState(state);
   await Promise.all([...apis.values()].map((a) => a.refresh()));
@@ -244,8 +275,11 @@ async function upLinks(state: LabState, apis: Map<string, HostApi>, pr: Progress
     for (const h of machineHosts) await ensureMachineSandbox(apis.get(h)!, p, state.machineNetns);
   }
   const ends = new Map<string, LinkEnds>();
+  const made = new Set(state.machineEnds);
   await perHost(apis, p.links, (l) => [l.host], (api, links) => ensureLinks(api, p, links, (name, e) => {
     ends.set(name, e);
+    for (const end of p.links.find((l) => l.name === name)?.spec.ends ?? []) if (end.node === MACHINE) made.add(end.ifname);
+    state.machineEnds = [...made];
     pr.step();
   }));
   // In the file's order, whatever order the daemons answered in.
@@ -260,19 +294,30 @@ function addIface(state: LabState, node: string, iface: Iface): void {
 
 /** Brings the lab of file up (or converges it); returns its state. */
 export async function labUp(file: string, o: UpOptions): Promise<LabState> {
-  const pr = o.progress;
   const topo = loadTopology(file, { up: true });
   if (o.name !== undefined) {
-    if (!LAB_NAME_RE.test(o.name)) throw new InvalidArgumentError('name', `${JSON.stringify(o.name)} must start with a lowercase letter and hold only a-z, 0-9 and '-', at most 16 characters`);
+    if (!LAB_NAME_RE.test(o.name)) throw new InvalidArgumentError('name', `${JSON.stringify(o.name)} must start with a letter and hold only letters, digits, '_' and '-', at most 16 characters`);
     topo.name = o.name;
   }
+  return withLabLock(topo.name, o.root ?? labRoot(), () => upLocked(file, topo, o));
+}
+
+/** labUp, holding the lab's lock. */
+async function upLocked(file: string, topo: LabTopology, o: UpOptions): Promise<LabState> {
+  const pr = o.progress;
   for (const w of topo.warnings) pr.note(`warning: ${w}`);
   const plan = planLab(topo, o.root);
   const prev = readState(topo.name, o.root);
   const changes = prev ? diffPlans(prev.plan, plan) : undefined;
+  const links = new Links();
+  try {
+    await refuseTaken(plan, prev, links);
+  } catch (err) {
+    links.close();
+    throw err;
+  }
   const state = initialState(plan, file, prev);
   writeState(state);
-  const links = new Links();
   try {
     const starting = await upHosts(state, links, pr);
     const { apis } = starting;

@@ -8,7 +8,8 @@ import path from 'node:path';
 import { PREDEFINED_NETWORKS } from '../defaults.js';
 import { LabFileError, type LabFileProblem } from '../errors.js';
 import { NETWORK_PARSERS } from '../daemon/network-parse.js';
-import { contains, covers, parseAddress, parseAddressOrCidr, parsePrefix, type Prefix } from '../ip/index.js';
+import { contains, covers, formatAddress, parseAddress, parseAddressOrCidr, parsePrefix, type Address, type Prefix } from '../ip/index.js';
+import { checkShaping, needsNetem, netemAvailable } from '../links/shape.js';
 import { IMPLICIT_HOST, MACHINE, type LabTopology, type NetworkSpec, type NodeSpec, type Origins } from './model.js';
 import type { FieldPath, LabSource } from './source.js';
 
@@ -20,6 +21,8 @@ interface Ctx {
   origins: Origins;
   src: LabSource;
   problems: LabFileProblem[];
+  /** Fixed addresses given so far, `NETWORK ADDRESS` → the node that has it. */
+  fixed?: Map<string, string>;
 }
 
 function at(c: Ctx, key: string, sub: FieldPath, reason: string): void {
@@ -149,6 +152,24 @@ export function networkIfnames(node: NodeSpec): string[] {
   return node.networks.map((a) => a.ifname ?? `eth${i++}`);
 }
 
+/**
+ * A node's fixed IPv4 address inside its network's subnet: not the subnet's network or broadcast
+ * address, not the network's gateway (given, else the subnet's first address, as the daemon
+ * chooses it), and no other node's on that network.
+ */
+function checkFixed(c: Ctx, key: string, field: FieldPath, node: string, net: NetworkSpec, sub: Prefix, ip: Address): void {
+  const text = formatAddress(ip.family, ip.value);
+  const edges = sub.family === 4 && sub.bits < 31;
+  if (edges && ip.value === sub.start) return at(c, key, field, `${text} is the network address of ${sub.text}`);
+  if (edges && ip.value === sub.end) return at(c, key, field, `${text} is the broadcast address of ${sub.text}`);
+  const gateway = net.gateway ?? (edges && net.driver !== 'null' ? formatAddress(4, sub.start + 1n) : undefined);
+  if (text === gateway) return at(c, key, field, `${text} is network ${net.name}'s gateway${net.gateway ? '' : ' (the subnet\'s first address, unless gateway is given)'}`);
+  c.fixed ??= new Map();
+  const other = c.fixed.get(`${net.name} ${text}`);
+  if (other) return at(c, key, field, `${text} on network ${net.name} is node ${other}'s already`);
+  c.fixed.set(`${net.name} ${text}`, node);
+}
+
 function checkNode(c: Ctx, node: NodeSpec, networks: Map<string, NetworkSpec>, subnets: Map<string, Prefix>): void {
   const key = `node:${node.name}`;
   const seen = new Set<string>();
@@ -163,6 +184,7 @@ function checkNode(c: Ctx, node: NodeSpec, networks: Map<string, NetworkSpec>, s
       const sub = subnets.get(a.network);
       if (ip && !sub) at(c, key, ['networks', i, a.network, 'ip'], `network ${a.network} needs a subnet for a fixed address`);
       else if (ip && sub && !contains(sub, ip)) at(c, key, ['networks', i, a.network, 'ip'], `${a.ip} is not inside ${a.network}'s subnet ${sub.text}`);
+      else if (ip && sub) checkFixed(c, key, ['networks', i, a.network, 'ip'], node.name, net, sub, ip);
     }
     if (a.ipv6 && !net.ipv6) at(c, key, ['networks', i, a.network, 'ipv6'], `network ${a.network} has no IPv6`);
   });
@@ -176,13 +198,29 @@ function checkNode(c: Ctx, node: NodeSpec, networks: Map<string, NetworkSpec>, s
   });
 }
 
-function checkLinks(c: Ctx, nodes: Map<string, NodeSpec>): void {
+/** The link's shaping as the daemon checks it; with `up`, netem's options only where the kernel has netem. */
+function checkLinkShaping(c: Ctx, key: string, l: LabTopology['links'][number], up: boolean): void {
+  const shaping = Object.fromEntries((['rate', 'delay', 'jitter', 'loss'] as const).filter((k) => l[k] !== undefined).map((k) => [k, l[k]]));
+  try {
+    checkShaping(shaping);
+  } catch (err) {
+    const field = (err as { field?: string }).field ?? 'rate';
+    return at(c, key, [field], (err as Error).message.replace(`${field}: `, ''));
+  }
+  if (up && needsNetem(shaping) && !netemAvailable()) {
+    at(c, key, [l.delay !== undefined ? 'delay' : 'loss'], 'delay, jitter and loss need the netem qdisc (kernel module sch_netem), which this kernel does not have; rate alone works (tbf)');
+  }
+}
+
+function checkLinks(c: Ctx, nodes: Map<string, NodeSpec>, up: boolean): void {
   const names = new Map<string, Set<string>>([...nodes.values()].map((n) => [n.name, new Set(networkIfnames(n))]));
   c.topo.links.forEach((l, i) => {
     const key = `link:${i}`;
     if (l.ends.every((e) => e.node === MACHINE)) return at(c, key, ['endpoints'], 'a link needs at least one node end');
+    checkLinkShaping(c, key, l, up);
     const hosts = new Set<string>();
     l.ends.forEach((e, j) => {
+      if (e.ifname === 'lo') at(c, key, ['endpoints', j], 'lo is the loopback interface every namespace has; a link end is a new interface: name it otherwise');
       if (e.address) {
         const a = tryParse(c, key, ['addresses', j], () => parseAddressOrCidr('address', e.address));
         if (a && a.bits === undefined) at(c, key, ['addresses', j], `${e.address} needs a prefix length, e.g. ${e.address}/30`);
@@ -232,7 +270,7 @@ export function validateTopology(topo: LabTopology, origins: Origins, src: LabSo
   const networks = new Map(topo.networks.map((n) => [n.name, n]));
   const nodes = new Map(topo.nodes.map((n) => [n.name, n]));
   for (const n of topo.nodes) checkNode(c, n, networks, subnets);
-  checkLinks(c, nodes);
+  checkLinks(c, nodes, opts.up === true);
   checkExpect(c, nodes);
   if (c.problems.length > 0) throw new LabFileError(c.problems.sort((a, b) => a.line - b.line));
 }

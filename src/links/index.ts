@@ -8,11 +8,11 @@ import { ConflictError, InvalidArgumentError, NotFoundError } from '../errors.js
 import type { SandboxRecord } from '../core/model.js';
 import { newId } from '../core/refs.js';
 import { bestEffort, SerialQueue, withRollback } from '../core/steps.js';
-import { addAddress, addVeth, deleteLink, parseCidr, setLinkUp, type NetlinkHandlePool } from '../netlink/index.js';
+import { addAddress, addVeth, deleteLink, parseCidr, peekLink, setLink, setLinkUp, type NetlinkHandlePool } from '../netlink/index.js';
 import { ensureSysctl, runInNetns, validateIfname } from '../netns/index.js';
 import type { Store } from '../store/index.js';
 import type { LinkEndRecord, LinkRecord, LinkShaping } from '../core/model.js';
-import { checkShaping, shape } from './shape.js';
+import { checkShaping, shape, unshape } from './shape.js';
 
 export type { LinkRecord, LinkEndRecord, LinkShaping } from '../core/model.js';
 
@@ -49,12 +49,16 @@ function validateLinkName(name: unknown): string {
   return name;
 }
 
+const VETH_MTU = 1500;
+
 const randomMac = (): string => [0x02, ...randomBytes(5)].map((b) => b.toString(16).padStart(2, '0')).join(':');
 
-function sameRequest(l: LinkRecord, req: CreateLinkRequest, ids: [string, string]): boolean {
-  const ends = l.ends.every((e, i) => e.sandboxId === ids[i] && e.ifname === req.ends[i]!.ifname && (e.address ?? '') === (req.ends[i]!.address ?? ''));
-  const shaping = (['rate', 'delay', 'jitter', 'loss'] as const).every((k) => l.shaping[k] === req[k]);
-  return ends && shaping && l.mtu === req.mtu;
+function sameEnds(l: LinkRecord, req: CreateLinkRequest, ids: [string, string]): boolean {
+  return l.ends.every((e, i) => e.sandboxId === ids[i] && e.ifname === req.ends[i]!.ifname && (e.address ?? '') === (req.ends[i]!.address ?? ''));
+}
+
+function sameSettings(l: LinkRecord, req: CreateLinkRequest): boolean {
+  return (['rate', 'delay', 'jitter', 'loss'] as const).every((k) => l.shaping[k] === req[k]) && l.mtu === req.mtu;
 }
 
 export class LinkService {
@@ -71,7 +75,10 @@ export class LinkService {
     return l;
   }
 
-  /** Creates the link; the same request again returns the existing link. */
+  /**
+   * Creates the link; the same request again returns the existing link (made again if its veth is
+   * gone), and one that changes only its MTU or shaping changes them in place.
+   */
   create(req: CreateLinkRequest): Promise<LinkRecord> {
     const name = validateLinkName(req.name);
     const shaping = checkShaping({ ...(req.rate ? { rate: req.rate } : {}), ...(req.delay ? { delay: req.delay } : {}), ...(req.jitter ? { jitter: req.jitter } : {}), ...(req.loss ? { loss: req.loss } : {}) });
@@ -83,11 +90,53 @@ export class LinkService {
     });
     if (sbs[0].id === sbs[1].id && req.ends[0].ifname === req.ends[1].ifname) throw new InvalidArgumentError('ends', 'the two ends have the same sandbox and name');
     return this.queue.run(async () => {
-      const existing = this.deps.store.links.getByName(name);
-      if (existing && sameRequest(existing, req, [sbs[0].id, sbs[1].id])) return existing;
-      if (existing) throw new ConflictError(`link ${name} already exists with other ends or settings`);
+      let existing = this.deps.store.links.getByName(name);
+      // A link whose veth is gone (deleted behind the daemon's back) is made again.
+      if (existing && !(await this.intact(existing))) {
+        await this.teardown(existing);
+        existing = undefined;
+      }
+      if (existing && !sameEnds(existing, req, [sbs[0].id, sbs[1].id])) throw new ConflictError(`link ${name} already exists with other ends or addresses`);
+      if (existing) return sameSettings(existing, req) ? existing : this.resettle(existing, req, sbs, shaping);
       return this.make(name, req, sbs, shaping);
     });
+  }
+
+  /** Whether both ends of the link are there, each in its sandbox. */
+  private async intact(l: LinkRecord): Promise<boolean> {
+    for (const e of l.ends) {
+      const sb = this.deps.store.sandboxes.get(e.sandboxId);
+      if (!sb || !this.deps.exists(sb.netnsPath) || !(await peekLink(this.deps.netlink.get(sb.netnsPath), e.ifname))) return false;
+    }
+    return true;
+  }
+
+  /**
+   * The link's MTU and shaping changed in place: the veth pair stays, with its addresses and the
+   * routes through it. A shaping the kernel refuses on the first end changes nothing; on the
+   * second, the first end gets its old shaping back.
+   * Equivalent to: `ip -n SB link set IF mtu M; tc qdisc replace|del dev IF root …` on both ends.
+   */
+  private async resettle(l: LinkRecord, req: CreateLinkRequest, sbs: [SandboxRecord, SandboxRecord], shaping: LinkShaping): Promise<LinkRecord> {
+    const reshape = (i: number, s: LinkShaping): Promise<void> =>
+      (Object.keys(s).length > 0 ? shape(sbs[i]!.netnsPath, l.ends[i]!.ifname, s, l.name) : unshape(sbs[i]!.netnsPath, l.ends[i]!.ifname, l.name));
+    const shapingChanged = (['rate', 'delay', 'jitter', 'loss'] as const).some((k) => l.shaping[k] !== req[k]);
+    if (shapingChanged) {
+      await reshape(0, shaping);
+      await reshape(1, shaping).catch(async (err: unknown) => {
+        await reshape(0, l.shaping).catch(() => undefined);
+        throw err;
+      });
+    }
+    // No MTU asked is a veth's own, 1500.
+    if ((req.mtu ?? VETH_MTU) !== (l.mtu ?? VETH_MTU)) {
+      for (const [i, e] of l.ends.entries()) await setLink(this.deps.netlink.get(sbs[i]!.netnsPath), e.ifname, { mtu: req.mtu ?? VETH_MTU });
+    }
+    const next: LinkRecord = { ...l, shaping, ...(req.mtu !== undefined ? { mtu: req.mtu } : {}) };
+    if (req.mtu === undefined) delete next.mtu;
+    this.deps.store.links.put(next);
+    this.deps.logger.info({ link: l.name, shaping, mtu: req.mtu }, 'link settings changed');
+    return next;
   }
 
   private make(name: string, req: CreateLinkRequest, sbs: [SandboxRecord, SandboxRecord], shaping: LinkShaping): Promise<LinkRecord> {

@@ -2,7 +2,7 @@
 // tbf for a rate alone; netem for delay, jitter and loss (with its own rate). The netlink package
 // cannot encode a tbf or netem qdisc, hence tc. A kernel without sch_netem refuses netem: the error
 // names the missing qdisc.
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { CnmkitError, InvalidArgumentError } from '../errors.js';
 import type { LinkShaping } from '../core/model.js';
 
@@ -32,6 +32,17 @@ export function checkShaping(s: LinkShaping): LinkShaping {
 
 export const needsNetem = (s: LinkShaping): boolean => s.delay !== undefined || s.loss !== undefined;
 
+let netem: boolean | undefined;
+
+/**
+ * Whether this kernel has the netem qdisc: tried once on the loopback of a namespace made for the
+ * try alone (it goes with the process). Equivalent to: `unshare --net tc qdisc add dev lo root netem delay 1ms`.
+ */
+export function netemAvailable(): boolean {
+  netem ??= spawnSync('unshare', ['--net', 'tc', 'qdisc', 'add', 'dev', 'lo', 'root', 'netem', 'delay', '1ms'], { stdio: 'ignore', timeout: 10_000 }).status === 0;
+  return netem;
+}
+
 /** The tc arguments that shape dev as s asks; undefined when s asks nothing. */
 export function tcArgs(dev: string, s: LinkShaping): string[] | undefined {
   if (needsNetem(s)) {
@@ -50,6 +61,16 @@ function run(argv: string[]): Promise<{ code: number; stderr: string }> {
       resolve({ code: err ? (typeof err.code === 'number' ? err.code : 127) : 0, stderr: String(stderr || (err?.message ?? '')) });
     });
   });
+}
+
+/**
+ * Takes dev's shaping off (its root qdisc back to the default); one that has none is left so.
+ * Equivalent to: `tc qdisc del dev DEV root`
+ */
+export async function unshape(nsPath: string, dev: string, link: string): Promise<void> {
+  const args = ['qdisc', 'del', 'dev', dev, 'root'];
+  const r = await run(nsPath ? ['nsenter', `--net=${nsPath}`, '--', 'tc', ...args] : ['tc', ...args]);
+  if (r.code !== 0 && !/handle of zero|No such file|Invalid handle/i.test(r.stderr)) throw new CnmkitError('ERR_TC', 'internal', `link ${link}: tc ${args.join(' ')} failed: ${r.stderr.trim()}`);
 }
 
 /** Shapes dev inside the namespace at nsPath ('' = the daemon's own). Equivalent to: `tc qdisc replace dev DEV root tbf|netem …` */

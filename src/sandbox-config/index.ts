@@ -22,7 +22,8 @@ export interface SandboxConfig {
 }
 
 const SYSCTL_RE = /^net[./][A-Za-z0-9_./@-]+$/;
-const HOSTNAME_RE = /^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/;
+/** A hosts file name: DNS's letters, digits, dots and hyphens, and underscores (containerlab's lab and node names have them; the hosts file resolver takes them). */
+const HOSTNAME_RE = /^[A-Za-z0-9_]([A-Za-z0-9_.-]{0,251}[A-Za-z0-9_])?$/;
 
 /** The /proc/sys path of a net.* key, dotted (`net.ipv4.ip_forward`) or slashed. */
 function sysctlPath(key: string, field: string): string {

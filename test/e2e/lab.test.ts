@@ -257,7 +257,7 @@ describeRoot('cnmkit lab', () => {
     }
   });
 
-  it('a delay on a link needs netem: refused naming sch_netem where the kernel lacks it, and down cleans up', async (ctx) => {
+  it('a delay on a link needs netem: refused in the file (line and field) naming sch_netem where the kernel lacks it, before anything is made', async (ctx) => {
     const netem = fs.existsSync('/sys/module/sch_netem') || (await run(['modprobe', '-n', 'sch_netem'])).code === 0;
     ctx.skip(netem, 'this kernel has netem (sch_netem): the refusal cannot happen here')
     const name = labName('netem');
@@ -267,8 +267,9 @@ describeRoot('cnmkit lab', () => {
     try {
       const r = await labs.lab(['up', file]);
       expect(r.code).toBe(1);
-      expect(r.stderr).toMatch(/link a:p0--b:p0: delay, jitter and loss need the netem qdisc \(kernel module sch_netem\)/);
-      await labs.ok(['down', name]);
+      expect(r.stderr).toMatch(/lab\.yml:7\S*: .*delay.*: delay, jitter and loss need the netem qdisc \(kernel module sch_netem\)/);
+      expect(await namespacesWith(`${name}-`)).toEqual([]);
+      expect((await labs.ok(['down', name])).trim()).toBe(`lab ${name}: not up (nothing to remove)`);
       expect(await leftovers(name)).toEqual(clean);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });

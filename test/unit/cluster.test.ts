@@ -8,7 +8,7 @@ import { decodeCidr, encodeCidr, Keys, prefixEnd } from '../../src/cluster/keys.
 import fc from 'fast-check';
 import { diffMaps, mergeChanges, sameJson } from '../../src/cluster/diff.js';
 import { parseClusterFlags, parseStoreUrl, resolveAdvertise } from '../../src/cluster/options.js';
-import { chooseSubnet, hostSpan, occupied, subnetLayout } from '../../src/cluster/pools.js';
+import { addressIn, chooseSubnet, hostSpan, occupied, subnetLayout } from '../../src/cluster/pools.js';
 import { differences, freeVni } from '../../src/cluster/networks.js';
 import { checkPeer } from '../../src/cluster/peers.js';
 import { checkDefaultPool } from '../../src/ipam/defaults.js';
@@ -98,6 +98,7 @@ describe('cluster flags', () => {
     expect(resolveAdvertise('eth0', ifs)).toEqual({ vtep: '198.19.255.1', iface: 'eth0' });
     expect(() => resolveAdvertise('v6only', ifs)).toThrow('--advertise-addr: interface v6only has no IPv4 address');
     expect(() => resolveAdvertise('127.0.0.1', ifs)).toThrow(/cannot be reached from other hosts/);
+    expect(() => resolveAdvertise('lo', { lo: [{ address: '127.0.0.1', family: 'IPv4' }] } as unknown as Parameters<typeof resolveAdvertise>[1])).toThrow('--advertise-addr: interface lo has 127.0.0.1, which cannot be reached from other hosts');
     expect(() => resolveAdvertise('fd00::1', ifs)).toThrow(/must be an IPv4 address/);
   });
   it('is off without --cluster-store, and other cluster flags alone are refused', () => {
@@ -221,5 +222,15 @@ describe('loading', () => {
     const counts = JSON.parse(out.trim().split('\n').pop()!) as { without: number; with: number };
     expect(counts.without).toBe(0);
     expect(counts.with).toBeGreaterThan(0);
+  });
+});
+
+describe('global addresses given with --ip', () => {
+  it('refuses the network and broadcast addresses of an IPv4 subnet, as local IPAM does (not on a /31)', () => {
+    const subnet = parsePrefix('subnet', '198.19.50.0/24');
+    expect(addressIn(subnet, '198.19.50.7')).toBe('198.19.50.7');
+    expect(() => addressIn(subnet, '198.19.50.0')).toThrow('ip: 198.19.50.0 is the network address of 198.19.50.0/24');
+    expect(() => addressIn(subnet, '198.19.50.255/24')).toThrow('ip: 198.19.50.255 is the broadcast address of 198.19.50.0/24');
+    expect(addressIn(parsePrefix('subnet', '198.19.51.0/31'), '198.19.51.0')).toBe('198.19.51.0');
   });
 });

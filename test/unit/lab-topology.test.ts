@@ -43,18 +43,18 @@ describe('lab topology files', () => {
 
   it('names the line, field and reason of every schema problem', () => {
     const text = [
-      'name: Tri',             // 1: bad lab name
+      'name: 1tri',            // 1: bad lab name
       'nodes:',                // 2
       '  a: {bogus: 1}',       // 3: unknown field
-      '  B: {}',               // 4: bad node name
+      '  B.1: {}',             // 4: bad node name
       'links:',                // 5
       '  - endpoints: ["a"]',  // 6: too few ends, bad end
       '    rate: fast',        // 7
     ].join('\n');
     expect(problems(text)).toEqual([
-      "1 name: must start with a lowercase letter and hold only a-z, 0-9 and '-', at most 16 characters",
+      "1 name: must start with a letter and hold only letters, digits, '_' and '-', at most 16 characters",
       '3 nodes.a.bogus: unknown field (supported here: host, kind, networks, sysctls, routes, exec, env)',
-      "4 nodes.B: name \"B\" must hold only a-z, 0-9, '_' and '-' (not first), at most 24 characters",
+      "4 nodes.B.1: name \"B.1\" must hold only letters, digits, '_' and '-' (not first), at most 24 characters",
       '6 links[0].endpoints: must NOT have fewer than 2 items',
       '6 links[0].endpoints[0]: must be NODE:INTERFACE, e.g. r1:eth1 (an interface name has at most 15 characters)',
       '7 links[0].rate: must be a rate such as 100mbit, 1gbit or 500kbps',
@@ -68,6 +68,11 @@ describe('lab topology files', () => {
       '4 nodes.a.networks[1]: must be a network name or {NETWORK: {ip: ADDRESS}}; write {lan: null} or just lan',
       '4 nodes.a.networks[2]: must be a network name or {NETWORK: {ip: ADDRESS}}',
     ]);
+  });
+
+  it('says what is wrong with an empty file and with a file of several YAML documents', () => {
+    expect(problems('')).toEqual(['1 : the file is empty: a topology has at least a name and nodes']);
+    expect(problems('name: a\nnodes: {n1: {}}\n---\nname: b\n')).toEqual(['3 : YAML: the file holds several documents (separated by ---); a topology is one']);
   });
 
   it('reports YAML syntax errors with their line', () => {
@@ -105,6 +110,34 @@ expect:
       '12 links[0].endpoints[0]: node a already has an interface eth0 (its networks take eth0, eth1; links use other names)',
       '13 links[1].endpoints: the ends are on different hosts (h1, h3): a link joins two nodes of one host; join nodes across hosts with an overlay network',
       '15 expect[0].to: no node "zz", and not an address',
+    ]);
+  });
+});
+
+describe('lab topology files: what the daemons would refuse halfway through up', () => {
+  it('refuses fixed addresses that are the subnet\'s edges, the gateway or another node\'s, lo as a link end, and bad shaping, each with its line', () => {
+    const text = `name: fx
+networks:
+  lan: {subnet: 198.19.5.0/24}
+  gw: {subnet: 198.19.6.0/24, gateway: 198.19.6.254}
+nodes:
+  a: {networks: [{lan: {ip: 198.19.5.1}}, {gw: {ip: 198.19.6.254}}]}
+  b: {networks: [{lan: {ip: 198.19.5.0}}, {gw: {ip: 198.19.6.1}}]}
+  c: {networks: [{lan: {ip: 198.19.5.255}}, {gw: {ip: 198.19.6.1}}]}
+links:
+  - endpoints: ["a:lo", "host:lo"]
+  - endpoints: ["a:p1", "b:p1"]
+    jitter: 1ms
+`;
+    expect(problems(text)).toEqual([
+      "6 nodes.a.networks[0].lan.ip: 198.19.5.1 is network lan's gateway (the subnet's first address, unless gateway is given)",
+      "6 nodes.a.networks[1].gw.ip: 198.19.6.254 is network gw's gateway",
+      '7 nodes.b.networks[0].lan.ip: 198.19.5.0 is the network address of 198.19.5.0/24',
+      '8 nodes.c.networks[0].lan.ip: 198.19.5.255 is the broadcast address of 198.19.5.0/24',
+      "8 nodes.c.networks[1].gw.ip: 198.19.6.1 on network gw is node b's already",
+      '10 links[0].endpoints[0]: lo is the loopback interface every namespace has; a link end is a new interface: name it otherwise',
+      '10 links[0].endpoints[1]: lo is the loopback interface every namespace has; a link end is a new interface: name it otherwise',
+      '12 links[1].jitter: jitter needs a delay',
     ]);
   });
 });

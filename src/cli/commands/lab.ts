@@ -133,8 +133,8 @@ const check: Command = {
     const { prober } = await import('../../lab/probe.js');
     const { printCheck } = await import('../../lab/check-print.js');
     const s = mustReadState(await labName(pos[0]!));
-    await programNeighbours(s);
-    const r = await checkLab(s, { prober, timeoutMs });
+    const { problems } = await programNeighbours(s);
+    const r = await checkLab(s, { prober, timeoutMs, problems });
     if (json) printJson(r);
     else printCheck(s, r);
     return r.failures.length === 0 ? 0 : 1;
@@ -163,7 +163,13 @@ const graph: Command = {
       g = labGraph(s.plan.topology, s.interfaces);
     }
     const text = await renderGraph(g, format as 'svg');
-    if (v.output) fs.writeFileSync(v.output as string, text);
+    if (v.output) {
+      try {
+        fs.writeFileSync(v.output as string, text);
+      } catch (err) {
+        throw new UsageError(`--output: cannot write ${JSON.stringify(v.output)}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      }
+    }
     else process.stdout.write(text);
     return 0;
   },

@@ -1,0 +1,102 @@
+// The overlay keeps to what is its own and says what it lost (issue 11, from a review): a VXLAN
+// device of the network found at start with learning on or proxy off is made again as it must be
+// (check names it meanwhile); a bridge of the network's name that cnmkit did not make survives a
+// refused connect; an endpoint whose address another host took while its host was away past the
+// lease is not published again and is reported (cluster status, check) until disconnected; a
+// local network may not overlap an overlay this host has no record of.
+// Checked with iproute2 and etcd's keys.
+import { expect, it } from 'vitest';
+import { describeRoot } from '../helpers/root.js';
+import { simSuite } from '../helpers/sim-suite.js';
+import { simCli, simJoined, waitFor, type SimCluster, type SimHost } from '../helpers/cluster.js';
+import { run } from '../helpers/exec.js';
+
+interface Ep { id: string; ipv4?: string; macAddress?: string }
+interface VxlanInfo { info_data: { learning?: boolean; proxy?: boolean; local?: string } }
+
+let sim: SimCluster;
+const made: { h: SimHost; sb: string }[] = [];
+
+const ip = (cidr: string | undefined): string => cidr!.split('/')[0]!;
+
+async function vniOf(h: SimHost, net: string): Promise<number> {
+  return (JSON.parse(await simCli(h, ['network', 'inspect', net, '--format', 'json'])) as { global: { vni: number } }[])[0]!.global.vni;
+}
+
+async function vxlanInfo(h: SimHost, dev: string): Promise<VxlanInfo['info_data']> {
+  return (JSON.parse(await h.ns.sh(['ip', '-d', '-j', 'link', 'show', dev])) as { linkinfo: VxlanInfo }[])[0]!.linkinfo.info_data;
+}
+
+describeRoot('overlay: its own devices, and addresses lost while away', () => {
+  simSuite({ hosts: 2, leaseTtl: 3 }, made, (s) => {
+    sim = s;
+  });
+
+  it('a VXLAN device with learning turned on by hand: check names it; a restart makes it again with learning off', async () => {
+    const [h1, h2] = sim.hosts as [SimHost, SimHost];
+    await simCli(h1, ['network', 'create', '-d', 'overlay', '--internal', '--subnet', '198.19.230.0/24', 'ovl1']);
+    const vx = `ovvx${await vniOf(h1, 'ovl1')}`;
+    const a = await simJoined<Ep>(h1, 'ovl1', made);
+    const b = await simJoined<Ep>(h2, 'ovl1', made);
+    expect(await vxlanInfo(h1, vx)).toMatchObject({ learning: false, proxy: true, local: h1.ip });
+    await h1.ns.sh(['ip', 'link', 'set', vx, 'type', 'vxlan', 'learning']);
+    const drift = await h1.daemon.cmd(['check']);
+    expect(drift.code).toBe(1);
+    expect(drift.stdout).toContain('learning on');
+    await h1.daemon.stop('SIGKILL');
+    await h1.daemon.start();
+    expect(await vxlanInfo(h1, vx)).toMatchObject({ learning: false, proxy: true, local: h1.ip });
+    await waitFor('a reaches b again', async () => ((await run(['ip', 'netns', 'exec', a.sb, 'ping', '-c', '1', '-W', '1', ip(b.ep.ipv4)])).stdout.includes('1 received') ? true : undefined), 10_000);
+    expect(await h1.daemon.cmd(['check'])).toMatchObject({ code: 0 });
+  });
+
+  it('a bridge of the network\'s name that cnmkit did not make: the connect is refused and the bridge stays', async () => {
+    const [h1, h2] = sim.hosts as [SimHost, SimHost];
+    await simCli(h1, ['network', 'create', '-d', 'overlay', '--internal', '--subnet', '198.19.231.0/24', '-o', 'com.docker.network.driver.overlay.vxlanid_list=5000', 'ovl2']);
+    await h2.ns.sh(['ip', 'link', 'add', 'ovbr5000', 'type', 'bridge']);
+    const sb = await h2.daemon.sandbox();
+    made.push({ h: h2, sb });
+    const r = await h2.daemon.cmd(['connect', 'ovl2', sb]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('a device named ovbr5000 exists that cnmkit did not create');
+    expect(await h2.ns.sh(['ip', '-br', 'link', 'show', 'ovbr5000'])).toMatch(/^ovbr5000\s/);
+    await h2.ns.sh(['ip', 'link', 'del', 'ovbr5000']);
+  });
+
+  it('a local network on a host that has no record of an overlay is refused when its subnet overlaps the overlay\'s', async () => {
+    const [h1, h2] = sim.hosts as [SimHost, SimHost];
+    await simCli(h1, ['network', 'create', '-d', 'overlay', '--internal', '--subnet', '198.19.233.0/24', 'ovl4']);
+    const r = await h2.daemon.cmd(['network', 'create', '--subnet', '198.19.233.128/25', 'lan4']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('subnet: 198.19.233.128/25 overlaps the subnet 198.19.233.0/24 of network "ovl4"');
+    expect((await h2.ns.sh(['ip', '-br', 'link'])).split('\n').filter((l) => l.startsWith('br-'))).toEqual([]);
+    expect((await h2.daemon.cmd(['network', 'create', '--subnet', '198.19.234.0/24', 'lan5'])).code).toBe(0);
+    await simCli(h2, ['network', 'rm', 'lan5']);
+  });
+
+  it('an address another host took while this one was away past its lease: not published again, reported until disconnected', async () => {
+    const [h1, h2] = sim.hosts as [SimHost, SimHost];
+    await simCli(h1, ['network', 'create', '-d', 'overlay', '--internal', '--subnet', '198.19.232.0/24', 'ovl3']);
+    const e = await simJoined<Ep>(h2, 'ovl3', made);
+    const hostId = (JSON.parse(await simCli(h2, ['cluster', 'status', '--format', 'json'])) as { hostId: string }).hostId;
+    await h2.daemon.stop('SIGKILL');
+    const client = sim.etcd.client();
+    try {
+      const peerKey = `/cnmkit/v1/peers/ovl3/${hostId}/${e.ep.id}`;
+      await waitFor('h2\'s lease expired', async () => ((await client.get(peerKey)).kv ? undefined : true), (sim.leaseTtl + 5) * 1000);
+      const taker = await simJoined<Ep>(h1, 'ovl3', made, ['--ip', ip(e.ep.ipv4)]);
+      expect(ip(taker.ep.ipv4)).toBe(ip(e.ep.ipv4));
+      await h2.daemon.start();
+      const status = JSON.parse(await simCli(h2, ['cluster', 'status', '--format', 'json'])) as { conflicts: string[] };
+      expect(status.conflicts.join('\n')).toContain(`its address ${ip(e.ep.ipv4)} is in use`);
+      expect((await client.get(peerKey)).kv).toBeUndefined();
+      const drift = await h2.daemon.cmd(['check']);
+      expect(drift.code).toBe(1);
+      expect(drift.stdout).toContain(`its address ${ip(e.ep.ipv4)} is in use`);
+      await simCli(h2, ['disconnect', 'ovl3', e.sb]);
+      expect(await h2.daemon.cmd(['check'])).toMatchObject({ code: 0 });
+    } finally {
+      client.close();
+    }
+  });
+});

@@ -181,7 +181,7 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
         if (!(err instanceof ConflictError)) throw err;
         // Another host took the address meanwhile: this endpoint is not published (its peer would
         // take the other's traffic), and it is reported until it is disconnected.
-        const why = `endpoint ${o.ep.name} of network ${net.name}: its ${err.message.replace(/^address /, 'address ')}; it is not published: disconnect it and connect it again`;
+        const why = `endpoint ${o.ep.name} of network ${net.name}: its ${err.message}; it is not published: disconnect it and connect it again`;
         nets.get(net.id)?.lost.set(o.ep.id, why);
         c.reportConflict(why);
         return;

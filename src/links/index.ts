@@ -1,7 +1,9 @@
 // Point-to-point links between two sandboxes of one daemon: one veth pair made in one netlink
 // request (each end born in its sandbox with its name, MAC and MTU), addresses, up, and shaping.
 // Recorded before the kernel changes; a half-made link found at start is removed (reconcile), and
-// deleting a sandbox removes its links first. Limits: both ends on this daemon's machine.
+// deleting a sandbox removes its links first. Asked again: the same link is returned, its MTU and
+// shaping changed in place when they differ, and a link whose veth is gone is made again.
+// Limits: both ends on this daemon's machine.
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { ConflictError, InvalidArgumentError, NotFoundError } from '../errors.js';

@@ -148,12 +148,14 @@ describeRoot('cnmkit lab: what is not the lab\'s, and changes in place', () => {
     expect(await namespacesWith(`${name}-`)).toEqual([]);
   });
 
-  it('an exec line that leaves a process in the background: up goes on when the line ends, and down ends the process', async () => {
+  it('an exec line that leaves a process in the background: up goes on when the line ends, and down ends the process; lab exec has the node\'s env', async () => {
     const name = labName('bg');
     const started = Date.now();
-    await labs.ok(['up', file('bg.yml', `name: ${name}\nnodes:\n  a:\n    exec: ["sleep 60 &", "echo started"]\n`)]);
+    await labs.ok(['up', file('bg.yml', `name: ${name}\nnodes:\n  a:\n    env: {GREETING: hello}\n    exec: ["sleep 60 &", "echo started"]\n`)]);
     // The line's shell ends at once; its sleep holds the output pipes for 60 s.
     expect(Date.now() - started).toBeLessThan(30_000);
+    // lab exec gives the command the node's env, as its exec lines have it.
+    expect((await labs.ok(['exec', name, 'a', '--', 'sh', '-c', 'echo $GREETING'])).trim()).toBe('hello');
     const pids = (await run(['ip', 'netns', 'pids', `${name}-a`])).stdout.trim().split('\n').filter(Boolean);
     expect(pids.length).toBeGreaterThan(0);
     await labs.ok(['down', name]);

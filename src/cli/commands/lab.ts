@@ -97,7 +97,7 @@ const exec: Command = {
   name: 'exec',
   summary: 'Run a command inside a node of a lab (cnmkit exec with the node\'s host resolved).',
   usage: 'cnmkit lab exec NAME NODE CMD [ARG...]',
-  help: ['  Everything after NODE is the command (a `--` there is allowed). Exit code: the command\'s own (127: not found, 126: cannot run).'],
+  help: ['  Everything after NODE is the command (a `--` there is allowed); it gets the node\'s env. Exit code: the command\'s own (127: not found, 126: cannot run).'],
   options: {},
   commandAfter: 2,
   async run(_v, pos, rest) {
@@ -112,7 +112,8 @@ const exec: Command = {
     const sb = await client.request<SandboxRecord>('GET', `/v1/sandboxes/${encodeURIComponent(node.sandbox)}`);
     const cmd = resolveCommand(rest);
     if (typeof cmd === 'number') return cmd;
-    return runAttached(await argvIn(client, sb, cmd));
+    // With the node's env, as its exec lines have it.
+    return runAttached(await argvIn(client, sb, cmd), node.env);
   },
 };
 

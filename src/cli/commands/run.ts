@@ -53,10 +53,10 @@ export async function argvIn(client: Client, sb: SandboxRecord, cmd: string[]): 
   return ['nsenter', `--net=${sb.netnsPath}`, '--', ...cmd];
 }
 
-/** Runs argv with the terminal attached, forwarding SIGINT/SIGTERM; resolves to its exit code. */
-export function runAttached(argv: string[]): Promise<number> {
+/** Runs argv with the terminal attached and env added to this process's, forwarding SIGINT/SIGTERM; resolves to its exit code. */
+export function runAttached(argv: string[], env: Record<string, string> = {}): Promise<number> {
   return new Promise((resolve) => {
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: 'inherit' });
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: 'inherit', env: { ...process.env, ...env } });
     const forward = (sig: NodeJS.Signals) => () => child.kill(sig);
     const onInt = forward('SIGINT');
     const onTerm = forward('SIGTERM');

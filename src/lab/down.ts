@@ -12,10 +12,9 @@ import { killProcessesInNetns } from '../netns/pids.js';
 import { DAEMON_DEFAULTS } from '../defaults.js';
 import { ETC_NETNS } from '../sandbox-config/index.js';
 import { stopProcess } from './hosts.js';
-import { MACHINE } from './model.js';
 import { labRoot } from './plan.js';
 import type { Progress } from './progress.js';
-import { ownedNamespaces, readState, withLabLock, type LabState } from './state.js';
+import { ownedMachineEnds, ownedNamespaces, readState, withLabLock, type LabState } from './state.js';
 
 /**
  * Processes still running inside the namespaces (started by exec lines: servers left in the
@@ -38,7 +37,7 @@ export function removeNamespaces(names: string[]): void {
  * the lab's). Equivalent to: `ip link del IFACE`.
  */
 async function removeMachineEnds(s: LabState): Promise<number> {
-  const ends = s.machineEnds ?? s.plan.links.flatMap((l) => l.spec.ends.filter((e) => e.node === MACHINE).map((e) => e.ifname));
+  const ends = ownedMachineEnds(s);
   if (ends.length === 0 || !s.machineNetns || !netnsExists(s.machineNetns)) return 0;
   const pool = new NetlinkHandlePool();
   try {

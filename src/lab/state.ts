@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { ConflictError, NotFoundError } from '../errors.js';
+import { MACHINE } from './model.js';
 import { labNamespaces, labRoot, type LabPlan } from './plan.js';
 
 export interface ProcessRecord {
@@ -72,6 +73,16 @@ export function writeState(s: LabState): void {
 /** The namespaces `down` may delete: those the lab made (or, for an older state, its plans'). */
 export function ownedNamespaces(s: LabState): string[] {
   return s.owned ?? [...new Set([...labNamespaces(s.plan), ...(s.leftovers ?? [])])];
+}
+
+/** The host:IFACE ends of the plan's links. */
+export function machineEndsOf(p: LabPlan): string[] {
+  return p.links.flatMap((l) => l.spec.ends.filter((e) => e.node === MACHINE).map((e) => e.ifname));
+}
+
+/** The host:IFACE ends `down` may delete: those the lab made (or, for an older state, its plan's). */
+export function ownedMachineEnds(s: LabState): string[] {
+  return s.machineEnds ?? machineEndsOf(s.plan);
 }
 
 /** Names of the labs that have a run directory. */

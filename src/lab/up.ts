@@ -18,7 +18,7 @@ import { mapLimit } from './limit.js';
 import { MACHINE, type LabTopology } from './model.js';
 import { labNamespaces, labRoot, planLab, type LabPlan } from './plan.js';
 import type { Progress } from './progress.js';
-import { isAlive, ownedNamespaces, readState, withLabLock, writeState, type LabState } from './state.js';
+import { isAlive, machineEndsOf, ownedMachineEnds, ownedNamespaces, readState, withLabLock, writeState, type LabState } from './state.js';
 import { loadTopology } from './topology.js';
 import type { LabLinks } from './underlay.js';
 
@@ -48,9 +48,6 @@ export function machineNetnsPath(): string {
   return ['/proc/1/ns/net', ...named].find((p) => inode(p) === self) ?? `/proc/${process.pid}/ns/net`;
 }
 
-/** The host:IFACE ends of the plan's links. */
-const machineEndsOf = (p: LabPlan): string[] => p.links.flatMap((l) => l.spec.ends.filter((e) => e.node === MACHINE).map((e) => e.ifname));
-
 /**
  * Refuses, before anything is made, a namespace or host:IFACE end of the plan that exists and is
  * not this lab's: another lab's node (names are LAB-NODE), a namespace or interface made by hand.
@@ -62,7 +59,7 @@ async function refuseTaken(plan: LabPlan, prev: LabState | undefined, links: Lin
   if (namespaces.length > 0) {
     throw new ConflictError(`lab ${plan.name}: namespace${namespaces.length > 1 ? 's' : ''} ${namespaces.join(', ')} exist${namespaces.length > 1 ? '' : 's'} and ${namespaces.length > 1 ? 'are' : 'is'} not this lab's (another lab's node, or made by hand); nothing was changed`);
   }
-  const mine = new Set(prev ? (prev.machineEnds ?? machineEndsOf(prev.plan)) : []);
+  const mine = new Set(prev ? ownedMachineEnds(prev) : []);
   const wanted = machineEndsOf(plan).filter((n) => !mine.has(n));
   const ends = wanted.length > 0 ? await (await links.get()).present(wanted) : [];
   if (ends.length > 0) {
@@ -79,7 +76,7 @@ function initialState(plan: LabPlan, file: string, prev: LabState | undefined): 
     execDone: (prev?.execDone ?? []).filter((n) => plan.nodes.some((x) => x.name === n)),
     // Each found free (refuseTaken) before it is recorded here, and recorded before it is made.
     owned: [...new Set([...(prev ? ownedNamespaces(prev) : []), ...labNamespaces(plan)])],
-    machineEnds: prev ? (prev.machineEnds ?? machineEndsOf(prev.plan)) : [],
+    machineEnds: prev ? ownedMachineEnds(prev) : [],
     created: prev?.created ?? now, updated: now,
   };
 }

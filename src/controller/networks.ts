@@ -49,8 +49,12 @@ async function allocateSubnets(deps: ControllerDeps, net: NetworkRecord, req: Cr
   if (net.enableIPv6) subnets.push({ v6: true, subnet: req.subnetV6, ipRange: undefined, gateway: req.gatewayV6, auxAddresses: undefined });
   const allocations: Array<{ v6: boolean; allocate: () => SubnetRecord }> = [];
   for (const spec of subnets) allocations.push({ v6: spec.v6, allocate: await deps.ipam.prepareSubnet({ ...definedOnly(spec), owner: ownerTag(net) }) });
-  // In cluster mode, the global networks this host has no record of yet are not to be overlapped either (none when the store does not answer).
-  const globals = await clusterOnlyNetworks(deps);
+  // In cluster mode, the global networks this host has no record of yet are not to be overlapped
+  // either (none when the store does not answer). Not for the predefined networks, made at the
+  // daemon's start before it has registered: that would be a round trip to etcd on every first
+  // start (a wait until the store fails fast when it is unreachable); their subnets are published
+  // in the host's record, which global pools avoid.
+  const globals = deps.predefined?.has(net.name) ? [] : await clusterOnlyNetworks(deps);
   const { store } = deps;
   const records = store.tx(() => {
     const out = allocations.map(({ v6, allocate }) => ({ v6, rec: allocate() }));

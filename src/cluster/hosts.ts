@@ -48,38 +48,56 @@ export function hostRecord(hostId: string, vtep: string, localSubnets: LocalSubn
 }
 
 /**
- * Puts the record on the lease: created if absent, replaced if it is already on this lease, or if
- * it is on another lease but this daemon's own or an ended earlier run's on this machine (a restart
- * whose saved lease was not the record's). A record of a live other process is another daemon with
- * the same host id: refused.
+ * Puts the record on the lease: created if absent; else replaced when the record there is this
+ * daemon's own or an ended earlier run's on this machine, whichever lease it sits on (a restart
+ * adopts its saved lease, or not). A record of a live other process is another daemon with the
+ * same host id, as a copied state dir makes, even on this very lease: refused, the record left as it is.
  */
 export async function putHostRecord(client: StoreClient, keys: Keys, record: HostRecord, lease: string): Promise<void> {
   const key = keys.host(record.id);
   const put = { put: key, value: record, lease };
   const first = await client.txn('register this host', [{ key, target: 'version', op: '=', value: 0 }], [put], [{ get: key }]);
   if (first.succeeded) return;
-  const again = await client.txn('update this host', [{ key, target: 'lease', op: '=', value: lease }], [put], [{ get: key }]);
-  if (again.succeeded) return;
-  const other = again.reads[0]?.[0];
+  const other = first.reads[0]?.[0];
   if (!other) return putHostRecord(client, keys, record, lease);
   const o = parseJson<HostRecord>(other);
-  if (isOwnOrDead(o, record)) {
-    // This run's own record on a lease it no longer uses, or an ended earlier run's on this machine (its lease not yet run out): replaced.
-    const take = await client.txn('take over this host\'s record', [{ key, target: 'mod', op: '=', value: other.modRevision }], [put]);
-    return take.succeeded ? undefined : putHostRecord(client, keys, record, lease);
+  if (!isOwnOrDead(o, record)) {
+    throw new ConflictError(`host id ${record.id} is registered by another live daemon (pid ${o.pid} on ${o.hostname}, VTEP ${o.vtep}): do two daemons share a state dir, or was it copied? A copy must not keep ${IDENTITY_FILE}: without it, a daemon registers as a new host`);
   }
-  throw new ConflictError(`host id ${record.id} is registered by another live daemon (pid ${o.pid} on ${o.hostname}, VTEP ${o.vtep}): do two daemons share a state dir?`);
+  const what = other.lease === lease ? 'update this host' : 'take over this host\'s record';
+  const take = await client.txn(what, [{ key, target: 'mod', op: '=', value: other.modRevision }], [put]);
+  return take.succeeded ? undefined : putHostRecord(client, keys, record, lease);
 }
 
-/** Whether the record found is this daemon's own (same process and start) or an earlier run's on this machine whose process is gone. */
+/**
+ * Whether the record found is this daemon's own (same pid: this process, or an earlier one that had
+ * this pid and so has ended) or an earlier run's on this machine whose process is gone, or whose
+ * pid another process took since (that process started after the record's daemon, by more than
+ * the few seconds /proc's boot time may be off).
+ */
 function isOwnOrDead(found: HostRecord, mine: HostRecord): boolean {
   if (found.hostname !== mine.hostname) return false;
-  if (found.pid === mine.pid) return found.started === mine.started;
+  if (found.pid === mine.pid) return true;
   try {
     process.kill(found.pid, 0);
-    return false;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+  const started = Date.parse(found.started);
+  const pidStarted = processStartMs(found.pid);
+  return !Number.isNaN(started) && pidStarted !== undefined && pidStarted > started + 5000;
+}
+
+/** When process pid started (ms since the epoch; boot time is to the second), from /proc; undefined when unknown. */
+function processStartMs(pid: number): number | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command (in parentheses, which may hold spaces): state is field 3, starttime field 22, in clock ticks (USER_HZ, 100) since boot.
+    const ticks = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+    const btime = Number(/^btime (\d+)$/m.exec(fs.readFileSync('/proc/stat', 'utf8'))?.[1]);
+    return Number.isFinite(ticks) && Number.isFinite(btime) && btime > 0 ? btime * 1000 + ticks * 10 : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -510,4 +510,36 @@ describeRoot('cluster control plane on a real etcd', () => {
       fs.rmSync(stateDir, { recursive: true, force: true });
     }
   });
+
+  it('a copied state dir (the same host id and saved lease) does not take over a live daemon\'s record; a record whose pid a later process took is taken over', async () => {
+    const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cnmkit-copy-'));
+    try {
+      const hostId = '00c0ffee00c0ff11';
+      const key = `/t-copy/v1/hosts/${hostId}`;
+      const lease = await direct.leaseGrant(30);
+      // The copy holds what the live daemon's state dir holds: its host id and the lease its record sits on.
+      fs.writeFileSync(path.join(stateDir, 'cluster.json'), `${JSON.stringify({ hostId, leaseId: lease })}\n`);
+      const put = (started: string) => direct.txn('the live daemon\'s record', [], [{
+        put: key, value: { id: hostId, hostname: os.hostname(), vtep: '198.19.255.98', pid: 1, started, version: 'x', localSubnets: [] }, lease,
+      }]);
+      // pid 1 runs, and has run since before this record's daemon started: a live other daemon.
+      await put(new Date().toISOString());
+      const copy = await sim.inProcessHost(8, { prefix: '/t-copy', stateDir, leaseTtl: 30 });
+      expect(copy.status()).toMatchObject({ state: 'unavailable', error: expect.stringContaining(`host id ${hostId} is registered by another live daemon (pid 1 on ${os.hostname()}, VTEP 198.19.255.98)`) });
+      const kv = (await direct.range(key, { prefix: false })).kvs[0]!;
+      expect(JSON.parse(kv.value.toString())).toMatchObject({ pid: 1, vtep: '198.19.255.98' });
+      expect(kv.lease).toBe(lease);
+      await copy.close();
+      // A record whose daemon started before pid 1 did (before this machine booted): pid 1 is not that daemon, which has ended.
+      await put('2000-01-01T00:00:00.000Z');
+      const restarted = await sim.inProcessHost(8, { prefix: '/t-copy', stateDir, leaseTtl: 30 });
+      expect(restarted.status()).toMatchObject({ state: 'connected', hostId });
+      const mine = (await direct.range(key, { prefix: false })).kvs[0]!;
+      expect(JSON.parse(mine.value.toString())).toMatchObject({ pid: process.pid, vtep: '198.19.255.108' });
+      expect(mine.lease).toBe(lease);
+      await restarted.close();
+    } finally {
+      fs.rmSync(stateDir, { recursive: true, force: true });
+    }
+  });
 });

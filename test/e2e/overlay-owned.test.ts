@@ -3,8 +3,11 @@
 // (check names it meanwhile); a bridge of the network's name that cnmkit did not make survives a
 // refused connect; an endpoint whose address another host took while its host was away past the
 // lease is not published again and is reported (cluster status, check) until disconnected; a
-// local network may not overlap an overlay this host has no record of.
+// local network may not overlap an overlay this host has no record of; a daemon started with a copy
+// of a live host's identity does not take over that host's record.
 // Checked with iproute2 and etcd's keys.
+import fs from 'node:fs';
+import path from 'node:path';
 import { expect, it } from 'vitest';
 import { describeRoot } from '../helpers/root.js';
 import { simSuite } from '../helpers/sim-suite.js';
@@ -97,6 +100,39 @@ describeRoot('overlay: its own devices, and addresses lost while away', () => {
       expect(await h2.daemon.cmd(['check'])).toMatchObject({ code: 0 });
     } finally {
       client.close();
+    }
+  });
+
+  it('a daemon started with a copy of a live host\'s identity: refused, naming it; the live host\'s record and peers keep their VTEP', async () => {
+    const [h1, h2] = sim.hosts as [SimHost, SimHost];
+    await simCli(h1, ['network', 'create', '-d', 'overlay', '--internal', '--subnet', '198.19.235.0/24', 'ovl6']);
+    const a = await simJoined<Ep>(h1, 'ovl6', made);
+    const hostId = (JSON.parse(await simCli(h1, ['cluster', 'status', '--format', 'json'])) as { hostId: string }).hostId;
+    const identity = path.join(h2.daemon.stateDir, 'cluster.json');
+    const own = fs.readFileSync(identity);
+    await h2.daemon.stop();
+    const client = sim.etcd.client();
+    try {
+      fs.copyFileSync(path.join(h1.daemon.stateDir, 'cluster.json'), identity);
+      await h2.daemon.start();
+      const status = JSON.parse(await simCli(h2, ['cluster', 'status', '--format', 'json'])) as { state: string; error?: string };
+      expect(status.state).toBe('unavailable');
+      expect(status.error).toContain(`host id ${hostId} is registered by another live daemon`);
+      expect(status.error).toContain(`VTEP ${h1.ip}`);
+      const record = await client.get(`/cnmkit/v1/hosts/${hostId}`);
+      expect(JSON.parse(record.kv!.value.toString())).toMatchObject({ vtep: h1.ip });
+      const peer = await client.get(`/cnmkit/v1/peers/ovl6/${hostId}/${a.ep.id}`);
+      expect(JSON.parse(peer.kv!.value.toString())).toMatchObject({ vtep: h1.ip });
+      expect(JSON.parse(await simCli(h1, ['cluster', 'status', '--format', 'json']))).toMatchObject({ state: 'connected' });
+      // Global requests on the copy fail, naming why.
+      const r = await h2.daemon.cmd(['network', 'create', '-d', 'overlay', '--internal', 'ovl7']);
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toContain('another live daemon');
+    } finally {
+      client.close();
+      await h2.daemon.stop();
+      fs.writeFileSync(identity, own);
+      await h2.daemon.start();
     }
   });
 });

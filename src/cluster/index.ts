@@ -3,7 +3,7 @@
 // local networks keep working, global calls fail fast, and registration retries until it works.
 // Loaded only with --cluster-store (the daemon imports this module lazily).
 import type { Logger } from 'pino';
-import { ClusterUnavailableError } from '../errors.js';
+import { ClusterUnavailableError, ConflictError } from '../errors.js';
 import { checkDefaultPool, DOCKER_GLOBAL_POOLS } from '../ipam/defaults.js';
 import { StoreClient } from './client.js';
 import { hostRecord, listHosts, loadIdentity, putHostRecord, saveIdentity, type Identity } from './hosts.js';
@@ -79,6 +79,8 @@ class EtcdCluster implements Cluster {
   private registered: string | undefined;
   /** A new lease replaced one that etcd no longer has: this host's keys must be put back on it. */
   private republishDue = false;
+  /** Whether the next lease may be the saved one: not after another live daemon's record was found on it. */
+  private adoptSaved = true;
 
   constructor(private readonly o: StartClusterOptions) {
     const log = o.logger;
@@ -190,7 +192,7 @@ class EtcdCluster implements Cluster {
   private async register(): Promise<void> {
     let id = this.keeper.id;
     if (id === undefined) {
-      const got = await this.keeper.acquire(this.identity.leaseId);
+      const got = await this.keeper.acquire(this.adoptSaved ? this.identity.leaseId : undefined);
       id = got.id;
       if (!got.adopted) this.republishDue = true;
       if (id !== this.identity.leaseId) {
@@ -199,7 +201,17 @@ class EtcdCluster implements Cluster {
       }
     }
     const subnets = this.o.localSubnets();
-    await putHostRecord(this.client, this.keys, hostRecord(this.hostId, this.vtep, subnets, this.started), id);
+    try {
+      await putHostRecord(this.client, this.keys, hostRecord(this.hostId, this.vtep, subnets, this.started), id);
+    } catch (err) {
+      // Another live daemon's record: the next try takes a lease of its own, so that the one it may
+      // share with that daemon (a copied state dir) is not kept alive from here.
+      if (err instanceof ConflictError) {
+        this.keeper.forget();
+        this.adoptSaved = false;
+      }
+      throw err;
+    }
     this.published = JSON.stringify(subnets);
     if (this.republishDue) {
       this.spares.lost();
@@ -260,6 +272,8 @@ class EtcdCluster implements Cluster {
   }
 
   async ensureNetwork(spec: GlobalNetworkSpec): Promise<GlobalNetwork> {
+    // Not while unregistered: this host's local subnets, which a new network's pool avoids, are not on record.
+    this.lease();
     await this.refreshLocalSubnets();
     return this.networks.ensure(spec);
   }

@@ -542,4 +542,27 @@ describeRoot('cluster control plane on a real etcd', () => {
       fs.rmSync(stateDir, { recursive: true, force: true });
     }
   });
+
+  it('a host id whose record another machine\'s daemon holds: refused while that daemon keeps its lease; registered once it has run out (the refused daemon does not keep it alive)', async () => {
+    const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cnmkit-moved-'));
+    try {
+      const hostId = '00c0ffee00c0ff22';
+      const key = `/t-moved/v1/hosts/${hostId}`;
+      const lease = await direct.leaseGrant(3);
+      fs.writeFileSync(path.join(stateDir, 'cluster.json'), `${JSON.stringify({ hostId, leaseId: lease })}\n`);
+      await direct.txn('a record from another machine', [], [{
+        put: key, value: { id: hostId, hostname: 'elsewhere', vtep: '198.19.255.97', pid: 1, started: new Date().toISOString(), version: 'x', localSubnets: [] }, lease,
+      }]);
+      const h = await sim.inProcessHost(9, { prefix: '/t-moved', stateDir });
+      expect(h.status()).toMatchObject({ state: 'unavailable', error: expect.stringContaining(`host id ${hostId} is registered by another live daemon (pid 1 on elsewhere, VTEP 198.19.255.97)`) });
+      // Nobody keeps the other lease alive now: it runs out within its 3 s, and the host registers on a lease of its own.
+      await waitFor('registered', async () => (h.status().state === 'connected' ? true : undefined), 10_000);
+      const kv = (await direct.range(key, { prefix: false })).kvs[0]!;
+      expect(JSON.parse(kv.value.toString())).toMatchObject({ pid: process.pid, vtep: '198.19.255.109' });
+      expect(kv.lease).not.toBe(lease);
+      await h.close();
+    } finally {
+      fs.rmSync(stateDir, { recursive: true, force: true });
+    }
+  });
 });

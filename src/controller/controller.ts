@@ -113,7 +113,8 @@ export class Controller {
   deleteNetwork(ref: string, origin: Origin = 'api'): Promise<void> {
     return this.queue.run(async () => {
       const store = this.deps.store;
-      const found = await findNetwork(this.deps, ref);
+      // The cluster read now, not the watched copy: what is removed is the network of the id found.
+      const found = await findNetwork(this.deps, ref, (g, name) => g.lookup(name, { fresh: true }));
       if (!found) throw new NotFoundError('network', ref); // in neither: not found, as on a plain daemon
       if ('view' in found) return removeFromCluster(this.deps, found.driver, found.view); // only in the cluster: removed there, or refused
       const net = found.local;

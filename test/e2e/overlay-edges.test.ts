@@ -70,10 +70,10 @@ describeRoot('overlay: CLI and API edges', () => {
     const byDigit = new Map<string, string[]>();
     let digit: string | undefined;
     for (let i = 0; digit === undefined && i < 17; i++) {
-      const made = (await simCli(h1, ['network', 'create', '-d', 'overlay', '--internal', `ovamb${i}`])).trim();
-      const list = [...(byDigit.get(made[0]!) ?? []), `ovamb${i}`];
-      byDigit.set(made[0]!, list);
-      if (list.length === 2) digit = made[0];
+      const first = (await simCli(h1, ['network', 'create', '-d', 'overlay', '--internal', `ovamb${i}`])).trim()[0]!;
+      const list = [...(byDigit.get(first) ?? []), `ovamb${i}`];
+      byDigit.set(first, list);
+      if (list.length === 2) digit = first;
     }
     const amb = await h2.daemon.cmd(['network', 'inspect', digit!]);
     expect(amb.code).toBe(1);

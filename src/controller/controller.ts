@@ -19,7 +19,7 @@ import { describeEndpoint } from './owner-names.js';
 import { checkNetworks, type NetworkCheck } from './check.js';
 import { joinWithGateway, leaveGatewayIfUnused, needsGateway } from './gateway.js';
 import { mark, traced } from '../core/trace.js';
-import { clusterOnlyNetworks, describeGlobal, findNetwork, followCluster, networkOrGlobal, networkToJoin, removeFromCluster, type GlobalDriver } from './global.js';
+import { clusterOnlyNetworks, describeGlobal, followCluster, networkOrGlobal, networkToJoin, networkToRemove, removeFromCluster, removeFromClusterFirst, usedElsewhere } from './global.js';
 
 export type { Origin } from './ownership.js';
 export type { ConnectRequest, ControllerDeps, CreateNetworkRequest, CreateSandboxRequest, PruneResult } from './types.js';
@@ -113,8 +113,7 @@ export class Controller {
   deleteNetwork(ref: string, origin: Origin = 'api'): Promise<void> {
     return this.queue.run(async () => {
       const store = this.deps.store;
-      // The cluster read now, not the watched copy: what is removed is the network of the id found.
-      const found = await findNetwork(this.deps, ref, (g, name) => g.lookup(name, { fresh: true }));
+      const found = await networkToRemove(this.deps, ref);
       if (!found) throw new NotFoundError('network', ref); // in neither: not found, as on a plain daemon
       if ('view' in found) return removeFromCluster(this.deps, found.driver, found.view); // only in the cluster: removed there, or refused
       const net = found.local;
@@ -123,11 +122,7 @@ export class Controller {
       checkNetworkRemoval(net, origin);
       const eps = this.endpointsOf({ networkId: net.id });
       if (eps.length > 0) throw new ConflictError(`network ${net.name} has active endpoints: ${eps.map((e) => describeEndpoint(store, e)).join(', ')}`);
-      // A global network of cnmkit's goes from the cluster first, for every host: refused, with
-      // nothing changed here, while another host has endpoints on it. (The Docker engine's record
-      // is only this host's: the engine removes it here, and the cluster's goes with the last one.)
-      const driver = this.deps.drivers.get(net.driver);
-      if (net.scope === 'global' && net.dockerId === undefined && driver?.global) await removeFromCluster(this.deps, driver as GlobalDriver, net);
+      await removeFromClusterFirst(this.deps, net); // a global network: refused, nothing changed, while another host uses it
       store.networks.put({ ...net, state: 'deleting' });
       await this.teardownNetwork(net);
       this.deps.logger.info({ network: net.name, id: net.id }, 'network removed');
@@ -157,15 +152,9 @@ export class Controller {
         result.skipped.push({ name: net.name, reason: `belongs to the Docker engine (remove it with docker network rm ${net.dockerId.slice(0, 12)})` });
         continue;
       }
-      try {
-        await this.deleteNetwork(net.id);
-      } catch (err) {
-        // A global network that another host still uses is that host's to disconnect first: skipped, as its rm is refused.
-        if (net.scope !== 'global' || !(err instanceof ConflictError)) throw err;
-        result.skipped.push({ name: net.name, reason: err.message });
-        continue;
-      }
-      result.removed.push(net.name);
+      const refused = await this.deleteNetwork(net.id).then(() => undefined, (err: unknown) => usedElsewhere(net, err));
+      if (refused) result.skipped.push({ name: net.name, reason: refused });
+      else result.removed.push(net.name);
     }
     return result;
   }

@@ -186,6 +186,28 @@ export async function removeFromCluster(deps: ControllerDeps, driver: GlobalDriv
   if (await driver.global.remove(net.name, net.id)) deps.logger.info({ network: net.name, id: net.id }, 'global network removed from the cluster');
 }
 
+/** `network rm`'s lookup: the cluster read now, not the watched copy, so that what is removed is the network of the id found. */
+export function networkToRemove(deps: ControllerDeps, ref: string): Promise<FoundNetwork | undefined> {
+  return findNetwork(deps, ref, (g, name) => g.lookup(name, { fresh: true }));
+}
+
+/**
+ * Before this host's record of a global network of cnmkit's is removed: the network goes from the
+ * cluster, for every host; refused, with nothing changed here, while another host has endpoints on
+ * it. The Docker engine's record is only this host's (the engine removes it here; the cluster's
+ * network goes with the last one), and a local network has nothing in the cluster.
+ */
+export async function removeFromClusterFirst(deps: ControllerDeps, net: NetworkRecord): Promise<void> {
+  const driver = deps.drivers.get(net.driver);
+  if (net.scope === 'global' && net.dockerId === undefined && driver?.global) await removeFromCluster(deps, driver as GlobalDriver, net);
+}
+
+/** `network prune`: the reason to skip a global network whose removal was refused (another host uses it); any other failure is thrown. */
+export function usedElsewhere(net: NetworkRecord, err: unknown): string {
+  if (net.scope === 'global' && err instanceof ConflictError) return err.message;
+  throw err;
+}
+
 /** What the driver of a global network describes (VNI, hosts); undefined for local networks or when the store does not answer. */
 export async function describeGlobal(deps: ControllerDeps, net: NetworkRecord): Promise<Record<string, unknown> | undefined> {
   const driver = deps.drivers.get(net.driver);

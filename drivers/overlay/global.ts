@@ -29,7 +29,7 @@ export function configOf(g: GlobalNetwork, createdHere: boolean): OverlayConfig 
 
 export function viewOf(g: GlobalNetwork, createdHere: boolean): GlobalNetworkView {
   return {
-    id: g.id, name: g.name, internal: g.internal, enableIPv6: g.enableIPv6, options: { ...g.options },
+    id: g.id, name: g.name, internal: g.internal, enableIPv6: g.enableIPv6, options: { ...g.options }, labels: { ...g.labels }, created: g.created,
     config: configOf(g, createdHere), ipv4: subnets(g.ipv4), ipv6: subnets(g.ipv6),
   };
 }
@@ -49,11 +49,11 @@ function poolOf(net: NetworkRecord, family: 4 | 6): string {
 /** here: whether the network is up on this host (its devices made, its peers watched). */
 export function globalScope(cluster: () => Cluster | undefined, pending: PendingWrites, here: (net: NetworkRecord) => boolean): GlobalScope<OverlayConfig> {
   return {
-    async ensure(input: NetworkParseInput, config: OverlayConfig, ask: SubnetAsk, dockerNetwork?: string) {
+    async ensure(input: NetworkParseInput & { labels: Record<string, string> }, config: OverlayConfig, ask: SubnetAsk, dockerNetwork?: string) {
       const c = needCluster(cluster());
       const g = await c.ensureNetwork({
         name: input.name, driver: 'overlay', ...(config.vni !== undefined ? { vni: config.vni } : {}), internal: input.internal,
-        enableIPv6: input.enableIPv6, options: clusterOptions(config), ...requests(ask), ...(dockerNetwork ? { dockerNetwork } : {}),
+        enableIPv6: input.enableIPv6, options: clusterOptions(config), labels: input.labels, ...requests(ask), ...(dockerNetwork ? { dockerNetwork } : {}),
       });
       return viewOf(g, true);
     },
@@ -90,14 +90,14 @@ export function globalScope(cluster: () => Cluster | undefined, pending: Pending
       const pool = poolOf(net, family);
       await pending.run(`address:${pool}:${address}`, () => c.ipam.releaseAddress(pool, address, owner));
     },
-    async remove(name) {
+    async remove(name, id) {
       const c = needCluster(cluster());
-      const { deleted, holders, engines } = await c.removeNetwork(name);
-      if (deleted || (holders.length === 0 && engines.length === 0)) return;
+      const { deleted, holders, engines } = await c.removeNetwork(name, id);
+      if (deleted || (holders.length === 0 && engines.length === 0)) return deleted;
       const byId = new Map((await c.hosts()).map((h) => [h.id, h]));
       const host = (id: string) => (byId.get(id) ? `${byId.get(id)!.hostname} (${byId.get(id)!.vtep})` : `host id ${id.slice(0, 12)} (not registered)`);
       const reasons = [
-        ...(holders.length > 0 ? [`has endpoints on host(s) ${holders.map(host).join(', ')}: disconnect them there first`] : []),
+        ...(holders.length > 0 ? [`has active endpoints on host(s) ${holders.map(host).join(', ')}: disconnect them there first`] : []),
         ...(engines.length > 0 ? [`is the Docker network ${engines.map((e) => `${e.dockerNetwork.slice(0, 12)} of the engine on ${host(e.host)}`).join(', ')}: remove it there with docker network rm`] : []),
       ];
       throw new ConflictError(`network ${name} ${reasons.join('; and ')}`, { field: 'name' });

@@ -115,12 +115,20 @@ export function wantJson(values: Values): boolean {
   return true;
 }
 
-/** Splits repeated `key=value` flags into a map; the flag name goes into the error. */
-export function keyValues(list: unknown, flag: string): Record<string, string> {
+/**
+ * Splits repeated `key=value` flags into a map; the flag name goes into the error. bareKey: a
+ * `key` without `=` is that key with an empty value, as docker reads `--opt encrypted`; an empty
+ * key is refused either way.
+ */
+export function keyValues(list: unknown, flag: string, opts: { bareKey?: boolean } = {}): Record<string, string> {
   const out: Record<string, string> = {};
   for (const item of (list as string[] | undefined) ?? []) {
     const eq = item.indexOf('=');
-    if (eq <= 0) throw new UsageError(`${flag}: expected key=value, got ${JSON.stringify(item)}`);
+    if (eq < 0 && opts.bareKey && item !== '') {
+      out[item] = '';
+      continue;
+    }
+    if (eq <= 0) throw new UsageError(`${flag}: expected ${opts.bareKey ? 'key or key=value' : 'key=value'}, got ${JSON.stringify(item)}`);
     out[item.slice(0, eq)] = item.slice(eq + 1);
   }
   return out;

@@ -296,8 +296,8 @@ class EtcdCluster implements Cluster {
     return this.networks.leave(name);
   }
 
-  removeNetwork(name: string): Promise<NetworkRemoval> {
-    return this.networks.remove(name);
+  removeNetwork(name: string, id?: string): Promise<NetworkRemoval> {
+    return this.networks.remove(name, id);
   }
 
   publishPeer(network: string, peer: PeerSpec): Promise<Peer> {

@@ -33,6 +33,11 @@ export function differences(spec: GlobalNetworkSpec, have: GlobalNetwork): strin
   field('ipv6', spec.enableIPv6, have.enableIPv6);
   if (spec.vni !== undefined) field('vni', spec.vni, have.vni);
   for (const key of [...new Set([...Object.keys(spec.options), ...Object.keys(have.options)])].sort()) field(`options.${key}`, spec.options[key], have.options[key]);
+  const labels = spec.labels ?? {};
+  if (Object.keys(labels).length > 0) {
+    const theirs = have.labels ?? {};
+    for (const key of [...new Set([...Object.keys(labels), ...Object.keys(theirs)])].sort()) field(`labels.${key}`, labels[key], theirs[key]);
+  }
   for (const family of ['ipv4', 'ipv6'] as const) {
     spec[family].forEach((want, i) => {
       const got = have[family][i];
@@ -88,7 +93,7 @@ export class Networks {
       if (spec.enableIPv6) (spec.ipv6.length > 0 ? spec.ipv6 : [{}]).forEach((r) => plan(r, true));
       const net: GlobalNetwork = {
         name: spec.name, id: randomBytes(32).toString('hex'), driver: spec.driver, vni, internal: spec.internal, enableIPv6: spec.enableIPv6,
-        options: { ...spec.options }, ipv4: planned.filter((p) => p.family === 4).map(subnetOf), ipv6: planned.filter((p) => p.family === 6).map(subnetOf),
+        options: { ...spec.options }, labels: { ...spec.labels }, ipv4: planned.filter((p) => p.family === 4).map(subnetOf), ipv6: planned.filter((p) => p.family === 6).map(subnetOf),
         createdBy: this.d.hostId, created: new Date().toISOString(),
       };
       const compare: Compare[] = [
@@ -146,16 +151,18 @@ export class Networks {
   }
 
   /**
-   * `network rm` of the cluster's network from any host: deleted with every member key when no
-   * host has an endpoint on it (no peer, no endpoint address) and no live host's Docker engine
-   * has a network mapped to it; else the ids of the hosts that have endpoints, and those engines'
-   * networks (a host no longer registered does not hold it: its engine finds it gone).
+   * `network rm` of the cluster's network (of that id, when given) from any host: deleted with
+   * every member key when no host has an endpoint on it (no peer, no endpoint address) and no live
+   * host's Docker engine has a network mapped to it; else the ids of the hosts that have
+   * endpoints, and those engines' networks (a host no longer registered does not hold it: its
+   * engine finds it gone).
    */
-  async remove(name: string): Promise<NetworkRemoval> {
-    return this.deleteUnused(name, true);
+  async remove(name: string, id?: string): Promise<NetworkRemoval> {
+    return this.deleteUnused(name, true, id);
   }
 
-  private async deleteUnused(name: string, anyMembers: boolean): Promise<NetworkRemoval> {
+  /** id: only the network of that id (another of the name is kept, with no holders). */
+  private async deleteUnused(name: string, anyMembers: boolean, id?: string): Promise<NetworkRemoval> {
     const k = this.d.keys;
     const kept = (holders: string[], engines: NetworkRemoval['engines'] = []): NetworkRemoval => ({ deleted: false, holders, engines });
     for (let i = 0; i < ATTEMPTS; i++) {
@@ -166,6 +173,7 @@ export class Networks {
       const [[netKv] = [], members = [], peers = [], hosts = []] = read.reads;
       if (!netKv) return kept([]);
       const net = parseJson<GlobalNetwork>(netKv);
+      if (id !== undefined && net.id !== id) return kept([]);
       const pools = [...net.ipv4, ...net.ipv6].map((s) => s.poolId);
       const addrs = (await Promise.all(pools.map((p) => this.d.ipam.listAddresses(p)))).flat().filter((a) => a.kind === 'endpoint');
       const holders = [...new Set([...peers.map((kv) => k.split(k.peers(name), kv.key)?.[0] ?? '?'), ...addrs.map((a) => a.host)])].sort();

@@ -66,12 +66,14 @@ export function subnetLayout(prefix: Prefix, ipRange: string | undefined, gatewa
 }
 
 /**
- * The addresses of a range that can be handed out: inside the subnet, but not the IPv4
- * network and broadcast addresses of a subnet shorter than /31 (empty when first > last).
+ * The addresses of a range that can be handed out: inside the subnet, but, as the local IPAM
+ * reserves them, not the IPv4 network and broadcast addresses of a subnet shorter than /31, nor
+ * the IPv6 network address (the Subnet-Router anycast address) of one shorter than /127; so the
+ * default gateway is the first address after the network's in both families (empty when first > last).
  */
 export function hostSpan(subnet: Prefix, range: Prefix = subnet): { first: bigint; last: bigint } {
   const edges = subnet.family === 4 && subnet.bits < 31;
-  const first = edges ? subnet.start + 1n : subnet.start;
+  const first = edges || (subnet.family === 6 && subnet.bits < 127) ? subnet.start + 1n : subnet.start;
   const last = edges ? subnet.end - 1n : subnet.end;
   return { first: range.start > first ? range.start : first, last: range.end < last ? range.end : last };
 }

@@ -74,6 +74,8 @@ export interface GlobalNetworkSpec {
   enableIPv6: boolean;
   /** Driver options, compared as given: a create with different ones is refused. */
   options: Record<string, string>;
+  /** The network's labels, the same on every host; compared when given: a create with other ones is refused. */
+  labels?: Record<string, string>;
   ipv4: SubnetRequest[];
   ipv6: SubnetRequest[];
   /**
@@ -115,6 +117,8 @@ export interface GlobalNetwork {
   internal: boolean;
   enableIPv6: boolean;
   options: Record<string, string>;
+  /** Absent in records made before labels were kept in the cluster: none. */
+  labels?: Record<string, string>;
   ipv4: GlobalSubnet[];
   ipv6: GlobalSubnet[];
   createdBy: string;
@@ -262,8 +266,12 @@ export interface Cluster {
   followNetworks(follower: NetworkFollower): void;
   /** Drops this host from the network; deletes it (VNI, pools, addresses) when no host and no peer is left. */
   leaveNetwork(name: string): Promise<{ deleted: boolean }>;
-  /** Deletes the network from the cluster (every host's membership too) unless a host has endpoints on it or a live host's engine a network mapped to it: then those. */
-  removeNetwork(name: string): Promise<NetworkRemoval>;
+  /**
+   * Deletes the network from the cluster (every host's membership too) unless a host has endpoints
+   * on it or a live host's engine a network mapped to it: then those. id: only the network of that
+   * id (another of the same name is left as it is: not deleted, no holders).
+   */
+  removeNetwork(name: string, id?: string): Promise<NetworkRemoval>;
   publishPeer(network: string, peer: PeerSpec): Promise<Peer>;
   /**
    * An address for a new endpoint of this host, chosen and held here but not claimed (no round

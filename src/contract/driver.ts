@@ -143,6 +143,10 @@ export interface GlobalNetworkView {
   internal: boolean;
   enableIPv6: boolean;
   options: Record<string, string>;
+  /** The labels given when the network was made in the cluster: the same on every host. */
+  labels: Record<string, string>;
+  /** When it was made in the cluster. */
+  created: string;
   config: unknown;
   ipv4: SubnetRecord[];
   ipv6: SubnetRecord[];
@@ -165,7 +169,7 @@ export interface SubnetAsk {
  */
 export interface GlobalScope<Config = unknown> {
   /** dockerNetwork: the Docker engine's network id when this host's engine makes it (its CreateNetwork). */
-  ensure(input: NetworkParseInput, config: Config, ask: SubnetAsk, dockerNetwork?: string): Promise<GlobalNetworkView>;
+  ensure(input: NetworkParseInput & { labels: Record<string, string> }, config: Config, ask: SubnetAsk, dockerNetwork?: string): Promise<GlobalNetworkView>;
   /** The cluster's network of that name; undefined when it has none. fresh: read the store, not a watched copy. */
   lookup(name: string, opts?: { fresh?: boolean }): Promise<GlobalNetworkView | undefined>;
   /** Calls follower with the names of networks whose cluster record went or changed ('all': any may have). */
@@ -193,8 +197,11 @@ export interface GlobalScope<Config = unknown> {
   releaseAddress(net: NetworkRecord, family: 4 | 6, address: string, owner: string): Promise<void>;
   /** What inspect shows beyond the record (VNI, the hosts that have endpoints). */
   describe(net: NetworkRecord): Promise<Record<string, unknown>>;
-  /** Deletes the cluster's network unless a host has endpoints on it (then refused, naming those hosts). */
-  remove(name: string): Promise<void>;
+  /**
+   * Deletes the cluster's network of that name and id unless a host has endpoints on it (then
+   * refused, naming those hosts). Whether it deleted it (false: the cluster has no such network).
+   */
+  remove(name: string, id: string): Promise<boolean>;
 }
 
 /** How a driver is served to the Docker engine. */

@@ -19,7 +19,7 @@ import { describeEndpoint } from './owner-names.js';
 import { checkNetworks, type NetworkCheck } from './check.js';
 import { joinWithGateway, leaveGatewayIfUnused, needsGateway } from './gateway.js';
 import { mark, traced } from '../core/trace.js';
-import { clusterOnlyNetworks, describeGlobal, followCluster, networkOrGlobal, networkToJoin, removeClusterOnly } from './global.js';
+import { clusterOnlyNetworks, describeGlobal, followCluster, networkOrGlobal, networkToJoin, networkToRemove, removeFromCluster, removeFromClusterFirst, usedElsewhere } from './global.js';
 
 export type { Origin } from './ownership.js';
 export type { ConnectRequest, ControllerDeps, CreateNetworkRequest, CreateSandboxRequest, PruneResult } from './types.js';
@@ -93,9 +93,10 @@ export class Controller {
         }
         if (driver.global) {
           // The cluster's record gives the id (the same on every host), the subnets and the config.
-          const view = await driver.global.ensure({ name, options, internal, enableIPv6 }, net.config, req, req.dockerId);
+          const view = await driver.global.ensure({ name, options, internal, enableIPv6, labels: net.labels }, net.config, req, req.dockerId);
           if (store.networks.get(view.id)) throw new ConflictError(`network ${name} is already here (id ${view.id.slice(0, 12)})`);
-          Object.assign(net, { id: req.dockerId ?? view.id, config: view.config, ipv4: view.ipv4, ipv6: view.ipv6 });
+          // The cluster's labels and creation time too: every host shows the same.
+          Object.assign(net, { id: req.dockerId ?? view.id, config: view.config, ipv4: view.ipv4, ipv6: view.ipv6, labels: view.labels, created: view.created });
           undo.push('global network', () => driver.deleteNetwork(net, net.config));
         }
         await recordNetwork(this.deps, net, req, driver, undo);
@@ -112,18 +113,16 @@ export class Controller {
   deleteNetwork(ref: string, origin: Origin = 'api'): Promise<void> {
     return this.queue.run(async () => {
       const store = this.deps.store;
-      let net: NetworkRecord;
-      try {
-        net = this.network(ref);
-      } catch (err) {
-        if (!(err instanceof NotFoundError) || !(await removeClusterOnly(this.deps, ref))) throw err; // in neither: not found, as on a plain daemon
-        return; // only in the cluster: removed there, or refused
-      }
+      const found = await networkToRemove(this.deps, ref);
+      if (!found) throw new NotFoundError('network', ref); // in neither: not found, as on a plain daemon
+      if ('view' in found) return removeFromCluster(this.deps, found.driver, found.view); // only in the cluster: removed there, or refused
+      const net = found.local;
       if (this.deps.predefined?.has(net.name))
         throw new CnmkitError('ERR_PREDEFINED', 'forbidden', `${net.name} is a pre-defined network and cannot be removed`);
       checkNetworkRemoval(net, origin);
       const eps = this.endpointsOf({ networkId: net.id });
       if (eps.length > 0) throw new ConflictError(`network ${net.name} has active endpoints: ${eps.map((e) => describeEndpoint(store, e)).join(', ')}`);
+      await removeFromClusterFirst(this.deps, net); // a global network: refused, nothing changed, while another host uses it
       store.networks.put({ ...net, state: 'deleting' });
       await this.teardownNetwork(net);
       this.deps.logger.info({ network: net.name, id: net.id }, 'network removed');
@@ -142,7 +141,8 @@ export class Controller {
 
   /**
    * Removes every network with no endpoint, except the predefined ones and the Docker engine's
-   * (the engine still lists them: it removes them itself). Says what it removed and skipped.
+   * (the engine still lists them: it removes them itself); a global network goes from the whole
+   * cluster, and one that another host has endpoints on is skipped. Says what it removed and skipped.
    */
   async pruneNetworks(): Promise<PruneResult> {
     const result: PruneResult = { removed: [], skipped: [] };
@@ -152,8 +152,9 @@ export class Controller {
         result.skipped.push({ name: net.name, reason: `belongs to the Docker engine (remove it with docker network rm ${net.dockerId.slice(0, 12)})` });
         continue;
       }
-      await this.deleteNetwork(net.id);
-      result.removed.push(net.name);
+      const refused = await this.deleteNetwork(net.id).then(() => undefined, (err: unknown) => usedElsewhere(net, err));
+      if (refused) result.skipped.push({ name: net.name, reason: refused });
+      else result.removed.push(net.name);
     }
     return result;
   }

@@ -4,15 +4,17 @@
 // removed with its devices once no endpoint holds it: as soon as the watch of network records
 // says so (followCluster), else at the next connect. Listings show the cluster's networks this host has no
 // record of, and global networks carry what their driver describes (VNI, hosts with endpoints).
+// A reference finds those networks too, by name, full id or unique id prefix (findNetwork); a
+// record takes the cluster's labels and creation time, so every host shows the same; `network rm`
+// of a global network removes it from the cluster, for every host, or is refused naming the hosts
+// that have endpoints on it.
 import type { ControllerDeps } from './types.js';
 import type { Driver, GlobalNetworkView, GlobalScope } from '../contract/driver.js';
 import type { NetworkRecord } from '../core/model.js';
-import { resolveRef } from '../core/refs.js';
-import { NotFoundError } from '../errors.js';
+import { ConflictError, NotFoundError } from '../errors.js';
 import { bestEffort } from '../core/steps.js';
-import { now } from './endpoints.js';
 
-type GlobalDriver = Driver & { global: GlobalScope };
+export type GlobalDriver = Driver & { global: GlobalScope };
 
 function globalDrivers(deps: ControllerDeps): GlobalDriver[] {
   return deps.drivers.names().map((n) => deps.drivers.get(n)!).filter((d): d is GlobalDriver => d.global !== undefined);
@@ -21,17 +23,55 @@ function globalDrivers(deps: ControllerDeps): GlobalDriver[] {
 export function recordOf(driver: string, view: GlobalNetworkView): NetworkRecord {
   return {
     id: view.id, name: view.name, driver, scope: 'global', internal: view.internal, enableIPv6: view.enableIPv6, options: view.options,
-    labels: {}, config: view.config, ipv4: view.ipv4, ipv6: view.ipv6, state: 'ready', created: now(),
+    labels: { ...view.labels }, config: view.config, ipv4: view.ipv4, ipv6: view.ipv6, state: 'ready', created: view.created,
   };
 }
 
-function localByRef(deps: ControllerDeps, ref: string): NetworkRecord | undefined {
+/** A network found by reference: this host's record, or the cluster's network (of driver) that this host has no record of. */
+export type FoundNetwork = { local: NetworkRecord } | { driver: GlobalDriver; view: GlobalNetworkView };
+
+type ByName = (g: GlobalScope, name: string) => Promise<GlobalNetworkView | undefined>;
+
+const short = (id: string): string => id.slice(0, 12);
+
+/**
+ * A network by reference among those `network ls` shows (this host's records, then the cluster's
+ * networks it has no record of), in Docker's order: an exact name or id here, a name in the
+ * cluster (byName: from the watched copy by default), then a full id or unique id prefix among
+ * both; an ambiguous prefix is refused naming the candidates. Undefined: none. An id prefix costs
+ * a read of the cluster's networks; when the store does not answer, a prefix that matches one
+ * record here still finds it.
+ */
+export async function findNetwork(deps: ControllerDeps, ref: string, byName: ByName = (g, name) => g.lookup(name)): Promise<FoundNetwork | undefined> {
+  const { networks } = deps.store;
+  const exact = networks.getByName(ref) ?? networks.get(ref);
+  if (exact) return { local: exact };
+  const hex = /^[0-9a-f]+$/.test(ref);
+  const here = hex ? networks.findByIdPrefix(ref) : [];
+  let there: { driver: GlobalDriver; view: GlobalNetworkView }[] = [];
   try {
-    return resolveRef('network', ref, deps.store.networks);
+    for (const driver of globalDrivers(deps)) {
+      const view = await byName(driver.global, ref);
+      if (view) return { driver, view };
+    }
+    if (hex) {
+      for (const driver of globalDrivers(deps)) {
+        const views = await driver.global.list();
+        there.push(...views.filter((v) => v.id.startsWith(ref) && !networks.getByName(v.name)).map((view) => ({ driver, view })));
+      }
+    }
   } catch (err) {
-    if (err instanceof NotFoundError) return undefined;
-    throw err;
+    if (here.length !== 1) throw err;
+    deps.logger.warn({ err: (err as Error).message, network: ref }, 'network found by id prefix here only: the cluster store did not answer');
+    there = [];
   }
+  if (here.length + there.length === 1) return here[0] ? { local: here[0] } : there[0]!;
+  if (here.length + there.length === 0) return undefined;
+  const candidates = [
+    ...(here.length > 1 ? networks.list().filter((n) => n.id.startsWith(ref)) : here).map((n) => `${n.name} (${short(n.id)})`),
+    ...there.map(({ view }) => `${view.name} (${short(view.id)}, in the cluster)`),
+  ];
+  throw new ConflictError(`network ${JSON.stringify(ref)} is ambiguous: more than one id starts with it: ${candidates.join(', ')}`, { field: 'network' });
 }
 
 /**
@@ -49,33 +89,30 @@ async function lookupChecked(g: GlobalScope, name: string, good: (view: GlobalNe
  * (adopted when this host has no record yet; not read again while this host has endpoints on it). Callers serialise through the controller's queue.
  */
 export async function networkToJoin(deps: ControllerDeps, ref: string): Promise<NetworkRecord> {
-  const local = localByRef(deps, ref);
-  // The Docker engine's record of a global network keeps the engine's id: it is never the cluster's.
-  if (local && (local.scope !== 'global' || local.dockerId !== undefined)) return local;
+  const found = await findNetwork(deps, ref, (g, name) => lookupChecked(g, name, (v) => v !== undefined));
+  if (!found) throw new NotFoundError('network', ref);
   const { store } = deps;
-  if (local) {
-    // Endpoints here hold the record whatever the cluster says: no etcd read (the address claim that follows checks the pool).
-    if (store.endpoints.anyWhere('network_id', local.id)) return local;
-    const driver = deps.drivers.get(local.driver);
-    const view = driver?.global ? await lookupChecked(driver.global, local.name, (v) => v?.id === local.id) : undefined;
-    if (view?.id === local.id) return local;
-    await bestEffort(`network ${local.name}`, [['driver', () => driver?.deleteNetwork(local, local.config)], ['store', () => store.networks.delete(local.id)]])
-      .catch((err: unknown) => deps.logger.warn({ err, network: local.name }, 'the devices of a global network the cluster no longer has were not all removed'));
-    deps.logger.info({ network: local.name, id: local.id }, 'dropped the record of a global network the cluster no longer has');
-    if (!view) throw new NotFoundError('network', ref);
-    const adopted = recordOf(local.driver, view);
+  if ('view' in found) {
+    const adopted = recordOf(found.driver.name, found.view);
     store.networks.put(adopted);
+    deps.logger.info({ network: adopted.name, id: adopted.id, driver: found.driver.name }, 'global network adopted from the cluster');
     return adopted;
   }
-  for (const driver of globalDrivers(deps)) {
-    const view = await lookupChecked(driver.global, ref, (v) => v !== undefined);
-    if (!view) continue;
-    const adopted = recordOf(driver.name, view);
-    store.networks.put(adopted);
-    deps.logger.info({ network: adopted.name, id: adopted.id, driver: driver.name }, 'global network adopted from the cluster');
-    return adopted;
-  }
-  throw new NotFoundError('network', ref);
+  const { local } = found;
+  // The Docker engine's record of a global network keeps the engine's id: it is never the cluster's.
+  if (local.scope !== 'global' || local.dockerId !== undefined) return local;
+  // Endpoints here hold the record whatever the cluster says: no etcd read (the address claim that follows checks the pool).
+  if (store.endpoints.anyWhere('network_id', local.id)) return local;
+  const driver = deps.drivers.get(local.driver);
+  const view = driver?.global ? await lookupChecked(driver.global, local.name, (v) => v?.id === local.id) : undefined;
+  if (view?.id === local.id) return local;
+  await bestEffort(`network ${local.name}`, [['driver', () => driver?.deleteNetwork(local, local.config)], ['store', () => store.networks.delete(local.id)]])
+    .catch((err: unknown) => deps.logger.warn({ err, network: local.name }, 'the devices of a global network the cluster no longer has were not all removed'));
+  deps.logger.info({ network: local.name, id: local.id }, 'dropped the record of a global network the cluster no longer has');
+  if (!view) throw new NotFoundError('network', ref);
+  const adopted = recordOf(local.driver, view);
+  store.networks.put(adopted);
+  return adopted;
 }
 
 /**
@@ -133,30 +170,42 @@ export async function clusterOnlyNetworks(deps: ControllerDeps): Promise<Network
   return out;
 }
 
-/** A network by reference: stored here, or the cluster's (not stored). */
+/** A network by reference (name, id or unique id prefix): stored here, or the cluster's (not stored). */
 export async function networkOrGlobal(deps: ControllerDeps, ref: string): Promise<NetworkRecord> {
-  const local = localByRef(deps, ref);
-  if (local) return local;
-  for (const driver of globalDrivers(deps)) {
-    const view = await driver.global.lookup(ref);
-    if (view) return recordOf(driver.name, view);
-  }
-  throw new NotFoundError('network', ref);
+  const found = await findNetwork(deps, ref);
+  if (!found) throw new NotFoundError('network', ref);
+  return 'local' in found ? found.local : recordOf(found.driver.name, found.view);
 }
 
 /**
- * `network rm` of a global network this host has no record of: removed from the cluster when no
- * host has endpoints on it, else refused naming them. False when no cluster network has that name.
+ * `network rm` of a global network, from the cluster: removed there (every host then drops its
+ * record) when no host has endpoints on it, else refused naming them. Only the network of that id:
+ * one made again under the same name is not this host's to remove (then nothing happens there).
  */
-export async function removeClusterOnly(deps: ControllerDeps, ref: string): Promise<boolean> {
-  for (const driver of globalDrivers(deps)) {
-    const view = await driver.global.lookup(ref);
-    if (!view) continue;
-    await driver.global.remove(view.name);
-    deps.logger.info({ network: view.name, id: view.id }, 'global network removed from the cluster');
-    return true;
-  }
-  return false;
+export async function removeFromCluster(deps: ControllerDeps, driver: GlobalDriver, net: { id: string; name: string }): Promise<void> {
+  if (await driver.global.remove(net.name, net.id)) deps.logger.info({ network: net.name, id: net.id }, 'global network removed from the cluster');
+}
+
+/** `network rm`'s lookup: the cluster read now, not the watched copy, so that what is removed is the network of the id found. */
+export function networkToRemove(deps: ControllerDeps, ref: string): Promise<FoundNetwork | undefined> {
+  return findNetwork(deps, ref, (g, name) => g.lookup(name, { fresh: true }));
+}
+
+/**
+ * Before this host's record of a global network of cnmkit's is removed: the network goes from the
+ * cluster, for every host; refused, with nothing changed here, while another host has endpoints on
+ * it. The Docker engine's record is only this host's (the engine removes it here; the cluster's
+ * network goes with the last one), and a local network has nothing in the cluster.
+ */
+export async function removeFromClusterFirst(deps: ControllerDeps, net: NetworkRecord): Promise<void> {
+  const driver = deps.drivers.get(net.driver);
+  if (net.scope === 'global' && net.dockerId === undefined && driver?.global) await removeFromCluster(deps, driver as GlobalDriver, net);
+}
+
+/** `network prune`: the reason to skip a global network whose removal was refused (another host uses it); any other failure is thrown. */
+export function usedElsewhere(net: NetworkRecord, err: unknown): string {
+  if (net.scope === 'global' && err instanceof ConflictError) return err.message;
+  throw err;
 }
 
 /** What the driver of a global network describes (VNI, hosts); undefined for local networks or when the store does not answer. */

@@ -168,7 +168,7 @@ export async function createNetwork(d: Driver, fixture: DriverFixture, net: Netw
   if (d.plan) config = await d.plan(net, config, { networks: [] });
   if (d.global) {
     const ask = { ...(fixture.network.ipv4?.[0] ? { subnet: fixture.network.ipv4[0].subnet } : {}), ...(fixture.network.ipv6?.[0] ? { subnetV6: fixture.network.ipv6[0].subnet } : {}) };
-    const view = await d.global.ensure({ name: net.name, ...fixture.network.input }, config, ask);
+    const view = await d.global.ensure({ name: net.name, labels: net.labels, ...fixture.network.input }, config, ask);
     Object.assign(net, { id: view.id, scope: 'global', ipv4: view.ipv4, ipv6: view.ipv6 });
     config = view.config;
   }

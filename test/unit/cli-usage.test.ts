@@ -8,7 +8,7 @@ import { run } from '../helpers/exec.js';
 import { InvalidArgumentError } from '../../src/errors.js';
 import { validateDaemonOptions } from '../../src/daemon/options.js';
 import { DAEMON_DEFAULTS } from '../../src/defaults.js';
-import { splitCommand, type Command } from '../../src/cli/command.js';
+import { keyValues, splitCommand, UsageError, type Command } from '../../src/cli/command.js';
 import { findExecutable } from '../../src/cli/commands/run.js';
 
 const CLI = path.resolve(import.meta.dirname, '../../bin/cnmkit');
@@ -34,6 +34,18 @@ describe('usage errors', () => {
     });
     const unknown = await cnmkit('network', 'frobnicate');
     expect(unknown).toMatchObject({ code: 2, stderr: 'cnmkit: unknown command "cnmkit network frobnicate"\nSee \'cnmkit network --help\'.\n' });
+  });
+
+  it('reads -o KEY without a value as KEY with an empty value, as docker does; an empty key is a usage error (exit 2)', async () => {
+    expect(keyValues(['encrypted', 'a=1', 'b=', 'c=x=y'], '--opt', { bareKey: true })).toEqual({ encrypted: '', a: '1', b: '', c: 'x=y' });
+    for (const bad of ['=x', '', '=']) expect(() => keyValues([bad], '--opt', { bareKey: true })).toThrow(UsageError);
+    expect(() => keyValues(['encrypted'], '--aux-address')).toThrow('--aux-address: expected key=value, got "encrypted"');
+    const empty = await cnmkit('network', 'create', '-d', 'overlay', '-o', '=x', 'ov');
+    expect(empty).toMatchObject({ code: 2, stdout: '', stderr: 'cnmkit: --opt: expected key or key=value, got "=x"\n' });
+    // A bare key passes the parser: the command goes on to ask the daemon (none here).
+    const bare = await cnmkit('network', 'create', '-d', 'overlay', '-o', 'encrypted', 'ov');
+    expect(bare.code).toBe(1);
+    expect(bare.stderr).not.toContain('--opt');
   });
 
   it('refuses a bad --metrics-addr naming the flag, with exit 2, before creating anything', async () => {

@@ -158,6 +158,15 @@ describe('choosing a global subnet', () => {
     expect(hostSpan(p)).toEqual({ first: p.start + 1n, last: p.end - 1n });
     expect(hostSpan(parsePrefix('s', '198.19.8.0/31'))).toEqual({ first: p.start, last: p.start + 1n });
   });
+  it('gives IPv6 the first address after the network address as its gateway (the network address is reserved, as the local IPAM does, below /127)', () => {
+    const p6 = parsePrefix('subnet', 'fd00:1::/64');
+    expect(subnetLayout(p6, undefined, undefined)).toMatchObject({ gateway: 'fd00:1::1' });
+    expect(hostSpan(p6)).toEqual({ first: p6.start + 1n, last: p6.end });
+    const p127 = parsePrefix('s', 'fd00:2::/127');
+    expect(hostSpan(p127)).toEqual({ first: p127.start, last: p127.end });
+    expect(() => addressIn(p6, 'fd00:1::')).toThrow('ip: fd00:1:: is the network address of fd00:1::/64');
+    expect(addressIn(p6, 'fd00:1::7')).toBe('fd00:1::7');
+  });
 });
 
 describe('network settings and VNIs', () => {
@@ -169,6 +178,14 @@ describe('network settings and VNIs', () => {
   it('finds no difference for the same settings (subnets not given match any)', () => {
     expect(differences(spec, have)).toEqual([]);
     expect(differences({ ...spec, ipv4: [{ subnet: '198.19.0.0/24', gateway: '198.19.0.1' }] }, have)).toEqual([]);
+  });
+  it('compares labels when the request gives any: none given joins whatever the cluster has', () => {
+    const labelled = { ...have, labels: { team: 'blue' } };
+    expect(differences(spec, labelled)).toEqual([]);
+    expect(differences({ ...spec, labels: {} }, labelled)).toEqual([]);
+    expect(differences({ ...spec, labels: { team: 'blue' } }, labelled)).toEqual([]);
+    expect(differences({ ...spec, labels: { team: 'red' } }, labelled)).toEqual(['labels.team: "red" here, "blue" in the cluster']);
+    expect(differences({ ...spec, labels: { tier: 'db' } }, have)).toEqual(['labels.tier: "db" here, unset in the cluster']);
   });
   it('names every difference', () => {
     expect(differences({ ...spec, internal: true, vni: 5000, options: { b: '2' }, ipv4: [{ subnet: '198.19.1.0/24' }] }, have)).toEqual([

@@ -1,21 +1,24 @@
 // The network a connect joins on a cluster host (src/controller/global.ts), without root: an
 // in-memory store and a fake global driver whose watched copy of the cluster can lag the store,
-// as the real one does for a network made a moment ago (on this host or another).
+// as the real one does for a network made a moment ago (on this host or another); and a network
+// found by id or id prefix among this host's records and the cluster's (findNetwork).
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import pino from 'pino';
 import { openStore, type Store } from '../../src/store/index.js';
 import { DriverRegistry, type Driver, type GlobalNetworkView } from '../../src/contract/driver.js';
-import { networkToJoin, recordOf } from '../../src/controller/global.js';
+import { findNetwork, networkToJoin, recordOf } from '../../src/controller/global.js';
 import type { ControllerDeps } from '../../src/controller/types.js';
-import { NotFoundError } from '../../src/errors.js';
+import { ConflictError, NotFoundError } from '../../src/errors.js';
 
 const view: GlobalNetworkView = {
-  id: 'ab'.repeat(32), name: 'mesh', internal: false, enableIPv6: false, options: {}, config: { vni: 4096 },
+  id: 'ab'.repeat(32), name: 'mesh', internal: false, enableIPv6: false, options: {}, labels: { team: 'blue' }, created: '2026-01-02T03:04:05.000Z', config: { vni: 4096 },
   ipv4: [{ subnet: '198.19.0.0/24', gateway: '198.19.0.1' }], ipv6: [],
 } as unknown as GlobalNetworkView;
 
-/** A global driver: `cluster` is the store's truth, `watched` the lagging copy answered without fresh. */
-function fakeOverlay(state: { cluster?: GlobalNetworkView; watched?: GlobalNetworkView }, calls: string[]): Driver {
+interface FakeState { cluster?: GlobalNetworkView; watched?: GlobalNetworkView; listed?: GlobalNetworkView[]; down?: boolean }
+
+/** A global driver: `cluster` is the store's truth, `watched` the lagging copy answered without fresh; `listed` what list() gives (default: cluster); `down`: the store does not answer. */
+function fakeOverlay(state: FakeState, calls: string[]): Driver {
   return {
     name: 'overlay', scope: 'global', usesIpam: true,
     parse: () => ({}),
@@ -28,11 +31,15 @@ function fakeOverlay(state: { cluster?: GlobalNetworkView; watched?: GlobalNetwo
     global: {
       ensure: async () => view,
       lookup: async (name: string, opts?: { fresh?: boolean }) => {
+        if (state.down) throw new Error('cluster store unavailable');
         const v = opts?.fresh ? state.cluster : state.watched;
         return v?.name === name ? v : undefined;
       },
       follow: () => undefined,
-      list: async () => (state.cluster ? [state.cluster] : []),
+      list: async () => {
+        if (state.down) throw new Error('cluster store unavailable');
+        return state.listed ?? (state.cluster ? [state.cluster] : []);
+      },
       requestAddress: async () => '198.19.0.2/24',
       releaseAddress: async () => undefined,
       describe: async () => ({}),
@@ -45,7 +52,7 @@ describe('networkToJoin on a cluster host', () => {
   let store: Store;
   let calls: string[];
   let deps: ControllerDeps;
-  const state: { cluster?: GlobalNetworkView; watched?: GlobalNetworkView } = {};
+  const state: FakeState = {};
 
   beforeEach(() => {
     store = openStore(':memory:');
@@ -54,7 +61,10 @@ describe('networkToJoin on a cluster host', () => {
     drivers.register(fakeOverlay(state, calls));
     deps = { store, drivers, logger: pino({ level: 'silent' }) } as unknown as ControllerDeps;
   });
-  afterEach(() => store.close());
+  afterEach(() => {
+    store.close();
+    for (const k of Object.keys(state) as (keyof FakeState)[]) delete state[k];
+  });
 
   it('keeps a network made here a moment ago that the watched copy does not have yet', async () => {
     store.networks.put(recordOf('overlay', view));
@@ -99,5 +109,40 @@ describe('networkToJoin on a cluster host', () => {
     expect(net.id).toBe(again.id);
     expect(store.networks.getByName('mesh')?.id).toBe(again.id);
     expect(calls).toEqual(['deleteNetwork mesh']);
+  });
+
+  it('adopts a network this host has no record of, named by full id or unique id prefix, with the cluster\'s labels and creation time', async () => {
+    state.cluster = view;
+    state.watched = view;
+    expect(await findNetwork(deps, view.id)).toMatchObject({ view: { id: view.id } });
+    const net = await networkToJoin(deps, 'abab');
+    expect(net).toMatchObject({ id: view.id, name: 'mesh', labels: { team: 'blue' }, created: view.created });
+    expect(store.networks.get(view.id)?.labels).toEqual({ team: 'blue' });
+  });
+
+  it('refuses an id prefix that more than one network starts with, here or in the cluster, naming each', async () => {
+    store.networks.put(recordOf('overlay', { ...view, id: `abcd${'0'.repeat(60)}`, name: 'lan' }));
+    const other = { ...view, id: `abce${'1'.repeat(60)}`, name: 'mesh2' };
+    state.cluster = view;
+    state.watched = view;
+    state.listed = [view, other];
+    const err = await findNetwork(deps, 'ab').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConflictError);
+    expect((err as Error).message).toBe(
+      `network "ab" is ambiguous: more than one id starts with it: lan (abcd00000000), mesh (${view.id.slice(0, 12)}, in the cluster), mesh2 (abce11111111, in the cluster)`,
+    );
+    expect(await findNetwork(deps, 'abcd')).toMatchObject({ local: { name: 'lan' } });
+    expect(await findNetwork(deps, 'abce')).toMatchObject({ view: { name: 'mesh2' } });
+    expect(await findNetwork(deps, 'abf')).toBeUndefined();
+    // A name is found before an id prefix, as docker does.
+    expect(await findNetwork(deps, 'mesh')).toMatchObject({ view: { id: view.id } });
+  });
+
+  it('finds a record here by unique id prefix while the cluster store does not answer; a cluster-only prefix fails with the store\'s error', async () => {
+    store.networks.put(recordOf('overlay', { ...view, id: `cdef${'0'.repeat(60)}`, name: 'lan' }));
+    state.down = true;
+    expect(await findNetwork(deps, 'cde')).toMatchObject({ local: { name: 'lan' } });
+    expect(await findNetwork(deps, 'lan')).toMatchObject({ local: { name: 'lan' } });
+    await expect(findNetwork(deps, 'abab')).rejects.toThrow('cluster store unavailable');
   });
 });

@@ -23,7 +23,7 @@ const create: Command = {
     '      --ipv6             enable IPv6 (a ULA /64 when --subnet-v6 is not given)',
     '      --subnet-v6 CIDR   IPv6 subnet',
     '      --internal         no traffic in or out of the subnet',
-    '  -o, --opt K=V          driver option (repeatable)',
+    '  -o, --opt K[=V]        driver option (repeatable; K alone: an empty value)',
     '      --label K=V        label (repeatable)',
     FORMAT_HELP, SOCKET_HELP,
   ],
@@ -41,7 +41,7 @@ const create: Command = {
     for (const [flag, key] of map) if (v[flag] !== undefined) body[key] = v[flag];
     if (v.ipv6 || v['subnet-v6']) body.enableIPv6 = true;
     if (v.internal) body.internal = true;
-    if (v.opt) body.options = keyValues(v.opt, '--opt');
+    if (v.opt) body.options = keyValues(v.opt, '--opt', { bareKey: true });
     if (v.label) body.labels = keyValues(v.label, '--label');
     if (v['aux-address']) body.auxAddresses = keyValues(v['aux-address'], '--aux-address');
     const net = await new Client(socketPath(v.socket as string | undefined)).request<Network>('POST', '/v1/networks', body);

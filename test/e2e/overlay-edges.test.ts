@@ -1,0 +1,165 @@
+// Rough edges of the overlay's CLI and API (issue 11, from a new user's review), on two simulated
+// hosts with a real etcd: a global network named by full id or unique id prefix on a host that has
+// no record of it yet (inspect, connect, rm), and an ambiguous prefix refused naming the candidates;
+// `network rm` on a host that holds a record while another host has endpoints on the network
+// (refused naming that host, nothing changed, skipped by prune; once none has, removed from the
+// cluster and from every host; a second rm says not found); `-o encrypted` without a value reaching the overlay's
+// refusal (exit 1, as `-o encrypted=true`); and inspect showing the same labels and a real IPv6
+// gateway on every host. Checked with the CLI's JSON, iproute2 and etcd's keys.
+import { expect, it } from 'vitest';
+import { describeRoot } from '../helpers/root.js';
+import { simSuite } from '../helpers/sim-suite.js';
+import { simCli, simJoined, waitFor, type SimCluster, type SimHost } from '../helpers/cluster.js';
+
+interface Ep { id: string; ipv4?: string; ipv6?: string }
+interface Subnet { subnet: string; gateway?: string }
+interface Net { id: string; name: string; scope: string; labels: Record<string, string>; ipv4: Subnet[]; ipv6: Subnet[]; endpoints: unknown[] }
+
+let sim: SimCluster;
+const made: { h: SimHost; sb: string }[] = [];
+
+async function inspect(h: SimHost, ref: string): Promise<Net> {
+  return (JSON.parse(await simCli(h, ['network', 'inspect', ref, '--format', 'json'])) as Net[])[0]!;
+}
+
+/** The network's bridge and VXLAN devices on host h (read with iproute2). */
+async function devices(h: SimHost, vni: number): Promise<string[]> {
+  return (JSON.parse(await h.ns.sh(['ip', '-j', 'link', 'show'])) as { ifname: string }[])
+    .map((l) => l.ifname).filter((n) => n === `ovbr${vni}` || n === `ovvx${vni}`).sort();
+}
+
+async function vniOf(h: SimHost, ref: string): Promise<number> {
+  return (JSON.parse(await simCli(h, ['network', 'inspect', ref, '--format', 'json'])) as { global: { vni: number } }[])[0]!.global.vni;
+}
+
+/** Keys of the cluster's store that name the network (read straight from etcd). */
+async function keysNaming(name: string): Promise<string[]> {
+  const client = sim.etcd.client();
+  try {
+    return (await client.range('/cnmkit/')).kvs.map((kv) => kv.key).filter((k) => k.split('/').includes(name));
+  } finally {
+    client.close();
+  }
+}
+
+const names = async (h: SimHost): Promise<string[]> => (JSON.parse(await simCli(h, ['network', 'ls', '--format', 'json'])) as Net[]).map((n) => n.name);
+
+describeRoot('overlay: CLI and API edges', () => {
+  simSuite({ hosts: 2, leaseTtl: 5 }, made, (s) => {
+    sim = s;
+  });
+
+  it('a global network this host has no record of is found by full id and by unique id prefix (inspect, connect, rm); an ambiguous prefix names the candidates', async () => {
+    const [h1, h2] = sim.hosts as [SimHost, SimHost];
+    const id = (await simCli(h1, ['network', 'create', '-d', 'overlay', '--internal', '--subnet', '198.19.240.0/24', 'ovid'])).trim();
+    expect(id).toMatch(/^[0-9a-f]{64}$/);
+    expect(await inspect(h2, id)).toMatchObject({ id, name: 'ovid', scope: 'global' });
+    expect(await inspect(h2, id.slice(0, 12))).toMatchObject({ id, name: 'ovid' });
+    // A connect by prefix adopts it, as one by name does.
+    const { ep } = await simJoined<Ep>(h2, id.slice(0, 10), made);
+    expect(ep.ipv4).toMatch(/^198\.19\.240\./);
+    expect((await inspect(h2, 'ovid')).endpoints).toHaveLength(1);
+
+    // rm by prefix from a host with no record: removed from the cluster.
+    const id2 = (await simCli(h1, ['network', 'create', '-d', 'overlay', '--internal', '--subnet', '198.19.241.0/24', 'ovid2'])).trim();
+    expect(await simCli(h2, ['network', 'rm', id2.slice(0, 12)])).toContain(id2.slice(0, 12));
+    expect(await keysNaming('ovid2')).toEqual([]);
+    await waitFor('host 1 drops ovid2', async () => ((await names(h1)).includes('ovid2') ? undefined : true), 2000);
+
+    // Networks made on host 1 until two of them share a first hex digit: that digit is ambiguous on host 2.
+    const byDigit = new Map<string, string[]>();
+    let digit: string | undefined;
+    for (let i = 0; digit === undefined && i < 17; i++) {
+      const first = (await simCli(h1, ['network', 'create', '-d', 'overlay', '--internal', `ovamb${i}`])).trim()[0]!;
+      const list = [...(byDigit.get(first) ?? []), `ovamb${i}`];
+      byDigit.set(first, list);
+      if (list.length === 2) digit = first;
+    }
+    const amb = await h2.daemon.cmd(['network', 'inspect', digit!]);
+    expect(amb.code).toBe(1);
+    expect(amb.stderr).toContain('is ambiguous');
+    for (const n of byDigit.get(digit!)!) expect(amb.stderr).toContain(n);
+    const refused = await h2.daemon.cmd(['network', 'rm', digit!]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('is ambiguous');
+    for (const n of [...byDigit.values()].flat()) await simCli(h1, ['network', 'rm', n]);
+  });
+
+  it('network rm on a host that holds a record while another host has endpoints: refused naming that host, nothing changed; then removed everywhere; a second rm says not found', async () => {
+    const [h1, h2] = sim.hosts as [SimHost, SimHost];
+    await simCli(h1, ['network', 'create', '-d', 'overlay', '--internal', '--subnet', '198.19.242.0/24', 'ovheld']);
+    const vni = await vniOf(h1, 'ovheld');
+    const b = await simJoined<Ep>(h2, 'ovheld', made);
+    const keys = await keysNaming('ovheld');
+
+    const refused = await h1.daemon.cmd(['network', 'rm', 'ovheld']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(`(${h2.ip})`);
+    expect(refused.stderr).toContain('disconnect them there first');
+    expect(await keysNaming('ovheld')).toEqual(keys);
+    expect((await inspect(h1, 'ovheld')).scope).toBe('global');
+    expect(await devices(h1, vni)).toEqual([`ovbr${vni}`, `ovvx${vni}`]);
+    // prune skips it, saying why, and removes nothing of it.
+    expect(await simCli(h1, ['network', 'prune'])).toContain('Skipped network ovheld: network ovheld has active endpoints on host(s)');
+    expect(await keysNaming('ovheld')).toEqual(keys);
+    // On the host with the endpoint: refused as before, naming it.
+    const here = await h2.daemon.cmd(['network', 'rm', 'ovheld']);
+    expect(here.code).toBe(1);
+    expect(here.stderr).toContain('has active endpoints');
+
+    await simCli(h2, ['disconnect', 'ovheld', b.sb]);
+    expect(await simCli(h1, ['network', 'rm', 'ovheld'])).toContain('ovheld');
+    expect(await keysNaming('ovheld')).toEqual([]);
+    expect(await devices(h1, vni)).toEqual([]);
+    for (const h of [h1, h2]) {
+      await waitFor(`host ${h.index} drops ovheld`, async () => ((await names(h)).includes('ovheld') ? undefined : true), 2000);
+      expect(await devices(h, vni)).toEqual([]);
+    }
+    const again = await h1.daemon.cmd(['network', 'rm', 'ovheld']);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain('network "ovheld" not found');
+  });
+
+  it('network rm on the creator while another host only adopted it (no endpoint): removed from the cluster and from both hosts', async () => {
+    const [h1, h2] = sim.hosts as [SimHost, SimHost];
+    await simCli(h1, ['network', 'create', '-d', 'overlay', '--internal', '--subnet', '198.19.243.0/24', 'ovidle']);
+    const b = await simJoined<Ep>(h2, 'ovidle', made);
+    await simCli(h2, ['disconnect', 'ovidle', b.sb]);
+    expect(await simCli(h1, ['network', 'rm', 'ovidle'])).toContain('ovidle');
+    expect(await keysNaming('ovidle')).toEqual([]);
+    for (const h of [h1, h2]) await waitFor(`host ${h.index} drops ovidle`, async () => ((await names(h)).includes('ovidle') ? undefined : true), 2000);
+  });
+
+  it('-o KEY without a value is KEY with an empty value: -o encrypted reaches the overlay\'s refusal (exit 1, as -o encrypted=true); an empty key is a usage error', async () => {
+    const [h1] = sim.hosts as [SimHost];
+    const valued = await h1.daemon.cmd(['network', 'create', '-d', 'overlay', '-o', 'encrypted=true', 'ovenc']);
+    expect(valued.code).toBe(1);
+    expect(valued.stderr).toContain('no IPsec ESP');
+    for (const flag of [['-o', 'encrypted'], ['--opt', 'encrypted'], ['--opt=encrypted']]) {
+      const bare = await h1.daemon.cmd(['network', 'create', '-d', 'overlay', ...flag, 'ovenc']);
+      expect(bare).toMatchObject({ code: 1, stderr: valued.stderr });
+    }
+    const empty = await h1.daemon.cmd(['network', 'create', '-d', 'overlay', '-o', '=x', 'ovenc']);
+    expect(empty.code).toBe(2);
+    expect(empty.stderr).toContain('--opt');
+    expect(await names(h1)).not.toContain('ovenc');
+    expect(await keysNaming('ovenc')).toEqual([]);
+  });
+
+  it('inspect shows the same labels on every host, and an IPv6 gateway inside the subnet that is not its network address, as IPv4 shows', async () => {
+    const [h1, h2] = sim.hosts as [SimHost, SimHost];
+    await simCli(h1, ['network', 'create', '-d', 'overlay', '--internal', '--ipv6', '--subnet', '198.19.244.0/24', '--subnet-v6', 'fd00:1::/64', '--label', 'team=blue', '--label', 'tier=db', 'ov6']);
+    const creator = await inspect(h1, 'ov6');
+    const seen = [creator, await inspect(h2, 'ov6')];
+    const { ep } = await simJoined<Ep>(h2, 'ov6', made);
+    seen.push(await inspect(h2, 'ov6'));
+    for (const n of seen) {
+      expect(n.labels).toEqual({ team: 'blue', tier: 'db' });
+      expect(n.ipv4).toMatchObject([{ subnet: '198.19.244.0/24', gateway: '198.19.244.1/24' }]);
+      expect(n.ipv6).toMatchObject([{ subnet: 'fd00:1::/64', gateway: 'fd00:1::1/64' }]);
+    }
+    expect(ep.ipv6).toBeDefined();
+    expect(ep.ipv6!.split('/')[0]).not.toBe('fd00:1::');
+    expect(ep.ipv6!.split('/')[0]).not.toBe('fd00:1::1');
+  });
+});

@@ -126,8 +126,8 @@ const check: Command = {
   async run(v, pos) {
     expectPositionals(this, pos, 1);
     const json = wantJson(v);
-    const timeoutMs = v.timeout === undefined ? 1000 : Number(v.timeout);
-    if (!Number.isInteger(timeoutMs) || timeoutMs < 10) throw new UsageError(`--timeout: expected milliseconds (≥ 10), got ${JSON.stringify(v.timeout)}`);
+    const timeoutMs = v.timeout === undefined ? 1000 : /^[0-9]{1,9}$/.test(v.timeout as string) ? Number(v.timeout) : NaN;
+    if (!(timeoutMs >= 10)) throw new UsageError(`--timeout: expected a whole number of milliseconds, at least 10, got ${JSON.stringify(v.timeout)}`);
     requireRoot('check');
     const { mustReadState } = await import('../../lab/state.js');
     const { checkLab, programNeighbours } = await import('../../lab/check.js');

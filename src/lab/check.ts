@@ -67,16 +67,18 @@ export interface Prober {
 const bare = (cidr: string): string => cidr.split('/')[0]!;
 const segment = (i: Iface): string | undefined => i.network ?? i.link;
 
+const hasIPv4 = (ifaces: LabState['interfaces'], node: string): boolean => (ifaces[node] ?? []).some((i) => i.ipv4);
+
 /**
  * Every ordered pair of nodes with the address to try: on a shared network or link when there is
- * one. Nodes without an IPv4 address are in no pair, either way (skippedOf says so).
+ * one. The matrix leaves out nodes without an IPv4 address, either way (skippedOf says so); an
+ * expect entry from one is still tried (its exec lines may have given it an address).
  */
-export function pairsOf(p: LabPlan, ifaces: LabState['interfaces']): Pair[] {
+export function pairsOf(p: LabPlan, ifaces: LabState['interfaces'], from = p.nodes.filter((n) => hasIPv4(ifaces, n.name))): Pair[] {
   const out: Pair[] = [];
-  const addressed = p.nodes.filter((n) => (ifaces[n.name] ?? []).some((i) => i.ipv4));
-  for (const a of addressed) {
+  for (const a of from) {
     const mine = ifaces[a.name] ?? [];
-    for (const b of addressed) {
+    for (const b of p.nodes) {
       if (a.name === b.name) continue;
       const theirs = (ifaces[b.name] ?? []).filter((i) => i.ipv4);
       const shared = theirs.find((t) => mine.some((m) => segment(m) !== undefined && segment(m) === segment(t) && m.ipv4));
@@ -99,7 +101,7 @@ export function skippedOf(p: LabPlan, ifaces: LabState['interfaces']): Skipped[]
     ...p.links.filter((l) => l.spec.ends.every((e) => !e.address)).map((l) => ({
       what: `link ${l.name}`, reason: `no addresses given (${own})`,
     })),
-    ...p.nodes.filter((n) => !(ifaces[n.name] ?? []).some((i) => i.ipv4)).map((n) => ({
+    ...p.nodes.filter((n) => !hasIPv4(ifaces, n.name)).map((n) => ({
       what: `node ${n.name}`, reason: 'it has no IPv4 address the lab gave: no pair from or to it is tried',
     })),
   ];
@@ -154,7 +156,8 @@ export async function programNeighbours(s: LabState): Promise<{ count: number; p
 
 function targetAddress(p: LabPlan, ifaces: LabState['interfaces'], from: string, to: string): string {
   if (!p.nodes.some((n) => n.name === to)) return to;
-  return pairsOf({ ...p, nodes: p.nodes.filter((n) => n.name === from || n.name === to) }, ifaces).find((x) => x.from === from)?.address ?? '';
+  const both = p.nodes.filter((n) => n.name === from || n.name === to);
+  return pairsOf({ ...p, nodes: both }, ifaces, both).find((x) => x.from === from)?.address ?? '';
 }
 
 export interface CheckOptions {

@@ -121,7 +121,7 @@ const check: Command = {
   name: 'check',
   summary: 'Ping every pair of nodes (TCP where an expect names a port) and assert the file\'s expect entries.',
   usage: 'cnmkit lab check [OPTIONS] NAME',
-  help: ['      --timeout MS       how long to wait for each answer (default 1000)', FORMAT_HELP],
+  help: ['      --timeout MS       how long to wait for each answer, in milliseconds, at least 10 (default 1000)', FORMAT_HELP],
   options: { ...formatOption, timeout: { type: 'string' } },
   async run(v, pos) {
     expectPositionals(this, pos, 1);

@@ -83,6 +83,10 @@ export const createNetworkBody = {
     subnet: { type: 'string' }, ipRange: { type: 'string' }, gateway: { type: 'string' },
     auxAddresses: stringMap,
     subnetV6: { type: 'string' }, gatewayV6: { type: 'string' },
+    enableIPv4: {
+      type: 'boolean',
+      description: 'false: a network without IPv4 — no subnet, no gateway, endpoints without an IPv4 address (with enableIPv6 false too, a bridge is a layer-2 segment, as a containerlab bridge); not for global networks. Default true',
+    },
     enableIPv6: { type: 'boolean' }, internal: { type: 'boolean' },
     options: stringMap, labels: stringMap,
   },

@@ -84,12 +84,36 @@ export function splitCommand(cmd: Command, argv: string[], positionals: number):
   return { head: argv, rest: [] };
 }
 
+/**
+ * Joins a flag that takes a value with a next token that starts like a negative number (`-5`,
+ * `-0.5`), as `--timeout=-5` / `-o-5`: parseArgs would read that token as a flag of its own, so
+ * `--timeout -5` said "takes no value" where `--timeout=-5` reached the flag's own check. Now both
+ * get the check's message (what the flag expects). No option of cnmkit is a digit.
+ */
+function joinNegativeValues(cmd: Command, argv: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i += 1) {
+    const token = argv[i] as string;
+    const next = argv[i + 1];
+    if (token === '--') return [...out, ...argv.slice(i)];
+    if (token.startsWith('-') && optionFor(cmd, token)?.takesValue && next !== undefined && /^-\.?[0-9]/.test(next)) {
+      out.push(token.startsWith('--') ? `${token}=${next}` : `${token}${next}`);
+      i += 1;
+    } else out.push(token);
+  }
+  return out;
+}
+
 /** parseArgs' messages, said the way docker says them. */
 function parseProblem(err: Error & { code?: string }): string {
   const option = /'(-[^ ']+)/.exec(err.message)?.[1] ?? '';
   if (err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return `unknown flag: ${option}`;
-  if (err.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE')
-    return /argument missing/.test(err.message) ? `flag needs an argument: ${option}` : `flag ${option} takes no value`;
+  if (err.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+    if (/argument missing/.test(err.message)) return `flag needs an argument: ${option}`;
+    // The next token is a flag: the value was left out, or starts with '-' and needs '='.
+    if (/ambiguous/.test(err.message)) return `flag needs an argument: ${option} (a value that starts with '-' is written ${option.startsWith('--') ? `${option}=VALUE` : `${option}VALUE`})`;
+    return `flag ${option} takes no value`;
+  }
   return err.message;
 }
 
@@ -97,7 +121,7 @@ export function parse(cmd: Command, argv: string[]): { values: Values; positiona
   const { head, rest } = cmd.commandAfter === undefined ? { head: argv, rest: [] } : splitCommand(cmd, argv, cmd.commandAfter);
   try {
     const { values, positionals } = parseArgs({
-      args: head,
+      args: joinNegativeValues(cmd, head),
       options: { ...cmd.options, help: { type: 'boolean', short: 'h' } },
       allowPositionals: true,
       strict: true,

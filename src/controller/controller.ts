@@ -14,7 +14,7 @@ import { checkJoinedEndpoints, releaseOrphanAddresses, restoreKernelState } from
 import { inSandbox, teardownSandbox } from './sandboxes.js';
 import { parsePublish, type PortSpec } from '../portmap/index.js';
 import { checkDockerNetwork, checkEndpointRemoval, checkJoinable, checkNetworkRemoval, type Origin } from './ownership.js';
-import { recordNetwork, releaseOwnedPools } from './networks.js';
+import { recordNetwork, refuseIPv4Fields, releaseOwnedPools } from './networks.js';
 import { describeEndpoint } from './owner-names.js';
 import { checkNetworks, type NetworkCheck } from './check.js';
 import { joinWithGateway, leaveGatewayIfUnused, needsGateway } from './gateway.js';
@@ -78,6 +78,7 @@ export class Controller {
     const config = driver.parse({ name, options, internal, enableIPv6 });
     if (!driver.usesIpam && (req.subnet || req.gateway || req.ipRange || req.subnetV6))
       throw new InvalidArgumentError('subnet', `the ${driver.name} driver has no addresses`);
+    if (req.enableIPv4 === false) refuseIPv4Fields(req, driver);
     return () =>
       withRollback(async (undo) => {
         const store = this.deps.store;

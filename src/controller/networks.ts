@@ -1,6 +1,7 @@
 // Network subnets for the controller: a cnmkit network's from IPAM (given or default pools), the
 // Docker engine's as its IPAM assigned them (reserved in cnmkit's IPAM, so that nothing else
-// overlaps them), both through the same overlap check; and releasing a network's pools.
+// overlaps them), both through the same overlap check, or none for a network made without IPv4;
+// and releasing a network's pools.
 // Callers serialise these through the controller's queue.
 import type { CreateNetworkRequest, ControllerDeps } from './types.js';
 import { definedOnly } from './endpoints.js';
@@ -9,6 +10,7 @@ import { clusterOnlyNetworks } from './global.js';
 import { refuseOverlaps } from './ownership.js';
 import type { Undo } from '../core/steps.js';
 import type { Driver } from '../contract/driver.js';
+import { InvalidArgumentError } from '../errors.js';
 
 const ownerTag = (net: NetworkRecord): string => `network:${net.id}`;
 
@@ -40,12 +42,24 @@ function recordAssigned(deps: ControllerDeps, net: NetworkRecord, assigned: NonN
 }
 
 /**
+ * A network made without IPv4 (enableIPv4: false) has no IPv4 subnet, gateway or endpoint address;
+ * the IPv4 fields of the request are refused by name rather than ignored. Not a global network:
+ * its subnets are the cluster's.
+ */
+export function refuseIPv4Fields(req: CreateNetworkRequest, driver: Driver): void {
+  if (driver.global) throw new InvalidArgumentError('enableIPv4', `a ${driver.name} network takes its subnets from the cluster; it cannot be made without IPv4`);
+  const given = (['subnet', 'ipRange', 'gateway', 'auxAddresses'] as const).find((k) => req[k] !== undefined);
+  if (given) throw new InvalidArgumentError(given, `a network without IPv4 (enableIPv4 false) takes no ${given}`);
+}
+
+/**
  * A cnmkit network's subnets from IPAM (given or default pools), then the same overlap check; the
  * network is recorded (as it is: 'creating') with its pools in one transaction, and its undo
  * registered (pools released before the record goes).
  */
 async function allocateSubnets(deps: ControllerDeps, net: NetworkRecord, req: CreateNetworkRequest, undo: Undo): Promise<void> {
-  const subnets = [{ v6: false, subnet: req.subnet, ipRange: req.ipRange, gateway: req.gateway, auxAddresses: req.auxAddresses }];
+  const subnets: Array<{ v6: boolean; subnet?: string; ipRange?: string; gateway?: string; auxAddresses?: Record<string, string> }> = [];
+  if (req.enableIPv4 !== false) subnets.push({ v6: false, subnet: req.subnet, ipRange: req.ipRange, gateway: req.gateway, auxAddresses: req.auxAddresses });
   if (net.enableIPv6) subnets.push({ v6: true, subnet: req.subnetV6, ipRange: undefined, gateway: req.gatewayV6, auxAddresses: undefined });
   const allocations: Array<{ v6: boolean; allocate: () => SubnetRecord }> = [];
   for (const spec of subnets) allocations.push({ v6: spec.v6, allocate: await deps.ipam.prepareSubnet({ ...definedOnly(spec), owner: ownerTag(net) }) });

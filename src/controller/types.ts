@@ -17,6 +17,8 @@ export interface CreateNetworkRequest {
   auxAddresses?: Record<string, string>;
   subnetV6?: string;
   gatewayV6?: string;
+  /** false: no IPv4 subnet, gateway or endpoint addresses (not for global networks). Default true. */
+  enableIPv4?: boolean;
   enableIPv6?: boolean;
   internal?: boolean;
   options?: Record<string, string>;

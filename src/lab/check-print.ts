@@ -1,5 +1,6 @@
 // The check's report for people: the matrix (rows from, columns to; each cell the round trip in
-// ms, x for no answer), the expectations, the failures, and a closing line with counts and time.
+// ms, x for no answer), the expectations, what was skipped and why, the failures, and a closing
+// line with counts and time.
 import type { CheckReport } from './check.js';
 import { seconds } from './progress.js';
 import type { LabState } from './state.js';
@@ -32,8 +33,9 @@ export function printCheck(s: LabState, r: CheckReport): void {
     out.push('', 'expect:');
     for (const e of r.expect) out.push(`  ${e.ok ? 'ok  ' : 'MISS'} ${e.from} → ${e.to}${e.port ? ` port ${e.port}` : ''} reach ${e.reach}${e.address && e.address !== e.to ? ` (${e.address})` : ''}`);
   }
+  if (r.skipped.length > 0) out.push('', 'skipped (no address from the lab):', ...r.skipped.map((x) => `  ${x.what}: ${x.reason}`));
   if (r.failures.length > 0) out.push('', 'failures:', ...r.failures.map((f) => `  ${f}`));
   const answered = r.pairs.filter((p) => p.ok).length;
-  out.push('', `lab ${r.lab} check: ${answered}/${r.pairs.length} pairs answered, ${r.expect.filter((e) => e.ok).length}/${r.expect.length} expectations met, ${r.failures.length} failure(s) in ${seconds(r.ms)}`);
+  out.push('', `lab ${r.lab} check: ${answered}/${r.pairs.length} pairs answered, ${r.expect.filter((e) => e.ok).length}/${r.expect.length} expectations met, ${r.skipped.length > 0 ? `${r.skipped.length} skipped, ` : ''}${r.failures.length} failure(s) in ${seconds(r.ms)}`);
   console.log(out.join('\n'));
 }

@@ -5,6 +5,9 @@
 // its peers on each network and link (the lab knows every address and MAC): the kernel's
 // neighbour table is shared by all namespaces and capped (gc_thresh3), and permanent entries are
 // not counted against that cap, so a large all-pairs check works without changing the machine.
+// What the lab gave no address is skipped, and the report says so and why: a node without an IPv4
+// address, a containerlab bridge (its ports have none, as in containerlab) and a link whose ends
+// have none (addresses that exec lines set are the node's own; the check does not know them).
 import { ApiError, Client } from '../client/index.js';
 import { parseAddress } from '../ip/index.js';
 import { mapLimit } from './limit.js';
@@ -37,10 +40,18 @@ export interface ExpectResult {
   got: boolean;
 }
 
+/** A node or a network or link the matrix does not try, and why. */
+export interface Skipped {
+  what: string;
+  reason: string;
+}
+
 export interface CheckReport {
   lab: string;
   pairs: PairResult[];
   expect: ExpectResult[];
+  /** Left out of the matrix for want of an address the lab gave: not failures. */
+  skipped: Skipped[];
   /** What makes the check fail: direct pairs without answer, and missed expectations. */
   failures: string[];
   ms: number;
@@ -56,10 +67,16 @@ export interface Prober {
 const bare = (cidr: string): string => cidr.split('/')[0]!;
 const segment = (i: Iface): string | undefined => i.network ?? i.link;
 
-/** Every ordered pair of nodes with the address to try: on a shared network or link when there is one. */
-export function pairsOf(p: LabPlan, ifaces: LabState['interfaces']): Pair[] {
+const hasIPv4 = (ifaces: LabState['interfaces'], node: string): boolean => (ifaces[node] ?? []).some((i) => i.ipv4);
+
+/**
+ * Every ordered pair of nodes with the address to try: on a shared network or link when there is
+ * one. The matrix leaves out nodes without an IPv4 address, either way (skippedOf says so); an
+ * expect entry from one is still tried (its exec lines may have given it an address).
+ */
+export function pairsOf(p: LabPlan, ifaces: LabState['interfaces'], from = p.nodes.filter((n) => hasIPv4(ifaces, n.name))): Pair[] {
   const out: Pair[] = [];
-  for (const a of p.nodes) {
+  for (const a of from) {
     const mine = ifaces[a.name] ?? [];
     for (const b of p.nodes) {
       if (a.name === b.name) continue;
@@ -70,6 +87,24 @@ export function pairsOf(p: LabPlan, ifaces: LabState['interfaces']): Pair[] {
     }
   }
   return out;
+}
+
+/** What the matrix leaves out for want of an address the lab gave, and why. */
+export function skippedOf(p: LabPlan, ifaces: LabState['interfaces']): Skipped[] {
+  const ports = (net: string): string[] => p.nodes.flatMap((n) => n.attachments.filter((a) => a.network === net).map((a) => `${n.name}:${a.ifname}`));
+  const own = 'addresses its nodes\' exec lines set are not known to the check';
+  return [
+    ...p.networks.filter((n) => n.spec.ipv4 === false).map((n) => ({
+      what: `bridge ${n.name} (${ports(n.name).join(', ') || 'no ports'})`,
+      reason: `a containerlab bridge: its ports get no address, as in containerlab (${own})`,
+    })),
+    ...p.links.filter((l) => l.spec.ends.every((e) => !e.address)).map((l) => ({
+      what: `link ${l.name}`, reason: `no addresses given (${own})`,
+    })),
+    ...p.nodes.filter((n) => !hasIPv4(ifaces, n.name)).map((n) => ({
+      what: `node ${n.name}`, reason: 'it has no IPv4 address the lab gave: no pair from or to it is tried',
+    })),
+  ];
 }
 
 /** Permanent neighbour entries per node: each peer on each of its networks and links. */
@@ -121,7 +156,8 @@ export async function programNeighbours(s: LabState): Promise<{ count: number; p
 
 function targetAddress(p: LabPlan, ifaces: LabState['interfaces'], from: string, to: string): string {
   if (!p.nodes.some((n) => n.name === to)) return to;
-  return pairsOf({ ...p, nodes: p.nodes.filter((n) => n.name === from || n.name === to) }, ifaces).find((x) => x.from === from)?.address ?? '';
+  const both = p.nodes.filter((n) => n.name === from || n.name === to);
+  return pairsOf({ ...p, nodes: both }, ifaces, both).find((x) => x.from === from)?.address ?? '';
 }
 
 export interface CheckOptions {
@@ -161,5 +197,5 @@ export async function checkLab(s: LabState, o: CheckOptions): Promise<CheckRepor
     ...results.filter((r) => !r.ok && r.via !== 'routed').map((r) => `${r.from} → ${r.to} (${r.address}, on ${r.via}): no answer`),
     ...expect.filter((e) => !e.ok).map((e) => `expect ${e.from} → ${e.to}${e.port ? ` port ${e.port}` : ''} reach ${e.reach}: ${e.got ? 'reached' : 'not reached'}${e.address ? ` (${e.address})` : ''}`),
   ];
-  return { lab: s.name, pairs: results, expect, failures, ms: performance.now() - started };
+  return { lab: s.name, pairs: results, expect, skipped: skippedOf(p, s.interfaces), failures, ms: performance.now() - started };
 }

@@ -1,5 +1,6 @@
 // containerlab files as they are: `kind: linux` nodes become sandboxes (image, binds, cmd and the
-// like are ignored, with one warning), `kind: bridge` nodes become bridge networks the lab makes,
+// like are ignored, with one warning), `kind: bridge` nodes become bridge networks the lab makes
+// without IPv4 (their ports get no address, as in containerlab: exec lines set what the user wants),
 // `mgmt` a management bridge network that every node joins first (eth0, `mgmt-ipv4` addresses),
 // links stay veth pairs, `host:IFACE` ends land in the namespace `lab up` ran in.
 // Not supported, refused by name: other kinds, special endpoints (mgmt-net, macvlan), fields the
@@ -59,7 +60,8 @@ export function fromClab(src: LabSource, data: Obj): { topo: LabTopology; origin
     else if (!SUPPORTED_KINDS.includes(kind)) problems.push(src.problem([...at, 'kind'], `kind ${JSON.stringify(kind)} is not supported by cnmkit lab (supported: ${SUPPORTED_KINDS.join(', ')})`));
     if (kind === 'bridge') {
       origins.set(`network:${name}`, at);
-      networks.push({ name, driver: 'bridge', host: IMPLICIT_HOST, ipv6: false, internal: true, options: {} });
+      // A layer-2 bridge, as containerlab's: no subnet, no address on its ports (exec lines may add them).
+      networks.push({ name, driver: 'bridge', host: IMPLICIT_HOST, ipv4: false, ipv6: false, internal: true, options: {} });
       continue;
     }
     origins.set(`node:${name}`, at);

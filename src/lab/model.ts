@@ -25,6 +25,11 @@ export interface NetworkSpec {
   ipRange?: string;
   ipv6: boolean;
   subnetV6?: string;
+  /**
+   * false for a containerlab `kind: bridge` node: a layer-2 bridge whose ports get no address, as
+   * in containerlab (the nodes' exec lines may set some); cnmkit's own networks give addresses.
+   */
+  ipv4?: false;
   internal: boolean;
   options: Record<string, string>;
 }

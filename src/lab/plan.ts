@@ -134,6 +134,7 @@ function daemonArgs(h: { dir: string; socket: string; firewall: Firewall; underl
 function networkBody(n: NetworkSpec): Record<string, unknown> {
   const body: Record<string, unknown> = { name: n.name, driver: n.driver, internal: n.internal, labels: { 'cnmkit.lab.network': n.name } };
   for (const [k, v] of [['subnet', n.subnet], ['gateway', n.gateway], ['ipRange', n.ipRange], ['subnetV6', n.subnetV6]] as const) if (v) body[k] = v;
+  if (n.ipv4 === false) body.enableIPv4 = false;
   if (n.ipv6) body.enableIPv6 = true;
   if (Object.keys(n.options).length > 0) body.options = n.options;
   if (n.driver === 'null') delete body.internal;

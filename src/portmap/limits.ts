@@ -166,7 +166,7 @@ export class LimitLog {
 export function parseDuration(text: string, flag: string): number {
   const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(text.trim());
   if (text.trim() === '0') return 0;
-  if (!m) throw new InvalidArgumentError(flag, `${JSON.stringify(text)} is not a duration such as 30s, 5m, 1h or 0`);
+  if (!m) throw new InvalidArgumentError(flag, `expected a duration such as 30s, 5m, 1h or 0, got ${JSON.stringify(text)}`);
   const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
   return Math.round(Number(m[1]) * unit);
 }
@@ -177,7 +177,7 @@ export function proxyFlagOptions(flags: Readonly<Record<string, unknown>>): Prox
   const count = (flag: string, key: 'maxConnections' | 'maxConnectionsPerPort' | 'maxPorts'): void => {
     const text = flags[flag.slice(2)];
     if (text === undefined) return;
-    if (typeof text !== 'string' || !/^\d+$/.test(text) || Number(text) < 1) throw new InvalidArgumentError(flag, `${JSON.stringify(text)} is not a whole number of at least 1`);
+    if (typeof text !== 'string' || !/^\d+$/.test(text) || Number(text) < 1) throw new InvalidArgumentError(flag, `expected a whole number, at least 1, got ${JSON.stringify(text)}`);
     out[key] = Number(text);
   };
   const duration = (flag: string, key: 'idleTimeoutMs' | 'udpIdleTimeoutMs'): void => {
@@ -189,6 +189,7 @@ export function proxyFlagOptions(flags: Readonly<Record<string, unknown>>): Prox
   count('--proxy-max-ports', 'maxPorts');
   duration('--proxy-idle-timeout', 'idleTimeoutMs');
   duration('--proxy-udp-idle-timeout', 'udpIdleTimeoutMs');
-  if (out.udpIdleTimeoutMs === 0) throw new InvalidArgumentError('--proxy-udp-idle-timeout', 'must be more than 0 (a UDP flow ends only by silence)');
+  if (out.udpIdleTimeoutMs === 0)
+    throw new InvalidArgumentError('--proxy-udp-idle-timeout', `expected a duration above 0 (a UDP flow ends only by silence), got ${JSON.stringify(flags['proxy-udp-idle-timeout'])}`);
   return out;
 }

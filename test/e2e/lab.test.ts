@@ -85,8 +85,20 @@ describeRoot('cnmkit lab', () => {
     expect(await check(['ip', '-n', `${name}-n2`, '-br', 'link', 'show', 'eth2'])).toContain('eth2');
     const ping = await check(['ip', 'netns', 'exec', `${name}-n1`, 'ping', '-c', '1', '-W', '2', '198.19.10.2']);
     expect(ping).toContain('1 received');
+    // The ports on bridge br1 have the addresses the exec lines set and no other, as in containerlab.
+    const v4 = async (node: string, dev: string) => (JSON.parse(await check(['ip', '-n', `${name}-${node}`, '-j', '-4', 'addr', 'show', 'dev', dev])) as Array<{ addr_info: Array<{ local: string; prefixlen: number }> }>)
+      .flatMap((l) => l.addr_info.map((a) => `${a.local}/${a.prefixlen}`));
+    expect([await v4('n2', 'eth2'), await v4('n3', 'eth1')]).toEqual([['198.19.20.2/24'], ['198.19.20.3/24']]);
+    // Of the lab host's bridges (the daemon's default one, mgmt's, br1's), br1's alone has no address.
+    const bridges = JSON.parse(await check(['ip', '-n', `${name}-local`, '-j', 'addr', 'show', 'type', 'bridge'])) as Array<{ addr_info: Array<{ family: string }> }>;
+    expect(bridges.map((b) => b.addr_info.filter((a) => a.family === 'inet').length).sort()).toEqual([0, 1, 1]);
+    expect(await check(['ip', 'netns', 'exec', `${name}-n2`, 'ping', '-c', '1', '-W', '2', '198.19.20.3'])).toContain('1 received');
+    // The host daemon finds its address-less network as it made it (the exec lines' addresses are the nodes' own).
+    const drift = await run([process.execPath, CLI, 'check', '--socket', labs.state(name).plan.hosts[0]!.socket]);
+    expect([drift.code, drift.stdout]).toEqual([0, 'no drift: 5 networks checked (none, host, bridge, mgmt, br1)\n']);
     const checked = await labs.lab(['check', name]);
     expect(checked.stdout).toContain('0 failure(s)');
+    expect(checked.stdout).toContain('  bridge br1 (n2:eth2, n3:eth1): a containerlab bridge: its ports get no address, as in containerlab');
     expect(checked.code).toBe(0);
     await labs.ok(['down', name]);
     expect(await leftovers(name)).toEqual(clean);

@@ -37,7 +37,7 @@ export class LabRunner {
     return r.stdout;
   }
 
-  state(name: string): { daemons: Record<string, { pid: number }>; plan: { nodes: { sandbox: string }[] } } {
+  state(name: string): { daemons: Record<string, { pid: number }>; plan: { nodes: { sandbox: string }[]; hosts: { socket: string }[] } } {
     return JSON.parse(fs.readFileSync(path.join(this.root, name, 'state.json'), 'utf8'));
   }
 

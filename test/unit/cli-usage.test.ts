@@ -1,6 +1,7 @@
 // Usage errors of the real `cnmkit` command, without a daemon: written for people (what is wrong,
 // the usage, where to read more), exit code 2, and the command split of run/exec.
 import { describe, expect, it } from 'vitest';
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,6 +13,16 @@ import { keyValues, splitCommand, UsageError, type Command } from '../../src/cli
 import { findExecutable } from '../../src/cli/commands/run.js';
 
 const CLI = path.resolve(import.meta.dirname, '../../bin/cnmkit');
+/** Runs argv, as another user when given one; its exit code and output. */
+function spawnAsync(argv: string[], user: { uid?: number; gid?: number }): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    execFile(argv[0]!, argv.slice(1), { ...user, encoding: 'utf8', timeout: 30_000 }, (err, stdout, stderr) => {
+      const code = err === null ? 0 : typeof err.code === 'number' ? err.code : null;
+      if (err && code === null) reject(err);
+      else resolve({ code, stdout, stderr });
+    });
+  });
+}
 const cnmkit = (...args: string[]) => run([process.execPath, CLI, ...args], { env: { ...process.env, CNMKIT_SOCKET: '/nonexistent/cnmkit.sock' } });
 
 describe('usage errors', () => {
@@ -23,6 +34,7 @@ describe('usage errors', () => {
       [['port', 'a', 'b', 'c'], '"cnmkit port" requires at least 1 and at most 2 arguments.\nUsage: cnmkit port [OPTIONS] SANDBOX [PORT[/PROTO]]\nSee \'cnmkit port --help\'.\n'],
       [['network', 'ls', '--bogus'], 'unknown flag: --bogus\nUsage: cnmkit network ls [OPTIONS]\nSee \'cnmkit network ls --help\'.\n'],
       [['network', 'create', '--subnet'], 'flag needs an argument: --subnet\nUsage: cnmkit network create [OPTIONS] NAME\nSee \'cnmkit network create --help\'.\n'],
+      [['network', 'ls', '--format', '-x'], 'flag needs an argument: --format (a value that starts with \'-\' is written --format=VALUE)\nUsage: cnmkit network ls [OPTIONS]\nSee \'cnmkit network ls --help\'.\n'],
       [['exec', 'sb1'], '"cnmkit exec" requires a command to run after SANDBOX.\nUsage: cnmkit exec [OPTIONS] SANDBOX CMD [ARG...]\nSee \'cnmkit exec --help\'.\n'],
       [['run', '--network', 'none'], '"cnmkit run" requires a command to run.\nUsage: cnmkit run [OPTIONS] CMD [ARG...]\nSee \'cnmkit run --help\'.\n'],
     ];
@@ -66,6 +78,32 @@ describe('usage errors', () => {
     expect(() => validateDaemonOptions({ ...opts, metricsAddr: 'localhost' })).toThrow(/^--metrics-addr: expected IP:PORT/);
     expect(validateDaemonOptions({ ...opts, metricsAddr: '[::1]:9323' })).toEqual({ metricsAddr: { host: '::1', port: 9323 } });
     expect(validateDaemonOptions(opts)).toEqual({});
+  });
+
+  it('gives every numeric flag\'s own check a negative value, written --flag -5 as --flag=-5', async () => {
+    // Run as nobody when root: the checks come before the daemon's root check, and a value that
+    // slipped through would then stop there (exit 1) instead of starting a daemon on this host.
+    const asUser = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
+    const cluster = ['--cluster-store', 'etcd://198.18.0.1:2379', '--advertise-addr', '198.18.0.2'];
+    const where = ['--socket', '/nonexistent/api.sock', '--state-dir', '/nonexistent/state', '--plugin-dir', '/nonexistent/plugins', '--run-dir', '/nonexistent/run'];
+    // Other bad values (abc, 0) reach the same checks; their unit tests are beside each check.
+    const flags: [string[], string, string[], string][] = [
+      [['lab', 'check'], '--timeout', ['-5', 'abc', '0', '9'], 'expected a whole number of milliseconds, at least 10, got '],
+      [['daemon', ...where], '--proxy-max-connections', ['-5'], 'expected a whole number, at least 1, got '],
+      [['daemon', ...where], '--proxy-max-connections-per-port', ['-5'], 'expected a whole number, at least 1, got '],
+      [['daemon', ...where], '--proxy-max-ports', ['-5'], 'expected a whole number, at least 1, got '],
+      [['daemon', ...where], '--proxy-idle-timeout', ['-5', '-1s'], 'expected a duration such as 30s, 5m, 1h or 0, got '],
+      [['daemon', ...where], '--proxy-udp-idle-timeout', ['-5'], 'expected a duration such as 30s, 5m, 1h or 0, got '],
+      [['daemon', ...where], '--ready-fd', ['-5'], 'expected a file descriptor number of 3 or more, got '],
+      [['daemon', ...where, ...cluster], '--cluster-lease-ttl', ['-5'], 'expected whole seconds from 2 to 3600, got '],
+    ];
+    const cases = flags.flatMap(([cmd, flag, values, why]) => values.flatMap((value) => {
+      const args = cmd[0] === 'lab' ? ['lab1'] : [];
+      const want = { code: 2, stdout: '', stderr: `cnmkit: ${flag}: ${why}${JSON.stringify(value)}\n` };
+      return [[[...cmd, flag, value, ...args], want], [[...cmd, `${flag}=${value}`, ...args], want]] as const;
+    }));
+    const results = await Promise.all(cases.map(([args]) => spawnAsync([process.execPath, CLI, ...args], asUser)));
+    results.forEach((r, i) => expect([cases[i]![0], r]).toEqual([cases[i]![0], cases[i]![1]]));
   });
 
   it('splits run and exec at the command: options first, the command with its own options after', () => {

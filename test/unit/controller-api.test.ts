@@ -142,6 +142,25 @@ describe('controller and management API', () => {
     expect(store.endpoints.list()).toEqual([]);
   });
 
+  it('makes a network without IPv4 when asked: no pool, no gateway, endpoints without an address; IPv4 fields refused by name', async () => {
+    const r = await api.inject({ method: 'POST', url: '/v1/networks', payload: { name: 'l2', enableIPv4: false } });
+    expect(r.statusCode).toBe(201);
+    expect(r.json()).toMatchObject({ name: 'l2', ipv4: [], ipv6: [] });
+    expect(ipam.listPools()).toEqual([]);
+    await api.inject({ method: 'POST', url: '/v1/sandboxes', payload: { name: 's1' } });
+    const ep = await api.inject({ method: 'POST', url: '/v1/networks/l2/connect', payload: { sandbox: 's1' } });
+    expect(ep.statusCode).toBe(201);
+    expect(ep.json()).toMatchObject({ ifname: 'eth0', state: 'ready' });
+    expect(ep.json().ipv4).toBeUndefined();
+    const fixed = await api.inject({ method: 'POST', url: '/v1/sandboxes', payload: { name: 's2', connect: [{ network: 'l2', ip: '10.8.0.3' }] } });
+    expect([fixed.statusCode, fixed.json().error]).toEqual([400, 'network l2: ip: network l2 has no IPv4 subnet']);
+    for (const [field, value] of [['subnet', '10.7.0.0/24'], ['gateway', '10.7.0.1'], ['ipRange', '10.7.0.0/25'], ['auxAddresses', { a: '10.7.0.9' }]] as const) {
+      const bad = await api.inject({ method: 'POST', url: '/v1/networks', payload: { name: 'x', enableIPv4: false, [field]: value } });
+      expect([field, bad.statusCode, bad.json()]).toEqual([field, 400, expect.objectContaining({ field, error: `${field}: a network without IPv4 (enableIPv4 false) takes no ${field}` })]);
+    }
+    expect(store.networks.list().map((n) => n.name).sort()).toEqual(['l2', 'none']);
+  });
+
   it('makes a sandbox with its connections in one request, in order; if one fails, none is left, and the error names the network and field', async () => {
     await api.inject({ method: 'POST', url: '/v1/networks', payload: { name: 'a', subnet: '10.8.0.0/24' } });
     await api.inject({ method: 'POST', url: '/v1/networks', payload: { name: 'b', subnet: '10.9.0.0/24' } });

@@ -1,14 +1,16 @@
 // The lab's picture and its check, without root: Graphviz's dot accepts the DOT and draws an SVG
 // naming every node, network and address; the check picks the address on a shared network,
-// programs each peer's MAC, and fails on a silent direct pair or a missed expectation.
+// programs each peer's MAC, and fails on a silent direct pair or a missed expectation; what has
+// no address from the lab (a containerlab bridge's ports) is skipped, saying why.
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { loadTopology } from '../../src/lab/topology.js';
 import { planLab } from '../../src/lab/plan.js';
 import { labGraph, renderGraph, toDot } from '../../src/lab/graph.js';
 import { checkLab, neighboursOf, pairsOf, type Prober } from '../../src/lab/check.js';
 import type { LabState } from '../../src/lab/state.js';
+import { printCheck } from '../../src/lab/check-print.js';
 
 const examples = path.resolve(import.meta.dirname, '../../examples/labs');
 
@@ -93,5 +95,55 @@ describe('lab check', () => {
       'expect h1 → r1 port 22 reach false: reached (198.19.1.254)',
     ]);
     expect(r.pairs.find((p) => p.from === 'h1' && p.to === 'h2')).toMatchObject({ ok: false, via: 'routed' });
+  });
+
+  it('gives a containerlab bridge\'s ports no address, and skips them (and a node left without any) saying why, not failing', async () => {
+    const plan = planLab(loadTopology(path.join(examples, 'clab.clab.yml')), '/r');
+    expect(plan.networks.find((n) => n.name === 'br1')!.body).toMatchObject({ driver: 'bridge', enableIPv4: false });
+    expect(plan.networks.find((n) => n.name === 'mgmt')!.body.enableIPv4).toBeUndefined();
+    const mgmt = (ip: string, mac: string) => ({ ifname: 'eth0', network: 'mgmt', ipv4: `${ip}/24`, mac });
+    const s: LabState = {
+      version: 1, name: 'clab', file: '/f', phase: 'up', plan, daemons: {}, leftovers: [], execDone: [], created: '', updated: '',
+      interfaces: {
+        n1: [mgmt('198.19.250.11', '02:00:00:00:00:01')],
+        n2: [mgmt('198.19.250.12', '02:00:00:00:00:02'), { ifname: 'eth2', network: 'br1', mac: '02:00:00:00:00:03' }],
+        // As if its mgmt leg were gone: a node with no address the lab gave.
+        n3: [{ ifname: 'eth1', network: 'br1', mac: '02:00:00:00:00:04' }],
+      },
+    };
+    // An expectation from the node without an address is still tried: its exec lines may give it one.
+    plan.topology.expect = [{ from: 'n3', to: 'n1', reach: true }];
+    const asked: string[] = [];
+    const prober: Prober = {
+      async ping(jobs) {
+        for (const j of jobs) asked.push(...j.addresses.map((a) => `${j.sandbox}>${a}`));
+        return jobs.map((j) => j.addresses.map(() => 0.05));
+      },
+      async tcp() {
+        return true;
+      },
+    };
+    const r = await checkLab(s, { prober });
+    expect(asked.sort()).toEqual(['clab-n1>198.19.250.12', 'clab-n2>198.19.250.11', 'clab-n3>198.19.250.11']);
+    expect(r.pairs.map((x) => `${x.from}>${x.to}`).sort()).toEqual(['n1>n2', 'n2>n1']);
+    expect(r.expect).toEqual([{ from: 'n3', to: 'n1', address: '198.19.250.11', reach: true, got: true, ok: true }]);
+    expect(r.failures).toEqual([]);
+    expect(r.skipped).toEqual([
+      { what: 'bridge br1 (n2:eth2, n3:eth1)', reason: 'a containerlab bridge: its ports get no address, as in containerlab (addresses its nodes\' exec lines set are not known to the check)' },
+      { what: 'link n1:eth1--n2:eth1', reason: 'no addresses given (addresses its nodes\' exec lines set are not known to the check)' },
+      { what: 'link n1:eth2--host:clab-n1', reason: 'no addresses given (addresses its nodes\' exec lines set are not known to the check)' },
+      { what: 'node n3', reason: 'it has no IPv4 address the lab gave: no pair from or to it is tried' },
+    ]);
+    expect(neighboursOf(plan, s.interfaces).get('n3')).toEqual([]);
+    const log = vi.spyOn(console, 'log').mockImplementation(() => undefined);
+    let text: string;
+    try {
+      printCheck(s, r);
+      text = log.mock.calls.map((c) => String(c[0])).join('\n');
+    } finally {
+      log.mockRestore();
+    }
+    expect(text).toContain('\nskipped (no address from the lab):\n  bridge br1 (n2:eth2, n3:eth1): a containerlab bridge: its ports get no address');
+    expect(text).toMatch(/lab clab check: 2\/2 pairs answered, 1\/1 expectations met, 4 skipped, 0 failure\(s\) in /);
   });
 });

@@ -41,17 +41,17 @@ describe('proxy limits', () => {
     expect(parseDuration('0', 'f')).toBe(0);
     expect(parseDuration('250ms', 'f')).toBe(250);
     expect(parseDuration('2h', 'f')).toBe(7_200_000);
-    expect(() => proxyFlagOptions({ 'proxy-max-connections': '0' })).toThrow(/^--proxy-max-connections: "0" is not a whole number of at least 1$/);
-    expect(() => proxyFlagOptions({ 'proxy-max-ports': '1e3' })).toThrow(/^--proxy-max-ports: "1e3" is not a whole number/);
-    expect(() => proxyFlagOptions({ 'proxy-idle-timeout': '10' })).toThrow(/^--proxy-idle-timeout: "10" is not a duration such as 30s, 5m, 1h or 0$/);
-    expect(() => proxyFlagOptions({ 'proxy-udp-idle-timeout': '0' })).toThrow(/^--proxy-udp-idle-timeout: must be more than 0/);
+    expect(() => proxyFlagOptions({ 'proxy-max-connections': '0' })).toThrow(/^--proxy-max-connections: expected a whole number, at least 1, got "0"$/);
+    expect(() => proxyFlagOptions({ 'proxy-max-ports': '1e3' })).toThrow(/^--proxy-max-ports: expected a whole number, at least 1, got "1e3"$/);
+    expect(() => proxyFlagOptions({ 'proxy-idle-timeout': '10' })).toThrow(/^--proxy-idle-timeout: expected a duration such as 30s, 5m, 1h or 0, got "10"$/);
+    expect(() => proxyFlagOptions({ 'proxy-udp-idle-timeout': '0' })).toThrow(/^--proxy-udp-idle-timeout: expected a duration above 0 \(a UDP flow ends only by silence\), got "0"$/);
   });
 
   it('cnmkit daemon refuses bad --proxy-* flags before anything else, naming the flag', () => {
     const cli = path.resolve(import.meta.dirname, '../../bin/cnmkit');
     const daemon = (...args: string[]) => spawnSync(process.execPath, [cli, 'daemon', ...args], { encoding: 'utf8', timeout: 20_000 });
-    expect(daemon('--proxy-max-connections', '0')).toMatchObject({ status: 2, stderr: 'cnmkit: --proxy-max-connections: "0" is not a whole number of at least 1\n' });
-    expect(daemon('--proxy-idle-timeout', '5')).toMatchObject({ status: 2, stderr: expect.stringContaining('--proxy-idle-timeout: "5" is not a duration') });
+    expect(daemon('--proxy-max-connections', '0')).toMatchObject({ status: 2, stderr: 'cnmkit: --proxy-max-connections: expected a whole number, at least 1, got "0"\n' });
+    expect(daemon('--proxy-idle-timeout', '5')).toMatchObject({ status: 2, stderr: expect.stringContaining('--proxy-idle-timeout: expected a duration such as 30s, 5m, 1h or 0, got "5"') });
     const tooMany = daemon('--proxy-max-connections', '100000000');
     expect(tooMany.status).toBe(2);
     expect(tooMany.stderr).toMatch(/^cnmkit: --proxy-max-connections: \d+ ports and 100000000 connections need \d+ file descriptors, but the fd limit/);

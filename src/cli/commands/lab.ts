@@ -121,13 +121,13 @@ const check: Command = {
   name: 'check',
   summary: 'Ping every pair of nodes (TCP where an expect names a port) and assert the file\'s expect entries.',
   usage: 'cnmkit lab check [OPTIONS] NAME',
-  help: ['      --timeout MS       how long to wait for each answer (default 1000)', FORMAT_HELP],
+  help: ['      --timeout MS       how long to wait for each answer, in milliseconds, at least 10 (default 1000)', FORMAT_HELP],
   options: { ...formatOption, timeout: { type: 'string' } },
   async run(v, pos) {
     expectPositionals(this, pos, 1);
     const json = wantJson(v);
-    const timeoutMs = v.timeout === undefined ? 1000 : Number(v.timeout);
-    if (!Number.isInteger(timeoutMs) || timeoutMs < 10) throw new UsageError(`--timeout: expected milliseconds (≥ 10), got ${JSON.stringify(v.timeout)}`);
+    const timeoutMs = v.timeout === undefined ? 1000 : /^[0-9]{1,9}$/.test(v.timeout as string) ? Number(v.timeout) : NaN;
+    if (!(timeoutMs >= 10)) throw new UsageError(`--timeout: expected a whole number of milliseconds, at least 10, got ${JSON.stringify(v.timeout)}`);
     requireRoot('check');
     const { mustReadState } = await import('../../lab/state.js');
     const { checkLab, programNeighbours } = await import('../../lab/check.js');

@@ -2,8 +2,10 @@
 // internal has no way out through it (an overlay has no gateway), so it also joins the local
 // bridge network `cnmkit_gwbridge` (made on first use, ICC off, masquerade on, its subnet from
 // the local IPAM), which gives it the default route; ports published on the global network are
-// published on that endpoint, exactly as on any bridge network. The gateway endpoint goes when
-// the sandbox's last such network is disconnected (or with the sandbox).
+// published on that endpoint, exactly as on any bridge network (the connect's answer lists them
+// with the global network's endpoint, as Docker shows a container's ports whatever network they
+// came with). The gateway endpoint goes when the sandbox's last such network is disconnected (or
+// with the sandbox).
 import type { ControllerDeps, CreateNetworkRequest } from './types.js';
 import type { Driver } from '../contract/driver.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../core/model.js';
@@ -25,33 +27,38 @@ export function needsGateway(driver: Driver, net: NetworkRecord): boolean {
 
 /**
  * Joins sb to the gateway network (made if missing) unless it is there already; the ports go on
- * that endpoint. Runs inside the controller's queue: create is the unqueued network create.
+ * that endpoint, which is returned when made now. Runs inside the controller's queue: create is
+ * the unqueued network create.
  */
 export async function joinGateway(
   deps: ControllerDeps, create: (req: CreateNetworkRequest) => Promise<NetworkRecord>, sb: SandboxRecord, ports: PortSpec[], joined: EndpointRecord[],
-): Promise<void> {
+): Promise<EndpointRecord | undefined> {
   const net = deps.store.networks.getByName(GATEWAY_NETWORK) ?? (await create({ name: GATEWAY_NETWORK, driver: 'bridge', options: GATEWAY_OPTIONS }));
   const have = joined.find((e) => e.networkId === net.id);
   if (have) {
     if (ports.length > 0) throw new InvalidArgumentError('ports', `sandbox ${sb.name} is on ${GATEWAY_NETWORK} already: publish its ports at its first connect to a global network`);
-    return;
+    return undefined;
   }
-  await createJoinedEndpoint(deps, net, sb, {}, ports, joined);
+  return createJoinedEndpoint(deps, net, sb, {}, ports, joined);
 }
 
-/** A new endpoint of a global network joined to sb, then sb's gateway endpoint; the first is removed again if the second fails. */
+/**
+ * A new endpoint of a global network joined to sb, then sb's gateway endpoint; the first is removed
+ * again if the second fails. Answers with the ports published (on the gateway endpoint).
+ */
 export async function joinWithGateway(
   deps: ControllerDeps, create: (req: CreateNetworkRequest) => Promise<NetworkRecord>,
   j: { net: NetworkRecord; sb: SandboxRecord; req: JoinRequest; ports: PortSpec[]; joined: EndpointRecord[] },
 ): Promise<EndpointRecord> {
   const ep = await createJoinedEndpoint(deps, j.net, j.sb, j.req, [], j.joined);
+  let gw: EndpointRecord | undefined;
   try {
-    await joinGateway(deps, create, j.sb, j.ports, [...j.joined, ep]);
+    gw = await joinGateway(deps, create, j.sb, j.ports, [...j.joined, ep]);
   } catch (err) {
     await teardownEndpoint(deps, ep, j.sb).catch(() => undefined);
     throw err;
   }
-  return ep;
+  return gw && gw.ports.length > 0 ? { ...ep, ports: gw.ports } : ep;
 }
 
 /** Removes sb's gateway endpoint when none of its endpoints needs it any more. */

@@ -10,7 +10,7 @@ import { SimCluster, simCli, simJoined, type SimHost } from '../helpers/cluster.
 import { check, run } from '../helpers/exec.js';
 import { makeNs } from '../helpers/netns.js';
 
-interface Ep { ipv4?: string }
+interface Ep { ipv4?: string; ports?: { hostPort: number; containerPort: number; proto: string }[] }
 const OUTSIDE = '198.19.255.200';
 
 /** Serves one TCP connection in namespace ns on port: answers with the client's address as it arrives there. */
@@ -42,7 +42,9 @@ for (const backend of ['nftables', 'iptables'] as const) {
       await out.sh(['ip', 'addr', 'add', `${OUTSIDE}/24`, 'dev', 'eth0']);
       await out.sh(['ip', 'link', 'set', 'eth0', 'up']);
 
-      const { sb } = await simJoined<Ep>(h, 'ove', made, ['-p', '18080:8080']);
+      const { sb, ep } = await simJoined<Ep>(h, 'ove', made, ['-p', '18080:8080']);
+      // The connect's answer lists the ports published for it (on the sandbox's cnmkit_gwbridge endpoint).
+      expect(ep.ports).toMatchObject([{ hostPort: 18080, containerPort: 8080, proto: 'tcp' }]);
       const rules = backend === 'nftables' ? await h.ns.sh(['nft', 'list', 'ruleset']) : await h.ns.sh(['iptables-save', '-t', 'nat']);
       expect(rules).toMatch(backend === 'nftables' ? /masquerade/ : /-j MASQUERADE/);
 
@@ -53,6 +55,12 @@ for (const backend of ['nftables', 'iptables'] as const) {
       const inside = tellPeer(sb, 8080);
       expect(await askPeer(out.name, h.ip, 18080)).toBe(OUTSIDE);
       await inside;
+    });
+
+    it('run -p on an overlay prints the host port chosen, as on a bridge network', async () => {
+      const r = await sim.hosts[0]!.daemon.cmd(['run', '--network', 'ove', '-p', '8081', '--', 'true']);
+      expect(r.code).toBe(0);
+      expect(r.stderr).toMatch(/^0\.0\.0\.0:\d+->8081\/tcp$/m);
     });
   });
 }

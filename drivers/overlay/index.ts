@@ -89,6 +89,9 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
    */
   const bringUp = async (net: NetworkRecord, config: OverlayConfig, o: { underlayMtu?: () => Promise<number>; sparesLater?: boolean } = {}): Promise<HostNetwork> => {
     const s = stateOf(net, config);
+    // A given MTU needs no read of the VTEP's interface, but a request still needs the address here
+    // (refused naming it otherwise); a restore (its own underlayMtu) keeps what it finds.
+    if (config.mtu !== undefined && !o.underlayMtu && !s.isUp) await underlayMtu();
     if (!o.sparesLater) holdSpares(net, s);
     await s.up(ctx.netlink.get(), ctx.sysctl, needCluster(ctx.cluster), log, o.underlayMtu ?? underlayMtu);
     return s;
@@ -274,8 +277,8 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
       const published = Promise.all(round.map((r) => republish(r).catch((err: unknown) => log.error({ err, network: r.net.name }, 'overlay: restoring the endpoints in the cluster failed'))));
       if (waits) await bounded(published);
     },
-    check(net, _config, endpoints) {
-      return checkOverlay(ctx.netlink, nets.get(net.id), endpoints);
+    check(net, _config, endpoints, unchecked = []) {
+      return checkOverlay(ctx.netlink, net, nets.get(net.id), endpoints, ctx.cluster, unchecked);
     },
     async deleteNetwork(net, config) {
       const s = nets.get(net.id) ?? (config.vni !== undefined ? stateOf(net, config) : undefined);

@@ -11,6 +11,7 @@ const statusSchema = {
   type: 'object',
   properties: {
     state: { type: 'string', enum: ['connecting', 'connected', 'unavailable', 'closed'] }, hostId: { type: 'string' }, vtep: { type: 'string' },
+    vtepInterface: { type: ['string', 'null'], description: 'the interface holding the VTEP address now; null: none (overlays cannot be made or joined here)' },
     lease: { type: 'object', properties: { id: { type: 'string' }, ttl: { type: 'integer' }, lastKeepAlive: { type: 'string' } } },
     error: { type: 'string' }, conflicts: { type: 'array', items: { type: 'string' } },
   },
@@ -22,6 +23,7 @@ const hostSchema = {
     id: { type: 'string' }, hostname: { type: 'string' }, vtep: { type: 'string' }, pid: { type: 'integer' }, started: { type: 'string' },
     version: { type: 'string' }, leaseId: { type: 'string' }, state: { type: 'string', enum: ['alive', 'expiring'] },
     ttl: { type: 'integer', description: 'seconds until the lease expires unless kept alive' }, grantedTtl: { type: 'integer' }, self: { type: 'boolean' },
+    vtepInterface: { type: ['string', 'null'], description: 'this host only: the interface holding its VTEP address now; null: none' },
     localSubnets: { type: 'array', items: { type: 'object', properties: { network: { type: 'string' }, subnet: { type: 'string' } } } },
   },
 } as const;

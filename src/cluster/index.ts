@@ -1,6 +1,7 @@
 // Cluster mode: the Cluster object (see types.ts for the interface drivers use) over one etcd
 // client. Registration runs in the background: when etcd is unreachable the daemon still starts,
 // local networks keep working, global calls fail fast, and registration retries until it works.
+// An advertise address that no interface has is taken with a warning (status() says it meanwhile).
 // Loaded only with --cluster-store (the daemon imports this module lazily).
 import type { Logger } from 'pino';
 import { ClusterUnavailableError } from '../errors.js';
@@ -12,7 +13,7 @@ import { Keys } from './keys.js';
 import { LeaseKeeper } from './lease.js';
 import { NetworkCache } from './network-cache.js';
 import { Networks } from './networks.js';
-import type { ClusterConfig } from './options.js';
+import { interfaceWith, type ClusterConfig } from './options.js';
 import { confirmEndpoints } from './confirm.js';
 import { Owned } from './owned.js';
 import { checkPeer, Peers } from './peers.js';
@@ -109,10 +110,14 @@ class EtcdCluster implements Cluster {
     this.conflicts.push(what);
   }
 
+  vtepInterface(): string | undefined {
+    return interfaceWith(this.vtep);
+  }
+
   status(): ClusterStatus {
     const id = this.keeper.id;
     return {
-      state: this.state, hostId: this.hostId, vtep: this.vtep, conflicts: [...this.conflicts],
+      state: this.state, hostId: this.hostId, vtep: this.vtep, vtepInterface: this.vtepInterface() ?? null, conflicts: [...this.conflicts],
       ...(id ? { lease: { id, ttl: this.keeper.ttl, ...(this.keeper.lastKeepAlive ? { lastKeepAlive: new Date(this.keeper.lastKeepAlive).toISOString() } : {}) } } : {}),
       ...(this.error ? { error: this.error } : {}),
     };
@@ -255,8 +260,9 @@ class EtcdCluster implements Cluster {
     this.published = JSON.stringify(subnets);
   }
 
-  hosts(): Promise<HostInfo[]> {
-    return listHosts(this.client, this.keys, this.hostId);
+  async hosts(): Promise<HostInfo[]> {
+    const list = await listHosts(this.client, this.keys, this.hostId);
+    return list.map((h) => (h.self ? { ...h, vtepInterface: this.vtepInterface() ?? null } : h));
   }
 
   async ensureNetwork(spec: GlobalNetworkSpec): Promise<GlobalNetwork> {
@@ -375,6 +381,10 @@ class EtcdCluster implements Cluster {
 /** Starts cluster mode: tries to register once (within the fail-fast budget), then keeps trying in the background. */
 export async function startCluster(o: StartClusterOptions): Promise<Cluster> {
   const cluster = new EtcdCluster(o);
+  // Taken all the same (a lab adds its hosts' underlay addresses after their daemons start); an address given by its interface was there.
+  if (o.config.advertiseInterface === undefined && cluster.vtepInterface() === undefined) {
+    o.logger.warn({ vtep: o.config.vtep }, `cluster: the advertise address ${o.config.vtep} is on no interface of this host that is up: overlay networks cannot be created or joined here, and other hosts' VXLAN traffic for this host goes nowhere, until it is added to one (no restart needed)`);
+  }
   for (const name of o.prefetchPeers ?? []) cluster.prefetchPeers(name);
   await cluster.tick();
   return cluster;

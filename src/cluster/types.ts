@@ -2,7 +2,7 @@
 // the contract layer can name it without loading etcd. Implemented by src/cluster/index.ts.
 //
 // What a driver gets (DriverContext.cluster, present only in cluster mode):
-//   - identity:  hostId (stable across restarts), vtep (the advertise IPv4), status()
+//   - identity:  hostId (stable across restarts), vtep (the advertise IPv4), vtepInterface(), status()
 //   - hosts:     hosts() — registered hosts with liveness and lease expiry
 //   - networks:  ensureNetwork(spec) — one network per name across the cluster, with its VNI and
 //                subnets (create-if-absent; different options are refused, naming them);
@@ -25,6 +25,8 @@ export interface ClusterStatus {
   state: ClusterState;
   hostId: string;
   vtep: string;
+  /** The interface that holds the VTEP address now; null when none does (overlays cannot be made or joined here). */
+  vtepInterface: string | null;
   /** The lease this host's keys sit on; absent until the first registration. */
   lease?: { id: string; ttl: number; lastKeepAlive?: string };
   /** Why the store is unavailable, or the last registration problem. */
@@ -54,6 +56,8 @@ export interface HostInfo {
   ttl: number;
   grantedTtl: number;
   self: boolean;
+  /** This host's own entry only: the interface that holds its VTEP address now, null when none does. */
+  vtepInterface?: string | null;
 }
 
 export interface SubnetRequest {
@@ -244,6 +248,8 @@ export interface Cluster {
   readonly hostId: string;
   readonly vtep: string;
   readonly ipam: GlobalIpam;
+  /** The interface (up) that holds the VTEP address now, read at each call; undefined when none does. */
+  vtepInterface(): string | undefined;
   status(): ClusterStatus;
   /** Adds a conflict to status() (and the log): something this host held that another owner holds now. */
   reportConflict(what: string): void;

@@ -225,8 +225,10 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
       // The restore that follows looks its endpoints' interfaces up in this listing.
       roundLinks = Promise.resolve(left);
       // In cluster mode the VTEP's interface is found now (an address dump), not at the first bring-up:
-      // the restores of this round use its MTU, and a first connect later reads that link alone.
-      if (ctx.cluster) (roundMtu = underlayMtu()).catch(() => undefined);
+      // the restores of this round use its MTU, and a first connect later reads that link alone. An
+      // address no interface has is not refused (a lab adds its hosts' addresses after their daemons
+      // start): said here, and by cluster status and check until it is added.
+      if (ctx.cluster) (roundMtu = underlayMtu()).catch((err: Error) => log.warn({ vtep: ctx.cluster?.vtep }, `${err.message} (taken for now: found once it is added, with no restart)`));
       return removed;
     },
     async restore(net, config) {

@@ -1,7 +1,8 @@
-// Management API routes of cluster mode: this daemon's cluster status and the registered hosts.
+// Management API routes of cluster mode: this daemon's cluster status (with the interface that
+// holds its VTEP address now) and the registered hosts.
 // Without --cluster-store both answer 409 ERR_NOT_IN_CLUSTER; with etcd down, hosts answers 503.
 import type { FastifyInstance } from 'fastify';
-import type { Cluster } from '../cluster/types.js';
+import type { Cluster, ClusterStatusReport } from '../cluster/types.js';
 import { NotInClusterError } from '../errors.js';
 import { errorSchema } from './schemas.js';
 
@@ -33,7 +34,10 @@ export function registerClusterRoutes(app: FastifyInstance, cluster: Cluster | u
     if (!cluster) throw new NotInClusterError();
     return cluster;
   };
-  app.get('/v1/cluster', { schema: { response: { 200: statusSchema, ...errors } } }, async () => need().status());
+  app.get('/v1/cluster', { schema: { response: { 200: statusSchema, ...errors } } }, async (): Promise<ClusterStatusReport> => {
+    const c = need();
+    return { ...c.status(), vtepInterface: c.vtepInterface() ?? null };
+  });
   app.get('/v1/cluster/hosts', { schema: { response: { 200: { type: 'array', items: hostSchema }, ...errors } } }, async () =>
     (await need().hosts()).sort((a, b) => a.hostname.localeCompare(b.hostname) || a.id.localeCompare(b.id)),
   );

@@ -1,7 +1,7 @@
 // Cluster mode: the Cluster object (see types.ts for the interface drivers use) over one etcd
 // client. Registration runs in the background: when etcd is unreachable the daemon still starts,
 // local networks keep working, global calls fail fast, and registration retries until it works.
-// An advertise address that no interface has is taken with a warning (status() says it meanwhile).
+// An advertise address that no interface has is taken (the overlay driver warns at start).
 // Loaded only with --cluster-store (the daemon imports this module lazily).
 import type { Logger } from 'pino';
 import { ClusterUnavailableError } from '../errors.js';
@@ -117,7 +117,7 @@ class EtcdCluster implements Cluster {
   status(): ClusterStatus {
     const id = this.keeper.id;
     return {
-      state: this.state, hostId: this.hostId, vtep: this.vtep, vtepInterface: this.vtepInterface() ?? null, conflicts: [...this.conflicts],
+      state: this.state, hostId: this.hostId, vtep: this.vtep, conflicts: [...this.conflicts],
       ...(id ? { lease: { id, ttl: this.keeper.ttl, ...(this.keeper.lastKeepAlive ? { lastKeepAlive: new Date(this.keeper.lastKeepAlive).toISOString() } : {}) } } : {}),
       ...(this.error ? { error: this.error } : {}),
     };
@@ -381,10 +381,6 @@ class EtcdCluster implements Cluster {
 /** Starts cluster mode: tries to register once (within the fail-fast budget), then keeps trying in the background. */
 export async function startCluster(o: StartClusterOptions): Promise<Cluster> {
   const cluster = new EtcdCluster(o);
-  // Taken all the same (a lab adds its hosts' underlay addresses after their daemons start); an address given by its interface was there.
-  if (o.config.advertiseInterface === undefined && cluster.vtepInterface() === undefined) {
-    o.logger.warn({ vtep: o.config.vtep }, `cluster: the advertise address ${o.config.vtep} is on no interface of this host that is up: overlay networks cannot be created or joined here, and other hosts' VXLAN traffic for this host goes nowhere, until it is added to one (no restart needed)`);
-  }
   for (const name of o.prefetchPeers ?? []) cluster.prefetchPeers(name);
   await cluster.tick();
   return cluster;

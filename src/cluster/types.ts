@@ -25,14 +25,17 @@ export interface ClusterStatus {
   state: ClusterState;
   hostId: string;
   vtep: string;
-  /** The interface that holds the VTEP address now; null when none does (overlays cannot be made or joined here). */
-  vtepInterface: string | null;
   /** The lease this host's keys sit on; absent until the first registration. */
   lease?: { id: string; ttl: number; lastKeepAlive?: string };
   /** Why the store is unavailable, or the last registration problem. */
   error?: string;
   /** Keys this host owned that another host took while its lease was gone (see KEYS.md). */
   conflicts: string[];
+}
+
+/** What the management API answers for this host's cluster state: status(), and the interface that holds the VTEP address now (null: none; overlays cannot be made or joined here). */
+export interface ClusterStatusReport extends ClusterStatus {
+  vtepInterface: string | null;
 }
 
 /** A local network of a host, published in its host record so global pools avoid it. */
@@ -248,7 +251,7 @@ export interface Cluster {
   readonly hostId: string;
   readonly vtep: string;
   readonly ipam: GlobalIpam;
-  /** The interface (up) that holds the VTEP address now, read at each call; undefined when none does. */
+  /** The interface (up) that holds the VTEP address now, read at each call (a few hundred µs: not in status()); undefined when none does. */
   vtepInterface(): string | undefined;
   status(): ClusterStatus;
   /** Adds a conflict to status() (and the log): something this host held that another owner holds now. */

@@ -1,7 +1,8 @@
 // The overlay when something it needs is missing (issue 11, from a review). The cluster store
 // away while a daemon restarts: its kernel entries are kept (nothing removes them, forwarding goes
 // on), and check says the peer entries could not be compared (exit 3) instead of calling them
-// stale, still checks the devices, and is clean again once etcd is back. An advertise address on no
+// stale, still checks the devices, and is clean again once etcd is back (before the restart, it
+// compares them with the peers as last read, and says that). An advertise address on no
 // interface of the host: the daemon starts with a warning, cluster status, cluster hosts and check
 // say it, a connect is refused naming it, and once the address is added a connect works without
 // a restart. Checked with iproute2, ping and etcd's keys.
@@ -57,6 +58,14 @@ describeRoot('overlay: the cluster store or the advertise address missing', () =
     expect(before).toEqual([`${ip(a.ep.ipv4)} ${a.ep.macAddress}`, `00:00:00:00:00:00 ${h1.ip} permanent`, `${a.ep.macAddress} ${h1.ip} permanent`].sort());
     await sim.etcd.stop();
     try {
+      // Before the restart h2 has read the peers: they are compared with that read, and check says so.
+      const last = await waitFor('h2\'s watch lost etcd', async () => {
+        const r = await checkJson(h2);
+        return r.code === 3 ? r : undefined;
+      }, 5000);
+      expect(last.nets.find((n) => n.network === 'ovu')).toMatchObject({
+        items: [], unchecked: [{ object: 'network ovu', what: 'peers', reason: expect.stringContaining('compared with the peer records as last read') as string }],
+      });
       await h2.daemon.stop('SIGKILL');
       await h2.daemon.start();
       const text = await h2.daemon.cmd(['check']);
@@ -90,7 +99,8 @@ describeRoot('overlay: the cluster store or the advertise address missing', () =
 
   it('an advertise address on no interface: a warning at start, said by cluster status, cluster hosts and check, a connect refused naming it; once added, a connect works without a restart', async () => {
     const [h1, , h3] = sim.hosts as [SimHost, SimHost, SimHost];
-    expect(h3.daemon.log).toContain(`the advertise address ${ABSENT} is on no interface of this host`);
+    const warned = h3.daemon.log.split('\n').filter((l) => l.includes(`the advertise address ${ABSENT} (--advertise-addr) is on no interface of this host`));
+    expect(warned.map((l) => (JSON.parse(l) as { level: number }).level)).toEqual([40]);
     const status = JSON.parse(await simCli(h3, ['cluster', 'status', '--format', 'json'])) as { vtep: string; vtepInterface: string | null };
     expect(status).toMatchObject({ vtep: ABSENT, vtepInterface: null });
     expect(await simCli(h3, ['cluster', 'status'])).toContain(`vtep: ${ABSENT} (on no interface of this host`);

@@ -1,6 +1,6 @@
 // `cnmkit cluster hosts|status`: the hosts registered in the cluster store (liveness, lease
 // expiry, VTEP) and this daemon's own cluster state.
-import type { ClusterStatus, HostInfo } from '../../cluster/types.js';
+import type { ClusterStatusReport, HostInfo } from '../../cluster/types.js';
 import { Client, socketPath } from '../../client/index.js';
 import { type Command, expectPositionals, FORMAT_HELP, formatOption, SOCKET_HELP, socketOption, wantJson } from '../command.js';
 import { printJson, table } from '../format.js';
@@ -33,7 +33,7 @@ const status: Command = {
   async run(v, pos) {
     expectPositionals(this, pos, 0);
     const json = wantJson(v);
-    const s = await new Client(socketPath(v.socket as string | undefined)).request<ClusterStatus>('GET', '/v1/cluster');
+    const s = await new Client(socketPath(v.socket as string | undefined)).request<ClusterStatusReport>('GET', '/v1/cluster');
     if (json) printJson(s);
     else {
       console.log(`state: ${s.state}${s.error ? ` (${s.error})` : ''}`);

@@ -46,6 +46,12 @@ export class UnderlayMtu {
   }
 }
 
+/** The MTU of the network's bridge when one cnmkit made is there (left by an earlier run of the daemon). */
+export async function keptMtu(h: NetlinkHandle, vni: number): Promise<number | undefined> {
+  const bridge = await findLink(h, deviceNames(vni).bridge);
+  return bridge?.kind === 'bridge' && bridge.group === OVERLAY_GROUP ? bridge.mtu : undefined;
+}
+
 export interface DeviceSpec {
   vni: number;
   port: number;

@@ -20,7 +20,7 @@ import { ConflictError } from '../../src/errors.js';
 import { mark } from '../../src/core/trace.js';
 import { checkOverlay } from './check.js';
 import { parseOverlayConfig, type OverlayConfig } from './config.js';
-import { deviceNames, sweepDevices, UnderlayMtu } from './device.js';
+import { deviceNames, keptMtu, sweepDevices, UnderlayMtu } from './device.js';
 import { checkPlacement, detachedInfo, hostIfnameFor, leaveSandbox, macFor, makeVeth, type OverlayEndpointData } from './endpoint.js';
 import { globalScope, needCluster } from './global.js';
 import { DetachedLinks } from './detached.js';
@@ -158,6 +158,13 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
   let roundLinks: Promise<Set<string>> | undefined;
   let roundMtu: Promise<number> | undefined;
   /**
+   * A restore's MTU: the VTEP interface's less 50; while no interface has the VTEP address (a
+   * request is refused then), that of the network's bridge an earlier run left, so that the daemon
+   * starts and keeps the network as it is (its traffic flows again once the address is back).
+   */
+  const restoreMtu = (vni: number): Promise<number> =>
+    (roundMtu ??= underlayMtu()).catch(async (err: unknown) => (await keptMtu(ctx.netlink.get(), vni)) ?? Promise.reject(err));
+  /**
    * A restored network's own endpoints: those etcd holds exactly on this host's lease (one read)
    * are left as they are; the others have their addresses claimed again and their peer published
    * (retried until the store answers); peers of this host that no endpoint has go, as do those of
@@ -256,7 +263,7 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
       }
       // Devices up and the peer watch started: the remote peers are programmed from here on, while
       // the other networks are restored; this host's own endpoints are published again after all (restored()).
-      const s = await bringUp(net, config, { underlayMtu: () => (roundMtu ??= underlayMtu()) });
+      const s = await bringUp(net, config, { underlayMtu: () => restoreMtu(vniOf(config)) });
       for (const id of old?.local ?? []) s.local.add(id);
       if (old) for (const ep of eps) if (have.has(ifnameOf(ep))) await setLink(ctx.netlink.get(), ifnameOf(ep), { master: deviceNames(old.config.vni).bridge });
       for (const ep of eps) {

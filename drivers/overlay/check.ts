@@ -13,7 +13,7 @@ import { checkDevice, checkVethInSandbox, endpointObject, item } from '../../src
 import type { CheckedEndpoint, CheckItem, UncheckedItem } from '../../src/contract/driver.js';
 import type { Cluster } from '../../src/cluster/types.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../../src/core/model.js';
-import type { Link, NetlinkHandlePool } from '../../src/netlink/index.js';
+import { listAddresses, type Link, type NetlinkHandlePool } from '../../src/netlink/index.js';
 import { deviceNames } from './device.js';
 import { hostIfnameFor, type OverlayEndpointData } from './endpoint.js';
 import type { HostNetwork } from './hostnet.js';
@@ -40,7 +40,8 @@ export async function checkOverlay(
   const items: CheckItem[] = [];
   const h = pool.get();
   const object = `network ${net.name}`;
-  if (cluster && cluster.vtepInterface() === undefined) {
+  // Read in the driver's namespace (the daemon's), as the connect that would be refused reads it.
+  if (cluster && !(await listAddresses(h, { family: 4 })).some((a) => a.address === cluster.vtep)) {
     items.push(item(object, 'vtep', `this host's advertise address ${cluster.vtep} on one of its interfaces (the VXLAN device sends from it)`, 'on no interface'));
   }
   if (!s?.isUp) return items;

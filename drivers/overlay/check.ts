@@ -62,15 +62,14 @@ export async function checkOverlay(
     const lost = s.lost.get(ep.id);
     if (lost) items.push(item(endpointObject(ep, sb), 'address', `its address ${ep.ipv4 ?? ep.ipv6 ?? ''} held in the cluster by this endpoint`, lost));
   }
-  if (!s.programmer || !vx) return items;
+  if (!s.programmer || !vx || !cluster) return items;
   const { view, revision } = s.peerView();
   if (view === 'none') {
     const kept = await readKernel(h, vx.index);
-    const why = cluster ? notLive(cluster) : 'no cluster store';
-    unchecked.push({ object, what: 'peers', reason: `${why}: the FDB and neighbour entries of ${names.vxlan} not compared with the peer records, which this host has not read since its daemon started; its ${kept.fdb.size} FDB and ${kept.neigh.size} neighbour entries are kept as they are until it has` });
+    unchecked.push({ object, what: 'peers', reason: `${notLive(cluster)}: the FDB and neighbour entries of ${names.vxlan} not compared with the peer records, which this host has not read since its daemon started; its ${kept.fdb.size} FDB and ${kept.neigh.size} neighbour entries are kept as they are until it has` });
     return items;
   }
-  if (view === 'last' && cluster) {
+  if (view === 'last') {
     unchecked.push({ object, what: 'peers', reason: `${notLive(cluster)}: the entries of ${names.vxlan} compared with the peer records as last read (revision ${revision}); changes made since are not known` });
   }
   const { want, have } = await s.programmer.compare();

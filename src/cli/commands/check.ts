@@ -9,7 +9,7 @@ import { type Command, expectPositionals, FORMAT_HELP, formatOption, SOCKET_HELP
 import { printJson, table } from '../format.js';
 
 /** Exit status of a check that found no difference but could not compare something. */
-export const CHECK_INCOMPLETE = 3;
+const CHECK_INCOMPLETE = 3;
 
 /** Prints what check found; returns the exit code (1 when anything differs, else 3 when anything was not compared). */
 export function printChecks(checks: NetworkCheck[], json: boolean): number {

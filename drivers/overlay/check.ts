@@ -3,15 +3,21 @@
 // the veth's peer, up, with its MAC, MTU, addresses and their connected routes), and the VXLAN
 // device sends from this host's VTEP with learning off and proxy on, and holds exactly the static
 // FDB and neighbour entries the peer records ask for (a missing one and a stale one are both
-// reported); an endpoint whose address another host took while this one was away is named.
-// Reads only. Limits: a network not here has nothing to check.
+// reported); an endpoint whose address another host took while this one was away is named; so is
+// this host's advertise address when no interface has it. Peer entries are compared only with
+// peer records read since this daemon started: before that (the cluster store away at its start)
+// they are listed as not compared, with why and how many are kept; while the watch has lost the
+// store they are compared with the records as last read, and that is said too.
+// Reads only. Limits: a network not here has nothing else to check.
 import { checkDevice, checkVethInSandbox, endpointObject, item } from '../../src/contract/check.js';
-import type { CheckedEndpoint, CheckItem } from '../../src/contract/driver.js';
-import type { EndpointRecord, SandboxRecord } from '../../src/core/model.js';
-import type { Link, NetlinkHandlePool } from '../../src/netlink/index.js';
+import type { CheckedEndpoint, CheckItem, UncheckedItem } from '../../src/contract/driver.js';
+import type { Cluster } from '../../src/cluster/types.js';
+import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../../src/core/model.js';
+import { listAddresses, type Link, type NetlinkHandlePool } from '../../src/netlink/index.js';
 import { deviceNames } from './device.js';
 import { hostIfnameFor, type OverlayEndpointData } from './endpoint.js';
 import type { HostNetwork } from './hostnet.js';
+import { readKernel } from './program.js';
 
 /** The endpoint's interface in its sandbox: no default route to check (the overlay gives none). */
 async function checkInside(pool: NetlinkHandlePool, port: Link | undefined, mtu: number, ep: EndpointRecord, sb: SandboxRecord, items: CheckItem[]): Promise<void> {
@@ -20,11 +26,25 @@ async function checkInside(pool: NetlinkHandlePool, port: Link | undefined, mtu:
   await checkVethInSandbox(pool.get(sb.netnsPath), { ...ep, ifname: ep.ifname }, sb, port, { ...(mac ? { mac } : {}), mtu }, items);
 }
 
-export async function checkOverlay(pool: NetlinkHandlePool, s: HostNetwork | undefined, endpoints: CheckedEndpoint[]): Promise<CheckItem[]> {
+/** Why the peer records are not followed live now: the store's state as this host sees it. */
+function notLive(c: Cluster): string {
+  const { state, error } = c.status();
+  if (state === 'unavailable') return `cluster store unavailable${error ? ` (${error.replace(/^cluster store unavailable: /, '')})` : ''}`;
+  if (state === 'connecting') return 'cluster store not reached yet since the daemon started';
+  return 'the peer records are being listed again';
+}
+
+export async function checkOverlay(
+  pool: NetlinkHandlePool, net: NetworkRecord, s: HostNetwork | undefined, endpoints: CheckedEndpoint[], cluster: Cluster | undefined, unchecked: UncheckedItem[],
+): Promise<CheckItem[]> {
   const items: CheckItem[] = [];
   const h = pool.get();
+  const object = `network ${net.name}`;
+  // Read in the driver's namespace (the daemon's), as the connect that would be refused reads it.
+  if (cluster && !(await listAddresses(h, { family: 4 })).some((a) => a.address === cluster.vtep)) {
+    items.push(item(object, 'vtep', `this host's advertise address ${cluster.vtep} on one of its interfaces (the VXLAN device sends from it)`, 'on no interface'));
+  }
   if (!s?.isUp) return items;
-  const object = `network ${s.name}`;
   const names = deviceNames(s.config.vni);
   const bridge = await checkDevice(h, names.bridge, { kind: 'bridge' }, object, items);
   const vx = await checkDevice(h, names.vxlan, { kind: 'vxlan', master: { name: names.bridge, index: bridge?.index } }, object, items);
@@ -42,7 +62,16 @@ export async function checkOverlay(pool: NetlinkHandlePool, s: HostNetwork | und
     const lost = s.lost.get(ep.id);
     if (lost) items.push(item(endpointObject(ep, sb), 'address', `its address ${ep.ipv4 ?? ep.ipv6 ?? ''} held in the cluster by this endpoint`, lost));
   }
-  if (!s.programmer) return items;
+  if (!s.programmer || !vx || !cluster) return items;
+  const { view, revision } = s.peerView();
+  if (view === 'none') {
+    const kept = await readKernel(h, vx.index);
+    unchecked.push({ object, what: 'peers', reason: `${notLive(cluster)}: the FDB and neighbour entries of ${names.vxlan} not compared with the peer records, which this host has not read since its daemon started; its ${kept.fdb.size} FDB and ${kept.neigh.size} neighbour entries are kept as they are until it has` });
+    return items;
+  }
+  if (view === 'last') {
+    unchecked.push({ object, what: 'peers', reason: `${notLive(cluster)}: the entries of ${names.vxlan} compared with the peer records as last read (revision ${revision}); changes made since are not known` });
+  }
   const { want, have } = await s.programmer.compare();
   for (const [key, e] of want.fdb) if (!have.fdb.has(key)) items.push(item(object, 'fdb', `${e.mac} via ${e.dst} on ${names.vxlan}`, 'missing'));
   for (const [key, e] of have.fdb) if (!want.fdb.has(key)) items.push(item(object, 'fdb', `no ${e.mac} via ${e.dst} (no such peer)`, 'stale entry'));

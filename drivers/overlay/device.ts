@@ -3,7 +3,7 @@
 // from the static neighbour table), neither with an address: the host does not route into the
 // overlay, and sandboxes reach each other at layer 2 only. MTU: given, or the VTEP interface's
 // less 50. Both sit in cnmkit's overlay link group so that a start-up sweep finds leftovers.
-import { ConflictError, KernelError, NotFoundError } from '../../src/errors.js';
+import { ConflictError, KernelError } from '../../src/errors.js';
 import type { HostSysctl } from '../../src/contract/driver.js';
 import {
   addBridge, addVxlan, deleteLink, findLink, linkIndex, listAddresses, listLinks, peekLink, setBridgePort, setLink, type Link, type NetlinkHandle, type VxlanLink,
@@ -26,8 +26,9 @@ export function deviceNames(vni: number): DeviceNames {
 /**
  * The MTU of the interface holding the VTEP address, less the VXLAN overhead. That interface is
  * found once (a dump of the addresses); later reads ask for its link alone (one request), and
- * search again only when it is gone. Limits: the VTEP address moved to another interface while the
- * first one stays is not seen.
+ * search again only when it is gone; while no interface has the address, each read refuses,
+ * naming it (a read after it was added finds it). Limits: the VTEP address moved to another
+ * interface while the first one stays is not seen.
  */
 export class UnderlayMtu {
   private index: number | undefined;
@@ -36,11 +37,19 @@ export class UnderlayMtu {
     const known = this.index === undefined ? undefined : await peekLink(h, this.index);
     if (known) return (known.mtu ?? 1500) - VXLAN_OVERHEAD;
     const addr = (await listAddresses(h, { family: 4 })).find((a) => a.address === vtep);
-    if (!addr) throw new NotFoundError('interface with the advertise address', vtep);
+    if (!addr) {
+      throw new ConflictError(`the advertise address ${vtep} (--advertise-addr) is on no interface of this host: overlay networks cannot be created or joined here until it is (their VXLAN devices send from it); add it to the underlay interface, or start the daemon with an address this host has`);
+    }
     const link = await peekLink(h, addr.index);
     this.index = link ? addr.index : undefined;
     return (link?.mtu ?? 1500) - VXLAN_OVERHEAD;
   }
+}
+
+/** The MTU of the network's bridge when one cnmkit made is there (left by an earlier run of the daemon). */
+export async function keptMtu(h: NetlinkHandle, vni: number): Promise<number | undefined> {
+  const bridge = await findLink(h, deviceNames(vni).bridge);
+  return bridge?.kind === 'bridge' && bridge.group === OVERLAY_GROUP ? bridge.mtu : undefined;
 }
 
 export interface DeviceSpec {

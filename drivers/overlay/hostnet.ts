@@ -80,4 +80,15 @@ export class HostNetwork {
   get isUp(): boolean {
     return this.devices !== undefined;
   }
+
+  /**
+   * The peer records the entries are programmed from: 'live' while the watch follows etcd, 'last'
+   * when it lost etcd after a first read (revision: that read's), 'none' before any read since
+   * this daemon started (the kernel holds what an earlier run programmed, kept as it is).
+   */
+  peerView(): { view: 'live' | 'last' | 'none'; revision?: number } {
+    const revision = this.programmer?.revision;
+    if (revision === undefined) return { view: 'none' };
+    return { view: this.watch?.stats().state === 'watching' ? 'live' : 'last', revision };
+  }
 }

@@ -20,7 +20,7 @@ import { ConflictError } from '../../src/errors.js';
 import { mark } from '../../src/core/trace.js';
 import { checkOverlay } from './check.js';
 import { parseOverlayConfig, type OverlayConfig } from './config.js';
-import { deviceNames, sweepDevices, UnderlayMtu } from './device.js';
+import { deviceNames, keptMtu, sweepDevices, UnderlayMtu } from './device.js';
 import { checkPlacement, detachedInfo, hostIfnameFor, leaveSandbox, macFor, makeVeth, type OverlayEndpointData } from './endpoint.js';
 import { globalScope, needCluster } from './global.js';
 import { DetachedLinks } from './detached.js';
@@ -89,6 +89,9 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
    */
   const bringUp = async (net: NetworkRecord, config: OverlayConfig, o: { underlayMtu?: () => Promise<number>; sparesLater?: boolean } = {}): Promise<HostNetwork> => {
     const s = stateOf(net, config);
+    // A given MTU needs no read of the VTEP's interface, but a request still needs the address here
+    // (refused naming it otherwise); a restore (its own underlayMtu) keeps what it finds.
+    if (config.mtu !== undefined && !o.underlayMtu && !s.isUp) await underlayMtu();
     if (!o.sparesLater) holdSpares(net, s);
     await s.up(ctx.netlink.get(), ctx.sysctl, needCluster(ctx.cluster), log, o.underlayMtu ?? underlayMtu);
     return s;
@@ -154,6 +157,13 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
   const restoring: Restoring[] = [];
   let roundLinks: Promise<Set<string>> | undefined;
   let roundMtu: Promise<number> | undefined;
+  /**
+   * A restore's MTU: the VTEP interface's less 50; while no interface has the VTEP address (a
+   * request is refused then), that of the network's bridge an earlier run left, so that the daemon
+   * starts and keeps the network as it is (its traffic flows again once the address is back).
+   */
+  const restoreMtu = (vni: number): Promise<number> =>
+    (roundMtu ??= underlayMtu()).catch(async (err: unknown) => (await keptMtu(ctx.netlink.get(), vni)) ?? Promise.reject(err));
   /**
    * A restored network's own endpoints: those etcd holds exactly on this host's lease (one read)
    * are left as they are; the others have their addresses claimed again and their peer published
@@ -222,8 +232,10 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
       // The restore that follows looks its endpoints' interfaces up in this listing.
       roundLinks = Promise.resolve(left);
       // In cluster mode the VTEP's interface is found now (an address dump), not at the first bring-up:
-      // the restores of this round use its MTU, and a first connect later reads that link alone.
-      if (ctx.cluster) (roundMtu = underlayMtu()).catch(() => undefined);
+      // the restores of this round use its MTU, and a first connect later reads that link alone. An
+      // address no interface has is not refused (a lab adds its hosts' addresses after their daemons
+      // start): said here, and by cluster status and check until it is added.
+      if (ctx.cluster) (roundMtu = underlayMtu()).catch((err: Error) => log.warn({ vtep: ctx.cluster?.vtep }, `${err.message} (taken for now: found once it is added, with no restart)`));
       return removed;
     },
     async restore(net, config) {
@@ -251,7 +263,7 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
       }
       // Devices up and the peer watch started: the remote peers are programmed from here on, while
       // the other networks are restored; this host's own endpoints are published again after all (restored()).
-      const s = await bringUp(net, config, { underlayMtu: () => (roundMtu ??= underlayMtu()) });
+      const s = await bringUp(net, config, { underlayMtu: () => restoreMtu(vniOf(config)) });
       for (const id of old?.local ?? []) s.local.add(id);
       if (old) for (const ep of eps) if (have.has(ifnameOf(ep))) await setLink(ctx.netlink.get(), ifnameOf(ep), { master: deviceNames(old.config.vni).bridge });
       for (const ep of eps) {
@@ -274,8 +286,8 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
       const published = Promise.all(round.map((r) => republish(r).catch((err: unknown) => log.error({ err, network: r.net.name }, 'overlay: restoring the endpoints in the cluster failed'))));
       if (waits) await bounded(published);
     },
-    check(net, _config, endpoints) {
-      return checkOverlay(ctx.netlink, nets.get(net.id), endpoints);
+    check(net, _config, endpoints, unchecked = []) {
+      return checkOverlay(ctx.netlink, net, nets.get(net.id), endpoints, ctx.cluster, unchecked);
     },
     async deleteNetwork(net, config) {
       const s = nets.get(net.id) ?? (config.vni !== undefined ? stateOf(net, config) : undefined);

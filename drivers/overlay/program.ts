@@ -198,6 +198,11 @@ export class PeerProgrammer {
     private empty = false,
   ) {}
 
+  /** The revision of the last batch; undefined before the first (no peer record read yet). */
+  get revision(): number | undefined {
+    return this.latest?.revision;
+  }
+
   /** Every peer of the network after the last batch (this host's included). */
   get peers(): ReadonlyMap<string, Peer> {
     return this.latest?.peers ?? new Map();

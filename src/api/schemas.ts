@@ -31,7 +31,7 @@ export const networkSchema = {
   },
 } as const;
 
-/** What check found for one network (GET /v1/networks/:ref/check, GET /v1/check): empty items = no drift. */
+/** What check found for one network (GET /v1/networks/:ref/check, GET /v1/check): empty items = no drift; unchecked (when any): what could not be compared, and why. */
 export const networkCheckSchema = {
   $id: 'NetworkCheck',
   type: 'object',
@@ -43,6 +43,10 @@ export const networkCheckSchema = {
         type: 'object',
         properties: { object: { type: 'string' }, what: { type: 'string' }, expected: { type: 'string' }, found: { type: 'string' } },
       },
+    },
+    unchecked: {
+      type: 'array',
+      items: { type: 'object', properties: { object: { type: 'string' }, what: { type: 'string' }, reason: { type: 'string' } } },
     },
   },
 } as const;

@@ -1,6 +1,7 @@
 // Cluster mode: the Cluster object (see types.ts for the interface drivers use) over one etcd
 // client. Registration runs in the background: when etcd is unreachable the daemon still starts,
 // local networks keep working, global calls fail fast, and registration retries until it works.
+// An advertise address that no interface has is taken (the overlay driver warns at start).
 // Loaded only with --cluster-store (the daemon imports this module lazily).
 import type { Logger } from 'pino';
 import { ClusterUnavailableError, ConflictError } from '../errors.js';
@@ -12,7 +13,7 @@ import { Keys } from './keys.js';
 import { LeaseKeeper } from './lease.js';
 import { NetworkCache } from './network-cache.js';
 import { Networks } from './networks.js';
-import type { ClusterConfig } from './options.js';
+import { interfaceWith, type ClusterConfig } from './options.js';
 import { confirmEndpoints } from './confirm.js';
 import { Owned } from './owned.js';
 import { checkPeer, Peers } from './peers.js';
@@ -109,6 +110,10 @@ class EtcdCluster implements Cluster {
   reportConflict(what: string): void {
     this.o.logger.error({ conflict: what }, 'cluster: something this host held is held by another owner now');
     this.conflicts.push(what);
+  }
+
+  vtepInterface(): string | undefined {
+    return interfaceWith(this.vtep);
   }
 
   status(): ClusterStatus {
@@ -267,8 +272,9 @@ class EtcdCluster implements Cluster {
     this.published = JSON.stringify(subnets);
   }
 
-  hosts(): Promise<HostInfo[]> {
-    return listHosts(this.client, this.keys, this.hostId);
+  async hosts(): Promise<HostInfo[]> {
+    const list = await listHosts(this.client, this.keys, this.hostId);
+    return list.map((h) => (h.self ? { ...h, vtepInterface: this.vtepInterface() ?? null } : h));
   }
 
   async ensureNetwork(spec: GlobalNetworkSpec): Promise<GlobalNetwork> {

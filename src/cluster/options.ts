@@ -62,8 +62,20 @@ export function parseStoreUrl(text: string, secure: boolean): string[] {
 }
 
 /**
+ * The interface (up, as os.networkInterfaces() lists them) that holds the IPv4 address, if any.
+ * Read anew at each call: an address added after the daemon started is found.
+ */
+export function interfaceWith(address: string, interfaces?: Interfaces): string | undefined {
+  for (const [name, addrs] of Object.entries(interfaces ?? os.networkInterfaces())) {
+    if (addrs?.some((a) => a.family === 'IPv4' && a.address === address)) return name;
+  }
+  return undefined;
+}
+
+/**
  * `--advertise-addr IP|IFACE` → an IPv4 address (an interface gives its first IPv4). The host's
- * interfaces (default: os.networkInterfaces()) are read only for an interface name.
+ * interfaces (default: os.networkInterfaces()) are read only for an interface name: an address
+ * that no interface has is taken (a lab adds its hosts' addresses after their daemons start).
  */
 export function resolveAdvertise(text: string, interfaces?: Interfaces): { vtep: string; iface?: string } {
   const flag = '--advertise-addr';

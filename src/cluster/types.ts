@@ -2,7 +2,7 @@
 // the contract layer can name it without loading etcd. Implemented by src/cluster/index.ts.
 //
 // What a driver gets (DriverContext.cluster, present only in cluster mode):
-//   - identity:  hostId (stable across restarts), vtep (the advertise IPv4), status()
+//   - identity:  hostId (stable across restarts), vtep (the advertise IPv4), vtepInterface(), status()
 //   - hosts:     hosts() — registered hosts with liveness and lease expiry
 //   - networks:  ensureNetwork(spec) — one network per name across the cluster, with its VNI and
 //                subnets (create-if-absent; different options are refused, naming them);
@@ -33,6 +33,11 @@ export interface ClusterStatus {
   conflicts: string[];
 }
 
+/** What the management API answers for this host's cluster state: status(), and the interface that holds the VTEP address now (null: none; overlays cannot be made or joined here). */
+export interface ClusterStatusReport extends ClusterStatus {
+  vtepInterface: string | null;
+}
+
 /** A local network of a host, published in its host record so global pools avoid it. */
 export interface LocalSubnet {
   network: string;
@@ -54,6 +59,8 @@ export interface HostInfo {
   ttl: number;
   grantedTtl: number;
   self: boolean;
+  /** This host's own entry only: the interface that holds its VTEP address now, null when none does. */
+  vtepInterface?: string | null;
 }
 
 export interface SubnetRequest {
@@ -248,6 +255,8 @@ export interface Cluster {
   readonly hostId: string;
   readonly vtep: string;
   readonly ipam: GlobalIpam;
+  /** The interface (up) that holds the VTEP address now, read at each call (a few hundred µs: not in status()); undefined when none does. */
+  vtepInterface(): string | undefined;
   status(): ClusterStatus;
   /** Adds a conflict to status() (and the log): something this host held that another owner holds now. */
   reportConflict(what: string): void;

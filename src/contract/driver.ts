@@ -48,6 +48,16 @@ export interface CheckItem {
   found: string;
 }
 
+/**
+ * Something check could not compare, and why (an overlay's peer entries while the cluster store is
+ * away): not a difference, an unknown; `cnmkit check` exits 3 on it when nothing differs.
+ */
+export interface UncheckedItem {
+  object: string;
+  what: string;
+  reason: string;
+}
+
 /** An endpoint as check sees it: with its sandbox when it is joined to one whose namespace exists. */
 export interface CheckedEndpoint {
   ep: EndpointRecord;
@@ -124,9 +134,10 @@ export interface Driver<Config = unknown> {
   checkEndpoint?(net: NetworkRecord, config: Config, ep: EndpointRecord, sb: SandboxRecord): Promise<EndpointCheck>;
   /**
    * Reads the live kernel state of a ready network and of its endpoints and reports every
-   * difference from the store; changes nothing. Empty: all there.
+   * difference from the store; changes nothing. Empty: all there. What it could not compare goes
+   * to unchecked, with why (not to the differences).
    */
-  check(net: NetworkRecord, config: Config, endpoints: CheckedEndpoint[]): Promise<CheckItem[]>;
+  check(net: NetworkRecord, config: Config, endpoints: CheckedEndpoint[], unchecked?: UncheckedItem[]): Promise<CheckItem[]>;
   /** Optional: publishes ports of a joined endpoint; returns them resolved (host ports chosen). */
   publish?(net: NetworkRecord, config: Config, ep: EndpointRecord, ports: PortSpec[]): Promise<PortSpec[]>;
   /** Idempotent. */

@@ -1,20 +1,22 @@
 // check (CNI's CHECK) over networks: for each, the state the store records, then its driver's
 // check of the kernel (the network's own objects and each endpoint's), with every endpoint whose
-// sandbox namespace is gone reported here and checked on the host side only. Reads only; handles
-// opened into sandboxes are closed afterwards. Callers serialise this through the controller's queue.
-import type { CheckedEndpoint, CheckItem } from '../contract/driver.js';
+// sandbox namespace is gone reported here and checked on the host side only; what a driver could
+// not compare is listed apart (unchecked), with why. Reads only; handles opened into sandboxes are
+// closed afterwards. Callers serialise this through the controller's queue.
+import type { CheckedEndpoint, CheckItem, UncheckedItem } from '../contract/driver.js';
 import { endpointObject, item } from '../contract/check.js';
 import type { NetworkRecord } from '../core/model.js';
 import type { ControllerDeps } from './types.js';
 
-export type { CheckItem } from '../contract/driver.js';
+export type { CheckItem, UncheckedItem } from '../contract/driver.js';
 
-/** What check found for one network: nothing (clean) or each difference. */
+/** What check found for one network: nothing (clean) or each difference; and what it could not compare, when anything. */
 export interface NetworkCheck {
   network: string;
   id: string;
   driver: string;
   items: CheckItem[];
+  unchecked?: UncheckedItem[];
 }
 
 /** The network's endpoints with their sandboxes; what the store itself says is wrong goes to items. */
@@ -42,7 +44,7 @@ function endpointsOf(deps: ControllerDeps, net: NetworkRecord, items: CheckItem[
 
 async function checkNetwork(deps: ControllerDeps, net: NetworkRecord, touched: Set<string>): Promise<NetworkCheck> {
   const items: CheckItem[] = [];
-  const result = { network: net.name, id: net.id, driver: net.driver, items };
+  const result: NetworkCheck = { network: net.name, id: net.id, driver: net.driver, items };
   const object = `network ${net.name}`;
   if (net.state !== 'ready') items.push(item(object, 'state', 'ready', net.state));
   const driver = deps.drivers.get(net.driver);
@@ -51,11 +53,13 @@ async function checkNetwork(deps: ControllerDeps, net: NetworkRecord, touched: S
     return result;
   }
   const endpoints = endpointsOf(deps, net, items, touched);
+  const unchecked: UncheckedItem[] = [];
   try {
-    items.push(...(await driver.check(net, net.config, endpoints)));
+    items.push(...(await driver.check(net, net.config, endpoints, unchecked)));
   } catch (err) {
     items.push(item(object, 'check', `the ${net.driver} driver's kernel state readable`, (err as Error).message));
   }
+  if (unchecked.length > 0) result.unchecked = unchecked;
   return result;
 }
 

@@ -236,6 +236,8 @@ export interface SimClusterOptions {
   startEtcd?: boolean;
   /** etcd on TLS with client certificates; the daemons get --cluster-store-opt cacert, cert and key. */
   tls?: boolean;
+  /** Host i's --advertise-addr (default eth0, which holds its underlay address). */
+  advertise?: (i: number) => string;
 }
 
 /** The underlay, etcd and N hosts; daemons are created but started by the caller (host.daemon.start()). */
@@ -271,7 +273,7 @@ export class SimCluster {
         await ns.sh(['ip', 'addr', 'add', `${ip}/24`, 'dev', 'eth0']);
         await ns.sh(['ip', 'link', 'set', 'eth0', 'up']);
         const daemon = new TestDaemon(ns, [
-          '--cluster-store', `etcd://${UNDERLAY_IP}:2379`, '--advertise-addr', 'eth0', '--cluster-lease-ttl', String(ttl),
+          '--cluster-store', `etcd://${UNDERLAY_IP}:2379`, '--advertise-addr', o.advertise?.(i) ?? 'eth0', '--cluster-lease-ttl', String(ttl),
           '--default-global-address-pool', GLOBAL_POOL, '--firewall-backend', o.firewallBackend ?? 'none', ...tlsArgs, ...(o.daemonArgs ?? []),
         ]);
         hosts.push({ index: i, ns, ip, daemon });

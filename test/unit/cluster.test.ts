@@ -7,7 +7,7 @@ import Fastify from 'fastify';
 import { decodeCidr, encodeCidr, Keys, prefixEnd } from '../../src/cluster/keys.js';
 import fc from 'fast-check';
 import { diffMaps, mergeChanges, sameJson } from '../../src/cluster/diff.js';
-import { parseClusterFlags, parseStoreUrl, resolveAdvertise } from '../../src/cluster/options.js';
+import { interfaceWith, parseClusterFlags, parseStoreUrl, resolveAdvertise } from '../../src/cluster/options.js';
 import { addressIn, chooseSubnet, hostSpan, occupied, subnetLayout } from '../../src/cluster/pools.js';
 import { differences, freeVni } from '../../src/cluster/networks.js';
 import { checkPeer } from '../../src/cluster/peers.js';
@@ -100,6 +100,12 @@ describe('cluster flags', () => {
     expect(() => resolveAdvertise('127.0.0.1', ifs)).toThrow(/cannot be reached from other hosts/);
     expect(() => resolveAdvertise('lo', { lo: [{ address: '127.0.0.1', family: 'IPv4' }] } as unknown as Parameters<typeof resolveAdvertise>[1])).toThrow('--advertise-addr: interface lo has 127.0.0.1, which cannot be reached from other hosts');
     expect(() => resolveAdvertise('fd00::1', ifs)).toThrow(/must be an IPv4 address/);
+  });
+  it('takes an advertise address no interface has (a lab adds it later), and finds which interface holds one', () => {
+    expect(resolveAdvertise('198.19.255.77', ifs)).toEqual({ vtep: '198.19.255.77' });
+    expect(interfaceWith('198.19.255.77', ifs)).toBeUndefined();
+    expect(interfaceWith('198.19.255.1', ifs)).toBe('eth0');
+    expect(interfaceWith('fd00::1', ifs)).toBeUndefined();
   });
   it('is off without --cluster-store, and other cluster flags alone are refused', () => {
     expect(parseClusterFlags({}, ifs)).toBeUndefined();

@@ -1,6 +1,6 @@
 // `cnmkit cluster hosts|status`: the hosts registered in the cluster store (liveness, lease
 // expiry, VTEP) and this daemon's own cluster state.
-import type { ClusterStatus, HostInfo } from '../../cluster/types.js';
+import type { ClusterStatusReport, HostInfo } from '../../cluster/types.js';
 import { Client, socketPath } from '../../client/index.js';
 import { type Command, expectPositionals, FORMAT_HELP, formatOption, SOCKET_HELP, socketOption, wantJson } from '../command.js';
 import { printJson, table } from '../format.js';
@@ -17,7 +17,7 @@ const hosts: Command = {
     const list = await new Client(socketPath(v.socket as string | undefined)).request<HostInfo[]>('GET', '/v1/cluster/hosts');
     if (json) printJson(list);
     else {
-      const rows = list.map((h) => [`${h.id}${h.self ? ' *' : ''}`, h.hostname, h.vtep, h.state, `${h.ttl}s of ${h.grantedTtl}s`, String(h.pid), h.started]);
+      const rows = list.map((h) => [`${h.id}${h.self ? ' *' : ''}`, h.hostname, h.vtepInterface === null ? `${h.vtep} (on no interface here)` : h.vtep, h.state, `${h.ttl}s of ${h.grantedTtl}s`, String(h.pid), h.started]);
       console.log(table(['ID', 'HOSTNAME', 'VTEP', 'STATE', 'LEASE EXPIRES IN', 'PID', 'STARTED'], rows));
     }
     return 0;
@@ -33,12 +33,12 @@ const status: Command = {
   async run(v, pos) {
     expectPositionals(this, pos, 0);
     const json = wantJson(v);
-    const s = await new Client(socketPath(v.socket as string | undefined)).request<ClusterStatus>('GET', '/v1/cluster');
+    const s = await new Client(socketPath(v.socket as string | undefined)).request<ClusterStatusReport>('GET', '/v1/cluster');
     if (json) printJson(s);
     else {
       console.log(`state: ${s.state}${s.error ? ` (${s.error})` : ''}`);
       console.log(`host id: ${s.hostId}`);
-      console.log(`vtep: ${s.vtep}`);
+      console.log(`vtep: ${s.vtep} (${s.vtepInterface ?? 'on no interface of this host that is up: overlay networks cannot be created or joined here until it is'})`);
       if (s.lease) console.log(`lease: ${s.lease.id} (TTL ${s.lease.ttl}s, last keep-alive ${s.lease.lastKeepAlive ?? 'none'})`);
       for (const c of s.conflicts) console.log(`conflict: ${c}`);
     }

@@ -77,7 +77,7 @@ const inspectObjects = inspectCommand(kind);
 const inspect: Command = {
   ...inspectObjects,
   summary: 'Show one or more networks in full (JSON); with --check, compare their kernel state with the store.',
-  help: ['      --check            compare the kernel with the store: one line per difference, exit 1 on drift', ...inspectObjects.help],
+  help: ['      --check            compare the kernel with the store: one line per difference, exit 1 on drift (3: something not compared)', ...inspectObjects.help],
   options: { ...inspectObjects.options, check: { type: 'boolean' } },
   run(v, pos) {
     if (!v.check) return inspectObjects.run(v, pos, []);

@@ -1,0 +1,181 @@
+// The overlay when something it needs is missing (issue 11, from a review). The cluster store
+// away while a daemon restarts: its kernel entries are kept (nothing removes them, forwarding goes
+// on), and check says the peer entries could not be compared (exit 3) instead of calling them
+// stale, still checks the devices, and is clean again once etcd is back (before the restart, it
+// compares them with the peers as last read, and says that). An advertise address on no
+// interface of the host: the daemon starts with a warning, cluster status, cluster hosts and check
+// say it, a connect is refused naming it, and once the address is added a connect works without
+// a restart; a daemon restarted while its address is gone starts, keeping its overlay as it is.
+// Checked with iproute2, ping and etcd's keys.
+import { expect, it } from 'vitest';
+import { describeRoot } from '../helpers/root.js';
+import { simSuite } from '../helpers/sim-suite.js';
+import { simCli, simJoined, waitFor, type SimCluster, type SimHost } from '../helpers/cluster.js';
+import { run } from '../helpers/exec.js';
+
+interface Ep { id: string; ipv4?: string; macAddress?: string }
+interface Checked { network: string; items: { object: string; what: string; expected: string; found: string }[]; unchecked?: { object: string; what: string; reason: string }[] }
+
+let sim: SimCluster;
+const made: { h: SimHost; sb: string }[] = [];
+/** Host 3 advertises this address, which none of its interfaces has until a test adds it. */
+const ABSENT = '198.19.255.13';
+
+const ip = (cidr: string | undefined): string => cidr!.split('/')[0]!;
+
+async function vniOf(h: SimHost, net: string): Promise<number> {
+  return (JSON.parse(await simCli(h, ['network', 'inspect', net, '--format', 'json'])) as { global: { vni: number } }[])[0]!.global.vni;
+}
+
+/** The VXLAN device's permanent entries on h: `MAC DST` (FDB, self) and `IP MAC` (neighbours), sorted. */
+async function entries(h: SimHost, vx: string): Promise<string[]> {
+  const fdb = JSON.parse(await h.ns.sh(['bridge', '-j', 'fdb', 'show', 'dev', vx])) as { mac: string; dst?: string; flags?: string[]; state?: string }[];
+  const neigh = JSON.parse(await h.ns.sh(['ip', '-j', 'neigh', 'show', 'dev', vx, 'nud', 'permanent'])) as { dst: string; lladdr: string }[];
+  return [...fdb.filter((e) => e.flags?.includes('self')).map((e) => `${e.mac} ${e.dst} ${e.state ?? ''}`), ...neigh.map((n) => `${n.dst} ${n.lladdr}`)].sort();
+}
+
+async function pings(sb: string, to: string): Promise<boolean> {
+  return (await run(['ip', 'netns', 'exec', sb, 'ping', '-c', '1', '-W', '1', to])).stdout.includes('1 received');
+}
+
+async function checkJson(h: SimHost): Promise<{ code: number; nets: Checked[] }> {
+  const r = await h.daemon.cmd(['check', '--format', 'json']);
+  return { code: r.code, nets: JSON.parse(r.stdout) as Checked[] };
+}
+
+describeRoot('overlay: the cluster store or the advertise address missing', () => {
+  // Host 2 advertises its address as such (not by its interface), so that it may restart without it.
+  simSuite({ hosts: 3, leaseTtl: 3, advertise: (i) => (i === 3 ? ABSENT : i === 2 ? '198.19.255.2' : 'eth0') }, made, (s) => {
+    sim = s;
+  });
+
+  it('etcd away while a daemon restarts: its entries stay and forward; check names the store as unavailable (exit 3), not every entry as stale; clean once etcd is back', async () => {
+    const [h1, h2] = sim.hosts as [SimHost, SimHost];
+    await simCli(h1, ['network', 'create', '-d', 'overlay', '--internal', '--subnet', '198.19.240.0/24', 'ovu']);
+    const vx = `ovvx${await vniOf(h1, 'ovu')}`;
+    const a = await simJoined<Ep>(h1, 'ovu', made);
+    const b = await simJoined<Ep>(h2, 'ovu', made);
+    expect(await h2.daemon.cmd(['check'])).toMatchObject({ code: 0 });
+    const before = await entries(h2, vx);
+    expect(before).toEqual([`${ip(a.ep.ipv4)} ${a.ep.macAddress}`, `00:00:00:00:00:00 ${h1.ip} permanent`, `${a.ep.macAddress} ${h1.ip} permanent`].sort());
+    await sim.etcd.stop();
+    try {
+      // Before the restart h2 has read the peers: they are compared with that read, and check says so.
+      const last = await waitFor('h2\'s watch lost etcd', async () => {
+        const r = await checkJson(h2);
+        return r.code === 3 ? r : undefined;
+      }, 5000);
+      expect(last.nets.find((n) => n.network === 'ovu')).toMatchObject({
+        items: [], unchecked: [{ object: 'network ovu', what: 'peers', reason: expect.stringContaining('compared with the peer records as last read') as string }],
+      });
+      await h2.daemon.stop('SIGKILL');
+      await h2.daemon.start();
+      const text = await h2.daemon.cmd(['check']);
+      expect(text.code).toBe(3);
+      expect(text.stdout).toContain('cluster store unavailable');
+      expect(text.stdout).not.toContain('stale');
+      const { code, nets } = await checkJson(h2);
+      expect(code).toBe(3);
+      const ovu = nets.find((n) => n.network === 'ovu')!;
+      expect(ovu.items).toEqual([]);
+      expect(ovu.unchecked).toEqual([{ object: 'network ovu', what: 'peers', reason: expect.stringContaining('cluster store unavailable') as string }]);
+      expect(ovu.unchecked![0]!.reason).toContain('2 FDB and 1 neighbour entries');
+      expect(nets.filter((n) => n.network !== 'ovu').every((n) => n.unchecked === undefined && n.items.length === 0)).toBe(true);
+      // What can be checked locally still is: a VXLAN device with learning turned on is drift (exit 1).
+      await h2.ns.sh(['ip', 'link', 'set', vx, 'type', 'vxlan', 'learning']);
+      const drift = await checkJson(h2);
+      expect(drift.code).toBe(1);
+      expect(drift.nets.find((n) => n.network === 'ovu')!.items).toEqual([expect.objectContaining({ what: 'vxlan', found: 'learning on' })]);
+      await h2.ns.sh(['ip', 'link', 'set', vx, 'type', 'vxlan', 'nolearning']);
+      // Past the lease TTL, with the store still away: nothing removed, forwarding goes on.
+      await new Promise((r) => setTimeout(r, (sim.leaseTtl + 2) * 1000));
+      expect(await entries(h2, vx)).toEqual(before);
+      expect(await pings(b.sb, ip(a.ep.ipv4))).toBe(true);
+    } finally {
+      await sim.etcd.start();
+    }
+    await waitFor('check clean once etcd is back', async () => ((await h2.daemon.cmd(['check'])).code === 0 ? true : undefined), 10_000);
+    expect(await entries(h2, vx)).toEqual(before);
+    expect(await pings(b.sb, ip(a.ep.ipv4))).toBe(true);
+  }, 60_000);
+
+  it('an advertise address on no interface: a warning at start, said by cluster status, cluster hosts and check, a connect refused naming it; once added, a connect works without a restart', async () => {
+    const [h1, , h3] = sim.hosts as [SimHost, SimHost, SimHost];
+    const warned = h3.daemon.log.split('\n').filter((l) => l.includes(`the advertise address ${ABSENT} (--advertise-addr) is on no interface of this host`));
+    expect(warned.map((l) => (JSON.parse(l) as { level: number }).level)).toEqual([40]);
+    const status = JSON.parse(await simCli(h3, ['cluster', 'status', '--format', 'json'])) as { vtep: string; vtepInterface: string | null };
+    expect(status).toMatchObject({ vtep: ABSENT, vtepInterface: null });
+    expect(await simCli(h3, ['cluster', 'status'])).toContain(`vtep: ${ABSENT} (on no interface of this host`);
+    const hosts = JSON.parse(await simCli(h3, ['cluster', 'hosts', '--format', 'json'])) as { vtep: string; self: boolean; vtepInterface?: string | null }[];
+    expect(hosts.find((h) => h.self)).toMatchObject({ vtep: ABSENT, vtepInterface: null });
+    expect(hosts.filter((h) => !h.self).every((h) => !('vtepInterface' in h))).toBe(true);
+    expect(await simCli(h3, ['cluster', 'hosts'])).toContain(`${ABSENT} (on no interface here)`);
+    expect(JSON.parse(await simCli(h1, ['cluster', 'status', '--format', 'json']))).toMatchObject({ vtep: h1.ip, vtepInterface: 'eth0' });
+
+    await simCli(h1, ['network', 'create', '-d', 'overlay', '--internal', '--subnet', '198.19.241.0/24', 'ovv']);
+    const vni = await vniOf(h1, 'ovv');
+    const a = await simJoined<Ep>(h1, 'ovv', made);
+    const sb = await h3.daemon.sandbox();
+    made.push({ h: h3, sb });
+    const refused = await h3.daemon.cmd(['connect', 'ovv', sb]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(`the advertise address ${ABSENT} (--advertise-addr) is on no interface of this host`);
+    expect((await h3.ns.sh(['ip', '-br', 'link'])).split('\n').filter((l) => l.startsWith(`ovbr${vni}`) || l.startsWith(`ovvx${vni}`))).toEqual([]);
+    const created = await h3.daemon.cmd(['network', 'create', '-d', 'overlay', '--internal', '-o', 'com.docker.network.driver.mtu=1400', '--subnet', '198.19.242.0/24', 'ovw']);
+    expect(created.code).toBe(1);
+    expect(created.stderr).toContain(`the advertise address ${ABSENT} (--advertise-addr) is on no interface of this host`);
+    const client = sim.etcd.client();
+    try {
+      expect((await client.range('/cnmkit/v1/')).kvs.map((kv) => kv.key).filter((k) => k.split('/').includes('ovw'))).toEqual([]);
+    } finally {
+      client.close();
+    }
+    expect((await h3.daemon.cmd(['network', 'inspect', 'ovw'])).code).toBe(1);
+    const drift = await checkJson(h3);
+    expect(drift.code).toBe(1);
+    expect(drift.nets.find((n) => n.network === 'ovv')!.items).toEqual([expect.objectContaining({ what: 'vtep', found: 'on no interface' })]);
+
+    await h3.ns.sh(['ip', 'addr', 'add', `${ABSENT}/24`, 'dev', 'eth0']);
+    try {
+      expect(JSON.parse(await simCli(h3, ['cluster', 'status', '--format', 'json']))).toMatchObject({ vtepInterface: 'eth0' });
+      const c = await simJoined<Ep>(h3, 'ovv', made);
+      await waitFor('h1 reaches h3 across the overlay', async () => ((await pings(a.sb, ip(c.ep.ipv4))) ? true : undefined), 5000);
+      expect(await pings(c.sb, ip(a.ep.ipv4))).toBe(true);
+      expect(await h3.daemon.cmd(['check'])).toMatchObject({ code: 0 });
+    } finally {
+      // h3's sandboxes go while it still has the address (their peers leave through its VTEP's network).
+      for (const m of made.filter((m) => m.h === h3)) await simCli(h3, ['sandbox', 'rm', m.sb]);
+      made.splice(0, made.length, ...made.filter((m) => m.h !== h3));
+      await h3.ns.sh(['ip', 'addr', 'del', `${ABSENT}/24`, 'dev', 'eth0']);
+    }
+  }, 60_000);
+
+  it('a daemon restarted while its advertise address is gone: it starts, keeps its overlay devices and entries, check names the address; back, traffic flows', async () => {
+    const [h1, h2] = sim.hosts as [SimHost, SimHost];
+    await simCli(h1, ['network', 'create', '-d', 'overlay', '--internal', '--subnet', '198.19.243.0/24', 'ovx']);
+    const vx = `ovvx${await vniOf(h1, 'ovx')}`;
+    const a = await simJoined<Ep>(h1, 'ovx', made);
+    const b = await simJoined<Ep>(h2, 'ovx', made);
+    const before = await entries(h2, vx);
+    const links = async () => (await h2.ns.sh(['ip', '-br', 'link', 'show', 'group', String(0x636e6f76)])).trim().split('\n').map((l) => l.split(/[\s@]/)[0]).sort();
+    const devices = await links();
+    await h2.daemon.stop('SIGKILL');
+    await h2.ns.sh(['ip', 'addr', 'del', `${h2.ip}/24`, 'dev', 'eth0']);
+    try {
+      await h2.daemon.start();
+      expect(await links()).toEqual(devices);
+      expect(await entries(h2, vx)).toEqual(before);
+      const drift = await checkJson(h2);
+      expect(drift.code).toBe(1);
+      expect(drift.nets.find((n) => n.network === 'ovx')).toMatchObject({
+        items: [expect.objectContaining({ what: 'vtep', found: 'on no interface' })],
+        unchecked: [expect.objectContaining({ what: 'peers', reason: expect.stringContaining('cluster store') as string })],
+      });
+    } finally {
+      await h2.ns.sh(['ip', 'addr', 'add', `${h2.ip}/24`, 'dev', 'eth0']);
+    }
+    await waitFor('b reaches a again', async () => ((await pings(b.sb, ip(a.ep.ipv4))) ? true : undefined), 5000);
+    // Without its address h2 reached no etcd either (the underlay's): clean once its watch has listed again.
+    await waitFor('check clean on h2', async () => ((await h2.daemon.cmd(['check'])).code === 0 ? true : undefined), 10_000);
+  }, 60_000);
+});

@@ -5,7 +5,8 @@
 // Docker's 02:42 + IPv4 bytes, so it is unique wherever the address is (global IPAM).
 import { randomBytes } from 'node:crypto';
 import { isIPv4 } from 'node:net';
-import { InvalidArgumentError } from '../../src/errors.js';
+import { ClusterUnavailableError, ConflictError, InvalidArgumentError } from '../../src/errors.js';
+import type { Cluster } from '../../src/cluster/types.js';
 import type { EndpointRecord, NetworkRecord } from '../../src/core/model.js';
 import { isFresh, type HostSysctl, type JoinInfo, type Placement } from '../../src/contract/driver.js';
 import { ifnameInSandbox } from '../../src/contract/ifname.js';
@@ -34,6 +35,26 @@ export function checkPlacement(net: NetworkRecord, placement: Placement): void {
   if (placement.kind === 'sandbox' && placement.sandbox.kind === 'host') {
     throw new InvalidArgumentError('sandbox', `sandbox ${placement.sandbox.name} is the host namespace: it cannot join overlay network ${net.name}`);
   }
+}
+
+/**
+ * A MAC given for the endpoint (--mac) that another endpoint of the network has, on any host, is
+ * refused: two peers of one MAC would share one FDB entry, and one of them would be unreachable.
+ * Read from etcd (one listing of the network's peers); not checked while the store does not answer.
+ * Limits: two hosts giving one MAC at the same moment both pass.
+ */
+export async function refuseTakenMac(cluster: Cluster, net: NetworkRecord, ep: EndpointRecord): Promise<void> {
+  const mac = ep.macAddress;
+  if (mac === undefined) return;
+  let peers;
+  try {
+    peers = await cluster.peersOf(net.name);
+  } catch (err) {
+    if (err instanceof ClusterUnavailableError) return;
+    throw err;
+  }
+  const other = peers.find((p) => p.mac === mac && p.endpointId !== ep.id);
+  if (other) throw new ConflictError(`mac address ${mac} is in use by endpoint ${other.endpointId.slice(0, 12)} (${other.ip}) of network ${net.name} on host ${other.host}`, { field: 'mac' });
 }
 
 /**

@@ -21,7 +21,7 @@ import { mark } from '../../src/core/trace.js';
 import { checkOverlay } from './check.js';
 import { parseOverlayConfig, type OverlayConfig } from './config.js';
 import { deviceNames, keptMtu, sweepDevices, UnderlayMtu } from './device.js';
-import { checkPlacement, detachedInfo, hostIfnameFor, leaveSandbox, macFor, makeVeth, type OverlayEndpointData } from './endpoint.js';
+import { checkPlacement, detachedInfo, hostIfnameFor, leaveSandbox, macFor, makeVeth, refuseTakenMac, type OverlayEndpointData } from './endpoint.js';
 import { globalScope, needCluster } from './global.js';
 import { DetachedLinks } from './detached.js';
 import { HostNetwork } from './hostnet.js';
@@ -294,6 +294,7 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
       if (s) await release(net, s, true);
     },
     async createEndpoint(net, config, ep, placement) {
+      await refuseTakenMac(needCluster(ctx.cluster), net, ep);
       if (placement.kind === 'sandbox') return { macAddress: ep.macAddress ?? macFor(ep.ipv4) };
       // The Docker engine's flow: the whole interface now, detached, for the engine to move.
       const s = await bringUp(net, config);

@@ -4,7 +4,8 @@
 // refused connect; an endpoint whose address another host took while its host was away past the
 // lease is not published again and is reported (cluster status, check) until disconnected; a
 // local network may not overlap an overlay this host has no record of; a daemon started with a copy
-// of a live host's identity does not take over that host's record.
+// of a live host's identity does not take over that host's record; a --mac another host's endpoint
+// has is refused.
 // Checked with iproute2 and etcd's keys.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -134,5 +135,19 @@ describeRoot('overlay: its own devices, and addresses lost while away', () => {
       fs.writeFileSync(identity, own);
       await h2.daemon.start();
     }
+  });
+
+  it('a --mac another host\'s endpoint of the network has is refused, naming it; nothing is left of the refused connect', async () => {
+    const [h1, h2] = sim.hosts as [SimHost, SimHost];
+    await simCli(h1, ['network', 'create', '-d', 'overlay', '--internal', '--subnet', '198.19.236.0/24', 'ovl8']);
+    const a = await simJoined<Ep>(h1, 'ovl8', made, ['--mac', '02:aa:00:00:00:01']);
+    const sb = await h2.daemon.sandbox();
+    made.push({ h: h2, sb });
+    const r = await h2.daemon.cmd(['connect', 'ovl8', sb, '--mac', '02:aa:00:00:00:01']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain(`mac address 02:aa:00:00:00:01 is in use by endpoint ${a.ep.id.slice(0, 12)}`);
+    expect((await run(['ip', '-n', sb, '-br', 'link'])).stdout.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('lo'))).toEqual([]);
+    const b = await simJoined<Ep>(h2, 'ovl8', made, ['--mac', '02:aa:00:00:00:02']);
+    await waitFor('a reaches b', async () => ((await run(['ip', 'netns', 'exec', a.sb, 'ping', '-c', '1', '-W', '1', ip(b.ep.ipv4)])).stdout.includes('1 received') ? true : undefined), 10_000);
   });
 });

@@ -209,8 +209,7 @@ class EtcdCluster implements Cluster {
     try {
       await putHostRecord(this.client, this.keys, hostRecord(this.hostId, this.vtep, subnets, this.started), id);
     } catch (err) {
-      // Another live daemon's record: the next try takes a lease of its own, so that the one it may
-      // share with that daemon (a copied state dir) is not kept alive from here.
+      // Another live daemon's record: the next try takes a lease of its own (not keeping alive one it may share with it).
       if (err instanceof ConflictError) {
         this.keeper.forget();
         this.adoptSaved = false;

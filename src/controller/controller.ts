@@ -17,7 +17,7 @@ import { checkDockerNetwork, checkEndpointRemoval, checkJoinable, checkNetworkRe
 import { recordNetwork, refuseIPv4Fields, releaseOwnedPools } from './networks.js';
 import { describeEndpoint } from './owner-names.js';
 import { checkNetworks, type NetworkCheck } from './check.js';
-import { joinWithGateway, leaveGatewayIfUnused, needsGateway } from './gateway.js';
+import { joinWithGateway, leaveWithGateway, needsGateway } from './gateway.js';
 import { mark, traced } from '../core/trace.js';
 import { clusterOnlyNetworks, describeGlobal, followCluster, networkOrGlobal, networkToJoin, networkToRemove, removeFromCluster, removeFromClusterFirst, usedElsewhere } from './global.js';
 
@@ -306,7 +306,7 @@ export class Controller {
       const ep = this.endpoint(id);
       checkEndpointRemoval(ep, this.deps.store.networks.get(ep.networkId), origin);
       const sb = ep.sandboxId ? this.deps.store.sandboxes.get(ep.sandboxId) : undefined;
-      await teardownEndpoint(this.deps, ep, sb);
+      await (sb ? leaveWithGateway(this.deps, sb, [ep]) : teardownEndpoint(this.deps, ep, sb));
     });
   }
 
@@ -325,8 +325,7 @@ export class Controller {
       const eps = this.endpointsOf({ networkId: net.id, sandboxId: sb.id });
       if (eps.length === 0) throw new NotFoundError('endpoint', `${net.name}/${sb.name}`);
       await inSandbox(this.deps, sb, async () => {
-        for (const ep of eps) await teardownEndpoint(this.deps, ep, sb);
-        await leaveGatewayIfUnused(this.deps, sb);
+        await leaveWithGateway(this.deps, sb, eps);
       });
     });
   }

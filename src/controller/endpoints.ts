@@ -46,14 +46,15 @@ const RACE_ATTEMPTS = 8;
 /**
  * A new endpoint of net joined to sb, with its ports published; rolled back whole on failure (and
  * made again when another host took the address chosen for it meanwhile).
- * peers: the endpoints sb has joined already.
+ * peers: the endpoints sb has joined already. ready false: left 'creating' on record, for the caller
+ * to make ready once the rest of its connect is done (a crash before that: the start-up reconcile removes it).
  */
 export async function createJoinedEndpoint(
-  deps: ControllerDeps, net: NetworkRecord, sb: SandboxRecord, req: JoinRequest, ports: PortSpec[], peers: EndpointRecord[],
+  deps: ControllerDeps, net: NetworkRecord, sb: SandboxRecord, req: JoinRequest, ports: PortSpec[], peers: EndpointRecord[], o: { ready?: boolean } = {},
 ): Promise<EndpointRecord> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await createJoinedOnce(deps, net, sb, req, ports, peers);
+      return await createJoinedOnce(deps, net, sb, req, ports, peers, o.ready ?? true);
     } catch (err) {
       if (!(err instanceof AddressRacedError) || attempt >= RACE_ATTEMPTS) throw err;
       deps.logger.debug({ network: net.name, sandbox: sb.name, err: err.message }, 'connect: the address was taken by another host; choosing again');
@@ -62,7 +63,7 @@ export async function createJoinedEndpoint(
 }
 
 function createJoinedOnce(
-  deps: ControllerDeps, net: NetworkRecord, sb: SandboxRecord, req: JoinRequest, ports: PortSpec[], peers: EndpointRecord[],
+  deps: ControllerDeps, net: NetworkRecord, sb: SandboxRecord, req: JoinRequest, ports: PortSpec[], peers: EndpointRecord[], ready: boolean,
 ): Promise<EndpointRecord> {
   const driver = driverOf(deps, net.driver);
   const { store, ipam } = deps;
@@ -107,8 +108,10 @@ function createJoinedOnce(
       undo.push('ports', () => driver.unpublish?.(net, net.config, ep));
       await publishRecorded(deps, driver, net, ep, ports);
     }
-    ep.state = 'ready';
-    store.endpoints.put(ep);
+    if (ready) {
+      ep.state = 'ready';
+      store.endpoints.put(ep);
+    }
     deps.logger.debug({ network: net.name, sandbox: sb.name, endpoint: ep.id, ipv4: ep.ipv4 }, 'endpoint joined');
     return ep;
   });

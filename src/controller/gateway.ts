@@ -44,13 +44,15 @@ export async function joinGateway(
 
 /**
  * A new endpoint of a global network joined to sb, then sb's gateway endpoint; the first is removed
- * again if the second fails. Answers with the ports published (on the gateway endpoint).
+ * again if the second fails, and is ready on record only once both are made. Answers with the ports
+ * published (on the gateway endpoint).
  */
 export async function joinWithGateway(
   deps: ControllerDeps, create: (req: CreateNetworkRequest) => Promise<NetworkRecord>,
   j: { net: NetworkRecord; sb: SandboxRecord; req: JoinRequest; ports: PortSpec[]; joined: EndpointRecord[] },
 ): Promise<EndpointRecord> {
-  const ep = await createJoinedEndpoint(deps, j.net, j.sb, j.req, [], j.joined);
+  // 'creating' on record until the gateway endpoint is made too: a crash in between leaves no endpoint without its way out.
+  const ep = await createJoinedEndpoint(deps, j.net, j.sb, j.req, [], j.joined, { ready: false });
   let gw: EndpointRecord | undefined;
   try {
     gw = await joinGateway(deps, create, j.sb, j.ports, [...j.joined, ep]);
@@ -58,20 +60,38 @@ export async function joinWithGateway(
     await teardownEndpoint(deps, ep, j.sb).catch(() => undefined);
     throw err;
   }
+  ep.state = 'ready';
+  deps.store.endpoints.put(ep);
   return gw && gw.ports.length > 0 ? { ...ep, ports: gw.ports } : ep;
 }
 
-/** Removes sb's gateway endpoint when none of its endpoints needs it any more. */
-export async function leaveGatewayIfUnused(deps: ControllerDeps, sb: SandboxRecord): Promise<void> {
+/** sb's gateway endpoint when none of its endpoints but those leaving needs it. */
+function gatewayUnusedWithout(deps: ControllerDeps, sb: SandboxRecord, leaving: EndpointRecord[]): EndpointRecord | undefined {
   const { store } = deps;
   const gw = store.networks.getByName(GATEWAY_NETWORK);
-  if (!gw) return;
-  const eps = store.endpoints.listWhere('sandbox_id', sb.id);
+  if (!gw) return undefined;
+  const gone = new Set(leaving.map((e) => e.id));
+  const eps = store.endpoints.listWhere('sandbox_id', sb.id).filter((e) => !gone.has(e.id));
   const still = eps.some((e) => {
     const net = store.networks.get(e.networkId);
     const driver = net && deps.drivers.get(net.driver);
     return net !== undefined && driver !== undefined && needsGateway(driver, net);
   });
-  const mine = eps.find((e) => e.networkId === gw.id);
-  if (!still && mine) await teardownEndpoint(deps, mine, sb);
+  return still ? undefined : eps.find((e) => e.networkId === gw.id);
+}
+
+/**
+ * A disconnect of sb's endpoints eps, and of its gateway endpoint when nothing else needs it. All
+ * are marked 'deleting' on record first, in one transaction: a crash on the way leaves them to the
+ * start-up reconcile, which removes them all (never the gateway leg without the other, or the reverse).
+ */
+export async function leaveWithGateway(deps: ControllerDeps, sb: SandboxRecord, eps: EndpointRecord[]): Promise<void> {
+  const gw = gatewayUnusedWithout(deps, sb, eps);
+  const all = gw ? [...eps, gw] : eps;
+  deps.store.tx(() => {
+    for (const e of all) deps.store.endpoints.put({ ...e, state: 'deleting' });
+  });
+  const failed: unknown[] = [];
+  for (const e of all) await teardownEndpoint(deps, e, sb).catch((err: unknown) => failed.push(err));
+  if (failed.length > 0) throw failed[0];
 }

@@ -124,4 +124,36 @@ describeRoot('overlay daemon restart', () => {
     await waitFor('r1 reaches r0 again', async () => ((await ping(r1.sb, ip(r0.ep.ipv4))).code === 0 ? true : undefined), 5000);
     expect((await ping(r0.sb, ip(r1.ep.ipv4))).code).toBe(0);
   });
+
+  it('a bridge deleted while the daemon was away: made again with the surviving endpoints\' ports on it', async () => {
+    const [h1, h2] = sim.hosts as [SimHost, SimHost];
+    const br = vx.replace('ovvx', 'ovbr');
+    const ping = (sb: string, to: string) => run(['ip', 'netns', 'exec', sb, 'ping', '-c', '1', '-W', '2', to]);
+    const ports = async () => (JSON.parse(await h2.ns.sh(['ip', '-j', 'link', 'show', 'master', br])) as { ifname: string }[]).map((l) => l.ifname).sort();
+    const r0 = await simJoined<Ep>(h1, 'ovr', made);
+    const r1 = await simJoined<Ep>(h2, 'ovr', made);
+    const before = await ports();
+    expect(before).toHaveLength(2);
+    await h2.daemon.stop('SIGKILL');
+    await h2.ns.sh(['ip', 'link', 'del', br]);
+    await h2.daemon.start();
+    expect(await ports()).toEqual(before);
+    expect(await h2.daemon.cmd(['check'])).toMatchObject({ code: 0 });
+    await waitFor('r1 reaches r0 again', async () => ((await ping(r1.sb, ip(r0.ep.ipv4))).code === 0 ? true : undefined), 5000);
+  });
+
+  it('the last local endpoint gone while the daemon was away, on a host that did not create the network: its devices and peers go', async () => {
+    const [h1, h2] = sim.hosts as [SimHost, SimHost];
+    await simJoined<Ep>(h1, 'ovr', made);
+    const r2 = await h2.daemon.sandbox();
+    await simCli(h2, ['connect', 'ovr', r2]);
+    await waitFor('h1 has h2\'s endpoint', async () => ((await entries(h1)).some((e) => e.includes(h2.ip)) ? true : undefined), 5000);
+    await h2.daemon.stop('SIGKILL');
+    await run(['ip', 'netns', 'del', r2]);
+    await h2.daemon.start();
+    const names = (JSON.parse(await h2.ns.sh(['ip', '-j', 'link', 'show'])) as { ifname: string }[]).map((l) => l.ifname);
+    expect(names.filter((n) => n === vx || n === vx.replace('ovvx', 'ovbr'))).toEqual([]);
+    expect(await h2.daemon.cmd(['check'])).toMatchObject({ code: 0 });
+    await waitFor('h1 dropped h2\'s endpoint', async () => ((await entries(h1)).some((e) => e.includes(h2.ip)) ? undefined : true), 5000);
+  });
 });

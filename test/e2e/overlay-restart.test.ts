@@ -4,13 +4,15 @@
 // other hosts' entries for it and its entries for them right (checked with `bridge`/`ip neigh`),
 // and its kernel state the same as before (cnmkit check). On a host that did not create the network,
 // a sandbox gone while the daemon was away takes neither the devices nor the other endpoints'
-// ports along (issue 11: they were deleted, made again, and the survivors left off the bridge).
+// ports along, nor does a disconnect cut by SIGKILL (issue 11: they were deleted, made again, and
+// the survivors left off the bridge); a bridge deleted while away is made again with them on it.
 import { expect, it } from 'vitest';
 import { describeRoot } from '../helpers/root.js';
 import { simSuite } from '../helpers/sim-suite.js';
 import { simCli, simJoined, waitFor, type SimCluster, type SimHost } from '../helpers/cluster.js';
 import type { KeyValue, StoreClient } from '../../src/cluster/client.js';
 import { run } from '../helpers/exec.js';
+import { openStore } from '../../src/store/index.js';
 
 interface Ep { id: string; ipv4?: string; macAddress?: string }
 
@@ -155,5 +157,28 @@ describeRoot('overlay daemon restart', () => {
     expect(names.filter((n) => n === vx || n === vx.replace('ovvx', 'ovbr'))).toEqual([]);
     expect(await h2.daemon.cmd(['check'])).toMatchObject({ code: 0 });
     await waitFor('h1 dropped h2\'s endpoint', async () => ((await entries(h1)).some((e) => e.includes(h2.ip)) ? undefined : true), 5000);
+  });
+
+  it('a disconnect cut by SIGKILL, on a host that did not create the network: finished at the restart, the other endpoint keeps its port and traffic', async () => {
+    const [h1, h2] = sim.hosts as [SimHost, SimHost];
+    const br = vx.replace('ovvx', 'ovbr');
+    const ping = (sb: string, to: string) => run(['ip', 'netns', 'exec', sb, 'ping', '-c', '1', '-W', '2', to]);
+    const ports = async () => (JSON.parse(await h2.ns.sh(['ip', '-j', 'link', 'show', 'master', br])) as { ifname: string }[]).map((l) => l.ifname).sort();
+    const r0 = await simJoined<Ep>(h1, 'ovr', made);
+    const r1 = await simJoined<Ep>(h2, 'ovr', made);
+    const kept = await ports();
+    const r2 = await simJoined<Ep>(h2, 'ovr', made);
+    await h2.daemon.stop('SIGKILL');
+    // What a kill inside `disconnect` leaves: the endpoint marked deleting, its interfaces still there.
+    const store = openStore(h2.daemon.stateDir);
+    try {
+      store.endpoints.put({ ...store.endpoints.get(r2.ep.id)!, state: 'deleting' });
+    } finally {
+      store.close();
+    }
+    await h2.daemon.start();
+    expect(await ports()).toEqual(kept);
+    expect(await h2.daemon.cmd(['check'])).toMatchObject({ code: 0 });
+    await waitFor('r1 reaches r0 again', async () => ((await ping(r1.sb, ip(r0.ep.ipv4))).code === 0 ? true : undefined), 5000);
   });
 });

@@ -81,14 +81,15 @@ function isOwnVxlan(link: Link, spec: DeviceSpec): link is VxlanLink {
 }
 
 /**
- * Makes the bridge and the VXLAN device if missing, up, with the MTU; returns their ifindexes, and
- * whether the VXLAN device was made now (then it holds no FDB or neighbour entry yet). A new
+ * Makes the bridge and the VXLAN device if missing, up, with the MTU; returns their ifindexes,
+ * whether the VXLAN device was made now (then it holds no FDB or neighbour entry yet), and whether
+ * the bridge was (then no endpoint's port is on it). A new
  * network's devices are made without looking first (the kernel refuses a name that is taken:
  * then the device there is checked, and kept when it is this network's).
  * Equivalent to: `ip link add ovbrN mtu M type bridge mcast_snooping 0; ip link add ovvxN mtu M
  * master ovbrN type vxlan id N local VTEP dstport P nolearning proxy; ip link set … up`
  */
-export function ensureDevices(h: NetlinkHandle, sysctl: HostSysctl, spec: DeviceSpec): Promise<{ bridge: number; vxlan: number; made: boolean }> {
+export function ensureDevices(h: NetlinkHandle, sysctl: HostSysctl, spec: DeviceSpec): Promise<{ bridge: number; vxlan: number; made: boolean; bridgeMade: boolean }> {
   const names = deviceNames(spec.vni);
   // A device this call made goes again when a later step fails; one that was there stays.
   return withRollback(async (undo) => {
@@ -131,7 +132,7 @@ export function ensureDevices(h: NetlinkHandle, sysctl: HostSysctl, spec: Device
     // and the VXLAN device's static FDB sends them on; no learned entry can outlive its peer.
     await setBridgePort(h, vxlan, { learning: false });
     await setLink(h, bridge, { up: true, mtu: spec.mtu });
-    return { bridge, vxlan, made: 'made' in vx };
+    return { bridge, vxlan, made: 'made' in vx, bridgeMade: 'made' in br };
   });
 }
 

@@ -14,6 +14,8 @@ import { PeerProgrammer } from './program.js';
 export class HostNetwork {
   readonly local = new Set<string>();
   devices: { bridge: number; vxlan: number } | undefined;
+  /** Whether the last bring-up made the bridge (no endpoint's port on it then). */
+  bridgeMade = false;
   mtu = 0;
   programmer: PeerProgrammer | undefined;
   /** Local endpoints whose address another owner took while this host's lease was gone (restart): why, by endpoint id. */
@@ -42,8 +44,9 @@ export class HostNetwork {
     this.mtu = this.config.mtu ?? (await underlayMtu());
     mark('mtu');
     const spec = { vni: this.config.vni, port: this.config.port, vtep: cluster.vtep, mtu: this.mtu, ipv6: this.config.enableIPv6 };
-    const { bridge, vxlan, made } = await ensureDevices(h, sysctl, spec);
+    const { bridge, vxlan, made, bridgeMade } = await ensureDevices(h, sysctl, spec);
     this.devices = { bridge, vxlan };
+    this.bridgeMade = bridgeMade;
     mark('devices');
     const programmer = new PeerProgrammer(h, vxlan, { host: cluster.hostId, vtep: cluster.vtep }, made);
     this.programmer = programmer;

@@ -62,6 +62,13 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
   const nets = new Map<string, HostNetwork>();
   /** Endpoints found at start-up by network id (sweep), for restore. */
   const found = new Map<string, EndpointRecord[]>();
+  /**
+   * Until the first restore round has ended (start-up), the networks here are not known yet: an
+   * endpoint torn down before it does not decide whether the network's devices go (other local
+   * endpoints may remain); restore does, for the networks named here.
+   */
+  let started = false;
+  const leftAtStart = new Set<string>();
   const vniOf = (config: OverlayConfig): number => {
     if (config.vni === undefined) throw new ConflictError('overlay network has no VXLAN id yet (it was not created in the cluster)');
     return config.vni;
@@ -246,6 +253,8 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
       const gone = ready.filter((e) => e.sandboxId === undefined && !have.has(ifnameOf(e)));
       const eps = ready.filter((e) => !gone.includes(e));
       if (eps.length === 0 && !config.createdHere) {
+        // Its last local endpoint left at start-up: the devices, and the network's place here, go now.
+        if (leftAtStart.delete(net.id)) await release(net, stateOf(net, config), false);
         restoring.push({ net, eps, gone });
         return;
       }
@@ -265,7 +274,8 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
       // the other networks are restored; this host's own endpoints are published again after all (restored()).
       const s = await bringUp(net, config, { underlayMtu: () => restoreMtu(vniOf(config)) });
       for (const id of old?.local ?? []) s.local.add(id);
-      if (old) for (const ep of eps) if (have.has(ifnameOf(ep))) await setLink(ctx.netlink.get(), ifnameOf(ep), { master: deviceNames(old.config.vni).bridge });
+      // Devices made again: the endpoints' ports that survived go on the new bridge.
+      if (s.bridgeMade) for (const ep of eps) if (have.has(ifnameOf(ep))) await setLink(ctx.netlink.get(), ifnameOf(ep), { master: deviceNames(s.config.vni).bridge });
       for (const ep of eps) {
         if (ep.sandboxId === undefined) links.watch(ifnameOf(ep), { net, ep });
         s.local.add(ep.id);
@@ -273,6 +283,8 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
       restoring.push({ net, eps, gone, s });
     },
     async restored() {
+      started = true;
+      leftAtStart.clear();
       roundLinks = undefined;
       roundMtu = undefined;
       const round = restoring.splice(0);
@@ -371,13 +383,15 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
       return { info: made.info, macAddress: mac, driverData: made.data };
     },
     async leave(net, config, ep, sb, hint) {
-      const s = nets.get(net.id) ?? stateOf(net, config);
+      if (!started && !nets.has(net.id)) leftAtStart.add(net.id);
+      const s = started ? (nets.get(net.id) ?? stateOf(net, config)) : nets.get(net.id);
       const c = needCluster(ctx.cluster);
       await bestEffort(`overlay endpoint ${ep.name}`, [
         // A detached endpoint's veth goes with deleteEndpoint; a destroyed namespace takes its own along.
         ['interface', () => (hint?.namespaceGone || sb === undefined || ep.sandboxId === undefined ? undefined : leaveSandbox(ctx.netlink, ep))],
         ['peer', () => pending.run(`peer:${net.name}:${ep.id}`, () => c.removePeer(net.name, ep.id))],
         ['network', () => {
+          if (!s) return undefined;
           s.local.delete(ep.id);
           s.lost.delete(ep.id);
           return release(net, s, false);

@@ -2,13 +2,17 @@
 // of its endpoints is left as it is (not written again), what went missing meanwhile is put back,
 // and a peer of this host that no endpoint has is removed; all before its API answers, with the
 // other hosts' entries for it and its entries for them right (checked with `bridge`/`ip neigh`),
-// and its kernel state the same as before (cnmkit check).
+// and its kernel state the same as before (cnmkit check). On a host that did not create the network,
+// a sandbox gone while the daemon was away takes neither the devices nor the other endpoints'
+// ports along, nor does a disconnect cut by SIGKILL (issue 11: they were deleted, made again, and
+// the survivors left off the bridge); a bridge deleted while away is made again with them on it.
 import { expect, it } from 'vitest';
 import { describeRoot } from '../helpers/root.js';
 import { simSuite } from '../helpers/sim-suite.js';
 import { simCli, simJoined, waitFor, type SimCluster, type SimHost } from '../helpers/cluster.js';
 import type { KeyValue, StoreClient } from '../../src/cluster/client.js';
 import { run } from '../helpers/exec.js';
+import { openStore } from '../../src/store/index.js';
 
 interface Ep { id: string; ipv4?: string; macAddress?: string }
 
@@ -95,5 +99,86 @@ describeRoot('overlay daemon restart', () => {
     expect((await ping(a.sb, ip(d.ep.ipv4))).code).toBe(0);
     expect((await ping(d.sb, ip(a.ep.ipv4))).code).toBe(0);
     expect(await h1.daemon.cmd(['check'])).toMatchObject({ code: 0 });
+  });
+
+  it('a sandbox gone while the daemon was away, on a host that did not create the network: the others keep their port, devices and traffic', async () => {
+    const [h1, h2] = sim.hosts as [SimHost, SimHost];
+    const br = vx.replace('ovvx', 'ovbr');
+    const ping = (sb: string, to: string) => run(['ip', 'netns', 'exec', sb, 'ping', '-c', '1', '-W', '2', to]);
+    const ports = async () => (JSON.parse(await h2.ns.sh(['ip', '-j', 'link', 'show', 'master', br])) as { ifname: string }[]).map((l) => l.ifname).sort();
+    const ifindex = async (dev: string) => (JSON.parse(await h2.ns.sh(['ip', '-j', 'link', 'show', dev])) as { ifindex: number }[])[0]!.ifindex;
+    const r0 = await simJoined<Ep>(h1, 'ovr', made);
+    const r1 = await simJoined<Ep>(h2, 'ovr', made);
+    const kept = await ports();
+    // r2 is not left to the suite's clean-up: its namespace goes while the daemon is away.
+    const r2 = await h2.daemon.sandbox();
+    await simCli(h2, ['connect', 'ovr', r2]);
+    expect((await ports()).length).toBe(kept.length + 1);
+    await waitFor('r1 reaches r0', async () => ((await ping(r1.sb, ip(r0.ep.ipv4))).code === 0 ? true : undefined), 5000);
+    const devices = [await ifindex(br), await ifindex(vx)];
+    await h2.daemon.stop('SIGKILL');
+    await run(['ip', 'netns', 'del', r2]);
+    await h2.daemon.start();
+    expect(await ports()).toEqual(kept);
+    expect([await ifindex(br), await ifindex(vx)]).toEqual(devices);
+    expect(await h2.daemon.cmd(['network', 'inspect', '--check', 'ovr'])).toMatchObject({ code: 0 });
+    expect(await h2.daemon.cmd(['check'])).toMatchObject({ code: 0 });
+    await waitFor('r1 reaches r0 again', async () => ((await ping(r1.sb, ip(r0.ep.ipv4))).code === 0 ? true : undefined), 5000);
+    expect((await ping(r0.sb, ip(r1.ep.ipv4))).code).toBe(0);
+  });
+
+  it('a bridge deleted while the daemon was away: made again with the surviving endpoints\' ports on it', async () => {
+    const [h1, h2] = sim.hosts as [SimHost, SimHost];
+    const br = vx.replace('ovvx', 'ovbr');
+    const ping = (sb: string, to: string) => run(['ip', 'netns', 'exec', sb, 'ping', '-c', '1', '-W', '2', to]);
+    const ports = async () => (JSON.parse(await h2.ns.sh(['ip', '-j', 'link', 'show', 'master', br])) as { ifname: string }[]).map((l) => l.ifname).sort();
+    const r0 = await simJoined<Ep>(h1, 'ovr', made);
+    const r1 = await simJoined<Ep>(h2, 'ovr', made);
+    const before = await ports();
+    expect(before).toHaveLength(2);
+    await h2.daemon.stop('SIGKILL');
+    await h2.ns.sh(['ip', 'link', 'del', br]);
+    await h2.daemon.start();
+    expect(await ports()).toEqual(before);
+    expect(await h2.daemon.cmd(['check'])).toMatchObject({ code: 0 });
+    await waitFor('r1 reaches r0 again', async () => ((await ping(r1.sb, ip(r0.ep.ipv4))).code === 0 ? true : undefined), 5000);
+  });
+
+  it('the last local endpoint gone while the daemon was away, on a host that did not create the network: its devices and peers go', async () => {
+    const [h1, h2] = sim.hosts as [SimHost, SimHost];
+    await simJoined<Ep>(h1, 'ovr', made);
+    const r2 = await h2.daemon.sandbox();
+    await simCli(h2, ['connect', 'ovr', r2]);
+    await waitFor('h1 has h2\'s endpoint', async () => ((await entries(h1)).some((e) => e.includes(h2.ip)) ? true : undefined), 5000);
+    await h2.daemon.stop('SIGKILL');
+    await run(['ip', 'netns', 'del', r2]);
+    await h2.daemon.start();
+    const names = (JSON.parse(await h2.ns.sh(['ip', '-j', 'link', 'show'])) as { ifname: string }[]).map((l) => l.ifname);
+    expect(names.filter((n) => n === vx || n === vx.replace('ovvx', 'ovbr'))).toEqual([]);
+    expect(await h2.daemon.cmd(['check'])).toMatchObject({ code: 0 });
+    await waitFor('h1 dropped h2\'s endpoint', async () => ((await entries(h1)).some((e) => e.includes(h2.ip)) ? undefined : true), 5000);
+  });
+
+  it('a disconnect cut by SIGKILL, on a host that did not create the network: finished at the restart, the other endpoint keeps its port and traffic', async () => {
+    const [h1, h2] = sim.hosts as [SimHost, SimHost];
+    const br = vx.replace('ovvx', 'ovbr');
+    const ping = (sb: string, to: string) => run(['ip', 'netns', 'exec', sb, 'ping', '-c', '1', '-W', '2', to]);
+    const ports = async () => (JSON.parse(await h2.ns.sh(['ip', '-j', 'link', 'show', 'master', br])) as { ifname: string }[]).map((l) => l.ifname).sort();
+    const r0 = await simJoined<Ep>(h1, 'ovr', made);
+    const r1 = await simJoined<Ep>(h2, 'ovr', made);
+    const kept = await ports();
+    const r2 = await simJoined<Ep>(h2, 'ovr', made);
+    await h2.daemon.stop('SIGKILL');
+    // What a kill inside `disconnect` leaves: the endpoint marked deleting, its interfaces still there.
+    const store = openStore(h2.daemon.stateDir);
+    try {
+      store.endpoints.put({ ...store.endpoints.get(r2.ep.id)!, state: 'deleting' });
+    } finally {
+      store.close();
+    }
+    await h2.daemon.start();
+    expect(await ports()).toEqual(kept);
+    expect(await h2.daemon.cmd(['check'])).toMatchObject({ code: 0 });
+    await waitFor('r1 reaches r0 again', async () => ((await ping(r1.sb, ip(r0.ep.ipv4))).code === 0 ? true : undefined), 5000);
   });
 });

@@ -3,9 +3,12 @@
 // the veth's peer, up, with its MAC, MTU, addresses and their connected routes), and the VXLAN
 // device sends from this host's VTEP with learning off and proxy on, and holds exactly the static
 // FDB and neighbour entries the peer records ask for (a missing one and a stale one are both
-// reported); an endpoint whose address another host took while this one was away is named.
-// Reads only. Limits: a network not here has nothing to check.
+// reported); an endpoint whose address another host took while this one was away is named. And,
+// while the cluster store answers, this host's peers and endpoint addresses in it that no endpoint
+// here has (they go once the store answers after a restart). Reads only. Limits: a network not
+// here has no devices to check; with the store away its leftovers are not known.
 import { checkDevice, checkVethInSandbox, endpointObject, item } from '../../src/contract/check.js';
+import type { Cluster } from '../../src/cluster/types.js';
 import type { CheckedEndpoint, CheckItem } from '../../src/contract/driver.js';
 import type { EndpointRecord, SandboxRecord } from '../../src/core/model.js';
 import type { Link, NetlinkHandlePool } from '../../src/netlink/index.js';
@@ -52,4 +55,20 @@ export async function checkOverlay(pool: NetlinkHandlePool, s: HostNetwork | und
   }
   for (const [ip, mac] of have.neigh) if (!want.neigh.has(ip)) items.push(item(object, 'neighbour', `no ${ip} (no such peer)`, `lladdr ${mac || 'none'}`));
   return items;
+}
+
+/** This host's peers and endpoint addresses on the network in the cluster store that no endpoint of known (ids) has. */
+export async function checkLeftovers(c: Cluster, network: string, pools: string[], known: Set<string>): Promise<CheckItem[]> {
+  if (c.status().state !== 'connected') return [];
+  const object = `network ${network}`;
+  let found;
+  try {
+    found = await c.leftovers(network, pools, known);
+  } catch (err) {
+    return [item(object, 'cluster', 'this host\'s peers and addresses in the cluster store readable', (err as Error).message)];
+  }
+  return [
+    ...found.peers.map((id) => item(object, 'peer', `no peer of this host for endpoint ${id} in the cluster store (no such endpoint here)`, 'stale peer')),
+    ...found.addresses.map((a) => item(object, 'address', `address ${a.address} not held for this host (no endpoint here has it)`, `held by ${a.owner}`)),
+  ];
 }

@@ -18,7 +18,7 @@ import { dockerAddressOwner, type PeerSpec } from '../../src/cluster/types.js';
 import { listLinks, setLink } from '../../src/netlink/index.js';
 import { ConflictError } from '../../src/errors.js';
 import { mark } from '../../src/core/trace.js';
-import { checkOverlay } from './check.js';
+import { checkLeftovers, checkOverlay } from './check.js';
 import { parseOverlayConfig, type OverlayConfig } from './config.js';
 import { deviceNames, sweepDevices, UnderlayMtu } from './device.js';
 import { checkPlacement, detachedInfo, hostIfnameFor, leaveSandbox, macFor, makeVeth, type OverlayEndpointData } from './endpoint.js';
@@ -156,38 +156,48 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
   let roundMtu: Promise<number> | undefined;
   /**
    * A restored network's own endpoints: those etcd holds exactly on this host's lease (one read)
-   * are left as they are; the others have their addresses claimed again and their peer published
-   * (retried until the store answers); peers of this host that no endpoint has go, as do those of
-   * the Docker engine's endpoints whose interface vanished.
+   * are left as they are; the others have their addresses claimed again and their peer published.
+   * This host's peers and endpoint addresses that no endpoint has go (a disconnect whose writes
+   * were still queued when the daemon stopped), as do the peers of the Docker engine's endpoints
+   * whose interface vanished. The read is retried until the store answers, with the endpoints
+   * still here then; each write after it too.
    */
   const republish = async ({ net, eps, gone }: Restoring): Promise<void> => {
     const c = needCluster(ctx.cluster);
     for (const ep of gone) await dropGone(net, ep);
-    const own = eps.map((ep) => {
+    const ownOf = (ep: EndpointRecord) => {
       const mac = (ep.driverData as Partial<OverlayEndpointData>).mac ?? ep.macAddress ?? macFor(ep.ipv4);
       const owner = ep.dockerId === undefined ? `endpoint:${ep.id}` : dockerAddressOwner(c.hostId);
       return { ep, peer: peerOf(ep, mac), addresses: addressesOf(net, ep).map((a) => ({ ...a, owner })) };
-    });
-    let confirmed = new Set<string>();
-    let stale: string[] = [];
-    if (own.length > 0) ({ confirmed, stale } = await c.confirmEndpoints(net.name, own).catch(() => ({ confirmed, stale })));
-    if (stale.length > 0) log.warn({ network: net.name, endpoints: stale }, 'overlay: removing peers of this host that no endpoint has');
-    const removals = stale.map((id) => pending.run(`peer:${net.name}:${id}`, () => c.removePeer(net.name, id)));
-    await Promise.all([...removals, ...own.filter((o) => !confirmed.has(o.ep.id)).map((o) => pending.run(`peer:${net.name}:${o.ep.id}`, async () => {
-      // The lease may have expired while the daemon was away: claim the addresses again, then publish.
-      try {
-        for (const { poolId, address, owner } of o.addresses) await c.ipam.requestAddress(poolId, { address, kind: 'endpoint', owner });
-      } catch (err) {
-        if (!(err instanceof ConflictError)) throw err;
-        // Another host took the address meanwhile: this endpoint is not published (its peer would
-        // take the other's traffic), and it is reported until it is disconnected.
-        const why = `endpoint ${o.ep.name} of network ${net.name}: its ${err.message}; it is not published: disconnect it and connect it again`;
-        nets.get(net.id)?.lost.set(o.ep.id, why);
-        c.reportConflict(why);
-        return;
+    };
+    await pending.run(`restore:${net.name}`, async () => {
+      // The network's endpoints here now: those restored that are still here, and those joined since.
+      const known = new Set(nets.get(net.id)?.local);
+      const own = eps.filter((ep) => known.has(ep.id)).map(ownOf);
+      const { confirmed, stale } = await c.confirmEndpoints(net.name, poolsOf(net), own, known);
+      if (stale.peers.length + stale.addresses.length > 0) {
+        log.warn({ network: net.name, endpoints: stale.peers, addresses: stale.addresses.map((a) => a.address) }, 'overlay: removing peers and addresses of this host that no endpoint has');
       }
-      await c.publishPeer(net.name, o.peer);
-    }))]);
+      const removals = [
+        ...stale.peers.map((id) => pending.run(`peer:${net.name}:${id}`, () => c.removePeer(net.name, id))),
+        ...stale.addresses.map(({ poolId, address, owner }) => pending.run(`address:${poolId}:${address}`, () => c.ipam.releaseAddress(poolId, address, owner))),
+      ];
+      await Promise.all([...removals, ...own.filter((o) => !confirmed.has(o.ep.id)).map((o) => pending.run(`peer:${net.name}:${o.ep.id}`, async () => {
+        // The lease may have expired while the daemon was away: claim the addresses again, then publish.
+        try {
+          for (const { poolId, address, owner } of o.addresses) await c.ipam.requestAddress(poolId, { address, kind: 'endpoint', owner });
+        } catch (err) {
+          if (!(err instanceof ConflictError)) throw err;
+          // Another host took the address meanwhile: this endpoint is not published (its peer would
+          // take the other's traffic), and it is reported until it is disconnected.
+          const why = `endpoint ${o.ep.name} of network ${net.name}: its ${err.message}; it is not published: disconnect it and connect it again`;
+          nets.get(net.id)?.lost.set(o.ep.id, why);
+          c.reportConflict(why);
+          return;
+        }
+        await c.publishPeer(net.name, o.peer);
+      }))]);
+    });
   };
 
   return {
@@ -274,8 +284,10 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
       const published = Promise.all(round.map((r) => republish(r).catch((err: unknown) => log.error({ err, network: r.net.name }, 'overlay: restoring the endpoints in the cluster failed'))));
       if (waits) await bounded(published);
     },
-    check(net, _config, endpoints) {
-      return checkOverlay(ctx.netlink, nets.get(net.id), endpoints);
+    async check(net, _config, endpoints) {
+      const items = await checkOverlay(ctx.netlink, nets.get(net.id), endpoints);
+      const known = new Set([...endpoints.map((e) => e.ep.id), ...(nets.get(net.id)?.local ?? [])]);
+      return [...items, ...(ctx.cluster ? await checkLeftovers(ctx.cluster, net.name, poolsOf(net), known) : [])];
     },
     async deleteNetwork(net, config) {
       const s = nets.get(net.id) ?? (config.vni !== undefined ? stateOf(net, config) : undefined);

@@ -13,14 +13,14 @@ import { LeaseKeeper } from './lease.js';
 import { NetworkCache } from './network-cache.js';
 import { Networks } from './networks.js';
 import type { ClusterConfig } from './options.js';
-import { confirmEndpoints } from './confirm.js';
+import { confirmEndpoints, findLeftovers, type ConfirmDeps } from './confirm.js';
 import { Owned } from './owned.js';
 import { checkPeer, Peers } from './peers.js';
 import { Publisher } from './publisher.js';
 import { Reservations } from './reserve.js';
 import { Spares } from './spares.js';
 import type {
-  Cluster, ClusterState, ClusterStatus, EndpointAddress, GlobalNetwork, GlobalNetworkSpec, HostInfo, LocalSubnet, NetworkFollower, NetworkRemoval, OwnEndpoint, Peer, PeerBatch, PeerHandler, PeerSpec, PeerWatch, WatchOptions,
+  Cluster, ClusterState, ClusterStatus, EndpointAddress, GlobalNetwork, GlobalNetworkSpec, HostInfo, Leftovers, LocalSubnet, NetworkFollower, NetworkRemoval, OwnEndpoint, Peer, PeerBatch, PeerHandler, PeerSpec, PeerWatch, WatchOptions,
 } from './types.js';
 
 export type { Cluster } from './types.js';
@@ -338,8 +338,16 @@ class EtcdCluster implements Cluster {
     return this.peers.remove(network, endpointId);
   }
 
-  confirmEndpoints(network: string, endpoints: OwnEndpoint[]): Promise<{ confirmed: Set<string>; stale: string[] }> {
-    return confirmEndpoints({ client: this.client, keys: this.keys, hostId: this.hostId, vtep: this.vtep, owned: this.owned, lease: () => this.lease() }, network, endpoints);
+  private confirmDeps(): ConfirmDeps {
+    return { client: this.client, keys: this.keys, hostId: this.hostId, vtep: this.vtep, owned: this.owned, lease: () => this.lease() };
+  }
+
+  confirmEndpoints(network: string, pools: string[], endpoints: OwnEndpoint[], known: Set<string>): Promise<{ confirmed: Set<string>; stale: Leftovers }> {
+    return confirmEndpoints(this.confirmDeps(), network, pools, endpoints, known);
+  }
+
+  leftovers(network: string, pools: string[], known: Set<string>): Promise<Leftovers> {
+    return findLeftovers(this.confirmDeps(), network, pools, known);
   }
 
   peersOf(network: string): Promise<Peer[]> {

@@ -57,6 +57,7 @@ class EtcdCluster implements Cluster {
   private readonly owned = new Owned();
   private readonly networks: Networks;
   private readonly peers: Peers;
+  private readonly confirmDeps: ConfirmDeps;
   private readonly reservations: Reservations;
   private readonly spares: Spares;
   private readonly publisher: Publisher;
@@ -91,6 +92,7 @@ class EtcdCluster implements Cluster {
     this.client = new StoreClient(o.config, { failFastMs: o.failFastMs ?? 1500, onOutcome: (err) => this.onOutcome(err) });
     this.keeper = new LeaseKeeper(this.client, o.config.leaseTtl);
     const base = { client: this.client, keys: this.keys, hostId: this.hostId, owned: this.owned, lease: () => this.lease() };
+    this.confirmDeps = { ...base, vtep: this.vtep };
     const defaults = (o.config.globalPools ?? DOCKER_GLOBAL_POOLS).map(checkDefaultPool);
     this.ipam = new EtcdIpam({ ...base, defaults });
     this.networks = new Networks({ ...base, ipam: this.ipam });
@@ -338,16 +340,11 @@ class EtcdCluster implements Cluster {
     return this.peers.remove(network, endpointId);
   }
 
-  private confirmDeps(): ConfirmDeps {
-    return { client: this.client, keys: this.keys, hostId: this.hostId, vtep: this.vtep, owned: this.owned, lease: () => this.lease() };
-  }
-
   confirmEndpoints(network: string, pools: string[], endpoints: OwnEndpoint[], known: Set<string>): Promise<{ confirmed: Set<string>; stale: Leftovers }> {
-    return confirmEndpoints(this.confirmDeps(), network, pools, endpoints, known);
+    return confirmEndpoints(this.confirmDeps, network, pools, endpoints, known);
   }
-
   leftovers(network: string, pools: string[], known: Set<string>): Promise<Leftovers> {
-    return findLeftovers(this.confirmDeps(), network, pools, known);
+    return findLeftovers(this.confirmDeps, network, pools, known);
   }
 
   peersOf(network: string): Promise<Peer[]> {

@@ -6,7 +6,9 @@
 // when they are spares of this host's stock (src/cluster/spares.ts, held while the network is
 // here); every host programs the others' peers as static FDB and neighbour entries from a watch
 // (./program.ts). Cluster writes for endpoints that go are
-// retried until the store answers (./pending.ts). The Docker engine's endpoints (detached, made at
+// retried until the store answers (./pending.ts); after a restart, this host's peers and endpoint
+// addresses in the store that no endpoint has are removed once it answers (a disconnect's writes
+// still queued when the daemon stopped). The Docker engine's endpoints (detached, made at
 // its CreateEndpoint) are published at its Join and removed at its DeleteEndpoint, or as soon as
 // their interface vanishes unannounced (./detached.ts). A host's first connect on a network makes
 // its devices while the controller chooses the endpoint's address (GlobalScope.prepare), and

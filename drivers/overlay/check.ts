@@ -7,8 +7,11 @@
 // this host's advertise address when no interface has it. Peer entries are compared only with
 // peer records read since this daemon started: before that (the cluster store away at its start)
 // they are listed as not compared, with why and how many are kept; while the watch has lost the
-// store they are compared with the records as last read, and that is said too.
-// Reads only. Limits: a network not here has nothing else to check.
+// store they are compared with the records as last read, and that is said too. And, while the
+// cluster store answers, this host's peers and endpoint addresses in it that no endpoint here has
+// (they go once the store answers after a restart).
+// Reads only. Limits: a network not here has no devices to check; with the store away its
+// leftovers are not known.
 import { checkDevice, checkVethInSandbox, endpointObject, item } from '../../src/contract/check.js';
 import type { CheckedEndpoint, CheckItem, UncheckedItem } from '../../src/contract/driver.js';
 import type { Cluster } from '../../src/cluster/types.js';
@@ -81,4 +84,20 @@ export async function checkOverlay(
   }
   for (const [ip, mac] of have.neigh) if (!want.neigh.has(ip)) items.push(item(object, 'neighbour', `no ${ip} (no such peer)`, `lladdr ${mac || 'none'}`));
   return items;
+}
+
+/** This host's peers and endpoint addresses on the network in the cluster store that no endpoint of known (ids) has. */
+export async function checkLeftovers(c: Cluster, network: string, pools: string[], known: Set<string>): Promise<CheckItem[]> {
+  if (c.status().state !== 'connected') return [];
+  const object = `network ${network}`;
+  let found;
+  try {
+    found = await c.leftovers(network, pools, known);
+  } catch (err) {
+    return [item(object, 'cluster', 'this host\'s peers and addresses in the cluster store readable', (err as Error).message)];
+  }
+  return [
+    ...found.peers.map((id) => item(object, 'peer', `no peer of this host for endpoint ${id} in the cluster store (no such endpoint here)`, 'stale peer')),
+    ...found.addresses.map((a) => item(object, 'address', `address ${a.address} not held for this host (no endpoint here has it)`, `held by ${a.owner}`)),
+  ];
 }

@@ -6,7 +6,9 @@
 // when they are spares of this host's stock (src/cluster/spares.ts, held while the network is
 // here); every host programs the others' peers as static FDB and neighbour entries from a watch
 // (./program.ts). Cluster writes for endpoints that go are
-// retried until the store answers (./pending.ts). The Docker engine's endpoints (detached, made at
+// retried until the store answers (./pending.ts); after a restart, this host's peers and endpoint
+// addresses in the store that no endpoint has are removed once it answers (a disconnect's writes
+// still queued when the daemon stopped). The Docker engine's endpoints (detached, made at
 // its CreateEndpoint) are published at its Join and removed at its DeleteEndpoint, or as soon as
 // their interface vanishes unannounced (./detached.ts). A host's first connect on a network makes
 // its devices while the controller chooses the endpoint's address (GlobalScope.prepare), and
@@ -18,7 +20,7 @@ import { dockerAddressOwner, type PeerSpec } from '../../src/cluster/types.js';
 import { listLinks, setLink } from '../../src/netlink/index.js';
 import { ConflictError } from '../../src/errors.js';
 import { mark } from '../../src/core/trace.js';
-import { checkOverlay } from './check.js';
+import { checkLeftovers, checkOverlay } from './check.js';
 import { parseOverlayConfig, type OverlayConfig } from './config.js';
 import { deviceNames, keptMtu, sweepDevices, UnderlayMtu } from './device.js';
 import { checkPlacement, detachedInfo, hostIfnameFor, leaveSandbox, macFor, makeVeth, refuseTakenMac, type OverlayEndpointData } from './endpoint.js';
@@ -26,6 +28,7 @@ import { globalScope, needCluster } from './global.js';
 import { DetachedLinks } from './detached.js';
 import { HostNetwork } from './hostnet.js';
 import { PendingWrites } from './pending.js';
+import { republishRestored, type Restoring } from './republish.js';
 
 export { parseOverlayConfig, type OverlayConfig } from './config.js';
 
@@ -49,13 +52,6 @@ function firstProgram(s: HostNetwork): Promise<unknown> {
 }
 
 /** A network restore() went through: its own endpoints to publish again, or to drop (gone); s when its devices are up. */
-interface Restoring {
-  net: NetworkRecord;
-  eps: EndpointRecord[];
-  gone: EndpointRecord[];
-  s?: HostNetwork;
-}
-
 export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
   const log = ctx.logger.child({ driver: 'overlay' });
   const pending = new PendingWrites(log);
@@ -171,41 +167,8 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
    */
   const restoreMtu = (vni: number): Promise<number> =>
     (roundMtu ??= underlayMtu()).catch(async (err: unknown) => (await keptMtu(ctx.netlink.get(), vni)) ?? Promise.reject(err));
-  /**
-   * A restored network's own endpoints: those etcd holds exactly on this host's lease (one read)
-   * are left as they are; the others have their addresses claimed again and their peer published
-   * (retried until the store answers); peers of this host that no endpoint has go, as do those of
-   * the Docker engine's endpoints whose interface vanished.
-   */
-  const republish = async ({ net, eps, gone }: Restoring): Promise<void> => {
-    const c = needCluster(ctx.cluster);
-    for (const ep of gone) await dropGone(net, ep);
-    const own = eps.map((ep) => {
-      const mac = (ep.driverData as Partial<OverlayEndpointData>).mac ?? ep.macAddress ?? macFor(ep.ipv4);
-      const owner = ep.dockerId === undefined ? `endpoint:${ep.id}` : dockerAddressOwner(c.hostId);
-      return { ep, peer: peerOf(ep, mac), addresses: addressesOf(net, ep).map((a) => ({ ...a, owner })) };
-    });
-    let confirmed = new Set<string>();
-    let stale: string[] = [];
-    if (own.length > 0) ({ confirmed, stale } = await c.confirmEndpoints(net.name, own).catch(() => ({ confirmed, stale })));
-    if (stale.length > 0) log.warn({ network: net.name, endpoints: stale }, 'overlay: removing peers of this host that no endpoint has');
-    const removals = stale.map((id) => pending.run(`peer:${net.name}:${id}`, () => c.removePeer(net.name, id)));
-    await Promise.all([...removals, ...own.filter((o) => !confirmed.has(o.ep.id)).map((o) => pending.run(`peer:${net.name}:${o.ep.id}`, async () => {
-      // The lease may have expired while the daemon was away: claim the addresses again, then publish.
-      try {
-        for (const { poolId, address, owner } of o.addresses) await c.ipam.requestAddress(poolId, { address, kind: 'endpoint', owner });
-      } catch (err) {
-        if (!(err instanceof ConflictError)) throw err;
-        // Another host took the address meanwhile: this endpoint is not published (its peer would
-        // take the other's traffic), and it is reported until it is disconnected.
-        const why = `endpoint ${o.ep.name} of network ${net.name}: its ${err.message}; it is not published: disconnect it and connect it again`;
-        nets.get(net.id)?.lost.set(o.ep.id, why);
-        c.reportConflict(why);
-        return;
-      }
-      await c.publishPeer(net.name, o.peer);
-    }))]);
-  };
+  const republish = (r: Restoring): Promise<void> =>
+    republishRestored({ cluster: needCluster(ctx.cluster), pending, log, hostNetwork: (id: string) => nets.get(id), peerOf, addressesOf, poolsOf, dropGone }, r);
 
   return {
     name: 'overlay',
@@ -298,8 +261,10 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
       const published = Promise.all(round.map((r) => republish(r).catch((err: unknown) => log.error({ err, network: r.net.name }, 'overlay: restoring the endpoints in the cluster failed'))));
       if (waits) await bounded(published);
     },
-    check(net, _config, endpoints, unchecked = []) {
-      return checkOverlay(ctx.netlink, net, nets.get(net.id), endpoints, ctx.cluster, unchecked);
+    async check(net, _config, endpoints, unchecked = []) {
+      const items = await checkOverlay(ctx.netlink, net, nets.get(net.id), endpoints, ctx.cluster, unchecked);
+      const known = new Set([...endpoints.map((e) => e.ep.id), ...(nets.get(net.id)?.local ?? [])]);
+      return [...items, ...(ctx.cluster ? await checkLeftovers(ctx.cluster, net.name, poolsOf(net), known) : [])];
     },
     async deleteNetwork(net, config) {
       const s = nets.get(net.id) ?? (config.vni !== undefined ? stateOf(net, config) : undefined);

@@ -2,7 +2,8 @@
 // an address of an endpoint that is gone, publishing again the peers of endpoints found at
 // start, leaving a network. Each runs at once; one that fails is kept (a later one with the same
 // key replaces it) and retried every second until it succeeds, so a store outage leaves nothing
-// stale once the store is back. Memory only: after a restart, restore publishes what exists.
+// stale once the store is back. Memory only: after a restart, restore publishes what exists and
+// removes this host's keys that no endpoint has (the removals this queue held then).
 import type { Logger } from 'pino';
 import { CnmkitError } from '../../src/errors.js';
 

@@ -1,8 +1,8 @@
 // Cluster mode: the Cluster object (see types.ts for the interface drivers use) over one etcd
 // client. Registration runs in the background: when etcd is unreachable the daemon still starts,
 // local networks keep working, global calls fail fast, and registration retries until it works.
-// An advertise address that no interface has is taken (the overlay driver warns at start).
-// Loaded only with --cluster-store (the daemon imports this module lazily).
+// An advertise address that no interface has is taken (the overlay driver warns at start). Loaded
+// only with --cluster-store (the daemon imports this module lazily).
 import type { Logger } from 'pino';
 import { ClusterUnavailableError, ConflictError } from '../errors.js';
 import { checkDefaultPool, DOCKER_GLOBAL_POOLS } from '../ipam/defaults.js';
@@ -14,17 +14,15 @@ import { LeaseKeeper } from './lease.js';
 import { NetworkCache } from './network-cache.js';
 import { Networks } from './networks.js';
 import { interfaceWith, type ClusterConfig } from './options.js';
-import { confirmEndpoints } from './confirm.js';
+import { confirmEndpoints, findLeftovers, type ConfirmDeps } from './confirm.js';
 import { Owned } from './owned.js';
 import { checkPeer, Peers } from './peers.js';
 import { Publisher } from './publisher.js';
 import { Reservations } from './reserve.js';
 import { Spares } from './spares.js';
 import type {
-  Cluster, ClusterState, ClusterStatus, EndpointAddress, GlobalNetwork, GlobalNetworkSpec, HostInfo, LocalSubnet, NetworkFollower, NetworkRemoval, OwnEndpoint, Peer, PeerBatch, PeerHandler, PeerSpec, PeerWatch, WatchOptions,
+  Cluster, ClusterState, ClusterStatus, EndpointAddress, GlobalNetwork, GlobalNetworkSpec, HostInfo, Leftovers, LocalSubnet, NetworkFollower, NetworkRemoval, OwnEndpoint, Peer, PeerBatch, PeerHandler, PeerSpec, PeerWatch, WatchOptions,
 } from './types.js';
-
-export type { Cluster } from './types.js';
 
 export interface StartClusterOptions {
   config: ClusterConfig;
@@ -58,6 +56,7 @@ class EtcdCluster implements Cluster {
   private readonly owned = new Owned();
   private readonly networks: Networks;
   private readonly peers: Peers;
+  private readonly confirmDeps: ConfirmDeps;
   private readonly reservations: Reservations;
   private readonly spares: Spares;
   private readonly publisher: Publisher;
@@ -84,7 +83,6 @@ class EtcdCluster implements Cluster {
   private adoptSaved = true;
 
   constructor(private readonly o: StartClusterOptions) {
-    const log = o.logger;
     this.identity = loadIdentity(o.stateDir);
     this.hostId = this.identity.hostId;
     this.vtep = o.config.vtep;
@@ -92,19 +90,20 @@ class EtcdCluster implements Cluster {
     this.client = new StoreClient(o.config, { failFastMs: o.failFastMs ?? 1500, onOutcome: (err) => this.onOutcome(err) });
     this.keeper = new LeaseKeeper(this.client, o.config.leaseTtl);
     const base = { client: this.client, keys: this.keys, hostId: this.hostId, owned: this.owned, lease: () => this.lease() };
+    this.confirmDeps = { ...base, vtep: this.vtep };
     const defaults = (o.config.globalPools ?? DOCKER_GLOBAL_POOLS).map(checkDefaultPool);
     this.ipam = new EtcdIpam({ ...base, defaults });
     this.networks = new Networks({ ...base, ipam: this.ipam });
-    this.spares = new Spares({ ...base, ipam: this.ipam, logger: log.child({ part: 'cluster-spares' }), ...(o.spareIdleMs !== undefined ? { idleMs: o.spareIdleMs } : {}) });
+    this.spares = new Spares({ ...base, ipam: this.ipam, logger: o.logger.child({ part: 'cluster-spares' }), ...(o.spareIdleMs !== undefined ? { idleMs: o.spareIdleMs } : {}) });
     this.ipam.claimOwnSpare = (pool, ip) => this.spares.claimOwn(pool, ip);
     this.publisher = new Publisher({
-      ...base, logger: log.child({ part: 'cluster-publish' }), conflict: (what) => this.conflicts.push(what),
+      ...base, logger: o.logger.child({ part: 'cluster-publish' }), conflict: (what) => this.conflicts.push(what),
       settled: (claims) => claims.forEach((c) => this.spares.settled(c.poolId, c.ip)),
       discard: (spares) => this.spares.discard(spares),
     });
     this.reservations = new Reservations({ ipam: this.ipam, keys: this.keys, hostId: this.hostId, owned: this.owned, spares: this.spares });
-    this.peers = new Peers({ ...base, vtep: this.vtep, reservations: this.reservations, logger: log.child({ part: 'cluster-watch' }) });
-    this.networkCache = new NetworkCache(this.client, this.keys, log.child({ part: 'cluster-networks' }), (net) => this.warm(net));
+    this.peers = new Peers({ ...base, vtep: this.vtep, reservations: this.reservations, logger: o.logger.child({ part: 'cluster-watch' }) });
+    this.networkCache = new NetworkCache(this.client, this.keys, o.logger.child({ part: 'cluster-networks' }), (net) => this.warm(net));
   }
 
   reportConflict(what: string): void {
@@ -277,8 +276,7 @@ class EtcdCluster implements Cluster {
   }
 
   async ensureNetwork(spec: GlobalNetworkSpec): Promise<GlobalNetwork> {
-    // Not while unregistered: this host's local subnets, which a new network's pool avoids, are not on record.
-    this.lease();
+    this.lease(); // Not while unregistered: this host's local subnets, which a new pool avoids, are not on record.
     await this.refreshLocalSubnets();
     return this.networks.ensure(spec);
   }
@@ -310,8 +308,7 @@ class EtcdCluster implements Cluster {
   }
 
   reserveAddress(poolId: string, address?: string): Promise<string> {
-    // A spare needs no round trip; while etcd is known away a connect claims in etcd instead, so it
-    // fails as fast as before ("cluster store unavailable"), or succeeds if etcd is back already.
+    // A spare needs no round trip; while etcd is known away a connect claims in etcd (failing fast, or succeeding once it is back).
     return this.reservations.reserve(poolId, address, this.state === 'connected');
   }
 
@@ -343,8 +340,11 @@ class EtcdCluster implements Cluster {
     return this.peers.remove(network, endpointId);
   }
 
-  confirmEndpoints(network: string, endpoints: OwnEndpoint[]): Promise<{ confirmed: Set<string>; stale: string[] }> {
-    return confirmEndpoints({ client: this.client, keys: this.keys, hostId: this.hostId, vtep: this.vtep, owned: this.owned, lease: () => this.lease() }, network, endpoints);
+  confirmEndpoints(network: string, pools: string[], endpoints: OwnEndpoint[], known: Set<string>): Promise<{ confirmed: Set<string>; stale: Leftovers }> {
+    return confirmEndpoints(this.confirmDeps, network, pools, endpoints, known);
+  }
+  leftovers(network: string, pools: string[], known: Set<string>): Promise<Leftovers> {
+    return findLeftovers(this.confirmDeps, network, pools, known);
   }
 
   peersOf(network: string): Promise<Peer[]> {

@@ -36,6 +36,10 @@ export class Owned {
     this.entries.delete(key);
   }
 
+  has(key: string): boolean {
+    return this.entries.has(key);
+  }
+
   /** Networks this host has peers on. */
   peerNetworks(): string[] {
     const out = new Set<string>();

@@ -199,6 +199,12 @@ export interface EndpointAddress {
   owner: string;
 }
 
+/** This host's peers on a network (endpoint ids), and endpoint addresses it holds there, that no endpoint of this host has. */
+export interface Leftovers {
+  peers: string[];
+  addresses: EndpointAddress[];
+}
+
 /** One endpoint of this host: its peer, and its addresses with their owner. */
 export interface OwnEndpoint {
   peer: PeerSpec;
@@ -301,11 +307,14 @@ export interface Cluster {
   /** After a queued publish of the endpoint settled (one still queued is dropped: nothing of it was written). */
   removePeer(network: string, endpointId: string): Promise<void>;
   /**
-   * A restart's check of this host's endpoints on a network, in one read: the ids of those whose
-   * peer and addresses etcd holds exactly, on this host's lease (nothing to publish again), and
-   * the ids of this host's peers there that none of them has (stale).
+   * A restart's check of this host's endpoints on a network (pools: the network's), in one read:
+   * the ids of those whose peer and addresses etcd holds exactly, on this host's lease (nothing to
+   * publish again), and this host's peers and endpoint addresses there that neither they nor the
+   * endpoints of ids in known have, and that this daemon did not write (stale: to remove).
    */
-  confirmEndpoints(network: string, endpoints: OwnEndpoint[]): Promise<{ confirmed: Set<string>; stale: string[] }>;
+  confirmEndpoints(network: string, pools: string[], endpoints: OwnEndpoint[], known: Set<string>): Promise<{ confirmed: Set<string>; stale: Leftovers }>;
+  /** The same leftovers, read only (check): known holds the ids of every endpoint this host has on the network. */
+  leftovers(network: string, pools: string[], known: Set<string>): Promise<Leftovers>;
   /** The host serves endpoints on these pools: it keeps a stock of spare addresses there (claimed in the background). */
   holdSpares(poolIds: string[]): void;
   /** It no longer does: its spares there are deleted. */

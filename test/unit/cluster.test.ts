@@ -1,5 +1,5 @@
 // Cluster mode without etcd: the key layout, the resync diff, the flag parser, the choice of a
-// global subnet and its explanations, the comparison of network settings, peer validation, and
+// global subnet and its explanations, the comparison of network settings, peer validation, which keys are a host's leftovers, and
 // the management routes with and without a cluster, and that no etcd code loads without it.
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -11,6 +11,9 @@ import { interfaceWith, parseClusterFlags, parseStoreUrl, resolveAdvertise } fro
 import { addressIn, chooseSubnet, hostSpan, occupied, subnetLayout } from '../../src/cluster/pools.js';
 import { differences, freeVni } from '../../src/cluster/networks.js';
 import { checkPeer } from '../../src/cluster/peers.js';
+import { findLeftovers } from '../../src/cluster/confirm.js';
+import type { KeyValue, StoreClient } from '../../src/cluster/client.js';
+import { Owned } from '../../src/cluster/owned.js';
 import { checkDefaultPool } from '../../src/ipam/defaults.js';
 import { parsePrefix } from '../../src/ip/index.js';
 import { registerClusterRoutes } from '../../src/api/cluster.js';
@@ -255,5 +258,37 @@ describe('global addresses given with --ip', () => {
     expect(() => addressIn(subnet, '198.19.50.0')).toThrow('ip: 198.19.50.0 is the network address of 198.19.50.0/24');
     expect(() => addressIn(subnet, '198.19.50.255/24')).toThrow('ip: 198.19.50.255 is the broadcast address of 198.19.50.0/24');
     expect(addressIn(parsePrefix('subnet', '198.19.51.0/31'), '198.19.51.0')).toBe('198.19.51.0');
+  });
+});
+
+describe('a host\'s leftovers on a network (what a restart removes and check names)', () => {
+  const keys = new Keys('/cnmkit');
+  const me = 'a'.repeat(32);
+  const other = 'b'.repeat(32);
+  const pool = '198.19.70.0/24';
+  const kv = (key: string, value: unknown): KeyValue => ({ key, value: Buffer.from(JSON.stringify(value)), createRevision: 1, modRevision: 1, version: 1, lease: '1' });
+  const addr = (ip: string, value: { owner: string; kind: string; host: string }) => kv(keys.address(pool, ip), value);
+  const read = [
+    [kv(keys.peer('ovm', me, 'gone'), {}), kv(keys.peer('ovm', me, 'here'), {}), kv(keys.peer('ovm', me, 'mine-now'), {})],
+    [
+      addr('198.19.70.30', { owner: 'endpoint:gone', kind: 'endpoint', host: me }),
+      addr('198.19.70.31', { owner: 'endpoint:here', kind: 'endpoint', host: me }),
+      addr('198.19.70.32', { owner: 'endpoint:theirs', kind: 'endpoint', host: other }),
+      addr('198.19.70.33', { owner: `spare:${me}`, kind: 'spare', host: me }),
+      addr('198.19.70.34', { owner: `docker:${me}`, kind: 'endpoint', host: me }),
+      addr('198.19.70.35', { owner: 'endpoint:mine-now', kind: 'endpoint', host: me }),
+    ],
+  ];
+  const asked: unknown[] = [];
+  const client = { txn: async (_what: string, _c: unknown, ops: unknown[]) => (asked.push(ops), { succeeded: true, revision: 2, reads: read }) } as unknown as StoreClient;
+
+  it('names this host\'s peers and endpoint addresses that no known endpoint has and this daemon did not write, in one read', async () => {
+    const owned = new Owned();
+    // Written by this daemon since it started (a connect in flight): never a leftover.
+    owned.set(keys.peer('ovm', me, 'mine-now'), { kind: 'peer', value: { endpointId: 'mine-now', ip: '198.19.70.35', mac: '02:00:00:00:00:01', vtep: '198.19.255.2', network: 'ovm', host: me } });
+    owned.set(keys.address(pool, '198.19.70.35'), { kind: 'address', value: { owner: 'endpoint:mine-now', kind: 'endpoint', host: me } });
+    const found = await findLeftovers({ client, keys, hostId: me, vtep: '198.19.255.2', owned, lease: () => '1' }, 'ovm', [pool], new Set(['here']));
+    expect(found).toEqual({ peers: ['gone'], addresses: [{ poolId: pool, address: '198.19.70.30', owner: 'endpoint:gone' }] });
+    expect(asked).toEqual([[{ get: keys.hostPeers('ovm', me), prefix: true }, { get: keys.addresses(pool), prefix: true }]]);
   });
 });

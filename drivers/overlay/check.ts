@@ -3,7 +3,7 @@
 // the veth's peer, up, with its MAC, MTU, addresses and their connected routes), and the VXLAN
 // device sends from this host's VTEP with learning off and proxy on, and holds exactly the static
 // FDB and neighbour entries the peer records ask for (a missing one and a stale one are both
-// reported); an endpoint whose address another host took while this one was away is named.
+// reported; the multicast and NOARP neighbour entries the kernel makes itself are no peer's); an endpoint whose address another host took while this one was away is named.
 // Reads only. Limits: a network not here has nothing to check.
 import { checkDevice, checkVethInSandbox, endpointObject, item } from '../../src/contract/check.js';
 import type { CheckedEndpoint, CheckItem } from '../../src/contract/driver.js';

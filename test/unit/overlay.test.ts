@@ -1,9 +1,9 @@
 // The overlay driver's pure parts: the parse step (Docker's options, the refusals naming the
 // option) and the wanted static entries computed from peer records (remote peers only, one
-// flood entry per remote VTEP, IPv6 neighbours too), and the same kept up change by change.
+// flood entry per remote VTEP, IPv6 neighbours too), and the same kept up change by change; the kernel's own neighbour entries told from peers'.
 import { describe, expect, it } from 'vitest';
 import { parseOverlayConfig } from '../../drivers/overlay/config.js';
-import { count, counted, FLOOD_MAC, plain, wanted } from '../../drivers/overlay/program.js';
+import { count, counted, FLOOD_MAC, kernelOwnNeighbor, plain, wanted } from '../../drivers/overlay/program.js';
 import type { Peer } from '../../src/cluster/types.js';
 
 const input = (options: Record<string, string>) => ({ name: 'ov', options, internal: false, enableIPv6: false });
@@ -80,5 +80,19 @@ describe('overlay static entries from peers', () => {
   it('wants nothing when every peer is this host\'s', () => {
     const w = wanted([peer('self', 1, '198.19.255.1')], 'self', '198.19.255.1');
     expect(w.fdb.size + w.neigh.size).toBe(0);
+  });
+});
+
+describe('overlay neighbour entries the kernel makes itself', () => {
+  it.each([
+    [{ ip: 'ff02::16', state: ['noarp'] }, true],
+    [{ ip: '224.0.0.22', state: ['noarp'] }, true],
+    [{ ip: 'ff02::1', state: ['permanent'] }, true],
+    [{ ip: '198.19.200.9', state: ['noarp'] }, true],
+    [{ ip: 'fd00::2', state: ['permanent'] }, false],
+    [{ ip: '198.19.200.2', state: ['permanent'] }, false],
+    [{ ip: '198.19.200.3', state: ['reachable'] }, false],
+  ])('%j is the kernel\'s own: %s', (n, own) => {
+    expect(kernelOwnNeighbor(n)).toBe(own);
   });
 });

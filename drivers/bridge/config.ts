@@ -79,7 +79,7 @@ export function parseBridgeConfig(input: NetworkParseInput): BridgeConfig {
     mcastSnooping: bool(o, OPT.mcastSnooping, false),
   };
   if (o[OPT.name] !== undefined) config.bridgeName = validateIfname(o[OPT.name], OPT.name);
-  const m = mtuOption(o);
+  const m = mtuOption(o, input.enableIPv6);
   if (m !== undefined) config.mtu = m;
   const snat = ipv4(o, OPT.hostIPv4);
   if (snat !== undefined) config.hostIPv4 = snat;

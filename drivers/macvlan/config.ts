@@ -45,7 +45,7 @@ export function parseMacvlanConfig(input: NetworkParseInput): MacvlanConfig {
     config.parent = validateIfname(parent, OPT.parent);
     if (config.parent === 'lo') throw new InvalidArgumentError(OPT.parent, 'the loopback interface is not a valid macvlan parent');
   }
-  const m = mtuOption(o);
+  const m = mtuOption(o, input.enableIPv6);
   if (m !== undefined) config.mtu = m;
   return config;
 }

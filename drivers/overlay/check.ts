@@ -3,13 +3,14 @@
 // the veth's peer, up, with its MAC, MTU, addresses and their connected routes), and the VXLAN
 // device sends from this host's VTEP with learning off and proxy on, and holds exactly the static
 // FDB and neighbour entries the peer records ask for (a missing one and a stale one are both
-// reported); an endpoint whose address another host took while this one was away is named; so is
-// this host's advertise address when no interface has it. Peer entries are compared only with
-// peer records read since this daemon started: before that (the cluster store away at its start)
-// they are listed as not compared, with why and how many are kept; while the watch has lost the
-// store they are compared with the records as last read, and that is said too. And, while the
-// cluster store answers, this host's peers and endpoint addresses in it that no endpoint here has
-// (they go once the store answers after a restart).
+// reported; the multicast and NOARP neighbour entries the kernel makes itself are no peer's); an
+// endpoint whose address another host took while this one was away is named; so is this host's
+// advertise address when no interface has it. Peer entries are compared only with peer records
+// read since this daemon started: before that (the cluster store away at its start) they are
+// listed as not compared, with why and how many are kept; while the watch has lost the store they
+// are compared with the records as last read, and that is said too. And, while the cluster store
+// answers, this host's peers and endpoint addresses in it that no endpoint here has (they go once
+// the store answers after a restart).
 // Reads only. Limits: a network not here has no devices to check; with the store away its
 // leftovers are not known.
 import { checkDevice, checkVethInSandbox, endpointObject, item } from '../../src/contract/check.js';

@@ -1,9 +1,10 @@
 // The overlay driver's parse step: Docker's overlay options (`vxlanid_list`, the MTU) and cnmkit's
-// own UDP port, checked before anything is asked of the cluster or the kernel. `-o encrypted` is
+// own UDP port, checked before anything is asked of the cluster or the kernel (an empty value is
+// refused, as is an MTU below IPv6's 1280 on a network with IPv6). `-o encrypted` is
 // refused: this kernel has no ESP, so an encrypted overlay could not be made or tested here.
 import { InvalidArgumentError } from '../../src/errors.js';
 import type { NetworkParseInput } from '../../src/contract/driver.js';
-import { MTU_OPTION, refuseUnknownOptions } from '../../src/contract/options.js';
+import { MTU_OPTION, mtuOption, refuseUnknownOptions } from '../../src/contract/options.js';
 
 export const OPT = {
   vni: 'com.docker.network.driver.overlay.vxlanid_list',
@@ -30,7 +31,7 @@ export interface OverlayConfig {
 
 function integer(options: Record<string, string>, key: string, min: number, max: number, what: string): number | undefined {
   const v = options[key];
-  if (v === undefined || v === '') return undefined;
+  if (v === undefined) return undefined;
   const n = Number(v);
   if (!/^\d+$/.test(v) || n < min || n > max) throw new InvalidArgumentError(key, `expected ${what} between ${min} and ${max}, got ${JSON.stringify(v)}`);
   return n;
@@ -47,7 +48,7 @@ export function parseOverlayConfig(input: NetworkParseInput): OverlayConfig {
   if (list !== undefined && list.includes(',')) throw new InvalidArgumentError(OPT.vni, `one VXLAN id per network (one subnet), got ${JSON.stringify(list)}`);
   const vni = integer(o, OPT.vni, 1, 16_777_215, 'a VXLAN id');
   const port = integer(o, OPT.port, 1, 65_535, 'a UDP port') ?? DEFAULT_PORT;
-  const mtuValue = o[OPT.mtu] === '0' ? undefined : integer(o, OPT.mtu, 68, 65_535, 'an MTU');
+  const mtuValue = mtuOption(o, input.enableIPv6);
   return {
     ...(vni !== undefined ? { vni } : {}), port, ...(mtuValue !== undefined ? { mtu: mtuValue } : {}),
     internal: input.internal, enableIPv6: input.enableIPv6,

@@ -32,7 +32,19 @@ export function wanted(peers: Iterable<Peer>, selfHost: string, selfVtep: string
   return out;
 }
 
-/** Reads the VXLAN device's own FDB entries and its neighbour entries. */
+/**
+ * Whether a neighbour entry is one the kernel makes itself, never a peer's: a multicast address
+ * (with IPv6 forwarding on, the kernel resolves ff02::16 for MLD on every IPv6 device) or a NOARP
+ * entry that is not permanent. Peers' entries are unicast and permanent.
+ */
+export function kernelOwnNeighbor(n: { ip: string; state: string[] }): boolean {
+  if (n.state.includes('noarp') && !n.state.includes('permanent')) return true;
+  if (n.ip.includes(':')) return /^ff/i.test(n.ip);
+  const first = Number(n.ip.split('.')[0]);
+  return first >= 224 && first <= 239;
+}
+
+/** Reads the VXLAN device's own FDB entries and its neighbour entries (not those the kernel makes itself). */
 export async function readKernel(h: NetlinkHandle, dev: number): Promise<Programmed> {
   const out: Programmed = { fdb: new Map(), neigh: new Map() };
   for (const e of await listFdb(h, { dev })) {
@@ -40,7 +52,7 @@ export async function readKernel(h: NetlinkHandle, dev: number): Promise<Program
     out.fdb.set(`${e.mac}>${e.dst ?? ''}`, { mac: e.mac, dst: e.dst ?? '' });
   }
   // A non-permanent neighbour entry (none should exist) has an empty MAC here, so it differs and is replaced or removed.
-  for (const n of await listNeighbors(h, { dev })) out.neigh.set(n.ip, n.state.includes('permanent') ? n.mac ?? '' : '');
+  for (const n of await listNeighbors(h, { dev })) if (!kernelOwnNeighbor(n)) out.neigh.set(n.ip, n.state.includes('permanent') ? n.mac ?? '' : '');
   return out;
 }
 

@@ -9,12 +9,12 @@ import type { JoinInfo } from '../contract/join.js';
 import { newId, resolveRef, validateObjectName } from '../core/refs.js';
 import { bestEffort, SerialQueue, withRollback } from '../core/steps.js';
 import type { ControllerDeps, CreateNetworkRequest, CreateSandboxRequest, ConnectRequest, PruneResult } from './types.js';
-import { createDetachedEndpoint, createJoinedEndpoint, driverOf, now, replacePorts, teardownEndpoint, type DetachedRequest } from './endpoints.js';
+import { checkAskedAddresses, createDetachedEndpoint, createJoinedEndpoint, driverOf, now, replacePorts, teardownEndpoint, type DetachedRequest } from './endpoints.js';
 import { checkJoinedEndpoints, releaseOrphanAddresses, restoreKernelState } from './reconcile.js';
 import { inSandbox, teardownSandbox } from './sandboxes.js';
 import { parsePublish, type PortSpec } from '../portmap/index.js';
 import { checkDockerNetwork, checkEndpointRemoval, checkJoinable, checkNetworkRemoval, type Origin } from './ownership.js';
-import { recordNetwork, refuseIPv4Fields, releaseOwnedPools } from './networks.js';
+import { recordNetwork, refuseAddressFields, refuseTakenName, releaseOwnedPools } from './networks.js';
 import { describeEndpoint } from './owner-names.js';
 import { checkNetworks, type NetworkCheck } from './check.js';
 import { joinWithGateway, leaveWithGateway, needsGateway } from './gateway.js';
@@ -76,13 +76,11 @@ export class Controller {
     const enableIPv6 = req.enableIPv6 ?? false;
     const options = req.options ?? {};
     const config = driver.parse({ name, options, internal, enableIPv6 });
-    if (!driver.usesIpam && (req.subnet || req.gateway || req.ipRange || req.subnetV6))
-      throw new InvalidArgumentError('subnet', `the ${driver.name} driver has no addresses`);
-    if (req.enableIPv4 === false) refuseIPv4Fields(req, driver);
+    refuseAddressFields(req, driver);
     return () =>
       withRollback(async (undo) => {
         const store = this.deps.store;
-        if (store.networks.getByName(name)) throw new ConflictError(`network with name ${name} already exists`);
+        await refuseTakenName(this.deps, name, driver);
         const net: NetworkRecord = {
           id: req.id ?? newId(), name, driver: driver.name, scope: driver.scope, internal, enableIPv6, options,
           labels: req.labels ?? {}, config, ipv4: [], ipv6: [], state: 'creating', created: now(),
@@ -224,7 +222,7 @@ export class Controller {
       const gateway = needsGateway(driver, net);
       if (ports.length > 0 && !driver.publish && !gateway)
         throw new InvalidArgumentError('ports', `the ${net.driver} driver of network ${net.name} cannot publish ports${net.internal ? ' (the network is internal)' : ''}`);
-      if (req.ip && net.ipv4.length === 0) throw new InvalidArgumentError('ip', `network ${net.name} has no IPv4 subnet`);
+      checkAskedAddresses(net, req);
       if (!gateway) return inSandbox(this.deps, sb, () => createJoinedEndpoint(this.deps, net, sb, req, ports, joined));
       return inSandbox(this.deps, sb, () => joinWithGateway(this.deps, (r) => this.prepareNetwork(r)(), { net, sb, req, ports, joined }));
     }), (stages) => this.deps.logger.info({ network: netRef, sandbox: sbRef, connectStages: stages }, 'connect stages'));

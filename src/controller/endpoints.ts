@@ -7,7 +7,7 @@ import type { ControllerDeps } from './types.js';
 import { isFresh, type Driver, type EndpointCreated, type LeaveHint, type Placement } from '../contract/driver.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../core/model.js';
 import { newId } from '../core/refs.js';
-import { formatMac, parseMac } from '../ip/index.js';
+import { formatMac, parseAddressOrCidr, parseMac } from '../ip/index.js';
 import { mark } from '../core/trace.js';
 import { bestEffort, withRollback, type Undo } from '../core/steps.js';
 
@@ -38,6 +38,17 @@ export interface JoinRequest {
   ipv6?: string;
   mac?: string;
   ifname?: string;
+}
+
+/**
+ * The addresses a connect asks for, checked before anything is made: each needs a subnet of its
+ * family on the network (refused by name rather than ignored), and --ipv6 must be an IPv6 address.
+ */
+export function checkAskedAddresses(net: NetworkRecord, req: JoinRequest): void {
+  if (req.ip && net.ipv4.length === 0) throw new InvalidArgumentError('ip', `network ${net.name} has no IPv4 subnet`);
+  if (req.ipv6 === undefined) return;
+  if (net.ipv6.length === 0) throw new InvalidArgumentError('ipv6', `network ${net.name} has no IPv6 subnet (it was created without --ipv6)`);
+  if (parseAddressOrCidr('ipv6', req.ipv6).family !== 6) throw new InvalidArgumentError('ipv6', `expected an IPv6 address, got ${JSON.stringify(req.ipv6)}`);
 }
 
 /** Connects made again at most when another host took a chosen address first (AddressRacedError). */

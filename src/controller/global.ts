@@ -27,6 +27,23 @@ export function recordOf(driver: string, view: GlobalNetworkView): NetworkRecord
   };
 }
 
+/**
+ * The cluster's network named name (of any global driver), for a local network about to take the
+ * name: Docker refuses a name that is taken, and a local network would hide the overlay on this
+ * host. From the watched copy; when the store does not answer, none is assumed (logged).
+ */
+export async function globalNamed(deps: ControllerDeps, name: string): Promise<{ driver: GlobalDriver; view: GlobalNetworkView } | undefined> {
+  try {
+    for (const driver of globalDrivers(deps)) {
+      const view = await driver.global.lookup(name);
+      if (view) return { driver, view };
+    }
+  } catch (err) {
+    deps.logger.warn({ err: (err as Error).message, network: name }, 'network create: the cluster store did not answer; its names are not checked');
+  }
+  return undefined;
+}
+
 /** A network found by reference: this host's record, or the cluster's network (of driver) that this host has no record of. */
 export type FoundNetwork = { local: NetworkRecord } | { driver: GlobalDriver; view: GlobalNetworkView };
 

@@ -1,16 +1,16 @@
 // Network subnets for the controller: a cnmkit network's from IPAM (given or default pools), the
 // Docker engine's as its IPAM assigned them (reserved in cnmkit's IPAM, so that nothing else
 // overlaps them), both through the same overlap check, or none for a network made without IPv4;
-// and releasing a network's pools.
+// and releasing a network's pools; the create request's address fields and name checked first.
 // Callers serialise these through the controller's queue.
 import type { CreateNetworkRequest, ControllerDeps } from './types.js';
 import { definedOnly } from './endpoints.js';
 import type { NetworkRecord, SubnetRecord } from '../core/model.js';
-import { clusterOnlyNetworks } from './global.js';
+import { clusterOnlyNetworks, globalNamed } from './global.js';
 import { refuseOverlaps } from './ownership.js';
 import type { Undo } from '../core/steps.js';
 import type { Driver } from '../contract/driver.js';
-import { InvalidArgumentError } from '../errors.js';
+import { ConflictError, InvalidArgumentError } from '../errors.js';
 
 const ownerTag = (net: NetworkRecord): string => `network:${net.id}`;
 
@@ -39,6 +39,29 @@ function recordAssigned(deps: ControllerDeps, net: NetworkRecord, assigned: NonN
     store.networks.put(net);
   });
   undo.push('ipam reservations', () => releaseOwnedPools(deps, net));
+}
+
+/**
+ * The address fields of a create request the driver cannot honour, refused by name rather than
+ * ignored: any on a driver without addresses, IPv4's without IPv4, an aux-address on a global
+ * network (the cluster's IPAM reserves none on request).
+ */
+export function refuseAddressFields(req: CreateNetworkRequest, driver: Driver): void {
+  if (!driver.usesIpam && (req.subnet || req.gateway || req.ipRange || req.subnetV6))
+    throw new InvalidArgumentError('subnet', `the ${driver.name} driver has no addresses`);
+  if (req.enableIPv4 === false) refuseIPv4Fields(req, driver);
+  if (driver.global && req.auxAddresses && Object.keys(req.auxAddresses).length > 0)
+    throw new InvalidArgumentError('auxAddresses', `the ${driver.name} driver's networks take no aux-address: its addresses come from the cluster's IPAM, which reserves none on request`);
+}
+
+/**
+ * A name taken here, or (for a local network) by a network in the cluster, is refused naming the
+ * other network: a local network would hide the overlay of its name on this host.
+ */
+export async function refuseTakenName(deps: ControllerDeps, name: string, driver: Driver): Promise<void> {
+  if (deps.store.networks.getByName(name)) throw new ConflictError(`network with name ${name} already exists`);
+  const taken = driver.global ? undefined : await globalNamed(deps, name);
+  if (taken) throw new ConflictError(`network with name ${name} already exists: the ${taken.driver.name} network ${name} (${taken.view.id.slice(0, 12)}) in the cluster`);
 }
 
 /**

@@ -5,7 +5,9 @@
 // (refused naming that host, nothing changed, skipped by prune; once none has, removed from the
 // cluster and from every host; a second rm says not found); `-o encrypted` without a value reaching the overlay's
 // refusal (exit 1, as `-o encrypted=true`); and inspect showing the same labels and a real IPv6
-// gateway on every host. Checked with the CLI's JSON, iproute2 and etcd's keys.
+// gateway on every host; check ignoring the kernel's own multicast NOARP neighbour entries on the
+// VXLAN device (MLD's ff02::16) while still naming a stale unicast one; --aux-address refused on
+// an overlay; a local network and an overlay refused the same name. Checked with the CLI's JSON, iproute2 and etcd's keys.
 import { expect, it } from 'vitest';
 import { describeRoot } from '../helpers/root.js';
 import { simSuite } from '../helpers/sim-suite.js';
@@ -161,5 +163,55 @@ describeRoot('overlay: CLI and API edges', () => {
     expect(ep.ipv6).toBeDefined();
     expect(ep.ipv6!.split('/')[0]).not.toBe('fd00:1::');
     expect(ep.ipv6!.split('/')[0]).not.toBe('fd00:1::1');
+  });
+  it('check reports no drift for the multicast NOARP neighbour entries the kernel makes itself on an IPv6 overlay\'s VXLAN device (as for MLD with IPv6 forwarding on)', async () => {
+    const [h1, h2] = sim.hosts as [SimHost, SimHost];
+    await simCli(h1, ['network', 'create', '-d', 'overlay', '--internal', '--ipv6', '--subnet', '198.19.245.0/24', '--subnet-v6', 'fd00:2::/64', 'ovmld']);
+    const vni = await vniOf(h1, 'ovmld');
+    await simJoined<Ep>(h1, 'ovmld', made);
+    await simJoined<Ep>(h2, 'ovmld', made);
+    await waitFor('host 1 programs host 2\'s peer', async () => ((await h1.daemon.cmd(['network', 'inspect', '--check', 'ovmld'])).code === 0 ? true : undefined), 5000);
+    // Entries of the kind the kernel makes for multicast destinations (state NOARP), added with iproute2.
+    for (const ip of ['ff02::16', '224.0.0.22']) await h1.ns.sh(['ip', 'neigh', 'add', ip, 'dev', `ovvx${vni}`, 'nud', 'noarp']);
+    const neigh = JSON.parse(await h1.ns.sh(['ip', '-j', 'neigh', 'show', 'dev', `ovvx${vni}`, 'nud', 'all'])) as { dst: string; state: string[] }[];
+    expect(neigh).toContainEqual(expect.objectContaining({ dst: 'ff02::16', state: ['NOARP'] }));
+    const checked = await h1.daemon.cmd(['network', 'inspect', '--check', 'ovmld']);
+    expect(checked).toMatchObject({ code: 0, stderr: '' });
+    // A stale unicast entry is still drift.
+    await h1.ns.sh(['ip', 'neigh', 'add', 'fd00:2::99', 'lladdr', '02:42:00:00:00:99', 'dev', `ovvx${vni}`, 'nud', 'permanent']);
+    const drift = await h1.daemon.cmd(['network', 'inspect', '--check', 'ovmld']);
+    expect(drift.code).toBe(1);
+    expect(drift.stdout).toContain('no fd00:2::99 (no such peer)');
+    expect(drift.stdout).not.toContain('ff02::16');
+    await h1.ns.sh(['ip', 'neigh', 'del', 'fd00:2::99', 'dev', `ovvx${vni}`]);
+  });
+  it('--aux-address on an overlay is refused at create naming aux-address; nothing is made in the cluster', async () => {
+    const [h1] = sim.hosts as [SimHost];
+    const r = await h1.daemon.cmd(['network', 'create', '-d', 'overlay', '--internal', '--subnet', '198.19.246.0/24', '--aux-address', 'router=198.19.246.2', 'ovaux']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('aux-address');
+    expect(await names(h1)).not.toContain('ovaux');
+    expect(await keysNaming('ovaux')).toEqual([]);
+  });
+
+  it('a local network and a cluster overlay cannot share a name: each create is refused naming the other network, nothing changed', async () => {
+    const [h1, h2] = sim.hosts as [SimHost, SimHost];
+    const ovId = (await simCli(h1, ['network', 'create', '-d', 'overlay', '--internal', '--subnet', '198.19.247.0/24', 'ovname'])).trim();
+    // On the other host (no record of the overlay yet) a local network of that name is refused.
+    const local = await h2.daemon.cmd(['network', 'create', '--internal', '--subnet', '198.18.247.0/24', 'ovname']);
+    expect(local.code).toBe(1);
+    expect(local.stderr).toContain(`the overlay network ovname (${ovId.slice(0, 12)}) in the cluster`);
+    expect(await inspect(h2, 'ovname')).toMatchObject({ id: ovId, scope: 'global' });
+    const { ep } = await simJoined<Ep>(h2, 'ovname', made);
+    expect(ep.ipv4).toMatch(/^198\.19\.247\./);
+    // A host with a local network of a name: an overlay of that name is refused there, and not made in the cluster.
+    await simCli(h1, ['network', 'create', '--internal', '--subnet', '198.18.248.0/24', 'locname']);
+    const overlay = await h1.daemon.cmd(['network', 'create', '-d', 'overlay', '--internal', 'locname']);
+    expect(overlay.code).toBe(1);
+    expect(overlay.stderr).toContain('locname');
+    expect(overlay.stderr).toContain('already exists');
+    expect(await keysNaming('locname')).toEqual([]);
+    expect((await inspect(h1, 'locname')).scope).toBe('local');
+    await simCli(h1, ['network', 'rm', 'locname']);
   });
 });

@@ -161,6 +161,25 @@ describe('controller and management API', () => {
     expect(store.networks.list().map((n) => n.name).sort()).toEqual(['l2', 'none']);
   });
 
+  it('refuses --ipv6 on a network without IPv6, and a malformed or IPv4 one, naming the field ipv6; nothing is recorded', async () => {
+    await api.inject({ method: 'POST', url: '/v1/networks', payload: { name: 'n4', subnet: '10.8.0.0/24' } });
+    const n6 = await api.inject({ method: 'POST', url: '/v1/networks', payload: { name: 'n6', subnet: '10.9.0.0/24', enableIPv6: true, subnetV6: 'fd00:8::/64' } });
+    expect(n6.statusCode).toBe(201);
+    await api.inject({ method: 'POST', url: '/v1/sandboxes', payload: { name: 's1' } });
+    const connect = (network: string, ipv6: string) => api.inject({ method: 'POST', url: `/v1/networks/${network}/connect`, payload: { sandbox: 's1', ipv6 } });
+    const none = await connect('n4', 'fd00:8::5');
+    expect([none.statusCode, none.json()]).toEqual([400, expect.objectContaining({ field: 'ipv6', error: 'ipv6: network n4 has no IPv6 subnet (it was created without --ipv6)' })]);
+    const bad = await connect('n6', 'fd00::zz');
+    expect([bad.statusCode, bad.json().field]).toEqual([400, 'ipv6']);
+    expect(bad.json().error).toMatch(/^ipv6: /);
+    const v4 = await connect('n6', '10.9.0.5');
+    expect([v4.statusCode, v4.json()]).toEqual([400, expect.objectContaining({ field: 'ipv6', error: 'ipv6: expected an IPv6 address, got "10.9.0.5"' })]);
+    expect(store.endpoints.list()).toEqual([]);
+    expect(calls).not.toContain('createEndpoint');
+    const ok = await connect('n6', 'fd00:8::5');
+    expect(ok.json()).toMatchObject({ ipv6: 'fd00:8::5/64', state: 'ready' });
+  });
+
   it('makes a sandbox with its connections in one request, in order; if one fails, none is left, and the error names the network and field', async () => {
     await api.inject({ method: 'POST', url: '/v1/networks', payload: { name: 'a', subnet: '10.8.0.0/24' } });
     await api.inject({ method: 'POST', url: '/v1/networks', payload: { name: 'b', subnet: '10.9.0.0/24' } });

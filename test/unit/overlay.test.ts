@@ -1,9 +1,9 @@
 // The overlay driver's pure parts: the parse step (Docker's options, the refusals naming the
-// option) and the wanted static entries computed from peer records (remote peers only, one
-// flood entry per remote VTEP, IPv6 neighbours too), and the same kept up change by change.
+// option: empty values, an MTU below IPv6's minimum) and the wanted static entries computed from peer records (remote peers only, one
+// flood entry per remote VTEP, IPv6 neighbours too), and the same kept up change by change; the kernel's own neighbour entries told from peers'.
 import { describe, expect, it } from 'vitest';
 import { parseOverlayConfig } from '../../drivers/overlay/config.js';
-import { count, counted, FLOOD_MAC, plain, wanted } from '../../drivers/overlay/program.js';
+import { count, counted, FLOOD_MAC, kernelOwnNeighbor, plain, wanted } from '../../drivers/overlay/program.js';
 import type { Peer } from '../../src/cluster/types.js';
 
 const input = (options: Record<string, string>) => ({ name: 'ov', options, internal: false, enableIPv6: false });
@@ -23,8 +23,19 @@ describe('overlay parse step', () => {
     [{ 'cnmkit.overlay.port': '70000' }, /^cnmkit\.overlay\.port: expected a UDP port between 1 and 65535/],
     [{ 'com.docker.network.driver.mtu': '60' }, /^com\.docker\.network\.driver\.mtu: expected an MTU between 68/],
     [{ 'com.docker.network.bridge.name': 'x' }, /^options\.com\.docker\.network\.bridge\.name: unknown overlay option/],
+    [{ 'com.docker.network.driver.overlay.vxlanid_list': '' }, /^com\.docker\.network\.driver\.overlay\.vxlanid_list: expected a VXLAN id between 1 and 16777215, got ""/],
+    [{ 'cnmkit.overlay.port': '' }, /^cnmkit\.overlay\.port: expected a UDP port between 1 and 65535, got ""/],
+    [{ 'com.docker.network.driver.mtu': '' }, /^com\.docker\.network\.driver\.mtu: expected an MTU between 68 and 65535, got ""/],
   ])('refuses %j naming the option', (options, why) => {
     expect(() => parseOverlayConfig(input(options))).toThrow(why);
+  });
+
+  it('refuses an MTU below 1280 on a network with IPv6, naming the option and why; takes 1280, and 1000 without IPv6', () => {
+    const mtu = (v: string) => ({ 'com.docker.network.driver.mtu': v });
+    expect(() => parseOverlayConfig({ ...input(mtu('1000')), enableIPv6: true }))
+      .toThrow(/^com\.docker\.network\.driver\.mtu: 1000 is too small for a network with IPv6, which needs an MTU of at least 1280$/);
+    expect(parseOverlayConfig({ ...input(mtu('1280')), enableIPv6: true }).mtu).toBe(1280);
+    expect(parseOverlayConfig(input(mtu('1000'))).mtu).toBe(1000);
   });
 });
 
@@ -80,5 +91,19 @@ describe('overlay static entries from peers', () => {
   it('wants nothing when every peer is this host\'s', () => {
     const w = wanted([peer('self', 1, '198.19.255.1')], 'self', '198.19.255.1');
     expect(w.fdb.size + w.neigh.size).toBe(0);
+  });
+});
+
+describe('overlay neighbour entries the kernel makes itself', () => {
+  it.each([
+    [{ ip: 'ff02::16', state: ['noarp'] }, true],
+    [{ ip: '224.0.0.22', state: ['noarp'] }, true],
+    [{ ip: 'ff02::1', state: ['permanent'] }, true],
+    [{ ip: '198.19.200.9', state: ['noarp'] }, true],
+    [{ ip: 'fd00::2', state: ['permanent'] }, false],
+    [{ ip: '198.19.200.2', state: ['permanent'] }, false],
+    [{ ip: '198.19.200.3', state: ['reachable'] }, false],
+  ])('%j is the kernel\'s own: %s', (n, own) => {
+    expect(kernelOwnNeighbor(n)).toBe(own);
   });
 });

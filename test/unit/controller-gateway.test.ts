@@ -47,7 +47,7 @@ it('the global endpoint is ready on record only with its gateway endpoint; a dis
   };
   let next = 1;
   const scope = {
-    follow: () => undefined, lookup: async () => ({ ...net }), requestAddress: async () => `10.60.0.${++next}/24`, releaseAddress: async () => undefined,
+    follow: () => undefined, lookup: async (name: string) => (name === net.name ? { ...net } : undefined), requestAddress: async () => `10.60.0.${++next}/24`, releaseAddress: async () => undefined,
   } as unknown as GlobalScope;
   const global: Driver = {
     name: 'gfake', scope: 'global', usesIpam: true, parse: () => ({}), ...base, global: scope,

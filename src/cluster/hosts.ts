@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { ConflictError } from '../errors.js';
 import { VERSION } from '../version.js';
+import { processStartTime } from '../netns/pids.js';
 import { parseJson, type StoreClient } from './client.js';
 import type { Keys } from './keys.js';
 import type { HostInfo, LocalSubnet } from './types.js';
@@ -44,7 +45,8 @@ export function saveIdentity(stateDir: string, identity: Identity): void {
 }
 
 export function hostRecord(hostId: string, vtep: string, localSubnets: LocalSubnet[], started: string): HostRecord {
-  return { id: hostId, hostname: os.hostname(), vtep, pid: process.pid, started, version: VERSION, localSubnets };
+  const pidStart = processStartTime(process.pid);
+  return { id: hostId, hostname: os.hostname(), vtep, pid: process.pid, ...(pidStart ? { pidStart } : {}), started, version: VERSION, localSubnets };
 }
 
 /**
@@ -72,33 +74,14 @@ export async function putHostRecord(client: StoreClient, keys: Keys, record: Hos
 /**
  * Whether the record found is this daemon's own (same pid: this process, or an earlier one that had
  * this pid and so has ended) or an earlier run's on this machine whose process is gone, or whose
- * pid another process took since (that process started after the record's daemon, by more than
- * the few seconds /proc's boot time may be off).
+ * pid another process took since (its start time is not the record's; a record without one, from
+ * an older version, is taken for the process that has its pid).
  */
 function isOwnOrDead(found: HostRecord, mine: HostRecord): boolean {
   if (found.hostname !== mine.hostname) return false;
   if (found.pid === mine.pid) return true;
-  try {
-    process.kill(found.pid, 0);
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'ESRCH';
-  }
-  const started = Date.parse(found.started);
-  const pidStarted = processStartMs(found.pid);
-  return !Number.isNaN(started) && pidStarted !== undefined && pidStarted > started + 5000;
-}
-
-/** When process pid started (ms since the epoch; boot time is to the second), from /proc; undefined when unknown. */
-function processStartMs(pid: number): number | undefined {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the command (in parentheses, which may hold spaces): state is field 3, starttime field 22, in clock ticks (USER_HZ, 100) since boot.
-    const ticks = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
-    const btime = Number(/^btime (\d+)$/m.exec(fs.readFileSync('/proc/stat', 'utf8'))?.[1]);
-    return Number.isFinite(ticks) && Number.isFinite(btime) && btime > 0 ? btime * 1000 + ticks * 10 : undefined;
-  } catch {
-    return undefined;
-  }
+  const start = processStartTime(found.pid);
+  return start === undefined || (found.pidStart !== undefined && start !== found.pidStart);
 }
 
 /** Every registered host, with its lease's remaining TTL. */

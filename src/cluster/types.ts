@@ -49,6 +49,8 @@ export interface HostInfo {
   hostname: string;
   vtep: string;
   pid: number;
+  /** The daemon process's start time (clock ticks after boot, /proc/PID/stat): with pid, tells it from a later process that took its pid. Absent in older records. */
+  pidStart?: string;
   started: string;
   version: string;
   localSubnets: LocalSubnet[];

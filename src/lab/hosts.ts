@@ -11,7 +11,8 @@ import { createNamedNetns, netnsExists } from '../netns/index.js';
 import { Client } from '../client/index.js';
 import { projectPath } from '../paths.js';
 import { ETCD_CLIENT_PORT, ETCD_PEER_PORT, type EtcdPlan, type HostPlan } from './plan.js';
-import { isAlive, startTimeOf, type ProcessRecord } from './state.js';
+import { processStartTime } from '../netns/pids.js';
+import { isAlive, type ProcessRecord } from './state.js';
 
 const CLI = projectPath('bin', 'cnmkit');
 const READY_TIMEOUT_MS = 30_000;
@@ -64,7 +65,7 @@ function startDetached(argv: string[], log: string, marker: string, readyPipe = 
     pipe.on('end', () => done(false));
     pipe.on('error', () => done(false));
   });
-  return { record: { pid, startTime: startTimeOf(pid) ?? '', marker }, exited: () => code, exit, readyLine };
+  return { record: { pid, startTime: processStartTime(pid) ?? '', marker }, exited: () => code, exit, readyLine };
 }
 
 function tail(file: string): string {
@@ -166,7 +167,7 @@ export async function stopProcess(p: ProcessRecord | undefined, graceMs = 3000):
   const deadline = Date.now() + graceMs;
   while (isAlive(p) && Date.now() < deadline) await sleep(10);
   if (isAlive(p)) process.kill(p!.pid, 'SIGKILL');
-  while (startTimeOf(p!.pid) === p!.startTime && fs.existsSync(`/proc/${p!.pid}`) && !isZombie(p!.pid)) await sleep(5);
+  while (processStartTime(p!.pid) === p!.startTime && fs.existsSync(`/proc/${p!.pid}`) && !isZombie(p!.pid)) await sleep(5);
 }
 
 function isZombie(pid: number): boolean {

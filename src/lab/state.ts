@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { ConflictError, NotFoundError } from '../errors.js';
+import { processStartTime } from '../netns/pids.js';
 import { MACHINE } from './model.js';
 import { labNamespaces, labRoot, type LabPlan } from './plan.js';
 
@@ -95,19 +96,9 @@ export function listLabs(root = labRoot()): string[] {
   }
 }
 
-/** The start time of pid, or undefined when there is no such process. */
-export function startTimeOf(pid: number): string | undefined {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-  } catch {
-    return undefined;
-  }
-}
-
 /** Whether the recorded process is still the one the lab started. */
 export function isAlive(p: ProcessRecord | undefined): boolean {
-  if (!p || startTimeOf(p.pid) !== p.startTime) return false;
+  if (!p || processStartTime(p.pid) !== p.startTime) return false;
   try {
     return fs.readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').includes(p.marker);
   } catch {
@@ -123,7 +114,7 @@ export function isAlive(p: ProcessRecord | undefined): boolean {
 export async function withLabLock<T>(name: string, root: string, fn: () => Promise<T>): Promise<T> {
   fs.mkdirSync(root, { recursive: true, mode: 0o700 });
   const file = path.join(root, `.${name}.lock`);
-  const me: ProcessRecord = { pid: process.pid, startTime: startTimeOf(process.pid) ?? '', marker: 'lab' };
+  const me: ProcessRecord = { pid: process.pid, startTime: processStartTime(process.pid) ?? '', marker: 'lab' };
   for (let attempt = 0; ; attempt++) {
     try {
       fs.writeFileSync(file, JSON.stringify(me), { flag: 'wx', mode: 0o600 });

@@ -1,8 +1,20 @@
 // The processes inside a network namespace, found as `ip netns pids` finds them (their
-// /proc/PID/ns/net is the same inode), and ending them. Pure /proc reads: no native addon.
+// /proc/PID/ns/net is the same inode), and ending them; a process's start time, which tells it
+// from a later one that took its pid. Pure /proc reads: no native addon.
 // Limits: sees only what this process may stat in /proc (root sees all); pids reused meanwhile
 // are not an issue as the inode is read just before the signal.
 import fs from 'node:fs';
+
+/** A process's start time (clock ticks after boot, field 22 of /proc/PID/stat); undefined when there is none. */
+export function processStartTime(pid: number): string | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may hold spaces and parentheses: count fields after its last ')'.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
 
 /** The inode of a namespace file, or undefined when it is gone. */
 function inodeOf(nsPath: string): number | undefined {

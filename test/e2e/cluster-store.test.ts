@@ -13,6 +13,7 @@ import { SimCluster, waitFor } from '../helpers/cluster.js';
 import type { PeerBatch } from '../../src/cluster/types.js';
 import type { StoreClient } from '../../src/cluster/client.js';
 import { canonicalPool } from '../../src/cluster/ipam.js';
+import { processStartTime } from '../../src/netns/pids.js';
 
 const spec = (name: string, extra: Record<string, unknown> = {}) => ({ name, driver: 'overlay', internal: false, enableIPv6: false, options: {}, ipv4: [], ipv6: [], ...extra });
 const mac = (n: number) => `02:42:c6:13:00:${n.toString(16).padStart(2, '0')}`;
@@ -519,19 +520,20 @@ describeRoot('cluster control plane on a real etcd', () => {
       const lease = await direct.leaseGrant(30);
       // The copy holds what the live daemon's state dir holds: its host id and the lease its record sits on.
       fs.writeFileSync(path.join(stateDir, 'cluster.json'), `${JSON.stringify({ hostId, leaseId: lease })}\n`);
-      const put = (started: string) => direct.txn('the live daemon\'s record', [], [{
-        put: key, value: { id: hostId, hostname: os.hostname(), vtep: '198.19.255.98', pid: 1, started, version: 'x', localSubnets: [] }, lease,
+      const put = (pidStart: string) => direct.txn('the live daemon\'s record', [], [{
+        put: key, value: { id: hostId, hostname: os.hostname(), vtep: '198.19.255.98', pid: 1, pidStart, started: new Date().toISOString(), version: 'x', localSubnets: [] }, lease,
       }]);
-      // pid 1 runs, and has run since before this record's daemon started: a live other daemon.
-      await put(new Date().toISOString());
+      // pid 1 runs, and is the very process the record names (its start time): a live other daemon.
+      const pid1 = processStartTime(1)!;
+      await put(pid1);
       const copy = await sim.inProcessHost(8, { prefix: '/t-copy', stateDir, leaseTtl: 30 });
       expect(copy.status()).toMatchObject({ state: 'unavailable', error: expect.stringContaining(`host id ${hostId} is registered by another live daemon (pid 1 on ${os.hostname()}, VTEP 198.19.255.98)`) });
       const kv = (await direct.range(key, { prefix: false })).kvs[0]!;
       expect(JSON.parse(kv.value.toString())).toMatchObject({ pid: 1, vtep: '198.19.255.98' });
       expect(kv.lease).toBe(lease);
       await copy.close();
-      // A record whose daemon started before pid 1 did (before this machine booted): pid 1 is not that daemon, which has ended.
-      await put('2000-01-01T00:00:00.000Z');
+      // A record whose process started at another time than pid 1 did: pid 1 is not that daemon, which has ended.
+      await put(String(Number(pid1) + 1));
       const restarted = await sim.inProcessHost(8, { prefix: '/t-copy', stateDir, leaseTtl: 30 });
       expect(restarted.status()).toMatchObject({ state: 'connected', hostId });
       const mine = (await direct.range(key, { prefix: false })).kvs[0]!;

@@ -56,11 +56,13 @@ export function refuseAddressFields(req: CreateNetworkRequest, driver: Driver): 
 
 /**
  * A name taken here, or (for a local network) by a network in the cluster, is refused naming the
- * other network: a local network would hide the overlay of its name on this host.
+ * other network: a local network would hide the overlay of its name on this host. Not asked of the
+ * cluster for the predefined networks, made at the daemon's start before it has registered (as
+ * their overlap check is not, in allocateSubnets): a round trip to etcd on every first start.
  */
 export async function refuseTakenName(deps: ControllerDeps, name: string, driver: Driver): Promise<void> {
   if (deps.store.networks.getByName(name)) throw new ConflictError(`network with name ${name} already exists`);
-  const taken = driver.global ? undefined : await globalNamed(deps, name);
+  const taken = driver.global || deps.predefined?.has(name) ? undefined : await globalNamed(deps, name);
   if (taken) throw new ConflictError(`network with name ${name} already exists: the ${taken.driver.name} network ${name} (${taken.view.id.slice(0, 12)}) in the cluster`);
 }
 

@@ -51,7 +51,6 @@ function firstProgram(s: HostNetwork): Promise<unknown> {
   return bounded(s.ready);
 }
 
-/** A network restore() went through: its own endpoints to publish again, or to drop (gone); s when its devices are up. */
 export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
   const log = ctx.logger.child({ driver: 'overlay' });
   const pending = new PendingWrites(log);

@@ -7,8 +7,7 @@
 // Limits: an address another host took while this one was away is not taken back: its endpoint
 // is reported (cluster status, check) and left unpublished.
 import type { Logger } from 'pino';
-import type { Cluster, PeerSpec } from '../../src/cluster/types.js';
-import { dockerAddressOwner } from '../../src/cluster/types.js';
+import { dockerAddressOwner, type Cluster, type PeerSpec } from '../../src/cluster/types.js';
 import type { EndpointRecord, NetworkRecord } from '../../src/core/model.js';
 import { ConflictError } from '../../src/errors.js';
 import { macFor, type OverlayEndpointData } from './endpoint.js';

@@ -34,20 +34,26 @@ export function recordOf(driver: string, view: GlobalNetworkView): NetworkRecord
  */
 export async function globalNamed(deps: ControllerDeps, name: string): Promise<{ driver: GlobalDriver; view: GlobalNetworkView } | undefined> {
   try {
-    for (const driver of globalDrivers(deps)) {
-      const view = await driver.global.lookup(name);
-      if (view) return { driver, view };
-    }
+    return await clusterNamed(deps, name);
   } catch (err) {
     deps.logger.warn({ err: (err as Error).message, network: name }, 'network create: the cluster store did not answer; its names are not checked');
+    return undefined;
   }
-  return undefined;
 }
 
 /** A network found by reference: this host's record, or the cluster's network (of driver) that this host has no record of. */
 export type FoundNetwork = { local: NetworkRecord } | { driver: GlobalDriver; view: GlobalNetworkView };
 
 type ByName = (g: GlobalScope, name: string) => Promise<GlobalNetworkView | undefined>;
+
+/** The cluster's network of that name, asked of each global driver (byName: from the watched copy by default). */
+async function clusterNamed(deps: ControllerDeps, name: string, byName: ByName = (g, n) => g.lookup(n)): Promise<{ driver: GlobalDriver; view: GlobalNetworkView } | undefined> {
+  for (const driver of globalDrivers(deps)) {
+    const view = await byName(driver.global, name);
+    if (view) return { driver, view };
+  }
+  return undefined;
+}
 
 const short = (id: string): string => id.slice(0, 12);
 
@@ -67,10 +73,8 @@ export async function findNetwork(deps: ControllerDeps, ref: string, byName: ByN
   const here = hex ? networks.findByIdPrefix(ref) : [];
   let there: { driver: GlobalDriver; view: GlobalNetworkView }[] = [];
   try {
-    for (const driver of globalDrivers(deps)) {
-      const view = await byName(driver.global, ref);
-      if (view) return { driver, view };
-    }
+    const named = await clusterNamed(deps, ref, byName);
+    if (named) return named;
     if (hex) {
       for (const driver of globalDrivers(deps)) {
         const views = await driver.global.list();

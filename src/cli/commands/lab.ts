@@ -170,8 +170,7 @@ const graph: Command = {
       } catch (err) {
         throw new UsageError(`--output: cannot write ${JSON.stringify(v.output)}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
       }
-    }
-    else process.stdout.write(text);
+    } else process.stdout.write(text);
     return 0;
   },
 };

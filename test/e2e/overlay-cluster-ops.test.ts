@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import { expect, it } from 'vitest';
 import { describeRoot } from '../helpers/root.js';
 import { simSuite } from '../helpers/sim-suite.js';
-import { SimCluster, simCli, simJoined, waitFor, type SimHost } from '../helpers/cluster.js';
+import { SimCluster, simCli, simJoined, simKeysNaming, waitFor, type SimHost } from '../helpers/cluster.js';
 import { run } from '../helpers/exec.js';
 import { ApiError, Client } from '../../src/client/index.js';
 
@@ -32,16 +32,6 @@ async function selfFdb(h: SimHost, vx: string): Promise<string[]> {
 
 async function vxlanOf(h: SimHost, net: string): Promise<string> {
   return `ovvx${(JSON.parse(await cli(h, ['network', 'inspect', net, '--format', 'json'])) as { global: { vni: number } }[])[0]!.global.vni}`;
-}
-
-/** Keys of the cluster's store that name the network (read straight from etcd). */
-async function keysNaming(name: string): Promise<string[]> {
-  const client = sim.etcd.client();
-  try {
-    return (await client.range('/cnmkit/')).kvs.map((kv) => kv.key).filter((k) => k.split('/').includes(name));
-  } finally {
-    client.close();
-  }
 }
 
 /** KV requests etcd has served (Range + Txn + Put + DeleteRange), from its own metrics over its unix socket. */
@@ -82,7 +72,7 @@ describeRoot('overlay cluster operations', () => {
     expect(refused.stderr).toContain(`(${h1.ip})`);
     expect(refused.stderr).toContain(`(${h3.ip})`);
     expect(refused.stderr).toContain('disconnect them there first');
-    expect(await keysNaming('ovrm')).not.toEqual([]);
+    expect(await simKeysNaming(sim, 'ovrm')).not.toEqual([]);
 
     await cli(h1, ['disconnect', 'ovrm', a.sb]);
     await cli(h3, ['disconnect', 'ovrm', c.sb]);
@@ -93,7 +83,7 @@ describeRoot('overlay cluster operations', () => {
     expect(await devices(h1)).toEqual([`ovbr${vni}`, `ovvx${vni}`]);
     expect(await cli(h2, ['network', 'rm', 'ovrm'])).toContain('ovrm');
     const removed = Date.now();
-    expect(await keysNaming('ovrm')).toEqual([]);
+    expect(await simKeysNaming(sim, 'ovrm')).toEqual([]);
     const gone = await h2.daemon.cmd(['network', 'inspect', 'ovrm']);
     expect(gone.code).toBe(1);
     // Every other host follows within 2 s: no record (not listed, not inspectable), no device.
@@ -108,14 +98,14 @@ describeRoot('overlay cluster operations', () => {
     expect(late.code).toBe(1);
     expect(late.stderr).toContain('network "ovrm" not found');
     expect(await devices(h1)).toEqual([]);
-    expect(await keysNaming('ovrm')).toEqual([]);
+    expect(await simKeysNaming(sim, 'ovrm')).toEqual([]);
     expect((await cli(h1, ['sandbox', 'inspect', a.sb, '--format', 'json']))).not.toContain('ovrm');
   });
 
   it('network rm of a name neither this host nor the cluster has fails as on a plain daemon: not found (404, exit 1), nothing removed', async () => {
     const [h1, h2] = hosts as [SimHost, SimHost];
     await cli(h1, ['network', 'create', '-d', 'overlay', '--internal', '--subnet', '198.19.231.0/24', 'ovkeep']);
-    const before = await keysNaming('ovkeep');
+    const before = await simKeysNaming(sim, 'ovkeep');
     // The API's DELETE itself (what the Docker-style clients and the CLI's rm call), not only the CLI's lookup before it.
     const del = await new Client(h2.daemon.socket).request('DELETE', '/v1/networks/ovnosuch').then(() => undefined, (err: unknown) => err);
     expect(del).toBeInstanceOf(ApiError);
@@ -130,7 +120,7 @@ describeRoot('overlay cluster operations', () => {
     expect(both.code).toBe(1);
     expect(both.stderr).toContain('network "ovnosuch" not found');
     expect(both.stderr).toContain('network "ovnosuch2" not found');
-    expect(await keysNaming('ovkeep')).toEqual(before);
+    expect(await simKeysNaming(sim, 'ovkeep')).toEqual(before);
     await cli(h1, ['network', 'rm', 'ovkeep']);
   });
 

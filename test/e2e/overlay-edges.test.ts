@@ -11,7 +11,7 @@
 import { expect, it } from 'vitest';
 import { describeRoot } from '../helpers/root.js';
 import { simSuite } from '../helpers/sim-suite.js';
-import { simCli, simJoined, waitFor, type SimCluster, type SimHost } from '../helpers/cluster.js';
+import { simCli, simJoined, simKeysNaming, simVni, waitFor, type SimCluster, type SimHost } from '../helpers/cluster.js';
 
 interface Ep { id: string; ipv4?: string; ipv6?: string }
 interface Subnet { subnet: string; gateway?: string }
@@ -28,20 +28,6 @@ async function inspect(h: SimHost, ref: string): Promise<Net> {
 async function devices(h: SimHost, vni: number): Promise<string[]> {
   return (JSON.parse(await h.ns.sh(['ip', '-j', 'link', 'show'])) as { ifname: string }[])
     .map((l) => l.ifname).filter((n) => n === `ovbr${vni}` || n === `ovvx${vni}`).sort();
-}
-
-async function vniOf(h: SimHost, ref: string): Promise<number> {
-  return (JSON.parse(await simCli(h, ['network', 'inspect', ref, '--format', 'json'])) as { global: { vni: number } }[])[0]!.global.vni;
-}
-
-/** Keys of the cluster's store that name the network (read straight from etcd). */
-async function keysNaming(name: string): Promise<string[]> {
-  const client = sim.etcd.client();
-  try {
-    return (await client.range('/cnmkit/')).kvs.map((kv) => kv.key).filter((k) => k.split('/').includes(name));
-  } finally {
-    client.close();
-  }
 }
 
 const names = async (h: SimHost): Promise<string[]> => (JSON.parse(await simCli(h, ['network', 'ls', '--format', 'json'])) as Net[]).map((n) => n.name);
@@ -65,7 +51,7 @@ describeRoot('overlay: CLI and API edges', () => {
     // rm by prefix from a host with no record: removed from the cluster.
     const id2 = (await simCli(h1, ['network', 'create', '-d', 'overlay', '--internal', '--subnet', '198.19.241.0/24', 'ovid2'])).trim();
     expect(await simCli(h2, ['network', 'rm', id2.slice(0, 12)])).toContain(id2.slice(0, 12));
-    expect(await keysNaming('ovid2')).toEqual([]);
+    expect(await simKeysNaming(sim, 'ovid2')).toEqual([]);
     await waitFor('host 1 drops ovid2', async () => ((await names(h1)).includes('ovid2') ? undefined : true), 2000);
 
     // Networks made on host 1 until two of them share a first hex digit: that digit is ambiguous on host 2.
@@ -90,20 +76,20 @@ describeRoot('overlay: CLI and API edges', () => {
   it('network rm on a host that holds a record while another host has endpoints: refused naming that host, nothing changed; then removed everywhere; a second rm says not found', async () => {
     const [h1, h2] = sim.hosts as [SimHost, SimHost];
     await simCli(h1, ['network', 'create', '-d', 'overlay', '--internal', '--subnet', '198.19.242.0/24', 'ovheld']);
-    const vni = await vniOf(h1, 'ovheld');
+    const vni = await simVni(h1, 'ovheld');
     const b = await simJoined<Ep>(h2, 'ovheld', made);
-    const keys = await keysNaming('ovheld');
+    const keys = await simKeysNaming(sim, 'ovheld');
 
     const refused = await h1.daemon.cmd(['network', 'rm', 'ovheld']);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain(`(${h2.ip})`);
     expect(refused.stderr).toContain('disconnect them there first');
-    expect(await keysNaming('ovheld')).toEqual(keys);
+    expect(await simKeysNaming(sim, 'ovheld')).toEqual(keys);
     expect((await inspect(h1, 'ovheld')).scope).toBe('global');
     expect(await devices(h1, vni)).toEqual([`ovbr${vni}`, `ovvx${vni}`]);
     // prune skips it, saying why, and removes nothing of it.
     expect(await simCli(h1, ['network', 'prune'])).toContain('Skipped network ovheld: network ovheld has active endpoints on host(s)');
-    expect(await keysNaming('ovheld')).toEqual(keys);
+    expect(await simKeysNaming(sim, 'ovheld')).toEqual(keys);
     // On the host with the endpoint: refused as before, naming it.
     const here = await h2.daemon.cmd(['network', 'rm', 'ovheld']);
     expect(here.code).toBe(1);
@@ -111,7 +97,7 @@ describeRoot('overlay: CLI and API edges', () => {
 
     await simCli(h2, ['disconnect', 'ovheld', b.sb]);
     expect(await simCli(h1, ['network', 'rm', 'ovheld'])).toContain('ovheld');
-    expect(await keysNaming('ovheld')).toEqual([]);
+    expect(await simKeysNaming(sim, 'ovheld')).toEqual([]);
     expect(await devices(h1, vni)).toEqual([]);
     for (const h of [h1, h2]) {
       await waitFor(`host ${h.index} drops ovheld`, async () => ((await names(h)).includes('ovheld') ? undefined : true), 2000);
@@ -128,7 +114,7 @@ describeRoot('overlay: CLI and API edges', () => {
     const b = await simJoined<Ep>(h2, 'ovidle', made);
     await simCli(h2, ['disconnect', 'ovidle', b.sb]);
     expect(await simCli(h1, ['network', 'rm', 'ovidle'])).toContain('ovidle');
-    expect(await keysNaming('ovidle')).toEqual([]);
+    expect(await simKeysNaming(sim, 'ovidle')).toEqual([]);
     for (const h of [h1, h2]) await waitFor(`host ${h.index} drops ovidle`, async () => ((await names(h)).includes('ovidle') ? undefined : true), 2000);
   });
 
@@ -145,7 +131,7 @@ describeRoot('overlay: CLI and API edges', () => {
     expect(empty.code).toBe(2);
     expect(empty.stderr).toContain('--opt');
     expect(await names(h1)).not.toContain('ovenc');
-    expect(await keysNaming('ovenc')).toEqual([]);
+    expect(await simKeysNaming(sim, 'ovenc')).toEqual([]);
   });
 
   it('inspect shows the same labels on every host, and an IPv6 gateway inside the subnet that is not its network address, as IPv4 shows', async () => {
@@ -167,7 +153,7 @@ describeRoot('overlay: CLI and API edges', () => {
   it('check reports no drift for the multicast NOARP neighbour entries the kernel makes itself on an IPv6 overlay\'s VXLAN device (as for MLD with IPv6 forwarding on)', async () => {
     const [h1, h2] = sim.hosts as [SimHost, SimHost];
     await simCli(h1, ['network', 'create', '-d', 'overlay', '--internal', '--ipv6', '--subnet', '198.19.245.0/24', '--subnet-v6', 'fd00:2::/64', 'ovmld']);
-    const vni = await vniOf(h1, 'ovmld');
+    const vni = await simVni(h1, 'ovmld');
     await simJoined<Ep>(h1, 'ovmld', made);
     await simJoined<Ep>(h2, 'ovmld', made);
     await waitFor('host 1 programs host 2\'s peer', async () => ((await h1.daemon.cmd(['network', 'inspect', '--check', 'ovmld'])).code === 0 ? true : undefined), 5000);
@@ -191,7 +177,7 @@ describeRoot('overlay: CLI and API edges', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('aux-address');
     expect(await names(h1)).not.toContain('ovaux');
-    expect(await keysNaming('ovaux')).toEqual([]);
+    expect(await simKeysNaming(sim, 'ovaux')).toEqual([]);
   });
 
   it('a local network and a cluster overlay cannot share a name: each create is refused naming the other network, nothing changed', async () => {
@@ -210,7 +196,7 @@ describeRoot('overlay: CLI and API edges', () => {
     expect(overlay.code).toBe(1);
     expect(overlay.stderr).toContain('locname');
     expect(overlay.stderr).toContain('already exists');
-    expect(await keysNaming('locname')).toEqual([]);
+    expect(await simKeysNaming(sim, 'locname')).toEqual([]);
     expect((await inspect(h1, 'locname')).scope).toBe('local');
     await simCli(h1, ['network', 'rm', 'locname']);
   });

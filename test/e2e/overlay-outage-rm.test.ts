@@ -6,7 +6,7 @@
 import { expect, it } from 'vitest';
 import { describeRoot } from '../helpers/root.js';
 import { simSuite } from '../helpers/sim-suite.js';
-import { simCli, simJoined, waitFor, type SimCluster, type SimHost } from '../helpers/cluster.js';
+import { simCli, simJoined, simVni, waitFor, type SimCluster, type SimHost } from '../helpers/cluster.js';
 
 interface Ep { id: string; ipv4?: string }
 interface Neigh { dst: string; state?: string[] }
@@ -26,7 +26,7 @@ describeRoot('overlay: a disconnect during an etcd outage, then a restart', () =
       const third = signal === 'SIGTERM' ? 70 : 71;
       const addr = `198.19.${third}.30`;
       await simCli(h1, ['network', 'create', '-d', 'overlay', '--internal', '--subnet', `198.19.${third}.0/24`, net]);
-      const vx = `ovvx${(JSON.parse(await simCli(h1, ['network', 'inspect', net, '--format', 'json'])) as { global: { vni: number } }[])[0]!.global.vni}`;
+      const vx = `ovvx${await simVni(h1, net)}`;
       const g = await simJoined<Ep>(h2, net, made, ['--ip', addr]);
       const hostId = (JSON.parse(await simCli(h2, ['cluster', 'status', '--format', 'json'])) as { hostId: string }).hostId;
       const peerKey = `/cnmkit/v1/peers/${net}/${hostId}/${g.ep.id}`;
@@ -60,7 +60,7 @@ describeRoot('overlay: a disconnect during an etcd outage, then a restart', () =
   it('a peer and an address of host 2 in etcd that no endpoint there has: check names both; a restart with etcd up removes them', async () => {
     const [h1, h2] = sim.hosts as [SimHost, SimHost];
     await simCli(h1, ['network', 'create', '-d', 'overlay', '--internal', '--subnet', '198.19.72.0/24', 'ovmc']);
-    const vx = `ovvx${(JSON.parse(await simCli(h1, ['network', 'inspect', 'ovmc', '--format', 'json'])) as { global: { vni: number } }[])[0]!.global.vni}`;
+    const vx = `ovvx${await simVni(h1, 'ovmc')}`;
     const g = await simJoined<Ep>(h2, 'ovmc', made);
     await simCli(h2, ['disconnect', 'ovmc', g.sb]);
     expect(await h2.daemon.cmd(['check'])).toMatchObject({ code: 0 });

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { expect, it } from 'vitest';
 import { describeRoot } from '../helpers/root.js';
 import { simSuite } from '../helpers/sim-suite.js';
-import { simCli, simJoined, waitFor, type SimCluster, type SimHost } from '../helpers/cluster.js';
+import { simCli, simJoined, simVni, waitFor, type SimCluster, type SimHost } from '../helpers/cluster.js';
 import { run } from '../helpers/exec.js';
 
 interface Ep { id: string; ipv4?: string; macAddress?: string }
@@ -22,10 +22,6 @@ let sim: SimCluster;
 const made: { h: SimHost; sb: string }[] = [];
 
 const ip = (cidr: string | undefined): string => cidr!.split('/')[0]!;
-
-async function vniOf(h: SimHost, net: string): Promise<number> {
-  return (JSON.parse(await simCli(h, ['network', 'inspect', net, '--format', 'json'])) as { global: { vni: number } }[])[0]!.global.vni;
-}
 
 async function vxlanInfo(h: SimHost, dev: string): Promise<VxlanInfo['info_data']> {
   return (JSON.parse(await h.ns.sh(['ip', '-d', '-j', 'link', 'show', dev])) as { linkinfo: VxlanInfo }[])[0]!.linkinfo.info_data;
@@ -39,7 +35,7 @@ describeRoot('overlay: its own devices, and addresses lost while away', () => {
   it('a VXLAN device with learning turned on by hand: check names it; a restart makes it again with learning off', async () => {
     const [h1, h2] = sim.hosts as [SimHost, SimHost];
     await simCli(h1, ['network', 'create', '-d', 'overlay', '--internal', '--subnet', '198.19.230.0/24', 'ovl1']);
-    const vx = `ovvx${await vniOf(h1, 'ovl1')}`;
+    const vx = `ovvx${await simVni(h1, 'ovl1')}`;
     const a = await simJoined<Ep>(h1, 'ovl1', made);
     const b = await simJoined<Ep>(h2, 'ovl1', made);
     expect(await vxlanInfo(h1, vx)).toMatchObject({ learning: false, proxy: true, local: h1.ip });

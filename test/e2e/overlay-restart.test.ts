@@ -21,6 +21,12 @@ const made: { h: SimHost; sb: string }[] = [];
 let vx = '';
 
 const ip = (cidr: string | undefined): string => cidr!.split('/')[0]!;
+const ping = (sb: string, to: string) => run(['ip', 'netns', 'exec', sb, 'ping', '-c', '1', '-W', '2', to]);
+
+/** The ports of the overlay's bridge on host h (read with iproute2), sorted. */
+async function bridgePorts(h: SimHost): Promise<string[]> {
+  return (JSON.parse(await h.ns.sh(['ip', '-j', 'link', 'show', 'master', vx.replace('ovvx', 'ovbr')])) as { ifname: string }[]).map((l) => l.ifname).sort();
+}
 
 /** Every key of the network's peers and of its subnet's addresses but the spare ones (a host's stock, not endpoints), by key. */
 async function keysOf(client: StoreClient, hostId: string): Promise<Map<string, KeyValue>> {
@@ -89,9 +95,8 @@ describeRoot('overlay daemon restart', () => {
     const [h1, h2] = sim.hosts as [SimHost, SimHost];
     const a = await simJoined<Ep>(h1, 'ovr', made);
     const d = await simJoined<Ep>(h2, 'ovr', made);
-    const ping = (sb: string, to: string) => run(['ip', 'netns', 'exec', sb, 'ping', '-c', '1', '-W', '2', to]);
     await waitFor('a reaches d', async () => ((await ping(a.sb, ip(d.ep.ipv4))).code === 0 ? true : undefined), 5000);
-    const ports = async () => (JSON.parse(await h1.ns.sh(['ip', '-j', 'link', 'show', 'master', vx.replace('ovvx', 'ovbr')])) as { ifname: string }[]).map((l) => l.ifname).sort();
+    const ports = () => bridgePorts(h1);
     const before = await ports();
     expect(before.length).toBeGreaterThanOrEqual(2);
     expect(await h1.daemon.cmd(['firewall', 'reload'])).toMatchObject({ code: 0 });
@@ -104,8 +109,7 @@ describeRoot('overlay daemon restart', () => {
   it('a sandbox gone while the daemon was away, on a host that did not create the network: the others keep their port, devices and traffic', async () => {
     const [h1, h2] = sim.hosts as [SimHost, SimHost];
     const br = vx.replace('ovvx', 'ovbr');
-    const ping = (sb: string, to: string) => run(['ip', 'netns', 'exec', sb, 'ping', '-c', '1', '-W', '2', to]);
-    const ports = async () => (JSON.parse(await h2.ns.sh(['ip', '-j', 'link', 'show', 'master', br])) as { ifname: string }[]).map((l) => l.ifname).sort();
+    const ports = () => bridgePorts(h2);
     const ifindex = async (dev: string) => (JSON.parse(await h2.ns.sh(['ip', '-j', 'link', 'show', dev])) as { ifindex: number }[])[0]!.ifindex;
     const r0 = await simJoined<Ep>(h1, 'ovr', made);
     const r1 = await simJoined<Ep>(h2, 'ovr', made);
@@ -130,8 +134,7 @@ describeRoot('overlay daemon restart', () => {
   it('a bridge deleted while the daemon was away: made again with the surviving endpoints\' ports on it', async () => {
     const [h1, h2] = sim.hosts as [SimHost, SimHost];
     const br = vx.replace('ovvx', 'ovbr');
-    const ping = (sb: string, to: string) => run(['ip', 'netns', 'exec', sb, 'ping', '-c', '1', '-W', '2', to]);
-    const ports = async () => (JSON.parse(await h2.ns.sh(['ip', '-j', 'link', 'show', 'master', br])) as { ifname: string }[]).map((l) => l.ifname).sort();
+    const ports = () => bridgePorts(h2);
     const r0 = await simJoined<Ep>(h1, 'ovr', made);
     const r1 = await simJoined<Ep>(h2, 'ovr', made);
     const before = await ports();
@@ -161,9 +164,7 @@ describeRoot('overlay daemon restart', () => {
 
   it('a disconnect cut by SIGKILL, on a host that did not create the network: finished at the restart, the other endpoint keeps its port and traffic', async () => {
     const [h1, h2] = sim.hosts as [SimHost, SimHost];
-    const br = vx.replace('ovvx', 'ovbr');
-    const ping = (sb: string, to: string) => run(['ip', 'netns', 'exec', sb, 'ping', '-c', '1', '-W', '2', to]);
-    const ports = async () => (JSON.parse(await h2.ns.sh(['ip', '-j', 'link', 'show', 'master', br])) as { ifname: string }[]).map((l) => l.ifname).sort();
+    const ports = () => bridgePorts(h2);
     const r0 = await simJoined<Ep>(h1, 'ovr', made);
     const r1 = await simJoined<Ep>(h2, 'ovr', made);
     const kept = await ports();

@@ -205,6 +205,21 @@ export async function simCli(h: SimHost, args: string[]): Promise<string> {
   return r.stdout;
 }
 
+/** The VXLAN id of global network net, as `network inspect` on host h shows it. */
+export async function simVni(h: SimHost, net: string): Promise<number> {
+  return (JSON.parse(await simCli(h, ['network', 'inspect', net, '--format', 'json'])) as { global: { vni: number } }[])[0]!.global.vni;
+}
+
+/** Keys of the cluster's store (default prefix) that name the network, read straight from etcd. */
+export async function simKeysNaming(sim: SimCluster, name: string): Promise<string[]> {
+  const client = sim.etcd.client();
+  try {
+    return (await client.range('/cnmkit/')).kvs.map((kv) => kv.key).filter((k) => k.split('/').includes(name));
+  } finally {
+    client.close();
+  }
+}
+
 /** A new sandbox on host h connected to network net (extra: connect's own flags), recorded in made for the test to remove. */
 export async function simJoined<Ep>(h: SimHost, net: string, made: { h: SimHost; sb: string }[], extra: string[] = []): Promise<{ sb: string; ep: Ep }> {
   const sb = await h.daemon.sandbox();

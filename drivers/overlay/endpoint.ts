@@ -8,9 +8,9 @@ import { isIPv4 } from 'node:net';
 import { ClusterUnavailableError, ConflictError, InvalidArgumentError } from '../../src/errors.js';
 import type { Cluster } from '../../src/cluster/types.js';
 import type { EndpointRecord, NetworkRecord } from '../../src/core/model.js';
-import { isFresh, type HostSysctl, type JoinInfo, type Placement } from '../../src/contract/driver.js';
+import { isFresh, type JoinInfo, type Placement } from '../../src/contract/driver.js';
 import { ifnameInSandbox } from '../../src/contract/ifname.js';
-import { addVeth, deleteLink, type NetlinkHandlePool } from '../../src/netlink/index.js';
+import { addVeth, deleteLink, setLink, type NetlinkHandlePool } from '../../src/netlink/index.js';
 import { OVERLAY_GROUP } from './device.js';
 
 export interface OverlayEndpointData {
@@ -62,10 +62,11 @@ export async function refuseTakenMac(cluster: Cluster, net: NetworkRecord, ep: E
  * the sandbox with its final name (placement 'sandbox') or left in the daemon's namespace as
  * `c<id>` for the Docker engine to move (placement 'detached'), with its MAC and MTU either way.
  * The applier (or the engine) puts the addresses on it and brings it up.
- * Equivalent to: `ip link add ovX master ovbrN mtu M up type veth peer name NAME [netns SB] address MAC mtu M`
+ * Equivalent to: `ip link add ovX master ovbrN mtu M up type veth peer name NAME [netns SB] address MAC mtu M;
+ *   ip link set ovX addrgenmode none`
  */
 export async function makeVeth(
-  pool: NetlinkHandlePool, sysctl: HostSysctl, bridge: number, net: NetworkRecord, mtu: number, ep: EndpointRecord, placement: Placement,
+  pool: NetlinkHandlePool, bridge: number, net: NetworkRecord, mtu: number, ep: EndpointRecord, placement: Placement,
 ): Promise<{ info: JoinInfo; data: OverlayEndpointData }> {
   checkPlacement(net, placement);
   const host = pool.get();
@@ -79,8 +80,12 @@ export async function makeVeth(
     peer: { name, ...(inSandbox ? { nsPath: placement.sandbox.netnsPath } : {}), mac: data.mac, mtu },
   });
   try {
-    // A link just made has the namespace's default: written, not read first.
-    sysctl.set(`net/ipv6/conf/${data.hostIfname}/disable_ipv6`, '1');
+    // No link-local address on the port (no DAD, router solicitation or MLD report flooded to
+    // every VTEP when its carrier comes up with the sandbox end); IPv6 stays on, inert: what a
+    // bridge port receives goes to the bridge, never to the port's own stack. A netlink request
+    // waits for the kernel's lock asleep, where the disable_ipv6 sysctl spins on it while other
+    // daemons program peers (its cost grew sixfold at 1000 endpoints).
+    await setLink(host, created.index ?? data.hostIfname, { addrGenMode: 'none' });
   } catch (err) {
     await deleteLink(host, data.hostIfname, { ifExists: true });
     throw err;

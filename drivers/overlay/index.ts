@@ -274,7 +274,7 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
       if (placement.kind === 'sandbox') return { macAddress: ep.macAddress ?? macFor(ep.ipv4) };
       // The Docker engine's flow: the whole interface now, detached, for the engine to move.
       const s = await bringUp(net, config);
-      const { data } = await makeVeth(ctx.netlink, ctx.sysctl, s.devices!.bridge, net, s.mtu, ep, placement);
+      const { data } = await makeVeth(ctx.netlink, s.devices!.bridge, net, s.mtu, ep, placement);
       links.watch(data.hostIfname, { net, ep: { ...ep, driverData: data } });
       return { driverData: data, macAddress: data.mac };
     },
@@ -322,7 +322,7 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
       let made: Awaited<ReturnType<typeof makeVeth>>;
       try {
         await bringUp(net, config, { sparesLater: true });
-        made = await makeVeth(ctx.netlink, ctx.sysctl, s.devices!.bridge, net, s.mtu, ep, placement);
+        made = await makeVeth(ctx.netlink, s.devices!.bridge, net, s.mtu, ep, placement);
         mark('veth');
       } catch (err) {
         s.local.delete(ep.id);

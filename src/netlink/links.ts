@@ -83,7 +83,16 @@ export interface LinkChanges {
   /** A bridge by name or ifindex, or null to detach (`nomaster`). */
   master?: LinkRef | null;
   group?: number;
+  /**
+   * How the kernel makes the link's IPv6 link-local address: 'none' makes none (no DAD, router
+   * solicitation or MLD report from the link; IPv6 stays on). Set before the link has a carrier.
+   */
+  addrGenMode?: AddrGenMode;
 }
+
+export const ADDR_GEN_MODES = ['eui64', 'none', 'stable-privacy', 'random'] as const;
+export type AddrGenMode = (typeof ADDR_GEN_MODES)[number];
+const AF_INET6 = 10;
 
 const RTEXT_FILTER_SKIP_STATS = 1 << 3;
 const CREATE_EXCL = FlagsNew.CREATE | FlagsNew.EXCL;
@@ -245,7 +254,7 @@ export async function addVlan(h: NetlinkHandle, spec: VlanSpec): Promise<void> {
   await newLink(h, `link add ${name} link ${parent} type vlan id ${id}`, o, { ifname: name, link: u32(parent), linkinfo });
 }
 
-/** Equivalent to: `ip link set DEV [mtu M] [address MAC] [name N] [master BR | nomaster] [group G] [up | down]` */
+/** Equivalent to: `ip link set DEV [mtu M] [address MAC] [name N] [master BR | nomaster] [group G] [addrgenmode MODE] [up | down]` */
 export async function setLink(h: NetlinkHandle, ref: LinkRef, changes: LinkChanges): Promise<void> {
   validateLinkRef(ref, 'link');
   const o = checkOptions({ ...changes, master: changes.master ?? undefined });
@@ -259,6 +268,10 @@ export async function setLink(h: NetlinkHandle, ref: LinkRef, changes: LinkChang
   if (o.group !== undefined) attrs.group = o.group;
   if (changes.master === null) attrs.master = 0;
   else if (o.master !== undefined) attrs.master = await linkIndex(h, o.master, 'master');
+  if (changes.addrGenMode !== undefined) {
+    const mode = ADDR_GEN_MODES.indexOf(validateEnum(changes.addrGenMode, 'addrGenMode', ADDR_GEN_MODES));
+    attrs.afSpec = new Map([[AF_INET6, flatten(ifla.formatLinkProtocolInfoInet6({ addrGenMode: mode }))]]);
+  }
   const data = { ...msg.data, ...flagsFor(o.up) };
   await h.request(`link set ${ref}`, rt.MessageType.SETLINK, body(rt.formatLinkMessage, { kind: 'link', data, attrs }));
 }

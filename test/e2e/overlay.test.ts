@@ -74,6 +74,12 @@ describeRoot('overlay driver across simulated hosts', () => {
       expect(got).toEqual(want);
       const n = (await neigh(m.h, vx)).map((e) => `${e.dst} ${e.lladdr} ${e.state?.join(',')}`).sort();
       expect(n).toEqual(remote.map((o) => `${ip(o.ep.ipv4)} ${o.ep.macAddress} PERMANENT`).sort());
+      // The sandbox's port on the bridge (up, with its carrier) has no IPv6 address: nothing of its
+      // own (DAD, router solicitation, MLD report) is flooded to the other VTEPs.
+      const ports = (JSON.parse(await m.h.ns.sh(['ip', '-j', 'link', 'show', 'master', `ovbr${net.global!.vni}`])) as { ifname: string; flags: string[] }[]).filter((p) => p.ifname !== vx);
+      expect(ports).toHaveLength(1);
+      expect(ports[0]!.flags).toContain('LOWER_UP');
+      expect(JSON.parse(await m.h.ns.sh(['ip', '-6', '-j', 'addr', 'show', 'dev', ports[0]!.ifname]))).toEqual([]);
     }
   });
 

@@ -111,6 +111,22 @@ describeRoot('netlink links', () => {
     expect((await listLinks(h, { kind: 'bridge' })).map((l) => l.name).sort()).toEqual(['br0', 'par0']);
   });
 
+  it("addrgenmode none: a veth end that gets its carrier after it has no IPv6 address; a bad mode names the field and changes nothing", async () => {
+    const ns = await makeNs('agm');
+    const h = handleOn(ns);
+    await addVeth(h, { name: 'a0', up: true, peer: { name: 'b0' } });
+    await setLink(h, 'a0', { addrGenMode: 'none' });
+    await setLink(h, 'b0', { up: true });
+    expect((await ns.sh(['cat', '/proc/sys/net/ipv6/conf/a0/addr_gen_mode'])).trim()).toBe('1');
+    expect((await ns.sh(['cat', '/proc/sys/net/ipv6/conf/a0/disable_ipv6'])).trim()).toBe('0');
+    expect((await ipLinks(ns, 'a0'))[0]?.flags).toContain('LOWER_UP');
+    expect(JSON.parse(await ns.sh(['ip', '-6', '-j', 'addr', 'show', 'dev', 'a0']))).toEqual([]);
+    // The other end, left at the default, made its link-local address.
+    expect(await ns.sh(['ip', '-6', 'addr', 'show', 'dev', 'b0'])).toMatch(/fe80::/);
+    await expect(setLink(h, 'b0', { addrGenMode: 'off' as never, mtu: 1300 })).rejects.toThrow(/^addrGenMode: "off" must be one of eui64, none, stable-privacy, random/);
+    expect((await ipLinks(ns, 'b0'))[0]?.mtu).toBe(1500);
+  });
+
   it('moves a link into another namespace, renaming it on the way', async () => {
     const [a, b] = await Promise.all([makeNs('mva'), makeNs('mvb')]);
     const ha = handleOn(a);

@@ -24,6 +24,7 @@ import {
 } from './schemas.js';
 import { limitedServer, MANAGEMENT_LIMITS, type SocketLimits } from './socket.js';
 import { serveOpenApi } from './openapi.js';
+import { WARNING_HEADER } from './headers.js';
 import { VERSION } from '../version.js';
 
 export interface ManagementOptions {
@@ -173,9 +174,12 @@ export async function buildManagementApi(opts: ManagementOptions): Promise<Fasti
     const global = await c.describeGlobal(n);
     return { ...withEndpoints(n, 'networkId'), ...(global ? { global } : {}) };
   };
-  app.get('/v1/networks', { schema: { response: { 200: { type: 'array', items: { $ref: 'Network#' } } } } }, async () =>
-    Promise.all((await c.listNetworksWithGlobal()).map(described)),
-  );
+  // Why the list may be incomplete (the cluster store did not answer) goes in a header, one per warning: the body stays the list.
+  app.get('/v1/networks', { schema: { response: { 200: { type: 'array', items: { $ref: 'Network#' } } } } }, async (_req, reply) => {
+    const { networks, warnings } = await c.listNetworksWithGlobal();
+    if (warnings.length > 0) reply.header(WARNING_HEADER, warnings.map((w) => w.replace(/[^\x20-\x7e]/g, '?')));
+    return Promise.all(networks.map(described));
+  });
   app.get<Ref>('/v1/networks/:ref', { schema: { params: refParams, response: { 200: { $ref: 'Network#' }, ...errors } } }, async (req) =>
     described(await c.networkOrGlobal(req.params.ref)),
   );

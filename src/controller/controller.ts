@@ -19,7 +19,7 @@ import { describeEndpoint } from './owner-names.js';
 import { checkNetworks, type NetworkCheck } from './check.js';
 import { joinWithGateway, leaveWithGateway, needsGateway } from './gateway.js';
 import { mark, traced } from '../core/trace.js';
-import { clusterOnlyNetworks, describeGlobal, followCluster, networkOrGlobal, networkToJoin, networkToRemove, removeFromCluster, removeFromClusterFirst, usedElsewhere } from './global.js';
+import { clusterOnlyListing, describeGlobal, followCluster, networkOrGlobal, networkToJoin, networkToRemove, removeFromCluster, removeFromClusterFirst, usedElsewhere } from './global.js';
 
 export type { Origin } from './ownership.js';
 export type { ConnectRequest, ControllerDeps, CreateNetworkRequest, CreateSandboxRequest, PruneResult } from './types.js';
@@ -40,8 +40,11 @@ export class Controller {
     return resolveRef('network', ref, this.deps.store.networks);
   }
 
-  /** The stored networks, then the cluster's global networks this host has no record of. */
-  listNetworksWithGlobal = async (): Promise<NetworkRecord[]> => [...this.listNetworks(), ...(await clusterOnlyNetworks(this.deps))];
+  /** The stored networks, then the cluster's global networks this host has no record of; warnings: why that list may be incomplete. */
+  listNetworksWithGlobal = async (): Promise<{ networks: NetworkRecord[]; warnings: string[] }> => {
+    const { networks, unlisted } = await clusterOnlyListing(this.deps);
+    return { networks: [...this.listNetworks(), ...networks], warnings: unlisted ? [unlisted] : [] };
+  };
   /** A stored network, or a global one of the cluster (not stored). */
   networkOrGlobal = (ref: string): Promise<NetworkRecord> => networkOrGlobal(this.deps, ref);
   /** A global network's driver's description (VNI, hosts with endpoints); undefined for others. */

@@ -175,20 +175,31 @@ async function dropGone(deps: ControllerDeps, driver: GlobalDriver, names: strin
   }
 }
 
-/** The cluster's global networks this host has no record of (not stored); none when the store does not answer. */
-export async function clusterOnlyNetworks(deps: ControllerDeps): Promise<NetworkRecord[]> {
-  const out: NetworkRecord[] = [];
+/**
+ * The cluster's global networks this host has no record of (not stored); unlisted says why some may be missing
+ * (a driver's list failed: the cluster store did not answer), for the caller to tell its user.
+ */
+export async function clusterOnlyListing(deps: ControllerDeps): Promise<{ networks: NetworkRecord[]; unlisted?: string }> {
+  const networks: NetworkRecord[] = [];
+  let unlisted: string | undefined;
   for (const driver of globalDrivers(deps)) {
     let views: GlobalNetworkView[];
     try {
       views = await driver.global.list();
     } catch (err) {
       deps.logger.warn({ err: (err as Error).message }, 'global networks not listed: the cluster store did not answer');
+      const reason = (err as Error).message.replace(/^cluster store unavailable: /, '');
+      unlisted = `cluster store unavailable (${reason}): ${driver.name} networks of other hosts are not listed, and global networks' VNI and hosts are not shown`;
       continue;
     }
-    for (const v of views) if (!deps.store.networks.getByName(v.name)) out.push(recordOf(driver.name, v));
+    for (const v of views) if (!deps.store.networks.getByName(v.name)) networks.push(recordOf(driver.name, v));
   }
-  return out;
+  return { networks, ...(unlisted ? { unlisted } : {}) };
+}
+
+/** The same, the networks alone (a list that may be incomplete is logged only). */
+export async function clusterOnlyNetworks(deps: ControllerDeps): Promise<NetworkRecord[]> {
+  return (await clusterOnlyListing(deps)).networks;
 }
 
 /** A network by reference (name, id or unique id prefix): stored here, or the cluster's (not stored). */

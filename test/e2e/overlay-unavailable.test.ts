@@ -6,6 +6,7 @@
 // interface of the host: the daemon starts with a warning, cluster status, cluster hosts and check
 // say it, a connect is refused naming it, and once the address is added a connect works without
 // a restart; a daemon restarted while its address is gone starts, keeping its overlay as it is.
+// `network ls` while etcd is away lists what the host has and warns on stderr (exit 0).
 // Checked with iproute2, ping and etcd's keys.
 import { expect, it } from 'vitest';
 import { describeRoot } from '../helpers/root.js';
@@ -97,6 +98,37 @@ describeRoot('overlay: the cluster store or the advertise address missing', () =
     await waitFor('check clean once etcd is back', async () => ((await h2.daemon.cmd(['check'])).code === 0 ? true : undefined), 10_000);
     expect(await entries(h2, vx)).toEqual(before);
     expect(await pings(b.sb, ip(a.ep.ipv4))).toBe(true);
+  }, 60_000);
+
+  it('etcd away: network ls lists what the host has, warns on stderr that other hosts\' overlays are not listed, exit 0, JSON unchanged', async () => {
+    const [h1, h2] = sim.hosts as [SimHost, SimHost];
+    await simCli(h1, ['network', 'create', '-d', 'overlay', '--internal', '--subnet', '198.19.244.0/24', 'ovls']);
+    const names = (out: string): string[] => (JSON.parse(out) as { name: string }[]).map((n) => n.name);
+    const ok = await h2.daemon.cmd(['network', 'ls', '--format', 'json']);
+    expect(ok).toMatchObject({ code: 0, stderr: '' });
+    expect(names(ok.stdout)).toContain('ovls');
+    await sim.etcd.stop();
+    try {
+      for (const h of [h1, h2]) {
+        const json = await h.daemon.cmd(['network', 'ls', '--format', 'json']);
+        expect(json.code).toBe(0);
+        expect(json.stderr).toMatch(/^Warning: cluster store unavailable \(.*\): overlay networks of other hosts are not listed/);
+        // h1 still lists the overlay it created (its own record); h2 cannot know it.
+        expect(names(json.stdout).includes('ovls')).toBe(h === h1);
+        expect(names(json.stdout)).toContain('bridge');
+        const text = await h.daemon.cmd(['network', 'ls']);
+        expect(text.code).toBe(0);
+        expect(text.stderr).toContain('cluster store unavailable');
+        expect(text.stdout).toContain('NETWORK ID');
+      }
+    } finally {
+      await sim.etcd.start();
+    }
+    await waitFor('h2 lists ovls again, with no warning', async () => {
+      const r = await h2.daemon.cmd(['network', 'ls', '--format', 'json']);
+      return r.code === 0 && r.stderr === '' && names(r.stdout).includes('ovls') ? true : undefined;
+    }, 10_000);
+    await simCli(h1, ['network', 'rm', 'ovls']);
   }, 60_000);
 
   it('an advertise address on no interface: a warning at start, said by cluster status, cluster hosts and check, a connect refused naming it; once added, a connect works without a restart', async () => {

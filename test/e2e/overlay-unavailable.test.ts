@@ -5,7 +5,8 @@
 // compares them with the peers as last read, and says that). An advertise address on no
 // interface of the host: the daemon starts with a warning, cluster status, cluster hosts and check
 // (of an overlay the host has) say it, a connect is refused naming it (the network not adopted), and once the address is added a connect works without
-// a restart; a daemon restarted while its address is gone starts, keeping its overlay as it is.
+// a restart; a daemon restarted while its address is gone starts, keeping its overlay as it is,
+// also after a reboot (its devices gone too: made by the next connect once the address is back).
 // `network ls` while etcd is away lists what the host has and warns on stderr (exit 0).
 // Checked with iproute2, ping and etcd's keys.
 import { expect, it } from 'vitest';
@@ -209,6 +210,32 @@ describeRoot('overlay: the cluster store or the advertise address missing', () =
     }
     await waitFor('b reaches a again', async () => ((await pings(b.sb, ip(a.ep.ipv4))) ? true : undefined), 5000);
     // Without its address h2 reached no etcd either (the underlay's): clean once its watch has listed again.
+    await waitFor('check clean on h2', async () => ((await h2.daemon.cmd(['check'])).code === 0 ? true : undefined), 10_000);
+  }, 60_000);
+
+  it('a reboot (state dir kept, devices gone) with the advertise address still missing: the daemon starts, keeps its overlay, cluster status says it; once the address is added, the overlay works with no restart', async () => {
+    const [h1, h2] = sim.hosts as [SimHost, SimHost];
+    await simCli(h2, ['network', 'create', '-d', 'overlay', '--internal', '--subnet', '198.19.245.0/24', 'ovboot']);
+    const vni = await vniOf(h2, 'ovboot');
+    const a = await simJoined<Ep>(h1, 'ovboot', made);
+    await h2.daemon.stop('SIGKILL');
+    // The reboot: the daemon's devices go (its namespaces would too: h2 has no sandbox), and the address is not back yet.
+    await h2.ns.sh(['ip', 'link', 'del', `ovbr${vni}`]);
+    await h2.ns.sh(['ip', 'link', 'del', `ovvx${vni}`]);
+    await h2.ns.sh(['ip', 'addr', 'del', `${h2.ip}/24`, 'dev', 'eth0']);
+    try {
+      await h2.daemon.start();
+      expect(JSON.parse(await simCli(h2, ['cluster', 'status', '--format', 'json']))).toMatchObject({ vtepInterface: null });
+      expect((JSON.parse(await simCli(h2, ['network', 'ls', '--format', 'json'])) as { name: string; scope: string }[]).find((n) => n.name === 'ovboot')).toMatchObject({ scope: 'global' });
+      expect(h2.daemon.log).toContain('is on no interface of this host');
+    } finally {
+      await h2.ns.sh(['ip', 'addr', 'add', `${h2.ip}/24`, 'dev', 'eth0']);
+    }
+    expect(JSON.parse(await simCli(h2, ['cluster', 'status', '--format', 'json']))).toMatchObject({ vtepInterface: 'eth0' });
+    const b = await simJoined<Ep>(h2, 'ovboot', made);
+    await waitFor('b reaches a', async () => ((await pings(b.sb, ip(a.ep.ipv4))) ? true : undefined), 10_000);
+    expect(await pings(a.sb, ip(b.ep.ipv4))).toBe(true);
+    expect((await h2.ns.sh(['ip', '-br', 'link', 'show', 'group', String(0x636e6f76)])).split('\n').map((l) => l.split(/[\s@]/)[0])).toEqual(expect.arrayContaining([`ovbr${vni}`, `ovvx${vni}`]));
     await waitFor('check clean on h2', async () => ((await h2.daemon.cmd(['check'])).code === 0 ? true : undefined), 10_000);
   }, 60_000);
 });

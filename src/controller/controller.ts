@@ -48,7 +48,7 @@ export class Controller {
   /** A stored network, or a global one of the cluster (not stored). */
   networkOrGlobal = (ref: string): Promise<NetworkRecord> => networkOrGlobal(this.deps, ref);
   /** A global network's driver's description (VNI, hosts with endpoints); undefined for others. */
-  describeGlobal = (net: NetworkRecord): Promise<Record<string, unknown> | undefined> => describeGlobal(this.deps, net);
+  describeGlobal = (net: NetworkRecord, warn?: (message: string) => void): Promise<Record<string, unknown> | undefined> => describeGlobal(this.deps, net, warn);
 
   listSandboxes = (): SandboxRecord[] => this.deps.store.sandboxes.list();
 

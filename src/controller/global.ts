@@ -261,14 +261,18 @@ export function usedElsewhere(net: NetworkRecord, err: unknown): string {
   throw err;
 }
 
-/** What the driver of a global network describes (VNI, hosts); undefined for local networks or when the store does not answer. */
-export async function describeGlobal(deps: ControllerDeps, net: NetworkRecord): Promise<Record<string, unknown> | undefined> {
+/**
+ * What the driver of a global network describes (VNI, hosts); undefined for local networks or when
+ * the store does not answer (then said to warn, for the caller's user).
+ */
+export async function describeGlobal(deps: ControllerDeps, net: NetworkRecord, warn?: (message: string) => void): Promise<Record<string, unknown> | undefined> {
   const driver = deps.drivers.get(net.driver);
   if (net.scope !== 'global' || !driver?.global) return undefined;
   try {
     return await driver.global.describe(net);
   } catch (err) {
     deps.logger.warn({ err: (err as Error).message, network: net.name }, 'global network not described: the cluster store did not answer');
+    warn?.(`cluster store unavailable (${(err as Error).message.replace(/^cluster store unavailable: /, '')}): the VNI and hosts of network ${net.name} are not shown`);
     return undefined;
   }
 }

@@ -7,7 +7,7 @@
 // (of an overlay the host has) say it, a connect is refused naming it (the network not adopted), and once the address is added a connect works without
 // a restart; a daemon restarted while its address is gone starts, keeping its overlay as it is,
 // also after a reboot (its devices gone too: made by the next connect once the address is back).
-// `network ls` while etcd is away lists what the host has and warns on stderr (exit 0).
+// `network ls` and `inspect` while etcd is away show what the host has and warn on stderr (exit 0).
 // Checked with iproute2, ping and etcd's keys.
 import { expect, it } from 'vitest';
 import { describeRoot } from '../helpers/root.js';
@@ -101,7 +101,7 @@ describeRoot('overlay: the cluster store or the advertise address missing', () =
     expect(await pings(b.sb, ip(a.ep.ipv4))).toBe(true);
   }, 60_000);
 
-  it('etcd away: network ls lists what the host has, warns on stderr that other hosts\' overlays are not listed, exit 0, JSON unchanged', async () => {
+  it('etcd away: network ls lists what the host has, warns on stderr that other hosts\' overlays are not listed, exit 0, JSON unchanged; inspect warns the same way', async () => {
     const [h1, h2] = sim.hosts as [SimHost, SimHost];
     await simCli(h1, ['network', 'create', '-d', 'overlay', '--internal', '--subnet', '198.19.244.0/24', 'ovls']);
     const names = (out: string): string[] => (JSON.parse(out) as { name: string }[]).map((n) => n.name);
@@ -122,6 +122,13 @@ describeRoot('overlay: the cluster store or the advertise address missing', () =
         expect(text.stderr).toContain('cluster store unavailable');
         expect(text.stdout).toContain('NETWORK ID');
       }
+      // inspect of h1's own record: shown without what the cluster would add, and said (as ls says it, once).
+      expect((await h1.daemon.cmd(['network', 'ls'])).stderr.trim().split('\n')).toHaveLength(1);
+      const shown = await h1.daemon.cmd(['network', 'inspect', 'ovls']);
+      expect(shown.code).toBe(0);
+      expect(shown.stderr).toMatch(/^Warning: cluster store unavailable \(.*\): the VNI and hosts of network ovls are not shown\n$/);
+      expect(JSON.parse(shown.stdout)).toEqual([expect.not.objectContaining({ global: expect.anything() as unknown })]);
+      expect(JSON.parse(shown.stdout)).toEqual([expect.objectContaining({ name: 'ovls', scope: 'global' })]);
     } finally {
       await sim.etcd.start();
     }

@@ -239,6 +239,8 @@ describeRoot('overlay: the cluster store or the advertise address missing', () =
       await h2.ns.sh(['ip', 'addr', 'add', `${h2.ip}/24`, 'dev', 'eth0']);
     }
     expect(JSON.parse(await simCli(h2, ['cluster', 'status', '--format', 'json']))).toMatchObject({ vtepInterface: 'eth0' });
+    // Without its address h2 reached no etcd either (the underlay's): it registers once its next try gets through.
+    await waitFor('h2 registered', async () => ((JSON.parse(await simCli(h2, ['cluster', 'status', '--format', 'json'])) as { state: string }).state === 'connected' ? true : undefined), 15_000);
     const b = await simJoined<Ep>(h2, 'ovboot', made);
     await waitFor('b reaches a', async () => ((await pings(b.sb, ip(a.ep.ipv4))) ? true : undefined), 10_000);
     expect(await pings(a.sb, ip(b.ep.ipv4))).toBe(true);

@@ -12,7 +12,10 @@
 // its CreateEndpoint) are published at its Join and removed at its DeleteEndpoint, or as soon as
 // their interface vanishes unannounced (./detached.ts). A host's first connect on a network makes
 // its devices while the controller chooses the endpoint's address (GlobalScope.prepare), and
-// claims the spare stock after it answers. Limits: IPv4 underlay only; no encryption.
+// claims the spare stock after it answers. A network restored with no MTU to make its devices
+// with (the advertise address on no interface, no bridge of it left) and no endpoint port here
+// waits for its next connect. Limits: IPv4 underlay only; no encryption; such a restore that
+// still has endpoint ports here (but no bridge) fails.
 import type { Driver, DriverContext } from '../../src/contract/driver.js';
 import type { EndpointRecord, NetworkRecord } from '../../src/core/model.js';
 import { bestEffort } from '../../src/core/steps.js';
@@ -231,6 +234,14 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
       if (old) {
         nets.delete(net.id);
         await old.down(ctx.netlink.get());
+      }
+      // No MTU to make its devices with (no interface has the VTEP address, none of its bridge is left,
+      // as after a reboot) and nothing here to carry (no endpoint's port left): kept in the store, and
+      // brought up by its next connect (which reads the MTU then); the daemon starts meanwhile.
+      if (config.mtu === undefined && !eps.some((e) => have.has(ifnameOf(e))) && !(await restoreMtu(vniOf(config)).then(() => true, () => false))) {
+        log.warn({ network: net.name, vtep: ctx.cluster?.vtep }, 'overlay: its devices are not made until the advertise address is on an interface (its next connect makes them)');
+        restoring.push({ net, eps, gone });
+        return;
       }
       // Devices up and the peer watch started: the remote peers are programmed from here on, while
       // the other networks are restored; this host's own endpoints are published again after all (restored()).

@@ -1,7 +1,7 @@
 // The management API (fastify, JSON over a unix socket): networks, sandboxes, connect and
 // disconnect, check (kernel against store), version, the OpenAPI document, /health and /metrics. Routes validate with
 // src/api/schemas.ts; errors become replies only in src/api/errors.ts.
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
 import type { Controller } from '../controller/controller.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../core/model.js';
@@ -24,6 +24,7 @@ import {
 } from './schemas.js';
 import { limitedServer, MANAGEMENT_LIMITS, type SocketLimits } from './socket.js';
 import { serveOpenApi } from './openapi.js';
+import { WARNING_HEADER } from './headers.js';
 import { VERSION } from '../version.js';
 
 export interface ManagementOptions {
@@ -169,16 +170,28 @@ export async function buildManagementApi(opts: ManagementOptions): Promise<Fasti
   addObservability(app, opts);
 
   // Global networks carry `global` (VNI, hosts with endpoints); the cluster's networks this host has no record of are listed too.
-  const described = async (n: NetworkRecord) => {
-    const global = await c.describeGlobal(n);
+  // Why a reply may lack some (the cluster store did not answer) goes in a header, one per warning: the body stays as it is.
+  const described = async (n: NetworkRecord, warn: (message: string) => void) => {
+    const global = await c.describeGlobal(n, warn);
     return { ...withEndpoints(n, 'networkId'), ...(global ? { global } : {}) };
   };
-  app.get('/v1/networks', { schema: { response: { 200: { type: 'array', items: { $ref: 'Network#' } } } } }, async () =>
-    Promise.all((await c.listNetworksWithGlobal()).map(described)),
-  );
-  app.get<Ref>('/v1/networks/:ref', { schema: { params: refParams, response: { 200: { $ref: 'Network#' }, ...errors } } }, async (req) =>
-    described(await c.networkOrGlobal(req.params.ref)),
-  );
+  const warned = (reply: FastifyReply, warnings: string[]): void => {
+    if (warnings.length > 0) reply.header(WARNING_HEADER, [...new Set(warnings)].map((w) => w.replace(/[^\x20-\x7e]/g, '?')));
+  };
+  app.get('/v1/networks', { schema: { response: { 200: { type: 'array', items: { $ref: 'Network#' } } } } }, async (_req, reply) => {
+    const { networks, warnings } = await c.listNetworksWithGlobal();
+    const undescribed: string[] = [];
+    const out = await Promise.all(networks.map((n) => described(n, (w) => undescribed.push(w))));
+    // An unlisted cluster says the rest already (global networks not described).
+    warned(reply, warnings.length > 0 ? warnings : undescribed);
+    return out;
+  });
+  app.get<Ref>('/v1/networks/:ref', { schema: { params: refParams, response: { 200: { $ref: 'Network#' }, ...errors } } }, async (req, reply) => {
+    const warnings: string[] = [];
+    const out = await described(await c.networkOrGlobal(req.params.ref), (w) => warnings.push(w));
+    warned(reply, warnings);
+    return out;
+  });
   app.post<{ Body: import('../controller/controller.js').CreateNetworkRequest }>(
     '/v1/networks',
     { schema: { body: createNetworkBody, response: { 201: { $ref: 'Network#' }, ...errors } } },

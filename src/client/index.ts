@@ -3,6 +3,7 @@
 // (node's agent); a request that meets a kept-alive connection the daemon closed as idle is sent
 // again once on a new one, and only then (see retryable).
 import http from 'node:http';
+import { WARNING_HEADER } from '../api/headers.js';
 
 export const DEFAULT_SOCKET = '/run/cnmkit/cnmkit.sock';
 
@@ -30,14 +31,19 @@ function retryable(err: NodeJS.ErrnoException, reused: boolean, answered: boolea
 export class Client {
   constructor(readonly socket: string) {}
 
-  request<T>(method: string, path: string, body?: unknown): Promise<T> {
+  async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    return (await this.requestWarned<T>(method, path, body)).data;
+  }
+
+  /** The reply and the daemon's warnings about it (e.g. a list that may be incomplete). */
+  requestWarned<T>(method: string, path: string, body?: unknown): Promise<{ data: T; warnings: string[] }> {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     return this.attempt<T>(method, path, payload, true);
   }
 
-  private attempt<T>(method: string, path: string, payload: Buffer | undefined, mayRetry: boolean): Promise<T> {
+  private attempt<T>(method: string, path: string, payload: Buffer | undefined, mayRetry: boolean): Promise<{ data: T; warnings: string[] }> {
     let answered = false;
-    return new Promise<T>((resolve, reject) => {
+    return new Promise<{ data: T; warnings: string[] }>((resolve, reject) => {
       // servername given (node's agent reads it though http's types omit it): left unset, the agent asks
       // net.isIP about the host ('localhost'), whose first IPv6 test compiles a regular expression
       // (~12 ms of a short command's start).
@@ -57,7 +63,9 @@ export class Client {
             if ((res.statusCode ?? 500) >= 400) {
               const msg = typeof data?.error === 'string' ? data.error : text || `HTTP ${res.statusCode}`;
               reject(new ApiError(res.statusCode ?? 500, msg, data?.code as string | undefined, data?.field as string | undefined));
-            } else resolve(data as T);
+            } else {
+              resolve({ data: data as T, warnings: res.headersDistinct[WARNING_HEADER] ?? [] });
+            }
           });
         },
       );

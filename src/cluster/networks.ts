@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { ConflictError, InvalidArgumentError } from '../errors.js';
 import { contentionPause, parseJson, type Compare, type Op, type StoreClient } from './client.js';
 import type { EtcdIpam, PoolRecord } from './ipam.js';
+import type { HostRecord } from './hosts.js';
 import type { Keys } from './keys.js';
 import type { GlobalNetwork, GlobalNetworkSpec, GlobalSubnet, MemberValue, NetworkRemoval, SubnetRequest } from './types.js';
 
@@ -66,6 +67,21 @@ export function freeVni(used: Set<number>): number {
   throw new ConflictError('no VXLAN id left', { field: 'vni' });
 }
 
+/**
+ * A local network of the name on another host (its host record's localSubnets) is refused naming
+ * that host and network: the global network would stay hidden behind it there. Limits: a host
+ * whose record is not in etcd (not running, or its lease gone) cannot be known, nor a local
+ * network without a subnet (none is published), nor one made on a host since its record was last
+ * written (every TTL/3).
+ */
+function refuseLocalName(name: string, hosts: HostRecord[], self: string): void {
+  const found = hosts.filter((h) => h.id !== self).flatMap((h) => {
+    const subnets = h.localSubnets.filter((l) => l.network === name).map((l) => l.subnet);
+    return subnets.length > 0 ? [`the local network ${name} (${subnets.join(', ')}) on host ${h.hostname} (${h.vtep})`] : [];
+  });
+  if (found.length > 0) throw new ConflictError(`network with name ${name} already exists: ${found.join(', ')}`, { field: 'name' });
+}
+
 export class Networks {
   constructor(private readonly d: NetworkDeps) {}
 
@@ -75,6 +91,7 @@ export class Networks {
     for (let i = 0; i < ATTEMPTS; i++) {
       const view = await this.d.ipam.readView([{ get: key }, { get: this.d.keys.vnis(), prefix: true }]);
       const [[existing] = [], vnis = []] = view.extra;
+      refuseLocalName(spec.name, view.hosts, this.d.hostId);
       if (existing) return this.adopt(spec, parseJson<GlobalNetwork>(existing));
       const used = new Map(vnis.map((kv) => [Number(kv.key.slice(this.d.keys.vnis().length)), parseJson<{ network: string }>(kv).network]));
       if (spec.vni !== undefined && used.has(spec.vni)) throw new ConflictError(`vxlanid ${spec.vni} is in use by global network ${used.get(spec.vni)}`, { field: 'vni' });

@@ -19,7 +19,7 @@ import { describeEndpoint } from './owner-names.js';
 import { checkNetworks, type NetworkCheck } from './check.js';
 import { joinWithGateway, leaveWithGateway, needsGateway } from './gateway.js';
 import { mark, traced } from '../core/trace.js';
-import { clusterOnlyNetworks, describeGlobal, followCluster, networkOrGlobal, networkToJoin, networkToRemove, removeFromCluster, removeFromClusterFirst, usedElsewhere } from './global.js';
+import { clusterOnlyListing, describeGlobal, followCluster, joinNetwork, networkOrGlobal, networkToRemove, removeFromCluster, removeFromClusterFirst, usedElsewhere } from './global.js';
 
 export type { Origin } from './ownership.js';
 export type { ConnectRequest, ControllerDeps, CreateNetworkRequest, CreateSandboxRequest, PruneResult } from './types.js';
@@ -40,12 +40,15 @@ export class Controller {
     return resolveRef('network', ref, this.deps.store.networks);
   }
 
-  /** The stored networks, then the cluster's global networks this host has no record of. */
-  listNetworksWithGlobal = async (): Promise<NetworkRecord[]> => [...this.listNetworks(), ...(await clusterOnlyNetworks(this.deps))];
+  /** The stored networks, then the cluster's global networks this host has no record of; warnings: why that list may be incomplete. */
+  listNetworksWithGlobal = async (): Promise<{ networks: NetworkRecord[]; warnings: string[] }> => {
+    const { networks, unlisted } = await clusterOnlyListing(this.deps);
+    return { networks: [...this.listNetworks(), ...networks], warnings: unlisted ? [unlisted] : [] };
+  };
   /** A stored network, or a global one of the cluster (not stored). */
   networkOrGlobal = (ref: string): Promise<NetworkRecord> => networkOrGlobal(this.deps, ref);
   /** A global network's driver's description (VNI, hosts with endpoints); undefined for others. */
-  describeGlobal = (net: NetworkRecord): Promise<Record<string, unknown> | undefined> => describeGlobal(this.deps, net);
+  describeGlobal = (net: NetworkRecord, warn?: (message: string) => void): Promise<Record<string, unknown> | undefined> => describeGlobal(this.deps, net, warn);
 
   listSandboxes = (): SandboxRecord[] => this.deps.store.sandboxes.list();
 
@@ -209,22 +212,23 @@ export class Controller {
   // ---- endpoints: connect / disconnect ---------------------------------------------------
 
   connect(netRef: string, sbRef: string, req: ConnectRequest = {}): Promise<EndpointRecord> {
-    return traced(() => this.queue.run(async () => {
+    return traced(() => this.queue.run(() => {
       mark('queued');
-      const net = await networkToJoin(this.deps, netRef);
-      mark('network');
-      const sb = this.sandbox(sbRef);
-      checkJoinable(net);
-      const joined = this.endpointsOf({ sandboxId: sb.id });
-      if (joined.some((e) => e.networkId === net.id)) throw new ConflictError(`sandbox ${sb.name} is already connected to network ${net.name}`);
-      const ports = (req.ports ?? []).map((p, i) => parsePublish(p, `ports[${i}]`));
-      const driver = driverOf(this.deps, net.driver);
-      const gateway = needsGateway(driver, net);
-      if (ports.length > 0 && !driver.publish && !gateway)
-        throw new InvalidArgumentError('ports', `the ${net.driver} driver of network ${net.name} cannot publish ports${net.internal ? ' (the network is internal)' : ''}`);
-      checkAskedAddresses(net, req);
-      if (!gateway) return inSandbox(this.deps, sb, () => createJoinedEndpoint(this.deps, net, sb, req, ports, joined));
-      return inSandbox(this.deps, sb, () => joinWithGateway(this.deps, (r) => this.prepareNetwork(r)(), { net, sb, req, ports, joined }));
+      return joinNetwork(this.deps, netRef, async (net) => {
+        mark('network');
+        const sb = this.sandbox(sbRef);
+        checkJoinable(net);
+        const joined = this.endpointsOf({ sandboxId: sb.id });
+        if (joined.some((e) => e.networkId === net.id)) throw new ConflictError(`sandbox ${sb.name} is already connected to network ${net.name}`);
+        const ports = (req.ports ?? []).map((p, i) => parsePublish(p, `ports[${i}]`));
+        const driver = driverOf(this.deps, net.driver);
+        const gateway = needsGateway(driver, net);
+        if (ports.length > 0 && !driver.publish && !gateway)
+          throw new InvalidArgumentError('ports', `the ${net.driver} driver of network ${net.name} cannot publish ports${net.internal ? ' (the network is internal)' : ''}`);
+        checkAskedAddresses(net, req);
+        if (!gateway) return inSandbox(this.deps, sb, () => createJoinedEndpoint(this.deps, net, sb, req, ports, joined));
+        return inSandbox(this.deps, sb, () => joinWithGateway(this.deps, (r) => this.prepareNetwork(r)(), { net, sb, req, ports, joined }));
+      });
     }), (stages) => this.deps.logger.info({ network: netRef, sandbox: sbRef, connectStages: stages }, 'connect stages'));
   }
 

@@ -107,9 +107,11 @@ async function lookupChecked(g: GlobalScope, name: string, good: (view: GlobalNe
 
 /**
  * The network to connect to: a local one as stored; a global one checked against the cluster
- * (adopted when this host has no record yet; not read again while this host has endpoints on it). Callers serialise through the controller's queue.
+ * (adopted when this host has no record yet; not read again while this host has endpoints on it).
+ * adopted: this call recorded it here (joinNetwork drops the record again when the connect fails).
+ * Callers serialise through the controller's queue.
  */
-export async function networkToJoin(deps: ControllerDeps, ref: string): Promise<NetworkRecord> {
+export async function networkToJoin(deps: ControllerDeps, ref: string): Promise<{ net: NetworkRecord; adopted: boolean }> {
   const found = await findNetwork(deps, ref, (g, name) => lookupChecked(g, name, (v) => v !== undefined));
   if (!found) throw new NotFoundError('network', ref);
   const { store } = deps;
@@ -117,23 +119,42 @@ export async function networkToJoin(deps: ControllerDeps, ref: string): Promise<
     const adopted = recordOf(found.driver.name, found.view);
     store.networks.put(adopted);
     deps.logger.info({ network: adopted.name, id: adopted.id, driver: found.driver.name }, 'global network adopted from the cluster');
-    return adopted;
+    return { net: adopted, adopted: true };
   }
   const { local } = found;
   // The Docker engine's record of a global network keeps the engine's id: it is never the cluster's.
-  if (local.scope !== 'global' || local.dockerId !== undefined) return local;
+  if (local.scope !== 'global' || local.dockerId !== undefined) return { net: local, adopted: false };
   // Endpoints here hold the record whatever the cluster says: no etcd read (the address claim that follows checks the pool).
-  if (store.endpoints.anyWhere('network_id', local.id)) return local;
+  if (store.endpoints.anyWhere('network_id', local.id)) return { net: local, adopted: false };
   const driver = deps.drivers.get(local.driver);
   const view = driver?.global ? await lookupChecked(driver.global, local.name, (v) => v?.id === local.id) : undefined;
-  if (view?.id === local.id) return local;
+  if (view?.id === local.id) return { net: local, adopted: false };
   await bestEffort(`network ${local.name}`, [['driver', () => driver?.deleteNetwork(local, local.config)], ['store', () => store.networks.delete(local.id)]])
     .catch((err: unknown) => deps.logger.warn({ err, network: local.name }, 'the devices of a global network the cluster no longer has were not all removed'));
   deps.logger.info({ network: local.name, id: local.id }, 'dropped the record of a global network the cluster no longer has');
   if (!view) throw new NotFoundError('network', ref);
   const adopted = recordOf(local.driver, view);
   store.networks.put(adopted);
-  return adopted;
+  return { net: adopted, adopted: true };
+}
+
+/**
+ * connect on the network to join (networkToJoin). When it fails and the network was adopted for
+ * it, the record goes again (unless an endpoint holds it), so that the host does not keep a network
+ * it never had: its devices and its place in the cluster went with the driver's own undo. A host
+ * that had the record before keeps it.
+ */
+export async function joinNetwork<T>(deps: ControllerDeps, ref: string, connect: (net: NetworkRecord) => Promise<T>): Promise<T> {
+  const { net, adopted } = await networkToJoin(deps, ref);
+  try {
+    return await connect(net);
+  } catch (err) {
+    if (adopted && !deps.store.endpoints.anyWhere('network_id', net.id)) {
+      deps.store.networks.delete(net.id);
+      deps.logger.info({ network: net.name, id: net.id }, 'global network not adopted: the connect that adopted it failed');
+    }
+    throw err;
+  }
 }
 
 /**
@@ -175,20 +196,31 @@ async function dropGone(deps: ControllerDeps, driver: GlobalDriver, names: strin
   }
 }
 
-/** The cluster's global networks this host has no record of (not stored); none when the store does not answer. */
-export async function clusterOnlyNetworks(deps: ControllerDeps): Promise<NetworkRecord[]> {
-  const out: NetworkRecord[] = [];
+/**
+ * The cluster's global networks this host has no record of (not stored); unlisted says why some may be missing
+ * (a driver's list failed: the cluster store did not answer), for the caller to tell its user.
+ */
+export async function clusterOnlyListing(deps: ControllerDeps): Promise<{ networks: NetworkRecord[]; unlisted?: string }> {
+  const networks: NetworkRecord[] = [];
+  let unlisted: string | undefined;
   for (const driver of globalDrivers(deps)) {
     let views: GlobalNetworkView[];
     try {
       views = await driver.global.list();
     } catch (err) {
       deps.logger.warn({ err: (err as Error).message }, 'global networks not listed: the cluster store did not answer');
+      const reason = (err as Error).message.replace(/^cluster store unavailable: /, '');
+      unlisted = `cluster store unavailable (${reason}): ${driver.name} networks of other hosts are not listed, and global networks' VNI and hosts are not shown`;
       continue;
     }
-    for (const v of views) if (!deps.store.networks.getByName(v.name)) out.push(recordOf(driver.name, v));
+    for (const v of views) if (!deps.store.networks.getByName(v.name)) networks.push(recordOf(driver.name, v));
   }
-  return out;
+  return { networks, ...(unlisted ? { unlisted } : {}) };
+}
+
+/** The same, the networks alone (a list that may be incomplete is logged only). */
+export async function clusterOnlyNetworks(deps: ControllerDeps): Promise<NetworkRecord[]> {
+  return (await clusterOnlyListing(deps)).networks;
 }
 
 /** A network by reference (name, id or unique id prefix): stored here, or the cluster's (not stored). */
@@ -229,14 +261,18 @@ export function usedElsewhere(net: NetworkRecord, err: unknown): string {
   throw err;
 }
 
-/** What the driver of a global network describes (VNI, hosts); undefined for local networks or when the store does not answer. */
-export async function describeGlobal(deps: ControllerDeps, net: NetworkRecord): Promise<Record<string, unknown> | undefined> {
+/**
+ * What the driver of a global network describes (VNI, hosts); undefined for local networks or when
+ * the store does not answer (then said to warn, for the caller's user).
+ */
+export async function describeGlobal(deps: ControllerDeps, net: NetworkRecord, warn?: (message: string) => void): Promise<Record<string, unknown> | undefined> {
   const driver = deps.drivers.get(net.driver);
   if (net.scope !== 'global' || !driver?.global) return undefined;
   try {
     return await driver.global.describe(net);
   } catch (err) {
     deps.logger.warn({ err: (err as Error).message, network: net.name }, 'global network not described: the cluster store did not answer');
+    warn?.(`cluster store unavailable (${(err as Error).message.replace(/^cluster store unavailable: /, '')}): the VNI and hosts of network ${net.name} are not shown`);
     return undefined;
   }
 }

@@ -7,7 +7,7 @@
 // refusal (exit 1, as `-o encrypted=true`); and inspect showing the same labels and a real IPv6
 // gateway on every host; check ignoring the kernel's own multicast NOARP neighbour entries on the
 // VXLAN device (MLD's ff02::16) while still naming a stale unicast one; --aux-address refused on
-// an overlay; a local network and an overlay refused the same name. Checked with the CLI's JSON, iproute2 and etcd's keys.
+// an overlay; a local network and an overlay refused the same name, on one host and across hosts. Checked with the CLI's JSON, iproute2 and etcd's keys.
 import { expect, it } from 'vitest';
 import { describeRoot } from '../helpers/root.js';
 import { simSuite } from '../helpers/sim-suite.js';
@@ -199,5 +199,24 @@ describeRoot('overlay: CLI and API edges', () => {
     expect(await simKeysNaming(sim, 'locname')).toEqual([]);
     expect((await inspect(h1, 'locname')).scope).toBe('local');
     await simCli(h1, ['network', 'rm', 'locname']);
+  });
+
+  it('an overlay named as another host\'s local network is refused naming that host and its network (from its host record), nothing made in the cluster', async () => {
+    const [h1, h2] = sim.hosts as [SimHost, SimHost];
+    await simCli(h2, ['network', 'create', '--internal', '--subnet', '198.18.249.0/24', 'locb']);
+    try {
+      await waitFor('host 2\'s record lists locb', async () => {
+        const hosts = JSON.parse(await simCli(h1, ['cluster', 'hosts', '--format', 'json'])) as { vtep: string; localSubnets: { network: string }[] }[];
+        return hosts.find((h) => h.vtep === h2.ip)?.localSubnets.some((l) => l.network === 'locb') ? true : undefined;
+      }, 5000);
+      const overlay = await h1.daemon.cmd(['network', 'create', '-d', 'overlay', '--internal', '--subnet', '198.19.249.0/24', 'locb']);
+      expect(overlay.code).toBe(1);
+      expect(overlay.stderr).toMatch(new RegExp(`network with name locb already exists: the local network locb \\(198\\.18\\.249\\.0/24\\) on host \\S+ \\(${h2.ip.replace(/\./g, '\\.')}\\)`));
+      expect(await simKeysNaming(sim, 'locb')).toEqual([]);
+      expect((await h1.daemon.cmd(['network', 'inspect', 'locb'])).code).toBe(1);
+      expect((await inspect(h2, 'locb')).scope).toBe('local');
+    } finally {
+      await simCli(h2, ['network', 'rm', 'locb']);
+    }
   });
 });

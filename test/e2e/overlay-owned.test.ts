@@ -1,7 +1,8 @@
 // The overlay keeps to what is its own and says what it lost (issue 11, from a review): a VXLAN
 // device of the network found at start with learning on or proxy off is made again as it must be
 // (check names it meanwhile); a bridge of the network's name that cnmkit did not make survives a
-// refused connect; an endpoint whose address another host took while its host was away past the
+// refused connect, which leaves the network unadopted on that host (no record, no key; its creator
+// removes it); an endpoint whose address another host took while its host was away past the
 // lease is not published again and is reported (cluster status, check) until disconnected; a
 // local network may not overlap an overlay this host has no record of; a daemon started with a copy
 // of a live host's identity does not take over that host's record; a --mac another host's endpoint
@@ -12,7 +13,7 @@ import path from 'node:path';
 import { expect, it } from 'vitest';
 import { describeRoot } from '../helpers/root.js';
 import { simSuite } from '../helpers/sim-suite.js';
-import { simCli, simJoined, simVni, waitFor, type SimCluster, type SimHost } from '../helpers/cluster.js';
+import { simCli, simJoined, simKeysNaming, simVni, waitFor, type SimCluster, type SimHost } from '../helpers/cluster.js';
 import { run } from '../helpers/exec.js';
 
 interface Ep { id: string; ipv4?: string; macAddress?: string }
@@ -50,7 +51,7 @@ describeRoot('overlay: its own devices, and addresses lost while away', () => {
     expect(await h1.daemon.cmd(['check'])).toMatchObject({ code: 0 });
   });
 
-  it('a bridge of the network\'s name that cnmkit did not make: the connect is refused and the bridge stays', async () => {
+  it('a bridge of the network\'s name that cnmkit did not make: the connect is refused, the bridge stays, the network is not adopted there', async () => {
     const [h1, h2] = sim.hosts as [SimHost, SimHost];
     await simCli(h1, ['network', 'create', '-d', 'overlay', '--internal', '--subnet', '198.19.231.0/24', '-o', 'com.docker.network.driver.overlay.vxlanid_list=5000', 'ovl2']);
     await h2.ns.sh(['ip', 'link', 'add', 'ovbr5000', 'type', 'bridge']);
@@ -60,7 +61,15 @@ describeRoot('overlay: its own devices, and addresses lost while away', () => {
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain('a device named ovbr5000 exists that cnmkit did not create');
     expect(await h2.ns.sh(['ip', '-br', 'link', 'show', 'ovbr5000'])).toMatch(/^ovbr5000\s/);
+    // The refused first connect did not adopt the network on host 2: check (which goes over this host's records)
+    // does not name it, etcd has no key of host 2 for it, and its creator removes it.
+    const hostId = (JSON.parse(await simCli(h2, ['cluster', 'status', '--format', 'json'])) as { hostId: string }).hostId;
+    expect((JSON.parse(await simCli(h2, ['check', '--format', 'json'])) as { network: string }[]).map((n) => n.network)).not.toContain('ovl2');
+    expect((await simKeysNaming(sim, 'ovl2')).filter((k) => k.includes(hostId))).toEqual([]);
     await h2.ns.sh(['ip', 'link', 'del', 'ovbr5000']);
+    expect(await simCli(h1, ['network', 'rm', 'ovl2'])).toContain('ovl2');
+    expect(await simKeysNaming(sim, 'ovl2')).toEqual([]);
+    expect((JSON.parse(await simCli(h2, ['network', 'ls', '--format', 'json'])) as { name: string }[]).map((n) => n.name)).not.toContain('ovl2');
   });
 
   it('a local network on a host that has no record of an overlay is refused when its subnet overlaps the overlay\'s', async () => {

@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import pino from 'pino';
 import { openStore, type Store } from '../../src/store/index.js';
 import { DriverRegistry, type Driver, type GlobalNetworkView } from '../../src/contract/driver.js';
-import { findNetwork, networkToJoin, recordOf } from '../../src/controller/global.js';
+import { findNetwork, joinNetwork, networkToJoin, recordOf } from '../../src/controller/global.js';
 import type { ControllerDeps } from '../../src/controller/types.js';
 import { ConflictError, NotFoundError } from '../../src/errors.js';
 
@@ -70,7 +70,7 @@ describe('networkToJoin on a cluster host', () => {
     store.networks.put(recordOf('overlay', view));
     state.cluster = view;
     state.watched = undefined;
-    const net = await networkToJoin(deps, 'mesh');
+    const { net } = await networkToJoin(deps, 'mesh');
     expect(net.id).toBe(view.id);
     expect(store.networks.getByName('mesh')?.id).toBe(view.id);
     expect(calls).toEqual([]);
@@ -79,7 +79,7 @@ describe('networkToJoin on a cluster host', () => {
   it('adopts a network made on another host a moment ago that the watched copy does not have yet', async () => {
     state.cluster = view;
     state.watched = undefined;
-    const net = await networkToJoin(deps, 'mesh');
+    const { net } = await networkToJoin(deps, 'mesh');
     expect(net.id).toBe(view.id);
     expect(store.networks.getByName('mesh')?.id).toBe(view.id);
   });
@@ -100,12 +100,27 @@ describe('networkToJoin on a cluster host', () => {
     expect(calls).toEqual(['deleteNetwork mesh']);
   });
 
+  it('a failed connect drops the record it adopted, and keeps one the host had before', async () => {
+    state.cluster = view;
+    state.watched = view;
+    const failing = async (): Promise<never> => {
+      throw new Error('EEXIST');
+    };
+    await expect(joinNetwork(deps, 'mesh', failing)).rejects.toThrow('EEXIST');
+    expect(store.networks.getByName('mesh')).toBeUndefined();
+    store.networks.put(recordOf('overlay', view));
+    await expect(joinNetwork(deps, 'mesh', failing)).rejects.toThrow('EEXIST');
+    expect(store.networks.getByName('mesh')?.id).toBe(view.id);
+    expect(await joinNetwork(deps, 'mesh', async (net) => net.id)).toBe(view.id);
+    expect(calls).toEqual([]);
+  });
+
   it('adopts the network made again under another id', async () => {
     store.networks.put(recordOf('overlay', view));
     const again = { ...view, id: 'cd'.repeat(32) };
     state.cluster = again;
     state.watched = again;
-    const net = await networkToJoin(deps, 'mesh');
+    const { net } = await networkToJoin(deps, 'mesh');
     expect(net.id).toBe(again.id);
     expect(store.networks.getByName('mesh')?.id).toBe(again.id);
     expect(calls).toEqual(['deleteNetwork mesh']);
@@ -115,7 +130,8 @@ describe('networkToJoin on a cluster host', () => {
     state.cluster = view;
     state.watched = view;
     expect(await findNetwork(deps, view.id)).toMatchObject({ view: { id: view.id } });
-    const net = await networkToJoin(deps, 'abab');
+    const { net, adopted } = await networkToJoin(deps, 'abab');
+    expect(adopted).toBe(true);
     expect(net).toMatchObject({ id: view.id, name: 'mesh', labels: { team: 'blue' }, created: view.created });
     expect(store.networks.get(view.id)?.labels).toEqual({ team: 'blue' });
   });

@@ -72,7 +72,7 @@ describe('management API validators and serializers', () => {
   };
   const controller = {
     listSandboxes: () => [sandbox], sandbox: (ref: string) => (ref === 'sb' ? sandbox : refOf(ref)), endpointsOf: () => [endpoint],
-    listNetworksWithGlobal: async () => [network], describeGlobal: async () => ({ vni: 4096, port: 4789, hosts: [{ id: 'h', hostname: 'h1', endpoints: 2, more: 1 }] }),
+    listNetworksWithGlobal: async () => ({ networks: [network], warnings: [] }), describeGlobal: async () => ({ vni: 4096, port: 4789, hosts: [{ id: 'h', hostname: 'h1', endpoints: 2, more: 1 }] }),
     networkOrGlobal: async (ref: string) => (ref === 'lan' ? network : refOf(ref)), check: async () => [{ network: 'lan', id: 'n1', driver: 'bridge', items: [{ object: 'o', what: 'w', expected: 'e', found: 'f', x: 1 }] }],
     pruneNetworks: async () => ({ removed: ['a'], skipped: [{ name: 'b', reason: 'r', x: 1 }] }),
   };

@@ -60,7 +60,9 @@ const ls: Command = {
   async run(v, pos) {
     expectPositionals(this, pos, 0);
     const json = wantJson(v);
-    const nets = await new Client(socketPath(v.socket as string | undefined)).request<Network[]>('GET', '/v1/networks');
+    const { data: nets, warnings } = await new Client(socketPath(v.socket as string | undefined)).requestWarned<Network[]>('GET', '/v1/networks');
+    // On stderr: stdout stays the list (JSON unchanged), and the exit status 0 (what is listed is right).
+    for (const w of warnings) console.error(`Warning: ${w}`);
     if (json) printJson(nets);
     else if (v.quiet) for (const n of nets) console.log(shortId(n.id));
     else {

@@ -29,7 +29,12 @@ export function inspectCommand(k: ObjectKind): Command {
       wantJson(v);
       const client = new Client(socketPath(v.socket as string | undefined));
       const out = [];
-      for (const ref of pos) out.push(await client.request('GET', `${k.path}/${encodeURIComponent(ref)}`));
+      for (const ref of pos) {
+        const { data, warnings } = await client.requestWarned('GET', `${k.path}/${encodeURIComponent(ref)}`);
+        // On stderr: stdout stays the JSON, and the exit status 0 (what is shown is right).
+        for (const w of warnings) console.error(`Warning: ${w}`);
+        out.push(data);
+      }
       printJson(out);
       return 0;
     },

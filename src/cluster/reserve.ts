@@ -18,7 +18,7 @@ import { addressIn } from './pools.js';
 import type { Keys } from './keys.js';
 import { endpointAddress, type AddressValue, type Owned } from './owned.js';
 import type { Spare, Spares } from './spares.js';
-import { ASK_MS } from './wanted.js';
+import { keptError } from './wanted.js';
 
 export interface ReserveDeps {
   ipam: EtcdIpam;
@@ -187,7 +187,7 @@ export class Reservations {
 
   /**
    * The claims settle() found held as other hosts' spares: each holder is asked to give its spare
-   * up (wanted.ts), once; refused naming the holder when it keeps it past ASK_MS (a frozen or cut
+   * up (wanted.ts), once; refused naming the holder when it keeps it past wanted.ts's bound (a frozen or cut
    * off host: its lease's expiry frees it). Nothing to do for other claims.
    */
   async askHolders(claims: Claim[]): Promise<void> {
@@ -198,7 +198,7 @@ export class Reservations {
       if ((await this.d.spares.ask(c.poolId, c.ip, w.heldAt)) !== 'kept') return;
       this.d.ipam.heldView(c.poolId)?.taken.add(c.ip);
       this.forget(c.poolId, c.ip);
-      throw new ConflictError(`address ${c.ip} is in use by spare ${w.holder.owner} on host ${w.holder.host}, which did not give it up within ${ASK_MS} ms (it is freed when that host's lease expires)`, { field: 'ip' });
+      throw keptError(c.ip, w.holder);
     }));
   }
 

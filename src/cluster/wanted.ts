@@ -10,6 +10,7 @@
 // lease expires; a request is served by the stock as it is when the request arrives (or when the
 // watch lists again), not by one refilled later.
 import type { Logger } from 'pino';
+import { ConflictError } from '../errors.js';
 import type { StoreClient } from './client.js';
 import { sameJson } from './diff.js';
 import { decodeCidr, type Keys } from './keys.js';
@@ -28,6 +29,14 @@ export interface Wanted {
   poolId: string;
   ip: string;
   by: string;
+}
+
+/** What the IPAM asks of this host's stock of spares (Spares). */
+export interface SpareHooks {
+  /** An endpoint of this host takes one of this host's spares (false: a connect holds it). */
+  claimOwn(poolId: string, ip: string): boolean;
+  /** Asks the host holding `ip` as a spare (its key written at heldAt) to give it up: askForSpare(). */
+  ask(poolId: string, ip: string, heldAt: number): Promise<AskOutcome>;
 }
 
 /** What came of a request: the spare was deleted (claim it), its key changed (read it again), or its holder kept it. */
@@ -70,6 +79,11 @@ async function awaitChange(d: WantDeps, key: string, heldAt: number, until: numb
     if (left <= 0) return 'kept';
     await new Promise((resolve) => setTimeout(resolve, Math.min(left, POLL_MS[Math.min(i, POLL_MS.length - 1)]!)));
   }
+}
+
+/** The refusal when the holder kept its spare past ASK_MS. */
+export function keptError(ip: string, holder: { owner: string; host: string }): ConflictError {
+  return new ConflictError(`address ${ip} is in use by spare ${holder.owner} on host ${holder.host}, which did not give it up within ${ASK_MS} ms (it is freed when that host's lease expires)`, { field: 'ip' });
 }
 
 /** Deletes a request; when etcd does not take it, again after a pause (WITHDRAW_MS), in the background. */

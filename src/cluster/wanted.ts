@@ -1,14 +1,15 @@
 // Asking another host for one of its spare addresses (see KEYS.md, "Spares"). A connect given an
-// address (--ip) that another host holds only as a spare cannot just take it: that host may have
-// handed it to a connect that already answered (its publish rewrites the spare as the endpoint's a
-// moment later), and only that host knows. So the asker writes ipam/wanted/<subnet>/<ip> = {by, at}
+// address (--ip, or the Docker engine's RequestAddress with one) that another host holds only as a
+// spare cannot just take it: that host may have handed it to a connect that already answered (its
+// publish rewrites the spare as the endpoint's a moment later), and only that host knows. So the asker writes ipam/wanted/<subnet>/<ip> = {by, at}
 // on its lease and reads the address key until the holder deleted it (then the asker claims it as
 // usual) or rewrote it (its endpoint now), for at most ASK_MS; it deletes its request in every
 // outcome. Every host watches ipam/wanted/ (one watch for all pools; rare events) and gives up a
 // requested address that is in its ready stock (Spares.yieldTo).
 // Limits: a holder that is frozen, cut off or slow keeps its spare (the asker is refused) until its
 // lease expires; a request is served by the stock as it is when the request arrives (or when the
-// watch lists again), not by one refilled later.
+// watch lists again), not by one refilled later; a spare left by an earlier run of the holder (killed)
+// is not given up on request but deleted by the holder's sweep a few seconds after its start.
 import type { Logger } from 'pino';
 import { ConflictError } from '../errors.js';
 import type { StoreClient } from './client.js';

@@ -187,8 +187,8 @@ export class Reservations {
 
   /**
    * The claims settle() found held as other hosts' spares: each holder is asked to give its spare
-   * up (wanted.ts), once; refused naming the holder when it keeps it past wanted.ts's bound (a frozen or cut
-   * off host: its lease's expiry frees it). Nothing to do for other claims.
+   * up (wanted.ts), once; refused naming the holder when it keeps it past wanted.ts's bound (a
+   * frozen or cut off host: its lease's expiry frees it). Nothing to do for other claims.
    */
   async askHolders(claims: Claim[]): Promise<void> {
     await Promise.all(claims.map(async (c) => {

@@ -95,7 +95,7 @@ class EtcdCluster implements Cluster {
     this.ipam = new EtcdIpam({ ...base, defaults });
     this.networks = new Networks({ ...base, ipam: this.ipam });
     this.spares = new Spares({ ...base, ipam: this.ipam, logger: o.logger.child({ part: 'cluster-spares' }), ...(o.spareIdleMs !== undefined ? { idleMs: o.spareIdleMs } : {}) });
-    this.ipam.claimOwnSpare = (pool, ip) => this.spares.claimOwn(pool, ip);
+    this.ipam.spares = this.spares;
     this.publisher = new Publisher({
       ...base, logger: o.logger.child({ part: 'cluster-publish' }), conflict: (what) => this.conflicts.push(what),
       settled: (claims) => claims.forEach((c) => this.spares.settled(c.poolId, c.ip)),

@@ -6,6 +6,7 @@
 // tries), searched on from its last claim, or from a random point once another host claimed the
 // one it tried: one round trip per address when nothing races. The addresses of other hosts'
 // endpoints are learnt from the peer watches too (learnTaken); a new pool is read ahead (warm()).
+// A given address that another host holds as a spare is asked of that host (wanted.ts).
 // Limits: an address freed by another host is seen only when the view is read again.
 import { randomBytes } from 'node:crypto';
 import { ConflictError, InvalidArgumentError, NotFoundError } from '../errors.js';
@@ -17,6 +18,7 @@ import { decodeCidr, type Keys } from './keys.js';
 import { addressValue, type AddressValue, type Owned } from './owned.js';
 import { addressIn, chooseSubnet, hostSpan, occupied, subnetLayout } from './pools.js';
 import type { AddressRequest, GlobalAddress, GlobalIpam, GlobalPool, PoolRequest } from './types.js';
+import { keptError, type SpareHooks } from './wanted.js';
 
 export interface PoolRecord extends GlobalPool {
   gateway?: string;
@@ -72,8 +74,8 @@ export class EtcdIpam implements GlobalIpam {
   private readonly views = new Map<string, AddressView>();
   /** Views read ahead (warm()) and not used yet: their read, by pool. */
   private readonly warming = new Map<string, Promise<AddressView>>();
-  /** An endpoint of this host takes one of this host's spares (false: a connect holds it); set by the cluster (spares.ts). */
-  claimOwnSpare: (poolId: string, ip: string) => boolean = () => false;
+  /** This host's stock of spares (spares.ts), set by the cluster; none by default. */
+  spares: SpareHooks = { claimOwn: () => false, ask: async () => 'kept' };
 
   constructor(private readonly d: IpamDeps) {}
 
@@ -315,7 +317,7 @@ export class EtcdIpam implements GlobalIpam {
     const held = res.reads[1]?.[0];
     if (!held) return this.tryClaim(poolId, subnet, ip, req, poolRevision);
     const other = parseJson<AddressValue>(held);
-    if (req.kind === 'endpoint' && other.kind === 'spare' && other.host === this.d.hostId && this.claimOwnSpare(poolId, ip)) {
+    if (req.kind === 'endpoint' && other.kind === 'spare' && other.host === this.d.hostId && this.spares.claimOwn(poolId, ip)) {
       // This host's spare (a restart's replay of an endpoint whose publish never landed, or one its stock took meanwhile): the endpoint's now.
       const moved = await this.d.client.txn('claim a spare address', [{ key, target: 'mod', op: '=', value: held.modRevision }], [{ put: key, value, lease: lease! }]);
       if (!moved.succeeded) return this.tryClaim(poolId, subnet, ip, req, poolRevision);
@@ -332,17 +334,22 @@ export class EtcdIpam implements GlobalIpam {
     return `${ip}/${subnet.bits}`;
   }
 
-  /** A given address: claimed, or already this owner's (a replay), or refused naming its holder. */
+  /** A given address: claimed, or already this owner's (a replay), or another host's spare once given up when asked (wanted.ts); else refused naming its holder. */
   private async claim(poolId: string, req: AddressRequest, address: string): Promise<string> {
     const { kv } = await this.d.client.get(this.d.keys.pool(poolId));
     if (!kv) throw new NotFoundError('pool', poolId);
     const subnet = parsePrefix('pool', parseJson<PoolRecord>(kv).subnet);
     const ip = addressIn(subnet, address);
-    const got = await this.tryClaim(poolId, subnet, ip, req);
-    if (got !== undefined) return got;
-    const { kv: held } = await this.d.client.get(this.d.keys.address(poolId, ip));
-    const other = held ? parseJson<AddressValue>(held) : undefined;
-    throw new ConflictError(`address ${ip} is in use${other ? ` by ${other.kind} ${other.owner} on host ${other.host}` : ''}`, { field: 'ip' });
+    for (let asked = false; ; asked = true) {
+      const got = await this.tryClaim(poolId, subnet, ip, req);
+      if (got !== undefined) return got;
+      const { kv: held } = await this.d.client.get(this.d.keys.address(poolId, ip));
+      const other = held ? parseJson<AddressValue>(held) : undefined;
+      if (asked || !held || other?.kind !== 'spare' || other.host === this.d.hostId || req.kind !== 'endpoint') {
+        throw new ConflictError(`address ${ip} is in use${other ? ` by ${other.kind} ${other.owner} on host ${other.host}` : ''}`, { field: 'ip' });
+      }
+      if ((await this.spares.ask(poolId, ip, held.modRevision)) === 'kept') throw keptError(ip, other);
+    }
   }
 
   async releaseAddress(poolId: string, address: string, owner: string): Promise<void> {

@@ -48,6 +48,13 @@ export class Keys {
   address(poolId: string, ip: string): string {
     return this.addresses(poolId) + part('address', ip);
   }
+  /** Requests for other hosts' spare addresses (wanted.ts). */
+  wanted(): string {
+    return `${this.root}ipam/wanted/`;
+  }
+  wantedAddress(poolId: string, ip: string): string {
+    return `${this.wanted()}${encodeCidr(poolId)}/${part('address', ip)}`;
+  }
   peers(network: string): string {
     return `${this.root}peers/${part('network', network)}/`;
   }

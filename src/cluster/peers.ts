@@ -24,7 +24,7 @@ export interface PeerDeps {
   logger: Logger;
 }
 
-/** Transactions a join makes at most: the second and third only when an address was this owner's already (a replay). */
+/** Transactions a join makes at most: the second and third only when an address was this owner's already (a replay), or another host's spare asked for. */
 const JOIN_ROUNDS = 3;
 
 const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
@@ -68,6 +68,7 @@ export class Peers {
         this.d.owned.set(key, { kind: 'peer', value: peer });
         return peer;
       }
+      await this.d.reservations.askHolders(claims);
     }
     throw new ConflictError(`endpoint ${peer.endpointId}: its addresses kept changing while being claimed`, { field: 'ip' });
   }

@@ -4,7 +4,9 @@
 // peer claims it (ops(): create-if-absent on the host's lease, guarded by the pool's revision) and
 // settle() reads its outcome. An address another host claimed in between fails that transaction,
 // which then reads the pool's keys: the view learns them all, and AddressRacedError tells the
-// caller to choose again; a given address (--ip) is refused naming its holder instead. Without --ip, a spare of this host's stock comes
+// caller to choose again; a given address (--ip) is refused naming its holder instead, unless it is
+// another host's spare: that host is asked to give it up (askHolders(), wanted.ts), and the next
+// round claims it. Without --ip, a spare of this host's stock comes
 // first (spares.ts): already claimed, its connect publishes later (publisher.ts) or, mixed with a
 // claimed address, rewrites it in the join's transaction. Limits: reservations are memory only.
 import { mark } from '../core/trace.js';
@@ -16,6 +18,7 @@ import { addressIn } from './pools.js';
 import type { Keys } from './keys.js';
 import { endpointAddress, type AddressValue, type Owned } from './owned.js';
 import type { Spare, Spares } from './spares.js';
+import { keptError } from './wanted.js';
 
 export interface ReserveDeps {
   ipam: EtcdIpam;
@@ -32,6 +35,8 @@ export interface Claim {
   owner: string;
   heldAt?: number;
   spare?: Spare;
+  /** A given address found to be another host's spare (its key at revision heldAt): asked for once (askHolders()). */
+  wanted?: { heldAt: number; holder: AddressValue; asked?: true };
 }
 
 export class Reservations {
@@ -163,6 +168,12 @@ export class Reservations {
         c.heldAt = held.modRevision;
         return;
       }
+      if (other.kind === 'spare' && other.host !== this.d.hostId && c.wanted === undefined && (this.asked.get(`${c.poolId} ${c.ip}`) ?? true)) {
+        // Another host's spare, given by --ip: that host is asked to give it up before the next round.
+        c.wanted = { heldAt: held.modRevision, holder: other };
+        again = true;
+        return;
+      }
       if (other.owner === c.owner && other.kind === 'endpoint' && other.host === this.d.hostId) {
         again ||= c.heldAt !== held.modRevision;
         c.heldAt = held.modRevision;
@@ -172,6 +183,23 @@ export class Reservations {
     });
     if (!again) throw new ConflictError(`the addresses of ${claims[0]?.owner ?? 'an endpoint'} failed their claim for no reason etcd shows`, { field: 'ip' });
     return false;
+  }
+
+  /**
+   * The claims settle() found held as other hosts' spares: each holder is asked to give its spare
+   * up (wanted.ts), once; refused naming the holder when it keeps it past wanted.ts's bound (a
+   * frozen or cut off host: its lease's expiry frees it). Nothing to do for other claims.
+   */
+  async askHolders(claims: Claim[]): Promise<void> {
+    await Promise.all(claims.map(async (c) => {
+      const w = c.wanted;
+      if (!w || w.asked) return;
+      w.asked = true;
+      if ((await this.d.spares.ask(c.poolId, c.ip, w.heldAt)) !== 'kept') return;
+      this.d.ipam.heldView(c.poolId)?.taken.add(c.ip);
+      this.forget(c.poolId, c.ip);
+      throw keptError(c.ip, w.holder);
+    }));
   }
 
   /** A chosen address another owner holds: the view learns the pool's keys (read with the failure); a given one is refused. */

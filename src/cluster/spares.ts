@@ -6,7 +6,9 @@
 // wantedStock()); it is refilled in the background when half gone, trimmed when the host has been
 // idle (see idleLimit(): an idle host gives its whole stock back in a tight pool, so that other
 // hosts can fill the pool to its last address), and deleted when the host leaves the network or
-// stops cleanly. A lost lease took the keys along: the stock is forgotten.
+// stops cleanly. A lost lease took the keys along: the stock is forgotten. Another host that
+// asks for one of these addresses (--ip, wanted.ts) gets it when it is in the ready stock (the
+// stock watches the requests while it holds any pool); one handed to a connect is kept.
 // Limits: the share is checked against this host's view of the pool at a refill, and against a
 // count of the pool's keys (one read per idle stock and idleMs) while idle.
 import type { Logger } from 'pino';
@@ -15,6 +17,8 @@ import { parseJson, type Compare, type Op, type StoreClient } from './client.js'
 import { canonicalPool, randomIn, type AddressView, type EtcdIpam } from './ipam.js';
 import type { Keys } from './keys.js';
 import { addressValue, type AddressValue } from './owned.js';
+import { askForSpare, watchWanted, type AskOutcome, type Wanted } from './wanted.js';
+import type { RangeWatch } from './watch.js';
 
 export interface SpareDeps {
   client: StoreClient;
@@ -83,6 +87,8 @@ export class Spares {
   private gen = 0;
   /** Checks idle stocks every idleMs while any pool is held. */
   private ticker: NodeJS.Timeout | undefined;
+  /** Other hosts' requests for addresses (wanted.ts), watched from the first pool held on. */
+  private wanted: RangeWatch<Wanted> | undefined;
 
   constructor(private readonly d: SpareDeps) {}
 
@@ -91,6 +97,7 @@ export class Spares {
     const id = canonicalPool(poolId);
     if (!this.stocks.has(id)) this.stocks.set(id, { ready: new Map(), takes: [] });
     this.refill(id);
+    this.wanted ??= watchWanted(this.d, (pool, ip) => this.yieldTo(pool, ip));
     if (!this.ticker) {
       const ms = this.d.idleMs ?? IDLE_MS;
       this.ticker = setInterval(() => this.trimIdle(ms), ms);
@@ -143,6 +150,31 @@ export class Spares {
     return true;
   }
 
+  /**
+   * Another host asks for this address (wanted.ts): given up when it is in the ready stock (its
+   * key deleted if still as the stock wrote it, and the address left taken in this host's view:
+   * the asker claims it); one handed to a connect (its publish makes it the endpoint's), or not
+   * held here, is kept. True when given up.
+   */
+  yieldTo(poolId: string, ip: string): boolean {
+    const id = canonicalPool(poolId);
+    const s = this.stocks.get(id);
+    const at = s?.ready.get(ip);
+    if (!s || at === undefined) return false;
+    s.ready.delete(ip);
+    this.d.logger.debug({ pool: id, ip }, 'cluster: spare address given up to another host that asked for it');
+    void this.remove(id, [[ip, at]], false).catch((err: Error) => {
+      this.leftovers.set(id, [...(this.leftovers.get(id) ?? []), [ip, at]]);
+      this.d.logger.debug({ pool: id, ip, err: err.message }, 'cluster: spare address asked for not deleted now');
+    });
+    return true;
+  }
+
+  /** Asks the host that holds `ip` of the pool as a spare (its key written at heldAt) to give it up: see wanted.ts. */
+  ask(poolId: string, ip: string, heldAt: number): Promise<AskOutcome> {
+    return askForSpare(this.d, canonicalPool(poolId), ip, heldAt);
+  }
+
   /** Spares handed out and not used (their endpoint went before its publish): deleted, each only if still as the stock wrote it. */
   async discard(spares: { poolId: string; ip: string; heldAt: number }[]): Promise<void> {
     const byPool = new Map<string, [string, number][]>();
@@ -173,7 +205,9 @@ export class Spares {
   async dropAll(): Promise<void> {
     clearInterval(this.ticker);
     this.ticker = undefined;
-    await Promise.all([...new Set([...this.stocks.keys(), ...this.leftovers.keys()])].map((id) => this.drop(id)));
+    const wanted = this.wanted;
+    this.wanted = undefined;
+    await Promise.all([wanted?.close(), ...[...new Set([...this.stocks.keys(), ...this.leftovers.keys()])].map((id) => this.drop(id))]);
   }
 
   /** The lease was lost: etcd deleted the spare keys with it. */
@@ -318,15 +352,15 @@ export class Spares {
     return 'again';
   }
 
-  /** Deletes spare keys (each only if still as written), and frees them in the view. */
-  private async remove(id: string, spares: [string, number][]): Promise<void> {
+  /** Deletes spare keys (each only if still as written), and frees them in the view (unless told not to). */
+  private async remove(id: string, spares: [string, number][], free = true): Promise<void> {
     const k = this.d.keys;
     for (let i = 0; i < spares.length; i += 100) {
       const part = spares.slice(i, i + 100);
       // One transaction per key: a key changed since (taken by a publish) must not fail the others.
       await Promise.all(part.map(([ip, at]) => this.d.client.txn('delete a spare address', [{ key: k.address(id, ip), target: 'mod', op: '=', value: at }], [{ del: k.address(id, ip) }])));
       for (const [ip] of part) {
-        this.d.ipam.heldView(id)?.taken.delete(ip);
+        if (free) this.d.ipam.heldView(id)?.taken.delete(ip);
         this.made.delete(k.address(id, ip));
       }
     }

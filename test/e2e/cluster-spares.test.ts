@@ -3,7 +3,9 @@
 // connects claiming in etcd (a host without stock) and never get the same address; spare keys sit
 // on their host's lease and are not endpoints; a small pool gets no stock; a host that drops its
 // stock deletes its keys, and one that restarts deletes the spares its previous run left; an endpoint
-// of the host asking for one of its spares by address gets it; an idle host gives its stock back
+// of the host asking for one of its spares by address gets it, as does another host's (the Docker
+// engine's RequestAddress with an address) once the holder gave it up, unless the holder handed it
+// out (refused within the bound); an idle host gives its stock back
 // when the pool gets tight, so that another host can fill the pool to its last address; a refill
 // that loses its race to another host's spares reads back only the keys it chose, and stocks others;
 // a network that appears is read ahead by the other hosts (their first address needs no round trip).
@@ -156,6 +158,31 @@ describeRoot('spare addresses on a real etcd', () => {
     expect(new Set(got).size).toBe(10);
     expect(got.map((g) => g.split('/')[0])).not.toContain(s1);
     expect(got.map((g) => g.split('/')[0])).not.toContain(s2);
+  });
+
+  it('another host asking for a spare by address (the Docker engine\'s RequestAddress) gets it once the holder gave it up; one the holder handed out is refused within the bound; no request is left', async () => {
+    const [a, b] = await Promise.all([1, 2].map((n) => sim.inProcessHost(n, { prefix: '/t-spare8', spareIdleMs: 600_000 })));
+    const net = await a!.ensureNetwork(spec('ovs8', { ipv4: [{ subnet: '198.19.55.0/24' }] }));
+    await b!.ensureNetwork(spec('ovs8', { ipv4: [{ subnet: '198.19.55.0/24' }] }));
+    const poolId = net.ipv4[0]!.poolId;
+    a!.holdSpares([poolId]);
+    const stock = await waitFor('a stock claimed', async () => {
+      const s = await sparesOf('/t-spare8', poolId, a!.hostId);
+      return s.length >= 4 ? s.map((x) => x.key.split('/').pop()!) : undefined;
+    }, 5000);
+    const asked = stock.at(-1)!;
+    expect(await b!.ipam.requestAddress(poolId, { address: asked, kind: 'endpoint', owner: 'endpoint:d1' })).toBe(`${asked}/24`);
+    const held = new Map((await addresses('/t-spare8', poolId)).map((kv) => [kv.key.split('/').pop()!, kv]));
+    expect(held.get(asked)!.value).toEqual({ owner: 'endpoint:d1', kind: 'endpoint', host: b!.hostId });
+    // A spare a handed to a connect (reserved, its join not made yet) stays a's.
+    const out = (await a!.reserveAddress(poolId)).split('/')[0]!;
+    const started = Date.now();
+    await expect(b!.ipam.requestAddress(poolId, { address: out, kind: 'endpoint', owner: 'endpoint:d2' }))
+      .rejects.toThrow(`address ${out} is in use by spare spare:${a!.hostId} on host ${a!.hostId}, which did not give it up within 2000 ms`);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(2000);
+    a!.forgetAddress(poolId, `${out}/24`);
+    expect((await addresses('/t-spare8', poolId)).find((kv) => kv.key.endsWith(`/${out}`))?.value.kind).toBe('spare');
+    expect((await direct.range('/t-spare8/v1/ipam/wanted/')).kvs).toEqual([]);
   });
 
   it('a pool full but for another host\'s spares says so: the error names that host and how many it holds', async () => {

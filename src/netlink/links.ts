@@ -10,6 +10,7 @@ import type { NetlinkHandle, RawReply } from './handle.js';
 import { parseIp, parseMac } from '../ip/index.js';
 import { assignDefined, echoedIndexes, indexAndMtu, parseLink } from './link-parse.js';
 import { MACVLAN_MODES, type Link, type LinkKind, type MacvlanMode } from './types.js';
+import { ADDR_GEN_MODES, inet6AddrGenMode, type AddrGenMode } from './af.js';
 import {
   validateBoolean, validateEnum, validateGroup, validateLinkRef, validateMtu, validateNetnsPath,
   validatePort, validateUint, validateVni, type LinkRef,
@@ -89,10 +90,6 @@ export interface LinkChanges {
    */
   addrGenMode?: AddrGenMode;
 }
-
-export const ADDR_GEN_MODES = ['eui64', 'none', 'stable-privacy', 'random'] as const;
-export type AddrGenMode = (typeof ADDR_GEN_MODES)[number];
-const AF_INET6 = 10;
 
 const RTEXT_FILTER_SKIP_STATS = 1 << 3;
 const CREATE_EXCL = FlagsNew.CREATE | FlagsNew.EXCL;
@@ -268,10 +265,7 @@ export async function setLink(h: NetlinkHandle, ref: LinkRef, changes: LinkChang
   if (o.group !== undefined) attrs.group = o.group;
   if (changes.master === null) attrs.master = 0;
   else if (o.master !== undefined) attrs.master = await linkIndex(h, o.master, 'master');
-  if (changes.addrGenMode !== undefined) {
-    const mode = ADDR_GEN_MODES.indexOf(validateEnum(changes.addrGenMode, 'addrGenMode', ADDR_GEN_MODES));
-    attrs.afSpec = new Map([[AF_INET6, flatten(ifla.formatLinkProtocolInfoInet6({ addrGenMode: mode }))]]);
-  }
+  if (changes.addrGenMode !== undefined) attrs.afSpec = inet6AddrGenMode(validateEnum(changes.addrGenMode, 'addrGenMode', ADDR_GEN_MODES));
   const data = { ...msg.data, ...flagsFor(o.up) };
   await h.request(`link set ${ref}`, rt.MessageType.SETLINK, body(rt.formatLinkMessage, { kind: 'link', data, attrs }));
 }

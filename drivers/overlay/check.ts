@@ -3,7 +3,8 @@
 // the veth's peer, up, with its MAC, MTU, addresses and their connected routes), and the VXLAN
 // device sends from this host's VTEP with learning off and proxy on, and holds exactly the static
 // FDB and neighbour entries the peer records ask for (a missing one and a stale one are both
-// reported; the multicast and NOARP neighbour entries the kernel makes itself are no peer's); an
+// reported; the multicast and NOARP neighbour entries the kernel makes itself are no peer's; the
+// entries of a peer kept for its grace after its host's lease ended are wanted until it ends); an
 // endpoint whose address another host took while this one was away is named; so is this host's
 // advertise address when no interface has it. Peer entries are compared only with peer records
 // read since this daemon started: before that (the cluster store away at its start) they are

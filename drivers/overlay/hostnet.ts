@@ -1,5 +1,6 @@
 // One overlay network on this host while it is here: its devices, the watch of its peers and
-// what that watch programmed, and the endpoints joined here. Made when the network is created
+// what that watch programmed (with the peers kept for a grace after their host's lease ended),
+// and the endpoints joined here. Made when the network is created
 // here or at its first local join; ended (watch closed, devices deleted) when the network is
 // deleted here or, on a host that did not create it, when its last local endpoint leaves.
 import type { Logger } from 'pino';
@@ -48,11 +49,13 @@ export class HostNetwork {
     this.devices = { bridge, vxlan };
     this.bridgeMade = bridgeMade;
     mark('devices');
-    const programmer = new PeerProgrammer(h, vxlan, { host: cluster.hostId, vtep: cluster.vtep }, made);
+    const log = logger.child({ network: this.name, vni: this.config.vni });
+    const programmer = new PeerProgrammer(h, vxlan, { host: cluster.hostId, vtep: cluster.vtep }, made, {
+      onError: (err) => log.error({ err }, 'overlay: removing the entries of peers whose grace ended failed; the next batch reads the kernel again'),
+    });
     this.programmer = programmer;
     let first: () => void = () => undefined;
     this.ready = new Promise((resolve) => (first = resolve));
-    const log = logger.child({ network: this.name, vni: this.config.vni });
     this.watch = cluster.watchPeers(this.name, async (batch) => {
       try {
         mark('batch in');
@@ -74,6 +77,7 @@ export class HostNetwork {
     await this.rising?.catch(() => undefined);
     const watch = this.watch;
     this.watch = undefined;
+    this.programmer?.close();
     this.programmer = undefined;
     this.devices = undefined;
     await watch?.close();

@@ -5,11 +5,13 @@
 // added or removed behind cnmkit's back is put right and nothing learned or stale survives; any
 // other batch touches only the entries of the peers it changes (counted per entry: a flood entry
 // stays while a peer on its VTEP does), so a new endpoint costs each host O(1), not O(peers).
-// The writes go in a few netlink datagrams.
+// The writes go in a few netlink datagrams. A peer that went with its host's lease keeps its
+// entries for a grace (./linger.ts), so a host that registers again at once loses no traffic.
 import type { Peer, PeerBatch } from '../../src/cluster/types.js';
 import {
   addNeighbor, appendFdb, deleteFdb, deleteNeighbor, encodeNeighWrite, listFdb, listNeighbors, replaceFdb, type NeighWrite, type NetlinkHandle,
 } from '../../src/netlink/index.js';
+import { clashes, Lingering } from './linger.js';
 
 export const FLOOD_MAC = '00:00:00:00:00:00';
 
@@ -195,20 +197,36 @@ export function plain(c: Counted, only?: Keys): Programmed {
 
 /**
  * One network's programming: batches in order; a resync or the first batch reads the kernel again
- * (not the first batch on a device made just before, which holds no entry yet).
+ * (not the first batch on a device made just before, which holds no entry yet). A remote peer that
+ * went with its host's lease (leaseEnded) keeps its entries for a grace (./linger.ts) unless
+ * another endpoint holds one of its addresses now; what it wants counts with the records' until
+ * its grace runs out (then its entries go, unless its host published it again meanwhile). The
+ * grace's end runs in order with the batches.
  */
 export class PeerProgrammer {
   private have: Programmed | undefined;
   private want: Counted | undefined;
   private latest: PeerBatch | undefined;
+  private readonly lingering: Lingering;
+  private timer: NodeJS.Timeout | undefined;
+  /** The batches' and graces' work, one at a time. */
+  private queue: Promise<unknown> = Promise.resolve();
+  private closed = false;
 
-  /** empty: the device was made just now (nothing to read before the first batch). */
+  /**
+   * empty: the device was made just now (nothing to read before the first batch); graceMs: how
+   * long a peer that went with its lease is kept; onError: told when the end of a grace failed to
+   * be programmed (the programmer is forgotten then, as after a failed batch).
+   */
   constructor(
     private readonly h: NetlinkHandle,
     private readonly dev: number,
     readonly self: { host: string; vtep: string },
     private empty = false,
-  ) {}
+    private readonly o: { graceMs?: number; onError?: (err: unknown) => void } = {},
+  ) {
+    this.lingering = new Lingering(o.graceMs);
+  }
 
   /** The revision of the last batch; undefined before the first (no peer record read yet). */
   get revision(): number | undefined {
@@ -220,42 +238,123 @@ export class PeerProgrammer {
     return this.latest?.peers ?? new Map();
   }
 
-  async apply(batch: PeerBatch): Promise<ApplyStats> {
+  /** Remote peers whose records went with their host's lease, whose entries are kept for now. */
+  get kept(): Peer[] {
+    return this.lingering.peers();
+  }
+
+  apply(batch: PeerBatch): Promise<ApplyStats> {
+    return this.serial(() => this.applyNow(batch));
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async applyNow(batch: PeerBatch): Promise<ApplyStats> {
     this.latest = batch;
     const { host, vtep } = this.self;
-    if (batch.resync || !this.have || !this.want) {
-      this.want = undefined;
-      this.have = this.empty ? { fdb: new Map(), neigh: new Map() } : await readKernel(this.h, this.dev);
-      this.empty = false;
-      this.want = counted(batch.peers.values(), host, vtep);
-      return converge(this.h, this.dev, this.have, plain(this.want));
-    }
-    const touched: Keys = { fdb: new Set(), neigh: new Set() };
-    for (const c of batch.changes) {
-      if (c.kind !== 'added') count(this.want, c.kind === 'updated' ? c.previous : c.peer, -1, host, vtep, touched);
-      if (c.kind !== 'removed') count(this.want, c.peer, 1, host, vtep, touched);
-    }
-    const have: Programmed = { fdb: new Map(), neigh: new Map() };
-    for (const key of touched.fdb) if (this.have.fdb.has(key)) have.fdb.set(key, this.have.fdb.get(key)!);
-    for (const ip of touched.neigh) if (this.have.neigh.has(ip)) have.neigh.set(ip, this.have.neigh.get(ip)!);
+    const now = Date.now();
     try {
-      return await converge(this.h, this.dev, have, plain(this.want, touched), touched);
+      if (batch.resync || !this.have || !this.want) {
+        this.want = undefined;
+        this.have = this.empty ? { fdb: new Map(), neigh: new Map() } : await readKernel(this.h, this.dev);
+        this.empty = false;
+        // Kept peers that the records name again, or whose addresses another endpoint holds now, end.
+        for (const p of batch.peers.values()) this.lingering.endFor(p);
+        for (const c of batch.changes) if (c.kind === 'removed' && c.leaseEnded) this.keep(c.peer, batch, now);
+        this.want = counted([...batch.peers.values(), ...this.lingering.peers()], host, vtep);
+        return await converge(this.h, this.dev, this.have, plain(this.want));
+      }
+      const touched: Keys = { fdb: new Set(), neigh: new Set() };
+      for (const c of batch.changes) {
+        if (c.kind !== 'removed') for (const q of this.lingering.endFor(c.peer)) count(this.want, q, -1, host, vtep, touched);
+        // A peer kept stays counted until its grace ends.
+        if (c.kind === 'removed' && c.leaseEnded && this.keep(c.peer, batch, now)) continue;
+        if (c.kind !== 'added') count(this.want, c.kind === 'updated' ? c.previous : c.peer, -1, host, vtep, touched);
+        if (c.kind !== 'removed') count(this.want, c.peer, 1, host, vtep, touched);
+      }
+      return await this.convergeTouched(this.have, this.want, touched);
     } finally {
-      // What those entries are now (converge updated `have` as it went, also when it failed).
-      for (const key of touched.fdb) have.fdb.has(key) ? this.have.fdb.set(key, have.fdb.get(key)!) : this.have.fdb.delete(key);
-      for (const ip of touched.neigh) have.neigh.has(ip) ? this.have.neigh.set(ip, have.neigh.get(ip)!) : this.have.neigh.delete(ip);
+      this.schedule();
     }
   }
 
-  /** Forgets what it believes is programmed: the next batch reads the kernel first. */
+  /** Keeps a remote peer that went with its lease, unless a peer of the batch holds one of its addresses; says whether it was kept. */
+  private keep(p: Peer, batch: PeerBatch, now: number): boolean {
+    if (p.host === this.self.host || p.vtep === this.self.vtep || clashes(p, batch.peers.values())) return false;
+    this.lingering.keep(p, now);
+    return true;
+  }
+
+  /** Programs the touched entries as `want` has them (the others are left alone). */
+  private async convergeTouched(had: Programmed, want: Counted, touched: Keys): Promise<ApplyStats> {
+    const have: Programmed = { fdb: new Map(), neigh: new Map() };
+    for (const key of touched.fdb) if (had.fdb.has(key)) have.fdb.set(key, had.fdb.get(key)!);
+    for (const ip of touched.neigh) if (had.neigh.has(ip)) have.neigh.set(ip, had.neigh.get(ip)!);
+    try {
+      return await converge(this.h, this.dev, have, plain(want, touched), touched);
+    } finally {
+      // What those entries are now (converge updated `have` as it went, also when it failed).
+      for (const key of touched.fdb) have.fdb.has(key) ? had.fdb.set(key, have.fdb.get(key)!) : had.fdb.delete(key);
+      for (const ip of touched.neigh) have.neigh.has(ip) ? had.neigh.set(ip, have.neigh.get(ip)!) : had.neigh.delete(ip);
+    }
+  }
+
+  /** The next end of a grace, timed (none while nothing is kept). */
+  private schedule(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const next = this.lingering.next();
+    if (next === undefined || this.closed) return;
+    this.timer = setTimeout(() => {
+      this.serial(() => this.expire()).catch((err: unknown) => {
+        this.forget();
+        this.o.onError?.(err);
+      });
+    }, Math.max(0, next - Date.now()));
+    this.timer.unref();
+  }
+
+  /** The kept peers whose grace ran out lose their entries. */
+  private async expire(): Promise<void> {
+    if (this.closed) return;
+    const gone = this.lingering.due(Date.now());
+    try {
+      if (gone.length === 0) return;
+      if (!this.have || !this.want) {
+        // Forgotten after a failure: the kernel is read again and made to hold what the records and the peers still kept want.
+        if (this.latest) await this.applyNow({ ...this.latest, resync: true, changes: [] });
+        return;
+      }
+      const touched: Keys = { fdb: new Set(), neigh: new Set() };
+      const { host, vtep } = this.self;
+      for (const q of gone) count(this.want, q, -1, host, vtep, touched);
+      await this.convergeTouched(this.have, this.want, touched);
+    } finally {
+      this.schedule();
+    }
+  }
+
+  /** Forgets what it believes is programmed: the next batch reads the kernel first (peers kept stay kept). */
   forget(): void {
     this.empty = false;
     this.have = undefined;
     this.want = undefined;
   }
 
-  /** What the device should hold now and what it holds (read afresh), for a check. */
+  /** No more work: the grace timer stops and kept peers are dropped (the device goes with the network). */
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.lingering.clear();
+  }
+
+  /** What the device should hold now (the kept peers' entries too) and what it holds (read afresh), for a check. */
   async compare(): Promise<{ want: Programmed; have: Programmed }> {
-    return { want: wanted(this.peers.values(), this.self.host, this.self.vtep), have: await readKernel(this.h, this.dev) };
+    return { want: wanted([...this.peers.values(), ...this.lingering.peers()], this.self.host, this.self.vtep), have: await readKernel(this.h, this.dev) };
   }
 }

@@ -20,9 +20,7 @@ import { checkPeer, Peers } from './peers.js';
 import { Publisher } from './publisher.js';
 import { Reservations } from './reserve.js';
 import { Spares } from './spares.js';
-import type {
-  Cluster, ClusterState, ClusterStatus, EndpointAddress, GlobalNetwork, GlobalNetworkSpec, HostInfo, Leftovers, LocalSubnet, NetworkFollower, NetworkRemoval, OwnEndpoint, Peer, PeerBatch, PeerHandler, PeerSpec, PeerWatch, WatchOptions,
-} from './types.js';
+import type { Cluster, ClusterState, ClusterStatus, EndpointAddress, GlobalNetwork, GlobalNetworkSpec, HostInfo, Leftovers, LocalSubnet, NetworkFollower, NetworkRemoval, OwnEndpoint, Peer, PeerBatch, PeerHandler, PeerSpec, PeerWatch, WatchOptions } from './types.js';
 
 export interface StartClusterOptions {
   config: ClusterConfig;
@@ -98,8 +96,7 @@ class EtcdCluster implements Cluster {
     this.ipam.spares = this.spares;
     this.publisher = new Publisher({
       ...base, logger: o.logger.child({ part: 'cluster-publish' }), conflict: (what) => this.conflicts.push(what),
-      settled: (claims) => claims.forEach((c) => this.spares.settled(c.poolId, c.ip)),
-      discard: (spares) => this.spares.discard(spares),
+      settled: (claims) => claims.forEach((c) => this.spares.settled(c.poolId, c.ip)), discard: (spares) => this.spares.discard(spares),
     });
     this.reservations = new Reservations({ ipam: this.ipam, keys: this.keys, hostId: this.hostId, owned: this.owned, spares: this.spares });
     this.peers = new Peers({ ...base, vtep: this.vtep, reservations: this.reservations, logger: o.logger.child({ part: 'cluster-watch' }) });
@@ -118,9 +115,8 @@ class EtcdCluster implements Cluster {
   status(): ClusterStatus {
     const id = this.keeper.id;
     return {
-      state: this.state, hostId: this.hostId, vtep: this.vtep, conflicts: [...this.conflicts],
+      state: this.state, hostId: this.hostId, vtep: this.vtep, conflicts: [...this.conflicts], ...(this.error ? { error: this.error } : {}),
       ...(id ? { lease: { id, ttl: this.keeper.ttl, ...(this.keeper.lastKeepAlive ? { lastKeepAlive: new Date(this.keeper.lastKeepAlive).toISOString() } : {}) } } : {}),
-      ...(this.error ? { error: this.error } : {}),
     };
   }
 
@@ -166,9 +162,11 @@ class EtcdCluster implements Cluster {
     }
   }
 
-  /** Registers (or keeps the lease alive), then schedules itself: every TTL/3, or sooner with backoff while unregistered. */
+  /** Registers (or keeps the lease alive), then schedules itself: every TTL/3, sooner with backoff while unregistered, at once when etcd answers after an outage (onOutcome). */
   async tick(): Promise<void> {
     if (this.isClosed()) return;
+    clearTimeout(this.timer);
+    this.timer = undefined;
     try {
       if (this.keeper.id === undefined || this.registered !== this.keeper.id) await this.register();
       else if ((await this.keeper.keepAlive()).ok) await this.refreshLocalSubnets();
@@ -252,8 +250,10 @@ class EtcdCluster implements Cluster {
   }
 
   private onOutcome(err: Error | undefined): void {
-    if (err) this.setState('unavailable', err.message);
-    else if (this.state === 'unavailable' && this.registered !== undefined && this.registered === this.keeper.id) this.setState('connected');
+    if (err) return this.setState('unavailable', err.message);
+    if (this.state !== 'unavailable' || this.registered === undefined || this.registered !== this.keeper.id) return;
+    this.setState('connected');
+    if (this.timer) void this.tick(); // Not waiting for the timer: a thawing etcd revokes leases past their TTL, and the others keep this host's peers a grace only (overlay/linger.ts). No timer: a tick is under way.
   }
 
   lease(): string {

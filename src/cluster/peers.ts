@@ -1,11 +1,12 @@
 // Peer records: one per endpoint, under peers/NETWORK/HOST/ENDPOINT on the publishing host's
 // lease (so they vanish everywhere when the host's lease expires), and the watch a driver
-// programs its static FDB/neighbour entries from.
+// programs its static FDB/neighbour entries from, which tells a peer gone with its host's lease
+// from one its host deleted.
 import net from 'node:net';
 import type { Logger } from 'pino';
 import { ConflictError, InvalidArgumentError } from '../errors.js';
 import type { StoreClient } from './client.js';
-import { sameJson } from './diff.js';
+import { sameJson, type Change } from './diff.js';
 import type { Keys } from './keys.js';
 import type { Owned } from './owned.js';
 import type { Claim, Reservations } from './reserve.js';
@@ -26,6 +27,12 @@ export interface PeerDeps {
 
 /** Transactions a join makes at most: the second and third only when an address was this owner's already (a replay), or another host's spare asked for. */
 const JOIN_ROUNDS = 3;
+
+/** A peer as the watch holds it: with the lease its key sits on ('0': none). */
+interface Held {
+  peer: Peer;
+  lease: string;
+}
 
 const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
 
@@ -90,29 +97,58 @@ export class Peers {
   /**
    * Watches the network's peers (list, then events from the list's revision on), each batch to
    * handler; take() hands the watch to another handler (of a watch started ahead), which gets every
-   * peer known so far as its first batch.
+   * peer known so far as its first batch. A removed peer of another host whose lease etcd no
+   * longer has (asked once per lease, before the batch is handed on) is marked leaseEnded: it went
+   * with its host's lease (expired or revoked), not by a delete of its host.
    */
-  watch(network: string, handler: PeerHandler, afterList?: RangeWatchOptions<Peer>['afterList']): PeerWatch & { take(handler: PeerHandler): void } {
+  watch(network: string, handler: PeerHandler, afterList?: RangeWatchOptions<Held>['afterList']): PeerWatch & { take(handler: PeerHandler): void } {
     const prefix = this.d.keys.peers(network);
     const id = (p: Peer) => `${p.host}/${p.endpointId}`;
-    const deliverTo = (to: PeerHandler) => (batch: RangeBatch<Peer>) => {
+    const deliverTo = (to: PeerHandler) => async (batch: RangeBatch<Held>) => {
+      const ended = await this.endedLeases(batch.changes);
       // Every peer, keyed by host/endpoint, made only when the handler reads it (a batch of one change must not cost O(peers)).
       let peers: Map<string, Peer> | undefined;
       return to({
         network, resync: batch.resync, revision: batch.revision,
-        changes: batch.changes.map((c): PeerChange => (c.kind === 'updated' ? { kind: c.kind, peer: c.value, previous: c.previous } : { kind: c.kind, peer: c.value })),
+        changes: batch.changes.map((c): PeerChange => {
+          if (c.kind === 'updated') return { kind: c.kind, peer: c.value.peer, previous: c.previous.peer };
+          if (c.kind === 'removed' && ended.has(c.value.lease)) return { kind: c.kind, peer: c.value.peer, leaseEnded: true };
+          return { kind: c.kind, peer: c.value.peer };
+        }),
         get peers() {
-          peers ??= new Map([...batch.current.values()].map((p) => [id(p), p]));
+          peers ??= new Map([...batch.current.values()].map((h) => [id(h.peer), h.peer]));
           return peers;
         },
       });
     };
-    const range = new RangeWatch<Peer>({
-      client: this.d.client, prefix, logger: this.d.logger, equal: sameJson, ...(afterList ? { afterList } : {}),
-      decode: (key, value) => this.decode(network, prefix, key, value),
+    const range = new RangeWatch<Held>({
+      client: this.d.client, prefix, logger: this.d.logger, equal: (a, b) => sameJson(a.peer, b.peer), ...(afterList ? { afterList } : {}),
+      decode: (key, value, lease) => {
+        const peer = this.decode(network, prefix, key, value);
+        return peer ? { peer, lease } : undefined;
+      },
       deliver: deliverTo(handler),
     });
     return { stats: () => range.stats(), close: () => range.close(), take: (to) => range.replay(deliverTo(to)) };
+  }
+
+  /**
+   * The leases of other hosts' removed peers that etcd no longer has (one lookup per lease, side
+   * by side). A lookup that fails counts as ended: the grace of the peer's entries then decides.
+   */
+  private async endedLeases(changes: Change<Held>[]): Promise<Set<string>> {
+    const leases = new Set<string>();
+    for (const c of changes) if (c.kind === 'removed' && c.value.peer.host !== this.d.hostId && c.value.lease !== '0') leases.add(c.value.lease);
+    const ended = new Set<string>();
+    await Promise.all([...leases].map(async (lease) => {
+      try {
+        if ((await this.d.client.leaseTtl(lease)).ttl <= 0) ended.add(lease);
+      } catch (err) {
+        this.d.logger.debug({ lease, err: (err as Error).message }, 'watch: a removed peer\'s lease not looked up; taken as ended');
+        ended.add(lease);
+      }
+    }));
+    return ended;
   }
 
   /** A stored peer, or undefined (logged) when its key and value disagree or it does not parse. */

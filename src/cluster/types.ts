@@ -222,7 +222,8 @@ export interface Peer extends Required<Omit<PeerSpec, 'ipv6'>> {
 export type PeerChange =
   | { kind: 'added'; peer: Peer }
   | { kind: 'updated'; peer: Peer; previous: Peer }
-  | { kind: 'removed'; peer: Peer };
+  /** leaseEnded: the record went with its host's lease (expired, or revoked by etcd), not deleted by its host. */
+  | { kind: 'removed'; peer: Peer; leaseEnded?: true };
 
 /** One delivery: the changes of one watch response, or of a resync (full re-list, diffed). */
 export interface PeerBatch {

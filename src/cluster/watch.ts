@@ -20,8 +20,8 @@ export interface RangeBatch<T> {
 export interface RangeWatchOptions<T> {
   client: StoreClient;
   prefix: string;
-  /** Turns a key and its value into an entry; undefined skips the key. */
-  decode(key: string, value: Buffer): T | undefined;
+  /** Turns a key, its value and its lease ('0': none) into an entry; undefined skips the key. */
+  decode(key: string, value: Buffer, lease: string): T | undefined;
   equal(a: T, b: T): boolean;
   deliver(batch: RangeBatch<T>): void | Promise<void>;
   logger: Logger;
@@ -32,11 +32,11 @@ export interface RangeWatchOptions<T> {
 
 export interface Listed {
   revision: number;
-  kvs: { key: string; value: Buffer }[];
+  kvs: { key: string; value: Buffer; lease: string }[];
 }
 
 /** The gateway's watch answer (fields at their default value left out: a put has no type). */
-type WatchEvent = { type?: string; kv: { key: string; value?: string } };
+type WatchEvent = { type?: string; kv: { key: string; value?: string; lease?: string } };
 type WatchResponse = { header?: { revision?: string }; created?: boolean; canceled?: boolean; compact_revision?: string; cancel_reason?: string; events?: WatchEvent[] };
 
 export class RangeWatch<T> {
@@ -90,7 +90,7 @@ export class RangeWatch<T> {
     if (this.closed) return;
     const next = new Map<string, T>();
     for (const kv of listed.kvs) {
-      const value = this.o.decode(kv.key, kv.value);
+      const value = this.o.decode(kv.key, kv.value, kv.lease);
       if (value !== undefined) next.set(kv.key, value);
     }
     const changes = diffMaps(this.current, next, this.o.equal);
@@ -176,7 +176,7 @@ export class RangeWatch<T> {
       this.current.delete(key);
       return previous === undefined ? [] : [{ kind: 'removed', key, value: previous }];
     }
-    const value = this.o.decode(key, Buffer.from(ev.kv.value ?? '', 'base64'));
+    const value = this.o.decode(key, Buffer.from(ev.kv.value ?? '', 'base64'), ev.kv.lease ?? '0');
     if (value === undefined) return [];
     this.current.set(key, value);
     if (previous === undefined) return [{ kind: 'added', key, value }];

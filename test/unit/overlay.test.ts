@@ -1,9 +1,11 @@
 // The overlay driver's pure parts: the parse step (Docker's options, the refusals naming the
 // option: empty values, an MTU below IPv6's minimum) and the wanted static entries computed from peer records (remote peers only, one
-// flood entry per remote VTEP, IPv6 neighbours too), and the same kept up change by change; the kernel's own neighbour entries told from peers'.
+// flood entry per remote VTEP, IPv6 neighbours too), and the same kept up change by change; the kernel's own neighbour entries told from peers';
+// the bookkeeping of peers kept for a grace after their host's lease ended (until it runs out, the same endpoint is published again, or another takes an address).
 import { describe, expect, it } from 'vitest';
 import { parseOverlayConfig } from '../../drivers/overlay/config.js';
 import { count, counted, FLOOD_MAC, kernelOwnNeighbor, plain, wanted } from '../../drivers/overlay/program.js';
+import { clashes, Lingering, PEER_GRACE_MS } from '../../drivers/overlay/linger.js';
 import type { Peer } from '../../src/cluster/types.js';
 
 const input = (options: Record<string, string>) => ({ name: 'ov', options, internal: false, enableIPv6: false });
@@ -105,5 +107,68 @@ describe('overlay neighbour entries the kernel makes itself', () => {
     [{ ip: '198.19.200.3', state: ['reachable'] }, false],
   ])('%j is the kernel\'s own: %s', (n, own) => {
     expect(kernelOwnNeighbor(n)).toBe(own);
+  });
+});
+
+describe('overlay peers kept for a grace after their lease ended', () => {
+  const peer = (host: string, n: number, o: Partial<Peer> = {}): Peer =>
+    ({ network: 'ov', host, endpointId: `e${n}`, ip: `198.19.200.${n}`, mac: `02:42:c6:13:c8:0${n}`, vtep: `198.19.255.${n}`, ...o });
+
+  it('keeps a peer until its grace runs out, then ends it once', () => {
+    const l = new Lingering();
+    const b2 = peer('b', 2);
+    l.keep(b2, 1000);
+    expect(l.peers()).toEqual([b2]);
+    expect(l.next()).toBe(1000 + PEER_GRACE_MS);
+    expect(l.due(1000 + PEER_GRACE_MS - 1)).toEqual([]);
+    expect(l.due(1000 + PEER_GRACE_MS)).toEqual([b2]);
+    expect(l.size).toBe(0);
+    expect(l.next()).toBeUndefined();
+    expect(l.due(99_999)).toEqual([]);
+  });
+
+  it('ends a kept peer when its host publishes the same endpoint again (changed or not), and leaves the others kept', () => {
+    const l = new Lingering(500);
+    const [b2, b3, c4] = [peer('b', 2), peer('b', 3), peer('c', 4)];
+    for (const p of [b2, b3, c4]) l.keep(p, 0);
+    expect(l.endFor(b2)).toEqual([b2]);
+    expect(l.endFor({ ...b3, vtep: '198.19.255.9' })).toEqual([b3]);
+    expect(l.endFor(peer('d', 5))).toEqual([]);
+    expect(l.peers()).toEqual([c4]);
+    expect(l.due(500)).toEqual([c4]);
+  });
+
+  it('ends a kept peer at once when another endpoint takes its IPv4, its IPv6 or its MAC; not for another endpoint\'s own addresses', () => {
+    const l = new Lingering();
+    const b2 = peer('b', 2, { ipv6: 'fd00::2' });
+    const b3 = peer('b', 3);
+    const b4 = peer('b', 4);
+    for (const p of [b2, b3, b4]) l.keep(p, 0);
+    expect(l.endFor(peer('c', 9, { ip: b3.ip }))).toEqual([b3]);
+    expect(l.endFor(peer('c', 8, { mac: b4.mac }))).toEqual([b4]);
+    expect(l.endFor(peer('c', 7, { ipv6: 'fd00::2' }))).toEqual([b2]);
+    expect(l.size).toBe(0);
+    // Ended peers leave the address index: a later holder of the address ends nothing.
+    expect(l.endFor(peer('c', 6, { ip: b3.ip }))).toEqual([]);
+  });
+
+  it('a peer kept again under its id replaces the earlier one (its grace restarts, its old addresses free)', () => {
+    const l = new Lingering(100);
+    const b2 = peer('b', 2);
+    const moved = { ...b2, ip: '198.19.200.99' };
+    l.keep(b2, 0);
+    l.keep(moved, 50);
+    expect(l.peers()).toEqual([moved]);
+    expect(l.endFor(peer('c', 9, { ip: b2.ip }))).toEqual([]);
+    expect(l.due(100)).toEqual([]);
+    expect(l.due(150)).toEqual([moved]);
+  });
+
+  it('clashes: another endpoint with one of the addresses, never the peer itself', () => {
+    const b2 = peer('b', 2, { ipv6: 'fd00::2' });
+    expect(clashes(b2, [b2, peer('c', 3)])).toBe(false);
+    expect(clashes(b2, [peer('c', 3, { ipv6: 'fd00::2' })])).toBe(true);
+    expect(clashes(b2, [peer('c', 3, { mac: b2.mac })])).toBe(true);
+    expect(clashes(b2, [{ ...b2, vtep: '198.19.255.9' }])).toBe(false);
   });
 });

@@ -17,6 +17,8 @@ export const IDENTITY_FILE = 'cluster.json';
 export interface Identity {
   hostId: string;
   leaseId?: string;
+  /** The VTEP address of the last registration (a restart whose --advertise-addr interface has no address yet takes it). */
+  vtep?: string;
 }
 
 export type HostRecord = Omit<HostInfo, 'leaseId' | 'state' | 'ttl' | 'grantedTtl' | 'self'>;
@@ -34,6 +36,16 @@ export function loadIdentity(stateDir: string): Identity {
   const identity = { hostId: randomBytes(8).toString('hex') };
   saveIdentity(stateDir, identity);
   return identity;
+}
+
+/** The VTEP address saved by an earlier run in the state dir; undefined when none (no file, an older one, unreadable). */
+export function savedVtep(stateDir: string): string | undefined {
+  try {
+    const { vtep } = JSON.parse(fs.readFileSync(path.join(stateDir, IDENTITY_FILE), 'utf8')) as Identity;
+    return typeof vtep === 'string' ? vtep : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Writes the identity file atomically (a crash leaves the old or the new one). */

@@ -197,8 +197,8 @@ class EtcdCluster implements Cluster {
       const got = await this.keeper.acquire(this.adoptSaved ? this.identity.leaseId : undefined);
       id = got.id;
       if (!got.adopted) this.republishDue = true;
-      if (id !== this.identity.leaseId) {
-        this.identity.leaseId = id;
+      if (id !== this.identity.leaseId || this.identity.vtep !== this.vtep) {
+        Object.assign(this.identity, { leaseId: id, vtep: this.vtep });
         saveIdentity(this.o.stateDir, this.identity);
       }
     }

@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
-import { InvalidArgumentError } from '../errors.js';
+import { ConflictError, InvalidArgumentError } from '../errors.js';
 import { parseDefaultAddressPool, type DefaultPool } from '../ipam/defaults.js';
 
 export interface ClusterFlags {
@@ -76,8 +76,11 @@ export function interfaceWith(address: string, interfaces?: Interfaces): string 
  * `--advertise-addr IP|IFACE` → an IPv4 address (an interface gives its first IPv4). The host's
  * interfaces (default: os.networkInterfaces()) are read only for an interface name: an address
  * that no interface has is taken (a lab adds its hosts' addresses after their daemons start).
+ * An interface that is missing, down or without an IPv4 address gives `saved` (the address an
+ * earlier run of this host registered, as after a reboot whose network comes up later) when there
+ * is one; else it is refused (ConflictError: the host's state, not the flag, is wrong).
  */
-export function resolveAdvertise(text: string, interfaces?: Interfaces): { vtep: string; iface?: string } {
+export function resolveAdvertise(text: string, interfaces?: Interfaces, saved?: string): { vtep: string; iface?: string } {
   const flag = '--advertise-addr';
   const unreachable = (ip: string): boolean => ip === '0.0.0.0' || ip.startsWith('127.');
   if (net.isIPv4(text)) {
@@ -88,10 +91,11 @@ export function resolveAdvertise(text: string, interfaces?: Interfaces): { vtep:
   // regular expression (~12 ms of the daemon's start): an IPv6 address has a colon.
   if (text.includes(':') && net.isIPv6(text)) fail(flag, `${text}: the VTEP must be an IPv4 address (or an interface with one)`);
   if (!/^[A-Za-z0-9_.:@-]{1,15}$/.test(text)) fail(flag, `${JSON.stringify(text)} is neither an IPv4 address nor an interface name`);
-  const addrs = (interfaces ?? os.networkInterfaces())[text];
-  if (!addrs) fail(flag, `no interface ${JSON.stringify(text)} that is up and has an address in this network namespace`);
-  const v4 = addrs.find((a) => a.family === 'IPv4');
-  if (!v4) fail(flag, `interface ${text} has no IPv4 address`);
+  const v4 = (interfaces ?? os.networkInterfaces())[text]?.find((a) => a.family === 'IPv4');
+  if (!v4) {
+    if (saved !== undefined) return { vtep: saved, iface: text };
+    throw new ConflictError(`${flag}: interface ${text} is missing, down or has no IPv4 address in this network namespace, and no earlier run of this host saved one (give the address itself: it is taken even before an interface has it)`, { field: 'advertise-addr' });
+  }
   if (unreachable(v4.address)) fail(flag, `interface ${text} has ${v4.address}, which cannot be reached from other hosts; give this host's underlay interface or address`);
   return { vtep: v4.address, iface: text };
 }
@@ -131,8 +135,8 @@ function parseLeaseTtl(text: string | undefined): number {
   return ttl;
 }
 
-/** Validates every cluster flag; undefined when cluster mode is off (no --cluster-store). */
-export function parseClusterFlags(flags: ClusterFlags, interfaces?: Interfaces): ClusterConfig | undefined {
+/** Validates every cluster flag; undefined when cluster mode is off (no --cluster-store). savedVtep: see resolveAdvertise. */
+export function parseClusterFlags(flags: ClusterFlags, interfaces?: Interfaces, savedVtep?: string): ClusterConfig | undefined {
   if (flags.store === undefined) {
     const stray = ([['advertise', '--advertise-addr'], ['storeOpts', '--cluster-store-opt'], ['leaseTtl', '--cluster-lease-ttl'], ['globalPools', '--default-global-address-pool']] as const)
       .find(([k]) => flags[k] !== undefined);
@@ -142,7 +146,7 @@ export function parseClusterFlags(flags: ClusterFlags, interfaces?: Interfaces):
   const { tls, prefix } = parseStoreOpts(flags.storeOpts ?? []);
   const endpoints = parseStoreUrl(flags.store, tls !== undefined);
   if (flags.advertise === undefined) fail('--advertise-addr', 'is required with --cluster-store (an IPv4 address or an interface name)');
-  const { vtep, iface } = resolveAdvertise(flags.advertise, interfaces);
+  const { vtep, iface } = resolveAdvertise(flags.advertise, interfaces, savedVtep);
   const leaseTtl = parseLeaseTtl(flags.leaseTtl);
   let globalPools: DefaultPool[] | undefined;
   try {

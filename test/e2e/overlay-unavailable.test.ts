@@ -220,6 +220,27 @@ describeRoot('overlay: the cluster store or the advertise address missing', () =
     await waitFor('check clean on h2', async () => ((await h2.daemon.cmd(['check'])).code === 0 ? true : undefined), 10_000);
   }, 60_000);
 
+  it('the same reboot with --advertise-addr eth0 (the interface up, its address not back yet): the daemon starts on the address its last run registered; once the address is back, the overlay works with no restart', async () => {
+    const [h1, h2] = sim.hosts as [SimHost, SimHost];
+    await simCli(h1, ['network', 'create', '-d', 'overlay', '--internal', '--subnet', '198.19.246.0/24', 'ovboot2']);
+    const vni = await vniOf(h1, 'ovboot2');
+    const b = await simJoined<Ep>(h2, 'ovboot2', made);
+    await h1.daemon.stop('SIGKILL');
+    await h1.ns.sh(['ip', 'link', 'del', `ovbr${vni}`]);
+    await h1.ns.sh(['ip', 'link', 'del', `ovvx${vni}`]);
+    await h1.ns.sh(['ip', 'addr', 'del', `${h1.ip}/24`, 'dev', 'eth0']);
+    try {
+      await h1.daemon.start();
+      expect(JSON.parse(await simCli(h1, ['cluster', 'status', '--format', 'json']))).toMatchObject({ vtep: h1.ip, vtepInterface: null });
+    } finally {
+      await h1.ns.sh(['ip', 'addr', 'add', `${h1.ip}/24`, 'dev', 'eth0']);
+    }
+    await waitFor('h1 registered', async () => ((JSON.parse(await simCli(h1, ['cluster', 'status', '--format', 'json'])) as { state: string }).state === 'connected' ? true : undefined), 15_000);
+    const a = await simJoined<Ep>(h1, 'ovboot2', made);
+    await waitFor('a reaches b', async () => ((await pings(a.sb, ip(b.ep.ipv4))) ? true : undefined), 10_000);
+    expect(await pings(b.sb, ip(a.ep.ipv4))).toBe(true);
+  }, 60_000);
+
   it('a reboot (state dir kept, devices gone) with the advertise address still missing: the daemon starts, keeps its overlay, cluster status says it; once the address is added, the overlay works with no restart', async () => {
     const [h1, h2] = sim.hosts as [SimHost, SimHost];
     await simCli(h2, ['network', 'create', '-d', 'overlay', '--internal', '--subnet', '198.19.245.0/24', 'ovboot']);

@@ -99,10 +99,17 @@ describe('cluster flags', () => {
   it('resolves --advertise-addr: an IPv4 as is, an interface to its first IPv4', () => {
     expect(resolveAdvertise('198.19.255.9', ifs)).toEqual({ vtep: '198.19.255.9' });
     expect(resolveAdvertise('eth0', ifs)).toEqual({ vtep: '198.19.255.1', iface: 'eth0' });
-    expect(() => resolveAdvertise('v6only', ifs)).toThrow('--advertise-addr: interface v6only has no IPv4 address');
+    expect(() => resolveAdvertise('v6only', ifs)).toThrow('--advertise-addr: interface v6only is missing, down or has no IPv4 address in this network namespace, and no earlier run of this host saved one');
+    expect(() => resolveAdvertise('eth9', ifs)).toThrow(expect.objectContaining({ name: 'ConflictError', field: 'advertise-addr' }));
     expect(() => resolveAdvertise('127.0.0.1', ifs)).toThrow(/cannot be reached from other hosts/);
     expect(() => resolveAdvertise('lo', { lo: [{ address: '127.0.0.1', family: 'IPv4' }] } as unknown as Parameters<typeof resolveAdvertise>[1])).toThrow('--advertise-addr: interface lo has 127.0.0.1, which cannot be reached from other hosts');
     expect(() => resolveAdvertise('fd00::1', ifs)).toThrow(/must be an IPv4 address/);
+  });
+  it('an interface without an address yet (a reboot): the address an earlier run saved; the interface\'s own when it has one', () => {
+    expect(resolveAdvertise('eth9', ifs, '198.19.255.5')).toEqual({ vtep: '198.19.255.5', iface: 'eth9' });
+    expect(resolveAdvertise('v6only', ifs, '198.19.255.5')).toEqual({ vtep: '198.19.255.5', iface: 'v6only' });
+    expect(resolveAdvertise('eth0', ifs, '198.19.255.5')).toEqual({ vtep: '198.19.255.1', iface: 'eth0' });
+    expect(parseClusterFlags({ store: 'etcd://h:1', advertise: 'eth9' }, ifs, '198.19.255.5')).toMatchObject({ vtep: '198.19.255.5', advertiseInterface: 'eth9' });
   });
   it('takes an advertise address no interface has (a lab adds it later), and finds which interface holds one', () => {
     expect(resolveAdvertise('198.19.255.77', ifs)).toEqual({ vtep: '198.19.255.77' });

@@ -11,15 +11,17 @@ import type { ClusterConfig } from '../../cluster/options.js';
 /** The cluster flags, validated before anything is touched: a bad one is a usage error naming it. */
 async function clusterConfig(v: Values): Promise<ClusterConfig | undefined> {
   const { parseClusterFlags } = await import('../../cluster/options.js');
+  const { savedVtep } = await import('../../cluster/hosts.js');
   const { InvalidArgumentError } = await import('../../errors.js');
   try {
+    const saved = v['cluster-store'] === undefined ? undefined : savedVtep((v['state-dir'] as string | undefined) ?? DAEMON_DEFAULTS.stateDir);
     return parseClusterFlags({
       ...(v['cluster-store'] !== undefined ? { store: v['cluster-store'] as string } : {}),
       ...(v['cluster-store-opt'] !== undefined ? { storeOpts: v['cluster-store-opt'] as string[] } : {}),
       ...(v['advertise-addr'] !== undefined ? { advertise: v['advertise-addr'] as string } : {}),
       ...(v['cluster-lease-ttl'] !== undefined ? { leaseTtl: v['cluster-lease-ttl'] as string } : {}),
       ...(v['default-global-address-pool'] !== undefined ? { globalPools: v['default-global-address-pool'] as string[] } : {}),
-    });
+    }, undefined, saved);
   } catch (err) {
     if (err instanceof InvalidArgumentError) throw new UsageError(err.message);
     throw err;

@@ -62,6 +62,11 @@ describeRoot('cnmkit CLI against a daemon', () => {
     expect(ins[0]).toMatchObject({ name: 'lab0', driver: 'null', id: c.stdout.trim() });
     const byPrefix = JSON.parse((await daemon.cmd(['network', 'inspect', c.stdout.trim().slice(0, 12)])).stdout) as { name: string }[];
     expect(byPrefix[0]!.name).toBe('lab0');
+    // One missing among several: the others are still shown (as docker does), the missing one said, exit 1.
+    const some = await daemon.cmd(['network', 'inspect', 'nosuchnet', 'lab0']);
+    expect(some.code).toBe(1);
+    expect((JSON.parse(some.stdout) as { name: string }[]).map((n) => n.name)).toEqual(['lab0']);
+    expect(some.stderr).toMatch(/^Error: .*nosuchnet.*not found/m);
     const dup = await daemon.cmd(['network', 'create', '--driver', 'null', 'lab0']);
     expect(dup.code).toBe(1);
     expect(dup.stderr).toMatch(/already exists/);

@@ -1,6 +1,6 @@
 // `inspect` and `rm` are the same for every kind of object the API lists (networks, sandboxes):
-// one factory makes both, so their output and errors stay alike. `rm` of several objects carries
-// on past a failure and reports each one (exit 1 if any failed), as docker does.
+// one factory makes both, so their output and errors stay alike. Both carry on past an object that
+// fails and report each one (exit 1 if any failed), as docker does: inspect prints the others.
 import { ApiError, Client, socketPath } from '../../client/index.js';
 import { type Command, expectPositionals, FORMAT_HELP, formatOption, SOCKET_HELP, socketOption, wantJson } from '../command.js';
 import { printJson } from '../format.js';
@@ -29,14 +29,22 @@ export function inspectCommand(k: ObjectKind): Command {
       wantJson(v);
       const client = new Client(socketPath(v.socket as string | undefined));
       const out = [];
+      let failed = 0;
       for (const ref of pos) {
-        const { data, warnings } = await client.requestWarned('GET', `${k.path}/${encodeURIComponent(ref)}`);
-        // On stderr: stdout stays the JSON, and the exit status 0 (what is shown is right).
-        for (const w of warnings) console.error(`Warning: ${w}`);
-        out.push(data);
+        try {
+          const { data, warnings } = await client.requestWarned('GET', `${k.path}/${encodeURIComponent(ref)}`);
+          // On stderr: stdout stays the JSON, and the exit status 0 (what is shown is right).
+          for (const w of warnings) console.error(`Warning: ${w}`);
+          out.push(data);
+        } catch (err) {
+          // As rm (and docker): the others are still shown; not reaching the daemon stops there.
+          if (!(err instanceof ApiError) || err.status === 0) throw err;
+          console.error(`Error: ${err.message}`);
+          failed += 1;
+        }
       }
       printJson(out);
-      return 0;
+      return failed > 0 ? 1 : 0;
     },
   };
 }

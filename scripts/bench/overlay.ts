@@ -1,7 +1,8 @@
 // The overlay driver against the kernel's own VXLAN set up by hand, side by side in one run, on
 // three simulated hosts (test/helpers/cluster.ts: namespaces on an underlay, a real etcd, a real
 // daemon each, driven over the management API): (a) iperf3 TCP across two hosts through a cnmkit
-// overlay, through the same VXLAN made by hand with `ip` (same MTU, static entries), and over the
+// overlay and through the same VXLAN made by hand with `ip` (same MTU, static entries; two runs
+// each in ABBA order, means), and over the
 // underlay itself; (b) convergence: from `connect` returning on host A to the first ping answered
 // from a sandbox on host B (p50/p99); (c) endpoint create+join p50 as endpoints grow, spread over
 // the three hosts (at 1: each host's first connect); (d) a daemon whose overlay has many remote
@@ -110,11 +111,19 @@ async function partA(h1: SimHost, h2: SimHost, extra: string[]): Promise<Row[]> 
   await sandboxOn(h1, `${h1.ns.name}-s1`, 'ova');
   const s2 = await sandboxOn(h2, `${h2.ns.name}-s2`, 'ova');
   extra.push(...(await handVxlan(h1, h2, 1450)));
-  const over = await iperf(`${h2.ns.name}-s2`, `${h1.ns.name}-s1`, ip(s2.ipv4));
-  const hand = await iperf(extra[1]!, extra[0]!, '198.18.99.2');
+  // Overlay and hand in ABBA order, each figure the mean of its two runs: a run's place in the
+  // sequence (the first one warms caches and clocks) weighs on both alike.
+  const runOver = () => iperf(`${h2.ns.name}-s2`, `${h1.ns.name}-s1`, ip(s2.ipv4));
+  const runHand = () => iperf(extra[1]!, extra[0]!, '198.18.99.2');
+  const overs = [await runOver()];
+  const hands = [await runHand(), await runHand()];
+  overs.push(await runOver());
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const [over, hand] = [mean(overs), mean(hands)];
+  const each = `overlay ${overs.map((x) => x.toFixed(2)).join(', ')}; hand ${hands.map((x) => x.toFixed(2)).join(', ')}`;
   const under = await iperf(h2.ns.name, h1.ns.name, h2.ip);
   return [
-    { figure: '(a) iperf3 TCP, overlay vs VXLAN by hand', cnmkit: `${over.toFixed(2)} Gbit/s`, peer: `${hand.toFixed(2)} Gbit/s`, ratio: ratio(over, hand), target: `≥ 0.95×: ${met(over / hand >= 0.95)}` },
+    { figure: `(a) iperf3 TCP, overlay vs VXLAN by hand (ABBA, means of ${each})`, cnmkit: `${over.toFixed(2)} Gbit/s`, peer: `${hand.toFixed(2)} Gbit/s`, ratio: ratio(over, hand), target: `≥ 0.95×: ${met(over / hand >= 0.95)}` },
     { figure: '(a) overlay vs the underlay itself', cnmkit: `${over.toFixed(2)} Gbit/s`, peer: `${under.toFixed(2)} Gbit/s`, ratio: ratio(over, under), target: '(Docker swarm: 0.69×)' },
   ];
 }

@@ -37,6 +37,20 @@ describeRoot('spare addresses on a real etcd', () => {
     (await direct.range(`${prefix}/v1/ipam/addresses/${poolId.replace('/', '_')}/`)).kvs.map((kv) => ({ ...kv, value: JSON.parse(kv.value.toString()) as Kv['value'] }));
   const sparesOf = async (prefix: string, poolId: string, host: string) => (await addresses(prefix, poolId)).filter((a) => a.value.kind === 'spare' && a.value.host === host);
 
+  /** Hosts a and b on one overlay of subnet (under prefix), a holding a stock of spares there (idle checks every 10 minutes): its keys once it has at least 4. */
+  const twoWithStock = async (prefix: string, name: string, subnet: string) => {
+    const [a, b] = (await Promise.all([1, 2].map((n) => sim.inProcessHost(n, { prefix, spareIdleMs: 600_000 })))) as [Awaited<ReturnType<SimCluster['inProcessHost']>>, Awaited<ReturnType<SimCluster['inProcessHost']>>];
+    const net = await a.ensureNetwork(spec(name, { ipv4: [{ subnet }] }));
+    await b.ensureNetwork(spec(name, { ipv4: [{ subnet }] }));
+    const poolId = net.ipv4[0]!.poolId;
+    a.holdSpares([poolId]);
+    const stock = await waitFor('a stock claimed', async () => {
+      const held = await sparesOf(prefix, poolId, a.hostId);
+      return held.length >= 4 ? held : undefined;
+    }, 5000);
+    return { a, b, poolId, stock };
+  };
+
   /** A connect as the controller makes it: reserve, join; chosen again when another host took the address. */
   const connect = async (h: Cluster, net: string, poolId: string, id: string): Promise<string> => {
     for (;;) {
@@ -161,16 +175,8 @@ describeRoot('spare addresses on a real etcd', () => {
   });
 
   it('another host asking for a spare by address (the Docker engine\'s RequestAddress) gets it once the holder gave it up; one the holder handed out is refused within the bound; no request is left', async () => {
-    const [a, b] = await Promise.all([1, 2].map((n) => sim.inProcessHost(n, { prefix: '/t-spare8', spareIdleMs: 600_000 })));
-    const net = await a!.ensureNetwork(spec('ovs8', { ipv4: [{ subnet: '198.19.55.0/24' }] }));
-    await b!.ensureNetwork(spec('ovs8', { ipv4: [{ subnet: '198.19.55.0/24' }] }));
-    const poolId = net.ipv4[0]!.poolId;
-    a!.holdSpares([poolId]);
-    const stock = await waitFor('a stock claimed', async () => {
-      const s = await sparesOf('/t-spare8', poolId, a!.hostId);
-      return s.length >= 4 ? s.map((x) => x.key.split('/').pop()!) : undefined;
-    }, 5000);
-    const asked = stock.at(-1)!;
+    const { a, b, poolId, stock } = await twoWithStock('/t-spare8', 'ovs8', '198.19.55.0/24');
+    const asked = stock.at(-1)!.key.split('/').pop()!;
     expect(await b!.ipam.requestAddress(poolId, { address: asked, kind: 'endpoint', owner: 'endpoint:d1' })).toBe(`${asked}/24`);
     const held = new Map((await addresses('/t-spare8', poolId)).map((kv) => [kv.key.split('/').pop()!, kv]));
     expect(held.get(asked)!.value).toEqual({ owner: 'endpoint:d1', kind: 'endpoint', host: b!.hostId });
@@ -187,15 +193,8 @@ describeRoot('spare addresses on a real etcd', () => {
 
   it('a pool full but for another host\'s spares says so: the error names that host and how many it holds', async () => {
     // a checks its idle stock only every 10 minutes: it still holds it when b finds the pool full.
-    const [a, b] = await Promise.all([1, 2].map((n) => sim.inProcessHost(n, { prefix: '/t-spare4', spareIdleMs: 600_000 })));
-    const net = await a!.ensureNetwork(spec('ovs4', { ipv4: [{ subnet: '198.19.48.0/25' }] }));
-    await b!.ensureNetwork(spec('ovs4', { ipv4: [{ subnet: '198.19.48.0/25' }] }));
-    const poolId = net.ipv4[0]!.poolId;
-    a!.holdSpares([poolId]);
-    const held = await waitFor('a stock claimed', async () => {
-      const s = await sparesOf('/t-spare4', poolId, a!.hostId);
-      return s.length >= 4 ? s.length : undefined;
-    }, 5000);
+    const { a, b, poolId, stock } = await twoWithStock('/t-spare4', 'ovs4', '198.19.48.0/25');
+    const held = stock.length;
     // b holds no stock: each of its connects claims in etcd, until none is left but a's spares.
     let err: Error | undefined;
     for (let i = 0; i < 130 && !err; i++) await connect(b!, 'ovs4', poolId, `f${i}`).catch((e: Error) => (err = e));

@@ -45,6 +45,17 @@ async function checkJson(h: SimHost): Promise<{ code: number; nets: Checked[] }>
   return { code: r.code, nets: JSON.parse(r.stdout) as Checked[] };
 }
 
+/**
+ * A reboot of host h as far as the overlay sees it: its daemon killed, the network's devices gone
+ * (its namespaces would go too: the caller's host has no sandbox on it), its address not back yet.
+ */
+async function rebootWithoutAddress(h: SimHost, vni: number): Promise<void> {
+  await h.daemon.stop('SIGKILL');
+  await h.ns.sh(['ip', 'link', 'del', `ovbr${vni}`]);
+  await h.ns.sh(['ip', 'link', 'del', `ovvx${vni}`]);
+  await h.ns.sh(['ip', 'addr', 'del', `${h.ip}/24`, 'dev', 'eth0']);
+}
+
 describeRoot('overlay: the cluster store or the advertise address missing', () => {
   // Host 2 advertises its address as such (not by its interface), so that it may restart without it.
   simSuite({ hosts: 3, leaseTtl: 3, advertise: (i) => (i === 3 ? ABSENT : i === 2 ? '198.19.255.2' : 'eth0') }, made, (s) => {
@@ -225,10 +236,7 @@ describeRoot('overlay: the cluster store or the advertise address missing', () =
     await simCli(h1, ['network', 'create', '-d', 'overlay', '--internal', '--subnet', '198.19.246.0/24', 'ovboot2']);
     const vni = await vniOf(h1, 'ovboot2');
     const b = await simJoined<Ep>(h2, 'ovboot2', made);
-    await h1.daemon.stop('SIGKILL');
-    await h1.ns.sh(['ip', 'link', 'del', `ovbr${vni}`]);
-    await h1.ns.sh(['ip', 'link', 'del', `ovvx${vni}`]);
-    await h1.ns.sh(['ip', 'addr', 'del', `${h1.ip}/24`, 'dev', 'eth0']);
+    await rebootWithoutAddress(h1, vni);
     try {
       await h1.daemon.start();
       expect(JSON.parse(await simCli(h1, ['cluster', 'status', '--format', 'json']))).toMatchObject({ vtep: h1.ip, vtepInterface: null });
@@ -246,11 +254,7 @@ describeRoot('overlay: the cluster store or the advertise address missing', () =
     await simCli(h2, ['network', 'create', '-d', 'overlay', '--internal', '--subnet', '198.19.245.0/24', 'ovboot']);
     const vni = await vniOf(h2, 'ovboot');
     const a = await simJoined<Ep>(h1, 'ovboot', made);
-    await h2.daemon.stop('SIGKILL');
-    // The reboot: the daemon's devices go (its namespaces would too: h2 has no sandbox), and the address is not back yet.
-    await h2.ns.sh(['ip', 'link', 'del', `ovbr${vni}`]);
-    await h2.ns.sh(['ip', 'link', 'del', `ovvx${vni}`]);
-    await h2.ns.sh(['ip', 'addr', 'del', `${h2.ip}/24`, 'dev', 'eth0']);
+    await rebootWithoutAddress(h2, vni);
     try {
       await h2.daemon.start();
       expect(JSON.parse(await simCli(h2, ['cluster', 'status', '--format', 'json']))).toMatchObject({ vtepInterface: null });

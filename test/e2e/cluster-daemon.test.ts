@@ -41,7 +41,7 @@ describeRoot('cluster mode of the daemon', () => {
     await sim?.destroy();
   });
 
-  it('refuses bad cluster flags with exit 2 naming the flag, before touching anything', async () => {
+  it('refuses bad cluster flags with exit 2 naming the flag (an advertise interface without an address: exit 1), before touching anything', async () => {
     await h1.ns.sh(['ip', 'link', 'add', 'nov4', 'type', 'veth', 'peer', 'name', 'nov4p']);
     await h1.ns.sh(['ip', 'addr', 'add', 'fd00:c6:13::1/64', 'dev', 'nov4', 'nodad']);
     await h1.ns.sh(['ip', 'link', 'set', 'nov4', 'up']);
@@ -52,16 +52,23 @@ describeRoot('cluster mode of the daemon', () => {
       [['--cluster-store', 'http://198.19.255.254:2379', '--advertise-addr', 'eth0'], '--cluster-store: expected etcd://HOST:PORT[,HOST:PORT…], got "http://198.19.255.254:2379"'],
       [['--cluster-store', 'etcd://198.19.255.254', '--advertise-addr', 'eth0'], '--cluster-store: expected HOST:PORT, got "198.19.255.254"'],
       [['--cluster-store', store], '--advertise-addr: is required with --cluster-store'],
-      [['--cluster-store', store, '--advertise-addr', 'nov4'], '--advertise-addr: interface nov4 has no IPv4 address'],
-      [['--cluster-store', store, '--advertise-addr', 'nosuch0'], '--advertise-addr: no interface "nosuch0" that is up and has an address in this network namespace'],
       [['--advertise-addr', 'eth0'], '--advertise-addr: needs --cluster-store'],
       [['--cluster-store', store, '--advertise-addr', 'eth0', '--cluster-store-opt', 'cacert=/nonexistent/ca.pem'], '--cluster-store-opt cacert: cannot read /nonexistent/ca.pem (ENOENT)'],
       [['--cluster-store', store, '--advertise-addr', 'eth0', '--cluster-lease-ttl', '1'], '--cluster-lease-ttl: expected whole seconds from 2 to 3600, got "1"'],
       [['--cluster-store', store, '--advertise-addr', 'eth0', '--default-global-address-pool', 'base=198.19.0.0/17'], '--default-global-address-pool: size: is required'],
     ];
-    for (const [flags, message] of cases) {
-      const r = await run(['nsenter', `--net=${h1.ns.path}`, '--', process.execPath, CLI, 'daemon', '--state-dir', stateDir, '--socket', path.join(stateDir, 's.sock'), ...flags]);
-      expect({ flags, code: r.code, stderr: r.stderr.trim() }).toEqual({ flags, code: 2, stderr: expect.stringContaining(message) });
+    // An interface without an IPv4 address, with no earlier run of this host to take its address
+    // from: the host's state, not the flag, is wrong (exit 1); nothing is touched either.
+    const noAddress = (iface: string) => `--advertise-addr: interface ${iface} is missing, down or has no IPv4 address in this network namespace, and no earlier run of this host saved one`;
+    const states: [string[], string][] = [
+      [['--cluster-store', store, '--advertise-addr', 'nov4'], noAddress('nov4')],
+      [['--cluster-store', store, '--advertise-addr', 'nosuch0'], noAddress('nosuch0')],
+    ];
+    for (const [code, list] of [[2, cases], [1, states]] as const) {
+      for (const [flags, message] of list) {
+        const r = await run(['nsenter', `--net=${h1.ns.path}`, '--', process.execPath, CLI, 'daemon', '--state-dir', stateDir, '--socket', path.join(stateDir, 's.sock'), ...flags]);
+        expect({ flags, code: r.code, stderr: r.stderr.trim() }).toEqual({ flags, code, stderr: expect.stringContaining(message) });
+      }
     }
     expect(fs.existsSync(stateDir)).toBe(false);
     await h1.ns.sh(['ip', 'link', 'del', 'nov4']);

@@ -18,7 +18,7 @@ import { decodeCidr, type Keys } from './keys.js';
 import { addressValue, type AddressValue, type Owned } from './owned.js';
 import { addressIn, chooseSubnet, hostSpan, occupied, subnetLayout } from './pools.js';
 import type { AddressRequest, GlobalAddress, GlobalIpam, GlobalPool, PoolRequest } from './types.js';
-import { keptError, type SpareHooks } from './wanted.js';
+import { keptError, othersSpare, type SpareHooks } from './wanted.js';
 
 export interface PoolRecord extends GlobalPool {
   gateway?: string;
@@ -345,7 +345,7 @@ export class EtcdIpam implements GlobalIpam {
       if (got !== undefined) return got;
       const { kv: held } = await this.d.client.get(this.d.keys.address(poolId, ip));
       const other = held ? parseJson<AddressValue>(held) : undefined;
-      if (asked || !held || other?.kind !== 'spare' || other.host === this.d.hostId || req.kind !== 'endpoint') {
+      if (asked || !held || !othersSpare(other, this.d.hostId) || req.kind !== 'endpoint') {
         throw new ConflictError(`address ${ip} is in use${other ? ` by ${other.kind} ${other.owner} on host ${other.host}` : ''}`, { field: 'ip' });
       }
       if ((await this.spares.ask(poolId, ip, held.modRevision)) === 'kept') throw keptError(ip, other);

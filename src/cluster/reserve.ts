@@ -18,7 +18,7 @@ import { addressIn } from './pools.js';
 import type { Keys } from './keys.js';
 import { endpointAddress, type AddressValue, type Owned } from './owned.js';
 import type { Spare, Spares } from './spares.js';
-import { keptError } from './wanted.js';
+import { keptError, othersSpare } from './wanted.js';
 
 export interface ReserveDeps {
   ipam: EtcdIpam;
@@ -168,7 +168,7 @@ export class Reservations {
         c.heldAt = held.modRevision;
         return;
       }
-      if (other.kind === 'spare' && other.host !== this.d.hostId && c.wanted === undefined && (this.asked.get(`${c.poolId} ${c.ip}`) ?? true)) {
+      if (othersSpare(other, this.d.hostId) && c.wanted === undefined && (this.asked.get(`${c.poolId} ${c.ip}`) ?? true)) {
         // Another host's spare, given by --ip: that host is asked to give it up before the next round.
         c.wanted = { heldAt: held.modRevision, holder: other };
         again = true;

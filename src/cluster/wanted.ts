@@ -15,6 +15,7 @@ import { ConflictError } from '../errors.js';
 import type { StoreClient } from './client.js';
 import { sameJson } from './diff.js';
 import { decodeCidr, type Keys } from './keys.js';
+import type { AddressValue } from './owned.js';
 import { RangeWatch } from './watch.js';
 
 export interface WantDeps {
@@ -80,6 +81,11 @@ async function awaitChange(d: WantDeps, key: string, heldAt: number, until: numb
     if (left <= 0) return 'kept';
     await new Promise((resolve) => setTimeout(resolve, Math.min(left, POLL_MS[Math.min(i, POLL_MS.length - 1)]!)));
   }
+}
+
+/** Whether an address key's value is a spare of another host than self: one to ask its holder for. */
+export function othersSpare(held: AddressValue | undefined, self: string): held is AddressValue {
+  return held?.kind === 'spare' && held.host !== self;
 }
 
 /** The refusal when the holder kept its spare past ASK_MS. */

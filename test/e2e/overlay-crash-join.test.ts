@@ -1,7 +1,8 @@
 // A daemon SIGKILLed inside an overlay connect, after the cluster transaction (addresses and peer)
 // committed and before the endpoint was ready. The daemon reaches etcd through a relay in this
-// process that holds back etcd's answers once the peer key appears (seen by this test's own watch),
-// so the kill lands in that window every time. After the restart, at once (well within the lease
+// process that holds back etcd's answers once the peer key appears (seen by this test's own watch);
+// the kill follows once the endpoint's veth is there (it is made while the transaction is in flight),
+// so it lands in that window every time. After the restart, at once (well within the lease
 // TTL, so that no expiry does the cleaning): no peer key or address claim of that endpoint in etcd,
 // no interface in the host or the sandbox; and the sandbox connects again normally. The connect
 // gives its address (--ip): such a connect claims it in etcd before it answers (one without takes
@@ -64,8 +65,13 @@ describeRoot('overlay: a daemon killed between the cluster transaction of a conn
         for (const ev of events) {
           const key = Buffer.from(ev.kv.key, 'base64').toString();
           if (ev.type === 'DELETE' || !key.includes('/peers/ovk/')) continue;
+          // The answer is held back; the veth, made while the transaction was in flight, may still
+          // be coming: the kill waits for it, so that it lands after the kernel work every time.
           relay.held = true;
-          void daemon.stop('SIGKILL').then(() => resolveKilled(key));
+          const ifname = `ov${key.split('/').pop()!.slice(0, 10)}`;
+          void waitFor('the veth of the connect', async () => ((await h.ns.sh(['ip', '-br', 'link', 'show'])).includes(ifname) ? true : undefined), 5000)
+            .then(() => daemon.stop('SIGKILL'))
+            .then(() => resolveKilled(key));
           return;
         }
       },

@@ -2,6 +2,9 @@
 // without the engine telling us (its container's namespace went: an engine crash, a container
 // killed while the plugin was away), onGone runs for it, so its peer leaves the cluster at once
 // instead of at the engine's next call. One link subscription (netlink events) while any is watched.
+// An interface found in a listing made earlier (a restore lists the links before it watches them)
+// may have gone in between, with no event left to tell: such a watch reads the links again once
+// (one dump for the watches of one turn of the event loop).
 // Limits: events only; a lost event is caught by the subscription's resync (a dump of the links).
 import type { Logger } from 'pino';
 import { subscribe, type NetlinkEvent, type NetlinkHandlePool, type Subscription } from '../../src/netlink/index.js';
@@ -9,16 +12,24 @@ import { subscribe, type NetlinkEvent, type NetlinkHandlePool, type Subscription
 export class DetachedLinks<T> {
   private readonly watched = new Map<string, T>();
   private sub: Subscription | undefined;
+  private recheck: NodeJS.Immediate | undefined;
 
-  constructor(private readonly netlink: NetlinkHandlePool, private readonly log: Logger, private readonly onGone: (item: T) => Promise<void>) {}
+  constructor(private readonly netlink: Pick<NetlinkHandlePool, 'get'>, private readonly log: Logger, private readonly onGone: (item: T) => Promise<void>) {}
 
-  /** Watches the link `ifname` (which exists now) for item. */
-  watch(ifname: string, item: T): void {
+  /**
+   * Watches the link `ifname` for item: one that exists now, or (listedEarlier) one found in a
+   * listing made earlier, which the links read again after this turn confirm.
+   */
+  watch(ifname: string, item: T, o: { listedEarlier?: boolean } = {}): void {
     this.watched.set(ifname, item);
     this.sub ??= subscribe(this.netlink.get(), {
       addresses: false, keepAlive: false,
       onEvent: (e) => this.onEvent(e),
       onError: (err) => this.log.warn({ err }, 'overlay: link events failed; Docker endpoints whose container went are pruned at the engine\'s next call'),
+    });
+    if (o.listedEarlier) this.recheck ??= setImmediate(() => {
+      this.recheck = undefined;
+      this.sub?.resync().catch((err: Error) => this.log.warn({ err }, 'overlay: the links of Docker endpoints were not read again; one gone since the restore listed it is pruned at the engine\'s next call'));
     });
   }
 

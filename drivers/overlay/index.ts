@@ -250,7 +250,7 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
       // Devices made again: the endpoints' ports that survived go on the new bridge.
       if (s.bridgeMade) for (const ep of eps) if (have.has(ifnameOf(ep))) await setLink(ctx.netlink.get(), ifnameOf(ep), { master: deviceNames(s.config.vni).bridge });
       for (const ep of eps) {
-        if (ep.sandboxId === undefined) links.watch(ifnameOf(ep), { net, ep });
+        if (ep.sandboxId === undefined) links.watch(ifnameOf(ep), { net, ep }, { listedEarlier: true });
         s.local.add(ep.id);
       }
       restoring.push({ net, eps, gone, s });

@@ -122,10 +122,14 @@ export async function restore(opts: DaemonOptions, p: CoreParts): Promise<Restor
   };
 }
 
-/** After the restore: links reconciled, the predefined networks made, rules nothing owns removed. */
+/** After the restore: links reconciled, the predefined networks made (and in the host's cluster record), rules nothing owns removed. */
 export async function finishRestore(opts: DaemonOptions, r: Restored, store: Store, logger: Logger): Promise<void> {
   for (const line of await r.links.reconcile()) logger.warn({ reconcile: line }, 'reconciled');
   await createPredefined(r.controller, store, opts);
+  // The host registered before the predefined networks were made at a first start: their subnets
+  // go in its record now (a round trip only when they changed), not at its next keep-alive, so
+  // that a global pool chosen meanwhile on another host avoids them.
+  await r.cluster?.refreshLocalSubnets().catch((err: Error) => logger.debug({ err: err.message }, 'cluster: local subnets not published now; at the next keep-alive'));
   const removed = await r.firewall.reconcile(r.controller.firewallOwners());
   if (removed.length > 0) logger.warn({ owners: removed }, 'removed firewall rules that nothing owns');
 }

@@ -8,7 +8,9 @@
 // copy of the whole text and V8 flattening the two: ~20 ms of a daemon's start, in fresh memory).
 // The cache is written by a run that found none (or whose cache V8 rejected: another Node, other
 // V8 flags), a few times after the start (WRITE_AT_MS) and at exit, each time with what that run had
-// compiled by then; it is written to a temporary file and renamed, so that a start reads a whole one or none.
+// compiled by then; a run that started from its own cache writes it at exit when it compiled more
+// (the cache it would write is larger: it never shrinks, as V8 may have flushed old bytecode); it
+// is written to a temporary file and renamed, so that a start reads a whole one or none.
 // Such a run may start from a fallback cache of another kind of run of the same bundle instead.
 // Limits: V8 checks a cache against its own version and flags and the source's length only, not its
 // text: the caller names the cache after the build (bin/cnmkit: the build's start time), so that a
@@ -74,12 +76,11 @@ export function runWithCodeCache(bundle: string, cacheFile: string, opts: CodeCa
   const script = new vm.Script(source, { filename: bundle, ...(cachedData ? { cachedData } : {}) });
   const used = cachedData !== undefined && script.cachedDataRejected !== true;
   const writer = !(used && own !== undefined);
-  const write = (): boolean => {
-    if (!writer) return false;
+  const save = (data: Buffer): boolean => {
     const tmp = `${cacheFile}.${process.pid}`;
     try {
       fs.mkdirSync(path.dirname(cacheFile), { recursive: true });
-      fs.writeFileSync(tmp, script.createCachedData());
+      fs.writeFileSync(tmp, data);
       fs.renameSync(tmp, cacheFile);
       return true;
     } catch {
@@ -91,9 +92,17 @@ export function runWithCodeCache(bundle: string, cacheFile: string, opts: CodeCa
       return false;
     }
   };
+  const write = (): boolean => writer && save(script.createCachedData());
   if (writer) {
     for (const ms of opts.writeAtMs ?? WRITE_AT_MS) setTimeout(write, ms).unref();
     process.once('exit', write);
+  } else {
+    // A run that started from its own cache and compiled more than it held (code that the run
+    // which made it never ran, such as a first overlay connect) leaves the larger cache at its exit.
+    process.once('exit', () => {
+      const data = script.createCachedData();
+      if (data.length > own!.length) save(data);
+    });
   }
   const module = { exports: {} };
   (script.runInThisContext() as (...args: unknown[]) => void)(module.exports, createRequire(bundle), module, bundle, path.dirname(bundle));

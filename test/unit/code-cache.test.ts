@@ -96,6 +96,30 @@ describe('runWithCodeCache', () => {
     expect(written[1]).toBeGreaterThan(written[0]!);
   });
 
+  it('a run that started from its own cache and compiled code it lacked writes the larger cache at exit; one that compiled nothing new leaves it', async () => {
+    // big() runs only when BIG is set: the first run makes the cache without it.
+    const body = Array.from({ length: 200 }, (_, i) => `  x = (x * ${i + 3} + ${i}) % 1000003;`).join('\n');
+    fs.writeFileSync(bundle, `${WRAPPER_START}function big(x) {\n${body}\n  return x;\n}\nif (process.env.BIG) big(1);\nconsole.log('{}');${WRAPPER_END}`);
+    const cache = path.join(dir, 'x.bin');
+    const withBig = async (big: boolean) => {
+      const code = `import { runWithCodeCache } from ${JSON.stringify(path.join(repo, 'src/cli/code-cache.ts'))};\n`
+        + `const r = runWithCodeCache(${JSON.stringify(bundle)}, ${JSON.stringify(cache)});\nconsole.error(JSON.stringify({ used: r.used }));\n`;
+      const r = await run([process.execPath, '--import', 'tsx', '--input-type=module', '-e', code], { timeoutMs: 30_000, env: { ...process.env, BIG: big ? '1' : '' } });
+      expect(r.code, r.stderr).toBe(0);
+      return (JSON.parse(r.stderr.trim().split('\n').pop()!) as { used: boolean }).used;
+    };
+    expect(await withBig(false)).toBe(false);
+    const made = fs.readFileSync(cache);
+    expect(await withBig(false)).toBe(true);
+    expect(fs.readFileSync(cache).equals(made)).toBe(true);
+    expect(await withBig(true)).toBe(true);
+    const grown = fs.readFileSync(cache);
+    expect(grown.length).toBeGreaterThan(made.length);
+    // The grown cache is taken, and a run that needs nothing more keeps it as it is.
+    expect(await withBig(false)).toBe(true);
+    expect(fs.readFileSync(cache).equals(grown)).toBe(true);
+  });
+
   it('refuses a script that is not inside the wrapper function, naming it, and runs none of it', async () => {
     fs.writeFileSync(bundle, 'globalThis.ran = true;\n');
     const code = `import { runWithCodeCache } from ${JSON.stringify(path.join(repo, 'src/cli/code-cache.ts'))};\n`

@@ -275,7 +275,22 @@ function startStages(log: string): string | undefined {
   return Object.entries(stages).map(([k, v]) => `${k}=${v}`).join(' ');
 }
 
+/**
+ * Whether the cluster daemons start from a code cache of this build that earlier runs left (bin/cnmkit):
+ * without one, each daemon's first connects also compile their code (a first run after a build).
+ */
+function codeCacheState(): string {
+  try {
+    const { started } = JSON.parse(fs.readFileSync('dist/build.json', 'utf8')) as { started: number };
+    const size = fs.statSync(`dist/code-cache/daemon-cluster-${started}.bin`).size;
+    return `daemons start from the code cache earlier runs of this build left (${Math.round(size / 1024)} KiB)`;
+  } catch {
+    return 'no code cache of this build yet: this run makes it, and its first connects compile their code';
+  }
+}
+
 export default async function bench(): Promise<void> {
+  const cache = codeCacheState();
   const sim = await SimCluster.create({ hosts: 3, leaseTtl: 5 });
   const [h1, h2, h3] = sim.hosts as [SimHost, SimHost, SimHost];
   const extra: string[] = [];
@@ -292,7 +307,7 @@ export default async function bench(): Promise<void> {
       rows.push(...e.rows);
       if (b && !Number.isNaN(e.convergeP50)) rows.push({ figure: '(b) vs (e): convergence p50 vs swarm', cnmkit: fmtMs(b.p50), peer: fmtMs(e.convergeP50), ratio: ratio(b.p50, e.convergeP50), target: '' });
     }
-    printTable('overlay', [`3 simulated hosts, etcd on the underlay, iperf3 ${SECONDS} s, MTU 1450 on both VXLANs; parts ${PARTS.join(',')}; a shared 2-core machine`], rows);
+    printTable('overlay', [`3 simulated hosts, etcd on the underlay, iperf3 ${SECONDS} s, MTU 1450 on both VXLANs; parts ${PARTS.join(',')}; a shared 2-core machine; ${cache}`], rows);
   } finally {
     for (const ns of extra) await exec(['ip', 'netns', 'del', ns]);
     for (const h of [h1, h2]) for (const d of ['hvx', 'hbr']) await exec(['ip', '-n', h.ns.name, 'link', 'del', d]);

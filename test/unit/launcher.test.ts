@@ -65,10 +65,11 @@ describe('bin/cnmkit', () => {
     built(now);
     touch('src/cli/main.ts', now - 60_000);
     touch('src/other.ts', now - 60_000);
-    expect(await which({}, ['daemon'])).toBe(`loader dist/cnmkit.cjs dist/code-cache/daemon-${now}.bin`);
+    expect(await which({}, ['daemon'])).toBe(`loader dist/cnmkit.cjs dist/code-cache/daemon-${now}.bin with --no-flush-bytecode`);
+    // Daemons keep the bytecode of code run long ago (the cache written at exit still holds the start's).
     // A cluster daemon keeps a cache of its own: it runs code (etcd, peers) a plain daemon never compiles.
     // (until it has one it starts from the plain daemon's).
-    const cluster = `loader dist/cnmkit.cjs dist/code-cache/daemon-cluster-${now}.bin from dist/code-cache/daemon-${now}.bin`;
+    const cluster = `loader dist/cnmkit.cjs dist/code-cache/daemon-cluster-${now}.bin from dist/code-cache/daemon-${now}.bin with --no-flush-bytecode`;
     expect(await which({}, ['daemon', '--cluster-store', 'etcd://198.18.0.1:2379'])).toBe(cluster);
     expect(await which({}, ['daemon', '--cluster-store=etcd://198.18.0.1:2379'])).toBe(cluster);
     // The lab commands from a script of their own (dist/lab.cjs: the lab group alone), without TurboFan.

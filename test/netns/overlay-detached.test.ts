@@ -17,14 +17,19 @@ async function until(what: string, pred: () => boolean, ms = 3000): Promise<void
   }
 }
 
+/** A namespace with two veth pairs (A0/A1, B0/B1), and a watch of its links that records what it reports gone. */
+async function twoPairs(tag: string, a: string, b: string) {
+  const ns = await makeNs(tag);
+  const h = handleOn(ns);
+  const gone: string[] = [];
+  const links = new DetachedLinks<string>({ get: () => h }, pino({ level: 'silent' }), async (item) => void gone.push(item));
+  for (const p of [a, b]) await addVeth(h, { name: `${p}0`, peer: { name: `${p}1` } });
+  return { ns, h, gone, links };
+}
+
 describeRoot('overlay: the watch of Docker endpoints\' interfaces', () => {
   it('reports an interface deleted while watched, once, and not one that stays', async () => {
-    const ns = await makeNs('dlw');
-    const h = handleOn(ns);
-    const gone: string[] = [];
-    const links = new DetachedLinks<string>({ get: () => h }, pino({ level: 'silent' }), async (item) => void gone.push(item));
-    await addVeth(h, { name: 'dla0', peer: { name: 'dla1' } });
-    await addVeth(h, { name: 'dlb0', peer: { name: 'dlb1' } });
+    const { h, gone, links } = await twoPairs('dlw', 'dla', 'dlb');
     links.watch('dla0', 'endpoint a');
     links.watch('dlb0', 'endpoint b');
     await deleteLink(h, 'dla0');
@@ -35,12 +40,7 @@ describeRoot('overlay: the watch of Docker endpoints\' interfaces', () => {
   });
 
   it('reports an interface that an earlier listing found and that went before the watch began', async () => {
-    const ns = await makeNs('dlr');
-    const h = handleOn(ns);
-    const gone: string[] = [];
-    const links = new DetachedLinks<string>({ get: () => h }, pino({ level: 'silent' }), async (item) => void gone.push(item));
-    await addVeth(h, { name: 'dlc0', peer: { name: 'dlc1' } });
-    await addVeth(h, { name: 'dld0', peer: { name: 'dld1' } });
+    const { ns, h, gone, links } = await twoPairs('dlr', 'dlc', 'dld');
     // Listed (by the restore), then deleted before the watch: its del-link event came before any subscription.
     const listed = (await ns.sh(['ip', '-br', 'link', 'show'])).split('\n').map((l) => l.split(/[\s@]/)[0]);
     expect(listed).toEqual(expect.arrayContaining(['dlc0', 'dld0']));

@@ -11,6 +11,7 @@ import type { EndpointRecord, NetworkRecord } from '../../src/core/model.js';
 import { isFresh, type JoinInfo, type Placement } from '../../src/contract/driver.js';
 import { ifnameInSandbox } from '../../src/contract/ifname.js';
 import { addVeth, deleteLink, setLink, type NetlinkHandlePool } from '../../src/netlink/index.js';
+import { contains, parseAddress, parsePrefix } from '../../src/ip/index.js';
 import { OVERLAY_GROUP } from './device.js';
 
 export interface OverlayEndpointData {
@@ -38,14 +39,34 @@ export function checkPlacement(net: NetworkRecord, placement: Placement): void {
 }
 
 /**
+ * The address of the network whose own MAC (macFor) mac is, when that is not the endpoint's own
+ * address: an endpoint given it would clash with the one that takes that address later, on any
+ * host, without --mac (its MAC is not checked against the peers: it answers before etcd does).
+ */
+export function defaultMacOf(net: NetworkRecord, mac: string, ownIpv4: string | undefined): string | undefined {
+  const bytes = mac.toLowerCase().split(':');
+  if (bytes.length !== 6 || bytes[0] !== '02' || bytes[1] !== '42') return undefined;
+  const ip = bytes.slice(2).map((b) => parseInt(b, 16)).join('.');
+  if (ip === ownIpv4?.split('/')[0]) return undefined;
+  const address = parseAddress('mac', ip);
+  return net.ipv4.some((s) => contains(parsePrefix('subnet', s.subnet), address)) ? ip : undefined;
+}
+
+/**
  * A MAC given for the endpoint (--mac) that another endpoint of the network has, on any host, is
  * refused: two peers of one MAC would share one FDB entry, and one of them would be unreachable.
- * Read from etcd (one listing of the network's peers); not checked while the store does not answer.
+ * So is the MAC the network gives another of its addresses (02:42 + that IPv4 address), checked
+ * without etcd. The peers are read from etcd (one listing of the network's peers); not checked
+ * while the store does not answer.
  * Limits: two hosts giving one MAC at the same moment both pass.
  */
 export async function refuseTakenMac(cluster: Cluster, net: NetworkRecord, ep: EndpointRecord): Promise<void> {
   const mac = ep.macAddress;
   if (mac === undefined) return;
+  const meant = defaultMacOf(net, mac, ep.ipv4);
+  if (meant !== undefined) {
+    throw new InvalidArgumentError('mac', `${mac} is the MAC that network ${net.name} gives the endpoint of its address ${meant} (02:42 + the IPv4 address): two endpoints would share it; give another MAC, or no MAC with --ip ${meant}`);
+  }
   let peers;
   try {
     peers = await cluster.peersOf(net.name);

@@ -7,7 +7,8 @@
 // refusal (exit 1, as `-o encrypted=true`); and inspect showing the same labels and a real IPv6
 // gateway on every host; check ignoring the kernel's own multicast NOARP neighbour entries on the
 // VXLAN device (MLD's ff02::16) while still naming a stale unicast one; --aux-address refused on
-// an overlay; a local network and an overlay refused the same name, on one host and across hosts. Checked with the CLI's JSON, iproute2 and etcd's keys.
+// an overlay; a local network and an overlay refused the same name, on one host and across hosts; a --mac that is the
+// network's own MAC of another of its addresses (02:42 + IPv4) refused, as two hosts' endpoints would share it. Checked with the CLI's JSON, iproute2 and etcd's keys.
 import { expect, it } from 'vitest';
 import { describeRoot } from '../helpers/root.js';
 import { simSuite } from '../helpers/sim-suite.js';
@@ -218,5 +219,27 @@ describeRoot('overlay: CLI and API edges', () => {
     } finally {
       await simCli(h2, ['network', 'rm', 'locb']);
     }
+  });
+
+  it('a --mac that is the network\'s MAC of another of its addresses (02:42 + IPv4) is refused naming mac and that address, nothing published; the endpoint that takes the address later has the MAC alone on the other host', async () => {
+    const [h1, h2] = sim.hosts as [SimHost, SimHost];
+    await simCli(h1, ['network', 'create', '-d', 'overlay', '--internal', '--subnet', '198.19.250.0/24', 'ovmac']);
+    const vni = await simVni(h1, 'ovmac');
+    const sb = await h2.daemon.sandbox();
+    made.push({ h: h2, sb });
+    const refused = await h2.daemon.cmd(['connect', 'ovmac', sb, '--ip', '198.19.250.9', '--mac', '02:42:c6:13:fa:05']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('mac: 02:42:c6:13:fa:05 is the MAC that network ovmac gives the endpoint of its address 198.19.250.5');
+    expect((await simKeysNaming(sim, 'ovmac')).filter((k) => k.includes('/peers/'))).toEqual([]);
+    // The MAC of its own address is taken.
+    const own = JSON.parse(await simCli(h2, ['connect', 'ovmac', sb, '--ip', '198.19.250.9', '--mac', '02:42:c6:13:fa:09', '--format', 'json'])) as { macAddress: string };
+    expect(own.macAddress).toBe('02:42:c6:13:fa:09');
+    const { ep: later } = await simJoined<Ep & { macAddress: string }>(h1, 'ovmac', made, ['--ip', '198.19.250.5']);
+    expect(later.macAddress).toBe('02:42:c6:13:fa:05');
+    await waitFor('host 2 programs host 1\'s endpoint', async () => {
+      const fdb = JSON.parse(await h2.ns.sh(['bridge', '-j', 'fdb', 'show', 'dev', `ovvx${vni}`])) as { mac: string; dst?: string }[];
+      const ofMac = fdb.filter((e) => e.mac === '02:42:c6:13:fa:05').map((e) => e.dst);
+      return ofMac.length > 0 ? ofMac : undefined;
+    }, 5000).then((dsts) => expect(dsts).toEqual([h1.ip]));
   });
 });

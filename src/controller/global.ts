@@ -142,7 +142,9 @@ export async function networkToJoin(deps: ControllerDeps, ref: string): Promise<
  * connect on the network to join (networkToJoin). When it fails and the network was adopted for
  * it, the record goes again (unless an endpoint holds it), so that the host does not keep a network
  * it never had: its devices and its place in the cluster went with the driver's own undo. A host
- * that had the record before keeps it.
+ * that had the record before keeps it. A connect that found something gone (the network's pool, a
+ * `network rm` on another host landing while it ran) says `network "REF" not found` when the
+ * cluster no longer has the network, as a connect after the rm does.
  */
 export async function joinNetwork<T>(deps: ControllerDeps, ref: string, connect: (net: NetworkRecord) => Promise<T>): Promise<T> {
   const { net, adopted } = await networkToJoin(deps, ref);
@@ -153,8 +155,16 @@ export async function joinNetwork<T>(deps: ControllerDeps, ref: string, connect:
       deps.store.networks.delete(net.id);
       deps.logger.info({ network: net.name, id: net.id }, 'global network not adopted: the connect that adopted it failed');
     }
-    throw err;
+    throw await goneMeanwhile(deps, net, ref, err);
   }
+}
+
+/** err, or a NotFoundError of the network when err is a NotFoundError and the cluster (read afresh) no longer has net under its id. */
+async function goneMeanwhile(deps: ControllerDeps, net: NetworkRecord, ref: string, err: unknown): Promise<unknown> {
+  const global = deps.drivers.get(net.driver)?.global;
+  if (!(err instanceof NotFoundError) || net.scope !== 'global' || net.dockerId !== undefined || !global) return err;
+  const view = await global.lookup(net.name, { fresh: true }).then((v) => v ?? null, () => undefined);
+  return view === null || (view !== undefined && view.id !== net.id) ? new NotFoundError('network', ref, { cause: err }) : err;
 }
 
 /**

@@ -1,7 +1,8 @@
 // The network a connect joins on a cluster host (src/controller/global.ts), without root: an
 // in-memory store and a fake global driver whose watched copy of the cluster can lag the store,
 // as the real one does for a network made a moment ago (on this host or another); and a network
-// found by id or id prefix among this host's records and the cluster's (findNetwork).
+// found by id or id prefix among this host's records and the cluster's (findNetwork); a connect
+// whose network left the cluster while it ran says the network is not found.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import pino from 'pino';
 import { openStore, type Store } from '../../src/store/index.js';
@@ -113,6 +114,21 @@ describe('networkToJoin on a cluster host', () => {
     expect(store.networks.getByName('mesh')?.id).toBe(view.id);
     expect(await joinNetwork(deps, 'mesh', async (net) => net.id)).toBe(view.id);
     expect(calls).toEqual([]);
+  });
+
+  it('a connect that finds the network\'s pool gone says the network is not found when the cluster no longer has it (a rm on another host while it ran); another not-found passes unchanged', async () => {
+    state.cluster = view;
+    state.watched = view;
+    const poolGone = (): Promise<never> => {
+      state.cluster = undefined;
+      return Promise.reject(new NotFoundError('pool', '198.19.0.0/24'));
+    };
+    await expect(joinNetwork(deps, 'mesh', poolGone)).rejects.toThrow('network "mesh" not found');
+    state.cluster = view;
+    await expect(joinNetwork(deps, 'mesh', () => Promise.reject(new NotFoundError('pool', '198.19.0.0/24')))).rejects.toThrow('pool "198.19.0.0/24" not found');
+    store.networks.put(recordOf('overlay', view));
+    state.cluster = { ...view, id: 'cd'.repeat(32) };
+    await expect(joinNetwork(deps, 'mesh', () => Promise.reject(new NotFoundError('pool', '198.19.0.0/24')))).rejects.toThrow('network "mesh" not found');
   });
 
   it('adopts the network made again under another id', async () => {

@@ -2,8 +2,8 @@
 // present and up, each local endpoint's host-side veth is a port of the bridge (and in its sandbox:
 // the veth's peer, up, with its MAC, MTU, addresses and their connected routes), and the VXLAN
 // device sends from this host's VTEP with learning off and proxy on, and holds exactly the static
-// FDB and neighbour entries the peer records ask for (a missing one and a stale one are both
-// reported; the multicast and NOARP neighbour entries the kernel makes itself are no peer's; the
+// FDB and neighbour entries the peer records ask for (a missing one, one that is not permanent and
+// a stale one are all reported; the multicast and NOARP neighbour entries the kernel makes itself are no peer's; the
 // entries of a peer kept for its grace after its host's lease ended are wanted until it ends); an
 // endpoint whose address another host took while this one was away is named; so is this host's
 // advertise address when no interface has it. Peer entries are compared only with peer records
@@ -22,7 +22,7 @@ import { listAddresses, type Link, type NetlinkHandlePool } from '../../src/netl
 import { deviceNames } from './device.js';
 import { hostIfnameFor, type OverlayEndpointData } from './endpoint.js';
 import type { HostNetwork } from './hostnet.js';
-import { readKernel } from './program.js';
+import { notPermanentKey, readKernel } from './program.js';
 
 /** The endpoint's interface in its sandbox: no default route to check (the overlay gives none). */
 async function checkInside(pool: NetlinkHandlePool, port: Link | undefined, mtu: number, ep: EndpointRecord, sb: SandboxRecord, items: CheckItem[]): Promise<void> {
@@ -78,8 +78,13 @@ export async function checkOverlay(
     unchecked.push({ object, what: 'peers', reason: `${notLive(cluster)}: the entries of ${names.vxlan} compared with the peer records as last read (revision ${revision}); changes made since are not known` });
   }
   const { want, have } = await s.programmer.compare();
-  for (const [key, e] of want.fdb) if (!have.fdb.has(key)) items.push(item(object, 'fdb', `${e.mac} via ${e.dst} on ${names.vxlan}`, 'missing'));
-  for (const [key, e] of have.fdb) if (!want.fdb.has(key)) items.push(item(object, 'fdb', `no ${e.mac} via ${e.dst} (no such peer)`, 'stale entry'));
+  for (const [key, e] of want.fdb) {
+    if (!have.fdb.has(key)) items.push(item(object, 'fdb', `${e.mac} via ${e.dst} on ${names.vxlan}`, have.fdb.has(notPermanentKey(e.mac, e.dst)) ? 'not permanent' : 'missing'));
+  }
+  for (const [key, e] of have.fdb) {
+    if (want.fdb.has(key) || (e.permanent === false && want.fdb.has(`${e.mac}>${e.dst}`))) continue;
+    items.push(item(object, 'fdb', `no ${e.mac} via ${e.dst} (no such peer)`, e.permanent === false ? 'stale entry (not permanent)' : 'stale entry'));
+  }
   for (const [ip, mac] of want.neigh) {
     const found = have.neigh.get(ip);
     if (found !== mac) items.push(item(object, 'neighbour', `${ip} lladdr ${mac} permanent on ${names.vxlan}`, found ? `lladdr ${found || 'none'}` : 'missing'));

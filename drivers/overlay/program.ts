@@ -17,8 +17,14 @@ export const FLOOD_MAC = '00:00:00:00:00:00';
 
 /** What the VXLAN device holds: FDB entries by `MAC>VTEP`, neighbours by IP (value: MAC). */
 export interface Programmed {
-  fdb: Map<string, { mac: string; dst: string }>;
+  /** permanent false: an entry the kernel holds as not permanent (it ages out), keyed by notPermanentKey. */
+  fdb: Map<string, { mac: string; dst: string; permanent?: false }>;
   neigh: Map<string, string>;
+}
+
+/** The key of an FDB entry that is not permanent (none should exist): never a wanted key, so a resync removes it and writes the permanent one. */
+export function notPermanentKey(mac: string, dst: string): string {
+  return `${mac}>${dst}>not permanent`;
 }
 
 /** The entries every remote peer (another host's endpoint) needs on this host. */
@@ -51,7 +57,9 @@ export async function readKernel(h: NetlinkHandle, dev: number): Promise<Program
   const out: Programmed = { fdb: new Map(), neigh: new Map() };
   for (const e of await listFdb(h, { dev })) {
     if (!e.self || e.index !== dev) continue;
-    out.fdb.set(`${e.mac}>${e.dst ?? ''}`, { mac: e.mac, dst: e.dst ?? '' });
+    const dst = e.dst ?? '';
+    if (e.state.includes('permanent')) out.fdb.set(`${e.mac}>${dst}`, { mac: e.mac, dst });
+    else out.fdb.set(notPermanentKey(e.mac, dst), { mac: e.mac, dst, permanent: false });
   }
   // A non-permanent neighbour entry (none should exist) has an empty MAC here, so it differs and is replaced or removed.
   for (const n of await listNeighbors(h, { dev })) if (!kernelOwnNeighbor(n)) out.neigh.set(n.ip, n.state.includes('permanent') ? n.mac ?? '' : '');

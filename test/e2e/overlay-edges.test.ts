@@ -8,7 +8,8 @@
 // gateway on every host; check ignoring the kernel's own multicast NOARP neighbour entries on the
 // VXLAN device (MLD's ff02::16) while still naming a stale unicast one; --aux-address refused on
 // an overlay; a local network and an overlay refused the same name, on one host and across hosts; a --mac that is the
-// network's own MAC of another of its addresses (02:42 + IPv4) refused, as two hosts' endpoints would share it. Checked with the CLI's JSON, iproute2 and etcd's keys.
+// network's own MAC of another of its addresses (02:42 + IPv4) refused, as two hosts' endpoints would share it; a peer's FDB
+// entry made not permanent behind cnmkit's back named by check, and made permanent again by a restart's resync. Checked with the CLI's JSON, iproute2 and etcd's keys.
 import { expect, it } from 'vitest';
 import { describeRoot } from '../helpers/root.js';
 import { simSuite } from '../helpers/sim-suite.js';
@@ -241,5 +242,25 @@ describeRoot('overlay: CLI and API edges', () => {
       const ofMac = fdb.filter((e) => e.mac === '02:42:c6:13:fa:05').map((e) => e.dst);
       return ofMac.length > 0 ? ofMac : undefined;
     }, 5000).then((dsts) => expect(dsts).toEqual([h1.ip]));
+  });
+
+  it('a peer\'s FDB entry that is not permanent (it would age out) is drift for check, and a restart\'s resync makes it permanent again', async () => {
+    const [h1, h2] = sim.hosts as [SimHost, SimHost];
+    await simCli(h1, ['network', 'create', '-d', 'overlay', '--internal', '--subnet', '198.19.251.0/24', 'ovperm']);
+    const vx = `ovvx${await simVni(h1, 'ovperm')}`;
+    await simJoined<Ep>(h1, 'ovperm', made);
+    const { ep } = await simJoined<Ep & { macAddress: string }>(h2, 'ovperm', made);
+    await waitFor('host 1 programs host 2\'s peer', async () => ((await h1.daemon.cmd(['network', 'inspect', '--check', 'ovperm'])).code === 0 ? true : undefined), 5000);
+    const entry = async () => (JSON.parse(await h1.ns.sh(['bridge', '-j', 'fdb', 'show', 'dev', vx])) as { mac: string; dst?: string; state?: string }[])
+      .filter((e) => e.mac === ep.macAddress);
+    await h1.ns.sh(['bridge', 'fdb', 'replace', ep.macAddress, 'dev', vx, 'dst', h2.ip, 'self', 'dynamic']);
+    expect(await entry()).toEqual([expect.objectContaining({ dst: h2.ip, state: '' })]);
+    const drift = await h1.daemon.cmd(['check']);
+    expect(drift.code).toBe(1);
+    expect(drift.stdout).toMatch(new RegExp(`ovperm .* fdb +${ep.macAddress} via ${h2.ip.replace(/\./g, '\\.')} on ${vx} +not permanent`));
+    await h1.daemon.stop();
+    await h1.daemon.start();
+    expect(await entry()).toEqual([expect.objectContaining({ dst: h2.ip, state: 'permanent' })]);
+    expect(await h1.daemon.cmd(['network', 'inspect', '--check', 'ovperm'])).toMatchObject({ code: 0 });
   });
 });

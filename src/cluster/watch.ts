@@ -1,8 +1,9 @@
 // A watched key range: list it, remember the header revision, watch from revision + 1 on a stream
 // of its own (POST /v3/watch, one HTTP connection), advance on every response. On compaction, a
 // lost stream, a failed list, or any call of the client finding etcd unavailable (a frozen etcd
-// leaves a stream silent, not broken) it re-lists and hands over the difference (a resync),
-// backing off 100 ms → 1 s so an etcd outage is no hot loop and a returning etcd is seen within a second. Batches are delivered in order,
+// leaves a stream silent, not broken) it re-lists and hands over the difference (a resync, handed
+// over also when nothing changed: a handler puts right at a resync what it made from the range,
+// as the overlay's programmer does with the kernel's entries), backing off 100 ms → 1 s so an etcd outage is no hot loop and a returning etcd is seen within a second. Batches are delivered in order,
 // one at a time; what arrives meanwhile (a backlog) is merged and delivered as its net effect.
 import type { Logger } from 'pino';
 import { mark } from '../core/trace.js';
@@ -99,7 +100,7 @@ export class RangeWatch<T> {
     this.current = next;
     this.counters.revision = listed.revision;
     if (isResync) this.counters.resyncs++;
-    if (first || changes.length > 0) this.push({ resync: isResync, revision: listed.revision, changes });
+    if (first || isResync || changes.length > 0) this.push({ resync: isResync, revision: listed.revision, changes });
     await this.o.afterList?.(listed.revision);
     await this.watchFrom(listed.revision + 1);
   }

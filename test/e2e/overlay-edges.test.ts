@@ -9,7 +9,8 @@
 // VXLAN device (MLD's ff02::16) while still naming a stale unicast one; --aux-address refused on
 // an overlay; a local network and an overlay refused the same name, on one host and across hosts; a --mac that is the
 // network's own MAC of another of its addresses (02:42 + IPv4) refused, as two hosts' endpoints would share it; a peer's FDB
-// entry made not permanent behind cnmkit's back named by check, and made permanent again by a restart's resync. Checked with the CLI's JSON, iproute2 and etcd's keys.
+// entry made not permanent behind cnmkit's back named by check, and made permanent again by a restart's resync; entries
+// deleted behind its back written again when the watch re-lists (etcd restarted), no peer having changed. Checked with the CLI's JSON, iproute2 and etcd's keys.
 import { expect, it } from 'vitest';
 import { describeRoot } from '../helpers/root.js';
 import { simSuite } from '../helpers/sim-suite.js';
@@ -262,5 +263,22 @@ describeRoot('overlay: CLI and API edges', () => {
     await h1.daemon.start();
     expect(await entry()).toEqual([expect.objectContaining({ dst: h2.ip, state: 'permanent' })]);
     expect(await h1.daemon.cmd(['network', 'inspect', '--check', 'ovperm'])).toMatchObject({ code: 0 });
+  });
+
+  it('a peer\'s entries deleted behind cnmkit\'s back are written again when the watch re-lists (etcd restarted), though no peer changed', async () => {
+    const [h1, h2] = sim.hosts as [SimHost, SimHost];
+    await simCli(h1, ['network', 'create', '-d', 'overlay', '--internal', '--subnet', '198.19.252.0/24', 'ovrelist']);
+    const vx = `ovvx${await simVni(h1, 'ovrelist')}`;
+    await simJoined<Ep>(h1, 'ovrelist', made);
+    const { ep } = await simJoined<Ep & { macAddress: string }>(h2, 'ovrelist', made);
+    const clean = async () => ((await h1.daemon.cmd(['network', 'inspect', '--check', 'ovrelist'])).code === 0 ? true : undefined);
+    await waitFor('host 1 programs host 2\'s peer', clean, 5000);
+    await h1.ns.sh(['bridge', 'fdb', 'del', ep.macAddress, 'dev', vx, 'dst', h2.ip, 'self']);
+    await h1.ns.sh(['ip', 'neigh', 'del', ep.ipv4!.split('/')[0]!, 'dev', vx]);
+    expect((await h1.daemon.cmd(['network', 'inspect', '--check', 'ovrelist'])).code).toBe(1);
+    await sim.etcd.restart();
+    await waitFor('host 1 writes the entries again', clean, 5000);
+    const fdb = JSON.parse(await h1.ns.sh(['bridge', '-j', 'fdb', 'show', 'dev', vx])) as { mac: string; dst?: string; state?: string }[];
+    expect(fdb.filter((e) => e.mac === ep.macAddress)).toEqual([expect.objectContaining({ dst: h2.ip, state: 'permanent' })]);
   });
 });

@@ -97,8 +97,8 @@ export class Controller {
           // The cluster's record gives the id (the same on every host), the subnets and the config.
           const view = await driver.global.ensure({ name, options, internal, enableIPv6, labels: net.labels }, net.config, req, req.dockerId);
           if (store.networks.get(view.id)) throw new ConflictError(`network ${name} is already here (id ${view.id.slice(0, 12)})`);
-          // The cluster's labels and creation time too: every host shows the same.
-          Object.assign(net, { id: req.dockerId ?? view.id, config: view.config, ipv4: view.ipv4, ipv6: view.ipv6, labels: view.labels, created: view.created });
+          // The cluster's options, labels and creation time too: every host shows the same.
+          Object.assign(net, { id: req.dockerId ?? view.id, config: view.config, ipv4: view.ipv4, ipv6: view.ipv6, options: view.options, labels: view.labels, created: view.created });
           undo.push('global network', () => driver.deleteNetwork(net, net.config));
         }
         await recordNetwork(this.deps, net, req, driver, undo);

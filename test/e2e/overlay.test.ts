@@ -10,7 +10,7 @@ import { SimCluster, simCli, simJoined, waitFor, type SimHost } from '../helpers
 import { check, run } from '../helpers/exec.js';
 
 interface Ep { ipv4?: string; ipv6?: string; macAddress?: string; networkId: string }
-interface Net { id: string; name: string; scope: string; driver: string; ipv4: { subnet: string }[]; global?: { vni: number; port: number; hosts: { hostname: string; vtep: string; endpoints: number }[] } }
+interface Net { id: string; name: string; scope: string; driver: string; options: Record<string, string>; ipv4: { subnet: string }[]; global?: { vni: number; port: number; hosts: { hostname: string; vtep: string; endpoints: number }[] } }
 interface FdbJson { mac: string; dst?: string; flags?: string[]; state?: string }
 interface NeighJson { dst: string; lladdr?: string; state?: string[] }
 
@@ -58,6 +58,8 @@ describeRoot('overlay driver across simulated hosts', () => {
     for (const a of members) for (const b of members) if (a !== b) expect(await ping(a.sb, ip(b.ep.ipv4)), `${a.sb} → ${ip(b.ep.ipv4)}`).toBe(true);
     const net = await inspectNet(h3, 'ov1');
     expect(net.scope).toBe('global');
+    // The creating host shows the network as the others do (its options as the cluster has them).
+    expect((await inspectNet(h1, 'ov1')).options).toEqual(net.options);
     expect(net.global!.vni).toBeGreaterThanOrEqual(4096);
     expect(net.global!.hosts.map((x) => [x.vtep, x.endpoints]).sort()).toEqual(hosts.map((h) => [h.ip, 1]).sort());
     const vx = `ovvx${net.global!.vni}`;

@@ -30,11 +30,12 @@ export function recordOf(driver: string, view: GlobalNetworkView): NetworkRecord
 /**
  * The cluster's network named name (of any global driver), for a local network about to take the
  * name: Docker refuses a name that is taken, and a local network would hide the overlay on this
- * host. From the watched copy; when the store does not answer, none is assumed (logged).
+ * host. From the watched copy, read again from the store when the copy has none (it lags: an
+ * overlay made a moment ago on another host); when the store does not answer, none is assumed (logged).
  */
 export async function globalNamed(deps: ControllerDeps, name: string): Promise<{ driver: GlobalDriver; view: GlobalNetworkView } | undefined> {
   try {
-    return await clusterNamed(deps, name);
+    return await clusterNamed(deps, name, (g, n) => lookupChecked(g, n, (v) => v !== undefined));
   } catch (err) {
     deps.logger.warn({ err: (err as Error).message, network: name }, 'network create: the cluster store did not answer; its names are not checked');
     return undefined;
@@ -233,9 +234,13 @@ export async function clusterOnlyNetworks(deps: ControllerDeps): Promise<Network
   return (await clusterOnlyListing(deps)).networks;
 }
 
-/** A network by reference (name, id or unique id prefix): stored here, or the cluster's (not stored). */
+/**
+ * A network by reference (name, id or unique id prefix): stored here, or the cluster's (not stored),
+ * read from the store now, not the watched copy: that lags, and would answer "not found" for a
+ * network made a moment ago on another host, or show one this host has just removed from the cluster.
+ */
 export async function networkOrGlobal(deps: ControllerDeps, ref: string): Promise<NetworkRecord> {
-  const found = await findNetwork(deps, ref);
+  const found = await findNetwork(deps, ref, (g, name) => g.lookup(name, { fresh: true }));
   if (!found) throw new NotFoundError('network', ref);
   return 'local' in found ? found.local : recordOf(found.driver.name, found.view);
 }

@@ -59,11 +59,12 @@ describeRoot('overlay daemon restart', () => {
     const peerKey = (e: Ep) => `/cnmkit/v1/peers/ovr/${hostId}/${e.id}`;
     const addressKey = (e: Ep) => `/cnmkit/v1/ipam/addresses/198.19.220.0_24/${ip(e.ipv4)}`;
     try {
+      // Each host programs the other's peers when its watch delivers them, after the connect answered.
+      const h1Entries = [`${d.ep.macAddress} ${h2.ip} permanent`, `00:00:00:00:00:00 ${h2.ip} permanent`, `${ip(d.ep.ipv4)} ${d.ep.macAddress}`].sort();
+      await waitFor('h1 has d', async () => (JSON.stringify(await entries(h1)) === JSON.stringify(h1Entries) ? true : undefined), 5000);
       await waitFor('h2 has h1\'s three endpoints', async () => ((await entries(h2)).length === 7 ? true : undefined), 5000);
       const before = await keysOf(client, hostId);
-      const h1Entries = await entries(h1);
       const h2Entries = await entries(h2);
-      expect(h1Entries).toEqual([`${d.ep.macAddress} ${h2.ip} permanent`, `00:00:00:00:00:00 ${h2.ip} permanent`, `${ip(d.ep.ipv4)} ${d.ep.macAddress}`].sort());
       const lease = before.get(peerKey(a.ep))!.lease;
       for (const e of [a, b, c]) expect([before.get(peerKey(e.ep))?.lease, before.get(addressKey(e.ep))?.lease]).toEqual([lease, lease]);
       await h1.daemon.stop('SIGKILL');

@@ -3,6 +3,7 @@
 // over one overlay, two overlays stay apart, broadcast reaches every host, the MTU follows the
 // underlay, the underlay carries VXLAN on the chosen port and VNI, IPv6 crosses. Checked with
 // iproute2 (`bridge -j fdb`, `ip -j neigh`, `ip -d -j link`), tcpdump and real packets.
+import { spawn } from 'node:child_process';
 import { expect, it } from 'vitest';
 import { describeRoot } from '../helpers/root.js';
 import { simSuite } from '../helpers/sim-suite.js';
@@ -32,6 +33,21 @@ const ip = (cidr: string | undefined): string => cidr!.split('/')[0]!;
 async function ping(sb: string, to: string, extra: string[] = []): Promise<boolean> {
   const r = await run(['ip', 'netns', 'exec', sb, 'ping', '-c', '1', '-W', '2', ...extra, to]);
   return r.code === 0 && r.stdout.includes('1 received');
+}
+
+/** tcpdump (filter: its arguments) in namespace ns, listening once this resolves; the function returned gives its output once it ends (15 s at most). */
+async function capture(ns: string, filter: string[]): Promise<() => Promise<string>> {
+  const child = spawn('ip', ['netns', 'exec', ns, 'timeout', '15', 'tcpdump', '-l', ...filter], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const exited = new Promise((res) => child.once('close', res));
+  await waitFor('tcpdump listening', async () => (err.includes('listening on') ? true : undefined), 5000);
+  return async () => {
+    await exited;
+    return out;
+  };
 }
 
 async function fdb(h: SimHost, dev: string): Promise<FdbJson[]> {
@@ -91,6 +107,8 @@ describeRoot('overlay driver across simulated hosts', () => {
     const [a, b, c] = members as [typeof members[0], typeof members[0], typeof members[0]];
     for (const m of [b, c]) await check(['ip', 'netns', 'exec', m.sb, 'sysctl', '-qw', 'net.ipv4.icmp_echo_ignore_broadcasts=0']);
     expect(await ping(a.sb, ip(b.ep.ipv4))).toBe(true);
+    // c joined last: a's host floods to c's host once its watch delivered c (a moment after c's connect answered).
+    await waitFor('a reaches c', async () => ((await ping(a.sb, ip(c.ep.ipv4))) ? true : undefined), 5000);
     const learned = JSON.parse(await check(['ip', '-n', a.sb, '-j', 'neigh', 'show', ip(b.ep.ipv4)])) as NeighJson[];
     expect(learned[0]?.lladdr).toBe(b.ep.macAddress);
     const r = await run(['ip', 'netns', 'exec', a.sb, 'ping', '-b', '-c', '2', '-i', '0.3', '-W', '2', '198.19.200.255']);
@@ -150,12 +168,11 @@ describeRoot('overlay driver across simulated hosts', () => {
     await cli(hosts[0]!, ['network', 'create', '-d', 'overlay', '--subnet', '198.19.204.0/24', '-o', 'com.docker.network.driver.overlay.vxlanid_list=5000', '-o', 'cnmkit.overlay.port=4790', 'ovport']);
     const a = await joined(hosts[0]!, 'ovport');
     const b = await joined(hosts[2]!, 'ovport');
-    const dump = run(['ip', 'netns', 'exec', sim.underlay.name, 'tcpdump', '-i', 'br0', '-nn', '-c', '2', '-T', 'vxlan', 'udp', 'port', '4790'], { timeoutMs: 15_000 });
-    await new Promise((r) => setTimeout(r, 1000));
+    const dump = await capture(sim.underlay.name, ['-i', 'br0', '-nn', '-c', '2', '-T', 'vxlan', 'udp', 'port', '4790']);
     expect(await ping(a.sb, ip(b.ep.ipv4))).toBe(true);
-    const out = await dump;
-    expect(out.stdout).toMatch(new RegExp(`${hosts[0]!.ip.replace(/\./g, '\\.')}\\.\\d+ > ${hosts[2]!.ip.replace(/\./g, '\\.')}\\.4790: VXLAN, flags \\[I\\] \\(0x08\\), vni 5000`));
-    expect(out.stdout).toContain(`${ip(a.ep.ipv4)} > ${ip(b.ep.ipv4)}: ICMP echo request`);
+    const out = await dump();
+    expect(out).toMatch(new RegExp(`${hosts[0]!.ip.replace(/\./g, '\\.')}\\.\\d+ > ${hosts[2]!.ip.replace(/\./g, '\\.')}\\.4790: VXLAN, flags \\[I\\] \\(0x08\\), vni 5000`));
+    expect(out).toContain(`${ip(a.ep.ipv4)} > ${ip(b.ep.ipv4)}: ICMP echo request`);
   });
 
   it('IPv6 crosses hosts (addresses from the global IPv6 pool, neighbours from the static table)', async () => {
@@ -178,7 +195,7 @@ describeRoot('overlay driver across simulated hosts', () => {
     // The sandbox reaches its host's underlay address through the gateway bridge.
     expect(await ping(a.sb, h1.ip)).toBe(true);
     const server = run(['ip', 'netns', 'exec', a.sb, 'busybox', 'nc', '-l', '-p', '8080', '-e', 'echo', 'from-overlay'], { timeoutMs: 15_000 });
-    await new Promise((r) => setTimeout(r, 500));
+    await waitFor('nc listens in the sandbox', async () => ((await check(['ip', 'netns', 'exec', a.sb, 'ss', '-Hltn', 'sport = :8080'])).trim() !== '' ? true : undefined), 5000);
     const got = await h2.ns.sh(['curl', '-s', '--max-time', '5', '--http0.9', `http://${h1.ip}:18080/`]).catch((err: Error) => err.message);
     expect(got).toContain('from-overlay');
     await server;

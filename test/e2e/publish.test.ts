@@ -14,6 +14,15 @@ import { run } from '../helpers/exec.js';
 const HOST_UL = '198.19.1.1';
 const CLIENT_UL = '198.19.1.2';
 
+/** Until a server in sandbox sb has bound port (read with ss there; 10 s at most): a connection sooner finds nothing. */
+async function bound(sb: string, proto: 'tcp' | 'udp', port: number): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while ((await run(['ip', 'netns', 'exec', sb, 'ss', proto === 'tcp' ? '-Hltn' : '-Hlun', `sport = :${port}`])).stdout.trim() === '') {
+    if (Date.now() > deadline) throw new Error(`nothing bound ${proto} port ${port} in ${sb} within 10 s`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 /** `cnmkit run` in the background; resolves once the sandbox answers on its port. */
 async function runServer(daemon: TestDaemon, args: string[], cmd: string[]): Promise<ChildProcess> {
   const child = spawn(process.execPath, [CLI, 'run', '--socket', daemon.socket, ...args, '--', ...cmd], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -111,10 +120,11 @@ for (const backend of ['nftables', 'iptables'] as const) {
         const tcp = spawn('ip', ['netns', 'exec', sb, 'socat', 'TCP-LISTEN:90,reuseaddr', 'SYSTEM:echo $SOCAT_PEERADDR'], { stdio: 'ignore' });
         const udp = spawn('ip', ['netns', 'exec', sb, 'socat', 'UDP-RECVFROM:91,fork', 'SYSTEM:echo udp-$SOCAT_PEERADDR'], { stdio: 'ignore' });
         try {
-          await new Promise((r) => setTimeout(r, 500));
+          await bound(sb, 'tcp', 90);
+          await bound(sb, 'udp', 91);
           const peer = await run(['ip', 'netns', 'exec', client.name, 'socat', '-t', '3', '-T', '3', '-', `TCP:${HOST_UL}:9090`], { input: '' });
           expect(peer.stdout.trim()).toBe(CLIENT_UL);
-          // UDP has no handshake: a datagram sent before the server bound is lost, so ask a few times.
+          // UDP has no handshake: a datagram lost on the way is not sent again, so ask a few times.
           let u = '';
           for (let i = 0; i < 3 && u === ''; i++) {
             u = (await run(['ip', 'netns', 'exec', client.name, 'socat', '-t', '3', '-T', '3', '-', `UDP:${HOST_UL}:9191`], { input: 'x\n' })).stdout.trim();
@@ -147,7 +157,7 @@ for (const backend of ['nftables', 'iptables'] as const) {
         const peer = async (ns: string, ip: string) =>
           (await run(['ip', 'netns', 'exec', ns, 'socat', '-t', '3', '-T', '3', '-', `TCP:${ip}:8081`], { input: '' })).stdout.trim();
         try {
-          await new Promise((r) => setTimeout(r, 400));
+          await bound(sb, 'tcp', 80);
           expect(await peer(client.name, HOST_UL)).toBe(CLIENT_UL);
           await daemon.stop('SIGKILL');
           await daemon.start();
@@ -174,7 +184,7 @@ for (const backend of ['nftables', 'iptables'] as const) {
         for (const port of [20000, 20999]) {
           const srv = spawn('ip', ['netns', 'exec', sb, 'socat', `TCP-LISTEN:${port},reuseaddr`, 'SYSTEM:echo port-$SOCAT_SOCKPORT'], { stdio: 'ignore' });
           try {
-            await new Promise((r) => setTimeout(r, 400));
+            await bound(sb, 'tcp', port);
             const r = await run(['ip', 'netns', 'exec', client.name, 'socat', '-t', '3', '-T', '3', '-', `TCP:${HOST_UL}:${port}`], { input: '' });
             expect(r.stdout.trim()).toBe(`port-${port}`);
           } finally {

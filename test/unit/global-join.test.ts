@@ -1,13 +1,14 @@
 // The network a connect joins on a cluster host (src/controller/global.ts), without root: an
 // in-memory store and a fake global driver whose watched copy of the cluster can lag the store,
 // as the real one does for a network made a moment ago (on this host or another); and a network
-// found by id or id prefix among this host's records and the cluster's (findNetwork); a connect
-// whose network left the cluster while it ran says the network is not found.
+// found by id or id prefix among this host's records and the cluster's (findNetwork); what inspect
+// answers (networkOrGlobal) and which name a local network may not take (globalNamed) while the copy
+// lags; a connect whose network left the cluster while it ran says the network is not found.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import pino from 'pino';
 import { openStore, type Store } from '../../src/store/index.js';
 import { DriverRegistry, type Driver, type GlobalNetworkView } from '../../src/contract/driver.js';
-import { findNetwork, joinNetwork, networkToJoin, recordOf } from '../../src/controller/global.js';
+import { findNetwork, globalNamed, joinNetwork, networkOrGlobal, networkToJoin, recordOf } from '../../src/controller/global.js';
 import type { ControllerDeps } from '../../src/controller/types.js';
 import { ConflictError, NotFoundError } from '../../src/errors.js';
 
@@ -176,5 +177,23 @@ describe('networkToJoin on a cluster host', () => {
     expect(await findNetwork(deps, 'cde')).toMatchObject({ local: { name: 'lan' } });
     expect(await findNetwork(deps, 'lan')).toMatchObject({ local: { name: 'lan' } });
     await expect(findNetwork(deps, 'abab')).rejects.toThrow('cluster store unavailable');
+  });
+
+  it('inspect answers from the store, not the lagging copy: a network made on another host a moment ago is found, one removed a moment ago is not', async () => {
+    state.cluster = view;
+    state.watched = undefined;
+    expect(await networkOrGlobal(deps, 'mesh')).toMatchObject({ id: view.id, name: 'mesh', scope: 'global' });
+    state.cluster = undefined;
+    state.watched = view;
+    await expect(networkOrGlobal(deps, 'mesh')).rejects.toBeInstanceOf(NotFoundError);
+  });
+
+  it('a local network may not take the name of a cluster network the lagging copy does not have yet; none is assumed while the store does not answer', async () => {
+    state.cluster = view;
+    state.watched = undefined;
+    expect(await globalNamed(deps, 'mesh')).toMatchObject({ view: { id: view.id } });
+    expect(await globalNamed(deps, 'lan')).toBeUndefined();
+    state.down = true;
+    expect(await globalNamed(deps, 'mesh')).toBeUndefined();
   });
 });

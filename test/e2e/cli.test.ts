@@ -151,7 +151,19 @@ describeRoot('cnmkit CLI against a daemon', () => {
     expect(seen.code).toBe(0);
     const sleeper = spawn('ip', ['netns', 'exec', other.name, 'sleep', '30'], { stdio: 'ignore' });
     try {
-      await new Promise((r) => setTimeout(r, 300));
+      // Until `ip netns exec` has entered the namespace, the pid's namespace is this process's (the
+      // host's): adopted then, the sandbox would be the host. Waited for: the pid's namespace is other's.
+      const want = `net:[${fs.statSync(other.path).ino}]`;
+      const inOther = (): boolean => {
+        try {
+          return fs.readlinkSync(`/proc/${sleeper.pid}/ns/net`) === want;
+        } catch {
+          return false;
+        }
+      };
+      for (const deadline = Date.now() + 5000; !inOther(); await new Promise((r) => setTimeout(r, 10))) {
+        if (Date.now() > deadline) throw new Error('ip netns exec did not enter the namespace within 5 s');
+      }
       const sleepPid = String(sleeper.pid);
       const byPid = await daemon.cmd(['sandbox', 'create', '--name', 'bypid', '--netns', sleepPid, '--format', 'json']);
       expect(JSON.parse(byPid.stdout)).toMatchObject({ kind: 'path', netnsPath: `/proc/${sleepPid}/ns/net` });

@@ -125,7 +125,10 @@ for (const backend of ['nftables', 'iptables'] as const) {
       await connect('outnet', s1!);
       await connect('inner', s2!);
       const listener = client.exec(['timeout', '5', 'nc', '-l', '-u', '-W', '1', '-p', '9999'], { timeoutMs: 8000 });
-      await new Promise((r) => setTimeout(r, 300));
+      // The datagram is sent once nc has bound its port (a datagram sooner is lost).
+      for (const deadline = Date.now() + 5000; (await client.sh(['ss', '-Hlun', 'sport = :9999'])).trim() === ''; await new Promise((r) => setTimeout(r, 20))) {
+        if (Date.now() > deadline) throw new Error('nc did not bind UDP port 9999 within 5 s');
+      }
       const captured = await startCapture(client, 'ul1', ['udp', 'port', '9999']);
       await run(['ip', 'netns', 'exec', s1!, 'sh', '-c', 'echo hello | nc -u -w 1 198.19.0.2 9999']);
       expect((await listener).stdout).toContain('hello');

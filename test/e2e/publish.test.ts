@@ -23,19 +23,19 @@ async function bound(sb: string, proto: 'tcp' | 'udp', port: number): Promise<vo
   }
 }
 
-/** `cnmkit run` in the background; resolves once the sandbox answers on its port. */
-async function runServer(daemon: TestDaemon, args: string[], cmd: string[]): Promise<ChildProcess> {
+/** `cnmkit run` in the background of a server on TCP port; resolves once the server has bound it in its sandbox. */
+async function runServer(daemon: TestDaemon, args: string[], cmd: string[], port: number): Promise<ChildProcess> {
   const child = spawn(process.execPath, [CLI, 'run', '--socket', daemon.socket, ...args, '--', ...cmd], { stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
   const deadline = Date.now() + 20_000;
   for (;;) {
-    const sbs = JSON.parse((await daemon.cmd(['sandbox', 'ls', '--format', 'json'])).stdout) as { endpoints: unknown[] }[];
-    if (sbs.some((s) => s.endpoints.length > 0)) break;
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`cnmkit run did not start: ${err}`);
-    await new Promise((r) => setTimeout(r, 200));
+    const sbs = JSON.parse((await daemon.cmd(['sandbox', 'ls', '--format', 'json'])).stdout) as { endpoints: unknown[]; netnsPath: string }[];
+    const sb = sbs.find((s) => s.endpoints.length > 0);
+    if (sb && (await run(['nsenter', `--net=${sb.netnsPath}`, '--', 'ss', '-Hltn', `sport = :${port}`])).stdout.trim() !== '') break;
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`cnmkit run did not start a server on port ${port}: ${err}`);
+    await new Promise((r) => setTimeout(r, 50));
   }
-  await new Promise((r) => setTimeout(r, 500));
   return child;
 }
 
@@ -95,7 +95,7 @@ for (const backend of ['nftables', 'iptables'] as const) {
         expect((await daemon.cmd(['network', 'create', '--subnet', '198.18.20.0/24', 'mynet'])).code).toBe(0);
         const name = uniqueName('web');
         adoptNs(name);
-        const server = await runServer(daemon, ['--name', name, '--network', 'mynet', '-p', '8080:80'], ['busybox', 'httpd', '-f', '-p', '80', '-h', www]);
+        const server = await runServer(daemon, ['--name', name, '--network', 'mynet', '-p', '8080:80'], ['busybox', 'httpd', '-f', '-p', '80', '-h', www], 80);
         try {
           expect((await curl(client.name, `http://${HOST_UL}:8080/`)).stdout).toBe('hello from the sandbox\n');
           expect((await curl(host.name, 'http://127.0.0.1:8080/')).stdout).toBe('hello from the sandbox\n');

@@ -89,8 +89,11 @@ describeRoot('daemon sockets, health and metrics', () => {
     // sqlite3's own CLI holds an exclusive lock on the daemon's database for a few seconds.
     const locker = spawn('sqlite3', [db], { stdio: ['pipe', 'ignore', 'inherit'] });
     locker.stdin!.write('BEGIN EXCLUSIVE;\nSELECT 1;\n');
-    await new Promise((r) => setTimeout(r, 500));
-    const failed = await curlSocket('/health');
+    // Asked until sqlite3 has taken the lock (10 s at most): the answer is 503 from then on.
+    let failed = await curlSocket('/health');
+    for (const deadline = Date.now() + 10_000; failed.status !== 503 && Date.now() < deadline; failed = await curlSocket('/health')) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
     locker.stdin!.end('ROLLBACK;\n');
     await new Promise((r) => locker.on('close', r));
     expect(failed.status).toBe(503);

@@ -247,8 +247,9 @@ describeRoot('cluster control plane on a real etcd', () => {
     // Another network no join comes to: its watch ahead ends after ~2 s.
     await a!.ensureNetwork(spec('ap2'));
     await waitFor('b watches ap2 ahead', async () => (streams.some((st) => st.prefix === '/t-appear/v1/peers/ap2/') ? true : undefined), 2000);
-    await new Promise((r) => setTimeout(r, 2500));
-    expect(streams.filter((st) => st.prefix === '/t-appear/v1/peers/ap2/').map((st) => st.closed)).toEqual([true]);
+    const ahead = () => streams.filter((st) => st.prefix === '/t-appear/v1/peers/ap2/').map((st) => st.closed);
+    await waitFor('b\'s watch ahead of ap2 ended', async () => (ahead().every((closed) => closed) ? true : undefined), 6000);
+    expect(ahead()).toEqual([true]);
   });
 
   it('a network that appears: the addresses of the endpoints other hosts make meanwhile are learnt by the watch ahead, before any join here chooses one', async () => {

@@ -35,6 +35,17 @@ async function devices(h: SimHost, vni: number): Promise<string[]> {
 
 const names = async (h: SimHost): Promise<string[]> => (JSON.parse(await simCli(h, ['network', 'ls', '--format', 'json'])) as Net[]).map((n) => n.name);
 
+/** An internal overlay with an endpoint on hosts 1 and 2, once host 1 has programmed host 2's peer (its check clean). */
+async function pairProgrammed(name: string, subnet: string) {
+  const [h1, h2] = sim.hosts as [SimHost, SimHost];
+  await simCli(h1, ['network', 'create', '-d', 'overlay', '--internal', '--subnet', subnet, name]);
+  const vx = `ovvx${await simVni(h1, name)}`;
+  await simJoined<Ep>(h1, name, made);
+  const { ep } = await simJoined<Ep & { macAddress: string }>(h2, name, made);
+  await waitFor('host 1 programs host 2\'s peer', async () => ((await h1.daemon.cmd(['network', 'inspect', '--check', name])).code === 0 ? true : undefined), 5000);
+  return { h1, h2, vx, ep };
+}
+
 describeRoot('overlay: CLI and API edges', () => {
   simSuite({ hosts: 2, leaseTtl: 5 }, made, (s) => {
     sim = s;
@@ -246,12 +257,7 @@ describeRoot('overlay: CLI and API edges', () => {
   });
 
   it('a peer\'s FDB entry that is not permanent (it would age out) is drift for check, and a restart\'s resync makes it permanent again', async () => {
-    const [h1, h2] = sim.hosts as [SimHost, SimHost];
-    await simCli(h1, ['network', 'create', '-d', 'overlay', '--internal', '--subnet', '198.19.251.0/24', 'ovperm']);
-    const vx = `ovvx${await simVni(h1, 'ovperm')}`;
-    await simJoined<Ep>(h1, 'ovperm', made);
-    const { ep } = await simJoined<Ep & { macAddress: string }>(h2, 'ovperm', made);
-    await waitFor('host 1 programs host 2\'s peer', async () => ((await h1.daemon.cmd(['network', 'inspect', '--check', 'ovperm'])).code === 0 ? true : undefined), 5000);
+    const { h1, h2, vx, ep } = await pairProgrammed('ovperm', '198.19.251.0/24');
     const entry = async () => (JSON.parse(await h1.ns.sh(['bridge', '-j', 'fdb', 'show', 'dev', vx])) as { mac: string; dst?: string; state?: string }[])
       .filter((e) => e.mac === ep.macAddress);
     await h1.ns.sh(['bridge', 'fdb', 'replace', ep.macAddress, 'dev', vx, 'dst', h2.ip, 'self', 'dynamic']);
@@ -266,13 +272,8 @@ describeRoot('overlay: CLI and API edges', () => {
   });
 
   it('a peer\'s entries deleted behind cnmkit\'s back are written again when the watch re-lists (etcd restarted), though no peer changed', async () => {
-    const [h1, h2] = sim.hosts as [SimHost, SimHost];
-    await simCli(h1, ['network', 'create', '-d', 'overlay', '--internal', '--subnet', '198.19.252.0/24', 'ovrelist']);
-    const vx = `ovvx${await simVni(h1, 'ovrelist')}`;
-    await simJoined<Ep>(h1, 'ovrelist', made);
-    const { ep } = await simJoined<Ep & { macAddress: string }>(h2, 'ovrelist', made);
+    const { h1, h2, vx, ep } = await pairProgrammed('ovrelist', '198.19.252.0/24');
     const clean = async () => ((await h1.daemon.cmd(['network', 'inspect', '--check', 'ovrelist'])).code === 0 ? true : undefined);
-    await waitFor('host 1 programs host 2\'s peer', clean, 5000);
     await h1.ns.sh(['bridge', 'fdb', 'del', ep.macAddress, 'dev', vx, 'dst', h2.ip, 'self']);
     await h1.ns.sh(['ip', 'neigh', 'del', ep.ipv4!.split('/')[0]!, 'dev', vx]);
     expect((await h1.daemon.cmd(['network', 'inspect', '--check', 'ovrelist'])).code).toBe(1);

@@ -49,6 +49,11 @@ async function checkJson(h: SimHost): Promise<{ code: number; nets: Checked[] }>
  * A reboot of host h as far as the overlay sees it: its daemon killed, the network's devices gone
  * (its namespaces would go too: the caller's host has no sandbox on it), its address not back yet.
  */
+/** Until h's daemon is registered in the cluster again (its retries run on a backoff; 15 s at most). */
+async function registered(h: SimHost, who: string): Promise<void> {
+  await waitFor(`${who} registered`, async () => ((JSON.parse(await simCli(h, ['cluster', 'status', '--format', 'json'])) as { state: string }).state === 'connected' ? true : undefined), 15_000);
+}
+
 async function rebootWithoutAddress(h: SimHost, vni: number): Promise<void> {
   await h.daemon.stop('SIGKILL');
   await h.ns.sh(['ip', 'link', 'del', `ovbr${vni}`]);
@@ -229,6 +234,8 @@ describeRoot('overlay: the cluster store or the advertise address missing', () =
     await waitFor('b reaches a again', async () => ((await pings(b.sb, ip(a.ep.ipv4))) ? true : undefined), 5000);
     // Without its address h2 reached no etcd either (the underlay's): clean once its watch has listed again.
     await waitFor('check clean on h2', async () => ((await h2.daemon.cmd(['check'])).code === 0 ? true : undefined), 10_000);
+    // Its registration is retried on a backoff of its own, which a clean check does not wait for: the next test connects on h2.
+    await registered(h2, 'h2');
   }, 60_000);
 
   it('the same reboot with --advertise-addr eth0 (the interface up, its address not back yet): the daemon starts on the address its last run registered; once the address is back, the overlay works with no restart', async () => {
@@ -243,7 +250,7 @@ describeRoot('overlay: the cluster store or the advertise address missing', () =
     } finally {
       await h1.ns.sh(['ip', 'addr', 'add', `${h1.ip}/24`, 'dev', 'eth0']);
     }
-    await waitFor('h1 registered', async () => ((JSON.parse(await simCli(h1, ['cluster', 'status', '--format', 'json'])) as { state: string }).state === 'connected' ? true : undefined), 15_000);
+    await registered(h1, 'h1');
     const a = await simJoined<Ep>(h1, 'ovboot2', made);
     await waitFor('a reaches b', async () => ((await pings(a.sb, ip(b.ep.ipv4))) ? true : undefined), 10_000);
     expect(await pings(b.sb, ip(a.ep.ipv4))).toBe(true);
@@ -265,7 +272,7 @@ describeRoot('overlay: the cluster store or the advertise address missing', () =
     }
     expect(JSON.parse(await simCli(h2, ['cluster', 'status', '--format', 'json']))).toMatchObject({ vtepInterface: 'eth0' });
     // Without its address h2 reached no etcd either (the underlay's): it registers once its next try gets through.
-    await waitFor('h2 registered', async () => ((JSON.parse(await simCli(h2, ['cluster', 'status', '--format', 'json'])) as { state: string }).state === 'connected' ? true : undefined), 15_000);
+    await registered(h2, 'h2');
     const b = await simJoined<Ep>(h2, 'ovboot', made);
     await waitFor('b reaches a', async () => ((await pings(b.sb, ip(a.ep.ipv4))) ? true : undefined), 10_000);
     expect(await pings(a.sb, ip(b.ep.ipv4))).toBe(true);

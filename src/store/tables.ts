@@ -54,13 +54,13 @@ export class RecordTable<R extends { id: string; name: string; state: ObjectStat
     this.byId = db.prepare(`SELECT * FROM ${table} WHERE id = ?`);
     this.byName = db.prepare(`SELECT * FROM ${table} WHERE ${nameColumns.map((c) => `${c} = ?`).join(' AND ')}`);
     this.byDockerId = columns.includes('docker_id') ? db.prepare(`SELECT * FROM ${table} WHERE docker_id = ?`) : undefined;
-    this.all = db.prepare(`SELECT * FROM ${table} ORDER BY created, id`);
+    this.all = db.prepare(`SELECT * FROM ${table} ORDER BY created, rowid`);
     this.remove = db.prepare(`DELETE FROM ${table} WHERE id = ?`);
     this.stateOf = db.prepare(`UPDATE ${table} SET state = ? WHERE id = ?`);
-    this.byState = db.prepare(`SELECT * FROM ${table} WHERE state = ? ORDER BY created, id`);
+    this.byState = db.prepare(`SELECT * FROM ${table} WHERE state = ? ORDER BY created, rowid`);
     this.byPrefix = db.prepare(`SELECT * FROM ${table} WHERE id >= ? AND id < ? ORDER BY id LIMIT 2`);
     for (const c of columns) {
-      this.byColumn.set(c, db.prepare(`SELECT * FROM ${table} WHERE ${c} = ? ORDER BY created, id`));
+      this.byColumn.set(c, db.prepare(`SELECT * FROM ${table} WHERE ${c} = ? ORDER BY created, rowid`));
       this.anyByColumn.set(c, db.prepare(`SELECT 1 FROM ${table} WHERE ${c} = ? LIMIT 1`).pluck());
     }
   }

@@ -97,6 +97,30 @@ describe('lab check', () => {
     expect(r.pairs.find((p) => p.from === 'h1' && p.to === 'h2')).toMatchObject({ ok: false, via: 'routed' });
   });
 
+  it('asks a direct pair that did not answer once more (passing when it answers then), and no routed pair', async () => {
+    const s = state();
+    const asked: string[] = [];
+    // r1 → h1 answers only at its second echo (a path still converging); h1 → h2 (routed) never.
+    const prober: Prober = {
+      async ping(jobs) {
+        return jobs.map((j) => j.addresses.map((a) => {
+          const key = `${j.sandbox.replace('triangle-', '')}>${a}`;
+          asked.push(key);
+          if (key === 'h1>198.19.2.10') return undefined;
+          return key === 'r1>198.19.1.10' && asked.filter((k) => k === key).length === 1 ? undefined : 0.05;
+        }));
+      },
+      async tcp() {
+        return false;
+      },
+    };
+    const r = await checkLab(s, { prober });
+    expect(asked.filter((k) => k === 'r1>198.19.1.10')).toHaveLength(2);
+    expect(asked.filter((k) => k === 'h1>198.19.2.10')).toHaveLength(1);
+    expect(r.pairs.find((p) => p.from === 'r1' && p.to === 'h1')).toMatchObject({ ok: true, rttMs: 0.05 });
+    expect(r.failures).toEqual(['expect h1 → h2 reach true: not reached (198.19.2.10)']);
+  });
+
   it('gives a containerlab bridge\'s ports no address, and skips them (and a node left without any) saying why, not failing', async () => {
     const plan = planLab(loadTopology(path.join(examples, 'clab.clab.yml')), '/r');
     expect(plan.networks.find((n) => n.name === 'br1')!.body).toMatchObject({ driver: 'bridge', enableIPv4: false });

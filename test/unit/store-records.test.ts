@@ -73,6 +73,15 @@ describe('store records', () => {
     expect(store.networks.list().map((n) => n.id)).toEqual(['n1', 'n2']);
   });
 
+  it('lists records made in the same millisecond in the order they were made, also after one is put again', () => {
+    // Ids that sort the other way round (the predefined networks' are random).
+    store.networks.put(network('zz', 'none', { state: 'creating' }));
+    store.networks.put(network('zz', 'none'));
+    store.networks.put(network('aa', 'host'));
+    expect(store.networks.list().map((n) => n.name)).toEqual(['none', 'host']);
+    expect(store.networks.listWhere('state', 'ready').map((n) => n.name)).toEqual(['none', 'host']);
+  });
+
   it('updates a record in place when put again with the same id', () => {
     store.networks.put(network('n1', 'front'));
     store.networks.put(network('n1', 'renamed', { state: 'deleting' }));

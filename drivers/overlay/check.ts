@@ -22,7 +22,7 @@ import { listAddresses, type Link, type NetlinkHandlePool } from '../../src/netl
 import { deviceNames } from './device.js';
 import { hostIfnameFor, type OverlayEndpointData } from './endpoint.js';
 import type { HostNetwork } from './hostnet.js';
-import { notPermanentKey, readKernel } from './program.js';
+import { fdbKey, notPermanentKey, readKernel } from './program.js';
 
 /** The endpoint's interface in its sandbox: no default route to check (the overlay gives none). */
 async function checkInside(pool: NetlinkHandlePool, port: Link | undefined, mtu: number, ep: EndpointRecord, sb: SandboxRecord, items: CheckItem[]): Promise<void> {
@@ -82,7 +82,7 @@ export async function checkOverlay(
     if (!have.fdb.has(key)) items.push(item(object, 'fdb', `${e.mac} via ${e.dst} on ${names.vxlan}`, have.fdb.has(notPermanentKey(e.mac, e.dst)) ? 'not permanent' : 'missing'));
   }
   for (const [key, e] of have.fdb) {
-    if (want.fdb.has(key) || (e.permanent === false && want.fdb.has(`${e.mac}>${e.dst}`))) continue;
+    if (want.fdb.has(key) || (e.permanent === false && want.fdb.has(fdbKey(e.mac, e.dst)))) continue;
     items.push(item(object, 'fdb', `no ${e.mac} via ${e.dst} (no such peer)`, e.permanent === false ? 'stale entry (not permanent)' : 'stale entry'));
   }
   for (const [ip, mac] of want.neigh) {

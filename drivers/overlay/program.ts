@@ -22,9 +22,14 @@ export interface Programmed {
   neigh: Map<string, string>;
 }
 
+/** The key of an FDB entry in a Programmed map: its MAC and the VTEP it sends to. */
+export function fdbKey(mac: string, dst: string): string {
+  return `${mac}>${dst}`;
+}
+
 /** The key of an FDB entry that is not permanent (none should exist): never a wanted key, so a resync removes it and writes the permanent one. */
 export function notPermanentKey(mac: string, dst: string): string {
-  return `${mac}>${dst}>not permanent`;
+  return `${fdbKey(mac, dst)}>not permanent`;
 }
 
 /** The entries every remote peer (another host's endpoint) needs on this host. */
@@ -32,8 +37,8 @@ export function wanted(peers: Iterable<Peer>, selfHost: string, selfVtep: string
   const out: Programmed = { fdb: new Map(), neigh: new Map() };
   for (const p of peers) {
     if (p.host === selfHost || p.vtep === selfVtep) continue;
-    out.fdb.set(`${p.mac}>${p.vtep}`, { mac: p.mac, dst: p.vtep });
-    out.fdb.set(`${FLOOD_MAC}>${p.vtep}`, { mac: FLOOD_MAC, dst: p.vtep });
+    out.fdb.set(fdbKey(p.mac, p.vtep), { mac: p.mac, dst: p.vtep });
+    out.fdb.set(fdbKey(FLOOD_MAC, p.vtep), { mac: FLOOD_MAC, dst: p.vtep });
     out.neigh.set(p.ip, p.mac);
     if (p.ipv6) out.neigh.set(p.ipv6, p.mac);
   }
@@ -58,7 +63,7 @@ export async function readKernel(h: NetlinkHandle, dev: number): Promise<Program
   for (const e of await listFdb(h, { dev })) {
     if (!e.self || e.index !== dev) continue;
     const dst = e.dst ?? '';
-    if (e.state.includes('permanent')) out.fdb.set(`${e.mac}>${dst}`, { mac: e.mac, dst });
+    if (e.state.includes('permanent')) out.fdb.set(fdbKey(e.mac, dst), { mac: e.mac, dst });
     else out.fdb.set(notPermanentKey(e.mac, dst), { mac: e.mac, dst, permanent: false });
   }
   // A non-permanent neighbour entry (none should exist) has an empty MAC here, so it differs and is replaced or removed.
@@ -170,7 +175,7 @@ export function counted(peers: Iterable<Peer>, selfHost: string, selfVtep: strin
 export function count(c: Counted, p: Peer, by: 1 | -1, selfHost: string, selfVtep: string, touched?: Keys): void {
   if (p.host === selfHost || p.vtep === selfVtep) return;
   for (const mac of [p.mac, FLOOD_MAC]) {
-    const key = `${mac}>${p.vtep}`;
+    const key = fdbKey(mac, p.vtep);
     const e = c.fdb.get(key) ?? { mac, dst: p.vtep, refs: 0 };
     e.refs += by;
     if (e.refs > 0) c.fdb.set(key, e);

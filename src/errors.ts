@@ -67,6 +67,18 @@ export class AddressRacedError extends CnmkitError {
 }
 
 /**
+ * A host port the allocator found free is held by a socket that is not ours (an outgoing
+ * connection of the host takes its local port from the same ephemeral range): for a port the
+ * allocator chose, choose again.
+ */
+export class PortInUseError extends ConflictError {
+  constructor(message: string, readonly proto: string, readonly port: number, options: CnmkitErrorOptions = {}) {
+    super(message, options);
+    this.name = 'PortInUseError';
+  }
+}
+
+/**
  * The object belongs to another front end (the Docker engine, or cnmkit's own API and CLI): only
  * its owner may remove or change it. The message names the object and says who can.
  */

@@ -2,7 +2,7 @@
 // this one process and forwarded to the container: TCP ranges through the native acceptor and
 // splice relay, UDP ranges through the native UDP forwarder. Connections, flows and ports are
 // bounded (see limits.ts); stats() counts them. TCP and UDP only (no SCTP sockets here).
-import { CnmkitError, ConflictError, InvalidArgumentError } from '../errors.js';
+import { CnmkitError, ConflictError, InvalidArgumentError, PortInUseError } from '../errors.js';
 import { native, type LimitReason, type ProxyBudget } from '../netns/native.js';
 import { openTcpForward, sharedAcceptor } from './forward-tcp.js';
 import { openUdpForward, sharedUdpForwarder } from './forward-udp.js';
@@ -243,8 +243,8 @@ export class UserlandProxy {
     const options = { cause: err, field: 'hostPort' };
     if (code === 'EADDRINUSE') {
       const holder = [...this.owners.values()].flat().find((p) => overlaps(p.mapping, m.proto, m.hostIP, port));
-      const by = holder ? `already published for ${JSON.stringify(holder.mapping.owner)}` : 'already in use by another socket on this host';
-      return new ConflictError(`${where} is ${by}${batch}`, options);
+      if (holder) return new ConflictError(`${where} is already published for ${JSON.stringify(holder.mapping.owner)}${batch}`, options);
+      return new PortInUseError(`${where} is already in use by another socket on this host${batch}`, m.proto, port, options);
     }
     if (code === 'EADDRNOTAVAIL') return new InvalidArgumentError('hostIP', `${m.hostIP} is not an address of this host${batch}`, { cause: err });
     if (code === 'EACCES') return new CnmkitError('ERR_PORT_FORBIDDEN', 'forbidden', `${where}: binding is not permitted (EACCES)${batch}`, options);

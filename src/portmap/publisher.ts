@@ -1,12 +1,18 @@
 // Publishing one endpoint's ports end to end: host ports leased from the allocator (conflicts
 // name the holder), the userland proxy holding them (TCP/UDP, when enabled; its port and fd
 // limits checked before any lease), and the kernel DNAT rules of the firewall — all or nothing,
-// and unpublish removes exactly what publish added.
+// and unpublish removes exactly what publish added. A port the allocator chose (ephemeral, or
+// within a given range) that another socket of the host holds is chosen again, as Docker does,
+// up to PUBLISH_ATTEMPTS times; a port given exactly is refused at once.
 import type { FirewallBackend, PortMapping } from '../firewall/index.js';
 import { bestEffort, withRollback } from '../core/steps.js';
+import { PortInUseError } from '../errors.js';
 import type { PortAllocator } from './allocator.js';
 import type { ProxyMapping, UserlandProxy } from './proxy.js';
 import type { PortSpec } from './spec.js';
+
+/** Tries of a publish whose chosen host port is held by a socket not ours (Docker's number). */
+export const PUBLISH_ATTEMPTS = 10;
 
 export interface PublishTarget {
   /** Owner of the leases, listeners and rules: the endpoint id. */
@@ -39,6 +45,17 @@ export class PortPublisher {
       return [...specs];
     }
     this.proxy?.checkCapacity(proxiedPorts(specs));
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        return await this.publishOnce(target, specs);
+      } catch (err) {
+        // The leases were released; the allocator's cursor is past the busy port, so the next try chooses another.
+        if (!(err instanceof PortInUseError) || attempt >= PUBLISH_ATTEMPTS || givenExactly(specs, err)) throw err;
+      }
+    }
+  }
+
+  private publishOnce(target: PublishTarget, specs: readonly PortSpec[]): Promise<PortSpec[]> {
     return withRollback(async (undo) => {
       undo.push('leases', () => this.allocator.release(target.owner));
       const resolved: PortSpec[] = [];
@@ -69,6 +86,12 @@ export class PortPublisher {
   async close(): Promise<void> {
     await this.proxy?.close();
   }
+}
+
+/** True when the busy port was asked for exactly (not chosen by the allocator from a range). */
+function givenExactly(specs: readonly PortSpec[], err: PortInUseError): boolean {
+  return specs.some((s) => s.proto === err.proto && s.hostPort !== 0 && !(s.hostPortEnd > s.hostPort && s.containerPortEnd === s.containerPort)
+    && err.port >= s.hostPort && err.port <= s.hostPortEnd);
 }
 
 /** Host ports the proxy would hold for specs once allocated (one listening socket each). */

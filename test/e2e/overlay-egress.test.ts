@@ -58,8 +58,9 @@ for (const backend of ['nftables', 'iptables'] as const) {
     });
 
     it('run -p on an overlay prints the host port chosen, as on a bridge network', async () => {
-      const r = await sim.hosts[0]!.daemon.cmd(['run', '--network', 'ove', '-p', '8081', '--', 'true']);
-      expect(r.code).toBe(0);
+      const { daemon } = sim.hosts[0]!;
+      const r = await daemon.cmd(['run', '--network', 'ove', '-p', '8081', '--', 'true']);
+      expect(r.code, `${r.stderr}\ndaemon log:\n${daemon.log.slice(-4000)}`).toBe(0);
       expect(r.stderr).toMatch(/^0\.0\.0\.0:\d+->8081\/tcp$/m);
     });
   });

@@ -196,3 +196,39 @@ for (const backend of ['nftables', 'iptables'] as const) {
     });
   }
 }
+
+describeRoot('a host port chosen by cnmkit that another socket of the host holds', () => {
+  let host: TestNs;
+  let daemon: TestDaemon;
+  let holder: ChildProcess | undefined;
+
+  afterEach(async () => {
+    if (holder) await stopServer(holder);
+    holder = undefined;
+    await daemon.cleanup();
+  });
+
+  it('is chosen again (the next free port), where a port given exactly is refused', async () => {
+    host = await makeNs('host');
+    // The host's own outgoing connection takes 40000, its only ephemeral port at that moment:
+    // a connected socket, bound by the kernel as every outgoing connection is.
+    await host.sh(['sysctl', '-q', '-w', 'net.ipv4.ip_local_port_range=40000 40000']);
+    const script = "const net=require('net');const s=net.createServer(()=>{}).listen(5555,'127.0.0.1',()=>{const c=net.connect(5555,'127.0.0.1',()=>console.log(c.localPort))})";
+    holder = spawn('ip', ['netns', 'exec', host.name, process.execPath, '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const held = await new Promise<string>((resolve) => holder!.stdout!.once('data', (d: Buffer) => resolve(d.toString().trim())));
+    expect(held).toBe('40000');
+    await host.sh(['sysctl', '-q', '-w', 'net.ipv4.ip_local_port_range=40000 40009']);
+    daemon = new TestDaemon(host, ['--firewall-backend', 'nftables', '--userland-proxy', 'true']);
+    await daemon.start();
+    await daemon.cmd(['network', 'create', '--subnet', '198.18.23.0/24', 'ephnet']);
+
+    const r = await daemon.cmd(['run', '--network', 'ephnet', '-p', '80', '--', 'true']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr.trim()).toBe('0.0.0.0:40001->80/tcp');
+
+    const exact = await daemon.cmd(['run', '--network', 'ephnet', '-p', '40000:80', '--', 'true']);
+    expect(exact.code).toBe(1);
+    expect(exact.stderr).toContain('port 40000/tcp on all addresses is already in use by another socket on this host');
+    expect(JSON.parse((await daemon.cmd(['sandbox', 'ls', '--format', 'json'])).stdout)).toEqual([]);
+  });
+});

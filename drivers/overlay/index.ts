@@ -260,6 +260,8 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
       leftAtStart.clear();
       roundLinks = undefined;
       roundMtu = undefined;
+      // The VTEP's interface found now (an address dump), not at this host's first overlay connect.
+      if (ctx.cluster) underlayMtu().catch(() => undefined);
       const round = restoring.splice(0);
       if (round.length === 0) return;
       // Every network's remote peers first (their first batch programmed), then this host's own

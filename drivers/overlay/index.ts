@@ -160,13 +160,14 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
   const links = new DetachedLinks<{ net: NetworkRecord; ep: EndpointRecord }>(ctx.netlink, log, ({ net, ep }) => dropGone(net, ep));
   const ifnameOf = (ep: EndpointRecord): string => (ep.driverData as Partial<OverlayEndpointData> | undefined)?.hostIfname ?? hostIfnameFor(ep.id);
   /**
-   * A Docker endpoint the engine has let go of without a word to us: its host end gone (the container
-   * went with its namespace), or its container end back in the daemon's namespace after a join (the
-   * engine hands it back when its Leave or DeleteEndpoint found no plugin through all its retries).
+   * A joined Docker endpoint whose container end is back in the daemon's namespace: the engine handed
+   * it back, its Leave or DeleteEndpoint having found no plugin through all its retries. Asked at a
+   * restore only: at run time the engine moves a container end into its sandbox only after its Join
+   * answered, so a listing made meanwhile (another endpoint's CreateEndpoint) would find it here too.
    */
-  const engineLetGo = (ep: EndpointRecord, links: Set<string>): boolean => {
+  const handedBack = (ep: EndpointRecord, links: Set<string>): boolean => {
     const data = ep.driverData as Partial<OverlayEndpointData> | undefined;
-    return !links.has(ifnameOf(ep)) || (data?.joined === true && data.containerIfname !== undefined && links.has(data.containerIfname));
+    return data?.joined === true && data.containerIfname !== undefined && links.has(data.containerIfname);
   };
   /** Networks restored since the last restored(); the host's link names and the overlay MTU, read once for them. */
   const restoring: Restoring[] = [];
@@ -225,7 +226,9 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
       roundLinks ??= hostLinks();
       const have = await roundLinks;
       const ready = (found.get(net.id) ?? []).filter((e) => e.state === 'ready' && (e.sandboxId !== undefined || e.dockerId !== undefined));
-      const gone = ready.filter((e) => e.sandboxId === undefined && engineLetGo(e, have));
+      const gone = ready.filter((e) => e.sandboxId === undefined && (!have.has(ifnameOf(e)) || handedBack(e, have)));
+      // Those the engine handed back: their veth goes now, their record at the engine's next call (its host end gone).
+      for (const e of gone) if (have.has(ifnameOf(e))) await leaveSandbox(ctx.netlink, e);
       const eps = ready.filter((e) => !gone.includes(e));
       if (eps.length === 0 && !config.createdHere) {
         // Its last local endpoint left at start-up: the devices, and the network's place here, go now.
@@ -312,7 +315,7 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
     },
     async goneEndpoints(_net, _config, eps) {
       const have = await hostLinks();
-      return eps.filter((e) => engineLetGo(e, have)).map((e) => e.id);
+      return eps.filter((e) => !have.has(ifnameOf(e))).map((e) => e.id);
     },
     hostInterface(_net, _config, ep) {
       return (ep.driverData as Partial<OverlayEndpointData> | undefined)?.hostIfname;

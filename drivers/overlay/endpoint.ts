@@ -19,6 +19,8 @@ export interface OverlayEndpointData {
   mac: string;
   /** Detached endpoints only: the container end, left in the daemon's namespace for the engine to move. */
   containerIfname?: string;
+  /** Detached endpoints only: the engine joined it (took the container end into its sandbox). */
+  joined?: boolean;
 }
 
 export function hostIfnameFor(endpointId: string): string {

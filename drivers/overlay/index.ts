@@ -10,7 +10,8 @@
 // addresses in the store that no endpoint has are removed once it answers (a disconnect's writes
 // still queued when the daemon stopped). The Docker engine's endpoints (detached, made at
 // its CreateEndpoint) are published at its Join and removed at its DeleteEndpoint, or as soon as
-// their interface vanishes unannounced (./detached.ts). A host's first connect on a network makes
+// their interface vanishes unannounced (./detached.ts), or, at a restart, when the engine handed a
+// joined one's container end back while the daemon was away (its calls found no plugin). A host's first connect on a network makes
 // its devices while the controller chooses the endpoint's address (GlobalScope.prepare), and
 // claims the spare stock after it answers. A network restored with no MTU to make its devices
 // with (the advertise address on no interface, no bridge of it left) and no endpoint port here
@@ -158,6 +159,16 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
   };
   const links = new DetachedLinks<{ net: NetworkRecord; ep: EndpointRecord }>(ctx.netlink, log, ({ net, ep }) => dropGone(net, ep));
   const ifnameOf = (ep: EndpointRecord): string => (ep.driverData as Partial<OverlayEndpointData> | undefined)?.hostIfname ?? hostIfnameFor(ep.id);
+  /**
+   * A joined Docker endpoint whose container end is back in the daemon's namespace: the engine handed
+   * it back, its Leave or DeleteEndpoint having found no plugin through all its retries. Asked at a
+   * restore only: at run time the engine moves a container end into its sandbox only after its Join
+   * answered, so a listing made meanwhile (another endpoint's CreateEndpoint) would find it here too.
+   */
+  const handedBack = (ep: EndpointRecord, links: Set<string>): boolean => {
+    const data = ep.driverData as Partial<OverlayEndpointData> | undefined;
+    return data?.joined === true && data.containerIfname !== undefined && links.has(data.containerIfname);
+  };
   /** Networks restored since the last restored(); the host's link names and the overlay MTU, read once for them. */
   const restoring: Restoring[] = [];
   let roundLinks: Promise<Set<string>> | undefined;
@@ -215,7 +226,9 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
       roundLinks ??= hostLinks();
       const have = await roundLinks;
       const ready = (found.get(net.id) ?? []).filter((e) => e.state === 'ready' && (e.sandboxId !== undefined || e.dockerId !== undefined));
-      const gone = ready.filter((e) => e.sandboxId === undefined && !have.has(ifnameOf(e)));
+      const gone = ready.filter((e) => e.sandboxId === undefined && (!have.has(ifnameOf(e)) || handedBack(e, have)));
+      // Those the engine handed back: their veth goes now, their record at the engine's next call (its host end gone).
+      for (const e of gone) if (have.has(ifnameOf(e))) await leaveSandbox(ctx.netlink, e);
       const eps = ready.filter((e) => !gone.includes(e));
       if (eps.length === 0 && !config.createdHere) {
         // Its last local endpoint left at start-up: the devices, and the network's place here, go now.
@@ -320,7 +333,7 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
           s.local.delete(ep.id);
           throw err;
         }
-        return { info: detachedInfo(net, ep, data, s.mtu), macAddress: data.mac, driverData: data };
+        return { info: detachedInfo(net, ep, data, s.mtu), macAddress: data.mac, driverData: { ...data, joined: true } };
       }
       const s = stateOf(net, config);
       const mac = ep.macAddress ?? macFor(ep.ipv4);

@@ -9,7 +9,7 @@ import type { JoinInfo } from '../contract/join.js';
 import { newId, resolveRef, validateObjectName } from '../core/refs.js';
 import { bestEffort, SerialQueue, withRollback } from '../core/steps.js';
 import type { ControllerDeps, CreateNetworkRequest, CreateSandboxRequest, ConnectRequest, PruneResult } from './types.js';
-import { checkAskedAddresses, createDetachedEndpoint, createJoinedEndpoint, driverOf, now, replacePorts, teardownEndpoint, type DetachedRequest } from './endpoints.js';
+import { checkAskedAddresses, createDetachedEndpoint, createJoinedEndpoint, driverOf, joinDetached, now, replacePorts, teardownEndpoint, type DetachedRequest } from './endpoints.js';
 import { checkJoinedEndpoints, releaseOrphanAddresses, restoreKernelState } from './reconcile.js';
 import { inSandbox, teardownSandbox } from './sandboxes.js';
 import { parsePublish, type PortSpec } from '../portmap/index.js';
@@ -269,8 +269,7 @@ export class Controller {
   dockerJoin(id: string): Promise<JoinInfo | undefined> {
     return this.queue.run(async () => {
       const ep = this.dockerEndpoint(id);
-      const net = this.network(ep.networkId);
-      return (await driverOf(this.deps, net.driver).join(net, net.config, ep, { kind: 'detached' })).info;
+      return joinDetached(this.deps, this.network(ep.networkId), ep);
     });
   }
 

@@ -6,6 +6,7 @@ import type { PortSpec } from '../portmap/index.js';
 import type { ControllerDeps } from './types.js';
 import { isFresh, type Driver, type EndpointCreated, type LeaveHint, type Placement } from '../contract/driver.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../core/model.js';
+import type { JoinInfo } from '../contract/join.js';
 import { newId } from '../core/refs.js';
 import { formatMac, parseAddressOrCidr, parseMac } from '../ip/index.js';
 import { mark } from '../core/trace.js';
@@ -231,6 +232,17 @@ export function createDetachedEndpoint(deps: ControllerDeps, net: NetworkRecord,
     store.endpoints.put(ep);
     return ep;
   });
+}
+
+/**
+ * The Docker engine's Join of a detached endpoint: what its driver says the interface should look
+ * like, and the driver's data kept as it now stands (a driver may note the join, to know after a
+ * restart whether the engine had taken the interface).
+ */
+export async function joinDetached(deps: ControllerDeps, net: NetworkRecord, ep: EndpointRecord): Promise<JoinInfo | undefined> {
+  const joined = await driverOf(deps, net.driver).join(net, net.config, ep, { kind: 'detached' });
+  if (joined.driverData !== undefined) deps.store.endpoints.put({ ...ep, driverData: joined.driverData });
+  return joined.info;
 }
 
 /** Replaces what the endpoint publishes with ports (none = unpublish). */

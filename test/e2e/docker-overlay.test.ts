@@ -3,7 +3,7 @@
 // (its plugin folder is the daemon's). One `docker network create` per engine maps to one overlay;
 // containers get distinct addresses from the cluster and ping each other; published ports answer
 // on the host's underlay address. After connect/disconnect, rm -f, an engine crash and a plugin
-// crash, nothing stale is left: checked outside the code under test with `bridge -j fdb` and
+// crash (also one away longer than the engine's retries, which then hands the interfaces back), nothing stale is left: checked outside the code under test with `bridge -j fdb` and
 // `ip -j neigh` in each host, and the peer keys read straight from etcd. A cluster-wide `cnmkit
 // network rm` does not pull a network from under an engine that has it. IPv6 (--ipv6, with and
 // without a v6 subnet): v6 addresses from the cluster's pool, ping6 across, v6 neighbours.
@@ -237,6 +237,29 @@ describeDocker('cnmkit-overlay under two Docker engines on two simulated hosts',
     expect(await reaches(e1, 'c1', await ipOf(e2, 'c4'))).toBe(true);
     await expectNoStale([[e1, 'c1'], [e2, 'c2'], [e2, 'c4']]);
   });
+
+  it('a disconnect and a stop while the plugin is away longer than the engine retries (it gives up and takes the interface back): the restarted plugin drops their peers, addresses and veths', async () => {
+    const [e1, e2] = engines;
+    await run1(e1, 'c1');
+    await run1(e2, 'c2');
+    await run1(e2, 'c3');
+    await expectNoStale([[e1, 'c1'], [e2, 'c2'], [e2, 'c3']]);
+    const ids = await Promise.all(['c2', 'c3'].map(async (c) => ((await e2.inspect(['container', 'inspect', c]))[0].NetworkSettings.Networks[NET].EndpointID as string).slice(0, 10)));
+    await hosts[1].daemon.stop('SIGKILL');
+    // The engine retries each plugin call for about 15 s, then goes on without the plugin (exit 0),
+    // moving each container end back to its own namespace (the daemon's).
+    await Promise.all([e2.dockerOk(['network', 'disconnect', NET, 'c2'], { timeoutMs: 120_000 }), e2.dockerOk(['stop', '-t', '1', 'c3'], { timeoutMs: 120_000 })]);
+    await hosts[1].daemon.start();
+    await expectNoStale([[e1, 'c1']]);
+    // Their veths (both ends named after the endpoint) are gone from the host too.
+    const theirs = async () => (JSON.parse(await hosts[1].ns.sh(['ip', '-j', 'link', 'show'])) as { ifname: string }[]).map((l) => l.ifname).filter((n) => ids.some((id) => n.endsWith(id)));
+    await until('their veths gone', async () => (await theirs()).length === 0, 5000).catch(async (err: Error) => {
+      throw new Error(`${err.message}: have ${JSON.stringify(await theirs())}`);
+    });
+    await run1(e2, 'c4');
+    expect(await reaches(e1, 'c1', await ipOf(e2, 'c4'))).toBe(true);
+    await expectNoStale([[e1, 'c1'], [e2, 'c4']]);
+  }, 180_000);
 
   it('cnmkit network rm on a host without the engine network is refused while another engine has it (naming that engine\'s network); docker network rm there removes it from the cluster', async () => {
     const [e1] = engines;

@@ -98,7 +98,11 @@ describeRoot('the CLI as users meet it', () => {
     const r = await startRun(['--name', name, '-p', '80', '-p', '127.0.0.1:9053:53/udp'], ['sh', '-c', 'echo out; sleep 30']);
     let inside: number[] = [];
     try {
-      await new Promise((res) => setTimeout(res, 300));
+      // The run prints its ports once the daemon's answer reaches it, then starts the command: both
+      // come after the sandbox is connected (startRun's condition), later still on a loaded machine.
+      for (const deadline = Date.now() + 10_000; !(/->53\/udp$/m.test(r.stderr()) && r.stdout() === 'out\n') && Date.now() < deadline;) {
+        await new Promise((res) => setTimeout(res, 50));
+      }
       const printed = /^0\.0\.0\.0:(\d+)->80\/tcp$/m.exec(r.stderr());
       expect(printed, r.stderr()).not.toBeNull();
       expect(r.stderr()).toMatch(/^127\.0\.0\.1:9053->53\/udp$/m);
@@ -117,7 +121,9 @@ describeRoot('the CLI as users meet it', () => {
       expect(none.stderr).toMatch(/no public port '81\/tcp' published for/);
       expect((await cli(['port'], [name, '80/icmp'])).code).toBe(2);
       // The command's shell and its `sleep` child, seen in the sandbox as `ip netns pids` sees them.
-      inside = (await check(['ip', 'netns', 'pids', name])).split('\n').filter(Boolean).map(Number);
+      // The shell forks its `sleep` after the echo: asked until both are there (5 s at most).
+      const pids = async (): Promise<number[]> => (await check(['ip', 'netns', 'pids', name])).split('\n').filter(Boolean).map(Number);
+      for (const deadline = Date.now() + 5_000; (inside = await pids()).length < 2 && Date.now() < deadline;) await new Promise((res) => setTimeout(res, 50));
       expect(inside.length).toBeGreaterThanOrEqual(2);
     } finally {
       r.stop();

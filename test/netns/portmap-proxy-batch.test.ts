@@ -73,7 +73,7 @@ describeRoot('userland proxy: ranges and all-or-nothing batches', () => {
       { proto: 'tcp', hostPort: 31000, hostPortEnd: 31010, containerIP: topo.containerIP, containerPort: 80, containerPortEnd: 90 },
     ];
     await expect(proxy.call('publish', { owner: 'web', mappings })).rejects.toMatchObject({
-      name: 'ConflictError',
+      name: 'PortInUseError',
       code: 'ERR_CONFLICT',
       message: expect.stringMatching(/^port 31005\/tcp on all addresses is already in use by another socket on this host \(none of the batch's 12 ports is kept\)$/),
     });
@@ -93,7 +93,8 @@ describeRoot('userland proxy: ranges and all-or-nothing batches', () => {
       { proto: 'udp', hostPort: 31999, hostPortEnd: 32001, containerIP: topo.containerIP, containerPort: 53, containerPortEnd: 55 },
     ];
     await expect(proxy.call('publish', { owner: 'dns', mappings })).rejects.toMatchObject({
-      name: 'ConflictError',
+      name: 'PortInUseError',
+      code: 'ERR_CONFLICT',
       message: 'port 32000/udp on all addresses is already in use by another socket on this host (none of the batch\'s 13 ports is kept)',
     });
     expect(await listeningPorts(topo.host, 'tcp')).toEqual([]);

@@ -1,7 +1,8 @@
 // What users tripped on, through the real CLI against a real daemon in a namespace that stands for
 // the host: exec without `--`, exit codes 127/126 for commands that cannot run, the host port a
 // `run -p` chose (stderr) and `cnmkit port`, `rm` of several objects carrying on past a failure,
-// and a sandbox that a running `cnmkit run` uses (refused, or forced and reported by the run).
+// a sandbox that a running `cnmkit run` uses (refused, or forced and reported by the run), and a
+// run stopped by a signal before its command started (its sandbox still removed).
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -10,6 +11,7 @@ import { afterEach, beforeEach, expect, it } from 'vitest';
 import { describeRoot } from '../helpers/root.js';
 import { adoptNs, makeNs, uniqueName } from '../helpers/netns.js';
 import { CLI, TestDaemon } from '../helpers/daemon.js';
+import { HoldingRelay } from '../helpers/etcd-relay.js';
 import { check, run, type RunResult } from '../helpers/exec.js';
 
 let daemon: TestDaemon;
@@ -98,7 +100,11 @@ describeRoot('the CLI as users meet it', () => {
     const r = await startRun(['--name', name, '-p', '80', '-p', '127.0.0.1:9053:53/udp'], ['sh', '-c', 'echo out; sleep 30']);
     let inside: number[] = [];
     try {
-      await new Promise((res) => setTimeout(res, 300));
+      // The run prints its ports once the daemon's answer reaches it, then starts the command: both
+      // come after the sandbox is connected (startRun's condition), later still on a loaded machine.
+      for (const deadline = Date.now() + 10_000; !(/->53\/udp$/m.test(r.stderr()) && r.stdout() === 'out\n') && Date.now() < deadline;) {
+        await new Promise((res) => setTimeout(res, 50));
+      }
       const printed = /^0\.0\.0\.0:(\d+)->80\/tcp$/m.exec(r.stderr());
       expect(printed, r.stderr()).not.toBeNull();
       expect(r.stderr()).toMatch(/^127\.0\.0\.1:9053->53\/udp$/m);
@@ -117,7 +123,9 @@ describeRoot('the CLI as users meet it', () => {
       expect(none.stderr).toMatch(/no public port '81\/tcp' published for/);
       expect((await cli(['port'], [name, '80/icmp'])).code).toBe(2);
       // The command's shell and its `sleep` child, seen in the sandbox as `ip netns pids` sees them.
-      inside = (await check(['ip', 'netns', 'pids', name])).split('\n').filter(Boolean).map(Number);
+      // The shell forks its `sleep` after the echo: asked until both are there (5 s at most).
+      const pids = async (): Promise<number[]> => (await check(['ip', 'netns', 'pids', name])).split('\n').filter(Boolean).map(Number);
+      for (const deadline = Date.now() + 5_000; (inside = await pids()).length < 2 && Date.now() < deadline;) await new Promise((res) => setTimeout(res, 50));
       expect(inside.length).toBeGreaterThanOrEqual(2);
     } finally {
       r.stop();
@@ -145,6 +153,39 @@ describeRoot('the CLI as users meet it', () => {
     expect(await netnsNames()).not.toContain(name);
     expect(await r.exit).toBe(0);
     expect(r.stderr()).toMatch(new RegExp(`sandbox ${name} was removed while the command ran`));
+  });
+
+  it('a run stopped (SIGTERM) while its sandbox is being connected removes the sandbox, exits 143 and does not start the command', async () => {
+    // The run talks to the daemon through a relay that hands it each answer 2 s late: the signal
+    // lands once the daemon has connected the sandbox and before the run has heard so.
+    const ports = await listening();
+    const relay = new HoldingRelay(path.join(daemon.dir, 'late.sock'), daemon.socket);
+    relay.delayMs = 2000;
+    await relay.listen();
+    const name = uniqueName('stop');
+    adoptNs(name);
+    const ran = path.join(daemon.dir, 'ran');
+    const child = spawn(process.execPath, [CLI, 'run', '--socket', relay.socket, '--name', name, '-p', '80', 'touch', ran], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    const exit = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+    const sandboxes = async (): Promise<{ name: string; endpoints: unknown[] }[]> => JSON.parse((await daemon.cmd(['sandbox', 'ls', '--format', 'json'])).stdout);
+    try {
+      for (const deadline = Date.now() + 20_000; !(await sandboxes()).some((s) => s.name === name && s.endpoints.length > 0);) {
+        if (child.exitCode !== null || Date.now() > deadline) throw new Error(`cnmkit run did not connect its sandbox: ${err}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect((await listening()).length).toBe(ports.length + 1);
+      child.kill('SIGTERM');
+      relay.delayMs = 0;
+      expect(await exit, err).toEqual({ code: 143, signal: null });
+    } finally {
+      await relay.close();
+    }
+    expect(await sandboxes()).toEqual([]);
+    expect(await netnsNames()).not.toContain(name);
+    expect(await listening()).toEqual(ports);
+    expect(fs.existsSync(ran)).toBe(false);
   });
 
   it('removes every network it can in `network rm a b c`, reports each failure, and exits 1', async () => {

@@ -86,10 +86,18 @@ describeRoot('daemon sockets, health and metrics', () => {
     expect(JSON.parse(ok.body)).toMatchObject({ status: 'ok', checks: { store: { status: 'ok' }, firewall: { status: 'ok' }, kernel: { status: 'ok' } } });
     const db = path.join(daemon.stateDir, 'state.db');
     expect(fs.existsSync(db)).toBe(true);
-    // sqlite3's own CLI holds an exclusive lock on the daemon's database for a few seconds.
-    const locker = spawn('sqlite3', [db], { stdio: ['pipe', 'ignore', 'inherit'] });
-    locker.stdin!.write('BEGIN EXCLUSIVE;\nSELECT 1;\n');
-    // Asked until sqlite3 has taken the lock (10 s at most): the answer is 503 from then on.
+    // sqlite3's own CLI holds an exclusive lock on the daemon's database. It waits for the lock
+    // (.timeout: the daemon may hold it a moment, and sqlite3 would otherwise fail at once and hold
+    // nothing) and says 'held' once it has it (-bail: nothing is said if BEGIN failed).
+    const locker = spawn('sqlite3', ['-bail', db], { stdio: ['pipe', 'pipe', 'inherit'] });
+    let said = '';
+    locker.stdout!.on('data', (d: Buffer) => (said += d.toString()));
+    locker.stdin!.write(".timeout 10000\nBEGIN EXCLUSIVE;\nSELECT 'held';\n");
+    for (const deadline = Date.now() + 10_000; !said.includes('held') && locker.exitCode === null && Date.now() < deadline;) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(said).toContain('held');
+    // Asked until the answer is 503 (10 s at most), which it is while sqlite3 holds the lock.
     let failed = await curlSocket('/health');
     for (const deadline = Date.now() + 10_000; failed.status !== 503 && Date.now() < deadline; failed = await curlSocket('/health')) {
       await new Promise((r) => setTimeout(r, 50));

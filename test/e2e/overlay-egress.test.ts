@@ -13,14 +13,22 @@ import { makeNs } from '../helpers/netns.js';
 interface Ep { ipv4?: string; ports?: { hostPort: number; containerPort: number; proto: string }[] }
 const OUTSIDE = '198.19.255.200';
 
-/** Serves one TCP connection in namespace ns on port: answers with the client's address as it arrives there. */
-function tellPeer(ns: string, port: number): Promise<unknown> {
-  return run(['ip', 'netns', 'exec', ns, 'socat', '-T', '5', `TCP-LISTEN:${port},reuseaddr`, 'SYSTEM:echo $SOCAT_PEERADDR'], { timeoutMs: 20_000 });
+/**
+ * Serves one TCP connection in namespace ns on port: answers with the client's address as it
+ * arrives there. Resolves once socat listens (read with ss; 10 s at most); `served` ends with it.
+ */
+async function tellPeer(ns: string, port: number): Promise<{ served: Promise<unknown> }> {
+  const served = run(['ip', 'netns', 'exec', ns, 'socat', '-T', '5', `TCP-LISTEN:${port},reuseaddr`, 'SYSTEM:echo $SOCAT_PEERADDR'], { timeoutMs: 20_000 });
+  const deadline = Date.now() + 10_000;
+  while ((await run(['ip', 'netns', 'exec', ns, 'ss', '-Hltn', `sport = :${port}`])).stdout.trim() === '') {
+    if (Date.now() > deadline) throw new Error(`socat did not listen on port ${port} in ${ns} within 10 s: ${JSON.stringify(await Promise.race([served, 'still running']))}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { served };
 }
 
 /** Connects from namespace ns to addr:port and returns what the server said. */
 async function askPeer(ns: string, addr: string, port: number): Promise<string> {
-  await new Promise((r) => setTimeout(r, 300));
   return (await check(['ip', 'netns', 'exec', ns, 'socat', '-T', '5', '-u', `TCP:${addr}:${port}`, '-'])).trim();
 }
 
@@ -48,13 +56,13 @@ for (const backend of ['nftables', 'iptables'] as const) {
       const rules = backend === 'nftables' ? await h.ns.sh(['nft', 'list', 'ruleset']) : await h.ns.sh(['iptables-save', '-t', 'nat']);
       expect(rules).toMatch(backend === 'nftables' ? /masquerade/ : /-j MASQUERADE/);
 
-      const outside = tellPeer(out.name, 9000);
+      const outside = await tellPeer(out.name, 9000);
       expect(await askPeer(sb, OUTSIDE, 9000)).toBe(h.ip);
-      await outside;
+      await outside.served;
 
-      const inside = tellPeer(sb, 8080);
+      const inside = await tellPeer(sb, 8080);
       expect(await askPeer(out.name, h.ip, 18080)).toBe(OUTSIDE);
-      await inside;
+      await inside.served;
     });
 
     it('run -p on an overlay prints the host port chosen, as on a bridge network', async () => {

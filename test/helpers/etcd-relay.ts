@@ -1,5 +1,5 @@
-// A unix-socket relay between a daemon and etcd, for tests that must land a fault in a precise
-// window: answers pass `delayMs` late, or not at all once `held`; requests pass at once, or are
+// A unix-socket relay between a daemon and etcd (or a CLI and its daemon), for tests that must
+// land a fault in a precise window: answers pass `delayMs` late, or not at all once `held`; requests pass at once, or are
 // dropped while `requestsHeld` (the connection is useless afterwards: for a daemon about to be killed),
 // or dropped with the rest of their connection when `dropWhen` says so of a chunk (e.g. every
 // transaction, while reads and watch streams pass; the client's deadline then closes the connection).

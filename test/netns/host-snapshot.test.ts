@@ -91,10 +91,11 @@ const leaks: Leak[] = [
     make: async () => {
       const parent = spawn('setsid', ['sh', '-c', 'env -i sleep 301 & wait'], { stdio: 'ignore', env: { ...process.env, CNMKIT_TEST_RUN: marker } });
       // setsid forks when it is a group leader; either way the sleep is a grandchild or deeper.
-      await new Promise((r) => setTimeout(r, 300));
+      // Until env has exec'd it (slow under load), no process is `sleep 301` (5 s at most).
+      const sleepers = async (): Promise<number[]> => (await run(['pgrep', '-f', '^sleep 301$'])).stdout.split('\n').filter(Boolean).map(Number);
+      for (const deadline = Date.now() + 5000; (await sleepers()).length === 0 && Date.now() < deadline;) await new Promise((r) => setTimeout(r, 20));
       return async () => {
-        const pids = (await run(['pgrep', '-f', '^sleep 301$'])).stdout.split('\n').filter(Boolean).map(Number);
-        for (const pid of pids) await killAndWait(pid);
+        for (const pid of await sleepers()) await killAndWait(pid);
         parent.kill('SIGKILL');
       };
     },

@@ -75,6 +75,42 @@ export function runAttached(argv: string[], env: Record<string, string> = {}): P
   });
 }
 
+/**
+ * Holds SIGINT and SIGTERM while a run sets up and tears down its sandbox: the first is noted
+ * (`got`) and the run stops at its next step, removing the sandbox; a second one ends this process
+ * at once, as the signal would. While passOn's function runs (the command), signals are left to
+ * it (runAttached forwards them). Without this, a signal before the command started (while the
+ * sandbox was being connected) ended the run and left the sandbox and its ports behind.
+ */
+function holdSignals(): { readonly got: NodeJS.Signals | undefined; passOn<T>(fn: () => Promise<T>): Promise<T>; release(): void } {
+  let got: NodeJS.Signals | undefined;
+  let passing = false;
+  const on = (sig: NodeJS.Signals): void => {
+    if (passing) return;
+    if (got === undefined) {
+      got = sig;
+      return;
+    }
+    release();
+    process.kill(process.pid, sig);
+  };
+  const release = (): void => {
+    process.off('SIGINT', on);
+    process.off('SIGTERM', on);
+  };
+  process.on('SIGINT', on);
+  process.on('SIGTERM', on);
+  const passOn = async <T>(fn: () => Promise<T>): Promise<T> => {
+    passing = true;
+    try {
+      return await fn();
+    } finally {
+      passing = false;
+    }
+  };
+  return { get got() { return got; }, passOn, release };
+}
+
 /** The command with its executable resolved, or the exit code that says why it cannot run. */
 export function resolveCommand(rest: string[]): string[] | number {
   const found = findExecutable(rest[0]!);
@@ -138,20 +174,26 @@ export const run: Command = {
       networks = [all.some((n) => n.name === 'bridge') ? 'bridge' : 'none'];
     }
     const host = networks.includes('host');
-    const sb = await client.request<Sandbox>('POST', '/v1/sandboxes', { ...(v.name ? { name: v.name } : {}), ...(host ? { host: true } : {}), labels: runLabels() });
-    let code = 1;
+    const signals = holdSignals();
     try {
-      await connectAll(client, sb, networks, v.publish as string[] | undefined, v.ip as string | undefined);
-      code = await runAttached(await argvIn(client, sb, cmd));
-    } finally {
-      if (await vanished(client, sb.id)) console.error(`cnmkit: sandbox ${sb.name} was removed while the command ran (\`cnmkit sandbox rm --force\`)`);
-      else if (!v.keep) {
-        // As a container's other processes end with it: what the command left running inside.
-        if (!host) killProcessesInNetns([sb.netnsPath]);
-        await client.request('DELETE', `/v1/sandboxes/${sb.id}?force=true`);
+      const sb = await client.request<Sandbox>('POST', '/v1/sandboxes', { ...(v.name ? { name: v.name } : {}), ...(host ? { host: true } : {}), labels: runLabels() });
+      let code = 1;
+      try {
+        if (signals.got === undefined) await connectAll(client, sb, networks, v.publish as string[] | undefined, v.ip as string | undefined);
+        // Stopped before the command started: it is not started, and the sandbox goes as after it.
+        code = signals.got === undefined ? await signals.passOn(async () => runAttached(await argvIn(client, sb, cmd))) : 128 + os.constants.signals[signals.got];
+      } finally {
+        if (await vanished(client, sb.id)) console.error(`cnmkit: sandbox ${sb.name} was removed while the command ran (\`cnmkit sandbox rm --force\`)`);
+        else if (!v.keep) {
+          // As a container's other processes end with it: what the command left running inside.
+          if (!host) killProcessesInNetns([sb.netnsPath]);
+          await client.request('DELETE', `/v1/sandboxes/${sb.id}?force=true`);
+        }
       }
+      return code;
+    } finally {
+      signals.release();
     }
-    return code;
   },
 };
 

@@ -61,6 +61,12 @@ export interface JoinInfo {
   noGateway: boolean;
   /** IPv6 on the interface (off on a network without IPv6: no link-local address, no DAD or MLD). */
   ipv6Enabled: boolean;
+  /**
+   * How long the sandbox waits before it asks again for a neighbour's MAC (ARP, and NS with IPv6),
+   * in ms, when the driver wants other than the kernel's 1 s; cnmkit's own sandboxes only (the
+   * Docker engine configures its containers' interfaces itself).
+   */
+  neighRetransMs?: number;
 }
 
 /** What join returns: the description (none: no interface, as null and host), the endpoint's MAC, and the driver's data when it changed. */

@@ -1,12 +1,12 @@
 // The one applier of JoinInfo: puts the interface a driver described into a sandbox — moved and
-// renamed when it was born in the daemon's namespace, MAC and MTU when asked, IPv6 on or off
-// before it comes up, addresses, up, static routes, and default routes via the gateways unless the
+// renamed when it was born in the daemon's namespace, MAC and MTU when asked, IPv6 on or off and
+// the neighbour solicitation interval (when the driver asks) before it comes up, addresses, up, static routes, and default routes via the gateways unless the
 // sandbox has one already. A link moved in is moved back out (with its name) on failure; a link
 // born in the sandbox is the driver's to remove (leave). In a fresh sandbox of cnmkit's own with a
 // link born there it asks the kernel nothing first (no extra round trip on connect). "The host" is
 // the daemon's namespace: the one the pool's default handle is bound to (not necessarily the
 // process's own, as with a daemon's context bound to a throwaway namespace in tests).
-import { ensureSysctl, runInNetns } from '../netns/index.js';
+import { ensureSysctl, runInNetns, setSysctl } from '../netns/index.js';
 import { nextIfname } from '../contract/ifname.js';
 import { addAddress, addRoute, linkIndex, listRoutes, moveLink, setLink, setLinkUp, type NetlinkHandle, type NetlinkHandlePool } from '../netlink/index.js';
 import type { JoinInfo } from '../contract/join.js';
@@ -44,6 +44,19 @@ function setIPv6(pool: NetlinkHandlePool, sb: SandboxRecord, ifname: string, on:
   else runInNetns(nsPath, write);
 }
 
+/**
+ * The interval of the interface's neighbour solicitations (an interface just placed: written, not read first).
+ * Equivalent to: `ip netns exec SB sysctl -w net.ipv4.neigh.IFNAME.retrans_time_ms=MS` (and net.ipv6 with IPv6)
+ */
+function setNeighRetrans(pool: NetlinkHandlePool, sb: SandboxRecord, ifname: string, ms: number, ipv6: boolean): void {
+  const write = (): void => {
+    for (const family of ipv6 ? ['ipv4', 'ipv6'] : ['ipv4']) setSysctl(`net/${family}/neigh/${ifname}/retrans_time_ms`, String(ms));
+  };
+  const nsPath = sandboxNsPath(pool, sb);
+  if (nsPath === undefined) write();
+  else runInNetns(nsPath, write);
+}
+
 async function hasDefaultRoute(h: NetlinkHandle, family: 4 | 6): Promise<boolean> {
   return (await listRoutes(h, { family })).some((r) => r.dst === 'default');
 }
@@ -70,6 +83,7 @@ export function applyJoinInfo(pool: NetlinkHandlePool, sb: SandboxRecord, info: 
     const sbh = pool.get(sb.kind === 'host' ? undefined : sb.netnsPath);
     if (info.mac !== undefined || info.mtu !== undefined) await setLink(sbh, index, { ...(info.mac ? { mac: info.mac } : {}), ...(info.mtu ? { mtu: info.mtu } : {}) });
     setIPv6(pool, sb, ifname, info.ipv6Enabled, info.src.where === 'sandbox');
+    if (info.neighRetransMs !== undefined) setNeighRetrans(pool, sb, ifname, info.neighRetransMs, info.ipv6Enabled);
     if (info.ipv4) await addAddress(sbh, index, info.ipv4);
     if (info.ipv6) await addAddress(sbh, index, info.ipv6, { nodad: true });
     await setLinkUp(sbh, index);

@@ -50,6 +50,10 @@ async function dispatch(c: Commands, argv: string[]): Promise<number> {
       return sub === undefined ? 2 : 0;
     }
     cmd = group.commands.find((x) => x.name === sub || (x.name === 'ls' && sub === 'list') || (x.name === 'rm' && sub === 'remove'));
+    if (!cmd && sub.startsWith('-')) {
+      const names = group.commands.map((x) => x.name).join(', ');
+      throw new UsageError(`"cnmkit ${first}" takes a command (${names}) before its options: cnmkit ${first} COMMAND ${sub} …\nSee 'cnmkit ${first} --help'.`);
+    }
     if (!cmd) throw new UsageError(`unknown command "cnmkit ${first} ${sub}"\nSee 'cnmkit ${first} --help'.`);
     args = subRest;
   } else {

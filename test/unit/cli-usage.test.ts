@@ -46,6 +46,9 @@ describe('usage errors', () => {
     });
     const unknown = await cnmkit('network', 'frobnicate');
     expect(unknown).toMatchObject({ code: 2, stderr: 'cnmkit: unknown command "cnmkit network frobnicate"\nSee \'cnmkit network --help\'.\n' });
+    // An option where the group's command goes is not taken for a command name.
+    const early = await cnmkit('cluster', '--socket', '/run/x.sock');
+    expect(early).toMatchObject({ code: 2, stdout: '', stderr: 'cnmkit: "cnmkit cluster" takes a command (hosts, status) before its options: cnmkit cluster COMMAND --socket …\nSee \'cnmkit cluster --help\'.\n' });
   });
 
   it('reads -o KEY without a value as KEY with an empty value, as docker does; an empty key is a usage error (exit 2)', async () => {

@@ -2,7 +2,7 @@
 // last allocated" like Docker, explicit ports and ranges. Holds no socket; the proxy does that.
 import fs from 'node:fs';
 import { ConflictError, InvalidArgumentError } from '../errors.js';
-import { canonicalIP, hostIPsOverlap, parseProto, validatePortSpec, type PortSpec, type Proto } from './spec.js';
+import { canonicalIP, hostIPsOverlap, parseProto, picksFromHostRange, validatePortSpec, type PortSpec, type Proto } from './spec.js';
 
 export interface PortRange {
   start: number;
@@ -101,7 +101,7 @@ export class PortAllocator {
           const hostPort = this.findFree(s, this.ephemeral);
           taken.push(this.hold({ owner, proto: s.proto, ...ip(s), hostPort, hostPortEnd: hostPort }));
         }
-      } else if (s.hostPortEnd > s.hostPort && s.containerPortEnd === s.containerPort) {
+      } else if (picksFromHostRange(s)) {
         const hostPort = this.findFree(s, { start: s.hostPort, end: s.hostPortEnd });
         taken.push(this.hold({ owner, proto: s.proto, ...ip(s), hostPort, hostPortEnd: hostPort }));
       } else {

@@ -9,7 +9,7 @@ import { bestEffort, withRollback } from '../core/steps.js';
 import { PortInUseError } from '../errors.js';
 import type { PortAllocator } from './allocator.js';
 import type { ProxyMapping, UserlandProxy } from './proxy.js';
-import type { PortSpec } from './spec.js';
+import { picksFromHostRange, type PortSpec } from './spec.js';
 
 /** Tries of a publish whose chosen host port is held by a socket not ours (Docker's number). */
 export const PUBLISH_ATTEMPTS = 10;
@@ -90,8 +90,7 @@ export class PortPublisher {
 
 /** True when the busy port was asked for exactly (not chosen by the allocator from a range). */
 function givenExactly(specs: readonly PortSpec[], err: PortInUseError): boolean {
-  return specs.some((s) => s.proto === err.proto && s.hostPort !== 0 && !(s.hostPortEnd > s.hostPort && s.containerPortEnd === s.containerPort)
-    && err.port >= s.hostPort && err.port <= s.hostPortEnd);
+  return specs.some((s) => s.proto === err.proto && s.hostPort !== 0 && !picksFromHostRange(s) && err.port >= s.hostPort && err.port <= s.hostPortEnd);
 }
 
 /** Host ports the proxy would hold for specs once allocated (one listening socket each). */
@@ -100,7 +99,7 @@ export function proxiedPorts(specs: readonly PortSpec[]): number {
     .filter((s) => s.proto === 'tcp' || s.proto === 'udp')
     .reduce((sum, s) => {
       if (s.hostPort === 0) return sum + s.containerPortEnd - s.containerPort + 1;
-      if (s.hostPortEnd > s.hostPort && s.containerPortEnd === s.containerPort) return sum + 1;
+      if (picksFromHostRange(s)) return sum + 1;
       return sum + s.hostPortEnd - s.hostPort + 1;
     }, 0);
 }

@@ -116,6 +116,11 @@ function checkRanges(spec: PortSpec, field: string, raw: string): PortSpec {
   return spec;
 }
 
+/** A host range for one container port (`8000-8010:80`): one free port of the range is chosen. */
+export function picksFromHostRange(s: PortSpec): boolean {
+  return s.hostPortEnd > s.hostPort && s.containerPortEnd === s.containerPort;
+}
+
 /**
  * Parses one `-p` value. Examples: `80`, `8080:80`, `127.0.0.1:8080:80/udp`, `127.0.0.1::80`,
  * `[::1]:8080:80`, `8000-8010:80` (one free port of the range), `8000-8010:80-90`.

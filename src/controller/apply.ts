@@ -29,6 +29,13 @@ function sandboxNsPath(pool: NetlinkHandlePool, sb: SandboxRecord): string | und
   return sb.kind === 'host' ? pool.get().nsPath : sb.netnsPath;
 }
 
+/** Runs write (sysctl files) in the sandbox's namespace, or in the daemon's own when the sandbox is it. */
+function inSandboxNs(pool: NetlinkHandlePool, sb: SandboxRecord, write: () => void): void {
+  const nsPath = sandboxNsPath(pool, sb);
+  if (nsPath === undefined) write();
+  else runInNetns(nsPath, write);
+}
+
 /**
  * IPv6 on or off on an interface of the sandbox. An interface born in one of cnmkit's own sandboxes
  * has it off already (see ./sandbox-kernel.ts), so only turning it on is written there.
@@ -36,12 +43,7 @@ function sandboxNsPath(pool: NetlinkHandlePool, sb: SandboxRecord): string | und
  */
 function setIPv6(pool: NetlinkHandlePool, sb: SandboxRecord, ifname: string, on: boolean, bornThere: boolean): void {
   if (sb.kind === 'named' && bornThere && !on) return;
-  const write = (): void => {
-    ensureSysctl(`net/ipv6/conf/${ifname}/disable_ipv6`, on ? '0' : '1');
-  };
-  const nsPath = sandboxNsPath(pool, sb);
-  if (nsPath === undefined) write();
-  else runInNetns(nsPath, write);
+  inSandboxNs(pool, sb, () => ensureSysctl(`net/ipv6/conf/${ifname}/disable_ipv6`, on ? '0' : '1'));
 }
 
 /**
@@ -49,12 +51,9 @@ function setIPv6(pool: NetlinkHandlePool, sb: SandboxRecord, ifname: string, on:
  * Equivalent to: `ip netns exec SB sysctl -w net.ipv4.neigh.IFNAME.retrans_time_ms=MS` (and net.ipv6 with IPv6)
  */
 function setNeighRetrans(pool: NetlinkHandlePool, sb: SandboxRecord, ifname: string, ms: number, ipv6: boolean): void {
-  const write = (): void => {
+  inSandboxNs(pool, sb, () => {
     for (const family of ipv6 ? ['ipv4', 'ipv6'] : ['ipv4']) setSysctl(`net/${family}/neigh/${ifname}/retrans_time_ms`, String(ms));
-  };
-  const nsPath = sandboxNsPath(pool, sb);
-  if (nsPath === undefined) write();
-  else runInNetns(nsPath, write);
+  });
 }
 
 async function hasDefaultRoute(h: NetlinkHandle, family: 4 | 6): Promise<boolean> {

@@ -169,18 +169,31 @@ export interface CheckOptions {
 }
 
 /**
+ * Pings each pair's address from its source node's sandbox, one job per source (in the order the
+ * sources first appear): each pair's round-trip time in ms, undefined when it did not answer.
+ */
+async function pingPairs(prober: Prober, sandbox: Map<string, string>, pairs: { from: string; address: string }[], timeout: number): Promise<(number | undefined)[]> {
+  const from = [...new Set(pairs.map((r) => r.from))];
+  const rtts = await prober.ping(from.map((f) => ({ sandbox: sandbox.get(f)!, addresses: pairs.filter((r) => r.from === f).map((r) => r.address) })), timeout);
+  const next = new Map(from.map((f, j) => [f, { row: rtts[j] ?? [], i: 0 }]));
+  return pairs.map((r) => {
+    const at = next.get(r.from)!;
+    return at.row[at.i++];
+  });
+}
+
+/**
  * The pairs on a shared network or link that did not answer are asked once more (marked ok when
  * they answer now): an overlay's peers reach the other hosts' kernels a moment after `up` has
  * returned, and one echo lost meanwhile is no failure; a pair that fails twice is one.
  */
 async function askAgain(prober: Prober, sandbox: Map<string, string>, failed: PairResult[], timeout: number): Promise<void> {
-  const from = [...new Set(failed.map((r) => r.from))];
-  if (from.length === 0) return;
-  const rtts = await prober.ping(from.map((f) => ({ sandbox: sandbox.get(f)!, addresses: failed.filter((r) => r.from === f).map((r) => r.address) })), timeout);
-  from.forEach((f, j) => failed.filter((r) => r.from === f).forEach((r, i) => {
-    const rtt = rtts[j]?.[i];
+  if (failed.length === 0) return;
+  const rtts = await pingPairs(prober, sandbox, failed, timeout);
+  failed.forEach((r, i) => {
+    const rtt = rtts[i];
     if (rtt !== undefined) Object.assign(r, { ok: true, rttMs: rtt });
-  }));
+  });
 }
 
 /** Runs the matrix and the expectations of the lab in state s. */
@@ -190,12 +203,13 @@ export async function checkLab(s: LabState, o: CheckOptions): Promise<CheckRepor
   const timeout = o.timeoutMs ?? 1000;
   const sandbox = new Map(p.nodes.map((n) => [n.name, n.sandbox]));
   const pairs = pairsOf(p, s.interfaces);
-  const sources = p.nodes.map((n) => ({ node: n, pairs: pairs.filter((x) => x.from === n.name) })).filter((x) => x.pairs.length > 0);
-  const rtts = await o.prober.ping(sources.map((x) => ({ sandbox: x.node.sandbox, addresses: x.pairs.map((y) => y.address) })), timeout);
-  const results: PairResult[] = sources.flatMap((x, j) => x.pairs.map((y, i) => {
-    const rtt = rtts[j]?.[i];
+  // By source node, in the nodes' order.
+  const ordered = p.nodes.flatMap((n) => pairs.filter((x) => x.from === n.name));
+  const rtts = await pingPairs(o.prober, sandbox, ordered, timeout);
+  const results: PairResult[] = ordered.map((y, i) => {
+    const rtt = rtts[i];
     return { ...y, ok: rtt !== undefined, ...(rtt !== undefined ? { rttMs: rtt } : {}) };
-  }));
+  });
   await askAgain(o.prober, sandbox, results.filter((r) => !r.ok && r.via !== 'routed'), timeout);
   const expect = await mapLimit(p.topology.expect, o.concurrency ?? 8, async (e): Promise<ExpectResult> => {
     const address = targetAddress(p, s.interfaces, e.from, e.to);

@@ -112,6 +112,14 @@ async function expectNoStale(containers: [Dockerd, string][]): Promise<void> {
 
 const run1 = (e: Dockerd, name: string, extra: string[] = []) => e.dockerOk(['run', '-d', '--name', name, '--network', NET, ...extra, IMAGE, 'sleep', '600']);
 
+/** c1 on engine 1, c2 and c3 on engine 2, every host programmed for them. */
+async function runC1C2C3(e1: Dockerd, e2: Dockerd): Promise<void> {
+  await run1(e1, 'c1');
+  await run1(e2, 'c2');
+  await run1(e2, 'c3');
+  await expectNoStale([[e1, 'c1'], [e2, 'c2'], [e2, 'c3']]);
+}
+
 describeDocker('cnmkit-overlay under two Docker engines on two simulated hosts', skipReason, () => {
   beforeAll(async () => {
     sim = await SimCluster.create({ hosts: 2, leaseTtl: 3 });
@@ -219,10 +227,7 @@ describeDocker('cnmkit-overlay under two Docker engines on two simulated hosts',
 
   it('a plugin crash (SIGKILL of the daemon, restart): containers keep working, one removed meanwhile leaves no stale peer', async () => {
     const [e1, e2] = engines;
-    await run1(e1, 'c1');
-    await run1(e2, 'c2');
-    await run1(e2, 'c3');
-    await expectNoStale([[e1, 'c1'], [e2, 'c2'], [e2, 'c3']]);
+    await runC1C2C3(e1, e2);
     await hosts[1].daemon.stop('SIGKILL');
     expect(await reaches(e1, 'c1', await ipOf(e2, 'c2'))).toBe(true);
     // Removed while the plugin is down: the engine's Leave/DeleteEndpoint fail or wait for the plugin to return.
@@ -240,10 +245,7 @@ describeDocker('cnmkit-overlay under two Docker engines on two simulated hosts',
 
   it('a disconnect and a stop while the plugin is away longer than the engine retries (it gives up and takes the interface back): the restarted plugin drops their peers, addresses and veths', async () => {
     const [e1, e2] = engines;
-    await run1(e1, 'c1');
-    await run1(e2, 'c2');
-    await run1(e2, 'c3');
-    await expectNoStale([[e1, 'c1'], [e2, 'c2'], [e2, 'c3']]);
+    await runC1C2C3(e1, e2);
     const ids = await Promise.all(['c2', 'c3'].map(async (c) => ((await e2.inspect(['container', 'inspect', c]))[0].NetworkSettings.Networks[NET].EndpointID as string).slice(0, 10)));
     await hosts[1].daemon.stop('SIGKILL');
     // The engine retries each plugin call for about 15 s, then goes on without the plugin (exit 0),

@@ -5,18 +5,20 @@
 // each in ABBA order, means), and over the
 // underlay itself; (b) convergence: from `connect` returning on host A to the first ping answered
 // from a sandbox on host B (p50/p99); (c) endpoint create+join p50 as endpoints grow, spread over
-// the three hosts (at 1: each host's first connect); (d) a daemon whose overlay has many remote
+// the three hosts (at 1: a host's first endpoint on a network, over several networks; a fresh
+// daemon's very first connect apart); (d) a daemon whose overlay has many remote
 // peers, SIGKILLed and restarted: time until every FDB/neighbour entry is back; (e) Docker swarm's
 // overlay as the anchor (_overlay-swarm.ts).
 // Environment: BENCH_OVERLAY_PARTS (default a,b,c,d,e: run it in parts, each a few minutes),
 // BENCH_OVERLAY_SECONDS (iperf3, default 5), BENCH_OVERLAY_CONVERGE (endpoints, 100),
 // BENCH_OVERLAY_SIZES (create+join checkpoints, default 1,100,1000), BENCH_OVERLAY_C_SUBNET ((c)'s
-// subnet, default 198.19.4.0/22: 1000 endpoints fill it to 98 %), BENCH_OVERLAY_PEERS (1000),
+// subnet, default 198.19.4.0/22: 1000 endpoints fill it to 98 %), BENCH_OVERLAY_FIRSTS ((c) at 1:
+// that many networks, each joined once per host, default 10, at most 32), BENCH_OVERLAY_PEERS (1000),
 // BENCH_OVERLAY_RESTARTS ((d)'s rounds, default 1, each with the load average at its start),
 // BENCH_OVERLAY_LOCAL ((d): that many local endpoints on the restarted host too, on a second overlay
 // with twice as many remote peers, as parts b and c leave it; default 0);
 // CNMKIT_TRACE_START=1 also prints (d)'s daemon start-up stages (ms from its process start);
-// CNMKIT_TRACE_CONNECT=1 the stages of each host's first connect in (c).
+// CNMKIT_TRACE_CONNECT=1 the stages of each daemon's very first connect in (c).
 // Limits: every host shares this machine's 2 cores, so throughput figures are CPU-bound and compare
 // only within the run; a ping includes spawning `nsenter … ping` (a few ms), on both sides.
 import fs from 'node:fs';
@@ -36,6 +38,7 @@ const C_SUBNET = env('BENCH_OVERLAY_C_SUBNET', '198.19.4.0/22');
 const PARTS = env('BENCH_OVERLAY_PARTS', 'a,b,c,d,e').split(',');
 const RESTARTS = Number(env('BENCH_OVERLAY_RESTARTS', '1'));
 const LOCAL = Number(env('BENCH_OVERLAY_LOCAL', '0'));
+const FIRSTS = Math.min(32, Number(env('BENCH_OVERLAY_FIRSTS', '10')));
 
 interface Ep { id: string; ipv4?: string; macAddress?: string }
 const ip = (cidr: string | undefined): string => cidr!.split('/')[0]!;
@@ -148,11 +151,12 @@ async function partB(h1: SimHost, h2: SimHost): Promise<{ rows: Row[]; p50: numb
 }
 
 /**
- * (c) create+join p50 (of the last 50) at each checkpoint, endpoints round-robin over the hosts.
- * The checkpoint at 1 is every host's first connect (fresh daemons when part c runs alone: parts a
- * and b connect on h1 and h2 before it): h1 created the network and has its devices already, the
- * others make them and read the network's peers and pool at that connect. One sample would say
- * little (a single cold connect): their p50 and each of them are shown.
+ * (c) create+join p50 at each checkpoint, endpoints round-robin over the hosts. At 1 endpoint: a
+ * host's first endpoint on a network (its devices made and its peer watch started at that connect,
+ * the network's peers programmed before it answers), on FIRSTS networks made one after another on
+ * h1 and joined once on every host, after the checkpoints (so with the daemons' code warm), and
+ * removed again; at N > 1: the p50 of the last 50 connects up to the Nth on one network. A freshly
+ * started daemon's very first connect (its code cold: run once per daemon) is shown apart, per host.
  */
 async function partC(hosts: SimHost[]): Promise<Row[]> {
   await newNet(hosts[0]!, 'ovc', C_SUBNET);
@@ -165,20 +169,45 @@ async function partC(hosts: SimHost[]): Promise<Row[]> {
     const t0 = performance.now();
     await api(h).request<Ep>('POST', '/v1/networks/ovc/connect', { sandbox: name });
     joins.push(performance.now() - t0);
-    if (i + 1 === hosts.length && SIZES.includes(1)) {
-      const p50 = quantile(joins.slice(0, hosts.length), 0.5);
-      const each = joins.slice(0, hosts.length).map((ms, n) => `h${n + 1} ${fmtMs(ms)}`).join(', ');
-      rows.push({ figure: `(c) create+join p50 at 1 endpoint: each host's first (${each}; h1 made the network)`, cnmkit: fmtMs(p50), peer: '—', ratio: '—', target: `≤ 5 ms: ${met(p50 <= 5)}` });
-      for (const [n, host] of hosts.entries()) {
-        const stages = connectStages(host.daemon.log)[0];
-        if (stages) rows.push({ figure: `(c) h${n + 1}'s first connect, stages (wall/CPU ms from its start)`, cnmkit: stages, peer: '—', ratio: '—', target: '' });
-      }
-    }
     if (i + 1 === 1 || !SIZES.includes(i + 1)) continue;
     const p50 = quantile(joins.slice(-Math.min(joins.length, 50)), 0.5);
     rows.push({ figure: `(c) create+join p50 at ${i + 1} endpoints (${C_SUBNET})`, cnmkit: fmtMs(p50), peer: '—', ratio: '—', target: `≤ 5 ms: ${met(p50 <= 5)}` });
   }
+  const cold = joins.slice(0, hosts.length).map((ms, n) => `h${n + 1} ${fmtMs(ms)}`).join(', ');
+  // Parts a and b connect on h1 and h2 first: then these are not the daemons' first connects.
+  const fresh = !PARTS.includes('a') && !PARTS.includes('b');
+  const stages = fresh ? hosts.map((host) => connectStages(host.daemon.log)[0]) : [];
+  if (SIZES.includes(1)) {
+    const firsts = await firstJoins(hosts);
+    const p50 = quantile(firsts.flat(), 0.5);
+    const each = hosts.map((_, n) => `h${n + 1} ${fmtMs(quantile(firsts.map((f) => f[n]!), 0.5))}`).join(', ');
+    rows.unshift(
+      { figure: `(c) create+join p50 at 1 endpoint: a host's first on a network, ${FIRSTS} networks × ${hosts.length} hosts (p50 ${each}; h1 made them)`, cnmkit: fmtMs(p50), peer: '—', ratio: '—', target: `≤ 5 ms: ${met(p50 <= 5)}` },
+      { figure: `(c) ${fresh ? "a fresh daemon's very first connect, cold code" : "each host's first connect on (c)'s network"} (${cold}; h1 made the network)`, cnmkit: fmtMs(quantile(joins.slice(0, hosts.length), 0.5)), peer: '—', ratio: '—', target: 'none: once per daemon start' },
+      ...stages.flatMap((st, n) => (st ? [{ figure: `(c) h${n + 1}'s very first connect, stages (wall/CPU ms from its start)`, cnmkit: st, peer: '—', ratio: '—', target: '' }] : [])),
+    );
+  }
   return rows;
+}
+
+/** FIRSTS networks made on h1 one after another, each joined once on every host (in order) and then removed: the connect times, per network. */
+async function firstJoins(hosts: SimHost[]): Promise<number[][]> {
+  const out: number[][] = [];
+  for (let k = 0; k < FIRSTS; k++) {
+    const net = `ovf${k}`;
+    await newNet(hosts[0]!, net, `198.19.${32 + k}.0/24`);
+    const times: number[] = [];
+    for (const h of hosts) {
+      await api(h).request('POST', '/v1/sandboxes', { name: `${h.ns.name}-f${k}` });
+      const t0 = performance.now();
+      await api(h).request<Ep>('POST', `/v1/networks/${net}/connect`, { sandbox: `${h.ns.name}-f${k}` });
+      times.push(performance.now() - t0);
+    }
+    out.push(times);
+    for (const h of hosts) await api(h).request('DELETE', `/v1/sandboxes/${h.ns.name}-f${k}`);
+    await api(hosts[0]!).request('DELETE', `/v1/networks/${net}`);
+  }
+  return out;
 }
 
 /** A made-up peer n of a network whose subnet starts at 198.19.BASE.0. */

@@ -11,6 +11,7 @@ import type { Driver } from '../contract/driver.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../core/model.js';
 import type { PortSpec } from '../portmap/index.js';
 import { InvalidArgumentError } from '../errors.js';
+import { mark } from '../core/trace.js';
 import { createJoinedEndpoint, teardownEndpoint, type JoinRequest } from './endpoints.js';
 
 export const GATEWAY_NETWORK = 'cnmkit_gwbridge';
@@ -54,6 +55,7 @@ export async function joinWithGateway(
   // 'creating' on record until the gateway endpoint is made too: a crash in between leaves no endpoint without its way out.
   const ep = await createJoinedEndpoint(deps, j.net, j.sb, j.req, [], j.joined, { ready: false });
   let gw: EndpointRecord | undefined;
+  mark('gateway');
   try {
     gw = await joinGateway(deps, create, j.sb, j.ports, [...j.joined, ep]);
   } catch (err) {

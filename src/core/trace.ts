@@ -24,7 +24,10 @@ const round = (ms: number): number => Math.round(ms * 100) / 100;
 /** Marks a stage of the connect under way (nothing when tracing is off or outside a connect). */
 export function mark(stage: string): void {
   const t = current?.getStore();
-  if (!t || t.done) return;
+  if (t && !t.done) markIn(t, stage);
+}
+
+function markIn(t: Trace, stage: string): void {
   const cpu = process.cpuUsage(t.cpu0);
   t.stages.push(`${stage} ${round(performance.now() - t.t0)}/${round((cpu.user + cpu.system) / 1000)}`);
 }
@@ -36,7 +39,7 @@ export async function traced<T>(fn: () => Promise<T>, report: (stages: string[])
   try {
     return await current.run(t, fn);
   } finally {
-    mark('end');
+    markIn(t, 'end');
     t.done = true;
     report(t.stages);
   }

@@ -187,7 +187,31 @@ async function partC(hosts: SimHost[]): Promise<Row[]> {
       ...stages.flatMap((st, n) => (st ? [{ figure: `(c) h${n + 1}'s very first connect, stages (wall/CPU ms from its start)`, cnmkit: st, peer: '—', ratio: '—', target: '' }] : [])),
     );
   }
+  rows.push(await withGateway(hosts));
   return rows;
+}
+
+/**
+ * The same create+join on an overlay that is not internal: each connect also joins the sandbox to
+ * this host's cnmkit_gwbridge (its egress, a second endpoint); p50 of 48 connects over the hosts,
+ * after one each (the gateway network made on every host), all removed after.
+ */
+async function withGateway(hosts: SimHost[]): Promise<Row> {
+  await api(hosts[0]!).request('POST', '/v1/networks', { name: 'ovg', driver: 'overlay', subnet: '198.19.64.0/24' });
+  const times: number[] = [];
+  const made: [SimHost, string][] = [];
+  for (let i = 0; i < hosts.length + 48; i++) {
+    const h = hosts[i % hosts.length]!;
+    const name = `${h.ns.name}-g${i}`;
+    await api(h).request('POST', '/v1/sandboxes', { name });
+    made.push([h, name]);
+    const t0 = performance.now();
+    await api(h).request<Ep>('POST', '/v1/networks/ovg/connect', { sandbox: name });
+    if (i >= hosts.length) times.push(performance.now() - t0);
+  }
+  for (const [h, name] of made) await api(h).request('DELETE', `/v1/sandboxes/${name}`);
+  await api(hosts[0]!).request('DELETE', '/v1/networks/ovg');
+  return { figure: '(c) … on an overlay that is not internal (each connect also joins cnmkit_gwbridge for egress), p50 of 48', cnmkit: fmtMs(quantile(times, 0.5)), peer: '—', ratio: '—', target: 'none: (c) is the overlay endpoint' };
 }
 
 /** FIRSTS networks made on h1 one after another, each joined once on every host (in order) and then removed: the connect times, per network. */

@@ -4,8 +4,8 @@
 // the address the engine took for them from cnmkit-ipam (its ReleaseAddress found no plugin
 // either; with the engine's own IPAM there is none here to release). Their ports are therefore not
 // published again by the restore that follows.
-// Limits: an endpoint whose removal fails keeps its record (state deleting, for the next start) and
-// its address.
+// Each removal is reported in done (the daemon logs those lines at start). Limits: an endpoint
+// whose removal fails keeps its record (state deleting, for the next start) and its address.
 import { DOCKER_ENGINE, DOCKER_POOL_OWNER, LOCAL_ADDRESS_SPACE } from '../ipam/index.js';
 import type { EndpointRecord, NetworkRecord, SubnetRecord } from '../core/model.js';
 import type { ControllerDeps } from './types.js';
@@ -29,7 +29,6 @@ export async function dropHandedBack(deps: ControllerDeps, done: string[]): Prom
         }
         const released = releaseEngineAddresses(deps, net, ep);
         done.push(`${what}: removed, ${released.join(', ') || 'no address of cnmkit-ipam'} released (the engine handed its interface back while the daemon was away)`);
-        deps.logger.info({ network: net.name, endpoint: ep.id, released }, 'a Docker endpoint the engine handed back while the daemon was away was removed');
       }
     }
   }

@@ -113,6 +113,9 @@ describeDocker('the Docker engine hands endpoints back while the plugin is away 
     expect(await linksOf([kept.id])).toEqual([`veth${kept.id.slice(0, 7)}`]);
     expect(await rulesOf(web.id)).toEqual([]);
     expect((await host.exec(['curl', '-s', '--max-time', '2', 'http://198.18.20.1:8085/'])).code).not.toBe(0);
+    // The daemon's start-up log names each one it removed, and what it released.
+    expect(daemon.log).toContain(`network docker-${br.slice(0, 12)}: removed, ${web.ip} released (the engine handed its interface back while the daemon was away)`);
+    expect(daemon.log).toContain(`network docker-${mv.slice(0, 12)}: removed, ${mvc.ip} released (the engine handed its interface back while the daemon was away)`);
     const check = await daemon.cmd(['check']);
     expect(check.stdout + check.stderr).toContain('no drift');
     // Their addresses and the port are free: new containers get them.

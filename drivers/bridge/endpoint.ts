@@ -11,14 +11,15 @@ import { isIPv4 } from 'node:net';
 import { InvalidArgumentError } from '../../src/errors.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../../src/core/model.js';
 import type { EndpointCheck, HostSysctl, JoinInfo } from '../../src/contract/driver.js';
+import type { DockerJoinData } from '../../src/contract/handback.js';
 import {
   addVeth, deleteLink, findLink, linkIndex, setBridgePort, type NetlinkHandle, type NetlinkHandlePool,
 } from '../../src/netlink/index.js';
 import type { BridgeConfig } from './config.js';
 import { LINK_GROUP } from './device.js';
 
-/** What the bridge driver keeps per endpoint (stored as driverData). */
-export interface BridgeEndpointData {
+/** What the bridge driver keeps per endpoint (stored as driverData; a detached one's notes the engine's Join). */
+export interface BridgeEndpointData extends DockerJoinData {
   hostIfname: string;
   mac: string;
   /** Detached endpoints only: the container end, left in the host namespace for the engine to move. */

@@ -2,9 +2,12 @@
 // A plan decides the bridge's name and whether it is adopted before anything changes (so the
 // stored intent says it, and one device never serves two networks); network setup then runs as
 // named ordered steps (device, addresses, forwarding, firewall, verify), each pushing its undo so
-// a failure leaves nothing behind; teardown is idempotent.
+// a failure leaves nothing behind; teardown is idempotent. At start-up it tells the Docker engine's
+// endpoints that the engine handed back while the daemon was away (their container end is back
+// here after a join, src/contract/handback.ts), for the controller to remove with their ports.
 import { isFresh, type Driver, type DriverContext } from '../../src/contract/driver.js';
 import { ifnameInSandbox } from '../../src/contract/ifname.js';
+import { handedBack, markJoined } from '../../src/contract/handback.js';
 import type { NetworkRecord } from '../../src/core/model.js';
 import { bestEffort, withRollback } from '../../src/core/steps.js';
 import { ConflictError } from '../../src/errors.js';
@@ -96,7 +99,7 @@ export function createBridgeDriver(ctx: DriverContext, opts: BridgeDriverOptions
     async join(net, config, ep, placement) {
       if (placement.kind === 'detached') {
         const data = ep.driverData as BridgeEndpointData;
-        return { info: bridgeJoinInfo(net, config, ep, { name: data.containerIfname!, where: 'host' }), macAddress: data.mac };
+        return { info: bridgeJoinInfo(net, config, ep, { name: data.containerIfname!, where: 'host' }), macAddress: data.mac, driverData: markJoined(data) };
       }
       const sb = placement.sandbox;
       const ifname = await ifnameInSandbox(ctx.netlink, sb, config.ifacePrefix, { ...(placement.ifname ? { asked: placement.ifname } : {}), fresh: isFresh(placement) });
@@ -113,6 +116,10 @@ export function createBridgeDriver(ctx: DriverContext, opts: BridgeDriverOptions
       // The host ends live in the daemon's namespace (the pool's, not necessarily the process's).
       const links = linkNamesIn(ctx.netlink.get().nsPath);
       return eps.filter((e) => !links.has((e.driverData as BridgeEndpointData).hostIfname)).map((e) => e.id);
+    },
+    async handedBack(_net, _config, eps) {
+      const links = linkNamesIn(ctx.netlink.get().nsPath);
+      return eps.filter((e) => handedBack(e, (e.driverData as Partial<BridgeEndpointData> | undefined)?.containerIfname, links)).map((e) => e.id);
     },
     hostInterface(_net, _config, ep) {
       return (ep.driverData as Partial<BridgeEndpointData> | undefined)?.hostIfname;

@@ -9,6 +9,7 @@ import { isIPv4 } from 'node:net';
 import { InvalidArgumentError } from '../../src/errors.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../../src/core/model.js';
 import type { EndpointCheck, JoinInfo } from '../../src/contract/driver.js';
+import type { DockerJoinData } from '../../src/contract/handback.js';
 import { KernelError } from '../../src/errors.js';
 import {
   addMacvlan, deleteLink, findLink, listFdb, listLinks, listNetnsIds, type Link, type MacvlanLink, type NetlinkHandle, type NetlinkHandlePool,
@@ -17,8 +18,8 @@ import { linkNamesIn } from '../../src/netns/index.js';
 import type { MacvlanConfig } from './config.js';
 import { LINK_GROUP } from './parent.js';
 
-/** What the macvlan driver keeps per endpoint (stored as driverData). */
-export interface MacvlanEndpointData {
+/** What the macvlan driver keeps per endpoint (stored as driverData; a detached one's notes the engine's Join). */
+export interface MacvlanEndpointData extends DockerJoinData {
   mac: string;
   /** Sandbox endpoints: the name it was born with there (kept before the applier runs, so a failed join is undone). */
   ifname?: string;

@@ -4,13 +4,17 @@
 // an 802.1Q sub-interface `NAME.ID` cnmkit makes (needs the kernel's 8021q), or — no parent given —
 // a bridge with no ports that cnmkit makes and names `mv-<12 hex of the id>`, standing in for
 // Docker's dummy link (this kernel has no dummy): such a network reaches only its own endpoints.
+// At start-up it tells the Docker engine's endpoints that the engine handed back while the daemon
+// was away (their macvlan back here after a join, src/contract/handback.ts), for the controller to remove.
 // Limits: the host namespace cannot reach its own macvlan children (Docker's documented limit);
 // no port publishing (nothing to publish to: there is no NAT).
 import { isFresh, type Driver, type DriverContext } from '../../src/contract/driver.js';
 import { ifnameInSandbox } from '../../src/contract/ifname.js';
+import { handedBack, markJoined } from '../../src/contract/handback.js';
 import type { NetworkRecord } from '../../src/core/model.js';
 import { bestEffort, withRollback } from '../../src/core/steps.js';
 import { findLink } from '../../src/netlink/index.js';
+import { linkNamesIn } from '../../src/netns/index.js';
 import { parseMacvlanConfig, type MacvlanConfig } from './config.js';
 import { ensureParent, planParent, removeParent, sweepOrphans } from './parent.js';
 import { checkMacvlan } from './check.js';
@@ -63,7 +67,7 @@ export function createMacvlanDriver(ctx: DriverContext): Driver<MacvlanConfig> {
     async join(net, config, ep, placement) {
       if (placement.kind === 'detached') {
         const data = ep.driverData as MacvlanEndpointData;
-        return { info: macvlanJoinInfo(net, config, ep, { name: data.hostIfname!, where: 'host' }), macAddress: data.mac };
+        return { info: macvlanJoinInfo(net, config, ep, { name: data.hostIfname!, where: 'host' }), macAddress: data.mac, driverData: markJoined(data) };
       }
       const sb = placement.sandbox;
       const ifname = await ifnameInSandbox(ctx.netlink, sb, 'eth', { ...(placement.ifname ? { asked: placement.ifname } : {}), fresh: isFresh(placement) });
@@ -72,6 +76,11 @@ export function createMacvlanDriver(ctx: DriverContext): Driver<MacvlanConfig> {
     },
     goneEndpoints(_net, config, eps) {
       return goneDetached(ctx.netlink, config, eps);
+    },
+    async handedBack(_net, _config, eps) {
+      // The engine moves a macvlan back under the name it took it by: the one made here.
+      const links = linkNamesIn(host().nsPath);
+      return eps.filter((e) => handedBack(e, (e.driverData as Partial<MacvlanEndpointData> | undefined)?.hostIfname, links)).map((e) => e.id);
     },
     check(net, config, endpoints) {
       return checkMacvlan(ctx.netlink, net, config, endpoints);

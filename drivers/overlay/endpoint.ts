@@ -10,17 +10,17 @@ import type { Cluster } from '../../src/cluster/types.js';
 import type { EndpointRecord, NetworkRecord } from '../../src/core/model.js';
 import { isFresh, type JoinInfo, type Placement } from '../../src/contract/driver.js';
 import { ifnameInSandbox } from '../../src/contract/ifname.js';
+import type { DockerJoinData } from '../../src/contract/handback.js';
 import { addVeth, deleteLink, setLink, type NetlinkHandlePool } from '../../src/netlink/index.js';
 import { contains, parseAddress, parsePrefix } from '../../src/ip/index.js';
 import { OVERLAY_GROUP } from './device.js';
 
-export interface OverlayEndpointData {
+/** What the overlay driver keeps per endpoint (stored as driverData; a detached one's notes the engine's Join). */
+export interface OverlayEndpointData extends DockerJoinData {
   hostIfname: string;
   mac: string;
   /** Detached endpoints only: the container end, left in the daemon's namespace for the engine to move. */
   containerIfname?: string;
-  /** Detached endpoints only: the engine joined it (took the container end into its sandbox). */
-  joined?: boolean;
 }
 
 /**

@@ -20,6 +20,7 @@
 import type { Driver, DriverContext } from '../../src/contract/driver.js';
 import type { EndpointRecord, NetworkRecord } from '../../src/core/model.js';
 import { bestEffort } from '../../src/core/steps.js';
+import { handedBack, markJoined } from '../../src/contract/handback.js';
 import { dockerAddressOwner, type PeerSpec } from '../../src/cluster/types.js';
 import { listLinks, setLink } from '../../src/netlink/index.js';
 import { ConflictError } from '../../src/errors.js';
@@ -159,16 +160,9 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
   };
   const links = new DetachedLinks<{ net: NetworkRecord; ep: EndpointRecord }>(ctx.netlink, log, ({ net, ep }) => dropGone(net, ep));
   const ifnameOf = (ep: EndpointRecord): string => (ep.driverData as Partial<OverlayEndpointData> | undefined)?.hostIfname ?? hostIfnameFor(ep.id);
-  /**
-   * A joined Docker endpoint whose container end is back in the daemon's namespace: the engine handed
-   * it back, its Leave or DeleteEndpoint having found no plugin through all its retries. Asked at a
-   * restore only: at run time the engine moves a container end into its sandbox only after its Join
-   * answered, so a listing made meanwhile (another endpoint's CreateEndpoint) would find it here too.
-   */
-  const handedBack = (ep: EndpointRecord, links: Set<string>): boolean => {
-    const data = ep.driverData as Partial<OverlayEndpointData> | undefined;
-    return data?.joined === true && data.containerIfname !== undefined && links.has(data.containerIfname);
-  };
+  /** A joined Docker endpoint whose container end is back in the daemon's namespace (src/contract/handback.ts): asked at a restore only. */
+  const engineHandedBack = (ep: EndpointRecord, links: Set<string>): boolean =>
+    handedBack(ep, (ep.driverData as Partial<OverlayEndpointData> | undefined)?.containerIfname, links);
   /** Networks restored since the last restored(); the host's link names and the overlay MTU, read once for them. */
   const restoring: Restoring[] = [];
   let roundLinks: Promise<Set<string>> | undefined;
@@ -226,7 +220,7 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
       roundLinks ??= hostLinks();
       const have = await roundLinks;
       const ready = (found.get(net.id) ?? []).filter((e) => e.state === 'ready' && (e.sandboxId !== undefined || e.dockerId !== undefined));
-      const gone = ready.filter((e) => e.sandboxId === undefined && (!have.has(ifnameOf(e)) || handedBack(e, have)));
+      const gone = ready.filter((e) => e.sandboxId === undefined && (!have.has(ifnameOf(e)) || engineHandedBack(e, have)));
       // Those the engine handed back: their veth goes now, their record at the engine's next call (its host end gone).
       for (const e of gone) if (have.has(ifnameOf(e))) await leaveSandbox(ctx.netlink, e);
       const eps = ready.filter((e) => !gone.includes(e));
@@ -333,7 +327,7 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
           s.local.delete(ep.id);
           throw err;
         }
-        return { info: detachedInfo(net, ep, data, s.mtu), macAddress: data.mac, driverData: { ...data, joined: true } };
+        return { info: detachedInfo(net, ep, data, s.mtu), macAddress: data.mac, driverData: markJoined(data) };
       }
       const s = stateOf(net, config);
       const mac = ep.macAddress ?? macFor(ep.ipv4);

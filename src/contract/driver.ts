@@ -124,6 +124,13 @@ export interface Driver<Config = unknown> {
    * engine forgot them: the kernel destroyed the pair with the container's namespace).
    */
   goneEndpoints?(net: NetworkRecord, config: Config, eps: EndpointRecord[]): Promise<string[]>;
+  /**
+   * Optional, at start-up only, for detached endpoints: the ids of those the Docker engine handed
+   * back while the daemon was away (./handback.ts), for the controller to remove (their ports, their
+   * interface through deleteEndpoint, the engine's address, the record). A global driver drops its
+   * own at restore instead (its peers and cluster addresses are its own).
+   */
+  handedBack?(net: NetworkRecord, config: Config, eps: EndpointRecord[]): Promise<string[]>;
   /** Optional: the endpoint's host-side interface, for inspection (Docker's EndpointOperInfo). */
   hostInterface?(net: NetworkRecord, config: Config, ep: EndpointRecord): string | undefined;
   /**

@@ -223,8 +223,8 @@ export class Controller {
         const ports = (req.ports ?? []).map((p, i) => parsePublish(p, `ports[${i}]`));
         const driver = driverOf(this.deps, net.driver);
         const gateway = needsGateway(driver, net);
-        if (ports.length > 0 && !driver.publish && !gateway)
-          throw new InvalidArgumentError('ports', `the ${net.driver} driver of network ${net.name} cannot publish ports${net.internal ? ' (the network is internal)' : ''}`);
+        if (ports.length > 0 && net.internal) throw new InvalidArgumentError('ports', `network ${net.name} is internal: it cannot publish ports`);
+        if (ports.length > 0 && !driver.publish && !gateway) throw new InvalidArgumentError('ports', `the ${net.driver} driver of network ${net.name} cannot publish ports`);
         checkAskedAddresses(net, req);
         if (!gateway) return inSandbox(this.deps, sb, () => createJoinedEndpoint(this.deps, net, sb, req, ports, joined));
         return inSandbox(this.deps, sb, () => joinWithGateway(this.deps, (r) => this.prepareNetwork(r)(), { net, sb, req, ports, joined }));

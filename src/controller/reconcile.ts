@@ -6,16 +6,19 @@ import type { PortSpec } from '../portmap/index.js';
 import type { ControllerDeps } from './types.js';
 import type { EndpointCheck } from '../contract/driver.js';
 import { rejoinEndpoint, teardownEndpoint } from './endpoints.js';
+import { dropHandedBack } from './handback.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../core/model.js';
 
 /**
- * Each driver (global ones first: hosts elsewhere wait for what they restore, and their remote
- * peers are the slowest to come back) sweeps what no record owns (at start-up, with `sweep`),
- * restores its networks and finishes (restored()) before the next driver's synchronous kernel
- * reads begin; then every ready endpoint's ports are published again.
+ * At start-up (sweep), the Docker endpoints the engine handed back while the daemon was away go
+ * first (./handback.ts). Then each driver (global ones first: hosts elsewhere wait for what they
+ * restore, and their remote peers are the slowest to come back) sweeps what no record owns (at
+ * start-up, with `sweep`), restores its networks and finishes (restored()) before the next
+ * driver's synchronous kernel reads begin; then every ready endpoint's ports are published again.
  */
 export async function restoreKernelState(deps: ControllerDeps, done: string[], sweep = false): Promise<void> {
   const { store, drivers } = deps;
+  if (sweep) await dropHandedBack(deps, done);
   const order = [...drivers.list().filter((d) => d.scope === 'global'), ...drivers.list().filter((d) => d.scope !== 'global')];
   for (const driver of order) {
     const nets = store.networks.list().filter((n) => n.driver === driver.name);

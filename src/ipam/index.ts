@@ -34,6 +34,9 @@ export const CAPABILITIES = { RequiresMACAddress: false, RequiresRequestReplay: 
 /** The owner of the pools that requestPool (the Docker IPAM plugin's RequestPool) reserves. */
 export const DOCKER_POOL_OWNER = 'docker:pool';
 
+/** What the Docker engine may touch in cnmkit's IPAM (through the plugin): the pools and addresses it was given. */
+export const DOCKER_ENGINE: Claimant = { name: 'the Docker engine', poolOwner: DOCKER_POOL_OWNER, ownsAddress: (owner) => owner.startsWith('docker:') };
+
 export interface IpamOptions {
   /** The host's routes and nameservers; defaults to /proc/net/route and /etc/resolv.conf. */
   environment?: IpamEnvironment;

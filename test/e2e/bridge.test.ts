@@ -177,6 +177,25 @@ for (const backend of ['nftables', 'iptables'] as const) {
       expect((await ping(sb, '198.18.32.1')).code).toBe(0);
     });
 
+    it('refuses -p on an internal network before making anything, naming the ports and why (connect and run)', async () => {
+      expect((await daemon.cmd(['network', 'create', '--subnet', '198.18.33.0/24', '--internal', 'sealed'])).code).toBe(0);
+      const sb = await sandbox();
+      const linksBefore = await host.linkNames();
+      const refused = await daemon.cmd(['connect', 'sealed', sb, '-p', '8080:80']);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toMatch(/ports: network sealed is internal: it cannot publish ports/);
+      // Nothing made: no interface in the sandbox, no veth or endpoint here, no address taken (the next connect gets the first).
+      expect((await check(['ip', '-n', sb, '-br', 'link'])).trim().split('\n').map((l) => l.split(' ')[0])).toEqual(['lo']);
+      expect(await host.linkNames()).toEqual(linksBefore);
+      const nets = JSON.parse((await daemon.cmd(['network', 'inspect', 'sealed', '--format', 'json'])).stdout) as { endpoints: unknown[] }[];
+      expect(nets[0]!.endpoints).toEqual([]);
+      expect(addr(await connect('sealed', sb))).toBe('198.18.33.2');
+      const ran = await daemon.cmd(['run', '--network', 'sealed', '-p', '8081:80', '--', 'true']);
+      expect(ran.code).not.toBe(0);
+      expect(ran.stderr).toMatch(/ports: network sealed is internal: it cannot publish ports/);
+      expect(addr(await connect('sealed', await sandbox()))).toBe('198.18.33.3');
+    });
+
     it('refuses bad options naming the field, and leaves no bridge, rule or address behind', async () => {
       const linksBefore = await host.linkNames();
       const bad = await daemon.cmd(['network', 'create', '-o', 'com.docker.network.bridge.enable_icc=maybe', 'bad1']);

@@ -280,6 +280,25 @@ describeDocker('cnmkit-overlay under two Docker engines on two simulated hosts',
     await expectNoStale([[e1, 'c1'], [e2, 'c4']]);
   }, 180_000);
 
+  it('-p on an --internal overlay: the container runs with no way out and nothing published (as with Docker\'s own overlay: no gateway leg, no ports asked), and the daemon logs a warning naming the endpoint and the network', async () => {
+    const [e1] = engines;
+    const name = 'dov-sealed';
+    const id = await e1.dockerOk(['network', 'create', '-d', 'cnmkit-overlay', '--ipam-driver', 'cnmkit-ipam', '--ipam-opt', `cnmkit.overlay.name=${name}`, '--internal', name]);
+    await e1.dockerOk(['run', '-d', '--name', 'sealed', '--network', name, '-p', '8088:80', IMAGE, 'sleep', '600']);
+    const ep = (await e1.inspect(['container', 'inspect', 'sealed']))[0].NetworkSettings.Networks[name].EndpointID as string;
+    // One interface and no default route: no docker_gwbridge leg to publish through.
+    expect((await e1.dockerOk(['exec', 'sealed', 'ip', '-o', 'link'])).split('\n').filter((l) => /: eth\d+[@:]/.test(l))).toHaveLength(1);
+    expect(await e1.dockerOk(['exec', 'sealed', 'ip', 'route'])).not.toMatch(/^default/m);
+    const warned = () => hosts[0].daemon.log.split('\n').some((line) => {
+      if (!line.startsWith('{')) return false;
+      const o = JSON.parse(line) as { level?: number; endpoint?: string; network?: string; dockerNetwork?: string; ports?: string[] };
+      return o.level === 40 && o.endpoint === ep && o.network === name && o.dockerNetwork === id && o.ports?.length === 1 && o.ports[0]!.endsWith('8088:80/tcp');
+    });
+    await until('the warning in the daemon\'s log', warned, 5000);
+    await e1.dockerOk(['rm', '-f', 'sealed']);
+    await e1.dockerOk(['network', 'rm', name]);
+  });
+
   it('cnmkit network rm on a host without the engine network is refused while another engine has it (naming that engine\'s network); docker network rm there removes it from the cluster', async () => {
     const [e1] = engines;
     const name = 'dov-held';

@@ -211,6 +211,6 @@ describeRoot('overlay driver across simulated hosts', () => {
     const other = await h1.daemon.sandbox();
     made.push({ h: h1, sb: other });
     const refused = await h1.daemon.cmd(['connect', 'ovint', other, '-p', '18081:80']);
-    expect(refused.stderr).toMatch(/cannot publish ports \(the network is internal\)/);
+    expect(refused.stderr).toMatch(/ports: network ovint is internal: it cannot publish ports/);
   });
 });

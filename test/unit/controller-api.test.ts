@@ -117,6 +117,21 @@ describe('controller and management API', () => {
     expect(txs).toBe(2);
   });
 
+  it('refuses ports on an internal network before the driver is asked anything, naming the field and why', async () => {
+    drivers.register({ ...fakeDriver(calls, failOn, drift), name: 'pub', async publish(_n, _c, _e, ports) { calls.push('publish'); return ports; } });
+    await api.inject({ method: 'POST', url: '/v1/networks', payload: { name: 'sealed', driver: 'pub', internal: true, subnet: '10.9.0.0/24' } });
+    await api.inject({ method: 'POST', url: '/v1/sandboxes', payload: { name: 's1' } });
+    calls.length = 0;
+    const refused = await api.inject({ method: 'POST', url: '/v1/networks/sealed/connect', payload: { sandbox: 's1', ports: ['8080:80'] } });
+    expect([refused.statusCode, refused.json()]).toEqual([400, expect.objectContaining({ field: 'ports', error: 'ports: network sealed is internal: it cannot publish ports' })]);
+    expect(calls).toEqual([]);
+    const net = await api.inject({ method: 'GET', url: '/v1/networks/sealed' });
+    expect(net.json().endpoints).toEqual([]);
+    // Nothing taken: the next connect gets the network's first address.
+    const ep = await api.inject({ method: 'POST', url: '/v1/networks/sealed/connect', payload: { sandbox: 's1' } });
+    expect(ep.json().ipv4).toBe('10.9.0.2/24');
+  });
+
   it('connects and disconnects sandboxes; a failing join is undone whole and its address freed', async () => {
     await api.inject({ method: 'POST', url: '/v1/networks', payload: { name: 'n', subnet: '10.8.0.0/24' } });
     const sb = await api.inject({ method: 'POST', url: '/v1/sandboxes', payload: { name: 's1' } });

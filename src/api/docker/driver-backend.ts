@@ -3,20 +3,22 @@
 // `cnmkit network ls` shows them); the engine's IPAM decides addresses; endpoints are detached
 // (their container end stays in the daemon's namespace until the engine moves it) and Join
 // translates the driver's JoinInfo; ports are published in ProgramExternalConnectivity, the one
-// place the engine sends them for the gateway endpoint, by drivers that publish. Endpoints the
+// place the engine sends them for the gateway endpoint, by drivers that publish (never on an
+// internal network: a Join there logs the ports the container asked for). Endpoints the
 // engine forgot without telling (after an engine crash, 20.10 drops the stale endpoints of remote
 // drivers without calling them) are those whose kernel object the driver says is gone: removed
 // before they can hold ports, and with their network at DeleteNetwork. The engine sees only the
 // objects it created (by their Docker ids): cnmkit's own are unknown to it.
 import { CnmkitError, ConflictError } from '../../errors.js';
 import type { Controller } from '../../controller/controller.js';
-import type { SubnetRecord } from '../../core/model.js';
+import type { NetworkRecord, SubnetRecord } from '../../core/model.js';
 import type { JoinInfo } from '../../contract/join.js';
-import { parsePortBindings } from '../../portmap/index.js';
+import { formatPortSpec, parsePortBindings } from '../../portmap/index.js';
 import type {
   CreateEndpointReply, CreateEndpointRequest, CreateNetworkRequest, EndpointRequest, IPAMData, JoinReply, JoinRequest,
   NetworkRequest, ProgramExternalConnectivityRequest,
 } from '../../../plugin-spec/types.js';
+import type { FastifyBaseLogger } from 'fastify';
 import type { DockerNetworkBackend } from './network.js';
 
 const GENERIC = 'com.docker.network.generic';
@@ -57,6 +59,28 @@ export function joinReply(info: JoinInfo | undefined): JoinReply {
 }
 
 const isConflict = (err: unknown): boolean => err instanceof CnmkitError && err.errorClass === 'conflict';
+
+const PORTMAP = 'com.docker.network.portmap';
+
+/**
+ * Ports asked for a container that joins an internal network: every Join carries the container's
+ * port map (the sandbox's options), but the engine publishes a container's ports only through a
+ * network that is not internal (it asks no driver to program them on an internal one, and passes
+ * none at CreateEndpoint there), so none goes through this one. Docker's own drivers say nothing;
+ * the daemon's log says it, naming the endpoint and the network.
+ */
+function warnUnpublished(net: NetworkRecord, req: JoinRequest, log: FastifyBaseLogger): void {
+  if (!net.internal) return;
+  let ports: string[];
+  try {
+    ports = parsePortBindings(req.Options?.[PORTMAP], PORTMAP).map(formatPortSpec);
+  } catch (err) {
+    ports = [`unreadable: ${(err as Error).message}`];
+  }
+  if (ports.length === 0) return;
+  log.warn({ network: net.name, dockerNetwork: net.dockerId, endpoint: req.EndpointID, ports },
+    'ports asked for the container are not published through this internal network (the engine publishes them only through a network that is not internal)');
+}
 
 /**
  * The NetworkDriver of the registered driver named driver; scope: what GetCapabilities tells the
@@ -115,14 +139,16 @@ export function driverBackend(controller: Controller, driver: string, scope: 'lo
       const host = controller.hostInterface(ep);
       return { ...(host ? { hostInterface: host } : {}), macAddress: ep.macAddress ?? '', ports: ep.ports };
     },
-    async join(req: JoinRequest): Promise<JoinReply> {
-      return joinReply(await controller.dockerJoin(req.EndpointID));
+    async join(req: JoinRequest, log: FastifyBaseLogger): Promise<JoinReply> {
+      const reply = joinReply(await controller.dockerJoin(req.EndpointID));
+      warnUnpublished(controller.dockerNetwork(req.NetworkID), req, log);
+      return reply;
     },
     leave(req: EndpointRequest) {
       controller.dockerEndpoint(req.EndpointID);
     },
     async programExternalConnectivity(req: ProgramExternalConnectivityRequest) {
-      const ports = parsePortBindings(req.Options?.['com.docker.network.portmap'], 'com.docker.network.portmap');
+      const ports = parsePortBindings(req.Options?.[PORTMAP], PORTMAP);
       const ep = controller.dockerEndpoint(req.EndpointID);
       // Most containers publish nothing: then there is nothing to replace (DeleteEndpoint still unpublishes).
       if (ports.length === 0 && ep.ports.length === 0) return;

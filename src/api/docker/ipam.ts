@@ -7,7 +7,7 @@
 // "docker:" addresses; releasing what a network of cnmkit's API holds is refused with an error
 // naming the holder (the engine only logs errors of releases, so refusing is safe).
 // Limit: two containers given the same --ip are not told apart (the wire cannot say so).
-import { CAPABILITIES, DOCKER_POOL_OWNER, LOCAL_ADDRESS_SPACE, type AddressRequest, type Claimant, type Ipam } from '../../ipam/index.js';
+import { CAPABILITIES, DOCKER_ENGINE, LOCAL_ADDRESS_SPACE, type AddressRequest, type Ipam } from '../../ipam/index.js';
 import type { IpamDriverCalls, RequestAddressRequest } from '../../../plugin-spec/index.js';
 import type { Handlers } from './app.js';
 
@@ -16,9 +16,6 @@ export const GATEWAY_REQUEST_TYPE = 'com.docker.network.gateway';
 export const EXPLICIT_OWNER = 'docker:explicit';
 export const DYNAMIC_OWNER = 'docker:dynamic';
 export const gatewayOwner = (poolId: string): string => `docker:${poolId}`;
-
-/** What the engine may touch in cnmkit's IPAM: the pools and addresses it was given. */
-export const ENGINE: Claimant = { name: 'the Docker engine', poolOwner: DOCKER_POOL_OWNER, ownsAddress: (owner) => owner.startsWith('docker:') };
 
 /** What the Ipam is asked for one RequestAddress. */
 export function addressRequestOf(req: RequestAddressRequest): AddressRequest {
@@ -46,18 +43,18 @@ export function ipamHandlers(ipam: Ipam): Handlers<IpamDriverCalls> {
       return { PoolID: pool.poolId, Pool: pool.pool, Data: pool.data };
     },
     ReleasePool: (req, log) => {
-      ipam.releasePool(req.PoolID, ENGINE);
+      ipam.releasePool(req.PoolID, DOCKER_ENGINE);
       log.info({ poolId: req.PoolID }, 'pool released');
       return {};
     },
     RequestAddress: (req, log) => {
       const ask = addressRequestOf(req);
-      const address = ipam.requestAddress(req.PoolID, ask, ENGINE);
+      const address = ipam.requestAddress(req.PoolID, ask, DOCKER_ENGINE);
       log.debug({ poolId: req.PoolID, address, kind: ask.kind }, 'address allocated');
       return { Address: address, Data: {} };
     },
     ReleaseAddress: (req, log) => {
-      ipam.releaseAddress(req.PoolID, req.Address, ENGINE);
+      ipam.releaseAddress(req.PoolID, req.Address, DOCKER_ENGINE);
       log.debug({ poolId: req.PoolID, address: req.Address }, 'address released');
       return {};
     },

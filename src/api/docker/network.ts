@@ -30,7 +30,8 @@ export interface DockerNetworkBackend {
   /** Operational data for inspect; defaults to {}. */
   endpointOperInfo?(req: EndpointRequest): Promise<Record<string, unknown>> | Record<string, unknown>;
   deleteEndpoint(req: EndpointRequest): Done;
-  join(req: JoinRequest): Promise<JoinReply> | JoinReply;
+  /** log: the request's (the daemon's structured log). */
+  join(req: JoinRequest, log: FastifyBaseLogger): Promise<JoinReply> | JoinReply;
   leave(req: EndpointRequest): Done;
   programExternalConnectivity(req: ProgramExternalConnectivityRequest): Done;
   revokeExternalConnectivity(req: EndpointRequest): Done;
@@ -99,7 +100,7 @@ export function networkHandlers(backend: DockerNetworkBackend): Handlers<Network
       }
     },
     DeleteEndpoint: (req, log) => teardown(log, 'DeleteEndpoint', ids(req), () => backend.deleteEndpoint(req)),
-    Join: (req) => backend.join(req),
+    Join: (req, log) => backend.join(req, log),
     Leave: (req, log) => teardown(log, 'Leave', ids(req), () => backend.leave(req)),
     ProgramExternalConnectivity: async (req) => {
       await backend.programExternalConnectivity(req);

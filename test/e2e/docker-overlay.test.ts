@@ -130,7 +130,7 @@ async function runC1C2C3(e1: Dockerd, e2: Dockerd): Promise<void> {
   await expectNoStale([[e1, 'c1'], [e2, 'c2'], [e2, 'c3']]);
 }
 
-describeDocker('cnmkit-overlay under two Docker engines on two simulated hosts', skipReason, () => {
+describeDocker('cnmkit-overlay under three Docker engines on three simulated hosts', skipReason, () => {
   beforeAll(async () => {
     sim = await SimCluster.create({ hosts: 3, leaseTtl: 3 });
     hosts = sim.hosts as [SimHost, SimHost, SimHost];

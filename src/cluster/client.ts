@@ -44,8 +44,8 @@ export interface TxnResult {
 export interface ClientOptions {
   /** Budget of one call before it fails as unavailable (default 1500 ms). */
   failFastMs?: number;
-  /** Told the outcome of every call, so the cluster can report its state. */
-  onOutcome?: (err: Error | undefined) => void;
+  /** Told the outcome of every call, so the cluster can report its state; cause: why etcd was unavailable, without the call's key. */
+  onOutcome?: (err: Error | undefined, cause?: string) => void;
 }
 
 /** The gateway's kv as it answers it (fields at their default value left out). */
@@ -95,8 +95,9 @@ export class StoreClient {
   /** Runs one etcd call within the budget; transport failures become ClusterUnavailableError. */
   async call<T>(what: string, fn: () => Promise<T>): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
+    const late = `no answer from etcd within ${this.failFastMs} ms`;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new ClusterUnavailableError(`${what}: no answer from etcd within ${this.failFastMs} ms`)), this.failFastMs);
+      timer = setTimeout(() => reject(new ClusterUnavailableError(`${what}: ${late}`)), this.failFastMs);
     });
     try {
       const result = await Promise.race([fn(), timeout]);
@@ -107,7 +108,8 @@ export class StoreClient {
         ? new ClusterUnavailableError(`${what}: ${(err as Error).message}`, { cause: err })
         : err as Error;
       if (out instanceof ClusterUnavailableError) {
-        this.opts.onOutcome?.(out);
+        // The cause alone: the call's text names a key, maybe of another object than the caller's.
+        this.opts.onOutcome?.(out, out === err ? (out.message.endsWith(late) ? late : undefined) : (err as Error).message);
         for (const fn of this.unavailableListeners) fn();
       }
       throw out;

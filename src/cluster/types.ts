@@ -27,7 +27,15 @@ export interface ClusterStatus {
   vtep: string;
   /** The lease this host's keys sit on; absent until the first registration. */
   lease?: { id: string; ttl: number; lastKeepAlive?: string };
-  /** Why the store is unavailable, or the last registration problem. */
+  /** The cluster store as --cluster-store names it (etcd://HOST:PORT[,…] or unix:///PATH). */
+  store: string;
+  /** While the store does not answer: since when (the first call that found it away), and for how many seconds now. */
+  unavailableSince?: string;
+  unavailableFor?: number;
+  /**
+   * While the store does not answer: that, naming the store, since when and why (the transport's
+   * reason, never a key), and what still works; else the last registration problem.
+   */
   error?: string;
   /** Keys this host owned that another host took while its lease was gone (see KEYS.md). */
   conflicts: string[];

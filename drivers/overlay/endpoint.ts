@@ -42,6 +42,11 @@ export function macFor(ipv4Cidr: string | undefined): string {
   return bytes.map((b) => b.toString(16).padStart(2, '0')).join(':');
 }
 
+/** Whether the endpoint's MAC is not the one its IPv4 address gives (macFor): given, it is claimed in the cluster with its peer (src/cluster/macs.ts). */
+export function isGivenMac(ep: EndpointRecord, mac: string): boolean {
+  return ep.ipv4 === undefined || mac.toLowerCase() !== macFor(ep.ipv4);
+}
+
 /** Refuses a placement an overlay endpoint cannot have (the host namespace), before anything is made or published. */
 export function checkPlacement(net: NetworkRecord, placement: Placement): void {
   if (placement.kind === 'sandbox' && placement.sandbox.kind === 'host') {
@@ -68,8 +73,9 @@ export function defaultMacOf(net: NetworkRecord, mac: string, ownIpv4: string | 
  * refused: two peers of one MAC would share one FDB entry, and one of them would be unreachable.
  * So is the MAC the network gives another of its addresses (02:42 + that IPv4 address), checked
  * without etcd. The peers are read from etcd (one listing of the network's peers); not checked
- * while the store does not answer.
- * Limits: two hosts giving one MAC at the same moment both pass.
+ * while the store does not answer. This is the early word, naming the other endpoint's address:
+ * the claim of the MAC in the peer's transaction (isGivenMac) is what refuses one of two hosts
+ * giving it at the same moment.
  */
 export async function refuseTakenMac(cluster: Cluster, net: NetworkRecord, ep: EndpointRecord): Promise<void> {
   const mac = ep.macAddress;

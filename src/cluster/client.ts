@@ -24,8 +24,9 @@ export type Compare = {
   key: string;
   /** Compare every key in [key, prefixEnd(key)) (etcd's range compare). */
   prefix?: boolean;
-  target: 'version' | 'mod' | 'create' | 'lease';
+  target: 'version' | 'mod' | 'create' | 'lease' | 'value';
   op: '=' | '<' | '>' | '!=';
+  /** For 'value': the stored text (a value put here is its JSON). */
   value: number | string;
 };
 
@@ -52,8 +53,8 @@ export interface ClientOptions {
 type JsonKv = { key: string; value?: string; create_revision?: string; mod_revision?: string; version?: string; lease?: string };
 type Header = { header?: { revision?: string } };
 
-const TARGETS = { version: 'VERSION', mod: 'MOD', create: 'CREATE', lease: 'LEASE' } as const;
-const FIELDS = { version: 'version', mod: 'mod_revision', create: 'create_revision', lease: 'lease' } as const;
+const TARGETS = { version: 'VERSION', mod: 'MOD', create: 'CREATE', lease: 'LEASE', value: 'VALUE' } as const;
+const FIELDS = { version: 'version', mod: 'mod_revision', create: 'create_revision', lease: 'lease', value: 'value' } as const;
 const RESULTS = { '=': 'EQUAL', '<': 'LESS', '>': 'GREATER', '!=': 'NOT_EQUAL' } as const;
 
 const b64 = (s: string | Buffer): string => Buffer.from(s).toString('base64');
@@ -72,7 +73,8 @@ export function toKv(kv: JsonKv): KeyValue {
 
 /** A txn compare in the gateway's JSON. */
 export function toCompare(c: Compare): Record<string, string> {
-  return { ...keyRange(c.key, c.prefix), target: TARGETS[c.target], result: RESULTS[c.op], [FIELDS[c.target]]: String(c.value) };
+  const value = c.target === 'value' ? b64(String(c.value)) : String(c.value);
+  return { ...keyRange(c.key, c.prefix), target: TARGETS[c.target], result: RESULTS[c.op], [FIELDS[c.target]]: value };
 }
 
 /** A txn op in the gateway's JSON. */

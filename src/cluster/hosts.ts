@@ -96,6 +96,22 @@ function isOwnOrDead(found: HostRecord, mine: HostRecord): boolean {
   return start === undefined || (found.pidStart !== undefined && start !== found.pidStart);
 }
 
+/**
+ * A host as `cluster hosts` shows it, for an error that names it: `host NAME (VTEP, id ID)` when
+ * it is registered, `host id ID (not registered)` when not; `host id ID` when its record cannot be
+ * read (one read, on an error path only).
+ */
+export async function describeHost(client: StoreClient, keys: Keys, hostId: string): Promise<string> {
+  try {
+    const { kv } = await client.get(keys.host(hostId));
+    if (!kv) return `host id ${hostId} (not registered)`;
+    const r = parseJson<HostRecord>(kv);
+    return `host ${r.hostname} (${r.vtep}, id ${hostId})`;
+  } catch {
+    return `host id ${hostId}`;
+  }
+}
+
 /** Every registered host, with its lease's remaining TTL. */
 export async function listHosts(client: StoreClient, keys: Keys, selfId: string): Promise<HostInfo[]> {
   const { kvs } = await client.range(keys.hosts());

@@ -324,7 +324,8 @@ class EtcdCluster implements Cluster {
 
   async joinEndpoint(network: string, spec: PeerSpec, addresses: EndpointAddress[]): Promise<Peer> {
     const claims = addresses.map((a) => this.reservations.claim(a.poolId, a.address, a.owner));
-    if (claims.length === 0 || claims.some((c) => c.spare === undefined)) return this.peers.join(network, spec, claims);
+    // A given MAC is claimed in the join's transaction, whose answer the connect waits for (its refusal is the connect's).
+    if (claims.length === 0 || claims.some((c) => c.spare === undefined) || spec.macGiven) return this.peers.join(network, spec, claims);
     // Every address is a spare of this host: the peer is published after the connect answers.
     const peer = checkPeer(network, spec, this.hostId, this.vtep);
     this.lease();

@@ -198,6 +198,12 @@ export interface PeerSpec {
   ip: string;
   ipv6?: string;
   mac: string;
+  /**
+   * The MAC was given (--mac, the engine's), not derived from the IPv4 address: it is claimed in
+   * the cluster for this endpoint (macs/NETWORK/MAC, macs.ts), so that no other endpoint of the
+   * network publishes it, even at the same moment on another host.
+   */
+  macGiven?: boolean;
   /** Defaults to this host's VTEP. */
   vtep?: string;
 }
@@ -221,7 +227,7 @@ export interface OwnEndpoint {
   addresses: EndpointAddress[];
 }
 
-export interface Peer extends Required<Omit<PeerSpec, 'ipv6'>> {
+export interface Peer extends Required<Omit<PeerSpec, 'ipv6' | 'macGiven'>> {
   ipv6?: string;
   network: string;
   host: string;

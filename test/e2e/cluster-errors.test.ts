@@ -2,13 +2,19 @@
 // `cluster status` and `check` (text and JSON) say "cluster store unavailable", naming the store as
 // --cluster-store does, since when and for how long, and what still works — never the etcd key of
 // the call that failed (another network's, as likely as not); their exit codes stay the documented
-// ones (0, and 3 for check), and existing endpoints do keep forwarding (a real ping).
-// Checked against the daemons' CLI, etcd's keys and real pings.
+// ones (0, and 3 for check), and existing endpoints do keep forwarding (a real ping). One --mac
+// connected at the same moment on two hosts, 20 times over: exactly one wins, the other is refused
+// (409, field mac, naming the network), etcd holds one peer and one claim of the MAC, and the
+// claim goes with its endpoint (the other host can then take the MAC). A --mac endpoint's own claim
+// never blocks its host's republish: after a restart whose restore publishes again (its peer record
+// not as it was) and after its lease was taken away (every key put back).
+// Checked against the daemons' CLI and API, etcd's keys and real pings.
 import { expect, it } from 'vitest';
 import { describeRoot } from '../helpers/root.js';
 import { simSuite } from '../helpers/sim-suite.js';
 import { simCli, simJoined, UNDERLAY_IP, waitFor, type SimCluster, type SimHost } from '../helpers/cluster.js';
 import { run } from '../helpers/exec.js';
+import { ApiError, Client } from '../../src/client/index.js';
 
 interface Ep { id: string; ipv4?: string; macAddress?: string }
 interface Status { state: string; store?: string; unavailableSince?: string; unavailableFor?: number; error?: string }
@@ -90,5 +96,96 @@ describeRoot('cluster mode: what its errors tell a user', () => {
     }, 15_000);
     expect(back.unavailableSince).toBeUndefined();
     expect(back.error).toBeUndefined();
+  }, 60_000);
+
+  it('one --mac connected at the same moment on two hosts, 20 rounds: exactly one wins, the other is refused (409, field mac) naming the network; etcd holds one peer and one claim of it; the claim goes with its endpoint', async () => {
+    const hosts = sim.hosts as [SimHost, SimHost];
+    await simCli(hosts[0], ['network', 'create', '-d', 'overlay', '--internal', '--subnet', '198.19.232.0/24', 'ovmac']);
+    // The network up on both hosts first: the rounds race on the MAC, not on a first connect's devices.
+    for (const h of hosts) await simJoined<Ep>(h, 'ovmac', made);
+    const rounds: { mac: string; won: { h: number; ep: Ep; sb: string }[]; lost: { h: number; err: unknown }[] }[] = [];
+    for (let r = 0; r < 20; r++) {
+      const mac = `02:aa:00:00:01:${r.toString(16).padStart(2, '0')}`;
+      const sbs = await Promise.all(hosts.map((h) => h.daemon.sandbox()));
+      hosts.forEach((h, i) => made.push({ h, sb: sbs[i]! }));
+      const outcomes = await Promise.all(hosts.map((h, i) => new Client(h.daemon.socket).request<Ep>('POST', '/v1/networks/ovmac/connect', { sandbox: sbs[i], mac })
+        .then((ep) => ({ h: i, ep, sb: sbs[i]! }), (err: unknown) => ({ h: i, err }))));
+      rounds.push({ mac, won: outcomes.filter((o) => 'ep' in o), lost: outcomes.filter((o) => 'err' in o) });
+    }
+    expect(rounds.map((r) => r.won.length)).toEqual(Array(20).fill(1));
+    for (const { mac, lost } of rounds) {
+      const err = lost[0]!.err;
+      expect(err).toBeInstanceOf(ApiError);
+      expect(err).toMatchObject({ status: 409, field: 'mac' });
+      expect((err as ApiError).message).toMatch(new RegExp(`^mac address ${mac} is in use by endpoint [0-9a-f]{12} .*of network ovmac on host `));
+    }
+    const client = sim.etcd.client();
+    try {
+      const peers = (await client.range('/cnmkit/v1/peers/ovmac/')).kvs.map((kv) => JSON.parse(kv.value.toString()) as { mac: string; endpointId: string });
+      const claims = new Map((await client.range('/cnmkit/v1/macs/ovmac/')).kvs.map((kv) => [kv.key.split('/').at(-1)!, JSON.parse(kv.value.toString()) as { endpointId: string }]));
+      for (const { mac, won } of rounds) {
+        expect(peers.filter((p) => p.mac === mac).map((p) => p.endpointId)).toEqual([won[0]!.ep.id]);
+        expect(claims.get(mac)).toEqual({ host: expect.any(String) as string, endpointId: won[0]!.ep.id });
+      }
+      // The first round's winner leaves: its claim goes with its peer, and the other host takes the MAC.
+      const [first] = rounds;
+      const winner = first!.won[0]!;
+      await simCli(hosts[winner.h] as SimHost, ['sandbox', 'rm', winner.sb]);
+      made.splice(made.findIndex((m) => m.sb === winner.sb), 1);
+      expect((await client.range(`/cnmkit/v1/macs/ovmac/${first!.mac}`, {})).kvs).toEqual([]);
+      const other = hosts[1 - winner.h] as SimHost;
+      const { ep } = await simJoined<Ep>(other, 'ovmac', made, ['--mac', first!.mac]);
+      expect(ep.macAddress).toBe(first!.mac);
+    } finally {
+      client.close();
+    }
+  }, 120_000);
+
+  it('a --mac endpoint\'s own claim does not block its host: a restart that publishes its peer again, and a lost lease, put peer and claim back; the other host forwards to it', async () => {
+    const [h1, h2] = sim.hosts as [SimHost, SimHost];
+    const mac = '02:aa:00:00:02:01';
+    await simCli(h1, ['network', 'create', '-d', 'overlay', '--internal', '--subnet', '198.19.233.0/24', 'ovmacr']);
+    const vx = `ovvx${(JSON.parse(await simCli(h1, ['network', 'inspect', 'ovmacr', '--format', 'json'])) as { global: { vni: number } }[])[0]!.global.vni}`;
+    const b = await simJoined<Ep>(h2, 'ovmacr', made);
+    const a = await simJoined<Ep>(h1, 'ovmacr', made, ['--mac', mac]);
+    const client = sim.etcd.client();
+    const published = async (): Promise<{ peer?: { mac: string }; claim?: { host: string; endpointId: string } }> => {
+      const peer = (await client.range('/cnmkit/v1/peers/ovmacr/')).kvs.map((kv) => JSON.parse(kv.value.toString()) as { mac: string; endpointId: string }).find((p) => p.endpointId === a.ep.id);
+      const [claim] = (await client.range(`/cnmkit/v1/macs/ovmacr/${mac}`, {})).kvs;
+      return { ...(peer ? { peer } : {}), ...(claim ? { claim: JSON.parse(claim.value.toString()) as { host: string; endpointId: string } } : {}) };
+    };
+    const reachable = async (what: string): Promise<void> => {
+      await waitFor(what, async () => {
+        const fdb = JSON.parse(await h2.ns.sh(['bridge', '-j', 'fdb', 'show', 'dev', vx])) as { mac: string; dst?: string }[];
+        return fdb.some((e) => e.mac === mac && e.dst === h1.ip) && (await pings(b.sb, ip(a.ep.ipv4))) ? true : undefined;
+      }, 10_000);
+    };
+    try {
+      const before = await published();
+      expect(before).toMatchObject({ peer: { mac }, claim: { endpointId: a.ep.id } });
+      await reachable('b reaches a');
+      // The restore publishes a peer again when its record is not as it was (here: gone, the claim kept).
+      await h1.daemon.stop('SIGKILL');
+      const { kvs } = await client.range(`/cnmkit/v1/peers/ovmacr/${before.claim!.host}/${a.ep.id}`, {});
+      expect(kvs).toHaveLength(1);
+      await client.txn('test: drop a peer', [], [{ del: kvs[0]!.key }]);
+      await h1.daemon.start();
+      await waitFor('a\'s peer published again', async () => ((await published()).peer ? true : undefined), 10_000);
+      expect(await published()).toEqual(before);
+      await reachable('b reaches a after the restart');
+      expect((await h1.daemon.cmd(['check'])).code).toBe(0);
+      // The lease taken away: etcd deletes the peer and the claim; h1 registers again and puts both back.
+      const lease = (await statusOf(h1) as Status & { lease: { id: string } }).lease.id;
+      await client.leaseRevoke(lease);
+      await waitFor('a\'s peer and claim put back on a new lease', async () => {
+        const now = await published();
+        return now.peer && now.claim && (await statusOf(h1) as Status & { lease: { id: string } }).lease.id !== lease ? now : undefined;
+      }, 15_000);
+      expect(await published()).toEqual(before);
+      await reachable('b reaches a after the lease was lost');
+      expect((await statusOf(h1) as Status & { conflicts: string[] }).conflicts).toEqual([]);
+    } finally {
+      client.close();
+    }
   }, 60_000);
 });

@@ -92,7 +92,12 @@ export async function refuseTakenMac(cluster: Cluster, net: NetworkRecord, ep: E
     throw err;
   }
   const other = peers.find((p) => p.mac === mac && p.endpointId !== ep.id);
-  if (other) throw new ConflictError(`mac address ${mac} is in use by endpoint ${other.endpointId.slice(0, 12)} (${other.ip}) of network ${net.name} on host ${other.host}`, { field: 'mac' });
+  if (!other) return;
+  // Its host as `cluster hosts` shows it: name, VTEP and id; the id alone when it is not registered (or the hosts cannot be read).
+  const hosts = await cluster.hosts().catch(() => undefined);
+  const h = hosts?.find((x) => x.id === other.host);
+  const host = h ? `host ${h.hostname} (${h.vtep}, id ${h.id})` : `host id ${other.host}${hosts ? ' (not registered)' : ''}`;
+  throw new ConflictError(`mac address ${mac} is in use by endpoint ${other.endpointId.slice(0, 12)} (${other.ip}) of network ${net.name} on ${host}`, { field: 'mac' });
 }
 
 /**

@@ -1,6 +1,7 @@
 // Host identity and the host records: the host id is generated once and kept in the state dir
 // with the last lease id; the record (VTEP, hostname, pid, local subnets) sits on the host's
-// lease, so it vanishes when the host stops keeping the lease alive.
+// lease, so it vanishes when the host stops keeping the lease alive. Errors name a host as
+// `cluster hosts` shows it (describeHost; owned.ts's holderOf).
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -110,6 +111,11 @@ export async function describeHost(client: StoreClient, keys: Keys, hostId: stri
   } catch {
     return `host id ${hostId}`;
   }
+}
+
+/** describeHost over one client: for the functions that name hosts (holderOf, keptError). */
+export function describer(client: StoreClient, keys: Keys): (hostId: string) => Promise<string> {
+  return (hostId) => describeHost(client, keys, hostId);
 }
 
 /** Every registered host, with its lease's remaining TTL. */

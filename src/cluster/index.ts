@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { ClusterUnavailableError, ConflictError } from '../errors.js';
 import { checkDefaultPool, DOCKER_GLOBAL_POOLS } from '../ipam/defaults.js';
 import { StoreClient } from './client.js';
-import { hostRecord, listHosts, loadIdentity, putHostRecord, saveIdentity, type Identity } from './hosts.js';
+import { describer, hostRecord, listHosts, loadIdentity, putHostRecord, saveIdentity, type Identity } from './hosts.js';
 import { EtcdIpam } from './ipam.js';
 import { Keys } from './keys.js';
 import { LeaseKeeper } from './lease.js';
@@ -101,7 +101,7 @@ class EtcdCluster implements Cluster {
       ...base, logger: o.logger.child({ part: 'cluster-publish' }), conflict: (what) => this.conflicts.push(what),
       settled: (claims) => claims.forEach((c) => this.spares.settled(c.poolId, c.ip)), discard: (spares) => this.spares.discard(spares),
     });
-    this.reservations = new Reservations({ ipam: this.ipam, keys: this.keys, hostId: this.hostId, owned: this.owned, spares: this.spares });
+    this.reservations = new Reservations({ ipam: this.ipam, keys: this.keys, hostId: this.hostId, owned: this.owned, spares: this.spares, describeHost: describer(this.client, this.keys) });
     this.peers = new Peers({ ...base, vtep: this.vtep, reservations: this.reservations, logger: o.logger.child({ part: 'cluster-watch' }) });
     this.networkCache = new NetworkCache(this.client, this.keys, o.logger.child({ part: 'cluster-networks' }), (net) => this.warm(net));
   }
@@ -219,7 +219,7 @@ class EtcdCluster implements Cluster {
     this.published = JSON.stringify(subnets);
     if (this.republishDue) {
       this.spares.lost();
-      const conflicts = await this.owned.republish(this.client, id);
+      const conflicts = await this.owned.republish(this.client, id, describer(this.client, this.keys));
       for (const c of conflicts) this.o.logger.error({ conflict: c }, 'cluster: a key this host owned was taken while its lease was gone');
       this.conflicts.push(...conflicts);
       this.republishDue = false;

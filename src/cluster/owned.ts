@@ -29,6 +29,19 @@ export interface MacValue {
   endpointId: string;
 }
 
+/**
+ * Who holds an address, in an error's words, its host named by describe (describeHost):
+ * `endpoint 0123456789ab on host …`, `an endpoint of the Docker engine on host …`, `a spare
+ * address of host …`; a gateway or aux address belongs to its network: `the gateway address of NAME`.
+ */
+export async function holderOf(v: AddressValue, describe: (hostId: string) => Promise<string>): Promise<string> {
+  if (v.kind === 'gateway' || v.kind === 'aux') return `the ${v.kind} address of ${v.owner}`;
+  const host = await describe(v.host);
+  if (v.kind === 'spare') return `a spare address of ${host}`;
+  if (v.owner.startsWith('docker:')) return `an endpoint of the Docker engine on ${host}`;
+  return `endpoint ${v.owner.replace(/^endpoint:/, '').slice(0, 12)} on ${host}`;
+}
+
 export type OwnedEntry = { kind: 'peer'; value: Peer } | { kind: 'address'; value: AddressValue } | { kind: 'mac'; value: MacValue };
 
 export class Owned {
@@ -62,13 +75,13 @@ export class Owned {
    * advertised only with an address and a claimed MAC it holds again); returns the conflicts
    * (addresses and MACs others hold now).
    */
-  async republish(client: StoreClient, lease: string): Promise<string[]> {
+  async republish(client: StoreClient, lease: string, describe: (hostId: string) => Promise<string>): Promise<string[]> {
     const conflicts: string[] = [];
     const lost = new Set<string>();
     const lostMacs = new Set<string>();
     for (const [key, entry] of this.entries) {
       if (entry.kind === 'peer') continue;
-      const conflict = await this.reclaim(client, key, entry, lease);
+      const conflict = await this.reclaim(client, key, entry, lease, describe);
       if (!conflict) continue;
       conflicts.push(conflict);
       if (entry.kind === 'mac') lostMacs.add(entry.value.endpointId);
@@ -91,19 +104,19 @@ export class Owned {
   }
 
   /** Claims an address or a MAC again; returns why not when another owner holds it now. */
-  private async reclaim(client: StoreClient, key: string, entry: Exclude<OwnedEntry, { kind: 'peer' }>, lease: string): Promise<string | undefined> {
+  private async reclaim(client: StoreClient, key: string, entry: Exclude<OwnedEntry, { kind: 'peer' }>, lease: string, describe: (hostId: string) => Promise<string>): Promise<string | undefined> {
     const put = { put: key, value: entry.value, lease };
     const what = entry.kind === 'mac' ? 're-claim a mac address' : 're-claim an address';
     const res = await client.txn(what, [{ key, target: 'version', op: '=', value: 0 }], [put], [{ get: key }]);
     const held = res.reads[0]?.[0];
     if (res.succeeded) return undefined;
-    if (!held) return this.reclaim(client, key, entry, lease);
+    if (!held) return this.reclaim(client, key, entry, lease, describe);
     if (entry.kind === 'mac') {
       const other = parseJson<MacValue>(held);
-      if (other.host !== entry.value.host || other.endpointId !== entry.value.endpointId) return `${key}: held by endpoint ${other.endpointId} on host ${other.host} since this host's lease was lost`;
+      if (other.host !== entry.value.host || other.endpointId !== entry.value.endpointId) return `${key}: held by endpoint ${other.endpointId.slice(0, 12)} on ${await describe(other.host)} since this host's lease was lost`;
     } else {
       const other = parseJson<AddressValue>(held);
-      if (other.host !== entry.value.host || other.owner !== entry.value.owner) return `${key}: held by ${other.kind} ${other.owner} on host ${other.host} since this host's lease was lost`;
+      if (other.host !== entry.value.host || other.owner !== entry.value.owner) return `${key}: held by ${await holderOf(other, describe)} since this host's lease was lost`;
     }
     await client.txn(what, [{ key, target: 'mod', op: '=', value: held.modRevision }], [put]);
     return undefined;

@@ -92,7 +92,7 @@ export class Peers {
       mark('join txn answered');
       // The MAC's claim failed it but is this endpoint's own: the next round guards it (the addresses' reads are settled then).
       if (!res.succeeded && (await mac.failed(res))) continue;
-      if (this.d.reservations.settle(claims, res)) {
+      if (await this.d.reservations.settle(claims, res)) {
         mac.claimed();
         this.d.owned.set(key, { kind: 'peer', value: peer });
         return peer;

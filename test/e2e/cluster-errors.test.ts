@@ -2,7 +2,9 @@
 // `cluster status` and `check` (text and JSON) say "cluster store unavailable", naming the store as
 // --cluster-store does, since when and for how long, and what still works — never the etcd key of
 // the call that failed (another network's, as likely as not); their exit codes stay the documented
-// ones (0, and 3 for check), and existing endpoints do keep forwarding (a real ping). One --mac
+// ones (0, and 3 for check), and existing endpoints do keep forwarding (a real ping). Errors that
+// say another host holds something (an address, a MAC, a subnet of a local network) name it as
+// `cluster hosts` shows it: name, VTEP and id. One --mac
 // connected at the same moment on two hosts, 20 times over: exactly one wins, the other is refused
 // (409, field mac, naming the network), etcd holds one peer and one claim of the MAC, and the
 // claim goes with its endpoint (the other host can then take the MAC). A --mac endpoint's own claim
@@ -186,6 +188,35 @@ describeRoot('cluster mode: what its errors tell a user', () => {
       expect((await statusOf(h1) as Status & { conflicts: string[] }).conflicts).toEqual([]);
     } finally {
       client.close();
+    }
+  }, 60_000);
+
+  it('an address, a MAC and a local subnet held on another host: each refusal names that host as cluster hosts shows it (name, VTEP, id)', async () => {
+    const [h1, h2] = sim.hosts as [SimHost, SimHost];
+    const listed = JSON.parse(await simCli(h2, ['cluster', 'hosts', '--format', 'json'])) as { id: string; hostname: string; vtep: string }[];
+    const h1Info = listed.find((h) => h.vtep === h1.ip)!;
+    const named = `host ${h1Info.hostname} (${h1.ip}, id ${h1Info.id})`;
+    await simCli(h1, ['network', 'create', '-d', 'overlay', '--internal', '--subnet', '198.19.234.0/24', 'ovname']);
+    const a = await simJoined<Ep>(h1, 'ovname', made, ['--mac', '02:aa:00:00:03:01']);
+    const sb = await h2.daemon.sandbox();
+    made.push({ h: h2, sb });
+    const ipTaken = await h2.daemon.cmd(['connect', 'ovname', sb, '--ip', ip(a.ep.ipv4)]);
+    expect(ipTaken.code).toBe(1);
+    expect(ipTaken.stderr).toContain(`address ${ip(a.ep.ipv4)} is in use by endpoint ${a.ep.id.slice(0, 12)} on ${named}`);
+    const macTaken = await h2.daemon.cmd(['connect', 'ovname', sb, '--mac', '02:aa:00:00:03:01']);
+    expect(macTaken.code).toBe(1);
+    expect(macTaken.stderr).toContain(`mac address 02:aa:00:00:03:01 is in use by endpoint ${a.ep.id.slice(0, 12)} (${ip(a.ep.ipv4)}) of network ovname on ${named}`);
+    // A local network of h1 (published in its host record): an overlay of its subnet is refused on h2, naming h1.
+    await simCli(h1, ['network', 'create', '--subnet', '198.19.235.0/24', 'lannamed']);
+    try {
+      const overlap = await waitFor('h1\'s local subnet in its host record', async () => {
+        const r = await h2.daemon.cmd(['network', 'create', '-d', 'overlay', '--internal', '--subnet', '198.19.235.0/25', 'ovoverlap']);
+        return r.code !== 0 ? r : (await simCli(h2, ['network', 'rm', 'ovoverlap']), undefined);
+      }, 10_000);
+      expect(overlap.code).toBe(1);
+      expect(overlap.stderr).toContain(`overlaps the local network lannamed (198.19.235.0/24) on ${named}`);
+    } finally {
+      await simCli(h1, ['network', 'rm', 'lannamed']);
     }
   }, 60_000);
 });

@@ -66,7 +66,7 @@ export async function checkOverlay(
     const link = await checkDevice(h, port, { kind: 'veth', master: { name: names.bridge, index: bridge?.index } }, endpointObject(ep, sb), items);
     if (sb && ep.sandboxId !== undefined) await checkInside(pool, link, s.mtu, ep, sb, items);
     const lost = s.lost.get(ep.id);
-    if (lost) items.push(item(endpointObject(ep, sb), 'address', `its address ${ep.ipv4 ?? ep.ipv6 ?? ''} held in the cluster by this endpoint`, lost));
+    if (lost) items.push(item(endpointObject(ep, sb), 'address', `its address ${ep.ipv4 ?? ep.ipv6 ?? ''} and its MAC held in the cluster by this endpoint`, lost));
   }
   if (!s.programmer || !vx || !cluster) return items;
   const { view, revision } = s.peerView();

@@ -9,7 +9,9 @@
 // (409, field mac, naming the network), etcd holds one peer and one claim of the MAC, and the
 // claim goes with its endpoint (the other host can then take the MAC). A --mac endpoint's own claim
 // never blocks its host's republish: after a restart whose restore publishes again (its peer record
-// not as it was) and after its lease was taken away (every key put back).
+// not as it was) and after its lease was taken away (every key put back); a MAC another host took
+// while its host was away longer than the lease leaves that endpoint unpublished, and said so
+// (cluster status conflicts, check), as an address taken meanwhile does.
 // Checked against the daemons' CLI and API, etcd's keys and real pings.
 import { expect, it } from 'vitest';
 import { describeRoot } from '../helpers/root.js';
@@ -217,6 +219,35 @@ describeRoot('cluster mode: what its errors tell a user', () => {
       expect(overlap.stderr).toContain(`overlaps the local network lannamed (198.19.235.0/24) on ${named}`);
     } finally {
       await simCli(h1, ['network', 'rm', 'lannamed']);
+    }
+  }, 60_000);
+
+  it('a --mac another host took while this host was away past its lease: the restart leaves that endpoint unpublished and says so (cluster status, check exit 1), the other host\'s endpoint keeps the MAC', async () => {
+    const [h1, h2] = sim.hosts as [SimHost, SimHost];
+    const mac = '02:aa:00:00:04:01';
+    await simCli(h1, ['network', 'create', '-d', 'overlay', '--internal', '--subnet', '198.19.236.0/24', 'ovmacl']);
+    await simJoined<Ep>(h2, 'ovmacl', made);
+    const a = await simJoined<Ep>(h1, 'ovmacl', made, ['--mac', mac]);
+    const client = sim.etcd.client();
+    try {
+      await h1.daemon.stop('SIGKILL');
+      await waitFor('h1\'s lease ended (its peer and claim gone)', async () => ((await client.range(`/cnmkit/v1/macs/ovmacl/${mac}`, {})).kvs.length === 0 ? true : undefined), (sim.leaseTtl + 5) * 1000);
+      const b = await simJoined<Ep>(h2, 'ovmacl', made, ['--mac', mac]);
+      await h1.daemon.start();
+      const status = await waitFor('h1 reports the conflict', async () => {
+        const s = await statusOf(h1) as Status & { conflicts: string[] };
+        return s.conflicts.some((c) => c.includes(a.ep.id.slice(0, 12)) || c.includes(mac)) ? s : undefined;
+      }, 10_000);
+      expect(status.conflicts.join('\n')).toContain(`mac address ${mac} is in use by endpoint ${b.ep.id.slice(0, 12)} of network ovmacl on host `);
+      const [claim] = (await client.range(`/cnmkit/v1/macs/ovmacl/${mac}`, {})).kvs;
+      expect(JSON.parse(claim!.value.toString())).toMatchObject({ endpointId: b.ep.id });
+      const peers = (await client.range('/cnmkit/v1/peers/ovmacl/')).kvs.map((kv) => JSON.parse(kv.value.toString()) as { endpointId: string; mac: string });
+      expect(peers.filter((p) => p.mac === mac).map((p) => p.endpointId)).toEqual([b.ep.id]);
+      const checked = await h1.daemon.cmd(['check']);
+      expect(checked.code).toBe(1);
+      expect(checked.stdout).toContain(`mac address ${mac} is in use by endpoint ${b.ep.id.slice(0, 12)}`);
+    } finally {
+      client.close();
     }
   }, 60_000);
 });

@@ -11,7 +11,9 @@
 // never blocks its host's republish: after a restart whose restore publishes again (its peer record
 // not as it was) and after its lease was taken away (every key put back); a MAC another host took
 // while its host was away longer than the lease leaves that endpoint unpublished, and said so
-// (cluster status conflicts, check), as an address taken meanwhile does.
+// (cluster status conflicts, check), as an address taken meanwhile does. A --mac endpoint removed
+// while etcd was away, its daemon killed before etcd came back: the restart deletes the leftover
+// peer and its claim (the MAC is free again for another host).
 // Checked against the daemons' CLI and API, etcd's keys and real pings.
 import { expect, it } from 'vitest';
 import { describeRoot } from '../helpers/root.js';
@@ -246,6 +248,38 @@ describeRoot('cluster mode: what its errors tell a user', () => {
       const checked = await h1.daemon.cmd(['check']);
       expect(checked.code).toBe(1);
       expect(checked.stdout).toContain(`mac address ${mac} is in use by endpoint ${b.ep.id.slice(0, 12)}`);
+    } finally {
+      client.close();
+    }
+  }, 60_000);
+
+  it('a --mac endpoint removed while etcd is away, its daemon killed before etcd is back: the restart deletes the leftover peer with its claim; the other host can take the MAC', async () => {
+    const [h1, h2] = sim.hosts as [SimHost, SimHost];
+    const mac = '02:aa:00:00:05:01';
+    await simCli(h1, ['network', 'create', '-d', 'overlay', '--internal', '--subnet', '198.19.237.0/24', 'ovmacx']);
+    await simJoined<Ep>(h2, 'ovmacx', made);
+    const a = await simJoined<Ep>(h1, 'ovmacx', made, ['--mac', mac]);
+    const client = sim.etcd.client();
+    const left = async () => ({
+      peers: (await client.range('/cnmkit/v1/peers/ovmacx/')).kvs.filter((kv) => kv.key.endsWith(`/${a.ep.id}`)).length,
+      claims: (await client.range(`/cnmkit/v1/macs/ovmacx/${mac}`, {})).kvs.length,
+    });
+    try {
+      expect(await left()).toEqual({ peers: 1, claims: 1 });
+      await sim.etcd.stop();
+      try {
+        // The removal is queued (etcd away), then lost with the daemon: the restart finds a peer no endpoint has.
+        await simCli(h1, ['sandbox', 'rm', a.sb]);
+        made.splice(made.findIndex((m) => m.sb === a.sb), 1);
+        await h1.daemon.stop('SIGKILL');
+      } finally {
+        await sim.etcd.start();
+      }
+      // Back within the lease's TTL (etcd extends leases when it starts): the leftovers stay until h1's restart removes them.
+      await h1.daemon.start();
+      await waitFor('h1\'s leftover peer and claim deleted', async () => ((await left()).peers + (await left()).claims === 0 ? true : undefined), 10_000);
+      const { ep } = await simJoined<Ep>(h2, 'ovmacx', made, ['--mac', mac]);
+      expect(ep.macAddress).toBe(mac);
     } finally {
       client.close();
     }

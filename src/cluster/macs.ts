@@ -3,9 +3,11 @@
 // by `version == 0` (or, when the claim is this endpoint's already, as after a restart, by its
 // revision): of two endpoints publishing one MAC at the same moment on two hosts, one wins and the
 // other is refused naming the field `mac`. Deleted with its peer, in one transaction guarded by its
-// value (only this endpoint's own claim goes), and by the lease with it. Only a MAC that is not the
-// one the overlay derives from the endpoint's IPv4 address is claimed (PeerSpec.macGiven): a
-// derived one is as unique as the address, which the global IPAM claims.
+// value (only this endpoint's own claim goes), and by the lease with it. A claim another endpoint
+// took while this host's lease was gone keeps this endpoint unpublished (a conflict, owned.ts and
+// the overlay's restore). Only a MAC that is not the one the overlay derives from the endpoint's
+// IPv4 address is claimed (PeerSpec.macGiven): a derived one is as unique as the address, which
+// the global IPAM claims.
 import { ConflictError } from '../errors.js';
 import { parseJson, type Compare, type KeyValue, type Op, type TxnResult } from './client.js';
 import type { Keys } from './keys.js';

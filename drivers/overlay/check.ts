@@ -33,8 +33,9 @@ async function checkInside(pool: NetlinkHandlePool, port: Link | undefined, mtu:
 
 /** Why the peer records are not followed live now: the store's state as this host sees it. */
 function notLive(c: Cluster): string {
-  const { state, error } = c.status();
-  if (state === 'unavailable') return `cluster store unavailable${error ? ` (${error.replace(/^cluster store unavailable: /, '')})` : ''}`;
+  const { state, error, store, unavailableSince, unavailableFor } = c.status();
+  if (state === 'unavailable' && unavailableSince !== undefined) return `cluster store unavailable since ${unavailableSince} (${unavailableFor ?? 0} s: ${store} does not answer)`;
+  if (state === 'unavailable') return `cluster store unavailable${error ? ` (${error})` : ''}`;
   if (state === 'connecting') return 'cluster store not reached yet since the daemon started';
   return 'the peer records are being listed again';
 }
@@ -65,7 +66,7 @@ export async function checkOverlay(
     const link = await checkDevice(h, port, { kind: 'veth', master: { name: names.bridge, index: bridge?.index } }, endpointObject(ep, sb), items);
     if (sb && ep.sandboxId !== undefined) await checkInside(pool, link, s.mtu, ep, sb, items);
     const lost = s.lost.get(ep.id);
-    if (lost) items.push(item(endpointObject(ep, sb), 'address', `its address ${ep.ipv4 ?? ep.ipv6 ?? ''} held in the cluster by this endpoint`, lost));
+    if (lost) items.push(item(endpointObject(ep, sb), 'address', `its address ${ep.ipv4 ?? ep.ipv6 ?? ''} and its MAC held in the cluster by this endpoint`, lost));
   }
   if (!s.programmer || !vx || !cluster) return items;
   const { view, revision } = s.peerView();

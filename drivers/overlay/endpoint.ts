@@ -42,6 +42,11 @@ export function macFor(ipv4Cidr: string | undefined): string {
   return bytes.map((b) => b.toString(16).padStart(2, '0')).join(':');
 }
 
+/** Whether the endpoint's MAC is not the one its IPv4 address gives (macFor): given, it is claimed in the cluster with its peer (src/cluster/macs.ts). */
+export function isGivenMac(ep: EndpointRecord, mac: string): boolean {
+  return ep.ipv4 === undefined || mac.toLowerCase() !== macFor(ep.ipv4);
+}
+
 /** Refuses a placement an overlay endpoint cannot have (the host namespace), before anything is made or published. */
 export function checkPlacement(net: NetworkRecord, placement: Placement): void {
   if (placement.kind === 'sandbox' && placement.sandbox.kind === 'host') {
@@ -68,8 +73,9 @@ export function defaultMacOf(net: NetworkRecord, mac: string, ownIpv4: string | 
  * refused: two peers of one MAC would share one FDB entry, and one of them would be unreachable.
  * So is the MAC the network gives another of its addresses (02:42 + that IPv4 address), checked
  * without etcd. The peers are read from etcd (one listing of the network's peers); not checked
- * while the store does not answer.
- * Limits: two hosts giving one MAC at the same moment both pass.
+ * while the store does not answer. This is the early word, naming the other endpoint's address:
+ * the claim of the MAC in the peer's transaction (isGivenMac) is what refuses one of two hosts
+ * giving it at the same moment.
  */
 export async function refuseTakenMac(cluster: Cluster, net: NetworkRecord, ep: EndpointRecord): Promise<void> {
   const mac = ep.macAddress;
@@ -86,7 +92,12 @@ export async function refuseTakenMac(cluster: Cluster, net: NetworkRecord, ep: E
     throw err;
   }
   const other = peers.find((p) => p.mac === mac && p.endpointId !== ep.id);
-  if (other) throw new ConflictError(`mac address ${mac} is in use by endpoint ${other.endpointId.slice(0, 12)} (${other.ip}) of network ${net.name} on host ${other.host}`, { field: 'mac' });
+  if (!other) return;
+  // Its host as `cluster hosts` shows it: name, VTEP and id; the id alone when it is not registered (or the hosts cannot be read).
+  const hosts = await cluster.hosts().catch(() => undefined);
+  const h = hosts?.find((x) => x.id === other.host);
+  const host = h ? `host ${h.hostname} (${h.vtep}, id ${h.id})` : `host id ${other.host}${hosts ? ' (not registered)' : ''}`;
+  throw new ConflictError(`mac address ${mac} is in use by endpoint ${other.endpointId.slice(0, 12)} (${other.ip}) of network ${net.name} on ${host}`, { field: 'mac' });
 }
 
 /**

@@ -28,7 +28,7 @@ import { mark } from '../../src/core/trace.js';
 import { checkLeftovers, checkOverlay } from './check.js';
 import { parseOverlayConfig, type OverlayConfig } from './config.js';
 import { deviceNames, keptMtu, sweepDevices, UnderlayMtu } from './device.js';
-import { checkPlacement, detachedInfo, hostIfnameFor, leaveSandbox, macFor, makeVeth, refuseTakenMac, type OverlayEndpointData } from './endpoint.js';
+import { checkPlacement, detachedInfo, hostIfnameFor, isGivenMac, leaveSandbox, macFor, makeVeth, refuseTakenMac, type OverlayEndpointData } from './endpoint.js';
 import { globalScope, needCluster } from './global.js';
 import { DetachedLinks } from './detached.js';
 import { HostNetwork } from './hostnet.js';
@@ -103,7 +103,7 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
     await s.up(ctx.netlink.get(), ctx.sysctl, needCluster(ctx.cluster), log, o.underlayMtu ?? underlayMtu);
     return s;
   };
-  const peerOf = (ep: EndpointRecord, mac: string): PeerSpec => ({ endpointId: ep.id, ip: ep.ipv4 ?? '', ...(ep.ipv6 ? { ipv6: ep.ipv6 } : {}), mac });
+  const peerOf = (ep: EndpointRecord, mac: string): PeerSpec => ({ endpointId: ep.id, ip: ep.ipv4 ?? '', ...(ep.ipv6 ? { ipv6: ep.ipv6 } : {}), mac, ...(isGivenMac(ep, mac) ? { macGiven: true } : {}) });
   /** The endpoint's addresses, each with the cluster pool it came from. */
   const addressesOf = (net: NetworkRecord, ep: EndpointRecord): { poolId: string; address: string }[] =>
     ([[net.ipv4[0], ep.ipv4], [net.ipv6[0], ep.ipv6]] as const).flatMap(([sub, a]) => (sub && a ? [{ poolId: sub.poolId, address: a }] : []));

@@ -4,8 +4,8 @@
 // addresses that no endpoint has go (a disconnect whose writes were still queued when the daemon
 // stopped), as do the peers of the Docker engine's endpoints whose interface vanished. The read is
 // retried until the store answers, with the endpoints still here then; each write after it too.
-// Limits: an address another host took while this one was away is not taken back: its endpoint
-// is reported (cluster status, check) and left unpublished.
+// Limits: an address (or a given MAC) another host took while this one was away is not taken
+// back: its endpoint is reported (cluster status, check) and left unpublished.
 import type { Logger } from 'pino';
 import { dockerAddressOwner, type Cluster, type PeerSpec } from '../../src/cluster/types.js';
 import type { EndpointRecord, NetworkRecord } from '../../src/core/model.js';
@@ -57,16 +57,15 @@ export async function republishRestored(d: RepublishDeps, { net, eps, gone }: Re
       // The lease may have expired while the daemon was away: claim the addresses again, then publish.
       try {
         for (const { poolId, address, owner } of o.addresses) await c.ipam.requestAddress(poolId, { address, kind: 'endpoint', owner });
+        await c.publishPeer(net.name, o.peer);
       } catch (err) {
         if (!(err instanceof ConflictError)) throw err;
-        // Another host took the address meanwhile: this endpoint is not published (its peer would
-        // take the other's traffic), and it is reported until it is disconnected.
+        // Another endpoint took the address (or the given MAC) meanwhile: this endpoint is not
+        // published (its peer would take the other's traffic), and it is reported until it is disconnected.
         const why = `endpoint ${o.ep.name} of network ${net.name}: its ${err.message}; it is not published: disconnect it and connect it again`;
         d.hostNetwork(net.id)?.lost.set(o.ep.id, why);
         c.reportConflict(why);
-        return;
       }
-      await c.publishPeer(net.name, o.peer);
     }))]);
   });
 }

@@ -14,6 +14,9 @@ const statusSchema = {
     state: { type: 'string', enum: ['connecting', 'connected', 'unavailable', 'closed'] }, hostId: { type: 'string' }, vtep: { type: 'string' },
     vtepInterface: { type: ['string', 'null'], description: 'the interface holding the VTEP address now; null: none (overlays cannot be made or joined here)' },
     lease: { type: 'object', properties: { id: { type: 'string' }, ttl: { type: 'integer' }, lastKeepAlive: { type: 'string' } } },
+    store: { type: 'string', description: 'the cluster store, as --cluster-store names it' },
+    unavailableSince: { type: 'string', description: 'while the store does not answer: since when' },
+    unavailableFor: { type: 'integer', description: 'while the store does not answer: for how many seconds' },
     error: { type: 'string' }, conflicts: { type: 'array', items: { type: 'string' } },
   },
 } as const;

@@ -24,8 +24,9 @@ export type Compare = {
   key: string;
   /** Compare every key in [key, prefixEnd(key)) (etcd's range compare). */
   prefix?: boolean;
-  target: 'version' | 'mod' | 'create' | 'lease';
+  target: 'version' | 'mod' | 'create' | 'lease' | 'value';
   op: '=' | '<' | '>' | '!=';
+  /** For 'value': the stored text (a value put here is its JSON). */
   value: number | string;
 };
 
@@ -44,16 +45,16 @@ export interface TxnResult {
 export interface ClientOptions {
   /** Budget of one call before it fails as unavailable (default 1500 ms). */
   failFastMs?: number;
-  /** Told the outcome of every call, so the cluster can report its state. */
-  onOutcome?: (err: Error | undefined) => void;
+  /** Told the outcome of every call, so the cluster can report its state; cause: why etcd was unavailable, without the call's key. */
+  onOutcome?: (err: Error | undefined, cause?: string) => void;
 }
 
 /** The gateway's kv as it answers it (fields at their default value left out). */
 type JsonKv = { key: string; value?: string; create_revision?: string; mod_revision?: string; version?: string; lease?: string };
 type Header = { header?: { revision?: string } };
 
-const TARGETS = { version: 'VERSION', mod: 'MOD', create: 'CREATE', lease: 'LEASE' } as const;
-const FIELDS = { version: 'version', mod: 'mod_revision', create: 'create_revision', lease: 'lease' } as const;
+const TARGETS = { version: 'VERSION', mod: 'MOD', create: 'CREATE', lease: 'LEASE', value: 'VALUE' } as const;
+const FIELDS = { version: 'version', mod: 'mod_revision', create: 'create_revision', lease: 'lease', value: 'value' } as const;
 const RESULTS = { '=': 'EQUAL', '<': 'LESS', '>': 'GREATER', '!=': 'NOT_EQUAL' } as const;
 
 const b64 = (s: string | Buffer): string => Buffer.from(s).toString('base64');
@@ -72,7 +73,8 @@ export function toKv(kv: JsonKv): KeyValue {
 
 /** A txn compare in the gateway's JSON. */
 export function toCompare(c: Compare): Record<string, string> {
-  return { ...keyRange(c.key, c.prefix), target: TARGETS[c.target], result: RESULTS[c.op], [FIELDS[c.target]]: String(c.value) };
+  const value = c.target === 'value' ? b64(String(c.value)) : String(c.value);
+  return { ...keyRange(c.key, c.prefix), target: TARGETS[c.target], result: RESULTS[c.op], [FIELDS[c.target]]: value };
 }
 
 /** A txn op in the gateway's JSON. */
@@ -95,8 +97,9 @@ export class StoreClient {
   /** Runs one etcd call within the budget; transport failures become ClusterUnavailableError. */
   async call<T>(what: string, fn: () => Promise<T>): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
+    const late = `no answer from etcd within ${this.failFastMs} ms`;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new ClusterUnavailableError(`${what}: no answer from etcd within ${this.failFastMs} ms`)), this.failFastMs);
+      timer = setTimeout(() => reject(new ClusterUnavailableError(`${what}: ${late}`)), this.failFastMs);
     });
     try {
       const result = await Promise.race([fn(), timeout]);
@@ -107,7 +110,8 @@ export class StoreClient {
         ? new ClusterUnavailableError(`${what}: ${(err as Error).message}`, { cause: err })
         : err as Error;
       if (out instanceof ClusterUnavailableError) {
-        this.opts.onOutcome?.(out);
+        // The cause alone: the call's text names a key, maybe of another object than the caller's.
+        this.opts.onOutcome?.(out, out === err ? (out.message.endsWith(late) ? late : undefined) : (err as Error).message);
         for (const fn of this.unavailableListeners) fn();
       }
       throw out;

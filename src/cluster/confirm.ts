@@ -1,5 +1,6 @@
 // A restarted host's endpoints checked against etcd in one read, instead of claimed and published
-// again one round trip at a time: an endpoint whose peer record and addresses are there, exactly,
+// again one round trip at a time: an endpoint whose peer record, addresses and (for a given MAC)
+// MAC claim are there, exactly,
 // on this host's current lease (a daemon restarted within its TTL adopts it) is only remembered as
 // owned; the others are left to the caller to claim and publish. Also names this host's leftovers
 // on the network: its peers, and the endpoint addresses it holds in the network's pools, that no
@@ -38,16 +39,17 @@ function keysOf(d: ConfirmDeps, network: string, ep: OwnEndpoint): Map<string, O
     const pool = canonicalPool(a.poolId);
     out.set(d.keys.address(pool, addressIn(parsePrefix('pool', pool), a.address)), { kind: 'address', value: endpointAddress(a.owner, d.hostId) });
   }
+  if (ep.peer.macGiven) out.set(d.keys.mac(network, peer.mac), { kind: 'mac', value: { host: d.hostId, endpointId: peer.endpointId } });
   return out;
 }
 
 /** The owner an endpoint's address has when the controller claimed it (a Docker engine's are the host's). */
 const ENDPOINT_OWNER = 'endpoint:';
 
-/** One read: this host's peer keys on the network, then every address key of each pool. */
-async function readOwn(d: ConfirmDeps, what: string, network: string, pools: string[]): Promise<{ peers: KeyValue[]; addresses: KeyValue[][] }> {
-  const res = await d.client.txn(what, [], [d.keys.hostPeers(network, d.hostId), ...pools.map((p) => d.keys.addresses(p))].map((get) => ({ get, prefix: true })));
-  return { peers: res.reads[0]!, addresses: res.reads.slice(1) };
+/** One read: this host's peer keys on the network, every address key of each pool, and (macs) the network's MAC claims. */
+async function readOwn(d: ConfirmDeps, what: string, network: string, pools: string[], macs = false): Promise<{ peers: KeyValue[]; addresses: KeyValue[][]; macs: KeyValue[] }> {
+  const res = await d.client.txn(what, [], [d.keys.hostPeers(network, d.hostId), ...pools.map((p) => d.keys.addresses(p)), ...(macs ? [d.keys.macs(network)] : [])].map((get) => ({ get, prefix: true })));
+  return { peers: res.reads[0]!, addresses: res.reads.slice(1, 1 + pools.length), macs: res.reads[1 + pools.length] ?? [] };
 }
 
 function leftoversIn(d: ConfirmDeps, network: string, pools: string[], read: { peers: KeyValue[]; addresses: KeyValue[][] }, known: Set<string>): Leftovers {
@@ -76,8 +78,8 @@ export async function findLeftovers(d: ConfirmDeps, network: string, pools: stri
 export async function confirmEndpoints(d: ConfirmDeps, network: string, networkPools: string[], eps: OwnEndpoint[], known: Set<string>): Promise<{ confirmed: Set<string>; stale: Leftovers }> {
   const lease = d.lease();
   const pools = [...new Set([...networkPools, ...eps.flatMap((e) => e.addresses.map((a) => a.poolId))].map(canonicalPool))];
-  const read = await readOwn(d, `confirm the endpoints of ${network}`, network, pools);
-  const held = new Map<string, KeyValue>([...read.peers, ...read.addresses.flat()].map((kv) => [kv.key, kv]));
+  const read = await readOwn(d, `confirm the endpoints of ${network}`, network, pools, true);
+  const held = new Map<string, KeyValue>([...read.peers, ...read.addresses.flat(), ...read.macs].map((kv) => [kv.key, kv]));
   const confirmed = new Set<string>();
   for (const ep of eps) {
     const wanted = keysOf(d, network, ep);

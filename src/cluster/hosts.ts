@@ -1,6 +1,7 @@
 // Host identity and the host records: the host id is generated once and kept in the state dir
 // with the last lease id; the record (VTEP, hostname, pid, local subnets) sits on the host's
-// lease, so it vanishes when the host stops keeping the lease alive.
+// lease, so it vanishes when the host stops keeping the lease alive. Errors name a host as
+// `cluster hosts` shows it (describeHost; owned.ts's holderOf).
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -94,6 +95,27 @@ function isOwnOrDead(found: HostRecord, mine: HostRecord): boolean {
   if (found.pid === mine.pid) return true;
   const start = processStartTime(found.pid);
   return start === undefined || (found.pidStart !== undefined && start !== found.pidStart);
+}
+
+/**
+ * A host as `cluster hosts` shows it, for an error that names it: `host NAME (VTEP, id ID)` when
+ * it is registered, `host id ID (not registered)` when not; `host id ID` when its record cannot be
+ * read (one read, on an error path only).
+ */
+export async function describeHost(client: StoreClient, keys: Keys, hostId: string): Promise<string> {
+  try {
+    const { kv } = await client.get(keys.host(hostId));
+    if (!kv) return `host id ${hostId} (not registered)`;
+    const r = parseJson<HostRecord>(kv);
+    return `host ${r.hostname} (${r.vtep}, id ${hostId})`;
+  } catch {
+    return `host id ${hostId}`;
+  }
+}
+
+/** describeHost over one client: for the functions that name hosts (holderOf, keptError). */
+export function describer(client: StoreClient, keys: Keys): (hostId: string) => Promise<string> {
+  return (hostId) => describeHost(client, keys, hostId);
 }
 
 /** Every registered host, with its lease's remaining TTL. */

@@ -7,12 +7,13 @@ import type { Logger } from 'pino';
 import { ClusterUnavailableError, ConflictError } from '../errors.js';
 import { checkDefaultPool, DOCKER_GLOBAL_POOLS } from '../ipam/defaults.js';
 import { StoreClient } from './client.js';
-import { hostRecord, listHosts, loadIdentity, putHostRecord, saveIdentity, type Identity } from './hosts.js';
+import { describer, hostRecord, listHosts, loadIdentity, putHostRecord, saveIdentity, type Identity } from './hosts.js';
 import { EtcdIpam } from './ipam.js';
 import { Keys } from './keys.js';
 import { LeaseKeeper } from './lease.js';
 import { NetworkCache } from './network-cache.js';
 import { Networks } from './networks.js';
+import { Outage, storeName } from './outage.js';
 import { interfaceWith, type ClusterConfig } from './options.js';
 import { confirmEndpoints, findLeftovers, type ConfirmDeps } from './confirm.js';
 import { Owned } from './owned.js';
@@ -69,6 +70,7 @@ class EtcdCluster implements Cluster {
   private readonly identity: Identity;
   private state: ClusterState = 'connecting';
   private error: string | undefined;
+  private readonly outage: Outage;
   private conflicts: string[] = [];
   private published: string | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -85,7 +87,8 @@ class EtcdCluster implements Cluster {
     this.hostId = this.identity.hostId;
     this.vtep = o.config.vtep;
     this.keys = new Keys(o.config.prefix);
-    this.client = new StoreClient(o.config, { failFastMs: o.failFastMs ?? 1500, onOutcome: (err) => this.onOutcome(err) });
+    this.outage = new Outage(storeName(o.config.endpoints));
+    this.client = new StoreClient(o.config, { failFastMs: o.failFastMs ?? 1500, onOutcome: (err, cause) => this.onOutcome(err, cause) });
     this.keeper = new LeaseKeeper(this.client, o.config.leaseTtl);
     const base = { client: this.client, keys: this.keys, hostId: this.hostId, owned: this.owned, lease: () => this.lease() };
     this.confirmDeps = { ...base, vtep: this.vtep };
@@ -98,7 +101,7 @@ class EtcdCluster implements Cluster {
       ...base, logger: o.logger.child({ part: 'cluster-publish' }), conflict: (what) => this.conflicts.push(what),
       settled: (claims) => claims.forEach((c) => this.spares.settled(c.poolId, c.ip)), discard: (spares) => this.spares.discard(spares),
     });
-    this.reservations = new Reservations({ ipam: this.ipam, keys: this.keys, hostId: this.hostId, owned: this.owned, spares: this.spares });
+    this.reservations = new Reservations({ ipam: this.ipam, keys: this.keys, hostId: this.hostId, owned: this.owned, spares: this.spares, describeHost: describer(this.client, this.keys) });
     this.peers = new Peers({ ...base, vtep: this.vtep, reservations: this.reservations, logger: o.logger.child({ part: 'cluster-watch' }) });
     this.networkCache = new NetworkCache(this.client, this.keys, o.logger.child({ part: 'cluster-networks' }), (net) => this.warm(net));
   }
@@ -115,7 +118,7 @@ class EtcdCluster implements Cluster {
   status(): ClusterStatus {
     const id = this.keeper.id;
     return {
-      state: this.state, hostId: this.hostId, vtep: this.vtep, conflicts: [...this.conflicts], ...(this.error ? { error: this.error } : {}),
+      state: this.state, hostId: this.hostId, vtep: this.vtep, conflicts: [...this.conflicts], ...(this.error ? { error: this.error } : {}), ...this.outage.report(),
       ...(id ? { lease: { id, ttl: this.keeper.ttl, ...(this.keeper.lastKeepAlive ? { lastKeepAlive: new Date(this.keeper.lastKeepAlive).toISOString() } : {}) } } : {}),
     };
   }
@@ -177,7 +180,7 @@ class EtcdCluster implements Cluster {
       this.failures = 0;
     } catch (err) {
       this.failures++;
-      this.setState('unavailable', (err as Error).message);
+      this.setState('unavailable', err instanceof ClusterUnavailableError ? undefined : (err as Error).message);
     }
     if (this.isClosed()) return;
     const interval = (this.keeper.ttl * 1000) / 3;
@@ -216,7 +219,7 @@ class EtcdCluster implements Cluster {
     this.published = JSON.stringify(subnets);
     if (this.republishDue) {
       this.spares.lost();
-      const conflicts = await this.owned.republish(this.client, id);
+      const conflicts = await this.owned.republish(this.client, id, describer(this.client, this.keys));
       for (const c of conflicts) this.o.logger.error({ conflict: c }, 'cluster: a key this host owned was taken while its lease was gone');
       this.conflicts.push(...conflicts);
       this.republishDue = false;
@@ -231,26 +234,20 @@ class EtcdCluster implements Cluster {
   }
 
   private async sweep(): Promise<void> {
-    if (this.isClosed()) return;
-    try {
-      const n = await this.spares.sweep();
-      if (n > 0) this.o.logger.info({ deleted: n }, 'cluster: deleted spare addresses a previous run of this host left');
-    } catch (err) {
-      this.swept = false;
-      this.o.logger.debug({ err: (err as Error).message }, 'cluster: leftover spare addresses not swept now');
-    }
+    if (!this.isClosed() && !(await this.spares.sweepLogged())) this.swept = false;
   }
 
   private setState(state: ClusterState, error?: string): void {
     if (this.state === 'closed') return;
-    if (state === 'unavailable' && this.state !== 'unavailable') this.o.logger.warn({ error }, 'cluster store unavailable: local networks keep working, global requests fail until it is back');
+    if (state === 'unavailable' && this.state !== 'unavailable') this.o.logger.warn({ error: error ?? this.outage.reason() }, 'cluster store unavailable: local networks keep working, global requests fail until it is back');
     if (state === 'connected' && this.state === 'unavailable') this.o.logger.info('cluster store available again');
     this.state = state;
     this.error = error;
   }
 
-  private onOutcome(err: Error | undefined): void {
-    if (err) return this.setState('unavailable', err.message);
+  private onOutcome(err: Error | undefined, cause?: string): void {
+    this.outage.set(err ? (cause ?? 'no answer') : undefined);
+    if (err) return this.setState('unavailable');
     if (this.state !== 'unavailable' || this.registered === undefined || this.registered !== this.keeper.id) return;
     this.setState('connected');
     if (this.timer) void this.tick(); // Not waiting for the timer: a thawing etcd revokes leases past their TTL, and the others keep this host's peers a grace only (overlay/linger.ts). No timer: a tick is under way.
@@ -258,7 +255,8 @@ class EtcdCluster implements Cluster {
 
   lease(): string {
     const id = this.keeper.id;
-    if (id === undefined || id !== this.registered) throw new ClusterUnavailableError(`this host is not registered yet${this.error ? ` (${this.error})` : ''}`);
+    const why = this.error ?? this.outage.reason();
+    if (id === undefined || id !== this.registered) throw new ClusterUnavailableError(`this host is not registered yet${why ? ` (${why})` : ''}`);
     return id;
   }
 
@@ -326,7 +324,8 @@ class EtcdCluster implements Cluster {
 
   async joinEndpoint(network: string, spec: PeerSpec, addresses: EndpointAddress[]): Promise<Peer> {
     const claims = addresses.map((a) => this.reservations.claim(a.poolId, a.address, a.owner));
-    if (claims.length === 0 || claims.some((c) => c.spare === undefined)) return this.peers.join(network, spec, claims);
+    // A given MAC is claimed in the join's transaction, whose answer the connect waits for (its refusal is the connect's).
+    if (claims.length === 0 || claims.some((c) => c.spare === undefined) || spec.macGiven) return this.peers.join(network, spec, claims);
     // Every address is a spare of this host: the peer is published after the connect answers.
     const peer = checkPeer(network, spec, this.hostId, this.vtep);
     this.lease();

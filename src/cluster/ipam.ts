@@ -13,9 +13,9 @@ import { ConflictError, InvalidArgumentError, NotFoundError } from '../errors.js
 import { formatAddress, parseAddressOrCidr, parsePrefix, type Prefix } from '../ip/index.js';
 import type { ParsedDefaultPool } from '../ipam/defaults.js';
 import { contentionPause, parseJson, type Compare, type KeyValue, type Op, type StoreClient } from './client.js';
-import type { HostRecord } from './hosts.js';
+import { describer, type HostRecord } from './hosts.js';
 import { decodeCidr, type Keys } from './keys.js';
-import { addressValue, type AddressValue, type Owned } from './owned.js';
+import { addressValue, holderOf, type AddressValue, type Owned } from './owned.js';
 import { addressIn, chooseSubnet, hostSpan, occupied, subnetLayout } from './pools.js';
 import type { AddressRequest, GlobalAddress, GlobalIpam, GlobalPool, PoolRequest } from './types.js';
 import { keptError, othersSpare, type SpareHooks } from './wanted.js';
@@ -208,7 +208,7 @@ export class EtcdIpam implements GlobalIpam {
         const v = parseJson<AddressValue>(kv);
         if (v.kind === 'spare' && v.host !== undefined && v.host !== this.d.hostId) byHost.set(v.host, (byHost.get(v.host) ?? 0) + 1);
       }
-      if (byHost.size > 0) held = `; ${[...byHost].map(([h, n]) => `${n} held as spare addresses by host ${h}`).join(', ')} (deleted when that host leaves the network or stops)`;
+      if (byHost.size > 0) held = `; ${(await Promise.all([...byHost].map(async ([h, n]) => `${n} held as spare addresses by ${await describer(this.d.client, this.d.keys)(h)}`))).join(', ')} (deleted when that host leaves the network or stops)`;
     } catch {
       held = '';
     }
@@ -346,9 +346,9 @@ export class EtcdIpam implements GlobalIpam {
       const { kv: held } = await this.d.client.get(this.d.keys.address(poolId, ip));
       const other = held ? parseJson<AddressValue>(held) : undefined;
       if (asked || !held || !othersSpare(other, this.d.hostId) || req.kind !== 'endpoint') {
-        throw new ConflictError(`address ${ip} is in use${other ? ` by ${other.kind} ${other.owner} on host ${other.host}` : ''}`, { field: 'ip' });
+        throw new ConflictError(`address ${ip} is in use${other ? ` by ${await holderOf(other, describer(this.d.client, this.d.keys))}` : ''}`, { field: 'ip' });
       }
-      if ((await this.spares.ask(poolId, ip, held.modRevision)) === 'kept') throw keptError(ip, other);
+      if ((await this.spares.ask(poolId, ip, held.modRevision)) === 'kept') throw await keptError(ip, other, describer(this.d.client, this.d.keys));
     }
   }
 

@@ -55,6 +55,13 @@ export class Keys {
   wantedAddress(poolId: string, ip: string): string {
     return `${this.wanted()}${encodeCidr(poolId)}/${part('address', ip)}`;
   }
+  /** Claims of given MACs (macs.ts). */
+  macs(network: string): string {
+    return `${this.root}macs/${part('network', network)}/`;
+  }
+  mac(network: string, mac: string): string {
+    return this.macs(network) + part('mac', mac);
+  }
   peers(network: string): string {
     return `${this.root}peers/${part('network', network)}/`;
   }

@@ -1,7 +1,7 @@
-// The keys this daemon put on its lease (peers, endpoint addresses), remembered so that they can
-// be put back when the lease was lost (etcd deleted them). An address another host took meanwhile
-// is not taken back, and the peer with that address is not published again: both are reported as
-// conflicts. Memory only: after a restart the adopted lease still holds the keys, or the driver's
+// The keys this daemon put on its lease (peers, endpoint addresses, claims of given MACs),
+// remembered so that they can be put back when the lease was lost (etcd deleted them). An address
+// or a MAC another endpoint took meanwhile is not taken back, and the peer with that address or
+// MAC is not published again: both are reported as conflicts. Memory only: after a restart the adopted lease still holds the keys, or the driver's
 // restore publishes them again.
 import { parseJson, type Op, type StoreClient } from './client.js';
 import type { Peer } from './types.js';
@@ -23,7 +23,26 @@ export function endpointAddress(owner: string, host: string): AddressValue {
   return addressValue('endpoint', owner, host);
 }
 
-export type OwnedEntry = { kind: 'peer'; value: Peer } | { kind: 'address'; value: AddressValue };
+/** The value of a given MAC's claim (macs.ts): the endpoint that has it, and its host. */
+export interface MacValue {
+  host: string;
+  endpointId: string;
+}
+
+/**
+ * Who holds an address, in an error's words, its host named by describe (describeHost):
+ * `endpoint 0123456789ab on host …`, `an endpoint of the Docker engine on host …`, `a spare
+ * address of host …`; a gateway or aux address belongs to its network: `the gateway address of NAME`.
+ */
+export async function holderOf(v: AddressValue, describe: (hostId: string) => Promise<string>): Promise<string> {
+  if (v.kind === 'gateway' || v.kind === 'aux') return `the ${v.kind} address of ${v.owner}`;
+  const host = await describe(v.host);
+  if (v.kind === 'spare') return `a spare address of ${host}`;
+  if (v.owner.startsWith('docker:')) return `an endpoint of the Docker engine on ${host}`;
+  return `endpoint ${v.owner.replace(/^endpoint:/, '').slice(0, 12)} on ${host}`;
+}
+
+export type OwnedEntry = { kind: 'peer'; value: Peer } | { kind: 'address'; value: AddressValue } | { kind: 'mac'; value: MacValue };
 
 export class Owned {
   private readonly entries = new Map<string, OwnedEntry>();
@@ -40,6 +59,10 @@ export class Owned {
     return this.entries.has(key);
   }
 
+  get(key: string): OwnedEntry | undefined {
+    return this.entries.get(key);
+  }
+
   /** Networks this host has peers on. */
   peerNetworks(): string[] {
     const out = new Set<string>();
@@ -48,26 +71,30 @@ export class Owned {
   }
 
   /**
-   * Puts every remembered key back on the new lease, addresses first (a peer is advertised only
-   * with an address it holds again); returns the conflicts (addresses others hold now).
+   * Puts every remembered key back on the new lease, addresses and MAC claims first (a peer is
+   * advertised only with an address and a claimed MAC it holds again); returns the conflicts
+   * (addresses and MACs others hold now).
    */
-  async republish(client: StoreClient, lease: string): Promise<string[]> {
+  async republish(client: StoreClient, lease: string, describe: (hostId: string) => Promise<string>): Promise<string[]> {
     const conflicts: string[] = [];
     const lost = new Set<string>();
+    const lostMacs = new Set<string>();
     for (const [key, entry] of this.entries) {
-      if (entry.kind !== 'address') continue;
-      const conflict = await this.reclaim(client, key, entry.value, lease);
+      if (entry.kind === 'peer') continue;
+      const conflict = await this.reclaim(client, key, entry, lease, describe);
       if (!conflict) continue;
       conflicts.push(conflict);
-      lost.add(key.slice(key.lastIndexOf('/') + 1));
+      if (entry.kind === 'mac') lostMacs.add(entry.value.endpointId);
+      else lost.add(key.slice(key.lastIndexOf('/') + 1));
       this.entries.delete(key);
     }
     const peers: Op[] = [];
     for (const [key, entry] of this.entries) {
       if (entry.kind !== 'peer') continue;
       // Global pools never overlap, so an IP names one address: a peer whose address was taken stays unpublished.
-      if (lost.has(entry.value.ip)) {
-        conflicts.push(`${key}: not published again, its address ${entry.value.ip} is held by another owner`);
+      if (lost.has(entry.value.ip) || lostMacs.has(entry.value.endpointId)) {
+        const what = lost.has(entry.value.ip) ? `address ${entry.value.ip}` : `mac address ${entry.value.mac}`;
+        conflicts.push(`${key}: not published again, its ${what} is held by another owner`);
         this.entries.delete(key);
       } else peers.push({ put: key, value: entry.value, lease });
     }
@@ -76,16 +103,22 @@ export class Owned {
     return conflicts;
   }
 
-  /** Claims an address again; returns why not when another owner holds it now. */
-  private async reclaim(client: StoreClient, key: string, value: AddressValue, lease: string): Promise<string | undefined> {
-    const put = { put: key, value, lease };
-    const res = await client.txn('re-claim an address', [{ key, target: 'version', op: '=', value: 0 }], [put], [{ get: key }]);
+  /** Claims an address or a MAC again; returns why not when another owner holds it now. */
+  private async reclaim(client: StoreClient, key: string, entry: Exclude<OwnedEntry, { kind: 'peer' }>, lease: string, describe: (hostId: string) => Promise<string>): Promise<string | undefined> {
+    const put = { put: key, value: entry.value, lease };
+    const what = entry.kind === 'mac' ? 're-claim a mac address' : 're-claim an address';
+    const res = await client.txn(what, [{ key, target: 'version', op: '=', value: 0 }], [put], [{ get: key }]);
     const held = res.reads[0]?.[0];
     if (res.succeeded) return undefined;
-    if (!held) return this.reclaim(client, key, value, lease);
-    const other = parseJson<AddressValue>(held);
-    if (other.host !== value.host || other.owner !== value.owner) return `${key}: held by ${other.kind} ${other.owner} on host ${other.host} since this host's lease was lost`;
-    await client.txn('re-claim an address', [{ key, target: 'mod', op: '=', value: held.modRevision }], [put]);
+    if (!held) return this.reclaim(client, key, entry, lease, describe);
+    if (entry.kind === 'mac') {
+      const other = parseJson<MacValue>(held);
+      if (other.host !== entry.value.host || other.endpointId !== entry.value.endpointId) return `${key}: held by endpoint ${other.endpointId.slice(0, 12)} on ${await describe(other.host)} since this host's lease was lost`;
+    } else {
+      const other = parseJson<AddressValue>(held);
+      if (other.host !== entry.value.host || other.owner !== entry.value.owner) return `${key}: held by ${await holderOf(other, describe)} since this host's lease was lost`;
+    }
+    await client.txn(what, [{ key, target: 'mod', op: '=', value: held.modRevision }], [put]);
     return undefined;
   }
 }

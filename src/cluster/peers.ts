@@ -1,5 +1,6 @@
 // Peer records: one per endpoint, under peers/NETWORK/HOST/ENDPOINT on the publishing host's
-// lease (so they vanish everywhere when the host's lease expires), and the watch a driver
+// lease (so they vanish everywhere when the host's lease expires), with the claim of a given MAC
+// in the same transaction (macs.ts), and the watch a driver
 // programs its static FDB/neighbour entries from, which tells a peer gone with its host's lease
 // from one its host deleted.
 import net from 'node:net';
@@ -7,7 +8,9 @@ import type { Logger } from 'pino';
 import { ConflictError, InvalidArgumentError } from '../errors.js';
 import type { StoreClient } from './client.js';
 import { sameJson, type Change } from './diff.js';
+import { describeHost } from './hosts.js';
 import type { Keys } from './keys.js';
+import { MacClaim, removalOps } from './macs.js';
 import type { Owned } from './owned.js';
 import type { Claim, Reservations } from './reserve.js';
 import type { Peer, PeerChange, PeerHandler, PeerSpec, PeerWatch } from './types.js';
@@ -56,22 +59,41 @@ export class Peers {
   async publish(network: string, spec: PeerSpec): Promise<Peer> {
     const peer = checkPeer(network, spec, this.d.hostId, this.d.vtep);
     const key = this.d.keys.peer(network, this.d.hostId, peer.endpointId);
-    await this.d.client.txn(`publish peer ${peer.endpointId}`, [], [{ put: key, value: peer, lease: this.d.lease() }]);
-    this.d.owned.set(key, { kind: 'peer', value: peer });
-    return peer;
+    const mac = this.macClaim(peer, spec);
+    for (let i = 0; i < JOIN_ROUNDS; i++) {
+      const lease = this.d.lease();
+      const m = mac.ops(lease);
+      const res = await this.d.client.txn(`publish peer ${peer.endpointId}`, m.compare, [{ put: key, value: peer, lease }, ...m.then], m.otherwise);
+      if (res.succeeded) {
+        mac.claimed();
+        this.d.owned.set(key, { kind: 'peer', value: peer });
+        return peer;
+      }
+      await mac.failed(res);
+    }
+    throw new ConflictError(`endpoint ${peer.endpointId}: the claim of its mac address ${peer.mac} kept changing while being published`, { field: 'mac' });
+  }
+
+  private macClaim(peer: Peer, spec: PeerSpec): MacClaim {
+    return new MacClaim({ ...this.d, describeHost: (id) => describeHost(this.d.client, this.d.keys, id) }, peer, spec.macGiven === true);
   }
 
   /** Claims the endpoint's reserved addresses and publishes its peer in one transaction (see reserve.ts). */
   async join(network: string, spec: PeerSpec, claims: Claim[]): Promise<Peer> {
     const peer = checkPeer(network, spec, this.d.hostId, this.d.vtep);
     const key = this.d.keys.peer(network, this.d.hostId, peer.endpointId);
+    const mac = this.macClaim(peer, spec);
     for (let i = 0; i < JOIN_ROUNDS; i++) {
       const lease = this.d.lease();
       const parts = this.d.reservations.ops(claims, lease);
+      const m = mac.ops(lease);
       mark('join txn sending');
-      const res = await this.d.client.txn(`join endpoint ${peer.endpointId}`, parts.compare, [...parts.then, { put: key, value: peer, lease }], parts.otherwise);
+      const res = await this.d.client.txn(`join endpoint ${peer.endpointId}`, [...parts.compare, ...m.compare], [...parts.then, { put: key, value: peer, lease }, ...m.then], [...parts.otherwise, ...m.otherwise]);
       mark('join txn answered');
-      if (this.d.reservations.settle(claims, res)) {
+      // The MAC's claim failed it but is this endpoint's own: the next round guards it (the addresses' reads are settled then).
+      if (!res.succeeded && (await mac.failed(res))) continue;
+      if (await this.d.reservations.settle(claims, res)) {
+        mac.claimed();
         this.d.owned.set(key, { kind: 'peer', value: peer });
         return peer;
       }
@@ -80,10 +102,17 @@ export class Peers {
     throw new ConflictError(`endpoint ${peer.endpointId}: its addresses kept changing while being claimed`, { field: 'ip' });
   }
 
+  /** Deletes the peer, with its MAC's claim when that is this endpoint's (the peer read first when this run did not publish it). */
   async remove(network: string, endpointId: string): Promise<void> {
     const key = this.d.keys.peer(network, this.d.hostId, endpointId);
-    await this.d.client.txn(`remove peer ${endpointId}`, [], [{ del: key }]);
+    const known = this.d.owned.get(key);
+    const { kv } = known ? { kv: undefined } : await this.d.client.get(key);
+    const peer = known?.kind === 'peer' ? known.value : kv ? this.decode(network, this.d.keys.peers(network), key, kv.value) : undefined;
+    const ops = removalOps(this.d.keys, key, peer);
+    await this.d.client.txn(`remove peer ${endpointId}`, ops.compare, ops.then, ops.otherwise);
     this.d.owned.delete(key);
+    const claim = peer ? this.d.owned.get(this.d.keys.mac(network, peer.mac)) : undefined;
+    if (peer && claim?.kind === 'mac' && claim.value.endpointId === endpointId) this.d.owned.delete(this.d.keys.mac(network, peer.mac));
   }
 
   async list(network: string): Promise<Peer[]> {

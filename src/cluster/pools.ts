@@ -19,7 +19,7 @@ export function occupied(pools: GlobalPool[], hosts: HostRecord[]): Occupied[] {
   const out: Occupied[] = pools.map((p) => ({ prefix: parsePrefix('pool', p.subnet), reason: `in use by global network ${p.owner}` }));
   for (const h of hosts) {
     for (const l of h.localSubnets) {
-      out.push({ prefix: parsePrefix('subnet', l.subnet), reason: `overlaps the local network ${l.network} (${l.subnet}) on host ${h.hostname} (${h.id})` });
+      out.push({ prefix: parsePrefix('subnet', l.subnet), reason: `overlaps the local network ${l.network} (${l.subnet}) on host ${h.hostname} (${h.vtep}, id ${h.id})` });
     }
   }
   return out;

@@ -6,8 +6,9 @@
 // lands (etcd away: written when it is back); a restart republishes instead (the driver's restore).
 import type { Logger } from 'pino';
 import { parseJson, type Compare, type Op, type StoreClient } from './client.js';
+import { describer } from './hosts.js';
 import type { Keys } from './keys.js';
-import { endpointAddress, type AddressValue, type Owned } from './owned.js';
+import { endpointAddress, holderOf, type AddressValue, type Owned } from './owned.js';
 import type { Peer } from './types.js';
 
 export interface PublishDeps {
@@ -169,7 +170,7 @@ export class Publisher {
         else {
           const v = parseJson<AddressValue>(held);
           const mine = v.host === this.d.hostId && (v.kind === 'spare' || (v.kind === 'endpoint' && v.owner === c.owner));
-          if (!mine) return this.drop(it, `${key}: held by ${v.kind} ${v.owner} on host ${v.host}; the peer of endpoint ${it.peer.endpointId} is not published`);
+          if (!mine) return this.drop(it, `${key}: held by ${await holderOf(v, describer(this.d.client, this.d.keys))}; the peer of endpoint ${it.peer.endpointId} is not published`);
           compare.push({ key, target: 'mod', op: '=', value: held.modRevision });
         }
       }

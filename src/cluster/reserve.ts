@@ -16,7 +16,7 @@ import { parseJson, type Compare, type KeyValue, type Op, type TxnResult } from 
 import { canonicalPool, randomIn, type AddressView, type EtcdIpam } from './ipam.js';
 import { addressIn } from './pools.js';
 import type { Keys } from './keys.js';
-import { endpointAddress, type AddressValue, type Owned } from './owned.js';
+import { endpointAddress, holderOf, type AddressValue, type Owned } from './owned.js';
 import type { Spare, Spares } from './spares.js';
 import { keptError, othersSpare } from './wanted.js';
 
@@ -26,6 +26,8 @@ export interface ReserveDeps {
   hostId: string;
   owned: Owned;
   spares: Spares;
+  /** Names a host in an error, as `cluster hosts` shows it (hosts.ts). */
+  describeHost(hostId: string): Promise<string>;
 }
 
 /** One address a join claims: its pool, the address and the owner; heldAt when the owner (or this host's stock: spare) holds it already. */
@@ -130,7 +132,7 @@ export class Reservations {
    * already); else throws: the pool is gone (NotFoundError), a given address is held
    * (ConflictError), a chosen one was taken meanwhile (AddressRacedError).
    */
-  settle(claims: Claim[], res: TxnResult): boolean {
+  async settle(claims: Claim[], res: TxnResult): Promise<boolean> {
     if (res.succeeded) {
       for (const c of claims) {
         this.d.ipam.heldView(c.poolId)?.taken.add(c.ip);
@@ -142,7 +144,7 @@ export class Reservations {
       return true;
     }
     let again = false;
-    claims.forEach((c, i) => {
+    for (const [i, c] of claims.entries()) {
       const poolKv = res.reads[3 * i]?.[0];
       const held = res.reads[3 * i + 1]?.[0];
       const view = this.d.ipam.heldView(c.poolId);
@@ -159,28 +161,28 @@ export class Reservations {
         // Free (again): claimed as a new one next time.
         again ||= c.heldAt !== undefined;
         delete c.heldAt;
-        return;
+        continue;
       }
       const other = parseJson<AddressValue>(held);
       if (other.kind === 'spare' && other.host === this.d.hostId && (c.spare !== undefined || this.d.spares.claimOwn(c.poolId, c.ip))) {
         // This host's spare (taken by this connect and rewritten meanwhile, or asked for by --ip): the next round guards its revision.
         again ||= c.heldAt !== held.modRevision;
         c.heldAt = held.modRevision;
-        return;
+        continue;
       }
       if (othersSpare(other, this.d.hostId) && c.wanted === undefined && (this.asked.get(`${c.poolId} ${c.ip}`) ?? true)) {
         // Another host's spare, given by --ip: that host is asked to give it up before the next round.
         c.wanted = { heldAt: held.modRevision, holder: other };
         again = true;
-        return;
+        continue;
       }
       if (other.owner === c.owner && other.kind === 'endpoint' && other.host === this.d.hostId) {
         again ||= c.heldAt !== held.modRevision;
         c.heldAt = held.modRevision;
-        return;
+        continue;
       }
-      this.raced(c, view, other, res.reads[3 * i + 2] ?? []);
-    });
+      await this.raced(c, view, other, res.reads[3 * i + 2] ?? []);
+    }
     if (!again) throw new ConflictError(`the addresses of ${claims[0]?.owner ?? 'an endpoint'} failed their claim for no reason etcd shows`, { field: 'ip' });
     return false;
   }
@@ -198,17 +200,17 @@ export class Reservations {
       if ((await this.d.spares.ask(c.poolId, c.ip, w.heldAt)) !== 'kept') return;
       this.d.ipam.heldView(c.poolId)?.taken.add(c.ip);
       this.forget(c.poolId, c.ip);
-      throw keptError(c.ip, w.holder);
+      throw await keptError(c.ip, w.holder, this.d.describeHost);
     }));
   }
 
   /** A chosen address another owner holds: the view learns the pool's keys (read with the failure); a given one is refused. */
-  private raced(c: Claim, view: AddressView | undefined, other: AddressValue, keys: KeyValue[]): never {
+  private async raced(c: Claim, view: AddressView | undefined, other: AddressValue, keys: KeyValue[]): Promise<never> {
     const asked = this.asked.get(`${c.poolId} ${c.ip}`) ?? true;
     view?.taken.add(c.ip);
     for (const ip of this.d.ipam.addressesOf(c.poolId, keys)) view?.taken.add(ip);
     this.forget(c.poolId, c.ip);
-    if (asked) throw new ConflictError(`address ${c.ip} is in use by ${other.kind} ${other.owner} on host ${other.host}`, { field: 'ip' });
+    if (asked) throw new ConflictError(`address ${c.ip} is in use by ${await holderOf(other, this.d.describeHost)}`, { field: 'ip' });
     // Another host claims here too: go on from a random point (hosts then claim apart).
     if (view) view.next = randomIn(view);
     throw new AddressRacedError(c.ip);

@@ -229,6 +229,18 @@ export class Spares {
     return mine.length;
   }
 
+  /** sweep(), logged: false when it failed (to be tried again). */
+  async sweepLogged(): Promise<boolean> {
+    try {
+      const n = await this.sweep();
+      if (n > 0) this.d.logger.info({ deleted: n }, 'cluster: deleted spare addresses a previous run of this host left');
+      return true;
+    } catch (err) {
+      this.d.logger.debug({ err: (err as Error).message }, 'cluster: leftover spare addresses not swept now');
+      return false;
+    }
+  }
+
   /** Stocks not taken from for ms: each trimmed to idleLimit() of the pool's free addresses, counted in etcd now. */
   private trimIdle(ms: number): void {
     const since = Date.now() - ms;

@@ -27,7 +27,15 @@ export interface ClusterStatus {
   vtep: string;
   /** The lease this host's keys sit on; absent until the first registration. */
   lease?: { id: string; ttl: number; lastKeepAlive?: string };
-  /** Why the store is unavailable, or the last registration problem. */
+  /** The cluster store as --cluster-store names it (etcd://HOST:PORT[,…] or unix:///PATH). */
+  store: string;
+  /** While the store does not answer: since when (the first call that found it away), and for how many seconds now. */
+  unavailableSince?: string;
+  unavailableFor?: number;
+  /**
+   * While the store does not answer: that, naming the store, since when and why (the transport's
+   * reason, never a key), and what still works; else the last registration problem.
+   */
   error?: string;
   /** Keys this host owned that another host took while its lease was gone (see KEYS.md). */
   conflicts: string[];
@@ -190,6 +198,12 @@ export interface PeerSpec {
   ip: string;
   ipv6?: string;
   mac: string;
+  /**
+   * The MAC was given (--mac, the engine's), not derived from the IPv4 address: it is claimed in
+   * the cluster for this endpoint (macs/NETWORK/MAC, macs.ts), so that no other endpoint of the
+   * network publishes it, even at the same moment on another host.
+   */
+  macGiven?: boolean;
   /** Defaults to this host's VTEP. */
   vtep?: string;
 }
@@ -213,7 +227,7 @@ export interface OwnEndpoint {
   addresses: EndpointAddress[];
 }
 
-export interface Peer extends Required<Omit<PeerSpec, 'ipv6'>> {
+export interface Peer extends Required<Omit<PeerSpec, 'ipv6' | 'macGiven'>> {
   ipv6?: string;
   network: string;
   host: string;

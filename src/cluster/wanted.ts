@@ -15,7 +15,7 @@ import { ConflictError } from '../errors.js';
 import type { StoreClient } from './client.js';
 import { sameJson } from './diff.js';
 import { decodeCidr, type Keys } from './keys.js';
-import type { AddressValue } from './owned.js';
+import { holderOf, type AddressValue } from './owned.js';
 import { RangeWatch } from './watch.js';
 
 export interface WantDeps {
@@ -88,9 +88,9 @@ export function othersSpare(held: AddressValue | undefined, self: string): held 
   return held?.kind === 'spare' && held.host !== self;
 }
 
-/** The refusal when the holder kept its spare past ASK_MS. */
-export function keptError(ip: string, holder: { owner: string; host: string }): ConflictError {
-  return new ConflictError(`address ${ip} is in use by spare ${holder.owner} on host ${holder.host}, which did not give it up within ${ASK_MS} ms (it is freed when that host's lease expires)`, { field: 'ip' });
+/** The refusal when the holder kept its spare past ASK_MS, naming its host with describe (describeHost). */
+export async function keptError(ip: string, holder: AddressValue, describe: (hostId: string) => Promise<string>): Promise<ConflictError> {
+  return new ConflictError(`address ${ip} is in use by ${await holderOf(holder, describe)}, which did not give it up within ${ASK_MS} ms (it is freed when that host's lease expires)`, { field: 'ip' });
 }
 
 /** Deletes a request; when etcd does not take it, again after a pause (WITHDRAW_MS), in the background. */

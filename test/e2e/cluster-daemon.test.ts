@@ -152,7 +152,7 @@ describeRoot('cluster mode of the daemon', () => {
     const net = await other.ensureNetwork({ name: 'g1', driver: 'overlay', internal: false, enableIPv6: false, options: {}, ipv4: [], ipv6: [] });
     expect(net.ipv4[0]!.subnet).toBe('198.19.1.0/24');
     await expect(other.ensureNetwork({ name: 'g2', driver: 'overlay', internal: false, enableIPv6: false, options: {}, ipv4: [{ subnet: '198.19.0.0/24' }], ipv6: [] }))
-      .rejects.toThrow(`subnet 198.19.0.0/24 cannot be a global pool: it overlaps the local network lan1 (198.19.0.0/24) on host ${os.hostname()} (${id1})`);
+      .rejects.toThrow(`subnet 198.19.0.0/24 cannot be a global pool: it overlaps the local network lan1 (198.19.0.0/24) on host ${os.hostname()} (${h1.ip}, id ${id1})`);
   });
 });
 

@@ -9,6 +9,7 @@
 // when the pool gets tight, so that another host can fill the pool to its last address; a refill
 // that loses its race to another host's spares reads back only the keys it chose, and stocks others;
 // a network that appears is read ahead by the other hosts (their first address needs no round trip).
+import os from 'node:os';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeRoot } from '../helpers/root.js';
 import { SimCluster, waitFor } from '../helpers/cluster.js';
@@ -184,7 +185,7 @@ describeRoot('spare addresses on a real etcd', () => {
     const out = (await a!.reserveAddress(poolId)).split('/')[0]!;
     const started = Date.now();
     await expect(b!.ipam.requestAddress(poolId, { address: out, kind: 'endpoint', owner: 'endpoint:d2' }))
-      .rejects.toThrow(`address ${out} is in use by spare spare:${a!.hostId} on host ${a!.hostId}, which did not give it up within 2000 ms`);
+      .rejects.toThrow(`address ${out} is in use by a spare address of host ${os.hostname()} (${a!.vtep}, id ${a!.hostId}), which did not give it up within 2000 ms`);
     expect(Date.now() - started).toBeGreaterThanOrEqual(2000);
     a!.forgetAddress(poolId, `${out}/24`);
     expect((await addresses('/t-spare8', poolId)).find((kv) => kv.key.endsWith(`/${out}`))?.value.kind).toBe('spare');
@@ -198,7 +199,7 @@ describeRoot('spare addresses on a real etcd', () => {
     // b holds no stock: each of its connects claims in etcd, until none is left but a's spares.
     let err: Error | undefined;
     for (let i = 0; i < 130 && !err; i++) await connect(b!, 'ovs4', poolId, `f${i}`).catch((e: Error) => (err = e));
-    expect(err?.message).toBe(`no free address left in pool ${poolId}; ${held} held as spare addresses by host ${a!.hostId} (deleted when that host leaves the network or stops)`);
+    expect(err?.message).toBe(`no free address left in pool ${poolId}; ${held} held as spare addresses by host ${os.hostname()} (${a!.vtep}, id ${a!.hostId}) (deleted when that host leaves the network or stops)`);
     expect((await addresses('/t-spare4', poolId)).length).toBe(126);
   });
 

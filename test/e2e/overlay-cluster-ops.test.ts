@@ -13,7 +13,7 @@ import { SimCluster, simCli, simJoined, simKeysNaming, waitFor, type SimHost } f
 import { run } from '../helpers/exec.js';
 import { ApiError, Client } from '../../src/client/index.js';
 
-interface Ep { ipv4?: string; macAddress?: string }
+interface Ep { id: string; ipv4?: string; macAddress?: string }
 interface FdbJson { mac: string; dst?: string; flags?: string[]; state?: string }
 
 let sim: SimCluster;
@@ -153,7 +153,8 @@ describeRoot('overlay cluster operations', () => {
     expect(await devices()).toEqual([]);
     const held = await h2.daemon.cmd(['connect', 'ovno', sb, '--ip', ip(a.ep.ipv4)]);
     expect(held.code).toBe(1);
-    expect(held.stderr).toMatch(new RegExp(`address ${ip(a.ep.ipv4).replace(/\./g, '\\.')} is in use by endpoint endpoint:[0-9a-f]+ on host`));
+    // Its holder named as `cluster hosts` shows h1: name, VTEP and id.
+    expect(held.stderr).toMatch(new RegExp(`address ${ip(a.ep.ipv4).replace(/\./g, '\\.')} is in use by endpoint ${a.ep.id.slice(0, 12)} on host \\S+ \\(${h1.ip.replace(/\./g, '\\.')}, id [0-9a-f]{16}\\)`));
     const hostSb = `${h2.ns.name}-hostsb`;
     await cli(h2, ['sandbox', 'create', '--host', '--name', hostSb]);
     try {

@@ -157,7 +157,7 @@ describeRoot('overlay: --ip on an address another host holds as a spare', () => 
     }
     const ip = aEp.ipv4.split('/')[0]!;
     expect(refused.code).toBe(1);
-    expect(refused.stderr).toContain(`address ${ip} is in use by endpoint endpoint:${aEp.id} on host ${aId}`);
+    expect(refused.stderr).toContain(`address ${ip} is in use by endpoint ${aEp.id.slice(0, 12)} on host ${os.hostname()} (${a.ip}, id ${aId})`);
     expect((await addresses()).get(ip)?.value).toEqual({ owner: `endpoint:${aEp.id}`, kind: 'endpoint', host: aId });
     expect(await wantedKeys()).toEqual([]);
     // No duplicate: the address is on A's endpoint only.
@@ -181,7 +181,7 @@ describeRoot('overlay: --ip on an address another host holds as a spare', () => 
     }
     const took = Date.now() - started;
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain(`address ${ip} is in use by spare spare:${aId} on host ${aId}, which did not give it up within 2000 ms`);
+    expect(r.stderr).toContain(`address ${ip} is in use by a spare address of host ${os.hostname()} (${a.ip}, id ${aId}), which did not give it up within 2000 ms`);
     expect(took).toBeGreaterThanOrEqual(2000);
     expect(took).toBeLessThan(5000);
     expect(await wantedKeys()).toEqual([]);

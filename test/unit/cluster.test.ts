@@ -151,13 +151,13 @@ describe('choosing a global subnet', () => {
     const all = occupied([...pools, { ...pools[0]!, poolId: '198.19.67.0/24', subnet: '198.19.67.0/24', owner: 'ov2' }], hosts);
     expect(() => chooseSubnet({ v6: false }, all, defaults)).toThrow([
       'could not find an available, non-overlapping global IPv4 subnet among the 4 default candidate(s):',
-      '  198.19.64.0/24 … 198.19.65.0/24 (2 subnets): overlaps the local network lan (198.19.64.0/23) on host alpha (h1)',
+      '  198.19.64.0/24 … 198.19.65.0/24 (2 subnets): overlaps the local network lan (198.19.64.0/23) on host alpha (198.19.255.1, id h1)',
       '  198.19.66.0/24: in use by global network ov1',
       '  198.19.67.0/24: in use by global network ov2',
     ].join('\n'));
   });
   it('refuses a given subnet that overlaps, naming what it overlaps', () => {
-    expect(() => chooseSubnet({ subnet: '172.17.5.0/24', v6: false }, taken, defaults)).toThrow('subnet 172.17.5.0/24 cannot be a global pool: it overlaps the local network bridge (172.17.0.0/16) on host alpha (h1)');
+    expect(() => chooseSubnet({ subnet: '172.17.5.0/24', v6: false }, taken, defaults)).toThrow('subnet 172.17.5.0/24 cannot be a global pool: it overlaps the local network bridge (172.17.0.0/16) on host alpha (198.19.255.1, id h1)');
     expect(() => chooseSubnet({ subnet: '198.19.66.128/25', v6: false }, taken, defaults)).toThrow('it is in use by global network ov1');
     expect(chooseSubnet({ subnet: '198.19.68.0/24', v6: false }, taken, defaults).text).toBe('198.19.68.0/24');
   });

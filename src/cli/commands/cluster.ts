@@ -36,7 +36,9 @@ const status: Command = {
     const s = await new Client(socketPath(v.socket as string | undefined)).request<ClusterStatusReport>('GET', '/v1/cluster');
     if (json) printJson(s);
     else {
-      console.log(`state: ${s.state}${s.error ? ` (${s.error})` : ''}`);
+      console.log(`state: ${s.state}`);
+      console.log(`store: ${s.store}`);
+      if (s.error) console.log(s.unavailableSince ? s.error : `error: ${s.error}`);
       console.log(`host id: ${s.hostId}`);
       console.log(`vtep: ${s.vtep} (${s.vtepInterface ?? 'on no interface of this host that is up: overlay networks cannot be created or joined here until it is'})`);
       if (s.lease) console.log(`lease: ${s.lease.id} (TTL ${s.lease.ttl}s, last keep-alive ${s.lease.lastKeepAlive ?? 'none'})`);

@@ -62,11 +62,11 @@ export interface JoinInfo {
   /** IPv6 on the interface (off on a network without IPv6: no link-local address, no DAD or MLD). */
   ipv6Enabled: boolean;
   /**
-   * How long the sandbox waits before it asks again for a neighbour's MAC (ARP, and NS with IPv6),
-   * in ms, when the driver wants other than the kernel's 1 s; cnmkit's own sandboxes only (the
-   * Docker engine configures its containers' interfaces itself).
+   * How the sandbox asks for a neighbour's MAC (ARP, and NS with IPv6) when the driver wants other
+   * than the kernel's (every 1 s, 3 times): every intervalMs, up to probes times before the entry
+   * fails; cnmkit's own sandboxes only (the Docker engine configures its containers' interfaces itself).
    */
-  neighRetransMs?: number;
+  neighSolicit?: { intervalMs: number; probes: number };
 }
 
 /** What join returns: the description (none: no interface, as null and host), the endpoint's MAC, and the driver's data when it changed. */

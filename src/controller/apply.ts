@@ -47,12 +47,15 @@ function setIPv6(pool: NetlinkHandlePool, sb: SandboxRecord, ifname: string, on:
 }
 
 /**
- * The interval of the interface's neighbour solicitations (an interface just placed: written, not read first).
- * Equivalent to: `ip netns exec SB sysctl -w net.ipv4.neigh.IFNAME.retrans_time_ms=MS` (and net.ipv6 with IPv6)
+ * The interval and number of the interface's neighbour solicitations (an interface just placed: written, not read first).
+ * Equivalent to: `ip netns exec SB sysctl -w net.ipv4.neigh.IFNAME.retrans_time_ms=MS net.ipv4.neigh.IFNAME.mcast_solicit=N` (and net.ipv6 with IPv6)
  */
-function setNeighRetrans(pool: NetlinkHandlePool, sb: SandboxRecord, ifname: string, ms: number, ipv6: boolean): void {
+function setNeighSolicit(pool: NetlinkHandlePool, sb: SandboxRecord, ifname: string, solicit: { intervalMs: number; probes: number }, ipv6: boolean): void {
   inSandboxNs(pool, sb, () => {
-    for (const family of ipv6 ? ['ipv4', 'ipv6'] : ['ipv4']) setSysctl(`net/${family}/neigh/${ifname}/retrans_time_ms`, String(ms));
+    for (const family of ipv6 ? ['ipv4', 'ipv6'] : ['ipv4']) {
+      setSysctl(`net/${family}/neigh/${ifname}/retrans_time_ms`, String(solicit.intervalMs));
+      setSysctl(`net/${family}/neigh/${ifname}/mcast_solicit`, String(solicit.probes));
+    }
   });
 }
 
@@ -82,7 +85,7 @@ export function applyJoinInfo(pool: NetlinkHandlePool, sb: SandboxRecord, info: 
     const sbh = pool.get(sb.kind === 'host' ? undefined : sb.netnsPath);
     if (info.mac !== undefined || info.mtu !== undefined) await setLink(sbh, index, { ...(info.mac ? { mac: info.mac } : {}), ...(info.mtu ? { mtu: info.mtu } : {}) });
     setIPv6(pool, sb, ifname, info.ipv6Enabled, info.src.where === 'sandbox');
-    if (info.neighRetransMs !== undefined) setNeighRetrans(pool, sb, ifname, info.neighRetransMs, info.ipv6Enabled);
+    if (info.neighSolicit !== undefined) setNeighSolicit(pool, sb, ifname, info.neighSolicit, info.ipv6Enabled);
     if (info.ipv4) await addAddress(sbh, index, info.ipv4);
     if (info.ipv6) await addAddress(sbh, index, info.ipv6, { nodad: true });
     await setLinkUp(sbh, index);

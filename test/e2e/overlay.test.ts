@@ -183,10 +183,12 @@ describeRoot('overlay driver across simulated hosts', () => {
     expect(b.ep.ipv6).not.toBe(a.ep.ipv6);
     expect(await ping(a.sb, ip(b.ep.ipv6), ['-6'])).toBe(true);
     expect(await ping(b.sb, ip(a.ep.ipv6), ['-6'])).toBe(true);
-    // The sandbox asks again for a neighbour every 100 ms (ARP and NS), not every second: its host's
-    // VXLAN device drops a question it has no entry for yet (a peer a moment from being programmed).
+    // The sandbox asks again for a neighbour every 20 ms, 15 times (ARP and NS), not every second 3
+    // times: its host's VXLAN device drops a question it has no entry for yet (a peer a moment from
+    // being programmed).
     for (const family of ['ipv4', 'ipv6']) {
-      expect((await check(['ip', 'netns', 'exec', a.sb, 'cat', `/proc/sys/net/${family}/neigh/eth0/retrans_time_ms`])).trim()).toBe('100');
+      expect((await check(['ip', 'netns', 'exec', a.sb, 'cat', `/proc/sys/net/${family}/neigh/eth0/retrans_time_ms`])).trim()).toBe('20');
+      expect((await check(['ip', 'netns', 'exec', a.sb, 'cat', `/proc/sys/net/${family}/neigh/eth0/mcast_solicit`])).trim()).toBe('15');
     }
   });
 

@@ -9,7 +9,8 @@ import type { HostSysctl } from '../../src/contract/driver.js';
 import type { NetlinkHandle } from '../../src/netlink/index.js';
 import type { OverlayConfig } from './config.js';
 import { mark } from '../../src/core/trace.js';
-import { ensureDevices, removeDevices } from './device.js';
+import { deviceNames, ensureDevices, removeDevices } from './device.js';
+import type { DeviceFlaps } from './flaps.js';
 import { PeerProgrammer } from './program.js';
 
 export class HostNetwork {
@@ -24,12 +25,15 @@ export class HostNetwork {
   /** Whether this host's stock of spare addresses in the network's pools is held (the driver's). */
   holdsSpares = false;
   private watch: PeerWatch | undefined;
+  /** What its device's watch (flaps) runs when the device is up again after a down. */
+  private reread: (() => Promise<unknown>) | undefined;
   /** A bring-up under way (up()). */
   private rising: Promise<void> | undefined;
   /** Resolves once the first batch of the watch was programmed. */
   ready: Promise<void> = Promise.resolve();
 
-  constructor(readonly name: string, readonly config: OverlayConfig & { vni: number }) {}
+  /** flaps: where its VXLAN device is watched for a down and up (its neighbour entries then put back). */
+  constructor(readonly name: string, readonly config: OverlayConfig & { vni: number }, private readonly flaps?: DeviceFlaps) {}
 
   /**
    * Devices up and the peer watch running (idempotent: a call while another brings it up waits for
@@ -54,6 +58,8 @@ export class HostNetwork {
       onError: (err) => log.error({ err }, 'overlay: removing the entries of peers whose grace ended failed; the next batch reads the kernel again'),
     });
     this.programmer = programmer;
+    this.reread = () => programmer.reread();
+    this.flaps?.watch(deviceNames(this.config.vni).vxlan, this.reread);
     let first: () => void = () => undefined;
     this.ready = new Promise((resolve) => (first = resolve));
     this.watch = cluster.watchPeers(this.name, async (batch) => {
@@ -77,6 +83,8 @@ export class HostNetwork {
     await this.rising?.catch(() => undefined);
     const watch = this.watch;
     this.watch = undefined;
+    if (this.reread) this.flaps?.forget(deviceNames(this.config.vni).vxlan, this.reread);
+    this.reread = undefined;
     this.programmer?.close();
     this.programmer = undefined;
     this.devices = undefined;

@@ -31,6 +31,7 @@ import { deviceNames, keptMtu, sweepDevices, UnderlayMtu } from './device.js';
 import { checkPlacement, detachedInfo, hostIfnameFor, isGivenMac, leaveSandbox, macFor, makeVeth, refuseTakenMac, type OverlayEndpointData } from './endpoint.js';
 import { globalScope, needCluster } from './global.js';
 import { DetachedLinks } from './detached.js';
+import { DeviceFlaps } from './flaps.js';
 import { HostNetwork } from './hostnet.js';
 import { PendingWrites } from './pending.js';
 import { republishRestored, type Restoring } from './republish.js';
@@ -60,6 +61,7 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
   const log = ctx.logger.child({ driver: 'overlay' });
   const pending = new PendingWrites(log);
   const nets = new Map<string, HostNetwork>();
+  const flaps = new DeviceFlaps(ctx.netlink, log);
   /** Endpoints found at start-up by network id (sweep), for restore. */
   const found = new Map<string, EndpointRecord[]>();
   /**
@@ -76,7 +78,7 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
   const stateOf = (net: NetworkRecord, config: OverlayConfig): HostNetwork => {
     let s = nets.get(net.id);
     if (!s) {
-      s = new HostNetwork(net.name, { ...config, vni: vniOf(config) });
+      s = new HostNetwork(net.name, { ...config, vni: vniOf(config) }, flaps);
       nets.set(net.id, s);
     }
     return s;

@@ -351,6 +351,14 @@ export class PeerProgrammer {
     }
   }
 
+  /**
+   * Reads the kernel again and makes it hold what the last batch and the kept peers want, in order
+   * with the batches: for entries lost behind its back (a device's down flushes its neighbours).
+   */
+  reread(): Promise<ApplyStats | undefined> {
+    return this.serial(async () => (this.closed || !this.latest ? undefined : this.applyNow({ ...this.latest, resync: true, changes: [] })));
+  }
+
   /** Forgets what it believes is programmed: the next batch reads the kernel first (peers kept stay kept). */
   forget(): void {
     this.empty = false;

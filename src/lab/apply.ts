@@ -3,6 +3,7 @@
 // exists already is read from the daemons and left alone; only what is missing is made, sent in
 // batches (POST /v1/batch: many items per request, a few requests in flight per host).
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import type net from 'node:net';
 import { ApiError, Client } from '../client/index.js';
 import { CnmkitError } from '../errors.js';
@@ -155,9 +156,22 @@ async function ensureNode(api: HostApi, node: NodePlan, sb: Sandbox): Promise<If
 
 /**
  * The host's nodes: the new ones made with their connections in batches, those that exist given
- * the connections they lack; done(node, created, ifaces) for each.
+ * the connections they lack (those whose namespace is gone made again); done(node, created, ifaces) for each.
  */
 export async function ensureNodes(api: HostApi, nodes: NodePlan[], done: (node: NodePlan, created: boolean, ifaces: Iface[]) => void): Promise<void> {
+  // A node whose namespace is gone (`ip netns del`, a node killed) is removed, its addresses and
+  // overlay peers with it, and made again below; so are its links (their veths went with it), after.
+  for (const n of nodes) {
+    const sb = api.sandboxes.get(n.sandbox);
+    if (!sb || fs.existsSync(sb.netnsPath)) continue;
+    for (const [name, l] of api.links) {
+      if (!l.ends.some((e) => e.sandboxId === sb.id)) continue;
+      await api.client.request('DELETE', `/v1/links/${encodeURIComponent(name)}`);
+      api.links.delete(name);
+    }
+    await api.client.request('DELETE', `/v1/sandboxes/${encodeURIComponent(n.sandbox)}`);
+    api.sandboxes.delete(n.sandbox);
+  }
   const have = nodes.filter((n) => api.sandboxes.has(n.sandbox));
   await mapLimit(have, BATCHES_IN_FLIGHT, async (n) => done(n, false, await ensureNode(api, n, api.sandboxes.get(n.sandbox)!)));
   const body = (n: NodePlan) => ({ name: n.sandbox, labels: { 'cnmkit.lab.node': n.name }, connect: n.attachments.map((a) => ({ network: a.network, ...a.body })) });

@@ -3,7 +3,7 @@
 // anything is made, and `down` then touches neither; `lo` is refused in the file. And a lab changed
 // in place: a link's rate changes without making the link again (the routes exec lines added
 // through it stay), a link deleted behind the lab's back is reported by `check` (which still runs)
-// and made again by `up`, an exec line that leaves a server in the background does not hold `up`,
+// and made again by `up`, so is a node whose namespace was deleted by hand, an exec line that leaves a server in the background does not hold `up`,
 // and an up and a down of one lab never interleave. Each lab runs from a throwaway namespace
 // standing for the machine; checks with iproute2, tc and real packets.
 import fs from 'node:fs';
@@ -119,6 +119,20 @@ describeRoot('cnmkit lab: what is not the lab\'s, and changes in place', () => {
     expect(broken.stdout).toMatch(/0\/2 pairs answered/);
     await labs.ok(['up', write('')]);
     expect(await check(['ip', 'netns', 'exec', `${name}-a`, 'ping', '-c', '1', '-W', '2', '198.19.6.2'])).toContain('1 received');
+    await labs.ok(['down', name]);
+    expect(await namespacesWith(`${name}-`)).toEqual([]);
+  });
+
+  it('a node whose namespace was deleted by hand: up makes it again, with its network and its link, and packets cross both', async () => {
+    const name = labName('gone');
+    const f = file('gone.yml', `name: ${name}\nnetworks:\n  lan: {subnet: 198.19.7.0/24}\nnodes:\n  a: {networks: [{lan: {ip: 198.19.7.10}}]}\n  b: {networks: [{lan: {ip: 198.19.7.20}}]}\nlinks:\n  - endpoints: ["a:p0", "b:p0"]\n    addresses: [198.19.6.1/30, 198.19.6.2/30]\n`);
+    await labs.ok(['up', f]);
+    await check(['ip', 'netns', 'del', `${name}-b`]);
+    await labs.ok(['up', f]);
+    expect(await check(['ip', '-n', `${name}-b`, '-br', 'addr', 'show', 'p0'])).toContain('198.19.6.2/30');
+    expect(await check(['ip', 'netns', 'exec', `${name}-a`, 'ping', '-c', '1', '-W', '2', '198.19.7.20'])).toContain('1 received');
+    expect(await check(['ip', 'netns', 'exec', `${name}-a`, 'ping', '-c', '1', '-W', '2', '198.19.6.2'])).toContain('1 received');
+    expect((await labs.lab(['check', name])).code).toBe(0);
     await labs.ok(['down', name]);
     expect(await namespacesWith(`${name}-`)).toEqual([]);
   });

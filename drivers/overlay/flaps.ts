@@ -1,0 +1,57 @@
+// The VXLAN devices of this host's overlay networks, watched for a down and up again (an admin's
+// `ip link set DEV down`, a network manager): the kernel flushes every neighbour entry of a device
+// that goes down, the permanent ones too, and a VXLAN device in proxy mode then answers no ARP/ND
+// for the remote peers, so their traffic stops while nothing changes in the cluster. When a watched
+// device is up again after it was seen down, its network reads the kernel again and puts back what
+// the peer records ask for (its `reread`); so does every watched network when events were lost (the
+// subscription's resync dump). One link subscription (netlink events) while any device is watched.
+// Limits: a device deleted by hand is not made again here (`check` names it; a restart makes it).
+import type { Logger } from 'pino';
+import { subscribe, type NetlinkEvent, type NetlinkHandlePool, type Subscription } from '../../src/netlink/index.js';
+
+export class DeviceFlaps {
+  private readonly watched = new Map<string, { down: boolean; reread: () => Promise<unknown> }>();
+  private sub: Subscription | undefined;
+
+  constructor(private readonly netlink: Pick<NetlinkHandlePool, 'get'>, private readonly log: Logger) {}
+
+  /** Watches the device ifname: reread runs when it is up again after a down. */
+  watch(ifname: string, reread: () => Promise<unknown>): void {
+    this.watched.set(ifname, { down: false, reread });
+    this.sub ??= subscribe(this.netlink.get(), {
+      addresses: false, keepAlive: false,
+      onEvent: (e) => this.onEvent(e),
+      onError: (err) => this.log.warn({ err }, 'overlay: link events failed; a VXLAN device brought down and up loses its neighbour entries until the daemon restarts'),
+    });
+  }
+
+  /** Stops watching ifname for reread (a watch of the same name made since by another bring-up stays). */
+  forget(ifname: string, reread: () => Promise<unknown>): void {
+    if (this.watched.get(ifname)?.reread !== reread) return;
+    this.watched.delete(ifname);
+    if (this.watched.size === 0) {
+      this.sub?.close();
+      this.sub = undefined;
+    }
+  }
+
+  private onEvent(e: NetlinkEvent): void {
+    if (e.type === 'resync') {
+      for (const [ifname, w] of this.watched) this.reread(ifname, w);
+      return;
+    }
+    if (e.type !== 'new-link') return;
+    const w = this.watched.get(e.link.name);
+    if (!w) return;
+    if (!e.link.up) w.down = true;
+    else if (w.down) {
+      w.down = false;
+      this.reread(e.link.name, w);
+    }
+  }
+
+  private reread(ifname: string, w: { reread: () => Promise<unknown> }): void {
+    this.log.info({ link: ifname }, 'overlay: VXLAN device up again (a down flushed its neighbour entries): its peers are programmed again');
+    void w.reread().catch((err: Error) => this.log.error({ err, link: ifname }, 'overlay: programming the peers again after the device came up failed'));
+  }
+}

@@ -23,7 +23,7 @@ export class DetachedLinks<T> {
   watch(ifname: string, item: T, o: { listedEarlier?: boolean } = {}): void {
     this.watched.set(ifname, item);
     this.sub ??= subscribe(this.netlink.get(), {
-      addresses: false, keepAlive: false,
+      addresses: false, keepAlive: false, linkNamed: (name) => this.watched.has(name),
       onEvent: (e) => this.onEvent(e),
       onError: (err) => this.log.warn({ err }, 'overlay: link events failed; Docker endpoints whose container went are pruned at the engine\'s next call'),
     });

@@ -19,7 +19,7 @@ export class DeviceFlaps {
   watch(ifname: string, reread: () => Promise<unknown>): void {
     this.watched.set(ifname, { down: false, reread });
     this.sub ??= subscribe(this.netlink.get(), {
-      addresses: false, keepAlive: false,
+      addresses: false, keepAlive: false, linkNamed: (name) => this.watched.has(name),
       onEvent: (e) => this.onEvent(e),
       onError: (err) => this.log.warn({ err }, 'overlay: link events failed; a VXLAN device brought down and up loses its neighbour entries until the daemon restarts'),
     });

@@ -39,6 +39,11 @@ export interface SubscribeOptions {
   maxQueued?: number;
   /** Keep the process alive while subscribed (default true). */
   keepAlive?: boolean;
+  /**
+   * Link events of these names only (asked for each event): the others are dropped before they are
+   * parsed, which costs more than the name alone. A resync still lists every link.
+   */
+  linkNamed?: (ifname: string) => boolean;
 }
 
 const GROUPS = { links: ['LINK'], addresses: ['IPV4_IFADDR', 'IPV6_IFADDR'] } as const;
@@ -52,11 +57,34 @@ export function netlinkDrops(procText: string, port: number): number | undefined
   return undefined;
 }
 
-/** Typed event of one raw notification; undefined for types this layer does not report. */
-export function eventOf(type: number, data: Buffer): NetlinkEvent | undefined {
+const IFINFOMSG_LEN = 16;
+const RTA_HDRLEN = 4;
+const IFLA_IFNAME = 3;
+
+/** The IFLA_IFNAME of a link message's payload (ifinfomsg, then attributes), read without parsing the rest. */
+export function linkMessageName(data: Buffer): string | undefined {
+  for (let off = IFINFOMSG_LEN; off + RTA_HDRLEN <= data.length; ) {
+    const len = data.readUInt16LE(off);
+    if (len < RTA_HDRLEN || off + len > data.length) return undefined;
+    if ((data.readUInt16LE(off + 2) & 0x3fff) === IFLA_IFNAME) {
+      const value = data.subarray(off + RTA_HDRLEN, off + len);
+      const end = value.indexOf(0);
+      return value.toString('latin1', 0, end < 0 ? value.length : end);
+    }
+    off += (len + 3) & ~3;
+  }
+  return undefined;
+}
+
+/** Typed event of one raw notification; undefined for types this layer does not report (or a link linkNamed leaves out). */
+export function eventOf(type: number, data: Buffer, linkNamed?: (ifname: string) => boolean): NetlinkEvent | undefined {
   switch (type) {
     case rt.MessageType.NEWLINK:
     case rt.MessageType.DELLINK: {
+      if (linkNamed) {
+        const name = linkMessageName(data);
+        if (name !== undefined && !linkNamed(name)) return undefined;
+      }
       const msg = rt.parseLinkMessage(data);
       // Bridges also announce their ports' bridge state as AF_BRIDGE link messages: not link changes.
       if (msg.data.family === AF_BRIDGE) return undefined;
@@ -167,7 +195,7 @@ export class Subscription implements AsyncIterable<NetlinkEvent> {
     if (this.isClosed) return;
     let events: NetlinkEvent[];
     try {
-      events = parseMessages(buf).flatMap((msg) => eventOf(msg.type, msg.data) ?? []);
+      events = parseMessages(buf).flatMap((msg) => eventOf(msg.type, msg.data, this.options.linkNamed) ?? []);
     } catch (err) {
       this.fail(err as Error);
       return;

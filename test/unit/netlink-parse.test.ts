@@ -2,7 +2,7 @@
 // the typed union, notifications to typed events, and the drop counter in /proc/net/netlink.
 import { describe, expect, it } from 'vitest';
 import { AttrStream, ifla, rt } from 'netlink';
-import { eventOf, netlinkDrops } from '../../src/netlink/events.js';
+import { eventOf, linkMessageName, netlinkDrops } from '../../src/netlink/events.js';
 import { echoedIndexes, indexAndMtu, parseLink } from '../../src/netlink/link-parse.js';
 import { body, u32 } from '../../src/netlink/encode.js';
 import { parseErrorReply } from '../../src/netlink/reply.js';
@@ -80,6 +80,15 @@ describe('notifications', () => {
     const bytes = linkBytes({ kind: 'link', data: { index: 3 }, attrs: { ifname: 'br0', linkinfo: flat(ifla.formatInfo({ kind: 'bridge' })) } });
     expect(eventOf(rt.MessageType.NEWLINK, bytes)).toMatchObject({ type: 'new-link', link: { kind: 'bridge', name: 'br0' } });
     expect(eventOf(rt.MessageType.DELLINK, bytes)).toMatchObject({ type: 'del-link', link: { kind: 'bridge', name: 'br0', index: 3 } });
+  });
+
+  it('reads a link message\'s name without parsing it, and drops the links a filter leaves out', () => {
+    const bytes = linkBytes({ kind: 'link', data: { index: 9 }, attrs: { mtu: 1450, ifname: 'ovvx4096', linkinfo: flat(ifla.formatInfo({ kind: 'bridge' })) } });
+    expect(linkMessageName(bytes)).toBe('ovvx4096');
+    expect(linkMessageName(linkBytes({ kind: 'link', data: { index: 9 }, attrs: { mtu: 1450 } }))).toBeUndefined();
+    expect(eventOf(rt.MessageType.NEWLINK, bytes, (n) => n === 'ovvx4096')).toMatchObject({ type: 'new-link', link: { name: 'ovvx4096', index: 9 } });
+    expect(eventOf(rt.MessageType.NEWLINK, bytes, (n) => n === 'other')).toBeUndefined();
+    expect(eventOf(rt.MessageType.DELLINK, bytes, () => false)).toBeUndefined();
   });
 
   it("ignores a bridge's AF_BRIDGE port messages and other types", () => {

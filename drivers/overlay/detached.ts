@@ -1,7 +1,8 @@
-// The Docker engine's endpoints on this host, watched by their host-side link: when one vanishes
-// without the engine telling us (its container's namespace went: an engine crash, a container
-// killed while the plugin was away), onGone runs for it, so its peer leaves the cluster at once
-// instead of at the engine's next call. One link subscription (netlink events) while any is watched.
+// Endpoints on this host, watched by their host-side link: when one vanishes without a leave (the
+// Docker engine's, whose container's namespace went: an engine crash, a container killed while the
+// plugin was away; a cnmkit sandbox's, whose namespace was deleted by hand, taking the veth along),
+// onGone runs for it, so its peer leaves the cluster at once instead of at the engine's next call
+// or the sandbox's removal. One link subscription (netlink events) while any is watched.
 // An interface found in a listing made earlier (a restore lists the links before it watches them)
 // may have gone in between, with no event left to tell: such a watch reads the links again once
 // (one dump for the watches of one turn of the event loop).
@@ -33,7 +34,7 @@ export class DetachedLinks<T> {
     });
   }
 
-  /** Stops watching (the endpoint is being deleted through the engine). */
+  /** Stops watching (the endpoint is being deleted through the engine, or leaves its sandbox). */
   forget(ifname: string): void {
     this.watched.delete(ifname);
     if (this.watched.size === 0) {

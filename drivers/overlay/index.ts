@@ -160,7 +160,12 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
     await dropDetached(net, ep);
     await releaseAddresses(net, ep, dockerAddressOwner(needCluster(ctx.cluster).hostId));
   };
-  const links = new DetachedLinks<{ net: NetworkRecord; ep: EndpointRecord }>(ctx.netlink, log, ({ net, ep }) => dropGone(net, ep));
+  /** A sandbox's endpoint whose veth vanished (its namespace deleted by hand): its peer leaves the cluster; its record and address stay until `sandbox rm`. */
+  const withdraw = async (net: NetworkRecord, ep: EndpointRecord): Promise<void> => {
+    log.info({ network: net.name, endpoint: ep.name }, 'overlay: an endpoint\'s veth vanished (its sandbox\'s namespace deleted?): its peer is withdrawn from the cluster');
+    await removePeer(net, ep);
+  };
+  const links = new DetachedLinks<{ net: NetworkRecord; ep: EndpointRecord }>(ctx.netlink, log, ({ net, ep }) => (ep.sandboxId === undefined ? dropGone(net, ep) : withdraw(net, ep)));
   const ifnameOf = (ep: EndpointRecord): string => (ep.driverData as Partial<OverlayEndpointData> | undefined)?.hostIfname ?? hostIfnameFor(ep.id);
   /** A joined Docker endpoint whose container end is back in the daemon's namespace (src/contract/handback.ts): asked at a restore only. */
   const engineHandedBack = (ep: EndpointRecord, links: Set<string>): boolean =>
@@ -259,7 +264,7 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
       // Devices made again: the endpoints' ports that survived go on the new bridge.
       if (s.bridgeMade) for (const ep of eps) if (have.has(ifnameOf(ep))) await setLink(ctx.netlink.get(), ifnameOf(ep), { master: deviceNames(s.config.vni).bridge });
       for (const ep of eps) {
-        if (ep.sandboxId === undefined) links.watch(ifnameOf(ep), { net, ep }, { listedEarlier: true });
+        if (ep.sandboxId === undefined || have.has(ifnameOf(ep))) links.watch(ifnameOf(ep), { net, ep }, { listedEarlier: true });
         s.local.add(ep.id);
       }
       restoring.push({ net, eps, gone, s });
@@ -366,9 +371,11 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
       mark('programmed');
       // A first endpoint here: the stock is claimed after its answer (the network may be gone again by then).
       if (!s.holdsSpares) setImmediate(() => nets.get(net.id) === s && holdSpares(net, s));
+      links.watch(made.data.hostIfname, { net, ep });
       return { info: made.info, macAddress: mac, driverData: made.data };
     },
     async leave(net, config, ep, sb, hint) {
+      links.forget(ifnameOf(ep));
       if (!started && !nets.has(net.id)) leftAtStart.add(net.id);
       const s = started ? (nets.get(net.id) ?? stateOf(net, config)) : nets.get(net.id);
       const c = needCluster(ctx.cluster);

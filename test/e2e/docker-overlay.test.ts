@@ -290,9 +290,8 @@ describeDocker('cnmkit-overlay under three Docker engines on three simulated hos
     // One interface and no default route: no docker_gwbridge leg to publish through.
     expect((await e1.dockerOk(['exec', 'sealed', 'ip', '-o', 'link'])).split('\n').filter((l) => /: eth\d+[@:]/.test(l))).toHaveLength(1);
     expect(await e1.dockerOk(['exec', 'sealed', 'ip', 'route'])).not.toMatch(/^default/m);
-    const warned = () => hosts[0].daemon.log.split('\n').some((line) => {
-      if (!line.startsWith('{')) return false;
-      const o = JSON.parse(line) as { level?: number; endpoint?: string; network?: string; dockerNetwork?: string; ports?: string[] };
+    const warned = () => hosts[0].daemon.records().some((r) => {
+      const o = r as { level?: number; endpoint?: string; network?: string; dockerNetwork?: string; ports?: string[] };
       return o.level === 40 && o.endpoint === ep && o.network === name && o.dockerNetwork === id && o.ports?.length === 1 && o.ports[0]!.endsWith('8088:80/tcp');
     });
     await until('the warning in the daemon\'s log', warned, 5000);

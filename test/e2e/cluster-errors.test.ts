@@ -52,6 +52,8 @@ describeRoot('cluster mode: what its errors tell a user', () => {
     const a = await simJoined<Ep>(h1, 'ovea', made);
     const b = await simJoined<Ep>(h2, 'ovea', made);
     await simJoined<Ep>(h2, 'oveb', made);
+    // A connect answers once its peer is in etcd; h1 programs b when its watch delivers it, which must be before etcd stops.
+    await waitFor('b and a reach each other before etcd stops', async () => ((await pings(b.sb, ip(a.ep.ipv4))) ? true : undefined), 10_000);
     expect(await statusOf(h2)).toMatchObject({ state: 'connected', store: STORE });
     expect((await statusOf(h2)).unavailableSince).toBeUndefined();
     const stopped = Date.now();

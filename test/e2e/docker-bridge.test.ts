@@ -211,6 +211,8 @@ describeDocker('cnmkit-bridge under the real Docker engine (cnmkit first, nftabl
     const id = await docker(['network', 'create', '-d', 'cnmkit-bridge', '--internal', '--subnet', '198.18.24.0/24', 'sealed']);
     await docker(['run', '-d', '--name', 'sealedweb', '--network', 'sealed', '-p', '8087:80', IMAGE, ...webScript([80])]);
     const ep = (await inspect('sealedweb')).NetworkSettings.Networks.sealed.EndpointID as string;
+    // The control: the server answers inside the container (so the probes below find nothing published, not a server not yet up).
+    await until('the server answers inside the container', async () => (await dockerd.docker(['exec', 'sealedweb', 'wget', '-qO-', 'http://127.0.0.1:80/'])).stdout === 'port 80\n');
     // Nothing published: no rule of the endpoint's, no answer on the host's address or loopback.
     expect([...(await ruleOwners())]).not.toContain(ep);
     expect((await curl(client, `http://${HOST_UL}:8087/`)).code).not.toBe(0);

@@ -52,6 +52,14 @@ describeRoot('cluster mode: what its errors tell a user', () => {
     const a = await simJoined<Ep>(h1, 'ovea', made);
     const b = await simJoined<Ep>(h2, 'ovea', made);
     await simJoined<Ep>(h2, 'oveb', made);
+    // A connect answers once its peer is in etcd; h1 programs b when its watch delivers it, which must be before etcd stops
+    // (read from h1's kernel: a ping now would fill b's neighbour cache, and the ping below would no longer ask h1's table).
+    const vx = `ovvx${(JSON.parse(await simCli(h1, ['network', 'inspect', 'ovea', '--format', 'json'])) as { global: { vni: number } }[])[0]!.global.vni}`;
+    await waitFor('h1 holds b\'s FDB entry and neighbour before etcd stops', async () => {
+      const fdb = JSON.parse(await h1.ns.sh(['bridge', '-j', 'fdb', 'show', 'dev', vx])) as { mac: string; dst?: string }[];
+      const neigh = JSON.parse(await h1.ns.sh(['ip', '-j', 'neigh', 'show', 'dev', vx])) as { dst: string; lladdr?: string }[];
+      return fdb.some((e) => e.mac === b.ep.macAddress && e.dst === h2.ip) && neigh.some((n) => n.dst === ip(b.ep.ipv4) && n.lladdr === b.ep.macAddress) ? true : undefined;
+    }, 10_000);
     expect(await statusOf(h2)).toMatchObject({ state: 'connected', store: STORE });
     expect((await statusOf(h2)).unavailableSince).toBeUndefined();
     const stopped = Date.now();

@@ -211,14 +211,15 @@ describeDocker('cnmkit-bridge under the real Docker engine (cnmkit first, nftabl
     const id = await docker(['network', 'create', '-d', 'cnmkit-bridge', '--internal', '--subnet', '198.18.24.0/24', 'sealed']);
     await docker(['run', '-d', '--name', 'sealedweb', '--network', 'sealed', '-p', '8087:80', IMAGE, ...webScript([80])]);
     const ep = (await inspect('sealedweb')).NetworkSettings.Networks.sealed.EndpointID as string;
+    // The control: the server answers inside the container (so the probes below find nothing published, not a server not yet up).
+    await until('the server answers inside the container', async () => (await dockerd.docker(['exec', 'sealedweb', 'wget', '-qO-', 'http://127.0.0.1:80/'])).stdout === 'port 80\n');
     // Nothing published: no rule of the endpoint's, no answer on the host's address or loopback.
     expect([...(await ruleOwners())]).not.toContain(ep);
     expect((await curl(client, `http://${HOST_UL}:8087/`)).code).not.toBe(0);
     expect((await curl(host, 'http://127.0.0.1:8087/')).code).not.toBe(0);
     // The daemon's structured log says so, naming the endpoint and the network (cnmkit's name and Docker's id).
-    const warned = () => daemon.log.split('\n').some((line) => {
-      if (!line.startsWith('{')) return false;
-      const o = JSON.parse(line) as { level?: number; endpoint?: string; network?: string; dockerNetwork?: string; ports?: string[] };
+    const warned = () => daemon.records().some((r) => {
+      const o = r as { level?: number; endpoint?: string; network?: string; dockerNetwork?: string; ports?: string[] };
       return o.level === 40 && o.endpoint === ep && o.network === `docker-${id.slice(0, 12)}` && o.dockerNetwork === id && o.ports?.length === 1 && o.ports[0]!.endsWith('8087:80/tcp');
     });
     await until('the warning in the daemon\'s log', warned, 5000);

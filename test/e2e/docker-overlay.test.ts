@@ -189,12 +189,13 @@ describeDocker('cnmkit-overlay under three Docker engines on three simulated hos
     for (const [e, c] of on) await run1(e, c);
     const ips = await Promise.all(on.map(([e, c]) => ipOf(e, c)));
     expect(new Set(ips).size).toBe(3);
+    // A run answers once the container's peer is in etcd; the other hosts program it when their watch delivers it.
+    await expectNoStale(on);
     for (const [i, [e, c]] of on.entries()) {
       for (const [j, ip] of ips.entries()) if (j !== i) expect(await reaches(e, c, ip), `${c} → ${ip}`).toBe(true);
       // Egress: the underlay's own address, through the engine's docker_gwbridge (the container's default route).
       expect(await reaches(e, c, UNDERLAY_IP), `${c} → the underlay ${UNDERLAY_IP}`).toBe(true);
     }
-    await expectNoStale(on);
     await e3.dockerOk(['rm', '-f', 'c3']);
     await expectNoStale([[e1, 'c1'], [e2, 'c2']]);
   });
@@ -217,8 +218,8 @@ describeDocker('cnmkit-overlay under three Docker engines on three simulated hos
     await e2.dockerOk(['run', '-d', '--name', 'mover', IMAGE, 'sleep', '600']);
     await e2.dockerOk(['network', 'connect', NET, 'mover']);
     const ipMover = await ipOf(e2, 'mover');
-    expect(await reaches(e1, 'c1', ipMover)).toBe(true);
     await expectNoStale([[e1, 'c1'], [e2, 'mover']]);
+    expect(await reaches(e1, 'c1', ipMover)).toBe(true);
     await e2.dockerOk(['network', 'disconnect', NET, 'mover']);
     expect(await reaches(e1, 'c1', ipMover)).toBe(false);
     await expectNoStale([[e1, 'c1']]);
@@ -238,8 +239,8 @@ describeDocker('cnmkit-overlay under three Docker engines on three simulated hos
     await expectNoStale([[e1, 'c1']]);
     await e2.dockerOk(['rm', '-f', 'c2']);
     await run1(e2, 'c3');
-    expect(await reaches(e2, 'c3', await ipOf(e1, 'c1'))).toBe(true);
     await expectNoStale([[e1, 'c1'], [e2, 'c3']]);
+    expect(await reaches(e2, 'c3', await ipOf(e1, 'c1'))).toBe(true);
   });
 
   it('a plugin crash (SIGKILL of the daemon, restart): containers keep working, one removed meanwhile leaves no stale peer', async () => {
@@ -256,8 +257,8 @@ describeDocker('cnmkit-overlay under three Docker engines on three simulated hos
     await expectNoStale([[e1, 'c1'], [e2, 'c2']]);
     expect(await reaches(e1, 'c1', await ipOf(e2, 'c2'))).toBe(true);
     await run1(e2, 'c4');
-    expect(await reaches(e1, 'c1', await ipOf(e2, 'c4'))).toBe(true);
     await expectNoStale([[e1, 'c1'], [e2, 'c2'], [e2, 'c4']]);
+    expect(await reaches(e1, 'c1', await ipOf(e2, 'c4'))).toBe(true);
   });
 
   it('a disconnect and a stop while the plugin is away longer than the engine retries (it gives up and takes the interface back): the restarted plugin drops their peers, addresses and veths', async () => {
@@ -276,8 +277,8 @@ describeDocker('cnmkit-overlay under three Docker engines on three simulated hos
       throw new Error(`${err.message}: have ${JSON.stringify(await theirs())}`);
     });
     await run1(e2, 'c4');
-    expect(await reaches(e1, 'c1', await ipOf(e2, 'c4'))).toBe(true);
     await expectNoStale([[e1, 'c1'], [e2, 'c4']]);
+    expect(await reaches(e1, 'c1', await ipOf(e2, 'c4'))).toBe(true);
   }, 180_000);
 
   it('-p on an --internal overlay: the container runs with no way out and nothing published (as with Docker\'s own overlay: no gateway leg, no ports asked), and the daemon logs a warning naming the endpoint and the network', async () => {
@@ -289,9 +290,8 @@ describeDocker('cnmkit-overlay under three Docker engines on three simulated hos
     // One interface and no default route: no docker_gwbridge leg to publish through.
     expect((await e1.dockerOk(['exec', 'sealed', 'ip', '-o', 'link'])).split('\n').filter((l) => /: eth\d+[@:]/.test(l))).toHaveLength(1);
     expect(await e1.dockerOk(['exec', 'sealed', 'ip', 'route'])).not.toMatch(/^default/m);
-    const warned = () => hosts[0].daemon.log.split('\n').some((line) => {
-      if (!line.startsWith('{')) return false;
-      const o = JSON.parse(line) as { level?: number; endpoint?: string; network?: string; dockerNetwork?: string; ports?: string[] };
+    const warned = () => hosts[0].daemon.records().some((r) => {
+      const o = r as { level?: number; endpoint?: string; network?: string; dockerNetwork?: string; ports?: string[] };
       return o.level === 40 && o.endpoint === ep && o.network === name && o.dockerNetwork === id && o.ports?.length === 1 && o.ports[0]!.endsWith('8088:80/tcp');
     });
     await until('the warning in the daemon\'s log', warned, 5000);
@@ -361,13 +361,16 @@ describeDocker('cnmkit-overlay under three Docker engines on three simulated hos
           expect(await claimed6()).toEqual([a.GlobalIPv6Address, b.GlobalIPv6Address].sort());
           // The container's own view: the address on its interface (not only in the engine's record).
           expect(await e1.dockerOk(['exec', 'v6a', 'ip', '-6', 'addr', 'show'])).toContain(`${a.GlobalIPv6Address}/64`);
-          expect((await e1.docker(['exec', 'v6a', 'ping6', '-c', '1', '-W', '2', b.GlobalIPv6Address])).code).toBe(0);
-          expect((await e2.docker(['exec', 'v6b', 'ping6', '-c', '1', '-W', '2', a.GlobalIPv6Address])).code).toBe(0);
-          // Host 2 holds a's static entries (its v6 neighbour too), read from the kernel.
           const entries = async (h: SimHost) => ({
             fdb: (JSON.parse(await h.ns.sh(['bridge', '-j', 'fdb', 'show', 'dev', vx])) as FdbJson[]).filter((e) => e.flags?.includes('self')).map((e) => `${e.mac} ${e.dst}`),
             neigh: (JSON.parse(await h.ns.sh(['ip', '-j', 'neigh', 'show', 'dev', vx])) as NeighJson[]).map((n) => `${n.dst} ${n.lladdr} ${(n.state ?? []).join(',')}`),
           });
+          // A run answers once the container's peer is in etcd; the other host programs it when its watch delivers it.
+          await until('each host holds the other container\'s v6 neighbour', async () =>
+            (await entries(hosts[0])).neigh.includes(`${b.GlobalIPv6Address} ${b.MacAddress} PERMANENT`) && (await entries(hosts[1])).neigh.includes(`${a.GlobalIPv6Address} ${a.MacAddress} PERMANENT`), 5000);
+          expect((await e1.docker(['exec', 'v6a', 'ping6', '-c', '1', '-W', '2', b.GlobalIPv6Address])).code).toBe(0);
+          expect((await e2.docker(['exec', 'v6b', 'ping6', '-c', '1', '-W', '2', a.GlobalIPv6Address])).code).toBe(0);
+          // Host 2 holds a's static entries (its v4 neighbour and FDB entry too), read from the kernel.
           const onHost2 = await entries(hosts[1]);
           expect(onHost2.fdb).toContain(`${a.MacAddress} ${hosts[0].ip}`);
           expect(onHost2.neigh).toEqual(expect.arrayContaining([`${a.IPAddress} ${a.MacAddress} PERMANENT`, `${a.GlobalIPv6Address} ${a.MacAddress} PERMANENT`]));

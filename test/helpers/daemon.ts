@@ -37,6 +37,15 @@ function unnamedSandboxNamespaces(): string[] {
   }
 }
 
+/**
+ * A daemon's structured log (pino: one JSON object a line) as read so far from its pipe, parsed;
+ * other lines are skipped. Only whole lines: a read can end inside a line (a burst of lines fills
+ * the pipe), and that line's first piece is not JSON yet (it comes whole with a later read).
+ */
+export function logRecords(log: string): Record<string, unknown>[] {
+  return log.slice(0, log.lastIndexOf('\n') + 1).split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
 /** H: anything with the namespace's path (a TestNs, or a simulated host of test/helpers/cluster.ts). */
 export class TestDaemon<H extends Pick<TestNs, 'path'> = TestNs> {
   readonly dir: string;
@@ -53,6 +62,11 @@ export class TestDaemon<H extends Pick<TestNs, 'path'> = TestNs> {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cnmkit-test-'));
     this.socket = path.join(this.dir, 'cnmkit.sock');
     this.stateDir = path.join(this.dir, 'state');
+  }
+
+  /** The daemon's structured log so far, parsed (logRecords). */
+  records(): Record<string, unknown>[] {
+    return logRecords(this.log);
   }
 
   /**

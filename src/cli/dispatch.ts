@@ -19,10 +19,10 @@ export interface Commands {
 }
 
 function mainHelp(c: Commands): string {
-  const lines = ['Usage: cnmkit COMMAND [OPTIONS]', '', 'Container networking in the image of Docker\'s libnetwork.', '', 'Commands:'];
+  const lines = ['Usage: cnmkit [--socket PATH] COMMAND [OPTIONS]', '', 'Container networking in the image of Docker\'s libnetwork.', '', 'Commands:'];
   for (const [name, g] of Object.entries(c.groups)) lines.push(`  ${name.padEnd(12)} ${g.summary} (${g.commands.map((x) => x.name).join(', ')})`);
   for (const x of c.top) lines.push(`  ${x.name.padEnd(12)} ${x.summary}`);
-  lines.push('', 'Run `cnmkit COMMAND --help` for more on a command.');
+  lines.push('', 'Run `cnmkit COMMAND --help` for more on a command. --socket (the daemon\'s socket) may come before the command too.');
   return lines.join('\n');
 }
 
@@ -30,7 +30,19 @@ function groupHelp(name: string, g: CommandGroup): string {
   return [`Usage: cnmkit ${name} COMMAND`, '', g.summary, '', 'Commands:', ...g.commands.map((x) => `  ${x.name.padEnd(10)} ${x.summary}`)].join('\n');
 }
 
-async function dispatch(c: Commands, argv: string[]): Promise<number> {
+/**
+ * argv without a leading `--socket PATH` (or `--socket=PATH`), as `docker -H` goes before the
+ * command; and those words, which go to the command's own options.
+ */
+function leadingSocket(argv: string[]): { argv: string[]; socket: string[] } {
+  if (argv[0]?.startsWith('--socket=')) return { argv: argv.slice(1), socket: [argv[0]] };
+  if (argv[0] !== '--socket') return { argv, socket: [] };
+  if (argv[1] === undefined || argv[1].startsWith('-')) throw new UsageError('flag needs an argument: --socket\nSee \'cnmkit --help\'.');
+  return { argv: argv.slice(2), socket: argv.slice(0, 2) };
+}
+
+async function dispatch(c: Commands, all: string[]): Promise<number> {
+  const { argv, socket } = leadingSocket(all);
   const [first, ...rest] = argv;
   if (first === undefined || first === '--help' || first === '-h' || first === 'help') {
     console.log(mainHelp(c));
@@ -60,7 +72,7 @@ async function dispatch(c: Commands, argv: string[]): Promise<number> {
     cmd = c.top.find((x) => x.name === first);
     if (!cmd) throw new UsageError(`unknown command ${JSON.stringify(first)}\nSee 'cnmkit --help'.`);
   }
-  const { values, positionals, rest: passthrough } = parse(cmd, args);
+  const { values, positionals, rest: passthrough } = parse(cmd, [...socket, ...args]);
   if (values.help) {
     console.log(helpText(cmd));
     return 0;

@@ -51,6 +51,14 @@ describe('usage errors', () => {
     expect(early).toMatchObject({ code: 2, stdout: '', stderr: 'cnmkit: "cnmkit cluster" takes a command (hosts, status) before its options: cnmkit cluster COMMAND --socket …\nSee \'cnmkit cluster --help\'.\n' });
   });
 
+  it('takes --socket before the command too, as docker takes -H (the command uses it); without a value it is a usage error (exit 2)', async () => {
+    for (const args of [['--socket', '/nonexistent/before.sock', 'network', 'ls'], ['--socket=/nonexistent/before.sock', 'cluster', 'hosts']]) {
+      const r = await cnmkit(...args);
+      expect([args, r.code, r.stderr]).toEqual([args, 1, 'Error: cannot reach the cnmkit daemon at /nonexistent/before.sock (ENOENT): is `cnmkit daemon` running?\n']);
+    }
+    expect(await cnmkit('--socket')).toMatchObject({ code: 2, stdout: '', stderr: 'cnmkit: flag needs an argument: --socket\nSee \'cnmkit --help\'.\n' });
+  });
+
   it('reads -o KEY without a value as KEY with an empty value, as docker does; an empty key is a usage error (exit 2)', async () => {
     expect(keyValues(['encrypted', 'a=1', 'b=', 'c=x=y'], '--opt', { bareKey: true })).toEqual({ encrypted: '', a: '1', b: '', c: 'x=y' });
     for (const bad of ['=x', '', '=']) expect(() => keyValues([bad], '--opt', { bareKey: true })).toThrow(UsageError);

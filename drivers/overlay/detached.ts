@@ -2,20 +2,24 @@
 // Docker engine's, whose container's namespace went: an engine crash, a container killed while the
 // plugin was away; a cnmkit sandbox's, whose namespace was deleted by hand, taking the veth along),
 // onGone runs for it, so its peer leaves the cluster at once instead of at the engine's next call
-// or the sandbox's removal. One link subscription (netlink events) while any is watched.
+// or the sandbox's removal. Events from the overlay's shared link subscription (./link-events.ts).
 // An interface found in a listing made earlier (a restore lists the links before it watches them)
 // may have gone in between, with no event left to tell: such a watch reads the links again once
 // (one dump for the watches of one turn of the event loop).
 // Limits: events only; a lost event is caught by the subscription's resync (a dump of the links).
 import type { Logger } from 'pino';
-import { subscribe, type NetlinkEvent, type NetlinkHandlePool, type Subscription } from '../../src/netlink/index.js';
+import type { NetlinkEvent } from '../../src/netlink/index.js';
+import type { LinkEvents, LinkFollower } from './link-events.js';
 
-export class DetachedLinks<T> {
+export class DetachedLinks<T> implements LinkFollower {
   private readonly watched = new Map<string, T>();
-  private sub: Subscription | undefined;
   private recheck: NodeJS.Immediate | undefined;
 
-  constructor(private readonly netlink: Pick<NetlinkHandlePool, 'get'>, private readonly log: Logger, private readonly onGone: (item: T) => Promise<void>) {}
+  constructor(private readonly events: LinkEvents, private readonly log: Logger, private readonly onGone: (item: T) => Promise<void>) {}
+
+  follows(ifname: string): boolean {
+    return this.watched.has(ifname);
+  }
 
   /**
    * Watches the link `ifname` for item: one that exists now, or (listedEarlier) one found in a
@@ -23,27 +27,20 @@ export class DetachedLinks<T> {
    */
   watch(ifname: string, item: T, o: { listedEarlier?: boolean } = {}): void {
     this.watched.set(ifname, item);
-    this.sub ??= subscribe(this.netlink.get(), {
-      addresses: false, keepAlive: false, linkNamed: (name) => this.watched.has(name),
-      onEvent: (e) => this.onEvent(e),
-      onError: (err) => this.log.warn({ err }, 'overlay: link events failed; Docker endpoints whose container went are pruned at the engine\'s next call'),
-    });
+    this.events.follow(this);
     if (o.listedEarlier) this.recheck ??= setImmediate(() => {
       this.recheck = undefined;
-      this.sub?.resync().catch((err: Error) => this.log.warn({ err }, 'overlay: the links of Docker endpoints were not read again; one gone since the restore listed it is pruned at the engine\'s next call'));
+      this.events.resync().catch((err: Error) => this.log.warn({ err }, 'overlay: the links of Docker endpoints were not read again; one gone since the restore listed it is pruned at the engine\'s next call'));
     });
   }
 
   /** Stops watching (the endpoint is being deleted through the engine, or leaves its sandbox). */
   forget(ifname: string): void {
     this.watched.delete(ifname);
-    if (this.watched.size === 0) {
-      this.sub?.close();
-      this.sub = undefined;
-    }
+    if (this.watched.size === 0) this.events.unfollow(this);
   }
 
-  private onEvent(e: NetlinkEvent): void {
+  onEvent(e: NetlinkEvent): void {
     let gone: string[] = [];
     if (e.type === 'del-link') gone = this.watched.has(e.link.name) ? [e.link.name] : [];
     else if (e.type === 'resync' && e.links) {

@@ -4,39 +4,39 @@
 // for the remote peers, so their traffic stops while nothing changes in the cluster. When a watched
 // device is up again after it was seen down, its network reads the kernel again and puts back what
 // the peer records ask for (its `reread`); so does every watched network when events were lost (the
-// subscription's resync dump). One link subscription (netlink events) while any device is watched.
+// subscription's resync dump; not a resync another watch asked for). Events from the overlay's
+// shared link subscription (./link-events.ts).
 // Limits: a device deleted by hand is not made again here (`check` names it; a restart makes it).
 import type { Logger } from 'pino';
-import { subscribe, type NetlinkEvent, type NetlinkHandlePool, type Subscription } from '../../src/netlink/index.js';
+import type { NetlinkEvent } from '../../src/netlink/index.js';
+import type { LinkEvents, LinkFollower } from './link-events.js';
 
-export class DeviceFlaps {
+export class DeviceFlaps implements LinkFollower {
   private readonly watched = new Map<string, { down: boolean; reread: () => Promise<unknown> }>();
-  private sub: Subscription | undefined;
 
-  constructor(private readonly netlink: Pick<NetlinkHandlePool, 'get'>, private readonly log: Logger) {}
+  constructor(private readonly events: LinkEvents, private readonly log: Logger) {}
+
+  follows(ifname: string): boolean {
+    return this.watched.has(ifname);
+  }
 
   /** Watches the device ifname: reread runs when it is up again after a down. */
   watch(ifname: string, reread: () => Promise<unknown>): void {
     this.watched.set(ifname, { down: false, reread });
-    this.sub ??= subscribe(this.netlink.get(), {
-      addresses: false, keepAlive: false, linkNamed: (name) => this.watched.has(name),
-      onEvent: (e) => this.onEvent(e),
-      onError: (err) => this.log.warn({ err }, 'overlay: link events failed; a VXLAN device brought down and up loses its neighbour entries until the daemon restarts'),
-    });
+    this.events.follow(this);
   }
 
   /** Stops watching ifname for reread (a watch of the same name made since by another bring-up stays). */
   forget(ifname: string, reread: () => Promise<unknown>): void {
     if (this.watched.get(ifname)?.reread !== reread) return;
     this.watched.delete(ifname);
-    if (this.watched.size === 0) {
-      this.sub?.close();
-      this.sub = undefined;
-    }
+    if (this.watched.size === 0) this.events.unfollow(this);
   }
 
-  private onEvent(e: NetlinkEvent): void {
+  onEvent(e: NetlinkEvent): void {
     if (e.type === 'resync') {
+      // A resync the endpoint watch asked for (a restore's recheck) lost no event of these devices.
+      if (e.reason === 'requested') return;
       for (const [ifname, w] of this.watched) this.reread(ifname, w);
       return;
     }

@@ -32,6 +32,7 @@ import { checkPlacement, detachedInfo, hostIfnameFor, isGivenMac, leaveSandbox, 
 import { globalScope, needCluster } from './global.js';
 import { DetachedLinks } from './detached.js';
 import { DeviceFlaps } from './flaps.js';
+import { LinkEvents } from './link-events.js';
 import { HostNetwork } from './hostnet.js';
 import { PendingWrites } from './pending.js';
 import { republishRestored, type Restoring } from './republish.js';
@@ -61,7 +62,8 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
   const log = ctx.logger.child({ driver: 'overlay' });
   const pending = new PendingWrites(log);
   const nets = new Map<string, HostNetwork>();
-  const flaps = new DeviceFlaps(ctx.netlink, log);
+  const linkEvents = new LinkEvents(ctx.netlink, log);
+  const flaps = new DeviceFlaps(linkEvents, log);
   /** Endpoints found at start-up by network id (sweep), for restore. */
   const found = new Map<string, EndpointRecord[]>();
   /**
@@ -165,7 +167,7 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
     log.info({ network: net.name, endpoint: ep.name }, 'overlay: an endpoint\'s veth vanished (its sandbox\'s namespace deleted?): its peer is withdrawn from the cluster');
     await removePeer(net, ep);
   };
-  const links = new DetachedLinks<{ net: NetworkRecord; ep: EndpointRecord }>(ctx.netlink, log, ({ net, ep }) => (ep.sandboxId === undefined ? dropGone(net, ep) : withdraw(net, ep)));
+  const links = new DetachedLinks<{ net: NetworkRecord; ep: EndpointRecord }>(linkEvents, log, ({ net, ep }) => (ep.sandboxId === undefined ? dropGone(net, ep) : withdraw(net, ep)));
   const ifnameOf = (ep: EndpointRecord): string => (ep.driverData as Partial<OverlayEndpointData> | undefined)?.hostIfname ?? hostIfnameFor(ep.id);
   /** A joined Docker endpoint whose container end is back in the daemon's namespace (src/contract/handback.ts): asked at a restore only. */
   const engineHandedBack = (ep: EndpointRecord, links: Set<string>): boolean =>

@@ -4,6 +4,7 @@
 import pino from 'pino';
 import { expect, it } from 'vitest';
 import { DetachedLinks } from '../../drivers/overlay/detached.js';
+import { LinkEvents } from '../../drivers/overlay/link-events.js';
 import { addVeth, deleteLink } from '../../src/netlink/index.js';
 import { describeRoot } from '../helpers/root.js';
 import { makeNs } from '../helpers/netns.js';
@@ -22,7 +23,8 @@ async function twoPairs(tag: string, a: string, b: string) {
   const ns = await makeNs(tag);
   const h = handleOn(ns);
   const gone: string[] = [];
-  const links = new DetachedLinks<string>({ get: () => h }, pino({ level: 'silent' }), async (item) => void gone.push(item));
+  const log = pino({ level: 'silent' });
+  const links = new DetachedLinks<string>(new LinkEvents({ get: () => h }, log), log, async (item) => void gone.push(item));
   for (const p of [a, b]) await addVeth(h, { name: `${p}0`, peer: { name: `${p}1` } });
   return { ns, h, gone, links };
 }

@@ -114,7 +114,7 @@ export class RangeWatch<T> {
     this.deliver = deliver;
     if (!this.listedOnce) return;
     this.pending = undefined;
-    this.push({ resync: false, revision: this.counters.revision, changes: [...this.current].map(([key, value]) => ({ kind: 'added' as const, key, value })) });
+    this.push({ resync: false, revision: this.counters.revision, changes: [...this.current].map(([key, value]) => ({ kind: 'added' as const, key, value })) }, true);
   }
 
   private retry(reason: string): void {
@@ -184,21 +184,26 @@ export class RangeWatch<T> {
     return this.o.equal(previous, value) ? [] : [{ kind: 'updated', key, value, previous }];
   }
 
-  /** Queues changes (this.current already holds them): merged with those not yet delivered. */
-  private push(batch: Omit<RangeBatch<T>, 'current'>): void {
+  /**
+   * Queues changes (this.current already holds them): merged with those not yet delivered. whole:
+   * the batch is the whole range (a replay), delivered without waiting for a turn of the loop (no
+   * answer of the stream can add to it; a first connect here waits for it to be programmed).
+   */
+  private push(batch: Omit<RangeBatch<T>, 'current'>, whole = false): void {
     const p = this.pending;
     this.pending = p ? { resync: p.resync || batch.resync, revision: batch.revision, changes: mergeChanges(p.changes, batch.changes, this.o.equal) } : batch;
-    this.draining ??= this.drain();
+    this.draining ??= this.drain(whole);
   }
 
   /**
    * Delivers the pending batch with the range as it is now, until none is left. Each round first
    * lets the event loop run once, so responses already read from the stream join the batch: a
-   * backlog of thousands of events is a few batches, not thousands of full re-programmings.
+   * backlog of thousands of events is a few batches, not thousands of full re-programmings. now:
+   * the first round goes at once (after the caller's synchronous work).
    */
-  private async drain(): Promise<void> {
-    for (;;) {
-      await new Promise((resolve) => setImmediate(resolve));
+  private async drain(now: boolean): Promise<void> {
+    for (let turn = !now; ; turn = true) {
+      await (turn ? new Promise((resolve) => setImmediate(resolve)) : Promise.resolve());
       const batch = this.pending;
       if (!batch) break;
       this.pending = undefined;

@@ -142,16 +142,17 @@ class EtcdCluster implements Cluster {
   }
 
   /**
-   * A network that appeared in the cluster: this host's view of its pools is read ahead, and its
-   * peers watched, so that a first connect here soon after needs no round trip to choose its
-   * address nor to list its peers (nothing is written, no device made; the view and the watch are
-   * dropped again if no connect comes within APPEARED_KEEP_MS, see EtcdIpam.warm).
+   * A network that appeared in the cluster: this host's view of its pools is read ahead, a stock
+   * of spares claimed in each, and its peers watched, so that a first connect here soon after
+   * answers with no round trip (no device made; the view, the spares and the watch go again if no
+   * connect comes within APPEARED_KEEP_MS, see EtcdIpam.warm and Spares.holdAhead).
    */
   private warm(net: GlobalNetwork): void {
     // The host that made it knows its pools already (and its event may come before its own create's answer).
     if (this.isClosed() || this.state !== 'connected' || net.createdBy === this.hostId) return;
     for (const s of [...net.ipv4, ...net.ipv6]) {
       this.ipam.warm(s.poolId).catch((err: Error) => this.o.logger.debug({ pool: s.poolId, err: err.message }, 'cluster: pool not read ahead'));
+      this.spares.holdAhead(s.poolId, APPEARED_KEEP_MS);
     }
     this.prefetchPeers(net.name, APPEARED_KEEP_MS);
   }

@@ -3,10 +3,13 @@
 // under the host's lease, valued {kind: 'spare'}; a connect without --ip takes one with no round
 // trip. The stock adapts to the connect rate (4…64; 1…3 in a pool with fewer than 64 free
 // addresses, while the host connects) and never exceeds 1/16 of the pool's free addresses (see
-// wantedStock()); it is refilled in the background when half gone, trimmed when the host has been
-// idle (see idleLimit(): an idle host gives its whole stock back in a tight pool, so that other
+// wantedStock() in stock.ts); it is refilled in the background when half gone, trimmed when the host has been
+// idle (see idleLimit() in stock.ts: an idle host gives its whole stock back in a tight pool, so that other
 // hosts can fill the pool to its last address), and deleted when the host leaves the network or
-// stops cleanly. A lost lease took the keys along: the stock is forgotten. Another host that
+// stops cleanly. A pool of a network that just appeared in the cluster is stocked ahead
+// (holdAhead(): a first connect here then answers without a round trip, as on the host that made
+// the network), and given back when no connect came within the window. A lost lease took the
+// keys along: the stock is forgotten. Another host that
 // asks for one of these addresses (--ip, wanted.ts) gets it when it is in the ready stock (the
 // stock watches the requests while it holds any pool); one handed to a connect is kept.
 // Limits: the share is checked against this host's view of the pool at a refill, and against a
@@ -18,6 +21,7 @@ import { canonicalPool, randomIn, type AddressView, type EtcdIpam } from './ipam
 import type { Keys } from './keys.js';
 import { addressValue, type AddressValue } from './owned.js';
 import { askForSpare, watchWanted, type AskOutcome, type Wanted } from './wanted.js';
+import { idleLimit, MIN_STOCK, wantedStock } from './stock.js';
 import type { RangeWatch } from './watch.js';
 
 export interface SpareDeps {
@@ -38,10 +42,6 @@ export interface Spare {
   gen: number;
 }
 
-const MIN_STOCK = 4;
-const MAX_STOCK = 64;
-/** A host holds at most this fraction of the pool's free addresses (1/16): three hosts hold under a fifth. */
-const FREE_SHARE = 16;
 /** Refill rounds when other hosts keep taking the addresses chosen. */
 const ROUNDS = 3;
 /** Connects per second are counted over this window. */
@@ -53,24 +53,8 @@ interface Stock {
   ready: Map<string, number>;
   takes: number[];
   busy?: Promise<void>;
-}
-
-/**
- * How many spares a host keeps in a pool: twice its connects of the last second, 4…64, but at
- * most 1/16 of the free addresses it sees. In a tight pool (fewer than 64 free) that share is
- * 0…3: a host that connects keeps it (its connects still answer from stock), one that does not
- * keeps none; with fewer than 16 free every connect claims its address in etcd as it comes.
- */
-export function wantedStock(recentTakes: number, free: number): number {
-  const share = Math.floor(free / FREE_SHARE);
-  if (recentTakes === 0) return idleLimit(free) === 0 ? 0 : MIN_STOCK;
-  return Math.max(0, Math.min(Math.max(2 * recentTakes, MIN_STOCK), MAX_STOCK, share));
-}
-
-/** The most spares an idle host keeps: its 1/16 share of the free addresses, none in a tight pool (under 64 free). */
-export function idleLimit(free: number): number {
-  const share = Math.floor(free / FREE_SHARE);
-  return share < MIN_STOCK ? 0 : share;
+  /** Held ahead (holdAhead) and not yet by a connect (hold()): when its window ends, the stock is dropped. */
+  ahead?: NodeJS.Timeout;
 }
 
 export class Spares {
@@ -92,11 +76,42 @@ export class Spares {
 
   constructor(private readonly d: SpareDeps) {}
 
-  /** The pools a host now serves endpoints on: stocked in the background. */
+  /** The pools a host now serves endpoints on: stocked in the background (a stock held ahead is kept). */
   hold(poolId: string): void {
     const id = canonicalPool(poolId);
-    if (!this.stocks.has(id)) this.stocks.set(id, { ready: new Map(), takes: [] });
+    const s = this.stocks.get(id);
+    if (!s) this.stocks.set(id, { ready: new Map(), takes: [] });
+    clearTimeout(s?.ahead);
+    if (s) s.ahead = undefined;
     this.refill(id);
+    this.watchOthers();
+  }
+
+  /**
+   * The pool of a network that just appeared in the cluster, before any connect here: stocked as
+   * an idle host's (4 spares, none in a tight pool), so that a first connect soon after takes its
+   * address with no round trip, and neither it nor the hold() that follows it claims more then.
+   * Dropped (its keys deleted, and the pool's view) after ms unless hold() came meanwhile; nothing
+   * when the pool is stocked already.
+   */
+  holdAhead(poolId: string, ms: number): void {
+    const id = canonicalPool(poolId);
+    if (this.stocks.has(id)) return;
+    const s: Stock = { ready: new Map(), takes: [] };
+    s.ahead = setTimeout(() => {
+      if (this.stocks.get(id) !== s || !s.ahead) return;
+      // The view its refill read goes too, as one read ahead and not used (EtcdIpam.warm).
+      this.d.ipam.dropView(id);
+      this.drop(id).catch((err: Error) => this.d.logger.debug({ pool: id, err: err.message }, 'cluster: spare addresses held ahead not given back now (deleted at the next drop of the pool, a clean stop, or with the lease)'));
+    }, ms);
+    s.ahead.unref();
+    this.stocks.set(id, s);
+    this.refill(id);
+    this.watchOthers();
+  }
+
+  /** Other hosts' requests for addresses, and the idle check, from the first stock on. */
+  private watchOthers(): void {
     this.wanted ??= watchWanted(this.d, (pool, ip) => this.yieldTo(pool, ip));
     if (!this.ticker) {
       const ms = this.d.idleMs ?? IDLE_MS;
@@ -190,6 +205,7 @@ export class Spares {
     const id = canonicalPool(poolId);
     const s = this.stocks.get(id);
     this.stocks.delete(id);
+    clearTimeout(s?.ahead);
     await s?.busy;
     const spares = [...(s?.ready ?? []), ...(this.leftovers.get(id) ?? [])];
     this.leftovers.delete(id);

@@ -8,7 +8,8 @@
 // out (refused within the bound); an idle host gives its stock back
 // when the pool gets tight, so that another host can fill the pool to its last address; a refill
 // that loses its race to another host's spares reads back only the keys it chose, and stocks others;
-// a network that appears is read ahead by the other hosts (their first address needs no round trip).
+// a network that appears is read ahead by the other hosts, with a stock of spares each (their first
+// address needs no round trip), given back when unused for 2 s.
 import os from 'node:os';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeRoot } from '../helpers/root.js';
@@ -67,9 +68,11 @@ describeRoot('spare addresses on a real etcd', () => {
   };
 
   it('3 hosts × 30 concurrent connects, two from their stocks and one claiming in etcd, get 90 distinct addresses; every peer lands on its host\'s lease; spares are not endpoints', async () => {
-    const hosts = await Promise.all([1, 2, 3].map((n) => sim.inProcessHost(n, { prefix: '/t-spare' })));
-    const [a, b, c] = [hosts[0]!, hosts[1]!, hosts[2]!];
+    const [a, b] = [await sim.inProcessHost(1, { prefix: '/t-spare' }), await sim.inProcessHost(2, { prefix: '/t-spare' })];
     const net = await a.ensureNetwork(spec('ovs', { ipv4: [{ subnet: '198.19.44.0/24' }] }));
+    // c starts once the network exists (in its first list, not seen appearing): it holds no stock ahead.
+    const c = await sim.inProcessHost(3, { prefix: '/t-spare' });
+    const hosts = [a, b, c];
     await Promise.all([b, c].map((h) => h.ensureNetwork(spec('ovs', { ipv4: [{ subnet: '198.19.44.0/24' }] }))));
     const poolId = net.ipv4[0]!.poolId;
     a.holdSpares([poolId]);
@@ -265,7 +268,7 @@ describeRoot('spare addresses on a real etcd', () => {
     expect(chosenAfter.filter((ip) => heldFound.includes(ip))).toEqual([]);
   });
 
-  it('a network that appears is read ahead by the other hosts: their first address needs no round trip, nothing is written for them, and an unused view is dropped', async () => {
+  it('a network that appears is read ahead by the other hosts, each claiming a stock of spares: their first connect takes one with no round trip; unused, the view and the spares go after 2 s; none in a tight pool', async () => {
     const [a, b] = await Promise.all([1, 2].map((n) => sim.inProcessHost(n, { prefix: '/t-warm', spareIdleMs: 600_000 })));
     const client = (b as unknown as { client: StoreClient }).client;
     const calls: string[] = [];
@@ -279,15 +282,35 @@ describeRoot('spare addresses on a real etcd', () => {
       const net = await a!.ensureNetwork(spec(name, { ipv4: [{ subnet }] }));
       const poolId = net.ipv4[0]!.poolId;
       await waitFor(`b read ${name}'s pool ahead`, async () => (calls.includes('read a pool') ? true : undefined), 3000);
+      const held = await waitFor(`b holds spares in ${name}`, async () => {
+        const mine = await sparesOf('/t-warm', poolId, b!.hostId);
+        return mine.length === 4 ? mine : undefined;
+      }, 3000);
+      // On b's lease, as every spare.
+      expect(new Set(held.map((kv) => kv.lease))).toEqual(new Set([(b as unknown as { keeper: { id: string } }).keeper.id]));
       await new Promise((r) => setTimeout(r, wait));
       calls.length = 0;
       const address = await b!.reserveAddress(poolId);
-      // Used within 2 s: no request; left unused longer: dropped, and read again.
-      expect(calls).toEqual(wait === 0 ? [] : ['read a pool']);
+      if (wait === 0) {
+        // Used within 2 s: one of b's spares, taken with no request.
+        expect(calls).toEqual([]);
+        expect(held.map((kv) => `${kv.key.split('/').at(-1)}/24`)).toContain(address);
+      } else {
+        // Left unused longer: the view was dropped (read again), and the spares deleted.
+        expect(calls).toEqual(['read a pool']);
+        expect(await sparesOf('/t-warm', poolId, b!.hostId)).toEqual([]);
+      }
       expect(address).toMatch(new RegExp(`^198\\.19\\.${subnet.split('.')[2]}\\.\\d+/24$`));
       b!.forgetAddress(poolId, address);
-      expect((await addresses('/t-warm', poolId)).map((kv) => kv.value.host)).toEqual([a!.hostId]);
       calls.length = 0;
     }
+    // ovw1's spares were never held by a connect (hold()): deleted after the window as well.
+    const ovw1 = (await a!.listNetworks()).find((n) => n.name === 'ovw1')!.ipv4[0]!.poolId;
+    await waitFor('b gave ovw1\'s spares back', async () => ((await sparesOf('/t-warm', ovw1, b!.hostId)).length === 0 ? true : undefined), 4000);
+    // A tight pool (62 addresses, fewer than 64 free): read ahead, no spare.
+    const tight = await a!.ensureNetwork(spec('ovw3', { ipv4: [{ subnet: '198.19.54.0/26' }] }));
+    await waitFor('b read ovw3\'s pool ahead', async () => (calls.includes('read a pool') ? true : undefined), 3000);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await sparesOf('/t-warm', tight.ipv4[0]!.poolId, b!.hostId)).toEqual([]);
   });
 });

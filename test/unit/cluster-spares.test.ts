@@ -9,7 +9,8 @@ import pino from 'pino';
 import type { Compare, Op, StoreClient, StreamHandlers } from '../../src/cluster/client.js';
 import type { AddressView, EtcdIpam } from '../../src/cluster/ipam.js';
 import { Keys } from '../../src/cluster/keys.js';
-import { idleLimit, Spares, wantedStock } from '../../src/cluster/spares.js';
+import { Spares } from '../../src/cluster/spares.js';
+import { idleLimit, wantedStock } from '../../src/cluster/stock.js';
 import { parsePrefix } from '../../src/ip/index.js';
 
 describe('spare stock size', () => {

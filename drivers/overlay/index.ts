@@ -376,6 +376,8 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
       links.watch(made.data.hostIfname, { net, ep });
       return { info: made.info, macAddress: mac, driverData: made.data };
     },
+    // Its sandbox's removal deletes the namespace before the leave: its veth's going is no vanishing.
+    leaving: (_net, _config, ep) => links.forget(ifnameOf(ep)),
     async leave(net, config, ep, sb, hint) {
       links.forget(ifnameOf(ep));
       if (!started && !nets.has(net.id)) leftAtStart.add(net.id);

@@ -76,8 +76,12 @@ describeRoot('overlay sandbox whose namespace is deleted by hand', () => {
     await waitFor('h2 programmed a', async () => ((await neighbours(h2)) === entry ? true : undefined), 5000);
     expect(await peerIps()).toEqual([ip(a.ep.ipv4), ip(b.ep.ipv4)].sort());
 
+    const logFrom = h1.daemon.log.length;
     await run(['ip', 'netns', 'del', a.sb]);
     await waitFor('a\'s peer gone from etcd', async () => (JSON.stringify(await peerIps()) === JSON.stringify([ip(b.ep.ipv4)]) ? true : undefined), 3000);
+    // Said once, of this sandbox's endpoint (not of a Docker endpoint).
+    const said = vanishLines(h1, logFrom).map((l) => JSON.parse(l) as { msg: string; endpoint: string });
+    expect(said).toEqual([expect.objectContaining({ endpoint: `${a.sb}-ovvanish`, msg: expect.stringContaining('its sandbox\'s namespace deleted') as string })]);
     await waitFor('h2 dropped a\'s entries', async () => ((await neighbours(h2)) === '' ? true : undefined), 3000);
     // h1 still holds the record (check names what is missing) and the address, until sandbox rm.
     const check = await h1.daemon.cmd(['check']);

@@ -6,7 +6,8 @@
 // An interface found in a listing made earlier (a restore lists the links before it watches them)
 // may have gone in between, with no event left to tell: such a watch reads the links again once
 // (one dump for the watches of one turn of the event loop).
-// Limits: events only; a lost event is caught by the subscription's resync (a dump of the links).
+// onGone says what vanished (this class knows only the link). Limits: events only; a lost event is
+// caught by the subscription's resync (a dump of the links).
 import type { Logger } from 'pino';
 import type { NetlinkEvent } from '../../src/netlink/index.js';
 import type { LinkEvents, LinkFollower } from './link-events.js';
@@ -50,8 +51,7 @@ export class DetachedLinks<T> implements LinkFollower {
     for (const ifname of gone) {
       const item = this.watched.get(ifname)!;
       this.forget(ifname);
-      this.log.info({ link: ifname }, 'overlay: a Docker endpoint\'s interface vanished without the engine saying so; its peer goes');
-      void this.onGone(item).catch((err: Error) => this.log.warn({ err, link: ifname }, 'overlay: removing a vanished Docker endpoint\'s peer failed'));
+      void this.onGone(item).catch((err: Error) => this.log.warn({ err, link: ifname }, 'overlay: removing a vanished endpoint\'s peer failed'));
     }
   }
 }

@@ -162,12 +162,12 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
     await dropDetached(net, ep);
     await releaseAddresses(net, ep, dockerAddressOwner(needCluster(ctx.cluster).hostId));
   };
-  /** A sandbox's endpoint whose veth vanished (its namespace deleted by hand): its peer leaves the cluster; its record and address stay until `sandbox rm`. */
-  const withdraw = async (net: NetworkRecord, ep: EndpointRecord): Promise<void> => {
-    log.info({ network: net.name, endpoint: ep.name }, 'overlay: an endpoint\'s veth vanished (its sandbox\'s namespace deleted?): its peer is withdrawn from the cluster');
-    await removePeer(net, ep);
+  /** An endpoint whose host link vanished unannounced: the engine's goes (dropGone); a sandbox's (its namespace deleted by hand) loses its peer, its record and address kept until `sandbox rm`. */
+  const vanished = async ({ net, ep }: { net: NetworkRecord; ep: EndpointRecord }): Promise<void> => {
+    log.info({ network: net.name, endpoint: ep.name, link: ifnameOf(ep) }, ep.sandboxId === undefined ? 'overlay: a Docker endpoint\'s interface vanished without the engine saying so; its peer goes' : 'overlay: an endpoint\'s veth vanished (its sandbox\'s namespace deleted?): its peer is withdrawn from the cluster');
+    await (ep.sandboxId === undefined ? dropGone(net, ep) : removePeer(net, ep));
   };
-  const links = new DetachedLinks<{ net: NetworkRecord; ep: EndpointRecord }>(linkEvents, log, ({ net, ep }) => (ep.sandboxId === undefined ? dropGone(net, ep) : withdraw(net, ep)));
+  const links = new DetachedLinks<{ net: NetworkRecord; ep: EndpointRecord }>(linkEvents, log, vanished);
   const ifnameOf = (ep: EndpointRecord): string => (ep.driverData as Partial<OverlayEndpointData> | undefined)?.hostIfname ?? hostIfnameFor(ep.id);
   /** A joined Docker endpoint whose container end is back in the daemon's namespace (src/contract/handback.ts): asked at a restore only. */
   const engineHandedBack = (ep: EndpointRecord, links: Set<string>): boolean =>
@@ -376,6 +376,8 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
       links.watch(made.data.hostIfname, { net, ep });
       return { info: made.info, macAddress: mac, driverData: made.data };
     },
+    // Its sandbox's removal deletes the namespace before the leave: its veth's going is no vanishing.
+    leaving: (_net, _config, ep) => links.forget(ifnameOf(ep)),
     async leave(net, config, ep, sb, hint) {
       links.forget(ifnameOf(ep));
       if (!started && !nets.has(net.id)) leftAtStart.add(net.id);

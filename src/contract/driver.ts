@@ -117,6 +117,12 @@ export interface Driver<Config = unknown> {
    * the interface born there, with its final name, and say so (src.where 'sandbox').
    */
   join(net: NetworkRecord, config: Config, ep: EndpointRecord, placement: Placement): Promise<JoinOutcome>;
+  /**
+   * Optional: the endpoint's sandbox is being removed, and its namespace may go before leave is
+   * called, taking the endpoint's interfaces along. A driver that watches them for vanishing (a
+   * namespace deleted by hand) stops now: their going is the removal's, which leave completes.
+   */
+  leaving?(net: NetworkRecord, config: Config, ep: EndpointRecord): void;
   /** Idempotent. sb: the sandbox it joined (absent for a detached endpoint). */
   leave(net: NetworkRecord, config: Config, ep: EndpointRecord, sb: SandboxRecord | undefined, hint?: LeaveHint): Promise<void>;
   /**

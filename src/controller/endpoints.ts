@@ -275,6 +275,12 @@ async function publishRecorded(deps: ControllerDeps, driver: Driver, net: Networ
   deps.store.endpoints.put(ep);
 }
 
+/** Tells the endpoint's driver that its sandbox is being removed (Driver.leaving), before its namespace goes. */
+export function announceLeaving(deps: ControllerDeps, ep: EndpointRecord): void {
+  const net = deps.store.networks.get(ep.networkId);
+  if (net) deps.drivers.get(net.driver)?.leaving?.(net, net.config, ep);
+}
+
 /**
  * Unpublish, leave, delete, then release the addresses and the record: idempotent, best-effort.
  * When a step fails, the addresses and the record stay (state 'deleting', for a retry or the

@@ -1,11 +1,11 @@
 // Sandbox work of the controller that touches the kernel: tearing one down (its point-to-point
-// links, its namespace, then its endpoints, their links deleted one by one only when the
-// namespace lives on, and a named one's hosts file under /etc/netns), and running an
+// links, its endpoints' drivers told, its namespace, then its endpoints, their links deleted one
+// by one only when the namespace lives on, and a named one's hosts file under /etc/netns), and running an
 // operation with cnmkit's handles into the namespace closed afterwards. Callers serialise these
 // through the controller's queue.
 import type { ControllerDeps } from './types.js';
 import type { EndpointRecord, SandboxRecord } from '../core/model.js';
-import { teardownEndpoint } from './endpoints.js';
+import { announceLeaving, teardownEndpoint } from './endpoints.js';
 import { bestEffort } from '../core/steps.js';
 import { removeHostsFile } from '../sandbox-config/index.js';
 
@@ -14,6 +14,8 @@ import { removeHostsFile } from '../sandbox-config/index.js';
  * holds it, its links die with it (batched by the kernel, no per-link wait); when something does
  * (a process, a mount elsewhere) or it cannot tell, each endpoint's links are deleted one by one
  * before its addresses are released. Other namespaces stay; cnmkit's handles into them close.
+ * The endpoints' drivers are told before the namespace goes (leaving), so that a watch of their
+ * interfaces does not take their going for a namespace deleted by hand.
  */
 export async function teardownSandbox(deps: ControllerDeps, sb: SandboxRecord, eps: EndpointRecord[]): Promise<void> {
   const { kernel, store, logger } = deps;
@@ -21,6 +23,7 @@ export async function teardownSandbox(deps: ControllerDeps, sb: SandboxRecord, e
   let namespaceGone = false;
   await bestEffort(`sandbox ${sb.name}`, [
     ['links', () => deps.links?.deleteFor(sb.id)],
+    ['endpoints leaving', () => eps.forEach((ep) => announceLeaving(deps, ep))],
     ['namespace', async () => {
       if (!named) return;
       namespaceGone = await kernel.deleteNamed(sb.name, { confirm: eps.length > 0 });

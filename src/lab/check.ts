@@ -8,6 +8,8 @@
 // What the lab gave no address is skipped, and the report says so and why: a node without an IPv4
 // address, a containerlab bridge (its ports have none, as in containerlab) and a link whose ends
 // have none (addresses that exec lines set are the node's own; the check does not know them).
+// A node whose namespace is gone (deleted by hand) is a failure that names it and says how to make
+// it again; no pair or expectation from or to it is tried, and the rest of the lab is checked.
 import { ApiError, Client } from '../client/index.js';
 import { parseAddress } from '../ip/index.js';
 import { mapLimit } from './limit.js';
@@ -38,6 +40,8 @@ export interface ExpectResult {
   reach: boolean;
   ok: boolean;
   got: boolean;
+  /** Why it was not tried (a node of it is gone): a failure. */
+  notTried?: string;
 }
 
 /** A node or a network or link the matrix does not try, and why. */
@@ -52,6 +56,8 @@ export interface CheckReport {
   expect: ExpectResult[];
   /** Left out of the matrix for want of an address the lab gave: not failures. */
   skipped: Skipped[];
+  /** Nodes whose namespace is gone (deleted by hand): failures, left out of the matrix and the expectations. */
+  gone: string[];
   /** What makes the check fail: direct pairs without answer, and missed expectations. */
   failures: string[];
   ms: number;
@@ -62,6 +68,19 @@ export interface Prober {
   /** Per job, round-trip times in ms (undefined: no answer) for each address, pinged from its sandbox. */
   ping(jobs: Array<{ sandbox: string; addresses: string[] }>, timeoutMs: number): Promise<Array<Array<number | undefined>>>;
   tcp(sandbox: string, address: string, port: number, timeoutMs: number): Promise<boolean>;
+  /** Whether the sandbox's namespace is there (absent: every one is taken as there). */
+  hasNamespace?(sandbox: string): boolean;
+}
+
+/** The nodes whose namespace is gone (deleted by hand), in the plan's order. */
+export function goneNodes(p: LabPlan, prober: Prober): string[] {
+  return p.nodes.filter((n) => prober.hasNamespace?.(n.sandbox) === false).map((n) => n.name);
+}
+
+/** The failure that names a gone node and what makes it again. */
+function goneFailure(s: LabState, node: string): string {
+  const sandbox = s.plan.nodes.find((n) => n.name === node)!.sandbox;
+  return `node ${node}: its namespace ${sandbox} is gone (deleted by hand?): no pair or expectation from or to it is tried; \`cnmkit lab up ${s.file}\` makes it again, with its networks and links`;
 }
 
 const bare = (cidr: string): string => cidr.split('/')[0]!;
@@ -134,13 +153,13 @@ export function neighboursOf(p: LabPlan, ifaces: LabState['interfaces']): Map<st
  * Sends each node its neighbour entries through its host's daemon; a node whose entries cannot be
  * set (an interface of it gone) is named in problems, and the others are set all the same.
  */
-export async function programNeighbours(s: LabState): Promise<{ count: number; problems: string[] }> {
+export async function programNeighbours(s: LabState, gone: string[] = []): Promise<{ count: number; problems: string[] }> {
   const p = s.plan;
   const hosts = new Map(p.hosts.map((h) => [h.name, new Client(h.socket)]));
   const all = neighboursOf(p, s.interfaces);
   let count = 0;
   const problems: string[] = [];
-  await mapLimit(p.nodes, 16, async (n) => {
+  await mapLimit(p.nodes.filter((n) => !gone.includes(n.name)), 16, async (n) => {
     const neighbors = all.get(n.name) ?? [];
     count += neighbors.length;
     if (neighbors.length === 0) return;
@@ -166,6 +185,8 @@ export interface CheckOptions {
   concurrency?: number;
   /** Problems found before the probes (programNeighbours'): failures too. */
   problems?: string[];
+  /** Nodes whose namespace is gone (goneNodes): failures, and nothing tried from or to them. */
+  gone?: string[];
 }
 
 /**
@@ -199,7 +220,8 @@ async function askAgain(prober: Prober, sandbox: Map<string, string>, failed: Pa
 /** Runs the matrix and the expectations of the lab in state s. */
 export async function checkLab(s: LabState, o: CheckOptions): Promise<CheckReport> {
   const started = performance.now();
-  const p = s.plan;
+  const gone = o.gone ?? [];
+  const p = { ...s.plan, nodes: s.plan.nodes.filter((n) => !gone.includes(n.name)) };
   const timeout = o.timeoutMs ?? 1000;
   const sandbox = new Map(p.nodes.map((n) => [n.name, n.sandbox]));
   const pairs = pairsOf(p, s.interfaces);
@@ -212,6 +234,8 @@ export async function checkLab(s: LabState, o: CheckOptions): Promise<CheckRepor
   });
   await askAgain(o.prober, sandbox, results.filter((r) => !r.ok && r.via !== 'routed'), timeout);
   const expect = await mapLimit(p.topology.expect, o.concurrency ?? 8, async (e): Promise<ExpectResult> => {
+    const away = [e.from, e.to].find((n) => gone.includes(n));
+    if (away !== undefined) return { from: e.from, to: e.to, address: '', ...(e.port !== undefined ? { port: e.port } : {}), reach: e.reach, got: false, ok: false, notTried: `node ${away}'s namespace is gone` };
     const address = targetAddress(p, s.interfaces, e.from, e.to);
     let got = false;
     if (address) {
@@ -223,9 +247,10 @@ export async function checkLab(s: LabState, o: CheckOptions): Promise<CheckRepor
     return { from: e.from, to: e.to, address, ...(e.port !== undefined ? { port: e.port } : {}), reach: e.reach, got, ok: got === e.reach };
   });
   const failures = [
+    ...gone.map((n) => goneFailure(s, n)),
     ...(o.problems ?? []),
     ...results.filter((r) => !r.ok && r.via !== 'routed').map((r) => `${r.from} → ${r.to} (${r.address}, on ${r.via}): no answer`),
-    ...expect.filter((e) => !e.ok).map((e) => `expect ${e.from} → ${e.to}${e.port ? ` port ${e.port}` : ''} reach ${e.reach}: ${e.got ? 'reached' : 'not reached'}${e.address ? ` (${e.address})` : ''}`),
+    ...expect.filter((e) => !e.ok).map((e) => `expect ${e.from} → ${e.to}${e.port ? ` port ${e.port}` : ''} reach ${e.reach}: ${e.notTried ? `not tried (${e.notTried})` : e.got ? 'reached' : 'not reached'}${e.address ? ` (${e.address})` : ''}`),
   ];
-  return { lab: s.name, pairs: results, expect, skipped: skippedOf(p, s.interfaces), failures, ms: performance.now() - started };
+  return { lab: s.name, pairs: results, expect, skipped: skippedOf(p, s.interfaces), gone, failures, ms: performance.now() - started };
 }

@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process';
 import { isIPv4 } from 'node:net';
 import { DAEMON_DEFAULTS } from '../defaults.js';
-import { native, runInNetns } from '../netns/index.js';
+import { native, netnsExists, runInNetns } from '../netns/index.js';
 import { mapLimit } from './limit.js';
 import type { Prober } from './check.js';
 
@@ -63,6 +63,7 @@ export const prober: Prober = {
       return j.addresses.map((addr) => (isIPv4(addr) ? fast[i]![a++] : slow[i]![b++]));
     });
   },
+  hasNamespace: (sandbox) => netnsExists(nsPath(sandbox)),
   async tcp(sandbox, address, port, timeoutMs) {
     const r = await run(['nsenter', `--net=${nsPath(sandbox)}`, '--', 'nc', '-z', '-w', String(Math.max(1, Math.ceil(timeoutMs / 1000))), address, String(port)]);
     return r.code === 0;

@@ -18,7 +18,7 @@
 import { expect, it } from 'vitest';
 import { describeRoot } from '../helpers/root.js';
 import { simSuite } from '../helpers/sim-suite.js';
-import { simCli, simJoined, UNDERLAY_IP, waitFor, type SimCluster, type SimHost } from '../helpers/cluster.js';
+import { simCli, simJoined, storedPeers, UNDERLAY_IP, waitFor, type SimCluster, type SimHost } from '../helpers/cluster.js';
 import { run } from '../helpers/exec.js';
 import { ApiError, Client } from '../../src/client/index.js';
 
@@ -135,7 +135,7 @@ describeRoot('cluster mode: what its errors tell a user', () => {
     }
     const client = sim.etcd.client();
     try {
-      const peers = (await client.range('/cnmkit/v1/peers/ovmac/')).kvs.map((kv) => JSON.parse(kv.value.toString()) as { mac: string; endpointId: string });
+      const peers = await storedPeers(client, 'ovmac');
       const claims = new Map((await client.range('/cnmkit/v1/macs/ovmac/')).kvs.map((kv) => [kv.key.split('/').at(-1)!, JSON.parse(kv.value.toString()) as { endpointId: string }]));
       for (const { mac, won } of rounds) {
         expect(peers.filter((p) => p.mac === mac).map((p) => p.endpointId)).toEqual([won[0]!.ep.id]);
@@ -164,7 +164,8 @@ describeRoot('cluster mode: what its errors tell a user', () => {
     const a = await simJoined<Ep>(h1, 'ovmacr', made, ['--mac', mac]);
     const client = sim.etcd.client();
     const published = async (): Promise<{ peer?: { mac: string }; claim?: { host: string; endpointId: string } }> => {
-      const peer = (await client.range('/cnmkit/v1/peers/ovmacr/')).kvs.map((kv) => JSON.parse(kv.value.toString()) as { mac: string; endpointId: string }).find((p) => p.endpointId === a.ep.id);
+      // The record alone: put back on a new lease, it is the same.
+      const peer = (await storedPeers(client, 'ovmacr', { endpointId: a.ep.id })).map(({ key, lease, ...record }) => record)[0];
       const [claim] = (await client.range(`/cnmkit/v1/macs/ovmacr/${mac}`, {})).kvs;
       return { ...(peer ? { peer } : {}), ...(claim ? { claim: JSON.parse(claim.value.toString()) as { host: string; endpointId: string } } : {}) };
     };
@@ -180,9 +181,9 @@ describeRoot('cluster mode: what its errors tell a user', () => {
       await reachable('b reaches a');
       // The restore publishes a peer again when its record is not as it was (here: gone, the claim kept).
       await h1.daemon.stop('SIGKILL');
-      const { kvs } = await client.range(`/cnmkit/v1/peers/ovmacr/${before.claim!.host}/${a.ep.id}`, {});
-      expect(kvs).toHaveLength(1);
-      await client.txn('test: drop a peer', [], [{ del: kvs[0]!.key }]);
+      const stored = await storedPeers(client, 'ovmacr', { host: before.claim!.host, endpointId: a.ep.id });
+      expect(stored).toHaveLength(1);
+      await client.txn('test: drop a peer', [], [{ del: stored[0]!.key }]);
       await h1.daemon.start();
       await waitFor('a\'s peer published again', async () => ((await published()).peer ? true : undefined), 10_000);
       expect(await published()).toEqual(before);
@@ -251,7 +252,7 @@ describeRoot('cluster mode: what its errors tell a user', () => {
       expect(status.conflicts.join('\n')).toContain(`mac address ${mac} is in use by endpoint ${b.ep.id.slice(0, 12)} of network ovmacl on host `);
       const [claim] = (await client.range(`/cnmkit/v1/macs/ovmacl/${mac}`, {})).kvs;
       expect(JSON.parse(claim!.value.toString())).toMatchObject({ endpointId: b.ep.id });
-      const peers = (await client.range('/cnmkit/v1/peers/ovmacl/')).kvs.map((kv) => JSON.parse(kv.value.toString()) as { endpointId: string; mac: string });
+      const peers = await storedPeers(client, 'ovmacl');
       expect(peers.filter((p) => p.mac === mac).map((p) => p.endpointId)).toEqual([b.ep.id]);
       const checked = await h1.daemon.cmd(['check']);
       expect(checked.code).toBe(1);
@@ -269,7 +270,7 @@ describeRoot('cluster mode: what its errors tell a user', () => {
     const a = await simJoined<Ep>(h1, 'ovmacx', made, ['--mac', mac]);
     const client = sim.etcd.client();
     const left = async () => ({
-      peers: (await client.range('/cnmkit/v1/peers/ovmacx/')).kvs.filter((kv) => kv.key.endsWith(`/${a.ep.id}`)).length,
+      peers: (await storedPeers(client, 'ovmacx', { endpointId: a.ep.id })).length,
       claims: (await client.range(`/cnmkit/v1/macs/ovmacx/${mac}`, {})).kvs.length,
     });
     try {

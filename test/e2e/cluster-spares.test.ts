@@ -13,7 +13,7 @@
 import os from 'node:os';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeRoot } from '../helpers/root.js';
-import { SimCluster, waitFor } from '../helpers/cluster.js';
+import { SimCluster, storedPeers, waitFor } from '../helpers/cluster.js';
 import type { Cluster } from '../../src/cluster/types.js';
 import type { Op, StoreClient } from '../../src/cluster/client.js';
 
@@ -93,20 +93,19 @@ describeRoot('spare addresses on a real etcd', () => {
       sim.etcd.thaw();
     }
     expect(stocked.map((s) => s.key.split('/').pop())).toContain(first.split('/')[0]);
-    await waitFor('the frozen connect\'s peer', async () => ((await direct.range('/t-spare/v1/peers/ovs/')).kvs.length === 1 ? true : undefined), 5000);
+    await waitFor('the frozen connect\'s peer', async () => ((await storedPeers(direct, 'ovs', { prefix: '/t-spare' })).length === 1 ? true : undefined), 5000);
 
     const got = await Promise.all(hosts.flatMap((h, i) => Array.from({ length: 30 }, (_, j) => connect(h, 'ovs', poolId, `h${i}e${j}`))));
     expect(new Set([first, ...got]).size).toBe(91);
     const peers = await waitFor('every peer published', async () => {
-      const kvs = (await direct.range('/t-spare/v1/peers/ovs/')).kvs;
-      return kvs.length === 91 ? kvs : undefined;
+      const stored = await storedPeers(direct, 'ovs', { prefix: '/t-spare' });
+      return stored.length === 91 ? stored : undefined;
     }, 5000);
     const leaseOf = new Map(hosts.map((h) => [h.hostId, h.status().lease!.id]));
     const all = await addresses('/t-spare', poolId);
     const byIp = new Map(all.map((kv) => [kv.key.split('/').pop()!, kv]));
-    for (const kv of peers) {
-      const p = JSON.parse(kv.value.toString()) as { ip: string; host: string; endpointId: string };
-      expect(kv.lease).toBe(leaseOf.get(p.host));
+    for (const p of peers) {
+      expect(p.lease).toBe(leaseOf.get(p.host));
       const addr = byIp.get(p.ip)!;
       expect(addr.value).toEqual({ owner: `endpoint:${p.endpointId}`, kind: 'endpoint', host: p.host });
       expect(addr.lease).toBe(leaseOf.get(p.host));

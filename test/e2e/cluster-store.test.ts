@@ -9,7 +9,7 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeRoot } from '../helpers/root.js';
-import { SimCluster, waitFor } from '../helpers/cluster.js';
+import { SimCluster, storedPeers, waitFor } from '../helpers/cluster.js';
 import type { PeerBatch } from '../../src/cluster/types.js';
 import type { StoreClient } from '../../src/cluster/client.js';
 import { canonicalPool } from '../../src/cluster/ipam.js';
@@ -187,9 +187,8 @@ describeRoot('cluster control plane on a real etcd', () => {
     await waitFor('both peers seen', async () => (wa.view.size === 2 && wb.view.size === 2 ? true : undefined), 2000);
     expect(wa.view.get(`${c!.hostId}/ec`)).toBe('198.19.0.3');
     expect(b!.localNetworks()).toEqual(['net']);
-    const stored = await direct.range(`/t-peers/v1/peers/net/${c!.hostId}/`);
-    expect(JSON.parse(stored.kvs[0]!.value.toString())).toMatchObject({ vtep: c!.vtep, mac: mac(3), ip: '198.19.0.3' });
-    expect(stored.kvs[0]!.lease).toBe(c!.status().lease!.id);
+    const [stored] = await storedPeers(direct, 'net', { prefix: '/t-peers', host: c!.hostId });
+    expect(stored).toMatchObject({ vtep: c!.vtep, mac: mac(3), ip: '198.19.0.3', lease: c!.status().lease!.id });
     // c goes away without a word (no revoke): its peer stays until its 3 s lease runs out.
     const t0 = Date.now();
     await c!.close();
@@ -398,7 +397,8 @@ describeRoot('cluster control plane on a real etcd', () => {
     const raced = await join(b, 'eb', rb).then(() => undefined, (e: unknown) => e as { code?: string; message?: string });
     expect(raced).toMatchObject({ code: 'ERR_ADDRESS_RACED' });
     b.forgetAddress(poolId, rb);
-    expect((await keys('peers/ovj/')).map((kv) => kv.key)).toEqual([`/t-join/v1/peers/ovj/${a.hostId}/ea`]);
+    const peerKeys = async () => (await storedPeers(direct, 'ovj', { prefix: '/t-join' })).map((p) => p.key);
+    expect(await peerKeys()).toEqual([`/t-join/v1/peers/ovj/${a.hostId}/ea`]);
     const held = await keys(`ipam/addresses/${poolId.replace('/', '_')}/${ra.split('/')[0]}`);
     expect(JSON.parse(held[0]!.value.toString())).toMatchObject({ owner: 'endpoint:ea', host: a.hostId });
     expect(held[0]!.lease).toBe(a.status().lease!.id);
@@ -406,7 +406,7 @@ describeRoot('cluster control plane on a real etcd', () => {
     const given = await b.reserveAddress(poolId, ra.split('/')[0]);
     await expect(join(b, 'eb2', given)).rejects.toThrow(`address ${ra.split('/')[0]} is in use by endpoint ea on host ${os.hostname()} (${a.vtep}, id ${a.hostId})`);
     b.forgetAddress(poolId, given);
-    expect((await keys('peers/ovj/')).map((kv) => kv.key)).toEqual([`/t-join/v1/peers/ovj/${a.hostId}/ea`]);
+    expect(await peerKeys()).toEqual([`/t-join/v1/peers/ovj/${a.hostId}/ea`]);
     // 20 joins at once per host, each choosing again when another host took its address first.
     const connect = async (h: typeof a, id: string): Promise<string> => {
       for (;;) {
@@ -422,16 +422,15 @@ describeRoot('cluster control plane on a real etcd', () => {
     };
     const got = await Promise.all(hosts.flatMap((h, i) => Array.from({ length: 20 }, (_, j) => connect(h, `h${i}e${j}`))));
     expect(new Set([ra, ...got]).size).toBe(61);
-    const peers = await keys('peers/ovj/');
+    const peers = await storedPeers(direct, 'ovj', { prefix: '/t-join' });
     expect(peers).toHaveLength(61);
     const addresses = (await keys(`ipam/addresses/${poolId.replace('/', '_')}/`)).filter((kv) => JSON.parse(kv.value.toString()).kind === 'endpoint');
     expect(addresses).toHaveLength(61);
     // Each endpoint's peer names the address it holds, and both sit on its host's lease.
     const leaseOf = new Map(hosts.map((h) => [h.hostId, h.status().lease!.id]));
     const byIp = new Map(addresses.map((kv) => [kv.key.split('/').pop()!, kv]));
-    for (const kv of peers) {
-      const p = JSON.parse(kv.value.toString()) as { ip: string; host: string; endpointId: string };
-      expect(kv.lease).toBe(leaseOf.get(p.host));
+    for (const p of peers) {
+      expect(p.lease).toBe(leaseOf.get(p.host));
       const addr = byIp.get(p.ip)!;
       expect(JSON.parse(addr.value.toString())).toMatchObject({ owner: `endpoint:${p.endpointId}`, host: p.host });
       expect(addr.lease).toBe(leaseOf.get(p.host));

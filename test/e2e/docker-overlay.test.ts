@@ -11,7 +11,7 @@
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import fs from 'node:fs';
 import path from 'node:path';
-import { SimCluster, simCli, waitFor, ETCD, UNDERLAY_IP, type SimHost } from '../helpers/cluster.js';
+import { SimCluster, simCli, storedPeers, waitFor, ETCD, UNDERLAY_IP, type SimHost, type StoredPeer } from '../helpers/cluster.js';
 import { run } from '../helpers/exec.js';
 import { BUSYBOX_IMAGE, describeDocker, Dockerd, dockerSkipReason } from '../helpers/dockerd.js';
 
@@ -26,7 +26,6 @@ const ENGINE_ARGS = [
   ['--bip', '198.18.3.1/24', '--default-address-pool', 'base=198.18.32.0/19,size=24'],
 ];
 
-interface Peer { ip: string; mac: string; vtep: string; host: string }
 interface FdbJson { mac: string; dst?: string; flags?: string[]; state?: string }
 interface NeighJson { dst: string; lladdr?: string; state?: string[] }
 
@@ -51,14 +50,9 @@ async function reaches(e: Dockerd, from: string, to: string): Promise<boolean> {
   return (await e.docker(['exec', from, 'ping', '-c', '1', '-W', '2', to])).code === 0;
 }
 
-/** The overlay's peer records, read from etcd itself. */
-async function peers(): Promise<Peer[]> {
-  const client = sim.etcd.client();
-  try {
-    return (await client.range(`/cnmkit/v1/peers/${NET}/`)).kvs.map((kv) => JSON.parse(kv.value.toString()) as Peer).sort((a, b) => a.ip.localeCompare(b.ip));
-  } finally {
-    client.close();
-  }
+/** The overlay's peer records, read from etcd itself, by address. */
+async function peers(): Promise<StoredPeer[]> {
+  return (await storedPeers(sim, NET)).sort((a, b) => a.ip.localeCompare(b.ip));
 }
 
 /** The endpoint addresses claimed in etcd in the overlay's pool (its gateway left out). */
@@ -88,7 +82,7 @@ async function kernelEntries(h: SimHost): Promise<{ fdb: string[]; neigh: string
 }
 
 /** What host h must have programmed: every peer of the other hosts (and a flood entry to each that has any), nothing else. */
-function expected(h: SimHost, all: Peer[]): { fdb: string[]; neigh: string[] } {
+function expected(h: SimHost, all: StoredPeer[]): { fdb: string[]; neigh: string[] } {
   const remote = all.filter((p) => p.vtep !== h.ip);
   const vteps = [...new Set(remote.map((p) => p.vtep))];
   return {

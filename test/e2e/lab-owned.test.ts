@@ -3,7 +3,8 @@
 // anything is made, and `down` then touches neither; `lo` is refused in the file. And a lab changed
 // in place: a link's rate changes without making the link again (the routes exec lines added
 // through it stay), a link deleted behind the lab's back is reported by `check` (which still runs)
-// and made again by `up`, so is a node whose namespace was deleted by hand, an exec line that leaves a server in the background does not hold `up`,
+// and made again by `up`, so is a node whose namespace was deleted by hand (which `check` names,
+// checking the rest), an exec line that leaves a server in the background does not hold `up`,
 // and an up and a down of one lab never interleave. Each lab runs from a throwaway namespace
 // standing for the machine; checks with iproute2, tc and real packets.
 import fs from 'node:fs';
@@ -123,11 +124,24 @@ describeRoot('cnmkit lab: what is not the lab\'s, and changes in place', () => {
     expect(await namespacesWith(`${name}-`)).toEqual([]);
   });
 
-  it('a node whose namespace was deleted by hand: up makes it again, with its network and its link, and packets cross both', async () => {
+  it('a node whose namespace was deleted by hand: check names it, says what makes it again, and checks the rest; up makes it again, with its network and its link, and packets cross both', async () => {
     const name = labName('gone');
-    const f = file('gone.yml', `name: ${name}\nnetworks:\n  lan: {subnet: 198.19.7.0/24}\nnodes:\n  a: {networks: [{lan: {ip: 198.19.7.10}}]}\n  b: {networks: [{lan: {ip: 198.19.7.20}}]}\nlinks:\n  - endpoints: ["a:p0", "b:p0"]\n    addresses: [198.19.6.1/30, 198.19.6.2/30]\n`);
+    const f = file('gone.yml', `name: ${name}\nnetworks:\n  lan: {subnet: 198.19.7.0/24}\nnodes:\n  a: {networks: [{lan: {ip: 198.19.7.10}}]}\n  b: {networks: [{lan: {ip: 198.19.7.20}}]}\n  c: {networks: [{lan: {ip: 198.19.7.30}}]}\nlinks:\n  - endpoints: ["a:p0", "b:p0"]\n    addresses: [198.19.6.1/30, 198.19.6.2/30]\nexpect:\n  - {from: a, to: c, reach: true}\n  - {from: a, to: b, reach: true}\n`);
     await labs.ok(['up', f]);
     await check(['ip', 'netns', 'del', `${name}-b`]);
+    const says = `node b: its namespace ${name}-b is gone (deleted by hand?): no pair or expectation from or to it is tried; \`cnmkit lab up ${f}\` makes it again`;
+    const text = await labs.lab(['check', name]);
+    expect(text.code).toBe(1);
+    expect(text.stdout).toContain(says);
+    expect(text.stdout).toContain('MISS a → b reach true (not tried: node b\'s namespace is gone)');
+    expect(text.stdout).toMatch(/lab \S+ check: 2\/2 pairs answered, 1\/2 expectations met, 2 failure\(s\)/);
+    const json = await labs.lab(['check', '--format', 'json', name]);
+    expect(json.code).toBe(1);
+    const r = JSON.parse(json.stdout) as { gone: string[]; pairs: { from: string; to: string; ok: boolean }[]; expect: { to: string; ok: boolean }[]; failures: string[] };
+    expect(r.gone).toEqual(['b']);
+    expect(r.pairs.map((x) => `${x.from}>${x.to} ${x.ok}`).sort()).toEqual(['a>c true', 'c>a true']);
+    expect(r.expect.map((e) => `${e.to} ${e.ok}`)).toEqual(['c true', 'b false']);
+    expect(r.failures[0]).toContain(says);
     await labs.ok(['up', f]);
     expect(await check(['ip', '-n', `${name}-b`, '-br', 'addr', 'show', 'p0'])).toContain('198.19.6.2/30');
     expect(await check(['ip', 'netns', 'exec', `${name}-a`, 'ping', '-c', '1', '-W', '2', '198.19.7.20'])).toContain('1 received');

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { StoreClient } from '../../src/cluster/client.js';
 import { describeRoot } from '../helpers/root.js';
-import { GLOBAL_POOL, SimCluster, simCli, waitFor, type SimHost } from '../helpers/cluster.js';
+import { GLOBAL_POOL, SimCluster, simCli, storedPeers, waitFor, type SimHost } from '../helpers/cluster.js';
 import { TestDaemon } from '../helpers/daemon.js';
 import { HoldingRelay } from '../helpers/etcd-relay.js';
 
@@ -69,16 +69,13 @@ describeRoot('overlay: a daemon killed after a connect answered, before its peer
     await daemon.stop('SIGKILL');
     const ip = ep.ipv4.split('/')[0]!;
     // The window was hit: no peer key, and the address is still the host's spare.
-    expect((await etcd.range(`/cnmkit/v1/peers/ovq/${hostId}/`)).kvs.map((kv) => kv.key)).toEqual([]);
+    expect(await storedPeers(etcd, 'ovq', { host: hostId })).toEqual([]);
     expect((await addresses()).find((a) => a.key.endsWith(`/${ip}`))?.value).toEqual({ owner: `spare:${hostId}`, kind: 'spare', host: hostId });
     const before = (await etcd.get('/none')).revision;
 
     relay.requestsHeld = false;
     await daemon.start();
-    const peerKey = `/cnmkit/v1/peers/ovq/${hostId}/${ep.id}`;
-    const lease = await waitFor('the peer published again', async () => {
-      return (await etcd.get(peerKey)).kv?.lease;
-    }, 5000);
+    const lease = await waitFor('the peer published again', async () => (await storedPeers(etcd, 'ovq', { host: hostId, endpointId: ep.id }))[0]?.lease, 5000);
     expect(lease).not.toBe('0');
     const held = (await addresses()).find((a) => a.key.endsWith(`/${ip}`))!;
     expect(held.value).toEqual({ owner: `endpoint:${ep.id}`, kind: 'endpoint', host: hostId });

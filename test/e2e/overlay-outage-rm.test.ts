@@ -6,7 +6,7 @@
 import { expect, it } from 'vitest';
 import { describeRoot } from '../helpers/root.js';
 import { simSuite } from '../helpers/sim-suite.js';
-import { simCli, simJoined, simVni, waitFor, type SimCluster, type SimHost } from '../helpers/cluster.js';
+import { simCli, simJoined, simVni, storedPeers, waitFor, type SimCluster, type SimHost } from '../helpers/cluster.js';
 
 interface Ep { id: string; ipv4?: string }
 interface Neigh { dst: string; state?: string[] }
@@ -29,7 +29,6 @@ describeRoot('overlay: a disconnect during an etcd outage, then a restart', () =
       const vx = `ovvx${await simVni(h1, net)}`;
       const g = await simJoined<Ep>(h2, net, made, ['--ip', addr]);
       const hostId = (JSON.parse(await simCli(h2, ['cluster', 'status', '--format', 'json'])) as { hostId: string }).hostId;
-      const peerKey = `/cnmkit/v1/peers/${net}/${hostId}/${g.ep.id}`;
       const addrKey = `/cnmkit/v1/ipam/addresses/198.19.${third}.0_24/${addr}`;
       const neighOnH1 = async (): Promise<Neigh[]> => (JSON.parse(await h1.ns.sh(['ip', '-j', 'neigh', 'show', 'dev', vx])) as Neigh[]).filter((n) => n.dst === addr);
       await waitFor('h1 has g\'s neighbour entry', async () => ((await neighOnH1()).length === 1 ? true : undefined), 5000);
@@ -43,7 +42,7 @@ describeRoot('overlay: a disconnect during an etcd outage, then a restart', () =
       }
       const client = sim.etcd.client();
       try {
-        await waitFor('h2\'s peer and address gone from etcd', async () => ((await client.get(peerKey)).kv || (await client.get(addrKey)).kv ? undefined : true), 10_000);
+        await waitFor('h2\'s peer and address gone from etcd', async () => ((await storedPeers(client, net, { host: hostId, endpointId: g.ep.id })).length > 0 || (await client.get(addrKey)).kv ? undefined : true), 10_000);
       } finally {
         client.close();
       }
@@ -82,7 +81,7 @@ describeRoot('overlay: a disconnect during an etcd outage, then a restart', () =
       expect(drift.stdout).toContain('address 198.19.72.31 not held for this host');
       await h2.daemon.stop('SIGKILL');
       await h2.daemon.start();
-      await waitFor('the leftovers gone from etcd', async () => ((await client.get(peerKey)).kv || (await client.get(addrKey)).kv ? undefined : true), 5000);
+      await waitFor('the leftovers gone from etcd', async () => ((await storedPeers(client, 'ovmc', { host: hostId, endpointId: ghost })).length > 0 || (await client.get(addrKey)).kv ? undefined : true), 5000);
       await waitFor('h1\'s neighbour entry gone', async () => ((await neighOnH1()).length === 0 ? true : undefined), 5000);
       expect(await h2.daemon.cmd(['check'])).toMatchObject({ code: 0 });
     } finally {

@@ -13,7 +13,8 @@ import path from 'node:path';
 import pino from 'pino';
 import { StoreClient } from '../../src/cluster/client.js';
 import { startCluster } from '../../src/cluster/index.js';
-import type { Cluster, LocalSubnet } from '../../src/cluster/types.js';
+import { Keys } from '../../src/cluster/keys.js';
+import type { Cluster, LocalSubnet, Peer } from '../../src/cluster/types.js';
 import { TestDaemon } from './daemon.js';
 import { check, run } from './exec.js';
 
@@ -217,6 +218,29 @@ export async function simKeysNaming(sim: SimCluster, name: string): Promise<stri
     return (await client.range('/cnmkit/')).kvs.map((kv) => kv.key).filter((k) => k.split('/').includes(name));
   } finally {
     client.close();
+  }
+}
+
+/** A peer record as etcd holds it: the record, its key (the host and endpoint ids are the key's last parts) and its lease. */
+export interface StoredPeer extends Peer {
+  key: string;
+  lease: string;
+}
+
+/**
+ * The peer records of network net read straight from etcd, in key order: all of them, or those of
+ * one host or one endpoint. From a client the caller holds, or (a cluster) over a client opened
+ * for the read. prefix: the cluster's key prefix (default /cnmkit).
+ */
+export async function storedPeers(from: StoreClient | Pick<SimCluster, 'etcd'>, net: string, o: { host?: string; endpointId?: string; prefix?: string } = {}): Promise<StoredPeer[]> {
+  const client = from instanceof StoreClient ? from : from.etcd.client();
+  const keys = new Keys(o.prefix ?? '/cnmkit');
+  try {
+    const { kvs } = await client.range(o.host === undefined ? keys.peers(net) : keys.hostPeers(net, o.host));
+    return kvs.filter((kv) => o.endpointId === undefined || kv.key.endsWith(`/${o.endpointId}`))
+      .map((kv) => ({ ...(JSON.parse(kv.value.toString()) as Peer), key: kv.key, lease: kv.lease }));
+  } finally {
+    if (client !== from) client.close();
   }
 }
 

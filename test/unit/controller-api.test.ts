@@ -247,6 +247,17 @@ describe('controller and management API', () => {
     expect(ipam.listAddresses(store.networks.getByName('m')!.ipv4[0]!.poolId).filter((a) => a.kind === 'endpoint')).toHaveLength(1);
   });
 
+  it('tells the drivers of a sandbox being removed before its namespace goes, then leaves each endpoint', async () => {
+    drivers.register({ ...fakeDriver(calls, failOn, drift), name: 'watching', leaving: (_n, _c, ep) => calls.push(`leaving ${ep.name}`) });
+    for (const name of ['w1', 'w2']) await api.inject({ method: 'POST', url: '/v1/networks', payload: { name, driver: 'watching' } });
+    await api.inject({ method: 'POST', url: '/v1/sandboxes', payload: { name: 'sw', connect: [{ network: 'w1' }, { network: 'w2' }] } });
+    const deleteNamed = kernel.deleteNamed.bind(kernel);
+    kernel.deleteNamed = (name) => (calls.push(`namespace ${name}`), deleteNamed(name));
+    calls.length = 0;
+    expect((await api.inject({ method: 'DELETE', url: '/v1/sandboxes/sw' })).statusCode).toBe(204);
+    expect(calls).toEqual(['leaving sw-w1', 'leaving sw-w2', 'namespace sw', 'leave', 'deleteEndpoint', 'leave', 'deleteEndpoint']);
+  });
+
   it('gives endpoints unique names when sandbox and network names are long', async () => {
     await api.inject({ method: 'POST', url: '/v1/networks', payload: { name: 'nz', subnet: '10.6.0.0/24' } });
     // Cut at 64 characters, SANDBOX-NETWORK would be the same for both.

@@ -8,7 +8,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { loadTopology } from '../../src/lab/topology.js';
 import { planLab } from '../../src/lab/plan.js';
 import { labGraph, renderGraph, toDot } from '../../src/lab/graph.js';
-import { checkLab, neighboursOf, pairsOf, type Prober } from '../../src/lab/check.js';
+import { checkLab, goneNodes, neighboursOf, pairsOf, type Prober } from '../../src/lab/check.js';
 import type { LabState } from '../../src/lab/state.js';
 import { printCheck } from '../../src/lab/check-print.js';
 
@@ -119,6 +119,38 @@ describe('lab check', () => {
     expect(asked.filter((k) => k === 'h1>198.19.2.10')).toHaveLength(1);
     expect(r.pairs.find((p) => p.from === 'r1' && p.to === 'h1')).toMatchObject({ ok: true, rttMs: 0.05 });
     expect(r.failures).toEqual(['expect h1 → h2 reach true: not reached (198.19.2.10)']);
+  });
+
+  it('names a node whose namespace is gone and how to make it again, tries nothing from or to it, and checks the rest', async () => {
+    const s = state();
+    const asked: string[] = [];
+    const prober: Prober = {
+      async ping(jobs) {
+        for (const j of jobs) asked.push(...j.addresses.map((a) => `${j.sandbox}>${a}`));
+        return jobs.map((j) => j.addresses.map(() => 0.05));
+      },
+      async tcp() {
+        return false;
+      },
+      hasNamespace: (sb) => sb !== 'triangle-h2',
+    };
+    const gone = goneNodes(s.plan, prober);
+    expect(gone).toEqual(['h2']);
+    const r = await checkLab(s, { prober, gone });
+    expect(asked.sort()).toEqual(['triangle-h1>198.19.1.254', 'triangle-r1>198.19.1.10']);
+    expect(r.gone).toEqual(['h2']);
+    expect(r.failures).toEqual([
+      'node h2: its namespace triangle-h2 is gone (deleted by hand?): no pair or expectation from or to it is tried; `cnmkit lab up /f` makes it again, with its networks and links',
+      'expect h1 → h2 reach true: not tried (node h2\'s namespace is gone)',
+    ]);
+    expect(r.expect[1]).toMatchObject({ to: 'r1', ok: true });
+    const log = vi.spyOn(console, 'log').mockImplementation(() => undefined);
+    try {
+      printCheck(s, r);
+      expect(String(log.mock.calls[0]![0])).toMatch(/^h2 +gone +gone +-$/m);
+    } finally {
+      log.mockRestore();
+    }
   });
 
   it('gives a containerlab bridge\'s ports no address, and skips them (and a node left without any) saying why, not failing', async () => {

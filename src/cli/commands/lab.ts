@@ -130,12 +130,13 @@ const check: Command = {
     if (!(timeoutMs >= 10)) throw new UsageError(`--timeout: expected a whole number of milliseconds, at least 10, got ${JSON.stringify(v.timeout)}`);
     requireRoot('check');
     const { mustReadState } = await import('../../lab/state.js');
-    const { checkLab, programNeighbours } = await import('../../lab/check.js');
+    const { checkLab, goneNodes, programNeighbours } = await import('../../lab/check.js');
     const { prober } = await import('../../lab/probe.js');
     const { printCheck } = await import('../../lab/check-print.js');
     const s = mustReadState(await labName(pos[0]!));
-    const { problems } = await programNeighbours(s);
-    const r = await checkLab(s, { prober, timeoutMs, problems });
+    const gone = goneNodes(s.plan, prober);
+    const { problems } = await programNeighbours(s, gone);
+    const r = await checkLab(s, { prober, timeoutMs, problems, gone });
     if (json) printJson(r);
     else printCheck(s, r);
     return r.failures.length === 0 ? 0 : 1;

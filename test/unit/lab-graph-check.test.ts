@@ -14,6 +14,19 @@ import { printCheck } from '../../src/lab/check-print.js';
 
 const examples = path.resolve(import.meta.dirname, '../../examples/labs');
 
+/** A prober whose every ping answers in 0.05 ms (each address asked noted in asked, as `sandbox>address`) and every TCP try gives tcp. */
+function answering(asked: string[], tcp: boolean): Prober {
+  return {
+    async ping(jobs) {
+      for (const j of jobs) asked.push(...j.addresses.map((a) => `${j.sandbox}>${a}`));
+      return jobs.map((j) => j.addresses.map(() => 0.05));
+    },
+    async tcp() {
+      return tcp;
+    },
+  };
+}
+
 describe('lab graph', () => {
   for (const file of ['triangle.yml', 'overlay.yml', 'clab.clab.yml']) {
     it(`draws ${file} from the file alone: dot accepts the DOT, the SVG names every node and address`, async () => {
@@ -124,16 +137,7 @@ describe('lab check', () => {
   it('names a node whose namespace is gone and how to make it again, tries nothing from or to it, and checks the rest', async () => {
     const s = state();
     const asked: string[] = [];
-    const prober: Prober = {
-      async ping(jobs) {
-        for (const j of jobs) asked.push(...j.addresses.map((a) => `${j.sandbox}>${a}`));
-        return jobs.map((j) => j.addresses.map(() => 0.05));
-      },
-      async tcp() {
-        return false;
-      },
-      hasNamespace: (sb) => sb !== 'triangle-h2',
-    };
+    const prober: Prober = { ...answering(asked, false), hasNamespace: (sb) => sb !== 'triangle-h2' };
     const gone = goneNodes(s.plan, prober);
     expect(gone).toEqual(['h2']);
     const r = await checkLab(s, { prober, gone });
@@ -170,15 +174,7 @@ describe('lab check', () => {
     // An expectation from the node without an address is still tried: its exec lines may give it one.
     plan.topology.expect = [{ from: 'n3', to: 'n1', reach: true }];
     const asked: string[] = [];
-    const prober: Prober = {
-      async ping(jobs) {
-        for (const j of jobs) asked.push(...j.addresses.map((a) => `${j.sandbox}>${a}`));
-        return jobs.map((j) => j.addresses.map(() => 0.05));
-      },
-      async tcp() {
-        return true;
-      },
-    };
+    const prober = answering(asked, true);
     const r = await checkLab(s, { prober });
     expect(asked.sort()).toEqual(['clab-n1>198.19.250.12', 'clab-n2>198.19.250.11', 'clab-n3>198.19.250.11']);
     expect(r.pairs.map((x) => `${x.from}>${x.to}`).sort()).toEqual(['n1>n2', 'n2>n1']);

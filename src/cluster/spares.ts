@@ -1,17 +1,15 @@
 // Spare addresses a host holds in the global pools it serves endpoints on (Calico's host-affine
 // blocks, with our per-address keys): claimed ahead in ONE create-if-absent transaction per refill,
 // under the host's lease, valued {kind: 'spare'}; a connect without --ip takes one with no round
-// trip. The stock adapts to the connect rate (4…64; 1…3 in a pool with fewer than 64 free
-// addresses, while the host connects) and never exceeds 1/16 of the pool's free addresses (see
-// wantedStock() in stock.ts); it is refilled in the background when half gone, trimmed when the host has been
-// idle (see idleLimit() in stock.ts: an idle host gives its whole stock back in a tight pool, so that other
-// hosts can fill the pool to its last address), and deleted when the host leaves the network or
-// stops cleanly. A pool of a network that just appeared in the cluster is stocked ahead
-// (holdAhead(): a first connect here then answers without a round trip, as on the host that made
-// the network), and given back when no connect came within the window. A lost lease took the
-// keys along: the stock is forgotten. Another host that
-// asks for one of these addresses (--ip, wanted.ts) gets it when it is in the ready stock (the
-// stock watches the requests while it holds any pool); one handed to a connect is kept.
+// trip. The stock adapts to the connect rate and the pool's free addresses (stock.ts); it is
+// refilled in the background when half gone, trimmed when the host has been idle (to none in a
+// tight pool, so that other hosts can fill the pool to its last address), and deleted when the
+// host leaves the network or stops cleanly. A pool of a network that just appeared in the cluster
+// is stocked ahead (holdAhead(): a first connect here then answers with no round trip, as on the
+// host that made the network), and given back when no connect came within the window. A lost
+// lease took the keys along: the stock is forgotten. Another host that asks for one of these
+// addresses (--ip, wanted.ts) gets it when it is in the ready stock (the stock watches the
+// requests while it holds any pool); one handed to a connect is kept.
 // Limits: the share is checked against this host's view of the pool at a refill, and against a
 // count of the pool's keys (one read per idle stock and idleMs) while idle.
 import type { Logger } from 'pino';
@@ -92,11 +90,17 @@ export class Spares {
    * an idle host's (4 spares, none in a tight pool), so that a first connect soon after takes its
    * address with no round trip, and neither it nor the hold() that follows it claims more then.
    * Dropped (its keys deleted, and the pool's view) after ms unless hold() came meanwhile; nothing
-   * when the pool is stocked already.
+   * when the pool is stocked already, by a connect.
    */
   holdAhead(poolId: string, ms: number): void {
     const id = canonicalPool(poolId);
-    if (this.stocks.has(id)) return;
+    const old = this.stocks.get(id);
+    if (old && !old.ahead) return;
+    if (old) {
+      // Held ahead still when its network appears again: it was removed (its pool's keys, these spares too) and made again.
+      void this.drop(id).catch(() => undefined).then(() => this.holdAhead(poolId, ms));
+      return;
+    }
     const s: Stock = { ready: new Map(), takes: [] };
     s.ahead = setTimeout(() => {
       if (this.stocks.get(id) !== s || !s.ahead) return;

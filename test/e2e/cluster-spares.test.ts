@@ -267,7 +267,7 @@ describeRoot('spare addresses on a real etcd', () => {
     expect(chosenAfter.filter((ip) => heldFound.includes(ip))).toEqual([]);
   });
 
-  it('a network that appears is read ahead by the other hosts, each claiming a stock of spares: their first connect takes one with no round trip; unused, the view and the spares go after 2 s; none in a tight pool', async () => {
+  it('a network that appears is read ahead by the other hosts, each claiming a stock of spares: their first connect takes one with no round trip; unused, the view and the spares go after 2 s; none in a tight pool; a network made again meanwhile gets a new stock', async () => {
     const [a, b] = await Promise.all([1, 2].map((n) => sim.inProcessHost(n, { prefix: '/t-warm', spareIdleMs: 600_000 })));
     const client = (b as unknown as { client: StoreClient }).client;
     const calls: string[] = [];
@@ -311,5 +311,17 @@ describeRoot('spare addresses on a real etcd', () => {
     await waitFor('b read ovw3\'s pool ahead', async () => (calls.includes('read a pool') ? true : undefined), 3000);
     await new Promise((r) => setTimeout(r, 300));
     expect(await sparesOf('/t-warm', tight.ipv4[0]!.poolId, b!.hostId)).toEqual([]);
+    // Removed and made again within the window: b's stock of the old pool (its keys gone with it) gives way to one in the new.
+    const again = spec('ovw5', { ipv4: [{ subnet: '198.19.55.0/24' }] });
+    const pool5 = (await a!.ensureNetwork(again)).ipv4[0]!.poolId;
+    await waitFor('b holds spares in ovw5', async () => ((await sparesOf('/t-warm', pool5, b!.hostId)).length === 4 ? true : undefined), 3000);
+    expect(await a!.removeNetwork('ovw5')).toMatchObject({ deleted: true });
+    const removedAt = (await direct.get('/none')).revision;
+    await a!.ensureNetwork(again);
+    const fresh = await waitFor('b holds spares in ovw5 made again', async () => {
+      const mine = await sparesOf('/t-warm', pool5, b!.hostId);
+      return mine.length === 4 ? mine : undefined;
+    }, 3000);
+    for (const kv of fresh) expect(kv.createRevision).toBeGreaterThan(removedAt);
   });
 });

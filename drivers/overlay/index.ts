@@ -25,7 +25,7 @@ import { dockerAddressOwner, type PeerSpec } from '../../src/cluster/types.js';
 import { listLinks, setLink } from '../../src/netlink/index.js';
 import { ConflictError } from '../../src/errors.js';
 import { mark } from '../../src/core/trace.js';
-import { checkLeftovers, checkOverlay } from './check.js';
+import { checkLeftovers, checkOverlay, repairOverlay } from './check.js';
 import { parseOverlayConfig, type OverlayConfig } from './config.js';
 import { deviceNames, keptMtu, sweepDevices, UnderlayMtu } from './device.js';
 import { checkPlacement, detachedInfo, hostIfnameFor, isGivenMac, leaveSandbox, macFor, makeVeth, refuseTakenMac, type OverlayEndpointData } from './endpoint.js';
@@ -293,6 +293,9 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
       const items = await checkOverlay(ctx.netlink, net, nets.get(net.id), endpoints, ctx.cluster, unchecked);
       const known = new Set([...endpoints.map((e) => e.ep.id), ...(nets.get(net.id)?.local ?? [])]);
       return [...items, ...(ctx.cluster ? await checkLeftovers(ctx.cluster, net.name, poolsOf(net), known) : [])];
+    },
+    async repair(net, _config, endpoints) {
+      if (nets.get(net.id)?.isUp) await repairOverlay(ctx.netlink, nets.get(net.id)!, endpoints);
     },
     async deleteNetwork(net, config) {
       const s = nets.get(net.id) ?? (config.vni !== undefined ? stateOf(net, config) : undefined);

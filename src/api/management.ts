@@ -1,5 +1,5 @@
 // The management API (fastify, JSON over a unix socket): networks, sandboxes, connect and
-// disconnect, check (kernel against store), version, the OpenAPI document, /health and /metrics. Routes validate with
+// disconnect, check (kernel against store) and its repair, version, the OpenAPI document, /health and /metrics. Routes validate with
 // src/api/schemas.ts; errors become replies only in src/api/errors.ts.
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
@@ -212,6 +212,7 @@ export async function buildManagementApi(opts: ManagementOptions): Promise<Fasti
     (await c.check(req.params.ref))[0],
   );
   app.get('/v1/check', { schema: { response: { 200: { type: 'array', items: { $ref: 'NetworkCheck#' } }, ...errors } } }, async () => c.check());
+  app.post('/v1/check/fix', { schema: { response: { 200: { type: 'array', items: { $ref: 'NetworkCheck#' } }, ...errors } } }, async () => c.check(undefined, true));
   app.post('/v1/networks/prune', { schema: { response: { 200: pruned } } }, async () => c.pruneNetworks());
   app.post<Ref & { Body: { sandbox: string; ip?: string; ipv6?: string; mac?: string; ifname?: string; ports?: string[] } }>(
     '/v1/networks/:ref/connect',

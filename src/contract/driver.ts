@@ -145,6 +145,12 @@ export interface Driver<Config = unknown> {
    * to unchecked, with why (not to the differences).
    */
   check(net: NetworkRecord, config: Config, endpoints: CheckedEndpoint[], unchecked?: UncheckedItem[]): Promise<CheckItem[]>;
+  /**
+   * Optional (`cnmkit check --fix`): makes the kernel hold again what check found differing (items:
+   * its findings) where the driver knows how, and leaves the rest. The controller checks again
+   * afterwards: what still differs then was not repaired. Throws only when nothing could be tried.
+   */
+  repair?(net: NetworkRecord, config: Config, endpoints: CheckedEndpoint[], items: CheckItem[]): Promise<void>;
   /** Optional: publishes ports of a joined endpoint; returns them resolved (host ports chosen). */
   publish?(net: NetworkRecord, config: Config, ep: EndpointRecord, ports: PortSpec[]): Promise<PortSpec[]>;
   /** Idempotent. */

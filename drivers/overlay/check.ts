@@ -36,8 +36,8 @@ async function checkInside(pool: NetlinkHandlePool, port: Link | undefined, mtu:
 
 /** Why the peer records are not followed live now: the store's state as this host sees it. */
 function notLive(c: Cluster): string {
-  const { state, error, store, unavailableSince, unavailableFor } = c.status();
-  if (state === 'unavailable' && unavailableSince !== undefined) return `cluster store unavailable since ${unavailableSince} (${unavailableFor ?? 0} s: ${store} does not answer)`;
+  const { state, error, outage } = c.status();
+  if (state === 'unavailable' && outage !== undefined) return outage;
   if (state === 'unavailable') return `cluster store unavailable${error ? ` (${error})` : ''}`;
   if (state === 'connecting') return 'cluster store not reached yet since the daemon started';
   return 'the peer records are being listed again';

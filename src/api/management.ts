@@ -5,7 +5,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import type { Logger } from 'pino';
 import type { Controller } from '../controller/controller.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../core/model.js';
-import { CnmkitError, NotFoundError } from '../errors.js';
+import { asked, CnmkitError, NotFoundError } from '../errors.js';
 import { clientErrorHandler, errorHandler, managementClientError, notFoundHandler } from './errors.js';
 import { MANAGEMENT_AJV_OPTIONS, managementCompilers, type ManagementCompilers } from './compilers.js';
 import type { Precompiled } from './precompiled.js';
@@ -195,10 +195,10 @@ export async function buildManagementApi(opts: ManagementOptions): Promise<Fasti
   app.post<{ Body: import('../controller/controller.js').CreateNetworkRequest }>(
     '/v1/networks',
     { schema: { body: createNetworkBody, response: { 201: { $ref: 'Network#' }, ...errors } } },
-    async (req, reply) => reply.status(201).send(withEndpoints(await c.createNetwork(req.body), 'networkId')),
+    async (req, reply) => reply.status(201).send(withEndpoints(await asked(`create network ${req.body.name}`, () => c.createNetwork(req.body)), 'networkId')),
   );
   app.delete<Ref>('/v1/networks/:ref', { schema: { params: refParams, response: { 204: { type: 'null' }, ...errors } } }, async (req, reply) => {
-    await c.deleteNetwork(req.params.ref);
+    await asked(`remove network ${req.params.ref}`, () => c.deleteNetwork(req.params.ref));
     return reply.status(204).send();
   });
   const pruned = {
@@ -219,7 +219,7 @@ export async function buildManagementApi(opts: ManagementOptions): Promise<Fasti
     { schema: { params: refParams, body: connectBody, response: { 201: { $ref: 'Endpoint#' }, ...errors } } },
     async (req, reply) => {
       const { sandbox, ...rest } = req.body;
-      return reply.status(201).send(await c.connect(req.params.ref, sandbox, rest));
+      return reply.status(201).send(await asked(`connect sandbox ${sandbox} to network ${req.params.ref}`, () => c.connect(req.params.ref, sandbox, rest)));
     },
   );
   app.post<Ref & { Body: { sandbox: string } }>(

@@ -193,7 +193,7 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
     docker: { pluginName: 'cnmkit-overlay' },
     parse: parseOverlayConfig,
     global: {
-      ...globalScope(() => ctx.cluster, pending, (net) => nets.get(net.id)?.isUp === true),
+      ...globalScope(() => ctx.cluster, pending, (net) => nets.get(net.id)),
       prepare(net) {
         if (nets.get(net.id)?.isUp) return undefined;
         // After a turn of the event loop: the address's etcd request, made just before, is sent first.

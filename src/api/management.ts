@@ -171,9 +171,13 @@ export async function buildManagementApi(opts: ManagementOptions): Promise<Fasti
 
   // Global networks carry `global` (VNI, hosts with endpoints); the cluster's networks this host has no record of are listed too.
   // Why a reply may lack some (the cluster store did not answer) goes in a header, one per warning: the body stays as it is.
+  // An endpoint in conflict in the cluster (not published: another host took its address or MAC) shows it, with why.
   const described = async (n: NetworkRecord, warn: (message: string) => void) => {
-    const global = await c.describeGlobal(n, warn);
-    return { ...withEndpoints(n, 'networkId'), ...(global ? { global } : {}) };
+    const { conflicts, ...global } = (await c.describeGlobal(n, warn)) ?? {};
+    const out = withEndpoints(n, 'networkId');
+    const why = (conflicts ?? {}) as Record<string, string>;
+    const endpoints = out.endpoints.map((ep) => (why[ep.id] ? { ...ep, state: 'conflict', conflict: why[ep.id] } : ep));
+    return { ...out, endpoints, ...(Object.keys(global).length > 0 ? { global } : {}) };
   };
   const warned = (reply: FastifyReply, warnings: string[]): void => {
     if (warnings.length > 0) reply.header(WARNING_HEADER, [...new Set(warnings)].map((w) => w.replace(/[^\x20-\x7e]/g, '?')));

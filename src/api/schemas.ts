@@ -66,7 +66,9 @@ export const endpointSchema = {
   properties: {
     id: { type: 'string' }, networkId: { type: 'string' }, sandboxId: { type: 'string' }, name: { type: 'string' },
     ifname: { type: 'string' }, macAddress: { type: 'string' }, ipv4: { type: 'string' }, ipv6: { type: 'string' },
-    ports: { type: 'array', items: {} }, state, created: { type: 'string' },
+    ports: { type: 'array', items: {} }, created: { type: 'string' },
+    state: { type: 'string', enum: ['creating', 'ready', 'deleting', 'conflict'], description: 'conflict (network inspect of a global network): not in the cluster, see conflict' },
+    conflict: { type: 'string', description: 'network inspect of a global network: why this host\'s endpoint is not in the cluster (another host took its address or MAC while this host was away)' },
   },
 } as const;
 

@@ -222,6 +222,12 @@ export interface GlobalScope<Config = unknown> {
   /** What inspect shows beyond the record (VNI, the hosts that have endpoints). */
   describe(net: NetworkRecord): Promise<Record<string, unknown>>;
   /**
+   * Optional, read here (no store call): this host's endpoints of the network that are not in the
+   * cluster because another host holds what they hold (an address or MAC taken while this host was
+   * away past its lease), by endpoint id, with why. Inspect shows them in conflict.
+   */
+  conflicts?(net: NetworkRecord): Map<string, string>;
+  /**
    * Deletes the cluster's network of that name and id unless a host has endpoints on it (then
    * refused, naming those hosts). Whether it deleted it (false: the cluster has no such network).
    */

@@ -278,16 +278,19 @@ export function usedElsewhere(net: NetworkRecord, err: unknown): string {
 
 /**
  * What the driver of a global network describes (VNI, hosts); undefined for local networks or when
- * the store does not answer (then said to warn, for the caller's user).
+ * the store does not answer (then said to warn, for the caller's user). With conflicts (also while
+ * the store does not answer): this host's endpoints in conflict in the cluster, by id, with why.
  */
 export async function describeGlobal(deps: ControllerDeps, net: NetworkRecord, warn?: (message: string) => void): Promise<Record<string, unknown> | undefined> {
   const driver = deps.drivers.get(net.driver);
   if (net.scope !== 'global' || !driver?.global) return undefined;
+  const found = driver.global.conflicts?.(net);
+  const conflicts = found && found.size > 0 ? { conflicts: Object.fromEntries(found) } : undefined;
   try {
-    return await driver.global.describe(net);
+    return { ...(await driver.global.describe(net)), ...conflicts };
   } catch (err) {
     deps.logger.warn({ err: (err as Error).message, network: net.name }, 'global network not described: the cluster store did not answer');
     warn?.(`cluster store unavailable (${err instanceof ClusterUnavailableError ? err.reason : (err as Error).message}): the VNI and hosts of network ${net.name} are not shown`);
-    return undefined;
+    return conflicts;
   }
 }

@@ -89,11 +89,27 @@ export class NotOwnerError extends CnmkitError {
   }
 }
 
-/** The cluster store (etcd) did not answer in time: global allocations fail fast with this. */
+/**
+ * The cluster store (etcd) did not answer in time: global allocations fail fast with this. reason:
+ * the store and why (never a key or an internal step); doing: what the user asked for, when a
+ * front end said it (asked()), put first: `connect sandbox s1 to network ov: cluster store unavailable: …`.
+ */
 export class ClusterUnavailableError extends CnmkitError {
-  constructor(reason: string, options: CnmkitErrorOptions = {}) {
-    super('ERR_CLUSTER_UNAVAILABLE', 'unavailable', `cluster store unavailable: ${reason}`, options);
+  readonly doing?: string;
+  constructor(readonly reason: string, options: CnmkitErrorOptions & { doing?: string } = {}) {
+    super('ERR_CLUSTER_UNAVAILABLE', 'unavailable', `${options.doing ? `${options.doing}: ` : ''}cluster store unavailable: ${reason}`, options);
     this.name = 'ClusterUnavailableError';
+    if (options.doing) this.doing = options.doing;
+  }
+}
+
+/** Runs work; a ClusterUnavailableError it throws says first what the user asked for (doing), once. */
+export async function asked<T>(doing: string, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    if (err instanceof ClusterUnavailableError && err.doing === undefined) throw new ClusterUnavailableError(err.reason, { doing, cause: err });
+    throw err;
   }
 }
 

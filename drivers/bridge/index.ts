@@ -19,7 +19,7 @@ import { enableForwarding } from './forwarding.js';
 import { installRules, removeRules } from './firewall.js';
 import { BridgeIndexes, bridgeJoinInfo, checkJoined, createDetached, createdDetached, createInSandbox, leaveSandbox, type BridgeEndpointData } from './endpoint.js';
 import { verifyNetwork } from './verify.js';
-import { checkBridge } from './check.js';
+import { checkBridge, repairBridge } from './check.js';
 import { publishPorts } from './ports.js';
 import { sweepOrphans } from './sweep.js';
 
@@ -108,6 +108,9 @@ export function createBridgeDriver(ctx: DriverContext, opts: BridgeDriverOptions
     },
     check(net, config, endpoints) {
       return checkBridge(ctx, nameOf(net, config), net, config, endpoints);
+    },
+    repair(net, config, endpoints, items) {
+      return repairBridge(ctx, nameOf(net, config), net, config, endpoints, items);
     },
     checkEndpoint(_net, _config, ep, sb) {
       return checkJoined(ctx.netlink, ep, sb);

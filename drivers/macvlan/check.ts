@@ -1,9 +1,12 @@
 // The macvlan driver's check (CNI's CHECK): the parent present and up (of the kind cnmkit made it,
 // when it made it), and each joined endpoint's macvlan in its sandbox — up, its MAC and MTU, its
-// addresses and their connected routes, a default route unless the network is internal. Reads only.
-// Limits: a detached endpoint (the Docker engine's) is not checked: the engine moved it where cnmkit does not look.
+// addresses and their connected routes, a default route unless the network is internal. Reads only;
+// repairMacvlan (`check --fix`) sets a parent cnmkit made and the joined endpoints' macvlans up again.
+// Limits: a detached endpoint (the Docker engine's) is not checked: the engine moved it where cnmkit
+// does not look; a missing device, address or route is not repaired; a parent of the user's is left as it is.
 import { checkAddresses, checkConnectedRoutes, checkDefaultRoute, checkDevice, endpointObject, item } from '../../src/contract/check.js';
 import type { CheckedEndpoint, CheckItem } from '../../src/contract/driver.js';
+import { upIfDown } from '../../src/contract/repair.js';
 import type { NetworkRecord } from '../../src/core/model.js';
 import { findLink, type NetlinkHandlePool } from '../../src/netlink/index.js';
 import type { MacvlanConfig } from './config.js';
@@ -33,4 +36,10 @@ export async function checkMacvlan(pool: NetlinkHandlePool, net: NetworkRecord, 
     if (gw6 && ep.ipv6 && !config.internal) await checkDefaultRoute(h, link, gw6, obj, items);
   }
   return items;
+}
+
+/** `check --fix`: the parent (when cnmkit made it) and each joined endpoint's macvlan up. */
+export async function repairMacvlan(pool: NetlinkHandlePool, config: MacvlanConfig, endpoints: CheckedEndpoint[]): Promise<void> {
+  if (config.origin === 'bridge' || config.origin === 'vlan') await upIfDown(pool.get(), config.parentName!);
+  for (const { ep, sb } of endpoints) if (sb && sb.kind !== 'host' && ep.ifname) await upIfDown(pool.get(sb.netnsPath), ep.ifname);
 }

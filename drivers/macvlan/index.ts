@@ -17,7 +17,7 @@ import { findLink } from '../../src/netlink/index.js';
 import { linkNamesIn } from '../../src/netns/index.js';
 import { parseMacvlanConfig, type MacvlanConfig } from './config.js';
 import { ensureParent, planParent, removeParent, sweepOrphans } from './parent.js';
-import { checkMacvlan } from './check.js';
+import { checkMacvlan, repairMacvlan } from './check.js';
 import { checkJoined, createDetached, createdDetached, createInSandbox, deleteDetached, goneDetached, leaveSandbox, macvlanJoinInfo, type MacvlanEndpointData } from './endpoint.js';
 
 export { parseMacvlanConfig, type MacvlanConfig } from './config.js';
@@ -84,6 +84,9 @@ export function createMacvlanDriver(ctx: DriverContext): Driver<MacvlanConfig> {
     },
     check(net, config, endpoints) {
       return checkMacvlan(ctx.netlink, net, config, endpoints);
+    },
+    repair(_net, config, endpoints) {
+      return repairMacvlan(ctx.netlink, config, endpoints);
     },
     checkEndpoint(_net, _config, ep, sb) {
       return checkJoined(ctx.netlink, ep, sb);

@@ -12,9 +12,12 @@
 // are compared with the records as last read, and that is said too. And, while the cluster store
 // answers, this host's peers and endpoint addresses in it that no endpoint here has (they go once
 // the store answers after a restart).
-// Reads only. Limits: a network not here has no devices to check; with the store away its
-// leftovers are not known.
+// Reads only; repairOverlay (`check --fix`) puts back what can be: the devices set up again, and
+// the peer entries made to hold what the records last read want (the programmer's resync).
+// Limits: a network not here has no devices to check; with the store away its leftovers are not
+// known; a missing device, and this host's leftover peers and addresses in the store, are not repaired.
 import { checkDevice, checkVethInSandbox, endpointObject, item } from '../../src/contract/check.js';
+import { upIfDown } from '../../src/contract/repair.js';
 import type { CheckedEndpoint, CheckItem, UncheckedItem } from '../../src/contract/driver.js';
 import type { Cluster } from '../../src/cluster/types.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../../src/core/model.js';
@@ -33,8 +36,8 @@ async function checkInside(pool: NetlinkHandlePool, port: Link | undefined, mtu:
 
 /** Why the peer records are not followed live now: the store's state as this host sees it. */
 function notLive(c: Cluster): string {
-  const { state, error, store, unavailableSince, unavailableFor } = c.status();
-  if (state === 'unavailable' && unavailableSince !== undefined) return `cluster store unavailable since ${unavailableSince} (${unavailableFor ?? 0} s: ${store} does not answer)`;
+  const { state, error, outage } = c.status();
+  if (state === 'unavailable' && outage !== undefined) return outage;
   if (state === 'unavailable') return `cluster store unavailable${error ? ` (${error})` : ''}`;
   if (state === 'connecting') return 'cluster store not reached yet since the daemon started';
   return 'the peer records are being listed again';
@@ -108,4 +111,18 @@ export async function checkLeftovers(c: Cluster, network: string, pools: string[
     ...found.peers.map((id) => item(object, 'peer', `no peer of this host for endpoint ${id} in the cluster store (no such endpoint here)`, 'stale peer')),
     ...found.addresses.map((a) => item(object, 'address', `address ${a.address} not held for this host (no endpoint here has it)`, `held by ${a.owner}`)),
   ];
+}
+
+/** `check --fix` for a network here: its devices and its endpoints' veths up, and its peer entries programmed again from the records as last read. */
+export async function repairOverlay(pool: NetlinkHandlePool, s: HostNetwork, endpoints: CheckedEndpoint[]): Promise<void> {
+  const h = pool.get();
+  const names = deviceNames(s.config.vni);
+  await upIfDown(h, names.bridge);
+  await upIfDown(h, names.vxlan);
+  for (const { ep, sb } of endpoints) {
+    if (ep.state !== 'ready' || !s.local.has(ep.id)) continue;
+    await upIfDown(h, (ep.driverData as Partial<OverlayEndpointData> | undefined)?.hostIfname ?? hostIfnameFor(ep.id));
+    if (sb && sb.kind !== 'host' && ep.ifname) await upIfDown(pool.get(sb.netnsPath), ep.ifname);
+  }
+  await s.programmer?.reread();
 }

@@ -2,12 +2,15 @@
 // host that creates the name (with its VNI and pools) and joined by the others with the same
 // settings; its addresses come from the cluster's IPAM. Overlapping subnets across overlays are
 // refused: global pools never overlap (the cluster's IPAM checks every pool in one transaction).
+// Inspect's hosts count this host's endpoints whose address or MAC another host took while it was
+// away (not published, in conflict), and names them (conflicts).
 import type { Cluster, GlobalNetwork, GlobalSubnet, SubnetRequest } from '../../src/cluster/types.js';
 import type { GlobalNetworkView, GlobalScope, NetworkParseInput, SubnetAsk } from '../../src/contract/driver.js';
 import type { NetworkRecord, SubnetRecord } from '../../src/core/model.js';
 import { ConflictError, NotInClusterError } from '../../src/errors.js';
 import { clusterOptions, DEFAULT_PORT, OPT, type OverlayConfig } from './config.js';
 import type { PendingWrites } from './pending.js';
+import type { HostNetwork } from './hostnet.js';
 
 export function needCluster(cluster: Cluster | undefined): Cluster {
   if (!cluster) throw new NotInClusterError();
@@ -46,8 +49,8 @@ function poolOf(net: NetworkRecord, family: 4 | 6): string {
   return s.poolId;
 }
 
-/** here: whether the network is up on this host (its devices made, its peers watched). */
-export function globalScope(cluster: () => Cluster | undefined, pending: PendingWrites, here: (net: NetworkRecord) => boolean): GlobalScope<OverlayConfig> {
+/** local: the network on this host, while it is here (up when its devices are made and its peers watched). */
+export function globalScope(cluster: () => Cluster | undefined, pending: PendingWrites, local: (net: NetworkRecord) => HostNetwork | undefined): GlobalScope<OverlayConfig> {
   return {
     async ensure(input: NetworkParseInput & { labels: Record<string, string> }, config: OverlayConfig, ask: SubnetAsk, dockerNetwork?: string) {
       const c = needCluster(cluster());
@@ -79,7 +82,7 @@ export function globalScope(cluster: () => Cluster | undefined, pending: Pending
     reserveAddress(net, family, address) {
       const c = needCluster(cluster());
       // A first join here: the peer list its watch starts from is read meanwhile (address, devices), not after.
-      if (!here(net)) c.prefetchPeers(net.name);
+      if (local(net)?.isUp !== true) c.prefetchPeers(net.name);
       return c.reserveAddress(poolOf(net, family), address);
     },
     forgetAddress(net, family, address) {
@@ -109,11 +112,17 @@ export function globalScope(cluster: () => Cluster | undefined, pending: Pending
       const byId = new Map(hosts.map((h) => [h.id, h]));
       const counts = new Map<string, number>();
       for (const p of peers) counts.set(p.host, (counts.get(p.host) ?? 0) + 1);
+      // This host's endpoints in conflict are not published, but they are here.
+      const unpublished = local(net)?.lost.size ?? 0;
+      if (unpublished > 0) counts.set(c.hostId, (counts.get(c.hostId) ?? 0) + unpublished);
       return {
         vni: config.vni, port: config.port, ...(config.mtu !== undefined ? { mtu: config.mtu } : {}),
         hosts: [...counts].map(([id, endpoints]) => ({ id, hostname: byId.get(id)?.hostname ?? '', vtep: byId.get(id)?.vtep ?? '', endpoints }))
           .sort((a, b) => a.hostname.localeCompare(b.hostname) || a.id.localeCompare(b.id)),
       };
+    },
+    conflicts(net) {
+      return new Map(local(net)?.lost);
     },
   };
 }

@@ -25,7 +25,7 @@ import { dockerAddressOwner, type PeerSpec } from '../../src/cluster/types.js';
 import { listLinks, setLink } from '../../src/netlink/index.js';
 import { ConflictError } from '../../src/errors.js';
 import { mark } from '../../src/core/trace.js';
-import { checkLeftovers, checkOverlay } from './check.js';
+import { checkLeftovers, checkOverlay, repairOverlay } from './check.js';
 import { parseOverlayConfig, type OverlayConfig } from './config.js';
 import { deviceNames, keptMtu, sweepDevices, UnderlayMtu } from './device.js';
 import { checkPlacement, detachedInfo, hostIfnameFor, isGivenMac, leaveSandbox, macFor, makeVeth, refuseTakenMac, type OverlayEndpointData } from './endpoint.js';
@@ -163,11 +163,10 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
     await releaseAddresses(net, ep, dockerAddressOwner(needCluster(ctx.cluster).hostId));
   };
   /** An endpoint whose host link vanished unannounced: the engine's goes (dropGone); a sandbox's (its namespace deleted by hand) loses its peer, its record and address kept until `sandbox rm`. */
-  const vanished = async ({ net, ep }: { net: NetworkRecord; ep: EndpointRecord }): Promise<void> => {
+  const links = new DetachedLinks<{ net: NetworkRecord; ep: EndpointRecord }>(linkEvents, log, async ({ net, ep }) => {
     log.info({ network: net.name, endpoint: ep.name, link: ifnameOf(ep) }, ep.sandboxId === undefined ? 'overlay: a Docker endpoint\'s interface vanished without the engine saying so; its peer goes' : 'overlay: an endpoint\'s veth vanished (its sandbox\'s namespace deleted?): its peer is withdrawn from the cluster');
     await (ep.sandboxId === undefined ? dropGone(net, ep) : removePeer(net, ep));
-  };
-  const links = new DetachedLinks<{ net: NetworkRecord; ep: EndpointRecord }>(linkEvents, log, vanished);
+  });
   const ifnameOf = (ep: EndpointRecord): string => (ep.driverData as Partial<OverlayEndpointData> | undefined)?.hostIfname ?? hostIfnameFor(ep.id);
   /** A joined Docker endpoint whose container end is back in the daemon's namespace (src/contract/handback.ts): asked at a restore only. */
   const engineHandedBack = (ep: EndpointRecord, links: Set<string>): boolean =>
@@ -193,7 +192,7 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
     docker: { pluginName: 'cnmkit-overlay' },
     parse: parseOverlayConfig,
     global: {
-      ...globalScope(() => ctx.cluster, pending, (net) => nets.get(net.id)?.isUp === true),
+      ...globalScope(() => ctx.cluster, pending, (net) => nets.get(net.id)),
       prepare(net) {
         if (nets.get(net.id)?.isUp) return undefined;
         // After a turn of the event loop: the address's etcd request, made just before, is sent first.
@@ -293,6 +292,9 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
       const items = await checkOverlay(ctx.netlink, net, nets.get(net.id), endpoints, ctx.cluster, unchecked);
       const known = new Set([...endpoints.map((e) => e.ep.id), ...(nets.get(net.id)?.local ?? [])]);
       return [...items, ...(ctx.cluster ? await checkLeftovers(ctx.cluster, net.name, poolsOf(net), known) : [])];
+    },
+    async repair(net, _config, endpoints) {
+      if (nets.get(net.id)?.isUp) await repairOverlay(ctx.netlink, nets.get(net.id)!, endpoints);
     },
     async deleteNetwork(net, config) {
       const s = nets.get(net.id) ?? (config.vni !== undefined ? stateOf(net, config) : undefined);

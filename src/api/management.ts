@@ -1,11 +1,11 @@
 // The management API (fastify, JSON over a unix socket): networks, sandboxes, connect and
-// disconnect, check (kernel against store), version, the OpenAPI document, /health and /metrics. Routes validate with
+// disconnect, check (kernel against store) and its repair, version, the OpenAPI document, /health and /metrics. Routes validate with
 // src/api/schemas.ts; errors become replies only in src/api/errors.ts.
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
 import type { Controller } from '../controller/controller.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../core/model.js';
-import { CnmkitError, NotFoundError } from '../errors.js';
+import { asked, CnmkitError, NotFoundError } from '../errors.js';
 import { clientErrorHandler, errorHandler, managementClientError, notFoundHandler } from './errors.js';
 import { MANAGEMENT_AJV_OPTIONS, managementCompilers, type ManagementCompilers } from './compilers.js';
 import type { Precompiled } from './precompiled.js';
@@ -171,9 +171,13 @@ export async function buildManagementApi(opts: ManagementOptions): Promise<Fasti
 
   // Global networks carry `global` (VNI, hosts with endpoints); the cluster's networks this host has no record of are listed too.
   // Why a reply may lack some (the cluster store did not answer) goes in a header, one per warning: the body stays as it is.
+  // An endpoint in conflict in the cluster (not published: another host took its address or MAC) shows it, with why.
   const described = async (n: NetworkRecord, warn: (message: string) => void) => {
-    const global = await c.describeGlobal(n, warn);
-    return { ...withEndpoints(n, 'networkId'), ...(global ? { global } : {}) };
+    const { conflicts, ...global } = (await c.describeGlobal(n, warn)) ?? {};
+    const out = withEndpoints(n, 'networkId');
+    const why = (conflicts ?? {}) as Record<string, string>;
+    const endpoints = out.endpoints.map((ep) => (why[ep.id] ? { ...ep, state: 'conflict', conflict: why[ep.id] } : ep));
+    return { ...out, endpoints, ...(Object.keys(global).length > 0 ? { global } : {}) };
   };
   const warned = (reply: FastifyReply, warnings: string[]): void => {
     if (warnings.length > 0) reply.header(WARNING_HEADER, [...new Set(warnings)].map((w) => w.replace(/[^\x20-\x7e]/g, '?')));
@@ -195,10 +199,10 @@ export async function buildManagementApi(opts: ManagementOptions): Promise<Fasti
   app.post<{ Body: import('../controller/controller.js').CreateNetworkRequest }>(
     '/v1/networks',
     { schema: { body: createNetworkBody, response: { 201: { $ref: 'Network#' }, ...errors } } },
-    async (req, reply) => reply.status(201).send(withEndpoints(await c.createNetwork(req.body), 'networkId')),
+    async (req, reply) => reply.status(201).send(withEndpoints(await asked(`create network ${req.body.name}`, () => c.createNetwork(req.body)), 'networkId')),
   );
   app.delete<Ref>('/v1/networks/:ref', { schema: { params: refParams, response: { 204: { type: 'null' }, ...errors } } }, async (req, reply) => {
-    await c.deleteNetwork(req.params.ref);
+    await asked(`remove network ${req.params.ref}`, () => c.deleteNetwork(req.params.ref));
     return reply.status(204).send();
   });
   const pruned = {
@@ -212,13 +216,14 @@ export async function buildManagementApi(opts: ManagementOptions): Promise<Fasti
     (await c.check(req.params.ref))[0],
   );
   app.get('/v1/check', { schema: { response: { 200: { type: 'array', items: { $ref: 'NetworkCheck#' } }, ...errors } } }, async () => c.check());
+  app.post('/v1/check/fix', { schema: { response: { 200: { type: 'array', items: { $ref: 'NetworkCheck#' } }, ...errors } } }, async () => c.check(undefined, true));
   app.post('/v1/networks/prune', { schema: { response: { 200: pruned } } }, async () => c.pruneNetworks());
   app.post<Ref & { Body: { sandbox: string; ip?: string; ipv6?: string; mac?: string; ifname?: string; ports?: string[] } }>(
     '/v1/networks/:ref/connect',
     { schema: { params: refParams, body: connectBody, response: { 201: { $ref: 'Endpoint#' }, ...errors } } },
     async (req, reply) => {
       const { sandbox, ...rest } = req.body;
-      return reply.status(201).send(await c.connect(req.params.ref, sandbox, rest));
+      return reply.status(201).send(await asked(`connect sandbox ${sandbox} to network ${req.params.ref}`, () => c.connect(req.params.ref, sandbox, rest)));
     },
   );
   app.post<Ref & { Body: { sandbox: string } }>(

@@ -31,7 +31,7 @@ export const networkSchema = {
   },
 } as const;
 
-/** What check found for one network (GET /v1/networks/:ref/check, GET /v1/check): empty items = no drift; unchecked (when any): what could not be compared, and why. */
+/** What check found for one network (GET /v1/networks/:ref/check, GET /v1/check, POST /v1/check/fix): empty items = no drift; unchecked (when any): what could not be compared, and why. */
 export const networkCheckSchema = {
   $id: 'NetworkCheck',
   type: 'object',
@@ -48,6 +48,15 @@ export const networkCheckSchema = {
       type: 'array',
       items: { type: 'object', properties: { object: { type: 'string' }, what: { type: 'string' }, reason: { type: 'string' } } },
     },
+    repaired: {
+      type: 'array',
+      description: 'POST /v1/check/fix only: what differed before the repair and no longer does (items: what is left)',
+      items: {
+        type: 'object',
+        properties: { object: { type: 'string' }, what: { type: 'string' }, expected: { type: 'string' }, found: { type: 'string' } },
+      },
+    },
+    repairFailed: { type: 'string', description: 'POST /v1/check/fix only: why the driver\'s repair stopped' },
   },
 } as const;
 
@@ -57,7 +66,9 @@ export const endpointSchema = {
   properties: {
     id: { type: 'string' }, networkId: { type: 'string' }, sandboxId: { type: 'string' }, name: { type: 'string' },
     ifname: { type: 'string' }, macAddress: { type: 'string' }, ipv4: { type: 'string' }, ipv6: { type: 'string' },
-    ports: { type: 'array', items: {} }, state, created: { type: 'string' },
+    ports: { type: 'array', items: {} }, created: { type: 'string' },
+    state: { type: 'string', enum: ['creating', 'ready', 'deleting', 'conflict'], description: 'conflict (network inspect of a global network): not in the cluster, see conflict' },
+    conflict: { type: 'string', description: 'network inspect of a global network: why this host\'s endpoint is not in the cluster (another host took its address or MAC while this host was away)' },
   },
 } as const;
 

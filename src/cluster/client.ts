@@ -8,6 +8,7 @@ import { ClusterUnavailableError, CnmkitError } from '../errors.js';
 import { Gateway, unreachable, type OpenStream, type StreamHandlers } from './gateway.js';
 import type { ClusterConfig } from './options.js';
 import { prefixEnd } from './keys.js';
+import { storeName } from './outage.js';
 
 export { EtcdError, type OpenStream, type StreamHandlers } from './gateway.js';
 
@@ -47,6 +48,8 @@ export interface ClientOptions {
   failFastMs?: number;
   /** Told the outcome of every call, so the cluster can report its state; cause: why etcd was unavailable, without the call's key. */
   onOutcome?: (err: Error | undefined, cause?: string) => void;
+  /** Told the step of each call that found the store unavailable (its error does not say it). */
+  log?: (step: string, err: Error) => void;
 }
 
 /** The gateway's kv as it answers it (fields at their default value left out). */
@@ -89,29 +92,38 @@ export class StoreClient {
   private readonly gateway: Gateway;
   private readonly unavailableListeners = new Set<() => void>();
 
+  /** The store as --cluster-store names it, for the errors. */
+  private readonly store: string;
+
   constructor(config: Pick<ClusterConfig, 'endpoints' | 'tls'>, private readonly opts: ClientOptions = {}) {
     this.failFastMs = opts.failFastMs ?? 1500;
+    this.store = storeName(config.endpoints);
     this.gateway = new Gateway(config, Math.min(1000, this.failFastMs));
   }
 
-  /** Runs one etcd call within the budget; transport failures become ClusterUnavailableError. */
+  /**
+   * Runs one etcd call within the budget; transport failures become ClusterUnavailableError, which
+   * names the store and the transport's reason, never the call (what: its step, for the debug log
+   * only): a user reads it under what they asked for (src/errors.ts asked()).
+   */
   async call<T>(what: string, fn: () => Promise<T>): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
     const late = `no answer from etcd within ${this.failFastMs} ms`;
+    const unavailable = (cause: string, err?: unknown) => new ClusterUnavailableError(`${this.store} does not answer (${cause})`, err === undefined ? {} : { cause: err });
+    let tooLate: Error | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new ClusterUnavailableError(`${what}: ${late}`)), this.failFastMs);
+      timer = setTimeout(() => reject((tooLate = unavailable(late))), this.failFastMs);
     });
     try {
       const result = await Promise.race([fn(), timeout]);
       this.opts.onOutcome?.(undefined);
       return result;
     } catch (err) {
-      const out = err instanceof CnmkitError ? err : unreachable(err)
-        ? new ClusterUnavailableError(`${what}: ${(err as Error).message}`, { cause: err })
-        : err as Error;
+      const out = err instanceof CnmkitError ? err : unreachable(err) ? unavailable((err as Error).message, err) : err as Error;
       if (out instanceof ClusterUnavailableError) {
-        // The cause alone: the call's text names a key, maybe of another object than the caller's.
-        this.opts.onOutcome?.(out, out === err ? (out.message.endsWith(late) ? late : undefined) : (err as Error).message);
+        this.opts.log?.(what, out);
+        // The cause alone: the call's step names a key, maybe of another object than the caller's.
+        this.opts.onOutcome?.(out, out === tooLate ? late : out === err ? undefined : (err as Error).message);
         for (const fn of this.unavailableListeners) fn();
       }
       throw out;

@@ -88,7 +88,7 @@ class EtcdCluster implements Cluster {
     this.vtep = o.config.vtep;
     this.keys = new Keys(o.config.prefix);
     this.outage = new Outage(storeName(o.config.endpoints));
-    this.client = new StoreClient(o.config, { failFastMs: o.failFastMs ?? 1500, onOutcome: (err, cause) => this.onOutcome(err, cause) });
+    this.client = new StoreClient(o.config, { failFastMs: o.failFastMs ?? 1500, onOutcome: (err, cause) => this.onOutcome(err, cause), log: (step, err) => o.logger.debug({ step, err: err.message }, 'cluster store call failed') });
     this.keeper = new LeaseKeeper(this.client, o.config.leaseTtl);
     const base = { client: this.client, keys: this.keys, hostId: this.hostId, owned: this.owned, lease: () => this.lease() };
     this.confirmDeps = { ...base, vtep: this.vtep };

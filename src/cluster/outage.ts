@@ -1,7 +1,8 @@
 // What this host tells a user about the cluster store while it does not answer: which store (as
 // --cluster-store names it), since when and for how long, the transport's reason (never the key a
-// call was about: that is another object's internal detail), and what still works. Pure but for
-// the clock it is given.
+// call was about: that is another object's internal detail), and what still works; in one wording
+// for `cluster status` and `check` (report()'s outage), and for errors (reason(), as the store
+// client's ClusterUnavailableError says it). Pure but for the clock it is given.
 
 /** The store's endpoints (the gateway URLs options.ts made) as --cluster-store spells them: etcd://HOST:PORT[,HOST:PORT…] or unix:///PATH. */
 export function storeName(endpoints: string[]): string {
@@ -28,13 +29,17 @@ export class Outage {
     this.cause = cause ?? '';
   }
 
-  /** The status fields: the store, and while it is away since when, for how long, and the sentence a user reads. */
-  report(now = Date.now()): { store: string; unavailableSince?: string; unavailableFor?: number; error?: string } {
+  /**
+   * The status fields: the store, and while it is away since when, for how long, and the sentence a
+   * user reads (error: the outage, then what still works; outage: the outage alone, as check says it).
+   */
+  report(now = Date.now()): { store: string; unavailableSince?: string; unavailableFor?: number; error?: string; outage?: string } {
     if (this.since === undefined) return { store: this.store };
     const since = new Date(this.since).toISOString();
+    const outage = `cluster store unavailable since ${since} (${seconds(now - this.since)}): ${this.reason()}`;
     return {
-      store: this.store, unavailableSince: since, unavailableFor: Math.max(0, Math.floor((now - this.since) / 1000)),
-      error: `cluster store unavailable since ${since} (${seconds(now - this.since)}): ${this.store} does not answer (${this.cause}). `
+      store: this.store, unavailableSince: since, unavailableFor: Math.max(0, Math.floor((now - this.since) / 1000)), outage,
+      error: `${outage}. `
         + 'Existing endpoints keep forwarding (their FDB and neighbour entries are static) and local networks keep working; '
         + 'creating or connecting to overlay networks fails until it answers, and disconnects made meanwhile are written then',
     };

@@ -37,6 +37,8 @@ export interface ClusterStatus {
    * reason, never a key), and what still works; else the last registration problem.
    */
   error?: string;
+  /** While the store does not answer: the outage alone, as error begins (check says it so); not served by the API. */
+  outage?: string;
   /** Keys this host owned that another host took while its lease was gone (see KEYS.md). */
   conflicts: string[];
 }

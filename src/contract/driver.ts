@@ -151,6 +151,12 @@ export interface Driver<Config = unknown> {
    * to unchecked, with why (not to the differences).
    */
   check(net: NetworkRecord, config: Config, endpoints: CheckedEndpoint[], unchecked?: UncheckedItem[]): Promise<CheckItem[]>;
+  /**
+   * Optional (`cnmkit check --fix`): makes the kernel hold again what check found differing (items:
+   * its findings) where the driver knows how, and leaves the rest. The controller checks again
+   * afterwards: what still differs then was not repaired. Throws only when nothing could be tried.
+   */
+  repair?(net: NetworkRecord, config: Config, endpoints: CheckedEndpoint[], items: CheckItem[]): Promise<void>;
   /** Optional: publishes ports of a joined endpoint; returns them resolved (host ports chosen). */
   publish?(net: NetworkRecord, config: Config, ep: EndpointRecord, ports: PortSpec[]): Promise<PortSpec[]>;
   /** Idempotent. */
@@ -221,6 +227,12 @@ export interface GlobalScope<Config = unknown> {
   releaseAddress(net: NetworkRecord, family: 4 | 6, address: string, owner: string): Promise<void>;
   /** What inspect shows beyond the record (VNI, the hosts that have endpoints). */
   describe(net: NetworkRecord): Promise<Record<string, unknown>>;
+  /**
+   * Optional, read here (no store call): this host's endpoints of the network that are not in the
+   * cluster because another host holds what they hold (an address or MAC taken while this host was
+   * away past its lease), by endpoint id, with why. Inspect shows them in conflict.
+   */
+  conflicts?(net: NetworkRecord): Map<string, string>;
   /**
    * Deletes the cluster's network of that name and id unless a host has endpoints on it (then
    * refused, naming those hosts). Whether it deleted it (false: the cluster has no such network).

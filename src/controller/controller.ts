@@ -337,9 +337,9 @@ export class Controller {
     return new Set([...store.networks.list().map((n) => n.id), ...store.endpoints.list().map((e) => e.id)]);
   }
 
-  /** Compares the kernel with the store for one network (ref) or all; changes nothing. */
-  check(ref?: string): Promise<NetworkCheck[]> {
-    return this.queue.run(() => checkNetworks(this.deps, ref === undefined ? this.listNetworks() : [this.network(ref)]));
+  /** Compares the kernel with the store for one network (ref) or all; changes nothing unless fix (then the drivers repair what differs). */
+  check(ref?: string, fix = false): Promise<NetworkCheck[]> {
+    return this.queue.run(() => checkNetworks(this.deps, ref === undefined ? this.listNetworks() : [this.network(ref)], fix));
   }
 
   // ---- reconcile -----------------------------------------------------------------------

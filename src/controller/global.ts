@@ -11,7 +11,7 @@
 import type { ControllerDeps } from './types.js';
 import type { Driver, GlobalNetworkView, GlobalScope } from '../contract/driver.js';
 import type { NetworkRecord } from '../core/model.js';
-import { ConflictError, NotFoundError } from '../errors.js';
+import { ClusterUnavailableError, ConflictError, NotFoundError } from '../errors.js';
 import { bestEffort } from '../core/steps.js';
 
 export type GlobalDriver = Driver & { global: GlobalScope };
@@ -220,7 +220,7 @@ export async function clusterOnlyListing(deps: ControllerDeps): Promise<{ networ
       views = await driver.global.list();
     } catch (err) {
       deps.logger.warn({ err: (err as Error).message }, 'global networks not listed: the cluster store did not answer');
-      const reason = (err as Error).message.replace(/^cluster store unavailable: /, '');
+      const reason = err instanceof ClusterUnavailableError ? err.reason : (err as Error).message;
       unlisted = `cluster store unavailable (${reason}): ${driver.name} networks of other hosts are not listed, and global networks' VNI and hosts are not shown`;
       continue;
     }
@@ -278,16 +278,19 @@ export function usedElsewhere(net: NetworkRecord, err: unknown): string {
 
 /**
  * What the driver of a global network describes (VNI, hosts); undefined for local networks or when
- * the store does not answer (then said to warn, for the caller's user).
+ * the store does not answer (then said to warn, for the caller's user). With conflicts (also while
+ * the store does not answer): this host's endpoints in conflict in the cluster, by id, with why.
  */
 export async function describeGlobal(deps: ControllerDeps, net: NetworkRecord, warn?: (message: string) => void): Promise<Record<string, unknown> | undefined> {
   const driver = deps.drivers.get(net.driver);
   if (net.scope !== 'global' || !driver?.global) return undefined;
+  const found = driver.global.conflicts?.(net);
+  const conflicts = found && found.size > 0 ? { conflicts: Object.fromEntries(found) } : undefined;
   try {
-    return await driver.global.describe(net);
+    return { ...(await driver.global.describe(net)), ...conflicts };
   } catch (err) {
     deps.logger.warn({ err: (err as Error).message, network: net.name }, 'global network not described: the cluster store did not answer');
-    warn?.(`cluster store unavailable (${(err as Error).message.replace(/^cluster store unavailable: /, '')}): the VNI and hosts of network ${net.name} are not shown`);
-    return undefined;
+    warn?.(`cluster store unavailable (${err instanceof ClusterUnavailableError ? err.reason : (err as Error).message}): the VNI and hosts of network ${net.name} are not shown`);
+    return conflicts;
   }
 }

@@ -1,7 +1,9 @@
 // `cnmkit check` and `cnmkit network inspect --check` against a real daemon in a throwaway "host"
 // namespace: clean right after create+connect (exit 0), then each kind of drift made with iproute2
 // and nft behind the daemon's back — a gateway address, a sandbox's address, a firewall rule, the
-// bridge itself — is reported by name in the table and in JSON, with exit 1.
+// bridge itself — is reported by name in the table and in JSON, with exit 1. And `check --fix`
+// on a bridge network: a deleted firewall rule and veths set down (both ends) repaired, checked
+// with nft -j and ip -j; a deleted gateway address left and named as not repaired (exit 1).
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { describeRoot } from '../helpers/root.js';
 import { makeNs, type TestNs } from '../helpers/netns.js';
@@ -9,7 +11,7 @@ import { TestDaemon } from '../helpers/daemon.js';
 import { check } from '../helpers/exec.js';
 
 interface Item { object: string; what: string; expected: string; found: string }
-interface NetworkCheck { network: string; items: Item[] }
+interface NetworkCheck { network: string; items: Item[]; repaired?: Item[] }
 
 describeRoot('cnmkit check', () => {
   let host: TestNs;
@@ -74,5 +76,43 @@ describeRoot('cnmkit check', () => {
     expect(gone.checks[0]!.items).toContainEqual({ object: 'network ck', what: 'device', expected: 'bridge ckbr0 in the host namespace', found: 'missing' });
     expect(gone.checks[0]!.items).toContainEqual(expect.objectContaining({ what: 'master', expected: expect.stringMatching(/a port of ckbr0$/) }));
     expect((await daemon.cmd(['network', 'inspect', '--check', 'nope'])).code).toBe(1);
+  });
+
+  it('check --fix repairs a deleted firewall rule and veths set down, and names what it left (a deleted address)', async () => {
+    // Internal: no default route in the sandbox, which eth0's down would take along (not repaired).
+    expect((await daemon.cmd(['network', 'create', '--internal', '--subnet', '198.18.201.0/24', '-o', 'com.docker.network.bridge.name=fxbr0', 'fx'])).code).toBe(0);
+    const sb = await daemon.sandbox();
+    expect((await daemon.cmd(['connect', 'fx', sb])).code).toBe(0);
+    const id = JSON.parse((await daemon.cmd(['network', 'inspect', 'fx'])).stdout)[0].id as string;
+    const port = (JSON.parse(await check(['ip', '-n', host.name, '-j', 'link', 'show', 'master', 'fxbr0'])) as { ifname: string }[])[0]!.ifname;
+    const rules = async (): Promise<{ chain: string; handle: number }[]> =>
+      (JSON.parse(await check(['ip', 'netns', 'exec', host.name, 'nft', '-j', '-a', 'list', 'table', 'inet', 'cnmkit'])) as { nftables: { rule?: { chain: string; handle: number; comment?: string } }[] })
+        .nftables.flatMap((e) => (e.rule?.comment === `cnmkit:${id}` ? [e.rule] : []));
+    const up = async (ns: string, dev: string): Promise<boolean> => (JSON.parse(await check(['ip', '-n', ns, '-j', 'link', 'show', dev])) as { flags: string[] }[])[0]!.flags.includes('UP');
+    const before = (await rules()).length;
+    const rule = (await rules())[0]!;
+    await check(['ip', 'netns', 'exec', host.name, 'nft', 'delete', 'rule', 'inet', 'cnmkit', rule.chain, 'handle', String(rule.handle)]);
+    await check(['ip', '-n', host.name, 'link', 'set', port, 'down']);
+    await check(['ip', '-n', sb, 'link', 'set', 'eth0', 'down']);
+    await check(['ip', '-n', host.name, 'addr', 'del', '198.18.201.1/24', 'dev', 'fxbr0']);
+    expect((await rules()).length).toBe(before - 1);
+    expect(await up(host.name, port)).toBe(false);
+
+    const fixed = await daemon.cmd(['check', '--fix']);
+    expect(fixed.code).toBe(1);
+    expect(fixed.stdout).toMatch(/^repaired \d+ differences:$/m);
+    expect(fixed.stdout).toMatch(new RegExp(`^fx +network fx +firewall rules +${before} nftables rules tagged cnmkit:${id} +${before - 1}$`, 'm'));
+    expect(fixed.stdout).toMatch(new RegExp(`^fx +endpoint \\S+ of sandbox ${sb} +state +${port} up +${port} down$`, 'm'));
+    expect(fixed.stdout).toMatch(new RegExp(`^fx +endpoint \\S+ of sandbox ${sb} +state +eth0 up +eth0 down$`, 'm'));
+    expect(fixed.stdout).toMatch(/^not repaired, 1 difference left:$/m);
+    expect(fixed.stdout).toMatch(/^fx +network fx +address +198\.18\.201\.1\/24 on fxbr0 +fxbr0 has/m);
+    expect((await rules()).length).toBe(before);
+    expect(await up(host.name, port)).toBe(true);
+    expect(await up(sb, 'eth0')).toBe(true);
+
+    await check(['ip', '-n', host.name, 'addr', 'add', '198.18.201.1/24', 'dev', 'fxbr0']);
+    const json = await checkJson(['check', '--fix']);
+    expect(json.code).toBe(0);
+    expect(json.checks.find((c) => c.network === 'fx')).toMatchObject({ items: [], repaired: [] });
   });
 });

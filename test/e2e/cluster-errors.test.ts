@@ -1,8 +1,10 @@
 // What cluster mode's errors tell a user (issue 11, from a review). While etcd is stopped,
 // `cluster status` and `check` (text and JSON) say "cluster store unavailable", naming the store as
-// --cluster-store does, since when and for how long, and what still works — never the etcd key of
-// the call that failed (another network's, as likely as not); their exit codes stay the documented
-// ones (0, and 3 for check), and existing endpoints do keep forwarding (a real ping). Errors that
+// --cluster-store does, since when and for how long, and what still works, in one wording — never
+// the etcd key of the call that failed (another network's, as likely as not); their exit codes stay
+// the documented ones (0, and 3 for check), and existing endpoints do keep forwarding (a real ping).
+// A refused connect, network create or rm says what the user asked for, as they asked it, then the
+// store and why (no internal step, no 64-hex endpoint id); inspect's and ls's warnings name no key. Errors that
 // say another host holds something (an address, a MAC, a subnet of a local network) name it as
 // `cluster hosts` shows it: name, VTEP and id. One --mac
 // connected at the same moment on two hosts, 20 times over: exactly one wins, the other is refused
@@ -52,6 +54,8 @@ describeRoot('cluster mode: what its errors tell a user', () => {
     const a = await simJoined<Ep>(h1, 'ovea', made);
     const b = await simJoined<Ep>(h2, 'ovea', made);
     await simJoined<Ep>(h2, 'oveb', made);
+    // A network of h2's with no endpoint: its rm asks the cluster whether another host has endpoints on it.
+    await simCli(h2, ['network', 'create', '-d', 'overlay', '--internal', '--subnet', '198.19.238.0/24', 'ovec']);
     // A connect answers once its peer is in etcd; h1 programs b when its watch delivers it, which must be before etcd stops
     // (read from h1's kernel: a ping now would fill b's neighbour cache, and the ping below would no longer ask h1's table).
     const vx = `ovvx${(JSON.parse(await simCli(h1, ['network', 'inspect', 'ovea', '--format', 'json'])) as { global: { vni: number } }[])[0]!.global.vni}`;
@@ -89,17 +93,44 @@ describeRoot('cluster mode: what its errors tell a user', () => {
       expect(checked.code).toBe(3);
       const nets = (JSON.parse(checked.stdout) as Checked[]).filter((n) => n.network === 'ovea' || n.network === 'oveb');
       expect(nets).toHaveLength(2);
+      // check words the outage as cluster status does (one wording): since when, for how long, the store and why.
+      const outage = new RegExp(`^cluster store unavailable since ${first.unavailableSince!.replace(/\./g, '\\.')} \\(\\d+ s\\): ${STORE.replace(/\./g, '\\.')} does not answer \\((.+?)\\)`);
+      expect(s.error).toMatch(outage);
       for (const n of nets) {
         expect(n.unchecked).toEqual([expect.objectContaining({ object: `network ${n.network}`, what: 'peers' })]);
-        expect(n.unchecked![0]!.reason).toMatch(new RegExp(`^cluster store unavailable since ${first.unavailableSince!.replace(/\./g, '\\.')} \\(\\d+ s: ${STORE.replace(/\./g, '\\.')} does not answer\\)`));
+        expect(n.unchecked![0]!.reason).toMatch(outage);
       }
       const checkText = await h2.daemon.cmd(['check']);
       expect(checkText.code).toBe(3);
-      // No etcd key (of this network or another) in anything a user reads.
-      for (const out of [json.stdout, text.stdout, checked.stdout, checkText.stdout]) {
+      expect(checkText.stdout).toMatch(new RegExp(`^not compared: network ovea peers: cluster store unavailable since ${first.unavailableSince!.replace(/\./g, '\\.')} \\(\\d+ s\\): `, 'm'));
+      // What a user asked for, said as they asked it, then the store and why: no internal step, no 64-hex id, no etcd key.
+      const sb = await h2.daemon.sandbox();
+      made.push({ h: h2, sb });
+      const unavailable = `cluster store unavailable: ${STORE} does not answer \\(.+\\)`;
+      const refused = [
+        [['connect', 'ovea', sb], `connect sandbox ${sb} to network ovea`],
+        [['connect', 'ovea', sb, '--ip', '198.19.230.77'], `connect sandbox ${sb} to network ovea`],
+        [['network', 'create', '-d', 'overlay', 'ovenew'], 'create network ovenew'],
+        [['network', 'rm', 'ovec'], 'remove network ovec'],
+        [['cluster', 'hosts'], ''],
+      ] as const;
+      const said: string[] = [];
+      for (const [args, doing] of refused) {
+        const r = await h2.daemon.cmd([...args]);
+        expect(r.code, args.join(' ')).toBe(1);
+        expect(r.stderr).toMatch(new RegExp(`^Error: ${doing ? `${doing.replace(/\./g, '\\.')}: ` : ''}${unavailable}\n$`));
+        said.push(r.stderr);
+      }
+      const inspected = await h2.daemon.cmd(['network', 'inspect', 'ovea']);
+      expect(inspected.stderr).toMatch(new RegExp(`^Warning: cluster store unavailable \\(${STORE.replace(/\./g, '\\.')} does not answer \\(.+\\)\\): the VNI and hosts of network ovea are not shown\n$`));
+      const listed = await h2.daemon.cmd(['network', 'ls']);
+      expect(listed.stderr).toMatch(new RegExp(`^Warning: cluster store unavailable \\(${STORE.replace(/\./g, '\\.')} does not answer \\(.+\\)\\): overlay networks of other hosts are not listed`));
+      // No etcd key (of this network or another) in anything a user reads; no internal step or 64-hex id in an error or warning.
+      for (const out of [json.stdout, text.stdout, checked.stdout, checkText.stdout, inspected.stderr, listed.stderr, ...said]) {
         expect(out).not.toContain('/cnmkit/');
         expect(out).not.toContain('/v1/');
       }
+      for (const out of [inspected.stderr, listed.stderr, ...said]) expect(out).not.toMatch(/[0-9a-f]{64}|join endpoint|read pools|read a global network|read \//);
       expect(await pings(b.sb, ip(a.ep.ipv4))).toBe(true);
     } finally {
       await sim.etcd.start();

@@ -1,7 +1,9 @@
 // The macvlan driver end to end, with packets: a real daemon in a throwaway namespace that stands
 // for the host, whose veth `nic0` stands for the physical NIC; its peer sits in a "LAN" namespace
 // with the LAN host 198.18.40.1 (also the network's gateway). Sandboxes on a macvlan of nic0 are
-// checked with ip -j, ip neigh on the LAN host, ping and ping6 — never through cnmkit itself.
+// checked with ip -j, ip neigh on the LAN host, ping and ping6 — never through cnmkit itself. And
+// `check --fix` on a macvlan network: the parent bridge cnmkit made and a sandbox's macvlan set down by
+// hand are set up again (read back with ip -j).
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { describeRoot } from '../helpers/root.js';
 import { makeNs, type TestNs } from '../helpers/netns.js';
@@ -216,5 +218,30 @@ describeRoot('macvlan driver', () => {
     expect((await ping(b, LAN_HOST)).code).toBe(0);
     expect((await ping(b, addr(ea.ipv4))).code).toBe(0);
     expect((await host.exec(['ip', 'link', 'show', `mv-${island.id.slice(0, 12)}`])).code).toBe(0);
+  });
+
+  it('check --fix sets up again the parent bridge cnmkit made and a sandbox\'s macvlan that were set down by hand', async () => {
+    // Internal: no default route in the sandbox, which its interface's down would take along (not repaired).
+    const net = await create('fixlan', ['--subnet', '198.18.45.0/24', '--internal']);
+    const parent = `mv-${net.id.slice(0, 12)}`;
+    const sb = await daemon.sandbox();
+    await connect('fixlan', sb);
+    const up = async (ns: string, dev: string): Promise<boolean> =>
+      (JSON.parse((await check(['ip', '-n', ns, '-j', 'link', 'show', dev]))) as { flags: string[] }[])[0]!.flags.includes('UP');
+    expect((await daemon.cmd(['check'])).code).toBe(0);
+    await host.sh(['ip', 'link', 'set', parent, 'down']);
+    await check(['ip', '-n', sb, 'link', 'set', 'eth0', 'down']);
+    const drift = await daemon.cmd(['check']);
+    expect(drift.code).toBe(1);
+    expect(drift.stdout).toMatch(new RegExp(`^fixlan +network fixlan +state +${parent} up +${parent} down$`, 'm'));
+    expect(drift.stdout).toMatch(new RegExp(`^fixlan +endpoint \\S+ of sandbox ${sb} +state +eth0 up +eth0 down$`, 'm'));
+    const fixed = await daemon.cmd(['check', '--fix']);
+    expect(fixed).toMatchObject({ code: 0, stderr: '' });
+    // The connected route went with eth0's down and comes back with its up: repaired too.
+    expect(fixed.stdout).toMatch(/^repaired 3 differences:$/m);
+    expect(fixed.stdout).toMatch(new RegExp(`^fixlan +endpoint \\S+ of sandbox ${sb} +route +198\\.18\\.45\\.0/24 dev eth0 +missing$`, 'm'));
+    expect(await up(host.name, parent)).toBe(true);
+    expect(await up(sb, 'eth0')).toBe(true);
+    expect((await daemon.cmd(['check'])).code).toBe(0);
   });
 });

@@ -3,7 +3,8 @@
 // (check names it meanwhile); a bridge of the network's name that cnmkit did not make survives a
 // refused connect, which leaves the network unadopted on that host (no record, no key; its creator
 // removes it); an endpoint whose address another host took while its host was away past the
-// lease is not published again and is reported (cluster status, check) until disconnected; a
+// lease is not published again and is reported (cluster status, check, and network inspect: in
+// conflict, with check's reason, its host listed among the network's hosts) until disconnected; a
 // local network may not overlap an overlay this host has no record of; a daemon started with a copy
 // of a live host's identity does not take over that host's record; a --mac another host's endpoint
 // has is refused.
@@ -17,6 +18,7 @@ import { simCli, simJoined, simKeysNaming, simVni, storedPeers, waitFor, type Si
 import { run } from '../helpers/exec.js';
 
 interface Ep { id: string; ipv4?: string; macAddress?: string }
+interface Inspected { endpoints: { id: string; state: string; conflict?: string }[]; global: { hosts: { id: string; vtep: string; endpoints: number }[] } }
 interface VxlanInfo { info_data: { learning?: boolean; proxy?: boolean; local?: string } }
 
 let sim: SimCluster;
@@ -99,9 +101,15 @@ describeRoot('overlay: its own devices, and addresses lost while away', () => {
       const status = JSON.parse(await simCli(h2, ['cluster', 'status', '--format', 'json'])) as { conflicts: string[] };
       expect(status.conflicts.join('\n')).toContain(`its address ${ip(e.ep.ipv4)} is in use`);
       expect(await peer()).toEqual([]);
-      const drift = await h2.daemon.cmd(['check']);
+      const drift = await h2.daemon.cmd(['check', '--format', 'json']);
       expect(drift.code).toBe(1);
-      expect(drift.stdout).toContain(`its address ${ip(e.ep.ipv4)} is in use`);
+      const item = (JSON.parse(drift.stdout) as { network: string; items: { what: string; found: string }[] }[]).find((n) => n.network === 'ovl3')!.items.find((i) => i.what === 'address')!;
+      expect(item.found).toContain(`its address ${ip(e.ep.ipv4)} is in use`);
+      // inspect on h2 shows the endpoint in conflict, with check's reason, and lists h2 among the network's hosts.
+      const shown = (JSON.parse(await simCli(h2, ['network', 'inspect', 'ovl3', '--format', 'json'])) as Inspected[])[0]!;
+      expect(shown.endpoints.find((x) => x.id === e.ep.id)).toMatchObject({ state: 'conflict', conflict: item.found });
+      expect(shown.global.hosts).toEqual(expect.arrayContaining([expect.objectContaining({ id: hostId, endpoints: 1 }), expect.objectContaining({ vtep: h1.ip, endpoints: 1 })]));
+      expect(shown.global.hosts).toHaveLength(2);
       await simCli(h2, ['disconnect', 'ovl3', e.sb]);
       expect(await h2.daemon.cmd(['check'])).toMatchObject({ code: 0 });
     } finally {

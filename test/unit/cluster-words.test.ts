@@ -1,14 +1,15 @@
 // How cluster mode names things to a user (issue 11, from a review): the store and its outage
 // (outage.ts: since when, for how long, why, what still works; never a key), and who holds an
 // address in the cluster (hosts.ts describeHost, owned.ts holderOf: a host as `cluster hosts`
-// shows it, its id alone when it is not registered or cannot be read). Pure, with a fake client.
+// shows it, its id alone when it is not registered or cannot be read), and a request's error while
+// the store is away (errors.ts asked(): what the user asked for, then the store and why). Pure, with a fake client.
 import { describe, expect, it } from 'vitest';
 import { Outage, seconds, storeName } from '../../src/cluster/outage.js';
 import { describeHost } from '../../src/cluster/hosts.js';
 import { holderOf } from '../../src/cluster/owned.js';
 import { Keys } from '../../src/cluster/keys.js';
 import type { StoreClient } from '../../src/cluster/client.js';
-import { ClusterUnavailableError } from '../../src/errors.js';
+import { asked, ClusterUnavailableError, ConflictError } from '../../src/errors.js';
 
 describe('the cluster store, as a user reads it', () => {
   it('is named as --cluster-store names it', () => {
@@ -29,10 +30,27 @@ describe('the cluster store, as a user reads it', () => {
       + 'Existing endpoints keep forwarding (their FDB and neighbour entries are static) and local networks keep working; '
       + 'creating or connecting to overlay networks fails until it answers, and disconnects made meanwhile are written then');
     expect(o.reason()).toBe('etcd://198.19.255.254:2379 does not answer (no answer from etcd within 1500 ms)');
+    // One wording: check says the outage as cluster status's error begins.
+    expect(r.outage).toBe('cluster store unavailable since 2026-12-07T12:00:00.000Z (1 min 15 s): etcd://198.19.255.254:2379 does not answer (no answer from etcd within 1500 ms)');
+    expect(r.error!.startsWith(`${r.outage!}. Existing endpoints`)).toBe(true);
     o.set(undefined);
     expect(o.report()).toEqual({ store: 'etcd://198.19.255.254:2379' });
     expect(o.reason()).toBeUndefined();
     expect([seconds(0), seconds(59_999), seconds(60_000), seconds(125_000)]).toEqual(['0 s', '59 s', '1 min', '2 min 5 s']);
+  });
+});
+
+describe('an error of a request while the store does not answer', () => {
+  it('says first what the user asked for, once, then the store and why; other errors pass as they are', async () => {
+    const down = new ClusterUnavailableError('etcd://198.19.255.254:2379 does not answer (connect ECONNREFUSED 198.19.255.254:2379)');
+    expect(down.message).toBe('cluster store unavailable: etcd://198.19.255.254:2379 does not answer (connect ECONNREFUSED 198.19.255.254:2379)');
+    const err = await asked('connect sandbox s1 to network ov', () => asked('an inner step', () => Promise.reject(down))).catch((e: unknown) => e as ClusterUnavailableError);
+    expect(err).toBeInstanceOf(ClusterUnavailableError);
+    expect(err).toMatchObject({ code: 'ERR_CLUSTER_UNAVAILABLE', errorClass: 'unavailable', reason: down.reason });
+    expect(err.message).toBe('an inner step: cluster store unavailable: etcd://198.19.255.254:2379 does not answer (connect ECONNREFUSED 198.19.255.254:2379)');
+    const other = new ConflictError('taken');
+    await expect(asked('connect sandbox s1 to network ov', () => Promise.reject(other))).rejects.toBe(other);
+    expect(await asked('x', async () => 5)).toBe(5);
   });
 });
 

@@ -242,10 +242,10 @@ describe('cluster routes of the management API', () => {
     expect(res.json()).toMatchObject({ code: 'ERR_NOT_IN_CLUSTER', error: expect.stringContaining('--cluster-store') });
   });
   it('answers 503 ERR_CLUSTER_UNAVAILABLE when etcd does not answer', async () => {
-    const down = { hosts: async () => { throw new ClusterUnavailableError('read /cnmkit/v1/hosts/: no answer from etcd within 1500 ms'); } } as unknown as Cluster;
+    const down = { hosts: async () => { throw new ClusterUnavailableError('etcd://198.19.255.254:2379 does not answer (no answer from etcd within 1500 ms)'); } } as unknown as Cluster;
     const res = await (await app(down)).inject({ method: 'GET', url: '/v1/cluster/hosts' });
     expect(res.statusCode).toBe(503);
-    expect(res.json()).toMatchObject({ code: 'ERR_CLUSTER_UNAVAILABLE', error: 'cluster store unavailable: read /cnmkit/v1/hosts/: no answer from etcd within 1500 ms' });
+    expect(res.json()).toMatchObject({ code: 'ERR_CLUSTER_UNAVAILABLE', error: 'cluster store unavailable: etcd://198.19.255.254:2379 does not answer (no answer from etcd within 1500 ms)' });
   });
 });
 

@@ -5,7 +5,7 @@
 // the local IPAM. The gateway belongs to the network (sent as the pool's data, so the engine does
 // not ask for it); endpoint addresses are owned by this host's engine (dockerAddressOwner), so an
 // engine releases only its own. Limit: --gateway must be the pool's first address (the cluster's).
-import { InvalidArgumentError } from '../../errors.js';
+import { asked, InvalidArgumentError } from '../../errors.js';
 import { dockerAddressOwner, type Cluster, type GlobalPool } from '../../cluster/types.js';
 import type { IpamDriverCalls } from '../../../plugin-spec/index.js';
 import type { Handlers } from './app.js';
@@ -50,7 +50,7 @@ export function globalIpamHandlers(local: Handlers<IpamDriverCalls>, cluster: Cl
       if (name === undefined) return local.RequestPool(req, log);
       if (name === '' || name.includes(':')) throw new InvalidArgumentError(OVERLAY_NAME_OPTION, `${JSON.stringify(name)} is not a network name`);
       if (req.SubPool) throw new InvalidArgumentError('ip-range', `--ip-range is not supported on overlay network ${name}`);
-      const pool = await poolFor(cluster, name, req.Pool ?? '', req.V6 ?? false);
+      const pool = await asked(`request a pool for overlay network ${name}`, () => poolFor(cluster, name, req.Pool ?? '', req.V6 ?? false));
       log.info({ network: name, pool: pool.subnet }, 'global pool for an overlay network');
       return { PoolID: globalPoolId(name, pool.subnet), Pool: pool.subnet, Data: pool.gateway ? { [GATEWAY_DATA]: pool.gateway } : {} };
     },
@@ -58,29 +58,33 @@ export function globalIpamHandlers(local: Handlers<IpamDriverCalls>, cluster: Cl
       const g = parsePoolId(req.PoolID);
       if (!g) return local.ReleasePool(req, log);
       // The network's pools go with the network (its last host out); a pool held for a create that failed goes now.
-      if (!(await cluster.getNetwork(g.name))) await cluster.ipam.releasePool(g.subnet, g.name);
+      await asked(`release pool ${g.subnet} of overlay network ${g.name}`, async () => {
+        if (!(await cluster.getNetwork(g.name))) await cluster.ipam.releasePool(g.subnet, g.name);
+      });
       return {};
     },
     RequestAddress: async (req, log) => {
       const g = parsePoolId(req.PoolID);
       if (!g) return local.RequestAddress(req, log);
       if (req.Options?.RequestAddressType === GATEWAY_REQUEST_TYPE) {
-        const gateway = await gatewayOf(g.name, g.subnet);
+        const gateway = await asked(`request the gateway of overlay network ${g.name}`, () => gatewayOf(g.name, g.subnet));
         if (!gateway) throw new InvalidArgumentError('pool', `overlay network ${g.name} has no pool ${g.subnet} in the cluster`);
         if (req.Address && req.Address !== bare(gateway)) {
           throw new InvalidArgumentError('gateway', `the gateway of overlay network ${g.name} is ${bare(gateway)} (chosen by the cluster), not ${req.Address}`);
         }
         return { Address: gateway, Data: {} };
       }
-      const address = await cluster.ipam.requestAddress(g.subnet, { ...(req.Address ? { address: req.Address } : {}), kind: 'endpoint', owner });
+      const address = await asked(`request ${req.Address ? `address ${req.Address}` : 'an address'} in overlay network ${g.name}`,
+        () => cluster.ipam.requestAddress(g.subnet, { ...(req.Address ? { address: req.Address } : {}), kind: 'endpoint', owner }));
       log.debug({ network: g.name, address }, 'global address allocated');
       return { Address: address, Data: {} };
     },
     ReleaseAddress: async (req, log) => {
       const g = parsePoolId(req.PoolID);
       if (!g) return local.ReleaseAddress(req, log);
-      if (req.Address === bare(await gatewayOf(g.name, g.subnet))) return {};
-      await cluster.ipam.releaseAddress(g.subnet, req.Address, owner);
+      await asked(`release address ${req.Address} of overlay network ${g.name}`, async () => {
+        if (req.Address !== bare(await gatewayOf(g.name, g.subnet))) await cluster.ipam.releaseAddress(g.subnet, req.Address, owner);
+      });
       log.debug({ network: g.name, address: req.Address }, 'global address released');
       return {};
     },

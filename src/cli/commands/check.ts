@@ -2,7 +2,9 @@
 // compared with the store, one line per difference (object, what, expected, found) or JSON with
 // --format json, then a line for each thing that could not be compared (an overlay's peer entries
 // while the cluster store is away), with why. Exit 0 when nothing differs, 1 on drift (as on any
-// error), 3 when nothing differs but something could not be compared.
+// error), 3 when nothing differs but something could not be compared. `check --fix` has each
+// driver repair what differs, then checks again: it prints what was repaired (as found before),
+// then what is left (the exit code is that of what is left, as above).
 import type { NetworkCheck } from '../../controller/check.js';
 import { Client, socketPath } from '../../client/index.js';
 import { type Command, expectPositionals, FORMAT_HELP, formatOption, SOCKET_HELP, socketOption, wantJson, type Values } from '../command.js';
@@ -11,22 +13,53 @@ import { printJson, table } from '../format.js';
 /** Exit status of a check that found no difference but could not compare something. */
 const CHECK_INCOMPLETE = 3;
 
+const HEADERS = ['NETWORK', 'OBJECT', 'WHAT', 'EXPECTED', 'FOUND'];
+
+/** 1 when anything differs, else 3 when anything was not compared, else 0. */
+function exitOf(checks: NetworkCheck[]): number {
+  if (checks.some((c) => c.items.length > 0)) return 1;
+  return checks.some((c) => (c.unchecked ?? []).length > 0) ? CHECK_INCOMPLETE : 0;
+}
+
+function driftRows(checks: NetworkCheck[]): string[][] {
+  return checks.flatMap((c) => c.items.map((i) => [c.network, i.object, i.what, i.expected, i.found]));
+}
+
+/** `no drift: …` (in what could be compared, when something could not be). */
+function noDrift(checks: NetworkCheck[]): string {
+  const scope = checks.some((c) => (c.unchecked ?? []).length > 0) ? ' in what could be compared' : '';
+  return `no drift${scope}: ${checks.length} network${checks.length === 1 ? '' : 's'} checked (${checks.map((c) => c.network).join(', ')})`;
+}
+
+function printUnchecked(checks: NetworkCheck[]): void {
+  for (const u of checks.flatMap((c) => c.unchecked ?? [])) console.log(`not compared: ${u.object} ${u.what}: ${u.reason}`);
+}
+
 /** Prints what check found; returns the exit code (1 when anything differs, else 3 when anything was not compared). */
 export function printChecks(checks: NetworkCheck[], json: boolean): number {
-  const drift = checks.some((c) => c.items.length > 0);
-  const unchecked = checks.flatMap((c) => c.unchecked ?? []);
   if (json) printJson(checks);
   else {
-    if (!drift) {
-      const scope = unchecked.length > 0 ? ' in what could be compared' : '';
-      console.log(`no drift${scope}: ${checks.length} network${checks.length === 1 ? '' : 's'} checked (${checks.map((c) => c.network).join(', ')})`);
-    } else {
-      const rows = checks.flatMap((c) => c.items.map((i) => [c.network, i.object, i.what, i.expected, i.found]));
-      console.log(table(['NETWORK', 'OBJECT', 'WHAT', 'EXPECTED', 'FOUND'], rows));
-    }
-    for (const u of unchecked) console.log(`not compared: ${u.object} ${u.what}: ${u.reason}`);
+    const rows = driftRows(checks);
+    console.log(rows.length === 0 ? noDrift(checks) : table(HEADERS, rows));
+    printUnchecked(checks);
   }
-  return drift ? 1 : unchecked.length > 0 ? CHECK_INCOMPLETE : 0;
+  return exitOf(checks);
+}
+
+/** Prints what check --fix repaired (each difference as found before) and what is left; the exit code is that of what is left. */
+export function printFixes(checks: NetworkCheck[], json: boolean): number {
+  if (json) {
+    printJson(checks);
+    return exitOf(checks);
+  }
+  const repaired = checks.flatMap((c) => (c.repaired ?? []).map((i) => [c.network, i.object, i.what, i.expected, i.found]));
+  if (repaired.length > 0) console.log(`repaired ${repaired.length} difference${repaired.length === 1 ? '' : 's'}:\n${table(HEADERS, repaired)}`);
+  for (const c of checks) if (c.repairFailed !== undefined) console.log(`repair of network ${c.network} stopped: ${c.repairFailed}`);
+  const rows = driftRows(checks);
+  if (rows.length > 0) console.log(`not repaired, ${rows.length} difference${rows.length === 1 ? '' : 's'} left:\n${table(HEADERS, rows)}`);
+  else console.log(noDrift(checks));
+  printUnchecked(checks);
+  return exitOf(checks);
 }
 
 /** `network inspect --check NETWORK…`: the check of each network named, in that order. */
@@ -40,14 +73,19 @@ export async function checkNamed(v: Values, refs: string[]): Promise<number> {
 
 export const check: Command = {
   name: 'check',
-  summary: 'Compare the kernel with what cnmkit recorded, for every network (exit 1 on drift, 3 when something could not be compared).',
+  summary: 'Compare the kernel with what cnmkit recorded, for every network (exit 1 on drift, 3 when something could not be compared); --fix repairs what differs.',
   usage: 'cnmkit check [OPTIONS]',
-  help: [FORMAT_HELP, SOCKET_HELP],
-  options: { ...socketOption, ...formatOption },
+  help: [
+    '      --fix              repair what differs (an overlay\'s FDB and neighbour entries; devices down; a bridge\'s firewall rules), then check again:',
+    '                         prints what was repaired and what is left (exit 0 when nothing is left, 1 on drift left)',
+    FORMAT_HELP, SOCKET_HELP,
+  ],
+  options: { ...socketOption, ...formatOption, fix: { type: 'boolean' } },
   async run(v, pos) {
     expectPositionals(this, pos, 0);
     const json = wantJson(v);
-    const checks = await new Client(socketPath(v.socket as string | undefined)).request<NetworkCheck[]>('GET', '/v1/check');
-    return printChecks(checks, json);
+    const client = new Client(socketPath(v.socket as string | undefined));
+    if (v.fix === true) return printFixes(await client.request<NetworkCheck[]>('POST', '/v1/check/fix'), json);
+    return printChecks(await client.request<NetworkCheck[]>('GET', '/v1/check'), json);
   },
 };

@@ -1,0 +1,94 @@
+// `cnmkit check --fix` on an overlay, on two simulated hosts with a real etcd: a remote peer's FDB
+// entry deleted and its neighbour entry changed by hand on host 1's VXLAN device (the sandbox there
+// then cannot reach the peer), `check` names both (exit 1), `check --fix` repairs both and says so
+// (text and JSON, exit 0), `check` is clean again, and a ping across works. The kernel entries are
+// read with `bridge -j fdb` and `ip -j neigh` in host 1's namespace. Also: `check --help` names --fix.
+import { expect, it } from 'vitest';
+import { describeRoot } from '../helpers/root.js';
+import { simSuite } from '../helpers/sim-suite.js';
+import { simCli, simJoined, simVni, waitFor, type SimCluster, type SimHost } from '../helpers/cluster.js';
+import { run } from '../helpers/exec.js';
+
+interface Ep { ipv4?: string; macAddress: string }
+interface Item { object: string; what: string; expected: string; found: string }
+interface Checked { network: string; items: Item[]; repaired?: Item[]; repairFailed?: string }
+
+let sim: SimCluster;
+const made: { h: SimHost; sb: string }[] = [];
+const WRONG_MAC = '02:42:00:00:00:99';
+
+const ip = (cidr: string | undefined): string => cidr!.split('/')[0]!;
+
+async function fdbOf(h: SimHost, vx: string, mac: string): Promise<{ dst?: string; state?: string }[]> {
+  return (JSON.parse(await h.ns.sh(['bridge', '-j', 'fdb', 'show', 'dev', vx])) as { mac: string; dst?: string; state?: string }[]).filter((e) => e.mac === mac);
+}
+
+async function neighOf(h: SimHost, vx: string, addr: string): Promise<{ lladdr?: string; state?: string[] }[]> {
+  return (JSON.parse(await h.ns.sh(['ip', '-j', 'neigh', 'show', 'dev', vx])) as { dst: string; lladdr?: string; state?: string[] }[]).filter((n) => n.dst === addr);
+}
+
+async function pings(sb: string, to: string): Promise<boolean> {
+  return (await run(['ip', 'netns', 'exec', sb, 'ping', '-c', '1', '-W', '1', to], { timeoutMs: 5000 })).stdout.includes('1 received');
+}
+
+describeRoot('overlay: check --fix', () => {
+  simSuite({ hosts: 2, leaseTtl: 5 }, made, (s) => {
+    sim = s;
+  });
+
+  it('repairs a remote peer\'s FDB entry deleted and its neighbour entry changed by hand; check is clean after, and a ping across works again', async () => {
+    const [h1, h2] = sim.hosts as [SimHost, SimHost];
+    await simCli(h1, ['network', 'create', '-d', 'overlay', '--internal', '--subnet', '198.19.230.0/24', 'ovfix']);
+    const vx = `ovvx${await simVni(h1, 'ovfix')}`;
+    const a = await simJoined<Ep>(h1, 'ovfix', made);
+    const b = await simJoined<Ep>(h2, 'ovfix', made);
+    const bIp = ip(b.ep.ipv4);
+    await waitFor('host 1 programs b', async () => ((await h1.daemon.cmd(['network', 'inspect', '--check', 'ovfix'])).code === 0 ? true : undefined), 5000);
+    expect(await fdbOf(h1, vx, b.ep.macAddress)).toEqual([expect.objectContaining({ dst: h2.ip, state: 'permanent' })]);
+
+    await h1.ns.sh(['bridge', 'fdb', 'del', b.ep.macAddress, 'dev', vx, 'dst', h2.ip, 'self']);
+    await h1.ns.sh(['ip', 'neigh', 'replace', bIp, 'lladdr', WRONG_MAC, 'dev', vx, 'nud', 'permanent']);
+    expect(await fdbOf(h1, vx, b.ep.macAddress)).toEqual([]);
+    expect(await neighOf(h1, vx, bIp)).toEqual([expect.objectContaining({ lladdr: WRONG_MAC })]);
+    // The VXLAN device answers a's ARP for b with the wrong MAC: b is not reached.
+    expect(await pings(a.sb, bIp)).toBe(false);
+
+    const drift = await h1.daemon.cmd(['check']);
+    expect(drift.code).toBe(1);
+    const fdbRow = new RegExp(`^ovfix +network ovfix +fdb +${b.ep.macAddress} via ${h2.ip.replace(/\./g, '\\.')} on ${vx} +missing$`, 'm');
+    const neighRow = new RegExp(`^ovfix +network ovfix +neighbour +${bIp.replace(/\./g, '\\.')} lladdr ${b.ep.macAddress} permanent on ${vx} +lladdr ${WRONG_MAC}$`, 'm');
+    expect(drift.stdout).toMatch(fdbRow);
+    expect(drift.stdout).toMatch(neighRow);
+
+    const fixed = await h1.daemon.cmd(['check', '--fix']);
+    expect(fixed).toMatchObject({ code: 0, stderr: '' });
+    expect(fixed.stdout).toMatch(/^repaired 2 differences:$/m);
+    expect(fixed.stdout).toMatch(fdbRow);
+    expect(fixed.stdout).toMatch(neighRow);
+    expect(fixed.stdout).toMatch(/^no drift: \d+ networks? checked \(.*ovfix.*\)$/m);
+    expect(fixed.stdout).not.toContain('not repaired');
+
+    expect(await fdbOf(h1, vx, b.ep.macAddress)).toEqual([expect.objectContaining({ dst: h2.ip, state: 'permanent' })]);
+    expect(await neighOf(h1, vx, bIp)).toEqual([expect.objectContaining({ lladdr: b.ep.macAddress, state: ['PERMANENT'] })]);
+    expect(await h1.daemon.cmd(['check'])).toMatchObject({ code: 0 });
+    // a's own cache still holds the wrong MAC the VXLAN device gave it; once it asks again, the right one answers.
+    await run(['ip', '-n', a.sb, 'neigh', 'flush', 'all']);
+    expect(await pings(a.sb, bIp)).toBe(true);
+
+    // The same in JSON: what was repaired, with what was found before; nothing left.
+    await h1.ns.sh(['bridge', 'fdb', 'del', b.ep.macAddress, 'dev', vx, 'dst', h2.ip, 'self']);
+    const json = await h1.daemon.cmd(['check', '--fix', '--format', 'json']);
+    expect(json.code).toBe(0);
+    const ovfix = (JSON.parse(json.stdout) as Checked[]).find((c) => c.network === 'ovfix')!;
+    expect(ovfix.items).toEqual([]);
+    expect(ovfix.repairFailed).toBeUndefined();
+    expect(ovfix.repaired).toEqual([{ object: 'network ovfix', what: 'fdb', expected: `${b.ep.macAddress} via ${h2.ip} on ${vx}`, found: 'missing' }]);
+    expect(await fdbOf(h1, vx, b.ep.macAddress)).toEqual([expect.objectContaining({ dst: h2.ip, state: 'permanent' })]);
+  });
+
+  it('check --help names --fix', async () => {
+    const help = await sim.hosts[0]!.daemon.cmd(['check', '--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/^ +--fix +repair what differs/m);
+  });
+});

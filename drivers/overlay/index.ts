@@ -5,7 +5,7 @@
 // one transaction sent before the veth is made, or queued to land just after the connect answers
 // when they are spares of this host's stock (src/cluster/spares.ts, held while the network is
 // here); every host programs the others' peers as static FDB and neighbour entries from a watch
-// (./program.ts). Cluster writes for endpoints that go are
+// (./program.ts). An endpoint's cluster writes are ./writes.ts's; those for endpoints that go are
 // retried until the store answers (./pending.ts); after a restart, this host's peers and endpoint
 // addresses in the store that no endpoint has are removed once it answers (a disconnect's writes
 // still queued when the daemon stopped). The Docker engine's endpoints (detached, made at
@@ -21,14 +21,14 @@ import type { Driver, DriverContext } from '../../src/contract/driver.js';
 import type { EndpointRecord, NetworkRecord } from '../../src/core/model.js';
 import { bestEffort } from '../../src/core/steps.js';
 import { handedBack, markJoined } from '../../src/contract/handback.js';
-import { dockerAddressOwner, type PeerSpec } from '../../src/cluster/types.js';
+import { dockerAddressOwner } from '../../src/cluster/types.js';
 import { listLinks, setLink } from '../../src/netlink/index.js';
 import { ConflictError } from '../../src/errors.js';
 import { mark } from '../../src/core/trace.js';
 import { checkLeftovers, checkOverlay, repairOverlay } from './check.js';
 import { parseOverlayConfig, type OverlayConfig } from './config.js';
 import { deviceNames, keptMtu, sweepDevices, UnderlayMtu } from './device.js';
-import { checkPlacement, detachedInfo, hostIfnameFor, isGivenMac, leaveSandbox, macFor, makeVeth, refuseTakenMac, type OverlayEndpointData } from './endpoint.js';
+import { checkPlacement, detachedInfo, hostIfnameFor, leaveSandbox, macFor, makeVeth, refuseTakenMac, type OverlayEndpointData } from './endpoint.js';
 import { globalScope, needCluster } from './global.js';
 import { DetachedLinks } from './detached.js';
 import { DeviceFlaps } from './flaps.js';
@@ -36,6 +36,7 @@ import { LinkEvents } from './link-events.js';
 import { HostNetwork } from './hostnet.js';
 import { PendingWrites } from './pending.js';
 import { republishRestored, type Restoring } from './republish.js';
+import { endpointWrites } from './writes.js';
 
 export { parseOverlayConfig, type OverlayConfig } from './config.js';
 
@@ -107,35 +108,7 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
     await s.up(ctx.netlink.get(), ctx.sysctl, needCluster(ctx.cluster), log, o.underlayMtu ?? underlayMtu);
     return s;
   };
-  const peerOf = (ep: EndpointRecord, mac: string): PeerSpec => ({ endpointId: ep.id, ip: ep.ipv4 ?? '', ...(ep.ipv6 ? { ipv6: ep.ipv6 } : {}), mac, ...(isGivenMac(ep, mac) ? { macGiven: true } : {}) });
-  /** The endpoint's addresses, each with the cluster pool it came from. */
-  const addressesOf = (net: NetworkRecord, ep: EndpointRecord): { poolId: string; address: string }[] =>
-    ([[net.ipv4[0], ep.ipv4], [net.ipv6[0], ep.ipv6]] as const).flatMap(([sub, a]) => (sub && a ? [{ poolId: sub.poolId, address: a }] : []));
-  const publish = (net: NetworkRecord, ep: EndpointRecord, mac: string) => {
-    const c = needCluster(ctx.cluster);
-    pending.cancel(`peer:${net.name}:${ep.id}`);
-    return c.publishPeer(net.name, peerOf(ep, mac));
-  };
-  /** The endpoint's reserved addresses claimed and its peer published, in one transaction. */
-  const joinCluster = async (net: NetworkRecord, ep: EndpointRecord, mac: string, owner: string): Promise<unknown> => {
-    const c = needCluster(ctx.cluster);
-    pending.cancel(`peer:${net.name}:${ep.id}`);
-    return c.joinEndpoint(net.name, peerOf(ep, mac), addressesOf(net, ep).map((a) => ({ ...a, owner })));
-  };
-  /** The endpoint's peer goes from the cluster (retried until the store answers). */
-  const removePeer = async (net: NetworkRecord, ep: EndpointRecord): Promise<void> => {
-    await pending.run(`peer:${net.name}:${ep.id}`, () => needCluster(ctx.cluster).removePeer(net.name, ep.id));
-  };
-  /** The endpoint's addresses held by owner are released (each retried until the store answers). */
-  const releaseAddresses = async (net: NetworkRecord, ep: EndpointRecord, owner: string): Promise<void> => {
-    const c = needCluster(ctx.cluster);
-    for (const { poolId, address } of addressesOf(net, ep)) await pending.run(`address:${poolId}:${address}`, () => c.ipam.releaseAddress(poolId, address, owner));
-  };
-  /** Undoes a join's cluster writes (its kernel work failed): the peer, and the addresses it claimed. */
-  const unpublish = async (net: NetworkRecord, ep: EndpointRecord, owner: string | undefined): Promise<void> => {
-    await removePeer(net, ep);
-    if (owner !== undefined) await releaseAddresses(net, ep, owner);
-  };
+  const { peerOf, addressesOf, publish, joinCluster, removePeer, releaseAddresses, unpublish } = endpointWrites(() => ctx.cluster, pending);
 
   /** The network leaves this host when nothing holds it here: devices go, and the cluster is told. */
   const release = async (net: NetworkRecord, s: HostNetwork, deleting: boolean): Promise<void> => {

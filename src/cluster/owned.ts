@@ -44,6 +44,17 @@ export async function holderOf(v: AddressValue, describe: (hostId: string) => Pr
 
 export type OwnedEntry = { kind: 'peer'; value: Peer } | { kind: 'address'; value: AddressValue } | { kind: 'mac'; value: MacValue };
 
+/**
+ * An owned key as a user knows what it stands for (cluster status's conflicts): `endpoint
+ * 0123456789ab of network N`, `mac address M of endpoint 0123456789ab`, `address A of pool P`.
+ */
+function ownedWords(key: string, entry: OwnedEntry): string {
+  const [last = key, before = ''] = key.split('/').reverse();
+  if (entry.kind === 'peer') return `endpoint ${entry.value.endpointId.slice(0, 12)} of network ${entry.value.network}`;
+  if (entry.kind === 'mac') return `mac address ${last} of endpoint ${entry.value.endpointId.slice(0, 12)}`;
+  return `address ${last} of pool ${before.replace('_', '/')}`;
+}
+
 export class Owned {
   private readonly entries = new Map<string, OwnedEntry>();
 
@@ -94,7 +105,7 @@ export class Owned {
       // Global pools never overlap, so an IP names one address: a peer whose address was taken stays unpublished.
       if (lost.has(entry.value.ip) || lostMacs.has(entry.value.endpointId)) {
         const what = lost.has(entry.value.ip) ? `address ${entry.value.ip}` : `mac address ${entry.value.mac}`;
-        conflicts.push(`${key}: not published again, its ${what} is held by another owner`);
+        conflicts.push(`${ownedWords(key, entry)}: not published again, its ${what} is held by another owner`);
         this.entries.delete(key);
       } else peers.push({ put: key, value: entry.value, lease });
     }
@@ -113,10 +124,10 @@ export class Owned {
     if (!held) return this.reclaim(client, key, entry, lease, describe);
     if (entry.kind === 'mac') {
       const other = parseJson<MacValue>(held);
-      if (other.host !== entry.value.host || other.endpointId !== entry.value.endpointId) return `${key}: held by endpoint ${other.endpointId.slice(0, 12)} on ${await describe(other.host)} since this host's lease was lost`;
+      if (other.host !== entry.value.host || other.endpointId !== entry.value.endpointId) return `${ownedWords(key, entry)}: held by endpoint ${other.endpointId.slice(0, 12)} on ${await describe(other.host)} since this host's lease was lost`;
     } else {
       const other = parseJson<AddressValue>(held);
-      if (other.host !== entry.value.host || other.owner !== entry.value.owner) return `${key}: held by ${await holderOf(other, describe)} since this host's lease was lost`;
+      if (other.host !== entry.value.host || other.owner !== entry.value.owner) return `${ownedWords(key, entry)}: held by ${await holderOf(other, describe)} since this host's lease was lost`;
     }
     await client.txn(what, [{ key, target: 'mod', op: '=', value: held.modRevision }], [put]);
     return undefined;

@@ -13,7 +13,7 @@
 import os from 'node:os';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeRoot } from '../helpers/root.js';
-import { SimCluster, storedPeers, waitFor } from '../helpers/cluster.js';
+import { networksWatched, SimCluster, storedPeers, waitFor } from '../helpers/cluster.js';
 import type { Cluster } from '../../src/cluster/types.js';
 import type { Op, StoreClient } from '../../src/cluster/client.js';
 
@@ -274,9 +274,7 @@ describeRoot('spare addresses on a real etcd', () => {
     const [txn, range] = [client.txn.bind(client), client.range.bind(client)];
     client.txn = (what, ...rest) => (calls.push(what), txn(what, ...rest));
     client.range = (...args) => (calls.push('range'), range(...args));
-    // b's watch of networks has listed (a network made before that is in its first list: not read ahead).
-    const watching = () => (b as unknown as { networkCache: { watch: { stats(): { state: string } } } }).networkCache.watch.stats().state === 'watching';
-    await waitFor('b watches the networks', async () => (watching() ? true : undefined), 3000);
+    await networksWatched(b!);
     for (const [name, subnet, wait] of [['ovw1', '198.19.52.0/24', 0], ['ovw2', '198.19.53.0/24', 2500]] as const) {
       const net = await a!.ensureNetwork(spec(name, { ipv4: [{ subnet }] }));
       const poolId = net.ipv4[0]!.poolId;

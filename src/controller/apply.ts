@@ -6,9 +6,9 @@
 // link born there it asks the kernel nothing first (no extra round trip on connect). "The host" is
 // the daemon's namespace: the one the pool's default handle is bound to (not necessarily the
 // process's own, as with a daemon's context bound to a throwaway namespace in tests).
-import { ensureSysctl, runInNetns, setSysctl } from '../netns/index.js';
+import { ensureSysctl, runInNetns } from '../netns/index.js';
 import { nextIfname } from '../contract/ifname.js';
-import { addAddress, addRoute, linkIndex, listRoutes, moveLink, setLink, setLinkUp, type NetlinkHandle, type NetlinkHandlePool } from '../netlink/index.js';
+import { addAddress, addRoute, linkIndex, listRoutes, moveLink, setLink, setLinkUp, setNeighSolicit, type NetlinkHandle, type NetlinkHandlePool } from '../netlink/index.js';
 import type { JoinInfo } from '../contract/join.js';
 import type { SandboxRecord } from '../core/model.js';
 import { withRollback, type Undo } from '../core/steps.js';
@@ -46,19 +46,6 @@ function setIPv6(pool: NetlinkHandlePool, sb: SandboxRecord, ifname: string, on:
   inSandboxNs(pool, sb, () => ensureSysctl(`net/ipv6/conf/${ifname}/disable_ipv6`, on ? '0' : '1'));
 }
 
-/**
- * The interval and number of the interface's neighbour solicitations (an interface just placed: written, not read first).
- * Equivalent to: `ip netns exec SB sysctl -w net.ipv4.neigh.IFNAME.retrans_time_ms=MS net.ipv4.neigh.IFNAME.mcast_solicit=N` (and net.ipv6 with IPv6)
- */
-function setNeighSolicit(pool: NetlinkHandlePool, sb: SandboxRecord, ifname: string, solicit: { intervalMs: number; probes: number }, ipv6: boolean): void {
-  inSandboxNs(pool, sb, () => {
-    for (const family of ipv6 ? ['ipv4', 'ipv6'] : ['ipv4']) {
-      setSysctl(`net/${family}/neigh/${ifname}/retrans_time_ms`, String(solicit.intervalMs));
-      setSysctl(`net/${family}/neigh/${ifname}/mcast_solicit`, String(solicit.probes));
-    }
-  });
-}
-
 async function hasDefaultRoute(h: NetlinkHandle, family: 4 | 6): Promise<boolean> {
   return (await listRoutes(h, { family })).some((r) => r.dst === 'default');
 }
@@ -85,7 +72,8 @@ export function applyJoinInfo(pool: NetlinkHandlePool, sb: SandboxRecord, info: 
     const sbh = pool.get(sb.kind === 'host' ? undefined : sb.netnsPath);
     if (info.mac !== undefined || info.mtu !== undefined) await setLink(sbh, index, { ...(info.mac ? { mac: info.mac } : {}), ...(info.mtu ? { mtu: info.mtu } : {}) });
     setIPv6(pool, sb, ifname, info.ipv6Enabled, info.src.where === 'sandbox');
-    if (info.neighSolicit !== undefined) setNeighSolicit(pool, sb, ifname, info.neighSolicit, info.ipv6Enabled);
+    // Before it comes up: its first solicitations go at this pace already.
+    if (info.neighSolicit !== undefined) for (const family of info.ipv6Enabled ? [4, 6] as const : [4] as const) await setNeighSolicit(sbh, index, family, info.neighSolicit);
     if (info.ipv4) await addAddress(sbh, index, info.ipv4);
     if (info.ipv6) await addAddress(sbh, index, info.ipv6, { nodad: true });
     await setLinkUp(sbh, index);

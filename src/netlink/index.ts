@@ -9,7 +9,7 @@ export {
 } from './links.js';
 export { addAddress, deleteAddress, listAddresses, type Address, type AddressScope, type AddAddressOptions } from './addrs.js';
 export { addRoute, deleteRoute, listRoutes, RT_TABLE_MAIN, type Route, type RouteSpec } from './routes.js';
-export { addNeighbor, deleteNeighbor, listNeighbors, type Neighbor, type NeighborSpec } from './neigh.js';
+export { addNeighbor, deleteNeighbor, listNeighbors, setNeighSolicit, type Neighbor, type NeighborSpec } from './neigh.js';
 export { addFdb, appendFdb, replaceFdb, deleteFdb, listFdb, type FdbEntry, type FdbSpec } from './fdb.js';
 export { encodeNeighWrite, type NeighWrite } from './neigh-batch.js';
 export { subscribe, Subscription, type NetlinkEvent, type SubscribeOptions, type ResyncReason } from './events.js';

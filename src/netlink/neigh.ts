@@ -1,5 +1,6 @@
-// Permanent IPv4/IPv6 neighbour entries (ARP/ND): add, delete, list. Limits: only permanent
-// entries are created; proxy entries and the bridge FDB (see fdb.ts) are out of scope here.
+// Permanent IPv4/IPv6 neighbour entries (ARP/ND): add, delete, list; and an interface's neighbour
+// solicitation (its parameters in the ARP or ND table). Limits: only permanent entries are
+// created; proxy entries and the bridge FDB (see fdb.ts) are out of scope here.
 import { FlagsNew, rt } from 'netlink';
 import { KernelError } from '../errors.js';
 import { body, u32 } from './encode.js';
@@ -91,4 +92,18 @@ export async function listNeighbors(h: NetlinkHandle, filter: { dev?: LinkRef; f
   return msgs
     .flatMap((m) => (m.kind === 'neighbor' ? [parseNeighbor(m)] : []))
     .filter((n): n is Neighbor => n !== undefined && (index === undefined || n.index === index) && (family === 0 || afOf(n.family) === family));
+}
+
+/**
+ * How often and how many times the interface asks for an address it has no neighbour entry for
+ * (multicast solicitations): its parameters in the ARP table (IPv4) or the ND table (IPv6). One
+ * request on the handle of the interface's namespace, where the sysctl files
+ * (net.ipv4.neigh.DEV.retrans_time_ms, mcast_solicit) cost a namespace switch and grew slower
+ * with the number of namespaces on the machine.
+ * Equivalent to: `ip ntable change name arp_cache dev DEV retrans MS mcast_probes N` (ndisc_cache for IPv6)
+ */
+export async function setNeighSolicit(h: NetlinkHandle, index: number, family: Family, solicit: { intervalMs: number; probes: number }): Promise<void> {
+  const parms: rt.NeighborTableParams = { ifindex: index, retransTime: BigInt(solicit.intervalMs), mcastProbes: solicit.probes };
+  const msg = body(rt.formatNeighborTableMessage, { kind: 'neighborTable', data: { family: afOf(family) }, attrs: { name: family === 4 ? 'arp_cache' : 'ndisc_cache', parms } });
+  await h.request(`ntable change dev ${index} retrans ${solicit.intervalMs} mcast_probes ${solicit.probes}`, rt.MessageType.SETNEIGHTBL, msg);
 }

@@ -3,7 +3,7 @@
 import { expect, it } from 'vitest';
 import {
   addAddress, addBridge, addFdb, addNeighbor, addRoute, addVeth, addVxlan, appendFdb, deleteAddress, deleteFdb,
-  deleteNeighbor, deleteRoute, getLink, listAddresses, listFdb, listNeighbors, listRoutes, replaceFdb, setLinkUp,
+  deleteNeighbor, deleteRoute, getLink, listAddresses, listFdb, listNeighbors, listRoutes, replaceFdb, setLinkUp, setNeighSolicit,
 } from '../../src/netlink/index.js';
 import { describeRoot } from '../helpers/root.js';
 import { makeNs, type TestNs } from '../helpers/netns.js';
@@ -76,6 +76,20 @@ describeRoot('netlink addresses, routes, neighbours, FDB', () => {
     expect(await ns.ipJson(['route', 'show', 'default'])).toEqual([]);
     expect(await ns.ipJson(['route', 'show', 'table', '100'])).toEqual([]);
     await expect(addRoute(h, { dst: '10.97.0.1/16', dev: 'v0' })).rejects.toThrow(/^dst: .*host bits/);
+  });
+
+  it('sets an interface\'s neighbour solicitation (interval and count) for IPv4 and IPv6, that interface only', async () => {
+    const ns = await makeNs('ntb');
+    const h = await vethUp(ns);
+    const sysctl = async (family: string, dev: string, key: string) => (await ns.sh(['cat', `/proc/sys/net/${family}/neigh/${dev}/${key}`])).trim();
+    const before = await sysctl('ipv4', 'v1', 'retrans_time_ms');
+    const index = (await getLink(h, 'v0')).index;
+    await setNeighSolicit(h, index, 4, { intervalMs: 20, probes: 15 });
+    await setNeighSolicit(h, index, 6, { intervalMs: 40, probes: 7 });
+    expect([await sysctl('ipv4', 'v0', 'retrans_time_ms'), await sysctl('ipv4', 'v0', 'mcast_solicit')]).toEqual(['20', '15']);
+    expect([await sysctl('ipv6', 'v0', 'retrans_time_ms'), await sysctl('ipv6', 'v0', 'mcast_solicit')]).toEqual(['40', '7']);
+    expect(await sysctl('ipv4', 'v1', 'retrans_time_ms')).toBe(before);
+    await expect(setNeighSolicit(h, 999_999, 4, { intervalMs: 20, probes: 15 })).rejects.toMatchObject({ errnoCode: 'ENOENT' });
   });
 
   it('adds, lists and deletes permanent neighbours', async () => {

@@ -21,7 +21,8 @@ import { checkPeer, Peers } from './peers.js';
 import { Publisher } from './publisher.js';
 import { Reservations } from './reserve.js';
 import { Spares } from './spares.js';
-import type { Cluster, ClusterState, ClusterStatus, EndpointAddress, GlobalNetwork, GlobalNetworkSpec, HostInfo, Leftovers, LocalSubnet, NetworkFollower, NetworkRemoval, OwnEndpoint, Peer, PeerBatch, PeerHandler, PeerSpec, PeerWatch, WatchOptions } from './types.js';
+import { PeerWatches } from './ahead.js';
+import type { Cluster, ClusterState, ClusterStatus, EndpointAddress, GlobalNetwork, GlobalNetworkSpec, HostInfo, Leftovers, LocalSubnet, NetworkFollower, NetworkRemoval, OwnEndpoint, Peer, PeerHandler, PeerSpec, PeerWatch, WatchOptions } from './types.js';
 
 export interface StartClusterOptions {
   config: ClusterConfig;
@@ -36,10 +37,6 @@ export interface StartClusterOptions {
   spareIdleMs?: number;
 }
 
-/** How long a peer watch started ahead (at start, at a first join here) waits to be taken; then it is closed. */
-const AHEAD_KEEP_MS = 10_000;
-/** The same for one started when a network appeared (as long as its pool's view is kept: EtcdIpam.warm). */
-const APPEARED_KEEP_MS = 2000;
 /** After the first registration: spare keys a previous run left are deleted (off the start's busy moments). */
 const SWEEP_AFTER_MS = 3000;
 /** A clean stop waits this long for queued publishes and the spares' deletion. */
@@ -62,10 +59,8 @@ class EtcdCluster implements Cluster {
   private swept = false;
   private closing = false;
   private readonly networkCache: NetworkCache;
-  /** Peer watches handed out (watchPeers), with their network. */
-  private readonly watches = new Map<PeerWatch, string>();
-  /** Peer watches started ahead (their peers only learnt as taken addresses), by network: each taken by the first watchPeers of its network. */
-  private readonly ahead = new Map<string, ReturnType<Peers['watch']>>();
+  /** The peer watches, handed out and started ahead (ahead.ts). */
+  private readonly peerWatches: PeerWatches;
   private readonly started = new Date().toISOString();
   private readonly identity: Identity;
   private state: ClusterState = 'connecting';
@@ -103,7 +98,11 @@ class EtcdCluster implements Cluster {
     });
     this.reservations = new Reservations({ ipam: this.ipam, keys: this.keys, hostId: this.hostId, owned: this.owned, spares: this.spares, describeHost: describer(this.client, this.keys) });
     this.peers = new Peers({ ...base, vtep: this.vtep, reservations: this.reservations, logger: o.logger.child({ part: 'cluster-watch' }) });
-    this.networkCache = new NetworkCache(this.client, this.keys, o.logger.child({ part: 'cluster-networks' }), (net) => this.warm(net));
+    this.peerWatches = new PeerWatches({
+      hostId: this.hostId, peers: this.peers, ipam: this.ipam, spares: this.spares, logger: o.logger,
+      open: () => !this.isClosed(), connected: () => this.state === 'connected',
+    });
+    this.networkCache = new NetworkCache(this.client, this.keys, o.logger.child({ part: 'cluster-networks' }), (net) => this.peerWatches.appeared(net));
   }
 
   reportConflict(what: string): void {
@@ -123,47 +122,8 @@ class EtcdCluster implements Cluster {
     };
   }
 
-  /**
-   * Starts watching the network's peers now, in memory only but for the addresses they hold (at
-   * start the lists go out with the registration's first requests): the first watchPeers of it
-   * takes the watch over, with every peer known by then; closed after keepMs unless taken. Not
-   * when this host watches the network already (a connect here came before its appearance did).
-   */
-  prefetchPeers(name: string, keepMs = AHEAD_KEEP_MS): void {
-    if (this.ahead.has(name) || this.isClosed() || [...this.watches.values()].includes(name)) return;
-    // Learning already: a first connect here chooses its address knowing the endpoints made meanwhile.
-    const watch = this.peers.watch(name, (batch) => this.learn(batch));
-    this.ahead.set(name, watch);
-    setTimeout(() => {
-      if (this.ahead.get(name) !== watch) return;
-      this.ahead.delete(name);
-      void watch.close();
-    }, keepMs).unref();
-  }
-
-  /**
-   * A network that appeared in the cluster: this host's view of its pools is read ahead, a stock
-   * of spares claimed in each, and its peers watched, so that a first connect here soon after
-   * answers with no round trip (no device made; the view, the spares and the watch go again if no
-   * connect comes within APPEARED_KEEP_MS, see EtcdIpam.warm and Spares.holdAhead).
-   */
-  private warm(net: GlobalNetwork): void {
-    // The host that made it knows its pools already (and its event may come before its own create's answer).
-    if (this.isClosed() || this.state !== 'connected' || net.createdBy === this.hostId) return;
-    for (const s of [...net.ipv4, ...net.ipv6]) {
-      this.ipam.warm(s.poolId).catch((err: Error) => this.o.logger.debug({ pool: s.poolId, err: err.message }, 'cluster: pool not read ahead'));
-      this.spares.holdAhead(s.poolId, APPEARED_KEEP_MS);
-    }
-    this.prefetchPeers(net.name, APPEARED_KEEP_MS);
-  }
-
-  /** Other hosts' endpoints' addresses go into this host's views of their pools (fewer raced claims). */
-  private learn(batch: PeerBatch): void {
-    for (const c of batch.changes) {
-      if (c.kind === 'removed' || c.peer.host === this.hostId) continue;
-      this.ipam.learnTaken(c.peer.ip);
-      if (c.peer.ipv6 !== undefined) this.ipam.learnTaken(c.peer.ipv6);
-    }
+  prefetchPeers(name: string): void {
+    this.peerWatches.prefetch(name);
   }
 
   /** Registers (or keeps the lease alive), then schedules itself: every TTL/3, sooner with backoff while unregistered, at once when etcd answers after an outage (onOutcome). */
@@ -352,23 +312,7 @@ class EtcdCluster implements Cluster {
   }
 
   watchPeers(network: string, handler: PeerHandler, options: WatchOptions = {}): PeerWatch {
-    const ahead = options.afterList ? undefined : this.ahead.get(network);
-    if (ahead) this.ahead.delete(network);
-    const learning: PeerHandler = (batch) => {
-      this.learn(batch);
-      return handler(batch);
-    };
-    const inner = ahead ?? this.peers.watch(network, learning, options.afterList);
-    ahead?.take(learning);
-    const watch: PeerWatch = {
-      stats: () => inner.stats(),
-      close: async () => {
-        this.watches.delete(watch);
-        await inner.close();
-      },
-    };
-    this.watches.set(watch, network);
-    return watch;
+    return this.peerWatches.watch(network, handler, options);
   }
 
   localNetworks(): string[] {
@@ -383,9 +327,7 @@ class EtcdCluster implements Cluster {
     await Promise.race([stop, new Promise((r) => setTimeout(r, CLOSE_MS).unref())]);
     this.publisher.close();
     this.state = 'closed';
-    const ahead = [...this.ahead.values()];
-    this.ahead.clear();
-    await Promise.all([...[...this.watches.keys(), ...ahead].map((w) => w.close()), this.networkCache.close()]);
+    await Promise.all([this.peerWatches.close(), this.networkCache.close()]);
     this.keeper.forget();
     this.client.close();
   }

@@ -8,11 +8,11 @@
 // missing device, address or route is not repaired; published ports' rules are not checked.
 import type { CheckedEndpoint, CheckItem, DriverContext } from '../../src/contract/driver.js';
 import { checkDefaultRoute, checkDevice, checkVethInSandbox, endpointObject } from '../../src/contract/check.js';
-import { upIfDown } from '../../src/contract/repair.js';
+import { upEndpoints, upIfDown } from '../../src/contract/repair.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../../src/core/model.js';
 import type { Link } from '../../src/netlink/index.js';
 import type { BridgeConfig } from './config.js';
-import { hostIfnameFor, type BridgeEndpointData } from './endpoint.js';
+import { hostIfnameOf, type BridgeEndpointData } from './endpoint.js';
 import { checkBridgeNetwork } from './verify.js';
 import { installRules } from './firewall.js';
 
@@ -32,14 +32,12 @@ async function checkInside(
   if (gw6 && ep.ipv6) await checkDefaultRoute(h, inside, gw6, object, items);
 }
 
-const portOf = (ep: EndpointRecord): string => (ep.driverData as Partial<BridgeEndpointData> | undefined)?.hostIfname ?? hostIfnameFor(ep.id);
-
 export async function checkBridge(ctx: DriverContext, bridge: string, net: NetworkRecord, config: BridgeConfig, endpoints: CheckedEndpoint[]): Promise<CheckItem[]> {
   const items: CheckItem[] = [];
   const master = await checkBridgeNetwork(ctx, bridge, net, config, items);
   const host = ctx.netlink.get();
   for (const { ep, sb } of endpoints) {
-    const name = portOf(ep);
+    const name = hostIfnameOf(ep);
     const want = { kind: 'veth' as const, master: { ...(master !== undefined ? { index: master } : {}), name: bridge }, ...(config.mtu !== undefined ? { mtu: config.mtu } : {}) };
     const port = await checkDevice(host, name, want, endpointObject(ep, sb), items);
     if (sb && sb.kind !== 'host') await checkInside(ctx, port, net, config, ep, sb, items);
@@ -49,11 +47,7 @@ export async function checkBridge(ctx: DriverContext, bridge: string, net: Netwo
 
 /** `check --fix`: the bridge and every endpoint's veth (both ends) up; the network's firewall rules rendered again when check counted them wrong. */
 export async function repairBridge(ctx: DriverContext, bridge: string, net: NetworkRecord, config: BridgeConfig, endpoints: CheckedEndpoint[], items: CheckItem[]): Promise<void> {
-  const host = ctx.netlink.get();
-  await upIfDown(host, bridge);
-  for (const { ep, sb } of endpoints) {
-    await upIfDown(host, portOf(ep));
-    if (sb && sb.kind !== 'host' && ep.ifname) await upIfDown(ctx.netlink.get(sb.netnsPath), ep.ifname);
-  }
+  await upIfDown(ctx.netlink.get(), bridge);
+  await upEndpoints(ctx.netlink, endpoints, hostIfnameOf);
   if (items.some((i) => i.what === 'firewall rules')) await installRules(ctx.firewall, net, config, bridge);
 }

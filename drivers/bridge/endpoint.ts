@@ -36,6 +36,11 @@ export function hostIfnameFor(endpointId: string): string {
   return `veth${endpointId.slice(0, 7)}`;
 }
 
+/** The endpoint's host end: as its driver data names it, else the name it gets by default. */
+export function hostIfnameOf(ep: EndpointRecord): string {
+  return (ep.driverData as Partial<BridgeEndpointData> | undefined)?.hostIfname ?? hostIfnameFor(ep.id);
+}
+
 /** Docker's container MAC: 02:42 followed by the IPv4 address bytes; random when there is none. */
 export function macFor(ipv4Cidr: string | undefined): string {
   const ip = ipv4Cidr?.split('/')[0];
@@ -141,7 +146,7 @@ export async function createDetached(
  */
 export async function checkJoined(pool: NetlinkHandlePool, ep: EndpointRecord, sb: SandboxRecord): Promise<EndpointCheck> {
   if (sb.kind === 'host' || !ep.ifname) return { state: 'ok' };
-  const hostIfname = (ep.driverData as Partial<BridgeEndpointData> | undefined)?.hostIfname ?? hostIfnameFor(ep.id);
+  const hostIfname = hostIfnameOf(ep);
   const port = await findLink(pool.get(), hostIfname);
   const inside = await findLink(pool.get(sb.netnsPath), ep.ifname);
   if (port?.kind === 'veth' && inside?.kind === 'veth' && port.peerIndex === inside.index && inside.peerIndex === port.index) return { state: 'ok' };
@@ -153,8 +158,7 @@ export async function checkJoined(pool: NetlinkHandlePool, ep: EndpointRecord, s
 
 /** Equivalent to: `ip link del vethX` (its peer in the sandbox goes with it). Idempotent. */
 export async function leaveSandbox(pool: NetlinkHandlePool, ep: EndpointRecord): Promise<void> {
-  const data = ep.driverData as Partial<BridgeEndpointData> | undefined;
-  await deleteLink(pool.get(), data?.hostIfname ?? hostIfnameFor(ep.id), { ifExists: true });
+  await deleteLink(pool.get(), hostIfnameOf(ep), { ifExists: true });
 }
 
 /**

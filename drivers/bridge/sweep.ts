@@ -4,12 +4,12 @@ import { deleteLink, listLinks, type NetlinkHandle } from '../../src/netlink/ind
 import type { EndpointRecord, NetworkRecord } from '../../src/core/model.js';
 import { bridgeNameFor, type BridgeConfig } from './config.js';
 import { LINK_GROUP } from './device.js';
-import { hostIfnameFor, type BridgeEndpointData } from './endpoint.js';
+import { hostIfnameOf } from './endpoint.js';
 
 export async function sweepOrphans(h: NetlinkHandle, networks: NetworkRecord[], endpoints: EndpointRecord[]): Promise<string[]> {
   const owned = new Set<string>();
   for (const n of networks) owned.add((n.config as BridgeConfig).bridgeName ?? bridgeNameFor(n.id));
-  for (const e of endpoints) owned.add((e.driverData as Partial<BridgeEndpointData> | undefined)?.hostIfname ?? hostIfnameFor(e.id));
+  for (const e of endpoints) owned.add(hostIfnameOf(e));
   const removed: string[] = [];
   for (const link of await listLinks(h)) {
     if (link.group !== LINK_GROUP || owned.has(link.name)) continue;

@@ -6,7 +6,7 @@
 // does not look; a missing device, address or route is not repaired; a parent of the user's is left as it is.
 import { checkAddresses, checkConnectedRoutes, checkDefaultRoute, checkDevice, endpointObject, item } from '../../src/contract/check.js';
 import type { CheckedEndpoint, CheckItem } from '../../src/contract/driver.js';
-import { upIfDown } from '../../src/contract/repair.js';
+import { upEndpoints, upIfDown } from '../../src/contract/repair.js';
 import type { NetworkRecord } from '../../src/core/model.js';
 import { findLink, type NetlinkHandlePool } from '../../src/netlink/index.js';
 import type { MacvlanConfig } from './config.js';
@@ -41,5 +41,5 @@ export async function checkMacvlan(pool: NetlinkHandlePool, net: NetworkRecord, 
 /** `check --fix`: the parent (when cnmkit made it) and each joined endpoint's macvlan up. */
 export async function repairMacvlan(pool: NetlinkHandlePool, config: MacvlanConfig, endpoints: CheckedEndpoint[]): Promise<void> {
   if (config.origin === 'bridge' || config.origin === 'vlan') await upIfDown(pool.get(), config.parentName!);
-  for (const { ep, sb } of endpoints) if (sb && sb.kind !== 'host' && ep.ifname) await upIfDown(pool.get(sb.netnsPath), ep.ifname);
+  await upEndpoints(pool, endpoints);
 }

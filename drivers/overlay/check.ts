@@ -17,13 +17,13 @@
 // Limits: a network not here has no devices to check; with the store away its leftovers are not
 // known; a missing device, and this host's leftover peers and addresses in the store, are not repaired.
 import { checkDevice, checkVethInSandbox, endpointObject, item } from '../../src/contract/check.js';
-import { upIfDown } from '../../src/contract/repair.js';
+import { upEndpoints, upIfDown } from '../../src/contract/repair.js';
 import type { CheckedEndpoint, CheckItem, UncheckedItem } from '../../src/contract/driver.js';
 import type { Cluster } from '../../src/cluster/types.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../../src/core/model.js';
 import { listAddresses, type Link, type NetlinkHandlePool } from '../../src/netlink/index.js';
 import { deviceNames } from './device.js';
-import { hostIfnameFor, type OverlayEndpointData } from './endpoint.js';
+import { hostIfnameOf, type OverlayEndpointData } from './endpoint.js';
 import type { HostNetwork } from './hostnet.js';
 import { fdbKey, notPermanentKey, readKernel } from './program.js';
 
@@ -65,7 +65,7 @@ export async function checkOverlay(
   }
   for (const { ep, sb } of endpoints) {
     if (ep.state !== 'ready' || !s.local.has(ep.id)) continue;
-    const port = (ep.driverData as Partial<OverlayEndpointData> | undefined)?.hostIfname ?? hostIfnameFor(ep.id);
+    const port = hostIfnameOf(ep);
     const link = await checkDevice(h, port, { kind: 'veth', master: { name: names.bridge, index: bridge?.index } }, endpointObject(ep, sb), items);
     if (sb && ep.sandboxId !== undefined) await checkInside(pool, link, s.mtu, ep, sb, items);
     const lost = s.lost.get(ep.id);
@@ -119,10 +119,6 @@ export async function repairOverlay(pool: NetlinkHandlePool, s: HostNetwork, end
   const names = deviceNames(s.config.vni);
   await upIfDown(h, names.bridge);
   await upIfDown(h, names.vxlan);
-  for (const { ep, sb } of endpoints) {
-    if (ep.state !== 'ready' || !s.local.has(ep.id)) continue;
-    await upIfDown(h, (ep.driverData as Partial<OverlayEndpointData> | undefined)?.hostIfname ?? hostIfnameFor(ep.id));
-    if (sb && sb.kind !== 'host' && ep.ifname) await upIfDown(pool.get(sb.netnsPath), ep.ifname);
-  }
+  await upEndpoints(pool, endpoints.filter(({ ep }) => ep.state === 'ready' && s.local.has(ep.id)), hostIfnameOf);
   await s.programmer?.reread();
 }

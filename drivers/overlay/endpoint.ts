@@ -37,6 +37,11 @@ export function hostIfnameFor(endpointId: string): string {
   return `ov${endpointId.slice(0, 10)}`;
 }
 
+/** The endpoint's host end: as its driver data names it, else the name it gets by default. */
+export function hostIfnameOf(ep: EndpointRecord): string {
+  return (ep.driverData as Partial<OverlayEndpointData> | undefined)?.hostIfname ?? hostIfnameFor(ep.id);
+}
+
 export function macFor(ipv4Cidr: string | undefined): string {
   const ip = ipv4Cidr?.split('/')[0];
   const bytes = ip && isIPv4(ip) ? [0x02, 0x42, ...ip.split('.').map(Number)] : [0x02, ...randomBytes(5)];
@@ -153,6 +158,5 @@ export function detachedInfo(net: NetworkRecord, ep: EndpointRecord, data: Overl
 
 /** Deletes the host end (the container end goes with it). Idempotent. */
 export async function leaveSandbox(pool: NetlinkHandlePool, ep: EndpointRecord): Promise<void> {
-  const data = ep.driverData as Partial<OverlayEndpointData> | undefined;
-  await deleteLink(pool.get(), data?.hostIfname ?? hostIfnameFor(ep.id), { ifExists: true });
+  await deleteLink(pool.get(), hostIfnameOf(ep), { ifExists: true });
 }

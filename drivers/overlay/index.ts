@@ -28,7 +28,7 @@ import { mark } from '../../src/core/trace.js';
 import { checkLeftovers, checkOverlay, repairOverlay } from './check.js';
 import { parseOverlayConfig, type OverlayConfig } from './config.js';
 import { deviceNames, keptMtu, sweepDevices, UnderlayMtu } from './device.js';
-import { checkPlacement, detachedInfo, hostIfnameFor, leaveSandbox, macFor, makeVeth, refuseTakenMac, type OverlayEndpointData } from './endpoint.js';
+import { checkPlacement, detachedInfo, hostIfnameOf, leaveSandbox, macFor, makeVeth, refuseTakenMac, type OverlayEndpointData } from './endpoint.js';
 import { globalScope, needCluster } from './global.js';
 import { DetachedLinks } from './detached.js';
 import { DeviceFlaps } from './flaps.js';
@@ -137,10 +137,9 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
   };
   /** An endpoint whose host link vanished unannounced: the engine's goes (dropGone); a sandbox's (its namespace deleted by hand) loses its peer, its record and address kept until `sandbox rm`. */
   const links = new DetachedLinks<{ net: NetworkRecord; ep: EndpointRecord }>(linkEvents, log, async ({ net, ep }) => {
-    log.info({ network: net.name, endpoint: ep.name, link: ifnameOf(ep) }, ep.sandboxId === undefined ? 'overlay: a Docker endpoint\'s interface vanished without the engine saying so; its peer goes' : 'overlay: an endpoint\'s veth vanished (its sandbox\'s namespace deleted?): its peer is withdrawn from the cluster');
+    log.info({ network: net.name, endpoint: ep.name, link: hostIfnameOf(ep) }, ep.sandboxId === undefined ? 'overlay: a Docker endpoint\'s interface vanished without the engine saying so; its peer goes' : 'overlay: an endpoint\'s veth vanished (its sandbox\'s namespace deleted?): its peer is withdrawn from the cluster');
     await (ep.sandboxId === undefined ? dropGone(net, ep) : removePeer(net, ep));
   });
-  const ifnameOf = (ep: EndpointRecord): string => (ep.driverData as Partial<OverlayEndpointData> | undefined)?.hostIfname ?? hostIfnameFor(ep.id);
   /** A joined Docker endpoint whose container end is back in the daemon's namespace (src/contract/handback.ts): asked at a restore only. */
   const engineHandedBack = (ep: EndpointRecord, links: Set<string>): boolean =>
     handedBack(ep, (ep.driverData as Partial<OverlayEndpointData> | undefined)?.containerIfname, links);
@@ -185,7 +184,7 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
       found.clear();
       for (const ep of endpoints) found.set(ep.networkId, [...(found.get(ep.networkId) ?? []), ep]);
       const vnis = new Set(networks.map((n) => (n.config as OverlayConfig).vni).filter((v): v is number => v !== undefined));
-      const ports = new Set(endpoints.map((e) => (e.driverData as Partial<OverlayEndpointData> | undefined)?.hostIfname ?? hostIfnameFor(e.id)));
+      const ports = new Set(endpoints.map(hostIfnameOf));
       const { removed, left } = await sweepDevices(ctx.netlink.get(), vnis, ports);
       // The restore that follows looks its endpoints' interfaces up in this listing.
       roundLinks = Promise.resolve(left);
@@ -201,9 +200,9 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
       roundLinks ??= hostLinks();
       const have = await roundLinks;
       const ready = (found.get(net.id) ?? []).filter((e) => e.state === 'ready' && (e.sandboxId !== undefined || e.dockerId !== undefined));
-      const gone = ready.filter((e) => e.sandboxId === undefined && (!have.has(ifnameOf(e)) || engineHandedBack(e, have)));
+      const gone = ready.filter((e) => e.sandboxId === undefined && (!have.has(hostIfnameOf(e)) || engineHandedBack(e, have)));
       // Those the engine handed back: their veth goes now, their record at the engine's next call (its host end gone).
-      for (const e of gone) if (have.has(ifnameOf(e))) await leaveSandbox(ctx.netlink, e);
+      for (const e of gone) if (have.has(hostIfnameOf(e))) await leaveSandbox(ctx.netlink, e);
       const eps = ready.filter((e) => !gone.includes(e));
       if (eps.length === 0 && !config.createdHere) {
         // Its last local endpoint left at start-up: the devices, and the network's place here, go now.
@@ -226,7 +225,7 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
       // No MTU to make its devices with (no interface has the VTEP address, none of its bridge is left,
       // as after a reboot) and nothing here to carry (no endpoint's port left): kept in the store, and
       // brought up by its next connect (which reads the MTU then); the daemon starts meanwhile.
-      if (config.mtu === undefined && !eps.some((e) => have.has(ifnameOf(e))) && !(await restoreMtu(vniOf(config)).then(() => true, () => false))) {
+      if (config.mtu === undefined && !eps.some((e) => have.has(hostIfnameOf(e))) && !(await restoreMtu(vniOf(config)).then(() => true, () => false))) {
         log.warn({ network: net.name, vtep: ctx.cluster?.vtep }, 'overlay: its devices are not made until the advertise address is on an interface (its next connect makes them)');
         restoring.push({ net, eps, gone });
         return;
@@ -236,9 +235,9 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
       const s = await bringUp(net, config, { underlayMtu: () => restoreMtu(vniOf(config)) });
       for (const id of old?.local ?? []) s.local.add(id);
       // Devices made again: the endpoints' ports that survived go on the new bridge.
-      if (s.bridgeMade) for (const ep of eps) if (have.has(ifnameOf(ep))) await setLink(ctx.netlink.get(), ifnameOf(ep), { master: deviceNames(s.config.vni).bridge });
+      if (s.bridgeMade) for (const ep of eps) if (have.has(hostIfnameOf(ep))) await setLink(ctx.netlink.get(), hostIfnameOf(ep), { master: deviceNames(s.config.vni).bridge });
       for (const ep of eps) {
-        if (ep.sandboxId === undefined || have.has(ifnameOf(ep))) links.watch(ifnameOf(ep), { net, ep }, { listedEarlier: true });
+        if (ep.sandboxId === undefined || have.has(hostIfnameOf(ep))) links.watch(hostIfnameOf(ep), { net, ep }, { listedEarlier: true });
         s.local.add(ep.id);
       }
       restoring.push({ net, eps, gone, s });
@@ -284,7 +283,7 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
     },
     async deleteEndpoint(net, _config, ep) {
       if (ep.sandboxId !== undefined) return;
-      links.forget(ifnameOf(ep));
+      links.forget(hostIfnameOf(ep));
       // The Docker engine's endpoint: no leave comes through the controller, so the peer goes here.
       await bestEffort(`overlay endpoint ${ep.name}`, [
         ['interface', () => leaveSandbox(ctx.netlink, ep)],
@@ -293,7 +292,7 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
     },
     async goneEndpoints(_net, _config, eps) {
       const have = await hostLinks();
-      return eps.filter((e) => !have.has(ifnameOf(e))).map((e) => e.id);
+      return eps.filter((e) => !have.has(hostIfnameOf(e))).map((e) => e.id);
     },
     hostInterface(_net, _config, ep) {
       return (ep.driverData as Partial<OverlayEndpointData> | undefined)?.hostIfname;
@@ -352,9 +351,9 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
       return { info: made.info, macAddress: mac, driverData: made.data };
     },
     // Its sandbox's removal deletes the namespace before the leave: its veth's going is no vanishing.
-    leaving: (_net, _config, ep) => links.forget(ifnameOf(ep)),
+    leaving: (_net, _config, ep) => links.forget(hostIfnameOf(ep)),
     async leave(net, config, ep, sb, hint) {
-      links.forget(ifnameOf(ep));
+      links.forget(hostIfnameOf(ep));
       if (!started && !nets.has(net.id)) leftAtStart.add(net.id);
       const s = started ? (nets.get(net.id) ?? stateOf(net, config)) : nets.get(net.id);
       const c = needCluster(ctx.cluster);

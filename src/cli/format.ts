@@ -11,10 +11,6 @@ export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }
 
-export function shortId(id: string): string {
-  return id.slice(0, 12);
-}
-
 /** A published port as the API returns it (src/portmap's resolved PortSpec). */
 export interface PublishedPort {
   proto: string;

@@ -5,13 +5,13 @@
 import { ConflictError, NotOwnerError } from '../errors.js';
 import { overlaps, parseNetwork, parsePrefix, type Prefix } from '../ip/index.js';
 import type { EndpointRecord, NetworkRecord } from '../core/model.js';
+import { shortId } from '../core/refs.js';
 
 /** Who asks: cnmkit's management API (the CLI, people) or the Docker engine through the plugin. */
 export type Origin = 'api' | 'docker';
 
 export const originOf = (o: { dockerId?: string }): Origin => (o.dockerId === undefined ? 'api' : 'docker');
 
-const shortId = (id: string): string => id.slice(0, 12);
 
 /** Refuses to remove a network that another front end created; the message says how its owner removes it. */
 export function checkNetworkRemoval(net: NetworkRecord, origin: Origin): void {

@@ -17,6 +17,11 @@ export function newId(): string {
   return idPool.toString('hex', idOffset - 32, idOffset);
 }
 
+/** An id as Docker shows it: its first 12 hex digits. */
+export function shortId(id: string): string {
+  return id.slice(0, 12);
+}
+
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 
 /** Network and sandbox names: Docker's rule, at most 64 characters. */

@@ -12,6 +12,7 @@
 import { asked, CnmkitError, ConflictError } from '../../errors.js';
 import type { Controller } from '../../controller/controller.js';
 import type { NetworkRecord, SubnetRecord } from '../../core/model.js';
+import { shortId } from '../../core/refs.js';
 import type { JoinInfo } from '../../contract/join.js';
 import { formatPortSpec, parsePortBindings } from '../../portmap/index.js';
 import type {
@@ -22,9 +23,6 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { DockerNetworkBackend } from './network.js';
 
 const GENERIC = 'com.docker.network.generic';
-
-/** A Docker id as the engine shows it (12 hex digits). */
-const short = (id: string): string => id.slice(0, 12);
 
 function subnets(data: IPAMData[] | null | undefined): SubnetRecord[] {
   return (data ?? []).filter((d) => d.Pool).map((d) => ({
@@ -95,7 +93,7 @@ export function driverBackend(controller: Controller, driver: string, scope: 'lo
   const pruneDead = (): Promise<number> => controller.pruneGoneDockerEndpoints(driver);
   return {
     capabilities: { Scope: scope, ConnectivityScope: scope },
-    createNetwork: (req: CreateNetworkRequest) => asked(`create network ${short(req.NetworkID)}`, async () => {
+    createNetwork: (req: CreateNetworkRequest) => asked(`create network ${shortId(req.NetworkID)}`, async () => {
       const o = req.Options ?? {};
       const common = {
         id: req.NetworkID, dockerId: req.NetworkID, driver, options: stringOptions(o[GENERIC]),
@@ -114,10 +112,10 @@ export function driverBackend(controller: Controller, driver: string, scope: 'lo
         return;
       }
       await controller.createNetwork({
-        ...common, name: `docker-${req.NetworkID.slice(0, 12)}`, assigned: { ipv4: subnets(req.IPv4Data), ipv6: subnets(req.IPv6Data) },
+        ...common, name: `docker-${shortId(req.NetworkID)}`, assigned: { ipv4: subnets(req.IPv4Data), ipv6: subnets(req.IPv6Data) },
       });
     }),
-    deleteNetwork: (req: NetworkRequest) => asked(`remove network ${short(req.NetworkID)}`, async () => {
+    deleteNetwork: (req: NetworkRequest) => asked(`remove network ${shortId(req.NetworkID)}`, async () => {
       const net = controller.dockerNetwork(req.NetworkID);
       // The engine deletes only networks it has no endpoint on: whatever is left here is stale.
       for (const ep of controller.endpointsOf({ networkId: net.id })) await controller.deleteEndpoint(ep.id, 'docker');
@@ -128,7 +126,7 @@ export function driverBackend(controller: Controller, driver: string, scope: 'lo
       const mac = i.MacAddress || macOption(req.Options?.['com.docker.network.endpoint.macaddress']);
       const net = controller.dockerNetwork(req.NetworkID);
       await pruneDead();
-      const ep = await asked(`create endpoint ${short(req.EndpointID)} on network ${short(req.NetworkID)}`, () => controller.createDetachedEndpoint(net.id, {
+      const ep = await asked(`create endpoint ${shortId(req.EndpointID)} on network ${shortId(req.NetworkID)}`, () => controller.createDetachedEndpoint(net.id, {
         id: req.EndpointID, dockerId: req.EndpointID,
         ...(i.Address ? { ipv4: i.Address } : {}), ...(i.AddressIPv6 ? { ipv6: i.AddressIPv6 } : {}), ...(mac ? { macAddress: mac } : {}),
       }));
@@ -143,7 +141,7 @@ export function driverBackend(controller: Controller, driver: string, scope: 'lo
       return { ...(host ? { hostInterface: host } : {}), macAddress: ep.macAddress ?? '', ports: ep.ports };
     },
     async join(req: JoinRequest, log: FastifyBaseLogger): Promise<JoinReply> {
-      const reply = joinReply(await asked(`join endpoint ${short(req.EndpointID)} of network ${short(req.NetworkID)}`, () => controller.dockerJoin(req.EndpointID)));
+      const reply = joinReply(await asked(`join endpoint ${shortId(req.EndpointID)} of network ${shortId(req.NetworkID)}`, () => controller.dockerJoin(req.EndpointID)));
       warnUnpublished(controller.dockerNetwork(req.NetworkID), req, log);
       return reply;
     },

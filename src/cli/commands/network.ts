@@ -3,7 +3,8 @@ import type { PruneResult } from '../../controller/controller.js';
 import type { EndpointRecord, NetworkRecord } from '../../core/model.js';
 import { Client, socketPath } from '../../client/index.js';
 import { type Command, expectPositionals, FORMAT_HELP, formatOption, keyValues, SOCKET_HELP, socketOption, wantJson } from '../command.js';
-import { printJson, shortId, table } from '../format.js';
+import { printJson, table } from '../format.js';
+import { shortId } from '../../core/refs.js';
 import { inspectCommand, rmCommand } from './objects.js';
 import { checkNamed } from './check.js';
 

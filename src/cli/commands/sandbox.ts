@@ -2,7 +2,8 @@
 import type { EndpointRecord, SandboxRecord } from '../../core/model.js';
 import { Client, socketPath } from '../../client/index.js';
 import { type Command, expectPositionals, FORMAT_HELP, formatOption, SOCKET_HELP, socketOption, wantJson } from '../command.js';
-import { printJson, shortId, table } from '../format.js';
+import { printJson, table } from '../format.js';
+import { shortId } from '../../core/refs.js';
 import { inspectCommand, rmCommand } from './objects.js';
 
 type Sandbox = SandboxRecord & { endpoints: EndpointRecord[] };

@@ -76,11 +76,11 @@ const itemKey = (i: CheckItem): string => `${i.object}\0${i.what}\0${i.expected}
 async function checkOrFix(deps: ControllerDeps, net: NetworkRecord, touched: Set<string>, fix: boolean): Promise<NetworkCheck> {
   const { result, endpoints } = await checkNetwork(deps, net, touched);
   if (!fix) return result;
-  const repair = deps.drivers.get(net.driver)?.repair;
-  if (!repair || result.items.length === 0) return { ...result, repaired: [] };
+  const driver = deps.drivers.get(net.driver);
+  if (!driver?.repair || result.items.length === 0) return { ...result, repaired: [] };
   let repairFailed: string | undefined;
   try {
-    await repair(net, net.config, endpoints, result.items);
+    await driver.repair(net, net.config, endpoints, result.items);
   } catch (err) {
     repairFailed = (err as Error).message;
   }

@@ -6,6 +6,7 @@
 // driver repair what differs, then checks again: it prints what was repaired (as found before),
 // then what is left (the exit code is that of what is left, as above).
 import type { NetworkCheck } from '../../controller/check.js';
+import type { CheckItem } from '../../contract/driver.js';
 import { Client, socketPath } from '../../client/index.js';
 import { type Command, expectPositionals, FORMAT_HELP, formatOption, SOCKET_HELP, socketOption, wantJson, type Values } from '../command.js';
 import { printJson, table } from '../format.js';
@@ -21,8 +22,9 @@ function exitOf(checks: NetworkCheck[]): number {
   return checks.some((c) => (c.unchecked ?? []).length > 0) ? CHECK_INCOMPLETE : 0;
 }
 
-function driftRows(checks: NetworkCheck[]): string[][] {
-  return checks.flatMap((c) => c.items.map((i) => [c.network, i.object, i.what, i.expected, i.found]));
+/** One table row per difference of each network: what is left (items), or what was repaired. */
+function rows(checks: NetworkCheck[], of: (c: NetworkCheck) => CheckItem[] = (c) => c.items): string[][] {
+  return checks.flatMap((c) => of(c).map((i) => [c.network, i.object, i.what, i.expected, i.found]));
 }
 
 /** `no drift: …` (in what could be compared, when something could not be). */
@@ -39,8 +41,8 @@ function printUnchecked(checks: NetworkCheck[]): void {
 export function printChecks(checks: NetworkCheck[], json: boolean): number {
   if (json) printJson(checks);
   else {
-    const rows = driftRows(checks);
-    console.log(rows.length === 0 ? noDrift(checks) : table(HEADERS, rows));
+    const drift = rows(checks);
+    console.log(drift.length === 0 ? noDrift(checks) : table(HEADERS, drift));
     printUnchecked(checks);
   }
   return exitOf(checks);
@@ -52,11 +54,11 @@ export function printFixes(checks: NetworkCheck[], json: boolean): number {
     printJson(checks);
     return exitOf(checks);
   }
-  const repaired = checks.flatMap((c) => (c.repaired ?? []).map((i) => [c.network, i.object, i.what, i.expected, i.found]));
+  const repaired = rows(checks, (c) => c.repaired ?? []);
   if (repaired.length > 0) console.log(`repaired ${repaired.length} difference${repaired.length === 1 ? '' : 's'}:\n${table(HEADERS, repaired)}`);
   for (const c of checks) if (c.repairFailed !== undefined) console.log(`repair of network ${c.network} stopped: ${c.repairFailed}`);
-  const rows = driftRows(checks);
-  if (rows.length > 0) console.log(`not repaired, ${rows.length} difference${rows.length === 1 ? '' : 's'} left:\n${table(HEADERS, rows)}`);
+  const left = rows(checks);
+  if (left.length > 0) console.log(`not repaired, ${left.length} difference${left.length === 1 ? '' : 's'} left:\n${table(HEADERS, left)}`);
   else console.log(noDrift(checks));
   printUnchecked(checks);
   return exitOf(checks);

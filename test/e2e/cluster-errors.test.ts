@@ -20,8 +20,7 @@
 import { expect, it } from 'vitest';
 import { describeRoot } from '../helpers/root.js';
 import { simSuite } from '../helpers/sim-suite.js';
-import { simCli, simJoined, storedPeers, UNDERLAY_IP, waitFor, type SimCluster, type SimHost } from '../helpers/cluster.js';
-import { run } from '../helpers/exec.js';
+import { pings, simCli, type SimCluster, type SimHost, simJoined, storedPeers, UNDERLAY_IP, waitFor } from '../helpers/cluster.js';
 import { ApiError, Client } from '../../src/client/index.js';
 
 interface Ep { id: string; ipv4?: string; macAddress?: string }
@@ -34,9 +33,6 @@ const STORE = `etcd://${UNDERLAY_IP}:2379`;
 
 const ip = (cidr: string | undefined): string => cidr!.split('/')[0]!;
 
-async function pings(sb: string, to: string): Promise<boolean> {
-  return (await run(['ip', 'netns', 'exec', sb, 'ping', '-c', '1', '-W', '1', to])).stdout.includes('1 received');
-}
 
 async function statusOf(h: SimHost): Promise<Status> {
   return JSON.parse(await simCli(h, ['cluster', 'status', '--format', 'json'])) as Status;

@@ -6,7 +6,7 @@
 import { expect, it } from 'vitest';
 import { describeRoot } from '../helpers/root.js';
 import { simSuite } from '../helpers/sim-suite.js';
-import { simCli, simJoined, simVni, waitFor, type SimCluster, type SimHost } from '../helpers/cluster.js';
+import { pings, simCli, type SimCluster, type SimHost, simJoined, simVni, waitFor } from '../helpers/cluster.js';
 import { run } from '../helpers/exec.js';
 
 interface Ep { ipv4?: string; macAddress: string }
@@ -27,9 +27,6 @@ async function neighOf(h: SimHost, vx: string, addr: string): Promise<{ lladdr?:
   return (JSON.parse(await h.ns.sh(['ip', '-j', 'neigh', 'show', 'dev', vx])) as { dst: string; lladdr?: string; state?: string[] }[]).filter((n) => n.dst === addr);
 }
 
-async function pings(sb: string, to: string): Promise<boolean> {
-  return (await run(['ip', 'netns', 'exec', sb, 'ping', '-c', '1', '-W', '1', to], { timeoutMs: 5000 })).stdout.includes('1 received');
-}
 
 describeRoot('overlay: check --fix', () => {
   simSuite({ hosts: 2, leaseTtl: 5 }, made, (s) => {

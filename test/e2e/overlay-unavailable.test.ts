@@ -12,8 +12,7 @@
 import { expect, it } from 'vitest';
 import { describeRoot } from '../helpers/root.js';
 import { simSuite } from '../helpers/sim-suite.js';
-import { simCli, simJoined, waitFor, type SimCluster, type SimHost } from '../helpers/cluster.js';
-import { run } from '../helpers/exec.js';
+import { pings, simCli, type SimCluster, type SimHost, simJoined, waitFor } from '../helpers/cluster.js';
 
 interface Ep { id: string; ipv4?: string; macAddress?: string }
 interface Checked { network: string; items: { object: string; what: string; expected: string; found: string }[]; unchecked?: { object: string; what: string; reason: string }[] }
@@ -36,9 +35,6 @@ async function entries(h: SimHost, vx: string): Promise<string[]> {
   return [...fdb.filter((e) => e.flags?.includes('self')).map((e) => `${e.mac} ${e.dst} ${e.state ?? ''}`), ...neigh.map((n) => `${n.dst} ${n.lladdr}`)].sort();
 }
 
-async function pings(sb: string, to: string): Promise<boolean> {
-  return (await run(['ip', 'netns', 'exec', sb, 'ping', '-c', '1', '-W', '1', to])).stdout.includes('1 received');
-}
 
 async function checkJson(h: SimHost): Promise<{ code: number; nets: Checked[] }> {
   const r = await h.daemon.cmd(['check', '--format', 'json']);

@@ -206,6 +206,11 @@ export async function simCli(h: SimHost, args: string[]): Promise<string> {
   return r.stdout;
 }
 
+/** Whether one ping from the sandbox (a named namespace) to the address is answered within 1 s. */
+export async function pings(sb: string, to: string): Promise<boolean> {
+  return (await run(['ip', 'netns', 'exec', sb, 'ping', '-c', '1', '-W', '1', to], { timeoutMs: 5000 })).stdout.includes('1 received');
+}
+
 /** The VXLAN id of global network net, as `network inspect` on host h shows it. */
 export async function simVni(h: SimHost, net: string): Promise<number> {
   return (JSON.parse(await simCli(h, ['network', 'inspect', net, '--format', 'json'])) as { global: { vni: number } }[])[0]!.global.vni;

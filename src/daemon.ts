@@ -19,6 +19,7 @@ import type { CoreParts } from './daemon/core.js';
 import { validateDaemonOptions, type CheckedOptions, type DaemonOptions } from './daemon/options.js';
 import { StartTimings } from './daemon/timings.js';
 import { StartTrace } from './daemon/start-trace.js';
+import { AnswerGate } from './core/answers.js';
 
 export { parseBip, validateDaemonOptions, type DaemonOptions } from './daemon/options.js';
 export { DAEMON_DEFAULTS } from './defaults.js';
@@ -44,13 +45,15 @@ function localSubnets(store: Store): { network: string; subnet: string }[] {
  * daemon's, and its registration runs while the rest is loaded and set up (store, firewall,
  * drivers): both wait on I/O.
  */
-async function startClusterMode(opts: DaemonOptions, store: Store, logger: Logger, trace: StartTrace): Promise<{ cluster: Promise<Cluster | undefined> }> {
+async function startClusterMode(opts: DaemonOptions, store: Store, logger: Logger, trace: StartTrace, answers: AnswerGate): Promise<{ cluster: Promise<Cluster | undefined> }> {
   if (!opts.cluster) return { cluster: Promise.resolve(undefined) };
   const { startCluster } = await import('./cluster/index.js');
   trace.mark('clusterLoaded');
   // The peers of the global networks recorded here are listed while the host registers: the restore watches them first.
   const prefetchPeers = store.networks.list().filter((n) => n.scope === 'global').map((n) => n.name);
-  const cluster = startCluster({ config: opts.cluster, stateDir: opts.stateDir, logger: logger.child({ part: 'cluster' }), localSubnets: () => localSubnets(store), prefetchPeers });
+  const cluster = startCluster({ config: opts.cluster, stateDir: opts.stateDir, logger: logger.child({ part: 'cluster' }), localSubnets: () => localSubnets(store), prefetchPeers,
+    afterAnswers: (job) => answers.after(job),
+  });
   return {
     cluster: cluster.then((c) => {
       trace.mark('clusterRegistered');
@@ -83,10 +86,10 @@ async function start(opts: DaemonOptions, checked: CheckedOptions, lock: Namespa
   trace.mark('storeOpen');
   const timings = new StartTimings();
   store.onTxTimed = (seconds) => timings.storeTxSeconds.observe(seconds);
-  const p: CoreParts = { store, logger, trace, timings, cluster: Promise.resolve(undefined), made: {} };
+  const p: CoreParts = { store, logger, trace, timings, cluster: Promise.resolve(undefined), made: {}, answers: new AnswerGate() };
   let cluster: Cluster | undefined;
   try {
-    ({ cluster: p.cluster } = await startClusterMode(opts, store, logger, trace));
+    ({ cluster: p.cluster } = await startClusterMode(opts, store, logger, trace, p.answers));
     // Settled before start() returns or throws: awaited by the restore, or in the catch (then closed).
     p.cluster.catch(() => undefined);
     // A plain daemon loads the API's modules alongside the rest, as they wait on the same I/O; in

@@ -346,7 +346,7 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
       await firstProgram(s);
       mark('programmed');
       // A first endpoint here: the stock is claimed after its answer (the network may be gone again by then).
-      if (!s.holdsSpares) setImmediate(() => nets.get(net.id) === s && holdSpares(net, s));
+      if (!s.holdsSpares) needCluster(ctx.cluster).afterAnswers(() => nets.get(net.id) === s && holdSpares(net, s));
       links.watch(made.data.hostIfname, { net, ep });
       return { info: made.info, macAddress: mac, driverData: made.data };
     },

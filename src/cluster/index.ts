@@ -35,6 +35,8 @@ export interface StartClusterOptions {
   prefetchPeers?: string[];
   /** How long a stock of spare addresses goes without a take before it is trimmed (tests; default 1 s). */
   spareIdleMs?: number;
+  /** Defers a queued peer's publish until the connect that queued it has answered (AnswerGate.after). */
+  afterAnswers?: (job: () => void) => void;
 }
 
 /** After the first registration: spare keys a previous run left are deleted (off the start's busy moments). */
@@ -95,6 +97,7 @@ class EtcdCluster implements Cluster {
     this.publisher = new Publisher({
       ...base, logger: o.logger.child({ part: 'cluster-publish' }), conflict: (what) => this.conflicts.push(what),
       settled: (claims) => claims.forEach((c) => this.spares.settled(c.poolId, c.ip)), discard: (spares) => this.spares.discard(spares),
+      defer: (job) => this.afterAnswers(job),
     });
     this.reservations = new Reservations({ ipam: this.ipam, keys: this.keys, hostId: this.hostId, owned: this.owned, spares: this.spares, describeHost: describer(this.client, this.keys) });
     this.peers = new Peers({ ...base, vtep: this.vtep, reservations: this.reservations, logger: o.logger.child({ part: 'cluster-watch' }) });
@@ -273,6 +276,10 @@ class EtcdCluster implements Cluster {
 
   holdSpares(poolIds: string[]): void {
     for (const id of poolIds) this.spares.hold(id);
+  }
+
+  afterAnswers(job: () => void): void {
+    (this.o.afterAnswers ?? setImmediate)(job);
   }
 
   async dropSpares(poolIds: string[]): Promise<void> {

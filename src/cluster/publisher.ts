@@ -24,6 +24,8 @@ export interface PublishDeps {
   settled(claims: QueuedClaim[]): void;
   /** A cancelled endpoint's spares, handed back to the stock that wrote them: it deletes their keys. */
   discard(spares: (QueuedClaim & { heldAt: number })[]): Promise<void>;
+  /** Runs the first send of a queue once the connect that queued it has answered (Cluster.afterAnswers). */
+  defer(job: () => void): void;
 }
 
 /** One address of a queued endpoint: the spare's key revision, or undefined once unknown. */
@@ -59,8 +61,9 @@ export class Publisher {
     for (const c of claims) this.d.owned.set(this.d.keys.address(c.poolId, c.ip), { kind: 'address', value: this.value(c) });
     this.d.owned.set(this.peerKey(peer), { kind: 'peer', value: peer });
     this.queue.push({ peer, claims });
-    // After the connect's own work (its answer goes first): building and sending an etcd call costs CPU here.
-    if (!this.timer && !this.flight && this.queue.length === 1) setImmediate(() => this.kick());
+    // After the connect's answer: building and sending an etcd call costs CPU here, and wakes etcd
+    // and the hosts that watch the network, all on the cores the connect is using.
+    if (!this.timer && !this.flight && this.queue.length === 1) this.d.defer(() => this.kick());
   }
 
   /**

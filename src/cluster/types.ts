@@ -336,6 +336,8 @@ export interface Cluster {
   leftovers(network: string, pools: string[], known: Set<string>): Promise<Leftovers>;
   /** The host serves endpoints on these pools: it keeps a stock of spare addresses there (claimed in the background). */
   holdSpares(poolIds: string[]): void;
+  /** Runs job once the connects under way have answered (the daemon's AnswerGate); without a gate, on the next turn of the event loop. */
+  afterAnswers(job: () => void): void;
   /** It no longer does: its spares there are deleted. */
   dropSpares(poolIds: string[]): Promise<void>;
   peersOf(network: string): Promise<Peer[]>;

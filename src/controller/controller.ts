@@ -9,7 +9,7 @@ import type { JoinInfo } from '../contract/join.js';
 import { newId, resolveRef, validateObjectName } from '../core/refs.js';
 import { bestEffort, SerialQueue, withRollback } from '../core/steps.js';
 import type { ControllerDeps, CreateNetworkRequest, CreateSandboxRequest, ConnectRequest, PruneResult } from './types.js';
-import { checkAskedAddresses, createDetachedEndpoint, createJoinedEndpoint, driverOf, joinDetached, now, replacePorts, teardownEndpoint, type DetachedRequest } from './endpoints.js';
+import { checkAskedAddresses, createDetachedEndpoint, createJoinedEndpoint, driverOf, endpointsWhere, type EndpointFilter, joinDetached, now, replacePorts, teardownEndpoint, type DetachedRequest } from './endpoints.js';
 import { checkJoinedEndpoints, releaseOrphanAddresses, restoreKernelState } from './reconcile.js';
 import { inSandbox, teardownSandbox } from './sandboxes.js';
 import { parsePublish, type PortSpec } from '../portmap/index.js';
@@ -19,6 +19,7 @@ import { describeEndpoint } from './owner-names.js';
 import { checkNetworks, type NetworkCheck } from './check.js';
 import { joinWithGateway, leaveWithGateway, needsGateway } from './gateway.js';
 import { mark, traced } from '../core/trace.js';
+import { AnswerGate } from '../core/answers.js';
 import { clusterOnlyListing, describeGlobal, followCluster, joinNetwork, networkOrGlobal, networkToRemove, removeFromCluster, removeFromClusterFirst, usedElsewhere } from './global.js';
 
 export type { Origin } from './ownership.js';
@@ -26,7 +27,9 @@ export type { ConnectRequest, ControllerDeps, CreateNetworkRequest, CreateSandbo
 
 export class Controller {
   private readonly queue = new SerialQueue();
+  private readonly answers: AnswerGate;
   constructor(private readonly deps: ControllerDeps) {
+    this.answers = deps.answers ?? new AnswerGate();
     followCluster(deps, (job) => this.queue.run(job), (net) => this.teardownNetwork(net));
   }
 
@@ -56,12 +59,8 @@ export class Controller {
     return resolveRef('sandbox', ref, this.deps.store.sandboxes);
   }
 
-  endpointsOf(filter: { networkId?: string; sandboxId?: string }): EndpointRecord[] {
-    const eps = this.deps.store.endpoints;
-    if (filter.sandboxId !== undefined) {
-      return eps.listWhere('sandbox_id', filter.sandboxId).filter((e) => filter.networkId === undefined || e.networkId === filter.networkId);
-    }
-    return filter.networkId !== undefined ? eps.listWhere('network_id', filter.networkId) : eps.list();
+  endpointsOf(filter: EndpointFilter): EndpointRecord[] {
+    return endpointsWhere(this.deps.store, filter);
   }
 
   // ---- networks ------------------------------------------------------------------------
@@ -212,7 +211,7 @@ export class Controller {
   // ---- endpoints: connect / disconnect ---------------------------------------------------
 
   connect(netRef: string, sbRef: string, req: ConnectRequest = {}): Promise<EndpointRecord> {
-    return traced(() => this.queue.run(() => {
+    return this.answers.during(() => traced(() => this.queue.run(() => {
       mark('queued');
       return joinNetwork(this.deps, netRef, async (net) => {
         mark('network');
@@ -229,7 +228,7 @@ export class Controller {
         if (!gateway) return inSandbox(this.deps, sb, () => createJoinedEndpoint(this.deps, net, sb, req, ports, joined));
         return inSandbox(this.deps, sb, () => joinWithGateway(this.deps, (r) => this.prepareNetwork(r)(), { net, sb, req, ports, joined }));
       });
-    }), (stages) => this.deps.logger.info({ network: netRef, sandbox: sbRef, connectStages: stages }, 'connect stages'));
+    }), (stages) => this.deps.logger.info({ network: netRef, sandbox: sbRef, connectStages: stages }, 'connect stages')));
   }
 
   endpoint(id: string): EndpointRecord {

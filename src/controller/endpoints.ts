@@ -4,6 +4,7 @@
 import { AddressRacedError, InvalidArgumentError } from '../errors.js';
 import type { PortSpec } from '../portmap/index.js';
 import type { ControllerDeps } from './types.js';
+import type { Store } from '../store/index.js';
 import { isFresh, type Driver, type EndpointCreated, type LeaveHint, type Placement } from '../contract/driver.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../core/model.js';
 import type { JoinInfo } from '../contract/join.js';
@@ -166,6 +167,20 @@ async function preparedAddresses(driver: Driver, net: NetworkRecord, ep: Endpoin
     undo.push('network brought up here', () => settled.then(() => g.unprepare?.(net)));
   }
   return addresses;
+}
+
+export interface EndpointFilter {
+  networkId?: string;
+  sandboxId?: string;
+}
+
+/** The stored endpoints of a sandbox and/or a network (all without a filter). */
+export function endpointsWhere(store: Store, filter: EndpointFilter): EndpointRecord[] {
+  const eps = store.endpoints;
+  if (filter.sandboxId !== undefined) {
+    return eps.listWhere('sandbox_id', filter.sandboxId).filter((e) => filter.networkId === undefined || e.networkId === filter.networkId);
+  }
+  return filter.networkId !== undefined ? eps.listWhere('network_id', filter.networkId) : eps.list();
 }
 
 /** The driver's data and the MAC it chose (an endpoint's own MAC, asked for, stays). */

@@ -2,6 +2,7 @@
 // Controller class so that its helper modules (endpoints, networks, sandboxes, reconcile) need
 // not import it back.
 import type { Logger } from 'pino';
+import type { AnswerGate } from '../core/answers.js';
 import type { Store } from '../store/index.js';
 import type { Ipam } from '../ipam/index.js';
 import type { DriverRegistry } from '../contract/driver.js';
@@ -71,4 +72,6 @@ export interface ControllerDeps {
   links?: { deleteFor(sandboxId: string): Promise<void> };
   /** Networks that exist by default (none, host, bridge): never removed. */
   predefined?: Set<string>;
+  /** Connects run through it: the background work it defers (a peer's publish) follows their answers. */
+  answers?: AnswerGate;
 }

@@ -26,6 +26,7 @@ import type { Cluster } from '../cluster/types.js';
 import { parseBip, type DaemonOptions } from './options.js';
 import { PREDEFINED_NETWORKS } from '../defaults.js';
 import type { StartTrace } from './start-trace.js';
+import type { AnswerGate } from '../core/answers.js';
 
 
 export interface CoreParts {
@@ -37,6 +38,8 @@ export interface CoreParts {
   cluster: Promise<Cluster | undefined>;
   /** Set as soon as each is made: the caller closes them when a later step fails. */
   made: { ports?: PortPublisher; netlink?: NetlinkHandlePool };
+  /** Background work held back until the connects under way answered (the cluster's publishes). */
+  answers: AnswerGate;
 }
 
 export interface Restored {
@@ -107,7 +110,7 @@ export async function restore(opts: DaemonOptions, p: CoreParts): Promise<Restor
     netnsReferenced: (nsid) => netnsIdReferenced(netlink.get(), nsid),
   });
   const links = new LinkService({ store, netlink, sandbox: (ref) => resolveRef('sandbox', ref, store.sandboxes), exists: kernel.exists, logger });
-  const controller = new Controller({ store, ipam, drivers, kernel, logger, links, defaultDriver: 'bridge', predefined: new Set(PREDEFINED_NETWORKS.keys()) });
+  const controller = new Controller({ store, ipam, drivers, kernel, logger, links, defaultDriver: 'bridge', predefined: new Set(PREDEFINED_NETWORKS.keys()), answers: p.answers });
   for (const line of await controller.reconcile()) logger.warn({ reconcile: line }, 'reconciled');
   trace.mark('reconciled');
   return {

@@ -49,7 +49,21 @@ export class HostNetwork {
     this.mtu = this.config.mtu ?? (await underlayMtu());
     mark('mtu');
     const spec = { vni: this.config.vni, port: this.config.port, vtep: cluster.vtep, mtu: this.mtu, ipv6: this.config.enableIPv6 };
-    const { bridge, vxlan, made, bridgeMade } = await ensureDevices(h, sysctl, spec);
+    const vx = deviceNames(this.config.vni).vxlan;
+    // Watched before the devices are made: the events of their making are read as such (flaps.ts).
+    const reread = () => this.programmer?.reread() ?? Promise.resolve();
+    this.reread = reread;
+    this.flaps?.watch(vx, reread);
+    let devices: Awaited<ReturnType<typeof ensureDevices>>;
+    try {
+      devices = await ensureDevices(h, sysctl, spec);
+    } catch (err) {
+      this.flaps?.forget(vx, reread);
+      this.reread = undefined;
+      throw err;
+    }
+    const { bridge, vxlan, made, bridgeMade } = devices;
+    this.flaps?.made(vx, made);
     this.devices = { bridge, vxlan };
     this.bridgeMade = bridgeMade;
     mark('devices');
@@ -58,8 +72,6 @@ export class HostNetwork {
       onError: (err) => log.error({ err }, 'overlay: removing the entries of peers whose grace ended failed; the next batch reads the kernel again'),
     });
     this.programmer = programmer;
-    this.reread = () => programmer.reread();
-    this.flaps?.watch(deviceNames(this.config.vni).vxlan, this.reread);
     let first: () => void = () => undefined;
     this.ready = new Promise((resolve) => (first = resolve));
     this.watch = cluster.watchPeers(this.name, async (batch) => {

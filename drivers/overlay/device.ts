@@ -6,10 +6,9 @@
 import { ConflictError, KernelError } from '../../src/errors.js';
 import type { HostSysctl } from '../../src/contract/driver.js';
 import {
-  addBridge, addVxlan, deleteLink, findLink, linkIndex, listAddresses, listLinks, peekLink, setBridgePort, setLink, type Link, type NetlinkHandle, type VxlanLink,
+  addBridge, addVxlan, deleteLink, findLink, linkIndex, listLinks, setBridgePort, setLink, type Link, type NetlinkHandle, type VxlanLink,
 } from '../../src/netlink/index.js';
 import { withRollback } from '../../src/core/steps.js';
-import { VXLAN_OVERHEAD } from './config.js';
 
 /** The link group of every device the overlay driver creates (`ip link show group 0x636e6f76`). */
 export const OVERLAY_GROUP = 0x636e6f76;
@@ -21,29 +20,6 @@ export interface DeviceNames {
 
 export function deviceNames(vni: number): DeviceNames {
   return { bridge: `ovbr${vni}`, vxlan: `ovvx${vni}` };
-}
-
-/**
- * The MTU of the interface holding the VTEP address, less the VXLAN overhead. That interface is
- * found once (a dump of the addresses); later reads ask for its link alone (one request), and
- * search again only when it is gone; while no interface has the address, each read refuses,
- * naming it (a read after it was added finds it). Limits: the VTEP address moved to another
- * interface while the first one stays is not seen.
- */
-export class UnderlayMtu {
-  private index: number | undefined;
-
-  async read(h: NetlinkHandle, vtep: string): Promise<number> {
-    const known = this.index === undefined ? undefined : await peekLink(h, this.index);
-    if (known) return (known.mtu ?? 1500) - VXLAN_OVERHEAD;
-    const addr = (await listAddresses(h, { family: 4 })).find((a) => a.address === vtep);
-    if (!addr) {
-      throw new ConflictError(`the advertise address ${vtep} (--advertise-addr) is on no interface of this host: overlay networks cannot be created or joined here until it is (their VXLAN devices send from it); add it to the underlay interface, or start the daemon with an address this host has`);
-    }
-    const link = await peekLink(h, addr.index);
-    this.index = link ? addr.index : undefined;
-    return (link?.mtu ?? 1500) - VXLAN_OVERHEAD;
-  }
 }
 
 /** The MTU of the network's bridge when one cnmkit made is there (left by an earlier run of the daemon). */

@@ -27,7 +27,8 @@ import { ConflictError } from '../../src/errors.js';
 import { mark } from '../../src/core/trace.js';
 import { checkLeftovers, checkOverlay, repairOverlay } from './check.js';
 import { parseOverlayConfig, type OverlayConfig } from './config.js';
-import { deviceNames, keptMtu, sweepDevices, UnderlayMtu } from './device.js';
+import { deviceNames, keptMtu, sweepDevices } from './device.js';
+import { UnderlayMtu } from './underlay.js';
 import { checkPlacement, detachedInfo, hostIfnameOf, leaveSandbox, macFor, makeVeth, refuseTakenMac, type OverlayEndpointData } from './endpoint.js';
 import { globalScope, needCluster } from './global.js';
 import { DetachedLinks } from './detached.js';
@@ -87,7 +88,7 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
     return s;
   };
   const poolsOf = (net: NetworkRecord): string[] => [net.ipv4[0]?.poolId, net.ipv6[0]?.poolId].filter((p): p is string => p !== undefined);
-  const underlay = new UnderlayMtu();
+  const underlay = new UnderlayMtu(linkEvents);
   const underlayMtu = (): Promise<number> => underlay.read(ctx.netlink.get(), needCluster(ctx.cluster).vtep);
   /** The host's stock of spare addresses in the network's pools, claimed in the background (its connects then answer with no round trip). */
   const holdSpares = (net: NetworkRecord, s: HostNetwork): void => {

@@ -1,0 +1,59 @@
+// The overlay's read of the underlay's MTU (drivers/overlay/underlay.ts) in a throwaway namespace,
+// changed with iproute2 behind its back: the interface holding the VTEP address gives its MTU less
+// 50; a change of that MTU is followed (from its link event), as is the interface's deletion and the
+// address on another interface; no interface with the address is refused, naming it.
+import pino from 'pino';
+import { expect, it } from 'vitest';
+import { LinkEvents } from '../../drivers/overlay/link-events.js';
+import { UnderlayMtu } from '../../drivers/overlay/underlay.js';
+import { ConflictError } from '../../src/errors.js';
+import { describeRoot } from '../helpers/root.js';
+import { makeNs } from '../helpers/netns.js';
+import { handleOn } from './netlink-helpers.js';
+
+const VTEP = '198.18.5.1';
+
+/** Reads until the read gives want, at most ms. */
+async function readsWithin(read: () => Promise<number>, want: number, ms = 2000): Promise<number> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const got = await read();
+    if (got === want || Date.now() > deadline) return got;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describeRoot('overlay: the underlay MTU', () => {
+  it('follows the VTEP interface: its MTU changed, the interface gone and the address on another one', async () => {
+    const ns = await makeNs('umtu');
+    const h = handleOn(ns);
+    await ns.sh(['ip', 'link', 'add', 'u0', 'type', 'veth', 'peer', 'name', 'u1']);
+    await ns.sh(['ip', 'addr', 'add', `${VTEP}/24`, 'dev', 'u0']);
+    const underlay = new UnderlayMtu(new LinkEvents({ get: () => h }, pino({ level: 'silent' })));
+    const read = () => underlay.read(h, VTEP);
+    expect(await read()).toBe(1450);
+    await ns.sh(['ip', 'link', 'set', 'u0', 'mtu', '9000']);
+    expect(await readsWithin(read, 8950)).toBe(8950);
+    await ns.sh(['ip', 'link', 'set', 'u0', 'mtu', '1400']);
+    expect(await readsWithin(read, 1350)).toBe(1350);
+    await ns.sh(['ip', 'link', 'del', 'u0']);
+    await ns.sh(['ip', 'link', 'add', 'w0', 'mtu', '4000', 'type', 'veth', 'peer', 'name', 'w1']);
+    await ns.sh(['ip', 'addr', 'add', `${VTEP}/24`, 'dev', 'w0']);
+    expect(await readsWithin(read, 3950)).toBe(3950);
+    await ns.sh(['ip', 'addr', 'del', `${VTEP}/24`, 'dev', 'w0']);
+    await ns.sh(['ip', 'link', 'del', 'w0']);
+    await expect(readsWithin(read, -1, 300)).rejects.toThrow(ConflictError);
+    await expect(read()).rejects.toThrow(`the advertise address ${VTEP} (--advertise-addr) is on no interface of this host`);
+  });
+
+  it('without link events it asks the kernel at each read', async () => {
+    const ns = await makeNs('umtn');
+    const h = handleOn(ns);
+    await ns.sh(['ip', 'link', 'add', 'u0', 'type', 'veth', 'peer', 'name', 'u1']);
+    await ns.sh(['ip', 'addr', 'add', `${VTEP}/24`, 'dev', 'u0']);
+    const underlay = new UnderlayMtu();
+    expect(await underlay.read(h, VTEP)).toBe(1450);
+    await ns.sh(['ip', 'link', 'set', 'u0', 'mtu', '2000']);
+    expect(await underlay.read(h, VTEP)).toBe(1950);
+  });
+});

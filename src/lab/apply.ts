@@ -3,11 +3,11 @@
 // exists already is read from the daemons and left alone; only what is missing is made, sent in
 // batches (POST /v1/batch: many items per request, a few requests in flight per host).
 import { spawn } from 'node:child_process';
-import fs from 'node:fs';
 import type net from 'node:net';
 import { ApiError, Client } from '../client/index.js';
 import { CnmkitError } from '../errors.js';
 import { mapLimit } from './limit.js';
+import { netnsExists } from '../netns/index.js';
 import { MACHINE } from './model.js';
 import type { HostPlan, LabPlan, LinkPlan, NetworkPlan, NodePlan } from './plan.js';
 import type { LabState } from './state.js';
@@ -159,11 +159,12 @@ async function ensureNode(api: HostApi, node: NodePlan, sb: Sandbox): Promise<If
  * the connections they lack (those whose namespace is gone made again); done(node, created, ifaces) for each.
  */
 export async function ensureNodes(api: HostApi, nodes: NodePlan[], done: (node: NodePlan, created: boolean, ifaces: Iface[]) => void): Promise<void> {
-  // A node whose namespace is gone (`ip netns del`, a node killed) is removed, its addresses and
-  // overlay peers with it, and made again below; so are its links (their veths went with it), after.
+  // A node whose namespace is gone (`ip netns del`, a node killed, its file left but unmounted: what
+  // `lab check` calls gone) is removed, its addresses and overlay peers with it, and made again
+  // below; so are its links (their veths went with it), after.
   for (const n of nodes) {
     const sb = api.sandboxes.get(n.sandbox);
-    if (!sb || fs.existsSync(sb.netnsPath)) continue;
+    if (!sb || netnsExists(sb.netnsPath)) continue;
     for (const [name, l] of api.links) {
       if (!l.ends.some((e) => e.sandboxId === sb.id)) continue;
       await api.client.request('DELETE', `/v1/links/${encodeURIComponent(name)}`);

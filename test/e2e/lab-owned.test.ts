@@ -151,6 +151,22 @@ describeRoot('cnmkit lab: what is not the lab\'s, and changes in place', () => {
     expect(await namespacesWith(`${name}-`)).toEqual([]);
   });
 
+  it('a node whose namespace file is left but unmounted (no namespace any more): check calls it gone, and up makes it again', async () => {
+    const name = labName('unmnt');
+    const f = file('unmnt.yml', `name: ${name}\nnetworks:\n  lan: {subnet: 198.19.9.0/24}\nnodes:\n  a: {networks: [{lan: {ip: 198.19.9.10}}]}\n  b: {networks: [{lan: {ip: 198.19.9.20}}]}\n`);
+    await labs.ok(['up', f]);
+    await check(['umount', `/run/netns/${name}-b`]);
+    expect(fs.existsSync(`/run/netns/${name}-b`)).toBe(true);
+    const json = await labs.lab(['check', '--format', 'json', name]);
+    expect(json.code).toBe(1);
+    expect((JSON.parse(json.stdout) as { gone: string[] }).gone).toEqual(['b']);
+    await labs.ok(['up', f]);
+    expect(await check(['ip', 'netns', 'exec', `${name}-a`, 'ping', '-c', '1', '-W', '2', '198.19.9.20'])).toContain('1 received');
+    expect((await labs.lab(['check', name])).code).toBe(0);
+    await labs.ok(['down', name]);
+    expect(await namespacesWith(`${name}-`)).toEqual([]);
+  });
+
   it('an up and a down of one lab never interleave: the second is refused naming the first while it runs', async () => {
     const name = labName('lock');
     const f = file('lock.yml', `name: ${name}\nnodes:\n  a:\n    exec: ["sleep 3"]\n`);

@@ -216,6 +216,9 @@ export async function buildManagementApi(opts: ManagementOptions): Promise<Fasti
     (await c.check(req.params.ref))[0],
   );
   app.get('/v1/check', { schema: { response: { 200: { type: 'array', items: { $ref: 'NetworkCheck#' } }, ...errors } } }, async () => c.check());
+  app.post<Ref>('/v1/networks/:ref/check/fix', { schema: { params: refParams, response: { 200: { $ref: 'NetworkCheck#' }, ...errors } } }, async (req) =>
+    (await c.check(req.params.ref, true))[0],
+  );
   app.post('/v1/check/fix', { schema: { response: { 200: { type: 'array', items: { $ref: 'NetworkCheck#' } }, ...errors } } }, async () => c.check(undefined, true));
   app.post('/v1/networks/prune', { schema: { response: { 200: pruned } } }, async () => c.pruneNetworks());
   app.post<Ref & { Body: { sandbox: string; ip?: string; ipv6?: string; mac?: string; ifname?: string; ports?: string[] } }>(

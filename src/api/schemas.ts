@@ -31,7 +31,7 @@ export const networkSchema = {
   },
 } as const;
 
-/** What check found for one network (GET /v1/networks/:ref/check, GET /v1/check, POST /v1/check/fix): empty items = no drift; unchecked (when any): what could not be compared, and why. */
+/** What check found for one network (GET /v1/networks/:ref/check, GET /v1/check, POST /v1/check/fix, POST /v1/networks/:ref/check/fix): empty items = no drift; unchecked (when any): what could not be compared, and why. */
 export const networkCheckSchema = {
   $id: 'NetworkCheck',
   type: 'object',
@@ -50,13 +50,13 @@ export const networkCheckSchema = {
     },
     repaired: {
       type: 'array',
-      description: 'POST /v1/check/fix only: what differed before the repair and no longer does (items: what is left)',
+      description: 'POST …/check/fix only: what differed before the repair and no longer does (items: what is left)',
       items: {
         type: 'object',
         properties: { object: { type: 'string' }, what: { type: 'string' }, expected: { type: 'string' }, found: { type: 'string' } },
       },
     },
-    repairFailed: { type: 'string', description: 'POST /v1/check/fix only: why the driver\'s repair stopped' },
+    repairFailed: { type: 'string', description: 'POST …/check/fix only: why the driver\'s repair stopped' },
   },
 } as const;
 

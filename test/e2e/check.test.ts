@@ -114,5 +114,24 @@ describeRoot('cnmkit check', () => {
     const json = await checkJson(['check', '--fix']);
     expect(json.code).toBe(0);
     expect(json.checks.find((c) => c.network === 'fx')).toMatchObject({ items: [], repaired: [] });
+
+    // The same for the networks named: network inspect --check --fix (--fix alone is refused, changing nothing).
+    await check(['ip', '-n', sb, 'link', 'set', 'eth0', 'down']);
+    const alone = await daemon.cmd(['network', 'inspect', '--fix', 'fx']);
+    expect(alone.code).toBe(2);
+    expect(alone.stderr).toContain('--fix repairs what --check finds: give both');
+    expect(await up(sb, 'eth0')).toBe(false);
+    const named = await daemon.cmd(['network', 'inspect', '--check', '--fix', 'fx']);
+    expect(named.code).toBe(0);
+    // eth0's down took its connected route along: the kernel puts it back with eth0 up, and both count as repaired.
+    expect(named.stdout).toMatch(/^repaired 2 differences:$/m);
+    expect(named.stdout).toMatch(new RegExp(`^fx +endpoint \\S+ of sandbox ${sb} +state +eth0 up +eth0 down$`, 'm'));
+    expect(named.stdout).toMatch(new RegExp(`^fx +endpoint \\S+ of sandbox ${sb} +route +198\\.18\\.201\\.0/24 dev eth0 +missing$`, 'm'));
+    expect(named.stdout).toMatch(/^no drift: 1 network checked \(fx\)$/m);
+    expect(await up(sb, 'eth0')).toBe(true);
+    const again = await checkJson(['network', 'inspect', '--check', '--fix', 'fx']);
+    expect(again.code).toBe(0);
+    expect(again.checks).toMatchObject([{ network: 'fx', items: [], repaired: [] }]);
+    expect((await daemon.cmd(['network', 'inspect', '--check', '--fix', 'nope'])).code).toBe(1);
   });
 });

@@ -4,7 +4,8 @@
 // while the cluster store is away), with why. Exit 0 when nothing differs, 1 on drift (as on any
 // error), 3 when nothing differs but something could not be compared. `check --fix` has each
 // driver repair what differs, then checks again: it prints what was repaired (as found before),
-// then what is left (the exit code is that of what is left, as above).
+// then what is left (the exit code is that of what is left, as above); so does `network inspect
+// --check --fix NETWORK…` for the networks named.
 import type { NetworkCheck } from '../../controller/check.js';
 import type { CheckItem } from '../../contract/driver.js';
 import { Client, socketPath } from '../../client/index.js';
@@ -64,13 +65,17 @@ export function printFixes(checks: NetworkCheck[], json: boolean): number {
   return exitOf(checks);
 }
 
-/** `network inspect --check NETWORK…`: the check of each network named, in that order. */
+/** `network inspect --check [--fix] NETWORK…`: the check (or the repair) of each network named, in that order. */
 export async function checkNamed(v: Values, refs: string[]): Promise<number> {
   const json = wantJson(v);
+  const fix = v.fix === true;
   const client = new Client(socketPath(v.socket as string | undefined));
   const out: NetworkCheck[] = [];
-  for (const ref of refs) out.push(await client.request<NetworkCheck>('GET', `/v1/networks/${encodeURIComponent(ref)}/check`));
-  return printChecks(out, json);
+  for (const ref of refs) {
+    const at = `/v1/networks/${encodeURIComponent(ref)}/check`;
+    out.push(await (fix ? client.request<NetworkCheck>('POST', `${at}/fix`) : client.request<NetworkCheck>('GET', at)));
+  }
+  return fix ? printFixes(out, json) : printChecks(out, json);
 }
 
 export const check: Command = {

@@ -2,7 +2,7 @@
 import type { PruneResult } from '../../controller/controller.js';
 import type { EndpointRecord, NetworkRecord } from '../../core/model.js';
 import { Client, socketPath } from '../../client/index.js';
-import { type Command, expectPositionals, FORMAT_HELP, formatOption, keyValues, SOCKET_HELP, socketOption, wantJson } from '../command.js';
+import { type Command, expectPositionals, FORMAT_HELP, formatOption, keyValues, SOCKET_HELP, socketOption, UsageError, wantJson } from '../command.js';
 import { printJson, table } from '../format.js';
 import { shortId } from '../../core/refs.js';
 import { inspectCommand, rmCommand } from './objects.js';
@@ -80,9 +80,14 @@ const inspectObjects = inspectCommand(kind);
 const inspect: Command = {
   ...inspectObjects,
   summary: 'Show one or more networks in full (JSON); with --check, compare their kernel state with the store.',
-  help: ['      --check            compare the kernel with the store: one line per difference, exit 1 on drift (3: something not compared)', ...inspectObjects.help],
-  options: { ...inspectObjects.options, check: { type: 'boolean' } },
+  help: [
+    '      --check            compare the kernel with the store: one line per difference, exit 1 on drift (3: something not compared)',
+    '      --fix              with --check: repair what differs, then check again (as `cnmkit check --fix`, for the networks named)',
+    ...inspectObjects.help,
+  ],
+  options: { ...inspectObjects.options, check: { type: 'boolean' }, fix: { type: 'boolean' } },
   run(v, pos) {
+    if (v.fix === true && !v.check) throw new UsageError('--fix repairs what --check finds: give both (network inspect --check --fix NETWORK…)', this);
     if (!v.check) return inspectObjects.run(v, pos, []);
     expectPositionals(this, pos, 1, Infinity);
     return checkNamed(v, pos);

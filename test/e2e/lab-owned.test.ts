@@ -126,7 +126,7 @@ describeRoot('cnmkit lab: what is not the lab\'s, and changes in place', () => {
 
   it('a node whose namespace was deleted by hand: check names it, says what makes it again, and checks the rest; up makes it again, with its network and its link, and packets cross both', async () => {
     const name = labName('gone');
-    const f = file('gone.yml', `name: ${name}\nnetworks:\n  lan: {subnet: 198.19.7.0/24}\nnodes:\n  a: {networks: [{lan: {ip: 198.19.7.10}}]}\n  b: {networks: [{lan: {ip: 198.19.7.20}}]}\n  c: {networks: [{lan: {ip: 198.19.7.30}}]}\nlinks:\n  - endpoints: ["a:p0", "b:p0"]\n    addresses: [198.19.6.1/30, 198.19.6.2/30]\nexpect:\n  - {from: a, to: c, reach: true}\n  - {from: a, to: b, reach: true}\n`);
+    const f = file('gone.yml', `name: ${name}\nnetworks:\n  lan: {subnet: 198.19.7.0/24}\nnodes:\n  a: {networks: [{lan: {ip: 198.19.7.10}}]}\n  b: {networks: [{lan: {ip: 198.19.7.20}}], exec: ["ip addr add 198.19.250.1/32 dev lo"]}\n  c: {networks: [{lan: {ip: 198.19.7.30}}]}\nlinks:\n  - endpoints: ["a:p0", "b:p0"]\n    addresses: [198.19.6.1/30, 198.19.6.2/30]\nexpect:\n  - {from: a, to: c, reach: true}\n  - {from: a, to: b, reach: true}\n`);
     await labs.ok(['up', f]);
     await check(['ip', 'netns', 'del', `${name}-b`]);
     const says = `node b: its namespace ${name}-b is gone (deleted by hand?): no pair or expectation from or to it is tried; \`cnmkit lab up ${f}\` makes it again`;
@@ -144,6 +144,8 @@ describeRoot('cnmkit lab: what is not the lab\'s, and changes in place', () => {
     expect(r.failures[0]).toContain(says);
     await labs.ok(['up', f]);
     expect(await check(['ip', '-n', `${name}-b`, '-br', 'addr', 'show', 'p0'])).toContain('198.19.6.2/30');
+    // Its exec lines ran again in the new namespace (they run once per node made).
+    expect(await check(['ip', '-n', `${name}-b`, '-br', 'addr', 'show', 'lo'])).toContain('198.19.250.1/32');
     expect(await check(['ip', 'netns', 'exec', `${name}-a`, 'ping', '-c', '1', '-W', '2', '198.19.7.20'])).toContain('1 received');
     expect(await check(['ip', 'netns', 'exec', `${name}-a`, 'ping', '-c', '1', '-W', '2', '198.19.6.2'])).toContain('1 received');
     expect((await labs.lab(['check', name])).code).toBe(0);

@@ -98,6 +98,11 @@ describeRoot('overlay driver across simulated hosts', () => {
       expect(ports).toHaveLength(1);
       expect(ports[0]!.flags).toContain('LOWER_UP');
       expect(JSON.parse(await m.h.ns.sh(['ip', '-6', '-j', 'addr', 'show', 'dev', ports[0]!.ifname]))).toEqual([]);
+      // Nor do the bridge and the VXLAN device, made at the network's create (h1) or at a first join
+      // (h2, h3): the host has no IPv6 on the overlay's bridge at all (no address, no SLAAC from a sandbox's RA).
+      const bridge = `ovbr${net.global!.vni}`;
+      for (const dev of [bridge, vx]) expect(JSON.parse(await m.h.ns.sh(['ip', '-6', '-j', 'addr', 'show', 'dev', dev])), `${dev} on host ${m.h.index}`).toEqual([]);
+      expect((await m.h.ns.sh(['cat', `/proc/sys/net/ipv6/conf/${bridge}/disable_ipv6`])).trim()).toBe('1');
     }
   });
 

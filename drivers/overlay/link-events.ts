@@ -22,7 +22,9 @@ export class LinkEvents {
   follow(follower: LinkFollower): void {
     this.followers.add(follower);
     this.sub ??= subscribe(this.netlink.get(), {
-      addresses: false, keepAlive: false,
+      // The watches read a link's name, index, state and MTU only: brief links (a new endpoint's port
+      // alone sends ~7 messages, each ~0.1 ms to parse whole).
+      addresses: false, keepAlive: false, brief: true,
       linkNamed: (name) => [...this.followers].some((f) => f.follows(name)),
       onEvent: (e) => {
         for (const f of this.followers) f.onEvent(e);

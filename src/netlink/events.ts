@@ -7,7 +7,7 @@ import { runInNetns } from '../netns/index.js';
 import { listAddresses, parseAddress, type Address } from './addrs.js';
 import type { NetlinkHandle } from './handle.js';
 import { AF_BRIDGE } from './af.js';
-import { parseLink } from './link-parse.js';
+import { briefLink, parseLink } from './link-parse.js';
 import { listLinks } from './links.js';
 import { openRtSocket, type RtSocket } from './socket.js';
 import type { Link } from './types.js';
@@ -44,6 +44,11 @@ export interface SubscribeOptions {
    * parsed, which costs more than the name alone. A resync still lists every link.
    */
   linkNamed?: (ifname: string) => boolean;
+  /**
+   * Link events carry brief links (briefLink: name, ifindex, up, MTU; kind 'other'), read without
+   * parsing the rest of each message. A resync still lists whole links.
+   */
+  brief?: boolean;
 }
 
 const GROUPS = { links: ['LINK'], addresses: ['IPV4_IFADDR', 'IPV6_IFADDR'] } as const;
@@ -76,19 +81,23 @@ export function linkMessageName(data: Buffer): string | undefined {
   return undefined;
 }
 
-/** Typed event of one raw notification; undefined for types this layer does not report (or a link linkNamed leaves out). */
-export function eventOf(type: number, data: Buffer, linkNamed?: (ifname: string) => boolean): NetlinkEvent | undefined {
+/**
+ * Typed event of one raw notification; undefined for types this layer does not report (or a link
+ * linkNamed leaves out). brief: links as briefLink reads them.
+ */
+export function eventOf(type: number, data: Buffer, linkNamed?: (ifname: string) => boolean, brief = false): NetlinkEvent | undefined {
   switch (type) {
     case rt.MessageType.NEWLINK:
     case rt.MessageType.DELLINK: {
+      // Bridges also announce their ports' bridge state as AF_BRIDGE link messages: not link changes
+      // (about half of a new bridge port's messages), dropped before anything is read.
+      if (data.length < 1 || data[0] === AF_BRIDGE) return undefined;
       if (linkNamed) {
         const name = linkMessageName(data);
         if (name !== undefined && !linkNamed(name)) return undefined;
       }
-      const msg = rt.parseLinkMessage(data);
-      // Bridges also announce their ports' bridge state as AF_BRIDGE link messages: not link changes.
-      if (msg.data.family === AF_BRIDGE) return undefined;
-      const link = parseLink(msg);
+      const link = brief ? briefLink(data) : parseLink(rt.parseLinkMessage(data));
+      if (!link) return undefined;
       return type === rt.MessageType.NEWLINK ? { type: 'new-link', link } : { type: 'del-link', link };
     }
     case rt.MessageType.NEWADDR:
@@ -195,7 +204,7 @@ export class Subscription implements AsyncIterable<NetlinkEvent> {
     if (this.isClosed) return;
     let events: NetlinkEvent[];
     try {
-      events = parseMessages(buf).flatMap((msg) => eventOf(msg.type, msg.data, this.options.linkNamed) ?? []);
+      events = parseMessages(buf).flatMap((msg) => eventOf(msg.type, msg.data, this.options.linkNamed, this.options.brief) ?? []);
     } catch (err) {
       this.fail(err as Error);
       return;

@@ -45,6 +45,32 @@ export function echoedIndexes(data: Buffer): { index?: number; link?: number } {
   return assignDefined<{ index?: number; link?: number }>({ index: data.readInt32LE(4) }, { link: rawU32Attrs(data, [IFLA_LINK]).get(IFLA_LINK) });
 }
 
+const IFLA_IFNAME = 3;
+const IFF_UP = 1;
+
+/**
+ * A raw RTM_NEWLINK/DELLINK payload as a brief Link: its name, ifindex, IFF_UP and MTU, read in one
+ * pass over its attributes (a whole message, its stats included, costs ~10-30 times as much);
+ * kind 'other' without a type (its link info is not read). undefined when it has no name.
+ */
+export function briefLink(data: Buffer): OtherLink | undefined {
+  if (data.length < IFINFOMSG_LEN) return undefined;
+  let name: string | undefined;
+  let mtu: number | undefined;
+  for (let off = IFINFOMSG_LEN; off + 4 <= data.length; ) {
+    const len = data.readUInt16LE(off);
+    if (len < 4 || off + len > data.length) break;
+    const type = data.readUInt16LE(off + 2) & 0x3fff;
+    if (type === IFLA_IFNAME) {
+      const end = data.indexOf(0, off + 4);
+      name = data.toString('latin1', off + 4, end < 0 || end > off + len ? off + len : end);
+    } else if (type === IFLA_MTU && len >= 8) mtu = data.readUInt32LE(off + 4);
+    off += (len + 3) & ~3;
+  }
+  if (name === undefined) return undefined;
+  return assignDefined<OtherLink>({ kind: 'other', name, index: data.readInt32LE(4), up: (data.readUInt32LE(8) & IFF_UP) !== 0 }, { mtu });
+}
+
 /** The ifindex and MTU of a raw RTM_NEWLINK payload (a GETLINK answer), read without parsing the rest. */
 export function indexAndMtu(data: Buffer): { index: number; mtu?: number } | undefined {
   if (data.length < IFINFOMSG_LEN) return undefined;

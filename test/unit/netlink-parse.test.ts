@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { AttrStream, ifla, rt } from 'netlink';
 import { eventOf, linkMessageName, netlinkDrops } from '../../src/netlink/events.js';
-import { echoedIndexes, indexAndMtu, parseLink } from '../../src/netlink/link-parse.js';
+import { briefLink, echoedIndexes, indexAndMtu, parseLink } from '../../src/netlink/link-parse.js';
 import { body, u32 } from '../../src/netlink/encode.js';
 import { parseErrorReply } from '../../src/netlink/reply.js';
 
@@ -91,9 +91,23 @@ describe('notifications', () => {
     expect(eventOf(rt.MessageType.DELLINK, bytes, () => false)).toBeUndefined();
   });
 
+  it('brief events: a link\'s name, index, IFF_UP and MTU only (kind other), as a whole parse reads them', () => {
+    const up = linkBytes({ kind: 'link', data: { index: 7, flags: { up: true }, change: { up: true } }, attrs: { mtu: 1450, ifname: 'ov0123456789', master: 5, linkinfo: flat(ifla.formatInfo({ kind: 'veth' })) } });
+    expect(eventOf(rt.MessageType.NEWLINK, up, undefined, true)).toEqual({ type: 'new-link', link: { kind: 'other', name: 'ov0123456789', index: 7, up: true, mtu: 1450 } });
+    const whole = eventOf(rt.MessageType.NEWLINK, up);
+    expect(whole).toMatchObject({ type: 'new-link', link: { kind: 'veth', name: 'ov0123456789', index: 7, up: true, mtu: 1450 } });
+    const down = linkBytes({ kind: 'link', data: { index: 8 }, attrs: { ifname: 'eth0' } });
+    expect(briefLink(down)).toEqual({ kind: 'other', name: 'eth0', index: 8, up: false });
+    expect(eventOf(rt.MessageType.DELLINK, down, (n) => n === 'eth0', true)).toEqual({ type: 'del-link', link: { kind: 'other', name: 'eth0', index: 8, up: false } });
+    expect(eventOf(rt.MessageType.DELLINK, down, (n) => n !== 'eth0', true)).toBeUndefined();
+    expect(briefLink(linkBytes({ kind: 'link', data: { index: 9 }, attrs: { mtu: 1500 } }))).toBeUndefined();
+    expect(briefLink(Buffer.alloc(8))).toBeUndefined();
+  });
+
   it("ignores a bridge's AF_BRIDGE port messages and other types", () => {
     const port = linkBytes({ kind: 'link', data: { family: 7, index: 4 }, attrs: { ifname: 'v0', master: 3 } });
     expect(eventOf(rt.MessageType.DELLINK, port)).toBeUndefined();
+    expect(eventOf(rt.MessageType.NEWLINK, port, () => true, true)).toBeUndefined();
     expect(eventOf(rt.MessageType.NEWROUTE, Buffer.alloc(12))).toBeUndefined();
   });
 

@@ -8,6 +8,7 @@ import { isIPv4 } from 'node:net';
 import { ClusterUnavailableError, ConflictError, InvalidArgumentError } from '../../src/errors.js';
 import type { Cluster } from '../../src/cluster/types.js';
 import type { EndpointRecord, NetworkRecord } from '../../src/core/model.js';
+import { shortId } from '../../src/core/refs.js';
 import { isFresh, type JoinInfo, type Placement } from '../../src/contract/driver.js';
 import { ifnameInSandbox } from '../../src/contract/ifname.js';
 import type { DockerJoinData } from '../../src/contract/handback.js';
@@ -103,7 +104,7 @@ export async function refuseTakenMac(cluster: Cluster, net: NetworkRecord, ep: E
   const hosts = await cluster.hosts().catch(() => undefined);
   const h = hosts?.find((x) => x.id === other.host);
   const host = h ? `host ${h.hostname} (${h.vtep}, id ${h.id})` : `host id ${other.host}${hosts ? ' (not registered)' : ''}`;
-  throw new ConflictError(`mac address ${mac} is in use by endpoint ${other.endpointId.slice(0, 12)} (${other.ip}) of network ${net.name} on ${host}`, { field: 'mac' });
+  throw new ConflictError(`mac address ${mac} is in use by endpoint ${shortId(other.endpointId)} (${other.ip}) of network ${net.name} on ${host}`, { field: 'mac' });
 }
 
 /**

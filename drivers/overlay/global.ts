@@ -7,6 +7,7 @@
 import type { Cluster, GlobalNetwork, GlobalSubnet, SubnetRequest } from '../../src/cluster/types.js';
 import type { GlobalNetworkView, GlobalScope, NetworkParseInput, SubnetAsk } from '../../src/contract/driver.js';
 import type { NetworkRecord, SubnetRecord } from '../../src/core/model.js';
+import { shortId } from '../../src/core/refs.js';
 import { ConflictError, NotInClusterError } from '../../src/errors.js';
 import { clusterOptions, DEFAULT_PORT, OPT, type OverlayConfig } from './config.js';
 import type { PendingWrites } from './pending.js';
@@ -98,10 +99,10 @@ export function globalScope(cluster: () => Cluster | undefined, pending: Pending
       const { deleted, holders, engines } = await c.removeNetwork(name, id);
       if (deleted || (holders.length === 0 && engines.length === 0)) return deleted;
       const byId = new Map((await c.hosts()).map((h) => [h.id, h]));
-      const host = (id: string) => (byId.get(id) ? `${byId.get(id)!.hostname} (${byId.get(id)!.vtep})` : `host id ${id.slice(0, 12)} (not registered)`);
+      const host = (id: string) => (byId.get(id) ? `${byId.get(id)!.hostname} (${byId.get(id)!.vtep})` : `host id ${shortId(id)} (not registered)`);
       const reasons = [
         ...(holders.length > 0 ? [`has active endpoints on host(s) ${holders.map(host).join(', ')}: disconnect them there first`] : []),
-        ...(engines.length > 0 ? [`is the Docker network ${engines.map((e) => `${e.dockerNetwork.slice(0, 12)} of the engine on ${host(e.host)}`).join(', ')}: remove it there with docker network rm`] : []),
+        ...(engines.length > 0 ? [`is the Docker network ${engines.map((e) => `${shortId(e.dockerNetwork)} of the engine on ${host(e.host)}`).join(', ')}: remove it there with docker network rm`] : []),
       ];
       throw new ConflictError(`network ${name} ${reasons.join('; and ')}`, { field: 'name' });
     },

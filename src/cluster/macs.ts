@@ -9,6 +9,7 @@
 // IPv4 address is claimed (PeerSpec.macGiven): a derived one is as unique as the address, which
 // the global IPAM claims.
 import { ConflictError } from '../errors.js';
+import { shortId } from '../core/refs.js';
 import { parseJson, type Compare, type KeyValue, type Op, type TxnResult } from './client.js';
 import type { Keys } from './keys.js';
 import type { MacValue, Owned } from './owned.js';
@@ -69,7 +70,7 @@ export class MacClaim {
       this.heldAt = held.modRevision;
       return true;
     }
-    throw new ConflictError(`mac address ${this.peer.mac} is in use by endpoint ${other.endpointId.slice(0, 12)} of network ${this.peer.network} on ${await this.d.describeHost(other.host)}`, { field: 'mac' });
+    throw new ConflictError(`mac address ${this.peer.mac} is in use by endpoint ${shortId(other.endpointId)} of network ${this.peer.network} on ${await this.d.describeHost(other.host)}`, { field: 'mac' });
   }
 
   /** The claim landed: remembered as this host's (put back after a lost lease, deleted with the peer). */

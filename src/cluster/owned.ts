@@ -5,6 +5,7 @@
 // restore publishes them again.
 import { parseJson, type Op, type StoreClient } from './client.js';
 import type { Peer } from './types.js';
+import { shortId } from '../core/refs.js';
 
 export interface AddressValue {
   owner: string;
@@ -39,7 +40,7 @@ export async function holderOf(v: AddressValue, describe: (hostId: string) => Pr
   const host = await describe(v.host);
   if (v.kind === 'spare') return `a spare address of ${host}`;
   if (v.owner.startsWith('docker:')) return `an endpoint of the Docker engine on ${host}`;
-  return `endpoint ${v.owner.replace(/^endpoint:/, '').slice(0, 12)} on ${host}`;
+  return `endpoint ${shortId(v.owner.replace(/^endpoint:/, ''))} on ${host}`;
 }
 
 export type OwnedEntry = { kind: 'peer'; value: Peer } | { kind: 'address'; value: AddressValue } | { kind: 'mac'; value: MacValue };
@@ -50,8 +51,8 @@ export type OwnedEntry = { kind: 'peer'; value: Peer } | { kind: 'address'; valu
  */
 function ownedWords(key: string, entry: OwnedEntry): string {
   const [last = key, before = ''] = key.split('/').reverse();
-  if (entry.kind === 'peer') return `endpoint ${entry.value.endpointId.slice(0, 12)} of network ${entry.value.network}`;
-  if (entry.kind === 'mac') return `mac address ${last} of endpoint ${entry.value.endpointId.slice(0, 12)}`;
+  if (entry.kind === 'peer') return `endpoint ${shortId(entry.value.endpointId)} of network ${entry.value.network}`;
+  if (entry.kind === 'mac') return `mac address ${last} of endpoint ${shortId(entry.value.endpointId)}`;
   return `address ${last} of pool ${before.replace('_', '/')}`;
 }
 
@@ -124,7 +125,7 @@ export class Owned {
     if (!held) return this.reclaim(client, key, entry, lease, describe);
     if (entry.kind === 'mac') {
       const other = parseJson<MacValue>(held);
-      if (other.host !== entry.value.host || other.endpointId !== entry.value.endpointId) return `${ownedWords(key, entry)}: held by endpoint ${other.endpointId.slice(0, 12)} on ${await describe(other.host)} since this host's lease was lost`;
+      if (other.host !== entry.value.host || other.endpointId !== entry.value.endpointId) return `${ownedWords(key, entry)}: held by endpoint ${shortId(other.endpointId)} on ${await describe(other.host)} since this host's lease was lost`;
     } else {
       const other = parseJson<AddressValue>(held);
       if (other.host !== entry.value.host || other.owner !== entry.value.owner) return `${ownedWords(key, entry)}: held by ${await holderOf(other, describe)} since this host's lease was lost`;

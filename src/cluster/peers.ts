@@ -6,6 +6,7 @@
 import net from 'node:net';
 import type { Logger } from 'pino';
 import { ConflictError, InvalidArgumentError } from '../errors.js';
+import { shortId } from '../core/refs.js';
 import type { StoreClient } from './client.js';
 import { sameJson, type Change } from './diff.js';
 import { describeHost } from './hosts.js';
@@ -71,7 +72,7 @@ export class Peers {
       }
       await mac.failed(res);
     }
-    throw new ConflictError(`endpoint ${peer.endpointId.slice(0, 12)}: the claim of its mac address ${peer.mac} kept changing while being published`, { field: 'mac' });
+    throw new ConflictError(`endpoint ${shortId(peer.endpointId)}: the claim of its mac address ${peer.mac} kept changing while being published`, { field: 'mac' });
   }
 
   private macClaim(peer: Peer, spec: PeerSpec): MacClaim {
@@ -99,7 +100,7 @@ export class Peers {
       }
       await this.d.reservations.askHolders(claims);
     }
-    throw new ConflictError(`endpoint ${peer.endpointId.slice(0, 12)}: its addresses kept changing while being claimed`, { field: 'ip' });
+    throw new ConflictError(`endpoint ${shortId(peer.endpointId)}: its addresses kept changing while being claimed`, { field: 'ip' });
   }
 
   /** Deletes the peer, with its MAC's claim when that is this endpoint's (the peer read first when this run did not publish it). */

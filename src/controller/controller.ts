@@ -6,7 +6,7 @@
 import { CnmkitError, ConflictError, InvalidArgumentError, NotFoundError } from '../errors.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../core/model.js';
 import type { JoinInfo } from '../contract/join.js';
-import { newId, resolveRef, validateObjectName } from '../core/refs.js';
+import { newId, resolveRef, shortId, validateObjectName } from '../core/refs.js';
 import { bestEffort, SerialQueue, withRollback } from '../core/steps.js';
 import type { ControllerDeps, CreateNetworkRequest, CreateSandboxRequest, ConnectRequest, PruneResult } from './types.js';
 import { checkAskedAddresses, createDetachedEndpoint, createJoinedEndpoint, driverOf, endpointsWhere, type EndpointFilter, joinDetached, now, replacePorts, teardownEndpoint, type DetachedRequest } from './endpoints.js';
@@ -95,7 +95,7 @@ export class Controller {
         if (driver.global) {
           // The cluster's record gives the id (the same on every host), the subnets and the config.
           const view = await driver.global.ensure({ name, options, internal, enableIPv6, labels: net.labels }, net.config, req, req.dockerId);
-          if (store.networks.get(view.id)) throw new ConflictError(`network ${name} is already here (id ${view.id.slice(0, 12)})`);
+          if (store.networks.get(view.id)) throw new ConflictError(`network ${name} is already here (id ${shortId(view.id)})`);
           // The cluster's options, labels and creation time too: every host shows the same.
           Object.assign(net, { id: req.dockerId ?? view.id, config: view.config, ipv4: view.ipv4, ipv6: view.ipv6, options: view.options, labels: view.labels, created: view.created });
           undo.push('global network', () => driver.deleteNetwork(net, net.config));
@@ -150,7 +150,7 @@ export class Controller {
     for (const net of this.listNetworks()) {
       if (this.deps.predefined?.has(net.name) || this.endpointsOf({ networkId: net.id }).length > 0) continue;
       if (net.dockerId !== undefined) {
-        result.skipped.push({ name: net.name, reason: `belongs to the Docker engine (remove it with docker network rm ${net.dockerId.slice(0, 12)})` });
+        result.skipped.push({ name: net.name, reason: `belongs to the Docker engine (remove it with docker network rm ${shortId(net.dockerId)})` });
         continue;
       }
       const refused = await this.deleteNetwork(net.id).then(() => undefined, (err: unknown) => usedElsewhere(net, err));

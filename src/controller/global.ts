@@ -13,6 +13,7 @@ import type { Driver, GlobalNetworkView, GlobalScope } from '../contract/driver.
 import type { NetworkRecord } from '../core/model.js';
 import { ClusterUnavailableError, ConflictError, NotFoundError } from '../errors.js';
 import { bestEffort } from '../core/steps.js';
+import { shortId } from '../core/refs.js';
 
 export type GlobalDriver = Driver & { global: GlobalScope };
 
@@ -56,8 +57,6 @@ async function clusterNamed(deps: ControllerDeps, name: string, byName: ByName =
   return undefined;
 }
 
-const short = (id: string): string => id.slice(0, 12);
-
 /**
  * A network by reference among those `network ls` shows (this host's records, then the cluster's
  * networks it has no record of), in Docker's order: an exact name or id here, a name in the
@@ -90,8 +89,8 @@ export async function findNetwork(deps: ControllerDeps, ref: string, byName: ByN
   if (here.length + there.length === 1) return here[0] ? { local: here[0] } : there[0]!;
   if (here.length + there.length === 0) return undefined;
   const candidates = [
-    ...(here.length > 1 ? networks.list().filter((n) => n.id.startsWith(ref)) : here).map((n) => `${n.name} (${short(n.id)})`),
-    ...there.map(({ view }) => `${view.name} (${short(view.id)}, in the cluster)`),
+    ...(here.length > 1 ? networks.list().filter((n) => n.id.startsWith(ref)) : here).map((n) => `${n.name} (${shortId(n.id)})`),
+    ...there.map(({ view }) => `${view.name} (${shortId(view.id)}, in the cluster)`),
   ];
   throw new ConflictError(`network ${JSON.stringify(ref)} is ambiguous: more than one id starts with it: ${candidates.join(', ')}`, { field: 'network' });
 }

@@ -6,6 +6,7 @@
 import type { CreateNetworkRequest, ControllerDeps } from './types.js';
 import { definedOnly } from './endpoints.js';
 import type { NetworkRecord, SubnetRecord } from '../core/model.js';
+import { shortId } from '../core/refs.js';
 import { clusterOnlyNetworks, globalNamed } from './global.js';
 import { refuseOverlaps } from './ownership.js';
 import type { Undo } from '../core/steps.js';
@@ -63,7 +64,7 @@ export function refuseAddressFields(req: CreateNetworkRequest, driver: Driver): 
 export async function refuseTakenName(deps: ControllerDeps, name: string, driver: Driver): Promise<void> {
   if (deps.store.networks.getByName(name)) throw new ConflictError(`network with name ${name} already exists`);
   const taken = driver.global || deps.predefined?.has(name) ? undefined : await globalNamed(deps, name);
-  if (taken) throw new ConflictError(`network with name ${name} already exists: the ${taken.driver.name} network ${name} (${taken.view.id.slice(0, 12)}) in the cluster`);
+  if (taken) throw new ConflictError(`network with name ${name} already exists: the ${taken.driver.name} network ${name} (${shortId(taken.view.id)}) in the cluster`);
 }
 
 /**

@@ -6,6 +6,7 @@
 import type { DescribeOwner, OwnerContext } from '../ipam/index.js';
 import type { Store } from '../store/index.js';
 import type { EndpointRecord, NetworkRecord } from '../core/model.js';
+import { shortId } from '../core/refs.js';
 
 const quote = JSON.stringify;
 
@@ -19,7 +20,7 @@ export function describeEndpoint(store: Store, ep: EndpointRecord): string {
   const on = net ? ` on ${describeNetwork(net)}` : '';
   const sb = ep.sandboxId === undefined ? undefined : store.sandboxes.get(ep.sandboxId);
   if (sb) return `sandbox ${quote(sb.name)}${on}`;
-  if (ep.dockerId !== undefined) return `the Docker container endpoint ${ep.dockerId.slice(0, 12)}${on}`;
+  if (ep.dockerId !== undefined) return `the Docker container endpoint ${shortId(ep.dockerId)}${on}`;
   return `endpoint ${quote(ep.name)}${on}`;
 }
 

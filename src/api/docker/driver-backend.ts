@@ -105,7 +105,7 @@ export function driverBackend(controller: Controller, driver: string, scope: 'lo
         const name = await globalName(v4);
         const here = controller.listNetworks().find((n) => n.name === name);
         if (here) {
-          const by = here.dockerId ? `the Docker network ${here.dockerId.slice(0, 12)} of this engine` : 'cnmkit\'s API on this host';
+          const by = here.dockerId ? `the Docker network ${shortId(here.dockerId)} of this engine` : 'cnmkit\'s API on this host';
           throw new ConflictError(`overlay network ${name} is already used here by ${by}: one Docker network per overlay and engine`);
         }
         await controller.createNetwork({ ...common, name, ...(v4 ? { subnet: v4 } : {}), ...(v6 ? { subnetV6: v6 } : {}) });

@@ -267,7 +267,8 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
       return [...items, ...(ctx.cluster ? await checkLeftovers(ctx.cluster, net.name, poolsOf(net), known) : [])];
     },
     async repair(net, _config, endpoints) {
-      if (nets.get(net.id)?.isUp) await repairOverlay(ctx.netlink, nets.get(net.id)!, endpoints);
+      const s = nets.get(net.id);
+      if (s?.isUp) await repairOverlay(ctx.netlink, s, endpoints);
     },
     async deleteNetwork(net, config) {
       const s = nets.get(net.id) ?? (config.vni !== undefined ? stateOf(net, config) : undefined);

@@ -17,6 +17,11 @@ import { shortId } from '../core/refs.js';
 
 export type GlobalDriver = Driver & { global: GlobalScope };
 
+/** Why the store did not answer, as a ClusterUnavailableError says it (the store and the transport's reason), else the error's message. */
+function unavailableReason(err: unknown): string {
+  return err instanceof ClusterUnavailableError ? err.reason : (err as Error).message;
+}
+
 function globalDrivers(deps: ControllerDeps): GlobalDriver[] {
   return deps.drivers.names().map((n) => deps.drivers.get(n)!).filter((d): d is GlobalDriver => d.global !== undefined);
 }
@@ -219,8 +224,7 @@ export async function clusterOnlyListing(deps: ControllerDeps): Promise<{ networ
       views = await driver.global.list();
     } catch (err) {
       deps.logger.warn({ err: (err as Error).message }, 'global networks not listed: the cluster store did not answer');
-      const reason = err instanceof ClusterUnavailableError ? err.reason : (err as Error).message;
-      unlisted = `cluster store unavailable (${reason}): ${driver.name} networks of other hosts are not listed, and global networks' VNI and hosts are not shown`;
+      unlisted = `cluster store unavailable (${unavailableReason(err)}): ${driver.name} networks of other hosts are not listed, and global networks' VNI and hosts are not shown`;
       continue;
     }
     for (const v of views) if (!deps.store.networks.getByName(v.name)) networks.push(recordOf(driver.name, v));
@@ -289,7 +293,7 @@ export async function describeGlobal(deps: ControllerDeps, net: NetworkRecord, w
     return { ...(await driver.global.describe(net)), ...conflicts };
   } catch (err) {
     deps.logger.warn({ err: (err as Error).message, network: net.name }, 'global network not described: the cluster store did not answer');
-    warn?.(`cluster store unavailable (${err instanceof ClusterUnavailableError ? err.reason : (err as Error).message}): the VNI and hosts of network ${net.name} are not shown`);
+    warn?.(`cluster store unavailable (${unavailableReason(err)}): the VNI and hosts of network ${net.name} are not shown`);
     return conflicts;
   }
 }

@@ -249,7 +249,6 @@ export async function storedPeers(from: StoreClient | Pick<SimCluster, 'etcd'>, 
   }
 }
 
-
 /**
  * Until an in-process host's watch of the cluster's networks has listed them: a network made after
  * this "appears" to it (read ahead); one made before is in its first list, and is not.
@@ -258,6 +257,7 @@ export async function networksWatched(h: Cluster): Promise<void> {
   const watch = (h as unknown as { networkCache: { watch: { stats(): { state: string } } } }).networkCache.watch;
   await waitFor('the host watches the networks', async () => (watch.stats().state === 'watching' ? true : undefined), 3000);
 }
+
 /** A new sandbox on host h connected to network net (extra: connect's own flags), recorded in made for the test to remove. */
 export async function simJoined<Ep>(h: SimHost, net: string, made: { h: SimHost; sb: string }[], extra: string[] = []): Promise<{ sb: string; ep: Ep }> {
   const sb = await h.daemon.sandbox();

@@ -11,7 +11,7 @@ import { shortId } from '../../src/core/refs.js';
 import { ConflictError, NotInClusterError } from '../../src/errors.js';
 import { clusterOptions, DEFAULT_PORT, OPT, type OverlayConfig } from './config.js';
 import type { PendingWrites } from './pending.js';
-import type { HostNetwork } from './hostnet.js';
+import { mtuAboveUnderlay, type HostNetwork } from './hostnet.js';
 
 export function needCluster(cluster: Cluster | undefined): Cluster {
   if (!cluster) throw new NotInClusterError();
@@ -124,6 +124,11 @@ export function globalScope(cluster: () => Cluster | undefined, pending: Pending
     },
     conflicts(net) {
       return new Map(local(net)?.lost);
+    },
+    warnings(net) {
+      const below = local(net)?.underlayBelow;
+      const mtu = (net.config as OverlayConfig).mtu;
+      return below !== undefined && mtu !== undefined ? [mtuAboveUnderlay(mtu, below)] : [];
     },
   };
 }

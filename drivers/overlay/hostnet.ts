@@ -3,6 +3,8 @@
 // and the endpoints joined here. Made when the network is created
 // here or at its first local join; ended (watch closed, devices deleted) when the network is
 // deleted here or, on a host that did not create it, when its last local endpoint leaves.
+// A set MTU above what the underlay carries is kept and warned of (logged at each bring-up, and
+// said by create, inspect and ls); it is read at the bring-up only, not followed afterwards.
 import type { Logger } from 'pino';
 import type { Cluster, PeerWatch } from '../../src/cluster/types.js';
 import type { HostSysctl } from '../../src/contract/driver.js';
@@ -13,12 +15,19 @@ import { deviceNames, ensureDevices, removeDevices } from './device.js';
 import type { DeviceFlaps } from './flaps.js';
 import { PeerProgrammer } from './program.js';
 
+/** Why a given MTU above what the underlay carries is a cost: for the log and network inspect. */
+export function mtuAboveUnderlay(mtu: number, carried: number): string {
+  return `MTU ${mtu} (com.docker.network.driver.mtu) is above what this host's underlay carries, ${carried} (the --advertise-addr interface's MTU less VXLAN's 50 bytes): larger packets cross fragmented, and those with don't-fragment set (TCP's) are answered with ICMP fragmentation-needed (mtu ${carried})`;
+}
+
 export class HostNetwork {
   readonly local = new Set<string>();
   devices: { bridge: number; vxlan: number } | undefined;
   /** Whether the last bring-up made the bridge (no endpoint's port on it then). */
   bridgeMade = false;
   mtu = 0;
+  /** What the underlay carries (the VTEP interface's MTU less 50) when the given MTU is above it, as read at the last bring-up. */
+  underlayBelow: number | undefined;
   programmer: PeerProgrammer | undefined;
   /** Local endpoints whose address another owner took while this host's lease was gone (restart): why, by endpoint id. */
   readonly lost = new Map<string, string>();
@@ -46,7 +55,14 @@ export class HostNetwork {
   }
 
   private async rise(h: NetlinkHandle, sysctl: HostSysctl, cluster: Cluster, logger: Logger, underlayMtu: () => Promise<number>): Promise<void> {
-    this.mtu = this.config.mtu ?? (await underlayMtu());
+    const given = this.config.mtu;
+    // A given MTU is compared with the underlay's when it can be read (a restore may not read it).
+    const carried = given === undefined ? await underlayMtu() : await underlayMtu().catch(() => undefined);
+    this.mtu = given ?? (carried as number);
+    this.underlayBelow = given !== undefined && carried !== undefined && given > carried ? carried : undefined;
+    if (this.underlayBelow !== undefined) {
+      logger.warn({ network: this.name, mtu: given, underlay: this.underlayBelow }, `overlay: ${mtuAboveUnderlay(given!, this.underlayBelow)}`);
+    }
     mark('mtu');
     const spec = { vni: this.config.vni, port: this.config.port, vtep: cluster.vtep, mtu: this.mtu, ipv6: this.config.enableIPv6 };
     const vx = deviceNames(this.config.vni).vxlan;

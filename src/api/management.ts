@@ -199,7 +199,11 @@ export async function buildManagementApi(opts: ManagementOptions): Promise<Fasti
   app.post<{ Body: import('../controller/controller.js').CreateNetworkRequest }>(
     '/v1/networks',
     { schema: { body: createNetworkBody, response: { 201: { $ref: 'Network#' }, ...errors } } },
-    async (req, reply) => reply.status(201).send(withEndpoints(await asked(`create network ${req.body.name}`, () => c.createNetwork(req.body)), 'networkId')),
+    async (req, reply) => {
+      const net = await asked(`create network ${req.body.name}`, () => c.createNetwork(req.body));
+      warned(reply, c.globalWarnings(net));
+      return reply.status(201).send(withEndpoints(net, 'networkId'));
+    },
   );
   app.delete<Ref>('/v1/networks/:ref', { schema: { params: refParams, response: { 204: { type: 'null' }, ...errors } } }, async (req, reply) => {
     await asked(`remove network ${req.params.ref}`, () => c.deleteNetwork(req.params.ref));

@@ -234,6 +234,11 @@ export interface GlobalScope<Config = unknown> {
    */
   conflicts?(net: NetworkRecord): Map<string, string>;
   /**
+   * Optional, read here (no store call): what the user is warned of about the network on this host
+   * (a set MTU above what the underlay carries), said with create, inspect and ls.
+   */
+  warnings?(net: NetworkRecord): string[];
+  /**
    * Deletes the cluster's network of that name and id unless a host has endpoints on it (then
    * refused, naming those hosts). Whether it deleted it (false: the cluster has no such network).
    */

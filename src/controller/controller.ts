@@ -20,7 +20,7 @@ import { checkNetworks, type NetworkCheck } from './check.js';
 import { joinWithGateway, leaveWithGateway, needsGateway } from './gateway.js';
 import { mark, traced } from '../core/trace.js';
 import { AnswerGate } from '../core/answers.js';
-import { clusterOnlyListing, describeGlobal, followCluster, joinNetwork, networkOrGlobal, networkToRemove, removeFromCluster, removeFromClusterFirst, usedElsewhere } from './global.js';
+import { clusterOnlyListing, describeGlobal, followCluster, globalWarnings, joinNetwork, networkOrGlobal, networkToRemove, removeFromCluster, removeFromClusterFirst, usedElsewhere } from './global.js';
 
 export type { Origin } from './ownership.js';
 export type { ConnectRequest, ControllerDeps, CreateNetworkRequest, CreateSandboxRequest, PruneResult } from './types.js';
@@ -52,6 +52,7 @@ export class Controller {
   networkOrGlobal = (ref: string): Promise<NetworkRecord> => networkOrGlobal(this.deps, ref);
   /** A global network's driver's description (VNI, hosts with endpoints); undefined for others. */
   describeGlobal = (net: NetworkRecord, warn?: (message: string) => void): Promise<Record<string, unknown> | undefined> => describeGlobal(this.deps, net, warn);
+  globalWarnings = (net: NetworkRecord): string[] => globalWarnings(this.deps, net);
 
   listSandboxes = (): SandboxRecord[] => this.deps.store.sandboxes.list();
 

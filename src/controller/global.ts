@@ -279,6 +279,11 @@ export function usedElsewhere(net: NetworkRecord, err: unknown): string {
   throw err;
 }
 
+/** What the driver of a global network warns of on this host (read here, no store call); none for local networks. */
+export function globalWarnings(deps: ControllerDeps, net: NetworkRecord): string[] {
+  return net.scope === 'global' ? (deps.drivers.get(net.driver)?.global?.warnings?.(net) ?? []) : [];
+}
+
 /**
  * What the driver of a global network describes (VNI, hosts); undefined for local networks or when
  * the store does not answer (then said to warn, for the caller's user). With conflicts (also while
@@ -287,6 +292,7 @@ export function usedElsewhere(net: NetworkRecord, err: unknown): string {
 export async function describeGlobal(deps: ControllerDeps, net: NetworkRecord, warn?: (message: string) => void): Promise<Record<string, unknown> | undefined> {
   const driver = deps.drivers.get(net.driver);
   if (net.scope !== 'global' || !driver?.global) return undefined;
+  for (const w of globalWarnings(deps, net)) warn?.(w);
   const found = driver.global.conflicts?.(net);
   const conflicts = found && found.size > 0 ? { conflicts: Object.fromEntries(found) } : undefined;
   try {

@@ -164,6 +164,24 @@ describeRoot('overlay driver across simulated hosts', () => {
       expect(await check(['ip', '-n', a.sb, '-j', 'link', 'show', 'eth0'])).toContain('"mtu":1350');
       expect(await ping(a.sb, ip(b.ep.ipv4), ['-M', 'do', '-s', '1322'])).toBe(true);
       expect(await ping(a.sb, ip(b.ep.ipv4), ['-M', 'do', '-s', '1323'])).toBe(false);
+      expect((await hosts[0]!.daemon.cmd(['network', 'inspect', 'ovmtu'])).stderr).toBe('');
+
+      // An MTU set above what the underlay carries is taken (as Docker does), with a warning at
+      // create and at inspect on each host where the network came up: larger packets cross
+      // fragmented; with don't-fragment set, the sender is told the underlay's MTU less 50.
+      const over = await hosts[0]!.daemon.cmd(['network', 'create', '-d', 'overlay', '--subnet', '198.19.208.0/24', '-o', 'com.docker.network.driver.mtu=1400', 'ovbig']);
+      expect(over.code).toBe(0);
+      const warning = /^Warning: MTU 1400 \(com\.docker\.network\.driver\.mtu\) is above what this host's underlay carries, 1350 \(the --advertise-addr interface's MTU less VXLAN's 50 bytes\)/m;
+      expect(over.stderr).toMatch(warning);
+      const c = await joined(hosts[0]!, 'ovbig');
+      const d = await joined(hosts[1]!, 'ovbig');
+      expect(await check(['ip', '-n', c.sb, '-j', 'link', 'show', 'eth0'])).toContain('"mtu":1400');
+      expect(await ping(c.sb, ip(d.ep.ipv4), ['-M', 'dont', '-s', '1372'])).toBe(true);
+      const df = await run(['ip', 'netns', 'exec', c.sb, 'ping', '-c', '1', '-W', '2', '-M', 'do', '-s', '1372', ip(d.ep.ipv4)]);
+      expect(df.stdout).toContain('Frag needed and DF set (mtu = 1350)');
+      for (const h of [hosts[0]!, hosts[1]!]) expect((await h.daemon.cmd(['network', 'inspect', 'ovbig'])).stderr).toMatch(warning);
+      expect((await hosts[1]!.daemon.cmd(['network', 'ls'])).stderr).toMatch(warning);
+      expect((await hosts[2]!.daemon.cmd(['network', 'inspect', 'ovbig'])).stderr).toBe('');
     } finally {
       await setMtu(1500);
     }

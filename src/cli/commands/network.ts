@@ -45,7 +45,8 @@ const create: Command = {
     if (v.opt) body.options = keyValues(v.opt, '--opt', { bareKey: true });
     if (v.label) body.labels = keyValues(v.label, '--label');
     if (v['aux-address']) body.auxAddresses = keyValues(v['aux-address'], '--aux-address');
-    const net = await new Client(socketPath(v.socket as string | undefined)).request<Network>('POST', '/v1/networks', body);
+    const { data: net, warnings } = await new Client(socketPath(v.socket as string | undefined)).requestWarned<Network>('POST', '/v1/networks', body);
+    for (const w of warnings) console.error(`Warning: ${w}`);
     if (json) printJson(net);
     else console.log(net.id);
     return 0;

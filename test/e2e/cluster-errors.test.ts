@@ -22,6 +22,7 @@ import { describeRoot } from '../helpers/root.js';
 import { simSuite } from '../helpers/sim-suite.js';
 import { pings, simCli, type SimCluster, type SimHost, simJoined, storedPeers, UNDERLAY_IP, waitFor } from '../helpers/cluster.js';
 import { ApiError, Client } from '../../src/client/index.js';
+import { fdbRows, neighRows } from '../helpers/entries.js';
 
 interface Ep { id: string; ipv4?: string; macAddress?: string }
 interface Status { state: string; store?: string; unavailableSince?: string; unavailableFor?: number; error?: string }
@@ -56,8 +57,8 @@ describeRoot('cluster mode: what its errors tell a user', () => {
     // (read from h1's kernel: a ping now would fill b's neighbour cache, and the ping below would no longer ask h1's table).
     const vx = `ovvx${(JSON.parse(await simCli(h1, ['network', 'inspect', 'ovea', '--format', 'json'])) as { global: { vni: number } }[])[0]!.global.vni}`;
     await waitFor('h1 holds b\'s FDB entry and neighbour before etcd stops', async () => {
-      const fdb = JSON.parse(await h1.ns.sh(['bridge', '-j', 'fdb', 'show', 'dev', vx])) as { mac: string; dst?: string }[];
-      const neigh = JSON.parse(await h1.ns.sh(['ip', '-j', 'neigh', 'show', 'dev', vx])) as { dst: string; lladdr?: string }[];
+      const fdb = await fdbRows(h1.ns, vx);
+      const neigh = await neighRows(h1.ns, vx);
       return fdb.some((e) => e.mac === b.ep.macAddress && e.dst === h2.ip) && neigh.some((n) => n.dst === ip(b.ep.ipv4) && n.lladdr === b.ep.macAddress) ? true : undefined;
     }, 10_000);
     expect(await statusOf(h2)).toMatchObject({ state: 'connected', store: STORE });
@@ -198,7 +199,7 @@ describeRoot('cluster mode: what its errors tell a user', () => {
     };
     const reachable = async (what: string): Promise<void> => {
       await waitFor(what, async () => {
-        const fdb = JSON.parse(await h2.ns.sh(['bridge', '-j', 'fdb', 'show', 'dev', vx])) as { mac: string; dst?: string }[];
+        const fdb = await fdbRows(h2.ns, vx);
         return fdb.some((e) => e.mac === mac && e.dst === h1.ip) && (await pings(b.sb, ip(a.ep.ipv4))) ? true : undefined;
       }, 10_000);
     };

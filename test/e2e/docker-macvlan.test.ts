@@ -9,6 +9,7 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { check } from '../helpers/exec.js';
 import type { TestNs } from '../helpers/netns.js';
+import { fdbRows, neighRows } from '../helpers/entries.js';
 import { TestDaemon } from '../helpers/daemon.js';
 import { BUSYBOX_IMAGE, describeDocker, Dockerd, dockerSkipReason, makeHostNs } from '../helpers/dockerd.js';
 
@@ -113,7 +114,7 @@ describeDocker('cnmkit-macvlan under the real Docker engine', skipReason, () => 
     expect(await reaches('mvb', ipA)).toBe(true);
     expect(await reaches('mva', LAN_HOST)).toBe(true);
     expect(await reaches('mvb', LAN_HOST)).toBe(true);
-    const neigh = await lan.ipJson<{ dst: string; lladdr?: string }[]>(['neigh', 'show', 'dev', 'lan0']);
+    const neigh = await neighRows(lan, 'lan0');
     expect(neigh).toEqual(expect.arrayContaining([
       expect.objectContaining({ dst: ipA, lladdr: macA }),
       expect.objectContaining({ dst: '198.18.50.20', lladdr: '02:aa:bb:cc:dd:02' }),
@@ -160,7 +161,7 @@ describeDocker('cnmkit-macvlan under the real Docker engine', skipReason, () => 
     expect(await cnmkitEndpoints(id)).toEqual([late]);
     expect(await hostMacvlans()).toEqual([]);
     // A macvlan that exists (up, in any namespace) holds its MAC among its parent's unicast addresses.
-    const parentMacs = (JSON.parse(await host.sh(['bridge', '-j', 'fdb', 'show', 'dev', 'nic0'])) as { mac: string }[]).map((f) => f.mac);
+    const parentMacs = (await fdbRows(host, 'nic0')).map((f) => f.mac);
     expect(parentMacs, 'no macvlan of the dead container is left on the parent').not.toContain(macGone);
     const macLate = await docker(['exec', 'late', 'cat', '/sys/class/net/eth0/address']);
     expect(parentMacs, 'the control: the live container\'s macvlan is seen there').toContain(macLate);

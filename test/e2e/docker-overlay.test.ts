@@ -13,6 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { SimCluster, simCli, storedPeers, waitFor, ETCD, UNDERLAY_IP, type SimHost, type StoredPeer } from '../helpers/cluster.js';
 import { run } from '../helpers/exec.js';
+import { fdbRows, neighRows } from '../helpers/entries.js';
 import { BUSYBOX_IMAGE, describeDocker, Dockerd, dockerSkipReason } from '../helpers/dockerd.js';
 
 const skipReason = (await dockerSkipReason()) ?? (fs.existsSync(ETCD) ? undefined : `the overlay's Docker test needs ${ETCD} (Debian etcd-server; scripts/setup installs it)`);
@@ -25,9 +26,6 @@ const ENGINE_ARGS = [
   ['--bip', '198.18.2.1/24', '--default-address-pool', 'base=198.18.96.0/19,size=24'],
   ['--bip', '198.18.3.1/24', '--default-address-pool', 'base=198.18.32.0/19,size=24'],
 ];
-
-interface FdbJson { mac: string; dst?: string; flags?: string[]; state?: string }
-interface NeighJson { dst: string; lladdr?: string; state?: string[] }
 
 let sim: SimCluster;
 let hosts: [SimHost, SimHost, SimHost];
@@ -75,9 +73,9 @@ async function hasVxlan(h: SimHost): Promise<boolean> {
 /** Host h's static entries on the overlay's VXLAN device: FDB (mac → VTEP) and neighbours (ip → mac). */
 async function kernelEntries(h: SimHost): Promise<{ fdb: string[]; neigh: string[] }> {
   if (!(await hasVxlan(h))) return { fdb: [], neigh: [] };
-  const fdb = (JSON.parse(await h.ns.sh(['bridge', '-j', 'fdb', 'show', 'dev', vxlan])) as FdbJson[])
+  const fdb = (await fdbRows(h.ns, vxlan))
     .filter((e) => e.flags?.includes('self') && e.dst !== undefined).map((e) => `${e.mac} ${e.dst}`).sort();
-  const neigh = (JSON.parse(await h.ns.sh(['ip', '-j', 'neigh', 'show', 'dev', vxlan])) as NeighJson[]).map((n) => `${n.dst} ${n.lladdr}`).sort();
+  const neigh = (await neighRows(h.ns, vxlan)).map((n) => `${n.dst} ${n.lladdr}`).sort();
   return { fdb, neigh };
 }
 
@@ -356,8 +354,8 @@ describeDocker('cnmkit-overlay under three Docker engines on three simulated hos
           // The container's own view: the address on its interface (not only in the engine's record).
           expect(await e1.dockerOk(['exec', 'v6a', 'ip', '-6', 'addr', 'show'])).toContain(`${a.GlobalIPv6Address}/64`);
           const entries = async (h: SimHost) => ({
-            fdb: (JSON.parse(await h.ns.sh(['bridge', '-j', 'fdb', 'show', 'dev', vx])) as FdbJson[]).filter((e) => e.flags?.includes('self')).map((e) => `${e.mac} ${e.dst}`),
-            neigh: (JSON.parse(await h.ns.sh(['ip', '-j', 'neigh', 'show', 'dev', vx])) as NeighJson[]).map((n) => `${n.dst} ${n.lladdr} ${(n.state ?? []).join(',')}`),
+            fdb: (await fdbRows(h.ns, vx)).filter((e) => e.flags?.includes('self')).map((e) => `${e.mac} ${e.dst}`),
+            neigh: (await neighRows(h.ns, vx)).map((n) => `${n.dst} ${n.lladdr} ${(n.state ?? []).join(',')}`),
           });
           // A run answers once the container's peer is in etcd; the other host programs it when its watch delivers it.
           await until('each host holds the other container\'s v6 neighbour', async () =>

@@ -9,6 +9,7 @@ import { describeRoot } from '../helpers/root.js';
 import { makeNs, type TestNs } from '../helpers/netns.js';
 import { TestDaemon } from '../helpers/daemon.js';
 import { check, run } from '../helpers/exec.js';
+import { neighRows } from '../helpers/entries.js';
 import { kernelLacks, skipUnlessKernelHas } from '../helpers/kernel-features.js';
 
 interface Ep { ipv4?: string; ipv6?: string; macAddress?: string; ifname?: string }
@@ -74,7 +75,7 @@ describeRoot('macvlan driver', () => {
     expect((await ping(a, LAN_HOST)).code).toBe(0);
     expect((await ping(b, LAN_HOST)).code).toBe(0);
     // The LAN host learnt each sandbox by its own MAC (not the NIC's): they are stations on the LAN.
-    const neigh = await lan.ipJson<{ dst: string; lladdr?: string }[]>(['neigh', 'show', 'dev', 'lan0']);
+    const neigh = await neighRows(lan, 'lan0');
     expect(neigh).toEqual(expect.arrayContaining([
       expect.objectContaining({ dst: addr(ea.ipv4), lladdr: ea.macAddress }),
       expect.objectContaining({ dst: addr(eb.ipv4), lladdr: eb.macAddress }),

@@ -8,6 +8,7 @@ import { describeRoot } from '../helpers/root.js';
 import { simSuite } from '../helpers/sim-suite.js';
 import { pings, simCli, type SimCluster, type SimHost, simJoined, simVni, waitFor } from '../helpers/cluster.js';
 import { run } from '../helpers/exec.js';
+import { fdbRows, neighRows } from '../helpers/entries.js';
 
 interface Ep { ipv4?: string; macAddress: string }
 interface Item { object: string; what: string; expected: string; found: string }
@@ -20,11 +21,11 @@ const WRONG_MAC = '02:42:00:00:00:99';
 const ip = (cidr: string | undefined): string => cidr!.split('/')[0]!;
 
 async function fdbOf(h: SimHost, vx: string, mac: string): Promise<{ dst?: string; state?: string }[]> {
-  return (JSON.parse(await h.ns.sh(['bridge', '-j', 'fdb', 'show', 'dev', vx])) as { mac: string; dst?: string; state?: string }[]).filter((e) => e.mac === mac);
+  return (await fdbRows(h.ns, vx)).filter((e) => e.mac === mac);
 }
 
 async function neighOf(h: SimHost, vx: string, addr: string): Promise<{ lladdr?: string; state?: string[] }[]> {
-  return (JSON.parse(await h.ns.sh(['ip', '-j', 'neigh', 'show', 'dev', vx])) as { dst: string; lladdr?: string; state?: string[] }[]).filter((n) => n.dst === addr);
+  return (await neighRows(h.ns, vx)).filter((n) => n.dst === addr);
 }
 
 

@@ -12,9 +12,9 @@ import { simSuite } from '../helpers/sim-suite.js';
 import { SimCluster, simCli, simJoined, simKeysNaming, waitFor, type SimHost } from '../helpers/cluster.js';
 import { run } from '../helpers/exec.js';
 import { ApiError, Client } from '../../src/client/index.js';
+import { fdbRows } from '../helpers/entries.js';
 
 interface Ep { id: string; ipv4?: string; macAddress?: string }
-interface FdbJson { mac: string; dst?: string; flags?: string[]; state?: string }
 
 let sim: SimCluster;
 let hosts: SimHost[];
@@ -26,7 +26,7 @@ const ip = (cidr: string | undefined): string => cidr!.split('/')[0]!;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function selfFdb(h: SimHost, vx: string): Promise<string[]> {
-  const all = JSON.parse(await h.ns.sh(['bridge', '-j', 'fdb', 'show', 'dev', vx])) as FdbJson[];
+  const all = await fdbRows(h.ns, vx);
   return all.filter((e) => e.flags?.includes('self')).map((e) => `${e.mac} ${e.dst}`).sort();
 }
 

@@ -15,6 +15,7 @@ import { expect, it } from 'vitest';
 import { describeRoot } from '../helpers/root.js';
 import { simSuite } from '../helpers/sim-suite.js';
 import { simCli, simJoined, simKeysNaming, simVni, waitFor, type SimCluster, type SimHost } from '../helpers/cluster.js';
+import { fdbRows, neighRows } from '../helpers/entries.js';
 
 interface Ep { id: string; ipv4?: string; ipv6?: string }
 interface Subnet { subnet: string; gateway?: string }
@@ -173,7 +174,7 @@ describeRoot('overlay: CLI and API edges', () => {
     await waitFor('host 1 programs host 2\'s peer', async () => ((await h1.daemon.cmd(['network', 'inspect', '--check', 'ovmld'])).code === 0 ? true : undefined), 5000);
     // Entries of the kind the kernel makes for multicast destinations (state NOARP), added with iproute2.
     for (const ip of ['ff02::16', '224.0.0.22']) await h1.ns.sh(['ip', 'neigh', 'add', ip, 'dev', `ovvx${vni}`, 'nud', 'noarp']);
-    const neigh = JSON.parse(await h1.ns.sh(['ip', '-j', 'neigh', 'show', 'dev', `ovvx${vni}`, 'nud', 'all'])) as { dst: string; state: string[] }[];
+    const neigh = await neighRows(h1.ns, `ovvx${vni}`, 'all');
     expect(neigh).toContainEqual(expect.objectContaining({ dst: 'ff02::16', state: ['NOARP'] }));
     const checked = await h1.daemon.cmd(['network', 'inspect', '--check', 'ovmld']);
     expect(checked).toMatchObject({ code: 0, stderr: '' });
@@ -250,7 +251,7 @@ describeRoot('overlay: CLI and API edges', () => {
     const { ep: later } = await simJoined<Ep & { macAddress: string }>(h1, 'ovmac', made, ['--ip', '198.19.250.5']);
     expect(later.macAddress).toBe('02:42:c6:13:fa:05');
     await waitFor('host 2 programs host 1\'s endpoint', async () => {
-      const fdb = JSON.parse(await h2.ns.sh(['bridge', '-j', 'fdb', 'show', 'dev', `ovvx${vni}`])) as { mac: string; dst?: string }[];
+      const fdb = await fdbRows(h2.ns, `ovvx${vni}`);
       const ofMac = fdb.filter((e) => e.mac === '02:42:c6:13:fa:05').map((e) => e.dst);
       return ofMac.length > 0 ? ofMac : undefined;
     }, 5000).then((dsts) => expect(dsts).toEqual([h1.ip]));
@@ -258,8 +259,7 @@ describeRoot('overlay: CLI and API edges', () => {
 
   it('a peer\'s FDB entry that is not permanent (it would age out) is drift for check, and a restart\'s resync makes it permanent again', async () => {
     const { h1, h2, vx, ep } = await pairProgrammed('ovperm', '198.19.251.0/24');
-    const entry = async () => (JSON.parse(await h1.ns.sh(['bridge', '-j', 'fdb', 'show', 'dev', vx])) as { mac: string; dst?: string; state?: string }[])
-      .filter((e) => e.mac === ep.macAddress);
+    const entry = async () => (await fdbRows(h1.ns, vx)).filter((e) => e.mac === ep.macAddress);
     await h1.ns.sh(['bridge', 'fdb', 'replace', ep.macAddress, 'dev', vx, 'dst', h2.ip, 'self', 'dynamic']);
     expect(await entry()).toEqual([expect.objectContaining({ dst: h2.ip, state: '' })]);
     const drift = await h1.daemon.cmd(['check']);
@@ -279,7 +279,7 @@ describeRoot('overlay: CLI and API edges', () => {
     expect((await h1.daemon.cmd(['network', 'inspect', '--check', 'ovrelist'])).code).toBe(1);
     await sim.etcd.restart();
     await waitFor('host 1 writes the entries again', clean, 5000);
-    const fdb = JSON.parse(await h1.ns.sh(['bridge', '-j', 'fdb', 'show', 'dev', vx])) as { mac: string; dst?: string; state?: string }[];
+    const fdb = await fdbRows(h1.ns, vx);
     expect(fdb.filter((e) => e.mac === ep.macAddress)).toEqual([expect.objectContaining({ dst: h2.ip, state: 'permanent' })]);
   });
 });

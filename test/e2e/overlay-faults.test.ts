@@ -8,9 +8,9 @@ import { describeRoot } from '../helpers/root.js';
 import { simSuite } from '../helpers/sim-suite.js';
 import { SimCluster, simCli, simJoined, waitFor, type SimHost } from '../helpers/cluster.js';
 import { check, run } from '../helpers/exec.js';
+import { fdbRows } from '../helpers/entries.js';
 
 interface Ep { ipv4?: string; macAddress?: string }
-interface FdbJson { mac: string; dst?: string; flags?: string[]; state?: string }
 
 let sim: SimCluster;
 let hosts: SimHost[];
@@ -28,7 +28,7 @@ async function ping(sb: string, to: string, count = 1): Promise<string> {
 }
 
 async function selfFdb(h: SimHost): Promise<string[]> {
-  const all = JSON.parse(await h.ns.sh(['bridge', '-j', 'fdb', 'show', 'dev', vx])) as FdbJson[];
+  const all = await fdbRows(h.ns, vx);
   return all.filter((e) => e.flags?.includes('self')).map((e) => `${e.mac} ${e.dst} ${e.state ?? ''}`).sort();
 }
 

@@ -10,6 +10,7 @@ import { describeRoot } from '../helpers/root.js';
 import { simSuite } from '../helpers/sim-suite.js';
 import { SimCluster, simCli, simJoined, simVni, waitFor, type SimHost } from '../helpers/cluster.js';
 import { run } from '../helpers/exec.js';
+import { fdbRows, neighRows } from '../helpers/entries.js';
 
 interface Ep { ipv4?: string; macAddress?: string }
 
@@ -22,8 +23,8 @@ const ip = (cidr: string | undefined): string => cidr!.split('/')[0]!;
 
 /** The VXLAN device's static entries on host h: FDB `MAC DST` (its own, `self`) and neighbours `IP MAC`. */
 async function entries(h: SimHost): Promise<{ fdb: string[]; neigh: string[] }> {
-  const fdb = JSON.parse(await h.ns.sh(['bridge', '-j', 'fdb', 'show', 'dev', vx])) as { mac: string; dst?: string; flags?: string[] }[];
-  const neigh = JSON.parse(await h.ns.sh(['ip', '-j', 'neigh', 'show', 'dev', vx])) as { dst: string; lladdr?: string; state?: string[] }[];
+  const fdb = await fdbRows(h.ns, vx);
+  const neigh = await neighRows(h.ns, vx);
   return {
     fdb: fdb.filter((e) => e.flags?.includes('self') && e.dst).map((e) => `${e.mac} ${e.dst}`).sort(),
     neigh: neigh.filter((n) => n.state?.includes('PERMANENT')).map((n) => `${n.dst} ${n.lladdr}`).sort(),

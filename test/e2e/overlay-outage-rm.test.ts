@@ -7,9 +7,9 @@ import { expect, it } from 'vitest';
 import { describeRoot } from '../helpers/root.js';
 import { simSuite } from '../helpers/sim-suite.js';
 import { simCli, simJoined, simVni, storedPeers, waitFor, type SimCluster, type SimHost } from '../helpers/cluster.js';
+import { neighRows, type NeighRow } from '../helpers/entries.js';
 
 interface Ep { id: string; ipv4?: string }
-interface Neigh { dst: string; state?: string[] }
 
 let sim: SimCluster;
 const made: { h: SimHost; sb: string }[] = [];
@@ -30,7 +30,7 @@ describeRoot('overlay: a disconnect during an etcd outage, then a restart', () =
       const g = await simJoined<Ep>(h2, net, made, ['--ip', addr]);
       const hostId = (JSON.parse(await simCli(h2, ['cluster', 'status', '--format', 'json'])) as { hostId: string }).hostId;
       const addrKey = `/cnmkit/v1/ipam/addresses/198.19.${third}.0_24/${addr}`;
-      const neighOnH1 = async (): Promise<Neigh[]> => (JSON.parse(await h1.ns.sh(['ip', '-j', 'neigh', 'show', 'dev', vx])) as Neigh[]).filter((n) => n.dst === addr);
+      const neighOnH1 = async (): Promise<NeighRow[]> => (await neighRows(h1.ns, vx)).filter((n) => n.dst === addr);
       await waitFor('h1 has g\'s neighbour entry', async () => ((await neighOnH1()).length === 1 ? true : undefined), 5000);
       await sim.etcd.stop();
       try {
@@ -73,7 +73,7 @@ describeRoot('overlay: a disconnect during an etcd outage, then a restart', () =
         { put: peerKey, value: { endpointId: ghost, ip: '198.19.72.31', mac: '02:42:c6:13:48:1f', vtep: h2.ip, network: 'ovmc', host: hostId } },
         { put: addrKey, value: { owner: `endpoint:${ghost}`, kind: 'endpoint', host: hostId } },
       ]);
-      const neighOnH1 = async (): Promise<Neigh[]> => (JSON.parse(await h1.ns.sh(['ip', '-j', 'neigh', 'show', 'dev', vx])) as Neigh[]).filter((n) => n.dst === '198.19.72.31');
+      const neighOnH1 = async (): Promise<NeighRow[]> => (await neighRows(h1.ns, vx)).filter((n) => n.dst === '198.19.72.31');
       await waitFor('h1 programs the leftover peer', async () => ((await neighOnH1()).length === 1 ? true : undefined), 5000);
       const drift = await h2.daemon.cmd(['check']);
       expect(drift.code).toBe(1);

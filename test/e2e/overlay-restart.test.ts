@@ -12,6 +12,7 @@ import { simSuite } from '../helpers/sim-suite.js';
 import { simCli, simJoined, waitFor, type SimCluster, type SimHost } from '../helpers/cluster.js';
 import type { KeyValue, StoreClient } from '../../src/cluster/client.js';
 import { run } from '../helpers/exec.js';
+import { permanentEntries } from '../helpers/entries.js';
 import { openStore } from '../../src/store/index.js';
 
 interface Ep { id: string; ipv4?: string; macAddress?: string }
@@ -35,13 +36,6 @@ async function keysOf(client: StoreClient, hostId: string): Promise<Map<string, 
   return new Map(kvs.filter((kv) => kv.key.startsWith(`/cnmkit/v1/peers/ovr/${hostId}/`) || (kv.key.startsWith('/cnmkit/v1/ipam/addresses/198.19.220.0_24/') && !spare(kv))).map((kv) => [kv.key, kv]));
 }
 
-/** The VXLAN device's permanent entries on h: `MAC DST` (FDB, self) and `IP MAC` (neighbours), sorted. */
-async function entries(h: SimHost): Promise<string[]> {
-  const fdb = JSON.parse(await h.ns.sh(['bridge', '-j', 'fdb', 'show', 'dev', vx])) as { mac: string; dst?: string; flags?: string[]; state?: string }[];
-  const neigh = JSON.parse(await h.ns.sh(['ip', '-j', 'neigh', 'show', 'dev', vx, 'nud', 'permanent'])) as { dst: string; lladdr: string }[];
-  return [...fdb.filter((e) => e.flags?.includes('self')).map((e) => `${e.mac} ${e.dst} ${e.state ?? ''}`), ...neigh.map((n) => `${n.dst} ${n.lladdr}`)].sort();
-}
-
 describeRoot('overlay daemon restart', () => {
   simSuite({ hosts: 2, leaseTtl: 20 }, made, async (s) => {
     sim = s;
@@ -61,10 +55,10 @@ describeRoot('overlay daemon restart', () => {
     try {
       // Each host programs the other's peers when its watch delivers them, after the connect answered.
       const h1Entries = [`${d.ep.macAddress} ${h2.ip} permanent`, `00:00:00:00:00:00 ${h2.ip} permanent`, `${ip(d.ep.ipv4)} ${d.ep.macAddress}`].sort();
-      await waitFor('h1 has d', async () => (JSON.stringify(await entries(h1)) === JSON.stringify(h1Entries) ? true : undefined), 5000);
-      await waitFor('h2 has h1\'s three endpoints', async () => ((await entries(h2)).length === 7 ? true : undefined), 5000);
+      await waitFor('h1 has d', async () => (JSON.stringify(await permanentEntries(h1.ns, vx)) === JSON.stringify(h1Entries) ? true : undefined), 5000);
+      await waitFor('h2 has h1\'s three endpoints', async () => ((await permanentEntries(h2.ns, vx)).length === 7 ? true : undefined), 5000);
       const before = await keysOf(client, hostId);
-      const h2Entries = await entries(h2);
+      const h2Entries = await permanentEntries(h2.ns, vx);
       const lease = before.get(peerKey(a.ep))!.lease;
       for (const e of [a, b, c]) expect([before.get(peerKey(e.ep))?.lease, before.get(addressKey(e.ep))?.lease]).toEqual([lease, lease]);
       await h1.daemon.stop('SIGKILL');
@@ -74,7 +68,7 @@ describeRoot('overlay daemon restart', () => {
         { del: peerKey(b.ep) }, { del: addressKey(c.ep) },
         { put: ghost, value: { network: 'ovr', host: hostId, endpointId: '0123456789abcdef', ip: '198.19.220.250', mac: '02:42:c6:13:dc:fa', vtep: h1.ip }, lease },
       ]);
-      await waitFor('h2 dropped b', async () => ((await entries(h2)).some((e) => e.startsWith(ip(b.ep.ipv4))) ? undefined : true), 5000);
+      await waitFor('h2 dropped b', async () => ((await permanentEntries(h2.ns, vx)).some((e) => e.startsWith(ip(b.ep.ipv4))) ? undefined : true), 5000);
       await h1.daemon.start();
       const after = await keysOf(client, hostId);
       expect([...after.keys()].sort()).toEqual([...before.keys()].sort());
@@ -84,8 +78,8 @@ describeRoot('overlay daemon restart', () => {
         const rewritten = [peerKey(b.ep), addressKey(c.ep), peerKey(c.ep)].includes(key);
         expect([key, kv.modRevision === before.get(key)!.modRevision]).toEqual([key, !rewritten]);
       }
-      expect(await entries(h1)).toEqual(h1Entries);
-      await waitFor('h2 has b again, and no ghost', async () => (JSON.stringify(await entries(h2)) === JSON.stringify(h2Entries) ? true : undefined), 3000);
+      expect(await permanentEntries(h1.ns, vx)).toEqual(h1Entries);
+      await waitFor('h2 has b again, and no ghost', async () => (JSON.stringify(await permanentEntries(h2.ns, vx)) === JSON.stringify(h2Entries) ? true : undefined), 3000);
       expect(await h1.daemon.cmd(['check'])).toMatchObject({ code: 0 });
     } finally {
       client.close();
@@ -153,14 +147,14 @@ describeRoot('overlay daemon restart', () => {
     await simJoined<Ep>(h1, 'ovr', made);
     const r2 = await h2.daemon.sandbox();
     await simCli(h2, ['connect', 'ovr', r2]);
-    await waitFor('h1 has h2\'s endpoint', async () => ((await entries(h1)).some((e) => e.includes(h2.ip)) ? true : undefined), 5000);
+    await waitFor('h1 has h2\'s endpoint', async () => ((await permanentEntries(h1.ns, vx)).some((e) => e.includes(h2.ip)) ? true : undefined), 5000);
     await h2.daemon.stop('SIGKILL');
     await run(['ip', 'netns', 'del', r2]);
     await h2.daemon.start();
     const names = (JSON.parse(await h2.ns.sh(['ip', '-j', 'link', 'show'])) as { ifname: string }[]).map((l) => l.ifname);
     expect(names.filter((n) => n === vx || n === vx.replace('ovvx', 'ovbr'))).toEqual([]);
     expect(await h2.daemon.cmd(['check'])).toMatchObject({ code: 0 });
-    await waitFor('h1 dropped h2\'s endpoint', async () => ((await entries(h1)).some((e) => e.includes(h2.ip)) ? undefined : true), 5000);
+    await waitFor('h1 dropped h2\'s endpoint', async () => ((await permanentEntries(h1.ns, vx)).some((e) => e.includes(h2.ip)) ? undefined : true), 5000);
   });
 
   it('a disconnect cut by SIGKILL, on a host that did not create the network: finished at the restart, the other endpoint keeps its port and traffic', async () => {

@@ -13,6 +13,7 @@ import { expect, it } from 'vitest';
 import { describeRoot } from '../helpers/root.js';
 import { simSuite } from '../helpers/sim-suite.js';
 import { pings, simCli, type SimCluster, type SimHost, simJoined, waitFor } from '../helpers/cluster.js';
+import { permanentEntries } from '../helpers/entries.js';
 
 interface Ep { id: string; ipv4?: string; macAddress?: string }
 interface Checked { network: string; items: { object: string; what: string; expected: string; found: string }[]; unchecked?: { object: string; what: string; reason: string }[] }
@@ -27,14 +28,6 @@ const ip = (cidr: string | undefined): string => cidr!.split('/')[0]!;
 async function vniOf(h: SimHost, net: string): Promise<number> {
   return (JSON.parse(await simCli(h, ['network', 'inspect', net, '--format', 'json'])) as { global: { vni: number } }[])[0]!.global.vni;
 }
-
-/** The VXLAN device's permanent entries on h: `MAC DST` (FDB, self) and `IP MAC` (neighbours), sorted. */
-async function entries(h: SimHost, vx: string): Promise<string[]> {
-  const fdb = JSON.parse(await h.ns.sh(['bridge', '-j', 'fdb', 'show', 'dev', vx])) as { mac: string; dst?: string; flags?: string[]; state?: string }[];
-  const neigh = JSON.parse(await h.ns.sh(['ip', '-j', 'neigh', 'show', 'dev', vx, 'nud', 'permanent'])) as { dst: string; lladdr: string }[];
-  return [...fdb.filter((e) => e.flags?.includes('self')).map((e) => `${e.mac} ${e.dst} ${e.state ?? ''}`), ...neigh.map((n) => `${n.dst} ${n.lladdr}`)].sort();
-}
-
 
 async function checkJson(h: SimHost): Promise<{ code: number; nets: Checked[] }> {
   const r = await h.daemon.cmd(['check', '--format', 'json']);
@@ -70,7 +63,7 @@ describeRoot('overlay: the cluster store or the advertise address missing', () =
     const a = await simJoined<Ep>(h1, 'ovu', made);
     const b = await simJoined<Ep>(h2, 'ovu', made);
     expect(await h2.daemon.cmd(['check'])).toMatchObject({ code: 0 });
-    const before = await entries(h2, vx);
+    const before = await permanentEntries(h2.ns, vx);
     expect(before).toEqual([`${ip(a.ep.ipv4)} ${a.ep.macAddress}`, `00:00:00:00:00:00 ${h1.ip} permanent`, `${a.ep.macAddress} ${h1.ip} permanent`].sort());
     await sim.etcd.stop();
     try {
@@ -103,13 +96,13 @@ describeRoot('overlay: the cluster store or the advertise address missing', () =
       await h2.ns.sh(['ip', 'link', 'set', vx, 'type', 'vxlan', 'nolearning']);
       // Past the lease TTL, with the store still away: nothing removed, forwarding goes on.
       await new Promise((r) => setTimeout(r, (sim.leaseTtl + 2) * 1000));
-      expect(await entries(h2, vx)).toEqual(before);
+      expect(await permanentEntries(h2.ns, vx)).toEqual(before);
       expect(await pings(b.sb, ip(a.ep.ipv4))).toBe(true);
     } finally {
       await sim.etcd.start();
     }
     await waitFor('check clean once etcd is back', async () => ((await h2.daemon.cmd(['check'])).code === 0 ? true : undefined), 10_000);
-    expect(await entries(h2, vx)).toEqual(before);
+    expect(await permanentEntries(h2.ns, vx)).toEqual(before);
     expect(await pings(b.sb, ip(a.ep.ipv4))).toBe(true);
   }, 60_000);
 
@@ -209,7 +202,7 @@ describeRoot('overlay: the cluster store or the advertise address missing', () =
     const vx = `ovvx${await vniOf(h1, 'ovx')}`;
     const a = await simJoined<Ep>(h1, 'ovx', made);
     const b = await simJoined<Ep>(h2, 'ovx', made);
-    const before = await entries(h2, vx);
+    const before = await permanentEntries(h2.ns, vx);
     const links = async () => (await h2.ns.sh(['ip', '-br', 'link', 'show', 'group', String(0x636e6f76)])).trim().split('\n').map((l) => l.split(/[\s@]/)[0]).sort();
     const devices = await links();
     await h2.daemon.stop('SIGKILL');
@@ -217,7 +210,7 @@ describeRoot('overlay: the cluster store or the advertise address missing', () =
     try {
       await h2.daemon.start();
       expect(await links()).toEqual(devices);
-      expect(await entries(h2, vx)).toEqual(before);
+      expect(await permanentEntries(h2.ns, vx)).toEqual(before);
       const drift = await checkJson(h2);
       expect(drift.code).toBe(1);
       expect(drift.nets.find((n) => n.network === 'ovx')).toMatchObject({

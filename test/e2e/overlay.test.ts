@@ -9,11 +9,10 @@ import { describeRoot } from '../helpers/root.js';
 import { simSuite } from '../helpers/sim-suite.js';
 import { SimCluster, simCli, simJoined, waitFor, type SimHost } from '../helpers/cluster.js';
 import { check, run } from '../helpers/exec.js';
+import { fdbRows, neighRows, type NeighRow } from '../helpers/entries.js';
 
 interface Ep { ipv4?: string; ipv6?: string; macAddress?: string; networkId: string }
 interface Net { id: string; name: string; scope: string; driver: string; options: Record<string, string>; ipv4: { subnet: string }[]; global?: { vni: number; port: number; hosts: { hostname: string; vtep: string; endpoints: number }[] } }
-interface FdbJson { mac: string; dst?: string; flags?: string[]; state?: string }
-interface NeighJson { dst: string; lladdr?: string; state?: string[] }
 
 let sim: SimCluster;
 let hosts: SimHost[];
@@ -50,14 +49,6 @@ async function capture(ns: string, filter: string[]): Promise<() => Promise<stri
   };
 }
 
-async function fdb(h: SimHost, dev: string): Promise<FdbJson[]> {
-  return JSON.parse(await h.ns.sh(['bridge', '-j', 'fdb', 'show', 'dev', dev])) as FdbJson[];
-}
-
-async function neigh(h: SimHost, dev: string): Promise<NeighJson[]> {
-  return JSON.parse(await h.ns.sh(['ip', '-j', 'neigh', 'show', 'dev', dev])) as NeighJson[];
-}
-
 describeRoot('overlay driver across simulated hosts', () => {
   simSuite({ hosts: 3, leaseTtl: 3 }, made, (s) => {
     sim = s;
@@ -86,11 +77,11 @@ describeRoot('overlay driver across simulated hosts', () => {
       expect(link!.linkinfo.info_data).toMatchObject({ id: net.global!.vni, port: 4789, learning: false, proxy: true });
       expect(link!.linkinfo.info_data.l2miss ?? false).toBe(false);
       expect(link!.linkinfo.info_data.l3miss ?? false).toBe(false);
-      const entries = (await fdb(m.h, vx)).filter((e) => e.flags?.includes('self'));
+      const entries = (await fdbRows(m.h.ns, vx)).filter((e) => e.flags?.includes('self'));
       const got = entries.map((e) => `${e.mac} ${e.dst} ${e.state ?? ''}`).sort();
       const want = remote.flatMap((o) => [`${o.ep.macAddress} ${o.h.ip} permanent`, `00:00:00:00:00:00 ${o.h.ip} permanent`]).sort();
       expect(got).toEqual(want);
-      const n = (await neigh(m.h, vx)).map((e) => `${e.dst} ${e.lladdr} ${e.state?.join(',')}`).sort();
+      const n = (await neighRows(m.h.ns, vx)).map((e) => `${e.dst} ${e.lladdr} ${e.state?.join(',')}`).sort();
       expect(n).toEqual(remote.map((o) => `${ip(o.ep.ipv4)} ${o.ep.macAddress} PERMANENT`).sort());
       // The sandbox's port on the bridge (up, with its carrier) has no IPv6 address: nothing of its
       // own (DAD, router solicitation, MLD report) is flooded to the other VTEPs.
@@ -114,7 +105,7 @@ describeRoot('overlay driver across simulated hosts', () => {
     expect(await ping(a.sb, ip(b.ep.ipv4))).toBe(true);
     // c joined last: a's host floods to c's host once its watch delivered c (a moment after c's connect answered).
     await waitFor('a reaches c', async () => ((await ping(a.sb, ip(c.ep.ipv4))) ? true : undefined), 5000);
-    const learned = JSON.parse(await check(['ip', '-n', a.sb, '-j', 'neigh', 'show', ip(b.ep.ipv4)])) as NeighJson[];
+    const learned = JSON.parse(await check(['ip', '-n', a.sb, '-j', 'neigh', 'show', ip(b.ep.ipv4)])) as NeighRow[];
     expect(learned[0]?.lladdr).toBe(b.ep.macAddress);
     const r = await run(['ip', 'netns', 'exec', a.sb, 'ping', '-b', '-c', '2', '-i', '0.3', '-W', '2', '198.19.200.255']);
     const from = new Set([...r.stdout.matchAll(/from (\d+\.\d+\.\d+\.\d+)/g)].map((x) => x[1]));
@@ -145,7 +136,7 @@ describeRoot('overlay driver across simulated hosts', () => {
     expect(await run(['ip', '-n', h2.ns.name, 'link', 'show', `ovvx${vni1}`])).toMatchObject({ code: 1 });
     // The removal reaches the other hosts through their watches: within 2 s (it takes milliseconds).
     for (const h of [h1, h3]) {
-      await waitFor(`h2's peer gone from host ${h.index}`, async () => ((await fdb(h, `ovvx${vni1}`)).some((e) => e.mac === c2.ep.macAddress || e.dst === h2.ip) ? undefined : true), 2000);
+      await waitFor(`h2's peer gone from host ${h.index}`, async () => ((await fdbRows(h.ns, `ovvx${vni1}`)).some((e) => e.mac === c2.ep.macAddress || e.dst === h2.ip) ? undefined : true), 2000);
     }
   });
 

@@ -7,6 +7,7 @@ import {
 } from '../../src/netlink/index.js';
 import { describeRoot } from '../helpers/root.js';
 import { makeNs, type TestNs } from '../helpers/netns.js';
+import { fdbRows, neighRows } from '../helpers/entries.js';
 import { handleOn } from './netlink-helpers.js';
 
 async function vethUp(ns: TestNs): Promise<ReturnType<typeof handleOn>> {
@@ -17,8 +18,6 @@ async function vethUp(ns: TestNs): Promise<ReturnType<typeof handleOn>> {
 }
 
 interface IpAddr { ifname: string; addr_info: { local: string; prefixlen: number; family: string; nodad?: boolean }[] }
-const bridgeFdb = async (ns: TestNs, dev: string): Promise<{ mac: string; dst?: string; vni?: number; port?: number; state?: string; master?: string; flags: string[] }[]> =>
-  JSON.parse(await ns.sh(['bridge', '-j', 'fdb', 'show', 'dev', dev]));
 
 describeRoot('netlink addresses, routes, neighbours, FDB', () => {
   it('adds, lists and deletes IPv4 and IPv6 addresses (nodad)', async () => {
@@ -97,7 +96,7 @@ describeRoot('netlink addresses, routes, neighbours, FDB', () => {
     const h = await vethUp(ns);
     await addNeighbor(h, { dev: 'v0', ip: '10.212.0.7', mac: '02:00:00:00:07:07' });
     await addNeighbor(h, { dev: 'v0', ip: 'fd00:212::7', mac: '02:00:00:00:07:08' });
-    const shown = await ns.ipJson<{ dst: string; lladdr: string; state: string[] }[]>(['neigh', 'show', 'dev', 'v0', 'nud', 'permanent']);
+    const shown = await neighRows(ns, 'v0', 'permanent');
     expect(shown).toEqual(expect.arrayContaining([
       expect.objectContaining({ dst: '10.212.0.7', lladdr: '02:00:00:00:07:07', state: ['PERMANENT'] }),
       expect.objectContaining({ dst: 'fd00:212::7', lladdr: '02:00:00:00:07:08', state: ['PERMANENT'] }),
@@ -110,7 +109,7 @@ describeRoot('netlink addresses, routes, neighbours, FDB', () => {
     expect(await deleteNeighbor(h, { dev: 'v0', ip: '10.212.0.7' })).toBe(true);
     expect(await deleteNeighbor(h, { dev: 'v0', ip: '10.212.0.7' }, { ifExists: true })).toBe(false);
     expect(await deleteNeighbor(h, { dev: 'v0', ip: 'fd00:212::7' })).toBe(true);
-    expect(await ns.ipJson(['neigh', 'show', 'dev', 'v0', 'nud', 'permanent'])).toEqual([]);
+    expect(await neighRows(ns, 'v0', 'permanent')).toEqual([]);
   });
 
   it('appends VXLAN flooding remotes, replaces and deletes unicast entries, per remote', async () => {
@@ -120,7 +119,7 @@ describeRoot('netlink addresses, routes, neighbours, FDB', () => {
     await appendFdb(h, { dev: 'vx0', mac: '00:00:00:00:00:00', dst: '198.18.3.2' });
     await appendFdb(h, { dev: 'vx0', mac: '00:00:00:00:00:00', dst: '198.18.3.3' });
     await addFdb(h, { dev: 'vx0', mac: '02:00:00:00:03:02', dst: '198.18.3.2', vni: 301, port: 4790 });
-    const shown = await bridgeFdb(ns, 'vx0');
+    const shown = await fdbRows(ns, 'vx0');
     const flood = shown.filter((e) => e.mac === '00:00:00:00:00:00').map((e) => e.dst).sort();
     expect(flood).toEqual(['198.18.3.2', '198.18.3.3']);
     expect(shown).toEqual(expect.arrayContaining([expect.objectContaining({ mac: '02:00:00:00:03:02', dst: '198.18.3.2', vni: 301, port: 4790, state: 'permanent' })]));
@@ -131,13 +130,13 @@ describeRoot('netlink addresses, routes, neighbours, FDB', () => {
       ['02:00:00:00:03:02', '198.18.3.2', 301, 4790, true],
     ]);
     await replaceFdb(h, { dev: 'vx0', mac: '02:00:00:00:03:02', dst: '198.18.3.3' });
-    expect((await bridgeFdb(ns, 'vx0')).filter((e) => e.mac === '02:00:00:00:03:02').map((e) => e.dst)).toEqual(['198.18.3.3']);
+    expect((await fdbRows(ns, 'vx0')).filter((e) => e.mac === '02:00:00:00:03:02').map((e) => e.dst)).toEqual(['198.18.3.3']);
     expect(await deleteFdb(h, { dev: 'vx0', mac: '00:00:00:00:00:00', dst: '198.18.3.2' })).toBe(true);
-    expect((await bridgeFdb(ns, 'vx0')).filter((e) => e.mac === '00:00:00:00:00:00').map((e) => e.dst)).toEqual(['198.18.3.3']);
+    expect((await fdbRows(ns, 'vx0')).filter((e) => e.mac === '00:00:00:00:00:00').map((e) => e.dst)).toEqual(['198.18.3.3']);
     expect(await deleteFdb(h, { dev: 'vx0', mac: '02:00:00:00:03:02' })).toBe(true);
     expect(await deleteFdb(h, { dev: 'vx0', mac: '02:00:00:00:03:02' }, { ifExists: true })).toBe(false);
     await expect(deleteFdb(h, { dev: 'vx0', mac: '02:00:00:00:03:02' })).rejects.toMatchObject({ errnoCode: 'ENOENT' });
-    expect((await bridgeFdb(ns, 'vx0')).map((e) => e.mac)).toEqual(['00:00:00:00:00:00']);
+    expect((await fdbRows(ns, 'vx0')).map((e) => e.mac)).toEqual(['00:00:00:00:00:00']);
   });
 
   it('adds, lists and deletes static entries in a bridge FDB through its port', async () => {
@@ -146,13 +145,13 @@ describeRoot('netlink addresses, routes, neighbours, FDB', () => {
     await addBridge(h, { name: 'br0', up: true });
     await addVeth(h, { name: 'p0', master: 'br0', up: true, peer: { name: 'p1' } });
     await addFdb(h, { dev: 'p0', mac: '02:00:00:00:04:01', target: 'master', state: 'static' });
-    const shown = (await bridgeFdb(ns, 'p0')).filter((e) => e.mac === '02:00:00:00:04:01');
+    const shown = (await fdbRows(ns, 'p0')).filter((e) => e.mac === '02:00:00:00:04:01');
     expect(shown).toEqual([expect.objectContaining({ master: 'br0', state: 'static' })]);
     const br = await getLink(h, 'br0');
     const listed = (await listFdb(h, { bridge: 'br0' })).filter((e) => e.mac === '02:00:00:00:04:01');
     expect(listed).toEqual([expect.objectContaining({ master: br.index, self: false, state: expect.arrayContaining(['noarp']) })]);
     expect(await deleteFdb(h, { dev: 'p0', mac: '02:00:00:00:04:01', target: 'master' })).toBe(true);
     expect(await deleteFdb(h, { dev: 'p0', mac: '02:00:00:00:04:01', target: 'master' }, { ifExists: true })).toBe(false);
-    expect((await bridgeFdb(ns, 'p0')).filter((e) => e.mac === '02:00:00:00:04:01')).toEqual([]);
+    expect((await fdbRows(ns, 'p0')).filter((e) => e.mac === '02:00:00:00:04:01')).toEqual([]);
   });
 });

@@ -10,6 +10,7 @@ import { PeerProgrammer } from '../../drivers/overlay/program.js';
 import type { Peer, PeerBatch } from '../../src/cluster/types.js';
 import { addVxlan, getLink } from '../../src/netlink/index.js';
 import { makeNs, type TestNs } from '../helpers/netns.js';
+import { fdbRows, neighRows } from '../helpers/entries.js';
 import { describeRoot } from '../helpers/root.js';
 import { handleOn } from './netlink-helpers.js';
 
@@ -22,13 +23,12 @@ function batch(peers: Peer[], changes: PeerBatch['changes'], resync = false): Pe
 }
 
 async function neighbours(ns: TestNs): Promise<string[]> {
-  const rows = await ns.ipJson<{ dst: string; lladdr?: string }[]>(['neigh', 'show', 'dev', 'vx0']);
+  const rows = await neighRows(ns, 'vx0');
   return rows.map((r) => `${r.dst} ${r.lladdr ?? ''}`).sort();
 }
 
 async function fdb(ns: TestNs): Promise<string[]> {
-  const out = await ns.exec(['bridge', '-j', 'fdb', 'show', 'dev', 'vx0']);
-  const rows = JSON.parse(out.stdout) as { mac: string; dst?: string }[];
+  const rows = await fdbRows(ns, 'vx0');
   return rows.filter((r) => r.dst).map((r) => `${r.mac} ${r.dst}`).sort();
 }
 

@@ -2,7 +2,9 @@
 // entry deleted and its neighbour entry changed by hand on host 1's VXLAN device (the sandbox there
 // then cannot reach the peer), `check` names both (exit 1), `check --fix` repairs both and says so
 // (text and JSON, exit 0), `check` is clean again, and a ping across works. The kernel entries are
-// read with `bridge -j fdb` and `ip -j neigh` in host 1's namespace. Also: `check --help` names --fix.
+// read with `bridge -j fdb` and `ip -j neigh` in host 1's namespace. A VXLAN device deleted by
+// hand is not made again by check --fix, which says so and that a restart makes it (then checked).
+// Also: `check --help` names --fix.
 import { expect, it } from 'vitest';
 import { describeRoot } from '../helpers/root.js';
 import { simSuite } from '../helpers/sim-suite.js';
@@ -81,6 +83,29 @@ describeRoot('overlay: check --fix', () => {
     expect(ovfix.repairFailed).toBeUndefined();
     expect(ovfix.repaired).toEqual([{ object: 'network ovfix', what: 'fdb', expected: `${b.ep.macAddress} via ${h2.ip} on ${vx}`, found: 'missing' }]);
     expect(await fdbOf(h1, vx, b.ep.macAddress)).toEqual([expect.objectContaining({ dst: h2.ip, state: 'permanent' })]);
+  });
+
+  it('a VXLAN device deleted by hand: check --fix says it is not made again and that a restart makes it (no kernel error), and the restart does', async () => {
+    const [h1, h2] = sim.hosts as [SimHost, SimHost];
+    await simCli(h1, ['network', 'create', '-d', 'overlay', '--internal', '--subnet', '198.19.231.0/24', 'ovdel']);
+    const vx = `ovvx${await simVni(h1, 'ovdel')}`;
+    const a = await simJoined<Ep>(h1, 'ovdel', made);
+    const b = await simJoined<Ep>(h2, 'ovdel', made);
+    await waitFor('host 1 programs b', async () => ((await h1.daemon.cmd(['network', 'inspect', '--check', 'ovdel'])).code === 0 ? true : undefined), 5000);
+    await h1.ns.sh(['ip', 'link', 'del', vx]);
+
+    const fixed = await h1.daemon.cmd(['network', 'inspect', '--check', '--fix', 'ovdel']);
+    expect(fixed.code).toBe(1);
+    expect(fixed.stdout).toContain(`repair of network ovdel stopped: its VXLAN device ${vx} is missing (deleted by hand?): check --fix does not make it again; restarting the daemon does (its start makes the network's devices and programs its peers)`);
+    expect(fixed.stdout).toMatch(new RegExp(`^ovdel +network ovdel +device +vxlan ${vx} in the host namespace +missing$`, 'm'));
+    const json = await h1.daemon.cmd(['network', 'inspect', '--check', '--fix', '--format', 'json', 'ovdel']);
+    expect((JSON.parse(json.stdout) as Checked[])[0]!.repairFailed).toMatch(new RegExp(`^its VXLAN device ${vx} is missing`));
+
+    await h1.daemon.stop();
+    await h1.daemon.start();
+    await waitFor('host 1 clean after its restart', async () => ((await h1.daemon.cmd(['network', 'inspect', '--check', 'ovdel'])).code === 0 ? true : undefined), 5000);
+    expect(await fdbOf(h1, vx, b.ep.macAddress)).toEqual([expect.objectContaining({ dst: h2.ip, state: 'permanent' })]);
+    expect(await pings(a.sb, ip(b.ep.ipv4))).toBe(true);
   });
 
   it('check --help names --fix', async () => {

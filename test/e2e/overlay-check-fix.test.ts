@@ -4,6 +4,7 @@
 // (text and JSON, exit 0), `check` is clean again, and a ping across works. The kernel entries are
 // read with `bridge -j fdb` and `ip -j neigh` in host 1's namespace. A VXLAN device deleted by
 // hand is not made again by check --fix, which says so and that a restart makes it (then checked).
+// The named check of an overlay a host has no endpoint on finds it (as network inspect does).
 // Also: `check --help` names --fix.
 import { expect, it } from 'vitest';
 import { describeRoot } from '../helpers/root.js';
@@ -106,6 +107,24 @@ describeRoot('overlay: check --fix', () => {
     await waitFor('host 1 clean after its restart', async () => ((await h1.daemon.cmd(['network', 'inspect', '--check', 'ovdel'])).code === 0 ? true : undefined), 5000);
     expect(await fdbOf(h1, vx, b.ep.macAddress)).toEqual([expect.objectContaining({ dst: h2.ip, state: 'permanent' })]);
     expect(await pings(a.sb, ip(b.ep.ipv4))).toBe(true);
+  });
+
+  it('network inspect --check [--fix] of an overlay this host has no endpoint on (network inspect shows it): nothing here differs, nothing changes', async () => {
+    const [h1, h2] = sim.hosts as [SimHost, SimHost];
+    await simCli(h1, ['network', 'create', '-d', 'overlay', '--internal', '--subnet', '198.19.232.0/24', 'ovaway']);
+    await waitFor('host 2 sees the network', async () => ((await h2.daemon.cmd(['network', 'inspect', 'ovaway'])).code === 0 ? true : undefined), 5000);
+    const links = async () => (await h2.ns.sh(['ip', '-br', 'link'])).split('\n').filter((l) => l.startsWith('ov')).sort();
+    const before = await links();
+    const checked = await h2.daemon.cmd(['network', 'inspect', '--check', 'ovaway']);
+    expect(checked).toMatchObject({ code: 0, stderr: '' });
+    expect(checked.stdout).toMatch(/^no drift: 1 network checked \(ovaway\)$/m);
+    const fixed = await h2.daemon.cmd(['network', 'inspect', '--check', '--fix', '--format', 'json', 'ovaway']);
+    expect(fixed).toMatchObject({ code: 0, stderr: '' });
+    expect(JSON.parse(fixed.stdout)).toMatchObject([{ network: 'ovaway', driver: 'overlay', items: [], repaired: [] }]);
+    expect(await links()).toEqual(before);
+    expect(await h2.daemon.cmd(['network', 'ls', '--format', 'json'])).toMatchObject({ code: 0 });
+    // It stays a network of the cluster only here: no record made by the check.
+    expect((await h2.daemon.cmd(['check'])).stdout).not.toContain('ovaway');
   });
 
   it('check --help names --fix', async () => {

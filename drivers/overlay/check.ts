@@ -15,13 +15,15 @@
 // Reads only; repairOverlay (`check --fix`) puts back what can be: the devices set up again, and
 // the peer entries made to hold what the records last read want (the programmer's resync).
 // Limits: a network not here has no devices to check; with the store away its leftovers are not
-// known; a missing device, and this host's leftover peers and addresses in the store, are not repaired.
+// known; a missing device, and this host's leftover peers and addresses in the store, are not
+// repaired (a missing VXLAN device stops the repair, saying that a restart makes it).
 import { checkDevice, checkVethInSandbox, endpointObject, item } from '../../src/contract/check.js';
 import { upEndpoints, upIfDown } from '../../src/contract/repair.js';
 import type { CheckedEndpoint, CheckItem, UncheckedItem } from '../../src/contract/driver.js';
 import type { Cluster } from '../../src/cluster/types.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../../src/core/model.js';
-import { listAddresses, type Link, type NetlinkHandlePool } from '../../src/netlink/index.js';
+import { findLink, listAddresses, type Link, type NetlinkHandlePool } from '../../src/netlink/index.js';
+import { ConflictError } from '../../src/errors.js';
 import { deviceNames } from './device.js';
 import { hostIfnameOf, type OverlayEndpointData } from './endpoint.js';
 import type { HostNetwork } from './hostnet.js';
@@ -97,15 +99,20 @@ export async function checkOverlay(
   return items;
 }
 
-/** This host's peers and endpoint addresses on the network in the cluster store that no endpoint of known (ids) has. */
-export async function checkLeftovers(c: Cluster, network: string, pools: string[], known: Set<string>): Promise<CheckItem[]> {
+/**
+ * This host's peers and endpoint addresses on the network in the cluster store that no endpoint of
+ * known (ids) has. A store that fails the read (it went away a moment ago) is no drift: that goes
+ * to unchecked, as while it is known away.
+ */
+export async function checkLeftovers(c: Cluster, network: string, pools: string[], known: Set<string>, unchecked: UncheckedItem[]): Promise<CheckItem[]> {
   if (c.status().state !== 'connected') return [];
   const object = `network ${network}`;
   let found;
   try {
     found = await c.leftovers(network, pools, known);
   } catch (err) {
-    return [item(object, 'cluster', 'this host\'s peers and addresses in the cluster store readable', (err as Error).message)];
+    unchecked.push({ object, what: 'leftovers', reason: `this host's peers and addresses in the cluster store not read: ${(err as Error).message}` });
+    return [];
   }
   return [
     ...found.peers.map((id) => item(object, 'peer', `no peer of this host for endpoint ${id} in the cluster store (no such endpoint here)`, 'stale peer')),
@@ -120,5 +127,9 @@ export async function repairOverlay(pool: NetlinkHandlePool, s: HostNetwork, end
   await upIfDown(h, names.bridge);
   await upIfDown(h, names.vxlan);
   await upEndpoints(pool, endpoints.filter(({ ep }) => ep.state === 'ready' && s.local.has(ep.id)), hostIfnameOf);
+  // Its entries cannot be programmed without it (the kernel would refuse them by its old index).
+  if (!(await findLink(h, names.vxlan))) {
+    throw new ConflictError(`its VXLAN device ${names.vxlan} is missing (deleted by hand?): check --fix does not make it again; restarting the daemon does (its start makes the network's devices and programs its peers)`);
+  }
   await s.programmer?.reread();
 }

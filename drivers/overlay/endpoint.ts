@@ -10,6 +10,7 @@ import type { Cluster } from '../../src/cluster/types.js';
 import type { EndpointRecord, NetworkRecord } from '../../src/core/model.js';
 import { shortId } from '../../src/core/refs.js';
 import { isFresh, type JoinInfo, type Placement } from '../../src/contract/driver.js';
+import { IPV6_MIN_MTU } from '../../src/contract/options.js';
 import { ifnameInSandbox } from '../../src/contract/ifname.js';
 import type { DockerJoinData } from '../../src/contract/handback.js';
 import { addVeth, deleteLink, setLink, type NetlinkHandlePool } from '../../src/netlink/index.js';
@@ -113,7 +114,7 @@ export async function refuseTakenMac(cluster: Cluster, net: NetworkRecord, ep: E
  * `c<id>` for the Docker engine to move (placement 'detached'), with its MAC and MTU either way.
  * The applier (or the engine) puts the addresses on it and brings it up.
  * Equivalent to: `ip link add ovX master ovbrN mtu M up type veth peer name NAME [netns SB] address MAC mtu M;
- *   ip link set ovX addrgenmode none`
+ *   ip link set ovX addrgenmode none` (the latter with M at least 1280: under it the port has no IPv6)
  */
 export async function makeVeth(
   pool: NetlinkHandlePool, bridge: number, net: NetworkRecord, mtu: number, ep: EndpointRecord, placement: Placement,
@@ -134,8 +135,9 @@ export async function makeVeth(
     // every VTEP when its carrier comes up with the sandbox end); IPv6 stays on, inert: what a
     // bridge port receives goes to the bridge, never to the port's own stack. A netlink request
     // waits for the kernel's lock asleep, where the disable_ipv6 sysctl spins on it while other
-    // daemons program peers (its cost grew sixfold at 1000 endpoints).
-    await setLink(host, created.index ?? data.hostIfname, { addrGenMode: 'none' });
+    // daemons program peers (its cost grew sixfold at 1000 endpoints). Under IPv6's 1280 (an IPv4
+    // network's MTU) the port has no IPv6 at all, and the kernel refuses the setting (EAFNOSUPPORT).
+    if (mtu >= IPV6_MIN_MTU) await setLink(host, created.index ?? data.hostIfname, { addrGenMode: 'none' });
   } catch (err) {
     await deleteLink(host, data.hostIfname, { ifExists: true });
     throw err;

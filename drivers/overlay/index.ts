@@ -264,7 +264,7 @@ export function createOverlayDriver(ctx: DriverContext): Driver<OverlayConfig> {
     async check(net, _config, endpoints, unchecked = []) {
       const items = await checkOverlay(ctx.netlink, net, nets.get(net.id), endpoints, ctx.cluster, unchecked);
       const known = new Set([...endpoints.map((e) => e.ep.id), ...(nets.get(net.id)?.local ?? [])]);
-      return [...items, ...(ctx.cluster ? await checkLeftovers(ctx.cluster, net.name, poolsOf(net), known) : [])];
+      return [...items, ...(ctx.cluster ? await checkLeftovers(ctx.cluster, net.name, poolsOf(net), known, unchecked) : [])];
     },
     async repair(net, _config, endpoints) {
       const s = nets.get(net.id);

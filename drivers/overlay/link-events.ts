@@ -6,9 +6,9 @@
 import type { Logger } from 'pino';
 import { subscribe, type NetlinkEvent, type NetlinkHandlePool, type Subscription } from '../../src/netlink/index.js';
 
-/** A watch of some links by name. */
+/** A watch of some links by name (or by index). */
 export interface LinkFollower {
-  follows(ifname: string): boolean;
+  follows(ifname: string, index: number): boolean;
   onEvent(e: NetlinkEvent): void;
 }
 
@@ -25,7 +25,7 @@ export class LinkEvents {
       // The watches read a link's name, index, state and MTU only: brief links (a new endpoint's port
       // alone sends ~7 messages, each ~0.1 ms to parse whole).
       addresses: false, keepAlive: false, brief: true,
-      linkNamed: (name) => [...this.followers].some((f) => f.follows(name)),
+      linkNamed: (name, index) => [...this.followers].some((f) => f.follows(name, index)),
       onEvent: (e) => {
         for (const f of this.followers) f.onEvent(e);
       },

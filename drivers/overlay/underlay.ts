@@ -4,9 +4,9 @@
 // is read from its event, its deletion or lost events make the next read ask the kernel), so that
 // a network's bring-up on this host asks the kernel nothing. While no interface has the address,
 // each read refuses, naming it (a read after it was added finds it).
-// Limits: the VTEP address moved to another interface while the first one stays is not seen, nor
-// is the interface renamed (events are followed by name: its MTU then stays as it was); an MTU
-// changed a moment before a bring-up (its event not read yet) is the old one for that bring-up.
+// The interface is followed by its index, so a rename changes nothing.
+// Limits: the VTEP address moved to another interface while the first one stays is not seen; an
+// MTU changed a moment before a bring-up (its event not read yet) is the old one for that bring-up.
 import { ConflictError } from '../../src/errors.js';
 import { findLink, listAddresses, peekLink, type NetlinkEvent, type NetlinkHandle } from '../../src/netlink/index.js';
 import { VXLAN_OVERHEAD } from './config.js';
@@ -14,7 +14,7 @@ import type { LinkEvents, LinkFollower } from './link-events.js';
 
 export class UnderlayMtu implements LinkFollower {
   /** The interface found, and its MTU while its events are followed (undefined: ask the kernel). */
-  private found: { index: number; name: string; mtu?: number } | undefined;
+  private found: { index: number; mtu?: number } | undefined;
 
   /** events: the overlay's link subscription (without: the kernel is asked at each read). */
   constructor(private readonly events?: LinkEvents) {}
@@ -23,7 +23,7 @@ export class UnderlayMtu implements LinkFollower {
     const found = this.found;
     if (found?.mtu !== undefined) return found.mtu - VXLAN_OVERHEAD;
     const known = found === undefined ? undefined : await peekLink(h, found.index);
-    if (found && known) return this.keep(found.index, found.name, known.mtu);
+    if (found && known) return this.keep(found.index, known.mtu);
     const addr = (await listAddresses(h, { family: 4 })).find((a) => a.address === vtep);
     if (!addr) {
       this.found = undefined;
@@ -34,11 +34,11 @@ export class UnderlayMtu implements LinkFollower {
       this.found = undefined;
       return 1500 - VXLAN_OVERHEAD;
     }
-    return this.keep(link.index, link.name, link.mtu);
+    return this.keep(link.index, link.mtu);
   }
 
-  follows(ifname: string): boolean {
-    return ifname === this.found?.name;
+  follows(_ifname: string, index: number): boolean {
+    return index === this.found?.index;
   }
 
   onEvent(e: NetlinkEvent): void {
@@ -53,8 +53,8 @@ export class UnderlayMtu implements LinkFollower {
   }
 
   /** Keeps the interface, and its MTU once its events are followed. */
-  private keep(index: number, name: string, mtu: number | undefined): number {
-    this.found = { index, name };
+  private keep(index: number, mtu: number | undefined): number {
+    this.found = { index };
     if (this.events && mtu !== undefined) {
       this.events.follow(this);
       this.found.mtu = mtu;

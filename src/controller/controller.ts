@@ -337,9 +337,9 @@ export class Controller {
     return new Set([...store.networks.list().map((n) => n.id), ...store.endpoints.list().map((e) => e.id)]);
   }
 
-  /** Compares the kernel with the store for one network (ref) or all; changes nothing unless fix (then the drivers repair what differs). */
+  /** Compares the kernel with the store for one network (ref, found as network inspect does: a global one too) or all; changes nothing unless fix (then the drivers repair what differs). */
   check(ref?: string, fix = false): Promise<NetworkCheck[]> {
-    return this.queue.run(() => checkNetworks(this.deps, ref === undefined ? this.listNetworks() : [this.network(ref)], fix));
+    return this.queue.run(async () => checkNetworks(this.deps, ref === undefined ? this.listNetworks() : [await networkOrGlobal(this.deps, ref)], fix));
   }
 
   // ---- reconcile -----------------------------------------------------------------------

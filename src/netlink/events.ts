@@ -40,10 +40,10 @@ export interface SubscribeOptions {
   /** Keep the process alive while subscribed (default true). */
   keepAlive?: boolean;
   /**
-   * Link events of these names only (asked for each event): the others are dropped before they are
-   * parsed, which costs more than the name alone. A resync still lists every link.
+   * Link events of these names (or indexes) only (asked for each event): the others are dropped
+   * before they are parsed, which costs more than the name alone. A resync still lists every link.
    */
-  linkNamed?: (ifname: string) => boolean;
+  linkNamed?: (ifname: string, index: number) => boolean;
   /**
    * Link events carry brief links (briefLink: name, ifindex, up, MTU; kind 'other'), read without
    * parsing the rest of each message. A resync still lists whole links.
@@ -85,7 +85,7 @@ export function linkMessageName(data: Buffer): string | undefined {
  * Typed event of one raw notification; undefined for types this layer does not report (or a link
  * linkNamed leaves out). brief: links as briefLink reads them.
  */
-export function eventOf(type: number, data: Buffer, linkNamed?: (ifname: string) => boolean, brief = false): NetlinkEvent | undefined {
+export function eventOf(type: number, data: Buffer, linkNamed?: (ifname: string, index: number) => boolean, brief = false): NetlinkEvent | undefined {
   switch (type) {
     case rt.MessageType.NEWLINK:
     case rt.MessageType.DELLINK: {
@@ -94,7 +94,8 @@ export function eventOf(type: number, data: Buffer, linkNamed?: (ifname: string)
       if (data.length < 1 || data[0] === AF_BRIDGE) return undefined;
       if (linkNamed) {
         const name = linkMessageName(data);
-        if (name !== undefined && !linkNamed(name)) return undefined;
+        // ifinfomsg: family, pad, type (2 bytes), then the index.
+        if (name !== undefined && !linkNamed(name, data.readInt32LE(4))) return undefined;
       }
       const link = brief ? briefLink(data) : parseLink(rt.parseLinkMessage(data));
       if (!link) return undefined;

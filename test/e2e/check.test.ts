@@ -3,7 +3,8 @@
 // and nft behind the daemon's back — a gateway address, a sandbox's address, a firewall rule, the
 // bridge itself — is reported by name in the table and in JSON, with exit 1. And `check --fix`
 // on a bridge network: a deleted firewall rule and veths set down (both ends) repaired, checked
-// with nft -j and ip -j; a deleted gateway address left and named as not repaired (exit 1).
+// with nft -j and ip -j; a deleted gateway address left and named as not repaired (exit 1); the
+// named form with a name it cannot find among others still repairs and prints the others (exit 1).
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { describeRoot } from '../helpers/root.js';
 import { makeNs, type TestNs } from '../helpers/netns.js';
@@ -133,5 +134,21 @@ describeRoot('cnmkit check', () => {
     expect(again.code).toBe(0);
     expect(again.checks).toMatchObject([{ network: 'fx', items: [], repaired: [] }]);
     expect((await daemon.cmd(['network', 'inspect', '--check', '--fix', 'nope'])).code).toBe(1);
+
+    // A name it cannot find among others: an error for it, and what was repaired on the others still printed (as network inspect).
+    await check(['ip', '-n', sb, 'link', 'set', 'eth0', 'down']);
+    const mixed = await daemon.cmd(['network', 'inspect', '--check', '--fix', 'fx', 'nope']);
+    expect(mixed.code).toBe(1);
+    expect(mixed.stderr.trim()).toBe('Error: network "nope" not found');
+    expect(mixed.stdout).toMatch(new RegExp(`^fx +endpoint \\S+ of sandbox ${sb} +state +eth0 up +eth0 down$`, 'm'));
+    expect(mixed.stdout).toMatch(/^no drift: 1 network checked \(fx\)$/m);
+    expect(await up(sb, 'eth0')).toBe(true);
+    await check(['ip', '-n', sb, 'link', 'set', 'eth0', 'down']);
+    const mixedJson = await checkJson(['network', 'inspect', '--check', '--fix', 'nope', 'fx']);
+    expect(mixedJson.code).toBe(1);
+    expect(mixedJson.checks).toMatchObject([{ network: 'fx', items: [], repaired: [expect.objectContaining({ what: 'state', expected: 'eth0 up', found: 'eth0 down' }), expect.objectContaining({ what: 'route' })] }]);
+    const readOnly = await daemon.cmd(['network', 'inspect', '--check', 'nope', 'fx']);
+    expect(readOnly).toMatchObject({ code: 1, stderr: 'Error: network "nope" not found\n' });
+    expect(readOnly.stdout).toMatch(/^no drift: 1 network checked \(fx\)$/m);
   });
 });

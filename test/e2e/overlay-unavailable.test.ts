@@ -72,9 +72,11 @@ describeRoot('overlay: the cluster store or the advertise address missing', () =
         const r = await checkJson(h2);
         return r.code === 3 ? r : undefined;
       }, 5000);
-      expect(last.nets.find((n) => n.network === 'ovu')).toMatchObject({
-        items: [], unchecked: [{ object: 'network ovu', what: 'peers', reason: expect.stringContaining('compared with the peer records as last read') as string }],
-      });
+      const first = last.nets.find((n) => n.network === 'ovu')!;
+      expect(first.items).toEqual([]);
+      expect(first.unchecked).toContainEqual({ object: 'network ovu', what: 'peers', reason: expect.stringContaining('compared with the peer records as last read') as string });
+      // Until h2 knows etcd away, a read of its leftovers there may fail too: not compared (not drift), with why.
+      expect(first.unchecked!.every((u) => u.what === 'peers' || (u.what === 'leftovers' && u.reason.includes('cluster store unavailable')))).toBe(true);
       await h2.daemon.stop('SIGKILL');
       await h2.daemon.start();
       const text = await h2.daemon.cmd(['check']);

@@ -1,7 +1,8 @@
 // The overlay driver end to end on three simulated hosts (namespaces on an underlay, one real
 // etcd, a real daemon each), driven through the CLI: sandboxes on every host reach each other
 // over one overlay, two overlays stay apart, broadcast reaches every host, the MTU follows the
-// underlay, the underlay carries VXLAN on the chosen port and VNI, IPv6 crosses. Checked with
+// underlay (or the MTU given, also under IPv6's 1280 on an IPv4 overlay), the underlay carries VXLAN
+// on the chosen port and VNI, IPv6 crosses. Checked with
 // iproute2 (`bridge -j fdb`, `ip -j neigh`, `ip -d -j link`), tcpdump and real packets.
 import { spawn } from 'node:child_process';
 import { expect, it } from 'vitest';
@@ -176,6 +177,16 @@ describeRoot('overlay driver across simulated hosts', () => {
     } finally {
       await setMtu(1500);
     }
+  });
+
+  it('an MTU under IPv6\'s 1280 on an IPv4 overlay (-o com.docker.network.driver.mtu=1200): connects work, and it is the MTU end to end', async () => {
+    await cli(hosts[0]!, ['network', 'create', '-d', 'overlay', '-o', 'com.docker.network.driver.mtu=1200', '--subnet', '198.19.209.0/24', 'ovsmall']);
+    const a = await joined(hosts[0]!, 'ovsmall');
+    const b = await joined(hosts[1]!, 'ovsmall');
+    expect(await check(['ip', '-n', a.sb, '-j', 'link', 'show', 'eth0'])).toContain('"mtu":1200');
+    expect(await ping(a.sb, ip(b.ep.ipv4), ['-M', 'do', '-s', '1172'])).toBe(true);
+    expect(await ping(a.sb, ip(b.ep.ipv4), ['-M', 'do', '-s', '1173'])).toBe(false);
+    expect(await cli(hosts[0]!, ['check'])).toMatch(/^no drift: /m);
   });
 
   it('the underlay carries VXLAN on the chosen UDP port with the network\'s VNI', async () => {

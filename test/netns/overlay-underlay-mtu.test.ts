@@ -1,7 +1,8 @@
 // The overlay's read of the underlay's MTU (drivers/overlay/underlay.ts) in a throwaway namespace,
 // changed with iproute2 behind its back: the interface holding the VTEP address gives its MTU less
 // 50; a change of that MTU is followed (from its link event), as is the interface's deletion and the
-// address on another interface; no interface with the address is refused, naming it.
+// address on another interface, also once the interface was renamed; no interface with the address
+// is refused, naming it.
 import pino from 'pino';
 import { expect, it } from 'vitest';
 import { LinkEvents } from '../../drivers/overlay/link-events.js';
@@ -44,6 +45,21 @@ describeRoot('overlay: the underlay MTU', () => {
     await ns.sh(['ip', 'link', 'del', 'w0']);
     await expect(readsWithin(read, -1, 300)).rejects.toThrow(ConflictError);
     await expect(read()).rejects.toThrow(`the advertise address ${VTEP} (--advertise-addr) is on no interface of this host`);
+  });
+
+  it('follows the VTEP interface renamed: its MTU changed after, then its deletion (the address gone: refused)', async () => {
+    const ns = await makeNs('umtr');
+    const h = handleOn(ns);
+    await ns.sh(['ip', 'link', 'add', 'u0', 'type', 'veth', 'peer', 'name', 'u1']);
+    await ns.sh(['ip', 'addr', 'add', `${VTEP}/24`, 'dev', 'u0']);
+    const underlay = new UnderlayMtu(new LinkEvents({ get: () => h }, pino({ level: 'silent' })));
+    const read = () => underlay.read(h, VTEP);
+    expect(await read()).toBe(1450);
+    await ns.sh(['ip', 'link', 'set', 'u0', 'name', 'under0']);
+    await ns.sh(['ip', 'link', 'set', 'under0', 'mtu', '1300']);
+    expect(await readsWithin(read, 1250)).toBe(1250);
+    await ns.sh(['ip', 'link', 'del', 'under0']);
+    await expect(readsWithin(read, -1, 300)).rejects.toThrow(`the advertise address ${VTEP} (--advertise-addr) is on no interface of this host`);
   });
 
   it('without link events it asks the kernel at each read', async () => {

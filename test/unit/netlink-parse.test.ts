@@ -82,13 +82,16 @@ describe('notifications', () => {
     expect(eventOf(rt.MessageType.DELLINK, bytes)).toMatchObject({ type: 'del-link', link: { kind: 'bridge', name: 'br0', index: 3 } });
   });
 
-  it('reads a link message\'s name without parsing it, and drops the links a filter leaves out', () => {
+  it('reads a link message\'s name without parsing it, and drops the links a filter (by name or index) leaves out', () => {
     const bytes = linkBytes({ kind: 'link', data: { index: 9 }, attrs: { mtu: 1450, ifname: 'ovvx4096', linkinfo: flat(ifla.formatInfo({ kind: 'bridge' })) } });
     expect(linkMessageName(bytes)).toBe('ovvx4096');
     expect(linkMessageName(linkBytes({ kind: 'link', data: { index: 9 }, attrs: { mtu: 1450 } }))).toBeUndefined();
     expect(eventOf(rt.MessageType.NEWLINK, bytes, (n) => n === 'ovvx4096')).toMatchObject({ type: 'new-link', link: { name: 'ovvx4096', index: 9 } });
     expect(eventOf(rt.MessageType.NEWLINK, bytes, (n) => n === 'other')).toBeUndefined();
     expect(eventOf(rt.MessageType.DELLINK, bytes, () => false)).toBeUndefined();
+    // The filter is told the link's index too (a link followed by index whatever its name).
+    expect(eventOf(rt.MessageType.NEWLINK, bytes, (_n, index) => index === 9)).toMatchObject({ type: 'new-link', link: { name: 'ovvx4096', index: 9 } });
+    expect(eventOf(rt.MessageType.NEWLINK, bytes, (_n, index) => index === 8)).toBeUndefined();
   });
 
   it('brief events: a link\'s name, index, IFF_UP and MTU only (kind other), as a whole parse reads them', () => {

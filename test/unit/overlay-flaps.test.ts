@@ -15,7 +15,7 @@ function setup(): { flaps: DeviceFlaps; send: (name: string, up: boolean) => voi
   const flaps = new DeviceFlaps(events, pino({ level: 'silent' }));
   const send = (name: string, up: boolean) => {
     const link = { kind: 'vxlan', name, index: 7, up } as unknown as Link;
-    for (const f of followers) if (f.follows(name)) f.onEvent({ type: 'new-link', link });
+    for (const f of followers) if (f.follows(name, link.index)) f.onEvent({ type: 'new-link', link });
   };
   return { flaps, send };
 }

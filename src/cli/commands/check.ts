@@ -5,10 +5,11 @@
 // error), 3 when nothing differs but something could not be compared. `check --fix` has each
 // driver repair what differs, then checks again: it prints what was repaired (as found before),
 // then what is left (the exit code is that of what is left, as above); so does `network inspect
-// --check --fix NETWORK…` for the networks named.
+// --check --fix NETWORK…` for the networks named (one it cannot find: an error, exit 1, the others
+// still checked and printed).
 import type { NetworkCheck } from '../../controller/check.js';
 import type { CheckItem } from '../../contract/driver.js';
-import { Client, socketPath } from '../../client/index.js';
+import { ApiError, Client, socketPath } from '../../client/index.js';
 import { type Command, expectPositionals, FORMAT_HELP, formatOption, SOCKET_HELP, socketOption, wantJson, type Values } from '../command.js';
 import { printJson, table } from '../format.js';
 
@@ -65,17 +66,31 @@ export function printFixes(checks: NetworkCheck[], json: boolean): number {
   return exitOf(checks);
 }
 
-/** `network inspect --check [--fix] NETWORK…`: the check (or the repair) of each network named, in that order. */
+/**
+ * `network inspect --check [--fix] NETWORK…`: the check (or the repair) of each network named, in
+ * that order. As network inspect: a name the daemon refuses (no such network) is an error on
+ * stderr, exit 1, and the others are still checked (repaired) and printed.
+ */
 export async function checkNamed(v: Values, refs: string[]): Promise<number> {
   const json = wantJson(v);
   const fix = v.fix === true;
   const client = new Client(socketPath(v.socket as string | undefined));
   const out: NetworkCheck[] = [];
+  let failed = 0;
   for (const ref of refs) {
     const at = `/v1/networks/${encodeURIComponent(ref)}/check`;
-    out.push(await (fix ? client.request<NetworkCheck>('POST', `${at}/fix`) : client.request<NetworkCheck>('GET', at)));
+    try {
+      out.push(await (fix ? client.request<NetworkCheck>('POST', `${at}/fix`) : client.request<NetworkCheck>('GET', at)));
+    } catch (err) {
+      // Not reaching the daemon stops there.
+      if (!(err instanceof ApiError) || err.status === 0) throw err;
+      console.error(`Error: ${err.message}`);
+      failed += 1;
+    }
   }
-  return fix ? printFixes(out, json) : printChecks(out, json);
+  if (out.length === 0 && !json) return 1;
+  const code = fix ? printFixes(out, json) : printChecks(out, json);
+  return failed > 0 ? 1 : code;
 }
 
 export const check: Command = {

@@ -68,3 +68,21 @@ export function diffPlans(prev: LabPlan, next: LabPlan): LabChanges {
     detach, execChanged,
   };
 }
+
+/**
+ * Nodes whose exec lines ran before and are not run again, with a link to a node this up made
+ * again (gone, then made): that link was made again with it, and what the lines set through the
+ * old one (routes) went with it. By node: the nodes made again across its links.
+ */
+export function execLostWith(plan: LabPlan, remade: Set<string>, execDone: Set<string>): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  const withExec = new Set(plan.nodes.filter((n) => n.exec.length > 0 && execDone.has(n.name)).map((n) => n.name));
+  for (const l of plan.links) {
+    const [a, b] = l.spec.ends.map((e) => e.node) as [string, string];
+    for (const [n, other] of [[a, b], [b, a]] as const) {
+      if (withExec.has(n) && remade.has(other) && !out.get(n)?.includes(other)) out.set(n, [...(out.get(n) ?? []), other]);
+    }
+  }
+  return out;
+}
+

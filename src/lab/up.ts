@@ -12,7 +12,7 @@ import { netnsExists } from '../netns/index.js';
 import {
   configureNodes, ensureLinks, ensureMachineSandbox, ensureNetworks, ensureNodes, execNode, HostApi, hostsEntries, type Iface, type LinkEnds,
 } from './apply.js';
-import { diffPlans, type LabChanges } from './changes.js';
+import { diffPlans, execLostWith, type LabChanges } from './changes.js';
 import { daemonAnswers, ensureNamespace, startDaemon, startEtcd, stopProcess } from './hosts.js';
 import { mapLimit } from './limit.js';
 import { MACHINE, type LabTopology } from './model.js';
@@ -330,10 +330,14 @@ async function upLocked(file: string, topo: LabTopology, o: UpOptions): Promise<
     const hosts = hostsEntries(plan, state.interfaces);
     await perHost(apis, plan.nodes, (n) => [n.host], (api, nodes) => configureNodes(api, nodes, hosts, (n) => pr.step(n)));
     pr.end();
+    const remade = new Set(state.execDone.filter((n) => created.has(n)));
     const done = new Set(state.execDone.filter((n) => !created.has(n)));
     state.execDone = [...done];
     const toExec = plan.nodes.filter((n) => !done.has(n.name));
     for (const n of changes?.execChanged ?? []) if (done.has(n)) pr.note(`note: node ${n}: exec changed; it runs once, when a node is made, so it was not run again`);
+    for (const [n, made] of execLostWith(plan, remade, done)) {
+      pr.note(`note: node ${n}: its link(s) to ${made.join(', ')} were made again with ${made.length > 1 ? 'those nodes' : 'that node'}; what its exec lines set through the old one(s) (routes) is gone, and exec runs once, when a node is made: put such routes under routes: (up sets them every time), or run lab down, then lab up`);
+    }
     if (toExec.some((n) => n.exec.length > 0)) pr.begin('exec', toExec.reduce((s, n) => s + n.exec.length, 0));
     await mapLimit(toExec, CONCURRENCY, async (n) => {
       pr.step(await execNode(n));

@@ -86,6 +86,43 @@ describeRoot('cnmkit lab', () => {
     expect((await labs.ok(['down', name])).trim()).toBe(`lab ${name}: not up (nothing to remove)`);
   });
 
+  it('triangle: a router deleted by hand is made again by up with the routes through its links on every router; a neighbour whose exec added one is named', async () => {
+    const name = labName('trig');
+    await labs.ok(['up', '--name', name, example('triangle.yml')]);
+    await check(['ip', 'netns', 'del', `${name}-r2`]);
+    expect((await labs.lab(['check', name])).code).toBe(1);
+    const up = await labs.lab(['up', '--name', name, example('triangle.yml')]);
+    expect(up.code).toBe(0);
+    expect(up.stdout + up.stderr).not.toContain('note:');
+    // r1's and r3's ends of the links to r2 are new, and so are their routes through them.
+    expect(await check(['ip', '-n', `${name}-r1`, 'route', 'show', '198.19.2.0/24'])).toContain('via 198.19.12.2 dev eth1');
+    expect(await check(['ip', '-n', `${name}-r3`, 'route', 'show', '198.19.2.0/24'])).toContain('via 198.19.23.1 dev eth2');
+    expect(await check(['ip', '-n', `${name}-r2`, 'route', 'show', '198.19.1.0/24'])).toContain('via 198.19.12.1 dev eth1');
+    expect((await labs.lab(['check', name])).code).toBe(0);
+    await labs.ok(['down', name]);
+
+    // The same lab with r1's routes added by exec: up cannot set them again, and says so.
+    const dir = fs.mkdtempSync(path.join(labs.root, '..', 'cnmkit-lab-file-'));
+    try {
+      const f = path.join(dir, 'triangle-exec.yml');
+      const text = fs.readFileSync(example('triangle.yml'), 'utf8')
+        .replace('    routes:\n      - {dst: 198.19.2.0/24, via: 198.19.12.2}\n      - {dst: 198.19.3.0/24, via: 198.19.13.2}\n', '    exec:\n      - ip route add 198.19.2.0/24 via 198.19.12.2\n      - ip route add 198.19.3.0/24 via 198.19.13.2\n');
+      expect(text).toContain('ip route add 198.19.2.0/24');
+      fs.writeFileSync(f, text);
+      await labs.ok(['up', '--name', name, f]);
+      await check(['ip', 'netns', 'del', `${name}-r2`]);
+      const again = await labs.lab(['up', '--name', name, f]);
+      expect(again.code).toBe(0);
+      expect(again.stdout + again.stderr).toContain('note: node r1: its link(s) to r2 were made again with that node; what its exec lines set through the old one(s) (routes) is gone');
+      expect(again.stdout + again.stderr).not.toContain('note: node r3');
+      expect(await check(['ip', '-n', `${name}-r1`, 'route', 'show', '198.19.2.0/24'])).toBe('');
+      await labs.ok(['down', name]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    expect(await leftovers(name)).toEqual(clean);
+  });
+
   it('containerlab file: sandboxes, its bridge, mgmt addresses, a host: end in the machine namespace, one warning', async () => {
     const name = labName('clab');
     const up = await labs.lab(['up', '--name', name, example('clab.clab.yml')]);

@@ -48,9 +48,24 @@ function sleepersIn(ino: number): Proc[] {
   return out;
 }
 
-/** The node's sleepers, found through its namespace while its file is mounted. */
-function nodeSleepers(ns: string): Proc[] {
-  const found = sleepersIn(fs.statSync(`/run/netns/${ns}`).ino);
+/** Polls test() until it holds, at most ms; false when it never did. */
+async function within(ms: number, test: () => boolean): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (!test()) {
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return true;
+}
+
+/**
+ * The node's sleepers, found through its namespace while its file is mounted (waited for: the
+ * shell's child that becomes `sleep` may not have exec'd it yet when the line's shell ended).
+ */
+async function nodeSleepers(ns: string): Promise<Proc[]> {
+  const ino = fs.statSync(`/run/netns/${ns}`).ino;
+  await within(5000, () => sleepersIn(ino).length > 0);
+  const found = sleepersIn(ino);
   expect(found).toHaveLength(1);
   seen.push(...found);
   return found;
@@ -81,17 +96,20 @@ describeRoot('cnmkit lab: a node\'s background processes end with it', () => {
     const before = await netState(machine);
     await labs.ok(['up', f]);
     const daemon = labs.state(name).daemons.local!.pid;
-    const first = nodeSleepers(ns);
+    const first = await nodeSleepers(ns);
     await cut(ns);
     expect(first.every(stillRuns)).toBe(true);
     await labs.ok(['up', f]);
-    const second = nodeSleepers(ns);
+    const second = await nodeSleepers(ns);
     expect(second[0]!.pid).not.toBe(first[0]!.pid);
+    // SIGKILLed: gone once the kernel has run its exit, at once on an idle machine.
+    await within(5000, () => !first.some(stillRuns));
     expect(first.filter(stillRuns)).toEqual([]);
     expect(pidAlive(daemon)).toBe(true);
     expect((await labs.lab(['check', name])).code).toBe(0);
     await cut(ns);
     await labs.ok(['down', name]);
+    await within(5000, () => !second.some(stillRuns));
     expect(second.filter(stillRuns)).toEqual([]);
     expect(await namespacesWith(`${name}-`)).toEqual([]);
     expect(fs.existsSync(`/run/netns/${ns}`)).toBe(false);

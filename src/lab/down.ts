@@ -1,6 +1,8 @@
 // `cnmkit lab down NAME`: removes everything the lab made and nothing else — the host:IFACE ends
 // it made in the namespace `up` ran in, the daemons and etcd (by recorded pid and start time;
-// SIGKILL, as their state is thrown away with the run directory), the namespaces it made (a name
+// SIGKILL, as their state is thrown away with the run directory), the processes running in its
+// nodes (found through their namespaces, and those `up` recorded by pid and start time, which a
+// node's namespace no path leads to any more still holds), the namespaces it made (a name
 // that was taken when `up` came to it is refused there, never adopted), the nodes' /etc/netns
 // files, and the run directory. Works after a crash of `up` or of a
 // daemon, and twice in a row (the second time there is nothing to do).
@@ -12,6 +14,7 @@ import { killProcessesInNetns } from '../netns/pids.js';
 import { DAEMON_DEFAULTS } from '../defaults.js';
 import { ETC_NETNS } from '../sandbox-config/index.js';
 import { stopProcess } from './hosts.js';
+import { endNodeProcesses } from './node-procs.js';
 import { labRoot } from './plan.js';
 import type { Progress } from './progress.js';
 import { ownedMachineEnds, ownedNamespaces, readState, withLabLock, type LabState } from './state.js';
@@ -75,6 +78,7 @@ async function downLocked(name: string, root: string, o: DownOptions): Promise<b
   pr.end();
   const namespaces = ownedNamespaces(s);
   pr.begin('namespaces', namespaces.length);
+  endNodeProcesses(s);
   killProcessesIn(namespaces);
   removeNamespaces(namespaces);
   pr.step(namespaces.length);

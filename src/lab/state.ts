@@ -1,11 +1,11 @@
 // A lab's record in its run directory (state.json): the plan it was brought up with, the
-// processes it started (daemons, etcd) with their start times so that a reused pid is never
-// taken for them, and the phase. Written before each thing is made, so `down` finds everything
+// processes it started (daemons, etcd) and those seen running in its nodes, with their start
+// times so that a reused pid is never taken for them, and the phase. Written before each thing is made, so `down` finds everything
 // after a crash of `up`. Written atomically (rename).
 import fs from 'node:fs';
 import path from 'node:path';
 import { ConflictError, NotFoundError } from '../errors.js';
-import { processStartTime } from '../netns/pids.js';
+import { processStartTime, type ProcessId } from '../netns/pids.js';
 import { MACHINE } from './model.js';
 import { labNamespaces, labRoot, type LabPlan } from './plan.js';
 
@@ -41,6 +41,11 @@ export interface LabState {
   owned?: string[];
   /** The host:IFACE ends this lab made (a name that was there already is refused, never taken). */
   machineEnds?: string[];
+  /**
+   * By node: the processes seen in its namespace while its file was mounted (exec lines' servers),
+   * ended with it even once no path leads to its namespace. Absent in a state written before.
+   */
+  nodeProcesses?: Record<string, ProcessId[]>;
   created: string;
   updated: string;
 }

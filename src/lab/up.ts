@@ -16,6 +16,7 @@ import { diffPlans, execLostWith, type LabChanges } from './changes.js';
 import { daemonAnswers, ensureNamespace, startDaemon, startEtcd, stopProcess } from './hosts.js';
 import { mapLimit } from './limit.js';
 import { MACHINE, type LabTopology } from './model.js';
+import { recordNodeProcesses, settleNodeProcesses } from './node-procs.js';
 import { labNamespaces, labRoot, planLab, type LabPlan } from './plan.js';
 import type { Progress } from './progress.js';
 import { isAlive, machineEndsOf, ownedMachineEnds, ownedNamespaces, readState, withLabLock, writeState, type LabState } from './state.js';
@@ -77,6 +78,7 @@ function initialState(plan: LabPlan, file: string, prev: LabState | undefined): 
     // Each found free (refuseTaken) before it is recorded here, and recorded before it is made.
     owned: [...new Set([...(prev ? ownedNamespaces(prev) : []), ...labNamespaces(plan)])],
     machineEnds: prev ? ownedMachineEnds(prev) : [],
+    ...(prev?.nodeProcesses ? { nodeProcesses: prev.nodeProcesses } : {}),
     created: prev?.created ?? now, updated: now,
   };
 }
@@ -314,6 +316,8 @@ async function upLocked(file: string, topo: LabTopology, o: UpOptions): Promise<
     throw err;
   }
   const state = initialState(plan, file, prev);
+  // A gone node's processes end before it is made again (its namespace lives on, held by them).
+  settleNodeProcesses(state);
   writeState(state);
   try {
     const starting = await upHosts(state, links, pr);
@@ -340,7 +344,11 @@ async function upLocked(file: string, topo: LabTopology, o: UpOptions): Promise<
     }
     if (toExec.some((n) => n.exec.length > 0)) pr.begin('exec', toExec.reduce((s, n) => s + n.exec.length, 0));
     await mapLimit(toExec, CONCURRENCY, async (n) => {
-      pr.step(await execNode(n));
+      try {
+        pr.step(await execNode(n));
+      } finally {
+        if (n.exec.length > 0) recordNodeProcesses(state, [n]);
+      }
       state.execDone.push(n.name);
     });
     pr.end();

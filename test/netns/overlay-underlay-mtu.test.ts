@@ -9,7 +9,7 @@ import { LinkEvents } from '../../drivers/overlay/link-events.js';
 import { UnderlayMtu } from '../../drivers/overlay/underlay.js';
 import { ConflictError } from '../../src/errors.js';
 import { describeRoot } from '../helpers/root.js';
-import { makeNs } from '../helpers/netns.js';
+import { makeNs, type TestNs } from '../helpers/netns.js';
 import { handleOn } from './netlink-helpers.js';
 
 const VTEP = '198.18.5.1';
@@ -24,14 +24,19 @@ async function readsWithin(read: () => Promise<number>, want: number, ms = 2000)
   }
 }
 
+/** A throwaway namespace whose u0 holds the VTEP address, and reads of its underlay MTU (following its link events, or not). */
+async function underlayIn(tag: string, events = true): Promise<{ ns: TestNs; read: () => Promise<number> }> {
+  const ns = await makeNs(tag);
+  const h = handleOn(ns);
+  await ns.sh(['ip', 'link', 'add', 'u0', 'type', 'veth', 'peer', 'name', 'u1']);
+  await ns.sh(['ip', 'addr', 'add', `${VTEP}/24`, 'dev', 'u0']);
+  const underlay = new UnderlayMtu(events ? new LinkEvents({ get: () => h }, pino({ level: 'silent' })) : undefined);
+  return { ns, read: () => underlay.read(h, VTEP) };
+}
+
 describeRoot('overlay: the underlay MTU', () => {
   it('follows the VTEP interface: its MTU changed, the interface gone and the address on another one', async () => {
-    const ns = await makeNs('umtu');
-    const h = handleOn(ns);
-    await ns.sh(['ip', 'link', 'add', 'u0', 'type', 'veth', 'peer', 'name', 'u1']);
-    await ns.sh(['ip', 'addr', 'add', `${VTEP}/24`, 'dev', 'u0']);
-    const underlay = new UnderlayMtu(new LinkEvents({ get: () => h }, pino({ level: 'silent' })));
-    const read = () => underlay.read(h, VTEP);
+    const { ns, read } = await underlayIn('umtu');
     expect(await read()).toBe(1450);
     await ns.sh(['ip', 'link', 'set', 'u0', 'mtu', '9000']);
     expect(await readsWithin(read, 8950)).toBe(8950);
@@ -48,12 +53,7 @@ describeRoot('overlay: the underlay MTU', () => {
   });
 
   it('follows the VTEP interface renamed: its MTU changed after, then its deletion (the address gone: refused)', async () => {
-    const ns = await makeNs('umtr');
-    const h = handleOn(ns);
-    await ns.sh(['ip', 'link', 'add', 'u0', 'type', 'veth', 'peer', 'name', 'u1']);
-    await ns.sh(['ip', 'addr', 'add', `${VTEP}/24`, 'dev', 'u0']);
-    const underlay = new UnderlayMtu(new LinkEvents({ get: () => h }, pino({ level: 'silent' })));
-    const read = () => underlay.read(h, VTEP);
+    const { ns, read } = await underlayIn('umtr');
     expect(await read()).toBe(1450);
     await ns.sh(['ip', 'link', 'set', 'u0', 'name', 'under0']);
     await ns.sh(['ip', 'link', 'set', 'under0', 'mtu', '1300']);
@@ -63,13 +63,9 @@ describeRoot('overlay: the underlay MTU', () => {
   });
 
   it('without link events it asks the kernel at each read', async () => {
-    const ns = await makeNs('umtn');
-    const h = handleOn(ns);
-    await ns.sh(['ip', 'link', 'add', 'u0', 'type', 'veth', 'peer', 'name', 'u1']);
-    await ns.sh(['ip', 'addr', 'add', `${VTEP}/24`, 'dev', 'u0']);
-    const underlay = new UnderlayMtu();
-    expect(await underlay.read(h, VTEP)).toBe(1450);
+    const { ns, read } = await underlayIn('umtn', false);
+    expect(await read()).toBe(1450);
     await ns.sh(['ip', 'link', 'set', 'u0', 'mtu', '2000']);
-    expect(await underlay.read(h, VTEP)).toBe(1950);
+    expect(await read()).toBe(1950);
   });
 });

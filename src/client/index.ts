@@ -74,6 +74,11 @@ export class Client {
         else if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED')
           reject(new ApiError(0, `cannot reach the cnmkit daemon at ${this.socket} (${err.code}): is \`cnmkit daemon\` running?`));
         else if (err.code === 'EACCES') reject(new ApiError(0, `permission denied on ${this.socket}: the daemon's socket is for root`));
+        else if (!answered && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) {
+          // Not sent again: the daemon may have handled it before it closed (a crash); a closed
+          // fresh connection is mostly the daemon at its limit of connections at once.
+          reject(new ApiError(0, `the cnmkit daemon at ${this.socket} closed the connection before answering (${err.code}): it was serving as many connections as it takes at once (128 on its management socket), or it stopped; try again`, err.code));
+        }
         else reject(err);
       });
       req.end(payload);

@@ -1,7 +1,8 @@
 // The management API's client over a kept-alive connection, against a raw HTTP server on a real
 // unix socket that plays the daemon closing an idle connection just as the next request arrives
 // (it closes without handling it): the client sends that request again once, on a new connection,
-// and the server sees it handled once. A request reset on a new connection is not sent again.
+// and the server sees it handled once. A request reset on a new connection is not sent again, and
+// its error says why a daemon closes a fresh connection.
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -64,7 +65,10 @@ describe('the client on a kept-alive connection the daemon closes', () => {
     const { sock, handled } = await flakyServer(true);
     let seen = 0;
     server!.on('connection', () => (seen += 1));
-    await expect(new Client(sock).request('POST', '/v1/networks', { name: 'a' })).rejects.toMatchObject({ code: expect.stringMatching(/ECONNRESET|EPIPE/) });
+    await expect(new Client(sock).request('POST', '/v1/networks', { name: 'a' })).rejects.toMatchObject({
+      code: expect.stringMatching(/ECONNRESET|EPIPE/),
+      message: expect.stringMatching(/^the cnmkit daemon at \S+ closed the connection before answering \((ECONNRESET|EPIPE)\): it was serving as many connections as it takes at once \(128 on its management socket\), or it stopped; try again$/),
+    });
     expect([seen, handled]).toEqual([1, []]);
   });
 });

@@ -7,7 +7,7 @@ import { runInNetns } from '../netns/index.js';
 import { listAddresses, parseAddress, type Address } from './addrs.js';
 import type { NetlinkHandle } from './handle.js';
 import { AF_BRIDGE } from './af.js';
-import { briefLink, parseLink } from './link-parse.js';
+import { briefLink, linkMessageName, parseLink } from './link-parse.js';
 import { listLinks } from './links.js';
 import { openRtSocket, type RtSocket } from './socket.js';
 import type { Link } from './types.js';
@@ -62,25 +62,6 @@ export function netlinkDrops(procText: string, port: number): number | undefined
   return undefined;
 }
 
-const IFINFOMSG_LEN = 16;
-const RTA_HDRLEN = 4;
-const IFLA_IFNAME = 3;
-
-/** The IFLA_IFNAME of a link message's payload (ifinfomsg, then attributes), read without parsing the rest. */
-export function linkMessageName(data: Buffer): string | undefined {
-  for (let off = IFINFOMSG_LEN; off + RTA_HDRLEN <= data.length; ) {
-    const len = data.readUInt16LE(off);
-    if (len < RTA_HDRLEN || off + len > data.length) return undefined;
-    if ((data.readUInt16LE(off + 2) & 0x3fff) === IFLA_IFNAME) {
-      const value = data.subarray(off + RTA_HDRLEN, off + len);
-      const end = value.indexOf(0);
-      return value.toString('latin1', 0, end < 0 ? value.length : end);
-    }
-    off += (len + 3) & ~3;
-  }
-  return undefined;
-}
-
 /**
  * Typed event of one raw notification; undefined for types this layer does not report (or a link
  * linkNamed leaves out). brief: links as briefLink reads them.
@@ -92,12 +73,17 @@ export function eventOf(type: number, data: Buffer, linkNamed?: (ifname: string,
       // Bridges also announce their ports' bridge state as AF_BRIDGE link messages: not link changes
       // (about half of a new bridge port's messages), dropped before anything is read.
       if (data.length < 1 || data[0] === AF_BRIDGE) return undefined;
-      if (linkNamed) {
-        const name = linkMessageName(data);
+      let link: Link | undefined;
+      if (brief) {
+        // Its name and index come in the same one pass: filtered after it.
+        link = briefLink(data);
+        if (link && linkNamed && !linkNamed(link.name, link.index)) return undefined;
+      } else {
+        const name = linkNamed ? linkMessageName(data) : undefined;
         // ifinfomsg: family, pad, type (2 bytes), then the index.
-        if (name !== undefined && !linkNamed(name, data.readInt32LE(4))) return undefined;
+        if (name !== undefined && !linkNamed!(name, data.readInt32LE(4))) return undefined;
+        link = parseLink(rt.parseLinkMessage(data));
       }
-      const link = brief ? briefLink(data) : parseLink(rt.parseLinkMessage(data));
       if (!link) return undefined;
       return type === rt.MessageType.NEWLINK ? { type: 'new-link', link } : { type: 'del-link', link };
     }

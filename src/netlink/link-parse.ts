@@ -1,4 +1,5 @@
-// Parsed RTM_NEWLINK/DELLINK messages of the `netlink` package to the typed Link union. Pure.
+// Parsed RTM_NEWLINK/DELLINK messages of the `netlink` package to the typed Link union, and raw
+// payloads read in one pass over their attributes (name, index, MTU, IFLA_LINK) for hot paths. Pure.
 // Limits: kind-specific attributes are read for veth, bridge, vxlan and macvlan only.
 import { getU32, ifla, type rt } from 'netlink';
 import { formatIp, formatMac } from '../ip/index.js';
@@ -23,16 +24,32 @@ const IFINFOMSG_LEN = 16;
 const IFLA_MTU = 4;
 const IFLA_LINK = 5;
 
+/**
+ * Calls visit(type, at, end) for each attribute of a raw RTM_NEWLINK/DELLINK payload (after its
+ * ifinfomsg), at and end bounding its value, in order, until visit returns true or a malformed
+ * attribute ends the walk. One pass, nothing else parsed.
+ */
+function walkAttrs(data: Buffer, visit: (type: number, at: number, end: number) => boolean | void): void {
+  for (let off = IFINFOMSG_LEN; off + 4 <= data.length; ) {
+    const len = data.readUInt16LE(off);
+    if (len < 4 || off + len > data.length) return;
+    if (visit(data.readUInt16LE(off + 2) & 0x3fff, off + 4, off + len) === true) return;
+    off += (len + 3) & ~3;
+  }
+}
+
+/** A string attribute's value, up to its NUL. */
+function attrString(data: Buffer, at: number, end: number): string {
+  const nul = data.indexOf(0, at);
+  return data.toString('latin1', at, nul < 0 || nul > end ? end : nul);
+}
+
 /** The u32 attributes of the given types in a raw RTM_NEWLINK payload (after its ifinfomsg), by type. */
 function rawU32Attrs(data: Buffer, types: number[]): Map<number, number> {
   const out = new Map<number, number>();
-  for (let off = IFINFOMSG_LEN; off + 4 <= data.length; ) {
-    const len = data.readUInt16LE(off);
-    if (len < 4 || off + len > data.length) break;
-    const type = data.readUInt16LE(off + 2) & 0x3fff;
-    if (types.includes(type) && len >= 8) out.set(type, data.readUInt32LE(off + 4));
-    off += (len + 3) & ~3;
-  }
+  walkAttrs(data, (type, at, end) => {
+    if (types.includes(type) && end - at >= 4) out.set(type, data.readUInt32LE(at));
+  });
   return out;
 }
 
@@ -48,6 +65,17 @@ export function echoedIndexes(data: Buffer): { index?: number; link?: number } {
 const IFLA_IFNAME = 3;
 const IFF_UP = 1;
 
+/** The IFLA_IFNAME of a link message's payload (ifinfomsg, then attributes), read without parsing the rest. */
+export function linkMessageName(data: Buffer): string | undefined {
+  let name: string | undefined;
+  walkAttrs(data, (type, at, end) => {
+    if (type !== IFLA_IFNAME) return false;
+    name = attrString(data, at, end);
+    return true;
+  });
+  return name;
+}
+
 /**
  * A raw RTM_NEWLINK/DELLINK payload as a brief Link: its name, ifindex, IFF_UP and MTU, read in one
  * pass over its attributes (a whole message, its stats included, costs ~10-30 times as much);
@@ -57,16 +85,10 @@ export function briefLink(data: Buffer): OtherLink | undefined {
   if (data.length < IFINFOMSG_LEN) return undefined;
   let name: string | undefined;
   let mtu: number | undefined;
-  for (let off = IFINFOMSG_LEN; off + 4 <= data.length; ) {
-    const len = data.readUInt16LE(off);
-    if (len < 4 || off + len > data.length) break;
-    const type = data.readUInt16LE(off + 2) & 0x3fff;
-    if (type === IFLA_IFNAME) {
-      const end = data.indexOf(0, off + 4);
-      name = data.toString('latin1', off + 4, end < 0 || end > off + len ? off + len : end);
-    } else if (type === IFLA_MTU && len >= 8) mtu = data.readUInt32LE(off + 4);
-    off += (len + 3) & ~3;
-  }
+  walkAttrs(data, (type, at, end) => {
+    if (type === IFLA_IFNAME) name = attrString(data, at, end);
+    else if (type === IFLA_MTU && end - at >= 4) mtu = data.readUInt32LE(at);
+  });
   if (name === undefined) return undefined;
   return assignDefined<OtherLink>({ kind: 'other', name, index: data.readInt32LE(4), up: (data.readUInt32LE(8) & IFF_UP) !== 0 }, { mtu });
 }

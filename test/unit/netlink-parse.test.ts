@@ -2,8 +2,8 @@
 // the typed union, notifications to typed events, and the drop counter in /proc/net/netlink.
 import { describe, expect, it } from 'vitest';
 import { AttrStream, ifla, rt } from 'netlink';
-import { eventOf, linkMessageName, netlinkDrops } from '../../src/netlink/events.js';
-import { briefLink, echoedIndexes, indexAndMtu, parseLink } from '../../src/netlink/link-parse.js';
+import { eventOf, netlinkDrops } from '../../src/netlink/events.js';
+import { briefLink, echoedIndexes, indexAndMtu, linkMessageName, parseLink } from '../../src/netlink/link-parse.js';
 import { body, u32 } from '../../src/netlink/encode.js';
 import { parseErrorReply } from '../../src/netlink/reply.js';
 

@@ -11,7 +11,7 @@ import { createNamedNetns, netnsExists } from '../netns/index.js';
 import { Client } from '../client/index.js';
 import { projectPath } from '../paths.js';
 import { ETCD_CLIENT_PORT, ETCD_PEER_PORT, type EtcdPlan, type HostPlan } from './plan.js';
-import { processStartTime } from '../netns/pids.js';
+import { processStartTime, stillRuns } from '../netns/pids.js';
 import { isAlive, type ProcessRecord } from './state.js';
 
 const CLI = projectPath('bin', 'cnmkit');
@@ -167,7 +167,7 @@ export async function stopProcess(p: ProcessRecord | undefined, graceMs = 3000):
   const deadline = Date.now() + graceMs;
   while (isAlive(p) && Date.now() < deadline) await sleep(10);
   if (isAlive(p)) process.kill(p!.pid, 'SIGKILL');
-  while (processStartTime(p!.pid) === p!.startTime && fs.existsSync(`/proc/${p!.pid}`) && !isZombie(p!.pid)) await sleep(5);
+  while (stillRuns(p!) && fs.existsSync(`/proc/${p!.pid}`) && !isZombie(p!.pid)) await sleep(5);
 }
 
 function isZombie(pid: number): boolean {

@@ -10,7 +10,7 @@
 import path from 'node:path';
 import { DAEMON_DEFAULTS } from '../defaults.js';
 import { netnsExists } from '../netns/index.js';
-import { killRecorded, processesInNetns, processStartTime } from '../netns/pids.js';
+import { killRecorded, processesInNetns, stillRuns } from '../netns/pids.js';
 import type { NodePlan } from './plan.js';
 import type { LabState } from './state.js';
 
@@ -29,7 +29,7 @@ function labPids(s: LabState): number[] {
 export function recordNodeProcesses(s: LabState, nodes: NodePlan[]): void {
   const seen = processesInNetns(nodes.map(nsPathOf), labPids(s));
   for (const [i, n] of nodes.entries()) {
-    const still = (s.nodeProcesses?.[n.name] ?? []).filter((p) => processStartTime(p.pid) === p.startTime);
+    const still = (s.nodeProcesses?.[n.name] ?? []).filter(stillRuns);
     const known = new Set(still.map((p) => `${p.pid}/${p.startTime}`));
     const now = [...still, ...seen[i]!.filter((p) => !known.has(`${p.pid}/${p.startTime}`))];
     if (now.length > 0) (s.nodeProcesses ??= {})[n.name] = now;

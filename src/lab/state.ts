@@ -5,14 +5,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { ConflictError, NotFoundError } from '../errors.js';
-import { processStartTime, type ProcessId } from '../netns/pids.js';
+import { processStartTime, stillRuns, type ProcessId } from '../netns/pids.js';
 import { MACHINE } from './model.js';
 import { labNamespaces, labRoot, type LabPlan } from './plan.js';
 
-export interface ProcessRecord {
-  pid: number;
-  /** Field 22 of /proc/PID/stat: with the pid, names one process for the machine's uptime. */
-  startTime: string;
+export interface ProcessRecord extends ProcessId {
   /** A string its command line must contain (the daemon's socket, etcd's data dir). */
   marker: string;
 }
@@ -103,7 +100,7 @@ export function listLabs(root = labRoot()): string[] {
 
 /** Whether the recorded process is still the one the lab started. */
 export function isAlive(p: ProcessRecord | undefined): boolean {
-  if (!p || processStartTime(p.pid) !== p.startTime) return false;
+  if (!p || !stillRuns(p)) return false;
   try {
     return fs.readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').includes(p.marker);
   } catch {

@@ -20,7 +20,13 @@ export function processStartTime(pid: number): string | undefined {
 /** One process for the machine's uptime: its pid and its start time (processStartTime). */
 export interface ProcessId {
   pid: number;
+  /** Field 22 of /proc/PID/stat: with the pid, names one process for the machine's uptime. */
   startTime: string;
+}
+
+/** Whether the recorded process still runs: its pid has the same start time (not a later process that took the pid). */
+export function stillRuns(p: ProcessId): boolean {
+  return processStartTime(p.pid) === p.startTime;
 }
 
 /** The inode of a namespace file, or undefined when it is gone. */
@@ -107,7 +113,7 @@ export function processesInNetns(nsPaths: string[], except: number[] = []): Proc
 export function killRecorded(processes: ProcessId[]): number {
   let killed = 0;
   for (const p of processes) {
-    if (p.pid === process.pid || processStartTime(p.pid) !== p.startTime) continue;
+    if (p.pid === process.pid || !stillRuns(p)) continue;
     try {
       process.kill(p.pid, 'SIGKILL');
       killed++;

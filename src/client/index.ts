@@ -25,7 +25,12 @@ export function socketPath(flag: string | undefined): string {
  * cannot do it twice. A reset on a new connection, or after the answer began, is not retried.
  */
 function retryable(err: NodeJS.ErrnoException, reused: boolean, answered: boolean): boolean {
-  return reused && !answered && (err.code === 'ECONNRESET' || err.code === 'EPIPE');
+  return reused && closedUnanswered(err, answered);
+}
+
+/** Whether the daemon closed the connection (reset, or a write that failed) before any answer. */
+function closedUnanswered(err: NodeJS.ErrnoException, answered: boolean): boolean {
+  return !answered && (err.code === 'ECONNRESET' || err.code === 'EPIPE');
 }
 
 export class Client {
@@ -74,7 +79,7 @@ export class Client {
         else if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED')
           reject(new ApiError(0, `cannot reach the cnmkit daemon at ${this.socket} (${err.code}): is \`cnmkit daemon\` running?`));
         else if (err.code === 'EACCES') reject(new ApiError(0, `permission denied on ${this.socket}: the daemon's socket is for root`));
-        else if (!answered && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) {
+        else if (closedUnanswered(err, answered)) {
           // Not sent again: the daemon may have handled it before it closed (a crash); a closed
           // fresh connection is mostly the daemon at its limit of connections at once.
           reject(new ApiError(0, `the cnmkit daemon at ${this.socket} closed the connection before answering (${err.code}): it was serving as many connections as it takes at once (128 on its management socket), or it stopped; try again`, err.code));
